@@ -1,0 +1,88 @@
+/* vow — values: what a promise is fulfilled with.
+ *
+ * Values are immutable and reference-counted. Most hold one msgpack object
+ * as its encoded bytes, decoded only when read: a result that came over a
+ * pipe costs its bytes, not a msgpack zone. A value can also wrap an opaque
+ * pointer with its destructor, an array of values (what vow_all fulfils
+ * with), or a failure (an element of vow_all_settled's array).
+ *
+ * Ownership: every constructor returns a new reference (never NULL unless
+ * stated); vow_value_release drops one. Getters return borrowed data that
+ * lives as long as the value. Reference counts are not atomic: a value may
+ * move to another thread but not be shared between threads.
+ */
+#ifndef VOW_VALUE_H
+#define VOW_VALUE_H
+
+#include <msgpack.h>
+
+#include "common.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum vow_value_kind {
+  VOW_VALUE_MSGPACK = 1, /* one msgpack object, kept encoded */
+  VOW_VALUE_PTR,         /* an opaque pointer and its destructor */
+  VOW_VALUE_ARRAY,       /* an array of values */
+  VOW_VALUE_FAILURE      /* a failure, as an element of all-settled */
+} vow_value_kind_t;
+
+/* The nil value. It is shared and immortal; ref and release are no-ops. */
+VOW_EXTERN vow_value_t* vow_value_nil(void);
+
+/* Constructors return NULL only when memory runs out. */
+VOW_EXTERN vow_value_t* vow_value_new_int(int64_t i);
+VOW_EXTERN vow_value_t* vow_value_new_double(double d);
+VOW_EXTERN vow_value_t* vow_value_new_bool(bool b);
+VOW_EXTERN vow_value_t* vow_value_new_str(const char* s, size_t len);
+VOW_EXTERN vow_value_t* vow_value_new_bin(const void* data, size_t len);
+/* Copies exactly one well-formed msgpack object. Returns NULL (and sets
+ * *err to UV_EINVAL or UV_ENOMEM when err is not NULL) for malformed input,
+ * trailing bytes, or more than one object. */
+VOW_EXTERN vow_value_t* vow_value_new_msgpack(const void* bytes, size_t len,
+                                              int* err);
+/* Wraps ptr; dtor (may be NULL) runs when the last reference goes. */
+VOW_EXTERN vow_value_t* vow_value_new_ptr(void* ptr, void (*dtor)(void*));
+/* Takes over the references in items[0..n); the items array itself is
+ * copied, not kept. On failure the items are released. */
+VOW_EXTERN vow_value_t* vow_value_new_array(vow_value_t** items, size_t n);
+/* Takes over f's reference. */
+VOW_EXTERN vow_value_t* vow_value_new_failure(vow_failure_t* f);
+
+VOW_EXTERN vow_value_t* vow_value_ref(vow_value_t* v);
+VOW_EXTERN void vow_value_release(vow_value_t* v);
+
+VOW_EXTERN vow_value_kind_t vow_value_kind(const vow_value_t* v);
+VOW_EXTERN bool vow_value_is_nil(const vow_value_t* v);
+
+/* Readers of msgpack values. Each returns 0, or UV_EINVAL when v does not
+ * hold that type (ints read as double too; a positive int fits int64 only
+ * up to INT64_MAX, else UV_ERANGE). */
+VOW_EXTERN int vow_value_get_int(const vow_value_t* v, int64_t* out);
+VOW_EXTERN int vow_value_get_double(const vow_value_t* v, double* out);
+VOW_EXTERN int vow_value_get_bool(const vow_value_t* v, bool* out);
+/* Borrowed pointer into the value's bytes; not NUL-terminated. */
+VOW_EXTERN int vow_value_get_str(const vow_value_t* v, const char** s,
+                                 size_t* len);
+VOW_EXTERN int vow_value_get_bin(const vow_value_t* v, const void** data,
+                                 size_t* len);
+
+/* The encoded msgpack bytes (borrowed), or NULL for non-msgpack values. */
+VOW_EXTERN const void* vow_value_bytes(const vow_value_t* v, size_t* len);
+/* Decodes a msgpack value with msgpack-c into out, which the caller has
+ * initialised with msgpack_unpacked_init and later destroys. Returns 0 or
+ * UV_EINVAL. */
+VOW_EXTERN int vow_value_unpack(const vow_value_t* v, msgpack_unpacked* out);
+
+/* Borrowed; NULL when v is not of that kind. */
+VOW_EXTERN void* vow_value_get_ptr(const vow_value_t* v);
+VOW_EXTERN size_t vow_value_array_len(const vow_value_t* v);
+VOW_EXTERN vow_value_t* vow_value_array_at(const vow_value_t* v, size_t i);
+VOW_EXTERN vow_failure_t* vow_value_get_failure(const vow_value_t* v);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* VOW_VALUE_H */

@@ -1,0 +1,239 @@
+/* The context: loop glue, the ready queue's idle handle, reports, close. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+static void default_report(vow_ctx_t* ctx, vow_report_kind_t kind,
+                           vow_failure_t* f, void* data) {
+  char line[1024];
+  (void)ctx;
+  (void)data;
+  if (kind == VOW_REPORT_PENDING) {
+    fprintf(stderr,
+            "vow: a promise was still pending when its context "
+            "closed\n");
+    return;
+  }
+  vow_failure_describe(f, line, sizeof(line));
+  fprintf(stderr, "vow: unhandled failure: %s\n", line);
+}
+
+void vow__report(vow_ctx_t* ctx, vow_report_kind_t kind, vow_failure_t* f) {
+  ctx->report(ctx, kind, f, ctx->report_data);
+}
+
+static void on_idle(uv_idle_t* idle) {
+  vow__drain(VOW__CONTAINER_OF(idle, vow_ctx_t, idle));
+}
+
+void vow__wake(vow_ctx_t* ctx) {
+  uv_idle_start(&ctx->idle, on_idle);
+}
+
+static void on_async(uv_async_t* async) {
+  vow__threadsafe_drain(VOW__CONTAINER_OF(async, vow_ctx_t, async));
+}
+
+vow_ctx_t* vow_ctx_new(uv_loop_t* loop) {
+  vow_ctx_t* ctx = calloc(1, sizeof(*ctx));
+  if (ctx == NULL)
+    return NULL;
+  if (loop == NULL) {
+    if (uv_loop_init(&ctx->own_loop) != 0) {
+      free(ctx);
+      return NULL;
+    }
+    loop = &ctx->own_loop;
+    ctx->owns_loop = true;
+  }
+  if (uv_mutex_init(&ctx->ts_lock) != 0) {
+    if (ctx->owns_loop)
+      uv_loop_close(loop);
+    free(ctx);
+    return NULL;
+  }
+  ctx->loop = loop;
+  vow__pool_init(&ctx->promises, sizeof(vow_promise_t), 256);
+  vow__pool_init(&ctx->nodes, sizeof(vow__node), 256);
+  ctx->clock = &vow__real_clock;
+  ctx->ops.prev = ctx->ops.next = &ctx->ops;
+  ctx->report = default_report;
+  uv_idle_init(loop, &ctx->idle);
+  uv_timer_init(loop, &ctx->uv_timer);
+  uv_async_init(loop, &ctx->async, on_async);
+  /* Threadsafe settles must not keep a finished loop alive on their own;
+   * vow_ctx_wait refs the handle while it waits. */
+  uv_unref((uv_handle_t*)&ctx->async);
+  ctx->idle.data = ctx;
+  ctx->handles_open = 3;
+  return ctx;
+}
+
+uv_loop_t* vow_ctx_loop(vow_ctx_t* ctx) {
+  return ctx->loop;
+}
+
+int vow_ctx_run(vow_ctx_t* ctx) {
+  return uv_run(ctx->loop, UV_RUN_DEFAULT);
+}
+
+int vow_ctx_wait(vow_ctx_t* ctx, vow_promise_t* p) {
+  int settled;
+  vow_promise_ref(p);
+  uv_ref((uv_handle_t*)&ctx->async);
+  for (;;) {
+    vow__drain(ctx);
+    settled = p->state == VOW_FULFILLED || p->state == VOW_REJECTED;
+    if (settled && !(p->flags & (VOW__QUEUED | VOW__RUNNING)) &&
+        p->tail == NULL)
+      break;
+    uv_run(ctx->loop, UV_RUN_ONCE);
+  }
+  uv_unref((uv_handle_t*)&ctx->async);
+  settled = p->state;
+  vow_promise_release(p);
+  return settled;
+}
+
+size_t vow_ctx_drain(vow_ctx_t* ctx) {
+  return vow__drain(ctx);
+}
+
+void vow_ctx_set_report_handler(vow_ctx_t* ctx, vow_report_fn fn, void* data) {
+  ctx->report = fn ? fn : default_report;
+  ctx->report_data = fn ? data : NULL;
+}
+
+uint64_t vow_ctx_now(vow_ctx_t* ctx) {
+  return ctx->clock->now(ctx);
+}
+
+typedef struct stats_walk {
+  vow_ctx_t* ctx;
+  size_t pending;
+} stats_walk;
+
+/* A slot holds a live promise when its first word is the context: a free
+ * slot's first word is the free-list link instead, which points into a
+ * slab or is NULL, never to the context. */
+static bool in_use(vow_ctx_t* ctx, const vow_promise_t* p) {
+  return p->ctx == ctx;
+}
+
+static void count_pending(void* obj, void* arg) {
+  vow_promise_t* p = obj;
+  if (!in_use(((stats_walk*)arg)->ctx, p))
+    return;
+  if (p->state == VOW_PENDING || p->state == VOW_WAITING)
+    ((stats_walk*)arg)->pending++;
+}
+
+void vow_ctx_stats(vow_ctx_t* ctx, vow_ctx_stats_t* out) {
+  stats_walk w = {ctx, 0};
+  vow__pool_each(&ctx->promises, count_pending, &w);
+  out->promises_live = ctx->promises.live;
+  out->promises_pending = w.pending;
+  out->timers = ctx->heap_len;
+  out->bytes_reserved = ctx->promises.reserved + ctx->nodes.reserved;
+}
+
+/* ---- operations ------------------------------------------------------ */
+
+void vow__op_start(vow_ctx_t* ctx, vow__op* op, void (*shutdown)(vow__op*)) {
+  op->shutdown = shutdown;
+  op->next = &ctx->ops;
+  op->prev = ctx->ops.prev;
+  op->prev->next = op;
+  ctx->ops.prev = op;
+}
+
+static void maybe_finish(vow_ctx_t* ctx);
+
+void vow__op_done(vow_ctx_t* ctx, vow__op* op) {
+  op->prev->next = op->next;
+  op->next->prev = op->prev;
+  op->prev = op->next = op;
+  if (ctx->closing)
+    maybe_finish(ctx);
+}
+
+/* ---- close ----------------------------------------------------------- */
+
+static void free_ctx(vow_ctx_t* ctx) {
+  vow__pool_destroy(&ctx->promises);
+  vow__pool_destroy(&ctx->nodes);
+  free(ctx->heap);
+  uv_mutex_destroy(&ctx->ts_lock);
+  free(ctx);
+}
+
+static void maybe_finish(vow_ctx_t* ctx) {
+  if (ctx->handles_open > 0 || ctx->ops.next != &ctx->ops)
+    return;
+  /* With its own loop, vow_ctx_close frees after closing the loop. */
+  if (!ctx->owns_loop)
+    free_ctx(ctx);
+}
+
+static void on_handle_closed(uv_handle_t* h) {
+  vow_ctx_t* ctx = h->data;
+  ctx->handles_open--;
+  maybe_finish(ctx);
+}
+
+static void report_leftover(void* obj, void* arg) {
+  vow_promise_t* p = obj;
+  vow_ctx_t* ctx = arg;
+  if (!in_use(ctx, p))
+    return;
+  if (p->state == VOW_PENDING || p->state == VOW_WAITING)
+    vow__report(ctx, VOW_REPORT_PENDING, NULL);
+  else if (p->state == VOW_REJECTED && vow__failure_claim_report(p->r.failure))
+    vow__report(ctx, VOW_REPORT_UNHANDLED, p->r.failure);
+}
+
+static void destroy_leftover(void* obj, void* arg) {
+  vow_promise_t* p = obj;
+  if (in_use(arg, p))
+    vow__destroy_promise_at_close(p);
+}
+
+void vow_ctx_close(vow_ctx_t* ctx) {
+  vow__op* op;
+  /* What is already settled runs first: it would have run on the next
+   * tick, and its errbacks may handle failures that are otherwise
+   * reported. Threadsafe settles already sent count as arrived. */
+  vow__threadsafe_drain(ctx);
+  vow__drain(ctx);
+  vow__threadsafe_close(ctx);
+  ctx->closing = true;
+  ctx->ready_head = ctx->ready_tail = NULL;
+
+  /* Stop everything in flight; each op unregisters when its libuv side is
+   * done, which may be later. Iterate from the sentinel each time since a
+   * shutdown may unregister its op at once. */
+  for (op = ctx->ops.next; op != &ctx->ops;) {
+    vow__op* next = op->next;
+    op->shutdown(op);
+    op = next;
+  }
+  vow__timers_close(ctx);
+  vow__pool_each(&ctx->promises, report_leftover, ctx);
+  vow__pool_each(&ctx->promises, destroy_leftover, ctx);
+
+  ctx->idle.data = ctx;
+  ctx->uv_timer.data = ctx;
+  ctx->async.data = ctx;
+  uv_close((uv_handle_t*)&ctx->idle, on_handle_closed);
+  uv_close((uv_handle_t*)&ctx->uv_timer, on_handle_closed);
+  uv_close((uv_handle_t*)&ctx->async, on_handle_closed);
+
+  if (ctx->owns_loop) {
+    while (ctx->handles_open > 0 || ctx->ops.next != &ctx->ops)
+      uv_run(ctx->loop, UV_RUN_DEFAULT);
+    uv_loop_close(ctx->loop);
+    free_ctx(ctx);
+  }
+}

@@ -1,0 +1,219 @@
+/* runner/internal.h — private to libvow; not for use outside runner/.
+ *
+ * Divisions: allocation, values and failures, promise and chain nodes, the
+ * context, timers, operations registered with the context.
+ */
+#ifndef VOW_RUNNER_INTERNAL_H
+#define VOW_RUNNER_INTERNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "vow/vow.h"
+
+#define VOW__CONTAINER_OF(ptr, type, field) \
+  ((type*)((char*)(ptr)-offsetof(type, field)))
+
+/* ---- allocation ------------------------------------------------------ */
+
+/* Fixed-size object pools: slabs of `per_slab` objects, threaded through a
+ * free list. Nothing is returned to malloc before the pool is destroyed,
+ * which is what makes a promise cost a few dozen bytes and no malloc call
+ * in steady state. */
+typedef struct vow__slab vow__slab;
+typedef struct vow__pool {
+  void* free;       /* first free object; its first word links the next */
+  vow__slab* slabs; /* every slab, for walking and destroying */
+  size_t obj_size;  /* bytes per object, at least sizeof(void*) */
+  size_t per_slab;  /* objects in each new slab */
+  size_t live;      /* objects handed out and not yet returned */
+  size_t reserved;  /* bytes held in slabs */
+} vow__pool;
+
+void vow__pool_init(vow__pool* pool, size_t obj_size, size_t per_slab);
+/* NULL on out of memory. */
+void* vow__pool_get(vow__pool* pool);
+void vow__pool_put(vow__pool* pool, void* obj);
+/* Calls fn on every slot of every slab, free or not; the caller tells them
+ * apart by their contents. */
+void vow__pool_each(vow__pool* pool, void (*fn)(void* obj, void* arg),
+                    void* arg);
+void vow__pool_destroy(vow__pool* pool);
+
+/* ---- failures -------------------------------------------------------- */
+
+/* The failure to use when there is no memory for another. Immortal. */
+vow_failure_t* vow__failure_nomem(void);
+/* Marks f as reported; returns true the first time only, so one failure
+ * shared by several promises is reported once. */
+bool vow__failure_claim_report(vow_failure_t* f);
+
+/* ---- promises -------------------------------------------------------- */
+
+/* vow_outcome_t tags. */
+enum { VOW__TAG_VALUE = 1, VOW__TAG_FAILURE, VOW__TAG_WAIT };
+
+/* A link of a promise's chain: a user pair, a user both-function, or an
+ * internal step (RESUME of a waiting promise, BRANCH, TIMEOUT, combinator
+ * input). `kind` points to one of the static kinds below, or is the user's
+ * errback itself for a pair, so a node is four words. */
+typedef struct vow__node vow__node;
+typedef struct vow__node_kind {
+  /* Runs with the chain's result on p; may replace it (see vow__take). */
+  void (*run)(vow_promise_t* p, vow__node* node);
+  /* Releases what the node holds when its chain will never run (the
+   * context is closing). */
+  void (*discard)(vow__node* node);
+} vow__node_kind;
+
+struct vow__node {
+  vow__node* next; /* circular: a promise keeps its tail */
+  union {
+    vow_callback_fn cb;
+    vow_both_fn both;
+    vow_errback_fn trap_eb;
+  } fn;
+  union {
+    vow_errback_fn eb;          /* user pair */
+    const vow__node_kind* kind; /* internal, both or trap */
+  } tag;
+  void* data;
+};
+
+enum {
+  VOW__FREE = 0xF, /* slot in the free list (state field) */
+};
+
+enum vow__flags {
+  VOW__QUEUED = 1,     /* in the context's ready queue */
+  VOW__RUNNING = 2,    /* its chain is running now */
+  VOW__CANCELLED = 4,  /* cancelled: late settles are dropped silently */
+  VOW__CANCELLING = 8, /* its canceller is running */
+  VOW__HANDLED = 16    /* its failure was passed to an errback or on */
+};
+
+/* Invariants: state is one of vow_state_t or VOW__FREE. While VOW_WAITING,
+ * r.inner holds a reference to the promise it waits on and that promise's
+ * chain holds a RESUME node pointing back here. While pending or waiting, a
+ * promise is never freed. 56 bytes on LP64. */
+struct vow_promise {
+  vow_ctx_t* ctx;
+  vow_promise_t* next_ready; /* ready queue link; free list link */
+  vow__node* tail;           /* last node; tail->next is the first */
+  union {
+    vow_value_t* value;     /* VOW_FULFILLED */
+    vow_failure_t* failure; /* VOW_REJECTED */
+    vow_promise_t* inner;   /* VOW_WAITING */
+  } r;
+  vow_canceller_fn canceller;
+  void* canceller_data;
+  uint32_t refs;
+  uint8_t state;
+  uint8_t flags;
+  uint16_t spare;
+};
+
+extern const vow__node_kind vow__resume_kind;
+
+/* Appends an internal node; returns p, or NULL when out of memory. */
+vow_promise_t* vow__append(vow_promise_t* p, const vow__node_kind* kind,
+                           void* data);
+/* Settles p, bypassing the "already settled" check when force is set (used
+ * by cancel). Takes over v / f. */
+int vow__settle(vow_promise_t* p, int state, void* result);
+/* Cancels with a failure of the given kind (CANCELLED or TIMEOUT). */
+void vow__cancel_as(vow_promise_t* p, int kind, const char* message);
+/* Takes the current result out of p (leaving nil), for nodes that hand it
+ * elsewhere. *state receives VOW_FULFILLED or VOW_REJECTED. */
+void* vow__take(vow_promise_t* p, int* state);
+/* Puts a result back (after vow__take). */
+void vow__put(vow_promise_t* p, int state, void* result);
+/* Runs the chains in the ready queue until it is empty. */
+size_t vow__drain(vow_ctx_t* ctx);
+void vow__destroy_promise_at_close(vow_promise_t* p);
+
+/* ---- operations ------------------------------------------------------ */
+
+/* Anything in flight that the context must stop or free when it closes:
+ * timers of combinators, file requests, child commands, thread work. */
+typedef struct vow__op vow__op;
+struct vow__op {
+  vow__op* prev;
+  vow__op* next;
+  /* Called once at close: stop what is running, settle nothing. May
+   * vow__op_done now or later (from a libuv callback). */
+  void (*shutdown)(vow__op* op);
+};
+void vow__op_start(vow_ctx_t* ctx, vow__op* op, void (*shutdown)(vow__op*));
+/* Unregisters op; may free the context when it is closing and this was the
+ * last thing it waited for. */
+void vow__op_done(vow_ctx_t* ctx, vow__op* op);
+
+/* ---- timers ---------------------------------------------------------- */
+
+typedef struct vow__timer vow__timer;
+struct vow__timer {
+  uint64_t deadline;
+  uint64_t seq; /* ties break in arming order */
+  size_t index; /* position in the heap; SIZE_MAX when not armed */
+  void (*fire)(vow__timer* t);
+  /* Frees the owner when the context closes with the timer armed; NULL
+   * when something else owns it. */
+  void (*discard)(vow__timer* t);
+};
+
+/* Arms t to fire after ms; t must not be armed. Returns 0 or UV_ENOMEM. */
+int vow__timer_start(vow_ctx_t* ctx, vow__timer* t, uint64_t ms);
+void vow__timer_stop(vow_ctx_t* ctx, vow__timer* t);
+
+/* ---- the context ----------------------------------------------------- */
+
+typedef struct vow__clock {
+  uint64_t (*now)(vow_ctx_t* ctx);
+  /* Makes sure the earliest deadline will be noticed. */
+  void (*rearm)(vow_ctx_t* ctx);
+} vow__clock;
+
+typedef struct vow__ts_entry vow__ts_entry;
+
+struct vow_ctx {
+  uv_loop_t* loop;
+  uv_loop_t own_loop; /* used when the context owns its loop */
+  bool owns_loop;
+  bool closing;     /* vow_ctx_close has started */
+  int handles_open; /* uv handles not yet through close_cb */
+  vow__pool promises;
+  vow__pool nodes;
+  vow_promise_t* ready_head;
+  vow_promise_t* ready_tail;
+  bool draining;
+  uv_idle_t idle;      /* active while the ready queue is non-empty */
+  uv_timer_t uv_timer; /* the one loop timer behind the heap */
+  const vow__clock* clock;
+  uint64_t fake_now;
+  vow__timer** heap;
+  size_t heap_len;
+  size_t heap_cap;
+  uint64_t timer_seq;
+  vow__op ops; /* sentinel of the circular list of ops */
+  vow_report_fn report;
+  void* report_data;
+  uv_async_t async; /* wakes the loop for threadsafe settles */
+  uv_mutex_t ts_lock;
+  vow__ts_entry* ts_head; /* guarded by ts_lock */
+  bool ts_closed;         /* guarded by ts_lock */
+};
+
+/* Starts the idle handle that drains the ready queue on the next tick. */
+void vow__wake(vow_ctx_t* ctx);
+/* Schedules p's chain to run on a later tick. */
+void vow__schedule(vow_promise_t* p);
+void vow__report(vow_ctx_t* ctx, vow_report_kind_t kind, vow_failure_t* f);
+void vow__timers_fire_due(vow_ctx_t* ctx);
+void vow__timers_close(vow_ctx_t* ctx);
+extern const vow__clock vow__real_clock;
+void vow__threadsafe_drain(vow_ctx_t* ctx);
+void vow__threadsafe_close(vow_ctx_t* ctx);
+
+#endif /* VOW_RUNNER_INTERNAL_H */

@@ -1,0 +1,86 @@
+/* Fixed-size object pools behind promises and chain nodes. */
+#include <stdlib.h>
+
+#include "internal.h"
+
+struct vow__slab {
+  vow__slab* next;
+  size_t count;
+  max_align_t align[]; /* objects follow */
+};
+
+void vow__pool_init(vow__pool* pool, size_t obj_size, size_t per_slab) {
+  pool->free = NULL;
+  pool->slabs = NULL;
+  pool->obj_size = obj_size < sizeof(void*) ? sizeof(void*) : obj_size;
+  pool->per_slab = per_slab;
+  pool->live = 0;
+  pool->reserved = 0;
+}
+
+static int pool_grow(vow__pool* pool) {
+  size_t n = pool->per_slab;
+  size_t bytes = sizeof(vow__slab) + n * pool->obj_size;
+  vow__slab* slab = malloc(bytes);
+  char* base;
+  size_t i;
+  if (slab == NULL)
+    return UV_ENOMEM;
+  slab->next = pool->slabs;
+  slab->count = n;
+  pool->slabs = slab;
+  pool->reserved += bytes;
+  base = (char*)slab->align;
+  /* Thread in reverse so the first object handed out is the lowest. */
+  for (i = n; i-- > 0;) {
+    void* obj = base + i * pool->obj_size;
+    *(void**)obj = pool->free;
+    pool->free = obj;
+  }
+  /* Later slabs are bigger, up to 64 Ki objects, so a million promises
+   * cost few mallocs but a small program reserves little. */
+  if (pool->per_slab < 65536)
+    pool->per_slab *= 2;
+  return 0;
+}
+
+void* vow__pool_get(vow__pool* pool) {
+  void* obj = pool->free;
+  if (obj == NULL) {
+    if (pool_grow(pool) != 0)
+      return NULL;
+    obj = pool->free;
+  }
+  pool->free = *(void**)obj;
+  pool->live++;
+  return obj;
+}
+
+void vow__pool_put(vow__pool* pool, void* obj) {
+  *(void**)obj = pool->free;
+  pool->free = obj;
+  pool->live--;
+}
+
+void vow__pool_each(vow__pool* pool, void (*fn)(void* obj, void* arg),
+                    void* arg) {
+  vow__slab* slab;
+  for (slab = pool->slabs; slab != NULL; slab = slab->next) {
+    char* base = (char*)slab->align;
+    size_t i;
+    for (i = 0; i < slab->count; i++)
+      fn(base + i * pool->obj_size, arg);
+  }
+}
+
+void vow__pool_destroy(vow__pool* pool) {
+  vow__slab* slab = pool->slabs;
+  while (slab != NULL) {
+    vow__slab* next = slab->next;
+    free(slab);
+    slab = next;
+  }
+  pool->slabs = NULL;
+  pool->free = NULL;
+  pool->reserved = 0;
+}

@@ -1,0 +1,533 @@
+/* The promise core: settling, the callback chain, waiting on another
+ * promise, cancel, branch.
+ *
+ * Chains never run inside the call that settles a promise or adds a
+ * callback: both only put the promise on the context's ready queue, which
+ * is drained from the loop (an idle handle) or by vow_ctx_drain. A chain
+ * runs in a loop, and a promise that waits on another is resumed by
+ * queueing it again, so a million links or a million nested promises run
+ * in constant stack.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "internal.h"
+
+/* Bit 0 of a node's next pointer marks a node whose tag is a kind (both,
+ * trap, internal) rather than the user's errback. Nodes come from a pool
+ * of 8-byte aligned slots, so the bit is free. */
+#define KIND_BIT ((uintptr_t)1)
+
+static vow__node* node_next(const vow__node* n) {
+  return (vow__node*)((uintptr_t)n->next & ~KIND_BIT);
+}
+static void node_set_next(vow__node* n, vow__node* next) {
+  n->next = (vow__node*)((uintptr_t)next | ((uintptr_t)n->next & KIND_BIT));
+}
+static bool node_is_kind(const vow__node* n) {
+  return ((uintptr_t)n->next & KIND_BIT) != 0;
+}
+
+static bool is_settled(const vow_promise_t* p) {
+  return p->state == VOW_FULFILLED || p->state == VOW_REJECTED;
+}
+
+/* ---- outcomes -------------------------------------------------------- */
+
+vow_outcome_t vow_ok(vow_value_t* v) {
+  vow_outcome_t o = {VOW__TAG_VALUE, v ? v : vow_value_nil()};
+  return o;
+}
+
+vow_outcome_t vow_err(vow_failure_t* f) {
+  vow_outcome_t o = {VOW__TAG_FAILURE, f ? f : vow__failure_nomem()};
+  return o;
+}
+
+vow_outcome_t vow_errf(int kind, int code, const char* fmt, ...) {
+  /* Formats through vow_failure_new to keep one place that sizes text. */
+  char buf[512];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(buf, sizeof(buf), fmt, ap);
+  va_end(ap);
+  return vow_err(vow_failure_new(kind, code, "%s", buf));
+}
+
+vow_outcome_t vow_wait(vow_promise_t* p) {
+  vow_outcome_t o = {VOW__TAG_WAIT, p};
+  return o;
+}
+
+/* ---- life cycle ------------------------------------------------------ */
+
+vow_promise_t* vow_promise_new(vow_ctx_t* ctx, vow_canceller_fn canceller,
+                               void* data) {
+  vow_promise_t* p;
+  if (ctx->closing)
+    return NULL;
+  p = vow__pool_get(&ctx->promises);
+  if (p == NULL)
+    return NULL;
+  p->ctx = ctx;
+  p->next_ready = NULL;
+  p->tail = NULL;
+  p->r.value = NULL;
+  p->canceller = canceller;
+  p->canceller_data = data;
+  p->refs = 1;
+  p->state = VOW_PENDING;
+  p->flags = 0;
+  p->spare = 0;
+  return p;
+}
+
+vow_promise_t* vow_succeed(vow_ctx_t* ctx, vow_value_t* v) {
+  vow_promise_t* p = vow_promise_new(ctx, NULL, NULL);
+  if (p == NULL) {
+    vow_value_release(v);
+    return NULL;
+  }
+  vow_fulfil(p, v);
+  return p;
+}
+
+vow_promise_t* vow_fail(vow_ctx_t* ctx, vow_failure_t* f) {
+  vow_promise_t* p = vow_promise_new(ctx, NULL, NULL);
+  if (p == NULL) {
+    vow_failure_release(f);
+    return NULL;
+  }
+  vow_reject(p, f);
+  return p;
+}
+
+static void release_result(vow_promise_t* p) {
+  if (p->state == VOW_FULFILLED)
+    vow_value_release(p->r.value);
+  else if (p->state == VOW_REJECTED)
+    vow_failure_release(p->r.failure);
+  p->r.value = NULL;
+}
+
+/* Frees p when nothing can reach it any more and nothing is left to run. A
+ * failure still there is unhandled: it is reported now. */
+static void maybe_free(vow_promise_t* p) {
+  vow_ctx_t* ctx = p->ctx;
+  if (p->refs != 0 || (p->flags & (VOW__QUEUED | VOW__RUNNING)) ||
+      p->tail != NULL || !is_settled(p) || ctx->closing)
+    return;
+  if (p->state == VOW_REJECTED && vow__failure_claim_report(p->r.failure))
+    vow__report(ctx, VOW_REPORT_UNHANDLED, p->r.failure);
+  release_result(p);
+  p->state = VOW__FREE;
+  vow__pool_put(&ctx->promises, p);
+}
+
+vow_promise_t* vow_promise_ref(vow_promise_t* p) {
+  p->refs++;
+  return p;
+}
+
+void vow_promise_release(vow_promise_t* p) {
+  if (p == NULL)
+    return;
+  if (p->refs == 0)
+    abort(); /* released more often than referenced */
+  if (--p->refs == 0)
+    maybe_free(p);
+}
+
+vow_state_t vow_promise_state(const vow_promise_t* p) {
+  return (vow_state_t)p->state;
+}
+
+vow_ctx_t* vow_promise_ctx(const vow_promise_t* p) {
+  return p->ctx;
+}
+
+/* ---- scheduling ------------------------------------------------------ */
+
+void vow__schedule(vow_promise_t* p) {
+  vow_ctx_t* ctx = p->ctx;
+  if (p->flags & (VOW__QUEUED | VOW__RUNNING) || ctx->closing)
+    return;
+  p->flags |= VOW__QUEUED;
+  p->next_ready = NULL;
+  if (ctx->ready_tail == NULL) {
+    ctx->ready_head = p;
+    if (!ctx->draining)
+      vow__wake(ctx);
+  } else {
+    ctx->ready_tail->next_ready = p;
+  }
+  ctx->ready_tail = p;
+}
+
+/* ---- settling -------------------------------------------------------- */
+
+int vow__settle(vow_promise_t* p, int state, void* result) {
+  if (p->state != VOW_PENDING) {
+    if (state == VOW_FULFILLED)
+      vow_value_release(result);
+    else
+      vow_failure_release(result);
+    return (p->flags & VOW__CANCELLED) ? 0 : VOW_ESETTLED;
+  }
+  p->state = (uint8_t)state;
+  p->r.value = result; /* the union's members share storage */
+  if (state == VOW_REJECTED)
+    p->r.failure = result;
+  p->canceller = NULL;
+  if (p->tail != NULL)
+    vow__schedule(p);
+  else
+    maybe_free(p);
+  return 0;
+}
+
+int vow_fulfil(vow_promise_t* p, vow_value_t* v) {
+  return vow__settle(p, VOW_FULFILLED, v ? v : vow_value_nil());
+}
+
+int vow_reject(vow_promise_t* p, vow_failure_t* f) {
+  return vow__settle(p, VOW_REJECTED, f ? f : vow__failure_nomem());
+}
+
+void* vow__take(vow_promise_t* p, int* state) {
+  void* r = p->r.value;
+  *state = p->state;
+  p->state = VOW_FULFILLED;
+  p->r.value = vow_value_nil();
+  return r;
+}
+
+void vow__put(vow_promise_t* p, int state, void* result) {
+  release_result(p);
+  p->state = (uint8_t)state;
+  p->r.value = result;
+}
+
+/* ---- the chain ------------------------------------------------------- */
+
+static vow__node* append_node(vow_promise_t* p, bool is_kind) {
+  vow__node* n = vow__pool_get(&p->ctx->nodes);
+  if (n == NULL)
+    return NULL;
+  n->next = (vow__node*)(is_kind ? KIND_BIT : 0);
+  if (p->tail == NULL) {
+    node_set_next(n, n);
+  } else {
+    node_set_next(n, node_next(p->tail));
+    node_set_next(p->tail, n);
+  }
+  p->tail = n;
+  if (is_settled(p))
+    vow__schedule(p);
+  return n;
+}
+
+static vow__node* pop_node(vow_promise_t* p) {
+  vow__node* head = node_next(p->tail);
+  if (head == p->tail)
+    p->tail = NULL;
+  else
+    node_set_next(p->tail, node_next(head));
+  return head;
+}
+
+vow_promise_t* vow__append(vow_promise_t* p, const vow__node_kind* kind,
+                           void* data) {
+  vow__node* n = append_node(p, true);
+  if (n == NULL)
+    return NULL;
+  n->fn.cb = NULL;
+  n->tag.kind = kind;
+  n->data = data;
+  return p;
+}
+
+vow_promise_t* vow_add_callbacks(vow_promise_t* p, vow_callback_fn callback,
+                                 vow_errback_fn errback, void* data) {
+  vow__node* n;
+  if (callback == NULL && errback == NULL)
+    return p;
+  n = append_node(p, false);
+  if (n == NULL) {
+    /* Out of memory: the result can no longer reach this link, so the
+     * chain is switched to a failure that says so. */
+    if (is_settled(p) || p->state == VOW_PENDING) {
+      if (p->state == VOW_PENDING) {
+        vow_reject(p, vow__failure_nomem());
+      } else {
+        vow__put(p, VOW_REJECTED, vow__failure_nomem());
+      }
+    }
+    return p;
+  }
+  n->fn.cb = callback;
+  n->tag.eb = errback;
+  n->data = data;
+  return p;
+}
+
+vow_promise_t* vow_add_callback(vow_promise_t* p, vow_callback_fn callback,
+                                void* data) {
+  return vow_add_callbacks(p, callback, NULL, data);
+}
+
+vow_promise_t* vow_add_errback(vow_promise_t* p, vow_errback_fn errback,
+                               void* data) {
+  return vow_add_callbacks(p, NULL, errback, data);
+}
+
+static void run_both(vow_promise_t* p, vow__node* n);
+static const vow__node_kind both_kind = {run_both, NULL};
+
+vow_promise_t* vow_add_both(vow_promise_t* p, vow_both_fn fn, void* data) {
+  vow__node* n;
+  if (fn == NULL)
+    return p;
+  n = append_node(p, true);
+  if (n == NULL) {
+    if (p->state == VOW_PENDING)
+      vow_reject(p, vow__failure_nomem());
+    return p;
+  }
+  n->fn.both = fn;
+  n->tag.kind = &both_kind;
+  n->data = data;
+  return p;
+}
+
+/* One kind per failure kind, so a trap node needs no room for the kind it
+ * matches: it is the kind's index in this table. */
+static void run_trap(vow_promise_t* p, vow__node* n);
+#define TRAP_KIND(name, text) {run_trap, NULL},
+static const vow__node_kind trap_kinds[VOW_FAIL_KIND_COUNT] = {
+    {run_trap, NULL}, VOW_FAILURE_KIND_MAP(TRAP_KIND)};
+#undef TRAP_KIND
+
+vow_promise_t* vow_trap(vow_promise_t* p, int kind, vow_errback_fn errback,
+                        void* data) {
+  vow__node* n;
+  if (errback == NULL || kind <= 0 || kind >= VOW_FAIL_KIND_COUNT)
+    return p;
+  n = append_node(p, true);
+  if (n == NULL) {
+    if (p->state == VOW_PENDING)
+      vow_reject(p, vow__failure_nomem());
+    return p;
+  }
+  n->fn.trap_eb = errback;
+  n->tag.kind = &trap_kinds[kind];
+  n->data = data;
+  return p;
+}
+
+/* Applies a callback's outcome to p, whose result the callback consumed. */
+static void apply(vow_promise_t* p, vow_outcome_t out) {
+  vow_promise_t* q;
+  vow_promise_t* leaf;
+  switch (out.vow__tag) {
+    case VOW__TAG_VALUE:
+      p->state = VOW_FULFILLED;
+      p->r.value = out.vow__what;
+      return;
+    case VOW__TAG_FAILURE:
+      p->state = VOW_REJECTED;
+      p->r.failure = out.vow__what;
+      return;
+    case VOW__TAG_WAIT:
+      break;
+    default:
+      p->state = VOW_REJECTED;
+      p->r.failure = vow_failure_new(
+          VOW_FAIL_BAD_INPUT, UV_EINVAL,
+          "a callback returned something that is not an outcome "
+          "(use vow_ok, vow_err or vow_wait)");
+      return;
+  }
+  q = out.vow__what;
+  p->state = VOW_REJECTED;
+  if (q == NULL) {
+    p->r.failure = vow_failure_new(VOW_FAIL_BAD_INPUT, UV_EINVAL,
+                                   "vow_wait was given a NULL promise");
+    return;
+  }
+  if (q->ctx != p->ctx) {
+    vow_promise_release(q);
+    p->r.failure =
+        vow_failure_new(VOW_FAIL_BAD_INPUT, UV_EINVAL,
+                        "vow_wait was given a promise of another context");
+    return;
+  }
+  /* p is running, so it waits on nothing: a cycle closes exactly when the
+   * promise at the end of q's waiting path is p itself. */
+  for (leaf = q; leaf->state == VOW_WAITING; leaf = leaf->r.inner) {
+  }
+  if (leaf == p) {
+    vow_promise_release(q);
+    p->r.failure = vow_failure_new(
+        VOW_FAIL_CYCLE, UV_EINVAL,
+        q == p ? "a callback returned the promise whose chain it is on"
+               : "waiting on this promise would close a cycle of promises");
+    return;
+  }
+  p->state = VOW_WAITING;
+  p->r.inner = q;
+  if (vow__append(q, &vow__resume_kind, p) == NULL) {
+    vow_promise_release(q);
+    p->state = VOW_REJECTED;
+    p->r.failure = vow__failure_nomem();
+  }
+}
+
+static void run_both(vow_promise_t* p, vow__node* n) {
+  vow_value_t* v = p->state == VOW_FULFILLED ? p->r.value : NULL;
+  vow_failure_t* f = p->state == VOW_REJECTED ? p->r.failure : NULL;
+  p->r.value = NULL;
+  apply(p, n->fn.both(v, f, n->data));
+}
+
+static void run_trap(vow_promise_t* p, vow__node* n) {
+  int kind = (int)(n->tag.kind - trap_kinds);
+  vow_failure_t* f;
+  if (p->state != VOW_REJECTED || !vow_failure_check(p->r.failure, kind))
+    return;
+  f = p->r.failure;
+  p->r.failure = NULL;
+  apply(p, n->fn.trap_eb(f, n->data));
+}
+
+/* The link a waiting promise leaves in the chain of the promise it waits
+ * on: it moves that chain's result over and queues the waiter again. */
+static void run_resume(vow_promise_t* q, vow__node* n) {
+  vow_promise_t* p = n->data;
+  int state;
+  void* result = vow__take(q, &state);
+  vow_promise_release(p->r.inner); /* q is running: not freed here */
+  p->state = (uint8_t)state;
+  p->r.value = result;
+  vow__schedule(p);
+}
+const vow__node_kind vow__resume_kind = {run_resume, NULL};
+
+static void run_chain(vow_promise_t* p) {
+  vow__pool* nodes = &p->ctx->nodes;
+  p->flags |= VOW__RUNNING;
+  while (p->tail != NULL && is_settled(p)) {
+    vow__node* n = pop_node(p);
+    if (node_is_kind(n)) {
+      n->tag.kind->run(p, n);
+    } else if (p->state == VOW_FULFILLED && n->fn.cb != NULL) {
+      vow_value_t* v = p->r.value;
+      p->r.value = NULL;
+      apply(p, n->fn.cb(v, n->data));
+    } else if (p->state == VOW_REJECTED && n->tag.eb != NULL) {
+      vow_failure_t* f = p->r.failure;
+      p->r.failure = NULL;
+      apply(p, n->tag.eb(f, n->data));
+    }
+    vow__pool_put(nodes, n);
+  }
+  p->flags &= ~VOW__RUNNING;
+  maybe_free(p);
+}
+
+size_t vow__drain(vow_ctx_t* ctx) {
+  size_t ran = 0;
+  vow_promise_t* p;
+  if (ctx->draining)
+    return 0;
+  ctx->draining = true;
+  while ((p = ctx->ready_head) != NULL) {
+    ctx->ready_head = p->next_ready;
+    if (ctx->ready_head == NULL)
+      ctx->ready_tail = NULL;
+    p->flags &= ~VOW__QUEUED;
+    run_chain(p);
+    ran++;
+  }
+  ctx->draining = false;
+  uv_idle_stop(&ctx->idle);
+  return ran;
+}
+
+/* ---- branch ---------------------------------------------------------- */
+
+static void run_branch(vow_promise_t* p, vow__node* n) {
+  vow_promise_t* b = n->data;
+  if (p->state == VOW_FULFILLED)
+    vow__settle(b, VOW_FULFILLED, vow_value_ref(p->r.value));
+  else
+    vow__settle(b, VOW_REJECTED, vow_failure_ref(p->r.failure));
+  vow_promise_release(b);
+}
+
+static void discard_branch(vow__node* n) {
+  (void)n; /* the branch is pending and is reported by the walk at close */
+}
+
+static const vow__node_kind branch_kind = {run_branch, discard_branch};
+
+vow_promise_t* vow_branch(vow_promise_t* p) {
+  vow_promise_t* b = vow_promise_new(p->ctx, NULL, NULL);
+  if (b == NULL)
+    return NULL;
+  /* The chain holds a reference until the branch is settled, so the
+   * caller may release theirs at any time. */
+  vow_promise_ref(b);
+  if (vow__append(p, &branch_kind, b) == NULL) {
+    vow_promise_release(b);
+    vow_reject(b, vow__failure_nomem());
+  }
+  return b;
+}
+
+/* ---- cancel ---------------------------------------------------------- */
+
+void vow__cancel_as(vow_promise_t* p, int kind, const char* message) {
+  /* A waiting promise is cancelled through the promise at the end of its
+   * waiting path, whose outcome then flows back up. */
+  while (p->state == VOW_WAITING)
+    p = p->r.inner;
+  if (p->state != VOW_PENDING || (p->flags & VOW__CANCELLING))
+    return;
+  p->refs++; /* the canceller may release the last reference */
+  p->flags |= VOW__CANCELLING;
+  if (p->canceller != NULL) {
+    vow_canceller_fn fn = p->canceller;
+    p->canceller = NULL;
+    fn(p, p->canceller_data);
+  }
+  if (p->state == VOW_PENDING)
+    vow__settle(
+        p, VOW_REJECTED,
+        vow_failure_new(kind,
+                        kind == VOW_FAIL_TIMEOUT ? UV_ETIMEDOUT : UV_ECANCELED,
+                        "%s", message));
+  p->flags = (uint8_t)((p->flags & ~VOW__CANCELLING) | VOW__CANCELLED);
+  vow_promise_release(p);
+}
+
+void vow_cancel(vow_promise_t* p) {
+  vow__cancel_as(p, VOW_FAIL_CANCELLED, "cancelled");
+}
+
+/* ---- close ----------------------------------------------------------- */
+
+void vow__destroy_promise_at_close(vow_promise_t* p) {
+  while (p->tail != NULL) {
+    vow__node* n = pop_node(p);
+    if (node_is_kind(n) && n->tag.kind->discard != NULL)
+      n->tag.kind->discard(n);
+    vow__pool_put(&p->ctx->nodes, n);
+  }
+  if (p->state == VOW_WAITING)
+    p->r.inner = NULL;
+  release_result(p);
+  p->state = VOW__FREE;
+  vow__pool_put(&p->ctx->promises, p);
+}

@@ -1,0 +1,35 @@
+#!/bin/sh
+# Installs what vow needs to build and test on Debian 12, and nothing when
+# everything is already there. Needs root (or sudo) only when something is
+# missing.
+set -eu
+
+packages="gcc libc6-dev make cmake pkg-config libuv1-dev libmsgpack-dev libcmocka-dev"
+# Extra tools for the CI stages (clang build, valgrind run) and benchmarks.
+if [ "${VOW_DEPS_FULL:-0}" = 1 ]; then
+  packages="$packages clang valgrind nodejs"
+fi
+
+missing=""
+for p in $packages; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing="$missing $p"
+  fi
+done
+[ -z "$missing" ] && exit 0
+
+echo "installing:$missing" >&2
+if [ "$(id -u)" -ne 0 ]; then
+  if command -v sudo >/dev/null 2>&1; then
+    SUDO=sudo
+  else
+    echo "error: missing packages:$missing; run this script as root to install them" >&2
+    exit 1
+  fi
+else
+  SUDO=
+fi
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+# shellcheck disable=SC2086
+$SUDO apt-get install -y -qq $missing >/dev/null
