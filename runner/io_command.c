@@ -28,6 +28,7 @@ struct command {
   uv_process_t proc;
   capture out, err;
   char* name; /* argv[0], for messages */
+  bool running;   /* spawned and not yet reaped: safe to signal */
   bool exited;
   int64_t exit_status;
   int term_signal;
@@ -115,6 +116,7 @@ static void maybe_done(command* c) {
 static void on_exit_cb(uv_process_t* proc, int64_t status, int sig) {
   command* c = proc->data;
   c->exited = true;
+  c->running = false;
   c->exit_status = sig ? -1 : status;
   c->term_signal = sig;
   maybe_done(c);
@@ -153,19 +155,24 @@ static void on_read(uv_stream_t* s, ssize_t n, const uv_buf_t* buf) {
   maybe_done(c);
 }
 
+/* Only a child that was spawned and not yet reaped is signalled: the pid
+ * of a failed spawn is 0, and kill(0, ...) would hit our own process
+ * group. */
+static void kill_child(command* c) {
+  if (c->running) uv_process_kill(&c->proc, SIGKILL);
+}
+
 static void command_cancel(vow_promise_t* p, void* data) {
   command* c = data;
   (void)p;
   c->p = NULL;
-  if (!c->exited)
-    uv_process_kill(&c->proc, SIGKILL);
+  kill_child(c);
 }
 
 static void command_shutdown(vow__op* op) {
   command* c = VOW__CONTAINER_OF(op, command, op);
   c->p = NULL;
-  if (!c->exited)
-    uv_process_kill(&c->proc, SIGKILL);
+  kill_child(c);
   close_all(c);
 }
 
@@ -224,6 +231,7 @@ vow_promise_t* vow_run_command(vow_ctx_t* ctx, const char* const* argv) {
     close_all(c);
     return p;
   }
+  c->running = true;
   uv_read_start((uv_stream_t*)&c->out.pipe, on_alloc, on_read);
   uv_read_start((uv_stream_t*)&c->err.pipe, on_alloc, on_read);
   return p;
