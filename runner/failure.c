@@ -44,17 +44,24 @@ vow_failure_t* vow_failure_new(int kind, int code, const char* fmt, ...) {
   f->code = code;
   f->origin.exit_status = -1;
   f->origin.term_signal = -1;
-  va_start(ap, fmt);
-  len = vsnprintf(NULL, 0, fmt ? fmt : "", ap);
-  va_end(ap);
-  f->message = malloc((size_t)(len < 0 ? 0 : len) + 1);
+  if (fmt == NULL) {
+    f->message = strdup("");
+  } else {
+    va_start(ap, fmt);
+    len = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    if (len < 0) len = 0;
+    f->message = malloc((size_t)len + 1);
+    if (f->message != NULL) {
+      va_start(ap, fmt);
+      vsnprintf(f->message, (size_t)len + 1, fmt, ap);
+      va_end(ap);
+    }
+  }
   if (f->message == NULL) {
     free(f);
     return &nomem;
   }
-  va_start(ap, fmt);
-  vsnprintf(f->message, (size_t)len + 1, fmt ? fmt : "", ap);
-  va_end(ap);
   return f;
 }
 
