@@ -131,7 +131,7 @@ static void input_done(comb* c) {
     free_comb(c);
 }
 
-static void run_input(vow_promise_t* p, vow__node* n) {
+static void run_input(vow_promise_t* p, const vow__link* n) {
   comb_input* in = n->data;
   comb* c = in->c;
   int state;
@@ -142,7 +142,7 @@ static void run_input(vow_promise_t* p, vow__node* n) {
   input_done(c);
 }
 
-static void discard_input(vow__node* n) {
+static void discard_input(const vow__link* n) {
   comb_input* in = n->data;
   in->p = NULL;
   input_done(in->c);

@@ -87,7 +87,7 @@ int vow_ctx_wait(vow_ctx_t* ctx, vow_promise_t* p) {
     vow__drain(ctx);
     settled = p->state == VOW_FULFILLED || p->state == VOW_REJECTED;
     if (settled && !(p->flags & (VOW__QUEUED | VOW__RUNNING)) &&
-        p->tail == NULL)
+        !vow__has_chain(p))
       break;
     uv_run(ctx->loop, UV_RUN_ONCE);
   }

@@ -56,19 +56,20 @@ enum { VOW__TAG_VALUE = 1, VOW__TAG_FAILURE, VOW__TAG_WAIT };
 
 /* A link of a promise's chain: a user pair, a user both-function, or an
  * internal step (RESUME of a waiting promise, BRANCH, TIMEOUT, combinator
- * input). `kind` points to one of the static kinds below, or is the user's
- * errback itself for a pair, so a node is four words. */
-typedef struct vow__node vow__node;
+ * input). `tag` points to one of the static kinds below, or is the user's
+ * errback itself for a pair; which one is recorded beside the link (a bit
+ * of the node's next pointer, or a promise flag for the inline link), so a
+ * link is three words. */
+typedef struct vow__link vow__link;
 typedef struct vow__node_kind {
   /* Runs with the chain's result on p; may replace it (see vow__take). */
-  void (*run)(vow_promise_t* p, vow__node* node);
-  /* Releases what the node holds when its chain will never run (the
+  void (*run)(vow_promise_t* p, const vow__link* link);
+  /* Releases what the link holds when its chain will never run (the
    * context is closing). */
-  void (*discard)(vow__node* node);
+  void (*discard)(const vow__link* link);
 } vow__node_kind;
 
-struct vow__node {
-  vow__node* next; /* circular: a promise keeps its tail */
+struct vow__link {
   union {
     vow_callback_fn cb;
     vow_both_fn both;
@@ -81,39 +82,60 @@ struct vow__node {
   void* data;
 };
 
-enum {
-  VOW__FREE = 0xF, /* slot in the free list (state field) */
+/* A pooled link. */
+typedef struct vow__node vow__node;
+struct vow__node {
+  vow__node* next; /* circular; bit 0 set when link.tag is a kind */
+  vow__link link;
 };
 
 enum vow__flags {
-  VOW__QUEUED = 1,     /* in the context's ready queue */
-  VOW__RUNNING = 2,    /* its chain is running now */
-  VOW__CANCELLED = 4,  /* cancelled: late settles are dropped silently */
-  VOW__CANCELLING = 8, /* its canceller is running */
-  VOW__HANDLED = 16    /* its failure was passed to an errback or on */
+  VOW__QUEUED = 1,       /* in the context's ready queue */
+  VOW__RUNNING = 2,      /* its chain is running now */
+  VOW__CANCELLED = 4,    /* cancelled: late settles are dropped silently */
+  VOW__CANCELLING = 8,   /* its canceller is running */
+  VOW__FIRST = 16,       /* the inline first link is in use */
+  VOW__FIRST_KIND = 32   /* ... and its tag is a kind, not an errback */
 };
 
-/* Invariants: state is one of vow_state_t or VOW__FREE. While VOW_WAITING,
- * r.inner holds a reference to the promise it waits on and that promise's
- * chain holds a RESUME node pointing back here. While pending or waiting, a
- * promise is never freed. 56 bytes on LP64. */
+/* Invariants: state is one of vow_state_t. A chain is the inline first
+ * link (when VOW__FIRST is set) followed by the pooled nodes from
+ * tail->next round to tail; a promise with one callback pair costs no
+ * node. While pending, a promise is never queued, so `q` holds its
+ * canceller and `r` its canceller's data; once settled, `q` links the
+ * ready queue and `r` holds the result. While VOW_WAITING, r.inner holds a
+ * reference to the promise it waits on, whose chain holds a RESUME node
+ * pointing back here. A pending or waiting promise is never freed. 64 bytes
+ * on LP64. */
 struct vow_promise {
   vow_ctx_t* ctx;
-  vow_promise_t* next_ready; /* ready queue link; free list link */
-  vow__node* tail;           /* last node; tail->next is the first */
   union {
+    vow_canceller_fn canceller; /* VOW_PENDING */
+    vow_promise_t* next_ready;  /* settled: ready queue link */
+  } q;
+  vow__node* tail; /* last pooled node; tail->next is the first */
+  union {
+    void* canceller_data;   /* VOW_PENDING */
     vow_value_t* value;     /* VOW_FULFILLED */
     vow_failure_t* failure; /* VOW_REJECTED */
     vow_promise_t* inner;   /* VOW_WAITING */
   } r;
-  vow_canceller_fn canceller;
-  void* canceller_data;
   uint32_t refs;
   uint8_t state;
   uint8_t flags;
   uint16_t spare;
+  vow__link first; /* the inline first link, when VOW__FIRST */
 };
 
+/* True while links are left on p's chain. */
+static inline bool vow__has_chain(const vow_promise_t* p) {
+  return (p->flags & VOW__FIRST) || p->tail != NULL;
+}
+
+/* Drops a pending promise's canceller without running it. */
+void vow__clear_canceller(vow_promise_t* p);
+
+/* The link a waiting promise leaves in the chain it waits on. */
 extern const vow__node_kind vow__resume_kind;
 
 /* Appends an internal node; returns p, or NULL when out of memory. */

@@ -83,7 +83,6 @@ static void maybe_done(command* c) {
     return;
   c->p = NULL;
   if (p != NULL) {
-    p->canceller = NULL;
     if (c->error != 0) {
       vow_failure_t* f = vow_failure_new(VOW_FAIL_IO, c->error,
                                          "cannot read the output of %s: %s",
@@ -225,7 +224,6 @@ vow_promise_t* vow_run_command(vow_ctx_t* ctx, const char* const* argv) {
     vow_origin_t o = {0, argv[0], NULL, 0, -1, -1};
     vow_failure_set_origin(f, &o);
     c->p = NULL;
-    p->canceller = NULL;
     vow_reject(p, f);
     /* The process handle must be closed even when the spawn failed. */
     close_all(c);

@@ -28,7 +28,6 @@ static void finish(fileop* f) {
   if (f->p != NULL) {
     vow_promise_t* p = f->p;
     f->p = NULL;
-    p->canceller = NULL;
     if (f->error != 0) {
       vow_failure_t* fail =
           vow_failure_new(VOW_FAIL_IO, f->error, "cannot %s %s: %s", f->what,

@@ -25,9 +25,6 @@ static vow__node* node_next(const vow__node* n) {
 static void node_set_next(vow__node* n, vow__node* next) {
   n->next = (vow__node*)((uintptr_t)next | ((uintptr_t)n->next & KIND_BIT));
 }
-static bool node_is_kind(const vow__node* n) {
-  return ((uintptr_t)n->next & KIND_BIT) != 0;
-}
 
 static bool is_settled(const vow_promise_t* p) {
   return p->state == VOW_FULFILLED || p->state == VOW_REJECTED;
@@ -71,11 +68,9 @@ vow_promise_t* vow_promise_new(vow_ctx_t* ctx, vow_canceller_fn canceller,
   if (p == NULL)
     return NULL;
   p->ctx = ctx;
-  p->next_ready = NULL;
+  p->q.canceller = canceller;
   p->tail = NULL;
-  p->r.value = NULL;
-  p->canceller = canceller;
-  p->canceller_data = data;
+  p->r.canceller_data = data;
   p->refs = 1;
   p->state = VOW_PENDING;
   p->flags = 0;
@@ -116,12 +111,11 @@ static void release_result(vow_promise_t* p) {
 static void maybe_free(vow_promise_t* p) {
   vow_ctx_t* ctx = p->ctx;
   if (p->refs != 0 || (p->flags & (VOW__QUEUED | VOW__RUNNING)) ||
-      p->tail != NULL || !is_settled(p) || ctx->closing)
+      vow__has_chain(p) || !is_settled(p) || ctx->closing)
     return;
   if (p->state == VOW_REJECTED && vow__failure_claim_report(p->r.failure))
     vow__report(ctx, VOW_REPORT_UNHANDLED, p->r.failure);
   release_result(p);
-  p->state = VOW__FREE;
   vow__pool_put(&ctx->promises, p);
 }
 
@@ -154,13 +148,13 @@ void vow__schedule(vow_promise_t* p) {
   if (p->flags & (VOW__QUEUED | VOW__RUNNING) || ctx->closing)
     return;
   p->flags |= VOW__QUEUED;
-  p->next_ready = NULL;
+  p->q.next_ready = NULL;
   if (ctx->ready_tail == NULL) {
     ctx->ready_head = p;
     if (!ctx->draining)
       vow__wake(ctx);
   } else {
-    ctx->ready_tail->next_ready = p;
+    ctx->ready_tail->q.next_ready = p;
   }
   ctx->ready_tail = p;
 }
@@ -176,15 +170,22 @@ int vow__settle(vow_promise_t* p, int state, void* result) {
     return (p->flags & VOW__CANCELLED) ? 0 : VOW_ESETTLED;
   }
   p->state = (uint8_t)state;
-  p->r.value = result; /* the union's members share storage */
-  if (state == VOW_REJECTED)
+  p->q.canceller = NULL;
+  if (state == VOW_FULFILLED)
+    p->r.value = result;
+  else
     p->r.failure = result;
-  p->canceller = NULL;
-  if (p->tail != NULL)
+  if (vow__has_chain(p))
     vow__schedule(p);
   else
     maybe_free(p);
   return 0;
+}
+
+void vow__clear_canceller(vow_promise_t* p) {
+  if (p->state != VOW_PENDING) return;
+  p->q.canceller = NULL;
+  p->r.canceller_data = NULL;
 }
 
 int vow_fulfil(vow_promise_t* p, vow_value_t* v) {
@@ -211,59 +212,82 @@ void vow__put(vow_promise_t* p, int state, void* result) {
 
 /* ---- the chain ------------------------------------------------------- */
 
-static vow__node* append_node(vow_promise_t* p, bool is_kind) {
-  vow__node* n = vow__pool_get(&p->ctx->nodes);
-  if (n == NULL)
-    return NULL;
-  n->next = (vow__node*)(is_kind ? KIND_BIT : 0);
-  if (p->tail == NULL) {
-    node_set_next(n, n);
+/* Returns the link to fill at the end of p's chain: the inline first link
+ * when the chain is empty, else a new pooled node. NULL when out of
+ * memory. Schedules p when it is settled: a link added to a settled
+ * promise runs on a later tick. */
+static vow__link* append_link(vow_promise_t* p, bool is_kind) {
+  vow__link* link;
+  if (!vow__has_chain(p)) {
+    p->flags |= VOW__FIRST;
+    if (is_kind) p->flags |= VOW__FIRST_KIND;
+    link = &p->first;
   } else {
-    node_set_next(n, node_next(p->tail));
-    node_set_next(p->tail, n);
+    vow__node* n = vow__pool_get(&p->ctx->nodes);
+    if (n == NULL) return NULL;
+    n->next = (vow__node*)(is_kind ? KIND_BIT : 0);
+    if (p->tail == NULL) {
+      node_set_next(n, n);
+    } else {
+      node_set_next(n, node_next(p->tail));
+      node_set_next(p->tail, n);
+    }
+    p->tail = n;
+    link = &n->link;
   }
-  p->tail = n;
-  if (is_settled(p))
-    vow__schedule(p);
-  return n;
+  if (is_settled(p)) vow__schedule(p);
+  return link;
 }
 
-static vow__node* pop_node(vow_promise_t* p) {
-  vow__node* head = node_next(p->tail);
+/* Moves the first link of p's chain into *out; returns whether it is a
+ * kind link. The chain must not be empty. */
+static bool pop_link(vow_promise_t* p, vow__link* out) {
+  vow__node* head;
+  bool is_kind;
+  if (p->flags & VOW__FIRST) {
+    is_kind = (p->flags & VOW__FIRST_KIND) != 0;
+    *out = p->first;
+    p->flags &= (uint8_t) ~(VOW__FIRST | VOW__FIRST_KIND);
+    return is_kind;
+  }
+  head = node_next(p->tail);
   if (head == p->tail)
     p->tail = NULL;
   else
     node_set_next(p->tail, node_next(head));
-  return head;
+  is_kind = ((uintptr_t)head->next & KIND_BIT) != 0;
+  *out = head->link;
+  vow__pool_put(&p->ctx->nodes, head);
+  return is_kind;
 }
 
 vow_promise_t* vow__append(vow_promise_t* p, const vow__node_kind* kind,
                            void* data) {
-  vow__node* n = append_node(p, true);
-  if (n == NULL)
-    return NULL;
+  vow__link* n = append_link(p, true);
+  if (n == NULL) return NULL;
   n->fn.cb = NULL;
   n->tag.kind = kind;
   n->data = data;
   return p;
 }
 
+/* A link that cannot be added leaves the chain unable to go on as asked,
+ * so the chain is switched to an out-of-memory failure. */
+static void fail_chain_nomem(vow_promise_t* p) {
+  if (p->state == VOW_PENDING)
+    vow_reject(p, vow__failure_nomem());
+  else if (is_settled(p))
+    vow__put(p, VOW_REJECTED, vow__failure_nomem());
+}
+
 vow_promise_t* vow_add_callbacks(vow_promise_t* p, vow_callback_fn callback,
                                  vow_errback_fn errback, void* data) {
-  vow__node* n;
+  vow__link* n;
   if (callback == NULL && errback == NULL)
     return p;
-  n = append_node(p, false);
+  n = append_link(p, false);
   if (n == NULL) {
-    /* Out of memory: the result can no longer reach this link, so the
-     * chain is switched to a failure that says so. */
-    if (is_settled(p) || p->state == VOW_PENDING) {
-      if (p->state == VOW_PENDING) {
-        vow_reject(p, vow__failure_nomem());
-      } else {
-        vow__put(p, VOW_REJECTED, vow__failure_nomem());
-      }
-    }
+    fail_chain_nomem(p);
     return p;
   }
   n->fn.cb = callback;
@@ -282,17 +306,16 @@ vow_promise_t* vow_add_errback(vow_promise_t* p, vow_errback_fn errback,
   return vow_add_callbacks(p, NULL, errback, data);
 }
 
-static void run_both(vow_promise_t* p, vow__node* n);
+static void run_both(vow_promise_t* p, const vow__link* n);
 static const vow__node_kind both_kind = {run_both, NULL};
 
 vow_promise_t* vow_add_both(vow_promise_t* p, vow_both_fn fn, void* data) {
-  vow__node* n;
+  vow__link* n;
   if (fn == NULL)
     return p;
-  n = append_node(p, true);
+  n = append_link(p, true);
   if (n == NULL) {
-    if (p->state == VOW_PENDING)
-      vow_reject(p, vow__failure_nomem());
+    fail_chain_nomem(p);
     return p;
   }
   n->fn.both = fn;
@@ -303,7 +326,7 @@ vow_promise_t* vow_add_both(vow_promise_t* p, vow_both_fn fn, void* data) {
 
 /* One kind per failure kind, so a trap node needs no room for the kind it
  * matches: it is the kind's index in this table. */
-static void run_trap(vow_promise_t* p, vow__node* n);
+static void run_trap(vow_promise_t* p, const vow__link* n);
 #define TRAP_KIND(name, text) {run_trap, NULL},
 static const vow__node_kind trap_kinds[VOW_FAIL_KIND_COUNT] = {
     {run_trap, NULL}, VOW_FAILURE_KIND_MAP(TRAP_KIND)};
@@ -311,13 +334,12 @@ static const vow__node_kind trap_kinds[VOW_FAIL_KIND_COUNT] = {
 
 vow_promise_t* vow_trap(vow_promise_t* p, int kind, vow_errback_fn errback,
                         void* data) {
-  vow__node* n;
+  vow__link* n;
   if (errback == NULL || kind <= 0 || kind >= VOW_FAIL_KIND_COUNT)
     return p;
-  n = append_node(p, true);
+  n = append_link(p, true);
   if (n == NULL) {
-    if (p->state == VOW_PENDING)
-      vow_reject(p, vow__failure_nomem());
+    fail_chain_nomem(p);
     return p;
   }
   n->fn.trap_eb = errback;
@@ -384,14 +406,14 @@ static void apply(vow_promise_t* p, vow_outcome_t out) {
   }
 }
 
-static void run_both(vow_promise_t* p, vow__node* n) {
+static void run_both(vow_promise_t* p, const vow__link* n) {
   vow_value_t* v = p->state == VOW_FULFILLED ? p->r.value : NULL;
   vow_failure_t* f = p->state == VOW_REJECTED ? p->r.failure : NULL;
   p->r.value = NULL;
   apply(p, n->fn.both(v, f, n->data));
 }
 
-static void run_trap(vow_promise_t* p, vow__node* n) {
+static void run_trap(vow_promise_t* p, const vow__link* n) {
   int kind = (int)(n->tag.kind - trap_kinds);
   vow_failure_t* f;
   if (p->state != VOW_REJECTED || !vow_failure_check(p->r.failure, kind))
@@ -403,7 +425,7 @@ static void run_trap(vow_promise_t* p, vow__node* n) {
 
 /* The link a waiting promise leaves in the chain of the promise it waits
  * on: it moves that chain's result over and queues the waiter again. */
-static void run_resume(vow_promise_t* q, vow__node* n) {
+static void run_resume(vow_promise_t* q, const vow__link* n) {
   vow_promise_t* p = n->data;
   int state;
   void* result = vow__take(q, &state);
@@ -415,24 +437,24 @@ static void run_resume(vow_promise_t* q, vow__node* n) {
 const vow__node_kind vow__resume_kind = {run_resume, NULL};
 
 static void run_chain(vow_promise_t* p) {
-  vow__pool* nodes = &p->ctx->nodes;
+  vow__link n;
   p->flags |= VOW__RUNNING;
-  while (p->tail != NULL && is_settled(p)) {
-    vow__node* n = pop_node(p);
-    if (node_is_kind(n)) {
-      n->tag.kind->run(p, n);
-    } else if (p->state == VOW_FULFILLED && n->fn.cb != NULL) {
-      vow_value_t* v = p->r.value;
-      p->r.value = NULL;
-      apply(p, n->fn.cb(v, n->data));
-    } else if (p->state == VOW_REJECTED && n->tag.eb != NULL) {
+  while (vow__has_chain(p) && is_settled(p)) {
+    if (pop_link(p, &n)) {
+      n.tag.kind->run(p, &n);
+    } else if (p->state == VOW_FULFILLED) {
+      if (n.fn.cb != NULL) {
+        vow_value_t* v = p->r.value;
+        p->r.value = NULL;
+        apply(p, n.fn.cb(v, n.data));
+      }
+    } else if (n.tag.eb != NULL) {
       vow_failure_t* f = p->r.failure;
       p->r.failure = NULL;
-      apply(p, n->tag.eb(f, n->data));
+      apply(p, n.tag.eb(f, n.data));
     }
-    vow__pool_put(nodes, n);
   }
-  p->flags &= ~VOW__RUNNING;
+  p->flags &= (uint8_t)~VOW__RUNNING;
   maybe_free(p);
 }
 
@@ -443,7 +465,7 @@ size_t vow__drain(vow_ctx_t* ctx) {
     return 0;
   ctx->draining = true;
   while ((p = ctx->ready_head) != NULL) {
-    ctx->ready_head = p->next_ready;
+    ctx->ready_head = p->q.next_ready;
     if (ctx->ready_head == NULL)
       ctx->ready_tail = NULL;
     p->flags &= ~VOW__QUEUED;
@@ -457,7 +479,7 @@ size_t vow__drain(vow_ctx_t* ctx) {
 
 /* ---- branch ---------------------------------------------------------- */
 
-static void run_branch(vow_promise_t* p, vow__node* n) {
+static void run_branch(vow_promise_t* p, const vow__link* n) {
   vow_promise_t* b = n->data;
   if (p->state == VOW_FULFILLED)
     vow__settle(b, VOW_FULFILLED, vow_value_ref(p->r.value));
@@ -466,7 +488,7 @@ static void run_branch(vow_promise_t* p, vow__node* n) {
   vow_promise_release(b);
 }
 
-static void discard_branch(vow__node* n) {
+static void discard_branch(const vow__link* n) {
   (void)n; /* the branch is pending and is reported by the walk at close */
 }
 
@@ -497,10 +519,11 @@ void vow__cancel_as(vow_promise_t* p, int kind, const char* message) {
     return;
   p->refs++; /* the canceller may release the last reference */
   p->flags |= VOW__CANCELLING;
-  if (p->canceller != NULL) {
-    vow_canceller_fn fn = p->canceller;
-    p->canceller = NULL;
-    fn(p, p->canceller_data);
+  if (p->q.canceller != NULL) {
+    vow_canceller_fn fn = p->q.canceller;
+    void* data = p->r.canceller_data;
+    vow__clear_canceller(p);
+    fn(p, data);
   }
   if (p->state == VOW_PENDING)
     vow__settle(
@@ -519,15 +542,13 @@ void vow_cancel(vow_promise_t* p) {
 /* ---- close ----------------------------------------------------------- */
 
 void vow__destroy_promise_at_close(vow_promise_t* p) {
-  while (p->tail != NULL) {
-    vow__node* n = pop_node(p);
-    if (node_is_kind(n) && n->tag.kind->discard != NULL)
-      n->tag.kind->discard(n);
-    vow__pool_put(&p->ctx->nodes, n);
+  vow__link n;
+  while (vow__has_chain(p)) {
+    if (pop_link(p, &n) && n.tag.kind->discard != NULL)
+      n.tag.kind->discard(&n);
   }
-  if (p->state == VOW_WAITING)
-    p->r.inner = NULL;
+  if (p->state == VOW_WAITING || p->state == VOW_PENDING)
+    p->r.value = NULL;
   release_result(p);
-  p->state = VOW__FREE;
   vow__pool_put(&p->ctx->promises, p);
 }

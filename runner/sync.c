@@ -53,7 +53,7 @@ static vow_promise_t* wl_pop(waitlist* wl) {
     return NULL;
   wl_remove(wl, w);
   p = w->p;
-  p->canceller = NULL; /* settled next, by the caller */
+  vow__clear_canceller(p); /* w is gone: its canceller must not run */
   free(w);
   return p;
 }

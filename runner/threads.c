@@ -83,7 +83,6 @@ vow_promise_t* vow_run_blocking(vow_ctx_t* ctx, vow_work_fn fn, void* data) {
   rc = uv_queue_work(ctx->loop, &w->req, work_run, work_after);
   if (rc != 0) {
     free(w);
-    p->canceller = NULL;
     vow_reject(p, vow_failure_new(VOW_FAIL_IO, rc,
                                   "cannot queue work on the thread pool: %s",
                                   uv_strerror(rc)));

@@ -180,13 +180,13 @@ static void timeout_fire(vow__timer* t) {
   vow__cancel_as(to->p, VOW_FAIL_TIMEOUT, msg);
 }
 
-static void timeout_node_run(vow_promise_t* p, vow__node* n) {
+static void timeout_node_run(vow_promise_t* p, const vow__link* n) {
   timeout* to = n->data;
   vow__timer_stop(p->ctx, &to->timer);
   free(to);
 }
 
-static void timeout_node_discard(vow__node* n) {
+static void timeout_node_discard(const vow__link* n) {
   free(n->data); /* its timer left the heap when the context closed */
 }
 
@@ -256,7 +256,6 @@ vow_promise_t* vow_sleep(vow_ctx_t* ctx, uint64_t ms) {
   s->timer.discard = sleep_discard;
   s->timer.index = SIZE_MAX;
   if (vow__timer_start(ctx, &s->timer, ms) != 0) {
-    p->canceller = NULL;
     free(s);
     vow_reject(p, vow__failure_nomem());
   }

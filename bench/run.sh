@@ -1,0 +1,34 @@
+#!/bin/sh
+# Runs bench/promise and the same shapes on Node.js in one invocation and
+# prints them side by side. Usage: bench/run.sh [N]  (default 1,000,000)
+set -eu
+cd "$(dirname "$0")/.."
+n=${1:-1000000}
+cmake -S . -B build-bench -DCMAKE_BUILD_TYPE=Release -DVOW_BUILD_BENCH=ON \
+  -DVOW_BUILD_TESTS=OFF >/dev/null
+cmake --build build-bench -j "$(nproc)" --target bench-promise >/dev/null
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+./build-bench/bench/bench-promise "$n" >"$tmp/vow"
+node --expose-gc --max-old-space-size=8192 --stack-size=65500 \
+  bench/promise.js "$n" >"$tmp/node"
+echo "node $(node --version), $(nproc) cores, N = $n"
+awk -F'\t' '
+  NR == FNR { key = $1 "/" $3; vow[key] = $4; n[$1] = $2; unit[$1] = $5
+              if (!($1 in seen)) { seen[$1] = 1; order[++k] = $1 }; next }
+  { node[$1 "/" $3] = $4 }
+  function cell(x, u) { return u == "per_s" ? sprintf("%11.1fM", x / 1e6) : sprintf("%10.1f B", x) }
+  function ratio(a, b) { return b > 0 ? sprintf("%8.2f", a / b) : "       -" }
+  END {
+    printf "%-18s %8s | %12s %12s %8s | %12s %12s %8s\n", "shape", "n", \
+      "vow cold", "node cold", "ratio", "vow warm", "node warm", "ratio"
+    for (i = 1; i <= k; i++) {
+      s = order[i]; u = unit[s]; c = s "/cold"; w = s "/warm"
+      printf "%-18s %8s | %12s %12s %8s | %12s %12s %8s\n", s, n[s], \
+        cell(vow[c], u), cell(node[c], u), ratio(vow[c], node[c]), \
+        (w in vow) ? cell(vow[w], u) : "           -", \
+        (w in node) ? cell(node[w], u) : "           -", \
+        (w in vow) ? ratio(vow[w], node[w]) : "       -"
+    }
+    print "rates are callbacks (or promises) per second; ratio = vow / node"
+  }' "$tmp/vow" "$tmp/node"
