@@ -24,6 +24,8 @@
 typedef struct vow__slab vow__slab;
 typedef struct vow__pool {
   void* free;       /* first free object; its first word links the next */
+  char* bump;       /* next never-used object of the newest slab */
+  char* bump_end;   /* end of the newest slab */
   vow__slab* slabs; /* every slab, for walking and destroying */
   size_t obj_size;  /* bytes per object, at least sizeof(void*) */
   size_t per_slab;  /* objects in each new slab */
@@ -35,8 +37,8 @@ void vow__pool_init(vow__pool* pool, size_t obj_size, size_t per_slab);
 /* NULL on out of memory. */
 void* vow__pool_get(vow__pool* pool);
 void vow__pool_put(vow__pool* pool, void* obj);
-/* Calls fn on every slot of every slab, free or not; the caller tells them
- * apart by their contents. */
+/* Calls fn on every slot ever handed out, free or not; the caller tells
+ * them apart by their contents. */
 void vow__pool_each(vow__pool* pool, void (*fn)(void* obj, void* arg),
                     void* arg);
 void vow__pool_destroy(vow__pool* pool);
