@@ -37,8 +37,7 @@ static vow_outcome_t count(vow_value_t* v, void* data) {
 static const char* run_name = "cold";
 
 static void report(const char* shape, size_t n, double secs) {
-  printf("%s\t%zu\t%s\t%.0f\tper_s\n", shape, n, run_name,
-         (double)n / secs);
+  printf("%s\t%zu\t%s\t%.0f\tper_s\n", shape, n, run_name, (double)n / secs);
 }
 
 /* One promise, n callbacks on its chain: adding them and running them. */
@@ -46,7 +45,8 @@ static void chain(vow_ctx_t* ctx, size_t n, const char* shape) {
   vow_promise_t* p = vow_promise_new(ctx, NULL, NULL);
   double t0 = now_s();
   size_t i;
-  for (i = 0; i < n; i++) vow_add_callback(p, pass, NULL);
+  for (i = 0; i < n; i++)
+    vow_add_callback(p, pass, NULL);
   vow_fulfil(p, NULL);
   vow_ctx_run(ctx);
   report(shape, n, now_s() - t0);
@@ -65,7 +65,8 @@ static void many(vow_ctx_t* ctx, size_t n) {
   }
   vow_ctx_run(ctx);
   report("many_promises", n, now_s() - t0);
-  if (calls != n) abort();
+  if (calls != n)
+    abort();
 }
 
 static vow_outcome_t wait_next(vow_value_t* v, void* data) {
@@ -78,7 +79,8 @@ static void nest(vow_ctx_t* ctx, size_t n) {
   vow_promise_t** ps = malloc(n * sizeof(*ps));
   size_t calls = 0, i;
   double t0 = now_s();
-  for (i = 0; i < n; i++) ps[i] = vow_promise_new(ctx, NULL, NULL);
+  for (i = 0; i < n; i++)
+    ps[i] = vow_promise_new(ctx, NULL, NULL);
   for (i = 0; i + 1 < n; i++) {
     vow_add_callback(ps[i], wait_next, ps[i + 1]);
     vow_fulfil(ps[i], NULL);
@@ -88,7 +90,8 @@ static void nest(vow_ctx_t* ctx, size_t n) {
   vow_fulfil(ps[n - 1], NULL);
   vow_ctx_run(ctx);
   report("nested_promises", n, now_s() - t0);
-  if (calls != 1) abort();
+  if (calls != 1)
+    abort();
   vow_promise_release(ps[0]);
   free(ps);
 }

@@ -50,7 +50,8 @@ vow_failure_t* vow_failure_new(int kind, int code, const char* fmt, ...) {
     va_start(ap, fmt);
     len = vsnprintf(NULL, 0, fmt, ap);
     va_end(ap);
-    if (len < 0) len = 0;
+    if (len < 0)
+      len = 0;
     f->message = malloc((size_t)len + 1);
     if (f->message != NULL) {
       va_start(ap, fmt);

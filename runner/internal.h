@@ -92,12 +92,12 @@ struct vow__node {
 };
 
 enum vow__flags {
-  VOW__QUEUED = 1,       /* in the context's ready queue */
-  VOW__RUNNING = 2,      /* its chain is running now */
-  VOW__CANCELLED = 4,    /* cancelled: late settles are dropped silently */
-  VOW__CANCELLING = 8,   /* its canceller is running */
-  VOW__FIRST = 16,       /* the inline first link is in use */
-  VOW__FIRST_KIND = 32   /* ... and its tag is a kind, not an errback */
+  VOW__QUEUED = 1,     /* in the context's ready queue */
+  VOW__RUNNING = 2,    /* its chain is running now */
+  VOW__CANCELLED = 4,  /* cancelled: late settles are dropped silently */
+  VOW__CANCELLING = 8, /* its canceller is running */
+  VOW__FIRST = 16,     /* the inline first link is in use */
+  VOW__FIRST_KIND = 32 /* ... and its tag is a kind, not an errback */
 };
 
 /* Invariants: state is one of vow_state_t. A chain is the inline first

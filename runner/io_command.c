@@ -27,8 +27,8 @@ struct command {
   vow_promise_t* p; /* NULL once cancelled or closing */
   uv_process_t proc;
   capture out, err;
-  char* name; /* argv[0], for messages */
-  bool running;   /* spawned and not yet reaped: safe to signal */
+  char* name;   /* argv[0], for messages */
+  bool running; /* spawned and not yet reaped: safe to signal */
   bool exited;
   int64_t exit_status;
   int term_signal;
@@ -158,7 +158,8 @@ static void on_read(uv_stream_t* s, ssize_t n, const uv_buf_t* buf) {
  * of a failed spawn is 0, and kill(0, ...) would hit our own process
  * group. */
 static void kill_child(command* c) {
-  if (c->running) uv_process_kill(&c->proc, SIGKILL);
+  if (c->running)
+    uv_process_kill(&c->proc, SIGKILL);
 }
 
 static void command_cancel(vow_promise_t* p, void* data) {

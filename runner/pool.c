@@ -23,7 +23,8 @@ static int pool_grow(vow__pool* pool) {
   size_t n = pool->per_slab;
   size_t bytes = sizeof(vow__slab) + n * pool->obj_size;
   vow__slab* slab = malloc(bytes);
-  if (slab == NULL) return UV_ENOMEM;
+  if (slab == NULL)
+    return UV_ENOMEM;
   slab->next = pool->slabs;
   slab->count = n;
   pool->slabs = slab;
@@ -34,7 +35,8 @@ static int pool_grow(vow__pool* pool) {
   pool->bump_end = pool->bump + n * pool->obj_size;
   /* Later slabs are bigger, up to 64 Ki objects, so a million promises
    * cost few mallocs but a small program reserves little. */
-  if (pool->per_slab < 65536) pool->per_slab *= 2;
+  if (pool->per_slab < 65536)
+    pool->per_slab *= 2;
   return 0;
 }
 
@@ -43,7 +45,8 @@ void* vow__pool_get(vow__pool* pool) {
   if (obj != NULL) {
     pool->free = *(void**)obj;
   } else {
-    if (pool->bump == pool->bump_end && pool_grow(pool) != 0) return NULL;
+    if (pool->bump == pool->bump_end && pool_grow(pool) != 0)
+      return NULL;
     obj = pool->bump;
     pool->bump += pool->obj_size;
   }
@@ -64,8 +67,10 @@ void vow__pool_each(vow__pool* pool, void (*fn)(void* obj, void* arg),
     char* obj = (char*)slab->align;
     char* end = obj + slab->count * pool->obj_size;
     /* The newest slab was handed out only up to the bump pointer. */
-    if (slab == pool->slabs) end = pool->bump;
-    for (; obj < end; obj += pool->obj_size) fn(obj, arg);
+    if (slab == pool->slabs)
+      end = pool->bump;
+    for (; obj < end; obj += pool->obj_size)
+      fn(obj, arg);
   }
 }
 

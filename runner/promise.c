@@ -183,7 +183,8 @@ int vow__settle(vow_promise_t* p, int state, void* result) {
 }
 
 void vow__clear_canceller(vow_promise_t* p) {
-  if (p->state != VOW_PENDING) return;
+  if (p->state != VOW_PENDING)
+    return;
   p->q.canceller = NULL;
   p->r.canceller_data = NULL;
 }
@@ -220,11 +221,13 @@ static vow__link* append_link(vow_promise_t* p, bool is_kind) {
   vow__link* link;
   if (!vow__has_chain(p)) {
     p->flags |= VOW__FIRST;
-    if (is_kind) p->flags |= VOW__FIRST_KIND;
+    if (is_kind)
+      p->flags |= VOW__FIRST_KIND;
     link = &p->first;
   } else {
     vow__node* n = vow__pool_get(&p->ctx->nodes);
-    if (n == NULL) return NULL;
+    if (n == NULL)
+      return NULL;
     n->next = (vow__node*)(is_kind ? KIND_BIT : 0);
     if (p->tail == NULL) {
       node_set_next(n, n);
@@ -235,7 +238,8 @@ static vow__link* append_link(vow_promise_t* p, bool is_kind) {
     p->tail = n;
     link = &n->link;
   }
-  if (is_settled(p)) vow__schedule(p);
+  if (is_settled(p))
+    vow__schedule(p);
   return link;
 }
 
@@ -264,7 +268,8 @@ static bool pop_link(vow_promise_t* p, vow__link* out) {
 vow_promise_t* vow__append(vow_promise_t* p, const vow__node_kind* kind,
                            void* data) {
   vow__link* n = append_link(p, true);
-  if (n == NULL) return NULL;
+  if (n == NULL)
+    return NULL;
   n->fn.cb = NULL;
   n->tag.kind = kind;
   n->data = data;

@@ -7,8 +7,7 @@ static void count_cancel(vow_promise_t* p, void* data) {
   cancel_count[(intptr_t)data]++;
 }
 
-static void make(fixture* fx, vow_promise_t** ps, vow_promise_t** keep,
-                 int n) {
+static void make(fixture* fx, vow_promise_t** ps, vow_promise_t** keep, int n) {
   int i;
   memset(cancel_count, 0, sizeof(cancel_count));
   for (i = 0; i < n; i++) {
@@ -19,7 +18,8 @@ static void make(fixture* fx, vow_promise_t** ps, vow_promise_t** keep,
 
 static void release_all(vow_promise_t** keep, int n) {
   int i;
-  for (i = 0; i < n; i++) vow_promise_release(keep[i]);
+  for (i = 0; i < n; i++)
+    vow_promise_release(keep[i]);
 }
 
 static vow_value_t* result;
@@ -99,8 +99,8 @@ static void first_settled_cancels_losers_once(void** state) {
   seen e = {0};
   vow_promise_t* race;
   make(fx, ps, keep, 3);
-  race = vow_add_errback(vow_first_settled(fx->ctx, ps, 3),
-                         record_and_recover, &e);
+  race = vow_add_errback(vow_first_settled(fx->ctx, ps, 3), record_and_recover,
+                         &e);
   vow_reject(keep[1], vow_failure_new(VOW_FAIL_USER, 0, "first"));
   vow_ctx_drain(fx->ctx);
   assert_int_equal(e.kind, VOW_FAIL_USER);
@@ -188,12 +188,10 @@ static void empty_inputs(void** state) {
   seen e1 = {0}, e2 = {0};
   vow_promise_t* a = vow_add_callback(vow_all(fx->ctx, NULL, 0), grab, NULL);
   vow_promise_t* s = vow_all_settled(fx->ctx, NULL, 0);
-  vow_promise_t* f =
-      vow_add_errback(vow_first_settled(fx->ctx, NULL, 0), record_and_recover,
-                      &e1);
-  vow_promise_t* y =
-      vow_add_errback(vow_any_fulfilled(fx->ctx, NULL, 0), record_and_recover,
-                      &e2);
+  vow_promise_t* f = vow_add_errback(vow_first_settled(fx->ctx, NULL, 0),
+                                     record_and_recover, &e1);
+  vow_promise_t* y = vow_add_errback(vow_any_fulfilled(fx->ctx, NULL, 0),
+                                     record_and_recover, &e2);
   /* Settled at once; the callbacks still wait for the loop. */
   assert_int_equal(vow_promise_state(s), VOW_FULFILLED);
   assert_null(result);
@@ -215,7 +213,8 @@ static void succeed_and_fail(void** state) {
   fixture* fx = *state;
   seen s = {0}, e = {0};
   vow_promise_t* ok = vow_succeed(fx->ctx, vow_value_new_int(8));
-  vow_promise_t* bad = vow_fail(fx->ctx, vow_failure_new(VOW_FAIL_USER, 1, "x"));
+  vow_promise_t* bad =
+      vow_fail(fx->ctx, vow_failure_new(VOW_FAIL_USER, 1, "x"));
   assert_int_equal(vow_promise_state(ok), VOW_FULFILLED);
   assert_int_equal(vow_promise_state(bad), VOW_REJECTED);
   vow_add_callback(ok, record_value, &s);

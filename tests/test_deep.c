@@ -16,7 +16,8 @@ static void million_callbacks_on_one_chain(void** state) {
   int64_t count = 0;
   seen s = {0};
   vow_promise_t* p = vow_promise_new(fx->ctx, NULL, NULL);
-  for (i = 0; i < n; i++) vow_add_callback(p, increment, &count);
+  for (i = 0; i < n; i++)
+    vow_add_callback(p, increment, &count);
   vow_add_callback(p, record_value, &s);
   vow_fulfil(p, vow_value_new_int(5));
   vow_ctx_run(fx->ctx);
@@ -39,7 +40,8 @@ static vow_outcome_t wait_next(vow_value_t* v, void* data) {
 static vow_promise_t** build_nest(fixture* fx, size_t n) {
   vow_promise_t** ps = malloc(n * sizeof(*ps));
   size_t i;
-  for (i = 0; i < n; i++) ps[i] = vow_promise_new(fx->ctx, NULL, NULL);
+  for (i = 0; i < n; i++)
+    ps[i] = vow_promise_new(fx->ctx, NULL, NULL);
   for (i = 0; i + 1 < n; i++) {
     vow_add_callback(ps[i], wait_next, ps[i + 1]); /* hands p[i+1] over */
     vow_fulfil(ps[i], NULL);

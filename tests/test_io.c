@@ -48,7 +48,8 @@ static void write_then_read_file(void** state) {
   char* data = malloc(n);
   const void* back;
   int64_t written;
-  for (i = 0; i < n; i++) data[i] = (char)(i * 7);
+  for (i = 0; i < n; i++)
+    data[i] = (char)(i * 7);
   snprintf(path, sizeof(path), "%s/data.bin", tmpdir);
   run_and_keep(fx, vow_write_file(fx->ctx, path, data, n));
   assert_null(failed);
@@ -101,8 +102,8 @@ static void file_errors_name_errno_and_path(void** state) {
 
 static void command_output_and_status(void** state) {
   fixture* fx = *state;
-  const char* const argv[] = {"sh", "-c",
-                              "echo out; echo err >&2; exit 3", NULL};
+  const char* const argv[] = {"sh", "-c", "echo out; echo err >&2; exit 3",
+                              NULL};
   const vow_command_result_t* r;
   run_and_keep(fx, vow_run_command(fx->ctx, argv));
   assert_null(failed);
@@ -157,7 +158,8 @@ static vow_outcome_t blocking_sum(void* data) {
   int64_t s = 0;
   int i;
   usleep(1000); /* a real blocking call */
-  for (i = 1; i <= *n; i++) s += i;
+  for (i = 1; i <= *n; i++)
+    s += i;
   return vow_ok(vow_value_new_int(s));
 }
 
@@ -220,7 +222,8 @@ static void threads_settle_thousands(void** state) {
   for (i = 0; i < n; i++) {
     ps[i] = vow_promise_new(fx->ctx, NULL, NULL);
     vow_promise_ref(ps[i]); /* the reference the other thread hands back */
-    if (i % 10) expect += (int64_t)i;
+    if (i % 10)
+      expect += (int64_t)i;
   }
   all = vow_all_settled(fx->ctx, ps, n); /* takes the creators' refs */
   vow_add_callback(all, sum_settled, sums);
@@ -231,7 +234,8 @@ static void threads_settle_thousands(void** state) {
     assert_int_equal(uv_thread_create(&s[i].tid, settle_range, &s[i]), 0);
   }
   assert_int_equal(vow_ctx_wait(fx->ctx, all), VOW_FULFILLED);
-  for (i = 0; i < THREADS; i++) uv_thread_join(&s[i].tid);
+  for (i = 0; i < THREADS; i++)
+    uv_thread_join(&s[i].tid);
   assert_int_equal(sums[0], expect);
   assert_int_equal(sums[1], n / 10);
   vow_promise_release(all);

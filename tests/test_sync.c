@@ -6,9 +6,12 @@ static void lock_hands_over_in_order(void** state) {
   fixture* fx = *state;
   vow_semaphore_t* lock = vow_lock_new(fx->ctx);
   seen a = {0}, b = {0}, c = {0};
-  vow_promise_t* pa = vow_add_callback(vow_lock_acquire(lock), record_value, &a);
-  vow_promise_t* pb = vow_add_callback(vow_lock_acquire(lock), record_value, &b);
-  vow_promise_t* pc = vow_add_callback(vow_lock_acquire(lock), record_value, &c);
+  vow_promise_t* pa =
+      vow_add_callback(vow_lock_acquire(lock), record_value, &a);
+  vow_promise_t* pb =
+      vow_add_callback(vow_lock_acquire(lock), record_value, &b);
+  vow_promise_t* pc =
+      vow_add_callback(vow_lock_acquire(lock), record_value, &c);
   vow_ctx_drain(fx->ctx);
   assert_int_equal(a.calls, 1);
   assert_int_equal(b.calls, 0);
@@ -33,10 +36,10 @@ static void cancelled_acquire_loses_no_release(void** state) {
   vow_semaphore_t* lock = vow_lock_new(fx->ctx);
   seen e = {0}, c = {0};
   vow_promise_t* held = vow_lock_acquire(lock);
-  vow_promise_t* gone = vow_add_errback(vow_lock_acquire(lock),
-                                        record_and_recover, &e);
-  vow_promise_t* next = vow_add_callback(vow_lock_acquire(lock), record_value,
-                                         &c);
+  vow_promise_t* gone =
+      vow_add_errback(vow_lock_acquire(lock), record_and_recover, &e);
+  vow_promise_t* next =
+      vow_add_callback(vow_lock_acquire(lock), record_value, &c);
   vow_cancel(gone);
   assert_int_equal(vow_semaphore_waiting(lock), 1);
   vow_lock_release(lock); /* must reach `next`, not the cancelled one */
@@ -59,11 +62,11 @@ typedef struct op_env {
   int started;
 } op_env;
 
-static vow_outcome_t op_finished(vow_value_t* v, vow_failure_t* f,
-                                 void* data) {
+static vow_outcome_t op_finished(vow_value_t* v, vow_failure_t* f, void* data) {
   op_env* env = data;
   env->running--;
-  if (f) return vow_err(f);
+  if (f)
+    return vow_err(f);
   return vow_ok(v);
 }
 
@@ -71,7 +74,8 @@ static vow_promise_t* op_start(void* data) {
   op_env* env = data;
   vow_promise_t* gate = vow_promise_new(env->fx->ctx, NULL, NULL);
   env->gates[env->started++] = vow_promise_ref(gate);
-  if (++env->running > env->peak) env->peak = env->running;
+  if (++env->running > env->peak)
+    env->peak = env->running;
   return vow_add_both(gate, op_finished, env);
 }
 
@@ -83,7 +87,8 @@ static void semaphore_limits_operations(void** state) {
   int i, round;
   memset(&env, 0, sizeof(env));
   env.fx = fx;
-  for (i = 0; i < 6; i++) runs[i] = vow_semaphore_run(sem, op_start, &env);
+  for (i = 0; i < 6; i++)
+    runs[i] = vow_semaphore_run(sem, op_start, &env);
   vow_ctx_drain(fx->ctx);
   assert_int_equal(env.started, 2);
   for (round = 0; round < 6; round++) {
@@ -127,8 +132,8 @@ static void cancelled_get_loses_no_put(void** state) {
   fixture* fx = *state;
   vow_queue_t* q = vow_queue_new(fx->ctx, 0, 0);
   seen e = {0}, s = {0};
-  vow_promise_t* gone = vow_add_errback(vow_queue_get(q), record_and_recover,
-                                        &e);
+  vow_promise_t* gone =
+      vow_add_errback(vow_queue_get(q), record_and_recover, &e);
   vow_promise_t* next = vow_add_callback(vow_queue_get(q), record_value, &s);
   vow_cancel(gone);
   vow_queue_put(q, vow_value_new_int(5));
@@ -166,12 +171,9 @@ static void queue_limits(void** state) {
 #define T(name) cmocka_unit_test_setup_teardown(name, fx_setup, fx_teardown)
 int main(void) {
   const struct CMUnitTest tests[] = {
-      T(lock_hands_over_in_order),
-      T(cancelled_acquire_loses_no_release),
-      T(semaphore_limits_operations),
-      T(queue_put_then_get_and_get_then_put),
-      T(cancelled_get_loses_no_put),
-      T(queue_limits),
+      T(lock_hands_over_in_order),    T(cancelled_acquire_loses_no_release),
+      T(semaphore_limits_operations), T(queue_put_then_get_and_get_then_put),
+      T(cancelled_get_loses_no_put),  T(queue_limits),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

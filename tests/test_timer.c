@@ -75,9 +75,12 @@ static void timeout_of_waiting_promise_cancels_inner(void** state) {
 static void sleep_fulfils_in_order(void** state) {
   fixture* fx = *state;
   seen a = {0}, b = {0}, c = {0};
-  vow_promise_t* pa = vow_add_callback(vow_sleep(fx->ctx, 30), record_value, &a);
-  vow_promise_t* pb = vow_add_callback(vow_sleep(fx->ctx, 10), record_value, &b);
-  vow_promise_t* pc = vow_add_callback(vow_sleep(fx->ctx, 10), record_value, &c);
+  vow_promise_t* pa =
+      vow_add_callback(vow_sleep(fx->ctx, 30), record_value, &a);
+  vow_promise_t* pb =
+      vow_add_callback(vow_sleep(fx->ctx, 10), record_value, &b);
+  vow_promise_t* pc =
+      vow_add_callback(vow_sleep(fx->ctx, 10), record_value, &c);
   vow_ctx_advance(fx->ctx, 10);
   assert_int_equal(b.calls, 1);
   assert_int_equal(c.calls, 1);
@@ -125,14 +128,17 @@ static void many_timeouts_one_heap(void** state) {
     vow_timeout(ps[i], (uint64_t)(N - i));
     vow_add_errback(ps[i], record_and_recover, &e[i]);
   }
-  for (i = 0; i < N; i += 2) vow_fulfil(ps[i], NULL); /* half settle */
+  for (i = 0; i < N; i += 2)
+    vow_fulfil(ps[i], NULL); /* half settle */
   vow_ctx_drain(fx->ctx);
   vow_ctx_stats(fx->ctx, &st);
   assert_int_equal(st.timers, N / 2);
   vow_ctx_advance(fx->ctx, N);
-  for (i = 0; i < N; i++) fired += e[i].calls;
+  for (i = 0; i < N; i++)
+    fired += e[i].calls;
   assert_int_equal(fired, N / 2);
-  for (i = 0; i < N; i++) vow_promise_release(ps[i]);
+  for (i = 0; i < N; i++)
+    vow_promise_release(ps[i]);
 }
 
 /* End to end on the real loop: a 30 ms timeout beats a 2 s sleep. */
@@ -159,7 +165,8 @@ static void real_loop_timeout(void** state) {
   fx_teardown(state);
 }
 
-#define T(name) cmocka_unit_test_setup_teardown(name, fx_setup_fake, fx_teardown)
+#define T(name) \
+  cmocka_unit_test_setup_teardown(name, fx_setup_fake, fx_teardown)
 int main(void) {
   const struct CMUnitTest tests[] = {
       T(timeout_rejects_at_deadline),

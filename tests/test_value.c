@@ -3,9 +3,9 @@
 #include "helpers.h"
 
 static void ints_round_trip(void** state) {
-  int64_t cases[] = {0, 1, 127, 128, -1, -32, -33, 255, 256, 65535, 65536,
-                     -32768, -32769, INT32_MAX, INT32_MIN, INT64_MAX,
-                     INT64_MIN};
+  int64_t cases[] = {0,      1,         127,       128,       -1,       -32,
+                     -33,    255,       256,       65535,     65536,    -32768,
+                     -32769, INT32_MAX, INT32_MIN, INT64_MAX, INT64_MIN};
   size_t i;
   (void)state;
   for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {

@@ -1,0 +1,141 @@
+/* The context: on the caller's loop and on its own, reports at close and
+ * through the default handler, counters. */
+#include <stdio.h>
+#include <unistd.h>
+
+#include "helpers.h"
+
+static int user_timer_fired;
+static void on_user_timer(uv_timer_t* t) {
+  user_timer_fired++;
+  uv_close((uv_handle_t*)t, NULL);
+}
+
+static void works_on_callers_loop(void** state) {
+  uv_loop_t loop;
+  uv_timer_t user_timer;
+  vow_ctx_t* ctx;
+  seen s = {0};
+  vow_promise_t* p;
+  (void)state;
+  assert_int_equal(uv_loop_init(&loop), 0);
+  uv_timer_init(&loop, &user_timer);
+  uv_timer_start(&user_timer, on_user_timer, 5, 0);
+  ctx = vow_ctx_new(&loop);
+  assert_ptr_equal(vow_ctx_loop(ctx), &loop);
+  p = vow_add_callback(vow_sleep(ctx, 10), record_value, &s);
+  uv_run(&loop, UV_RUN_DEFAULT); /* the caller runs its own loop */
+  assert_int_equal(s.calls, 1);
+  assert_int_equal(user_timer_fired, 1);
+  vow_promise_release(p);
+  vow_ctx_close(ctx);
+  /* vow's handles close on the caller's loop; afterwards nothing of vow's
+   * is left on it. */
+  uv_run(&loop, UV_RUN_DEFAULT);
+  assert_int_equal(uv_loop_close(&loop), 0);
+}
+
+static void close_on_callers_loop_with_work_in_flight(void** state) {
+  uv_loop_t loop;
+  vow_ctx_t* ctx;
+  fixture fx = {0};
+  const char* const argv[] = {"sleep", "30", NULL};
+  (void)state;
+  assert_int_equal(uv_loop_init(&loop), 0);
+  ctx = vow_ctx_new(&loop);
+  vow_ctx_set_report_handler(ctx, count_report, &fx);
+  vow_promise_release(vow_run_command(ctx, argv));
+  vow_promise_release(vow_sleep(ctx, 100000));
+  vow_promise_release(vow_read_file(ctx, "/etc/hostname"));
+  vow_ctx_close(ctx); /* kills the command, drops the timer */
+  assert_int_equal(fx.pending, 3);
+  uv_run(&loop, UV_RUN_DEFAULT); /* returns once the child is reaped */
+  assert_int_equal(uv_loop_close(&loop), 0);
+}
+
+/* Runs fn with stderr sent to a temp file and returns what it wrote. */
+static char* capture_stderr(void (*fn)(void)) {
+  char path[] = "/tmp/vow-stderr-XXXXXX";
+  int fd = mkstemp(path), saved = dup(2);
+  static char buf[4096];
+  ssize_t n;
+  fflush(stderr);
+  dup2(fd, 2);
+  fn();
+  fflush(stderr);
+  dup2(saved, 2);
+  close(saved);
+  n = pread(fd, buf, sizeof(buf) - 1, 0);
+  buf[n > 0 ? n : 0] = '\0';
+  close(fd);
+  unlink(path);
+  return buf;
+}
+
+static void leave_one_unhandled_and_one_pending(void) {
+  vow_ctx_t* ctx = vow_ctx_new(NULL);
+  vow_promise_t* pending = vow_promise_new(ctx, NULL, NULL);
+  vow_promise_release(
+      vow_fail(ctx, vow_failure_new(VOW_FAIL_TASK_ERROR, 0, "sum of nothing")));
+  (void)pending;
+  vow_ctx_close(ctx);
+}
+
+static void default_handler_writes_stderr(void** state) {
+  char* out;
+  (void)state;
+  out = capture_stderr(leave_one_unhandled_and_one_pending);
+  assert_non_null(strstr(out, "unhandled failure: task error: sum of nothing"));
+  assert_non_null(strstr(out, "still pending"));
+  /* Each is reported exactly once. */
+  assert_null(strstr(strstr(out, "sum of nothing") + 1, "sum of nothing"));
+}
+
+static void stats_count_live_and_pending(void** state) {
+  fixture* fx = *state;
+  vow_ctx_stats_t st;
+  vow_promise_t* a = vow_promise_new(fx->ctx, NULL, NULL);
+  vow_promise_t* b = vow_succeed(fx->ctx, NULL);
+  vow_ctx_stats(fx->ctx, &st);
+  assert_int_equal(st.promises_live, 2);
+  assert_int_equal(st.promises_pending, 1);
+  assert_true(st.bytes_reserved > 0);
+  vow_fulfil(a, NULL);
+  vow_promise_release(a);
+  vow_promise_release(b);
+  vow_ctx_stats(fx->ctx, &st);
+  assert_int_equal(st.promises_live, 0);
+}
+
+static void wait_returns_final_state(void** state) {
+  fixture* fx = *state;
+  vow_promise_t* ok = vow_add_callback(vow_sleep(fx->ctx, 1), add_one, NULL);
+  vow_promise_t* bad = vow_timeout(vow_sleep(fx->ctx, 10000), 1);
+  vow_add_errback(bad, record_failure, &(seen){0});
+  assert_int_equal(vow_ctx_wait(fx->ctx, ok), VOW_FULFILLED);
+  assert_int_equal(vow_ctx_wait(fx->ctx, bad), VOW_REJECTED);
+  vow_add_errback(bad, record_and_recover, &(seen){0});
+  vow_ctx_drain(fx->ctx);
+  vow_promise_release(ok);
+  vow_promise_release(bad);
+}
+
+static void version_is_header_version(void** state) {
+  (void)state;
+  assert_int_equal(vow_version(), (VOW_VERSION_MAJOR << 16) |
+                                      (VOW_VERSION_MINOR << 8) |
+                                      VOW_VERSION_PATCH);
+}
+
+#define T(name) cmocka_unit_test_setup_teardown(name, fx_setup, fx_teardown)
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(works_on_callers_loop),
+      cmocka_unit_test(close_on_callers_loop_with_work_in_flight),
+      cmocka_unit_test(default_handler_writes_stderr),
+      T(stats_count_live_and_pending),
+      T(wait_returns_final_state),
+      cmocka_unit_test(version_is_header_version),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
