@@ -13,7 +13,7 @@ struct waiter {
   waiter* prev;
   waiter* next;
   vow_promise_t* p;
-  void* owner;
+  struct waitlist* wl; /* the list it waits in */
 };
 
 typedef struct waitlist {
@@ -65,6 +65,32 @@ static void cancel_all(waitlist* wl) {
   }
 }
 
+/* Takes the cancelled waiter out of its line. */
+static void waiter_cancel(vow_promise_t* p, void* data) {
+  waiter* w = data;
+  (void)p;
+  wl_remove(w->wl, w);
+  free(w);
+}
+
+/* A new promise that waits at the end of wl until wl_pop hands it
+ * something. */
+static vow_promise_t* wl_wait(vow_ctx_t* ctx, waitlist* wl) {
+  waiter* w = malloc(sizeof(*w));
+  vow_promise_t* p;
+  if (w == NULL)
+    return vow_fail(ctx, vow__failure_nomem());
+  p = vow_promise_new(ctx, waiter_cancel, w);
+  if (p == NULL) {
+    free(w);
+    return NULL;
+  }
+  w->p = p;
+  w->wl = wl;
+  wl_push(wl, w);
+  return p;
+}
+
 /* ---- semaphore ------------------------------------------------------- */
 
 struct vow_semaphore {
@@ -90,33 +116,12 @@ vow_semaphore_t* vow_lock_new(vow_ctx_t* ctx) {
   return vow_semaphore_new(ctx, 1);
 }
 
-static void sem_cancel(vow_promise_t* p, void* data) {
-  waiter* w = data;
-  vow_semaphore_t* s = w->owner;
-  (void)p;
-  wl_remove(&s->waiters, w);
-  free(w);
-}
-
 vow_promise_t* vow_semaphore_acquire(vow_semaphore_t* s) {
-  waiter* w;
-  vow_promise_t* p;
   if (s->available > 0) {
     s->available--;
     return vow_succeed(s->ctx, NULL);
   }
-  w = malloc(sizeof(*w));
-  if (w == NULL)
-    return vow_fail(s->ctx, vow__failure_nomem());
-  p = vow_promise_new(s->ctx, sem_cancel, w);
-  if (p == NULL) {
-    free(w);
-    return NULL;
-  }
-  w->p = p;
-  w->owner = s;
-  wl_push(&s->waiters, w);
-  return p;
+  return wl_wait(s->ctx, &s->waiters);
 }
 
 int vow_semaphore_release(vow_semaphore_t* s) {
@@ -264,35 +269,14 @@ int vow_queue_put(vow_queue_t* q, vow_value_t* v) {
   return rc;
 }
 
-static void get_cancel(vow_promise_t* p, void* data) {
-  waiter* w = data;
-  vow_queue_t* q = w->owner;
-  (void)p;
-  wl_remove(&q->getters, w);
-  free(w);
-}
-
 vow_promise_t* vow_queue_get(vow_queue_t* q) {
-  waiter* w;
-  vow_promise_t* p;
   if (q->len > 0)
     return vow_succeed(q->ctx, ring_pop(q));
   if (q->backlog != 0 && q->getters.len >= q->backlog)
     return vow_fail(q->ctx, vow_failure_new(VOW_FAIL_QUEUE_FULL, VOW_EFULL,
                                             "%zu gets are already waiting",
                                             q->getters.len));
-  w = malloc(sizeof(*w));
-  if (w == NULL)
-    return vow_fail(q->ctx, vow__failure_nomem());
-  p = vow_promise_new(q->ctx, get_cancel, w);
-  if (p == NULL) {
-    free(w);
-    return NULL;
-  }
-  w->p = p;
-  w->owner = q;
-  wl_push(&q->getters, w);
-  return p;
+  return wl_wait(q->ctx, &q->getters);
 }
 
 size_t vow_queue_len(const vow_queue_t* q) {

@@ -179,6 +179,52 @@ static void thread_pool_lane(void** state) {
   vow_failure_release(failed);
 }
 
+/* Holds a pool thread until the test opens the gate. */
+static uv_sem_t gate;
+static int ran_after_cancel;
+
+static vow_outcome_t wait_at_gate(void* data) {
+  (void)data;
+  uv_sem_wait(&gate);
+  return vow_ok(NULL);
+}
+
+static vow_outcome_t must_not_run(void* data) {
+  (void)data;
+  ran_after_cancel++;
+  return vow_ok(NULL);
+}
+
+static void cancelled_blocking_call_never_runs(void** state) {
+  fixture* fx = *state;
+  /* libuv's pool has 4 threads unless UV_THREADPOOL_SIZE says otherwise;
+   * fill every one so the next call stays queued. */
+  enum { BUSY = 128 };
+  vow_promise_t* busy[BUSY];
+  vow_promise_t* queued;
+  seen e = {0};
+  const char* size = getenv("UV_THREADPOOL_SIZE");
+  int threads = size ? atoi(size) : 4, i;
+  assert_true(threads > 0 && threads <= BUSY);
+  assert_int_equal(uv_sem_init(&gate, 0), 0);
+  ran_after_cancel = 0;
+  for (i = 0; i < threads; i++)
+    busy[i] = vow_run_blocking(fx->ctx, wait_at_gate, NULL);
+  queued = vow_run_blocking(fx->ctx, must_not_run, NULL);
+  vow_add_errback(queued, record_and_recover, &e);
+  vow_cancel(queued);
+  for (i = 0; i < threads; i++) uv_sem_post(&gate);
+  for (i = 0; i < threads; i++) {
+    assert_int_equal(vow_ctx_wait(fx->ctx, busy[i]), VOW_FULFILLED);
+    vow_promise_release(busy[i]);
+  }
+  vow_ctx_run(fx->ctx); /* the cancelled request completes as cancelled */
+  assert_int_equal(e.kind, VOW_FAIL_CANCELLED);
+  assert_int_equal(ran_after_cancel, 0);
+  vow_promise_release(queued);
+  uv_sem_destroy(&gate);
+}
+
 enum { THREADS = 4 };
 typedef struct settler {
   uv_thread_t tid;
@@ -253,6 +299,7 @@ int main(void) {
       T(command_not_found),
       T(cancel_kills_command),
       T(thread_pool_lane),
+      T(cancelled_blocking_call_never_runs),
       T(threads_settle_thousands),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
