@@ -6,7 +6,7 @@
  * At most 16 files are read at a time (a semaphore); each read has a 5 s
  * timeout; a file that cannot be read is reported and the others go on
  * (all_settled). Meanwhile `uname -sr` runs as a child command and a
- * heartbeat ticks every 10 ms, both on the same loop. The totals are then
+ * heartbeat ticks every millisecond, both on the same loop. The totals are then
  * written to a summary file and read back to check them. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,6 +24,7 @@ typedef struct demo {
   char** paths;
   int nfiles;
   int ticks;
+  uint64_t start_ns;
   vow_promise_t* heartbeat;
   counts total;
   int failed;
@@ -82,7 +83,7 @@ static vow_outcome_t on_tick(vow_value_t* v, void* data) {
 
 static void tick(demo* d) {
   vow_promise_release(d->heartbeat);
-  d->heartbeat = vow_add_callback(vow_sleep(d->ctx, 10), on_tick, d);
+  d->heartbeat = vow_add_callback(vow_sleep(d->ctx, 1), on_tick, d);
   vow_promise_ref(d->heartbeat);
   vow_add_errback(d->heartbeat, ignore_cancel, NULL);
 }
@@ -162,7 +163,10 @@ static vow_outcome_t report_all(vow_value_t* results, void* data) {
            d->nfiles, d->failed, (long long)d->total.lines,
            (long long)d->total.words, (long long)d->total.bytes);
   fputs(d->summary, stdout);
-  printf("heartbeat ticked %d times while the files were read\n", d->ticks);
+  printf(
+      "read in %.1f ms on one thread; the 1 ms heartbeat ticked %d times "
+      "meanwhile\n",
+      (double)(uv_hrtime() - d->start_ns) / 1e6, d->ticks);
   return vow_wait(vow_add_callback(
       vow_write_file(d->ctx, d->summary_path, d->summary, strlen(d->summary)),
       read_back, d));
@@ -190,6 +194,7 @@ int main(int argc, char** argv) {
   d.readers = vow_semaphore_new(d.ctx, 16);
   d.paths = argv + 1;
   d.nfiles = argc - 1;
+  d.start_ns = uv_hrtime();
   snprintf(d.summary_path, sizeof(d.summary_path), "vow-demo-summary.%d.txt",
            (int)uv_os_getpid());
   reads = calloc((size_t)d.nfiles, sizeof(*reads));

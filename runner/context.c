@@ -202,6 +202,11 @@ static void destroy_leftover(void* obj, void* arg) {
 
 void vow_ctx_close(vow_ctx_t* ctx) {
   vow__op* op;
+  if (ctx->draining) {
+    /* Freeing the context under a running chain cannot be made safe. */
+    fprintf(stderr, "vow: vow_ctx_close called from inside a callback\n");
+    abort();
+  }
   /* What is already settled runs first: it would have run on the next
    * tick, and its errbacks may handle failures that are otherwise
    * reported. Threadsafe settles already sent count as arrived. */
