@@ -4,6 +4,11 @@
 set -eu
 cd "$(dirname "$0")/.."
 n=${1:-1000000}
+sh scripts/install-deps.sh
+if ! command -v node >/dev/null 2>&1; then
+  echo "installing nodejs for the side-by-side run" >&2
+  apt-get update -qq && apt-get install -y -qq nodejs >/dev/null
+fi
 cmake -S . -B build-bench -DCMAKE_BUILD_TYPE=Release -DVOW_BUILD_BENCH=ON \
   -DVOW_BUILD_TESTS=OFF >/dev/null
 cmake --build build-bench -j "$(nproc)" --target bench-promise >/dev/null

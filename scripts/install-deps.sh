@@ -5,9 +5,9 @@
 set -eu
 
 packages="gcc libc6-dev make cmake pkg-config libuv1-dev libmsgpack-dev libcmocka-dev"
-# Extra tools for the CI stages (clang build, valgrind run) and benchmarks.
+# Extra tools for the CI stages: the clang build and the valgrind run.
 if [ "${VOW_DEPS_FULL:-0}" = 1 ]; then
-  packages="$packages clang valgrind nodejs"
+  packages="$packages clang valgrind"
 fi
 
 missing=""
