@@ -32,9 +32,10 @@ vow_failure_t* vow__failure_nomem(void) {
   return &nomem;
 }
 
-vow_failure_t* vow_failure_new(int kind, int code, const char* fmt, ...) {
+vow_failure_t* vow__failure_newv(int kind, int code, const char* fmt,
+                                 va_list ap) {
   vow_failure_t* f = malloc(sizeof(*f));
-  va_list ap;
+  va_list again;
   int len;
   if (f == NULL)
     return &nomem;
@@ -47,22 +48,28 @@ vow_failure_t* vow_failure_new(int kind, int code, const char* fmt, ...) {
   if (fmt == NULL) {
     f->message = strdup("");
   } else {
-    va_start(ap, fmt);
+    va_copy(again, ap);
     len = vsnprintf(NULL, 0, fmt, ap);
-    va_end(ap);
     if (len < 0)
       len = 0;
     f->message = malloc((size_t)len + 1);
-    if (f->message != NULL) {
-      va_start(ap, fmt);
-      vsnprintf(f->message, (size_t)len + 1, fmt, ap);
-      va_end(ap);
-    }
+    if (f->message != NULL)
+      vsnprintf(f->message, (size_t)len + 1, fmt, again);
+    va_end(again);
   }
   if (f->message == NULL) {
     free(f);
     return &nomem;
   }
+  return f;
+}
+
+vow_failure_t* vow_failure_new(int kind, int code, const char* fmt, ...) {
+  va_list ap;
+  vow_failure_t* f;
+  va_start(ap, fmt);
+  f = vow__failure_newv(kind, code, fmt, ap);
+  va_end(ap);
   return f;
 }
 

@@ -6,6 +6,7 @@
 #ifndef VOW_RUNNER_INTERNAL_H
 #define VOW_RUNNER_INTERNAL_H
 
+#include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <uv.h>
@@ -45,6 +46,9 @@ void vow__pool_destroy(vow__pool* pool);
 
 /* ---- failures -------------------------------------------------------- */
 
+/* vow_failure_new with a va_list, so other formatting calls share it. */
+vow_failure_t* vow__failure_newv(int kind, int code, const char* fmt,
+                                 va_list ap);
 /* The failure to use when there is no memory for another. Immortal. */
 vow_failure_t* vow__failure_nomem(void);
 /* Marks f as reported; returns true the first time only, so one failure

@@ -43,13 +43,12 @@ vow_outcome_t vow_err(vow_failure_t* f) {
 }
 
 vow_outcome_t vow_errf(int kind, int code, const char* fmt, ...) {
-  /* Formats through vow_failure_new to keep one place that sizes text. */
-  char buf[512];
   va_list ap;
+  vow_failure_t* f;
   va_start(ap, fmt);
-  vsnprintf(buf, sizeof(buf), fmt, ap);
+  f = vow__failure_newv(kind, code, fmt, ap);
   va_end(ap);
-  return vow_err(vow_failure_new(kind, code, "%s", buf));
+  return vow_err(f);
 }
 
 vow_outcome_t vow_wait(vow_promise_t* p) {
