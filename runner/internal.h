@@ -48,7 +48,7 @@ void vow__pool_destroy(vow__pool* pool);
 
 /* vow_failure_new with a va_list, so other formatting calls share it. */
 vow_failure_t* vow__failure_newv(int kind, int code, const char* fmt,
-                                 va_list ap);
+                                 va_list ap) VOW_PRINTF(3, 0);
 /* The failure to use when there is no memory for another. Immortal. */
 vow_failure_t* vow__failure_nomem(void);
 /* Marks f as reported; returns true the first time only, so one failure
