@@ -213,7 +213,8 @@ static void cancelled_blocking_call_never_runs(void** state) {
   queued = vow_run_blocking(fx->ctx, must_not_run, NULL);
   vow_add_errback(queued, record_and_recover, &e);
   vow_cancel(queued);
-  for (i = 0; i < threads; i++) uv_sem_post(&gate);
+  for (i = 0; i < threads; i++)
+    uv_sem_post(&gate);
   for (i = 0; i < threads; i++) {
     assert_int_equal(vow_ctx_wait(fx->ctx, busy[i]), VOW_FULFILLED);
     vow_promise_release(busy[i]);
