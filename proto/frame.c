@@ -1,0 +1,178 @@
+/* The streaming decoder: frames arrive in chunks of any size, straight
+ * into the decoder's buffer (a libuv alloc_cb hands out its free tail),
+ * and are decoded in place.
+ *
+ * Memory is bounded by the limit: the buffer grows past its first chunk
+ * only to hold one whole frame whose length header has already passed the
+ * check, and consumed frames are dropped by moving the leftover bytes of
+ * the next frame to the front. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+#define HEADER 4
+#define CHUNK ((size_t)64 << 10)
+
+void vowp_decoder_init(vowp_decoder* d, const vowp_limits* limits) {
+  memset(d, 0, sizeof(*d));
+  if (limits != NULL)
+    d->limits = *limits;
+  if (d->limits.max_frame == 0)
+    d->limits.max_frame = VOWP_DEFAULT_MAX_FRAME;
+  if (d->limits.max_objects == 0)
+    d->limits.max_objects = VOWP_DEFAULT_MAX_OBJECTS;
+  if (d->limits.max_depth == 0 || d->limits.max_depth > VOWP_MAX_DEPTH)
+    d->limits.max_depth = VOWP_MAX_DEPTH;
+}
+
+void vowp_decoder_destroy(vowp_decoder* d) {
+  free(d->buf);
+  d->buf = NULL;
+  d->cap = d->start = d->end = 0;
+}
+
+const vowp_error* vowp_decoder_error(const vowp_decoder* d) {
+  return &d->error;
+}
+
+static uint32_t frame_len(const char* p) {
+  const unsigned char* u = (const unsigned char*)p;
+  return (uint32_t)u[0] << 24 | (uint32_t)u[1] << 16 | (uint32_t)u[2] << 8 |
+         u[3];
+}
+
+/* Checks the header of the frame at start, if it has arrived. Returns the
+ * whole frame's size (header included), 0 when the header is incomplete,
+ * or SIZE_MAX after setting the error. */
+static size_t check_header(vowp_decoder* d) {
+  size_t len;
+  if (d->error.code != VOWP_OK)
+    return SIZE_MAX;
+  if (d->end - d->start < HEADER)
+    return 0;
+  len = frame_len(d->buf + d->start);
+  if (len > d->limits.max_frame) {
+    vowp__fail(&d->error, VOWP_E_FRAME_TOO_BIG, d->stream_off + d->start,
+               "frame of %zu bytes exceeds the limit of %zu, at byte %llu", len,
+               d->limits.max_frame,
+               (unsigned long long)(d->stream_off + d->start));
+    return SIZE_MAX;
+  }
+  if (len == 0) {
+    vowp__fail(&d->error, VOWP_E_EMPTY_FRAME, d->stream_off + d->start,
+               "empty frame at byte %llu",
+               (unsigned long long)(d->stream_off + d->start));
+    return SIZE_MAX;
+  }
+  return HEADER + len;
+}
+
+void vowp_decoder_buffer(vowp_decoder* d, char** base, size_t* len) {
+  size_t frame = check_header(d), want;
+  *base = NULL;
+  *len = 0;
+  if (frame == SIZE_MAX)
+    return;
+  /* Drop consumed bytes, so the buffer holds the current frame from its
+   * start. */
+  if (d->start > 0) {
+    memmove(d->buf, d->buf + d->start, d->end - d->start);
+    d->stream_off += d->start;
+    d->end -= d->start;
+    d->start = 0;
+  }
+  want = frame > CHUNK ? frame : CHUNK;
+  if (d->cap < want) {
+    char* grown = realloc(d->buf, want);
+    if (grown == NULL) {
+      vowp__fail(&d->error, VOWP_E_NOMEM, d->stream_off,
+                 "no memory for a frame of %zu bytes", want);
+      return;
+    }
+    d->buf = grown;
+    d->cap = want;
+  } else if (d->cap > CHUNK && want == CHUNK && d->end <= CHUNK) {
+    /* A big frame has gone: give its memory back. */
+    char* shrunk = realloc(d->buf, CHUNK);
+    if (shrunk != NULL) {
+      d->buf = shrunk;
+      d->cap = CHUNK;
+    }
+  }
+  *base = d->buf + d->end;
+  *len = d->cap - d->end;
+}
+
+void vowp_decoder_commit(vowp_decoder* d, size_t n) {
+  d->end += n;
+}
+
+vowp_err vowp_decoder_feed(vowp_decoder* d, const void* data, size_t len) {
+  const char* p = data;
+  while (len > 0) {
+    char* base;
+    size_t room, n;
+    vowp_decoder_buffer(d, &base, &room);
+    if (room == 0) {
+      if (d->error.code != VOWP_OK)
+        return d->error.code;
+      /* The buffer holds whole frames not yet taken with next(): a caller
+       * feeding faster than it decodes. Grow for the rest. */
+      if (d->cap - d->end < len) {
+        char* grown = realloc(d->buf, d->end + len);
+        if (grown == NULL)
+          return vowp__fail(&d->error, VOWP_E_NOMEM, d->stream_off,
+                            "no memory to buffer %zu bytes", len);
+        d->buf = grown;
+        d->cap = d->end + len;
+      }
+      base = d->buf + d->end;
+      room = d->cap - d->end;
+    }
+    n = room < len ? room : len;
+    memcpy(base, p, n);
+    vowp_decoder_commit(d, n);
+    p += n;
+    len -= n;
+  }
+  return d->error.code;
+}
+
+int vowp_decoder_next(vowp_decoder* d, vowp_msg* msg) {
+  size_t frame = check_header(d);
+  uint64_t at;
+  if (frame == SIZE_MAX)
+    return -1;
+  if (frame == 0 || d->end - d->start < frame)
+    return 0;
+  at = d->stream_off + d->start + HEADER;
+  if (vowp_prescan(d->buf + d->start + HEADER, frame - HEADER, &d->limits, at,
+                   &d->error) != VOWP_OK ||
+      vowp__decode(d->buf + d->start + HEADER, frame - HEADER, at, msg,
+                   &d->error) != VOWP_OK)
+    return -1;
+  d->start += frame;
+  return 1;
+}
+
+int vowp_decoder_finish(vowp_decoder* d) {
+  size_t have = d->end - d->start;
+  size_t frame;
+  if (d->error.code != VOWP_OK)
+    return -1;
+  if (have == 0)
+    return 0;
+  frame = check_header(d);
+  if (frame == SIZE_MAX)
+    return -1;
+  if (frame == 0)
+    vowp__fail(&d->error, VOWP_E_TRUNCATED, d->stream_off + d->end,
+               "stream ended inside a frame header: %zu of 4 bytes arrived",
+               have);
+  else
+    vowp__fail(&d->error, VOWP_E_TRUNCATED, d->stream_off + d->end,
+               "stream ended inside a frame: %zu of %zu bytes arrived", have,
+               frame);
+  return -1;
+}

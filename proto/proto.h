@@ -1,0 +1,264 @@
+/* proto/proto.h — vow's wire protocol, shared by the parent, the workers,
+ * the CLI and every transport. Depends on msgpack-c alone.
+ *
+ * A frame is a 4-byte big-endian payload length followed by the payload:
+ * one msgpack array whose first element is the message type. The decoder
+ * checks the length against a limit before buffering the payload, then
+ * pre-scans the payload (every count and length bounded by the bytes left,
+ * objects counted, nesting capped below msgpack-c's 32 levels) before
+ * reading a field. Arguments and results are never unpacked here: they stay
+ * slices of the frame's bytes, which msgpack-c can unpack safely later
+ * because the pre-scan has bounded them. docs/protocol.md is the spec.
+ *
+ * Not thread-safe: one encoder or decoder per thread at a time.
+ */
+#ifndef VOW_PROTO_H
+#define VOW_PROTO_H
+
+#include <msgpack.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* The version HELLO carries. A peer with another version is refused. */
+#define VOWP_VERSION 1
+
+/* Message types: the X-macro gives the enum, the names and the shapes. */
+#define VOWP_MSG_MAP(XX) \
+  XX(HELLO, 1)           \
+  XX(TASKS, 2)           \
+  XX(RESULTS, 3)         \
+  XX(ERROR, 4)           \
+  XX(PROGRESS, 5)        \
+  XX(CANCEL, 6)          \
+  XX(PING, 7)            \
+  XX(PONG, 8)            \
+  XX(SHUTDOWN, 9)
+
+typedef enum vowp_type {
+#define VOWP__TYPE_ENUM(name, value) VOWP_##name = (value),
+  VOWP_MSG_MAP(VOWP__TYPE_ENUM)
+#undef VOWP__TYPE_ENUM
+} vowp_type;
+
+/* "HELLO", ...; "unknown" for anything else. Static. */
+const char* vowp_type_name(int type);
+
+/* Protocol errors: the code says which rule was broken, the text says what
+ * and where (message type, field, byte offset in the stream). */
+#define VOWP_ERR_MAP(XX)                         \
+  XX(FRAME_TOO_BIG, "frame over the size limit") \
+  XX(EMPTY_FRAME, "empty frame")                 \
+  XX(TRUNCATED, "stream ended inside a frame")   \
+  XX(MALFORMED, "malformed msgpack")             \
+  XX(TOO_DEEP, "nesting too deep")               \
+  XX(TOO_MANY_OBJECTS, "too many objects")       \
+  XX(TRAILING, "trailing bytes in frame")        \
+  XX(BAD_SHAPE, "wrong element count or type")   \
+  XX(UNKNOWN_TYPE, "unknown message type")       \
+  XX(VERSION, "protocol version mismatch")       \
+  XX(NOMEM, "out of memory")
+
+typedef enum vowp_err {
+  VOWP_OK = 0,
+#define VOWP__ERR_ENUM(name, text) VOWP_E_##name,
+  VOWP_ERR_MAP(VOWP__ERR_ENUM)
+#undef VOWP__ERR_ENUM
+} vowp_err;
+
+typedef struct vowp_error {
+  vowp_err code;
+  uint64_t offset; /* byte offset in the stream where the problem is */
+  char text[256];  /* one line, no newline */
+} vowp_error;
+
+/* Static text for a code. */
+const char* vowp_err_text(vowp_err code);
+
+/* Decoder limits. Zero fields take the defaults. */
+typedef struct vowp_limits {
+  size_t max_frame;   /* payload bytes; default 64 MiB */
+  size_t max_objects; /* msgpack objects in one frame; default 1 Mi */
+  unsigned max_depth; /* nested containers in one frame; default and
+                         most 31, below msgpack-c's fixed 32 */
+} vowp_limits;
+
+#define VOWP_DEFAULT_MAX_FRAME ((size_t)64 << 20)
+#define VOWP_DEFAULT_MAX_OBJECTS ((size_t)1 << 20)
+#define VOWP_MAX_DEPTH 31u
+
+/* Borrowed bytes inside a frame. */
+typedef struct vowp_slice {
+  const char* data;
+  size_t len;
+} vowp_slice;
+
+typedef struct vowp_task {
+  uint64_t id;
+  vowp_slice fn;   /* the function's name (str body, not NUL-terminated) */
+  vowp_slice args; /* one msgpack object, encoded */
+  uint64_t seed;
+} vowp_task;
+
+typedef struct vowp_result {
+  uint64_t id;
+  vowp_slice value; /* one msgpack object, encoded */
+} vowp_result;
+
+/* The items of a batch, read one at a time from the frame's bytes: the
+ * decoder has already checked every item, so reading allocates nothing and
+ * cannot fail. */
+typedef struct vowp_iter {
+  const unsigned char* p; /* next item */
+  size_t left;            /* items not yet read */
+} vowp_iter;
+
+/* A decoded message. Slices and iterators point into the decoder's buffer
+ * and stay valid until the next call on that decoder. */
+typedef struct vowp_msg {
+  vowp_type type;
+  union {
+    struct {
+      uint32_t version;
+      int64_t pid;
+      size_t n;
+      vowp_iter functions; /* vowp_next_function */
+    } hello;
+    struct {
+      size_t n;
+      vowp_iter items; /* vowp_next_task */
+    } tasks;
+    struct {
+      size_t n;
+      vowp_iter items; /* vowp_next_result */
+    } results;
+    struct {
+      uint64_t id;   /* 0: not about one task */
+      uint32_t kind; /* vow_failure_kind_t */
+      int64_t code;  /* errno-style, 0 if none */
+      vowp_slice message;
+      bool has_detail;
+      vowp_slice detail; /* e.g. a crash report */
+    } error;
+    struct {
+      uint64_t id;
+      double fraction;
+      vowp_slice text;
+    } progress;
+    struct {
+      uint64_t id;
+    } cancel;
+    struct {
+      uint64_t token;
+    } ping; /* PING and PONG */
+  } u;
+} vowp_msg;
+
+/* Each fills *out with the next item and returns true, or returns false
+ * when the batch is done. */
+bool vowp_next_function(vowp_iter* it, vowp_slice* out);
+bool vowp_next_task(vowp_iter* it, vowp_task* out);
+bool vowp_next_result(vowp_iter* it, vowp_result* out);
+
+/* ---- pre-scan -------------------------------------------------------- */
+
+/* Checks that buf[0..len) is exactly one well-formed msgpack object within
+ * the limits. Returns VOWP_OK, or an error filled in with offsets relative
+ * to base_offset. Never reads outside buf, never allocates. */
+vowp_err vowp_prescan(const char* buf, size_t len, const vowp_limits* limits,
+                      uint64_t base_offset, vowp_error* err);
+
+/* ---- streaming decoder ----------------------------------------------- */
+
+typedef struct vowp_decoder {
+  vowp_limits limits;
+  char* buf; /* received bytes; frames are parsed in place */
+  size_t cap;
+  size_t start;        /* first byte not yet consumed */
+  size_t end;          /* one past the last byte received */
+  uint64_t stream_off; /* stream offset of buf[0] */
+  vowp_error error;    /* sticky once set */
+} vowp_decoder;
+
+/* limits may be NULL for the defaults. */
+void vowp_decoder_init(vowp_decoder* d, const vowp_limits* limits);
+void vowp_decoder_destroy(vowp_decoder* d);
+
+/* Where the next bytes should go, for a libuv alloc_cb: *base and *len get
+ * free space inside the decoder (grown, up to one whole frame, only after
+ * that frame's length has passed the limit). *len is 0 after an error or
+ * when memory runs out. Invalidates the last message. */
+void vowp_decoder_buffer(vowp_decoder* d, char** base, size_t* len);
+/* n bytes were written at the start of the last buffer given out. */
+void vowp_decoder_commit(vowp_decoder* d, size_t n);
+/* Copies bytes in (for callers that did not read into the buffer).
+ * Returns VOWP_OK or the sticky error. */
+vowp_err vowp_decoder_feed(vowp_decoder* d, const void* data, size_t len);
+/* Decodes the next whole message. Returns 1 with *msg filled, 0 when more
+ * bytes are needed, or -1 on a protocol error (see vowp_decoder_error).
+ * After an error the stream cannot be resynchronised: every later call
+ * returns -1. */
+int vowp_decoder_next(vowp_decoder* d, vowp_msg* msg);
+/* The peer closed the stream: a partial frame is a TRUNCATED error.
+ * Returns 0, or -1 with the error set. */
+int vowp_decoder_finish(vowp_decoder* d);
+const vowp_error* vowp_decoder_error(const vowp_decoder* d);
+
+/* ---- encoder ---------------------------------------------------------- */
+
+/* Appends whole frames to one growing buffer, so a batch of messages goes
+ * out in one write. The packer writes straight into that buffer. */
+typedef struct vowp_encoder {
+  char* data;
+  size_t len;
+  size_t cap;
+  size_t frame_start; /* where the open frame's header is */
+  bool failed;        /* a write ran out of memory */
+  msgpack_packer pk;
+} vowp_encoder;
+
+void vowp_encoder_init(vowp_encoder* e);
+void vowp_encoder_destroy(vowp_encoder* e);
+/* The frames encoded so far. */
+const char* vowp_encoder_data(const vowp_encoder* e, size_t* len);
+/* Hands the buffer over (free() it) and resets the encoder. */
+char* vowp_encoder_release(vowp_encoder* e, size_t* len);
+void vowp_encoder_reset(vowp_encoder* e);
+
+/* One call per simple message. Each returns VOWP_OK or VOWP_E_NOMEM. */
+vowp_err vowp_encode_hello(vowp_encoder* e, uint32_t version, int64_t pid,
+                           const char* const* functions, size_t n);
+vowp_err vowp_encode_error(vowp_encoder* e, uint64_t id, uint32_t kind,
+                           int64_t code, const char* message,
+                           const char* detail /* may be NULL */);
+vowp_err vowp_encode_progress(vowp_encoder* e, uint64_t id, double fraction,
+                              const char* text);
+vowp_err vowp_encode_cancel(vowp_encoder* e, uint64_t id);
+vowp_err vowp_encode_ping(vowp_encoder* e, uint64_t token);
+vowp_err vowp_encode_pong(vowp_encoder* e, uint64_t token);
+vowp_err vowp_encode_shutdown(vowp_encoder* e);
+
+/* Batches: begin with the count, then exactly that many items, then end.
+ * An item's args or value is either given as encoded msgpack bytes (_raw)
+ * or packed in place: *_open returns the packer, the caller packs exactly
+ * one object, then calls *_close. */
+void vowp_tasks_begin(vowp_encoder* e, size_t n);
+void vowp_task_raw(vowp_encoder* e, uint64_t id, const char* fn,
+                   const void* args, size_t args_len, uint64_t seed);
+msgpack_packer* vowp_task_open(vowp_encoder* e, uint64_t id, const char* fn);
+void vowp_task_close(vowp_encoder* e, uint64_t seed);
+void vowp_results_begin(vowp_encoder* e, size_t n);
+void vowp_result_raw(vowp_encoder* e, uint64_t id, const void* value,
+                     size_t value_len);
+msgpack_packer* vowp_result_open(vowp_encoder* e, uint64_t id);
+/* Ends a TASKS or RESULTS frame. Returns VOWP_OK or VOWP_E_NOMEM. */
+vowp_err vowp_batch_end(vowp_encoder* e);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* VOW_PROTO_H */

@@ -1,0 +1,265 @@
+/* Field reads over pre-scanned bytes, and the protocol's error text. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "internal.h"
+
+vowp_err vowp__fail(vowp_error* err, vowp_err code, uint64_t offset,
+                    const char* fmt, ...) {
+  va_list ap;
+  err->code = code;
+  err->offset = offset;
+  va_start(ap, fmt);
+  vsnprintf(err->text, sizeof(err->text), fmt, ap);
+  va_end(ap);
+  return code;
+}
+
+static uint64_t be(const unsigned char* p, int n) {
+  uint64_t x = 0;
+  int i;
+  for (i = 0; i < n; i++)
+    x = x << 8 | p[i];
+  return x;
+}
+
+static uint64_t offset_of(const vowp__cursor* c) {
+  return c->base + (uint64_t)(c->p - c->start);
+}
+
+/* The msgpack family of the byte at the cursor, for error text. */
+static const char* family(unsigned char b) {
+  if (b <= 0x7f || b >= 0xe0 || (b >= 0xcc && b <= 0xd3))
+    return "int";
+  if ((b >= 0xa0 && b <= 0xbf) || (b >= 0xd9 && b <= 0xdb))
+    return "str";
+  if ((b >= 0x90 && b <= 0x9f) || b == 0xdc || b == 0xdd)
+    return "array";
+  if ((b >= 0x80 && b <= 0x8f) || b == 0xde || b == 0xdf)
+    return "map";
+  if (b >= 0xc4 && b <= 0xc6)
+    return "bin";
+  if (b == 0xca || b == 0xcb)
+    return "float";
+  if (b == 0xc0)
+    return "nil";
+  if (b == 0xc2 || b == 0xc3)
+    return "bool";
+  return "ext";
+}
+
+static vowp_err wrong(vowp__cursor* c, const char* field, const char* want) {
+  return vowp__fail(c->err, VOWP_E_BAD_SHAPE, offset_of(c),
+                    "%s: field %s: expected %s, got %s at byte %llu", c->msg,
+                    field, want, family(c->p[0]),
+                    (unsigned long long)offset_of(c));
+}
+
+vowp_err vowp__read_array(vowp__cursor* c, const char* field, size_t* n) {
+  unsigned char b = c->p[0];
+  if (b >= 0x90 && b <= 0x9f) {
+    *n = b & 0x0f;
+    c->p += 1;
+  } else if (b == 0xdc) {
+    *n = (size_t)be(c->p + 1, 2);
+    c->p += 3;
+  } else if (b == 0xdd) {
+    *n = (size_t)be(c->p + 1, 4);
+    c->p += 5;
+  } else {
+    return wrong(c, field, "array");
+  }
+  return VOWP_OK;
+}
+
+vowp_err vowp__read_uint(vowp__cursor* c, const char* field, uint64_t* out) {
+  unsigned char b = c->p[0];
+  if (b <= 0x7f) {
+    *out = b;
+    c->p += 1;
+  } else if (b >= 0xcc && b <= 0xcf) {
+    int w = 1 << (b - 0xcc);
+    *out = be(c->p + 1, w);
+    c->p += 1 + w;
+  } else {
+    return wrong(c, field, "unsigned int");
+  }
+  return VOWP_OK;
+}
+
+vowp_err vowp__read_int(vowp__cursor* c, const char* field, int64_t* out) {
+  unsigned char b = c->p[0];
+  if (b >= 0xd0 && b <= 0xd3) {
+    int w = 1 << (b - 0xd0);
+    uint64_t u = be(c->p + 1, w);
+    if (w < 8 && (u >> (w * 8 - 1)) & 1)
+      u |= ~(uint64_t)0 << (w * 8);
+    *out = (int64_t)u;
+    c->p += 1 + w;
+    return VOWP_OK;
+  }
+  if (b >= 0xe0) {
+    *out = (int8_t)b;
+    c->p += 1;
+    return VOWP_OK;
+  }
+  {
+    uint64_t u;
+    const unsigned char* at = c->p;
+    if (vowp__read_uint(c, field, &u) != VOWP_OK) {
+      c->p = at;
+      return wrong(c, field, "int");
+    }
+    if (u > INT64_MAX) {
+      c->p = at;
+      return vowp__fail(c->err, VOWP_E_BAD_SHAPE, offset_of(c),
+                        "%s: field %s: %llu does not fit a signed 64-bit "
+                        "int, at byte %llu",
+                        c->msg, field, (unsigned long long)u,
+                        (unsigned long long)offset_of(c));
+    }
+    *out = (int64_t)u;
+  }
+  return VOWP_OK;
+}
+
+vowp_err vowp__read_double(vowp__cursor* c, const char* field, double* out) {
+  unsigned char b = c->p[0];
+  if (b == 0xcb) {
+    uint64_t u = be(c->p + 1, 8);
+    memcpy(out, &u, sizeof(*out));
+    c->p += 9;
+  } else if (b == 0xca) {
+    uint32_t u = (uint32_t)be(c->p + 1, 4);
+    float f;
+    memcpy(&f, &u, sizeof(f));
+    *out = f;
+    c->p += 5;
+  } else {
+    int64_t i;
+    if (vowp__read_int(c, field, &i) != VOWP_OK)
+      return wrong(c, field, "number");
+    *out = (double)i;
+  }
+  return VOWP_OK;
+}
+
+vowp_err vowp__read_str(vowp__cursor* c, const char* field, vowp_slice* out) {
+  unsigned char b = c->p[0];
+  size_t hdr, n;
+  if (b >= 0xa0 && b <= 0xbf) {
+    hdr = 1;
+    n = b & 0x1f;
+  } else if (b >= 0xd9 && b <= 0xdb) {
+    int w = 1 << (b - 0xd9);
+    hdr = 1 + (size_t)w;
+    n = (size_t)be(c->p + 1, w);
+  } else {
+    return wrong(c, field, "str");
+  }
+  out->data = (const char*)c->p + hdr;
+  out->len = n;
+  c->p += hdr + n;
+  return VOWP_OK;
+}
+
+vowp_err vowp__read_opt_str(vowp__cursor* c, const char* field, vowp_slice* out,
+                            bool* present) {
+  if (c->p[0] == 0xc0) {
+    c->p += 1;
+    out->data = NULL;
+    out->len = 0;
+    *present = false;
+    return VOWP_OK;
+  }
+  *present = true;
+  if (vowp__read_str(c, field, out) != VOWP_OK)
+    return wrong(c, field, "str or nil");
+  return VOWP_OK;
+}
+
+/* Size of the header at p and of what follows it directly (payload bytes)
+ * and through it (elements). The bytes were validated by the pre-scan. */
+static size_t skip_head(const unsigned char* p, uint64_t* items) {
+  unsigned char b = p[0];
+  *items = 0;
+  if (b <= 0x7f || b >= 0xe0 || (b >= 0xc0 && b <= 0xc3))
+    return 1;
+  if (b >= 0xa0 && b <= 0xbf)
+    return 1 + (size_t)(b & 0x1f);
+  if (b >= 0x90 && b <= 0x9f) {
+    *items = b & 0x0f;
+    return 1;
+  }
+  if (b >= 0x80 && b <= 0x8f) {
+    *items = 2u * (b & 0x0f);
+    return 1;
+  }
+  switch (b) {
+    case 0xc4:
+    case 0xc5:
+    case 0xc6: {
+      int w = 1 << (b - 0xc4);
+      return 1 + (size_t)w + (size_t)be(p + 1, w);
+    }
+    case 0xd9:
+    case 0xda:
+    case 0xdb: {
+      int w = 1 << (b - 0xd9);
+      return 1 + (size_t)w + (size_t)be(p + 1, w);
+    }
+    case 0xc7:
+    case 0xc8:
+    case 0xc9: {
+      int w = 1 << (b - 0xc7);
+      return 2 + (size_t)w + (size_t)be(p + 1, w);
+    }
+    case 0xca:
+    case 0xce:
+    case 0xd2:
+      return 5;
+    case 0xcb:
+    case 0xcf:
+    case 0xd3:
+      return 9;
+    case 0xcc:
+    case 0xd0:
+      return 2;
+    case 0xcd:
+    case 0xd1:
+      return 3;
+    case 0xd4:
+    case 0xd5:
+    case 0xd6:
+    case 0xd7:
+    case 0xd8:
+      return 2 + ((size_t)1 << (b - 0xd4));
+    case 0xdc:
+      *items = be(p + 1, 2);
+      return 3;
+    case 0xdd:
+      *items = be(p + 1, 4);
+      return 5;
+    case 0xde:
+      *items = 2 * be(p + 1, 2);
+      return 3;
+    case 0xdf:
+      *items = 2 * be(p + 1, 4);
+      return 5;
+    default:
+      return 1; /* 0xc1 never passes the pre-scan */
+  }
+}
+
+void vowp__read_any(vowp__cursor* c, vowp_slice* out) {
+  uint64_t left = 1;
+  out->data = (const char*)c->p;
+  /* Counting objects still due flattens the nesting: no recursion. */
+  while (left > 0) {
+    uint64_t items;
+    c->p += skip_head(c->p, &items);
+    left += items - 1;
+  }
+  out->len = (size_t)((const char*)c->p - out->data);
+}
