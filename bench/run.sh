@@ -1,6 +1,8 @@
 #!/bin/sh
-# Runs bench/promise and the same shapes on Node.js in one invocation and
-# prints them side by side. Usage: bench/run.sh [N]  (default 1,000,000)
+# Runs vow's benchmarks beside their peers in one invocation and prints the
+# tables: the promise core against Node.js's native Promise, and the wire
+# protocol against raw msgpack-c.
+#   bench/run.sh [N]   N promises per shape (default 1,000,000)
 set -eu
 cd "$(dirname "$0")/.."
 n=${1:-1000000}
@@ -11,7 +13,7 @@ if ! command -v node >/dev/null 2>&1; then
 fi
 cmake -S . -B build-bench -DCMAKE_BUILD_TYPE=Release -DVOW_BUILD_BENCH=ON \
   -DVOW_BUILD_TESTS=OFF >/dev/null
-cmake --build build-bench -j "$(nproc)" --target bench-promise >/dev/null
+cmake --build build-bench -j "$(nproc)" --target bench-promise bench-proto >/dev/null
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 ./build-bench/bench/bench-promise "$n" >"$tmp/vow"
@@ -37,3 +39,12 @@ awk -F'\t' '
     }
     print "rates are callbacks (or promises) per second; ratio = vow / node"
   }' "$tmp/vow" "$tmp/node"
+
+echo
+echo "wire protocol: encode, pipe copy and decode of one message per round"
+./build-bench/bench/bench-proto >"$tmp/proto"
+awk -F'\t' '
+  BEGIN { printf "%-16s %14s %14s %8s\n", "shape", "vow", "msgpack-c", "ratio" }
+  $4 == "MB/s" { printf "%-16s %9.0f MB/s %9.0f MB/s %8.2f\n", $1, $2, $3, $2 / $3; next }
+  { printf "%-16s %8.2f Mmsg/s %7.2f Mmsg/s %8.2f\n", $1, $2 / 1e6, $3 / 1e6, $2 / $3 }
+' "$tmp/proto"

@@ -13,6 +13,10 @@
 
 #define HEADER 4
 #define CHUNK ((size_t)64 << 10)
+/* Small frames in a row after which a buffer grown for a big one shrinks:
+ * a stream of big frames keeps its buffer instead of reallocating it for
+ * each. */
+#define SHRINK_AFTER 64
 
 void vowp_decoder_init(vowp_decoder* d, const vowp_limits* limits) {
   memset(d, 0, sizeof(*d));
@@ -92,8 +96,9 @@ void vowp_decoder_buffer(vowp_decoder* d, char** base, size_t* len) {
     }
     d->buf = grown;
     d->cap = want;
-  } else if (d->cap > CHUNK && want == CHUNK && d->end <= CHUNK) {
-    /* A big frame has gone: give its memory back. */
+  } else if (d->cap > CHUNK && want == CHUNK && d->end <= CHUNK &&
+             d->small_run >= SHRINK_AFTER) {
+    /* Big frames have stopped coming: give their memory back. */
     char* shrunk = realloc(d->buf, CHUNK);
     if (shrunk != NULL) {
       d->buf = shrunk;
@@ -153,6 +158,7 @@ int vowp_decoder_next(vowp_decoder* d, vowp_msg* msg) {
                    &d->error) != VOWP_OK)
     return -1;
   d->start += frame;
+  d->small_run = frame <= CHUNK ? d->small_run + 1 : 0;
   return 1;
 }
 

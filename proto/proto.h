@@ -181,6 +181,7 @@ typedef struct vowp_decoder {
   size_t start;        /* first byte not yet consumed */
   size_t end;          /* one past the last byte received */
   uint64_t stream_off; /* stream offset of buf[0] */
+  unsigned small_run;  /* frames in a row that fit the first chunk */
   vowp_error error;    /* sticky once set */
 } vowp_decoder;
 

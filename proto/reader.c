@@ -105,7 +105,7 @@ vowp_err vowp__read_int(vowp__cursor* c, const char* field, int64_t* out) {
     return VOWP_OK;
   }
   {
-    uint64_t u;
+    uint64_t u = 0;
     const unsigned char* at = c->p;
     if (vowp__read_uint(c, field, &u) != VOWP_OK) {
       c->p = at;
