@@ -432,8 +432,10 @@ static void buffer_and_commit(void** state) {
       got++;
   }
   assert_int_equal(got, 12);
-  /* The big frame made the buffer grow to fit it, not beyond. */
-  assert_true(d.cap <= ((size_t)200 << 10) + 64);
+  /* The big frame (the 200 KiB bin and a few small tasks) made the
+   * buffer grow to fit it, not beyond. */
+  assert_true(d.cap > ((size_t)200 << 10) &&
+              d.cap <= ((size_t)200 << 10) + 256);
   vowp_decoder_destroy(&d);
   vowp_encoder_destroy(&e);
 }
