@@ -436,6 +436,17 @@ static void buffer_and_commit(void** state) {
    * buffer grow to fit it, not beyond. */
   assert_true(d.cap > ((size_t)200 << 10) &&
               d.cap <= ((size_t)200 << 10) + 256);
+  /* Once small frames have come for a while, the memory goes back. */
+  for (pos = 0; pos < 100; pos++) {
+    char* base;
+    size_t room;
+    vowp_decoder_buffer(&d, &base, &room);
+    memcpy(base, "\x00\x00\x00\x03\x92\x07\x01", 7);
+    vowp_decoder_commit(&d, 7);
+    assert_int_equal(vowp_decoder_next(&d, &m), 1);
+  }
+  vowp_decoder_buffer(&d, &(char*){NULL}, &pos);
+  assert_int_equal(d.cap, 64 * 1024);
   vowp_decoder_destroy(&d);
   vowp_encoder_destroy(&e);
 }
