@@ -144,18 +144,57 @@ vowp_err vowp_decoder_feed(vowp_decoder* d, const void* data, size_t len) {
   return d->error.code;
 }
 
+/* The message type a payload claims, for naming it in a pre-scan error:
+ * the payload's first bytes are an array header and a small type. */
+static const char* claimed_type(const char* payload, size_t len) {
+  const unsigned char* p = (const unsigned char*)payload;
+  size_t at = 1;
+  if (len < 2)
+    return NULL;
+  if (p[0] == 0xdc)
+    at = 3;
+  else if (p[0] == 0xdd)
+    at = 5;
+  else if (p[0] < 0x90 || p[0] > 0x9f)
+    return NULL;
+  if (len <= at || p[at] > 0x7f)
+    return NULL;
+  return strcmp(vowp_type_name(p[at]), "unknown") ? vowp_type_name(p[at])
+                                                  : NULL;
+}
+
+/* Puts "TYPE: " in front of a pre-scan error's text. */
+static void name_type(vowp_error* err, const char* type) {
+  size_t prefix, keep;
+  if (type == NULL)
+    return;
+  prefix = strlen(type) + 2;
+  keep = strlen(err->text);
+  if (keep > sizeof(err->text) - 1 - prefix)
+    keep = sizeof(err->text) - 1 - prefix;
+  memmove(err->text + prefix, err->text, keep);
+  err->text[prefix + keep] = '\0';
+  memcpy(err->text, type, prefix - 2);
+  err->text[prefix - 2] = ':';
+  err->text[prefix - 1] = ' ';
+}
+
 int vowp_decoder_next(vowp_decoder* d, vowp_msg* msg) {
   size_t frame = check_header(d);
   uint64_t at;
+  const char* payload;
   if (frame == SIZE_MAX)
     return -1;
   if (frame == 0 || d->end - d->start < frame)
     return 0;
   at = d->stream_off + d->start + HEADER;
-  if (vowp_prescan(d->buf + d->start + HEADER, frame - HEADER, &d->limits, at,
-                   &d->error) != VOWP_OK ||
-      vowp__decode(d->buf + d->start + HEADER, frame - HEADER, at, msg,
-                   &d->error) != VOWP_OK)
+  payload = d->buf + d->start + HEADER;
+  if (vowp_prescan(payload, frame - HEADER, &d->limits, at, &d->error) !=
+      VOWP_OK) {
+    name_type(&d->error, claimed_type(payload, frame - HEADER));
+    return -1;
+  }
+  if (vowp__decode(payload, frame - HEADER, at, msg, &d->error) != VOWP_OK)
     return -1;
   d->start += frame;
   d->small_run = frame <= CHUNK ? d->small_run + 1 : 0;

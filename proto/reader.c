@@ -13,6 +13,12 @@ vowp_err vowp__fail(vowp_error* err, vowp_err code, uint64_t offset,
   va_start(ap, fmt);
   vsnprintf(err->text, sizeof(err->text), fmt, ap);
   va_end(ap);
+  /* Every message says where, in the stream's bytes. */
+  if (strstr(err->text, "at byte") == NULL) {
+    size_t used = strlen(err->text);
+    snprintf(err->text + used, sizeof(err->text) - used, " at byte %llu",
+             (unsigned long long)offset);
+  }
   return code;
 }
 

@@ -520,7 +520,9 @@ static void every_protocol_error(void** state) {
   assert_non_null(strstr(vowp_decoder_error(&d)->text, "6 of 7 bytes"));
   vowp_decoder_destroy(&d);
 
-  EXPECT("\x92\x07\xc1", VOWP_E_MALFORMED, "reserved byte 0xc1");
+  EXPECT("\x92\x07\xc1", VOWP_E_MALFORMED,
+         "PING: reserved byte 0xc1 header does not fit in the 1 bytes left at "
+         "byte 6");
   EXPECT("\x92\x07\xcd\x01", VOWP_E_MALFORMED, "does not fit");
   EXPECT("\x92\x92\x07\x01", VOWP_E_MALFORMED, "frame ends where another");
   EXPECT("\x92\x07\x01\x01", VOWP_E_TRAILING, "1 trailing bytes");
@@ -603,7 +605,9 @@ static const struct {
   size_t len;
   const char* says;
 } hostile[] = {
-    {"\x92\x03\xdd\xff\xff\xff\xff", 7, "array of 4294967295 elements"},
+    {"\x92\x03\xdd\xff\xff\xff\xff", 7,
+     "RESULTS: array of 4294967295 elements exceeds the 0 bytes left at "
+     "byte 6"},
     {"\x92\x03\xdf\xff\xff\xff\xff", 7, "map of 8589934590 elements"},
     {"\x92\x03\xdb\xff\xff\xff\xff", 7, "str of 4294967295 bytes"},
     {"\x92\x03\xc6\xff\xff\xff\xff", 7, "bin of 4294967295 bytes"},
