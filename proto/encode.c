@@ -41,6 +41,13 @@ void vowp_encoder_destroy(vowp_encoder* e) {
   e->len = e->cap = 0;
 }
 
+void vowp_encoder_trim(vowp_encoder* e, size_t keep) {
+  if (e->len != 0 || e->cap <= keep) return;
+  free(e->data);
+  e->data = NULL;
+  e->cap = 0;
+}
+
 void vowp_encoder_reset(vowp_encoder* e) {
   e->len = 0;
   e->failed = false;
@@ -178,6 +185,7 @@ void vowp_results_begin(vowp_encoder* e, size_t n) {
 }
 
 msgpack_packer* vowp_result_open(vowp_encoder* e, uint64_t id) {
+  e->count++;
   msgpack_pack_array(&e->pk, 2);
   msgpack_pack_uint64(&e->pk, id);
   return &e->pk;
@@ -190,5 +198,38 @@ void vowp_result_raw(vowp_encoder* e, uint64_t id, const void* value,
 }
 
 vowp_err vowp_batch_end(vowp_encoder* e) {
+  return frame_close(e);
+}
+
+void vowp_results_begin_open(vowp_encoder* e) {
+  static const char array32[5] = {(char)0xdd, 0, 0, 0, 0};
+  frame_open(e, VOWP_RESULTS, 2);
+  e->count_at = e->len;
+  e->count = 0;
+  append(e, array32, sizeof(array32));
+}
+
+size_t vowp_open_batch_count(const vowp_encoder* e) {
+  return e->count_at ? e->count : 0;
+}
+
+vowp_err vowp_open_batch_end(vowp_encoder* e) {
+  unsigned char* c;
+  size_t n = e->count;
+  if (e->count_at == 0) return VOWP_OK;
+  if (n == 0 && !e->failed) {
+    e->len = e->frame_start; /* nothing in it: drop the frame */
+    e->count_at = 0;
+    return VOWP_OK;
+  }
+  if (!e->failed) {
+    c = (unsigned char*)e->data + e->count_at + 1;
+    c[0] = (unsigned char)(n >> 24);
+    c[1] = (unsigned char)(n >> 16);
+    c[2] = (unsigned char)(n >> 8);
+    c[3] = (unsigned char)n;
+  }
+  e->count_at = 0;
+  e->count = 0;
   return frame_close(e);
 }

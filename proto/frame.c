@@ -201,6 +201,21 @@ int vowp_decoder_next(vowp_decoder* d, vowp_msg* msg) {
   return 1;
 }
 
+void vowp_decoder_trim(vowp_decoder* d) {
+  size_t pending = d->end - d->start;
+  char* shrunk;
+  if (d->cap <= CHUNK || pending > CHUNK) return;
+  memmove(d->buf, d->buf + d->start, pending);
+  d->stream_off += d->start;
+  d->start = 0;
+  d->end = pending;
+  shrunk = realloc(d->buf, CHUNK);
+  if (shrunk != NULL) {
+    d->buf = shrunk;
+    d->cap = CHUNK;
+  }
+}
+
 int vowp_decoder_finish(vowp_decoder* d) {
   size_t have = d->end - d->start;
   size_t frame;

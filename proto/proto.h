@@ -204,6 +204,9 @@ vowp_err vowp_decoder_feed(vowp_decoder* d, const void* data, size_t len);
  * After an error the stream cannot be resynchronised: every later call
  * returns -1. */
 int vowp_decoder_next(vowp_decoder* d, vowp_msg* msg);
+/* Gives back a buffer grown for a big frame when no big frame is pending:
+ * for an idle reader that should shrink to its resting size. */
+void vowp_decoder_trim(vowp_decoder* d);
 /* The peer closed the stream: a partial frame is a TRUNCATED error.
  * Returns 0, or -1 with the error set. */
 int vowp_decoder_finish(vowp_decoder* d);
@@ -218,6 +221,8 @@ typedef struct vowp_encoder {
   size_t len;
   size_t cap;
   size_t frame_start; /* where the open frame's header is */
+  size_t count_at;    /* where an open batch's count goes; 0: none */
+  size_t count;       /* items in the open batch */
   bool failed;        /* a write ran out of memory */
   msgpack_packer pk;
 } vowp_encoder;
@@ -229,6 +234,9 @@ const char* vowp_encoder_data(const vowp_encoder* e, size_t* len);
 /* Hands the buffer over (free() it) and resets the encoder. */
 char* vowp_encoder_release(vowp_encoder* e, size_t* len);
 void vowp_encoder_reset(vowp_encoder* e);
+
+/* Frees the buffer when it is empty and bigger than keep bytes. */
+void vowp_encoder_trim(vowp_encoder* e, size_t keep);
 
 /* One call per simple message. Each returns VOWP_OK or VOWP_E_NOMEM. */
 vowp_err vowp_encode_hello(vowp_encoder* e, uint32_t version, int64_t pid,
@@ -258,6 +266,14 @@ void vowp_result_raw(vowp_encoder* e, uint64_t id, const void* value,
 msgpack_packer* vowp_result_open(vowp_encoder* e, uint64_t id);
 /* Ends a TASKS or RESULTS frame. Returns VOWP_OK or VOWP_E_NOMEM. */
 vowp_err vowp_batch_end(vowp_encoder* e);
+
+/* A RESULTS batch whose count is not known in advance: the count is
+ * written when the batch ends (as a 32-bit array header). Items go in with
+ * vowp_result_open/raw; vowp_open_batch_count says how many so far. */
+void vowp_results_begin_open(vowp_encoder* e);
+size_t vowp_open_batch_count(const vowp_encoder* e);
+/* Ends an open batch; an open batch with no items is dropped whole. */
+vowp_err vowp_open_batch_end(vowp_encoder* e);
 
 #ifdef __cplusplus
 }

@@ -15,6 +15,7 @@ struct vow_failure {
   bool reported;
   char* message;
   vow_origin_t origin; /* strings owned */
+  char* detail;
   vow_failure_t** causes;
   size_t ncauses;
 };
@@ -25,6 +26,7 @@ static vow_failure_t nomem = {IMMORTAL,
                               false,
                               (char*)"out of memory",
                               {0, NULL, NULL, 0, -1, -1},
+                              NULL,
                               NULL,
                               0};
 
@@ -100,6 +102,20 @@ int vow_failure_set_origin(vow_failure_t* f, const vow_origin_t* o) {
   return 0;
 }
 
+int vow_failure_set_detail(vow_failure_t* f, const char* detail) {
+  char* copy;
+  if (f->refs == IMMORTAL) return UV_EINVAL;
+  copy = detail ? strdup(detail) : NULL;
+  if (detail && copy == NULL) return UV_ENOMEM;
+  free(f->detail);
+  f->detail = copy;
+  return 0;
+}
+
+const char* vow_failure_detail(const vow_failure_t* f) {
+  return f->detail;
+}
+
 int vow_failure_add_cause(vow_failure_t* f, vow_failure_t* cause) {
   vow_failure_t** grown;
   if (f->refs == IMMORTAL) {
@@ -133,6 +149,7 @@ void vow_failure_release(vow_failure_t* f) {
   free(f->causes);
   free((char*)f->origin.function);
   free((char*)f->origin.path);
+  free(f->detail);
   free(f->message);
   free(f);
 }

@@ -1,88 +1,861 @@
-/* Fixed-size object pools behind promises and chain nodes. */
+/* The pool: tasks, the queue, dispatch, worker life and death, shutdown.
+ *
+ * Every task's promise settles exactly once. A task is either in the
+ * pool's queue, or in flight on exactly one worker, or settled and freed;
+ * a worker's in-flight list is settled, re-queued or failed as a whole when
+ * that worker goes, whatever the reason. */
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
 
-#include "internal.h"
+#include "pool_internal.h"
 
-struct vow__slab {
-  vow__slab* next;
-  size_t count;
-  max_align_t align[]; /* objects follow */
-};
+extern char** environ;
 
-void vow__pool_init(vow__pool* pool, size_t obj_size, size_t per_slab) {
-  pool->free = NULL;
-  pool->bump = pool->bump_end = NULL;
-  pool->slabs = NULL;
-  pool->obj_size = obj_size < sizeof(void*) ? sizeof(void*) : obj_size;
-  pool->per_slab = per_slab;
-  pool->live = 0;
-  pool->reserved = 0;
+uint64_t vow__now_ns(void) {
+  return uv_hrtime();
 }
 
-static int pool_grow(vow__pool* pool) {
-  size_t n = pool->per_slab;
-  size_t bytes = sizeof(vow__slab) + n * pool->obj_size;
-  vow__slab* slab = malloc(bytes);
-  if (slab == NULL)
-    return UV_ENOMEM;
-  slab->next = pool->slabs;
-  slab->count = n;
-  pool->slabs = slab;
-  pool->reserved += bytes;
-  /* A new slab is handed out by bumping a pointer, so its pages are
-   * touched only as objects are used, not all at once here. */
-  pool->bump = (char*)slab->align;
-  pool->bump_end = pool->bump + n * pool->obj_size;
-  /* Later slabs are bigger, up to 64 Ki objects, so a million promises
-   * cost few mallocs but a small program reserves little. */
-  if (pool->per_slab < 65536)
-    pool->per_slab *= 2;
+static void maybe_destroy(vow_pool_t* pool);
+
+/* ---- task lists ------------------------------------------------------ */
+
+void vow__tlist_push(tlist* l, ptask* t) {
+  t->next = NULL;
+  t->prev = l->tail;
+  if (l->tail)
+    l->tail->next = t;
+  else
+    l->head = t;
+  l->tail = t;
+  l->len++;
+}
+
+void vow__tlist_push_front(tlist* l, ptask* t) {
+  t->prev = NULL;
+  t->next = l->head;
+  if (l->head)
+    l->head->prev = t;
+  else
+    l->tail = t;
+  l->head = t;
+  l->len++;
+}
+
+void vow__tlist_remove(tlist* l, ptask* t) {
+  if (t->prev)
+    t->prev->next = t->next;
+  else
+    l->head = t->next;
+  if (t->next)
+    t->next->prev = t->prev;
+  else
+    l->tail = t->prev;
+  t->prev = t->next = NULL;
+  l->len--;
+}
+
+/* ---- tasks ----------------------------------------------------------- */
+
+static void free_task(vow_pool_t* pool, ptask* t) {
+  vow_value_release(t->args);
+  vow__pool_put(&pool->tasks, t);
+}
+
+void vow__pool_fail_task(vow_pool_t* pool, ptask* t, vow_failure_t* f) {
+  if (t->p == NULL) {
+    vow_failure_release(f);
+    return;
+  }
+  pool->stats.failed++;
+  vow_reject(t->p, f);
+  t->p = NULL;
+}
+
+void vow__pool_task_done(pworker* w, ptask* t) {
+  vow_pool_t* pool = w->pool;
+  free_task(pool, t);
+  if (pool->opt.recycle_after && w->state == PW_READY &&
+      w->completed >= pool->opt.recycle_after && !pool->closing) {
+    /* Recycled, like maxtasksperchild: it takes nothing new, finishes
+     * what it holds, and a fresh worker takes its slot now. */
+    w->state = PW_RETIRING;
+    pool->workers[w->slot] = NULL;
+    w->next_retiring = pool->retiring;
+    pool->retiring = w;
+    pool->stats.workers_alive--;
+    w->said_hello = false; /* no longer counted as alive */
+    vow__worker_start(pool, w->slot);
+  }
+  if (w->state == PW_RETIRING && w->inflight.len == 0)
+    vow__worker_send_shutdown(w);
+}
+
+ptask* vow__pool_find_inflight(pworker* w, uint64_t id) {
+  ptask* t;
+  /* Replies come in the order the worker runs its tasks: the head, almost
+   * always. */
+  for (t = w->inflight.head; t != NULL; t = t->next)
+    if (t->id == id) return t;
+  return NULL;
+}
+
+static vow_failure_t* task_failure(int kind, int code, ptask* t, pworker* w,
+                                   const char* fmt, ...) VOW_PRINTF(5, 6);
+static vow_failure_t* task_failure(int kind, int code, ptask* t, pworker* w,
+                                   const char* fmt, ...) {
+  va_list ap;
+  vow_failure_t* f;
+  va_start(ap, fmt);
+  f = vow__failure_newv(kind, code, fmt, ap);
+  va_end(ap);
+  vow_origin_t o = {t->id, t->fn, NULL, w ? w->pid : 0, -1, -1};
+  if (w != NULL && w->exited) {
+    o.exit_status = w->term_signal ? -1 : (int)w->exit_status;
+    o.term_signal = w->term_signal ? w->term_signal : -1;
+  }
+  vow_failure_set_origin(f, &o);
+  if (w != NULL && w->tail_len > 0) vow_failure_set_detail(f, w->tail);
+  return f;
+}
+
+/* Puts tasks back at the queue's front in their order, untouched. */
+static void requeue_front(vow_pool_t* pool, tlist* from, bool suspect) {
+  while (from->tail != NULL) {
+    ptask* t = from->tail;
+    vow__tlist_remove(from, t);
+    pool->stats.in_flight--;
+    t->flags &= (uint8_t)~PT_INFLIGHT;
+    t->at.pool = pool;
+    if (t->flags & PT_CANCELLED) {
+      free_task(pool, t);
+      continue;
+    }
+    if (suspect) t->flags |= PT_SUSPECT;
+    vow__tlist_push_front(&pool->queue, t);
+  }
+  pool->stats.queued = pool->queue.len;
+}
+
+/* ---- timers ---------------------------------------------------------- */
+
+static void on_task_timeout(vow__timer* timer) {
+  pworker* w = VOW__CONTAINER_OF(timer, pworker, task_timer);
+  vow_pool_t* pool = w->pool;
+  ptask* t = w->inflight.head;
+  char why[64];
+  if (t == NULL) return;
+  vow__tlist_remove(&w->inflight, t);
+  pool->stats.in_flight--;
+  snprintf(why, sizeof(why), "%llu ms",
+           (unsigned long long)(t->timeout_ms ? t->timeout_ms
+                                              : pool->opt.timeout_ms));
+  if (!(t->flags & PT_CANCELLED))
+    vow__pool_fail_task(pool, t,
+                        task_failure(VOW_FAIL_TIMEOUT, UV_ETIMEDOUT, t, w,
+                                     "the task ran past its timeout of %s; "
+                                     "its worker was killed",
+                                     why));
+  free_task(pool, t);
+  /* The others it held never started: they go back as they were. */
+  requeue_front(pool, &w->inflight, false);
+  vow__worker_kill(w, PK_TIMEOUT);
+  vow__pool_kick(pool);
+}
+
+static void on_grace_over(vow__timer* timer) {
+  pworker* w = VOW__CONTAINER_OF(timer, pworker, grace_timer);
+  requeue_front(w->pool, &w->inflight, false);
+  vow__worker_kill(w, PK_GRACE);
+  vow__pool_kick(w->pool);
+}
+
+void vow__pool_arm_head(pworker* w) {
+  vow_pool_t* pool = w->pool;
+  ptask* t = w->inflight.head;
+  uint64_t ms;
+  vow__timer_stop(pool->ctx, &w->task_timer);
+  if (t == NULL || w->state == PW_STOPPING || w->state == PW_DEAD) return;
+  ms = t->timeout_ms ? t->timeout_ms : pool->opt.timeout_ms;
+  if (ms == 0 || (t->flags & PT_CANCELLED)) return;
+  w->task_timer.fire = on_task_timeout;
+  w->task_timer.discard = NULL;
+  vow__timer_start(pool->ctx, &w->task_timer, ms);
+}
+
+/* ---- dispatch -------------------------------------------------------- */
+
+static bool has_suspect(const pworker* w) {
+  const ptask* t;
+  for (t = w->inflight.head; t != NULL; t = t->next)
+    if (t->flags & PT_SUSPECT) return true;
+  return false;
+}
+
+static void wake_space_waiters(vow_pool_t* pool);
+
+static void dispatch(vow_pool_t* pool) {
+  unsigned i, start;
+  bool sent = true;
+  if (pool->closing == 2) return;
+  /* Round after round, so workers share a backlog in turn. */
+  start = (unsigned)(pool->next_id % (pool->nworkers ? pool->nworkers : 1));
+  while (sent && pool->queue.head != NULL) {
+    sent = false;
+    for (i = 0; i < pool->nworkers; i++) {
+      pworker* w = pool->workers[(start + i) % pool->nworkers];
+      size_t n;
+      if (w == NULL || w->state != PW_READY) continue;
+      n = vow__sched_take(&pool->queue, w->inflight.len, w->limit,
+                          has_suspect(w));
+      if (n == 0) continue;
+      /* Share a backlog rather than fill the first worker to its limit. */
+      if (n > 1 && pool->queue.len < (size_t)w->limit * pool->nworkers) {
+        size_t share = (pool->queue.len + pool->nworkers - 1) / pool->nworkers;
+        if (share < n) n = share ? share : 1;
+      }
+      vow__worker_send(w, n);
+      sent = true;
+      if (pool->queue.head == NULL) break;
+    }
+  }
+  wake_space_waiters(pool);
+  if (pool->closing == 1 && pool->queue.head == NULL &&
+      pool->stats.in_flight == 0) {
+    for (i = 0; i < pool->nworkers; i++) {
+      pworker* w = pool->workers[i];
+      if (w != NULL && (w->state == PW_READY || w->state == PW_RETIRING))
+        vow__worker_send_shutdown(w);
+    }
+  }
+}
+
+static void on_kick(uv_idle_t* idle) {
+  vow_pool_t* pool = idle->data;
+  uv_idle_stop(idle);
+  pool->kick_armed = false;
+  dispatch(pool);
+}
+
+void vow__pool_kick(vow_pool_t* pool) {
+  if (pool->kick_armed || pool->ctx->closing) return;
+  pool->kick_armed = true;
+  uv_idle_start(&pool->kick, on_kick);
+}
+
+/* ---- space ----------------------------------------------------------- */
+
+typedef struct space_wait {
+  struct space_wait* next;
+  vow_pool_t* pool;
+  vow_promise_t* p;
+} space_wait;
+
+static void space_cancel(vow_promise_t* p, void* data) {
+  space_wait* sw = data;
+  space_wait** at;
+  (void)p;
+  for (at = &sw->pool->space; *at != NULL; at = &(*at)->next)
+    if (*at == sw) {
+      *at = sw->next;
+      break;
+    }
+  free(sw);
+}
+
+static bool has_room(const vow_pool_t* pool) {
+  return pool->opt.queue_limit == 0 || pool->queue.len < pool->opt.queue_limit;
+}
+
+static void wake_space_waiters(vow_pool_t* pool) {
+  size_t room = pool->opt.queue_limit ? pool->opt.queue_limit - pool->queue.len
+                                      : SIZE_MAX;
+  while (pool->space != NULL && room-- > 0) {
+    space_wait* sw = pool->space;
+    pool->space = sw->next;
+    vow__clear_canceller(sw->p);
+    vow_fulfil(sw->p, NULL);
+    free(sw);
+  }
+}
+
+vow_promise_t* vow_pool_space(vow_pool_t* pool) {
+  space_wait* sw;
+  if (has_room(pool) || pool->closing) return vow_succeed(pool->ctx, NULL);
+  sw = malloc(sizeof(*sw));
+  if (sw == NULL) return vow_fail(pool->ctx, vow__failure_nomem());
+  sw->pool = pool;
+  sw->p = vow_promise_new(pool->ctx, space_cancel, sw);
+  if (sw->p == NULL) {
+    free(sw);
+    return NULL;
+  }
+  sw->next = pool->space;
+  pool->space = sw;
+  return sw->p;
+}
+
+/* ---- submit ---------------------------------------------------------- */
+
+/* The pool's copy of a function name, or NULL when the pool knows its
+ * functions and this is not one of them. */
+static const char* intern(vow_pool_t* pool, const char* fn) {
+  size_t i;
+  char** grown;
+  for (i = 0; i < pool->nnames; i++)
+    if (strcmp(pool->names[i], fn) == 0) return pool->names[i];
+  if (pool->nknown > 0) return NULL;
+  /* Functions not known yet (no table, no HELLO): keep the name; the
+   * worker will refuse it if it has no such function. */
+  grown = realloc(pool->names, (pool->nnames + 1) * sizeof(char*));
+  if (grown == NULL) return NULL;
+  pool->names = grown;
+  pool->names[pool->nnames] = strdup(fn);
+  if (pool->names[pool->nnames] == NULL) return NULL;
+  return pool->names[pool->nnames++];
+}
+
+static pworker* task_worker(const ptask* t) {
+  return (t->flags & PT_INFLIGHT) ? t->at.w : NULL;
+}
+
+static vow_pool_t* task_pool(const ptask* t) {
+  return (t->flags & PT_INFLIGHT) ? t->at.w->pool : t->at.pool;
+}
+
+/* A queued task leaves the queue. A running one is asked to stop with
+ * CANCEL; its worker is killed if it has not replied within the grace
+ * period. Either way vow_cancel rejects the promise right after this. */
+static void task_cancel(vow_promise_t* p, void* data) {
+  ptask* t = data;
+  pworker* w = task_worker(t);
+  vow_pool_t* pool = task_pool(t);
+  (void)p;
+  t->p = NULL;
+  pool->stats.cancelled++;
+  if (w == NULL) {
+    vow__tlist_remove(&pool->queue, t);
+    pool->stats.queued = pool->queue.len;
+    free_task(pool, t);
+    wake_space_waiters(pool);
+    return;
+  }
+  t->flags |= PT_CANCELLED;
+  w->cancelled_pending++;
+  vow__worker_send_cancel(w, t->id);
+  if (w->grace_timer.index == SIZE_MAX && w->state != PW_STOPPING) {
+    w->grace_timer.fire = on_grace_over;
+    w->grace_timer.discard = NULL;
+    vow__timer_start(pool->ctx, &w->grace_timer,
+                     pool->opt.cancel_grace_ms ? pool->opt.cancel_grace_ms
+                                               : 1000);
+  }
+  if (t == w->inflight.head) vow__pool_arm_head(w);
+}
+
+static vow_promise_t* reject_now(vow_pool_t* pool, vow_value_t* args,
+                                 vow_failure_t* f) {
+  vow_value_release(args);
+  return vow_fail(pool->ctx, f);
+}
+
+vow_promise_t* vow_pool_submit_timeout(vow_pool_t* pool, const char* fn,
+                                       vow_value_t* args,
+                                       uint64_t timeout_ms) {
+  ptask* t;
+  const char* name;
+  if (args == NULL) args = vow_value_nil();
+  if (pool->closing)
+    return reject_now(pool, args,
+                      vow_failure_new(VOW_FAIL_CANCELLED, UV_ECANCELED,
+                                      "the pool is shutting down"));
+  if (pool->broken)
+    return reject_now(pool, args,
+                      vow_failure_new(VOW_FAIL_WORKER_DIED, 0, "%s",
+                                      pool->broken_why));
+  if (fn == NULL)
+    return reject_now(pool, args,
+                      vow_failure_new(VOW_FAIL_BAD_INPUT, UV_EINVAL,
+                                      "no function name was given"));
+  if (vow_value_kind(args) != VOW_VALUE_MSGPACK)
+    return reject_now(
+        pool, args,
+        vow_failure_new(VOW_FAIL_BAD_INPUT, UV_EINVAL,
+                        "arguments for %s must be a msgpack value, not a "
+                        "pointer, array of values or failure",
+                        fn));
+  name = intern(pool, fn);
+  if (name == NULL)
+    return reject_now(pool, args,
+                      vow_failure_new(VOW_FAIL_BAD_INPUT, UV_EINVAL,
+                                      "the pool's workers have no function "
+                                      "named \"%s\"",
+                                      fn));
+  if (!has_room(pool))
+    return reject_now(pool, args,
+                      vow_failure_new(VOW_FAIL_QUEUE_FULL, VOW_EFULL,
+                                      "the queue holds %zu tasks, its limit; "
+                                      "wait on vow_pool_space",
+                                      pool->queue.len));
+  t = vow__pool_get(&pool->tasks);
+  if (t == NULL) return reject_now(pool, args, vow__failure_nomem());
+  memset(t, 0, sizeof(*t));
+  t->p = vow_promise_new(pool->ctx, task_cancel, t);
+  if (t->p == NULL) {
+    vow__pool_put(&pool->tasks, t);
+    vow_value_release(args);
+    return NULL;
+  }
+  t->id = ++pool->next_id;
+  t->fn = name;
+  t->args = args;
+  t->timeout_ms = timeout_ms > UINT32_MAX ? UINT32_MAX : (uint32_t)timeout_ms;
+  t->at.pool = pool;
+  vow__tlist_push(&pool->queue, t);
+  pool->stats.submitted++;
+  pool->stats.queued = pool->queue.len;
+  vow__pool_kick(pool);
+  /* The caller's reference; the task keeps the pointer, not a
+   * reference: a pending promise is never freed, and the task lets go of
+   * it when it settles it. */
+  return t->p;
+}
+
+vow_promise_t* vow_pool_submit(vow_pool_t* pool, const char* fn,
+                               vow_value_t* args) {
+  return vow_pool_submit_timeout(pool, fn, args, 0);
+}
+
+/* ---- worker life ----------------------------------------------------- */
+
+static void start_empty_slots(vow_pool_t* pool) {
+  unsigned i;
+  for (i = 0; i < pool->nworkers; i++)
+    if (pool->workers[i] == NULL) vow__worker_start(pool, i);
+}
+
+static void on_respawn(vow__timer* timer) {
+  vow_pool_t* pool = VOW__CONTAINER_OF(timer, vow_pool_t, respawn_timer);
+  if (pool->closing == 2 || pool->broken) return;
+  start_empty_slots(pool);
+}
+
+void vow__pool_worker_ready(pworker* w) {
+  vow_pool_t* pool = w->pool;
+  w->state = PW_READY;
+  w->said_hello = true;
+  pool->start_failures = 0;
+  pool->stats.workers_alive++;
+  vow__pool_kick(pool);
+}
+
+/* Describes how a worker ended, for failures and for the pool's reason to
+ * give up. */
+static void describe_end(const pworker* w, char* buf, size_t size) {
+  if (w->why[0] != '\0')
+    snprintf(buf, size, "%s", w->why);
+  else if (w->term_signal)
+    snprintf(buf, size, "worker pid %d was killed by signal %d (%s)", w->pid,
+             w->term_signal, strsignal(w->term_signal));
+  else
+    snprintf(buf, size, "worker pid %d exited with status %lld", w->pid,
+             (long long)w->exit_status);
+}
+
+static void fail_queue(vow_pool_t* pool, int kind, const char* why) {
+  while (pool->queue.head != NULL) {
+    ptask* t = pool->queue.head;
+    vow__tlist_remove(&pool->queue, t);
+    vow__pool_fail_task(pool, t,
+                        task_failure(kind, 0, t, NULL, "%s", why));
+    free_task(pool, t);
+  }
+  pool->stats.queued = 0;
+}
+
+static void finish_shutdown(vow_pool_t* pool) {
+  if (pool->live_workers > 0 || pool->shutdown_p == NULL) return;
+  vow__timer_stop(pool->ctx, &pool->respawn_timer);
+  if (vow_promise_state(pool->shutdown_p) == VOW_PENDING)
+    vow_fulfil(pool->shutdown_p, NULL);
+}
+
+/* Deals with every task the worker held when it went. */
+static void settle_inflight(vow_pool_t* pool, pworker* w, const char* why) {
+  bool alone = w->inflight.len == 1;
+  tlist retry = {NULL, NULL, 0};
+  while (w->inflight.head != NULL) {
+    ptask* t = w->inflight.head;
+    vow__tlist_remove(&w->inflight, t);
+    pool->stats.in_flight--;
+    t->flags &= (uint8_t)~PT_INFLIGHT;
+    t->at.pool = pool;
+    if (t->flags & PT_CANCELLED) {
+      free_task(pool, t);
+      continue;
+    }
+    if (w->kill == PK_PROTOCOL) {
+      vow__pool_fail_task(pool, t,
+                          task_failure(VOW_FAIL_PROTOCOL, 0, t, w,
+                                       "%s; the worker was killed", why));
+      free_task(pool, t);
+      continue;
+    }
+    if (w->kill == PK_ASKED || w->kill == PK_TIMEOUT || w->kill == PK_GRACE) {
+      vow__tlist_push(&retry, t); /* not its fault: as it was */
+      continue;
+    }
+    /* It died on its own with this task on it. */
+    t->attempts++;
+    if (pool->opt.retries > 0 && t->attempts <= pool->opt.retries &&
+        pool->closing != 2) {
+      pool->stats.retried++;
+      /* Alone it was the culprit; with others it may be: suspects run one
+       * at a time until the one that kills its worker is found. */
+      if (!alone) t->flags |= PT_SUSPECT;
+      vow__tlist_push(&retry, t);
+      continue;
+    }
+    if (pool->opt.retries > 0)
+      vow__pool_fail_task(
+          pool, t,
+          task_failure(VOW_FAIL_POISON, 0, t, w,
+                       "poison task: it was on a worker that died each of "
+                       "its tries (%s)",
+                       why));
+    else
+      vow__pool_fail_task(pool, t,
+                          task_failure(VOW_FAIL_WORKER_DIED, 0, t, w,
+                                       "the worker died: %s", why));
+    free_task(pool, t);
+  }
+  while (retry.tail != NULL) {
+    ptask* t = retry.tail;
+    vow__tlist_remove(&retry, t);
+    if (pool->closing == 2) {
+      vow__pool_fail_task(pool, t,
+                          task_failure(VOW_FAIL_CANCELLED, UV_ECANCELED, t,
+                                       NULL, "%s", "the pool was shut down"));
+      free_task(pool, t);
+    } else {
+      vow__tlist_push_front(&pool->queue, t);
+    }
+  }
+  pool->stats.queued = pool->queue.len;
+}
+
+void vow__pool_worker_gone(pworker* w) {
+  vow_pool_t* pool = w->pool;
+  char why[700];
+  bool in_slot = pool->workers[w->slot] == w;
+  describe_end(w, why, sizeof(why));
+  if (w->said_hello && w->state != PW_STARTING) {
+    /* counted in vow__pool_worker_ready */
+  }
+  if (w->said_hello) pool->stats.workers_alive--;
+  if (w->kill == PK_NONE) pool->stats.worker_deaths++;
+  if (!pool->ctx->closing) {
+    settle_inflight(pool, w, why);
+  } else {
+    /* The context is closing: its promises are being reported and freed;
+     * only our own records go. */
+    while (w->inflight.head != NULL) {
+      ptask* t = w->inflight.head;
+      vow__tlist_remove(&w->inflight, t);
+      free_task(pool, t);
+    }
+  }
+  if (in_slot) pool->workers[w->slot] = NULL;
+  if (!in_slot) {
+    pworker** at;
+    for (at = &pool->retiring; *at != NULL; at = &(*at)->next_retiring)
+      if (*at == w) {
+        *at = w->next_retiring;
+        break;
+      }
+  }
+  if (!pool->ctx->closing && in_slot && pool->closing != 2 &&
+      (pool->closing == 0 || pool->queue.head != NULL)) {
+    if (!w->said_hello && w->kill != PK_ASKED) {
+      /* It never started. Try again later, and not forever. */
+      unsigned attempts = pool->opt.start_attempts ? pool->opt.start_attempts
+                                                   : 5;
+      pool->start_failures++;
+      if (pool->start_failures >= attempts && pool->stats.workers_alive == 0) {
+        snprintf(pool->broken_why, sizeof(pool->broken_why),
+                 "workers cannot start (%u tries): %s%s%s", attempts, why,
+                 w->tail_len ? "; its stderr ends: " : "",
+                 w->tail_len ? w->tail : "");
+        pool->broken = true;
+        fail_queue(pool, VOW_FAIL_WORKER_DIED, pool->broken_why);
+      } else if (pool->respawn_timer.index == SIZE_MAX) {
+        pool->respawn_timer.fire = on_respawn;
+        pool->respawn_timer.discard = NULL;
+        vow__timer_start(pool->ctx, &pool->respawn_timer,
+                         vow__sched_backoff_ms(pool->start_failures));
+      }
+    } else {
+      vow__worker_start(pool, w->slot);
+    }
+  }
+  free(w);
+  if (!pool->ctx->closing) {
+    finish_shutdown(pool);
+    vow__pool_kick(pool);
+  }
+  maybe_destroy(pool);
+}
+
+/* ---- the pool -------------------------------------------------------- */
+
+static char** copy_strv(const char* const* v, size_t extra) {
+  size_t n = 0, i;
+  char** out;
+  while (v && v[n]) n++;
+  out = calloc(n + extra + 1, sizeof(char*));
+  if (out == NULL) return NULL;
+  for (i = 0; i < n; i++)
+    if ((out[i] = strdup(v[i])) == NULL) return out; /* caller checks */
+  return out;
+}
+
+static void free_strv(char** v) {
+  size_t i;
+  for (i = 0; v && v[i]; i++) free(v[i]);
+  free(v);
+}
+
+static size_t strv_len(char** v) {
+  size_t n = 0;
+  while (v && v[n]) n++;
+  return n;
+}
+
+static int add_env(char** env, const char* name, const char* value) {
+  size_t n = strv_len(env);
+  size_t len = strlen(name) + strlen(value) + 2;
+  env[n] = malloc(len);
+  if (env[n] == NULL) return UV_ENOMEM;
+  snprintf(env[n], len, "%s=%s", name, value);
   return 0;
 }
 
-void* vow__pool_get(vow__pool* pool) {
-  void* obj = pool->free;
-  if (obj != NULL) {
-    pool->free = *(void**)obj;
+static void pool_shutdown_op(vow__op* op);
+
+static void on_kick_closed(uv_handle_t* h) {
+  vow_pool_t* pool = h->data;
+  pool->handles_open--;
+  maybe_destroy(pool);
+}
+
+static void destroy(vow_pool_t* pool) {
+  size_t i;
+  while (pool->queue.head != NULL) {
+    ptask* t = pool->queue.head;
+    vow__tlist_remove(&pool->queue, t);
+    free_task(pool, t);
+  }
+  free(pool->cwd_copy);
+  free_strv(pool->argv);
+  free_strv(pool->env);
+  for (i = 0; i < pool->nnames; i++) free(pool->names[i]);
+  free(pool->names);
+  free(pool->workers);
+  vow__pool_destroy(&pool->tasks);
+  free(pool);
+}
+
+vow_pool_t* vow_pool_new(vow_ctx_t* ctx, const vow_pool_options_t* options,
+                         int* err) {
+  vow_pool_t* pool = calloc(1, sizeof(*pool));
+  char buf[4096];
+  size_t n, i;
+  int rc = UV_ENOMEM;
+  struct sigaction sa;
+  if (pool == NULL) goto fail;
+  pool->ctx = ctx;
+  if (options) pool->opt = *options;
+  pool->opt.worker_argv = NULL;
+  pool->opt.env = NULL;
+  pool->opt.functions = NULL;
+  if (pool->opt.workers == 0) {
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    pool->opt.workers = cpus > 0 ? (unsigned)cpus : 1;
+  }
+  pool->nworkers = pool->opt.workers;
+  pool->respawn_timer.index = SIZE_MAX;
+  vow__pool_init(&pool->tasks, sizeof(ptask), 256);
+
+  /* The worker command: given, or this very program. */
+  if (options && options->worker_argv && options->worker_argv[0]) {
+    pool->argv = copy_strv(options->worker_argv, 0);
   } else {
-    if (pool->bump == pool->bump_end && pool_grow(pool) != 0)
-      return NULL;
-    obj = pool->bump;
-    pool->bump += pool->obj_size;
+    n = sizeof(buf);
+    if ((rc = uv_exepath(buf, &n)) != 0) goto fail;
+    pool->argv = calloc(2, sizeof(char*));
+    if (pool->argv) pool->argv[0] = strdup(buf);
+    rc = UV_ENOMEM;
   }
-  pool->live++;
-  return obj;
+  if (pool->argv == NULL || pool->argv[0] == NULL) goto fail;
+
+  /* Its environment: ours, the caller's additions, and the channel. */
+  pool->env = copy_strv((const char* const*)environ,
+                        strv_len((char**)(options ? options->env : NULL)) + 4);
+  if (pool->env == NULL) goto fail;
+  for (i = 0; options && options->env && options->env[i]; i++)
+    if ((pool->env[strv_len(pool->env)] = strdup(options->env[i])) == NULL)
+      goto fail;
+  snprintf(buf, sizeof(buf), "%d", (int)getpid());
+  if (add_env(pool->env, "VOW_WORKER_CHANNEL", "3") != 0 ||
+      add_env(pool->env, "VOW_PARENT_PID", buf) != 0 ||
+      (pool->opt.limits &&
+       add_env(pool->env, "VOW_WORKER_LIMITS", pool->opt.limits) != 0))
+    goto fail;
+  pool->opt.limits = NULL;
+  pool->opt.cwd = NULL; /* copied below */
+
+  /* The functions, known now from a table or later from a HELLO. */
+  if (options && options->functions && options->nfunctions > 0) {
+    pool->names = calloc(options->nfunctions, sizeof(char*));
+    if (pool->names == NULL) goto fail;
+    for (i = 0; i < options->nfunctions; i++) {
+      if ((pool->names[i] = strdup(options->functions[i].name)) == NULL)
+        goto fail;
+      pool->nnames++;
+    }
+    pool->nknown = pool->nnames;
+  } else {
+    pool->names_from_hello = true;
+  }
+  if (options && options->cwd) {
+    pool->cwd_copy = strdup(options->cwd);
+    if (pool->cwd_copy == NULL) goto fail;
+    pool->opt.cwd = pool->cwd_copy;
+  }
+
+  pool->workers = calloc(pool->nworkers, sizeof(pworker*));
+  if (pool->workers == NULL) goto fail;
+
+  /* A worker that dies while we write to it must show as EPIPE, not kill
+   * us; we touch SIGPIPE only when the host left it at its default. */
+  if (sigaction(SIGPIPE, NULL, &sa) == 0 && sa.sa_handler == SIG_DFL) {
+    sa.sa_handler = SIG_IGN;
+    sigaction(SIGPIPE, &sa, NULL);
+  }
+
+  uv_idle_init(ctx->loop, &pool->kick);
+  pool->kick.data = pool;
+  pool->handles_open = 1;
+  vow__op_start(ctx, &pool->op, pool_shutdown_op);
+  start_empty_slots(pool);
+  return pool;
+fail:
+  if (err) *err = rc;
+  if (pool) destroy(pool);
+  return NULL;
 }
 
-void vow__pool_put(vow__pool* pool, void* obj) {
-  *(void**)obj = pool->free;
-  pool->free = obj;
-  pool->live--;
+static void cancel_all_tasks(vow_pool_t* pool, const char* why) {
+  unsigned i;
+  pworker* w;
+  fail_queue(pool, VOW_FAIL_CANCELLED, why);
+  for (i = 0; i < pool->nworkers; i++) {
+    w = pool->workers[i];
+    if (w == NULL) continue;
+    for (ptask* t = w->inflight.head; t != NULL; t = t->next)
+      vow__pool_fail_task(pool, t,
+                          task_failure(VOW_FAIL_CANCELLED, UV_ECANCELED, t, w,
+                                       "%s", why));
+  }
+  for (w = pool->retiring; w != NULL; w = w->next_retiring)
+    for (ptask* t = w->inflight.head; t != NULL; t = t->next)
+      vow__pool_fail_task(pool, t,
+                          task_failure(VOW_FAIL_CANCELLED, UV_ECANCELED, t, w,
+                                       "%s", why));
 }
 
-void vow__pool_each(vow__pool* pool, void (*fn)(void* obj, void* arg),
-                    void* arg) {
-  vow__slab* slab;
-  for (slab = pool->slabs; slab != NULL; slab = slab->next) {
-    char* obj = (char*)slab->align;
-    char* end = obj + slab->count * pool->obj_size;
-    /* The newest slab was handed out only up to the bump pointer. */
-    if (slab == pool->slabs)
-      end = pool->bump;
-    for (; obj < end; obj += pool->obj_size)
-      fn(obj, arg);
-  }
+static void kill_all(vow_pool_t* pool) {
+  unsigned i;
+  pworker* w;
+  for (i = 0; i < pool->nworkers; i++)
+    if ((w = pool->workers[i]) != NULL) vow__worker_kill(w, PK_ASKED);
+  for (w = pool->retiring; w != NULL; w = w->next_retiring)
+    vow__worker_kill(w, PK_ASKED);
 }
 
-void vow__pool_destroy(vow__pool* pool) {
-  vow__slab* slab = pool->slabs;
-  while (slab != NULL) {
-    vow__slab* next = slab->next;
-    free(slab);
-    slab = next;
+vow_promise_t* vow_pool_shutdown(vow_pool_t* pool, bool graceful) {
+  if (pool->shutdown_p == NULL) {
+    pool->shutdown_p = vow_promise_new(pool->ctx, NULL, NULL);
+    if (pool->shutdown_p == NULL) return NULL;
   }
-  pool->slabs = NULL;
-  pool->free = NULL;
-  pool->bump = pool->bump_end = NULL;
-  pool->reserved = 0;
+  if (!graceful && pool->closing != 2) {
+    pool->closing = 2;
+    vow__timer_stop(pool->ctx, &pool->respawn_timer);
+    cancel_all_tasks(pool, "the pool was shut down");
+    kill_all(pool);
+  } else if (pool->closing == 0) {
+    pool->closing = 1;
+    if (pool->broken) kill_all(pool);
+    vow__pool_kick(pool);
+  }
+  while (pool->space != NULL) {
+    space_wait* sw = pool->space;
+    pool->space = sw->next;
+    vow__clear_canceller(sw->p);
+    vow_reject(sw->p, vow_failure_new(VOW_FAIL_CANCELLED, UV_ECANCELED,
+                                      "the pool is shutting down"));
+    free(sw);
+  }
+  finish_shutdown(pool);
+  return vow_promise_ref(pool->shutdown_p);
+}
+
+/* Frees the pool once nothing of it is left on the loop: after
+ * vow_pool_free, or when its context closes. */
+static void maybe_destroy(vow_pool_t* pool) {
+  if (pool->handles_open > 0 || pool->live_workers > 0) return;
+  if (!pool->freeing && !pool->ctx->closing) return;
+  if (!pool->freeing) vow__op_done(pool->ctx, &pool->op);
+  destroy(pool);
+}
+
+void vow_pool_free(vow_pool_t* pool) {
+  if (pool == NULL) return;
+  if (pool->live_workers > 0) {
+    fprintf(stderr, "vow: vow_pool_free called before its shutdown "
+                    "completed\n");
+    abort();
+  }
+  vow__op_done(pool->ctx, &pool->op);
+  vow_promise_release(pool->shutdown_p);
+  pool->shutdown_p = NULL;
+  pool->freeing = true;
+  fail_queue(pool, VOW_FAIL_CANCELLED, "the pool was freed");
+  if (!uv_is_closing((uv_handle_t*)&pool->kick))
+    uv_close((uv_handle_t*)&pool->kick, on_kick_closed);
+}
+
+/* At context close: kill everything, settle nothing; the pool is freed
+ * once every handle of it is closed. */
+static void pool_shutdown_op(vow__op* op) {
+  vow_pool_t* pool = VOW__CONTAINER_OF(op, vow_pool_t, op);
+  pool->closing = 2;
+  vow__timer_stop(pool->ctx, &pool->respawn_timer);
+  kill_all(pool);
+  if (!uv_is_closing((uv_handle_t*)&pool->kick))
+    uv_close((uv_handle_t*)&pool->kick, on_kick_closed);
+}
+
+void vow_pool_stats(const vow_pool_t* pool, vow_pool_stats_t* out) {
+  *out = pool->stats;
+  out->queued = pool->queue.len;
+}
+
+void vow_pool_on_progress(vow_pool_t* pool, vow_progress_fn fn, void* data) {
+  pool->progress = fn;
+  pool->progress_data = data;
 }

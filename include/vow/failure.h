@@ -61,6 +61,12 @@ VOW_EXTERN vow_failure_t* vow_failure_new(int kind, int code, const char* fmt,
 VOW_EXTERN int vow_failure_set_origin(vow_failure_t* f,
                                       const vow_origin_t* origin);
 
+/* Attaches extra text, such as a worker's crash report (copied). Only
+ * for a failure you have just made. Returns 0 or UV_ENOMEM. */
+VOW_EXTERN int vow_failure_set_detail(vow_failure_t* f, const char* detail);
+/* The extra text, or NULL. Borrowed. */
+VOW_EXTERN const char* vow_failure_detail(const vow_failure_t* f);
+
 /* Attaches a cause (takes over its reference); used by any-fulfilled to
  * report every input's failure, in input order. Returns 0 or UV_ENOMEM (the
  * cause is released either way on error). */

@@ -10,5 +10,7 @@
 #include "promise.h"
 #include "sync.h"
 #include "io.h"
+#include "worker.h"
+#include "pool.h"
 
 #endif /* VOW_VOW_H */

@@ -1,0 +1,127 @@
+/* vow — the worker pool: CPU-bound tasks on worker processes, each task's
+ * result settling a promise in the parent.
+ *
+ * Whatever happens to a worker, every submitted task's promise settles
+ * exactly once: with the task's result, or with a failure whose kind and
+ * origin say what happened (VOW_FAIL_TASK_ERROR, WORKER_DIED, POISON,
+ * TIMEOUT, CANCELLED, PROTOCOL, QUEUE_FULL, BAD_INPUT).
+ */
+#ifndef VOW_POOL_H
+#define VOW_POOL_H
+
+#include "promise.h"
+#include "sync.h"
+#include "worker.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct vow_pool vow_pool_t;
+
+/* What becomes of the workers' stderr. */
+typedef enum vow_stderr_mode {
+  VOW_STDERR_RELAY = 0, /* each line to our stderr, "[worker N] " in front */
+  VOW_STDERR_INHERIT,   /* the workers write to our stderr directly */
+  VOW_STDERR_DISCARD
+} vow_stderr_mode_t;
+
+/* Zero means the default everywhere. */
+typedef struct vow_pool_options {
+  unsigned workers; /* default: online CPUs */
+  /* The worker command. Default: this program again (its main must call
+   * vow_worker_main first), with no arguments. */
+  const char* const* worker_argv;
+  /* The functions workers offer, to refuse unknown names at submit
+   * (default: the names the first worker's HELLO lists). */
+  const vow_function_t* functions;
+  size_t nfunctions;
+  /* Tasks sent ahead to each worker. Default: adaptive, from 2 for long
+   * tasks up to 1024 for tiny ones (about 2 ms of work queued). */
+  unsigned in_flight;
+  size_t queue_limit;      /* queued tasks; default: unlimited */
+  uint64_t timeout_ms;     /* per task, from when it starts; 0: none */
+  unsigned retries;        /* for tasks whose worker died; default 0 */
+  unsigned recycle_after;  /* tasks per worker before it is replaced */
+  uint64_t seed;           /* the run's seed for per-task seeds */
+  uint64_t cancel_grace_ms; /* before a cancelled task's worker is
+                               killed; default 1000 */
+  unsigned start_attempts; /* failed starts in a row before the pool gives
+                              up; default 5 */
+  const char* const* env;  /* extra "NAME=value" entries for workers */
+  const char* cwd;         /* workers' working directory */
+  const char* limits;      /* "as=BYTES,cpu=SECONDS,nofile=N" */
+  vow_stderr_mode_t stderr_mode;
+} vow_pool_options_t;
+
+/* Starts the workers. Returns NULL (and *err set when err is not NULL) for
+ * bad options or no memory; a worker that cannot start is reported through
+ * the tasks' promises, not here. */
+VOW_EXTERN vow_pool_t* vow_pool_new(vow_ctx_t* ctx,
+                                    const vow_pool_options_t* options,
+                                    int* err);
+
+/* Runs fn(args) on a worker. Takes over args (NULL: nil). Always returns a
+ * promise: unknown function, a full queue or a pool shutting down reject
+ * it at once (on the next tick, like every callback). */
+VOW_EXTERN vow_promise_t* vow_pool_submit(vow_pool_t* pool, const char* fn,
+                                          vow_value_t* args);
+/* As vow_pool_submit, with this task's own timeout (0: none). */
+VOW_EXTERN vow_promise_t* vow_pool_submit_timeout(vow_pool_t* pool,
+                                                  const char* fn,
+                                                  vow_value_t* args,
+                                                  uint64_t timeout_ms);
+/* Fulfils once the queue has room (at once when it has). */
+VOW_EXTERN vow_promise_t* vow_pool_space(vow_pool_t* pool);
+
+/* fn over every element of items (an array value, taken over): fulfils
+ * with the results in input order, or rejects with the first failure
+ * (the other tasks are then cancelled). */
+VOW_EXTERN vow_promise_t* vow_pool_map(vow_pool_t* pool, const char* fn,
+                                       vow_value_t* items);
+
+/* fn over every element of items (an array value, taken over), results
+ * as they complete. Each vow_stream_get fulfils with [index, value] (an
+ * array value of two), or with a VOW_VALUE_FAILURE value for a task that
+ * failed, and once every result has been taken, with nil. At most `window`
+ * results are running or waiting to be taken at a time (0: 1024), so a
+ * slow consumer holds back the producer. */
+typedef struct vow_stream vow_stream_t;
+VOW_EXTERN vow_stream_t* vow_pool_stream(vow_pool_t* pool, const char* fn,
+                                         vow_value_t* items, size_t window);
+VOW_EXTERN vow_promise_t* vow_stream_get(vow_stream_t* stream);
+/* Cancels what is still running and frees the stream. */
+VOW_EXTERN void vow_stream_free(vow_stream_t* stream);
+
+/* Graceful: refuse new tasks, finish the queued ones, then stop each
+ * worker with SHUTDOWN. Immediate: kill the workers and reject every
+ * pending task as cancelled. Either way the promise fulfils once every
+ * worker has exited and every descriptor the pool opened is closed.
+ * Calling it again returns the same promise's progress anew. */
+VOW_EXTERN vow_promise_t* vow_pool_shutdown(vow_pool_t* pool, bool graceful);
+
+/* Frees a pool whose shutdown has completed. */
+VOW_EXTERN void vow_pool_free(vow_pool_t* pool);
+
+typedef struct vow_pool_stats {
+  uint64_t submitted, completed, failed, retried, cancelled;
+  size_t queued;           /* waiting for a worker */
+  size_t in_flight;        /* sent to workers */
+  unsigned workers_alive;  /* said HELLO and not exited */
+  uint64_t worker_starts;  /* every spawn, first ones included */
+  uint64_t worker_deaths;  /* exits the pool did not ask for */
+  uint64_t busy_ns;        /* summed over workers: time with tasks sent */
+} vow_pool_stats_t;
+VOW_EXTERN void vow_pool_stats(const vow_pool_t* pool, vow_pool_stats_t* out);
+
+/* Called with every PROGRESS a task reports (fraction 0..1, text
+ * borrowed). */
+typedef void (*vow_progress_fn)(uint64_t task_id, double fraction,
+                                const char* text, void* data);
+VOW_EXTERN void vow_pool_on_progress(vow_pool_t* pool, vow_progress_fn fn,
+                                     void* data);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* VOW_POOL_H */

@@ -1,0 +1,81 @@
+/* vow — the worker side: task functions and the worker process.
+ *
+ * A task function receives its arguments as a msgpack object, a packer for
+ * its result, and a task context. It packs exactly one object and returns
+ * 0, or returns vow_task_fail(...) with a message (and packs nothing).
+ *
+ * A program becomes its own worker: its main() first calls
+ * vow_worker_main() with its function table, which returns at once unless
+ * this process was started as a worker by a pool; then it serves tasks and
+ * exits. Or the stock `vow-worker` binary loads a shared library that
+ * exports its table with VOW_PLUGIN().
+ */
+#ifndef VOW_WORKER_H
+#define VOW_WORKER_H
+
+#include <msgpack.h>
+
+#include "common.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct vow_task_ctx vow_task_ctx_t;
+
+typedef int (*vow_task_fn)(const msgpack_object* args,
+                           msgpack_packer* result, vow_task_ctx_t* task);
+
+typedef struct vow_function {
+  const char* name;
+  vow_task_fn fn;
+} vow_function_t;
+
+/* The task's id (unique in its pool) and its seed, derived from the run's
+ * seed and the task's submission index: the same for a given task however
+ * many workers there are. */
+VOW_EXTERN uint64_t vow_task_id(const vow_task_ctx_t* task);
+VOW_EXTERN uint64_t vow_task_seed(const vow_task_ctx_t* task);
+/* Reports progress (0.0 to 1.0) with a short text (may be NULL). */
+VOW_EXTERN void vow_task_progress(vow_task_ctx_t* task, double fraction,
+                                  const char* text);
+/* True once the parent has asked to cancel this task: a long task should
+ * check it now and then and return early. Costs a poll(2) at most once a
+ * millisecond. */
+VOW_EXTERN bool vow_task_cancelled(vow_task_ctx_t* task);
+/* Records why the task failed; returns -1 for `return vow_task_fail(...)`. */
+VOW_EXTERN int vow_task_fail(vow_task_ctx_t* task, const char* fmt, ...)
+    VOW_PRINTF(2, 3);
+
+/* If this process was started as a pool's worker, serves tasks with the
+ * given functions and exits (never returns); otherwise returns at once.
+ * Call it first thing in main(), before anything touches stdio. */
+VOW_EXTERN void vow_worker_main(const vow_function_t* functions, size_t n);
+
+/* Serves tasks on the channel named by the environment, whatever started
+ * this process; returns the exit status for main(). The vow-worker binary
+ * uses it. */
+VOW_EXTERN int vow_worker_serve(const vow_function_t* functions, size_t n);
+
+/* ---- plugins for the stock vow-worker ------------------------------------ */
+
+#define VOW_PLUGIN_ABI 1
+
+typedef struct vow_plugin {
+  uint32_t abi; /* VOW_PLUGIN_ABI of the headers it was built with */
+  const vow_function_t* functions;
+  size_t count;
+} vow_plugin_t;
+
+/* In a plugin: VOW_PLUGIN(table) exports the table of an array `table`.
+ * The symbol's name carries the ABI version, so a library built for
+ * another version is told apart before anything is called. */
+#define VOW_PLUGIN_SYMBOL "vow_plugin_v1"
+#define VOW_PLUGIN(table)                                                 \
+  VOW_EXTERN const vow_plugin_t vow_plugin_v1 = {                         \
+      VOW_PLUGIN_ABI, (table), sizeof(table) / sizeof((table)[0])}
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* VOW_WORKER_H */

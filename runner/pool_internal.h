@@ -1,0 +1,175 @@
+/* runner/pool_internal.h — private to the pool (pool.c, pool_worker.c,
+ * sched.c); not for use outside runner/. */
+#ifndef VOW_RUNNER_POOL_INTERNAL_H
+#define VOW_RUNNER_POOL_INTERNAL_H
+
+#include "internal.h"
+#include "proto.h"
+#include "vow/pool.h"
+
+typedef struct ptask ptask;
+typedef struct pworker pworker;
+
+enum ptask_flags {
+  PT_SUSPECT = 1,   /* was on a worker that died: runs alone */
+  PT_CANCELLED = 2, /* cancelled in flight: its reply is stale */
+  PT_INFLIGHT = 4   /* at.w is valid (else at.pool) */
+};
+
+/* One submitted task. Lives from submit until its promise is settled and,
+ * if it was sent, its worker has replied or died. */
+struct ptask {
+  ptask* prev;
+  ptask* next;       /* in the pool's queue or a worker's in-flight list */
+  uint64_t id;
+  const char* fn;    /* interned in the pool */
+  vow_value_t* args;
+  vow_promise_t* p;  /* NULL once settled by cancel or timeout */
+  union {
+    vow_pool_t* pool; /* while queued (w == NULL... see PT_INFLIGHT) */
+    pworker* w;       /* while in flight */
+  } at;
+  uint32_t timeout_ms;
+  uint8_t attempts;  /* deaths it was on */
+  uint8_t flags;
+};  /* 64 bytes on LP64: a queued task costs this and its promise */
+
+typedef struct tlist {
+  ptask* head;
+  ptask* tail;
+  size_t len;
+} tlist;
+
+void vow__tlist_push(tlist* l, ptask* t);
+void vow__tlist_push_front(tlist* l, ptask* t);
+void vow__tlist_remove(tlist* l, ptask* t);
+
+enum pworker_state {
+  PW_STARTING, /* spawned, no HELLO yet */
+  PW_READY,
+  PW_RETIRING, /* recycled: takes nothing new, SHUTDOWN once drained */
+  PW_STOPPING, /* SHUTDOWN sent, or killed */
+  PW_DEAD      /* exit and EOFs all in; being finalised */
+};
+
+enum pworker_kill {
+  PK_NONE,     /* it died by itself */
+  PK_TIMEOUT,  /* its head task ran past its timeout */
+  PK_GRACE,    /* a cancelled task did not stop within the grace period */
+  PK_PROTOCOL, /* it broke the protocol */
+  PK_ASKED     /* shutdown or recycling */
+};
+
+struct pworker {
+  vow_pool_t* pool;
+  unsigned slot;
+  int state;
+  int kill;           /* pworker_kill */
+  int pid;
+  uv_process_t proc;
+  uv_pipe_t chan;     /* the channel: fd 3 in the worker */
+  uv_pipe_t errp;     /* its stderr, when relayed */
+  int open_handles;
+  bool spawned, exited, chan_eof, err_eof, err_piped, said_hello;
+  pworker* next_retiring;
+  int64_t exit_status;
+  int term_signal;
+  vowp_decoder dec;
+  tlist inflight;     /* sent, in the order the worker runs them */
+  unsigned limit;     /* in-flight limit now */
+  uint64_t ewma_ns;   /* recent time per task */
+  uint64_t last_event_ns;
+  uint64_t busy_since_ns;
+  uint64_t completed;
+  unsigned cancelled_pending; /* cancelled tasks still in flight */
+  vow__timer task_timer;   /* the head task's timeout */
+  vow__timer grace_timer;  /* a cancelled task's grace */
+  char why[512];      /* what went wrong, for failures */
+  char tail[4096];    /* the end of its stderr: crash reports */
+  size_t tail_len;
+  char line[1024];    /* a stderr line being relayed */
+  size_t line_len;
+};
+
+struct vow_pool {
+  vow_ctx_t* ctx;
+  vow__op op;
+  vow_pool_options_t opt;  /* strings and arrays copied */
+  char** argv;
+  char** env;              /* the full environment for workers */
+  char** names;            /* interned function names, sorted */
+  size_t nnames;
+  bool names_from_hello;   /* learnt from the first HELLO */
+  pworker** workers;       /* by slot; NULL while none runs there */
+  unsigned nworkers;
+  tlist queue;
+  vow__pool tasks;         /* ptask records */
+  struct space_wait* space; /* producers waiting for room */
+  size_t nknown;           /* names[0..nknown) are offered by workers */
+  pworker* retiring;       /* recycled workers draining, out of slots */
+  uint64_t next_id;
+  uv_idle_t kick;          /* dispatches on the next tick */
+  bool kick_armed;
+  int handles_open;        /* the pool's own handles (kick) */
+  unsigned start_failures; /* in a row */
+  bool broken;             /* gave up starting workers */
+  char broken_why[5120]; /* why, and the end of the last stderr */
+  vow__timer respawn_timer;
+  unsigned respawn_pending;
+  int closing;             /* 0, or 1 graceful, 2 immediate */
+  vow_promise_t* shutdown_p;
+  vow_progress_fn progress;
+  void* progress_data;
+  vow_pool_stats_t stats;
+  unsigned live_workers;   /* pworkers allocated and not yet freed */
+  char* cwd_copy;
+  bool freeing;            /* vow_pool_free was called */
+};
+
+/* ---- sched.c: the decisions, kept free of I/O for unit tests -------- */
+
+/* The in-flight limit for a worker whose tasks take ewma_ns each:
+ * enough to keep about 2 ms of work queued on it, from 2 to 1024. A
+ * configured limit wins. */
+unsigned vow__sched_limit(uint64_t ewma_ns, unsigned configured);
+/* Folds one observation (elapsed ns over n replies) into an EWMA. */
+uint64_t vow__sched_ewma(uint64_t ewma_ns, uint64_t elapsed_ns, size_t n);
+/* How many tasks from the queue's head to send to a worker that has
+ * `inflight` tasks and may have `limit`: 0 if none. A suspect task at the
+ * head goes alone to an empty worker; suspects are never batched. */
+size_t vow__sched_take(const tlist* queue, size_t inflight, unsigned limit,
+                       bool worker_has_suspect);
+/* The seed of task `id` in a run seeded with run_seed (splitmix64). */
+uint64_t vow__task_seed(uint64_t run_seed, uint64_t id);
+/* Backoff before the next start after `failures` failed starts in a row. */
+uint64_t vow__sched_backoff_ms(unsigned failures);
+
+/* ---- pool_worker.c ---------------------------------------------------- */
+
+/* Spawns a worker into slot; a spawn that fails is handled like a worker
+ * that died before HELLO. */
+void vow__worker_start(vow_pool_t* pool, unsigned slot);
+/* Sends tasks [from the queue] to w in one TASKS frame. */
+void vow__worker_send(pworker* w, size_t n);
+void vow__worker_send_cancel(pworker* w, uint64_t id);
+void vow__worker_send_shutdown(pworker* w);
+/* Kills w for the given reason; its in-flight tasks are dealt with when
+ * it is finally gone. */
+void vow__worker_kill(pworker* w, int why);
+
+/* ---- pool.c, called back by pool_worker.c ----------------------------- */
+
+void vow__pool_kick(vow_pool_t* pool);
+void vow__pool_worker_ready(pworker* w);
+void vow__pool_worker_gone(pworker* w);
+void vow__pool_task_done(pworker* w, ptask* t);
+/* Starts or stops w's head-task timer after the head changed. */
+void vow__pool_arm_head(pworker* w);
+ptask* vow__pool_find_inflight(pworker* w, uint64_t id);
+void vow__pool_fail_task(vow_pool_t* pool, ptask* t, vow_failure_t* f);
+uint64_t vow__now_ns(void);
+
+/* value.c: a value over bytes already known to be one msgpack object. */
+vow_value_t* vow__value_from_encoded(const void* bytes, size_t len);
+
+#endif

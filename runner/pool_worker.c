@@ -1,0 +1,461 @@
+/* One worker process as the pool sees it: spawning it, its channel (fd 3
+ * in the worker), its stderr, its exit.
+ *
+ * A worker is finished only when its exit has been reported and both of
+ * its pipes have reached EOF: exit can arrive before the last bytes it
+ * wrote (libuv #610), and a crash report is the last thing on stderr. */
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "pool_internal.h"
+
+typedef struct wreq {
+  uv_write_t req;
+  char* data;
+} wreq;
+
+static void on_written(uv_write_t* req, int status) {
+  wreq* w = (wreq*)req;
+  (void)status; /* a dead worker is noticed by its exit, not here */
+  free(w->data);
+  free(w);
+}
+
+/* Writes the encoder's frames and hands its buffer to libuv. */
+static void write_frames(pworker* w, vowp_encoder* e) {
+  wreq* r;
+  size_t len;
+  uv_buf_t buf;
+  char* data = vowp_encoder_release(e, &len);
+  if (data == NULL || len == 0 || w->state == PW_DEAD || !w->spawned ||
+      uv_is_closing((uv_handle_t*)&w->chan)) {
+    free(data);
+    return;
+  }
+  r = malloc(sizeof(*r));
+  if (r == NULL) {
+    free(data);
+    vow__worker_kill(w, PK_PROTOCOL); /* cannot talk to it any more */
+    return;
+  }
+  r->data = data;
+  buf = uv_buf_init(data, (unsigned)len);
+  if (uv_write(&r->req, (uv_stream_t*)&w->chan, &buf, 1, on_written) != 0) {
+    free(data);
+    free(r);
+  }
+}
+
+void vow__worker_send(pworker* w, size_t n) {
+  vow_pool_t* pool = w->pool;
+  vowp_encoder e;
+  size_t i;
+  vowp_encoder_init(&e);
+  vowp_tasks_begin(&e, n);
+  for (i = 0; i < n; i++) {
+    ptask* t = pool->queue.head;
+    size_t alen;
+    const void* a = vow_value_bytes(t->args, &alen);
+    vow__tlist_remove(&pool->queue, t);
+    vowp_task_raw(&e, t->id, t->fn, a, alen, vow__task_seed(pool->opt.seed,
+                                                           t->id));
+    t->at.w = w;
+    t->flags |= PT_INFLIGHT;
+    vow__tlist_push(&w->inflight, t);
+  }
+  vowp_batch_end(&e);
+  if (w->inflight.len == n) {
+    /* It was idle: its busy time starts now. */
+    w->busy_since_ns = w->last_event_ns = vow__now_ns();
+    vow__pool_arm_head(w);
+  }
+  pool->stats.in_flight += n;
+  pool->stats.queued = pool->queue.len;
+  write_frames(w, &e);
+  vowp_encoder_destroy(&e);
+}
+
+void vow__worker_send_cancel(pworker* w, uint64_t id) {
+  vowp_encoder e;
+  vowp_encoder_init(&e);
+  vowp_encode_cancel(&e, id);
+  write_frames(w, &e);
+  vowp_encoder_destroy(&e);
+}
+
+void vow__worker_send_shutdown(pworker* w) {
+  vowp_encoder e;
+  vowp_encoder_init(&e);
+  vowp_encode_shutdown(&e);
+  write_frames(w, &e);
+  vowp_encoder_destroy(&e);
+  w->state = PW_STOPPING;
+  if (w->kill == PK_NONE) w->kill = PK_ASKED;
+}
+
+void vow__worker_kill(pworker* w, int why) {
+  if (w->kill == PK_NONE || w->kill == PK_ASKED) w->kill = why;
+  if (w->state != PW_DEAD) w->state = PW_STOPPING;
+  if (w->spawned && !w->exited) uv_process_kill(&w->proc, SIGKILL);
+}
+
+/* ---- finishing ------------------------------------------------------- */
+
+static void on_closed(uv_handle_t* h) {
+  pworker* w = h->data;
+  if (--w->open_handles > 0) return;
+  vowp_decoder_destroy(&w->dec);
+  w->pool->live_workers--;
+  vow__pool_worker_gone(w); /* frees w */
+}
+
+static void close_all(pworker* w) {
+  uv_handle_t* hs[3];
+  int i;
+  hs[0] = (uv_handle_t*)&w->proc;
+  hs[1] = (uv_handle_t*)&w->chan;
+  hs[2] = (uv_handle_t*)&w->errp;
+  for (i = 0; i < 3; i++)
+    if (!uv_is_closing(hs[i])) uv_close(hs[i], on_closed);
+}
+
+static void maybe_finished(pworker* w) {
+  if (!w->exited || !w->chan_eof || (w->err_piped && !w->err_eof)) return;
+  if (w->state == PW_DEAD) return;
+  w->state = PW_DEAD;
+  vow__timer_stop(w->pool->ctx, &w->task_timer);
+  vow__timer_stop(w->pool->ctx, &w->grace_timer);
+  close_all(w);
+}
+
+static void on_exit_cb(uv_process_t* proc, int64_t status, int sig) {
+  pworker* w = proc->data;
+  w->exited = true;
+  w->exit_status = status;
+  w->term_signal = sig;
+  maybe_finished(w);
+}
+
+/* ---- stderr ---------------------------------------------------------- */
+
+static void keep_tail(pworker* w, const char* p, size_t n) {
+  if (n >= sizeof(w->tail)) {
+    p += n - sizeof(w->tail) + 1;
+    n = sizeof(w->tail) - 1;
+  }
+  if (w->tail_len + n >= sizeof(w->tail)) {
+    size_t drop = w->tail_len + n - (sizeof(w->tail) - 1);
+    memmove(w->tail, w->tail + drop, w->tail_len - drop);
+    w->tail_len -= drop;
+  }
+  memcpy(w->tail + w->tail_len, p, n);
+  w->tail_len += n;
+  w->tail[w->tail_len] = '\0';
+}
+
+/* Writes one line to our stderr with the worker's name in front. */
+static void relay_line(pworker* w, const char* p, size_t n) {
+  char head[64];
+  int h = snprintf(head, sizeof(head), "[worker %u pid %d] ", w->slot,
+                   w->pid);
+  bool newline = n > 0 && p[n - 1] == '\n';
+  if (write(2, head, (size_t)h) < 0 || write(2, p, n) < 0 ||
+      (!newline && write(2, "\n", 1) < 0)) {
+    /* our own stderr is gone: nothing to relay to */
+  }
+}
+
+static void on_err_alloc(uv_handle_t* h, size_t suggested, uv_buf_t* buf) {
+  static char scratch[16384]; /* loop thread only; consumed at once */
+  (void)h;
+  (void)suggested;
+  *buf = uv_buf_init(scratch, sizeof(scratch));
+}
+
+static void on_err_read(uv_stream_t* s, ssize_t n, const uv_buf_t* buf) {
+  pworker* w = s->data;
+  ssize_t i, start = 0;
+  if (n < 0) {
+    /* Flush a last line without newline. */
+    if (w->line_len > 0 && w->pool->opt.stderr_mode == VOW_STDERR_RELAY)
+      relay_line(w, w->line, w->line_len);
+    w->line_len = 0;
+    w->err_eof = true;
+    uv_read_stop(s);
+    maybe_finished(w);
+    return;
+  }
+  keep_tail(w, buf->base, (size_t)n);
+  if (w->pool->opt.stderr_mode != VOW_STDERR_RELAY) return;
+  for (i = 0; i < n; i++) {
+    if (buf->base[i] != '\n') continue;
+    if (w->line_len > 0) {
+      size_t take = (size_t)(i + 1 - start);
+      if (w->line_len + take > sizeof(w->line))
+        take = sizeof(w->line) - w->line_len;
+      memcpy(w->line + w->line_len, buf->base + start, take);
+      relay_line(w, w->line, w->line_len + take);
+      w->line_len = 0;
+    } else {
+      relay_line(w, buf->base + start, (size_t)(i + 1 - start));
+    }
+    start = i + 1;
+  }
+  if (start < n) {
+    size_t rest = (size_t)(n - start);
+    if (w->line_len + rest > sizeof(w->line)) {
+      /* An overlong line goes out in pieces. */
+      relay_line(w, w->line, w->line_len);
+      w->line_len = 0;
+      if (rest > sizeof(w->line)) rest = sizeof(w->line);
+    }
+    memcpy(w->line + w->line_len, buf->base + start, rest);
+    w->line_len += rest;
+  }
+}
+
+/* ---- the channel ----------------------------------------------------- */
+
+static void on_chan_alloc(uv_handle_t* h, size_t suggested, uv_buf_t* buf) {
+  pworker* w = h->data;
+  char* base;
+  size_t len;
+  (void)suggested;
+  vowp_decoder_buffer(&w->dec, &base, &len);
+  *buf = uv_buf_init(base, (unsigned)len);
+}
+
+static void protocol_error(pworker* w, const char* fmt, ...)
+    VOW_PRINTF(2, 3);
+static void protocol_error(pworker* w, const char* fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(w->why, sizeof(w->why), fmt, ap);
+  va_end(ap);
+  vow__worker_kill(w, PK_PROTOCOL);
+}
+
+static void on_hello(pworker* w, vowp_msg* m) {
+  vow_pool_t* pool = w->pool;
+  vowp_slice s;
+  size_t i;
+  w->pid = (int)m->u.hello.pid;
+  if (pool->names_from_hello && pool->nnames == 0) {
+    /* No table given: the first worker's list is the pool's. */
+    vowp_iter it = m->u.hello.functions;
+    pool->names = calloc(m->u.hello.n + 1, sizeof(char*));
+    for (i = 0; pool->names && vowp_next_function(&it, &s); i++) {
+      pool->names[i] = strndup(s.data, s.len);
+      if (pool->names[i] == NULL) break;
+      pool->nnames++;
+    }
+  }
+  /* Every name the pool accepts must be offered by this worker. */
+  for (i = 0; i < pool->nnames; i++) {
+    vowp_iter it = m->u.hello.functions;
+    bool found = false;
+    while (!found && vowp_next_function(&it, &s))
+      found = strlen(pool->names[i]) == s.len &&
+              memcmp(pool->names[i], s.data, s.len) == 0;
+    if (!found) {
+      snprintf(w->why, sizeof(w->why),
+               "the worker offers no function named \"%s\"",
+               pool->names[i]);
+      vow__worker_kill(w, PK_PROTOCOL);
+      return;
+    }
+  }
+  vow__pool_worker_ready(w);
+}
+
+static void on_result(pworker* w, uint64_t id, int ok, vowp_msg* m,
+                      vowp_slice value) {
+  vow_pool_t* pool = w->pool;
+  ptask* t = vow__pool_find_inflight(w, id);
+  if (t == NULL) {
+    protocol_error(w,
+                   "the worker replied for task %llu, which it was never "
+                   "sent",
+                   (unsigned long long)id);
+    return;
+  }
+  vow__tlist_remove(&w->inflight, t);
+  t->flags &= (uint8_t)~PT_INFLIGHT;
+  t->at.pool = pool;
+  pool->stats.in_flight--;
+  w->completed++;
+  if (t->flags & PT_CANCELLED) {
+    /* Stale: its promise was settled when it was cancelled. */
+    if (--w->cancelled_pending == 0)
+      vow__timer_stop(pool->ctx, &w->grace_timer);
+  } else if (ok) {
+    vow_value_t* v = vow__value_from_encoded(value.data, value.len);
+    if (v == NULL) {
+      vow__pool_fail_task(pool, t, NULL);
+    } else {
+      pool->stats.completed++;
+      vow_fulfil(t->p, v);
+      t->p = NULL;
+    }
+  } else {
+    int kind = (int)m->u.error.kind;
+    vow_failure_t* f;
+    vow_origin_t o = {t->id, t->fn, NULL, w->pid, -1, -1};
+    if (kind <= 0 || kind >= VOW_FAIL_KIND_COUNT) kind = VOW_FAIL_TASK_ERROR;
+    f = vow_failure_new(kind, (int)m->u.error.code, "%.*s",
+                        (int)m->u.error.message.len,
+                        m->u.error.message.data);
+    vow_failure_set_origin(f, &o);
+    vow__pool_fail_task(pool, t, f);
+  }
+  vow__pool_task_done(w, t);
+}
+
+static void on_chan_read(uv_stream_t* s, ssize_t n, const uv_buf_t* buf) {
+  pworker* w = s->data;
+  vowp_msg m;
+  int rc;
+  size_t replies = 0;
+  (void)buf;
+  if (n < 0) {
+    if (n != UV_EOF && w->why[0] == '\0')
+      snprintf(w->why, sizeof(w->why), "reading from the worker failed: %s",
+               uv_strerror((int)n));
+    if (vowp_decoder_finish(&w->dec) != 0 && w->why[0] == '\0' &&
+        w->state != PW_STOPPING)
+      snprintf(w->why, sizeof(w->why), "%s",
+               vowp_decoder_error(&w->dec)->text);
+    w->chan_eof = true;
+    uv_read_stop(s);
+    maybe_finished(w);
+    return;
+  }
+  vowp_decoder_commit(&w->dec, (size_t)n);
+  while (w->kill != PK_PROTOCOL && (rc = vowp_decoder_next(&w->dec, &m)) == 1) {
+    vowp_result r;
+    if (w->state == PW_STARTING && m.type != VOWP_HELLO &&
+        m.type != VOWP_ERROR) {
+      protocol_error(w, "the worker sent %s before HELLO",
+                     vowp_type_name(m.type));
+      break;
+    }
+    switch (m.type) {
+      case VOWP_HELLO:
+        if (w->state != PW_STARTING) {
+          protocol_error(w, "the worker sent %s twice", "HELLO");
+          break;
+        }
+        on_hello(w, &m);
+        break;
+      case VOWP_RESULTS:
+        while (w->kill != PK_PROTOCOL &&
+               vowp_next_result(&m.u.results.items, &r)) {
+          on_result(w, r.id, 1, &m, r.value);
+          replies++;
+        }
+        break;
+      case VOWP_ERROR:
+        if (m.u.error.id == 0) {
+          snprintf(w->why, sizeof(w->why), "the worker reported: %.*s",
+                   (int)m.u.error.message.len, m.u.error.message.data);
+          break;
+        }
+        on_result(w, m.u.error.id, 0, &m, m.u.error.message);
+        replies++;
+        break;
+      case VOWP_PROGRESS:
+        if (w->pool->progress) {
+          char text[256];
+          snprintf(text, sizeof(text), "%.*s",
+                   (int)m.u.progress.text.len, m.u.progress.text.data);
+          w->pool->progress(m.u.progress.id, m.u.progress.fraction, text,
+                            w->pool->progress_data);
+        }
+        break;
+      case VOWP_PONG:
+        break;
+      default:
+        protocol_error(w, "the worker sent %s, which only a parent sends",
+                       vowp_type_name(m.type));
+        break;
+    }
+  }
+  if (w->kill != PK_PROTOCOL && rc < 0)
+    protocol_error(w, "the worker broke the protocol: %s",
+                   vowp_decoder_error(&w->dec)->text);
+  if (replies > 0) {
+    uint64_t now = vow__now_ns();
+    w->ewma_ns = vow__sched_ewma(w->ewma_ns, now - w->last_event_ns, replies);
+    w->last_event_ns = now;
+    w->limit = vow__sched_limit(w->ewma_ns, w->pool->opt.in_flight);
+    if (w->inflight.len == 0)
+      w->pool->stats.busy_ns += now - w->busy_since_ns;
+    vow__pool_arm_head(w);
+    vow__pool_kick(w->pool);
+  }
+}
+
+/* ---- spawning -------------------------------------------------------- */
+
+void vow__worker_start(vow_pool_t* pool, unsigned slot) {
+  pworker* w = calloc(1, sizeof(*w));
+  uv_process_options_t o;
+  uv_stdio_container_t stdio[4];
+  int rc;
+  if (w == NULL) return;
+  w->pool = pool;
+  w->slot = slot;
+  w->state = PW_STARTING;
+  w->limit = vow__sched_limit(0, pool->opt.in_flight);
+  w->task_timer.index = w->grace_timer.index = SIZE_MAX;
+  vowp_decoder_init(&w->dec, NULL);
+  pool->workers[slot] = w;
+  pool->live_workers++;
+  pool->stats.worker_starts++;
+  uv_pipe_init(pool->ctx->loop, &w->chan, 0);
+  uv_pipe_init(pool->ctx->loop, &w->errp, 0);
+  w->proc.data = w->chan.data = w->errp.data = w;
+  w->open_handles = 3;
+
+  memset(&o, 0, sizeof(o));
+  memset(stdio, 0, sizeof(stdio));
+  stdio[0].flags = UV_IGNORE;
+  if (pool->opt.stderr_mode == VOW_STDERR_RELAY) {
+    stdio[2].flags = UV_CREATE_PIPE | UV_WRITABLE_PIPE;
+    stdio[2].data.stream = (uv_stream_t*)&w->errp;
+    w->err_piped = true;
+  } else if (pool->opt.stderr_mode == VOW_STDERR_INHERIT) {
+    stdio[2].flags = UV_INHERIT_FD;
+    stdio[2].data.fd = 2;
+  } else {
+    stdio[2].flags = UV_IGNORE;
+  }
+  stdio[1] = stdio[2].flags == UV_INHERIT_FD ? stdio[2] : stdio[0];
+  stdio[3].flags = UV_CREATE_PIPE | UV_READABLE_PIPE | UV_WRITABLE_PIPE;
+  stdio[3].data.stream = (uv_stream_t*)&w->chan;
+  o.file = pool->argv[0];
+  o.args = pool->argv;
+  o.env = pool->env;
+  o.cwd = pool->opt.cwd;
+  o.stdio = stdio;
+  o.stdio_count = 4;
+  o.exit_cb = on_exit_cb;
+  rc = uv_spawn(pool->ctx->loop, &w->proc, &o);
+  if (rc != 0) {
+    snprintf(w->why, sizeof(w->why), "cannot start %s: %s", pool->argv[0],
+             uv_strerror(rc));
+    w->exited = w->chan_eof = w->err_eof = true;
+    w->exit_status = -1;
+    maybe_finished(w);
+    return;
+  }
+  w->spawned = true;
+  w->pid = w->proc.pid;
+  uv_read_start((uv_stream_t*)&w->chan, on_chan_alloc, on_chan_read);
+  if (w->err_piped)
+    uv_read_start((uv_stream_t*)&w->errp, on_err_alloc, on_err_read);
+}

@@ -1,0 +1,188 @@
+/* The Linux side of a worker's set-up, done after exec because libuv's
+ * spawn has no hook before it: parent-death signal, resource limits, the
+ * channel's fds, and a crash handler that reports from memory set aside in
+ * advance. */
+#include <errno.h>
+#include <execinfo.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+/* ---- crash reports --------------------------------------------------- */
+
+static char crash_stack[64 * 1024]; /* the handler runs on its own stack */
+static void* crash_frames[64];
+static volatile uint64_t crash_task;
+static const char* volatile crash_fn;
+
+void vow__worker_crash_context(uint64_t task_id, const char* fn) {
+  crash_task = task_id;
+  crash_fn = fn;
+}
+
+/* Async-signal-safe formatting into a fixed buffer. */
+static size_t put_str(char* buf, size_t at, size_t cap, const char* s) {
+  while (*s && at + 1 < cap) buf[at++] = *s++;
+  return at;
+}
+
+static size_t put_u64(char* buf, size_t at, size_t cap, uint64_t v) {
+  char digits[24];
+  int n = 0;
+  do {
+    digits[n++] = (char)('0' + v % 10);
+    v /= 10;
+  } while (v && n < 24);
+  while (n > 0 && at + 1 < cap) buf[at++] = digits[--n];
+  return at;
+}
+
+static void on_crash(int sig) {
+  char line[512];
+  size_t at = 0;
+  int frames;
+  const char* name = sig == SIGSEGV   ? "SIGSEGV"
+                     : sig == SIGBUS  ? "SIGBUS"
+                     : sig == SIGFPE  ? "SIGFPE"
+                     : sig == SIGILL  ? "SIGILL"
+                     : sig == SIGABRT ? "SIGABRT"
+                                      : "signal";
+  at = put_str(line, at, sizeof(line), "vow worker crash: ");
+  at = put_str(line, at, sizeof(line), name);
+  at = put_str(line, at, sizeof(line), " (");
+  at = put_u64(line, at, sizeof(line), (uint64_t)sig);
+  at = put_str(line, at, sizeof(line), ") in pid ");
+  at = put_u64(line, at, sizeof(line), (uint64_t)getpid());
+  if (crash_task) {
+    at = put_str(line, at, sizeof(line), " running task ");
+    at = put_u64(line, at, sizeof(line), crash_task);
+    if (crash_fn) {
+      at = put_str(line, at, sizeof(line), " (");
+      at = put_str(line, at, sizeof(line), crash_fn);
+      at = put_str(line, at, sizeof(line), ")");
+    }
+  }
+  at = put_str(line, at, sizeof(line), "\nbacktrace:\n");
+  if (write(2, line, at) < 0) {
+    /* nothing more can be done from here */
+  }
+  frames = backtrace(crash_frames, 64);
+  backtrace_symbols_fd(crash_frames, frames, 2);
+  /* Die of the same signal, so the parent sees what happened. */
+  signal(sig, SIG_DFL);
+  raise(sig);
+}
+
+static void install_crash_handler(void) {
+  static const int sigs[] = {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT};
+  struct sigaction sa;
+  stack_t ss;
+  size_t i;
+  /* backtrace() loads libgcc on its first call, which allocates: do it
+   * now, not in the handler. */
+  backtrace(crash_frames, 1);
+  ss.ss_sp = crash_stack;
+  ss.ss_size = sizeof(crash_stack);
+  ss.ss_flags = 0;
+  sigaltstack(&ss, NULL);
+  memset(&sa, 0, sizeof(sa));
+  sa.sa_handler = on_crash;
+  sa.sa_flags = SA_ONSTACK | SA_RESETHAND;
+  sigemptyset(&sa.sa_mask);
+  for (i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
+    sigaction(sigs[i], &sa, NULL);
+}
+
+/* ---- limits ---------------------------------------------------------- */
+
+static int apply_limits(const char* spec) {
+  char buf[256], *item, *save = NULL;
+  if (spec == NULL || *spec == '\0') return 0;
+  snprintf(buf, sizeof(buf), "%s", spec);
+  for (item = strtok_r(buf, ",", &save); item != NULL;
+       item = strtok_r(NULL, ",", &save)) {
+    struct rlimit rl;
+    int resource;
+    char* eq = strchr(item, '=');
+    if (eq == NULL) goto bad;
+    *eq = '\0';
+    if (strcmp(item, "as") == 0)
+      resource = RLIMIT_AS;
+    else if (strcmp(item, "cpu") == 0)
+      resource = RLIMIT_CPU;
+    else if (strcmp(item, "nofile") == 0)
+      resource = RLIMIT_NOFILE;
+    else
+      goto bad;
+    rl.rlim_cur = rl.rlim_max = strtoull(eq + 1, NULL, 10);
+    if (setrlimit(resource, &rl) != 0) {
+      fprintf(stderr, "vow worker: cannot set limit %s=%s: %s\n", item,
+              eq + 1, strerror(errno));
+      return -1;
+    }
+  }
+  return 0;
+bad:
+  fprintf(stderr, "vow worker: bad %s entry \"%s\" (want as=, cpu= or "
+                  "nofile=)\n",
+          VOW_ENV_LIMITS, item);
+  return -1;
+}
+
+/* ---- set-up ---------------------------------------------------------- */
+
+static int make_blocking(int fd) {
+  int flags = fcntl(fd, F_GETFL);
+  return flags < 0 ? -1 : fcntl(fd, F_SETFL, flags & ~O_NONBLOCK);
+}
+
+int vow__worker_setup(int* in_fd, int* out_fd) {
+  const char* channel = getenv(VOW_ENV_CHANNEL);
+  const char* parent = getenv(VOW_ENV_PARENT);
+  if (channel == NULL) {
+    fprintf(stderr, "vow worker: %s is not set; a worker is started by a "
+                    "vow pool\n",
+            VOW_ENV_CHANNEL);
+    return -1;
+  }
+  /* If the parent dies, so do we; and if it died before this line, the
+   * signal will never come, so check by hand. */
+  prctl(PR_SET_PDEATHSIG, SIGKILL);
+  if (parent != NULL && (pid_t)strtol(parent, NULL, 10) != getppid()) {
+    fprintf(stderr, "vow worker: parent %s is gone\n", parent);
+    return -1;
+  }
+  if (strcmp(channel, "stdio") == 0) {
+    /* Under a launcher the channel is stdin/stdout: keep stdout for
+     * frames on a new fd before fd 1 goes to stderr. */
+    *in_fd = 0;
+    *out_fd = dup(1);
+  } else {
+    *in_fd = *out_fd = (int)strtol(channel, NULL, 10);
+    if (*in_fd < 3 || fcntl(*in_fd, F_GETFD) < 0) {
+      fprintf(stderr, "vow worker: channel fd %s is not open\n", channel);
+      return -1;
+    }
+  }
+  if (*out_fd < 0 || make_blocking(*in_fd) != 0 ||
+      make_blocking(*out_fd) != 0) {
+    fprintf(stderr, "vow worker: cannot set up the channel: %s\n",
+            strerror(errno));
+    return -1;
+  }
+  /* A task's printf must never reach the channel. */
+  if (dup2(2, 1) < 0) return -1;
+  /* A parent that stops reading must not kill us with SIGPIPE mid-write;
+   * the write error says it instead. */
+  signal(SIGPIPE, SIG_IGN);
+  if (apply_limits(getenv(VOW_ENV_LIMITS)) != 0) return -1;
+  install_crash_handler();
+  return 0;
+}
