@@ -104,9 +104,11 @@ int vow_failure_set_origin(vow_failure_t* f, const vow_origin_t* o) {
 
 int vow_failure_set_detail(vow_failure_t* f, const char* detail) {
   char* copy;
-  if (f->refs == IMMORTAL) return UV_EINVAL;
+  if (f->refs == IMMORTAL)
+    return UV_EINVAL;
   copy = detail ? strdup(detail) : NULL;
-  if (detail && copy == NULL) return UV_ENOMEM;
+  if (detail && copy == NULL)
+    return UV_ENOMEM;
   free(f->detail);
   f->detail = copy;
   return 0;

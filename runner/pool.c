@@ -100,7 +100,8 @@ ptask* vow__pool_find_inflight(pworker* w, uint64_t id) {
   /* Replies come in the order the worker runs its tasks: the head, almost
    * always. */
   for (t = w->inflight.head; t != NULL; t = t->next)
-    if (t->id == id) return t;
+    if (t->id == id)
+      return t;
   return NULL;
 }
 
@@ -119,7 +120,8 @@ static vow_failure_t* task_failure(int kind, int code, ptask* t, pworker* w,
     o.term_signal = w->term_signal ? w->term_signal : -1;
   }
   vow_failure_set_origin(f, &o);
-  if (w != NULL && w->tail_len > 0) vow_failure_set_detail(f, w->tail);
+  if (w != NULL && w->tail_len > 0)
+    vow_failure_set_detail(f, w->tail);
   return f;
 }
 
@@ -135,7 +137,8 @@ static void requeue_front(vow_pool_t* pool, tlist* from, bool suspect) {
       free_task(pool, t);
       continue;
     }
-    if (suspect) t->flags |= PT_SUSPECT;
+    if (suspect)
+      t->flags |= PT_SUSPECT;
     vow__tlist_push_front(&pool->queue, t);
   }
   pool->stats.queued = pool->queue.len;
@@ -148,7 +151,8 @@ static void on_task_timeout(vow__timer* timer) {
   vow_pool_t* pool = w->pool;
   ptask* t = w->inflight.head;
   char why[64];
-  if (t == NULL) return;
+  if (t == NULL)
+    return;
   vow__tlist_remove(&w->inflight, t);
   pool->stats.in_flight--;
   snprintf(why, sizeof(why), "%llu ms",
@@ -179,9 +183,11 @@ void vow__pool_arm_head(pworker* w) {
   ptask* t = w->inflight.head;
   uint64_t ms;
   vow__timer_stop(pool->ctx, &w->task_timer);
-  if (t == NULL || w->state == PW_STOPPING || w->state == PW_DEAD) return;
+  if (t == NULL || w->state == PW_STOPPING || w->state == PW_DEAD)
+    return;
   ms = t->timeout_ms ? t->timeout_ms : pool->opt.timeout_ms;
-  if (ms == 0 || (t->flags & PT_CANCELLED)) return;
+  if (ms == 0 || (t->flags & PT_CANCELLED))
+    return;
   w->task_timer.fire = on_task_timeout;
   w->task_timer.discard = NULL;
   vow__timer_start(pool->ctx, &w->task_timer, ms);
@@ -192,7 +198,8 @@ void vow__pool_arm_head(pworker* w) {
 static bool has_suspect(const pworker* w) {
   const ptask* t;
   for (t = w->inflight.head; t != NULL; t = t->next)
-    if (t->flags & PT_SUSPECT) return true;
+    if (t->flags & PT_SUSPECT)
+      return true;
   return false;
 }
 
@@ -201,7 +208,8 @@ static void wake_space_waiters(vow_pool_t* pool);
 static void dispatch(vow_pool_t* pool) {
   unsigned i, start;
   bool sent = true;
-  if (pool->closing == 2) return;
+  if (pool->closing == 2)
+    return;
   /* Round after round, so workers share a backlog in turn. */
   start = (unsigned)(pool->next_id % (pool->nworkers ? pool->nworkers : 1));
   while (sent && pool->queue.head != NULL) {
@@ -209,18 +217,25 @@ static void dispatch(vow_pool_t* pool) {
     for (i = 0; i < pool->nworkers; i++) {
       pworker* w = pool->workers[(start + i) % pool->nworkers];
       size_t n;
-      if (w == NULL || w->state != PW_READY) continue;
+      if (w == NULL || w->state != PW_READY)
+        continue;
       n = vow__sched_take(&pool->queue, w->inflight.len, w->limit,
                           has_suspect(w));
-      if (n == 0) continue;
+      /* A worker to be recycled after N tasks is sent no more than N. */
+      if (pool->opt.recycle_after && n > pool->opt.recycle_after - w->sent)
+        n = pool->opt.recycle_after - w->sent;
+      if (n == 0)
+        continue;
       /* Share a backlog rather than fill the first worker to its limit. */
       if (n > 1 && pool->queue.len < (size_t)w->limit * pool->nworkers) {
         size_t share = (pool->queue.len + pool->nworkers - 1) / pool->nworkers;
-        if (share < n) n = share ? share : 1;
+        if (share < n)
+          n = share ? share : 1;
       }
       vow__worker_send(w, n);
       sent = true;
-      if (pool->queue.head == NULL) break;
+      if (pool->queue.head == NULL)
+        break;
     }
   }
   wake_space_waiters(pool);
@@ -242,7 +257,8 @@ static void on_kick(uv_idle_t* idle) {
 }
 
 void vow__pool_kick(vow_pool_t* pool) {
-  if (pool->kick_armed || pool->ctx->closing) return;
+  if (pool->kick_armed || pool->ctx->closing)
+    return;
   pool->kick_armed = true;
   uv_idle_start(&pool->kick, on_kick);
 }
@@ -285,9 +301,11 @@ static void wake_space_waiters(vow_pool_t* pool) {
 
 vow_promise_t* vow_pool_space(vow_pool_t* pool) {
   space_wait* sw;
-  if (has_room(pool) || pool->closing) return vow_succeed(pool->ctx, NULL);
+  if (has_room(pool) || pool->closing)
+    return vow_succeed(pool->ctx, NULL);
   sw = malloc(sizeof(*sw));
-  if (sw == NULL) return vow_fail(pool->ctx, vow__failure_nomem());
+  if (sw == NULL)
+    return vow_fail(pool->ctx, vow__failure_nomem());
   sw->pool = pool;
   sw->p = vow_promise_new(pool->ctx, space_cancel, sw);
   if (sw->p == NULL) {
@@ -307,15 +325,19 @@ static const char* intern(vow_pool_t* pool, const char* fn) {
   size_t i;
   char** grown;
   for (i = 0; i < pool->nnames; i++)
-    if (strcmp(pool->names[i], fn) == 0) return pool->names[i];
-  if (pool->nknown > 0) return NULL;
+    if (strcmp(pool->names[i], fn) == 0)
+      return pool->names[i];
+  if (pool->nknown > 0)
+    return NULL;
   /* Functions not known yet (no table, no HELLO): keep the name; the
    * worker will refuse it if it has no such function. */
   grown = realloc(pool->names, (pool->nnames + 1) * sizeof(char*));
-  if (grown == NULL) return NULL;
+  if (grown == NULL)
+    return NULL;
   pool->names = grown;
   pool->names[pool->nnames] = strdup(fn);
-  if (pool->names[pool->nnames] == NULL) return NULL;
+  if (pool->names[pool->nnames] == NULL)
+    return NULL;
   return pool->names[pool->nnames++];
 }
 
@@ -350,11 +372,12 @@ static void task_cancel(vow_promise_t* p, void* data) {
   if (w->grace_timer.index == SIZE_MAX && w->state != PW_STOPPING) {
     w->grace_timer.fire = on_grace_over;
     w->grace_timer.discard = NULL;
-    vow__timer_start(pool->ctx, &w->grace_timer,
-                     pool->opt.cancel_grace_ms ? pool->opt.cancel_grace_ms
-                                               : 1000);
+    vow__timer_start(
+        pool->ctx, &w->grace_timer,
+        pool->opt.cancel_grace_ms ? pool->opt.cancel_grace_ms : 1000);
   }
-  if (t == w->inflight.head) vow__pool_arm_head(w);
+  if (t == w->inflight.head)
+    vow__pool_arm_head(w);
 }
 
 static vow_promise_t* reject_now(vow_pool_t* pool, vow_value_t* args,
@@ -364,19 +387,19 @@ static vow_promise_t* reject_now(vow_pool_t* pool, vow_value_t* args,
 }
 
 vow_promise_t* vow_pool_submit_timeout(vow_pool_t* pool, const char* fn,
-                                       vow_value_t* args,
-                                       uint64_t timeout_ms) {
+                                       vow_value_t* args, uint64_t timeout_ms) {
   ptask* t;
   const char* name;
-  if (args == NULL) args = vow_value_nil();
+  if (args == NULL)
+    args = vow_value_nil();
   if (pool->closing)
     return reject_now(pool, args,
                       vow_failure_new(VOW_FAIL_CANCELLED, UV_ECANCELED,
                                       "the pool is shutting down"));
   if (pool->broken)
-    return reject_now(pool, args,
-                      vow_failure_new(VOW_FAIL_WORKER_DIED, 0, "%s",
-                                      pool->broken_why));
+    return reject_now(
+        pool, args,
+        vow_failure_new(VOW_FAIL_WORKER_DIED, 0, "%s", pool->broken_why));
   if (fn == NULL)
     return reject_now(pool, args,
                       vow_failure_new(VOW_FAIL_BAD_INPUT, UV_EINVAL,
@@ -402,7 +425,8 @@ vow_promise_t* vow_pool_submit_timeout(vow_pool_t* pool, const char* fn,
                                       "wait on vow_pool_space",
                                       pool->queue.len));
   t = vow__pool_get(&pool->tasks);
-  if (t == NULL) return reject_now(pool, args, vow__failure_nomem());
+  if (t == NULL)
+    return reject_now(pool, args, vow__failure_nomem());
   memset(t, 0, sizeof(*t));
   t->p = vow_promise_new(pool->ctx, task_cancel, t);
   if (t->p == NULL) {
@@ -435,12 +459,14 @@ vow_promise_t* vow_pool_submit(vow_pool_t* pool, const char* fn,
 static void start_empty_slots(vow_pool_t* pool) {
   unsigned i;
   for (i = 0; i < pool->nworkers; i++)
-    if (pool->workers[i] == NULL) vow__worker_start(pool, i);
+    if (pool->workers[i] == NULL)
+      vow__worker_start(pool, i);
 }
 
 static void on_respawn(vow__timer* timer) {
   vow_pool_t* pool = VOW__CONTAINER_OF(timer, vow_pool_t, respawn_timer);
-  if (pool->closing == 2 || pool->broken) return;
+  if (pool->closing == 2 || pool->broken)
+    return;
   start_empty_slots(pool);
 }
 
@@ -470,15 +496,15 @@ static void fail_queue(vow_pool_t* pool, int kind, const char* why) {
   while (pool->queue.head != NULL) {
     ptask* t = pool->queue.head;
     vow__tlist_remove(&pool->queue, t);
-    vow__pool_fail_task(pool, t,
-                        task_failure(kind, 0, t, NULL, "%s", why));
+    vow__pool_fail_task(pool, t, task_failure(kind, 0, t, NULL, "%s", why));
     free_task(pool, t);
   }
   pool->stats.queued = 0;
 }
 
 static void finish_shutdown(vow_pool_t* pool) {
-  if (pool->live_workers > 0 || pool->shutdown_p == NULL) return;
+  if (pool->live_workers > 0 || pool->shutdown_p == NULL)
+    return;
   vow__timer_stop(pool->ctx, &pool->respawn_timer);
   if (vow_promise_state(pool->shutdown_p) == VOW_PENDING)
     vow_fulfil(pool->shutdown_p, NULL);
@@ -516,7 +542,8 @@ static void settle_inflight(vow_pool_t* pool, pworker* w, const char* why) {
       pool->stats.retried++;
       /* Alone it was the culprit; with others it may be: suspects run one
        * at a time until the one that kills its worker is found. */
-      if (!alone) t->flags |= PT_SUSPECT;
+      if (!alone)
+        t->flags |= PT_SUSPECT;
       vow__tlist_push(&retry, t);
       continue;
     }
@@ -556,8 +583,10 @@ void vow__pool_worker_gone(pworker* w) {
   if (w->said_hello && w->state != PW_STARTING) {
     /* counted in vow__pool_worker_ready */
   }
-  if (w->said_hello) pool->stats.workers_alive--;
-  if (w->kill == PK_NONE) pool->stats.worker_deaths++;
+  if (w->said_hello)
+    pool->stats.workers_alive--;
+  if (w->kill == PK_NONE)
+    pool->stats.worker_deaths++;
   if (!pool->ctx->closing) {
     settle_inflight(pool, w, why);
   } else {
@@ -569,7 +598,8 @@ void vow__pool_worker_gone(pworker* w) {
       free_task(pool, t);
     }
   }
-  if (in_slot) pool->workers[w->slot] = NULL;
+  if (in_slot)
+    pool->workers[w->slot] = NULL;
   if (!in_slot) {
     pworker** at;
     for (at = &pool->retiring; *at != NULL; at = &(*at)->next_retiring)
@@ -582,8 +612,8 @@ void vow__pool_worker_gone(pworker* w) {
       (pool->closing == 0 || pool->queue.head != NULL)) {
     if (!w->said_hello && w->kill != PK_ASKED) {
       /* It never started. Try again later, and not forever. */
-      unsigned attempts = pool->opt.start_attempts ? pool->opt.start_attempts
-                                                   : 5;
+      unsigned attempts =
+          pool->opt.start_attempts ? pool->opt.start_attempts : 5;
       pool->start_failures++;
       if (pool->start_failures >= attempts && pool->stats.workers_alive == 0) {
         snprintf(pool->broken_why, sizeof(pool->broken_why),
@@ -615,23 +645,28 @@ void vow__pool_worker_gone(pworker* w) {
 static char** copy_strv(const char* const* v, size_t extra) {
   size_t n = 0, i;
   char** out;
-  while (v && v[n]) n++;
+  while (v && v[n])
+    n++;
   out = calloc(n + extra + 1, sizeof(char*));
-  if (out == NULL) return NULL;
+  if (out == NULL)
+    return NULL;
   for (i = 0; i < n; i++)
-    if ((out[i] = strdup(v[i])) == NULL) return out; /* caller checks */
+    if ((out[i] = strdup(v[i])) == NULL)
+      return out; /* caller checks */
   return out;
 }
 
 static void free_strv(char** v) {
   size_t i;
-  for (i = 0; v && v[i]; i++) free(v[i]);
+  for (i = 0; v && v[i]; i++)
+    free(v[i]);
   free(v);
 }
 
 static size_t strv_len(char** v) {
   size_t n = 0;
-  while (v && v[n]) n++;
+  while (v && v[n])
+    n++;
   return n;
 }
 
@@ -639,7 +674,8 @@ static int add_env(char** env, const char* name, const char* value) {
   size_t n = strv_len(env);
   size_t len = strlen(name) + strlen(value) + 2;
   env[n] = malloc(len);
-  if (env[n] == NULL) return UV_ENOMEM;
+  if (env[n] == NULL)
+    return UV_ENOMEM;
   snprintf(env[n], len, "%s=%s", name, value);
   return 0;
 }
@@ -662,7 +698,8 @@ static void destroy(vow_pool_t* pool) {
   free(pool->cwd_copy);
   free_strv(pool->argv);
   free_strv(pool->env);
-  for (i = 0; i < pool->nnames; i++) free(pool->names[i]);
+  for (i = 0; i < pool->nnames; i++)
+    free(pool->names[i]);
   free(pool->names);
   free(pool->workers);
   vow__pool_destroy(&pool->tasks);
@@ -676,9 +713,11 @@ vow_pool_t* vow_pool_new(vow_ctx_t* ctx, const vow_pool_options_t* options,
   size_t n, i;
   int rc = UV_ENOMEM;
   struct sigaction sa;
-  if (pool == NULL) goto fail;
+  if (pool == NULL)
+    goto fail;
   pool->ctx = ctx;
-  if (options) pool->opt = *options;
+  if (options)
+    pool->opt = *options;
   pool->opt.worker_argv = NULL;
   pool->opt.env = NULL;
   pool->opt.functions = NULL;
@@ -695,17 +734,21 @@ vow_pool_t* vow_pool_new(vow_ctx_t* ctx, const vow_pool_options_t* options,
     pool->argv = copy_strv(options->worker_argv, 0);
   } else {
     n = sizeof(buf);
-    if ((rc = uv_exepath(buf, &n)) != 0) goto fail;
+    if ((rc = uv_exepath(buf, &n)) != 0)
+      goto fail;
     pool->argv = calloc(2, sizeof(char*));
-    if (pool->argv) pool->argv[0] = strdup(buf);
+    if (pool->argv)
+      pool->argv[0] = strdup(buf);
     rc = UV_ENOMEM;
   }
-  if (pool->argv == NULL || pool->argv[0] == NULL) goto fail;
+  if (pool->argv == NULL || pool->argv[0] == NULL)
+    goto fail;
 
   /* Its environment: ours, the caller's additions, and the channel. */
   pool->env = copy_strv((const char* const*)environ,
                         strv_len((char**)(options ? options->env : NULL)) + 4);
-  if (pool->env == NULL) goto fail;
+  if (pool->env == NULL)
+    goto fail;
   for (i = 0; options && options->env && options->env[i]; i++)
     if ((pool->env[strv_len(pool->env)] = strdup(options->env[i])) == NULL)
       goto fail;
@@ -721,7 +764,8 @@ vow_pool_t* vow_pool_new(vow_ctx_t* ctx, const vow_pool_options_t* options,
   /* The functions, known now from a table or later from a HELLO. */
   if (options && options->functions && options->nfunctions > 0) {
     pool->names = calloc(options->nfunctions, sizeof(char*));
-    if (pool->names == NULL) goto fail;
+    if (pool->names == NULL)
+      goto fail;
     for (i = 0; i < options->nfunctions; i++) {
       if ((pool->names[i] = strdup(options->functions[i].name)) == NULL)
         goto fail;
@@ -733,12 +777,14 @@ vow_pool_t* vow_pool_new(vow_ctx_t* ctx, const vow_pool_options_t* options,
   }
   if (options && options->cwd) {
     pool->cwd_copy = strdup(options->cwd);
-    if (pool->cwd_copy == NULL) goto fail;
+    if (pool->cwd_copy == NULL)
+      goto fail;
     pool->opt.cwd = pool->cwd_copy;
   }
 
   pool->workers = calloc(pool->nworkers, sizeof(pworker*));
-  if (pool->workers == NULL) goto fail;
+  if (pool->workers == NULL)
+    goto fail;
 
   /* A worker that dies while we write to it must show as EPIPE, not kill
    * us; we touch SIGPIPE only when the host left it at its default. */
@@ -754,8 +800,10 @@ vow_pool_t* vow_pool_new(vow_ctx_t* ctx, const vow_pool_options_t* options,
   start_empty_slots(pool);
   return pool;
 fail:
-  if (err) *err = rc;
-  if (pool) destroy(pool);
+  if (err)
+    *err = rc;
+  if (pool)
+    destroy(pool);
   return NULL;
 }
 
@@ -765,24 +813,26 @@ static void cancel_all_tasks(vow_pool_t* pool, const char* why) {
   fail_queue(pool, VOW_FAIL_CANCELLED, why);
   for (i = 0; i < pool->nworkers; i++) {
     w = pool->workers[i];
-    if (w == NULL) continue;
+    if (w == NULL)
+      continue;
     for (ptask* t = w->inflight.head; t != NULL; t = t->next)
-      vow__pool_fail_task(pool, t,
-                          task_failure(VOW_FAIL_CANCELLED, UV_ECANCELED, t, w,
-                                       "%s", why));
+      vow__pool_fail_task(
+          pool, t,
+          task_failure(VOW_FAIL_CANCELLED, UV_ECANCELED, t, w, "%s", why));
   }
   for (w = pool->retiring; w != NULL; w = w->next_retiring)
     for (ptask* t = w->inflight.head; t != NULL; t = t->next)
-      vow__pool_fail_task(pool, t,
-                          task_failure(VOW_FAIL_CANCELLED, UV_ECANCELED, t, w,
-                                       "%s", why));
+      vow__pool_fail_task(
+          pool, t,
+          task_failure(VOW_FAIL_CANCELLED, UV_ECANCELED, t, w, "%s", why));
 }
 
 static void kill_all(vow_pool_t* pool) {
   unsigned i;
   pworker* w;
   for (i = 0; i < pool->nworkers; i++)
-    if ((w = pool->workers[i]) != NULL) vow__worker_kill(w, PK_ASKED);
+    if ((w = pool->workers[i]) != NULL)
+      vow__worker_kill(w, PK_ASKED);
   for (w = pool->retiring; w != NULL; w = w->next_retiring)
     vow__worker_kill(w, PK_ASKED);
 }
@@ -790,7 +840,8 @@ static void kill_all(vow_pool_t* pool) {
 vow_promise_t* vow_pool_shutdown(vow_pool_t* pool, bool graceful) {
   if (pool->shutdown_p == NULL) {
     pool->shutdown_p = vow_promise_new(pool->ctx, NULL, NULL);
-    if (pool->shutdown_p == NULL) return NULL;
+    if (pool->shutdown_p == NULL)
+      return NULL;
   }
   if (!graceful && pool->closing != 2) {
     pool->closing = 2;
@@ -799,7 +850,8 @@ vow_promise_t* vow_pool_shutdown(vow_pool_t* pool, bool graceful) {
     kill_all(pool);
   } else if (pool->closing == 0) {
     pool->closing = 1;
-    if (pool->broken) kill_all(pool);
+    if (pool->broken)
+      kill_all(pool);
     vow__pool_kick(pool);
   }
   while (pool->space != NULL) {
@@ -817,17 +869,22 @@ vow_promise_t* vow_pool_shutdown(vow_pool_t* pool, bool graceful) {
 /* Frees the pool once nothing of it is left on the loop: after
  * vow_pool_free, or when its context closes. */
 static void maybe_destroy(vow_pool_t* pool) {
-  if (pool->handles_open > 0 || pool->live_workers > 0) return;
-  if (!pool->freeing && !pool->ctx->closing) return;
-  if (!pool->freeing) vow__op_done(pool->ctx, &pool->op);
+  if (pool->handles_open > 0 || pool->live_workers > 0)
+    return;
+  if (!pool->freeing && !pool->ctx->closing)
+    return;
+  if (!pool->freeing)
+    vow__op_done(pool->ctx, &pool->op);
   destroy(pool);
 }
 
 void vow_pool_free(vow_pool_t* pool) {
-  if (pool == NULL) return;
+  if (pool == NULL)
+    return;
   if (pool->live_workers > 0) {
-    fprintf(stderr, "vow: vow_pool_free called before its shutdown "
-                    "completed\n");
+    fprintf(stderr,
+            "vow: vow_pool_free called before its shutdown "
+            "completed\n");
     abort();
   }
   vow__op_done(pool->ctx, &pool->op);
@@ -858,4 +915,209 @@ void vow_pool_stats(const vow_pool_t* pool, vow_pool_stats_t* out) {
 void vow_pool_on_progress(vow_pool_t* pool, vow_progress_fn fn, void* data) {
   pool->progress = fn;
   pool->progress_data = data;
+}
+
+/* ---- map and stream -------------------------------------------------- */
+
+/* The elements of items as separate values: an array value's own items,
+ * or each element of an encoded msgpack array. Returns the count, or
+ * (size_t)-1 when items is neither. *out is malloc'd; each is a new
+ * reference. */
+static size_t split_items(vow_value_t* items, vow_value_t*** out) {
+  size_t n, i;
+  *out = NULL;
+  if (items == NULL)
+    return (size_t)-1;
+  if (vow_value_kind(items) == VOW_VALUE_ARRAY) {
+    n = vow_value_array_len(items);
+    *out = malloc((n ? n : 1) * sizeof(vow_value_t*));
+    if (*out == NULL)
+      return (size_t)-1;
+    for (i = 0; i < n; i++)
+      (*out)[i] = vow_value_ref(vow_value_array_at(items, i));
+    return n;
+  }
+  {
+    size_t len;
+    const char* bytes = vow_value_bytes(items, &len);
+    vowp_limits lim = {0, (size_t)-1, VOWP_MAX_DEPTH};
+    vowp_error err;
+    msgpack_unpacked un;
+    size_t off = 0;
+    if (bytes == NULL || vowp_prescan(bytes, len, &lim, 0, &err) != VOWP_OK)
+      return (size_t)-1;
+    msgpack_unpacked_init(&un);
+    if (msgpack_unpack_next(&un, bytes, len, &off) != MSGPACK_UNPACK_SUCCESS ||
+        un.data.type != MSGPACK_OBJECT_ARRAY) {
+      msgpack_unpacked_destroy(&un);
+      return (size_t)-1;
+    }
+    n = un.data.via.array.size;
+    *out = malloc((n ? n : 1) * sizeof(vow_value_t*));
+    for (i = 0; *out != NULL && i < n; i++) {
+      msgpack_sbuffer sb;
+      msgpack_packer pk;
+      msgpack_sbuffer_init(&sb);
+      msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+      msgpack_pack_object(&pk, un.data.via.array.ptr[i]);
+      (*out)[i] = vow__value_from_encoded(sb.data, sb.size);
+      msgpack_sbuffer_destroy(&sb);
+      if ((*out)[i] == NULL)
+        (*out)[i] = vow_value_nil();
+    }
+    msgpack_unpacked_destroy(&un);
+    return *out ? n : (size_t)-1;
+  }
+}
+
+vow_promise_t* vow_pool_map(vow_pool_t* pool, const char* fn,
+                            vow_value_t* items) {
+  vow_value_t** elems;
+  vow_promise_t** ps;
+  vow_promise_t* all;
+  size_t n = split_items(items, &elems), i;
+  vow_value_release(items);
+  if (n == (size_t)-1)
+    return vow_fail(pool->ctx,
+                    vow_failure_new(VOW_FAIL_BAD_INPUT, UV_EINVAL,
+                                    "vow_pool_map needs an array of items"));
+  ps = malloc((n ? n : 1) * sizeof(*ps));
+  if (ps == NULL) {
+    for (i = 0; i < n; i++)
+      vow_value_release(elems[i]);
+    free(elems);
+    return vow_fail(pool->ctx, vow__failure_nomem());
+  }
+  for (i = 0; i < n; i++)
+    ps[i] = vow_pool_submit(pool, fn, elems[i]);
+  all = vow_all(pool->ctx, ps, n);
+  free(ps);
+  free(elems);
+  return all;
+}
+
+typedef struct stream_item {
+  vow_stream_t* s;
+  size_t index;
+} stream_item;
+
+struct vow_stream {
+  vow_pool_t* pool;
+  char* fn;
+  vow_value_t** items; /* not yet submitted ones; NULL once sent */
+  size_t n;
+  size_t next; /* next to submit */
+  size_t running;
+  size_t delivered; /* results put into `ready` */
+  size_t window;
+  vow_queue_t* ready;
+  vow_promise_t** ps; /* running tasks, for cancel at free */
+  stream_item* recs;
+  bool freed;
+};
+
+static void stream_fill(vow_stream_t* s);
+
+static vow_outcome_t stream_result(vow_value_t* v, vow_failure_t* f,
+                                   void* data) {
+  stream_item* it = data;
+  vow_stream_t* s = it->s;
+  vow_value_t* out;
+  s->running--;
+  s->ps[it->index] = NULL;
+  if (f != NULL) {
+    out = vow_value_new_failure(f);
+  } else {
+    vow_value_t* pair[2];
+    pair[0] = vow_value_new_int((int64_t)it->index);
+    pair[1] = v;
+    out = vow_value_new_array(pair, 2);
+  }
+  if (!s->freed) {
+    vow_queue_put(s->ready, out);
+    s->delivered++;
+    stream_fill(s);
+  } else {
+    vow_value_release(out);
+    if (s->running == 0) {
+      free(s->fn);
+      free(s->items);
+      free(s->ps);
+      free(s->recs);
+      free(s);
+    }
+  }
+  return vow_ok(NULL);
+}
+
+static void stream_fill(vow_stream_t* s) {
+  while (s->next < s->n && s->running + vow_queue_len(s->ready) < s->window) {
+    size_t i = s->next++;
+    vow_promise_t* p = vow_pool_submit(s->pool, s->fn, s->items[i]);
+    s->items[i] = NULL;
+    s->running++;
+    s->ps[i] = p;
+    s->recs[i].s = s;
+    s->recs[i].index = i;
+    vow_promise_release(vow_add_both(p, stream_result, &s->recs[i]));
+  }
+}
+
+vow_stream_t* vow_pool_stream(vow_pool_t* pool, const char* fn,
+                              vow_value_t* items, size_t window) {
+  vow_stream_t* s = calloc(1, sizeof(*s));
+  size_t n;
+  if (s == NULL) {
+    vow_value_release(items);
+    return NULL;
+  }
+  n = split_items(items, &s->items);
+  vow_value_release(items);
+  if (n == (size_t)-1)
+    n = 0; /* nothing to stream: gets see nil */
+  s->pool = pool;
+  s->n = n;
+  s->window = window ? window : 1024;
+  s->fn = strdup(fn ? fn : "");
+  s->ready = vow_queue_new(pool->ctx, 0, 0);
+  s->ps = calloc(n ? n : 1, sizeof(*s->ps));
+  s->recs = calloc(n ? n : 1, sizeof(*s->recs));
+  if (s->fn == NULL || s->ready == NULL || s->ps == NULL || s->recs == NULL) {
+    s->next = n;
+    vow_stream_free(s);
+    return NULL;
+  }
+  stream_fill(s);
+  return s;
+}
+
+vow_promise_t* vow_stream_get(vow_stream_t* s) {
+  vow_promise_t* p;
+  if (s->delivered == s->n && vow_queue_len(s->ready) == 0)
+    return vow_succeed(s->pool->ctx, NULL);
+  p = vow_queue_get(s->ready);
+  stream_fill(s); /* taking one makes room for the next */
+  return p;
+}
+
+void vow_stream_free(vow_stream_t* s) {
+  size_t i;
+  if (s == NULL)
+    return;
+  s->freed = true;
+  for (i = s->next; i < s->n; i++)
+    vow_value_release(s->items[i]);
+  s->next = s->n;
+  vow_queue_free(s->ready);
+  s->ready = NULL;
+  for (i = 0; i < s->n; i++)
+    if (s->ps[i] != NULL)
+      vow_cancel(s->ps[i]);
+  if (s->running == 0) {
+    free(s->fn);
+    free(s->items);
+    free(s->ps);
+    free(s->recs);
+    free(s);
+  }
 }

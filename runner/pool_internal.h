@@ -20,19 +20,19 @@ enum ptask_flags {
  * if it was sent, its worker has replied or died. */
 struct ptask {
   ptask* prev;
-  ptask* next;       /* in the pool's queue or a worker's in-flight list */
+  ptask* next; /* in the pool's queue or a worker's in-flight list */
   uint64_t id;
-  const char* fn;    /* interned in the pool */
+  const char* fn; /* interned in the pool */
   vow_value_t* args;
-  vow_promise_t* p;  /* NULL once settled by cancel or timeout */
+  vow_promise_t* p; /* NULL once settled by cancel or timeout */
   union {
     vow_pool_t* pool; /* while queued (w == NULL... see PT_INFLIGHT) */
     pworker* w;       /* while in flight */
   } at;
   uint32_t timeout_ms;
-  uint8_t attempts;  /* deaths it was on */
+  uint8_t attempts; /* deaths it was on */
   uint8_t flags;
-};  /* 64 bytes on LP64: a queued task costs this and its promise */
+}; /* 64 bytes on LP64: a queued task costs this and its promise */
 
 typedef struct tlist {
   ptask* head;
@@ -64,66 +64,67 @@ struct pworker {
   vow_pool_t* pool;
   unsigned slot;
   int state;
-  int kill;           /* pworker_kill */
+  int kill; /* pworker_kill */
   int pid;
   uv_process_t proc;
-  uv_pipe_t chan;     /* the channel: fd 3 in the worker */
-  uv_pipe_t errp;     /* its stderr, when relayed */
+  uv_pipe_t chan; /* the channel: fd 3 in the worker */
+  uv_pipe_t errp; /* its stderr, when relayed */
   int open_handles;
   bool spawned, exited, chan_eof, err_eof, err_piped, said_hello;
   pworker* next_retiring;
   int64_t exit_status;
   int term_signal;
   vowp_decoder dec;
-  tlist inflight;     /* sent, in the order the worker runs them */
-  unsigned limit;     /* in-flight limit now */
-  uint64_t ewma_ns;   /* recent time per task */
+  tlist inflight;   /* sent, in the order the worker runs them */
+  unsigned limit;   /* in-flight limit now */
+  uint64_t ewma_ns; /* recent time per task */
   uint64_t last_event_ns;
   uint64_t busy_since_ns;
   uint64_t completed;
+  uint64_t sent;              /* tasks ever sent, for recycling */
   unsigned cancelled_pending; /* cancelled tasks still in flight */
-  vow__timer task_timer;   /* the head task's timeout */
-  vow__timer grace_timer;  /* a cancelled task's grace */
-  char why[512];      /* what went wrong, for failures */
-  char tail[4096];    /* the end of its stderr: crash reports */
+  vow__timer task_timer;      /* the head task's timeout */
+  vow__timer grace_timer;     /* a cancelled task's grace */
+  char why[512];              /* what went wrong, for failures */
+  char tail[4096];            /* the end of its stderr: crash reports */
   size_t tail_len;
-  char line[1024];    /* a stderr line being relayed */
+  char line[1024]; /* a stderr line being relayed */
   size_t line_len;
 };
 
 struct vow_pool {
   vow_ctx_t* ctx;
   vow__op op;
-  vow_pool_options_t opt;  /* strings and arrays copied */
+  vow_pool_options_t opt; /* strings and arrays copied */
   char** argv;
-  char** env;              /* the full environment for workers */
-  char** names;            /* interned function names, sorted */
+  char** env;   /* the full environment for workers */
+  char** names; /* interned function names, sorted */
   size_t nnames;
-  bool names_from_hello;   /* learnt from the first HELLO */
-  pworker** workers;       /* by slot; NULL while none runs there */
+  bool names_from_hello; /* learnt from the first HELLO */
+  pworker** workers;     /* by slot; NULL while none runs there */
   unsigned nworkers;
   tlist queue;
-  vow__pool tasks;         /* ptask records */
+  vow__pool tasks;          /* ptask records */
   struct space_wait* space; /* producers waiting for room */
-  size_t nknown;           /* names[0..nknown) are offered by workers */
-  pworker* retiring;       /* recycled workers draining, out of slots */
+  size_t nknown;            /* names[0..nknown) are offered by workers */
+  pworker* retiring;        /* recycled workers draining, out of slots */
   uint64_t next_id;
-  uv_idle_t kick;          /* dispatches on the next tick */
+  uv_idle_t kick; /* dispatches on the next tick */
   bool kick_armed;
   int handles_open;        /* the pool's own handles (kick) */
   unsigned start_failures; /* in a row */
   bool broken;             /* gave up starting workers */
-  char broken_why[5120]; /* why, and the end of the last stderr */
+  char broken_why[5120];   /* why, and the end of the last stderr */
   vow__timer respawn_timer;
   unsigned respawn_pending;
-  int closing;             /* 0, or 1 graceful, 2 immediate */
+  int closing; /* 0, or 1 graceful, 2 immediate */
   vow_promise_t* shutdown_p;
   vow_progress_fn progress;
   void* progress_data;
   vow_pool_stats_t stats;
-  unsigned live_workers;   /* pworkers allocated and not yet freed */
+  unsigned live_workers; /* pworkers allocated and not yet freed */
   char* cwd_copy;
-  bool freeing;            /* vow_pool_free was called */
+  bool freeing; /* vow_pool_free was called */
 };
 
 /* ---- sched.c: the decisions, kept free of I/O for unit tests -------- */

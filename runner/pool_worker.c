@@ -61,13 +61,14 @@ void vow__worker_send(pworker* w, size_t n) {
     size_t alen;
     const void* a = vow_value_bytes(t->args, &alen);
     vow__tlist_remove(&pool->queue, t);
-    vowp_task_raw(&e, t->id, t->fn, a, alen, vow__task_seed(pool->opt.seed,
-                                                           t->id));
+    vowp_task_raw(&e, t->id, t->fn, a, alen,
+                  vow__task_seed(pool->opt.seed, t->id));
     t->at.w = w;
     t->flags |= PT_INFLIGHT;
     vow__tlist_push(&w->inflight, t);
   }
   vowp_batch_end(&e);
+  w->sent += n;
   if (w->inflight.len == n) {
     /* It was idle: its busy time starts now. */
     w->busy_since_ns = w->last_event_ns = vow__now_ns();
@@ -94,20 +95,25 @@ void vow__worker_send_shutdown(pworker* w) {
   write_frames(w, &e);
   vowp_encoder_destroy(&e);
   w->state = PW_STOPPING;
-  if (w->kill == PK_NONE) w->kill = PK_ASKED;
+  if (w->kill == PK_NONE)
+    w->kill = PK_ASKED;
 }
 
 void vow__worker_kill(pworker* w, int why) {
-  if (w->kill == PK_NONE || w->kill == PK_ASKED) w->kill = why;
-  if (w->state != PW_DEAD) w->state = PW_STOPPING;
-  if (w->spawned && !w->exited) uv_process_kill(&w->proc, SIGKILL);
+  if (w->kill == PK_NONE || w->kill == PK_ASKED)
+    w->kill = why;
+  if (w->state != PW_DEAD)
+    w->state = PW_STOPPING;
+  if (w->spawned && !w->exited)
+    uv_process_kill(&w->proc, SIGKILL);
 }
 
 /* ---- finishing ------------------------------------------------------- */
 
 static void on_closed(uv_handle_t* h) {
   pworker* w = h->data;
-  if (--w->open_handles > 0) return;
+  if (--w->open_handles > 0)
+    return;
   vowp_decoder_destroy(&w->dec);
   w->pool->live_workers--;
   vow__pool_worker_gone(w); /* frees w */
@@ -120,12 +126,15 @@ static void close_all(pworker* w) {
   hs[1] = (uv_handle_t*)&w->chan;
   hs[2] = (uv_handle_t*)&w->errp;
   for (i = 0; i < 3; i++)
-    if (!uv_is_closing(hs[i])) uv_close(hs[i], on_closed);
+    if (!uv_is_closing(hs[i]))
+      uv_close(hs[i], on_closed);
 }
 
 static void maybe_finished(pworker* w) {
-  if (!w->exited || !w->chan_eof || (w->err_piped && !w->err_eof)) return;
-  if (w->state == PW_DEAD) return;
+  if (!w->exited || !w->chan_eof || (w->err_piped && !w->err_eof))
+    return;
+  if (w->state == PW_DEAD)
+    return;
   w->state = PW_DEAD;
   vow__timer_stop(w->pool->ctx, &w->task_timer);
   vow__timer_stop(w->pool->ctx, &w->grace_timer);
@@ -160,8 +169,7 @@ static void keep_tail(pworker* w, const char* p, size_t n) {
 /* Writes one line to our stderr with the worker's name in front. */
 static void relay_line(pworker* w, const char* p, size_t n) {
   char head[64];
-  int h = snprintf(head, sizeof(head), "[worker %u pid %d] ", w->slot,
-                   w->pid);
+  int h = snprintf(head, sizeof(head), "[worker %u pid %d] ", w->slot, w->pid);
   bool newline = n > 0 && p[n - 1] == '\n';
   if (write(2, head, (size_t)h) < 0 || write(2, p, n) < 0 ||
       (!newline && write(2, "\n", 1) < 0)) {
@@ -190,9 +198,11 @@ static void on_err_read(uv_stream_t* s, ssize_t n, const uv_buf_t* buf) {
     return;
   }
   keep_tail(w, buf->base, (size_t)n);
-  if (w->pool->opt.stderr_mode != VOW_STDERR_RELAY) return;
+  if (w->pool->opt.stderr_mode != VOW_STDERR_RELAY)
+    return;
   for (i = 0; i < n; i++) {
-    if (buf->base[i] != '\n') continue;
+    if (buf->base[i] != '\n')
+      continue;
     if (w->line_len > 0) {
       size_t take = (size_t)(i + 1 - start);
       if (w->line_len + take > sizeof(w->line))
@@ -211,7 +221,8 @@ static void on_err_read(uv_stream_t* s, ssize_t n, const uv_buf_t* buf) {
       /* An overlong line goes out in pieces. */
       relay_line(w, w->line, w->line_len);
       w->line_len = 0;
-      if (rest > sizeof(w->line)) rest = sizeof(w->line);
+      if (rest > sizeof(w->line))
+        rest = sizeof(w->line);
     }
     memcpy(w->line + w->line_len, buf->base + start, rest);
     w->line_len += rest;
@@ -229,8 +240,7 @@ static void on_chan_alloc(uv_handle_t* h, size_t suggested, uv_buf_t* buf) {
   *buf = uv_buf_init(base, (unsigned)len);
 }
 
-static void protocol_error(pworker* w, const char* fmt, ...)
-    VOW_PRINTF(2, 3);
+static void protocol_error(pworker* w, const char* fmt, ...) VOW_PRINTF(2, 3);
 static void protocol_error(pworker* w, const char* fmt, ...) {
   va_list ap;
   va_start(ap, fmt);
@@ -250,7 +260,8 @@ static void on_hello(pworker* w, vowp_msg* m) {
     pool->names = calloc(m->u.hello.n + 1, sizeof(char*));
     for (i = 0; pool->names && vowp_next_function(&it, &s); i++) {
       pool->names[i] = strndup(s.data, s.len);
-      if (pool->names[i] == NULL) break;
+      if (pool->names[i] == NULL)
+        break;
       pool->nnames++;
     }
   }
@@ -263,8 +274,7 @@ static void on_hello(pworker* w, vowp_msg* m) {
               memcmp(pool->names[i], s.data, s.len) == 0;
     if (!found) {
       snprintf(w->why, sizeof(w->why),
-               "the worker offers no function named \"%s\"",
-               pool->names[i]);
+               "the worker offers no function named \"%s\"", pool->names[i]);
       vow__worker_kill(w, PK_PROTOCOL);
       return;
     }
@@ -305,10 +315,10 @@ static void on_result(pworker* w, uint64_t id, int ok, vowp_msg* m,
     int kind = (int)m->u.error.kind;
     vow_failure_t* f;
     vow_origin_t o = {t->id, t->fn, NULL, w->pid, -1, -1};
-    if (kind <= 0 || kind >= VOW_FAIL_KIND_COUNT) kind = VOW_FAIL_TASK_ERROR;
+    if (kind <= 0 || kind >= VOW_FAIL_KIND_COUNT)
+      kind = VOW_FAIL_TASK_ERROR;
     f = vow_failure_new(kind, (int)m->u.error.code, "%.*s",
-                        (int)m->u.error.message.len,
-                        m->u.error.message.data);
+                        (int)m->u.error.message.len, m->u.error.message.data);
     vow_failure_set_origin(f, &o);
     vow__pool_fail_task(pool, t, f);
   }
@@ -327,8 +337,7 @@ static void on_chan_read(uv_stream_t* s, ssize_t n, const uv_buf_t* buf) {
                uv_strerror((int)n));
     if (vowp_decoder_finish(&w->dec) != 0 && w->why[0] == '\0' &&
         w->state != PW_STOPPING)
-      snprintf(w->why, sizeof(w->why), "%s",
-               vowp_decoder_error(&w->dec)->text);
+      snprintf(w->why, sizeof(w->why), "%s", vowp_decoder_error(&w->dec)->text);
     w->chan_eof = true;
     uv_read_stop(s);
     maybe_finished(w);
@@ -370,8 +379,8 @@ static void on_chan_read(uv_stream_t* s, ssize_t n, const uv_buf_t* buf) {
       case VOWP_PROGRESS:
         if (w->pool->progress) {
           char text[256];
-          snprintf(text, sizeof(text), "%.*s",
-                   (int)m.u.progress.text.len, m.u.progress.text.data);
+          snprintf(text, sizeof(text), "%.*s", (int)m.u.progress.text.len,
+                   m.u.progress.text.data);
           w->pool->progress(m.u.progress.id, m.u.progress.fraction, text,
                             w->pool->progress_data);
         }
@@ -406,7 +415,8 @@ void vow__worker_start(vow_pool_t* pool, unsigned slot) {
   uv_process_options_t o;
   uv_stdio_container_t stdio[4];
   int rc;
-  if (w == NULL) return;
+  if (w == NULL)
+    return;
   w->pool = pool;
   w->slot = slot;
   w->state = PW_STARTING;

@@ -11,20 +11,27 @@
 
 unsigned vow__sched_limit(uint64_t ewma_ns, unsigned configured) {
   uint64_t n;
-  if (configured != 0) return configured;
-  if (ewma_ns == 0) return START_LIMIT; /* nothing measured yet */
+  if (configured != 0)
+    return configured;
+  if (ewma_ns == 0)
+    return START_LIMIT; /* nothing measured yet */
   n = TARGET_QUEUED_NS / ewma_ns;
-  if (n < MIN_LIMIT) return MIN_LIMIT;
-  if (n > MAX_LIMIT) return MAX_LIMIT;
+  if (n < MIN_LIMIT)
+    return MIN_LIMIT;
+  if (n > MAX_LIMIT)
+    return MAX_LIMIT;
   return (unsigned)n;
 }
 
 uint64_t vow__sched_ewma(uint64_t ewma_ns, uint64_t elapsed_ns, size_t n) {
   uint64_t per;
-  if (n == 0) return ewma_ns;
+  if (n == 0)
+    return ewma_ns;
   per = elapsed_ns / n;
-  if (per == 0) per = 1;
-  if (ewma_ns == 0) return per;
+  if (per == 0)
+    per = 1;
+  if (ewma_ns == 0)
+    return per;
   /* Weight 1/4 for the new figure: a change of task size shows within a
    * few batches, one odd batch does not swing the limit. */
   return (ewma_ns * 3 + per) / 4;
@@ -36,9 +43,11 @@ size_t vow__sched_take(const tlist* queue, size_t inflight, unsigned limit,
   size_t n = 0;
   if (queue->head == NULL || worker_has_suspect || inflight >= limit)
     return 0;
-  if (queue->head->flags & PT_SUSPECT) return inflight == 0 ? 1 : 0;
+  if (queue->head->flags & PT_SUSPECT)
+    return inflight == 0 ? 1 : 0;
   for (t = queue->head; t != NULL && inflight + n < limit; t = t->next) {
-    if (t->flags & PT_SUSPECT) break;
+    if (t->flags & PT_SUSPECT)
+      break;
     n++;
   }
   return n;
@@ -53,6 +62,7 @@ uint64_t vow__task_seed(uint64_t run_seed, uint64_t id) {
 
 uint64_t vow__sched_backoff_ms(unsigned failures) {
   uint64_t ms = 100;
-  while (failures-- > 1 && ms < 5000) ms *= 2;
+  while (failures-- > 1 && ms < 5000)
+    ms *= 2;
   return ms > 5000 ? 5000 : ms;
 }

@@ -131,7 +131,8 @@ vow_value_t* vow_value_new_msgpack(const void* bytes, size_t len, int* err) {
 
 vow_value_t* vow__value_from_encoded(const void* bytes, size_t len) {
   vow_value_t* v = alloc_value(VOW_VALUE_MSGPACK, len);
-  if (v != NULL) memcpy(v->bytes, bytes, len);
+  if (v != NULL)
+    memcpy(v->bytes, bytes, len);
   return v;
 }
 

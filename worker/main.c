@@ -18,9 +18,10 @@ int main(int argc, char** argv) {
   char other[32];
   int v;
   if (argc != 2 || strcmp(argv[1], "--help") == 0) {
-    fprintf(stderr, "usage: vow-worker PLUGIN.so\n"
-                    "A vow pool starts this with a plugin that exports its "
-                    "task functions (VOW_PLUGIN in <vow/worker.h>).\n");
+    fprintf(stderr,
+            "usage: vow-worker PLUGIN.so\n"
+            "A vow pool starts this with a plugin that exports its "
+            "task functions (VOW_PLUGIN in <vow/worker.h>).\n");
     return 2;
   }
   lib = dlopen(argv[1], RTLD_NOW | RTLD_LOCAL);

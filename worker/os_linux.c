@@ -29,7 +29,8 @@ void vow__worker_crash_context(uint64_t task_id, const char* fn) {
 
 /* Async-signal-safe formatting into a fixed buffer. */
 static size_t put_str(char* buf, size_t at, size_t cap, const char* s) {
-  while (*s && at + 1 < cap) buf[at++] = *s++;
+  while (*s && at + 1 < cap)
+    buf[at++] = *s++;
   return at;
 }
 
@@ -40,7 +41,8 @@ static size_t put_u64(char* buf, size_t at, size_t cap, uint64_t v) {
     digits[n++] = (char)('0' + v % 10);
     v /= 10;
   } while (v && n < 24);
-  while (n > 0 && at + 1 < cap) buf[at++] = digits[--n];
+  while (n > 0 && at + 1 < cap)
+    buf[at++] = digits[--n];
   return at;
 }
 
@@ -104,14 +106,16 @@ static void install_crash_handler(void) {
 
 static int apply_limits(const char* spec) {
   char buf[256], *item, *save = NULL;
-  if (spec == NULL || *spec == '\0') return 0;
+  if (spec == NULL || *spec == '\0')
+    return 0;
   snprintf(buf, sizeof(buf), "%s", spec);
   for (item = strtok_r(buf, ",", &save); item != NULL;
        item = strtok_r(NULL, ",", &save)) {
     struct rlimit rl;
     int resource;
     char* eq = strchr(item, '=');
-    if (eq == NULL) goto bad;
+    if (eq == NULL)
+      goto bad;
     *eq = '\0';
     if (strcmp(item, "as") == 0)
       resource = RLIMIT_AS;
@@ -123,15 +127,16 @@ static int apply_limits(const char* spec) {
       goto bad;
     rl.rlim_cur = rl.rlim_max = strtoull(eq + 1, NULL, 10);
     if (setrlimit(resource, &rl) != 0) {
-      fprintf(stderr, "vow worker: cannot set limit %s=%s: %s\n", item,
-              eq + 1, strerror(errno));
+      fprintf(stderr, "vow worker: cannot set limit %s=%s: %s\n", item, eq + 1,
+              strerror(errno));
       return -1;
     }
   }
   return 0;
 bad:
-  fprintf(stderr, "vow worker: bad %s entry \"%s\" (want as=, cpu= or "
-                  "nofile=)\n",
+  fprintf(stderr,
+          "vow worker: bad %s entry \"%s\" (want as=, cpu= or "
+          "nofile=)\n",
           VOW_ENV_LIMITS, item);
   return -1;
 }
@@ -147,8 +152,9 @@ int vow__worker_setup(int* in_fd, int* out_fd) {
   const char* channel = getenv(VOW_ENV_CHANNEL);
   const char* parent = getenv(VOW_ENV_PARENT);
   if (channel == NULL) {
-    fprintf(stderr, "vow worker: %s is not set; a worker is started by a "
-                    "vow pool\n",
+    fprintf(stderr,
+            "vow worker: %s is not set; a worker is started by a "
+            "vow pool\n",
             VOW_ENV_CHANNEL);
     return -1;
   }
@@ -178,11 +184,13 @@ int vow__worker_setup(int* in_fd, int* out_fd) {
     return -1;
   }
   /* A task's printf must never reach the channel. */
-  if (dup2(2, 1) < 0) return -1;
+  if (dup2(2, 1) < 0)
+    return -1;
   /* A parent that stops reading must not kill us with SIGPIPE mid-write;
    * the write error says it instead. */
   signal(SIGPIPE, SIG_IGN);
-  if (apply_limits(getenv(VOW_ENV_LIMITS)) != 0) return -1;
+  if (apply_limits(getenv(VOW_ENV_LIMITS)) != 0)
+    return -1;
   install_crash_handler();
   return 0;
 }

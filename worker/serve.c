@@ -29,10 +29,10 @@ struct job {
   job* next;
   uint64_t id;
   uint64_t seed;
-  int fn;          /* index in the table, -1 if unknown */
-  bool cancelled;  /* a CANCEL came before it ran */
-  size_t len;      /* args bytes */
-  char* name;      /* the function name as sent, for unknown names */
+  int fn;         /* index in the table, -1 if unknown */
+  bool cancelled; /* a CANCEL came before it ran */
+  size_t len;     /* args bytes */
+  char* name;     /* the function name as sent, for unknown names */
   char args[];
 };
 
@@ -71,7 +71,8 @@ static int write_all(int fd, const char* p, size_t len) {
   while (len > 0) {
     ssize_t n = write(fd, p, len);
     if (n < 0) {
-      if (errno == EINTR) continue;
+      if (errno == EINTR)
+        continue;
       return -1;
     }
     p += n;
@@ -95,8 +96,10 @@ static void flush(server* s) {
 
 /* Makes sure an open RESULTS batch is there to add to. */
 static void ensure_batch(server* s) {
-  if (s->enc.count_at == 0) vowp_results_begin_open(&s->enc);
-  if (s->first_unflushed_ns == 0) s->first_unflushed_ns = now_ns();
+  if (s->enc.count_at == 0)
+    vowp_results_begin_open(&s->enc);
+  if (s->first_unflushed_ns == 0)
+    s->first_unflushed_ns = now_ns();
 }
 
 /* Writes the side encoder's frames now. They never cut into a result,
@@ -105,7 +108,8 @@ static void flush_side(server* s) {
   const char* data;
   size_t len;
   data = vowp_encoder_data(&s->side, &len);
-  if (len > 0 && write_all(s->out_fd, data, len) != 0) _exit(0);
+  if (len > 0 && write_all(s->out_fd, data, len) != 0)
+    _exit(0);
   vowp_encoder_reset(&s->side);
 }
 
@@ -118,7 +122,8 @@ static void send_error(server* s, uint64_t id, uint32_t kind,
   }
   vowp_open_batch_end(&s->enc); /* a batch cannot hold an ERROR */
   vowp_encode_error(&s->enc, id, kind, 0, message, NULL);
-  if (s->first_unflushed_ns == 0) s->first_unflushed_ns = now_ns();
+  if (s->first_unflushed_ns == 0)
+    s->first_unflushed_ns = now_ns();
 }
 
 static int find_fn(server* s, vowp_slice name) {
@@ -160,9 +165,11 @@ static void enqueue(server* s, const vowp_task* t) {
 
 static void mark_cancelled(server* s, uint64_t id) {
   job* j;
-  if (s->running && s->running->id == id) s->running->cancelled = true;
+  if (s->running && s->running->id == id)
+    s->running->cancelled = true;
   for (j = s->head; j; j = j->next)
-    if (j->id == id) j->cancelled = true;
+    if (j->id == id)
+      j->cancelled = true;
 }
 
 /* Handles every whole message in the decoder. */
@@ -173,7 +180,8 @@ static void take_messages(server* s) {
     vowp_task t;
     switch (m.type) {
       case VOWP_TASKS:
-        while (vowp_next_task(&m.u.tasks.items, &t)) enqueue(s, &t);
+        while (vowp_next_task(&m.u.tasks.items, &t))
+          enqueue(s, &t);
         break;
       case VOWP_CANCEL:
         mark_cancelled(s, m.u.cancel.id);
@@ -204,14 +212,17 @@ static bool read_some(server* s, bool block) {
   ssize_t n;
   if (!block) {
     struct pollfd pfd = {s->in_fd, POLLIN, 0};
-    if (poll(&pfd, 1, 0) <= 0) return true;
+    if (poll(&pfd, 1, 0) <= 0)
+      return true;
   }
   vowp_decoder_buffer(&s->dec, &base, &room);
-  if (room == 0) return true;
+  if (room == 0)
+    return true;
   do {
     n = read(s->in_fd, base, room);
   } while (n < 0 && errno == EINTR);
-  if (n <= 0) return false;
+  if (n <= 0)
+    return false;
   vowp_decoder_commit(&s->dec, (size_t)n);
   take_messages(s);
   return true;
@@ -260,8 +271,8 @@ static void run_job(server* s, job* j) {
     vowp_error err;
     vowp_limits lim = {0, (size_t)-1, VOWP_MAX_DEPTH - 3};
     size_t vlen = s->enc.len - value_at;
-    if (vlen > 0 && vowp_prescan(s->enc.data + value_at, vlen, &lim, 0,
-                                 &err) == VOWP_OK)
+    if (vlen > 0 &&
+        vowp_prescan(s->enc.data + value_at, vlen, &lim, 0, &err) == VOWP_OK)
       return;
     rc = vow_task_fail(&task, "%s packed %s", s->fns[j->fn].name,
                        vlen == 0 ? "no result" : err.text);
@@ -278,8 +289,10 @@ static int serve_loop(server* s) {
   const char** names;
   size_t i;
   names = malloc((s->nfns ? s->nfns : 1) * sizeof(*names));
-  if (names == NULL) return 1;
-  for (i = 0; i < s->nfns; i++) names[i] = s->fns[i].name;
+  if (names == NULL)
+    return 1;
+  for (i = 0; i < s->nfns; i++)
+    names[i] = s->fns[i].name;
   vowp_encode_hello(&s->enc, VOWP_VERSION, (int64_t)getpid(), names, s->nfns);
   free(names);
   flush(s);
@@ -302,7 +315,8 @@ static int serve_loop(server* s) {
     }
     j = s->head;
     s->head = j->next;
-    if (s->head == NULL) s->tail = NULL;
+    if (s->head == NULL)
+      s->tail = NULL;
     run_job(s, j);
     free(j->name);
     free(j);
@@ -311,7 +325,8 @@ static int serve_loop(server* s) {
       flush(s);
     /* Take what has arrived meanwhile (CANCELs, more tasks) without
      * waiting. */
-    if (!read_some(s, false)) s->shutdown = true;
+    if (!read_some(s, false))
+      s->shutdown = true;
   }
 }
 
@@ -321,7 +336,8 @@ int vow_worker_serve(const vow_function_t* functions, size_t n) {
   memset(&s, 0, sizeof(s));
   s.fns = functions;
   s.nfns = n;
-  if (vow__worker_setup(&s.in_fd, &s.out_fd) != 0) return 1;
+  if (vow__worker_setup(&s.in_fd, &s.out_fd) != 0)
+    return 1;
   vowp_decoder_init(&s.dec, NULL);
   vowp_encoder_init(&s.enc);
   vowp_encoder_init(&s.side);
@@ -335,7 +351,8 @@ int vow_worker_serve(const vow_function_t* functions, size_t n) {
 }
 
 void vow_worker_main(const vow_function_t* functions, size_t n) {
-  if (getenv(VOW_ENV_CHANNEL) == NULL) return;
+  if (getenv(VOW_ENV_CHANNEL) == NULL)
+    return;
   exit(vow_worker_serve(functions, n));
 }
 
@@ -361,7 +378,8 @@ int vow_task_fail(vow_task_ctx_t* task, const char* fmt, ...) {
 void vow_task_progress(vow_task_ctx_t* task, double fraction,
                        const char* text) {
   server* s = the_server;
-  if (s == NULL) return;
+  if (s == NULL)
+    return;
   vowp_encode_progress(&s->side, task->id, fraction, text ? text : "");
   flush_side(s);
 }
@@ -369,11 +387,13 @@ void vow_task_progress(vow_task_ctx_t* task, double fraction,
 bool vow_task_cancelled(vow_task_ctx_t* task) {
   server* s = the_server;
   uint64_t now;
-  if (task->cancelled || s == NULL) return task->cancelled;
+  if (task->cancelled || s == NULL)
+    return task->cancelled;
   now = now_ns();
   if (now - s->last_poll_ns >= 1000000ull) {
     s->last_poll_ns = now;
-    if (!read_some(s, false)) task->cancelled = true; /* parent gone */
+    if (!read_some(s, false))
+      task->cancelled = true; /* parent gone */
   }
   return task->cancelled;
 }

@@ -39,18 +39,18 @@ typedef struct vow_pool_options {
   /* Tasks sent ahead to each worker. Default: adaptive, from 2 for long
    * tasks up to 1024 for tiny ones (about 2 ms of work queued). */
   unsigned in_flight;
-  size_t queue_limit;      /* queued tasks; default: unlimited */
-  uint64_t timeout_ms;     /* per task, from when it starts; 0: none */
-  unsigned retries;        /* for tasks whose worker died; default 0 */
-  unsigned recycle_after;  /* tasks per worker before it is replaced */
-  uint64_t seed;           /* the run's seed for per-task seeds */
+  size_t queue_limit;       /* queued tasks; default: unlimited */
+  uint64_t timeout_ms;      /* per task, from when it starts; 0: none */
+  unsigned retries;         /* for tasks whose worker died; default 0 */
+  unsigned recycle_after;   /* tasks per worker before it is replaced */
+  uint64_t seed;            /* the run's seed for per-task seeds */
   uint64_t cancel_grace_ms; /* before a cancelled task's worker is
                                killed; default 1000 */
-  unsigned start_attempts; /* failed starts in a row before the pool gives
-                              up; default 5 */
-  const char* const* env;  /* extra "NAME=value" entries for workers */
-  const char* cwd;         /* workers' working directory */
-  const char* limits;      /* "as=BYTES,cpu=SECONDS,nofile=N" */
+  unsigned start_attempts;  /* failed starts in a row before the pool gives
+                               up; default 5 */
+  const char* const* env;   /* extra "NAME=value" entries for workers */
+  const char* cwd;          /* workers' working directory */
+  const char* limits;       /* "as=BYTES,cpu=SECONDS,nofile=N" */
   vow_stderr_mode_t stderr_mode;
 } vow_pool_options_t;
 
@@ -105,12 +105,12 @@ VOW_EXTERN void vow_pool_free(vow_pool_t* pool);
 
 typedef struct vow_pool_stats {
   uint64_t submitted, completed, failed, retried, cancelled;
-  size_t queued;           /* waiting for a worker */
-  size_t in_flight;        /* sent to workers */
-  unsigned workers_alive;  /* said HELLO and not exited */
-  uint64_t worker_starts;  /* every spawn, first ones included */
-  uint64_t worker_deaths;  /* exits the pool did not ask for */
-  uint64_t busy_ns;        /* summed over workers: time with tasks sent */
+  size_t queued;          /* waiting for a worker */
+  size_t in_flight;       /* sent to workers */
+  unsigned workers_alive; /* said HELLO and not exited */
+  uint64_t worker_starts; /* every spawn, first ones included */
+  uint64_t worker_deaths; /* exits the pool did not ask for */
+  uint64_t busy_ns;       /* summed over workers: time with tasks sent */
 } vow_pool_stats_t;
 VOW_EXTERN void vow_pool_stats(const vow_pool_t* pool, vow_pool_stats_t* out);
 

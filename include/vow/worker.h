@@ -23,8 +23,8 @@ extern "C" {
 
 typedef struct vow_task_ctx vow_task_ctx_t;
 
-typedef int (*vow_task_fn)(const msgpack_object* args,
-                           msgpack_packer* result, vow_task_ctx_t* task);
+typedef int (*vow_task_fn)(const msgpack_object* args, msgpack_packer* result,
+                           vow_task_ctx_t* task);
 
 typedef struct vow_function {
   const char* name;
@@ -71,8 +71,8 @@ typedef struct vow_plugin {
  * The symbol's name carries the ABI version, so a library built for
  * another version is told apart before anything is called. */
 #define VOW_PLUGIN_SYMBOL "vow_plugin_v1"
-#define VOW_PLUGIN(table)                                                 \
-  VOW_EXTERN const vow_plugin_t vow_plugin_v1 = {                         \
+#define VOW_PLUGIN(table)                         \
+  VOW_EXTERN const vow_plugin_t vow_plugin_v1 = { \
       VOW_PLUGIN_ABI, (table), sizeof(table) / sizeof((table)[0])}
 
 #ifdef __cplusplus

@@ -1,0 +1,247 @@
+/* Task functions for the pool tests. The test binary serves them as its
+ * own worker (vow_worker_main), and the same file builds the plugin that
+ * the stock vow-worker loads. Some misbehave on purpose. */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "pool_functions.h"
+
+static int64_t int_arg(const msgpack_object* a, uint32_t i) {
+  if (a->type == MSGPACK_OBJECT_ARRAY && i < a->via.array.size)
+    a = &a->via.array.ptr[i];
+  if (a->type == MSGPACK_OBJECT_POSITIVE_INTEGER)
+    return (int64_t)a->via.u64;
+  if (a->type == MSGPACK_OBJECT_NEGATIVE_INTEGER)
+    return a->via.i64;
+  return 0;
+}
+
+static void sleep_ms(int64_t ms) {
+  struct timespec ts = {ms / 1000, (ms % 1000) * 1000000};
+  while (nanosleep(&ts, &ts) != 0) {
+  }
+}
+
+static int fn_echo(const msgpack_object* a, msgpack_packer* r,
+                   vow_task_ctx_t* t) {
+  (void)t;
+  return msgpack_pack_object(r, *a);
+}
+
+static int fn_add(const msgpack_object* a, msgpack_packer* r,
+                  vow_task_ctx_t* t) {
+  (void)t;
+  return msgpack_pack_int64(r, int_arg(a, 0) + int_arg(a, 1));
+}
+
+static int fn_noop(const msgpack_object* a, msgpack_packer* r,
+                   vow_task_ctx_t* t) {
+  (void)a;
+  (void)t;
+  return msgpack_pack_nil(r);
+}
+
+static int fn_sleep(const msgpack_object* a, msgpack_packer* r,
+                    vow_task_ctx_t* t) {
+  (void)t;
+  sleep_ms(int_arg(a, 0));
+  return msgpack_pack_int64(r, int_arg(a, 0));
+}
+
+static int fn_pid(const msgpack_object* a, msgpack_packer* r,
+                  vow_task_ctx_t* t) {
+  (void)a;
+  (void)t;
+  return msgpack_pack_int64(r, getpid());
+}
+
+static int fn_seed(const msgpack_object* a, msgpack_packer* r,
+                   vow_task_ctx_t* t) {
+  (void)a;
+  return msgpack_pack_uint64(r, vow_task_seed(t));
+}
+
+static int fn_fail(const msgpack_object* a, msgpack_packer* r,
+                   vow_task_ctx_t* t) {
+  (void)r;
+  return vow_task_fail(t, "refused %lld", (long long)int_arg(a, 0));
+}
+
+static int fn_crash(const msgpack_object* a, msgpack_packer* r,
+                    vow_task_ctx_t* t) {
+  (void)a;
+  (void)r;
+  (void)t;
+  raise(SIGSEGV);
+  return 0;
+}
+
+static int fn_exit(const msgpack_object* a, msgpack_packer* r,
+                   vow_task_ctx_t* t) {
+  (void)r;
+  (void)t;
+  _exit((int)int_arg(a, 0));
+}
+
+/* Writes bytes that are not the protocol onto the channel. */
+static int fn_garbage(const msgpack_object* a, msgpack_packer* r,
+                      vow_task_ctx_t* t) {
+  static const char junk[] = "\x00\x00\x00\x05\xc1\xc1\xc1\xc1\xc1";
+  (void)a;
+  (void)r;
+  (void)t;
+  if (write(3, junk, sizeof(junk) - 1) < 0)
+    _exit(9);
+  sleep_ms(60000);
+  return 0;
+}
+
+/* Replies for a task id it was never sent. */
+static int fn_stray_reply(const msgpack_object* a, msgpack_packer* r,
+                          vow_task_ctx_t* t) {
+  /* RESULTS [[999999, nil]] */
+  static const char frame[] =
+      "\x00\x00\x00\x0a\x92\x03\x91\x92\xce\x00\x0f"
+      "\x42\x3f\xc0";
+  (void)a;
+  (void)t;
+  if (write(3, frame, sizeof(frame) - 1) < 0)
+    _exit(9);
+  return msgpack_pack_nil(r);
+}
+
+static int fn_hello_again(const msgpack_object* a, msgpack_packer* r,
+                          vow_task_ctx_t* t) {
+  static const char hello[] = "\x00\x00\x00\x06\x94\x01\x01\x01\x91\xa0";
+  (void)a;
+  (void)t;
+  if (write(3, hello, sizeof(hello) - 1) < 0)
+    _exit(9);
+  return msgpack_pack_nil(r);
+}
+
+static int fn_print(const msgpack_object* a, msgpack_packer* r,
+                    vow_task_ctx_t* t) {
+  (void)t;
+  printf("task says hello on stdout\n");
+  fflush(stdout);
+  fprintf(stderr, "task says hello on stderr\n");
+  return msgpack_pack_int64(r, int_arg(a, 0));
+}
+
+/* Ignores SIGTERM and never returns. */
+static int fn_hang(const msgpack_object* a, msgpack_packer* r,
+                   vow_task_ctx_t* t) {
+  (void)a;
+  (void)r;
+  (void)t;
+  signal(SIGTERM, SIG_IGN);
+  for (;;)
+    sleep_ms(1000);
+  return 0;
+}
+
+/* Runs until cancelled (checking), then fails. */
+static int fn_until_cancelled(const msgpack_object* a, msgpack_packer* r,
+                              vow_task_ctx_t* t) {
+  int64_t n = 0;
+  (void)a;
+  (void)r;
+  while (!vow_task_cancelled(t)) {
+    sleep_ms(1);
+    if (++n > 30000)
+      break;
+  }
+  return vow_task_fail(t, "stopped after %lld ms", (long long)n);
+}
+
+static int fn_progress(const msgpack_object* a, msgpack_packer* r,
+                       vow_task_ctx_t* t) {
+  vow_task_progress(t, 0.5, "halfway");
+  return msgpack_pack_int64(r, int_arg(a, 0));
+}
+
+/* Says its pid as progress, then sleeps [ms]: tests learn which worker
+ * runs it while it runs. */
+static int fn_pidsleep(const msgpack_object* a, msgpack_packer* r,
+                       vow_task_ctx_t* t) {
+  char text[32];
+  snprintf(text, sizeof(text), "%d", (int)getpid());
+  vow_task_progress(t, 0.0, text);
+  sleep_ms(int_arg(a, 0));
+  return msgpack_pack_int64(r, getpid());
+}
+
+/* Monte Carlo: [samples] -> hits inside the unit circle, from the task's
+ * own seed (xorshift64*). */
+static int fn_monte(const msgpack_object* a, msgpack_packer* r,
+                    vow_task_ctx_t* t) {
+  uint64_t s = vow_task_seed(t) | 1, hits = 0;
+  int64_t i, n = int_arg(a, 0);
+  for (i = 0; i < n; i++) {
+    double x, y;
+    s ^= s >> 12, s ^= s << 25, s ^= s >> 27;
+    x = (double)((s * 2685821657736338717ull) >> 11) / 9007199254740992.0;
+    s ^= s >> 12, s ^= s << 25, s ^= s >> 27;
+    y = (double)((s * 2685821657736338717ull) >> 11) / 9007199254740992.0;
+    hits += x * x + y * y <= 1.0;
+  }
+  return msgpack_pack_uint64(r, hits);
+}
+
+/* [bytes] -> a bin of that size. */
+static int fn_big(const msgpack_object* a, msgpack_packer* r,
+                  vow_task_ctx_t* t) {
+  size_t n = (size_t)int_arg(a, 0);
+  char* buf = malloc(n ? n : 1);
+  (void)t;
+  if (buf == NULL)
+    return vow_task_fail(t, "no memory for %zu bytes", n);
+  memset(buf, 0x42, n);
+  msgpack_pack_bin(r, n);
+  msgpack_pack_bin_body(r, buf, n);
+  free(buf);
+  return 0;
+}
+
+/* Packs two objects: a broken function. */
+static int fn_two(const msgpack_object* a, msgpack_packer* r,
+                  vow_task_ctx_t* t) {
+  (void)a;
+  (void)t;
+  msgpack_pack_int(r, 1);
+  return msgpack_pack_int(r, 2);
+}
+
+const vow_function_t test_functions[] = {
+    {"echo", fn_echo},
+    {"add", fn_add},
+    {"noop", fn_noop},
+    {"sleep", fn_sleep},
+    {"pid", fn_pid},
+    {"seed", fn_seed},
+    {"fail", fn_fail},
+    {"crash", fn_crash},
+    {"exit", fn_exit},
+    {"garbage", fn_garbage},
+    {"stray", fn_stray_reply},
+    {"hello_again", fn_hello_again},
+    {"print", fn_print},
+    {"hang", fn_hang},
+    {"until_cancelled", fn_until_cancelled},
+    {"progress", fn_progress},
+    {"monte", fn_monte},
+    {"big", fn_big},
+    {"two", fn_two},
+    {"pidsleep", fn_pidsleep},
+};
+const size_t test_nfunctions =
+    sizeof(test_functions) / sizeof(test_functions[0]);
+
+#ifdef VOW_TEST_PLUGIN
+VOW_PLUGIN(test_functions);
+#endif

@@ -1,0 +1,809 @@
+/* The worker pool with real worker processes: this test binary is its own
+ * worker (see main). Every fault is made for real: kill -9, SIGSEGV, early
+ * exits, garbage on the channel, hangs, stdout writes; after each, every
+ * promise has settled exactly once and the pool still serves. */
+#include <dirent.h>
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "helpers.h"
+#include "pool_functions.h"
+
+/* ---- helpers --------------------------------------------------------- */
+
+typedef struct pfix {
+  fixture fx;
+  vow_pool_t* pool;
+} pfix;
+
+static vow_pool_options_t defaults(unsigned workers) {
+  vow_pool_options_t o;
+  memset(&o, 0, sizeof(o));
+  o.workers = workers;
+  o.functions = test_functions;
+  o.nfunctions = test_nfunctions;
+  o.stderr_mode = VOW_STDERR_DISCARD;
+  return o;
+}
+
+static vow_pool_t* make_pool(fixture* fx, const vow_pool_options_t* o) {
+  int err = 0;
+  vow_pool_t* pool = vow_pool_new(fx->ctx, o, &err);
+  assert_non_null(pool);
+  return pool;
+}
+
+/* Shuts the pool down (immediately) and frees it. */
+static void end_pool(fixture* fx, vow_pool_t* pool, bool graceful) {
+  vow_promise_t* done = vow_pool_shutdown(pool, graceful);
+  assert_int_equal(vow_ctx_wait(fx->ctx, done), VOW_FULFILLED);
+  vow_promise_release(done);
+  vow_pool_free(pool);
+}
+
+/* Runs the loop until p settles; returns its value (a reference) or NULL
+ * with *failure set (a reference). */
+typedef struct outcome {
+  vow_value_t* v;
+  vow_failure_t* f;
+  int settled; /* times the callback ran: must be 1 */
+} outcome;
+
+static vow_outcome_t keep(vow_value_t* v, vow_failure_t* f, void* data) {
+  outcome* o = data;
+  o->settled++;
+  o->v = v;
+  o->f = f;
+  return vow_ok(NULL);
+}
+
+static outcome run(fixture* fx, vow_promise_t* p) {
+  outcome o = {NULL, NULL, 0};
+  vow_add_both(p, keep, &o);
+  vow_ctx_wait(fx->ctx, p);
+  vow_promise_release(p);
+  assert_int_equal(o.settled, 1);
+  return o;
+}
+
+static int64_t run_int(fixture* fx, vow_promise_t* p) {
+  outcome o = run(fx, p);
+  int64_t i = -1;
+  if (o.f)
+    fail_msg("task failed: %s", vow_failure_message(o.f));
+  assert_int_equal(vow_value_get_int(o.v, &i), 0);
+  vow_value_release(o.v);
+  return i;
+}
+
+/* The failure of p, which must fail with `kind`; caller releases. */
+static vow_failure_t* run_fail(fixture* fx, vow_promise_t* p, int kind) {
+  outcome o = run(fx, p);
+  if (o.v)
+    fail_msg("expected %s, got a value", vow_failure_kind_name(kind));
+  if (vow_failure_kind(o.f) != kind)
+    fail_msg("expected %s, got %s: %s", vow_failure_kind_name(kind),
+             vow_failure_kind_name(vow_failure_kind(o.f)),
+             vow_failure_message(o.f));
+  return o.f;
+}
+
+static vow_value_t* pair(int64_t a, int64_t b) {
+  char buf[32];
+  msgpack_sbuffer sb;
+  msgpack_packer pk;
+  vow_value_t* v;
+  (void)buf;
+  msgpack_sbuffer_init(&sb);
+  msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+  msgpack_pack_array(&pk, 2);
+  msgpack_pack_int64(&pk, a);
+  msgpack_pack_int64(&pk, b);
+  v = vow_value_new_msgpack(sb.data, sb.size, NULL);
+  msgpack_sbuffer_destroy(&sb);
+  return v;
+}
+
+static vow_value_t* num(int64_t i) {
+  return vow_value_new_int(i);
+}
+
+/* The pool still works: a fresh task on every worker. */
+static void still_serves(fixture* fx, vow_pool_t* pool) {
+  enum { N = 20 };
+  vow_promise_t* ps[N];
+  int i;
+  for (i = 0; i < N; i++)
+    ps[i] = vow_pool_submit(pool, "add", pair(i, 1));
+  for (i = 0; i < N; i++)
+    assert_int_equal(run_int(fx, ps[i]), i + 1);
+}
+
+static int count_fds(void) {
+  DIR* d = opendir("/proc/self/fd");
+  struct dirent* e;
+  int n = 0;
+  while ((e = readdir(d)) != NULL)
+    if (e->d_name[0] != '.')
+      n++;
+  closedir(d);
+  return n - 1; /* the DIR's own fd */
+}
+
+/* Children of this process still alive (zombies included). */
+static int count_children(void) {
+  char path[64], buf[4096];
+  FILE* f;
+  int n = 0;
+  size_t len, i;
+  snprintf(path, sizeof(path), "/proc/self/task/%d/children", (int)getpid());
+  f = fopen(path, "r");
+  if (f == NULL)
+    return -1;
+  len = fread(buf, 1, sizeof(buf) - 1, f);
+  fclose(f);
+  buf[len] = '\0';
+  for (i = 0; i < len; i++)
+    if (buf[i] != ' ' && (i == 0 || buf[i - 1] == ' '))
+      n++;
+  return n;
+}
+
+/* ---- results ------------------------------------------------------- */
+
+static void results_settle_promises(void** state) {
+  fixture* fx = *state;
+  vow_pool_options_t o = defaults(2);
+  vow_pool_t* pool = make_pool(fx, &o);
+  enum { N = 1000 };
+  vow_promise_t* ps[N];
+  vow_pool_stats_t st;
+  int i;
+  for (i = 0; i < N; i++)
+    ps[i] = vow_pool_submit(pool, "add", pair(i, i));
+  for (i = 0; i < N; i++)
+    assert_int_equal(run_int(fx, ps[i]), 2 * i);
+  vow_pool_stats(pool, &st);
+  assert_int_equal(st.submitted, N);
+  assert_int_equal(st.completed, N);
+  assert_int_equal(st.failed, 0);
+  assert_int_equal(st.queued, 0);
+  assert_int_equal(st.in_flight, 0);
+  assert_int_equal(st.workers_alive, 2);
+  end_pool(fx, pool, true);
+}
+
+static void map_keeps_input_order(void** state) {
+  fixture* fx = *state;
+  vow_pool_options_t o = defaults(2);
+  vow_pool_t* pool = make_pool(fx, &o);
+  enum { N = 5000 };
+  vow_value_t* items[N];
+  outcome out;
+  int i;
+  for (i = 0; i < N; i++)
+    items[i] = pair(i, 1000);
+  out = run(fx, vow_pool_map(pool, "add", vow_value_new_array(items, N)));
+  assert_null(out.f);
+  assert_int_equal(vow_value_array_len(out.v), N);
+  for (i = 0; i < N; i++)
+    assert_int_equal(int_of(vow_value_array_at(out.v, i)), i + 1000);
+  vow_value_release(out.v);
+  /* A msgpack array works as well. */
+  out = run(fx,
+            vow_pool_map(pool, "echo",
+                         vow_value_new_msgpack("\x93\x01\xa1x\xc0", 5, NULL)));
+  assert_int_equal(vow_value_array_len(out.v), 3);
+  assert_int_equal(int_of(vow_value_array_at(out.v, 0)), 1);
+  vow_value_release(out.v);
+  end_pool(fx, pool, true);
+}
+
+static void stream_delivers_each_once(void** state) {
+  fixture* fx = *state;
+  vow_pool_options_t o = defaults(2);
+  vow_pool_t* pool = make_pool(fx, &o);
+  enum { N = 300 };
+  vow_value_t* items[N];
+  char seen_idx[N];
+  vow_stream_t* s;
+  int i, got = 0, failed = 0;
+  memset(seen_idx, 0, sizeof(seen_idx));
+  for (i = 0; i < N; i++)
+    items[i] = i == 7 ? pair(-1, 0) : pair(i, 0);
+  s = vow_pool_stream(pool, "add", vow_value_new_array(items, N), 16);
+  for (;;) {
+    outcome r = run(fx, vow_stream_get(s));
+    assert_null(r.f);
+    if (vow_value_is_nil(r.v))
+      break;
+    if (vow_value_get_failure(r.v)) {
+      failed++;
+    } else {
+      int64_t idx = int_of(vow_value_array_at(r.v, 0));
+      assert_true(idx >= 0 && idx < N);
+      assert_int_equal(seen_idx[(size_t)idx % N], 0);
+      seen_idx[(size_t)idx % N] = 1;
+      assert_int_equal(int_of(vow_value_array_at(r.v, 1)), idx == 7 ? -1 : idx);
+      got++;
+    }
+    vow_value_release(r.v);
+  }
+  assert_int_equal(got + failed, N);
+  vow_stream_free(s);
+  end_pool(fx, pool, true);
+}
+
+static void bad_input_rejected_clearly(void** state) {
+  fixture* fx = *state;
+  vow_pool_options_t o = defaults(1);
+  vow_pool_t* pool = make_pool(fx, &o);
+  vow_failure_t* f;
+  f = run_fail(fx, vow_pool_submit(pool, "no_such_fn", NULL),
+               VOW_FAIL_BAD_INPUT);
+  assert_non_null(strstr(vow_failure_message(f), "no_such_fn"));
+  vow_failure_release(f);
+  f = run_fail(fx, vow_pool_submit(pool, "echo", vow_value_new_ptr(NULL, NULL)),
+               VOW_FAIL_BAD_INPUT);
+  assert_non_null(strstr(vow_failure_message(f), "msgpack"));
+  vow_failure_release(f);
+  f = run_fail(fx, vow_pool_map(pool, "echo", num(3)), VOW_FAIL_BAD_INPUT);
+  vow_failure_release(f);
+  end_pool(fx, pool, true);
+}
+
+static void task_error_has_origin(void** state) {
+  fixture* fx = *state;
+  vow_pool_options_t o = defaults(1);
+  vow_pool_t* pool = make_pool(fx, &o);
+  vow_failure_t* f =
+      run_fail(fx, vow_pool_submit(pool, "fail", num(42)), VOW_FAIL_TASK_ERROR);
+  assert_string_equal(vow_failure_message(f), "refused 42");
+  assert_string_equal(vow_failure_origin(f)->function, "fail");
+  assert_true(vow_failure_origin(f)->task_id > 0);
+  assert_true(vow_failure_origin(f)->pid > 0);
+  vow_failure_release(f);
+  f = run_fail(fx, vow_pool_submit(pool, "two", NULL), VOW_FAIL_TASK_ERROR);
+  assert_non_null(strstr(vow_failure_message(f), "trailing"));
+  vow_failure_release(f);
+  still_serves(fx, pool);
+  end_pool(fx, pool, true);
+}
+
+/* ---- faults ---------------------------------------------------------- */
+
+/* Progress texts are the pids of the workers running pidsleep tasks. */
+typedef struct pids {
+  uint64_t task[8];
+  int pid[8];
+  int n;
+} pids;
+
+static void note_pid(uint64_t task_id, double fraction, const char* text,
+                     void* data) {
+  pids* p = data;
+  (void)fraction;
+  if (p->n < 8) {
+    p->task[p->n] = task_id;
+    p->pid[p->n++] = atoi(text);
+  }
+}
+
+/* Runs the loop until `want` pidsleep tasks have said their pid. */
+static void wait_pids(fixture* fx, pids* p, int want) {
+  int rounds = 0;
+  while (p->n < want && rounds++ < 500) {
+    vow_promise_t* nap = vow_sleep(fx->ctx, 10);
+    vow_ctx_wait(fx->ctx, nap);
+    vow_promise_release(nap);
+  }
+  assert_int_equal(p->n, want);
+}
+
+/* Runs the loop until `n` workers have said HELLO. */
+static void wait_alive(fixture* fx, vow_pool_t* pool, unsigned n) {
+  vow_pool_stats_t st;
+  int rounds = 0;
+  for (;;) {
+    vow_promise_t* nap;
+    vow_pool_stats(pool, &st);
+    if (st.workers_alive >= n)
+      return;
+    assert_true(rounds++ < 1000);
+    nap = vow_sleep(fx->ctx, 5);
+    vow_ctx_wait(fx->ctx, nap);
+    vow_promise_release(nap);
+  }
+}
+
+static void kill9_fails_only_its_tasks(void** state) {
+  fixture* fx = *state;
+  vow_pool_options_t o = defaults(2);
+  vow_pool_t* pool = make_pool(fx, &o);
+  pids p = {{0}, {0}, 0};
+  vow_promise_t *a, *b;
+  vow_failure_t* f;
+  vow_pool_stats_t st;
+  vow_pool_on_progress(pool, note_pid, &p);
+  wait_alive(fx, pool, 2);
+  a = vow_pool_submit(pool, "pidsleep", num(5000));
+  b = vow_pool_submit(pool, "pidsleep", num(300));
+  wait_pids(fx, &p, 2);
+  assert_int_not_equal(p.pid[0], p.pid[1]); /* one task on each worker */
+  assert_int_equal(kill(p.pid[0], SIGKILL), 0);
+  f = run_fail(fx, p.task[0] == 1 ? a : b, VOW_FAIL_WORKER_DIED);
+  assert_int_equal(vow_failure_origin(f)->term_signal, SIGKILL);
+  assert_int_equal(vow_failure_origin(f)->pid, p.pid[0]);
+  vow_failure_release(f);
+  assert_int_equal(run_int(fx, p.task[0] == 1 ? b : a), p.pid[1]);
+  still_serves(fx, pool);
+  vow_pool_stats(pool, &st);
+  assert_int_equal(st.worker_deaths, 1);
+  assert_int_equal(st.workers_alive, 2);
+  end_pool(fx, pool, true);
+}
+
+static void segv_reports_crash(void** state) {
+  fixture* fx = *state;
+  vow_pool_options_t o = defaults(1);
+  vow_pool_t* pool;
+  vow_failure_t* f;
+  o.stderr_mode = VOW_STDERR_RELAY;
+  pool = make_pool(fx, &o);
+  f = run_fail(fx, vow_pool_submit(pool, "crash", NULL), VOW_FAIL_WORKER_DIED);
+  assert_int_equal(vow_failure_origin(f)->term_signal, SIGSEGV);
+  assert_non_null(vow_failure_detail(f));
+  assert_non_null(strstr(vow_failure_detail(f), "SIGSEGV"));
+  assert_non_null(strstr(vow_failure_detail(f), "(crash)"));
+  assert_non_null(strstr(vow_failure_detail(f), "backtrace"));
+  vow_failure_release(f);
+  still_serves(fx, pool);
+  end_pool(fx, pool, true);
+}
+
+static void early_exit_fails_its_task(void** state) {
+  fixture* fx = *state;
+  vow_pool_options_t o = defaults(1);
+  vow_pool_t* pool = make_pool(fx, &o);
+  vow_failure_t* f =
+      run_fail(fx, vow_pool_submit(pool, "exit", num(7)), VOW_FAIL_WORKER_DIED);
+  assert_int_equal(vow_failure_origin(f)->exit_status, 7);
+  assert_non_null(strstr(vow_failure_message(f), "status 7"));
+  vow_failure_release(f);
+  still_serves(fx, pool);
+  end_pool(fx, pool, true);
+}
+
+static void protocol_breakers_are_replaced(void** state) {
+  static const struct {
+    const char* fn;
+    const char* says;
+  } cases[] = {
+      {"garbage", "reserved byte 0xc1"},
+      {"stray", "task 999999, which it was never sent"},
+      {"hello_again", "HELLO twice"},
+  };
+  fixture* fx = *state;
+  vow_pool_options_t o = defaults(1);
+  vow_pool_t* pool = make_pool(fx, &o);
+  size_t i;
+  for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+    vow_failure_t* f = run_fail(fx, vow_pool_submit(pool, cases[i].fn, NULL),
+                                VOW_FAIL_PROTOCOL);
+    if (strstr(vow_failure_message(f), cases[i].says) == NULL)
+      fail_msg("%s: \"%s\" lacks \"%s\"", cases[i].fn, vow_failure_message(f),
+               cases[i].says);
+    vow_failure_release(f);
+    still_serves(fx, pool);
+  }
+  end_pool(fx, pool, true);
+}
+
+static void stdout_cannot_corrupt_frames(void** state) {
+  fixture* fx = *state;
+  vow_pool_options_t o = defaults(2);
+  vow_pool_t* pool;
+  enum { N = 50 };
+  vow_promise_t* ps[N];
+  int i;
+  o.stderr_mode = VOW_STDERR_RELAY;
+  pool = make_pool(fx, &o);
+  for (i = 0; i < N; i++)
+    ps[i] = vow_pool_submit(pool, "print", num(i));
+  for (i = 0; i < N; i++)
+    assert_int_equal(run_int(fx, ps[i]), i);
+  end_pool(fx, pool, true);
+}
+
+static void retries_find_the_poison_task(void** state) {
+  fixture* fx = *state;
+  vow_pool_options_t o = defaults(1);
+  vow_pool_t* pool;
+  enum { N = 6 };
+  vow_promise_t* ps[N];
+  vow_promise_t* poison;
+  vow_failure_t* f;
+  vow_pool_stats_t st;
+  int i;
+  o.retries = 2;
+  o.in_flight = 8; /* the innocent ones ride on the same worker */
+  pool = make_pool(fx, &o);
+  for (i = 0; i < N / 2; i++)
+    ps[i] = vow_pool_submit(pool, "sleep", num(20));
+  poison = vow_pool_submit(pool, "crash", NULL);
+  for (i = N / 2; i < N; i++)
+    ps[i] = vow_pool_submit(pool, "sleep", num(20));
+  f = run_fail(fx, poison, VOW_FAIL_POISON);
+  assert_non_null(strstr(vow_failure_message(f), "poison"));
+  vow_failure_release(f);
+  for (i = 0; i < N; i++)
+    assert_int_equal(run_int(fx, ps[i]), 20);
+  vow_pool_stats(pool, &st);
+  assert_int_equal(st.worker_deaths, 3); /* one per try of the poison */
+  end_pool(fx, pool, true);
+}
+
+static void timeout_kills_and_requeues_others(void** state) {
+  fixture* fx = *state;
+  vow_pool_options_t o = defaults(1);
+  vow_pool_t* pool;
+  vow_promise_t *slow, *after[5];
+  vow_failure_t* f;
+  int i;
+  o.in_flight = 8;
+  pool = make_pool(fx, &o);
+  still_serves(fx, pool); /* the worker is up */
+  slow = vow_pool_submit_timeout(pool, "sleep", num(10000), 100);
+  for (i = 0; i < 5; i++)
+    after[i] = vow_pool_submit(pool, "add", pair(i, 0));
+  f = run_fail(fx, slow, VOW_FAIL_TIMEOUT);
+  assert_non_null(strstr(vow_failure_message(f), "100 ms"));
+  vow_failure_release(f);
+  for (i = 0; i < 5; i++)
+    assert_int_equal(run_int(fx, after[i]), i);
+  end_pool(fx, pool, true);
+}
+
+static void cancel_queued_and_running(void** state) {
+  fixture* fx = *state;
+  vow_pool_options_t o = defaults(1);
+  vow_pool_t* pool;
+  vow_promise_t *running, *queued, *hang;
+  vow_failure_t* f;
+  pids p = {{0}, {0}, 0};
+  vow_pool_stats_t st;
+  o.in_flight = 1;
+  o.cancel_grace_ms = 200;
+  pool = make_pool(fx, &o);
+  vow_pool_on_progress(pool, note_pid, &p);
+  /* A task that notices its cancel stops; the worker lives on. */
+  vow_promise_release(vow_pool_submit(pool, "pidsleep", num(1)));
+  wait_pids(fx, &p, 1);
+  running = vow_pool_submit(pool, "until_cancelled", NULL);
+  queued = vow_pool_submit(pool, "add", pair(1, 1));
+  {
+    vow_promise_t* nap = vow_sleep(fx->ctx, 100);
+    vow_ctx_wait(fx->ctx, nap);
+    vow_promise_release(nap);
+  }
+  vow_cancel(queued);
+  vow_cancel(running);
+  f = run_fail(fx, running, VOW_FAIL_CANCELLED);
+  vow_failure_release(f);
+  f = run_fail(fx, queued, VOW_FAIL_CANCELLED);
+  vow_failure_release(f);
+  still_serves(fx, pool);
+  vow_pool_stats(pool, &st);
+  assert_int_equal(st.worker_deaths, 0);
+  /* One that ignores it is killed after the grace period, and a task
+   * queued behind it completes on the next worker. */
+  hang = vow_pool_submit(pool, "hang", NULL);
+  queued = vow_pool_submit(pool, "add", pair(2, 2));
+  {
+    vow_promise_t* nap = vow_sleep(fx->ctx, 100);
+    vow_ctx_wait(fx->ctx, nap);
+    vow_promise_release(nap);
+  }
+  vow_cancel(hang);
+  f = run_fail(fx, hang, VOW_FAIL_CANCELLED);
+  vow_failure_release(f);
+  assert_int_equal(run_int(fx, queued), 4);
+  vow_pool_stats(pool, &st);
+  assert_int_equal(st.worker_starts, 2);
+  end_pool(fx, pool, true);
+}
+
+static void recycling_loses_nothing(void** state) {
+  fixture* fx = *state;
+  vow_pool_options_t o = defaults(2);
+  vow_pool_t* pool;
+  enum { N = 200 };
+  vow_promise_t* ps[N];
+  int64_t pid[N];
+  vow_pool_stats_t st;
+  int i, j, distinct = 0;
+  o.recycle_after = 10;
+  pool = make_pool(fx, &o);
+  for (i = 0; i < N; i++)
+    ps[i] = vow_pool_submit(pool, "pid", NULL);
+  for (i = 0; i < N; i++)
+    pid[i] = run_int(fx, ps[i]);
+  /* No worker ran more than 10 tasks, so at least N / 10 ran. */
+  for (i = 0; i < N; i++) {
+    int same = 0, first = 1;
+    for (j = 0; j < N; j++) {
+      if (pid[j] != pid[i])
+        continue;
+      same++;
+      if (j < i)
+        first = 0;
+    }
+    assert_true(same <= 10);
+    distinct += first;
+  }
+  assert_true(distinct >= N / 10);
+  vow_pool_stats(pool, &st);
+  assert_int_equal(st.completed, N);
+  assert_int_equal(st.worker_deaths, 0);
+  end_pool(fx, pool, true);
+}
+
+static void workers_that_cannot_start(void** state) {
+  static const char* const missing[] = {"/nonexistent/vow-worker", NULL};
+  static const char* const env_exit[] = {"VOW_TEST_START=exit", NULL};
+  static const char* const env_segv[] = {"VOW_TEST_START=segv", NULL};
+  static const char* const env_version[] = {"VOW_TEST_START=version", NULL};
+  static const struct {
+    const char* const* argv;
+    const char* const* env;
+    const char* says;
+  } cases[] = {
+      {missing, NULL, "cannot start /nonexistent/vow-worker"},
+      {NULL, env_exit, "exited with status 3"},
+      {NULL, env_segv, "signal 11"},
+      {NULL, env_version, "protocol version 99"},
+  };
+  fixture* fx = *state;
+  size_t i;
+  for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+    vow_pool_options_t o = defaults(1);
+    vow_pool_t* pool;
+    vow_failure_t* f;
+    vow_pool_stats_t st;
+    o.worker_argv = cases[i].argv;
+    o.env = cases[i].env;
+    o.start_attempts = 3;
+    pool = make_pool(fx, &o);
+    f = run_fail(fx, vow_pool_submit(pool, "add", pair(1, 2)),
+                 VOW_FAIL_WORKER_DIED);
+    if (strstr(vow_failure_message(f), cases[i].says) == NULL)
+      fail_msg("\"%s\" lacks \"%s\"", vow_failure_message(f), cases[i].says);
+    assert_non_null(strstr(vow_failure_message(f), "cannot start (3 tries)"));
+    vow_failure_release(f);
+    vow_pool_stats(pool, &st);
+    assert_int_equal(st.worker_starts, 3); /* bounded */
+    /* Later submits fail at once with the same reason. */
+    f = run_fail(fx, vow_pool_submit(pool, "add", pair(1, 2)),
+                 VOW_FAIL_WORKER_DIED);
+    vow_failure_release(f);
+    end_pool(fx, pool, false);
+  }
+}
+
+/* ---- shutdown -------------------------------------------------------- */
+
+static void graceful_shutdown_drains(void** state) {
+  fixture* fx = *state;
+  vow_pool_options_t o = defaults(2);
+  vow_pool_t* pool;
+  enum { N = 100 };
+  vow_promise_t* ps[N];
+  vow_failure_t* f;
+  int fds, i;
+  /* Warm up: libuv keeps a signal pipe for SIGCHLD once it has spawned. */
+  pool = make_pool(fx, &o);
+  end_pool(fx, pool, true);
+  vow_ctx_run(fx->ctx);
+  fds = count_fds();
+  pool = make_pool(fx, &o);
+  for (i = 0; i < N; i++)
+    ps[i] = vow_pool_submit(pool, "sleep", num(1));
+  vow_promise_t* done = vow_pool_shutdown(pool, true);
+  f = run_fail(fx, vow_pool_submit(pool, "add", pair(1, 1)),
+               VOW_FAIL_CANCELLED);
+  vow_failure_release(f);
+  assert_int_equal(vow_ctx_wait(fx->ctx, done), VOW_FULFILLED);
+  vow_promise_release(done);
+  for (i = 0; i < N; i++)
+    assert_int_equal(run_int(fx, ps[i]), 1);
+  vow_pool_free(pool);
+  vow_ctx_drain(fx->ctx);
+  assert_int_equal(count_children(), 0);
+  vow_ctx_run(fx->ctx); /* closes the pool's last handle */
+  assert_int_equal(count_fds(), fds);
+}
+
+static void immediate_shutdown_cancels_everything(void** state) {
+  fixture* fx = *state;
+  vow_pool_options_t o = defaults(2);
+  vow_pool_t* pool = make_pool(fx, &o);
+  size_t n = scaled(100000), i, cancelled = 0;
+  vow_promise_t** ps = malloc(n * sizeof(*ps));
+  vow_promise_t* done;
+  for (i = 0; i < n; i++)
+    ps[i] = vow_pool_submit(pool, "sleep", num(1));
+  done = vow_pool_shutdown(pool, false);
+  assert_int_equal(vow_ctx_wait(fx->ctx, done), VOW_FULFILLED);
+  vow_promise_release(done);
+  for (i = 0; i < n; i++) {
+    outcome r = run(fx, ps[i]);
+    if (r.f) {
+      assert_int_equal(vow_failure_kind(r.f), VOW_FAIL_CANCELLED);
+      vow_failure_release(r.f);
+      cancelled++;
+    } else {
+      vow_value_release(r.v); /* finished before the shutdown */
+    }
+  }
+  assert_int_equal(cancelled, n); /* nothing ran: the workers were starting */
+  free(ps);
+  vow_pool_free(pool);
+  assert_int_equal(count_children(), 0);
+}
+
+static void same_seed_same_monte_carlo(void** state) {
+  fixture* fx = *state;
+  uint64_t hits[2] = {0, 0};
+  unsigned workers;
+  for (workers = 1; workers <= 2; workers++) {
+    vow_pool_options_t o = defaults(workers);
+    vow_pool_t* pool;
+    vow_value_t* items[64];
+    outcome r;
+    int i;
+    o.seed = 2024;
+    pool = make_pool(fx, &o);
+    for (i = 0; i < 64; i++)
+      items[i] = num(20000);
+    r = run(fx, vow_pool_map(pool, "monte", vow_value_new_array(items, 64)));
+    assert_null(r.f);
+    for (i = 0; i < 64; i++)
+      hits[workers - 1] += (uint64_t)int_of(vow_value_array_at(r.v, i));
+    vow_value_release(r.v);
+    end_pool(fx, pool, true);
+  }
+  assert_true(hits[0] > 0);
+  assert_int_equal(hits[0], hits[1]);
+}
+
+/* A parent killed with SIGKILL takes its workers with it. */
+static void parent_death_takes_workers(void** state) {
+  int fds[2];
+  pid_t parent;
+  int worker_pids[2], i, status;
+  (void)state;
+  assert_int_equal(pipe(fds), 0);
+  parent = fork();
+  assert_true(parent >= 0);
+  if (parent == 0) {
+    vow_ctx_t* ctx = vow_ctx_new(NULL);
+    vow_pool_options_t o = defaults(2);
+    vow_pool_t* pool = vow_pool_new(ctx, &o, NULL);
+    pids p = {{0}, {0}, 0};
+    vow_pool_stats_t st;
+    close(fds[0]);
+    vow_pool_on_progress(pool, note_pid, &p);
+    while (vow_pool_stats(pool, &st), st.workers_alive < 2)
+      uv_run(vow_ctx_loop(ctx), UV_RUN_ONCE);
+    vow_promise_release(vow_pool_submit(pool, "pidsleep", num(60000)));
+    vow_promise_release(vow_pool_submit(pool, "pidsleep", num(60000)));
+    while (p.n < 2)
+      uv_run(vow_ctx_loop(ctx), UV_RUN_ONCE);
+    if (write(fds[1], p.pid, sizeof(int) * 2) < 0)
+      _exit(1);
+    for (;;)
+      pause();
+  }
+  close(fds[1]);
+  assert_int_equal(read(fds[0], worker_pids, sizeof(worker_pids)),
+                   (ssize_t)sizeof(worker_pids));
+  close(fds[0]);
+  for (i = 0; i < 2; i++)
+    assert_int_equal(kill(worker_pids[i], 0), 0);
+  kill(parent, SIGKILL);
+  waitpid(parent, &status, 0);
+  /* Within a second, both are gone (or zombies awaiting their reaper). */
+  for (i = 0; i < 2; i++) {
+    int tries = 0;
+    for (;;) {
+      char path[64], st = '?';
+      FILE* f;
+      snprintf(path, sizeof(path), "/proc/%d/stat", worker_pids[i]);
+      f = fopen(path, "r");
+      if (f != NULL) {
+        if (fscanf(f, "%*d %*s %c", &st) != 1)
+          st = '?';
+        fclose(f);
+      }
+      if (f == NULL || st == 'Z' || st == 'X')
+        break;
+      assert_true(++tries < 100);
+      usleep(10000);
+    }
+  }
+}
+
+static void vow_worker_plugin(void** state) {
+  static const char* const good[] = {VOW_WORKER_BIN, VOW_TEST_PLUGIN_PATH,
+                                     NULL};
+  static const char* const bad_abi[] = {VOW_WORKER_BIN, VOW_TEST_BADABI_PATH,
+                                        NULL};
+  fixture* fx = *state;
+  vow_pool_options_t o = defaults(1);
+  vow_pool_t* pool;
+  vow_failure_t* f;
+  o.worker_argv = good;
+  pool = make_pool(fx, &o);
+  assert_int_equal(run_int(fx, vow_pool_submit(pool, "add", pair(40, 2))), 42);
+  end_pool(fx, pool, true);
+  o.worker_argv = bad_abi;
+  o.start_attempts = 1;
+  o.stderr_mode = VOW_STDERR_RELAY;
+  pool = make_pool(fx, &o);
+  f = run_fail(fx, vow_pool_submit(pool, "add", pair(1, 1)),
+               VOW_FAIL_WORKER_DIED);
+  assert_non_null(strstr(vow_failure_message(f), "plugin ABI"));
+  vow_failure_release(f);
+  end_pool(fx, pool, false);
+}
+
+/* ---- the scheduler's decisions ---------------------------------------- */
+
+#define T(name) cmocka_unit_test_setup_teardown(name, fx_setup, fx_teardown)
+int main(int argc, char** argv) {
+  const char* start = getenv("VOW_TEST_START");
+  (void)argc;
+  (void)argv;
+  /* Ways for a worker to fail before it says HELLO. */
+  if (start && getenv("VOW_WORKER_CHANNEL")) {
+    if (strcmp(start, "exit") == 0)
+      _exit(3);
+    if (strcmp(start, "segv") == 0)
+      raise(SIGSEGV);
+    if (strcmp(start, "version") == 0) {
+      static const char hello[] = "\x00\x00\x00\x05\x94\x01\x63\x01\x90";
+      if (write(3, hello, sizeof(hello) - 1) < 0)
+        _exit(4);
+      _exit(0);
+    }
+  }
+  vow_worker_main(test_functions, test_nfunctions);
+  {
+    const struct CMUnitTest tests[] = {
+        T(results_settle_promises),
+        T(map_keeps_input_order),
+        T(stream_delivers_each_once),
+        T(bad_input_rejected_clearly),
+        T(task_error_has_origin),
+        T(kill9_fails_only_its_tasks),
+        T(segv_reports_crash),
+        T(early_exit_fails_its_task),
+        T(protocol_breakers_are_replaced),
+        T(stdout_cannot_corrupt_frames),
+        T(retries_find_the_poison_task),
+        T(timeout_kills_and_requeues_others),
+        T(cancel_queued_and_running),
+        T(recycling_loses_nothing),
+        T(workers_that_cannot_start),
+        T(graceful_shutdown_drains),
+        T(immediate_shutdown_cancels_everything),
+        T(same_seed_same_monte_carlo),
+        cmocka_unit_test(parent_death_takes_workers),
+        T(vow_worker_plugin),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+  }
+}
