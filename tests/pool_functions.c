@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -176,6 +177,21 @@ static int fn_pidsleep(const msgpack_object* a, msgpack_packer* r,
   return msgpack_pack_int64(r, getpid());
 }
 
+/* Where it runs and what it may open: [cwd, open-files limit]. */
+static int fn_env(const msgpack_object* a, msgpack_packer* r,
+                  vow_task_ctx_t* t) {
+  char cwd[1024];
+  struct rlimit rl;
+  (void)a;
+  if (getcwd(cwd, sizeof(cwd)) == NULL)
+    return vow_task_fail(t, "getcwd");
+  getrlimit(RLIMIT_NOFILE, &rl);
+  msgpack_pack_array(r, 2);
+  msgpack_pack_str(r, strlen(cwd));
+  msgpack_pack_str_body(r, cwd, strlen(cwd));
+  return msgpack_pack_uint64(r, (uint64_t)rl.rlim_cur);
+}
+
 /* Monte Carlo: [samples] -> hits inside the unit circle, from the task's
  * own seed (xorshift64*). */
 static int fn_monte(const msgpack_object* a, msgpack_packer* r,
@@ -238,6 +254,7 @@ const vow_function_t test_functions[] = {
     {"big", fn_big},
     {"two", fn_two},
     {"pidsleep", fn_pidsleep},
+    {"env", fn_env},
 };
 const size_t test_nfunctions =
     sizeof(test_functions) / sizeof(test_functions[0]);

@@ -135,6 +135,22 @@ static void still_serves(fixture* fx, vow_pool_t* pool) {
     assert_int_equal(run_int(fx, ps[i]), i + 1);
 }
 
+/* Runs the loop until `n` workers have said HELLO. */
+static void wait_alive(fixture* fx, vow_pool_t* pool, unsigned n) {
+  vow_pool_stats_t st;
+  int rounds = 0;
+  for (;;) {
+    vow_promise_t* nap;
+    vow_pool_stats(pool, &st);
+    if (st.workers_alive >= n)
+      return;
+    assert_true(rounds++ < 1000);
+    nap = vow_sleep(fx->ctx, 5);
+    vow_ctx_wait(fx->ctx, nap);
+    vow_promise_release(nap);
+  }
+}
+
 static int count_fds(void) {
   DIR* d = opendir("/proc/self/fd");
   struct dirent* e;
@@ -286,6 +302,66 @@ static void task_error_has_origin(void** state) {
   end_pool(fx, pool, true);
 }
 
+static void space_waits_for_room(void** state) {
+  fixture* fx = *state;
+  vow_pool_options_t o = defaults(1);
+  vow_pool_t* pool;
+  vow_promise_t *busy, *queued[3], *space;
+  vow_failure_t* f;
+  int i;
+  o.in_flight = 1;
+  o.queue_limit = 3;
+  pool = make_pool(fx, &o);
+  wait_alive(fx, pool, 1);
+  busy = vow_pool_submit(pool, "sleep", num(300));
+  {
+    vow_promise_t* nap = vow_sleep(fx->ctx, 50); /* busy is on the worker */
+    vow_ctx_wait(fx->ctx, nap);
+    vow_promise_release(nap);
+  }
+  for (i = 0; i < 3; i++)
+    queued[i] = vow_pool_submit(pool, "add", pair(i, 0));
+  f = run_fail(fx, vow_pool_submit(pool, "add", pair(9, 9)),
+               VOW_FAIL_QUEUE_FULL);
+  assert_non_null(strstr(vow_failure_message(f), "vow_pool_space"));
+  vow_failure_release(f);
+  space = vow_pool_space(pool);
+  assert_int_equal(vow_promise_state(space), VOW_PENDING);
+  /* Room comes when the worker takes the next task. */
+  assert_int_equal(vow_ctx_wait(fx->ctx, space), VOW_FULFILLED);
+  vow_promise_release(space);
+  assert_int_equal(run_int(fx, vow_pool_submit(pool, "add", pair(5, 5))), 10);
+  assert_int_equal(run_int(fx, busy), 300);
+  for (i = 0; i < 3; i++)
+    assert_int_equal(run_int(fx, queued[i]), i);
+  end_pool(fx, pool, true);
+}
+
+static void cwd_and_limits_apply(void** state) {
+  fixture* fx = *state;
+  vow_pool_options_t o = defaults(1);
+  vow_pool_t* pool;
+  outcome r;
+  msgpack_unpacked un;
+  msgpack_object* f;
+  o.cwd = "/tmp";
+  o.limits = "nofile=77";
+  pool = make_pool(fx, &o);
+  r = run(fx, vow_pool_submit(pool, "env", NULL));
+  assert_null(r.f);
+  /* A worker's result is msgpack: read it with msgpack-c. */
+  msgpack_unpacked_init(&un);
+  assert_int_equal(vow_value_unpack(r.v, &un), 0);
+  assert_int_equal(un.data.type, MSGPACK_OBJECT_ARRAY);
+  f = un.data.via.array.ptr;
+  assert_int_equal(f[0].via.str.size, 4);
+  assert_memory_equal(f[0].via.str.ptr, "/tmp", 4);
+  assert_int_equal(f[1].via.u64, 77);
+  msgpack_unpacked_destroy(&un);
+  vow_value_release(r.v);
+  end_pool(fx, pool, true);
+}
+
 /* ---- faults ---------------------------------------------------------- */
 
 /* Progress texts are the pids of the workers running pidsleep tasks. */
@@ -314,22 +390,6 @@ static void wait_pids(fixture* fx, pids* p, int want) {
     vow_promise_release(nap);
   }
   assert_int_equal(p->n, want);
-}
-
-/* Runs the loop until `n` workers have said HELLO. */
-static void wait_alive(fixture* fx, vow_pool_t* pool, unsigned n) {
-  vow_pool_stats_t st;
-  int rounds = 0;
-  for (;;) {
-    vow_promise_t* nap;
-    vow_pool_stats(pool, &st);
-    if (st.workers_alive >= n)
-      return;
-    assert_true(rounds++ < 1000);
-    nap = vow_sleep(fx->ctx, 5);
-    vow_ctx_wait(fx->ctx, nap);
-    vow_promise_release(nap);
-  }
 }
 
 static void kill9_fails_only_its_tasks(void** state) {
@@ -801,6 +861,8 @@ int main(int argc, char** argv) {
         T(stream_delivers_each_once),
         T(bad_input_rejected_clearly),
         T(task_error_has_origin),
+        T(space_waits_for_room),
+        T(cwd_and_limits_apply),
         T(kill9_fails_only_its_tasks),
         T(segv_reports_crash),
         T(early_exit_fails_its_task),
