@@ -205,6 +205,15 @@ static bool has_suspect(const pworker* w) {
 
 static void wake_space_waiters(vow_pool_t* pool);
 
+static pworker* idle_worker(const vow_pool_t* pool) {
+  unsigned i;
+  for (i = 0; i < pool->nworkers; i++) {
+    pworker* w = pool->workers[i];
+    if (w != NULL && w->state == PW_READY && w->inflight.len == 0) return w;
+  }
+  return NULL;
+}
+
 static void dispatch(vow_pool_t* pool) {
   unsigned i, start;
   bool sent = true;
@@ -442,7 +451,14 @@ vow_promise_t* vow_pool_submit_timeout(vow_pool_t* pool, const char* fn,
   vow__tlist_push(&pool->queue, t);
   pool->stats.submitted++;
   pool->stats.queued = pool->queue.len;
-  vow__pool_kick(pool);
+  if (pool->queue.len == 1 && idle_worker(pool) != NULL) {
+    /* A lone task and an idle worker: send it now rather than on the next
+     * tick, which is the whole round trip's latency for one-at-a-time
+     * callers. Tasks submitted in a burst still queue and go in batches. */
+    dispatch(pool);
+  } else {
+    vow__pool_kick(pool);
+  }
   /* The caller's reference; the task keeps the pointer, not a
    * reference: a pending promise is never freed, and the task lets go of
    * it when it settles it. */

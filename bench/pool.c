@@ -1,0 +1,405 @@
+/* bench/pool: the worker pool's figures, and the floors and ceilings they
+ * are held against, measured in one run on this machine. Prints
+ * "measure<TAB>value<TAB>unit" lines for bench/run.sh; the Python peers
+ * are measured by bench/pool_peers.py in the same invocation.
+ *
+ *   pool [N]   tasks for the throughput shapes (default 1,000,000)
+ *
+ * This binary is its own worker (see main). */
+#include <malloc.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "pool_functions.h"
+#include "vow/vow.h"
+
+static double now_s(void) {
+  return (double)uv_hrtime() / 1e9;
+}
+
+static void out(const char* measure, double value, const char* unit) {
+  printf("%s\t%.2f\t%s\n", measure, value, unit);
+  fflush(stdout);
+}
+
+static vow_pool_t* make_pool(vow_ctx_t* ctx, unsigned workers) {
+  vow_pool_options_t o;
+  vow_pool_t* pool;
+  vow_pool_stats_t st;
+  memset(&o, 0, sizeof(o));
+  o.workers = workers;
+  o.functions = bench_functions;
+  o.nfunctions = bench_nfunctions;
+  pool = vow_pool_new(ctx, &o, NULL);
+  if (pool == NULL)
+    abort();
+  /* Measure work, not start-up: wait for every HELLO. */
+  do {
+    uv_run(vow_ctx_loop(ctx), UV_RUN_ONCE);
+    vow_pool_stats(pool, &st);
+  } while (st.workers_alive < workers);
+  return pool;
+}
+
+static void end_pool(vow_ctx_t* ctx, vow_pool_t* pool) {
+  vow_promise_t* done = vow_pool_shutdown(pool, true);
+  vow_ctx_wait(ctx, done);
+  vow_promise_release(done);
+  vow_pool_free(pool);
+}
+
+static vow_outcome_t count(vow_value_t* v, vow_failure_t* f, void* data) {
+  (*(size_t*)data)++;
+  if (f)
+    abort();
+  vow_value_release(v);
+  return vow_ok(NULL);
+}
+
+/* (a) n no-op tasks, each submitted alone with its own promise. */
+static void submit_one_by_one(size_t n) {
+  vow_ctx_t* ctx = vow_ctx_new(NULL);
+  vow_pool_t* pool = make_pool(ctx, 2);
+  size_t done = 0, i;
+  double t0 = now_s();
+  for (i = 0; i < n; i++)
+    vow_promise_release(
+        vow_add_both(vow_pool_submit(pool, "noop", NULL), count, &done));
+  while (done < n)
+    uv_run(vow_ctx_loop(ctx), UV_RUN_ONCE);
+  out("a_submit_tasks_per_s", (double)n / (now_s() - t0), "tasks/s");
+  end_pool(ctx, pool);
+  vow_ctx_close(ctx);
+}
+
+/* (b) map over n items, no chunk size chosen by the user. */
+static void map_items(size_t n) {
+  vow_ctx_t* ctx = vow_ctx_new(NULL);
+  vow_pool_t* pool = make_pool(ctx, 2);
+  vow_value_t** items = malloc(n * sizeof(*items));
+  vow_promise_t* all;
+  size_t done = 0, i;
+  double t0;
+  for (i = 0; i < n; i++)
+    items[i] = vow_value_new_int((int64_t)i);
+  t0 = now_s();
+  all = vow_pool_map(pool, "echo", vow_value_new_array(items, n));
+  vow_add_both(all, count, &done);
+  vow_ctx_wait(ctx, all);
+  out("b_map_items_per_s", (double)n / (now_s() - t0), "items/s");
+  vow_promise_release(all);
+  free(items);
+  end_pool(ctx, pool);
+  vow_ctx_close(ctx);
+}
+
+static int cmp_double(const void* a, const void* b) {
+  double x = *(const double*)a, y = *(const double*)b;
+  return x < y ? -1 : x > y;
+}
+
+static void percentiles(const char* who, double* us, size_t n) {
+  char key[64];
+  qsort(us, n, sizeof(double), cmp_double);
+  snprintf(key, sizeof(key), "c_%s_p50_us", who);
+  out(key, us[n / 2], "us");
+  snprintf(key, sizeof(key), "c_%s_p99_us", who);
+  out(key, us[n * 99 / 100], "us");
+}
+
+/* (c) n sequential round trips of one small task. */
+static void round_trips(size_t n) {
+  vow_ctx_t* ctx = vow_ctx_new(NULL);
+  vow_pool_t* pool = make_pool(ctx, 1);
+  double* us = malloc(n * sizeof(double));
+  size_t i;
+  for (i = 0; i < n + 100; i++) {
+    uint64_t t0 = uv_hrtime();
+    vow_promise_t* p = vow_pool_submit(pool, "echo", vow_value_new_int(7));
+    vow_ctx_wait(ctx, p);
+    vow_promise_release(p);
+    if (i >= 100)
+      us[i - 100] = (double)(uv_hrtime() - t0) / 1e3; /* warm */
+  }
+  percentiles("vow", us, n);
+  end_pool(ctx, pool);
+  vow_ctx_close(ctx);
+
+  /* The floor: two processes, one socketpair (what libuv's pipes are),
+   * a 16-byte message each way, blocking reads. */
+  {
+    int sv[2];
+    pid_t child;
+    char msg[16] = {0};
+    socketpair(AF_UNIX, SOCK_STREAM, 0, sv);
+    child = fork();
+    if (child == 0) {
+      close(sv[0]);
+      while (read(sv[1], msg, sizeof(msg)) == (ssize_t)sizeof(msg))
+        if (write(sv[1], msg, sizeof(msg)) != (ssize_t)sizeof(msg))
+          break;
+      _exit(0);
+    }
+    close(sv[1]);
+    for (i = 0; i < n + 100; i++) {
+      uint64_t t0 = uv_hrtime();
+      if (write(sv[0], msg, sizeof(msg)) != (ssize_t)sizeof(msg) ||
+          read(sv[0], msg, sizeof(msg)) != (ssize_t)sizeof(msg))
+        abort();
+      if (i >= 100)
+        us[i - 100] = (double)(uv_hrtime() - t0) / 1e3;
+    }
+    close(sv[0]);
+    waitpid(child, NULL, 0);
+    percentiles("floor", us, n);
+  }
+  free(us);
+}
+
+/* Iterations of bench_spin that take about ms milliseconds here. */
+static uint64_t calibrate(double ms) {
+  uint64_t x, it = 1000000;
+  double t0 = now_s(), dt;
+  bench_spin(it, &x);
+  dt = now_s() - t0;
+  return (uint64_t)((double)it * (ms / 1000.0) / dt);
+}
+
+/* (d) tasks of ~10 ms: speedup of 2 workers over 1, and the ceiling. */
+static void speedup(size_t tasks) {
+  uint64_t it = calibrate(10.0), x;
+  double t[3];
+  unsigned workers;
+  size_t i;
+  for (workers = 1; workers <= 2; workers++) {
+    vow_ctx_t* ctx = vow_ctx_new(NULL);
+    vow_pool_t* pool = make_pool(ctx, workers);
+    size_t done = 0;
+    double t0 = now_s();
+    for (i = 0; i < tasks; i++)
+      vow_promise_release(vow_add_both(
+          vow_pool_submit(pool, "busy", vow_value_new_int((int64_t)it)), count,
+          &done));
+    while (done < tasks)
+      uv_run(vow_ctx_loop(ctx), UV_RUN_ONCE);
+    t[workers - 1] = now_s() - t0;
+    end_pool(ctx, pool);
+    vow_ctx_close(ctx);
+  }
+  /* The ceiling: the same work in one, then two plain forked processes. */
+  {
+    double t0 = now_s();
+    pid_t kids[2];
+    int k;
+    for (i = 0; i < tasks; i++)
+      bench_spin(it, &x);
+    t[2] = now_s() - t0; /* one process */
+    t0 = now_s();
+    for (k = 0; k < 2; k++) {
+      kids[k] = fork();
+      if (kids[k] == 0) {
+        for (i = k; i < tasks; i += 2)
+          bench_spin(it, &x);
+        _exit(0);
+      }
+    }
+    for (k = 0; k < 2; k++)
+      waitpid(kids[k], NULL, 0);
+    out("d_vow_speedup", t[0] / t[1], "x");
+    out("d_ceiling_speedup", t[2] / (now_s() - t0), "x");
+  }
+}
+
+/* (e) a 60 MiB argument and a 60 MiB result, and raw socketpair
+ * bandwidth for the same bytes each way. */
+static void bandwidth(size_t bytes) {
+  char* data = malloc(bytes);
+  double secs;
+  memset(data, 0x61, bytes);
+  {
+    vow_ctx_t* ctx = vow_ctx_new(NULL);
+    vow_pool_t* pool = make_pool(ctx, 1);
+    double best = 1e9;
+    int round;
+    for (round = 0; round < 3; round++) {
+      vow_value_t* arg = vow_value_new_bin(data, bytes);
+      vow_promise_t* p;
+      double t0 = now_s();
+      p = vow_pool_submit(pool, "echo", arg);
+      if (vow_ctx_wait(ctx, p) != VOW_FULFILLED)
+        abort();
+      vow_promise_release(p);
+      if (now_s() - t0 < best)
+        best = now_s() - t0;
+    }
+    out("e_vow_mb_s", 2.0 * (double)bytes / best / 1e6, "MB/s");
+    end_pool(ctx, pool);
+    vow_ctx_close(ctx);
+  }
+  {
+    int sv[2];
+    pid_t child;
+    char* buf = malloc(bytes);
+    size_t got;
+    ssize_t k;
+    double t0;
+    socketpair(AF_UNIX, SOCK_STREAM, 0, sv);
+    child = fork();
+    if (child == 0) {
+      close(sv[0]);
+      for (got = 0; got < bytes; got += (size_t)k)
+        if ((k = read(sv[1], buf + got, bytes - got)) <= 0)
+          _exit(1);
+      for (got = 0; got < bytes; got += (size_t)k)
+        if ((k = write(sv[1], buf + got, bytes - got)) <= 0)
+          _exit(1);
+      _exit(0);
+    }
+    close(sv[1]);
+    t0 = now_s();
+    for (got = 0; got < bytes; got += (size_t)k)
+      if ((k = write(sv[0], data + got, bytes - got)) <= 0)
+        abort();
+    for (got = 0; got < bytes; got += (size_t)k)
+      if ((k = read(sv[0], buf + got, bytes - got)) <= 0)
+        abort();
+    secs = now_s() - t0;
+    close(sv[0]);
+    waitpid(child, NULL, 0);
+    free(buf);
+    out("e_pipe_mb_s", 2.0 * (double)bytes / secs / 1e6, "MB/s");
+  }
+  free(data);
+}
+
+static void ignore_reports(vow_ctx_t* ctx, vow_report_kind_t kind,
+                           vow_failure_t* f, void* data) {
+  (void)ctx;
+  (void)kind;
+  (void)f;
+  (void)data;
+}
+
+/* (f) heap bytes held per queued task, with n queued. */
+static void bytes_per_queued(size_t n) {
+  vow_ctx_t* ctx = vow_ctx_new(NULL);
+  vow_pool_options_t o;
+  vow_pool_t* pool;
+  struct mallinfo2 before, after;
+  vow_promise_t* done;
+  size_t i;
+  memset(&o, 0, sizeof(o));
+  o.workers = 2;
+  o.functions = bench_functions;
+  o.nfunctions = bench_nfunctions;
+  pool = vow_pool_new(ctx, &o, NULL);
+  malloc_trim(0);
+  before = mallinfo2();
+  /* The loop has not run: the workers have not said HELLO, so every task
+   * stays queued. */
+  for (i = 0; i < n; i++)
+    vow_promise_release(vow_pool_submit(pool, "noop", NULL));
+  after = mallinfo2();
+  out("f_bytes_per_queued_task",
+      (double)((after.uordblks + after.hblkhd) -
+               (before.uordblks + before.hblkhd)) /
+          (double)n,
+      "bytes");
+  /* The queued tasks are cancelled unobserved: that is the point here,
+   * so their reports are dropped. */
+  vow_ctx_set_report_handler(ctx, ignore_reports, NULL);
+  done = vow_pool_shutdown(pool, false);
+  vow_ctx_wait(ctx, done);
+  vow_promise_release(done);
+  vow_pool_free(pool);
+  vow_ctx_close(ctx);
+}
+
+static long rss_kib(int pid) {
+  char path[64], line[256];
+  long kib = -1;
+  FILE* f;
+  snprintf(path, sizeof(path), "/proc/%d/status", pid);
+  f = fopen(path, "r");
+  if (f == NULL)
+    return -1;
+  while (fgets(line, sizeof(line), f))
+    if (sscanf(line, "VmRSS: %ld kB", &kib) == 1)
+      break;
+  fclose(f);
+  return kib;
+}
+
+static vow_outcome_t grab(vow_value_t* v, vow_failure_t* f, void* data) {
+  vow_value_t** out = data;
+  if (f) {
+    vow_failure_release(f);
+    abort();
+  }
+  *out = v;
+  return vow_ok(NULL);
+}
+
+/* Runs the loop until p settles; returns its value (yours). */
+static vow_value_t* value_of(vow_ctx_t* ctx, vow_promise_t* p) {
+  vow_value_t* v = NULL;
+  vow_add_both(p, grab, &v);
+  vow_ctx_wait(ctx, p);
+  vow_promise_release(p);
+  return v;
+}
+
+static void nap(vow_ctx_t* ctx, uint64_t ms) {
+  vow_promise_t* p = vow_sleep(ctx, ms);
+  vow_ctx_wait(ctx, p);
+  vow_promise_release(p);
+}
+
+/* (g) resident memory of an idle stock vow-worker, fresh and after a
+ * task with a 60 MiB argument and one with a 60 MiB result. */
+static void worker_rss(const char* worker_bin, const char* plugin,
+                       size_t bytes) {
+  const char* argv[] = {worker_bin, plugin, NULL};
+  vow_ctx_t* ctx = vow_ctx_new(NULL);
+  vow_pool_options_t o;
+  vow_pool_t* pool;
+  vow_value_t* v;
+  int64_t pid;
+  char* data = calloc(1, bytes);
+  memset(&o, 0, sizeof(o));
+  o.workers = 1;
+  o.worker_argv = argv;
+  pool = vow_pool_new(ctx, &o, NULL);
+  v = value_of(ctx, vow_pool_submit(pool, "pid", NULL));
+  vow_value_get_int(v, &pid);
+  vow_value_release(v);
+  nap(ctx, 200);
+  out("g_worker_rss_idle_kib", (double)rss_kib((int)pid), "KiB");
+  vow_value_release(value_of(
+      ctx, vow_pool_submit(pool, "echo", vow_value_new_bin(data, bytes))));
+  vow_value_release(value_of(
+      ctx, vow_pool_submit(pool, "big", vow_value_new_int((int64_t)bytes))));
+  nap(ctx, 300);
+  out("g_worker_rss_after_60mib_kib", (double)rss_kib((int)pid), "KiB");
+  free(data);
+  end_pool(ctx, pool);
+  vow_ctx_close(ctx);
+}
+
+int main(int argc, char** argv) {
+  size_t n = argc > 1 ? strtoul(argv[1], NULL, 10) : 1000000;
+  vow_worker_main(bench_functions, bench_nfunctions);
+  submit_one_by_one(n);
+  map_items(n);
+  round_trips(10000);
+  speedup(400);
+  bandwidth((size_t)60 << 20);
+  bytes_per_queued(n);
+  if (argc > 3)
+    worker_rss(argv[2], argv[3], (size_t)60 << 20);
+  return 0;
+}
