@@ -39,15 +39,18 @@ static int count_hits(const msgpack_object* args, msgpack_packer* result,
 
 static const vow_function_t functions[] = {{"count_hits", count_hits}};
 
-/* Adds up the hits of every task, in the order map returns them. */
+/* Adds up the hits of every task: map fulfils with one msgpack array of
+ * the results, in input order. */
 static vow_outcome_t sum_hits(vow_value_t* results, void* data) {
   uint64_t* hits = data;
-  size_t i;
-  for (i = 0; i < vow_value_array_len(results); i++) {
-    int64_t h = 0;
-    vow_value_get_int(vow_value_array_at(results, i), &h);
-    *hits += (uint64_t)h;
-  }
+  msgpack_unpacked un;
+  uint32_t i;
+  msgpack_unpacked_init(&un);
+  if (vow_value_unpack(results, &un) == 0 &&
+      un.data.type == MSGPACK_OBJECT_ARRAY)
+    for (i = 0; i < un.data.via.array.size; i++)
+      *hits += un.data.via.array.ptr[i].via.u64;
+  msgpack_unpacked_destroy(&un);
   vow_value_release(results);
   return vow_ok(NULL);
 }

@@ -63,6 +63,26 @@ static vowp_err read_result(vowp__cursor* c, vowp_result* r) {
   return VOWP_OK;
 }
 
+static vowp_err read_chunk(vowp__cursor* c, vowp_chunk* k) {
+  vowp_err rc;
+  unsigned char b;
+  if ((rc = read_tuple(c, "chunk", 5)) != VOWP_OK)
+    return rc;
+  if ((rc = vowp__read_uint(c, "chunk id", &k->id)) != VOWP_OK)
+    return rc;
+  if ((rc = vowp__read_str(c, "chunk fn", &k->fn)) != VOWP_OK)
+    return rc;
+  b = c->p[0];
+  if (!((b >= 0x90 && b <= 0x9f) || b == 0xdc || b == 0xdd)) {
+    size_t n;
+    return vowp__read_array(c, "chunk items", &n); /* names the error */
+  }
+  vowp__read_any(c, &k->items);
+  if ((rc = vowp__read_uint(c, "chunk run seed", &k->run_seed)) != VOWP_OK)
+    return rc;
+  return vowp__read_uint(c, "chunk first", &k->first);
+}
+
 /* Iteration re-reads items the decoder already checked, so no error can
  * occur; the error sink only satisfies the cursor. */
 static vowp__cursor iter_cursor(vowp_iter* it, vowp_error* sink) {
@@ -111,6 +131,18 @@ bool vowp_next_result(vowp_iter* it, vowp_result* out) {
   return true;
 }
 
+bool vowp_next_chunk(vowp_iter* it, vowp_chunk* out) {
+  vowp_error sink;
+  vowp__cursor c;
+  if (it->left == 0)
+    return false;
+  c = iter_cursor(it, &sink);
+  read_chunk(&c, out);
+  it->p = c.p;
+  it->left--;
+  return true;
+}
+
 /* Reads a batch's array header, then checks every item once. */
 static vowp_err read_batch(vowp__cursor* c, const char* field, size_t* n,
                            vowp_iter* it, int kind) {
@@ -124,8 +156,10 @@ static vowp_err read_batch(vowp__cursor* c, const char* field, size_t* n,
     vowp_slice s;
     vowp_task t;
     vowp_result r;
+    vowp_chunk k;
     rc = kind == VOWP_HELLO   ? vowp__read_str(c, field, &s)
          : kind == VOWP_TASKS ? read_task(c, &t)
+         : kind == VOWP_MAPS  ? read_chunk(c, &k)
                               : read_result(c, &r);
     if (rc != VOWP_OK)
       return rc;
@@ -154,6 +188,8 @@ static size_t arity(int type) {
       return 2;
     case VOWP_SHUTDOWN:
       return 1;
+    case VOWP_MAPS:
+      return 2;
     default:
       return 0;
   }
@@ -236,6 +272,9 @@ vowp_err vowp__decode(const char* payload, size_t len, uint64_t base,
       return vowp__read_uint(&c, "token", &m->u.ping.token);
     case VOWP_SHUTDOWN:
       return VOWP_OK;
+    case VOWP_MAPS:
+      return read_batch(&c, "chunks", &m->u.maps.n, &m->u.maps.items,
+                        VOWP_MAPS);
   }
   return VOWP_OK;
 }

@@ -42,7 +42,8 @@ void vowp_encoder_destroy(vowp_encoder* e) {
 }
 
 void vowp_encoder_trim(vowp_encoder* e, size_t keep) {
-  if (e->len != 0 || e->cap <= keep) return;
+  if (e->len != 0 || e->cap <= keep)
+    return;
   free(e->data);
   e->data = NULL;
   e->cap = 0;
@@ -216,7 +217,8 @@ size_t vowp_open_batch_count(const vowp_encoder* e) {
 vowp_err vowp_open_batch_end(vowp_encoder* e) {
   unsigned char* c;
   size_t n = e->count;
-  if (e->count_at == 0) return VOWP_OK;
+  if (e->count_at == 0)
+    return VOWP_OK;
   if (n == 0 && !e->failed) {
     e->len = e->frame_start; /* nothing in it: drop the frame */
     e->count_at = 0;
@@ -232,4 +234,27 @@ vowp_err vowp_open_batch_end(vowp_encoder* e) {
   e->count_at = 0;
   e->count = 0;
   return frame_close(e);
+}
+
+void vowp_maps_begin(vowp_encoder* e, size_t n) {
+  frame_open(e, VOWP_MAPS, 2);
+  msgpack_pack_array(&e->pk, n);
+}
+
+void vowp_chunk_raw(vowp_encoder* e, uint64_t id, const char* fn,
+                    const void* items, size_t items_len, uint64_t run_seed,
+                    uint64_t first) {
+  msgpack_pack_array(&e->pk, 5);
+  msgpack_pack_uint64(&e->pk, id);
+  pack_str(e, fn);
+  append(e, items, items_len);
+  msgpack_pack_uint64(&e->pk, run_seed);
+  msgpack_pack_uint64(&e->pk, first);
+}
+
+uint64_t vowp_task_seed(uint64_t run_seed, uint64_t index) {
+  uint64_t z = run_seed + (index + 1) * 0x9e3779b97f4a7c15ull;
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+  return z ^ (z >> 31);
 }

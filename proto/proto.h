@@ -37,7 +37,8 @@ extern "C" {
   XX(CANCEL, 6)          \
   XX(PING, 7)            \
   XX(PONG, 8)            \
-  XX(SHUTDOWN, 9)
+  XX(SHUTDOWN, 9)        \
+  XX(MAPS, 10)
 
 typedef enum vowp_type {
 #define VOWP__TYPE_ENUM(name, value) VOWP_##name = (value),
@@ -104,6 +105,21 @@ typedef struct vowp_task {
   uint64_t seed;
 } vowp_task;
 
+/* A chunk of a map: the function applied to each element of `items` (one
+ * encoded msgpack array); element k runs with the seed
+ * vowp_task_seed(run_seed, first + k). */
+typedef struct vowp_chunk {
+  uint64_t id;
+  vowp_slice fn;
+  vowp_slice items; /* an encoded msgpack array */
+  uint64_t run_seed;
+  uint64_t first; /* the index of items[0] in the run */
+} vowp_chunk;
+
+/* The seed of the task (or map item) with this index in a run seeded with
+ * run_seed: splitmix64, so it depends on nothing else. */
+uint64_t vowp_task_seed(uint64_t run_seed, uint64_t index);
+
 typedef struct vowp_result {
   uint64_t id;
   vowp_slice value; /* one msgpack object, encoded */
@@ -137,6 +153,10 @@ typedef struct vowp_msg {
       vowp_iter items; /* vowp_next_result */
     } results;
     struct {
+      size_t n;
+      vowp_iter items; /* vowp_next_chunk */
+    } maps;
+    struct {
       uint64_t id;   /* 0: not about one task */
       uint32_t kind; /* vow_failure_kind_t */
       int64_t code;  /* errno-style, 0 if none */
@@ -163,6 +183,11 @@ typedef struct vowp_msg {
 bool vowp_next_function(vowp_iter* it, vowp_slice* out);
 bool vowp_next_task(vowp_iter* it, vowp_task* out);
 bool vowp_next_result(vowp_iter* it, vowp_result* out);
+bool vowp_next_chunk(vowp_iter* it, vowp_chunk* out);
+
+/* The size of the msgpack object at p, which vowp_prescan has accepted as
+ * part of a larger whole: for walking an array's elements. */
+size_t vowp_object_size(const char* p);
 
 /* ---- pre-scan -------------------------------------------------------- */
 
@@ -264,7 +289,12 @@ void vowp_results_begin(vowp_encoder* e, size_t n);
 void vowp_result_raw(vowp_encoder* e, uint64_t id, const void* value,
                      size_t value_len);
 msgpack_packer* vowp_result_open(vowp_encoder* e, uint64_t id);
-/* Ends a TASKS or RESULTS frame. Returns VOWP_OK or VOWP_E_NOMEM. */
+/* A MAPS batch of n chunks; items is one encoded msgpack array. */
+void vowp_maps_begin(vowp_encoder* e, size_t n);
+void vowp_chunk_raw(vowp_encoder* e, uint64_t id, const char* fn,
+                    const void* items, size_t items_len, uint64_t run_seed,
+                    uint64_t first);
+/* Ends a TASKS, RESULTS or MAPS frame. Returns VOWP_OK or VOWP_E_NOMEM. */
 vowp_err vowp_batch_end(vowp_encoder* e);
 
 /* A RESULTS batch whose count is not known in advance: the count is

@@ -269,3 +269,16 @@ void vowp__read_any(vowp__cursor* c, vowp_slice* out) {
   }
   out->len = (size_t)((const char*)c->p - out->data);
 }
+
+size_t vowp_object_size(const char* p) {
+  vowp_error sink;
+  vowp__cursor c;
+  vowp_slice out;
+  c.p = (const unsigned char*)p;
+  c.start = c.p;
+  c.base = 0;
+  c.msg = "";
+  c.err = &sink;
+  vowp__read_any(&c, &out);
+  return out.len;
+}

@@ -26,12 +26,13 @@ struct ptask {
   vow_value_t* args;
   vow_promise_t* p; /* NULL once settled by cancel or timeout */
   union {
-    vow_pool_t* pool; /* while queued (w == NULL... see PT_INFLIGHT) */
-    pworker* w;       /* while in flight */
+    vow_pool_t* pool; /* while queued */
+    pworker* w;       /* while in flight (PT_INFLIGHT) */
   } at;
   uint32_t timeout_ms;
   uint8_t attempts; /* deaths it was on */
   uint8_t flags;
+  uint16_t count; /* a map chunk of this many items; 0: one task */
 }; /* 64 bytes on LP64: a queued task costs this and its promise */
 
 typedef struct tlist {
@@ -172,5 +173,9 @@ uint64_t vow__now_ns(void);
 
 /* value.c: a value over bytes already known to be one msgpack object. */
 vow_value_t* vow__value_from_encoded(const void* bytes, size_t len);
+/* A msgpack value of len bytes for the caller to fill at *bytes before
+ * anyone else sees it. */
+vow_value_t* vow__value_alloc_encoded(size_t len, unsigned char** bytes);
+void vow__value_set_len(vow_value_t* v, size_t len);
 
 #endif

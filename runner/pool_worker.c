@@ -53,21 +53,41 @@ static void write_frames(pworker* w, vowp_encoder* e) {
 void vow__worker_send(pworker* w, size_t n) {
   vow_pool_t* pool = w->pool;
   vowp_encoder e;
-  size_t i;
-  vowp_encoder_init(&e);
-  vowp_tasks_begin(&e, n);
+  ptask* batch[1024];
+  size_t i, start;
+  if (n > sizeof(batch) / sizeof(batch[0]))
+    n = sizeof(batch) / sizeof(batch[0]);
   for (i = 0; i < n; i++) {
     ptask* t = pool->queue.head;
-    size_t alen;
-    const void* a = vow_value_bytes(t->args, &alen);
     vow__tlist_remove(&pool->queue, t);
-    vowp_task_raw(&e, t->id, t->fn, a, alen,
-                  vow__task_seed(pool->opt.seed, t->id));
     t->at.w = w;
     t->flags |= PT_INFLIGHT;
     vow__tlist_push(&w->inflight, t);
+    batch[i] = t;
   }
-  vowp_batch_end(&e);
+  /* Tasks go in TASKS frames and map chunks in MAPS frames: one frame per
+   * run of the same kind, all in one write. */
+  vowp_encoder_init(&e);
+  for (start = 0; start < n; start = i) {
+    bool chunks = batch[start]->count > 0;
+    for (i = start; i < n && (batch[i]->count > 0) == chunks; i++) {
+    }
+    if (chunks)
+      vowp_maps_begin(&e, i - start);
+    else
+      vowp_tasks_begin(&e, i - start);
+    for (size_t k = start; k < i; k++) {
+      ptask* t = batch[k];
+      size_t alen;
+      const void* a = vow_value_bytes(t->args, &alen);
+      if (chunks)
+        vowp_chunk_raw(&e, t->id, t->fn, a, alen, pool->opt.seed, t->id);
+      else
+        vowp_task_raw(&e, t->id, t->fn, a, alen,
+                      vow__task_seed(pool->opt.seed, t->id));
+    }
+    vowp_batch_end(&e);
+  }
   w->sent += n;
   if (w->inflight.len == n) {
     /* It was idle: its busy time starts now. */

@@ -54,10 +54,7 @@ size_t vow__sched_take(const tlist* queue, size_t inflight, unsigned limit,
 }
 
 uint64_t vow__task_seed(uint64_t run_seed, uint64_t id) {
-  uint64_t z = run_seed + (id + 1) * 0x9e3779b97f4a7c15ull;
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-  return z ^ (z >> 31);
+  return vowp_task_seed(run_seed, id); /* workers derive map seeds too */
 }
 
 uint64_t vow__sched_backoff_ms(unsigned failures) {

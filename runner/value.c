@@ -129,6 +129,17 @@ vow_value_t* vow_value_new_msgpack(const void* bytes, size_t len, int* err) {
   return v;
 }
 
+vow_value_t* vow__value_alloc_encoded(size_t len, unsigned char** bytes) {
+  vow_value_t* v = alloc_value(VOW_VALUE_MSGPACK, len);
+  if (v != NULL)
+    *bytes = v->bytes;
+  return v;
+}
+
+void vow__value_set_len(vow_value_t* v, size_t len) {
+  v->len = len; /* only ever shrinks a value still being filled */
+}
+
 vow_value_t* vow__value_from_encoded(const void* bytes, size_t len) {
   vow_value_t* v = alloc_value(VOW_VALUE_MSGPACK, len);
   if (v != NULL)
@@ -365,7 +376,20 @@ void* vow_value_get_ptr(const vow_value_t* v) {
   return v->kind == VOW_VALUE_PTR ? v->u.p.ptr : NULL;
 }
 size_t vow_value_array_len(const vow_value_t* v) {
-  return v->kind == VOW_VALUE_ARRAY ? v->len : 0;
+  size_t len;
+  const unsigned char* b;
+  if (v->kind == VOW_VALUE_ARRAY)
+    return v->len;
+  b = vow_value_bytes(v, &len);
+  if (b == NULL || len == 0)
+    return 0;
+  if (b[0] >= 0x90 && b[0] <= 0x9f)
+    return b[0] & 0x0f;
+  if (b[0] == 0xdc && len >= 3)
+    return (size_t)be(b + 1, 2);
+  if (b[0] == 0xdd && len >= 5)
+    return (size_t)be(b + 1, 4);
+  return 0;
 }
 vow_value_t* vow_value_array_at(const vow_value_t* v, size_t i) {
   return v->kind == VOW_VALUE_ARRAY && i < v->len ? v->u.items[i] : NULL;

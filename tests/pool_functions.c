@@ -72,6 +72,13 @@ static int fn_fail(const msgpack_object* a, msgpack_packer* r,
   return vow_task_fail(t, "refused %lld", (long long)int_arg(a, 0));
 }
 
+static int fn_fail_if_9(const msgpack_object* a, msgpack_packer* r,
+                        vow_task_ctx_t* t) {
+  if (int_arg(a, 0) == 9)
+    return vow_task_fail(t, "nine");
+  return msgpack_pack_int64(r, int_arg(a, 0));
+}
+
 static int fn_crash(const msgpack_object* a, msgpack_packer* r,
                     vow_task_ctx_t* t) {
   (void)a;
@@ -255,6 +262,7 @@ const vow_function_t test_functions[] = {
     {"two", fn_two},
     {"pidsleep", fn_pidsleep},
     {"env", fn_env},
+    {"fail_if_9", fn_fail_if_9},
 };
 const size_t test_nfunctions =
     sizeof(test_functions) / sizeof(test_functions[0]);

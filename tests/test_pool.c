@@ -212,22 +212,49 @@ static void map_keeps_input_order(void** state) {
   enum { N = 5000 };
   vow_value_t* items[N];
   outcome out;
+  msgpack_unpacked un;
+  vow_failure_t* f;
   int i;
   for (i = 0; i < N; i++)
     items[i] = pair(i, 1000);
   out = run(fx, vow_pool_map(pool, "add", vow_value_new_array(items, N)));
   assert_null(out.f);
   assert_int_equal(vow_value_array_len(out.v), N);
+  msgpack_unpacked_init(&un);
+  assert_int_equal(vow_value_unpack(out.v, &un), 0);
   for (i = 0; i < N; i++)
-    assert_int_equal(int_of(vow_value_array_at(out.v, i)), i + 1000);
+    assert_int_equal(un.data.via.array.ptr[i].via.i64, i + 1000);
+  msgpack_unpacked_destroy(&un);
   vow_value_release(out.v);
   /* A msgpack array works as well. */
   out = run(fx,
             vow_pool_map(pool, "echo",
                          vow_value_new_msgpack("\x93\x01\xa1x\xc0", 5, NULL)));
   assert_int_equal(vow_value_array_len(out.v), 3);
-  assert_int_equal(int_of(vow_value_array_at(out.v, 0)), 1);
+  msgpack_unpacked_init(&un);
+  assert_int_equal(vow_value_unpack(out.v, &un), 0);
+  assert_int_equal(un.data.via.array.ptr[0].via.u64, 1);
+  assert_int_equal(un.data.via.array.ptr[1].via.str.size, 1);
+  assert_int_equal(un.data.via.array.ptr[2].type, MSGPACK_OBJECT_NIL);
+  msgpack_unpacked_destroy(&un);
   vow_value_release(out.v);
+  /* An item that fails fails the map, and says which item. */
+  for (i = 0; i < N; i++)
+    items[i] = num(i == 4321 ? 9 : 1);
+  f = run_fail(fx,
+               vow_pool_map(pool, "fail_if_9", vow_value_new_array(items, N)),
+               VOW_FAIL_TASK_ERROR);
+  if (strstr(vow_failure_message(f), "map item 4321: nine") == NULL)
+    fail_msg("\"%s\"", vow_failure_message(f));
+  vow_failure_release(f);
+  /* Empty input: an empty array. */
+  out = run(fx, vow_pool_map(pool, "echo", vow_value_new_array(NULL, 0)));
+  assert_null(out.f);
+  assert_int_equal(vow_value_array_len(out.v), 0);
+  vow_value_release(out.v);
+  /* Not an array: refused. */
+  f = run_fail(fx, vow_pool_map(pool, "echo", num(3)), VOW_FAIL_BAD_INPUT);
+  vow_failure_release(f);
   end_pool(fx, pool, true);
 }
 
@@ -736,6 +763,7 @@ static void same_seed_same_monte_carlo(void** state) {
     vow_pool_t* pool;
     vow_value_t* items[64];
     outcome r;
+    msgpack_unpacked un;
     int i;
     o.seed = 2024;
     pool = make_pool(fx, &o);
@@ -743,13 +771,54 @@ static void same_seed_same_monte_carlo(void** state) {
       items[i] = num(20000);
     r = run(fx, vow_pool_map(pool, "monte", vow_value_new_array(items, 64)));
     assert_null(r.f);
+    msgpack_unpacked_init(&un);
+    assert_int_equal(vow_value_unpack(r.v, &un), 0);
     for (i = 0; i < 64; i++)
-      hits[workers - 1] += (uint64_t)int_of(vow_value_array_at(r.v, i));
+      hits[workers - 1] += un.data.via.array.ptr[i].via.u64;
+    msgpack_unpacked_destroy(&un);
     vow_value_release(r.v);
+
     end_pool(fx, pool, true);
   }
   assert_true(hits[0] > 0);
   assert_int_equal(hits[0], hits[1]);
+}
+
+/* Mapped or submitted one by one, in order, a task gets the same seed. */
+static void map_and_submit_share_seeds(void** state) {
+  fixture* fx = *state;
+  uint64_t mapped[5], alone[5];
+  vow_pool_options_t o = defaults(2);
+  vow_pool_t* pool;
+  vow_value_t* items[5];
+  msgpack_unpacked un;
+  outcome r;
+  int i;
+  o.seed = 77;
+  pool = make_pool(fx, &o);
+  for (i = 0; i < 5; i++)
+    items[i] = vow_value_nil();
+  r = run(fx, vow_pool_map(pool, "seed", vow_value_new_array(items, 5)));
+  msgpack_unpacked_init(&un);
+  assert_int_equal(vow_value_unpack(r.v, &un), 0);
+  for (i = 0; i < 5; i++)
+    mapped[i] = un.data.via.array.ptr[i].via.u64;
+  msgpack_unpacked_destroy(&un);
+  vow_value_release(r.v);
+  end_pool(fx, pool, true);
+  pool = make_pool(fx, &o);
+  for (i = 0; i < 5; i++) {
+    r = run(fx, vow_pool_submit(pool, "seed", NULL));
+    msgpack_unpacked_init(&un);
+    assert_int_equal(vow_value_unpack(r.v, &un), 0);
+    alone[i] = un.data.via.u64;
+    msgpack_unpacked_destroy(&un);
+    vow_value_release(r.v);
+  }
+  end_pool(fx, pool, true);
+  for (i = 0; i < 5; i++)
+    assert_true(mapped[i] == alone[i]);
+  assert_true(mapped[0] != mapped[1]);
 }
 
 /* A parent killed with SIGKILL takes its workers with it. */
@@ -876,6 +945,7 @@ int main(int argc, char** argv) {
         T(graceful_shutdown_drains),
         T(immediate_shutdown_cancels_everything),
         T(same_seed_same_monte_carlo),
+        T(map_and_submit_share_seeds),
         cmocka_unit_test(parent_death_takes_workers),
         T(vow_worker_plugin),
     };

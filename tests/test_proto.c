@@ -97,6 +97,10 @@ static void encode_examples(vowp_encoder* e, bool check) {
   DONE("pong");
   vowp_encode_shutdown(e);
   DONE("shutdown");
+  vowp_maps_begin(e, 1);
+  vowp_chunk_raw(e, 5, "sum", "\x92\x92\x01\x02\x92\x03\x04", 7, 42, 5);
+  vowp_batch_end(e);
+  DONE("maps");
 #undef DONE
 }
 
@@ -255,6 +259,20 @@ static void reencode(vowp_encoder* e, vowp_msg* m) {
     case VOWP_SHUTDOWN:
       vowp_encode_shutdown(e);
       return;
+    case VOWP_MAPS: {
+      vowp_chunk k;
+      char fn[256];
+      it = m->u.maps.items;
+      vowp_maps_begin(e, m->u.maps.n);
+      while (vowp_next_chunk(&it, &k)) {
+        memcpy(fn, k.fn.data, k.fn.len);
+        fn[k.fn.len] = '\0';
+        vowp_chunk_raw(e, k.id, fn, k.items.data, k.items.len, k.run_seed,
+                       k.first);
+      }
+      vowp_batch_end(e);
+      return;
+    }
   }
 }
 
@@ -541,6 +559,8 @@ static void every_protocol_error(void** state) {
          "peer speaks protocol version 2, this side speaks 1");
   EXPECT("\x96\x04\x01\x05\x00\xa0\x01", VOWP_E_BAD_SHAPE,
          "ERROR: field detail: expected str or nil, got int");
+  EXPECT("\x92\x0a\x91\x95\x01\xa1\x66\x01\x00\x00", VOWP_E_BAD_SHAPE,
+         "MAPS: field chunk items: expected array, got int");
 
   /* Too many objects, with a small limit. */
   vowp_decoder_init(&d, &small);

@@ -31,6 +31,8 @@ struct job {
   uint64_t seed;
   int fn;         /* index in the table, -1 if unknown */
   bool cancelled; /* a CANCEL came before it ran */
+  bool chunk;     /* a map chunk: args is the array of items */
+  uint64_t first; /* map chunk: the run index of its first item */
   size_t len;     /* args bytes */
   char* name;     /* the function name as sent, for unknown names */
   char args[];
@@ -135,6 +137,23 @@ static int find_fn(server* s, vowp_slice name) {
   return -1;
 }
 
+static void enqueue(server* s, const vowp_task* t);
+
+/* A map chunk travels as a job whose args are the items and whose seed
+ * is the run's seed; each item's own seed is derived when it runs. */
+static void enqueue_chunk(server* s, const vowp_chunk* k) {
+  vowp_task t;
+  t.id = k->id;
+  t.fn = k->fn;
+  t.args = k->items;
+  t.seed = k->run_seed;
+  enqueue(s, &t);
+  if (s->tail != NULL && s->tail->id == k->id) {
+    s->tail->chunk = true;
+    s->tail->first = k->first;
+  }
+}
+
 static void enqueue(server* s, const vowp_task* t) {
   job* j = malloc(sizeof(*j) + t->args.len);
   if (j == NULL) {
@@ -146,6 +165,8 @@ static void enqueue(server* s, const vowp_task* t) {
   j->seed = t->seed;
   j->fn = find_fn(s, t->fn);
   j->cancelled = false;
+  j->chunk = false;
+  j->first = 0;
   j->len = t->args.len;
   j->name = NULL;
   if (j->fn < 0) {
@@ -183,6 +204,12 @@ static void take_messages(server* s) {
         while (vowp_next_task(&m.u.tasks.items, &t))
           enqueue(s, &t);
         break;
+      case VOWP_MAPS: {
+        vowp_chunk k;
+        while (vowp_next_chunk(&m.u.maps.items, &k))
+          enqueue_chunk(s, &k);
+        break;
+      }
       case VOWP_CANCEL:
         mark_cancelled(s, m.u.cancel.id);
         break;
@@ -228,6 +255,51 @@ static bool read_some(server* s, bool block) {
   return true;
 }
 
+/* A map chunk: the function on each item, results packed into one array
+ * as the chunk's result. The first item that fails fails the chunk, with
+ * its index in the message. */
+static void run_chunk(server* s, job* j, const msgpack_object* items) {
+  vow_task_ctx_t task;
+  size_t mark, value_at;
+  uint32_t k, n = items->via.array.size;
+  const vow_function_t* f = &s->fns[j->fn];
+  msgpack_packer* pk;
+  ensure_batch(s);
+  mark = s->enc.len;
+  pk = vowp_result_open(&s->enc, j->id);
+  value_at = s->enc.len;
+  msgpack_pack_array(pk, n);
+  vow__worker_crash_context(j->id, f->name);
+  for (k = 0; k < n; k++) {
+    memset(&task, 0, sizeof(task));
+    task.id = j->id;
+    task.seed = vowp_task_seed(j->seed, j->first + k);
+    s->running = &task;
+    if (f->fn(&items->via.array.ptr[k], pk, &task) != 0 || s->enc.failed)
+      break;
+  }
+  s->running = NULL;
+  vow__worker_crash_context(0, NULL);
+  if (k == n && !s->enc.failed) {
+    vowp_error err;
+    vowp_limits lim = {0, (size_t)-1, VOWP_MAX_DEPTH - 3};
+    if (vowp_prescan(s->enc.data + value_at, s->enc.len - value_at, &lim, 0,
+                     &err) == VOWP_OK)
+      return;
+    vow_task_fail(&task, "%s packed %s", f->name, err.text);
+    k = n - 1;
+  }
+  s->enc.len = mark;
+  s->enc.count--;
+  s->enc.failed = false;
+  {
+    char msg[700];
+    snprintf(msg, sizeof(msg), "item %u of the chunk: %s", k,
+             task.failed ? task.error : "the task function failed");
+    send_error(s, j->id, KIND_TASK_ERROR, msg);
+  }
+}
+
 static void run_job(server* s, job* j) {
   vow_task_ctx_t task;
   msgpack_unpacked un;
@@ -254,6 +326,12 @@ static void run_job(server* s, job* j) {
       MSGPACK_UNPACK_SUCCESS) {
     msgpack_unpacked_destroy(&un);
     send_error(s, j->id, KIND_BAD_INPUT, "arguments are not msgpack");
+    return;
+  }
+  if (j->chunk) {
+    if (un.data.type == MSGPACK_OBJECT_ARRAY)
+      run_chunk(s, j, &un.data);
+    msgpack_unpacked_destroy(&un);
     return;
   }
   ensure_batch(s);

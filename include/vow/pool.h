@@ -74,9 +74,13 @@ VOW_EXTERN vow_promise_t* vow_pool_submit_timeout(vow_pool_t* pool,
 /* Fulfils once the queue has room (at once when it has). */
 VOW_EXTERN vow_promise_t* vow_pool_space(vow_pool_t* pool);
 
-/* fn over every element of items (an array value, taken over): fulfils
- * with the results in input order, or rejects with the first failure
- * (the other tasks are then cancelled). */
+/* fn over every element of items (taken over): an array value of msgpack
+ * values, or one msgpack array. Fulfils with one msgpack array of the
+ * results in input order (read it with vow_value_unpack), or rejects with
+ * the first failure, "map item K: ..." (the rest is then cancelled). The
+ * items run in chunks, sized for about 64 per worker and at most 4096
+ * items, each one task on a worker; item K gets the seed it would have
+ * had if every item had been submitted alone, in order. */
 VOW_EXTERN vow_promise_t* vow_pool_map(vow_pool_t* pool, const char* fn,
                                        vow_value_t* items);
 

@@ -78,7 +78,11 @@ VOW_EXTERN int vow_value_unpack(const vow_value_t* v, msgpack_unpacked* out);
 
 /* Borrowed; NULL when v is not of that kind. */
 VOW_EXTERN void* vow_value_get_ptr(const vow_value_t* v);
+/* Elements of an array value, or of a msgpack value holding an array
+ * (such as what vow_pool_map fulfils with); 0 for anything else. */
 VOW_EXTERN size_t vow_value_array_len(const vow_value_t* v);
+/* The i-th element of an array value (VOW_VALUE_ARRAY), borrowed; NULL
+ * for other kinds: read a msgpack array with vow_value_unpack. */
 VOW_EXTERN vow_value_t* vow_value_array_at(const vow_value_t* v, size_t i);
 VOW_EXTERN vow_failure_t* vow_value_get_failure(const vow_value_t* v);
 

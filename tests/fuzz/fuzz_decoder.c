@@ -49,6 +49,16 @@ static void walk(vowp_msg* m) {
       if (n != m->u.results.n)
         abort();
       break;
+    case VOWP_MAPS: {
+      vowp_chunk k;
+      while (vowp_next_chunk(&m->u.maps.items, &k)) {
+        unpack_slice(k.items);
+        n++;
+      }
+      if (n != m->u.maps.n)
+        abort();
+      break;
+    }
     default:
       break;
   }
