@@ -248,37 +248,45 @@ static void bandwidth(size_t bytes) {
     vow_ctx_close(ctx);
   }
   {
-    int sv[2];
-    pid_t child;
-    char* buf = malloc(bytes);
-    size_t got;
-    ssize_t k;
-    double t0;
-    socketpair(AF_UNIX, SOCK_STREAM, 0, sv);
-    child = fork();
-    if (child == 0) {
+    /* The same bytes through a bare socketpair, best of three like vow:
+     * the child reads them all, then sends them all back. */
+    double best = 1e9;
+    int round;
+    for (round = 0; round < 3; round++) {
+      int sv[2];
+      pid_t child;
+      char* buf = malloc(bytes);
+      size_t got;
+      ssize_t k;
+      double t0;
+      socketpair(AF_UNIX, SOCK_STREAM, 0, sv);
+      child = fork();
+      if (child == 0) {
+        close(sv[0]);
+        for (got = 0; got < bytes; got += (size_t)k)
+          if ((k = read(sv[1], buf + got, bytes - got)) <= 0)
+            _exit(1);
+        for (got = 0; got < bytes; got += (size_t)k)
+          if ((k = write(sv[1], buf + got, bytes - got)) <= 0)
+            _exit(1);
+        _exit(0);
+      }
+      close(sv[1]);
+      t0 = now_s();
+      for (got = 0; got < bytes; got += (size_t)k)
+        if ((k = write(sv[0], data + got, bytes - got)) <= 0)
+          abort();
+      for (got = 0; got < bytes; got += (size_t)k)
+        if ((k = read(sv[0], buf + got, bytes - got)) <= 0)
+          abort();
+      secs = now_s() - t0;
+      if (secs < best)
+        best = secs;
       close(sv[0]);
-      for (got = 0; got < bytes; got += (size_t)k)
-        if ((k = read(sv[1], buf + got, bytes - got)) <= 0)
-          _exit(1);
-      for (got = 0; got < bytes; got += (size_t)k)
-        if ((k = write(sv[1], buf + got, bytes - got)) <= 0)
-          _exit(1);
-      _exit(0);
+      waitpid(child, NULL, 0);
+      free(buf);
     }
-    close(sv[1]);
-    t0 = now_s();
-    for (got = 0; got < bytes; got += (size_t)k)
-      if ((k = write(sv[0], data + got, bytes - got)) <= 0)
-        abort();
-    for (got = 0; got < bytes; got += (size_t)k)
-      if ((k = read(sv[0], buf + got, bytes - got)) <= 0)
-        abort();
-    secs = now_s() - t0;
-    close(sv[0]);
-    waitpid(child, NULL, 0);
-    free(buf);
-    out("e_pipe_mb_s", 2.0 * (double)bytes / secs / 1e6, "MB/s");
+    out("e_pipe_mb_s", 2.0 * (double)bytes / best / 1e6, "MB/s");
   }
   free(data);
 }

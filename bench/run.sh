@@ -2,7 +2,10 @@
 # Runs vow's benchmarks beside their peers in one invocation and prints the
 # tables: the promise core against Node.js's native Promise, and the wire
 # protocol against raw msgpack-c.
-#   bench/run.sh [N]   N promises per shape (default 1,000,000)
+# and the worker pool against Python's multiprocessing and
+# concurrent.futures (with Debian's /usr/bin/python3), raw socketpairs and
+# plain forked processes.
+#   bench/run.sh [N]   N promises, tasks and items (default 1,000,000)
 set -eu
 cd "$(dirname "$0")/.."
 n=${1:-1000000}
@@ -13,7 +16,8 @@ if ! command -v node >/dev/null 2>&1; then
 fi
 cmake -S . -B build-bench -DCMAKE_BUILD_TYPE=Release -DVOW_BUILD_BENCH=ON \
   -DVOW_BUILD_TESTS=OFF >/dev/null
-cmake --build build-bench -j "$(nproc)" --target bench-promise bench-proto >/dev/null
+cmake --build build-bench -j "$(nproc)" --target bench-promise bench-proto \
+  bench-pool bench_plugin vow-worker >/dev/null
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 ./build-bench/bench/bench-promise "$n" >"$tmp/vow"
@@ -48,3 +52,38 @@ awk -F'\t' '
   $4 == "MB/s" { printf "%-16s %9.0f MB/s %9.0f MB/s %8.2f\n", $1, $2, $3, $2 / $3; next }
   { printf "%-16s %8.2f Mmsg/s %7.2f Mmsg/s %8.2f\n", $1, $2 / 1e6, $3 / 1e6, $2 / $3 }
 ' "$tmp/proto"
+
+echo
+echo "worker pool: 2 workers; peers are Python $(/usr/bin/python3 -c 'import sys; print(sys.version.split()[0])') and raw processes"
+./build-bench/bench/bench-pool "$n" "$PWD/build-bench/vow-worker" \
+  "$PWD/build-bench/bench/bench_plugin.so" >"$tmp/pool"
+/usr/bin/python3 bench/pool_peers.py "$n" >"$tmp/peers"
+cat "$tmp/pool" "$tmp/peers" | awk -F'\t' '
+  { v[$1] = $2 }
+  function row(name, a, b, better, target, unit,   r, ok) {
+    r = (v[b] > 0) ? v[a] / v[b] : 0
+    ok = better == "hi" ? r >= target : r <= target
+    printf "%-34s %14.1f %14.1f %8.2f %9s %s\n", name " (" unit ")", v[a], v[b], r,
+      (better == "hi" ? ">= " : "<= ") target, ok ? "met" : "MISSED"
+  }
+  function limit(name, a, max, unit, peer,   ok) {
+    ok = v[a] <= max
+    printf "%-34s %14.1f %14s %8s %9s %s\n", name " (" unit ")", v[a],
+      peer == "" ? "-" : sprintf("%.1f", v[peer]), "-", "<= " max, ok ? "met" : "MISSED"
+  }
+  END {
+    printf "%-34s %14s %14s %8s %9s\n", "measure", "vow", "peer", "ratio", "target"
+    row("(a) submit 1 by 1 vs apply_async", "a_submit_tasks_per_s", "a_apply_async_tasks_per_s", "hi", 50, "tasks/s")
+    row("(a) submit 1 by 1 vs futures", "a_submit_tasks_per_s", "a_futures_tasks_per_s", "hi", 100, "tasks/s")
+    row("(b) map vs Pool.map(chunk=1000)", "b_map_items_per_s", "b_pool_map_items_per_s", "hi", 2, "items/s")
+    row("(c) round trip p50 vs socketpair", "c_vow_p50_us", "c_floor_p50_us", "lo", 2, "us")
+    row("(c) round trip p99 vs socketpair", "c_vow_p99_us", "c_floor_p99_us", "lo", 2, "us")
+    row("(c) round trip p50 vs Pool.apply", "c_vow_p50_us", "c_pool_apply_p50_us", "lo", 1, "us")
+    row("(c) round trip p99 vs Pool.apply", "c_vow_p99_us", "c_pool_apply_p99_us", "lo", 1, "us")
+    row("(d) 2-worker speedup vs fork", "d_vow_speedup", "d_ceiling_speedup", "hi", 0.97, "x")
+    row("(e) 60 MiB each way vs socketpair", "e_vow_mb_s", "e_pipe_mb_s", "hi", 0.5, "MB/s")
+    limit("(f) parent bytes per queued task", "f_bytes_per_queued_task", 200, "B", "f_python_bytes_per_pending_task")
+    limit("(g) idle vow-worker RSS", "g_worker_rss_idle_kib", 3072, "KiB", "g_python_worker_rss_idle_kib")
+    limit("(g) vow-worker RSS after 60 MiB", "g_worker_rss_after_60mib_kib", 3072, "KiB", "")
+    print "(a) Python peers run N/10 (apply_async) and N/20 (futures) tasks: rates compared"
+  }'

@@ -201,10 +201,22 @@ int vowp_decoder_next(vowp_decoder* d, vowp_msg* msg) {
   return 1;
 }
 
+char* vowp_decoder_steal(vowp_decoder* d) {
+  char* buf = d->buf;
+  if (buf == NULL || d->start != d->end || d->error.code != VOWP_OK)
+    return NULL;
+  d->stream_off += d->end;
+  d->buf = NULL;
+  d->cap = d->start = d->end = 0;
+  d->small_run = 0;
+  return buf;
+}
+
 void vowp_decoder_trim(vowp_decoder* d) {
   size_t pending = d->end - d->start;
   char* shrunk;
-  if (d->cap <= CHUNK || pending > CHUNK) return;
+  if (d->cap <= CHUNK || pending > CHUNK)
+    return;
   memmove(d->buf, d->buf + d->start, pending);
   d->stream_off += d->start;
   d->start = 0;

@@ -229,6 +229,11 @@ vowp_err vowp_decoder_feed(vowp_decoder* d, const void* data, size_t len);
  * After an error the stream cannot be resynchronised: every later call
  * returns -1. */
 int vowp_decoder_next(vowp_decoder* d, vowp_msg* msg);
+/* Hands the buffer over (free() it) when the last message returned by
+ * vowp_decoder_next ended exactly where the received bytes end, so its
+ * slices stay valid in the caller's hands without a copy; NULL otherwise.
+ * The decoder starts afresh with an empty buffer. */
+char* vowp_decoder_steal(vowp_decoder* d);
 /* Gives back a buffer grown for a big frame when no big frame is pending:
  * for an idle reader that should shrink to its resting size. */
 void vowp_decoder_trim(vowp_decoder* d);

@@ -177,5 +177,8 @@ vow_value_t* vow__value_from_encoded(const void* bytes, size_t len);
  * anyone else sees it. */
 vow_value_t* vow__value_alloc_encoded(size_t len, unsigned char** bytes);
 void vow__value_set_len(vow_value_t* v, size_t len);
+/* A value whose bytes stay where they are, inside base (malloc'd), which
+ * the value frees when it goes: a big result taken without a copy. */
+vow_value_t* vow__value_adopt(void* base, const void* bytes, size_t len);
 
 #endif

@@ -13,16 +13,73 @@
 
 #include "pool_internal.h"
 
+/* Results this big are taken from the decoder whole, not copied. */
+#define BIG_VALUE (1024 * 1024)
+
 typedef struct wreq {
   uv_write_t req;
   char* data;
+  vow_value_t* hold; /* args written in place, kept alive until written */
+  char tail[16];
 } wreq;
 
 static void on_written(uv_write_t* req, int status) {
   wreq* w = (wreq*)req;
   (void)status; /* a dead worker is noticed by its exit, not here */
   free(w->data);
+  vow_value_release(w->hold);
   free(w);
+}
+
+/* A lone task with big arguments goes out without copying them: the
+ * frame is written as its head, the argument bytes where they are, and
+ * the seed. Returns false when it cannot (no memory, or a dead channel),
+ * and the caller encodes it the ordinary way. */
+static bool send_big_task(pworker* w, ptask* t, uint64_t seed) {
+  vowp_encoder head, tail;
+  wreq* r;
+  uv_buf_t bufs[3];
+  size_t alen, hlen, tlen, frame;
+  const void* a = vow_value_bytes(t->args, &alen);
+  unsigned char* h;
+  if (!w->spawned || w->state == PW_DEAD ||
+      uv_is_closing((uv_handle_t*)&w->chan))
+    return false;
+  r = calloc(1, sizeof(*r));
+  if (r == NULL)
+    return false;
+  vowp_encoder_init(&head);
+  vowp_encoder_init(&tail);
+  vowp_tasks_begin(&head, 1);
+  vowp_task_open(&head, t->id, t->fn);
+  msgpack_pack_uint64(&tail.pk, seed);
+  if (head.failed || tail.failed || tail.len > sizeof(r->tail)) {
+    vowp_encoder_destroy(&head);
+    vowp_encoder_destroy(&tail);
+    free(r);
+    return false;
+  }
+  tlen = tail.len;
+  memcpy(r->tail, tail.data, tlen);
+  vowp_encoder_destroy(&tail);
+  r->data = vowp_encoder_release(&head, &hlen);
+  frame = hlen - 4 + alen + tlen;
+  h = (unsigned char*)r->data;
+  h[0] = (unsigned char)(frame >> 24);
+  h[1] = (unsigned char)(frame >> 16);
+  h[2] = (unsigned char)(frame >> 8);
+  h[3] = (unsigned char)frame;
+  r->hold = vow_value_ref(t->args);
+  bufs[0] = uv_buf_init(r->data, (unsigned)hlen);
+  bufs[1] = uv_buf_init((char*)a, (unsigned)alen);
+  bufs[2] = uv_buf_init(r->tail, (unsigned)tlen);
+  if (uv_write(&r->req, (uv_stream_t*)&w->chan, bufs, 3, on_written) != 0) {
+    vow_value_release(r->hold);
+    free(r->data);
+    free(r);
+    return false;
+  }
+  return true;
 }
 
 /* Writes the encoder's frames and hands its buffer to libuv. */
@@ -43,6 +100,7 @@ static void write_frames(pworker* w, vowp_encoder* e) {
     return;
   }
   r->data = data;
+  r->hold = NULL;
   buf = uv_buf_init(data, (unsigned)len);
   if (uv_write(&r->req, (uv_stream_t*)&w->chan, &buf, 1, on_written) != 0) {
     free(data);
@@ -54,7 +112,7 @@ void vow__worker_send(pworker* w, size_t n) {
   vow_pool_t* pool = w->pool;
   vowp_encoder e;
   ptask* batch[1024];
-  size_t i, start;
+  size_t i, start, encode, alen;
   if (n > sizeof(batch) / sizeof(batch[0]))
     n = sizeof(batch) / sizeof(batch[0]);
   for (i = 0; i < n; i++) {
@@ -65,12 +123,17 @@ void vow__worker_send(pworker* w, size_t n) {
     vow__tlist_push(&w->inflight, t);
     batch[i] = t;
   }
+  vowp_encoder_init(&e);
+  encode = n;
+  if (n == 1 && batch[0]->count == 0 &&
+      vow_value_bytes(batch[0]->args, &alen) != NULL && alen >= BIG_VALUE &&
+      send_big_task(w, batch[0], vow__task_seed(pool->opt.seed, batch[0]->id)))
+    encode = 0; /* already on its way */
   /* Tasks go in TASKS frames and map chunks in MAPS frames: one frame per
    * run of the same kind, all in one write. */
-  vowp_encoder_init(&e);
-  for (start = 0; start < n; start = i) {
+  for (start = 0; start < encode; start = i) {
     bool chunks = batch[start]->count > 0;
-    for (i = start; i < n && (batch[i]->count > 0) == chunks; i++) {
+    for (i = start; i < encode && (batch[i]->count > 0) == chunks; i++) {
     }
     if (chunks)
       vowp_maps_begin(&e, i - start);
@@ -78,7 +141,6 @@ void vow__worker_send(pworker* w, size_t n) {
       vowp_tasks_begin(&e, i - start);
     for (size_t k = start; k < i; k++) {
       ptask* t = batch[k];
-      size_t alen;
       const void* a = vow_value_bytes(t->args, &alen);
       if (chunks)
         vowp_chunk_raw(&e, t->id, t->fn, a, alen, pool->opt.seed, t->id);
@@ -302,11 +364,14 @@ static void on_hello(pworker* w, vowp_msg* m) {
   vow__pool_worker_ready(w);
 }
 
+/* base: the decoder's buffer when a big value was taken from it whole
+ * (the value then owns it), else NULL. */
 static void on_result(pworker* w, uint64_t id, int ok, vowp_msg* m,
-                      vowp_slice value) {
+                      vowp_slice value, char* base) {
   vow_pool_t* pool = w->pool;
   ptask* t = vow__pool_find_inflight(w, id);
   if (t == NULL) {
+    free(base);
     protocol_error(w,
                    "the worker replied for task %llu, which it was never "
                    "sent",
@@ -320,10 +385,12 @@ static void on_result(pworker* w, uint64_t id, int ok, vowp_msg* m,
   w->completed++;
   if (t->flags & PT_CANCELLED) {
     /* Stale: its promise was settled when it was cancelled. */
+    free(base);
     if (--w->cancelled_pending == 0)
       vow__timer_stop(pool->ctx, &w->grace_timer);
   } else if (ok) {
-    vow_value_t* v = vow__value_from_encoded(value.data, value.len);
+    vow_value_t* v = base ? vow__value_adopt(base, value.data, value.len)
+                          : vow__value_from_encoded(value.data, value.len);
     if (v == NULL) {
       vow__pool_fail_task(pool, t, NULL);
     } else {
@@ -381,9 +448,20 @@ static void on_chan_read(uv_stream_t* s, ssize_t n, const uv_buf_t* buf) {
         on_hello(w, &m);
         break;
       case VOWP_RESULTS:
+        if (m.u.results.n == 1) {
+          /* A lone big result keeps its bytes where they arrived. */
+          vowp_iter peek = m.u.results.items;
+          char* base;
+          if (vowp_next_result(&peek, &r) && r.value.len >= BIG_VALUE &&
+              (base = vowp_decoder_steal(&w->dec)) != NULL) {
+            on_result(w, r.id, 1, &m, r.value, base);
+            replies++;
+            break;
+          }
+        }
         while (w->kill != PK_PROTOCOL &&
                vowp_next_result(&m.u.results.items, &r)) {
-          on_result(w, r.id, 1, &m, r.value);
+          on_result(w, r.id, 1, &m, r.value, NULL);
           replies++;
         }
         break;
@@ -393,7 +471,7 @@ static void on_chan_read(uv_stream_t* s, ssize_t n, const uv_buf_t* buf) {
                    (int)m.u.error.message.len, m.u.error.message.data);
           break;
         }
-        on_result(w, m.u.error.id, 0, &m, m.u.error.message);
+        on_result(w, m.u.error.id, 0, &m, m.u.error.message, NULL);
         replies++;
         break;
       case VOWP_PROGRESS:

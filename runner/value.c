@@ -19,6 +19,10 @@ struct vow_value {
     } p;
     vow_failure_t* failure;
     vow_value_t** items;
+    struct {
+      void* base;                /* owned buffer the bytes live in */
+      const unsigned char* data; /* NULL: the bytes follow the header */
+    } ext;                       /* VOW_VALUE_MSGPACK */
   } u;
   unsigned char bytes[];
 };
@@ -140,6 +144,16 @@ void vow__value_set_len(vow_value_t* v, size_t len) {
   v->len = len; /* only ever shrinks a value still being filled */
 }
 
+vow_value_t* vow__value_adopt(void* base, const void* bytes, size_t len) {
+  vow_value_t* v = alloc_value(VOW_VALUE_MSGPACK, 0);
+  if (v == NULL)
+    return NULL;
+  v->len = len;
+  v->u.ext.base = base;
+  v->u.ext.data = bytes;
+  return v;
+}
+
 vow_value_t* vow__value_from_encoded(const void* bytes, size_t len) {
   vow_value_t* v = alloc_value(VOW_VALUE_MSGPACK, len);
   if (v != NULL)
@@ -212,6 +226,9 @@ void vow_value_release(vow_value_t* v) {
     case VOW_VALUE_FAILURE:
       vow_failure_release(v->u.failure);
       break;
+    case VOW_VALUE_MSGPACK:
+      free(v->u.ext.base);
+      break;
     default:
       break;
   }
@@ -227,7 +244,9 @@ const void* vow_value_bytes(const vow_value_t* v, size_t* len) {
     return NULL;
   if (len)
     *len = v->len;
-  return v == &nil_value ? (const void*)&nil_byte : (const void*)v->bytes;
+  if (v == &nil_value)
+    return &nil_byte;
+  return v->u.ext.data ? (const void*)v->u.ext.data : (const void*)v->bytes;
 }
 
 bool vow_value_is_nil(const vow_value_t* v) {

@@ -19,6 +19,7 @@
 #include "internal.h"
 
 #define FLUSH_BYTES (64 * 1024)
+#define BIG_ARGS (1024 * 1024)
 #define FLUSH_NS 1000000ull
 #define KIND_TASK_ERROR 5 /* vow_failure_kind_t: VOW_FAIL_TASK_ERROR */
 #define KIND_CANCELLED 1  /* VOW_FAIL_CANCELLED */
@@ -35,7 +36,9 @@ struct job {
   uint64_t first; /* map chunk: the run index of its first item */
   size_t len;     /* args bytes */
   char* name;     /* the function name as sent, for unknown names */
-  char args[];
+  const char* args;
+  char* owned; /* a big task's whole frame buffer, taken from the decoder
+                  instead of copying its args; else NULL */
 };
 
 struct vow_task_ctx {
@@ -137,7 +140,11 @@ static int find_fn(server* s, vowp_slice name) {
   return -1;
 }
 
-static void enqueue(server* s, const vowp_task* t);
+static void enqueue_owned(server* s, const vowp_task* t, char* owned);
+
+static void enqueue(server* s, const vowp_task* t) {
+  enqueue_owned(s, t, NULL);
+}
 
 /* A map chunk travels as a job whose args are the items and whose seed
  * is the run's seed; each item's own seed is derived when it runs. */
@@ -154,9 +161,10 @@ static void enqueue_chunk(server* s, const vowp_chunk* k) {
   }
 }
 
-static void enqueue(server* s, const vowp_task* t) {
-  job* j = malloc(sizeof(*j) + t->args.len);
+static void enqueue_owned(server* s, const vowp_task* t, char* owned) {
+  job* j = malloc(sizeof(*j) + (owned ? 0 : t->args.len));
   if (j == NULL) {
+    free(owned);
     send_error(s, t->id, KIND_TASK_ERROR, "worker out of memory");
     return;
   }
@@ -176,7 +184,13 @@ static void enqueue(server* s, const vowp_task* t) {
       j->name[t->fn.len] = '\0';
     }
   }
-  memcpy(j->args, t->args.data, t->args.len);
+  j->owned = owned;
+  if (owned != NULL) {
+    j->args = t->args.data; /* inside the buffer the job now owns */
+  } else {
+    memcpy(j + 1, t->args.data, t->args.len);
+    j->args = (const char*)(j + 1);
+  }
   if (s->tail)
     s->tail->next = j;
   else
@@ -201,6 +215,17 @@ static void take_messages(server* s) {
     vowp_task t;
     switch (m.type) {
       case VOWP_TASKS:
+        if (m.u.tasks.n == 1) {
+          /* A lone big task keeps its bytes where they arrived: the job
+           * takes the decoder's buffer instead of a copy. */
+          vowp_iter peek = m.u.tasks.items;
+          char* owned;
+          if (vowp_next_task(&peek, &t) && t.args.len >= BIG_ARGS &&
+              (owned = vowp_decoder_steal(&s->dec)) != NULL) {
+            enqueue_owned(s, &t, owned);
+            break;
+          }
+        }
         while (vowp_next_task(&m.u.tasks.items, &t))
           enqueue(s, &t);
         break;
@@ -397,6 +422,7 @@ static int serve_loop(server* s) {
       s->tail = NULL;
     run_job(s, j);
     free(j->name);
+    free(j->owned);
     free(j);
     if (s->enc.len >= FLUSH_BYTES || s->head == NULL ||
         (s->first_unflushed_ns && now_ns() - s->first_unflushed_ns >= FLUSH_NS))
