@@ -329,6 +329,32 @@ static void task_error_has_origin(void** state) {
   end_pool(fx, pool, true);
 }
 
+/* Megabytes each way: the paths that skip copies for big frames. */
+static void big_arguments_and_results(void** state) {
+  fixture* fx = *state;
+  vow_pool_options_t o = defaults(1);
+  vow_pool_t* pool = make_pool(fx, &o);
+  size_t n = (size_t)3 << 20, len, i;
+  char* data = malloc(n);
+  const void* back;
+  outcome r;
+  for (i = 0; i < n; i++) data[i] = (char)(i * 31);
+  r = run(fx, vow_pool_submit(pool, "echo", vow_value_new_bin(data, n)));
+  assert_null(r.f);
+  assert_int_equal(vow_value_get_bin(r.v, &back, &len), 0);
+  assert_int_equal(len, n);
+  assert_memory_equal(back, data, n);
+  vow_value_release(r.v);
+  r = run(fx, vow_pool_submit(pool, "big", num(5 << 20)));
+  assert_int_equal(vow_value_get_bin(r.v, &back, &len), 0);
+  assert_int_equal(len, 5 << 20);
+  assert_int_equal(((const char*)back)[len - 1], 0x42);
+  vow_value_release(r.v);
+  free(data);
+  still_serves(fx, pool);
+  end_pool(fx, pool, true);
+}
+
 static void space_waits_for_room(void** state) {
   fixture* fx = *state;
   vow_pool_options_t o = defaults(1);
@@ -930,6 +956,7 @@ int main(int argc, char** argv) {
         T(stream_delivers_each_once),
         T(bad_input_rejected_clearly),
         T(task_error_has_origin),
+        T(big_arguments_and_results),
         T(space_waits_for_room),
         T(cwd_and_limits_apply),
         T(kill9_fails_only_its_tasks),
