@@ -338,7 +338,8 @@ static void big_arguments_and_results(void** state) {
   char* data = malloc(n);
   const void* back;
   outcome r;
-  for (i = 0; i < n; i++) data[i] = (char)(i * 31);
+  for (i = 0; i < n; i++)
+    data[i] = (char)(i * 31);
   r = run(fx, vow_pool_submit(pool, "echo", vow_value_new_bin(data, n)));
   assert_null(r.f);
   assert_int_equal(vow_value_get_bin(r.v, &back, &len), 0);
