@@ -46,6 +46,13 @@ def main():
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 1_000_000
     ctx = multiprocessing.get_context("fork")
 
+    with ctx.Pool(1) as pool:
+        # (g) an idle worker's resident memory, forked from a parent that
+        # has done nothing yet.
+        pid = pool.apply(getpid)
+        time.sleep(0.2)
+        out("g_python_worker_rss_idle_kib", rss_kib(pid), "KiB")
+
     with ctx.Pool(2) as pool:
         # (a) apply_async, one task at a time, each with its own result.
         count = n // 10
@@ -75,10 +82,6 @@ def main():
         out("c_pool_apply_p50_us", us[len(us) // 2], "us")
         out("c_pool_apply_p99_us", us[len(us) * 99 // 100], "us")
 
-        # (g) an idle worker's resident memory.
-        pid = pool.apply(getpid)
-        time.sleep(0.2)
-        out("g_python_worker_rss_idle_kib", rss_kib(pid), "KiB")
 
     with concurrent.futures.ProcessPoolExecutor(2, mp_context=ctx) as ex:
         count = n // 20
