@@ -9,14 +9,6 @@
 
 #include "internal.h"
 
-static uint64_t be(const unsigned char* p, int n) {
-  uint64_t x = 0;
-  int i;
-  for (i = 0; i < n; i++)
-    x = x << 8 | p[i];
-  return x;
-}
-
 /* What one header says. */
 typedef struct head {
   size_t size;    /* header bytes, including any length field */
@@ -130,11 +122,11 @@ static bool read_head(const unsigned char* p, size_t left, head* h) {
   if (left < h->size)
     return false;
   if (h->container) {
-    h->items = be(p + 1, w);
+    h->items = vowp_read_be(p + 1, w);
     if (b == 0xde || b == 0xdf)
       h->items *= 2;
   } else {
-    h->body = be(p + 1, w);
+    h->body = vowp_read_be(p + 1, w);
   }
   return true;
 }

@@ -92,6 +92,15 @@ typedef struct vowp_limits {
 #define VOWP_DEFAULT_MAX_OBJECTS ((size_t)1 << 20)
 #define VOWP_MAX_DEPTH 31u
 
+/* The n-byte big-endian number at p (msgpack's byte order). */
+static inline uint64_t vowp_read_be(const unsigned char* p, int n) {
+  uint64_t x = 0;
+  int i;
+  for (i = 0; i < n; i++)
+    x = x << 8 | p[i];
+  return x;
+}
+
 /* Borrowed bytes inside a frame. */
 typedef struct vowp_slice {
   const char* data;

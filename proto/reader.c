@@ -22,14 +22,6 @@ vowp_err vowp__fail(vowp_error* err, vowp_err code, uint64_t offset,
   return code;
 }
 
-static uint64_t be(const unsigned char* p, int n) {
-  uint64_t x = 0;
-  int i;
-  for (i = 0; i < n; i++)
-    x = x << 8 | p[i];
-  return x;
-}
-
 static uint64_t offset_of(const vowp__cursor* c) {
   return c->base + (uint64_t)(c->p - c->start);
 }
@@ -68,10 +60,10 @@ vowp_err vowp__read_array(vowp__cursor* c, const char* field, size_t* n) {
     *n = b & 0x0f;
     c->p += 1;
   } else if (b == 0xdc) {
-    *n = (size_t)be(c->p + 1, 2);
+    *n = (size_t)vowp_read_be(c->p + 1, 2);
     c->p += 3;
   } else if (b == 0xdd) {
-    *n = (size_t)be(c->p + 1, 4);
+    *n = (size_t)vowp_read_be(c->p + 1, 4);
     c->p += 5;
   } else {
     return wrong(c, field, "array");
@@ -86,7 +78,7 @@ vowp_err vowp__read_uint(vowp__cursor* c, const char* field, uint64_t* out) {
     c->p += 1;
   } else if (b >= 0xcc && b <= 0xcf) {
     int w = 1 << (b - 0xcc);
-    *out = be(c->p + 1, w);
+    *out = vowp_read_be(c->p + 1, w);
     c->p += 1 + w;
   } else {
     return wrong(c, field, "unsigned int");
@@ -98,7 +90,7 @@ vowp_err vowp__read_int(vowp__cursor* c, const char* field, int64_t* out) {
   unsigned char b = c->p[0];
   if (b >= 0xd0 && b <= 0xd3) {
     int w = 1 << (b - 0xd0);
-    uint64_t u = be(c->p + 1, w);
+    uint64_t u = vowp_read_be(c->p + 1, w);
     if (w < 8 && (u >> (w * 8 - 1)) & 1)
       u |= ~(uint64_t)0 << (w * 8);
     *out = (int64_t)u;
@@ -133,11 +125,11 @@ vowp_err vowp__read_int(vowp__cursor* c, const char* field, int64_t* out) {
 vowp_err vowp__read_double(vowp__cursor* c, const char* field, double* out) {
   unsigned char b = c->p[0];
   if (b == 0xcb) {
-    uint64_t u = be(c->p + 1, 8);
+    uint64_t u = vowp_read_be(c->p + 1, 8);
     memcpy(out, &u, sizeof(*out));
     c->p += 9;
   } else if (b == 0xca) {
-    uint32_t u = (uint32_t)be(c->p + 1, 4);
+    uint32_t u = (uint32_t)vowp_read_be(c->p + 1, 4);
     float f;
     memcpy(&f, &u, sizeof(f));
     *out = f;
@@ -160,7 +152,7 @@ vowp_err vowp__read_str(vowp__cursor* c, const char* field, vowp_slice* out) {
   } else if (b >= 0xd9 && b <= 0xdb) {
     int w = 1 << (b - 0xd9);
     hdr = 1 + (size_t)w;
-    n = (size_t)be(c->p + 1, w);
+    n = (size_t)vowp_read_be(c->p + 1, w);
   } else {
     return wrong(c, field, "str");
   }
@@ -207,19 +199,19 @@ static size_t skip_head(const unsigned char* p, uint64_t* items) {
     case 0xc5:
     case 0xc6: {
       int w = 1 << (b - 0xc4);
-      return 1 + (size_t)w + (size_t)be(p + 1, w);
+      return 1 + (size_t)w + (size_t)vowp_read_be(p + 1, w);
     }
     case 0xd9:
     case 0xda:
     case 0xdb: {
       int w = 1 << (b - 0xd9);
-      return 1 + (size_t)w + (size_t)be(p + 1, w);
+      return 1 + (size_t)w + (size_t)vowp_read_be(p + 1, w);
     }
     case 0xc7:
     case 0xc8:
     case 0xc9: {
       int w = 1 << (b - 0xc7);
-      return 2 + (size_t)w + (size_t)be(p + 1, w);
+      return 2 + (size_t)w + (size_t)vowp_read_be(p + 1, w);
     }
     case 0xca:
     case 0xce:
@@ -242,16 +234,16 @@ static size_t skip_head(const unsigned char* p, uint64_t* items) {
     case 0xd8:
       return 2 + ((size_t)1 << (b - 0xd4));
     case 0xdc:
-      *items = be(p + 1, 2);
+      *items = vowp_read_be(p + 1, 2);
       return 3;
     case 0xdd:
-      *items = be(p + 1, 4);
+      *items = vowp_read_be(p + 1, 4);
       return 5;
     case 0xde:
-      *items = 2 * be(p + 1, 2);
+      *items = 2 * vowp_read_be(p + 1, 2);
       return 3;
     case 0xdf:
-      *items = 2 * be(p + 1, 4);
+      *items = 2 * vowp_read_be(p + 1, 4);
       return 5;
     default:
       return 1; /* 0xc1 never passes the pre-scan */

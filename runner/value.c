@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "internal.h"
+#include "proto.h"
 
 #define IMMORTAL UINT32_MAX
 
@@ -46,68 +47,41 @@ static vow_value_t* alloc_value(int kind, size_t nbytes) {
   return v;
 }
 
-/* Packs into a growing heap buffer, for values of any size. */
-typedef struct growbuf {
-  char* data;
-  size_t len, cap;
-  bool failed;
-} growbuf;
-
-static int growbuf_write(void* data, const char* buf, size_t len) {
-  growbuf* g = data;
-  if (g->failed)
-    return -1;
-  if (g->len + len > g->cap) {
-    size_t cap = g->cap ? g->cap : 64;
-    char* grown;
-    while (cap < g->len + len)
-      cap *= 2;
-    grown = realloc(g->data, cap);
-    if (grown == NULL) {
-      g->failed = true;
-      return -1;
-    }
-    g->data = grown;
-    g->cap = cap;
-  }
-  memcpy(g->data + g->len, buf, len);
-  g->len += len;
-  return 0;
-}
-
-static vow_value_t* from_growbuf(growbuf* g) {
+/* Packs with the protocol's encoder, whose buffer grows as needed, then
+ * copies the bytes into a value of their exact size. */
+static vow_value_t* from_encoder(vowp_encoder* e) {
   vow_value_t* v = NULL;
-  if (!g->failed)
-    v = alloc_value(VOW_VALUE_MSGPACK, g->len);
+  if (!e->failed)
+    v = alloc_value(VOW_VALUE_MSGPACK, e->len);
   if (v != NULL)
-    memcpy(v->bytes, g->data, g->len);
-  free(g->data);
+    memcpy(v->bytes, e->data, e->len);
+  vowp_encoder_destroy(e);
   return v;
 }
 
-#define PACK_WITH(stmt)                          \
-  do {                                           \
-    growbuf g = {NULL, 0, 0, false};             \
-    msgpack_packer pk;                           \
-    msgpack_packer_init(&pk, &g, growbuf_write); \
-    stmt;                                        \
-    return from_growbuf(&g);                     \
+#define PACK_WITH(stmt)         \
+  do {                          \
+    vowp_encoder e;             \
+    msgpack_packer* pk = &e.pk; \
+    vowp_encoder_init(&e);      \
+    stmt;                       \
+    return from_encoder(&e);    \
   } while (0)
 
 vow_value_t* vow_value_new_int(int64_t i) {
-  PACK_WITH(msgpack_pack_int64(&pk, i));
+  PACK_WITH(msgpack_pack_int64(pk, i));
 }
 vow_value_t* vow_value_new_double(double d) {
-  PACK_WITH(msgpack_pack_double(&pk, d));
+  PACK_WITH(msgpack_pack_double(pk, d));
 }
 vow_value_t* vow_value_new_bool(bool b) {
-  PACK_WITH(b ? msgpack_pack_true(&pk) : msgpack_pack_false(&pk));
+  PACK_WITH(b ? msgpack_pack_true(pk) : msgpack_pack_false(pk));
 }
 vow_value_t* vow_value_new_str(const char* s, size_t len) {
-  PACK_WITH(msgpack_pack_str(&pk, len); msgpack_pack_str_body(&pk, s, len));
+  PACK_WITH(msgpack_pack_str(pk, len); msgpack_pack_str_body(pk, s, len));
 }
 vow_value_t* vow_value_new_bin(const void* data, size_t len) {
-  PACK_WITH(msgpack_pack_bin(&pk, len); msgpack_pack_bin_body(&pk, data, len));
+  PACK_WITH(msgpack_pack_bin(pk, len); msgpack_pack_bin_body(pk, data, len));
 }
 
 vow_value_t* vow_value_new_msgpack(const void* bytes, size_t len, int* err) {
@@ -255,15 +229,6 @@ bool vow_value_is_nil(const vow_value_t* v) {
   return b != NULL && len == 1 && b[0] == 0xc0;
 }
 
-/* Big-endian reads from the encoded bytes; callers check the length. */
-static uint64_t be(const unsigned char* p, int n) {
-  uint64_t x = 0;
-  int i;
-  for (i = 0; i < n; i++)
-    x = x << 8 | p[i];
-  return x;
-}
-
 int vow_value_get_int(const vow_value_t* v, int64_t* out) {
   size_t len;
   const unsigned char* b = vow_value_bytes(v, &len);
@@ -286,7 +251,7 @@ int vow_value_get_int(const vow_value_t* v, int64_t* out) {
       int n = 1 << (b[0] - 0xcc);
       if (len != (size_t)n + 1)
         return UV_EINVAL;
-      u = be(b + 1, n);
+      u = vowp_read_be(b + 1, n);
       if (u > INT64_MAX)
         return UV_ERANGE;
       *out = (int64_t)u;
@@ -299,7 +264,7 @@ int vow_value_get_int(const vow_value_t* v, int64_t* out) {
       int n = 1 << (b[0] - 0xd0);
       if (len != (size_t)n + 1)
         return UV_EINVAL;
-      u = be(b + 1, n);
+      u = vowp_read_be(b + 1, n);
       /* Sign-extend from n bytes. */
       if (n < 8 && (u >> (n * 8 - 1)) & 1)
         u |= ~(uint64_t)0 << (n * 8);
@@ -318,12 +283,12 @@ int vow_value_get_double(const vow_value_t* v, double* out) {
   if (b == NULL || len == 0)
     return UV_EINVAL;
   if (b[0] == 0xcb && len == 9) {
-    uint64_t u = be(b + 1, 8);
+    uint64_t u = vowp_read_be(b + 1, 8);
     memcpy(out, &u, sizeof(*out));
     return 0;
   }
   if (b[0] == 0xca && len == 5) {
-    uint32_t u = (uint32_t)be(b + 1, 4);
+    uint32_t u = (uint32_t)vowp_read_be(b + 1, 4);
     float f;
     memcpy(&f, &u, sizeof(f));
     *out = f;
@@ -363,7 +328,7 @@ static int get_blob(const vow_value_t* v, bool want_bin, const void** data,
     if (len < (size_t)w + 1)
       return UV_EINVAL;
     hdr = (size_t)w + 1;
-    n = (size_t)be(b + 1, w);
+    n = (size_t)vowp_read_be(b + 1, w);
   } else {
     return UV_EINVAL;
   }
@@ -405,9 +370,9 @@ size_t vow_value_array_len(const vow_value_t* v) {
   if (b[0] >= 0x90 && b[0] <= 0x9f)
     return b[0] & 0x0f;
   if (b[0] == 0xdc && len >= 3)
-    return (size_t)be(b + 1, 2);
+    return (size_t)vowp_read_be(b + 1, 2);
   if (b[0] == 0xdd && len >= 5)
-    return (size_t)be(b + 1, 4);
+    return (size_t)vowp_read_be(b + 1, 4);
   return 0;
 }
 vow_value_t* vow_value_array_at(const vow_value_t* v, size_t i) {
