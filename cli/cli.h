@@ -1,0 +1,38 @@
+/* cli/cli.h — shared by the vow command's files; not for use outside
+ * cli/. */
+#ifndef VOW_CLI_H
+#define VOW_CLI_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Exit statuses, as GNU parallel's: 1..100 failed jobs, 101 more. */
+#define VOW_EXIT_MANY 101
+#define VOW_EXIT_ERROR 255
+
+int vow_cli_run(int argc, char** argv);
+int vow_cli_map(int argc, char** argv);
+
+/* Prints "vow: " and the message to stderr. */
+void vow_cli_error(const char* fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Online CPUs, at least 1. */
+unsigned vow_cli_cpus(void);
+/* -j N, N%, +N, -N, 0 as GNU parallel reads them; 0 on a bad value. */
+unsigned vow_cli_jobs(const char* spec, unsigned max_useful);
+
+/* A growing byte buffer. */
+typedef struct vbuf {
+  char* data;
+  size_t len, cap;
+} vbuf;
+void vbuf_add(vbuf* b, const void* p, size_t n);
+void vbuf_str(vbuf* b, const char* s);
+void vbuf_free(vbuf* b);
+
+/* Shell-quotes s onto b: as is when it is made of safe characters, else
+ * in single quotes. */
+void vow_cli_quote(vbuf* b, const char* s);
+
+#endif

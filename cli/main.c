@@ -1,0 +1,47 @@
+/* vow: the command. Subcommands: run (command lines in parallel, in the
+ * manner of GNU parallel) and map (task functions over JSON lines). */
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <uv.h>
+
+#include "cli.h"
+#include "vow/vow.h"
+
+static void usage(FILE* f) {
+  fputs(
+      "usage: vow COMMAND [options] ...\n"
+      "\n"
+      "  vow run  CMD [ARG...] ::: ARGS   run command lines in parallel\n"
+      "  vow map  LIB.so FUNCTION         a task function over JSON lines\n"
+      "\n"
+      "vow COMMAND --help says more; vow --version prints the version.\n",
+      f);
+}
+
+int main(int argc, char** argv) {
+  /* The command may change process-wide state the library leaves alone:
+   * no descriptor of ours leaks into a job, and a closed pipe is an
+   * error, not a death. */
+  uv_disable_stdio_inheritance();
+  signal(SIGPIPE, SIG_IGN);
+  if (argc < 2) {
+    usage(stderr);
+    return VOW_EXIT_ERROR;
+  }
+  if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+    usage(stdout);
+    return 0;
+  }
+  if (strcmp(argv[1], "--version") == 0) {
+    unsigned v = vow_version();
+    printf("vow %u.%u.%u\n", v >> 16, (v >> 8) & 0xff, v & 0xff);
+    return 0;
+  }
+  if (strcmp(argv[1], "run") == 0)
+    return vow_cli_run(argc - 1, argv + 1);
+  if (strcmp(argv[1], "map") == 0)
+    return vow_cli_map(argc - 1, argv + 1);
+  vow_cli_error("unknown command \"%s\" (try vow --help)", argv[1]);
+  return VOW_EXIT_ERROR;
+}

@@ -1,0 +1,909 @@
+/* vow run: command lines in parallel, in the manner of GNU parallel.
+ *
+ * Each job is a child process in its own session (so its process group
+ * can be signalled whole), spawned and awaited on the loop, with its
+ * stdout and stderr captured: kept in memory up to a limit, then spilled
+ * to a private temporary file, and printed whole when the job ends (in
+ * input order with -k), so no two jobs' output ever interleave. */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include "run.h"
+
+#define MEM_LIMIT (1u << 20) /* bytes kept in memory per stream per job */
+#define KILL_GRACE_MS 200
+
+typedef struct capture {
+  uv_pipe_t pipe;
+  vbuf mem;
+  int spill_fd; /* -1 until the memory limit is passed */
+  size_t total; /* bytes received */
+  bool eof;
+  struct job* job;
+  int fd;       /* 1 or 2: where it is printed */
+  vbuf partial; /* --line-buffer: a line not yet ended */
+} capture;
+
+typedef struct job {
+  size_t seq;
+  const char** args;
+  char** argv;   /* what runs */
+  char* cmdline; /* for the joblog, --dry-run and messages */
+  unsigned slot;
+  unsigned attempts;
+  uv_process_t proc;
+  capture out, err;
+  uv_timer_t timer; /* --timeout, then the KILL after TERM */
+  int open_handles;
+  bool exited, timed_out, killed_term, finished, printed;
+  int64_t exit_status;
+  int term_signal;
+  double start, runtime;
+  struct job* next_done; /* finished, waiting to be printed (-k) */
+} job;
+
+typedef struct run_state {
+  uv_loop_t* loop;
+  run_inputs in;
+  char** command;
+  size_t ncommand;
+  bool shell, keep_order, line_buffer, tag, dry_run, nul, bar;
+  unsigned jobs;
+  double timeout_s;   /* 0: none */
+  double timeout_pct; /* N%: of the median runtime */
+  unsigned retries;   /* total tries per job (GNU: --retries N) */
+  const char* joblog;
+  FILE* joblog_f;
+  int resume; /* 0, 1 --resume, 2 --resume-failed */
+  char* skip; /* by seq: already done according to the joblog */
+  size_t skip_n;
+  /* --halt */
+  int halt_when; /* 0 none, 1 soon, 2 now */
+  bool halt_on_success;
+  double halt_count; /* count, or fraction when halt_pct */
+  bool halt_pct;
+  bool halting;
+  int halt_status;
+  /* running */
+  size_t total, next, running, done, failed, succeeded;
+  bool* slot_busy;
+  job** by_seq; /* -k: finished jobs by seq until printed */
+  size_t next_print;
+  double* runtimes;
+  size_t nruntimes;
+  int signalled;
+  uv_signal_t sigint, sigterm;
+  char spill_dir[64];
+} run_state;
+
+static run_state S;
+
+static double now_s(void) {
+  struct timeval tv;
+  gettimeofday(&tv, NULL);
+  return (double)tv.tv_sec + (double)tv.tv_usec / 1e6;
+}
+
+static void write_all(int fd, const char* p, size_t n) {
+  while (n > 0) {
+    ssize_t k = write(fd, p, n);
+    if (k < 0) {
+      if (errno == EINTR)
+        continue;
+      return; /* a closed stdout is not our failure to report */
+    }
+    p += k;
+    n -= (size_t)k;
+  }
+}
+
+/* ---- output ----------------------------------------------------------- */
+
+static void spill(capture* c) {
+  char path[128];
+  if (S.spill_dir[0] == '\0') {
+    const char* tmp = getenv("TMPDIR");
+    snprintf(S.spill_dir, sizeof(S.spill_dir), "%s/vow-XXXXXX",
+             tmp && strlen(tmp) < 40 ? tmp : "/tmp");
+    if (mkdtemp(S.spill_dir) == NULL) {
+      S.spill_dir[0] = '\0';
+      return; /* keep it in memory then */
+    }
+  }
+  snprintf(path, sizeof(path), "%s/outXXXXXX", S.spill_dir);
+  c->spill_fd = mkstemp(path);
+  if (c->spill_fd >= 0) {
+    unlink(path); /* gone when closed, whatever happens to us */
+    write_all(c->spill_fd, c->mem.data, c->mem.len);
+    c->mem.len = 0;
+  }
+}
+
+/* Writes the tag and a line. */
+static void put_line(int fd, job* j, const char* p, size_t n) {
+  if (S.tag) {
+    vbuf t = {0};
+    size_t i;
+    for (i = 0; i < S.in.nlists; i++) {
+      if (i)
+        vbuf_add(&t, " ", 1);
+      vbuf_str(&t, j->args[i]);
+    }
+    vbuf_add(&t, "\t", 1);
+    write_all(fd, t.data, t.len);
+    vbuf_free(&t);
+  }
+  write_all(fd, p, n);
+}
+
+/* Writes bytes, tagging each line when --tag is on. */
+static void put(int fd, job* j, const char* p, size_t n) {
+  if (!S.tag) {
+    write_all(fd, p, n);
+    return;
+  }
+  while (n > 0) {
+    const char* nl = memchr(p, '\n', n);
+    size_t len = nl ? (size_t)(nl - p) + 1 : n;
+    put_line(fd, j, p, len);
+    p += len;
+    n -= len;
+  }
+}
+
+static void print_capture(capture* c) {
+  if (c->spill_fd >= 0) {
+    char buf[65536];
+    ssize_t k;
+    vbuf rest = {0};
+    lseek(c->spill_fd, 0, SEEK_SET);
+    while ((k = read(c->spill_fd, buf, sizeof(buf))) > 0)
+      vbuf_add(&rest, buf, (size_t)k);
+    put(c->fd, c->job, rest.data, rest.len);
+    vbuf_free(&rest);
+    close(c->spill_fd);
+    c->spill_fd = -1;
+  }
+  if (c->mem.len)
+    put(c->fd, c->job, c->mem.data, c->mem.len);
+  c->mem.len = 0;
+}
+
+/* ---- joblog ----------------------------------------------------------- */
+
+static void log_job(job* j) {
+  if (S.joblog_f == NULL)
+    return;
+  fprintf(S.joblog_f, "%zu\t:\t%.3f\t%10.3f\t0\t%zu\t%lld\t%d\t%s\n", j->seq,
+          j->start, j->runtime, j->out.total,
+          (long long)(j->term_signal ? -1 : j->exit_status), j->term_signal,
+          j->cmdline);
+  fflush(S.joblog_f); /* written as jobs finish, so a killed run resumes */
+}
+
+static int open_joblog(void) {
+  struct stat st;
+  bool fresh;
+  if (S.joblog == NULL)
+    return 0;
+  if (S.resume) {
+    FILE* f = fopen(S.joblog, "r");
+    char line[8192];
+    if (f != NULL) {
+      while (fgets(line, sizeof(line), f)) {
+        size_t seq;
+        long long exitval;
+        int sig;
+        if (strncmp(line, "Seq\t", 4) == 0)
+          continue;
+        if (sscanf(line, "%zu\t%*s\t%*s\t%*s\t%*s\t%*s\t%lld\t%d", &seq,
+                   &exitval, &sig) != 3) {
+          vow_cli_error("%s: not a joblog line: %.60s", S.joblog, line);
+          fclose(f);
+          return -1;
+        }
+        if (seq == 0 || seq > S.total)
+          continue;
+        if (S.resume == 1 || (exitval == 0 && sig == 0))
+          S.skip[seq - 1] = 1;
+        else
+          S.skip[seq - 1] = 0; /* --resume-failed: run it again */
+      }
+      fclose(f);
+    }
+  }
+  fresh = stat(S.joblog, &st) != 0 || st.st_size == 0 || !S.resume;
+  S.joblog_f = fopen(S.joblog, S.resume ? "a" : "w");
+  if (S.joblog_f == NULL) {
+    vow_cli_error("cannot write the joblog %s: %s", S.joblog, strerror(errno));
+    return -1;
+  }
+  if (fresh)
+    fputs(
+        "Seq\tHost\tStarttime\tJobRuntime\tSend\tReceive\tExitval\tSignal"
+        "\tCommand\n",
+        S.joblog_f);
+  fflush(S.joblog_f);
+  return 0;
+}
+
+/* ---- jobs ------------------------------------------------------------- */
+
+static void start_jobs(void);
+static void kill_job(job* j, int sig);
+
+static double median_runtime(void) {
+  size_t i, k;
+  double* r;
+  double m;
+  if (S.nruntimes < 3)
+    return 0;
+  r = malloc(S.nruntimes * sizeof(double));
+  memcpy(r, S.runtimes, S.nruntimes * sizeof(double));
+  for (i = 1; i < S.nruntimes; i++)
+    for (k = i; k > 0 && r[k - 1] > r[k]; k--) {
+      double t = r[k];
+      r[k] = r[k - 1];
+      r[k - 1] = t;
+    }
+  m = r[S.nruntimes / 2];
+  free(r);
+  return m;
+}
+
+static void free_job(job* j) {
+  size_t i;
+  for (i = 0; j->argv[i]; i++)
+    free(j->argv[i]);
+  free(j->argv);
+  free(j->cmdline);
+  free(j->args);
+  vbuf_free(&j->out.mem);
+  vbuf_free(&j->err.mem);
+  vbuf_free(&j->out.partial);
+  vbuf_free(&j->err.partial);
+  free(j);
+}
+
+static void print_job(job* j) {
+  if (!S.line_buffer) {
+    print_capture(&j->out);
+    print_capture(&j->err);
+  }
+  j->printed = true;
+}
+
+/* Prints what may be printed now: everything finished with -k stops at
+ * the first job still running. */
+static void flush_ordered(void) {
+  while (S.next_print < S.total) {
+    job* j = S.by_seq[S.next_print];
+    if (S.skip && S.skip[S.next_print]) {
+      S.next_print++;
+      continue;
+    }
+    if (j == NULL)
+      break;
+    print_job(j);
+    S.by_seq[S.next_print] = NULL;
+    free_job(j);
+    S.next_print++;
+  }
+}
+
+static bool failed_job(const job* j) {
+  return j->term_signal != 0 || j->exit_status != 0;
+}
+
+static void check_halt(job* j) {
+  double n = S.halt_on_success ? (double)S.succeeded : (double)S.failed;
+  bool hit;
+  if (S.halt_when == 0 || S.halting)
+    return;
+  if (S.halt_on_success == failed_job(j))
+    return;
+  hit = S.halt_pct ? n / (double)S.total >= S.halt_count : n >= S.halt_count;
+  if (!hit)
+    return;
+  S.halting = true;
+  S.halt_status = j->term_signal ? 128 + j->term_signal : (int)j->exit_status;
+  fprintf(stderr, "vow: this job %s:\n%s\n",
+          S.halt_on_success ? "succeeded" : "failed", j->cmdline);
+  if (S.halt_when == 2) {
+    S.next = S.total; /* start nothing more; the caller kills the rest */
+  } else if (S.running > 0) {
+    fprintf(stderr, "vow: starting no more jobs; waiting for %zu to finish\n",
+            S.running);
+  }
+}
+
+static job** running_jobs; /* by slot, for signals and --halt now */
+static int spawn_job(job* j);
+
+static void job_finished(job* j) {
+  j->runtime = now_s() - j->start;
+  j->finished = true;
+  S.running--;
+  S.slot_busy[j->slot - 1] = false;
+  running_jobs[j->slot - 1] = NULL;
+  if (failed_job(j) && j->attempts < S.retries && !S.halting && !S.signalled) {
+    /* Try again in the same slot: what this attempt printed is dropped,
+     * and only the last attempt goes in the joblog. */
+    j->exited = j->finished = j->timed_out = j->killed_term = false;
+    j->exit_status = 0;
+    j->term_signal = 0;
+    j->out.mem.len = j->err.mem.len = 0;
+    j->out.total = j->err.total = 0;
+    j->out.partial.len = j->err.partial.len = 0;
+    if (j->out.spill_fd >= 0)
+      close(j->out.spill_fd);
+    if (j->err.spill_fd >= 0)
+      close(j->err.spill_fd);
+    j->out.spill_fd = j->err.spill_fd = -1;
+    if (spawn_job(j) == 0)
+      return;
+  }
+  S.done++;
+  if (failed_job(j))
+    S.failed++;
+  else
+    S.succeeded++;
+  if (S.nruntimes < S.total)
+    S.runtimes[S.nruntimes++] = j->runtime;
+  log_job(j);
+  check_halt(j);
+  if (S.halt_when == 2 && S.halting) {
+    unsigned i;
+    for (i = 0; i < S.jobs; i++)
+      if (running_jobs[i])
+        kill_job(running_jobs[i], SIGTERM);
+  }
+  if (S.keep_order) {
+    S.by_seq[j->seq - 1] = j;
+    flush_ordered();
+  } else {
+    print_job(j);
+    free_job(j);
+  }
+  start_jobs();
+}
+
+/* ---- one job's process ------------------------------------------------- */
+
+static void on_job_closed(uv_handle_t* h) {
+  /* A pipe's data is its capture; the process's and timer's, the job. */
+  job* j = h->type == UV_NAMED_PIPE ? ((capture*)h->data)->job : h->data;
+  if (--j->open_handles == 0)
+    job_finished(j);
+}
+
+static void maybe_done(job* j) {
+  if (!j->exited || !j->out.eof || !j->err.eof)
+    return;
+  uv_close((uv_handle_t*)&j->proc, on_job_closed);
+  uv_close((uv_handle_t*)&j->out.pipe, on_job_closed);
+  uv_close((uv_handle_t*)&j->err.pipe, on_job_closed);
+  uv_close((uv_handle_t*)&j->timer, on_job_closed);
+}
+
+static void on_job_exit(uv_process_t* p, int64_t status, int sig) {
+  job* j = p->data;
+  j->exited = true;
+  j->exit_status = status;
+  j->term_signal = sig;
+  uv_timer_stop(&j->timer);
+  maybe_done(j);
+}
+
+static void kill_job(job* j, int sig) {
+  if (j->exited)
+    return;
+  /* The job leads its own session: the whole group gets it. */
+  kill(-j->proc.pid, sig);
+}
+
+static void on_job_timer(uv_timer_t* t) {
+  job* j = t->data;
+  if (!j->killed_term) {
+    j->timed_out = j->killed_term = true;
+    kill_job(j, SIGTERM);
+    uv_timer_start(&j->timer, on_job_timer, KILL_GRACE_MS, 0);
+  } else {
+    kill_job(j, SIGKILL); /* it ignored TERM */
+  }
+}
+
+static void on_alloc(uv_handle_t* h, size_t suggested, uv_buf_t* buf) {
+  static char scratch[65536];
+  (void)h;
+  (void)suggested;
+  *buf = uv_buf_init(scratch, sizeof(scratch));
+}
+
+static void on_read(uv_stream_t* s, ssize_t n, const uv_buf_t* buf) {
+  capture* c = s->data;
+  if (n < 0) {
+    if (S.line_buffer && c->partial.len) {
+      put(c->fd, c->job, c->partial.data, c->partial.len);
+      c->partial.len = 0;
+    }
+    c->eof = true;
+    uv_read_stop(s);
+    maybe_done(c->job);
+    return;
+  }
+  c->total += (size_t)n;
+  if (S.line_buffer) {
+    /* Whole lines go out as they come; a line is never cut. */
+    const char* p = buf->base;
+    size_t left = (size_t)n;
+    const char* nl;
+    while ((nl = memchr(p, '\n', left)) != NULL) {
+      size_t len = (size_t)(nl - p) + 1;
+      if (c->partial.len) {
+        vbuf_add(&c->partial, p, len);
+        put(c->fd, c->job, c->partial.data, c->partial.len);
+        c->partial.len = 0;
+      } else {
+        put(c->fd, c->job, p, len);
+      }
+      p += len;
+      left -= len;
+    }
+    if (left)
+      vbuf_add(&c->partial, p, left);
+    return;
+  }
+  if (c->spill_fd >= 0) {
+    write_all(c->spill_fd, buf->base, (size_t)n);
+    return;
+  }
+  vbuf_add(&c->mem, buf->base, (size_t)n);
+  if (c->mem.len > MEM_LIMIT)
+    spill(c);
+}
+
+static int spawn_job(job* j) {
+  uv_process_options_t o;
+  uv_stdio_container_t stdio[3];
+  int rc;
+  j->attempts++;
+  S.slot_busy[j->slot - 1] = true;
+  running_jobs[j->slot - 1] = j;
+  S.running++;
+  j->out.job = j->err.job = j;
+  j->out.fd = 1;
+  j->err.fd = 2;
+  j->out.spill_fd = j->err.spill_fd = -1;
+  uv_pipe_init(S.loop, &j->out.pipe, 0);
+  uv_pipe_init(S.loop, &j->err.pipe, 0);
+  uv_timer_init(S.loop, &j->timer);
+  j->proc.data = j->timer.data = j;
+  j->out.pipe.data = &j->out;
+  j->err.pipe.data = &j->err;
+  j->open_handles = 4;
+  memset(&o, 0, sizeof(o));
+  stdio[0].flags = UV_IGNORE;
+  stdio[1].flags = UV_CREATE_PIPE | UV_WRITABLE_PIPE;
+  stdio[1].data.stream = (uv_stream_t*)&j->out.pipe;
+  stdio[2].flags = UV_CREATE_PIPE | UV_WRITABLE_PIPE;
+  stdio[2].data.stream = (uv_stream_t*)&j->err.pipe;
+  o.file = j->argv[0];
+  o.args = j->argv;
+  o.stdio = stdio;
+  o.stdio_count = 3;
+  o.exit_cb = on_job_exit;
+  o.flags = UV_PROCESS_DETACHED; /* its own session and process group */
+  j->start = now_s();
+  rc = uv_spawn(S.loop, &j->proc, &o);
+  if (rc != 0) {
+    /* As a shell says it: the job fails with 127, the run goes on. */
+    char msg[512];
+    int len = snprintf(msg, sizeof(msg), "vow: %s: %s\n", j->argv[0],
+                       uv_strerror(rc));
+    vbuf_add(&j->err.mem, msg, (size_t)len);
+    j->exited = true;
+    j->exit_status = 127;
+    j->out.eof = j->err.eof = true;
+    maybe_done(j);
+    return 0;
+  }
+  uv_read_start((uv_stream_t*)&j->out.pipe, on_alloc, on_read);
+  uv_read_start((uv_stream_t*)&j->err.pipe, on_alloc, on_read);
+  {
+    double limit = S.timeout_s;
+    if (S.timeout_pct > 0) {
+      double m = median_runtime();
+      limit = m > 0 ? m * S.timeout_pct / 100.0 : 0;
+    }
+    if (limit > 0)
+      uv_timer_start(&j->timer, on_job_timer, (uint64_t)(limit * 1000.0), 0);
+  }
+  return 0;
+}
+
+/* Builds the job's command: each word with its replacements made (or the
+ * arguments appended when no word has one); with --shell, one string for
+ * /bin/sh in which every argument is quoted. */
+static job* make_job(size_t index, unsigned slot) {
+  job* j = calloc(1, sizeof(*j));
+  bool any = false;
+  size_t i;
+  vbuf line = {0};
+  j->seq = index + 1;
+  j->args = calloc(S.in.nlists ? S.in.nlists : 1, sizeof(char*));
+  run_job_args(&S.in, index, j->args);
+  for (i = 0; i < S.ncommand; i++)
+    any |= run_has_replacement(S.command[i]);
+  if (S.shell) {
+    vbuf sh = {0};
+    for (i = 0; i < S.ncommand; i++) {
+      if (i)
+        vbuf_add(&sh, " ", 1);
+      run_expand(&sh, S.command[i], &S.in, j->args, j->seq, slot, true);
+    }
+    for (i = 0; !any && i < S.in.nlists; i++) {
+      vbuf_add(&sh, " ", 1);
+      vow_cli_quote(&sh, j->args[i]);
+    }
+    j->argv = calloc(4, sizeof(char*));
+    j->argv[0] = strdup("/bin/sh");
+    j->argv[1] = strdup("-c");
+    j->argv[2] = strdup(sh.data ? sh.data : "");
+    j->cmdline = strdup(sh.data ? sh.data : "");
+    vbuf_free(&sh);
+    return j;
+  }
+  j->argv = calloc(S.ncommand + S.in.nlists + 1, sizeof(char*));
+  for (i = 0; i < S.ncommand; i++) {
+    vbuf w = {0};
+    run_expand(&w, S.command[i], &S.in, j->args, j->seq, slot, false);
+    j->argv[i] = strdup(w.data ? w.data : "");
+    vbuf_free(&w);
+  }
+  for (size_t k = 0; !any && k < S.in.nlists; k++)
+    j->argv[i++] = strdup(j->args[k]);
+  for (i = 0; j->argv[i]; i++) {
+    if (i)
+      vbuf_add(&line, " ", 1);
+    vow_cli_quote(&line, j->argv[i]);
+  }
+  j->cmdline = strdup(line.data ? line.data : "");
+  vbuf_free(&line);
+  return j;
+}
+
+static void start_jobs(void) {
+  while (!S.signalled && !S.halting && S.running < S.jobs && S.next < S.total) {
+    size_t index = S.next++;
+    unsigned slot;
+    job* j;
+    if (S.skip && S.skip[index])
+      continue;
+    for (slot = 0; slot < S.jobs && S.slot_busy[slot]; slot++) {
+    }
+    j = make_job(index, slot + 1);
+    j->slot = slot + 1;
+    spawn_job(j);
+  }
+}
+
+/* ---- signals ---------------------------------------------------------- */
+
+static void on_signal(uv_signal_t* h, int sig) {
+  unsigned i;
+  (void)h;
+  /* Running jobs get the signal; nothing new starts; what finishes is
+   * logged; then we exit with 128 + the signal. */
+  S.signalled = sig;
+  for (i = 0; i < S.jobs; i++)
+    if (running_jobs[i])
+      kill_job(running_jobs[i], sig);
+  uv_signal_stop(&S.sigint);
+  uv_signal_stop(&S.sigterm);
+}
+
+/* ---- options ---------------------------------------------------------- */
+
+static void usage(FILE* f) {
+  fputs(
+      "usage: vow run [options] COMMAND [ARG...] [::: ARGS...] [:::: FILE...]\n"
+      "Runs COMMAND once per input, in parallel, like GNU parallel -q.\n"
+      "\n"
+      "inputs:\n"
+      "  ::: A B C         a list of arguments; several lists combine as\n"
+      "                    every combination, first list slowest\n"
+      "  :::: FILE         one argument a line from FILE (- for stdin)\n"
+      "  (neither)         one argument a line from stdin\n"
+      "  -0, --null        inputs are NUL-separated\n"
+      "  --link            pair the lists instead (shorter ones wrap)\n"
+      "replacement strings in COMMAND (none: the arguments are appended):\n"
+      "  {} {.} {/} {//} {/.}  the argument, without extension, basename,\n"
+      "                    dirname, basename without extension\n"
+      "  {#} {%} {1}..{n}  job number, slot number, n-th list's argument\n"
+      "options:\n"
+      "  -j N              jobs at once (default: CPUs; 0: all; N%, +N, -N)\n"
+      "  -k, --keep-order  print in input order, not completion order\n"
+      "  --line-buffer     pass whole lines through as they come\n"
+      "  --tag             prefix each output line with the arguments\n"
+      "  --shell           run COMMAND through /bin/sh; arguments quoted\n"
+      "  --timeout S|N%    kill a job (TERM, then KILL) after S seconds, or\n"
+      "                    N% of the median runtime\n"
+      "  --joblog FILE     a line per finished job, GNU parallel's columns\n"
+      "  --resume          skip jobs the joblog shows as run\n"
+      "  --resume-failed   rerun the ones the joblog shows as failed\n"
+      "  --retries N       run a failing job up to N times\n"
+      "  --halt now|soon,fail|success=N[%]  stop at failures or successes\n"
+      "  --dry-run         print the commands, run nothing\n"
+      "  --bar, --progress, --eta  progress on stderr when it is a terminal\n"
+      "exit status: 0 all succeeded; 1-100 failed jobs; 101 more than 100;\n"
+      "255 bad usage or input; 128+N killed by signal N.\n",
+      f);
+}
+
+static int parse_halt(const char* spec) {
+  char how[8];
+  const char* comma = strchr(spec, ',');
+  const char* eq;
+  char* end;
+  if (strcmp(spec, "never") == 0)
+    return 0;
+  if (comma == NULL || (size_t)(comma - spec) >= sizeof(how))
+    return -1;
+  memcpy(how, spec, (size_t)(comma - spec));
+  how[comma - spec] = '\0';
+  if (strcmp(how, "now") == 0)
+    S.halt_when = 2;
+  else if (strcmp(how, "soon") == 0)
+    S.halt_when = 1;
+  else
+    return -1;
+  eq = strchr(comma, '=');
+  if (eq == NULL)
+    return -1;
+  if (strncmp(comma + 1, "fail", 4) == 0)
+    S.halt_on_success = false;
+  else if (strncmp(comma + 1, "success", 7) == 0)
+    S.halt_on_success = true;
+  else
+    return -1;
+  S.halt_count = strtod(eq + 1, &end);
+  if (end == eq + 1 || S.halt_count <= 0)
+    return -1;
+  if (*end == '%') {
+    S.halt_pct = true;
+    S.halt_count /= 100.0;
+    end++;
+  }
+  return *end == '\0' ? 0 : -1;
+}
+
+static int parse_options(int argc, char** argv) {
+  int i;
+  const char* jobs = NULL;
+  for (i = 1; i < argc; i++) {
+    const char* a = argv[i];
+    const char* val = NULL;
+#define TAKES(name)                                                        \
+  (strcmp(a, name) == 0                                                    \
+       ? (i + 1 < argc ? (val = argv[++i], 1)                              \
+                       : (vow_cli_error("%s needs a value", name),         \
+                          exit(VOW_EXIT_ERROR), 0))                        \
+   : strncmp(a, name "=", sizeof(name)) == 0 ? (val = a + sizeof(name), 1) \
+                                             : 0)
+    if (a[0] != '-' || strcmp(a, "-") == 0)
+      break;
+    if (strcmp(a, "--") == 0) {
+      i++;
+      break;
+    }
+    if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+      usage(stdout);
+      exit(0);
+    } else if (strcmp(a, "-k") == 0 || strcmp(a, "--keep-order") == 0) {
+      S.keep_order = true;
+    } else if (strcmp(a, "--line-buffer") == 0) {
+      S.line_buffer = true;
+    } else if (strcmp(a, "--tag") == 0) {
+      S.tag = true;
+    } else if (strcmp(a, "--shell") == 0) {
+      S.shell = true;
+    } else if (strcmp(a, "--dry-run") == 0) {
+      S.dry_run = true;
+    } else if (strcmp(a, "-0") == 0 || strcmp(a, "--null") == 0) {
+      S.nul = true;
+    } else if (strcmp(a, "--link") == 0) {
+      S.in.link = true;
+    } else if (strcmp(a, "--bar") == 0 || strcmp(a, "--progress") == 0 ||
+               strcmp(a, "--eta") == 0) {
+      S.bar = true;
+    } else if (strcmp(a, "--resume") == 0) {
+      S.resume = 1;
+    } else if (strcmp(a, "--resume-failed") == 0) {
+      S.resume = 2;
+    } else if (strncmp(a, "-j", 2) == 0 && a[2] != '\0') {
+      jobs = a + 2;
+    } else if (TAKES("-j") || TAKES("--jobs")) {
+      jobs = val;
+    } else if (TAKES("--timeout")) {
+      char* end;
+      double t = strtod(val, &end);
+      if (end == val || t <= 0 || (*end != '\0' && strcmp(end, "%") != 0)) {
+        vow_cli_error("--timeout wants seconds or N%%, not \"%s\"", val);
+        return -1;
+      }
+      if (*end == '%')
+        S.timeout_pct = t;
+      else
+        S.timeout_s = t;
+    } else if (TAKES("--joblog")) {
+      S.joblog = val;
+    } else if (TAKES("--retries")) {
+      char* end;
+      long n = strtol(val, &end, 10);
+      if (*end != '\0' || n < 0) {
+        vow_cli_error("--retries wants a count, not \"%s\"", val);
+        return -1;
+      }
+      S.retries = (unsigned)n;
+    } else if (TAKES("--halt")) {
+      if (parse_halt(val) != 0) {
+        vow_cli_error("--halt wants now|soon,fail|success=N[%%], not \"%s\"",
+                      val);
+        return -1;
+      }
+    } else {
+      vow_cli_error("unknown option %s (see vow run --help)", a);
+      return -1;
+    }
+#undef TAKES
+  }
+  if (jobs != NULL) {
+    S.jobs = vow_cli_jobs(jobs, 1024);
+    if (S.jobs == 0) {
+      vow_cli_error("-j wants N, N%%, +N, -N or 0, not \"%s\"", jobs);
+      return -1;
+    }
+  } else {
+    S.jobs = vow_cli_cpus();
+  }
+  if (S.resume && S.joblog == NULL) {
+    vow_cli_error("--resume needs --joblog FILE");
+    return -1;
+  }
+  return i;
+}
+
+/* Splits the rest into the command and the ::: / :::: inputs. */
+static int parse_inputs(int argc, char** argv, int first) {
+  int i = first;
+  input_list* cur = NULL;
+  bool files = false, any_sep = false;
+  S.command = argv + first;
+  while (i < argc && strcmp(argv[i], ":::") != 0 &&
+         strcmp(argv[i], "::::") != 0)
+    i++;
+  S.ncommand = (size_t)(i - first);
+  if (S.ncommand == 0) {
+    vow_cli_error("no command to run (see vow run --help)");
+    return -1;
+  }
+  S.in.lists = calloc((size_t)argc, sizeof(input_list));
+  for (; i < argc; i++) {
+    if (strcmp(argv[i], ":::") == 0 || strcmp(argv[i], "::::") == 0) {
+      files = argv[i][3] == ':';
+      cur = &S.in.lists[S.in.nlists++];
+      any_sep = true;
+      continue;
+    }
+    if (!files) {
+      run_list_add(cur, argv[i]);
+    } else {
+      FILE* f = strcmp(argv[i], "-") == 0 ? stdin : fopen(argv[i], "r");
+      if (f == NULL) {
+        vow_cli_error("cannot read input file %s: %s", argv[i],
+                      strerror(errno));
+        return -1;
+      }
+      if (cur->n > 0 || cur->items != NULL) {
+        /* Each further file after :::: is a list of its own. */
+        cur = &S.in.lists[S.in.nlists++];
+      }
+      if (run_list_read(cur, f, argv[i], S.nul) != 0)
+        return -1;
+      if (f != stdin)
+        fclose(f);
+    }
+  }
+  if (!any_sep) {
+    S.in.nlists = 1;
+    if (run_list_read(&S.in.lists[0], stdin, "stdin", S.nul) != 0)
+      return -1;
+  }
+  return 0;
+}
+
+static void show_progress(void) {
+  if (S.bar && isatty(2)) {
+    fprintf(stderr, "\rvow: %zu/%zu done, %zu running, %zu failed ", S.done,
+            S.total, S.running, S.failed);
+    fflush(stderr);
+  }
+}
+
+static void on_tick(uv_timer_t* t) {
+  (void)t;
+  show_progress();
+}
+
+int vow_cli_run(int argc, char** argv) {
+  int first, status;
+  size_t i;
+  uv_loop_t loop;
+  uv_timer_t tick;
+  memset(&S, 0, sizeof(S));
+  first = parse_options(argc, argv);
+  if (first < 0 || parse_inputs(argc, argv, first) != 0)
+    return VOW_EXIT_ERROR;
+  S.total = run_job_count(&S.in);
+  if (S.retries == 0)
+    S.retries = 1; /* --retries N: N tries in all */
+  if (S.dry_run) {
+    for (i = 0; i < S.total; i++) {
+      job* j = make_job(i, (unsigned)(i % S.jobs) + 1);
+      printf("%s\n", j->cmdline);
+      free_job(j);
+    }
+    return 0;
+  }
+  S.skip = calloc(S.total ? S.total : 1, 1);
+  if (open_joblog() != 0)
+    return VOW_EXIT_ERROR;
+  S.slot_busy = calloc(S.jobs, sizeof(bool));
+  running_jobs = calloc(S.jobs, sizeof(job*));
+  S.by_seq = calloc(S.total ? S.total : 1, sizeof(job*));
+  S.runtimes = calloc(S.total ? S.total : 1, sizeof(double));
+  uv_loop_init(&loop);
+  S.loop = &loop;
+  uv_signal_init(&loop, &S.sigint);
+  uv_signal_init(&loop, &S.sigterm);
+  uv_signal_start(&S.sigint, on_signal, SIGINT);
+  uv_signal_start(&S.sigterm, on_signal, SIGTERM);
+  uv_unref((uv_handle_t*)&S.sigint);
+  uv_unref((uv_handle_t*)&S.sigterm);
+  uv_timer_init(&loop, &tick);
+  if (S.bar && isatty(2)) {
+    uv_timer_start(&tick, on_tick, 200, 200);
+    uv_unref((uv_handle_t*)&tick);
+  }
+  start_jobs();
+  uv_run(&loop, UV_RUN_DEFAULT);
+  show_progress();
+  if (S.bar && isatty(2))
+    fputc('\n', stderr);
+  if (S.keep_order)
+    flush_ordered();
+  if (S.joblog_f)
+    fclose(S.joblog_f);
+  if (S.spill_dir[0])
+    rmdir(S.spill_dir);
+  uv_close((uv_handle_t*)&S.sigint, NULL);
+  uv_close((uv_handle_t*)&S.sigterm, NULL);
+  uv_close((uv_handle_t*)&tick, NULL);
+  uv_run(&loop, UV_RUN_DEFAULT);
+  uv_loop_close(&loop);
+  if (S.signalled)
+    return 128 + S.signalled;
+  if (S.halting)
+    return S.halt_status;
+  status = S.failed > 100 ? VOW_EXIT_MANY : (int)S.failed;
+  return status;
+}
