@@ -1,0 +1,133 @@
+#!/bin/sh
+# vow run, driven for real: inputs, replacement strings, ordering, output
+# grouping, joblog, resume, retries, timeouts, halts, signals, injection.
+#   run_test.sh VOW_BINARY
+set -u
+VOW=$1
+T=$(mktemp -d)
+trap 'rm -rf "$T"' EXIT
+cd "$T"
+fails=0
+passes=0
+
+# check NAME EXPECTED ACTUAL
+check() {
+  if [ "$2" = "$3" ]; then
+    passes=$((passes + 1))
+  else
+    fails=$((fails + 1))
+    printf 'FAIL %s\n--- expected\n%s\n--- got\n%s\n' "$1" "$2" "$3"
+  fi
+}
+
+nl='
+'
+
+# Inputs and replacement strings.
+check "::: list" "a${nl}b${nl}c" "$($VOW run -k echo ::: a b c)"
+check "product, first slowest" "1 x${nl}1 y${nl}2 x${nl}2 y" \
+  "$($VOW run -k echo ::: 1 2 ::: x y)"
+check "--link wraps" "1 x${nl}2 y${nl}3 x" \
+  "$($VOW run -k --link echo ::: 1 2 3 ::: x y)"
+check "replacements" "/a/b/c.txt /a/b/c c.txt /a/b c 1 1" \
+  "$($VOW run -j1 echo {} {.} {/} {//} {/.} {#} {%} ::: /a/b/c.txt)"
+check "{n}" "y-1" "$($VOW run echo {2}-{1} ::: 1 ::: y)"
+check "inside a word" "pre-a.out" "$($VOW run echo pre-{.}.out ::: a.txt)"
+printf 'l1\nl2\n' > list.txt
+check ":::: file" "l1${nl}l2" "$($VOW run -k echo :::: list.txt)"
+check "stdin" "s1${nl}s2" "$(printf 's1\ns2\n' | $VOW run -k echo)"
+check "-0" "a b${nl}c" "$(printf 'a b\0c\0' | $VOW run -k -0 echo)"
+check "empty input" "" "$($VOW run echo ::: </dev/null)"
+$VOW run echo ::: </dev/null
+check "empty input status" 0 $?
+
+# No shell: each word stays one argument.
+$VOW run sh -c 'exit {}' ::: 3
+check "sh -c 'exit {}' ::: 3" 1 $?
+check "no shell: injection inert" "a; echo INJ${nl}\$(echo X)${nl}\`id\`" \
+  "$($VOW run -k echo {} ::: 'a; echo INJ' '$(echo X)' '`id`')"
+check "--shell quotes inputs" "a; echo INJ${nl}\$(echo X)${nl}x${nl}y" \
+  "$($VOW run -k --shell echo {} ::: 'a; echo INJ' '$(echo X)' "x${nl}y" | head -4)"
+check "leading dash is an argument" "-n" "$($VOW run -k printf '%s\n' ::: -n)"
+check "--dry-run" "sh -c 'exit 3'${nl}sh -c 'exit a b'" \
+  "$($VOW run --dry-run sh -c 'exit {}' ::: 3 'a b')"
+
+# Order: -k keeps input order whatever finishes first.
+check "-k order" "3${nl}1${nl}2" \
+  "$($VOW run -k -j3 sh -c 'sleep 0.{}; echo {}' ::: 3 1 2)"
+check "completion order" "1${nl}2${nl}3" \
+  "$($VOW run -j3 sh -c 'sleep 0.{}; echo {}' ::: 3 1 2)"
+check "--tag" "a	hi a${nl}b	hi b" "$($VOW run -k --tag echo hi ::: a b)"
+
+# No interleaving: two jobs write 2 MB each in small pieces at once.
+$VOW run -j2 sh -c 'i=0; while [ $i -lt 20000 ]; do echo {}{}{}{}{}{}{}{}{}{}{}{}{}{}{}{}{}{}{}{}{}{}{}{}{}{}{}{}{}{}{}{}{}{}{}{}{}{}{}{}{}{}{}{}{}{}{}{}{}{}{}{}{}{}{}{}{}{}{}{}{}{}{}{}{}{}{}{}{}{}{}{}{}{}{}{}{}{}{}{}{}{}{}{}{}{}{}{}{}{}{}{}{}{}{}{}{}; i=$((i+1)); done' ::: A B > big.out
+check "no interleaving" 2 "$(uniq big.out | wc -l | tr -d ' ')"
+check "all output" 40000 "$(wc -l < big.out | tr -d ' ')"
+
+# Joblog, resume, retries.
+$VOW run --joblog jl -k sh -c 'exit {}' ::: 0 1 0 > /dev/null
+check "joblog status" 1 $?
+check "joblog header" "Seq	Host	Starttime	JobRuntime	Send	Receive	Exitval	Signal	Command" \
+  "$(head -1 jl)"
+check "joblog exitvals" "0${nl}1${nl}0" "$(tail -n +2 jl | sort -n | cut -f7)"
+check "joblog columns" 9 "$(tail -1 jl | awk -F'\t' '{print NF}')"
+$VOW run --joblog jl --resume -k sh -c 'echo ran {}; exit {}' ::: 0 1 0 > out
+check "--resume runs nothing done" "" "$(cat out)"
+$VOW run --joblog jl --resume-failed -k sh -c 'echo ran {}; exit 0' ::: 0 1 0 > out
+check "--resume-failed reruns failed" "ran 1" "$(cat out)"
+rm -f cnt
+$VOW run --retries 3 sh -c 'echo x >> cnt; exit 1' ::: a
+check "--retries exit" 1 $?
+check "--retries tries" 3 "$(wc -l < cnt | tr -d ' ')"
+rm -f cnt
+$VOW run --retries 3 sh -c 'echo x >> cnt; [ $(wc -l < cnt) -ge 2 ]' ::: a
+check "--retries until success" 0 $?
+printf 'garbage\n' > badlog
+$VOW run --joblog badlog --resume echo ::: a 2> err
+check "bad joblog" 255 $?
+
+# Timeout kills the whole job, children included, even ignoring TERM.
+start=$(date +%s)
+$VOW run --timeout 0.5 sh -c 'trap "" TERM; (trap "" TERM; sleep 30) & sleep 30' ::: a
+check "--timeout status" 1 $?
+check "--timeout is prompt" 1 "$([ $(( $(date +%s) - start )) -lt 10 ] && echo 1)"
+sleep 0.3
+check "--timeout kills children" 0 "$(pgrep -f 'sleep 30' | wc -l | tr -d ' ')"
+
+# Halt.
+$VOW run -j2 --halt now,fail=1 sh -c 'sleep {}; exit 4' ::: 0.1 5 2>/dev/null
+check "--halt now,fail=1 status" 4 $?
+check "--halt now kills the rest" 0 "$(pgrep -f 'sleep 5' | wc -l | tr -d ' ')"
+out=$($VOW run -j1 --halt soon,fail=1 sh -c 'echo {}; exit 2' ::: a b c 2>/dev/null)
+check "--halt soon,fail=1 status" "2" "$?"
+check "--halt soon starts nothing more" "a" "$out"
+$VOW run -j1 --halt now,success=1 sh -c 'exit {}' ::: 1 0 1 2>/dev/null
+check "--halt now,success=1" 0 $?
+
+# Exit statuses.
+$VOW run sh -c 'exit 1' ::: 1 2 3 4 5
+check "failed count" 5 $?
+$VOW run --no-such-option echo ::: a 2>/dev/null
+check "bad option" 255 $?
+$VOW run echo :::: /nonexistent 2>/dev/null
+check "unreadable input" 255 $?
+check "bad option message" "vow: unknown option --bogus (see vow run --help)" \
+  "$($VOW run --bogus echo 2>&1)"
+
+# SIGINT mid-run: jobs get it, the joblog has what finished, 130.
+$VOW run -j2 --joblog sigjl sh -c 'sleep {}' ::: 0.1 30 30 &
+pid=$!
+sleep 1
+kill -INT $pid
+wait $pid
+check "SIGINT status" 130 $?
+check "SIGINT joblog" 1 "$(tail -n +2 sigjl | cut -f7 | grep -c '^0$')"
+sleep 0.3
+check "SIGINT leaves no jobs" 0 "$(pgrep -f 'sleep 30' | wc -l | tr -d ' ')"
+
+# Help and version.
+$VOW --version | grep -q '^vow [0-9]' && check "--version" ok ok
+$VOW run --help | grep -q 'usage: vow run' && check "run --help" ok ok
+
+echo "$passes passed, $fails failed"
+[ "$fails" -eq 0 ]
