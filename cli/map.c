@@ -1,9 +1,295 @@
-/* vow map: a task function over JSON lines, on the worker pool. */
-#include "cli.h"
+/* vow map: a task function over JSON lines, on the worker pool.
+ *
+ *   vow map LIB.so FUNCTION [options] < in.jsonl > out.jsonl
+ *
+ * Each input line is one task's argument; each output line its result as
+ * JSON, in input order (or as completed with --unordered). A line that is
+ * not JSON, or a task that fails, gives {"line":N,"error":"..."} and the
+ * run goes on; the exit status counts the failures, as vow run's does. */
+#include <errno.h>
+#include <libgen.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "json.h"
+#include "vow/vow.h"
+
+typedef struct line_out {
+  char* text; /* the output line, once known */
+  bool error;
+} line_out;
+
+typedef struct map_state {
+  vow_ctx_t* ctx;
+  line_out* out;
+  size_t n, next_print, done, failed;
+  bool unordered, numbers, errors_to_stderr;
+  int bytes_mode;
+} map_state;
+
+static map_state M;
+
+typedef struct slot_ref {
+  size_t index;
+} slot_ref;
+
+static void emit(size_t i) {
+  line_out* o = &M.out[i];
+  FILE* f = o->error && M.errors_to_stderr ? stderr : stdout;
+  if (M.numbers && !o->error)
+    fprintf(f, "{\"line\":%zu,\"result\":%s}\n", i + 1, o->text);
+  else
+    fprintf(f, "%s\n", o->text);
+  free(o->text);
+  o->text = NULL;
+}
+
+static void settle_line(size_t i, char* text, bool error) {
+  M.out[i].text = text;
+  M.out[i].error = error;
+  M.done++;
+  if (error)
+    M.failed++;
+  if (M.unordered) {
+    emit(i);
+    return;
+  }
+  while (M.next_print < M.n && M.out[M.next_print].text != NULL)
+    emit(M.next_print++);
+}
+
+static vow_outcome_t on_result(vow_value_t* v, vow_failure_t* f, void* data) {
+  slot_ref* r = data;
+  if (f != NULL) {
+    char line[1024];
+    vow_failure_describe(f, line, sizeof(line));
+    settle_line(r->index, vow_json_error_line(r->index + 1, line), true);
+    vow_failure_release(f);
+  } else {
+    size_t len;
+    const void* b = vow_value_bytes(v, &len);
+    char* text = b ? vow_msgpack_to_json(b, len, M.bytes_mode) : NULL;
+    if (text == NULL)
+      settle_line(r->index,
+                  vow_json_error_line(r->index + 1,
+                                      "the result cannot be written as JSON"),
+                  true);
+    else
+      settle_line(r->index, text, false);
+    vow_value_release(v);
+  }
+  return vow_ok(NULL);
+}
+
+static void usage(FILE* f) {
+  fputs(
+      "usage: vow map LIB.so FUNCTION [options] < in.jsonl > out.jsonl\n"
+      "Runs FUNCTION from the plugin LIB.so once per input line (a JSON\n"
+      "value) on worker processes; writes one JSON result a line.\n"
+      "\n"
+      "  -j N              workers (default: CPUs)\n"
+      "  --unordered       write results as they complete\n"
+      "  --line-numbers    write {\"line\":N,\"result\":R}\n"
+      "  --errors-to-stderr  error lines go to stderr, not stdout\n"
+      "  --timeout S       fail a task running longer than S seconds\n"
+      "  --retries N       rerun a task whose worker died, N times\n"
+      "  --seed N          the run's seed, for reproducible task seeds\n"
+      "  --bytes base64|array  how msgpack bytes are written (base64)\n"
+      "  --worker CMD      run CMD (split at spaces) as the worker instead\n"
+      "                    of vow-worker LIB.so: any program that speaks\n"
+      "                    vow's protocol\n"
+      "exit status: 0 all lines succeeded; 1-100 failed lines; 101 more;\n"
+      "255 bad usage.\n",
+      f);
+}
+
+/* vow-worker beside this vow binary, or on PATH. */
+static char* find_worker(void) {
+  char exe[4096];
+  size_t n = sizeof(exe);
+  const char* env = getenv("VOW_WORKER");
+  if (env != NULL)
+    return strdup(env);
+  if (uv_exepath(exe, &n) == 0) {
+    char* dir = dirname(exe);
+    char path[4200];
+    snprintf(path, sizeof(path), "%s/vow-worker", dir);
+    if (access(path, X_OK) == 0)
+      return strdup(path);
+  }
+  return strdup("vow-worker");
+}
 
 int vow_cli_map(int argc, char** argv) {
-  (void)argc;
-  (void)argv;
-  vow_cli_error("vow map is not built yet");
-  return VOW_EXIT_ERROR;
+  vow_pool_options_t o;
+  vow_pool_t* pool;
+  char* worker_cmd = NULL;
+  const char* lib = NULL;
+  const char* fn = NULL;
+  char** wargv = NULL;
+  char* worker_bin = NULL;
+  vbuf line = {0};
+  slot_ref* refs;
+  size_t cap = 0, i;
+  int c, k, err = 0;
+  vow_promise_t* done;
+  char** lines_errs = NULL;
+  vbuf* args = NULL;
+  memset(&M, 0, sizeof(M));
+  memset(&o, 0, sizeof(o));
+  for (k = 1; k < argc; k++) {
+    const char* a = argv[k];
+    const char* val = k + 1 < argc ? argv[k + 1] : NULL;
+    if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+      usage(stdout);
+      return 0;
+    } else if (strcmp(a, "--unordered") == 0) {
+      M.unordered = true;
+    } else if (strcmp(a, "--line-numbers") == 0) {
+      M.numbers = true;
+    } else if (strcmp(a, "--errors-to-stderr") == 0) {
+      M.errors_to_stderr = true;
+    } else if (a[0] == '-' && a[1] != '\0' && val == NULL) {
+      vow_cli_error("%s needs a value (see vow map --help)", a);
+      return VOW_EXIT_ERROR;
+    } else if (strcmp(a, "-j") == 0) {
+      o.workers = vow_cli_jobs(val, vow_cli_cpus());
+      k++;
+    } else if (strcmp(a, "--timeout") == 0) {
+      o.timeout_ms = (uint64_t)(strtod(val, NULL) * 1000.0);
+      k++;
+    } else if (strcmp(a, "--retries") == 0) {
+      o.retries = (unsigned)strtoul(val, NULL, 10);
+      k++;
+    } else if (strcmp(a, "--seed") == 0) {
+      o.seed = strtoull(val, NULL, 10);
+      k++;
+    } else if (strcmp(a, "--bytes") == 0) {
+      M.bytes_mode =
+          strcmp(val, "array") == 0 ? VOW_BYTES_ARRAY : VOW_BYTES_BASE64;
+      k++;
+    } else if (strcmp(a, "--worker") == 0) {
+      worker_cmd = (char*)val;
+      k++;
+    } else if (a[0] == '-') {
+      vow_cli_error("unknown option %s (see vow map --help)", a);
+      return VOW_EXIT_ERROR;
+    } else if (lib == NULL && worker_cmd == NULL) {
+      lib = a;
+    } else if (fn == NULL) {
+      fn = a;
+    } else {
+      vow_cli_error("unexpected argument \"%s\" (see vow map --help)", a);
+      return VOW_EXIT_ERROR;
+    }
+  }
+  if (fn == NULL && lib != NULL && worker_cmd != NULL)
+    fn = lib, lib = NULL;
+  if (fn == NULL || (lib == NULL && worker_cmd == NULL)) {
+    usage(stderr);
+    return VOW_EXIT_ERROR;
+  }
+  if (lib != NULL && access(lib, R_OK) != 0) {
+    vow_cli_error("cannot read the plugin %s: %s", lib, strerror(errno));
+    return VOW_EXIT_ERROR;
+  }
+  if (worker_cmd != NULL) {
+    size_t n = 0;
+    char* save = NULL;
+    char* word;
+    char* copy = strdup(worker_cmd);
+    wargv = calloc(strlen(worker_cmd) + 2, sizeof(char*));
+    for (word = strtok_r(copy, " ", &save); word;
+         word = strtok_r(NULL, " ", &save))
+      wargv[n++] = word;
+  } else {
+    worker_bin = find_worker();
+    wargv = calloc(3, sizeof(char*));
+    wargv[0] = worker_bin;
+    wargv[1] = (char*)lib;
+  }
+
+  /* Read every line first: its JSON is checked before anything runs. */
+  while ((c = getchar()) != EOF) {
+    if (c != '\n') {
+      char ch = (char)c;
+      vbuf_add(&line, &ch, 1);
+      continue;
+    }
+    if (M.n == cap) {
+      cap = cap ? cap * 2 : 1024;
+      args = realloc(args, cap * sizeof(vbuf));
+      lines_errs = realloc(lines_errs, cap * sizeof(char*));
+    }
+    memset(&args[M.n], 0, sizeof(vbuf));
+    lines_errs[M.n] = NULL;
+    {
+      char msg[256];
+      if (vow_json_to_msgpack(line.data ? line.data : "", line.len, &args[M.n],
+                              msg, sizeof(msg)) != 0)
+        lines_errs[M.n] = vow_json_error_line(M.n + 1, msg);
+    }
+    M.n++;
+    line.len = 0;
+  }
+  if (line.len > 0) {
+    /* A last line without its newline still counts. */
+    if (M.n == cap) {
+      cap = cap ? cap * 2 : 1;
+      args = realloc(args, cap * sizeof(vbuf));
+      lines_errs = realloc(lines_errs, cap * sizeof(char*));
+    }
+    memset(&args[M.n], 0, sizeof(vbuf));
+    lines_errs[M.n] = NULL;
+    {
+      char msg[256];
+      if (vow_json_to_msgpack(line.data, line.len, &args[M.n], msg,
+                              sizeof(msg)) != 0)
+        lines_errs[M.n] = vow_json_error_line(M.n + 1, msg);
+    }
+    M.n++;
+  }
+  vbuf_free(&line);
+
+  M.ctx = vow_ctx_new(NULL);
+  o.worker_argv = (const char* const*)wargv;
+  o.start_attempts = 2;
+  pool = vow_pool_new(M.ctx, &o, &err);
+  if (pool == NULL) {
+    vow_cli_error("cannot start workers: %s", vow_strerror(err));
+    return VOW_EXIT_ERROR;
+  }
+  M.out = calloc(M.n ? M.n : 1, sizeof(line_out));
+  refs = calloc(M.n ? M.n : 1, sizeof(slot_ref));
+  for (i = 0; i < M.n; i++) {
+    vow_promise_t* p;
+    refs[i].index = i;
+    if (lines_errs[i] != NULL) {
+      settle_line(i, lines_errs[i], true);
+      continue;
+    }
+    p = vow_pool_submit(pool, fn,
+                        vow_value_new_msgpack(args[i].data, args[i].len, NULL));
+    vow_promise_release(vow_add_both(p, on_result, &refs[i]));
+    vbuf_free(&args[i]);
+  }
+  while (M.done < M.n)
+    uv_run(vow_ctx_loop(M.ctx), UV_RUN_ONCE);
+  fflush(stdout);
+  done = vow_pool_shutdown(pool, true);
+  vow_ctx_wait(M.ctx, done);
+  vow_promise_release(done);
+  vow_pool_free(pool);
+  vow_ctx_close(M.ctx);
+  free(refs);
+  free(M.out);
+  free(args);
+  free(lines_errs);
+  free(worker_bin);
+  if (worker_cmd)
+    free(wargv[0]);
+  free(wargv);
+  return M.failed > 100 ? VOW_EXIT_MANY : (int)M.failed;
 }

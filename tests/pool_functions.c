@@ -231,6 +231,20 @@ static int fn_big(const msgpack_object* a, msgpack_packer* r,
   return 0;
 }
 
+/* [n] -> a bin of the bytes 0, 1, ... n-1. */
+static int fn_bin3(const msgpack_object* a, msgpack_packer* r,
+                   vow_task_ctx_t* t) {
+  char b[256];
+  int64_t i, n = int_arg(a, 0);
+  (void)t;
+  if (n < 0 || n > 256)
+    n = 0;
+  for (i = 0; i < n; i++)
+    b[i] = (char)i;
+  msgpack_pack_bin(r, (size_t)n);
+  return msgpack_pack_bin_body(r, b, (size_t)n);
+}
+
 /* Packs two objects: a broken function. */
 static int fn_two(const msgpack_object* a, msgpack_packer* r,
                   vow_task_ctx_t* t) {
@@ -263,6 +277,7 @@ const vow_function_t test_functions[] = {
     {"pidsleep", fn_pidsleep},
     {"env", fn_env},
     {"fail_if_9", fn_fail_if_9},
+    {"bin3", fn_bin3},
 };
 const size_t test_nfunctions =
     sizeof(test_functions) / sizeof(test_functions[0]);

@@ -1,0 +1,77 @@
+#!/bin/sh
+# vow map, driven for real with the test plugin: JSON round trips, bad
+# lines, failing and crashing tasks, ordering, empty input, bad usage.
+#   map_test.sh VOW_BINARY PLUGIN.so
+set -u
+VOW=$1
+PLUGIN=$2
+fails=0
+passes=0
+nl='
+'
+check() {
+  if [ "$2" = "$3" ]; then
+    passes=$((passes + 1))
+  else
+    fails=$((fails + 1))
+    printf 'FAIL %s\n--- expected\n%s\n--- got\n%s\n' "$1" "$2" "$3"
+  fi
+}
+
+in='1
+-9223372036854775808
+9223372036854775807
+0.1
+1.7976931348623157e+308
+"caf\u00e9 \"q\""
+[1,[2,[3]],{"k":null}]
+{"a":true,"b":false}
+null'
+want='1
+-9223372036854775808
+9223372036854775807
+0.10000000000000001
+1.7976931348623157e308
+"café \"q\""
+[1,[2,[3]],{"k":null}]
+{"a":true,"b":false}
+null'
+check "echo round trip" "$want" "$(printf '%s\n' "$in" | $VOW map "$PLUGIN" echo -j 2)"
+
+out=$(printf '[1,2]\nnot json\n[3,4]\n{"unclosed": \n[5,6]\n' | $VOW map "$PLUGIN" add)
+check "bad lines: status" 2 $?
+check "bad lines: output" \
+  "3${nl}{\"line\":2,\"error\":\"not valid JSON: invalid token near 'not' at column 3\"}${nl}7${nl}{\"line\":4,\"error\":\"not valid JSON: '[' or '{' expected near end of file at column 13\"}${nl}11" \
+  "$(echo "$out" | sed 's/\"error\":\"not valid JSON: [^\"]*column 13\"/\"error\":\"not valid JSON: '"'"'['"'"' or '"'"'{'"'"' expected near end of file at column 13\"/')"
+out=$(printf '[1,2]\nnot json\n' | $VOW map "$PLUGIN" add --errors-to-stderr 2>/dev/null)
+check "--errors-to-stderr" "3" "$out"
+
+out=$(printf '1\n7\n2\n' | $VOW map "$PLUGIN" fail)
+check "failing task: status" 3 $?
+check "failing task: message" 1 "$(echo "$out" | grep -c '"line":2,"error":"task error: refused 7')"
+
+out=$(printf '1\n2\n' | $VOW map "$PLUGIN" crash 2>/dev/null)
+check "crashing task: status" 2 $?
+check "crashing task: worker died" 2 "$(echo "$out" | grep -c 'worker died')"
+
+check "--line-numbers" '{"line":1,"result":3}
+{"line":2,"result":7}' "$(printf '[1,2]\n[3,4]\n' | $VOW map "$PLUGIN" add --line-numbers)"
+check "--unordered has every line" "$(seq 1 200)" \
+  "$(seq 1 200 | $VOW map "$PLUGIN" echo --unordered | sort -n)"
+check "ordered by default" "$(seq 1 500)" "$(seq 1 500 | $VOW map "$PLUGIN" echo -j 2)"
+check "empty input" "" "$($VOW map "$PLUGIN" echo </dev/null)"
+check "last line without newline" "5" "$(printf '[2,3]' | $VOW map "$PLUGIN" add)"
+check "bin as base64" '"AAEC"' "$(printf '3\n' | $VOW map "$PLUGIN" bin3)"
+check "bin as array" '[0,1,2]' "$(printf '3\n' | $VOW map "$PLUGIN" bin3 --bytes array)"
+
+$VOW map /nonexistent/plugin.so echo </dev/null 2>err
+check "missing plugin: status" 255 $?
+check "missing plugin: message" 1 "$(grep -c 'cannot read the plugin /nonexistent/plugin.so' err)"
+out=$(printf '1\n' | $VOW map "$PLUGIN" no_such_fn)
+check "unknown function" 1 "$(echo "$out" | grep -c 'no function named \\"no_such_fn\\"')"
+$VOW map --bogus 2>/dev/null </dev/null
+check "bad option" 255 $?
+rm -f err
+
+echo "$passes passed, $fails failed"
+[ "$fails" -eq 0 ]
