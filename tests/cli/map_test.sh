@@ -1,10 +1,11 @@
 #!/bin/sh
 # vow map, driven for real with the test plugin: JSON round trips, bad
 # lines, failing and crashing tasks, ordering, empty input, bad usage.
-#   map_test.sh VOW_BINARY PLUGIN.so
+#   map_test.sh VOW_BINARY PLUGIN.so EXAMPLES_DIR
 set -u
 VOW=$1
 PLUGIN=$2
+EXAMPLES=$3
 fails=0
 passes=0
 nl='
@@ -63,6 +64,15 @@ check "empty input" "" "$($VOW map "$PLUGIN" echo </dev/null)"
 check "last line without newline" "5" "$(printf '[2,3]' | $VOW map "$PLUGIN" add)"
 check "bin as base64" '"AAEC"' "$(printf '3\n' | $VOW map "$PLUGIN" bin3)"
 check "bin as array" '[0,1,2]' "$(printf '3\n' | $VOW map "$PLUGIN" bin3 --bytes array)"
+
+# A Python function as the task, through the Python worker module.
+PYW="/usr/bin/python3 $EXAMPLES/python/vow_worker.py $EXAMPLES/python/tasks.py"
+check "python worker" "9${nl}16" "$(printf '3\n4\n' | $VOW map --worker "$PYW" square)"
+out=$(printf '"boom"\n' | $VOW map --worker "$PYW" fail)
+check "python worker: failure" 1 "$(echo "$out" | grep -c 'task error: boom')"
+a=$(seq 1 8 | sed 's/.*/20000/' | $VOW map --worker "$PYW" monte_carlo_pi -j 1 --seed 7)
+b=$(seq 1 8 | sed 's/.*/20000/' | $VOW map --worker "$PYW" monte_carlo_pi -j 2 --seed 7)
+check "python worker: same seed, 1 or 2 workers" "$a" "$b"
 
 $VOW map /nonexistent/plugin.so echo </dev/null 2>err
 check "missing plugin: status" 255 $?
