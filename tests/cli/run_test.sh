@@ -125,6 +125,19 @@ check "SIGINT joblog" 1 "$(tail -n +2 sigjl | cut -f7 | grep -c '^0$')"
 sleep 0.3
 check "SIGINT leaves no jobs" 0 "$(pgrep -f 'sleep 30' | wc -l | tr -d ' ')"
 
+# Slots, -j forms, --line-buffer, percent timeouts, --bar off a terminal.
+check "{%} slots" "1${nl}2" "$($VOW run -j2 sh -c 'sleep 0.2; echo {%}' ::: a b | sort)"
+for j in 0 50% +1 -1 3; do
+  check "-j $j" "a${nl}b" "$($VOW run -k -j $j echo ::: a b)"
+done
+$VOW run -j x echo ::: a 2>/dev/null
+check "-j bad" 255 $?
+check "--line-buffer whole lines" "x1${nl}x2${nl}y1" \
+  "$($VOW run --line-buffer -j2 sh -c 'echo {}1; sleep 0.3; echo {}2' ::: x y 2>/dev/null | sort | head -3)"
+$VOW run -j1 --timeout 300% sh -c 'sleep {}' ::: 0.1 0.1 0.1 3 2>/dev/null
+check "--timeout N% of the median" 1 $?
+check "--bar off a terminal" "a" "$($VOW run --bar echo ::: a 2>&1)"
+
 # Help and version.
 $VOW --version | grep -q '^vow [0-9]' && check "--version" ok ok
 $VOW run --help | grep -q 'usage: vow run' && check "run --help" ok ok
