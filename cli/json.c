@@ -74,104 +74,166 @@ int vow_json_vbuf_write(void* data, const char* buf, size_t len) {
 static const char b64[] =
     "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
-static json_t* bytes_json(const char* p, size_t n, int mode) {
-  if (mode == VOW_BYTES_ARRAY) {
-    json_t* a = json_array();
-    size_t i;
-    for (i = 0; i < n; i++)
-      json_array_append_new(a, json_integer((unsigned char)p[i]));
-    return a;
-  } else {
-    vbuf s = {0};
-    size_t i;
-    json_t* r;
-    for (i = 0; i + 2 < n; i += 3) {
-      unsigned v = (unsigned char)p[i] << 16 | (unsigned char)p[i + 1] << 8 |
-                   (unsigned char)p[i + 2];
-      char q[4] = {b64[v >> 18], b64[(v >> 12) & 63], b64[(v >> 6) & 63],
-                   b64[v & 63]};
-      vbuf_add(&s, q, 4);
+/* Results are written straight from the msgpack object into text, without
+ * building a JSON tree first: this is the per-line hot path of vow map. */
+static void put_string(vbuf* b, const char* p, size_t n) {
+  static const char hex[] = "0123456789abcdef";
+  size_t i, from = 0;
+  vbuf_add(b, "\"", 1);
+  for (i = 0; i < n; i++) {
+    unsigned char c = (unsigned char)p[i];
+    const char* esc = NULL;
+    char u[7];
+    if (c >= 0x20 && c != '"' && c != '\\') continue;
+    vbuf_add(b, p + from, i - from);
+    from = i + 1;
+    switch (c) {
+      case '"': esc = "\\\""; break;
+      case '\\': esc = "\\\\"; break;
+      case '\n': esc = "\\n"; break;
+      case '\r': esc = "\\r"; break;
+      case '\t': esc = "\\t"; break;
+      case '\b': esc = "\\b"; break;
+      case '\f': esc = "\\f"; break;
+      default:
+        memcpy(u, "\\u00", 4);
+        u[4] = hex[c >> 4];
+        u[5] = hex[c & 15];
+        u[6] = '\0';
+        esc = u;
     }
-    if (i < n) {
-      unsigned v = (unsigned char)p[i] << 16 |
-                   (i + 1 < n ? (unsigned char)p[i + 1] << 8 : 0);
-      char q[4] = {b64[v >> 18], b64[(v >> 12) & 63],
-                   i + 1 < n ? b64[(v >> 6) & 63] : '=', '='};
-      vbuf_add(&s, q, 4);
-    }
-    r = json_stringn(s.data ? s.data : "", s.len);
-    vbuf_free(&s);
-    return r;
+    vbuf_str(b, esc);
   }
+  vbuf_add(b, p + from, n - from);
+  vbuf_add(b, "\"", 1);
 }
 
-static json_t* object_json(const msgpack_object* o, int mode) {
+static void put_bytes(vbuf* b, const char* p, size_t n, int mode) {
+  size_t i;
+  if (mode == VOW_BYTES_ARRAY) {
+    char num[8];
+    vbuf_add(b, "[", 1);
+    for (i = 0; i < n; i++) {
+      int len = snprintf(num, sizeof(num), "%s%u", i ? "," : "",
+                         (unsigned char)p[i]);
+      vbuf_add(b, num, (size_t)len);
+    }
+    vbuf_add(b, "]", 1);
+    return;
+  }
+  vbuf_add(b, "\"", 1);
+  for (i = 0; i + 2 < n; i += 3) {
+    unsigned v = (unsigned char)p[i] << 16 | (unsigned char)p[i + 1] << 8 |
+                 (unsigned char)p[i + 2];
+    char q[4] = {b64[v >> 18], b64[(v >> 12) & 63], b64[(v >> 6) & 63],
+                 b64[v & 63]};
+    vbuf_add(b, q, 4);
+  }
+  if (i < n) {
+    unsigned v = (unsigned char)p[i] << 16 |
+                 (i + 1 < n ? (unsigned char)p[i + 1] << 8 : 0);
+    char q[4] = {b64[v >> 18], b64[(v >> 12) & 63],
+                 i + 1 < n ? b64[(v >> 6) & 63] : '=', '='};
+    vbuf_add(b, q, 4);
+  }
+  vbuf_add(b, "\"", 1);
+}
+
+static void put_json(vbuf* b, const msgpack_object* o, int mode) {
+  char num[40];
+  int len;
   uint32_t i;
   switch (o->type) {
     case MSGPACK_OBJECT_NIL:
-      return json_null();
+      vbuf_add(b, "null", 4);
+      return;
     case MSGPACK_OBJECT_BOOLEAN:
-      return json_boolean(o->via.boolean);
+      vbuf_str(b, o->via.boolean ? "true" : "false");
+      return;
     case MSGPACK_OBJECT_POSITIVE_INTEGER:
-      if (o->via.u64 > (uint64_t)INT64_MAX)
-        return json_real((double)o->via.u64);
-      return json_integer((json_int_t)o->via.u64);
+      len = snprintf(num, sizeof(num), "%llu",
+                     (unsigned long long)o->via.u64);
+      vbuf_add(b, num, (size_t)len);
+      return;
     case MSGPACK_OBJECT_NEGATIVE_INTEGER:
-      return json_integer((json_int_t)o->via.i64);
+      len = snprintf(num, sizeof(num), "%lld", (long long)o->via.i64);
+      vbuf_add(b, num, (size_t)len);
+      return;
     case MSGPACK_OBJECT_FLOAT32:
     case MSGPACK_OBJECT_FLOAT64:
-      return json_real(o->via.f64);
+      if (o->via.f64 != o->via.f64 || o->via.f64 - o->via.f64 != 0) {
+        vbuf_add(b, "null", 4); /* JSON has no NaN or infinity */
+        return;
+      }
+      /* 17 significant digits: the double comes back bit for bit. */
+      len = snprintf(num, sizeof(num), "%.17g", o->via.f64);
+      vbuf_add(b, num, (size_t)len);
+      if (strpbrk(num, ".e") == NULL) vbuf_add(b, ".0", 2);
+      return;
     case MSGPACK_OBJECT_STR:
-      return json_stringn_nocheck(o->via.str.ptr, o->via.str.size);
+      put_string(b, o->via.str.ptr, o->via.str.size);
+      return;
     case MSGPACK_OBJECT_BIN:
-      return bytes_json(o->via.bin.ptr, o->via.bin.size, mode);
+      put_bytes(b, o->via.bin.ptr, o->via.bin.size, mode);
+      return;
     case MSGPACK_OBJECT_EXT:
-      return bytes_json(o->via.ext.ptr, o->via.ext.size, mode);
-    case MSGPACK_OBJECT_ARRAY: {
-      json_t* a = json_array();
-      for (i = 0; i < o->via.array.size; i++)
-        json_array_append_new(a, object_json(&o->via.array.ptr[i], mode));
-      return a;
-    }
-    case MSGPACK_OBJECT_MAP: {
-      json_t* m = json_object();
+      put_bytes(b, o->via.ext.ptr, o->via.ext.size, mode);
+      return;
+    case MSGPACK_OBJECT_ARRAY:
+      vbuf_add(b, "[", 1);
+      for (i = 0; i < o->via.array.size; i++) {
+        if (i) vbuf_add(b, ",", 1);
+        put_json(b, &o->via.array.ptr[i], mode);
+      }
+      vbuf_add(b, "]", 1);
+      return;
+    case MSGPACK_OBJECT_MAP:
+      vbuf_add(b, "{", 1);
       for (i = 0; i < o->via.map.size; i++) {
         const msgpack_object* k = &o->via.map.ptr[i].key;
-        json_t* v = object_json(&o->via.map.ptr[i].val, mode);
+        if (i) vbuf_add(b, ",", 1);
         if (k->type == MSGPACK_OBJECT_STR) {
-          vbuf key = {0};
-          vbuf_add(&key, k->via.str.ptr, k->via.str.size);
-          json_object_set_new(m, key.data ? key.data : "", v);
-          vbuf_free(&key);
+          put_string(b, k->via.str.ptr, k->via.str.size);
         } else {
-          /* JSON keys are strings: a non-string key is written as its
-           * JSON text. */
-          json_t* kj = object_json(k, mode);
-          char* text = json_dumps(kj, JSON_ENCODE_ANY | JSON_COMPACT);
-          json_object_set_new(m, text ? text : "", v);
-          free(text);
-          json_decref(kj);
+          /* JSON keys are strings: another key is its JSON text. */
+          vbuf key = {0};
+          put_json(&key, k, mode);
+          put_string(b, key.data ? key.data : "", key.len);
+          vbuf_free(&key);
         }
+        vbuf_add(b, ":", 1);
+        put_json(b, &o->via.map.ptr[i].val, mode);
       }
-      return m;
-    }
+      vbuf_add(b, "}", 1);
+      return;
   }
-  return json_null();
+  vbuf_add(b, "null", 4);
+}
+
+int vow_msgpack_write_json(vbuf* out, const void* bytes, size_t len,
+                           int bytes_mode) {
+  /* One zone, cleared and reused for every result (the command is single
+   * threaded): no allocation per line for small results. */
+  static msgpack_zone* zone;
+  msgpack_object obj;
+  size_t off = 0;
+  int rc = -1;
+  if (zone == NULL && (zone = msgpack_zone_new(4096)) == NULL) return -1;
+  if (msgpack_unpack(bytes, len, &off, zone, &obj) == MSGPACK_UNPACK_SUCCESS) {
+    put_json(out, &obj, bytes_mode);
+    rc = 0;
+  }
+  msgpack_zone_clear(zone);
+  return rc;
 }
 
 char* vow_msgpack_to_json(const void* bytes, size_t len, int bytes_mode) {
-  msgpack_unpacked un;
-  size_t off = 0;
-  char* text = NULL;
-  msgpack_unpacked_init(&un);
-  if (msgpack_unpack_next(&un, bytes, len, &off) == MSGPACK_UNPACK_SUCCESS) {
-    json_t* j = object_json(&un.data, bytes_mode);
-    text =
-        json_dumps(j, JSON_ENCODE_ANY | JSON_COMPACT | JSON_REAL_PRECISION(17));
-    json_decref(j);
+  vbuf b = {0};
+  if (vow_msgpack_write_json(&b, bytes, len, bytes_mode) != 0) {
+    vbuf_free(&b);
+    return NULL;
   }
-  msgpack_unpacked_destroy(&un);
-  return text;
+  return b.data ? b.data : strdup("");
 }
 
 char* vow_json_error_line(size_t line, const char* message) {

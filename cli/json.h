@@ -13,6 +13,10 @@ int vow_json_to_msgpack(const char* line, size_t len, vbuf* out, char* err,
                         size_t errsize);
 /* A msgpack packer callback that appends to a vbuf. */
 int vow_json_vbuf_write(void* data, const char* buf, size_t len);
+/* Appends the compact JSON text of one msgpack object to out. Returns 0
+ * or -1 (not msgpack). */
+int vow_msgpack_write_json(vbuf* out, const void* bytes, size_t len,
+                           int bytes_mode);
 /* Compact JSON text of one msgpack object (free() it), or NULL. */
 char* vow_msgpack_to_json(const void* bytes, size_t len, int bytes_mode);
 /* {"line":N,"error":"..."} (free() it). */

@@ -23,6 +23,9 @@ typedef struct line_out {
 
 typedef struct map_state {
   vow_ctx_t* ctx;
+  vow_pool_t* pool;
+  const char* fn;
+  vbuf* args; /* each line's msgpack, kept for a rerun line by line */
   line_out* out;
   size_t n, next_print, done, failed;
   bool unordered, numbers, errors_to_stderr;
@@ -39,9 +42,10 @@ static void emit(size_t i) {
   line_out* o = &M.out[i];
   FILE* f = o->error && M.errors_to_stderr ? stderr : stdout;
   if (M.numbers && !o->error)
-    fprintf(f, "{\"line\":%zu,\"result\":%s}\n", i + 1, o->text);
-  else
-    fprintf(f, "%s\n", o->text);
+    fprintf(f, "{\"line\":%zu,\"result\":", i + 1);
+  fputs(o->text, f);
+  if (M.numbers && !o->error) fputc('}', f);
+  fputc('\n', f);
   free(o->text);
   o->text = NULL;
 }
@@ -80,6 +84,59 @@ static vow_outcome_t on_result(vow_value_t* v, vow_failure_t* f, void* data) {
       settle_line(r->index, text, false);
     vow_value_release(v);
   }
+  return vow_ok(NULL);
+}
+
+/* Lines mapped together; a failure sends the group line by line. */
+#define GROUP 4096
+
+typedef struct group {
+  size_t first, end; /* the lines [first, end) */
+  slot_ref* refs;
+  char** errs;       /* per line: non-NULL when the line was not JSON */
+} group;
+
+static vow_outcome_t on_group(vow_value_t* v, vow_failure_t* f,
+                              void* data) {
+  group* g = data;
+  size_t k;
+  if (f == NULL) {
+    msgpack_unpacked un;
+    uint32_t at = 0;
+    msgpack_unpacked_init(&un);
+    if (vow_value_unpack(v, &un) == 0 && un.data.type == MSGPACK_OBJECT_ARRAY)
+      for (k = g->first; k < g->end; k++) {
+        vbuf text = {0};
+        msgpack_sbuffer sb;
+        msgpack_packer pk;
+        if (g->errs[k] != NULL) continue;
+        msgpack_sbuffer_init(&sb);
+        msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+        msgpack_pack_object(&pk, un.data.via.array.ptr[at++]);
+        if (vow_msgpack_write_json(&text, sb.data, sb.size, M.bytes_mode) ==
+            0)
+          settle_line(k, text.data ? text.data : strdup(""), false);
+        else
+          settle_line(k,
+                      vow_json_error_line(k + 1, "the result cannot be "
+                                                 "written as JSON"),
+                      true);
+        msgpack_sbuffer_destroy(&sb);
+      }
+    msgpack_unpacked_destroy(&un);
+    vow_value_release(v);
+  } else {
+    vow_failure_release(f);
+    for (k = g->first; k < g->end; k++) {
+      vow_promise_t* p;
+      if (g->errs[k] != NULL) continue;
+      p = vow_pool_submit(M.pool, M.fn,
+                          vow_value_new_msgpack(M.args[k].data,
+                                                M.args[k].len, NULL));
+      vow_promise_release(vow_add_both(p, on_result, &g->refs[k]));
+    }
+  }
+  free(g);
   return vow_ok(NULL);
 }
 
@@ -130,10 +187,9 @@ int vow_cli_map(int argc, char** argv) {
   const char* fn = NULL;
   char** wargv = NULL;
   char* worker_bin = NULL;
-  vbuf line = {0};
   slot_ref* refs;
   size_t cap = 0, i;
-  int c, k, err = 0;
+  int k, err = 0;
   vow_promise_t* done;
   char** lines_errs = NULL;
   vbuf* args = NULL;
@@ -212,46 +268,31 @@ int vow_cli_map(int argc, char** argv) {
   }
 
   /* Read every line first: its JSON is checked before anything runs. */
-  while ((c = getchar()) != EOF) {
-    if (c != '\n') {
-      char ch = (char)c;
-      vbuf_add(&line, &ch, 1);
-      continue;
-    }
-    if (M.n == cap) {
-      cap = cap ? cap * 2 : 1024;
-      args = realloc(args, cap * sizeof(vbuf));
-      lines_errs = realloc(lines_errs, cap * sizeof(char*));
-    }
-    memset(&args[M.n], 0, sizeof(vbuf));
-    lines_errs[M.n] = NULL;
-    {
+  {
+    char* buf = NULL;
+    size_t bufcap = 0;
+    ssize_t got;
+    while ((got = getline(&buf, &bufcap, stdin)) >= 0) {
+      size_t len = (size_t)got;
       char msg[256];
-      if (vow_json_to_msgpack(line.data ? line.data : "", line.len, &args[M.n],
-                              msg, sizeof(msg)) != 0)
+      if (len > 0 && buf[len - 1] == '\n') len--;
+      if (M.n == cap) {
+        cap = cap ? cap * 2 : 1024;
+        args = realloc(args, cap * sizeof(vbuf));
+        lines_errs = realloc(lines_errs, cap * sizeof(char*));
+        if (args == NULL || lines_errs == NULL) {
+          vow_cli_error("out of memory reading the input");
+          return VOW_EXIT_ERROR;
+        }
+      }
+      memset(&args[M.n], 0, sizeof(vbuf));
+      lines_errs[M.n] = NULL;
+      if (vow_json_to_msgpack(buf, len, &args[M.n], msg, sizeof(msg)) != 0)
         lines_errs[M.n] = vow_json_error_line(M.n + 1, msg);
+      M.n++;
     }
-    M.n++;
-    line.len = 0;
+    free(buf);
   }
-  if (line.len > 0) {
-    /* A last line without its newline still counts. */
-    if (M.n == cap) {
-      cap = cap ? cap * 2 : 1;
-      args = realloc(args, cap * sizeof(vbuf));
-      lines_errs = realloc(lines_errs, cap * sizeof(char*));
-    }
-    memset(&args[M.n], 0, sizeof(vbuf));
-    lines_errs[M.n] = NULL;
-    {
-      char msg[256];
-      if (vow_json_to_msgpack(line.data, line.len, &args[M.n], msg,
-                              sizeof(msg)) != 0)
-        lines_errs[M.n] = vow_json_error_line(M.n + 1, msg);
-    }
-    M.n++;
-  }
-  vbuf_free(&line);
 
   M.ctx = vow_ctx_new(NULL);
   o.worker_argv = (const char* const*)wargv;
@@ -263,17 +304,45 @@ int vow_cli_map(int argc, char** argv) {
   }
   M.out = calloc(M.n ? M.n : 1, sizeof(line_out));
   refs = calloc(M.n ? M.n : 1, sizeof(slot_ref));
-  for (i = 0; i < M.n; i++) {
-    vow_promise_t* p;
-    refs[i].index = i;
-    if (lines_errs[i] != NULL) {
-      settle_line(i, lines_errs[i], true);
+  M.pool = pool;
+  M.fn = fn;
+  M.args = args;
+  /* Lines go in groups through vow_pool_map, which runs them in chunks:
+   * a few hundred messages for a million lines. A group with a failing
+   * line is run again line by line, so each failure lands on its own
+   * line and the rest still succeed. */
+  for (i = 0; i < M.n; i += GROUP) {
+    size_t end = i + GROUP < M.n ? i + GROUP : M.n, ln, valid = 0;
+    vbuf items = {0};
+    group* g = calloc(1, sizeof(*g));
+    for (ln = i; ln < end; ln++) {
+      refs[ln].index = ln;
+      if (lines_errs[ln] != NULL)
+        settle_line(ln, lines_errs[ln], true);
+      else
+        valid++;
+    }
+    g->first = i;
+    g->end = end;
+    g->refs = refs;
+    g->errs = lines_errs;
+    if (valid == 0) {
+      free(g);
       continue;
     }
-    p = vow_pool_submit(pool, fn,
-                        vow_value_new_msgpack(args[i].data, args[i].len, NULL));
-    vow_promise_release(vow_add_both(p, on_result, &refs[i]));
-    vbuf_free(&args[i]);
+    {
+      unsigned char h[5] = {0xdd, (unsigned char)(valid >> 24),
+                            (unsigned char)(valid >> 16),
+                            (unsigned char)(valid >> 8), (unsigned char)valid};
+      vbuf_add(&items, h, 5);
+    }
+    for (ln = i; ln < end; ln++)
+      if (lines_errs[ln] == NULL) vbuf_add(&items, args[ln].data, args[ln].len);
+    vow_promise_release(vow_add_both(
+        vow_pool_map(pool, fn,
+                     vow_value_new_msgpack(items.data, items.len, NULL)),
+        on_group, g));
+    vbuf_free(&items);
   }
   while (M.done < M.n)
     uv_run(vow_ctx_loop(M.ctx), UV_RUN_ONCE);
@@ -283,6 +352,7 @@ int vow_cli_map(int argc, char** argv) {
   vow_promise_release(done);
   vow_pool_free(pool);
   vow_ctx_close(M.ctx);
+  for (i = 0; i < M.n; i++) vbuf_free(&args[i]);
   free(refs);
   free(M.out);
   free(args);

@@ -85,22 +85,19 @@ vow_value_t* vow_value_new_bin(const void* data, size_t len) {
 }
 
 vow_value_t* vow_value_new_msgpack(const void* bytes, size_t len, int* err) {
-  msgpack_unpacked un;
-  size_t off = 0;
-  msgpack_unpack_return rc;
+  /* The protocol's pre-scan checks the bytes without allocating: exactly
+   * one well-formed object, nesting within what msgpack-c can unpack. */
+  vowp_limits lim = {0, (size_t)-1, VOWP_MAX_DEPTH};
+  vowp_error perr;
   vow_value_t* v;
-  msgpack_unpacked_init(&un);
-  rc = msgpack_unpack_next(&un, bytes, len, &off);
-  msgpack_unpacked_destroy(&un);
-  if (rc != MSGPACK_UNPACK_SUCCESS || off != len) {
-    if (err)
-      *err = rc == MSGPACK_UNPACK_NOMEM_ERROR ? UV_ENOMEM : UV_EINVAL;
+  if (bytes == NULL || len == 0 ||
+      vowp_prescan(bytes, len, &lim, 0, &perr) != VOWP_OK) {
+    if (err) *err = UV_EINVAL;
     return NULL;
   }
   v = alloc_value(VOW_VALUE_MSGPACK, len);
   if (v == NULL) {
-    if (err)
-      *err = UV_ENOMEM;
+    if (err) *err = UV_ENOMEM;
     return NULL;
   }
   memcpy(v->bytes, bytes, len);
