@@ -84,17 +84,32 @@ static void put_string(vbuf* b, const char* p, size_t n) {
     unsigned char c = (unsigned char)p[i];
     const char* esc = NULL;
     char u[7];
-    if (c >= 0x20 && c != '"' && c != '\\') continue;
+    if (c >= 0x20 && c != '"' && c != '\\')
+      continue;
     vbuf_add(b, p + from, i - from);
     from = i + 1;
     switch (c) {
-      case '"': esc = "\\\""; break;
-      case '\\': esc = "\\\\"; break;
-      case '\n': esc = "\\n"; break;
-      case '\r': esc = "\\r"; break;
-      case '\t': esc = "\\t"; break;
-      case '\b': esc = "\\b"; break;
-      case '\f': esc = "\\f"; break;
+      case '"':
+        esc = "\\\"";
+        break;
+      case '\\':
+        esc = "\\\\";
+        break;
+      case '\n':
+        esc = "\\n";
+        break;
+      case '\r':
+        esc = "\\r";
+        break;
+      case '\t':
+        esc = "\\t";
+        break;
+      case '\b':
+        esc = "\\b";
+        break;
+      case '\f':
+        esc = "\\f";
+        break;
       default:
         memcpy(u, "\\u00", 4);
         u[4] = hex[c >> 4];
@@ -114,8 +129,8 @@ static void put_bytes(vbuf* b, const char* p, size_t n, int mode) {
     char num[8];
     vbuf_add(b, "[", 1);
     for (i = 0; i < n; i++) {
-      int len = snprintf(num, sizeof(num), "%s%u", i ? "," : "",
-                         (unsigned char)p[i]);
+      int len =
+          snprintf(num, sizeof(num), "%s%u", i ? "," : "", (unsigned char)p[i]);
       vbuf_add(b, num, (size_t)len);
     }
     vbuf_add(b, "]", 1);
@@ -151,8 +166,7 @@ static void put_json(vbuf* b, const msgpack_object* o, int mode) {
       vbuf_str(b, o->via.boolean ? "true" : "false");
       return;
     case MSGPACK_OBJECT_POSITIVE_INTEGER:
-      len = snprintf(num, sizeof(num), "%llu",
-                     (unsigned long long)o->via.u64);
+      len = snprintf(num, sizeof(num), "%llu", (unsigned long long)o->via.u64);
       vbuf_add(b, num, (size_t)len);
       return;
     case MSGPACK_OBJECT_NEGATIVE_INTEGER:
@@ -168,7 +182,8 @@ static void put_json(vbuf* b, const msgpack_object* o, int mode) {
       /* 17 significant digits: the double comes back bit for bit. */
       len = snprintf(num, sizeof(num), "%.17g", o->via.f64);
       vbuf_add(b, num, (size_t)len);
-      if (strpbrk(num, ".e") == NULL) vbuf_add(b, ".0", 2);
+      if (strpbrk(num, ".e") == NULL)
+        vbuf_add(b, ".0", 2);
       return;
     case MSGPACK_OBJECT_STR:
       put_string(b, o->via.str.ptr, o->via.str.size);
@@ -182,7 +197,8 @@ static void put_json(vbuf* b, const msgpack_object* o, int mode) {
     case MSGPACK_OBJECT_ARRAY:
       vbuf_add(b, "[", 1);
       for (i = 0; i < o->via.array.size; i++) {
-        if (i) vbuf_add(b, ",", 1);
+        if (i)
+          vbuf_add(b, ",", 1);
         put_json(b, &o->via.array.ptr[i], mode);
       }
       vbuf_add(b, "]", 1);
@@ -191,7 +207,8 @@ static void put_json(vbuf* b, const msgpack_object* o, int mode) {
       vbuf_add(b, "{", 1);
       for (i = 0; i < o->via.map.size; i++) {
         const msgpack_object* k = &o->via.map.ptr[i].key;
-        if (i) vbuf_add(b, ",", 1);
+        if (i)
+          vbuf_add(b, ",", 1);
         if (k->type == MSGPACK_OBJECT_STR) {
           put_string(b, k->via.str.ptr, k->via.str.size);
         } else {
@@ -218,7 +235,8 @@ int vow_msgpack_write_json(vbuf* out, const void* bytes, size_t len,
   msgpack_object obj;
   size_t off = 0;
   int rc = -1;
-  if (zone == NULL && (zone = msgpack_zone_new(4096)) == NULL) return -1;
+  if (zone == NULL && (zone = msgpack_zone_new(4096)) == NULL)
+    return -1;
   if (msgpack_unpack(bytes, len, &off, zone, &obj) == MSGPACK_UNPACK_SUCCESS) {
     put_json(out, &obj, bytes_mode);
     rc = 0;

@@ -44,7 +44,8 @@ static void emit(size_t i) {
   if (M.numbers && !o->error)
     fprintf(f, "{\"line\":%zu,\"result\":", i + 1);
   fputs(o->text, f);
-  if (M.numbers && !o->error) fputc('}', f);
+  if (M.numbers && !o->error)
+    fputc('}', f);
   fputc('\n', f);
   free(o->text);
   o->text = NULL;
@@ -93,11 +94,10 @@ static vow_outcome_t on_result(vow_value_t* v, vow_failure_t* f, void* data) {
 typedef struct group {
   size_t first, end; /* the lines [first, end) */
   slot_ref* refs;
-  char** errs;       /* per line: non-NULL when the line was not JSON */
+  char** errs; /* per line: non-NULL when the line was not JSON */
 } group;
 
-static vow_outcome_t on_group(vow_value_t* v, vow_failure_t* f,
-                              void* data) {
+static vow_outcome_t on_group(vow_value_t* v, vow_failure_t* f, void* data) {
   group* g = data;
   size_t k;
   if (f == NULL) {
@@ -109,17 +109,18 @@ static vow_outcome_t on_group(vow_value_t* v, vow_failure_t* f,
         vbuf text = {0};
         msgpack_sbuffer sb;
         msgpack_packer pk;
-        if (g->errs[k] != NULL) continue;
+        if (g->errs[k] != NULL)
+          continue;
         msgpack_sbuffer_init(&sb);
         msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
         msgpack_pack_object(&pk, un.data.via.array.ptr[at++]);
-        if (vow_msgpack_write_json(&text, sb.data, sb.size, M.bytes_mode) ==
-            0)
+        if (vow_msgpack_write_json(&text, sb.data, sb.size, M.bytes_mode) == 0)
           settle_line(k, text.data ? text.data : strdup(""), false);
         else
           settle_line(k,
-                      vow_json_error_line(k + 1, "the result cannot be "
-                                                 "written as JSON"),
+                      vow_json_error_line(k + 1,
+                                          "the result cannot be "
+                                          "written as JSON"),
                       true);
         msgpack_sbuffer_destroy(&sb);
       }
@@ -129,10 +130,11 @@ static vow_outcome_t on_group(vow_value_t* v, vow_failure_t* f,
     vow_failure_release(f);
     for (k = g->first; k < g->end; k++) {
       vow_promise_t* p;
-      if (g->errs[k] != NULL) continue;
-      p = vow_pool_submit(M.pool, M.fn,
-                          vow_value_new_msgpack(M.args[k].data,
-                                                M.args[k].len, NULL));
+      if (g->errs[k] != NULL)
+        continue;
+      p = vow_pool_submit(
+          M.pool, M.fn,
+          vow_value_new_msgpack(M.args[k].data, M.args[k].len, NULL));
       vow_promise_release(vow_add_both(p, on_result, &g->refs[k]));
     }
   }
@@ -275,7 +277,8 @@ int vow_cli_map(int argc, char** argv) {
     while ((got = getline(&buf, &bufcap, stdin)) >= 0) {
       size_t len = (size_t)got;
       char msg[256];
-      if (len > 0 && buf[len - 1] == '\n') len--;
+      if (len > 0 && buf[len - 1] == '\n')
+        len--;
       if (M.n == cap) {
         cap = cap ? cap * 2 : 1024;
         args = realloc(args, cap * sizeof(vbuf));
@@ -337,7 +340,8 @@ int vow_cli_map(int argc, char** argv) {
       vbuf_add(&items, h, 5);
     }
     for (ln = i; ln < end; ln++)
-      if (lines_errs[ln] == NULL) vbuf_add(&items, args[ln].data, args[ln].len);
+      if (lines_errs[ln] == NULL)
+        vbuf_add(&items, args[ln].data, args[ln].len);
     vow_promise_release(vow_add_both(
         vow_pool_map(pool, fn,
                      vow_value_new_msgpack(items.data, items.len, NULL)),
@@ -352,7 +356,8 @@ int vow_cli_map(int argc, char** argv) {
   vow_promise_release(done);
   vow_pool_free(pool);
   vow_ctx_close(M.ctx);
-  for (i = 0; i < M.n; i++) vbuf_free(&args[i]);
+  for (i = 0; i < M.n; i++)
+    vbuf_free(&args[i]);
   free(refs);
   free(M.out);
   free(args);

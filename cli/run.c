@@ -12,7 +12,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <spawn.h>
 #include <sys/time.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include <uv.h>
 
@@ -39,7 +41,7 @@ typedef struct job {
   char* cmdline; /* for the joblog, --dry-run and messages */
   unsigned slot;
   unsigned attempts;
-  uv_process_t proc;
+  int pid; /* 0 until spawned */
   capture out, err;
   uv_timer_t timer; /* --timeout, then the KILL after TERM */
   int open_handles;
@@ -80,11 +82,12 @@ typedef struct run_state {
   double* runtimes;
   size_t nruntimes;
   int signalled;
-  uv_signal_t sigint, sigterm;
+  uv_signal_t sigint, sigterm, sigchld;
   char spill_dir[64];
 } run_state;
 
 static run_state S;
+extern char** environ;
 
 static double now_s(void) {
   struct timeval tv;
@@ -332,6 +335,8 @@ static void job_finished(job* j) {
   j->runtime = now_s() - j->start;
   j->finished = true;
   S.running--;
+  if (S.running == 0)
+    uv_unref((uv_handle_t*)&S.sigchld);
   S.slot_busy[j->slot - 1] = false;
   running_jobs[j->slot - 1] = NULL;
   if (failed_job(j) && j->attempts < S.retries && !S.halting && !S.signalled) {
@@ -379,7 +384,7 @@ static void job_finished(job* j) {
 /* ---- one job's process ------------------------------------------------- */
 
 static void on_job_closed(uv_handle_t* h) {
-  /* A pipe's data is its capture; the process's and timer's, the job. */
+  /* A pipe's data is its capture; the timer's, the job. */
   job* j = h->type == UV_NAMED_PIPE ? ((capture*)h->data)->job : h->data;
   if (--j->open_handles == 0)
     job_finished(j);
@@ -388,14 +393,12 @@ static void on_job_closed(uv_handle_t* h) {
 static void maybe_done(job* j) {
   if (!j->exited || !j->out.eof || !j->err.eof)
     return;
-  uv_close((uv_handle_t*)&j->proc, on_job_closed);
   uv_close((uv_handle_t*)&j->out.pipe, on_job_closed);
   uv_close((uv_handle_t*)&j->err.pipe, on_job_closed);
   uv_close((uv_handle_t*)&j->timer, on_job_closed);
 }
 
-static void on_job_exit(uv_process_t* p, int64_t status, int sig) {
-  job* j = p->data;
+static void on_job_exit(job* j, int64_t status, int sig) {
   j->exited = true;
   j->exit_status = status;
   j->term_signal = sig;
@@ -404,10 +407,32 @@ static void on_job_exit(uv_process_t* p, int64_t status, int sig) {
 }
 
 static void kill_job(job* j, int sig) {
-  if (j->exited)
+  if (j->exited || j->pid <= 0)
     return;
   /* The job leads its own session: the whole group gets it. */
-  kill(-j->proc.pid, sig);
+  kill(-j->pid, sig);
+}
+
+/* Reaps every job that has exited. The run's only children are its jobs,
+ * so waitpid(-1) takes nothing that is not ours. */
+static void on_sigchld(uv_signal_t* h, int sig) {
+  int status;
+  pid_t pid;
+  (void)h;
+  (void)sig;
+  while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+    unsigned i;
+    for (i = 0; i < S.jobs; i++) {
+      job* j = running_jobs[i];
+      if (j == NULL || j->pid != pid)
+        continue;
+      if (WIFSIGNALED(status))
+        on_job_exit(j, 0, WTERMSIG(status));
+      else
+        on_job_exit(j, WEXITSTATUS(status), 0);
+      break;
+    }
+  }
 }
 
 static void on_job_timer(uv_timer_t* t) {
@@ -471,9 +496,38 @@ static void on_read(uv_stream_t* s, ssize_t n, const uv_buf_t* buf) {
     spill(c);
 }
 
+/* Starts the job with posix_spawn (clone with a shared address space, no
+ * page-table copy: a fork of this process costs more than the job it
+ * starts), in a new session, stdin from /dev/null, stdout and stderr into
+ * pipes, and SIGPIPE back at its default. */
+static int spawn_process(job* j, int out_fd, int err_fd) {
+  posix_spawn_file_actions_t fa;
+  posix_spawnattr_t at;
+  sigset_t none, dflt;
+  pid_t pid;
+  int rc;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+  posix_spawn_file_actions_adddup2(&fa, out_fd, 1);
+  posix_spawn_file_actions_adddup2(&fa, err_fd, 2);
+  posix_spawnattr_init(&at);
+  sigemptyset(&none);
+  sigemptyset(&dflt);
+  sigaddset(&dflt, SIGPIPE);
+  posix_spawnattr_setsigmask(&at, &none);
+  posix_spawnattr_setsigdefault(&at, &dflt);
+  posix_spawnattr_setflags(
+      &at, POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+  rc = posix_spawnp(&pid, j->argv[0], &fa, &at, j->argv, environ);
+  posix_spawn_file_actions_destroy(&fa);
+  posix_spawnattr_destroy(&at);
+  if (rc == 0)
+    j->pid = pid;
+  return rc;
+}
+
 static int spawn_job(job* j) {
-  uv_process_options_t o;
-  uv_stdio_container_t stdio[3];
+  int out[2] = {-1, -1}, err[2] = {-1, -1};
   int rc;
   j->attempts++;
   S.slot_busy[j->slot - 1] = true;
@@ -486,24 +540,23 @@ static int spawn_job(job* j) {
   uv_pipe_init(S.loop, &j->out.pipe, 0);
   uv_pipe_init(S.loop, &j->err.pipe, 0);
   uv_timer_init(S.loop, &j->timer);
-  j->proc.data = j->timer.data = j;
+  j->timer.data = j;
   j->out.pipe.data = &j->out;
   j->err.pipe.data = &j->err;
-  j->open_handles = 4;
-  memset(&o, 0, sizeof(o));
-  stdio[0].flags = UV_IGNORE;
-  stdio[1].flags = UV_CREATE_PIPE | UV_WRITABLE_PIPE;
-  stdio[1].data.stream = (uv_stream_t*)&j->out.pipe;
-  stdio[2].flags = UV_CREATE_PIPE | UV_WRITABLE_PIPE;
-  stdio[2].data.stream = (uv_stream_t*)&j->err.pipe;
-  o.file = j->argv[0];
-  o.args = j->argv;
-  o.stdio = stdio;
-  o.stdio_count = 3;
-  o.exit_cb = on_job_exit;
-  o.flags = UV_PROCESS_DETACHED; /* its own session and process group */
+  j->open_handles = 3;
+  j->pid = 0;
   j->start = now_s();
-  rc = uv_spawn(S.loop, &j->proc, &o);
+  rc = pipe2(out, O_CLOEXEC) != 0 || pipe2(err, O_CLOEXEC) != 0
+           ? -errno
+           : -spawn_process(j, out[1], err[1]);
+  if (out[1] >= 0)
+    close(out[1]);
+  if (err[1] >= 0)
+    close(err[1]);
+  if (out[0] >= 0)
+    uv_pipe_open(&j->out.pipe, out[0]);
+  if (err[0] >= 0)
+    uv_pipe_open(&j->err.pipe, err[0]);
   if (rc != 0) {
     /* As a shell says it: the job fails with 127, the run goes on. */
     char msg[512];
@@ -515,6 +568,19 @@ static int spawn_job(job* j) {
     j->out.eof = j->err.eof = true;
     maybe_done(j);
     return 0;
+  }
+  /* The loop lives while a job runs: its exit comes only as SIGCHLD. */
+  uv_ref((uv_handle_t*)&S.sigchld);
+  /* A job that exited before its pid was known to on_sigchld was reaped
+   * there as nobody's; look again now that it is. */
+  {
+    int status;
+    if (waitpid(j->pid, &status, WNOHANG) == j->pid) {
+      if (WIFSIGNALED(status))
+        on_job_exit(j, 0, WTERMSIG(status));
+      else
+        on_job_exit(j, WEXITSTATUS(status), 0);
+    }
   }
   uv_read_start((uv_stream_t*)&j->out.pipe, on_alloc, on_read);
   uv_read_start((uv_stream_t*)&j->err.pipe, on_alloc, on_read);
@@ -875,6 +941,9 @@ int vow_cli_run(int argc, char** argv) {
   S.loop = &loop;
   uv_signal_init(&loop, &S.sigint);
   uv_signal_init(&loop, &S.sigterm);
+  uv_signal_init(&loop, &S.sigchld);
+  uv_signal_start(&S.sigchld, on_sigchld, SIGCHLD);
+  uv_unref((uv_handle_t*)&S.sigchld);
   uv_signal_start(&S.sigint, on_signal, SIGINT);
   uv_signal_start(&S.sigterm, on_signal, SIGTERM);
   uv_unref((uv_handle_t*)&S.sigint);
@@ -895,6 +964,7 @@ int vow_cli_run(int argc, char** argv) {
     fclose(S.joblog_f);
   if (S.spill_dir[0])
     rmdir(S.spill_dir);
+  uv_close((uv_handle_t*)&S.sigchld, NULL);
   uv_close((uv_handle_t*)&S.sigint, NULL);
   uv_close((uv_handle_t*)&S.sigterm, NULL);
   uv_close((uv_handle_t*)&tick, NULL);
