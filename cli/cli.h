@@ -22,6 +22,21 @@ unsigned vow_cli_cpus(void);
 /* -j N, N%, +N, -N, 0 as GNU parallel reads them; 0 on a bad value. */
 unsigned vow_cli_jobs(const char* spec, unsigned max_useful);
 
+/* The joblog, in GNU parallel's format (joblog.c). */
+#include <stdio.h>
+/* Marks in skip[seq - 1] the jobs not to run again: every job logged
+ * (mode 1, --resume) or every job logged as a success (mode 2,
+ * --resume-failed). A missing file is an empty log. Returns 0, or -1
+ * after saying what is wrong with the file. */
+int vow_cli_joblog_read(const char* path, size_t total, char* skip, int mode);
+/* Opens the joblog for writing, appending when resuming, with the header
+ * when the file is new. NULL after an error message. */
+FILE* vow_cli_joblog_open(const char* path, bool resume);
+/* One line; flushed, so a run killed midway can be resumed. */
+void vow_cli_joblog_write(FILE* f, size_t seq, double start, double runtime,
+                          size_t received, long long exitval, int sig,
+                          const char* command);
+
 /* A growing byte buffer. */
 typedef struct vbuf {
   char* data;

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #include "json.h"
@@ -19,6 +20,7 @@
 typedef struct line_out {
   char* text; /* the output line, once known */
   bool error;
+  bool skipped; /* done in an earlier run, per the joblog */
 } line_out;
 
 typedef struct map_state {
@@ -28,8 +30,10 @@ typedef struct map_state {
   vbuf* args; /* each line's msgpack, kept for a rerun line by line */
   line_out* out;
   size_t n, next_print, done, failed;
-  bool unordered, numbers, errors_to_stderr;
+  bool unordered, numbers, errors_to_stderr, bar;
   int bytes_mode;
+  FILE* joblog;
+  double start;
 } map_state;
 
 static map_state M;
@@ -40,6 +44,8 @@ typedef struct slot_ref {
 
 static void emit(size_t i) {
   line_out* o = &M.out[i];
+  if (o->skipped)
+    return;
   FILE* f = o->error && M.errors_to_stderr ? stderr : stdout;
   if (M.numbers && !o->error)
     fprintf(f, "{\"line\":%zu,\"result\":", i + 1);
@@ -57,11 +63,23 @@ static void settle_line(size_t i, char* text, bool error) {
   M.done++;
   if (error)
     M.failed++;
+  if (M.joblog) {
+    char cmd[300];
+    struct timeval tv;
+    gettimeofday(&tv, NULL);
+    snprintf(cmd, sizeof(cmd), "%s line %zu", M.fn, i + 1);
+    vow_cli_joblog_write(M.joblog, i + 1, M.start,
+                         (double)tv.tv_sec + (double)tv.tv_usec / 1e6 - M.start,
+                         strlen(text), error ? 1 : 0, 0, cmd);
+  }
+  if (M.bar && M.done % 4096 == 0 && isatty(2))
+    fprintf(stderr, "\rvow: %zu/%zu lines, %zu failed ", M.done, M.n, M.failed);
   if (M.unordered) {
     emit(i);
     return;
   }
-  while (M.next_print < M.n && M.out[M.next_print].text != NULL)
+  while (M.next_print < M.n &&
+         (M.out[M.next_print].text != NULL || M.out[M.next_print].skipped))
     emit(M.next_print++);
 }
 
@@ -191,7 +209,9 @@ int vow_cli_map(int argc, char** argv) {
   char* worker_bin = NULL;
   slot_ref* refs;
   size_t cap = 0, i;
-  int k, err = 0;
+  int k, err = 0, resume = 0;
+  const char* joblog = NULL;
+  char* skip = NULL;
   vow_promise_t* done;
   char** lines_errs = NULL;
   vbuf* args = NULL;
@@ -209,6 +229,13 @@ int vow_cli_map(int argc, char** argv) {
       M.numbers = true;
     } else if (strcmp(a, "--errors-to-stderr") == 0) {
       M.errors_to_stderr = true;
+    } else if (strcmp(a, "--resume") == 0) {
+      resume = 1;
+    } else if (strcmp(a, "--resume-failed") == 0) {
+      resume = 2;
+    } else if (strcmp(a, "--bar") == 0 || strcmp(a, "--progress") == 0 ||
+               strcmp(a, "--eta") == 0) {
+      M.bar = true;
     } else if (a[0] == '-' && a[1] != '\0' && val == NULL) {
       vow_cli_error("%s needs a value (see vow map --help)", a);
       return VOW_EXIT_ERROR;
@@ -227,6 +254,9 @@ int vow_cli_map(int argc, char** argv) {
     } else if (strcmp(a, "--bytes") == 0) {
       M.bytes_mode =
           strcmp(val, "array") == 0 ? VOW_BYTES_ARRAY : VOW_BYTES_BASE64;
+      k++;
+    } else if (strcmp(a, "--joblog") == 0) {
+      joblog = val;
       k++;
     } else if (strcmp(a, "--worker") == 0) {
       worker_cmd = (char*)val;
@@ -297,6 +327,23 @@ int vow_cli_map(int argc, char** argv) {
     free(buf);
   }
 
+  skip = calloc(M.n ? M.n : 1, 1);
+  if (resume && joblog == NULL) {
+    vow_cli_error("--resume needs --joblog FILE");
+    return VOW_EXIT_ERROR;
+  }
+  if (joblog != NULL) {
+    struct timeval tv;
+    if (resume && vow_cli_joblog_read(joblog, M.n, skip, resume) != 0)
+      return VOW_EXIT_ERROR;
+    M.joblog = vow_cli_joblog_open(joblog, resume != 0);
+    if (M.joblog == NULL)
+      return VOW_EXIT_ERROR;
+    gettimeofday(&tv, NULL);
+    M.start = (double)tv.tv_sec + (double)tv.tv_usec / 1e6;
+  }
+  M.fn = fn;
+
   M.ctx = vow_ctx_new(NULL);
   o.worker_argv = (const char* const*)wargv;
   o.start_attempts = 2;
@@ -320,10 +367,17 @@ int vow_cli_map(int argc, char** argv) {
     group* g = calloc(1, sizeof(*g));
     for (ln = i; ln < end; ln++) {
       refs[ln].index = ln;
-      if (lines_errs[ln] != NULL)
+      if (skip[ln]) {
+        /* Done in an earlier run: no output, nothing to run. */
+        free(lines_errs[ln]);
+        lines_errs[ln] = strdup("");
+        M.out[ln].skipped = true;
+        M.done++;
+      } else if (lines_errs[ln] != NULL) {
         settle_line(ln, lines_errs[ln], true);
-      else
+      } else {
         valid++;
+      }
     }
     g->first = i;
     g->end = end;
@@ -356,8 +410,16 @@ int vow_cli_map(int argc, char** argv) {
   vow_promise_release(done);
   vow_pool_free(pool);
   vow_ctx_close(M.ctx);
-  for (i = 0; i < M.n; i++)
+  for (i = 0; i < M.n; i++) {
     vbuf_free(&args[i]);
+    if (M.out[i].skipped)
+      free(lines_errs[i]);
+  }
+  if (M.bar && isatty(2))
+    fputc('\n', stderr);
+  if (M.joblog)
+    fclose(M.joblog);
+  free(skip);
   free(refs);
   free(M.out);
   free(args);

@@ -183,59 +183,18 @@ static void print_capture(capture* c) {
 /* ---- joblog ----------------------------------------------------------- */
 
 static void log_job(job* j) {
-  if (S.joblog_f == NULL)
-    return;
-  fprintf(S.joblog_f, "%zu\t:\t%.3f\t%10.3f\t0\t%zu\t%lld\t%d\t%s\n", j->seq,
-          j->start, j->runtime, j->out.total,
-          (long long)(j->term_signal ? -1 : j->exit_status), j->term_signal,
-          j->cmdline);
-  fflush(S.joblog_f); /* written as jobs finish, so a killed run resumes */
+  vow_cli_joblog_write(S.joblog_f, j->seq, j->start, j->runtime, j->out.total,
+                       j->term_signal ? -1 : j->exit_status, j->term_signal,
+                       j->cmdline);
 }
 
 static int open_joblog(void) {
-  struct stat st;
-  bool fresh;
   if (S.joblog == NULL)
     return 0;
-  if (S.resume) {
-    FILE* f = fopen(S.joblog, "r");
-    char line[8192];
-    if (f != NULL) {
-      while (fgets(line, sizeof(line), f)) {
-        size_t seq;
-        long long exitval;
-        int sig;
-        if (strncmp(line, "Seq\t", 4) == 0)
-          continue;
-        if (sscanf(line, "%zu\t%*s\t%*s\t%*s\t%*s\t%*s\t%lld\t%d", &seq,
-                   &exitval, &sig) != 3) {
-          vow_cli_error("%s: not a joblog line: %.60s", S.joblog, line);
-          fclose(f);
-          return -1;
-        }
-        if (seq == 0 || seq > S.total)
-          continue;
-        if (S.resume == 1 || (exitval == 0 && sig == 0))
-          S.skip[seq - 1] = 1;
-        else
-          S.skip[seq - 1] = 0; /* --resume-failed: run it again */
-      }
-      fclose(f);
-    }
-  }
-  fresh = stat(S.joblog, &st) != 0 || st.st_size == 0 || !S.resume;
-  S.joblog_f = fopen(S.joblog, S.resume ? "a" : "w");
-  if (S.joblog_f == NULL) {
-    vow_cli_error("cannot write the joblog %s: %s", S.joblog, strerror(errno));
+  if (S.resume && vow_cli_joblog_read(S.joblog, S.total, S.skip, S.resume) != 0)
     return -1;
-  }
-  if (fresh)
-    fputs(
-        "Seq\tHost\tStarttime\tJobRuntime\tSend\tReceive\tExitval\tSignal"
-        "\tCommand\n",
-        S.joblog_f);
-  fflush(S.joblog_f);
-  return 0;
+  S.joblog_f = vow_cli_joblog_open(S.joblog, S.resume != 0);
+  return S.joblog_f ? 0 : -1;
 }
 
 /* ---- jobs ------------------------------------------------------------- */

@@ -65,6 +65,18 @@ check "last line without newline" "5" "$(printf '[2,3]' | $VOW map "$PLUGIN" add
 check "bin as base64" '"AAEC"' "$(printf '3\n' | $VOW map "$PLUGIN" bin3)"
 check "bin as array" '[0,1,2]' "$(printf '3\n' | $VOW map "$PLUGIN" bin3 --bytes array)"
 
+# Joblog and resume, as vow run's.
+jl=$(mktemp)
+rm -f "$jl"
+printf '1\n9\n3\n' | $VOW map "$PLUGIN" fail_if_9 --joblog "$jl" > /dev/null
+check "map joblog status" 1 $?
+check "map joblog exitvals" "0${nl}1${nl}0" "$(tail -n +2 "$jl" | cut -f7)"
+check "map --resume-failed" "9" \
+  "$(printf '1\n9\n3\n' | $VOW map "$PLUGIN" echo --joblog "$jl" --resume-failed)"
+check "map --resume" "" \
+  "$(printf '1\n9\n3\n' | $VOW map "$PLUGIN" echo --joblog "$jl" --resume)"
+rm -f "$jl"
+
 # A Python function as the task, through the Python worker module.
 PYW="/usr/bin/python3 $EXAMPLES/python/vow_worker.py $EXAMPLES/python/tasks.py"
 check "python worker" "9${nl}16" "$(printf '3\n4\n' | $VOW map --worker "$PYW" square)"
