@@ -92,12 +92,14 @@ vow_value_t* vow_value_new_msgpack(const void* bytes, size_t len, int* err) {
   vow_value_t* v;
   if (bytes == NULL || len == 0 ||
       vowp_prescan(bytes, len, &lim, 0, &perr) != VOWP_OK) {
-    if (err) *err = UV_EINVAL;
+    if (err)
+      *err = UV_EINVAL;
     return NULL;
   }
   v = alloc_value(VOW_VALUE_MSGPACK, len);
   if (v == NULL) {
-    if (err) *err = UV_ENOMEM;
+    if (err)
+      *err = UV_ENOMEM;
     return NULL;
   }
   memcpy(v->bytes, bytes, len);

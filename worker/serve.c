@@ -103,7 +103,8 @@ static void flush(server* s) {
 static void ensure_batch(server* s) {
   if (s->enc.count_at == 0) {
     vowp_results_begin_open(&s->enc);
-    if (s->first_unflushed_ns == 0) s->first_unflushed_ns = now_ns();
+    if (s->first_unflushed_ns == 0)
+      s->first_unflushed_ns = now_ns();
   }
 }
 
