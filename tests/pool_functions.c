@@ -148,6 +148,7 @@ static int fn_hang(const msgpack_object* a, msgpack_packer* r,
   (void)r;
   (void)t;
   signal(SIGTERM, SIG_IGN);
+  vow_task_progress(t, 0.0, "0"); /* tests wait for this: it is running */
   for (;;)
     sleep_ms(1000);
   return 0;
@@ -159,6 +160,7 @@ static int fn_until_cancelled(const msgpack_object* a, msgpack_packer* r,
   int64_t n = 0;
   (void)a;
   (void)r;
+  vow_task_progress(t, 0.0, "0"); /* tests wait for this: it is running */
   while (!vow_task_cancelled(t)) {
     sleep_ms(1);
     if (++n > 30000)

@@ -195,6 +195,7 @@ static void results_settle_promises(void** state) {
     ps[i] = vow_pool_submit(pool, "add", pair(i, i));
   for (i = 0; i < N; i++)
     assert_int_equal(run_int(fx, ps[i]), 2 * i);
+  wait_alive(fx, pool, 2); /* one may have done all the work alone */
   vow_pool_stats(pool, &st);
   assert_int_equal(st.submitted, N);
   assert_int_equal(st.completed, N);
@@ -611,11 +612,7 @@ static void cancel_queued_and_running(void** state) {
   wait_pids(fx, &p, 1);
   running = vow_pool_submit(pool, "until_cancelled", NULL);
   queued = vow_pool_submit(pool, "add", pair(1, 1));
-  {
-    vow_promise_t* nap = vow_sleep(fx->ctx, 100);
-    vow_ctx_wait(fx->ctx, nap);
-    vow_promise_release(nap);
-  }
+  wait_pids(fx, &p, 2); /* until_cancelled says it runs */
   vow_cancel(queued);
   vow_cancel(running);
   f = run_fail(fx, running, VOW_FAIL_CANCELLED);
@@ -629,11 +626,7 @@ static void cancel_queued_and_running(void** state) {
    * queued behind it completes on the next worker. */
   hang = vow_pool_submit(pool, "hang", NULL);
   queued = vow_pool_submit(pool, "add", pair(2, 2));
-  {
-    vow_promise_t* nap = vow_sleep(fx->ctx, 100);
-    vow_ctx_wait(fx->ctx, nap);
-    vow_promise_release(nap);
-  }
+  wait_pids(fx, &p, 3); /* hang says it runs */
   vow_cancel(hang);
   f = run_fail(fx, hang, VOW_FAIL_CANCELLED);
   vow_failure_release(f);
