@@ -84,6 +84,14 @@ static uint64_t estimate(unsigned workers, uint64_t samples, double* secs) {
     fprintf(stderr, "vow-pi: cannot make a pool\n");
     exit(1);
   }
+  /* Time the work, not the start of the workers: wait for their HELLO. */
+  {
+    vow_pool_stats_t st;
+    do {
+      uv_run(vow_ctx_loop(ctx), UV_RUN_ONCE);
+      vow_pool_stats(pool, &st);
+    } while (st.workers_alive < workers && st.worker_starts < 3 * workers);
+  }
   for (i = 0; i < TASKS; i++)
     items[i] = vow_value_new_int(
         (int64_t)(samples / TASKS + (i < samples % TASKS ? 1 : 0)));
