@@ -426,18 +426,21 @@ static int serve_loop(server* s) {
     free(j->name);
     free(j->owned);
     free(j);
-    /* The clock and the channel are looked at every 32 tasks (and
-     * whenever the queue runs dry), not after each: for tiny tasks a
-     * poll(2) and a clock read per task cost more than the task. A long
-     * task looks for its CANCEL itself (vow_task_cancelled). */
-    if (s->head != NULL && ++since_check < 32 && s->enc.len < FLUSH_BYTES)
-      continue;
-    since_check = 0;
+    /* Results go out when nothing else is queued, at 64 KiB, or once the
+     * oldest waiting result is 1 ms old: a task that ran longer than that
+     * is reported before the next one starts (the parent times the task
+     * at the head of what it sent). The channel is polled for CANCELs and
+     * new tasks after each flush and every 32 tasks, not after each: for
+     * tiny tasks a poll(2) per task costs more than the task. */
     if (s->enc.len >= FLUSH_BYTES || s->head == NULL ||
-        (s->first_unflushed_ns && now_ns() - s->first_unflushed_ns >= FLUSH_NS))
+        (s->first_unflushed_ns &&
+         now_ns() - s->first_unflushed_ns >= FLUSH_NS)) {
       flush(s);
-    /* Take what has arrived meanwhile (CANCELs, more tasks) without
-     * waiting. */
+      since_check = 0;
+    } else if (++since_check < 32) {
+      continue;
+    }
+    since_check = 0;
     if (!read_some(s, false))
       s->shutdown = true;
   }

@@ -65,6 +65,13 @@ check "last line without newline" "5" "$(printf '[2,3]' | $VOW map "$PLUGIN" add
 check "bin as base64" '"AAEC"' "$(printf '3\n' | $VOW map "$PLUGIN" bin3)"
 check "bin as array" '[0,1,2]' "$(printf '3\n' | $VOW map "$PLUGIN" bin3 --bytes array)"
 
+# A timeout fails only the line that ran too long, not the one before it
+# on the same worker.
+out=$(printf '[100]\n[3000]\n[50]\n' | $VOW map "$PLUGIN" sleep --timeout 1 -j 2)
+check "timeout: status" 1 $?
+check "timeout: only the slow line" "100${nl}timeout${nl}50" \
+  "$(echo "$out" | sed 's/.*"error":"timeout.*/timeout/')"
+
 # Joblog and resume, as vow run's.
 jl=$(mktemp)
 rm -f "$jl"
