@@ -804,6 +804,23 @@ static void same_seed_same_monte_carlo(void** state) {
   assert_int_equal(hits[0], hits[1]);
 }
 
+/* Closing the context with a pool at work kills its workers, frees it and
+ * reports the task left pending. */
+static void context_close_takes_the_pool(void** state) {
+  fixture mine = {0};
+  vow_pool_options_t o = defaults(2);
+  vow_pool_t* pool;
+  (void)state;
+  mine.ctx = vow_ctx_new(NULL);
+  vow_ctx_set_report_handler(mine.ctx, count_report, &mine);
+  pool = make_pool(&mine, &o);
+  wait_alive(&mine, pool, 2);
+  vow_promise_release(vow_pool_submit(pool, "sleep", num(30000)));
+  vow_ctx_close(mine.ctx); /* no vow_pool_free: the context does it */
+  assert_int_equal(mine.pending, 1);
+  assert_int_equal(count_children(), 0);
+}
+
 /* Mapped or submitted one by one, in order, a task gets the same seed. */
 static void map_and_submit_share_seeds(void** state) {
   fixture* fx = *state;
@@ -967,6 +984,7 @@ int main(int argc, char** argv) {
         T(immediate_shutdown_cancels_everything),
         T(same_seed_same_monte_carlo),
         T(map_and_submit_share_seeds),
+        cmocka_unit_test(context_close_takes_the_pool),
         cmocka_unit_test(parent_death_takes_workers),
         T(vow_worker_plugin),
     };
