@@ -561,15 +561,15 @@ static void settle_inflight(vow_pool_t* pool, pworker* w, const char* why) {
       vow__tlist_push(&retry, t); /* not its fault: as it was */
       continue;
     }
-    /* It died on its own with this task on it. */
-    t->attempts++;
-    if (pool->opt.retries > 0 && t->attempts <= pool->opt.retries &&
-        pool->closing != 2) {
+    /* It died on its own with this task on it. A task counts a try only
+     * when it was alone on the worker, the one certain culprit; when
+     * several were, each becomes a suspect and runs alone from now on,
+     * so the one that kills its worker is found without blaming the
+     * others for the company they kept. */
+    if (pool->opt.retries > 0 && pool->closing != 2 &&
+        (!alone || ++t->attempts <= pool->opt.retries)) {
       pool->stats.retried++;
-      /* Alone it was the culprit; with others it may be: suspects run one
-       * at a time until the one that kills its worker is found. */
-      if (!alone)
-        t->flags |= PT_SUSPECT;
+      t->flags |= PT_SUSPECT;
       vow__tlist_push(&retry, t);
       continue;
     }

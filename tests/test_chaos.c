@@ -1,0 +1,167 @@
+/* Chaos: many tiny tasks while a killer sends SIGKILL to a random worker
+ * every few milliseconds. It only picks workers that have said HELLO and
+ * finished a task since their last kill, so the pool always makes
+ * progress. Every promise must settle exactly once, with the right result
+ * or (retries off) as worker-died; with retries, every task must succeed.
+ * This binary is its own worker. VOW_QUICK=1 scales it down. */
+#include <signal.h>
+#include <stdio.h>
+#include <unistd.h>
+
+#include "helpers.h"
+#include "pool_functions.h"
+#include "pool_internal.h"
+
+typedef struct chaos {
+  vow_pool_t* pool;
+  uint64_t done_at_kill[64]; /* per slot: completed count at its last kill */
+  int pid_at_kill[64];
+  unsigned kills;
+  uv_timer_t killer;
+  uint32_t rng;
+} chaos;
+
+typedef struct tally {
+  int64_t want;
+  int settled; /* must end at exactly 1 */
+  int died;    /* settled as a failure */
+} tally;
+
+static void kill_one(uv_timer_t* t) {
+  chaos* c = t->data;
+  vow_pool_t* pool = c->pool;
+  unsigned i, pick, n = pool->nworkers;
+  c->rng = c->rng * 1103515245u + 12345u;
+  pick = (c->rng >> 8) % n;
+  for (i = 0; i < n; i++) {
+    pworker* w = pool->workers[(pick + i) % n];
+    unsigned slot = (pick + i) % n;
+    if (w == NULL || w->state != PW_READY || !w->said_hello)
+      continue;
+    /* Only one that has finished a task since its last kill. */
+    if (w->pid == c->pid_at_kill[slot] || w->completed == 0 ||
+        w->completed == c->done_at_kill[slot])
+      continue;
+    c->pid_at_kill[slot] = w->pid;
+    c->done_at_kill[slot] = w->completed;
+    kill(w->pid, SIGKILL);
+    c->kills++;
+    return;
+  }
+}
+
+static vow_outcome_t on_done(vow_value_t* v, vow_failure_t* f, void* data) {
+  tally* t = data;
+  t->settled++;
+  if (f != NULL) {
+    if (vow_failure_kind(f) != VOW_FAIL_WORKER_DIED)
+      t->settled += 100;
+    t->died++;
+    vow_failure_release(f);
+  } else {
+    if (int_of(v) != t->want)
+      t->settled += 1000; /* a wrong result */
+    vow_value_release(v);
+  }
+  return vow_ok(NULL);
+}
+
+static void run_chaos(unsigned workers, unsigned retries, size_t n,
+                      unsigned* kills, size_t* died) {
+  vow_ctx_t* ctx = vow_ctx_new(NULL);
+  vow_pool_options_t o;
+  chaos c;
+  tally* tallies = calloc(n, sizeof(*tallies));
+  size_t i, settled = 0;
+  memset(&o, 0, sizeof(o));
+  memset(&c, 0, sizeof(c));
+  o.workers = workers;
+  o.functions = test_functions;
+  o.nfunctions = test_nfunctions;
+  o.retries = retries;
+  o.stderr_mode = VOW_STDERR_DISCARD;
+  o.start_attempts = 1000; /* killed workers are not start failures */
+  c.pool = vow_pool_new(ctx, &o, NULL);
+  c.rng = 12345u + workers;
+  assert_non_null(c.pool);
+  for (i = 0; i < n; i++) {
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_array(&pk, 2);
+    msgpack_pack_int64(&pk, (int64_t)i);
+    msgpack_pack_int64(&pk, 7);
+    tallies[i].want = (int64_t)i + 7;
+    vow_promise_release(vow_add_both(
+        vow_pool_submit(c.pool, "add",
+                        vow_value_new_msgpack(sb.data, sb.size, NULL)),
+        on_done, &tallies[i]));
+    msgpack_sbuffer_destroy(&sb);
+  }
+  uv_timer_init(vow_ctx_loop(ctx), &c.killer);
+  c.killer.data = &c;
+  uv_timer_start(&c.killer, kill_one, 3, 3);
+  for (;;) {
+    vow_pool_stats_t st;
+    vow_pool_stats(c.pool, &st);
+    if (st.completed + st.failed >= n)
+      break;
+    uv_run(vow_ctx_loop(ctx), UV_RUN_ONCE);
+  }
+  uv_timer_stop(&c.killer);
+  uv_close((uv_handle_t*)&c.killer, NULL);
+  vow_ctx_drain(ctx);
+  *died = 0;
+  for (i = 0; i < n; i++) {
+    if (tallies[i].settled != 1)
+      fail_msg(
+          "task %zu settled %d times (>= 100: wrong failure kind, "
+          ">= 1000: wrong result)",
+          i, tallies[i].settled);
+    settled++;
+    *died += (size_t)tallies[i].died;
+  }
+  assert_int_equal(settled, n);
+  *kills = c.kills;
+  {
+    vow_promise_t* done = vow_pool_shutdown(c.pool, true);
+    vow_ctx_wait(ctx, done);
+    vow_promise_release(done);
+  }
+  vow_pool_free(c.pool);
+  vow_ctx_close(ctx);
+  free(tallies);
+}
+
+static void chaos_without_retries(void** state) {
+  unsigned kills;
+  size_t died, n = scaled(200000);
+  (void)state;
+  run_chaos(2, 0, n, &kills, &died);
+  printf("# 2 workers, no retries: %zu tasks, %u kills, %zu worker-died\n", n,
+         kills, died);
+  assert_true(kills > 0);
+}
+
+static void chaos_with_retries(void** state) {
+  unsigned kills, workers;
+  size_t died, n = scaled(50000);
+  (void)state;
+  for (workers = 2; workers <= 8; workers *= 2) {
+    run_chaos(workers, 5, n, &kills, &died);
+    printf("# %u workers, retries 5: %zu tasks, %u kills, %zu failed\n",
+           workers, n, kills, died);
+    assert_int_equal(died, 0);
+    assert_true(kills > 0);
+  }
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(chaos_without_retries),
+      cmocka_unit_test(chaos_with_retries),
+  };
+  vow_worker_main(test_functions, test_nfunctions);
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
