@@ -86,6 +86,7 @@ struct pworker {
   unsigned cancelled_pending; /* cancelled tasks still in flight */
   vow__timer task_timer;      /* the head task's timeout */
   vow__timer grace_timer;     /* a cancelled task's grace */
+  vow__timer eof_timer;       /* channel closed: how long it may live on */
   char why[512];              /* what went wrong, for failures */
   char tail[4096];            /* the end of its stderr: crash reports */
   size_t tail_len;

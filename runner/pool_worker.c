@@ -220,6 +220,7 @@ static void maybe_finished(pworker* w) {
   w->state = PW_DEAD;
   vow__timer_stop(w->pool->ctx, &w->task_timer);
   vow__timer_stop(w->pool->ctx, &w->grace_timer);
+  vow__timer_stop(w->pool->ctx, &w->eof_timer);
   close_all(w);
 }
 
@@ -412,6 +413,18 @@ static void on_result(pworker* w, uint64_t id, int ok, vowp_msg* m,
   vow__pool_task_done(w, t);
 }
 
+static void on_eof_wait_over(vow__timer* t) {
+  pworker* w = VOW__CONTAINER_OF(t, pworker, eof_timer);
+  if (w->exited)
+    return;
+  if (w->why[0] == '\0')
+    snprintf(w->why, sizeof(w->why),
+             "worker pid %d closed its channel without exiting and was "
+             "killed",
+             w->pid);
+  uv_process_kill(&w->proc, SIGKILL);
+}
+
 static void on_chan_read(uv_stream_t* s, ssize_t n, const uv_buf_t* buf) {
   pworker* w = s->data;
   vowp_msg m;
@@ -427,6 +440,14 @@ static void on_chan_read(uv_stream_t* s, ssize_t n, const uv_buf_t* buf) {
       snprintf(w->why, sizeof(w->why), "%s", vowp_decoder_error(&w->dec)->text);
     w->chan_eof = true;
     uv_read_stop(s);
+    if (!w->exited && w->state != PW_STOPPING && w->spawned) {
+      /* EOF usually comes just before the exit. A worker that closed its
+       * channel and still lives a moment later can never reply: it is a
+       * dead worker that has not noticed, and is made one. */
+      w->eof_timer.fire = on_eof_wait_over;
+      w->eof_timer.discard = NULL;
+      vow__timer_start(w->pool->ctx, &w->eof_timer, 200);
+    }
     maybe_finished(w);
     return;
   }
@@ -519,7 +540,7 @@ void vow__worker_start(vow_pool_t* pool, unsigned slot) {
   w->slot = slot;
   w->state = PW_STARTING;
   w->limit = vow__sched_limit(0, pool->opt.in_flight);
-  w->task_timer.index = w->grace_timer.index = SIZE_MAX;
+  w->task_timer.index = w->grace_timer.index = w->eof_timer.index = SIZE_MAX;
   vowp_decoder_init(&w->dec, NULL);
   pool->workers[slot] = w;
   pool->live_workers++;

@@ -132,6 +132,29 @@ static int fn_hello_again(const msgpack_object* a, msgpack_packer* r,
   return msgpack_pack_nil(r);
 }
 
+/* Claims a 4 GiB frame, then stalls. */
+static int fn_claim_4g(const msgpack_object* a, msgpack_packer* r,
+                       vow_task_ctx_t* t) {
+  (void)a;
+  (void)r;
+  (void)t;
+  if (write(3, "\xff\xff\xff\xff\x92", 5) < 0)
+    _exit(9);
+  sleep_ms(60000);
+  return 0;
+}
+
+/* Closes the channel and lives on. */
+static int fn_close_channel(const msgpack_object* a, msgpack_packer* r,
+                            vow_task_ctx_t* t) {
+  (void)a;
+  (void)r;
+  (void)t;
+  close(3);
+  sleep_ms(60000);
+  return 0;
+}
+
 static int fn_print(const msgpack_object* a, msgpack_packer* r,
                     vow_task_ctx_t* t) {
   (void)t;
@@ -280,6 +303,8 @@ const vow_function_t test_functions[] = {
     {"env", fn_env},
     {"fail_if_9", fn_fail_if_9},
     {"bin3", fn_bin3},
+    {"claim_4g", fn_claim_4g},
+    {"close_channel", fn_close_channel},
 };
 const size_t test_nfunctions =
     sizeof(test_functions) / sizeof(test_functions[0]);

@@ -513,6 +513,7 @@ static void protocol_breakers_are_replaced(void** state) {
       {"garbage", "reserved byte 0xc1"},
       {"stray", "task 999999, which it was never sent"},
       {"hello_again", "HELLO twice"},
+      {"claim_4g", "frame of 4294967295 bytes exceeds the limit"},
   };
   fixture* fx = *state;
   vow_pool_options_t o = defaults(1);
@@ -527,6 +528,24 @@ static void protocol_breakers_are_replaced(void** state) {
     vow_failure_release(f);
     still_serves(fx, pool);
   }
+  end_pool(fx, pool, true);
+}
+
+/* A worker that closes its channel but stays alive is killed, and its
+ * task fails as worker-died. */
+static void closed_channel_is_a_death(void** state) {
+  fixture* fx = *state;
+  vow_pool_options_t o = defaults(1);
+  vow_pool_t* pool = make_pool(fx, &o);
+  vow_failure_t* f;
+  vow_pool_stats_t st;
+  f = run_fail(fx, vow_pool_submit(pool, "close_channel", NULL),
+               VOW_FAIL_WORKER_DIED);
+  assert_non_null(strstr(vow_failure_message(f), "closed its channel"));
+  vow_failure_release(f);
+  still_serves(fx, pool);
+  vow_pool_stats(pool, &st);
+  assert_int_equal(st.worker_starts, 2);
   end_pool(fx, pool, true);
 }
 
@@ -976,6 +995,7 @@ int main(int argc, char** argv) {
         T(segv_reports_crash),
         T(early_exit_fails_its_task),
         T(protocol_breakers_are_replaced),
+        T(closed_channel_is_a_death),
         T(stdout_cannot_corrupt_frames),
         T(retries_find_the_poison_task),
         T(timeout_kills_and_requeues_others),
