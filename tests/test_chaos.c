@@ -39,9 +39,13 @@ static void kill_one(uv_timer_t* t) {
     unsigned slot = (pick + i) % n;
     if (w == NULL || w->state != PW_READY || !w->said_hello)
       continue;
-    /* Only one that has finished a task since its last kill. */
+    /* Only one that has finished a task since its last kill, so the pool
+     * makes progress; and not one running a suspect alone: the killer
+     * stands for random deaths, and six in a row aimed at one task make a
+     * poison task by definition (test_pool checks that path). */
     if (w->pid == c->pid_at_kill[slot] || w->completed == 0 ||
-        w->completed == c->done_at_kill[slot])
+        w->completed == c->done_at_kill[slot] ||
+        (w->inflight.head != NULL && (w->inflight.head->flags & PT_SUSPECT)))
       continue;
     c->pid_at_kill[slot] = w->pid;
     c->done_at_kill[slot] = w->completed;
