@@ -332,29 +332,50 @@ static void protocol_error(pworker* w, const char* fmt, ...) {
   vow__worker_kill(w, PK_PROTOCOL);
 }
 
+static bool slice_is(vowp_slice s, const char* name) {
+  return strlen(name) == s.len && memcmp(name, s.data, s.len) == 0;
+}
+
+/* No table given: the first worker's list becomes the pool's. Names
+ * interned by submits made before it stay where tasks point at them;
+ * the offered ones move to the front, names[0..nknown). */
+static void learn_functions(vow_pool_t* pool, vowp_iter it) {
+  vowp_slice s;
+  while (vowp_next_function(&it, &s)) {
+    size_t k = 0;
+    char* moved;
+    while (k < pool->nnames && !slice_is(s, pool->names[k]))
+      k++;
+    if (k < pool->nknown)
+      continue; /* offered twice */
+    if (k == pool->nnames) {
+      char** grown = realloc(pool->names, (k + 1) * sizeof(char*));
+      if (grown == NULL)
+        return;
+      pool->names = grown;
+      if ((pool->names[k] = strndup(s.data, s.len)) == NULL)
+        return;
+      pool->nnames++;
+    }
+    moved = pool->names[k];
+    pool->names[k] = pool->names[pool->nknown];
+    pool->names[pool->nknown++] = moved;
+  }
+}
+
 static void on_hello(pworker* w, vowp_msg* m) {
   vow_pool_t* pool = w->pool;
   vowp_slice s;
   size_t i;
   w->pid = (int)m->u.hello.pid;
-  if (pool->names_from_hello && pool->nnames == 0) {
-    /* No table given: the first worker's list is the pool's. */
-    vowp_iter it = m->u.hello.functions;
-    pool->names = calloc(m->u.hello.n + 1, sizeof(char*));
-    for (i = 0; pool->names && vowp_next_function(&it, &s); i++) {
-      pool->names[i] = strndup(s.data, s.len);
-      if (pool->names[i] == NULL)
-        break;
-      pool->nnames++;
-    }
-  }
+  if (pool->names_from_hello && pool->nknown == 0)
+    learn_functions(pool, m->u.hello.functions);
   /* Every name the pool accepts must be offered by this worker. */
-  for (i = 0; i < pool->nnames; i++) {
+  for (i = 0; i < pool->nknown; i++) {
     vowp_iter it = m->u.hello.functions;
     bool found = false;
     while (!found && vowp_next_function(&it, &s))
-      found = strlen(pool->names[i]) == s.len &&
-              memcmp(pool->names[i], s.data, s.len) == 0;
+      found = slice_is(s, pool->names[i]);
     if (!found) {
       snprintf(w->why, sizeof(w->why),
                "the worker offers no function named \"%s\"", pool->names[i]);

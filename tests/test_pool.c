@@ -312,6 +312,39 @@ static void bad_input_rejected_clearly(void** state) {
   end_pool(fx, pool, true);
 }
 
+/* Without a function table the pool learns its functions from the first
+ * HELLO; a name submitted before then that no worker offers fails only
+ * its own task, and later workers are not refused for it. */
+static void names_learnt_from_hello(void** state) {
+  fixture* fx = *state;
+  vow_pool_options_t o = defaults(1);
+  vow_pool_t* pool;
+  vow_promise_t* unknown;
+  vow_promise_t* known;
+  vow_pool_stats_t st;
+  vow_failure_t* f;
+  outcome r;
+  o.functions = NULL;
+  o.nfunctions = 0;
+  pool = make_pool(fx, &o);
+  unknown = vow_pool_submit(pool, "no_such_fn", NULL);
+  known = vow_pool_submit(pool, "echo", num(5));
+  f = run_fail(fx, unknown, VOW_FAIL_BAD_INPUT);
+  assert_non_null(strstr(vow_failure_message(f), "no_such_fn"));
+  vow_failure_release(f);
+  r = run(fx, known);
+  assert_non_null(r.v);
+  assert_int_equal(int_of(r.v), 5);
+  vow_value_release(r.v);
+  /* Now known: an unoffered name is refused at submit. */
+  f = run_fail(fx, vow_pool_submit(pool, "other_fn", NULL), VOW_FAIL_BAD_INPUT);
+  vow_failure_release(f);
+  vow_pool_stats(pool, &st);
+  assert_int_equal(st.worker_deaths, 0);
+  assert_int_equal(st.worker_starts, 1);
+  end_pool(fx, pool, true);
+}
+
 static void task_error_has_origin(void** state) {
   fixture* fx = *state;
   vow_pool_options_t o = defaults(1);
@@ -987,6 +1020,7 @@ int main(int argc, char** argv) {
         T(map_keeps_input_order),
         T(stream_delivers_each_once),
         T(bad_input_rejected_clearly),
+        T(names_learnt_from_hello),
         T(task_error_has_origin),
         T(big_arguments_and_results),
         T(space_waits_for_room),
