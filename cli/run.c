@@ -81,6 +81,7 @@ typedef struct run_state {
   size_t next_print;
   double* runtimes;
   size_t nruntimes;
+  bool command_has_replacement; /* else arguments are appended */
   int signalled;
   uv_signal_t sigint, sigterm, sigchld;
   char spill_dir[64];
@@ -202,20 +203,21 @@ static int open_joblog(void) {
 static void start_jobs(void);
 static void kill_job(job* j, int sig);
 
+static int compare_doubles(const void* a, const void* b) {
+  double x = *(const double*)a, y = *(const double*)b;
+  return (x > y) - (x < y);
+}
+
 static double median_runtime(void) {
-  size_t i, k;
   double* r;
   double m;
   if (S.nruntimes < 3)
     return 0;
   r = malloc(S.nruntimes * sizeof(double));
+  if (r == NULL)
+    return 0;
   memcpy(r, S.runtimes, S.nruntimes * sizeof(double));
-  for (i = 1; i < S.nruntimes; i++)
-    for (k = i; k > 0 && r[k - 1] > r[k]; k--) {
-      double t = r[k];
-      r[k] = r[k - 1];
-      r[k - 1] = t;
-    }
+  qsort(r, S.nruntimes, sizeof(double), compare_doubles);
   m = r[S.nruntimes / 2];
   free(r);
   return m;
@@ -560,14 +562,12 @@ static int spawn_job(job* j) {
  * /bin/sh in which every argument is quoted. */
 static job* make_job(size_t index, unsigned slot) {
   job* j = calloc(1, sizeof(*j));
-  bool any = false;
+  bool any = S.command_has_replacement;
   size_t i;
   vbuf line = {0};
   j->seq = index + 1;
   j->args = calloc(S.in.nlists ? S.in.nlists : 1, sizeof(char*));
   run_job_args(&S.in, index, j->args);
-  for (i = 0; i < S.ncommand; i++)
-    any |= run_has_replacement(S.command[i]);
   if (S.shell) {
     vbuf sh = {0};
     for (i = 0; i < S.ncommand; i++) {
@@ -879,6 +879,8 @@ int vow_cli_run(int argc, char** argv) {
   if (first < 0 || parse_inputs(argc, argv, first) != 0)
     return VOW_EXIT_ERROR;
   S.total = run_job_count(&S.in);
+  for (i = 0; i < S.ncommand; i++)
+    S.command_has_replacement |= run_has_replacement(S.command[i]);
   if (S.retries == 0)
     S.retries = 1; /* --retries N: N tries in all */
   if (S.dry_run) {
