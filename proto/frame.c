@@ -2,10 +2,12 @@
  * into the decoder's buffer (a libuv alloc_cb hands out its free tail),
  * and are decoded in place.
  *
- * Memory is bounded by the limit: the buffer grows past its first chunk
- * only to hold one whole frame whose length header has already passed the
- * check, and consumed frames are dropped by moving the leftover bytes of
- * the next frame to the front. */
+ * Memory follows the bytes that arrived, never the length a header
+ * claims: the buffer grows past its first chunk only for a frame whose
+ * header has passed the limit, and then only by doubling when what it
+ * has received fills it, so a peer that claims 60 MiB and sends 100 bytes
+ * costs one chunk. Consumed frames are dropped by moving the leftover
+ * bytes of the next frame to the front. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -86,7 +88,14 @@ void vowp_decoder_buffer(vowp_decoder* d, char** base, size_t* len) {
     d->end -= d->start;
     d->start = 0;
   }
-  want = frame > CHUNK ? frame : CHUNK;
+  want = CHUNK;
+  if (frame > CHUNK) {
+    /* Double only once the buffer is full, up to the frame. glibc moves
+     * big blocks with mremap, so the doublings copy nothing. */
+    want = d->cap < CHUNK ? CHUNK : d->cap;
+    if (d->end == d->cap)
+      want = d->cap * 2 < frame ? d->cap * 2 : frame;
+  }
   if (d->cap < want) {
     char* grown = realloc(d->buf, want);
     if (grown == NULL) {
@@ -247,4 +256,12 @@ int vowp_decoder_finish(vowp_decoder* d) {
                "stream ended inside a frame: %zu of %zu bytes arrived", have,
                frame);
   return -1;
+}
+
+size_t vowp_decoder_partial(const vowp_decoder* d) {
+  return d->end - d->start;
+}
+
+size_t vowp_decoder_capacity(const vowp_decoder* d) {
+  return d->cap;
 }

@@ -224,9 +224,10 @@ void vowp_decoder_init(vowp_decoder* d, const vowp_limits* limits);
 void vowp_decoder_destroy(vowp_decoder* d);
 
 /* Where the next bytes should go, for a libuv alloc_cb: *base and *len get
- * free space inside the decoder (grown, up to one whole frame, only after
- * that frame's length has passed the limit). *len is 0 after an error or
- * when memory runs out. Invalidates the last message. */
+ * free space inside the decoder (grown by doubling as a frame's bytes fill
+ * it, up to that frame's size, and only after its length has passed the
+ * limit). *len is 0 after an error or when memory runs out. Invalidates
+ * the last message. */
 void vowp_decoder_buffer(vowp_decoder* d, char** base, size_t* len);
 /* n bytes were written at the start of the last buffer given out. */
 void vowp_decoder_commit(vowp_decoder* d, size_t n);
@@ -243,6 +244,11 @@ int vowp_decoder_next(vowp_decoder* d, vowp_msg* msg);
  * slices stay valid in the caller's hands without a copy; NULL otherwise.
  * The decoder starts afresh with an empty buffer. */
 char* vowp_decoder_steal(vowp_decoder* d);
+/* Bytes received of a frame not yet complete (0 between frames): a
+ * reader uses it to notice a peer that stopped in mid-message. */
+size_t vowp_decoder_partial(const vowp_decoder* d);
+/* Bytes the decoder holds in its buffer now. */
+size_t vowp_decoder_capacity(const vowp_decoder* d);
 /* Gives back a buffer grown for a big frame when no big frame is pending:
  * for an idle reader that should shrink to its resting size. */
 void vowp_decoder_trim(vowp_decoder* d);

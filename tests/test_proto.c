@@ -686,6 +686,38 @@ static void hostile_headers_keep_peak_memory_small(void** state) {
   assert_int_equal(WEXITSTATUS(status), 0);
 }
 
+/* A header may claim any length up to the limit: the buffer follows the
+ * bytes that really arrive, so a peer claiming 60 MiB and sending little
+ * costs little. */
+static void claimed_length_is_not_allocated(void** state) {
+  vowp_decoder d;
+  vowp_msg m;
+  char* base;
+  size_t room, got = 4;
+  const size_t claim = (size_t)60 << 20;
+  (void)state;
+  vowp_decoder_init(&d, NULL);
+  vowp_decoder_buffer(&d, &base, &room);
+  memcpy(base, "\x03\xc0\x00\x00", 4); /* 60 MiB, under the 64 MiB limit */
+  vowp_decoder_commit(&d, 4);
+  while (got < 4 + ((size_t)1 << 20)) {
+    vowp_decoder_buffer(&d, &base, &room);
+    assert_true(room > 0);
+    memset(base, 0x90, room);
+    vowp_decoder_commit(&d, room);
+    got += room;
+    assert_int_equal(vowp_decoder_next(&d, &m), 0);
+    assert_int_equal(vowp_decoder_partial(&d), got);
+    /* Never more than twice what arrived (and one first chunk). */
+    assert_true(vowp_decoder_capacity(&d) <= 2 * got ||
+                vowp_decoder_capacity(&d) == 64 * 1024);
+  }
+  assert_true(vowp_decoder_capacity(&d) < claim / 16);
+  assert_int_equal(vowp_decoder_finish(&d), -1);
+  assert_non_null(strstr(vowp_decoder_error(&d)->text, "stream ended inside"));
+  vowp_decoder_destroy(&d);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(golden_vectors_match_spec),
@@ -698,6 +730,7 @@ int main(void) {
       cmocka_unit_test(nesting_31_32_33),
       cmocka_unit_test(hostile_headers_rejected),
       cmocka_unit_test(hostile_headers_keep_peak_memory_small),
+      cmocka_unit_test(claimed_length_is_not_allocated),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
