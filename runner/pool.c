@@ -215,6 +215,28 @@ static pworker* idle_worker(const vow_pool_t* pool) {
   return NULL;
 }
 
+/* Bytes of unsent messages a worker may have waiting in its pipe's write
+ * queue before it is sent more. */
+#define SEND_BACKLOG ((size_t)4 << 20)
+/* Arguments per batch: a frame stays far below the protocol's limit and
+ * one worker does not take a long run of big tasks at once. */
+#define BATCH_BYTES ((size_t)1 << 20)
+
+/* How many of the n tasks at the queue's head fit in one batch: at
+ * least one, then while their arguments stay within BATCH_BYTES. */
+static size_t batch_within_bytes(const tlist* queue, size_t n) {
+  const ptask* t = queue->head;
+  size_t k, bytes = 0, len;
+  for (k = 0; k < n && t != NULL; k++, t = t->next) {
+    if (vow_value_bytes(t->args, &len) == NULL)
+      len = 0;
+    bytes += len;
+    if (k > 0 && bytes > BATCH_BYTES)
+      break;
+  }
+  return k;
+}
+
 static void dispatch(vow_pool_t* pool) {
   unsigned i, start;
   bool sent = true;
@@ -229,8 +251,14 @@ static void dispatch(vow_pool_t* pool) {
       size_t n;
       if (w == NULL || w->state != PW_READY)
         continue;
+      /* A worker that is not reading what we send gets no more until
+       * it has: bytes waiting for it stay within SEND_BACKLOG and one
+       * batch. */
+      if (w->chan.write_queue_size >= SEND_BACKLOG)
+        continue;
       n = vow__sched_take(&pool->queue, w->inflight.len, w->limit,
                           has_suspect(w));
+      n = batch_within_bytes(&pool->queue, n);
       /* A worker to be recycled after N tasks is sent no more than N. */
       if (pool->opt.recycle_after && n > pool->opt.recycle_after - w->sent)
         n = pool->opt.recycle_after - w->sent;
@@ -403,6 +431,7 @@ static vow_promise_t* submit_task(vow_pool_t* pool, const char* fn,
                                   uint64_t id, uint16_t count) {
   ptask* t;
   const char* name;
+  size_t alen;
   if (args == NULL)
     args = vow_value_nil();
   if (pool->closing)
@@ -424,6 +453,15 @@ static vow_promise_t* submit_task(vow_pool_t* pool, const char* fn,
                         "arguments for %s must be a msgpack value, not a "
                         "pointer, array of values or failure",
                         fn));
+  if (vow_value_bytes(args, &alen) != NULL &&
+      alen > VOWP_DEFAULT_MAX_FRAME - strlen(fn) - 64)
+    return reject_now(
+        pool, args,
+        vow_failure_new(VOW_FAIL_BAD_INPUT, UV_E2BIG,
+                        "arguments for %s of %zu bytes exceed "
+                        "the protocol's message limit of %zu "
+                        "bytes",
+                        fn, alen, (size_t)VOWP_DEFAULT_MAX_FRAME));
   name = intern(pool, fn);
   if (name == NULL)
     return reject_now(pool, args,
@@ -550,7 +588,7 @@ static void settle_inflight(vow_pool_t* pool, pworker* w, const char* why) {
       free_task(pool, t);
       continue;
     }
-    if (w->kill == PK_PROTOCOL) {
+    if (w->kill == PK_PROTOCOL && pool->opt.retries == 0) {
       vow__pool_fail_task(pool, t,
                           task_failure(VOW_FAIL_PROTOCOL, 0, t, w,
                                        "%s; the worker was killed", why));
@@ -561,7 +599,8 @@ static void settle_inflight(vow_pool_t* pool, pworker* w, const char* why) {
       vow__tlist_push(&retry, t); /* not its fault: as it was */
       continue;
     }
-    /* It died on its own with this task on it. A task counts a try only
+    /* It died on its own, or broke the protocol (retried alike: the task
+     * may be what broke it), with this task on it. A task counts a try only
      * when it was alone on the worker, the one certain culprit; when
      * several were, each becomes a suspect and runs alone from now on,
      * so the one that kills its worker is found without blaming the

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <unistd.h>
 
 #include "pool_internal.h"
@@ -25,10 +26,14 @@ typedef struct wreq {
 
 static void on_written(uv_write_t* req, int status) {
   wreq* w = (wreq*)req;
-  (void)status; /* a dead worker is noticed by its exit, not here */
+  pworker* to = req->handle->data;
   free(w->data);
   vow_value_release(w->hold);
   free(w);
+  /* A worker held back for its backlog may take more now. A failed write
+   * means a dead worker, which is noticed by its exit, not here. */
+  if (status == 0 && to->pool->queue.head != NULL)
+    vow__pool_kick(to->pool);
 }
 
 /* A lone task with big arguments goes out without copying them: the
@@ -221,6 +226,7 @@ static void maybe_finished(pworker* w) {
   vow__timer_stop(w->pool->ctx, &w->task_timer);
   vow__timer_stop(w->pool->ctx, &w->grace_timer);
   vow__timer_stop(w->pool->ctx, &w->eof_timer);
+  vow__timer_stop(w->pool->ctx, &w->stall_timer);
   close_all(w);
 }
 
@@ -395,8 +401,8 @@ static void on_result(pworker* w, uint64_t id, int ok, vowp_msg* m,
   if (t == NULL) {
     free(base);
     protocol_error(w,
-                   "the worker replied for task %llu, which it was never "
-                   "sent",
+                   "the worker replied for task %llu, which it was not "
+                   "running (never sent to it, or already answered)",
                    (unsigned long long)id);
     return;
   }
@@ -444,6 +450,40 @@ static void on_eof_wait_over(vow__timer* t) {
              "killed",
              w->pid);
   uv_process_kill(&w->proc, SIGKILL);
+}
+
+static uint64_t stall_ms(const vow_pool_t* pool) {
+  return pool->opt.stall_ms ? pool->opt.stall_ms : 10000;
+}
+
+static void on_stall(vow__timer* t) {
+  pworker* w = VOW__CONTAINER_OF(t, pworker, stall_timer);
+  uv_os_fd_t fd;
+  int pending = 0;
+  /* Bytes waiting in the pipe mean our loop was busy, not the worker:
+   * the read callback comes next. */
+  if (uv_fileno((uv_handle_t*)&w->chan, &fd) == 0 &&
+      ioctl(fd, FIONREAD, &pending) == 0 && pending > 0) {
+    vow__timer_start(w->pool->ctx, &w->stall_timer, stall_ms(w->pool));
+    return;
+  }
+  protocol_error(w,
+                 "the worker stopped in the middle of a message: %zu bytes "
+                 "of it arrived, then nothing for %llu ms",
+                 vowp_decoder_partial(&w->dec),
+                 (unsigned long long)stall_ms(w->pool));
+}
+
+/* Restarts the stall clock while a message is incomplete: each read
+ * that brings bytes of it proves the worker is still sending. */
+static void watch_partial(pworker* w) {
+  vow__timer_stop(w->pool->ctx, &w->stall_timer);
+  if (vowp_decoder_partial(&w->dec) == 0 || w->state == PW_STOPPING ||
+      w->state == PW_DEAD)
+    return;
+  w->stall_timer.fire = on_stall;
+  w->stall_timer.discard = NULL;
+  vow__timer_start(w->pool->ctx, &w->stall_timer, stall_ms(w->pool));
 }
 
 static void on_chan_read(uv_stream_t* s, ssize_t n, const uv_buf_t* buf) {
@@ -536,6 +576,7 @@ static void on_chan_read(uv_stream_t* s, ssize_t n, const uv_buf_t* buf) {
   if (w->kill != PK_PROTOCOL && rc < 0)
     protocol_error(w, "the worker broke the protocol: %s",
                    vowp_decoder_error(&w->dec)->text);
+  watch_partial(w);
   if (replies > 0) {
     uint64_t now = vow__now_ns();
     w->ewma_ns = vow__sched_ewma(w->ewma_ns, now - w->last_event_ns, replies);
@@ -561,7 +602,8 @@ void vow__worker_start(vow_pool_t* pool, unsigned slot) {
   w->slot = slot;
   w->state = PW_STARTING;
   w->limit = vow__sched_limit(0, pool->opt.in_flight);
-  w->task_timer.index = w->grace_timer.index = w->eof_timer.index = SIZE_MAX;
+  w->task_timer.index = w->grace_timer.index = w->eof_timer.index =
+      w->stall_timer.index = SIZE_MAX;
   vowp_decoder_init(&w->dec, NULL);
   pool->workers[slot] = w;
   pool->live_workers++;

@@ -144,6 +144,34 @@ static int fn_claim_4g(const msgpack_object* a, msgpack_packer* r,
   return 0;
 }
 
+/* Begins a RESULTS frame, stops after six of its bytes, and stalls. */
+static int fn_truncate_stall(const msgpack_object* a, msgpack_packer* r,
+                             vow_task_ctx_t* t) {
+  (void)a;
+  (void)r;
+  (void)t;
+  if (write(3, "\x00\x00\x00\x0a\x92\x03", 6) < 0)
+    _exit(9);
+  sleep_ms(60000);
+  return 0;
+}
+
+/* Claims a 60 MiB frame (under the limit), sends 100 bytes of it, and
+ * stalls: the parent must neither allocate the claim nor wait forever. */
+static int fn_claim_60m(const msgpack_object* a, msgpack_packer* r,
+                        vow_task_ctx_t* t) {
+  char bytes[104];
+  (void)a;
+  (void)r;
+  (void)t;
+  memset(bytes, 0x90, sizeof(bytes));
+  memcpy(bytes, "\x03\xc0\x00\x00", 4);
+  if (write(3, bytes, sizeof(bytes)) < 0)
+    _exit(9);
+  sleep_ms(60000);
+  return 0;
+}
+
 /* Closes the channel and lives on. */
 static int fn_close_channel(const msgpack_object* a, msgpack_packer* r,
                             vow_task_ctx_t* t) {
@@ -305,6 +333,8 @@ const vow_function_t test_functions[] = {
     {"bin3", fn_bin3},
     {"claim_4g", fn_claim_4g},
     {"close_channel", fn_close_channel},
+    {"truncate_stall", fn_truncate_stall},
+    {"claim_60m", fn_claim_60m},
 };
 const size_t test_nfunctions =
     sizeof(test_functions) / sizeof(test_functions[0]);

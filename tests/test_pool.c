@@ -544,13 +544,17 @@ static void protocol_breakers_are_replaced(void** state) {
     const char* says;
   } cases[] = {
       {"garbage", "reserved byte 0xc1"},
-      {"stray", "task 999999, which it was never sent"},
+      {"stray", "task 999999, which it was not running"},
       {"hello_again", "HELLO twice"},
       {"claim_4g", "frame of 4294967295 bytes exceeds the limit"},
+      {"truncate_stall", "stopped in the middle of a message: 6 bytes"},
+      {"claim_60m", "stopped in the middle of a message: 104 bytes"},
   };
   fixture* fx = *state;
   vow_pool_options_t o = defaults(1);
-  vow_pool_t* pool = make_pool(fx, &o);
+  vow_pool_t* pool;
+  o.stall_ms = 300;
+  pool = make_pool(fx, &o);
   size_t i;
   for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
     vow_failure_t* f = run_fail(fx, vow_pool_submit(pool, cases[i].fn, NULL),
@@ -561,6 +565,26 @@ static void protocol_breakers_are_replaced(void** state) {
     vow_failure_release(f);
     still_serves(fx, pool);
   }
+  end_pool(fx, pool, true);
+}
+
+/* Arguments that cannot fit in one protocol message are refused at
+ * submit, not sent to a worker that would have to refuse them. */
+static void oversized_arguments_refused(void** state) {
+  fixture* fx = *state;
+  vow_pool_options_t o = defaults(1);
+  vow_pool_t* pool = make_pool(fx, &o);
+  size_t len = (size_t)65 << 20;
+  char* big = calloc(1, len);
+  vow_failure_t* f;
+  assert_non_null(big);
+  f = run_fail(fx, vow_pool_submit(pool, "echo", vow_value_new_bin(big, len)),
+               VOW_FAIL_BAD_INPUT);
+  free(big);
+  assert_non_null(strstr(vow_failure_message(f), "message limit"));
+  assert_int_equal(vow_failure_code(f), UV_E2BIG);
+  vow_failure_release(f);
+  still_serves(fx, pool);
   end_pool(fx, pool, true);
 }
 
@@ -1029,6 +1053,7 @@ int main(int argc, char** argv) {
         T(segv_reports_crash),
         T(early_exit_fails_its_task),
         T(protocol_breakers_are_replaced),
+        T(oversized_arguments_refused),
         T(closed_channel_is_a_death),
         T(stdout_cannot_corrupt_frames),
         T(retries_find_the_poison_task),

@@ -52,6 +52,11 @@ typedef struct vow_pool_options {
   const char* cwd;          /* workers' working directory */
   const char* limits;       /* "as=BYTES,cpu=SECONDS,nofile=N" */
   vow_stderr_mode_t stderr_mode;
+  /* A worker that began a message and sent nothing more for this long is
+   * hung: it is killed like one that broke the protocol. Workers write
+   * each message whole, so only a stuck or hostile one stops in the
+   * middle. Default 10000. */
+  uint64_t stall_ms;
 } vow_pool_options_t;
 
 /* Starts the workers. Returns NULL (and *err set when err is not NULL) for
