@@ -30,8 +30,9 @@ typedef struct capture {
   size_t total; /* bytes received */
   bool eof;
   struct job* job;
-  int fd;       /* 1 or 2: where it is printed */
-  vbuf partial; /* --line-buffer: a line not yet ended */
+  int fd;        /* 1 or 2: where it is printed */
+  vbuf partial;  /* --line-buffer: a line not yet ended */
+  bool mid_line; /* --tag: the last byte printed was not a newline */
 } capture;
 
 typedef struct job {
@@ -131,53 +132,52 @@ static void spill(capture* c) {
   }
 }
 
-/* Writes the tag and a line. */
-static void put_line(int fd, job* j, const char* p, size_t n) {
-  if (S.tag) {
-    vbuf t = {0};
-    size_t i;
-    for (i = 0; i < S.in.nlists; i++) {
-      if (i)
-        vbuf_add(&t, " ", 1);
-      vbuf_str(&t, j->args[i]);
-    }
-    vbuf_add(&t, "\t", 1);
-    write_all(fd, t.data, t.len);
-    vbuf_free(&t);
+static void put_tag(int fd, job* j) {
+  vbuf t = {0};
+  size_t i;
+  for (i = 0; i < S.in.nlists; i++) {
+    if (i)
+      vbuf_add(&t, " ", 1);
+    vbuf_str(&t, j->args[i]);
   }
-  write_all(fd, p, n);
+  vbuf_add(&t, "\t", 1);
+  write_all(fd, t.data, t.len);
+  vbuf_free(&t);
 }
 
-/* Writes bytes, tagging each line when --tag is on. */
-static void put(int fd, job* j, const char* p, size_t n) {
+/* Writes bytes, tagging each line when --tag is on. The bytes may come in
+ * pieces cut anywhere: the capture remembers whether a line is open. */
+static void put(capture* c, const char* p, size_t n) {
   if (!S.tag) {
-    write_all(fd, p, n);
+    write_all(c->fd, p, n);
     return;
   }
   while (n > 0) {
     const char* nl = memchr(p, '\n', n);
     size_t len = nl ? (size_t)(nl - p) + 1 : n;
-    put_line(fd, j, p, len);
+    if (!c->mid_line)
+      put_tag(c->fd, c->job);
+    write_all(c->fd, p, len);
+    c->mid_line = nl == NULL;
     p += len;
     n -= len;
   }
 }
 
+/* Prints what the job wrote; spilled output is copied through a fixed
+ * buffer, so a job's gigabytes never sit in our memory. */
 static void print_capture(capture* c) {
   if (c->spill_fd >= 0) {
     char buf[65536];
     ssize_t k;
-    vbuf rest = {0};
     lseek(c->spill_fd, 0, SEEK_SET);
     while ((k = read(c->spill_fd, buf, sizeof(buf))) > 0)
-      vbuf_add(&rest, buf, (size_t)k);
-    put(c->fd, c->job, rest.data, rest.len);
-    vbuf_free(&rest);
+      put(c, buf, (size_t)k);
     close(c->spill_fd);
     c->spill_fd = -1;
   }
   if (c->mem.len)
-    put(c->fd, c->job, c->mem.data, c->mem.len);
+    put(c, c->mem.data, c->mem.len);
   c->mem.len = 0;
 }
 
@@ -418,7 +418,7 @@ static void on_read(uv_stream_t* s, ssize_t n, const uv_buf_t* buf) {
   capture* c = s->data;
   if (n < 0) {
     if (S.line_buffer && c->partial.len) {
-      put(c->fd, c->job, c->partial.data, c->partial.len);
+      put(c, c->partial.data, c->partial.len);
       c->partial.len = 0;
     }
     c->eof = true;
@@ -436,10 +436,10 @@ static void on_read(uv_stream_t* s, ssize_t n, const uv_buf_t* buf) {
       size_t len = (size_t)(nl - p) + 1;
       if (c->partial.len) {
         vbuf_add(&c->partial, p, len);
-        put(c->fd, c->job, c->partial.data, c->partial.len);
+        put(c, c->partial.data, c->partial.len);
         c->partial.len = 0;
       } else {
-        put(c->fd, c->job, p, len);
+        put(c, p, len);
       }
       p += len;
       left -= len;

@@ -64,6 +64,29 @@ $VOW run -j2 sh -c 'i=0; while [ $i -lt 20000 ]; do echo {}{}{}{}{}{}{}{}{}{}{}{
 check "no interleaving" 2 "$(uniq big.out | wc -l | tr -d ' ')"
 check "all output" 40000 "$(wc -l < big.out | tr -d ' ')"
 
+# Output past the memory limit spills to a private directory (mode 700,
+# files unlinked at once) and is copied out through a fixed buffer: --tag
+# still tags every line, and 200 MB through vow leave its peak RSS small.
+mkdir spilltmp
+out=$(TMPDIR=$PWD/spilltmp $VOW run sh -c 'seq 300000; stat -c %a "$TMPDIR"/vow-*' ::: a)
+check "spill directory mode" 700 "$(printf '%s\n' "$out" | tail -1)"
+check "spill keeps every line" 300001 "$(printf '%s\n' "$out" | wc -l | tr -d ' ')"
+check "spill: no file left" "" "$(find spilltmp -type f)"
+check "--tag across spill pieces" "300000 0" \
+  "$($VOW run --tag seq {} 300000 ::: 1 | awk -F'\t' '$1 == "1" {t++} $1 != "1" {u++} END {print t + 0, u + 0}')"
+TMPDIR=$PWD/spilltmp $VOW run sh -c 'head -c 200000000 /dev/zero' ::: a > big.out &
+pid=$!
+hwm=0
+while kill -0 $pid 2>/dev/null; do
+  h=$(awk '/^VmHWM/ {print $2}' /proc/$pid/status 2>/dev/null)
+  [ -n "$h" ] && hwm=$h
+  sleep 0.05
+done
+wait $pid
+check "200 MB of output" 200000000 "$(wc -c < big.out | tr -d ' ')"
+check "peak RSS under 64 MB for 200 MB of output" 1 "$([ "$hwm" -lt 65536 ] && echo 1)"
+rm -f big.out
+
 # Joblog, resume, retries.
 $VOW run --joblog jl -k sh -c 'exit {}' ::: 0 1 0 > /dev/null
 check "joblog status" 1 $?
