@@ -1,0 +1,357 @@
+/* Stalls: a task that never returns and ignores SIGTERM, a worker that
+ * stops reading its pipe, a consumer that stops taking results. The
+ * parent must never block, must keep what waits for a stuck peer within
+ * a stated bound, and must lose nothing once the stall ends. This binary
+ * is its own worker. */
+#include <stdio.h>
+#include <unistd.h>
+
+#include "helpers.h"
+#include "pool_functions.h"
+#include "pool_internal.h"
+
+/* The bound docs/pool.md states for bytes waiting to be sent to one
+ * worker: 4 MiB of backlog plus one batch of at most 1 MiB. */
+#define SEND_BOUND ((size_t)5 << 20)
+
+static vow_pool_options_t defaults(unsigned workers) {
+  vow_pool_options_t o;
+  memset(&o, 0, sizeof(o));
+  o.workers = workers;
+  o.functions = test_functions;
+  o.nfunctions = test_nfunctions;
+  o.stderr_mode = VOW_STDERR_DISCARD;
+  return o;
+}
+
+static void end_pool(fixture* fx, vow_pool_t* pool) {
+  vow_promise_t* done = vow_pool_shutdown(pool, true);
+  assert_int_equal(vow_ctx_wait(fx->ctx, done), VOW_FULFILLED);
+  vow_promise_release(done);
+  vow_pool_free(pool);
+}
+
+static void nap(fixture* fx, uint64_t ms) {
+  vow_promise_t* p = vow_sleep(fx->ctx, ms);
+  vow_ctx_wait(fx->ctx, p);
+  vow_promise_release(p);
+}
+
+/* The pid a "hang" task reports once it runs (its progress text is 0,
+ * so the task id is what is kept). */
+static void note_running(uint64_t task_id, double fraction, const char* text,
+                         void* data) {
+  (void)fraction;
+  (void)text;
+  *(uint64_t*)data = task_id;
+}
+
+static void wait_running(fixture* fx, const uint64_t* id) {
+  int rounds = 0;
+  while (*id == 0 && rounds++ < 1000)
+    nap(fx, 10);
+  assert_true(*id != 0);
+}
+
+static int children_alive(void) {
+  char path[64], buf[4096];
+  FILE* f;
+  size_t len;
+  int n = 0;
+  char* p;
+  snprintf(path, sizeof(path), "/proc/self/task/%d/children", (int)getpid());
+  f = fopen(path, "r");
+  if (f == NULL)
+    return -1;
+  len = fread(buf, 1, sizeof(buf) - 1, f);
+  fclose(f);
+  buf[len] = '\0';
+  for (p = strtok(buf, " \n"); p != NULL; p = strtok(NULL, " \n"))
+    n++;
+  return n;
+}
+
+typedef struct got {
+  int settled;
+  int kind;
+  int64_t value;
+} got;
+
+static vow_outcome_t keep(vow_value_t* v, vow_failure_t* f, void* data) {
+  got* g = data;
+  g->settled++;
+  if (f) {
+    g->kind = vow_failure_kind(f);
+    vow_failure_release(f);
+  } else {
+    g->value = int_of(v);
+    vow_value_release(v);
+  }
+  return vow_ok(NULL);
+}
+
+/* A task that never returns and ignores SIGTERM: its timeout kills the
+ * worker with SIGKILL, and the pool goes on with a fresh one. */
+static void hang_past_its_timeout(void** state) {
+  fixture* fx = *state;
+  vow_pool_options_t o = defaults(1);
+  vow_pool_t* pool = vow_pool_new(fx->ctx, &o, NULL);
+  got hang = {0, 0, 0}, after = {0, 0, 0};
+  vow_pool_stats_t st;
+  vow_promise_t* p;
+  p = vow_pool_submit_timeout(pool, "hang", NULL, 300);
+  vow_promise_release(vow_add_both(p, keep, &hang));
+  p = vow_pool_submit(pool, "echo", vow_value_new_int(41));
+  vow_promise_release(vow_add_both(p, keep, &after));
+  while (after.settled == 0)
+    uv_run(vow_ctx_loop(fx->ctx), UV_RUN_ONCE);
+  assert_int_equal(hang.settled, 1);
+  assert_int_equal(hang.kind, VOW_FAIL_TIMEOUT);
+  assert_int_equal(after.kind, 0);
+  assert_int_equal(after.value, 41);
+  vow_pool_stats(pool, &st);
+  assert_int_equal(st.worker_starts, 2);
+  end_pool(fx, pool);
+}
+
+/* Graceful shutdown waits for a task that never returns; an immediate
+ * shutdown after it ends it: the task is cancelled, the worker killed,
+ * and no child is left. */
+static void hang_then_shutdown(void** state) {
+  fixture* fx = *state;
+  vow_pool_options_t o = defaults(2);
+  vow_pool_t* pool = vow_pool_new(fx->ctx, &o, NULL);
+  uint64_t running = 0;
+  got hang = {0, 0, 0};
+  vow_promise_t *graceful, *now;
+  vow_pool_on_progress(pool, note_running, &running);
+  vow_promise_release(
+      vow_add_both(vow_pool_submit(pool, "hang", NULL), keep, &hang));
+  wait_running(fx, &running);
+  graceful = vow_pool_shutdown(pool, true);
+  nap(fx, 300);
+  assert_int_equal(vow_promise_state(graceful), VOW_PENDING);
+  assert_int_equal(hang.settled, 0);
+  now = vow_pool_shutdown(pool, false);
+  assert_int_equal(vow_ctx_wait(fx->ctx, now), VOW_FULFILLED);
+  vow_ctx_wait(fx->ctx, graceful);
+  assert_int_equal(vow_promise_state(graceful), VOW_FULFILLED);
+  assert_int_equal(hang.settled, 1);
+  assert_int_equal(hang.kind, VOW_FAIL_CANCELLED);
+  assert_int_equal(children_alive(), 0);
+  vow_promise_release(graceful);
+  vow_promise_release(now);
+  vow_pool_free(pool);
+}
+
+/* An echoed argument: ARG bytes starting with the task's index. */
+enum { ARG = 64 * 1024 };
+typedef struct echoed {
+  size_t index;
+  int settled;
+  int bad; /* a failure, or bytes that are not the argument */
+} echoed;
+
+static vow_outcome_t check_echo(vow_value_t* v, vow_failure_t* f, void* data) {
+  echoed* e = data;
+  const void* bytes;
+  size_t len, index;
+  e->settled++;
+  if (f) {
+    e->bad = 1;
+    vow_failure_release(f);
+    return vow_ok(NULL);
+  }
+  if (vow_value_get_bin(v, &bytes, &len) != 0 || len != ARG)
+    e->bad = 1;
+  else if (memcpy(&index, bytes, sizeof(index)), index != e->index)
+    e->bad = 1;
+  vow_value_release(v);
+  return vow_ok(NULL);
+}
+
+typedef struct watch {
+  vow_pool_t* pool;
+  int hung_pid;
+  size_t worst_backlog; /* bytes waiting to be written to the hung one */
+  unsigned ticks;
+} watch;
+
+static void on_tick(uv_timer_t* t) {
+  watch* wa = t->data;
+  unsigned i;
+  wa->ticks++;
+  for (i = 0; i < wa->pool->nworkers; i++) {
+    pworker* w = wa->pool->workers[i];
+    size_t q;
+    if (w == NULL || w->pid != wa->hung_pid)
+      continue;
+    q = uv_stream_get_write_queue_size((uv_stream_t*)&w->chan);
+    if (q > wa->worst_backlog)
+      wa->worst_backlog = q;
+  }
+}
+
+/* A worker stuck in a task reads nothing more. With deep pipelining
+ * asked for, the parent still sends it only up to the stated backlog,
+ * never blocks on it, and serves the rest on the other worker; once the
+ * stuck task is cancelled, everything it held runs elsewhere. */
+static void worker_that_stops_reading(void** state) {
+  fixture* fx = *state;
+  vow_pool_options_t o = defaults(2);
+  vow_pool_t* pool;
+  enum { N = 2000 };
+  echoed* results = calloc(N, sizeof(echoed));
+  char* arg = malloc(ARG);
+  uint64_t running = 0;
+  got hang = {0, 0, 0};
+  vow_promise_t* hang_p;
+  uv_timer_t ticker;
+  watch wa;
+  size_t i, settled;
+  uint64_t deadline;
+  assert_non_null(results);
+  assert_non_null(arg);
+  o.in_flight = 1024;
+  o.cancel_grace_ms = 100;
+  pool = vow_pool_new(fx->ctx, &o, NULL);
+  vow_pool_on_progress(pool, note_running, &running);
+  hang_p = vow_pool_submit(pool, "hang", NULL);
+  vow_promise_release(vow_add_both(vow_promise_ref(hang_p), keep, &hang));
+  wait_running(fx, &running);
+  memset(&wa, 0, sizeof(wa));
+  wa.pool = pool;
+  for (i = 0; i < pool->nworkers; i++)
+    if (pool->workers[i] && pool->workers[i]->inflight.head &&
+        pool->workers[i]->inflight.head->id == running)
+      wa.hung_pid = pool->workers[i]->pid;
+  assert_true(wa.hung_pid > 0);
+  /* Each task echoes its 64 KiB argument, which starts with its index. */
+  for (i = 0; i < N; i++) {
+    vow_promise_t* p;
+    memset(arg, (int)(i & 0xff), ARG);
+    memcpy(arg, &i, sizeof(i));
+    results[i].index = i;
+    p = vow_pool_submit(pool, "echo", vow_value_new_bin(arg, ARG));
+    vow_promise_release(vow_add_both(p, check_echo, &results[i]));
+  }
+  uv_timer_init(vow_ctx_loop(fx->ctx), &ticker);
+  ticker.data = &wa;
+  uv_timer_start(&ticker, on_tick, 5, 5);
+  nap(fx, 500);
+  printf(
+      "# stuck worker: %zu bytes at most waited for it (bound %zu), "
+      "%u ticks of the loop in 500 ms\n",
+      wa.worst_backlog, SEND_BOUND, wa.ticks);
+  assert_true(wa.worst_backlog <= SEND_BOUND);
+  assert_true(wa.ticks >= 10); /* the loop never blocked on the writes */
+  vow_cancel(hang_p);
+  vow_promise_release(hang_p);
+  deadline = uv_hrtime() + 120ull * 1000000000ull;
+  for (settled = 0; settled < N;) {
+    uv_run(vow_ctx_loop(fx->ctx), UV_RUN_ONCE);
+    if (uv_hrtime() > deadline)
+      fail_msg("hung: %zu of %d tasks settled after 120 s", settled, N);
+    for (settled = 0, i = 0; i < N; i++)
+      settled += results[i].settled;
+  }
+  uv_timer_stop(&ticker);
+  uv_close((uv_handle_t*)&ticker, NULL);
+  assert_int_equal(hang.kind, VOW_FAIL_CANCELLED);
+  for (i = 0; i < N; i++) {
+    if (results[i].settled != 1 || results[i].bad)
+      fail_msg("task %zu: settled %d times, bad %d", i, results[i].settled,
+               results[i].bad);
+  }
+  end_pool(fx, pool);
+  free(arg);
+  free(results);
+}
+
+static vow_outcome_t take(vow_value_t* v, void* data) {
+  *(vow_value_t**)data = v;
+  return vow_ok(NULL);
+}
+
+/* A consumer that stops taking results holds the producer back: at most
+ * `window` tasks are submitted ahead of it, however long it waits. */
+static void consumer_that_stops_taking(void** state) {
+  fixture* fx = *state;
+  vow_pool_options_t o = defaults(2);
+  vow_pool_t* pool = vow_pool_new(fx->ctx, &o, NULL);
+  enum { WINDOW = 50 };
+  size_t n = scaled(20000), i, taken = 0;
+  vow_value_t** items = calloc(n, sizeof(*items));
+  unsigned char* marks = calloc(n, 1);
+  vow_stream_t* s;
+  vow_pool_stats_t st;
+  assert_non_null(items);
+  assert_non_null(marks);
+  for (i = 0; i < n; i++) {
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_array(&pk, 2);
+    msgpack_pack_int64(&pk, (int64_t)i);
+    msgpack_pack_int64(&pk, 1);
+    items[i] = vow_value_new_msgpack(sb.data, sb.size, NULL);
+    msgpack_sbuffer_destroy(&sb);
+  }
+  s = vow_pool_stream(pool, "add", vow_value_new_array(items, n), WINDOW);
+  free(items);
+  assert_non_null(s);
+  nap(fx, 300);
+  vow_pool_stats(pool, &st);
+  printf(
+      "# consumer away 300 ms: %llu of %zu submitted, %llu done "
+      "(window %d)\n",
+      (unsigned long long)st.submitted, n, (unsigned long long)st.completed,
+      WINDOW);
+  assert_true(st.submitted <= WINDOW);
+  assert_true(st.completed <= WINDOW);
+  assert_true(st.completed > 0);
+  for (;;) {
+    vow_value_t* v = NULL;
+    vow_value_t *iv, *rv;
+    int64_t index, value;
+    vow_promise_t* p = vow_add_callbacks(vow_stream_get(s), take, NULL, &v);
+    assert_int_equal(vow_ctx_wait(fx->ctx, p), VOW_FULFILLED);
+    vow_promise_release(p);
+    assert_non_null(v);
+    if (vow_value_is_nil(v)) {
+      vow_value_release(v);
+      break;
+    }
+    assert_int_equal(vow_value_kind(v), VOW_VALUE_ARRAY);
+    iv = vow_value_array_at(v, 0);
+    rv = vow_value_array_at(v, 1);
+    assert_int_equal(vow_value_get_int(iv, &index), 0);
+    assert_int_equal(vow_value_get_int(rv, &value), 0);
+    assert_true(index >= 0 && (size_t)index < n);
+    assert_int_equal(marks[index], 0);
+    assert_int_equal(value, index + 1);
+    marks[index] = 1;
+    taken++;
+    vow_value_release(v);
+  }
+  assert_int_equal(taken, n);
+  vow_stream_free(s);
+  free(marks);
+  end_pool(fx, pool);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test_setup_teardown(hang_past_its_timeout, fx_setup,
+                                      fx_teardown),
+      cmocka_unit_test_setup_teardown(hang_then_shutdown, fx_setup,
+                                      fx_teardown),
+      cmocka_unit_test_setup_teardown(worker_that_stops_reading, fx_setup,
+                                      fx_teardown),
+      cmocka_unit_test_setup_teardown(consumer_that_stops_taking, fx_setup,
+                                      fx_teardown),
+  };
+  vow_worker_main(test_functions, test_nfunctions);
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
