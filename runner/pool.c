@@ -1160,6 +1160,22 @@ vow_promise_t* vow_pool_map(vow_pool_t* pool, const char* fn,
                                     "items"));
   }
   chunk = chunk_size(pool, n);
+  if (n > 0) {
+    /* Big items make small chunks: about a batch's worth of bytes each,
+     * far below the protocol's message limit. */
+    size_t total = 0, per;
+    if (is_array)
+      for (i = 0; i < n; i++) {
+        size_t ilen = 0;
+        vow_value_bytes(vow_value_array_at(items, i), &ilen);
+        total += ilen;
+      }
+    else
+      total = len;
+    per = total / n ? total / n : 1;
+    if (chunk > BATCH_BYTES / per)
+      chunk = BATCH_BYTES / per ? BATCH_BYTES / per : 1;
+  }
   nchunks = (n + chunk - 1) / chunk;
   ps = malloc((nchunks ? nchunks : 1) * sizeof(*ps));
   m = malloc(sizeof(*m));
