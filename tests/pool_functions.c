@@ -39,6 +39,17 @@ static int fn_add(const msgpack_object* a, msgpack_packer* r,
   return msgpack_pack_int64(r, int_arg(a, 0) + int_arg(a, 1));
 }
 
+/* [a, b, us]: a + b after us microseconds. */
+static int fn_add_after(const msgpack_object* a, msgpack_packer* r,
+                        vow_task_ctx_t* t) {
+  int64_t us = int_arg(a, 2);
+  struct timespec ts = {us / 1000000, (us % 1000000) * 1000};
+  (void)t;
+  while (us > 0 && nanosleep(&ts, &ts) != 0) {
+  }
+  return msgpack_pack_int64(r, int_arg(a, 0) + int_arg(a, 1));
+}
+
 static int fn_noop(const msgpack_object* a, msgpack_packer* r,
                    vow_task_ctx_t* t) {
   (void)a;
@@ -310,6 +321,7 @@ static int fn_two(const msgpack_object* a, msgpack_packer* r,
 const vow_function_t test_functions[] = {
     {"echo", fn_echo},
     {"add", fn_add},
+    {"add_after", fn_add_after},
     {"noop", fn_noop},
     {"sleep", fn_sleep},
     {"pid", fn_pid},

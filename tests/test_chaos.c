@@ -7,6 +7,7 @@
 #include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "helpers.h"
@@ -102,12 +103,15 @@ static void run_chaos(unsigned workers, unsigned retries, size_t n,
     msgpack_packer pk;
     msgpack_sbuffer_init(&sb);
     msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-    msgpack_pack_array(&pk, 2);
+    msgpack_pack_array(&pk, 3);
     msgpack_pack_int64(&pk, (int64_t)i);
     msgpack_pack_int64(&pk, 7);
+    /* A quick run has too few tasks to outlast the killer's first shot:
+     * its tasks take 500 us each. */
+    msgpack_pack_int64(&pk, scaled(100) == 100 ? 0 : 500);
     tallies[i].want = (int64_t)i + 7;
     vow_promise_release(vow_add_both(
-        vow_pool_submit(c.pool, "add",
+        vow_pool_submit(c.pool, "add_after",
                         vow_value_new_msgpack(sb.data, sb.size, NULL)),
         on_done, &tallies[i]));
     msgpack_sbuffer_destroy(&sb);
@@ -321,11 +325,125 @@ static void thousand_respawns_leave_nothing(void** state) {
   vow_ctx_close(ctx);
 }
 
+/* ---- parent death ---------------------------------------------------- */
+
+typedef struct busy_report {
+  int pids[8];
+  uint64_t completed;
+  uint64_t queued;
+} busy_report;
+
+typedef struct busy_parent {
+  vow_pool_t* pool;
+  int fd;
+} busy_parent;
+
+/* Tells the test which workers run and how far the run has gone, then
+ * lets the run go on until the test kills us. */
+static void report_busy(uv_timer_t* t) {
+  busy_parent* b = t->data;
+  busy_report r;
+  vow_pool_stats_t st;
+  unsigned i;
+  memset(&r, 0, sizeof(r));
+  for (i = 0; i < b->pool->nworkers && i < 8; i++)
+    r.pids[i] = b->pool->workers[i] ? b->pool->workers[i]->pid : 0;
+  vow_pool_stats(b->pool, &st);
+  r.completed = st.completed;
+  r.queued = st.queued;
+  if (write(b->fd, &r, sizeof(r)) != (ssize_t)sizeof(r))
+    _exit(1);
+  close(b->fd);
+}
+
+static bool gone_or_zombie(int pid) {
+  char path[64], st = '?';
+  FILE* f;
+  snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+  f = fopen(path, "r");
+  if (f == NULL)
+    return true;
+  if (fscanf(f, "%*d %*s %c", &st) != 1)
+    st = '?';
+  fclose(f);
+  return st == 'Z' || st == 'X';
+}
+
+/* The parent is SIGKILLed in the middle of a busy run (4 workers, tens
+ * of thousands of 1 ms tasks queued and flowing): every worker is gone
+ * within one second, by the kernel's parent-death signal. */
+static void parent_killed_mid_run(void** state) {
+  enum { WORKERS = 4 };
+  int fds[2], status;
+  pid_t parent;
+  busy_report r;
+  unsigned i;
+  uint64_t t0, worst = 0;
+  (void)state;
+  assert_int_equal(pipe(fds), 0);
+  parent = fork();
+  assert_true(parent >= 0);
+  if (parent == 0) {
+    vow_ctx_t* ctx = vow_ctx_new(NULL);
+    vow_pool_options_t o;
+    busy_parent b;
+    uv_timer_t reporter;
+    size_t k;
+    close(fds[0]);
+    memset(&o, 0, sizeof(o));
+    o.workers = WORKERS;
+    o.functions = test_functions;
+    o.nfunctions = test_nfunctions;
+    o.stderr_mode = VOW_STDERR_DISCARD;
+    b.pool = vow_pool_new(ctx, &o, NULL);
+    b.fd = fds[1];
+    if (b.pool == NULL)
+      _exit(1);
+    for (k = 0; k < 50000; k++)
+      vow_promise_release(
+          vow_pool_submit(b.pool, "sleep", vow_value_new_int(1)));
+    uv_timer_init(vow_ctx_loop(ctx), &reporter);
+    reporter.data = &b;
+    uv_timer_start(&reporter, report_busy, 500, 0);
+    vow_ctx_run(ctx);
+    _exit(2); /* the run cannot end before the test kills us */
+  }
+  close(fds[1]);
+  assert_int_equal(read(fds[0], &r, sizeof(r)), (ssize_t)sizeof(r));
+  close(fds[0]);
+  assert_true(r.completed > 0); /* it was running */
+  assert_true(r.queued > 0);    /* and had work left */
+  for (i = 0; i < WORKERS; i++) {
+    assert_true(r.pids[i] > 0);
+    assert_int_equal(kill(r.pids[i], 0), 0);
+  }
+  kill(parent, SIGKILL);
+  assert_int_equal(waitpid(parent, &status, 0), parent);
+  assert_true(WIFSIGNALED(status));
+  t0 = uv_hrtime();
+  for (i = 0; i < WORKERS; i++) {
+    while (!gone_or_zombie(r.pids[i])) {
+      if (uv_hrtime() - t0 > 1000000000ull)
+        fail_msg("worker %d still runs 1 s after its parent's SIGKILL",
+                 r.pids[i]);
+      usleep(2000);
+    }
+    if (uv_hrtime() - t0 > worst)
+      worst = uv_hrtime() - t0;
+  }
+  printf(
+      "# parent SIGKILLed after %llu tasks (%llu queued): %d workers gone "
+      "within %.1f ms\n",
+      (unsigned long long)r.completed, (unsigned long long)r.queued, WORKERS,
+      (double)worst / 1e6);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(chaos_without_retries),
       cmocka_unit_test(chaos_with_retries),
       cmocka_unit_test(thousand_respawns_leave_nothing),
+      cmocka_unit_test(parent_killed_mid_run),
   };
   vow_worker_main(test_functions, test_nfunctions);
   return cmocka_run_group_tests(tests, NULL, NULL);
