@@ -2,6 +2,7 @@
  * parallel's columns, read back by --resume and --resume-failed. */
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
@@ -9,10 +10,11 @@
 
 int vow_cli_joblog_read(const char* path, size_t total, char* skip, int mode) {
   FILE* f = fopen(path, "r");
-  char line[8192];
+  char* line = NULL; /* commands have no length limit: nor do lines */
+  size_t cap = 0;
   if (f == NULL)
     return 0; /* nothing run yet */
-  while (fgets(line, sizeof(line), f)) {
+  while (getline(&line, &cap, f) >= 0) {
     size_t seq;
     long long exitval;
     int sig;
@@ -24,6 +26,7 @@ int vow_cli_joblog_read(const char* path, size_t total, char* skip, int mode) {
           "%s is not a joblog: bad line \"%.60s\" (give another "
           "--joblog file, or remove this one)",
           path, line);
+      free(line);
       fclose(f);
       return -1;
     }
@@ -32,6 +35,7 @@ int vow_cli_joblog_read(const char* path, size_t total, char* skip, int mode) {
     /* The last line for a job wins: a rerun's result replaces the first. */
     skip[seq - 1] = mode == 1 || (exitval == 0 && sig == 0);
   }
+  free(line);
   fclose(f);
   return 0;
 }

@@ -105,6 +105,11 @@ check "--retries tries" 3 "$(wc -l < cnt | tr -d ' ')"
 rm -f cnt
 $VOW run --retries 3 sh -c 'echo x >> cnt; [ $(wc -l < cnt) -ge 2 ]' ::: a
 check "--retries until success" 0 $?
+long=$(printf '%010000d' 7)
+$VOW run --joblog longjl -k sh -c 'exit 0' ::: "$long" b > /dev/null
+$VOW run --joblog longjl --resume -k echo ran ::: "$long" b > out
+check "--resume after a 10,000-byte command: status" 0 $?
+check "--resume after a 10,000-byte command: nothing rerun" "" "$(cat out)"
 printf 'garbage\n' > badlog
 $VOW run --joblog badlog --resume echo ::: a 2> err
 check "bad joblog" 255 $?
