@@ -17,6 +17,10 @@ int vow_cli_map(int argc, char** argv);
 /* Prints "vow: " and the message to stderr. */
 void vow_cli_error(const char* fmt, ...) __attribute__((format(printf, 1, 2)));
 
+/* vow-worker: $VOW_WORKER, else beside this vow binary, else on PATH.
+ * malloc'd. */
+char* vow_cli_find_worker(void);
+
 /* Online CPUs, at least 1. */
 unsigned vow_cli_cpus(void);
 /* -j N, N%, +N, -N, 0 as GNU parallel reads them; 0 on a bad value. */

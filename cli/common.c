@@ -1,4 +1,5 @@
 /* Small pieces the vow command's subcommands share. */
+#include <libgen.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -6,6 +7,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "vow/vow.h"
 
 void vow_cli_error(const char* fmt, ...) {
   va_list ap;
@@ -95,4 +97,21 @@ void vow_cli_quote(vbuf* b, const char* s) {
       vbuf_add(b, p, 1);
   }
   vbuf_add(b, "'", 1);
+}
+
+/* vow-worker beside this vow binary, or on PATH. */
+char* vow_cli_find_worker(void) {
+  char exe[4096];
+  size_t n = sizeof(exe);
+  const char* env = getenv("VOW_WORKER");
+  if (env != NULL)
+    return strdup(env);
+  if (uv_exepath(exe, &n) == 0) {
+    char* dir = dirname(exe);
+    char path[4200];
+    snprintf(path, sizeof(path), "%s/vow-worker", dir);
+    if (access(path, X_OK) == 0)
+      return strdup(path);
+  }
+  return strdup("vow-worker");
 }

@@ -6,6 +6,7 @@
 #include <uv.h>
 
 #include "cli.h"
+#include "queue.h"
 #include "vow/vow.h"
 
 static void usage(FILE* f) {
@@ -14,6 +15,10 @@ static void usage(FILE* f) {
       "\n"
       "  vow run  CMD [ARG...] ::: ARGS   run command lines in parallel\n"
       "  vow map  LIB.so FUNCTION         a task function over JSON lines\n"
+      "\n"
+      "  vow submit [opts] -- CMD ARGS    queue a job (starts vow serve)\n"
+      "  vow status | wait | output | cancel | pause | resume | shutdown\n"
+      "  vow serve                        the job queue's daemon\n"
       "\n"
       "vow COMMAND --help says more; vow --version prints the version.\n",
       f);
@@ -42,6 +47,17 @@ int main(int argc, char** argv) {
     return vow_cli_run(argc - 1, argv + 1);
   if (strcmp(argv[1], "map") == 0)
     return vow_cli_map(argc - 1, argv + 1);
+  if (strcmp(argv[1], "serve") == 0)
+    return vow_cli_serve(argc - 1, argv + 1);
+  {
+    static const char* const client[] = {"submit", "status",  "wait",
+                                         "output", "cancel",  "pause",
+                                         "resume", "shutdown"};
+    size_t i;
+    for (i = 0; i < sizeof(client) / sizeof(client[0]); i++)
+      if (strcmp(argv[1], client[i]) == 0)
+        return vow_cli_queue_client(argv[1], argc - 1, argv + 1);
+  }
   vow_cli_error("unknown command \"%s\" (try vow --help)", argv[1]);
   return VOW_EXIT_ERROR;
 }

@@ -182,23 +182,6 @@ static void usage(FILE* f) {
       f);
 }
 
-/* vow-worker beside this vow binary, or on PATH. */
-static char* find_worker(void) {
-  char exe[4096];
-  size_t n = sizeof(exe);
-  const char* env = getenv("VOW_WORKER");
-  if (env != NULL)
-    return strdup(env);
-  if (uv_exepath(exe, &n) == 0) {
-    char* dir = dirname(exe);
-    char path[4200];
-    snprintf(path, sizeof(path), "%s/vow-worker", dir);
-    if (access(path, X_OK) == 0)
-      return strdup(path);
-  }
-  return strdup("vow-worker");
-}
-
 int vow_cli_map(int argc, char** argv) {
   vow_pool_options_t o;
   vow_pool_t* pool;
@@ -293,7 +276,7 @@ int vow_cli_map(int argc, char** argv) {
          word = strtok_r(NULL, " ", &save))
       wargv[n++] = word;
   } else {
-    worker_bin = find_worker();
+    worker_bin = vow_cli_find_worker();
     wargv = calloc(3, sizeof(char*));
     wargv[0] = worker_bin;
     wargv[1] = (char*)lib;

@@ -210,6 +210,24 @@ int vowp_decoder_next(vowp_decoder* d, vowp_msg* msg) {
   return 1;
 }
 
+int vowp_decoder_next_frame(vowp_decoder* d, vowp_slice* payload) {
+  size_t frame = check_header(d);
+  uint64_t at;
+  if (frame == SIZE_MAX)
+    return -1;
+  if (frame == 0 || d->end - d->start < frame)
+    return 0;
+  at = d->stream_off + d->start + HEADER;
+  payload->data = d->buf + d->start + HEADER;
+  payload->len = frame - HEADER;
+  if (vowp_prescan(payload->data, payload->len, &d->limits, at, &d->error) !=
+      VOWP_OK)
+    return -1;
+  d->start += frame;
+  d->small_run = frame <= CHUNK ? d->small_run + 1 : 0;
+  return 1;
+}
+
 char* vowp_decoder_steal(vowp_decoder* d) {
   char* buf = d->buf;
   if (buf == NULL || d->start != d->end || d->error.code != VOWP_OK)

@@ -239,6 +239,10 @@ vowp_err vowp_decoder_feed(vowp_decoder* d, const void* data, size_t len);
  * After an error the stream cannot be resynchronised: every later call
  * returns -1. */
 int vowp_decoder_next(vowp_decoder* d, vowp_msg* msg);
+/* For other protocols on the same framing (the job queue's): the next
+ * whole frame's payload, pre-scanned with the decoder's limits but not
+ * decoded as a worker message. Returns 1, 0 or -1 as vowp_decoder_next. */
+int vowp_decoder_next_frame(vowp_decoder* d, vowp_slice* payload);
 /* Hands the buffer over (free() it) when the last message returned by
  * vowp_decoder_next ended exactly where the received bytes end, so its
  * slices stay valid in the caller's hands without a copy; NULL otherwise.

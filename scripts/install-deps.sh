@@ -6,7 +6,7 @@ set -eu
 
 # python3-msgpack: the Python worker example, which the test suite runs;
 # procps: pgrep, with which the CLI tests look for leftover processes.
-packages="gcc libc6-dev make cmake pkg-config libuv1-dev libmsgpack-dev libcmocka-dev libjansson-dev python3-msgpack procps"
+packages="gcc libc6-dev make cmake pkg-config libuv1-dev libmsgpack-dev libcmocka-dev libjansson-dev libsqlite3-dev python3-msgpack procps"
 # Extra tools for the CI stages: the clang build and the valgrind run.
 if [ "${VOW_DEPS_FULL:-0}" = 1 ]; then
   packages="$packages clang valgrind libclang-rt-14-dev"

@@ -1,0 +1,64 @@
+/* cli/queue.h — the job queue: `vow serve` (the daemon) and its clients
+ * (`vow submit`, `status`, `wait`, `output`, `cancel`, `pause`, `resume`,
+ * `shutdown`). Private to cli/.
+ *
+ * Client and daemon speak msgpack over a Unix socket, in the worker
+ * protocol's frames (a 4-byte big-endian length, then one msgpack map),
+ * with the same pre-scan and limits. Every request carries "v" (the
+ * protocol version) and "op"; every reply has "ok" and, when false,
+ * "error". See docs/queue.md. */
+#ifndef VOW_CLI_QUEUE_H
+#define VOW_CLI_QUEUE_H
+
+#include <msgpack.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cli.h"
+
+#define VOW_QUEUE_VERSION 1
+/* Requests and replies: far above any real one (a submit carries its
+ * environment), far below what would hurt. */
+#define VOW_QUEUE_MAX_FRAME ((size_t)16 << 20)
+
+/* Where a daemon keeps its socket and its files: the socket, and next to
+ * it PATH.db (SQLite), PATH.lock, PATH.log and PATH.out/ (job output). */
+typedef struct queue_paths {
+  char sock[108]; /* sun_path's size */
+  char db[128];
+  char lock[128];
+  char log[128];
+  char out[128];
+} queue_paths;
+
+/* The socket from --socket, else $VOW_SOCKET, else
+ * $XDG_RUNTIME_DIR/vow/queue.sock, else /tmp/vow-UID/queue.sock (the
+ * directory made 0700 and checked to be ours). Returns 0, or -1 after
+ * saying what is wrong. */
+int queue_paths_init(queue_paths* p, const char* socket_opt);
+
+/* ---- wire (queue_wire.c) ---------------------------------------------- */
+
+/* Writes one frame, whole, on a blocking descriptor. 0 or -errno. */
+int qw_write_frame(int fd, const void* data, size_t len);
+/* Reads one frame into *out (pre-scanned, at most VOW_QUEUE_MAX_FRAME).
+ * Returns 1, 0 at a clean EOF, or -1 with err filled. */
+int qw_read_frame(int fd, vbuf* out, char* err, size_t errlen);
+/* A map's value for key, or NULL. */
+const msgpack_object* qw_get(const msgpack_object* map, const char* key);
+bool qw_get_int(const msgpack_object* map, const char* key, int64_t* out);
+bool qw_get_double(const msgpack_object* map, const char* key, double* out);
+bool qw_get_bool(const msgpack_object* map, const char* key);
+/* A string value copied to a NUL-terminated malloc'd string, or NULL. */
+char* qw_get_str(const msgpack_object* map, const char* key);
+void qw_pack_str(msgpack_packer* pk, const char* s);
+void qw_pack_kv_str(msgpack_packer* pk, const char* key, const char* value);
+void qw_pack_kv_int(msgpack_packer* pk, const char* key, int64_t value);
+
+/* ---- the daemon and the client commands ------------------------------- */
+
+int vow_cli_serve(int argc, char** argv);
+int vow_cli_queue_client(const char* command, int argc, char** argv);
+
+#endif

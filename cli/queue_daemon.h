@@ -1,0 +1,74 @@
+/* cli/queue_daemon.h — the daemon's state, shared by queue_serve.c (the
+ * socket, the clients and their requests) and queue_run.c (starting,
+ * reaping and recovering jobs). Private to cli/. */
+#ifndef VOW_CLI_QUEUE_DAEMON_H
+#define VOW_CLI_QUEUE_DAEMON_H
+
+#include <sys/types.h>
+
+#include "queue.h"
+#include "queue_db.h"
+
+typedef struct daemon {
+  uv_loop_t* loop;
+  vow_ctx_t* ctx;
+  queue_paths paths;
+  qdb* db;
+  char boot_id[64];
+  unsigned slots; /* jobs running at once */
+  bool paused, draining, stopping;
+  uv_pipe_t listener;
+  uv_signal_t sigchld, sigterm, sigint;
+  uv_timer_t retry_timer; /* a start that failed on the database */
+  struct client* clients;
+  /* every job by id (ids are dense from 1) */
+  qjob** jobs;
+  size_t njobs_cap;
+  int64_t max_id;
+  /* queued jobs whose dependencies have all succeeded: a heap by
+   * priority (higher first), then id */
+  qjob** ready;
+  size_t nready, ready_cap;
+  /* queued jobs still waiting on a dependency */
+  qjob** waiting;
+  size_t nwaiting, waiting_cap;
+  qjob** running;
+  size_t nrunning, running_cap;
+  vow_pool_t** pools; /* task-function jobs: one pool per plugin */
+  char** pool_libs;
+  size_t npools;
+  int exit_status;
+  mode_t job_umask; /* the daemon's files are private; jobs get this */
+} daemon_t;
+
+extern daemon_t D;
+
+double qd_now(void);
+/* The job with this id, or NULL. */
+qjob* qd_job(int64_t id);
+/* Takes a new job (state queued, already in the database). */
+void qd_add(qjob* j);
+/* Starts what may start. */
+void qd_schedule(void);
+/* Ends a queued or running job as cancelled (running: TERM, then KILL). */
+void qd_cancel(qjob* j, const char* why);
+/* A promise (the caller's reference) that fulfils when j has ended. */
+vow_promise_t* qd_ended(qjob* j);
+/* Jobs left running when a daemon died: their process groups killed,
+ * then requeued or marked interrupted per their retries. */
+void qd_recover(void);
+/* SIGSTOP / SIGCONT to every running job's process group. */
+void qd_signal_running(int sig);
+/* Every running job killed (TERM, then KILL after 2 s); they end
+ * interrupted. */
+void qd_stop_all(void);
+void qd_on_sigchld(uv_signal_t* h, int sig);
+void qd_log(const char* fmt, ...) __attribute__((format(printf, 1, 2)));
+/* A running job ended: final, or queued again for another try. */
+void qd_job_ended(qjob* j, int state, const char* error);
+/* Starts a task-function job on its plugin's pool (queue_serve.c). */
+void qd_map_start(qjob* j);
+/* Called when nothing runs and nothing is queued, for --drain. */
+void qd_maybe_drained(void);
+
+#endif

@@ -1,0 +1,89 @@
+/* cli/queue_db.h — the job queue's jobs and their SQLite store (WAL). The
+ * daemon holds every job in memory and writes each change here before it
+ * acknowledges anything that depends on it. Private to cli/. */
+#ifndef VOW_CLI_QUEUE_DB_H
+#define VOW_CLI_QUEUE_DB_H
+
+#include <sqlite3.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <uv.h>
+
+#include "vow/vow.h"
+
+typedef enum qstate {
+  QS_QUEUED,
+  QS_RUNNING,
+  QS_DONE,        /* exited 0 (or a task function fulfilled) */
+  QS_FAILED,      /* non-zero exit, signal, timeout, task failure */
+  QS_CANCELLED,   /* by vow cancel, or a dependency that did not succeed */
+  QS_INTERRUPTED, /* running when the daemon died, and not retried */
+  QS_COUNT
+} qstate;
+
+const char* qstate_name(int state);
+bool qstate_final(int state);
+
+typedef struct qjob {
+  int64_t id;
+  char* name;
+  int kind;    /* 0: a command; 1: a task function */
+  char** argv; /* NULL-terminated (kind 0) */
+  char* cwd;
+  char** env; /* NULL-terminated (kind 0) */
+  char* lib;  /* kind 1: plugin, function, JSON argument */
+  char* fn;
+  char* arg_json;
+  int64_t priority;
+  double timeout_s;
+  int64_t retries, attempts;
+  int64_t* after;
+  size_t nafter;
+  int state;
+  int64_t pgid;        /* its process group while it runs (kind 0) */
+  int64_t start_ticks; /* the leader's start time, /proc clock ticks */
+  char* boot_id;       /* the boot it ran in */
+  int64_t exit_status, term_signal;
+  char* result; /* kind 1: the result as JSON */
+  char* error;  /* why it failed, was cancelled or interrupted */
+  double submitted, started, ended;
+
+  /* The daemon's, not stored. */
+  struct qjob* next_ready;
+  size_t heap_index;
+  uv_timer_t* timer;      /* timeout, then the KILL after TERM */
+  vow_promise_t* ended_p; /* settled when it ends, for waiters */
+  bool term_sent, cancel_asked, counted;
+  int go_fd;             /* the write end of its start gate, -1 when open */
+  vow_promise_t* task_p; /* a running task function's (borrowed) */
+} qjob;
+
+void qjob_free(qjob* j);
+/* An exit status for the shell: its own, 128 + a signal, 124 for a
+ * timeout (as timeout(1)), 125 for cancelled or interrupted. */
+int qjob_status(const qjob* j);
+
+typedef struct qdb qdb;
+
+/* Opens (creating) the database: WAL, foreign nothing, schema checked.
+ * NULL with err filled. */
+qdb* qdb_open(const char* path, char* err, size_t errlen);
+void qdb_close(qdb* db);
+/* A transaction around several changes; commit makes them durable. Each
+ * returns 0 or -1 with the reason in qdb_error. */
+int qdb_begin(qdb* db);
+int qdb_commit(qdb* db);
+void qdb_rollback(qdb* db);
+const char* qdb_error(const qdb* db);
+/* Inserts j and sets j->id. */
+int qdb_insert(qdb* db, qjob* j);
+/* Writes j's changing fields. */
+int qdb_update(qdb* db, const qjob* j);
+/* Every job, in id order, to fn. */
+int qdb_load(qdb* db, void (*fn)(qjob* j, void* data), void* data);
+/* The paused flag, kept across restarts. */
+int qdb_set_paused(qdb* db, bool paused);
+bool qdb_paused(qdb* db);
+
+#endif

@@ -1,0 +1,943 @@
+/* vow serve: the job queue's daemon. One libuv loop: client connections
+ * are I/O on it, command jobs are child processes, task-function jobs run
+ * on a worker pool, and `vow wait` is a promise (a branch of each job's
+ * "ended" promise, joined with vow_all or vow_first_settled).
+ *
+ * A client of another uid is refused by its peer credentials
+ * (SO_PEERCRED), root included: the socket's mode 0600 does not stop
+ * root. A client that sends what is not a request (bad msgpack, a frame
+ * over the limit, an unknown op) gets an error and is dropped. */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "json.h"
+#include "proto.h"
+#include "queue_daemon.h"
+
+/* Replies waiting for a client that reads nothing: past this it goes. */
+#define CLIENT_BACKLOG ((size_t)64 << 20)
+
+typedef struct waiter waiter;
+
+typedef struct client {
+  struct client* next;
+  uv_pipe_t pipe;
+  uv_shutdown_t shut;
+  vowp_decoder dec;
+  bool closing;
+  waiter* waits;
+} client;
+
+struct waiter {
+  waiter* next;
+  client* c;        /* NULL once the client has gone */
+  vow_promise_t* p; /* the joined promise (borrowed), until it settles */
+  int64_t* ids;
+  size_t nids;
+};
+
+/* ---- replies ---------------------------------------------------------- */
+
+typedef struct wreq {
+  uv_write_t req;
+  char* data;
+} wreq;
+
+static void on_written(uv_write_t* req, int status) {
+  wreq* w = (wreq*)req;
+  (void)status;
+  free(w->data);
+  free(w);
+}
+
+static void close_client(client* c);
+
+/* Sends the packed reply in sb (taken over) as one frame. */
+static void send_reply(client* c, msgpack_sbuffer* sb) {
+  wreq* w;
+  uv_buf_t buf;
+  char* frame;
+  if (c->closing || sb->size > VOW_QUEUE_MAX_FRAME) {
+    msgpack_sbuffer_destroy(sb);
+    return;
+  }
+  frame = malloc(sb->size + 4);
+  w = malloc(sizeof(*w));
+  if (frame == NULL || w == NULL) {
+    free(frame);
+    free(w);
+    msgpack_sbuffer_destroy(sb);
+    close_client(c);
+    return;
+  }
+  frame[0] = (char)(sb->size >> 24);
+  frame[1] = (char)(sb->size >> 16);
+  frame[2] = (char)(sb->size >> 8);
+  frame[3] = (char)sb->size;
+  memcpy(frame + 4, sb->data, sb->size);
+  buf = uv_buf_init(frame, (unsigned)(sb->size + 4));
+  msgpack_sbuffer_destroy(sb);
+  w->data = frame;
+  if (uv_write(&w->req, (uv_stream_t*)&c->pipe, &buf, 1, on_written) != 0) {
+    free(frame);
+    free(w);
+    close_client(c);
+    return;
+  }
+  if (uv_stream_get_write_queue_size((uv_stream_t*)&c->pipe) > CLIENT_BACKLOG)
+    close_client(c);
+}
+
+static void reply_error(client* c, const char* fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static void reply_error(client* c, const char* fmt, ...) {
+  msgpack_sbuffer sb;
+  msgpack_packer pk;
+  char text[1024];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(text, sizeof(text), fmt, ap);
+  va_end(ap);
+  msgpack_sbuffer_init(&sb);
+  msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+  msgpack_pack_map(&pk, 2);
+  qw_pack_str(&pk, "ok");
+  msgpack_pack_false(&pk);
+  qw_pack_kv_str(&pk, "error", text);
+  send_reply(c, &sb);
+}
+
+static void begin_ok(msgpack_sbuffer* sb, msgpack_packer* pk, size_t more) {
+  msgpack_sbuffer_init(sb);
+  msgpack_packer_init(pk, sb, msgpack_sbuffer_write);
+  msgpack_pack_map(pk, 1 + more);
+  qw_pack_str(pk, "ok");
+  msgpack_pack_true(pk);
+}
+
+static void pack_job(msgpack_packer* pk, const qjob* j) {
+  vbuf cmd = {0};
+  size_t i;
+  if (j->kind == 0) {
+    for (i = 0; j->argv[i] != NULL; i++) {
+      if (i)
+        vbuf_add(&cmd, " ", 1);
+      vow_cli_quote(&cmd, j->argv[i]);
+    }
+  } else {
+    vbuf_str(&cmd, j->fn);
+    vbuf_add(&cmd, " ", 1);
+    vbuf_str(&cmd, j->arg_json);
+  }
+  msgpack_pack_map(pk, 15);
+  qw_pack_kv_int(pk, "id", j->id);
+  qw_pack_kv_str(pk, "name", j->name);
+  qw_pack_kv_str(pk, "state", qstate_name(j->state));
+  qw_pack_kv_int(pk, "status", qstate_final(j->state) ? qjob_status(j) : -1);
+  qw_pack_kv_int(pk, "exit", j->exit_status);
+  qw_pack_kv_int(pk, "signal", j->term_signal);
+  qw_pack_kv_int(pk, "priority", j->priority);
+  qw_pack_kv_int(pk, "attempts", j->attempts);
+  qw_pack_kv_str(pk, "command", cmd.data ? cmd.data : "");
+  qw_pack_kv_str(pk, "error", j->error);
+  qw_pack_kv_str(pk, "result", j->result);
+  qw_pack_str(pk, "submitted");
+  msgpack_pack_double(pk, j->submitted);
+  qw_pack_str(pk, "started");
+  msgpack_pack_double(pk, j->started);
+  qw_pack_str(pk, "ended");
+  msgpack_pack_double(pk, j->ended);
+  qw_pack_kv_int(pk, "pgid", j->state == QS_RUNNING ? j->pgid : 0);
+  vbuf_free(&cmd);
+}
+
+/* ---- requests --------------------------------------------------------- */
+
+static char** strv_from(const msgpack_object* o, bool nonempty) {
+  char** v;
+  uint32_t i;
+  if (o == NULL || o->type != MSGPACK_OBJECT_ARRAY ||
+      (nonempty && o->via.array.size == 0))
+    return NULL;
+  v = calloc(o->via.array.size + 1, sizeof(char*));
+  for (i = 0; v != NULL && i < o->via.array.size; i++) {
+    const msgpack_object* s = &o->via.array.ptr[i];
+    if (s->type != MSGPACK_OBJECT_STR ||
+        memchr(s->via.str.ptr, '\0', s->via.str.size) != NULL) {
+      uint32_t k;
+      for (k = 0; k < i; k++)
+        free(v[k]);
+      free(v);
+      return NULL;
+    }
+    v[i] = strndup(s->via.str.ptr, s->via.str.size);
+  }
+  return v;
+}
+
+/* The ids in the array o, each one a known job; NULL after an error
+ * reply. */
+static int64_t* ids_from(client* c, const msgpack_object* o, size_t* n,
+                         bool allow_empty) {
+  int64_t* ids;
+  uint32_t i;
+  *n = 0;
+  if (o == NULL || o->type != MSGPACK_OBJECT_ARRAY ||
+      (!allow_empty && o->via.array.size == 0)) {
+    reply_error(c, "the request needs \"ids\", an array of job ids");
+    return NULL;
+  }
+  ids = calloc(o->via.array.size + 1, sizeof(int64_t));
+  if (ids == NULL) {
+    reply_error(c, "out of memory");
+    return NULL;
+  }
+  for (i = 0; i < o->via.array.size; i++) {
+    const msgpack_object* e = &o->via.array.ptr[i];
+    if (e->type != MSGPACK_OBJECT_POSITIVE_INTEGER || e->via.u64 > INT64_MAX ||
+        qd_job((int64_t)e->via.u64) == NULL) {
+      if (e->type == MSGPACK_OBJECT_POSITIVE_INTEGER)
+        reply_error(c, "there is no job %llu", (unsigned long long)e->via.u64);
+      else
+        reply_error(c, "job ids are positive integers");
+      free(ids);
+      return NULL;
+    }
+    ids[(*n)++] = (int64_t)e->via.u64;
+  }
+  return ids;
+}
+
+static int64_t* request_ids(client* c, const msgpack_object* req, size_t* n,
+                            bool allow_empty) {
+  return ids_from(c, qw_get(req, "ids"), n, allow_empty);
+}
+
+static void op_submit(client* c, const msgpack_object* req) {
+  qjob* j = calloc(1, sizeof(*j));
+  const msgpack_object* after = qw_get(req, "after");
+  msgpack_sbuffer sb;
+  msgpack_packer pk;
+  int64_t v;
+  double t;
+  if (j == NULL) {
+    reply_error(c, "out of memory");
+    return;
+  }
+  j->go_fd = -1;
+  if (D.draining || D.stopping) {
+    reply_error(c, "the daemon is shutting down and takes no new jobs");
+    goto refuse;
+  }
+  j->name = qw_get_str(req, "name");
+  j->kind = qw_get_bool(req, "map") ? 1 : 0;
+  if (j->kind == 0) {
+    j->argv = strv_from(qw_get(req, "argv"), true);
+    j->env = strv_from(qw_get(req, "env"), false);
+    j->cwd = qw_get_str(req, "cwd");
+    if (j->argv == NULL) {
+      reply_error(c, "a job needs \"argv\", a non-empty array of strings");
+      goto refuse;
+    }
+    if (j->cwd == NULL || j->cwd[0] != '/') {
+      reply_error(c, "a job needs \"cwd\", an absolute directory");
+      goto refuse;
+    }
+  } else {
+    vbuf packed = {0};
+    char err[256];
+    j->lib = qw_get_str(req, "lib");
+    j->fn = qw_get_str(req, "fn");
+    j->arg_json = qw_get_str(req, "arg");
+    if (j->lib == NULL || j->fn == NULL || j->arg_json == NULL) {
+      reply_error(c, "a task-function job needs \"lib\", \"fn\" and \"arg\"");
+      goto refuse;
+    }
+    if (vow_json_to_msgpack(j->arg_json, strlen(j->arg_json), &packed, err,
+                            sizeof(err)) != 0) {
+      vbuf_free(&packed);
+      reply_error(c, "the argument is not JSON: %s", err);
+      goto refuse;
+    }
+    vbuf_free(&packed);
+  }
+  if (qw_get_int(req, "priority", &v))
+    j->priority = v;
+  if (qw_get_double(req, "timeout", &t)) {
+    if (t < 0 || t > 1e9) {
+      reply_error(c, "the timeout must be between 0 and 1e9 seconds");
+      goto refuse;
+    }
+    j->timeout_s = t;
+  }
+  if (qw_get_int(req, "retries", &v)) {
+    if (v < 0 || v > 1000) {
+      reply_error(c, "retries must be between 0 and 1000");
+      goto refuse;
+    }
+    j->retries = v;
+  }
+  if (after != NULL &&
+      (j->after = ids_from(c, after, &j->nafter, true)) == NULL)
+    goto refuse;
+  j->state = QS_QUEUED;
+  j->submitted = qd_now();
+  if (qdb_insert(D.db, j) != 0) {
+    reply_error(c, "the job was not accepted: %s", qdb_error(D.db));
+    goto refuse;
+  }
+  qd_add(j);
+  begin_ok(&sb, &pk, 1);
+  qw_pack_kv_int(&pk, "id", j->id);
+  send_reply(c, &sb);
+  qd_schedule();
+  return;
+refuse:
+  qjob_free(j);
+}
+
+static void op_status(client* c, const msgpack_object* req) {
+  msgpack_sbuffer sb;
+  msgpack_packer pk;
+  size_t n = 0, i, queued = D.nready + D.nwaiting;
+  int64_t* ids = NULL;
+  if (qw_get(req, "ids") != NULL &&
+      (ids = request_ids(c, req, &n, true)) == NULL)
+    return;
+  begin_ok(&sb, &pk, 4);
+  qw_pack_str(&pk, "paused");
+  if (D.paused)
+    msgpack_pack_true(&pk);
+  else
+    msgpack_pack_false(&pk);
+  qw_pack_kv_int(&pk, "running", (int64_t)D.nrunning);
+  qw_pack_kv_int(&pk, "queued", (int64_t)queued);
+  qw_pack_str(&pk, "jobs");
+  if (ids != NULL && n > 0) {
+    msgpack_pack_array(&pk, n);
+    for (i = 0; i < n; i++)
+      pack_job(&pk, qd_job(ids[i]));
+  } else {
+    int64_t id;
+    size_t count = 0;
+    for (id = 1; id <= D.max_id; id++)
+      count += D.jobs[id] != NULL;
+    msgpack_pack_array(&pk, count);
+    for (id = 1; id <= D.max_id; id++)
+      if (D.jobs[id] != NULL)
+        pack_job(&pk, D.jobs[id]);
+  }
+  free(ids);
+  send_reply(c, &sb);
+}
+
+static void drop_waiter(waiter* w) {
+  waiter** at;
+  if (w->c != NULL)
+    for (at = &w->c->waits; *at != NULL; at = &(*at)->next)
+      if (*at == w) {
+        *at = w->next;
+        break;
+      }
+  free(w->ids);
+  free(w);
+}
+
+static vow_outcome_t on_waited(vow_value_t* v, vow_failure_t* f, void* data) {
+  waiter* w = data;
+  msgpack_sbuffer sb;
+  msgpack_packer pk;
+  size_t i;
+  vow_value_release(v);
+  w->p = NULL;
+  if (f != NULL || w->c == NULL) {
+    /* Cancelled: the client went away. */
+    vow_failure_release(f);
+    drop_waiter(w);
+    return vow_ok(NULL);
+  }
+  begin_ok(&sb, &pk, 1);
+  qw_pack_str(&pk, "jobs");
+  msgpack_pack_array(&pk, w->nids);
+  for (i = 0; i < w->nids; i++)
+    pack_job(&pk, qd_job(w->ids[i]));
+  send_reply(w->c, &sb);
+  drop_waiter(w);
+  return vow_ok(NULL);
+}
+
+static void op_wait(client* c, const msgpack_object* req) {
+  waiter* w = calloc(1, sizeof(*w));
+  vow_promise_t** ps;
+  size_t i;
+  if (w == NULL || (w->ids = request_ids(c, req, &w->nids, false)) == NULL) {
+    free(w);
+    return;
+  }
+  ps = calloc(w->nids, sizeof(*ps));
+  if (ps == NULL) {
+    free(w->ids);
+    free(w);
+    reply_error(c, "out of memory");
+    return;
+  }
+  for (i = 0; i < w->nids; i++)
+    ps[i] = qd_ended(qd_job(w->ids[i]));
+  w->c = c;
+  w->next = c->waits;
+  c->waits = w;
+  w->p = qw_get_bool(req, "any") ? vow_first_settled(D.ctx, ps, w->nids)
+                                 : vow_all(D.ctx, ps, w->nids);
+  free(ps);
+  /* A pending promise lives until it settles: w may keep the pointer
+   * (to cancel it) until on_waited runs. */
+  vow_promise_release(vow_add_both(w->p, on_waited, w));
+}
+
+static void op_output(client* c, const msgpack_object* req) {
+  msgpack_sbuffer sb;
+  msgpack_packer pk;
+  size_t n;
+  int64_t* ids = request_ids(c, req, &n, false);
+  char out[192], err[192];
+  qjob* j;
+  if (ids == NULL)
+    return;
+  j = qd_job(ids[0]);
+  free(ids);
+  if (j->kind == 1) {
+    begin_ok(&sb, &pk, 2);
+    qw_pack_kv_str(&pk, "state", qstate_name(j->state));
+    qw_pack_kv_str(&pk, "result", j->result ? j->result : j->error);
+    send_reply(c, &sb);
+    return;
+  }
+  snprintf(out, sizeof(out), "%s/%lld.out", D.paths.out, (long long)j->id);
+  snprintf(err, sizeof(err), "%s/%lld.err", D.paths.out, (long long)j->id);
+  begin_ok(&sb, &pk, 3);
+  qw_pack_kv_str(&pk, "state", qstate_name(j->state));
+  qw_pack_kv_str(&pk, "out", out);
+  qw_pack_kv_str(&pk, "err", err);
+  send_reply(c, &sb);
+}
+
+static void op_cancel(client* c, const msgpack_object* req) {
+  msgpack_sbuffer sb;
+  msgpack_packer pk;
+  size_t n, i, done = 0;
+  int64_t* ids = request_ids(c, req, &n, false);
+  if (ids == NULL)
+    return;
+  for (i = 0; i < n; i++) {
+    qjob* j = qd_job(ids[i]);
+    if (qstate_final(j->state))
+      continue;
+    qd_cancel(j, "cancelled by vow cancel");
+    done++;
+  }
+  free(ids);
+  begin_ok(&sb, &pk, 1);
+  qw_pack_kv_int(&pk, "cancelled", (int64_t)done);
+  send_reply(c, &sb);
+}
+
+static void op_pause(client* c, bool pause) {
+  msgpack_sbuffer sb;
+  msgpack_packer pk;
+  if (qdb_set_paused(D.db, pause) != 0) {
+    reply_error(c, "%s", qdb_error(D.db));
+    return;
+  }
+  D.paused = pause;
+  qd_signal_running(pause ? SIGSTOP : SIGCONT);
+  if (!pause)
+    qd_schedule();
+  begin_ok(&sb, &pk, 0);
+  send_reply(c, &sb);
+}
+
+static void stop_serving(void);
+
+static void op_shutdown(client* c, const msgpack_object* req) {
+  msgpack_sbuffer sb;
+  msgpack_packer pk;
+  begin_ok(&sb, &pk, 0);
+  send_reply(c, &sb);
+  if (qw_get_bool(req, "drain")) {
+    D.draining = true;
+    qd_log(
+        "draining: no new jobs; stopping once %zu running and %zu "
+        "queued are done",
+        D.nrunning, D.nready + D.nwaiting);
+    qd_maybe_drained();
+  } else {
+    qd_log("shutting down: %zu running jobs stopped", D.nrunning);
+    if (D.paused)
+      qd_signal_running(SIGCONT);
+    qd_stop_all();
+    if (D.nrunning == 0)
+      stop_serving();
+  }
+}
+
+void qd_maybe_drained(void) {
+  if (D.stopping && D.nrunning == 0) {
+    stop_serving();
+    return;
+  }
+  if (D.draining && D.nrunning == 0 && D.nready == 0 && D.nwaiting == 0) {
+    D.stopping = true;
+    stop_serving();
+  }
+}
+
+static void handle(client* c, const char* data, size_t len) {
+  msgpack_unpacked u;
+  const msgpack_object* req;
+  char* op = NULL;
+  int64_t v = 0;
+  msgpack_unpacked_init(&u);
+  /* The pre-scan has bounded every count by the bytes present, so
+   * unpacking allocates at most a few times the frame. */
+  if (msgpack_unpack_next(&u, data, len, NULL) != MSGPACK_UNPACK_SUCCESS ||
+      u.data.type != MSGPACK_OBJECT_MAP) {
+    reply_error(c, "a request is one msgpack map");
+    close_client(c);
+    goto out;
+  }
+  req = &u.data;
+  if (!qw_get_int(req, "v", &v) || v != VOW_QUEUE_VERSION) {
+    reply_error(c,
+                "protocol version %lld is not this daemon's (%d): use the "
+                "vow that started it",
+                (long long)v, VOW_QUEUE_VERSION);
+    close_client(c);
+    goto out;
+  }
+  op = qw_get_str(req, "op");
+  if (op == NULL) {
+    reply_error(c, "the request has no \"op\"");
+    close_client(c);
+  } else if (strcmp(op, "submit") == 0) {
+    op_submit(c, req);
+  } else if (strcmp(op, "status") == 0) {
+    op_status(c, req);
+  } else if (strcmp(op, "wait") == 0) {
+    op_wait(c, req);
+  } else if (strcmp(op, "output") == 0) {
+    op_output(c, req);
+  } else if (strcmp(op, "cancel") == 0) {
+    op_cancel(c, req);
+  } else if (strcmp(op, "pause") == 0) {
+    op_pause(c, true);
+  } else if (strcmp(op, "resume") == 0) {
+    op_pause(c, false);
+  } else if (strcmp(op, "shutdown") == 0) {
+    op_shutdown(c, req);
+  } else {
+    reply_error(c, "unknown op \"%.40s\"", op);
+    close_client(c);
+  }
+out:
+  free(op);
+  msgpack_unpacked_destroy(&u);
+}
+
+/* ---- clients ---------------------------------------------------------- */
+
+static void on_client_closed(uv_handle_t* h) {
+  client* c = h->data;
+  client** at;
+  for (at = &D.clients; *at != NULL; at = &(*at)->next)
+    if (*at == c) {
+      *at = c->next;
+      break;
+    }
+  vowp_decoder_destroy(&c->dec);
+  free(c);
+}
+
+static void on_client_shut(uv_shutdown_t* req, int status) {
+  client* c = req->data;
+  (void)status;
+  uv_close((uv_handle_t*)&c->pipe, on_client_closed);
+}
+
+/* Closes once what was written has gone out: an error reply reaches the
+ * client before the connection ends. */
+static void close_client(client* c) {
+  waiter* w;
+  if (c->closing)
+    return;
+  c->closing = true;
+  /* Its waits go: each is a join of branches, so cancelling it leaves
+   * the jobs alone; on_waited frees the waiter. */
+  for (w = c->waits; w != NULL; w = w->next) {
+    w->c = NULL;
+    if (w->p != NULL)
+      vow_cancel(w->p);
+  }
+  c->waits = NULL;
+  uv_read_stop((uv_stream_t*)&c->pipe);
+  c->shut.data = c;
+  if (uv_shutdown(&c->shut, (uv_stream_t*)&c->pipe, on_client_shut) != 0)
+    uv_close((uv_handle_t*)&c->pipe, on_client_closed);
+}
+
+static void on_client_alloc(uv_handle_t* h, size_t suggested, uv_buf_t* buf) {
+  client* c = h->data;
+  char* base;
+  size_t len;
+  (void)suggested;
+  vowp_decoder_buffer(&c->dec, &base, &len);
+  *buf = uv_buf_init(base, (unsigned)len);
+}
+
+static void on_client_read(uv_stream_t* s, ssize_t n, const uv_buf_t* buf) {
+  client* c = s->data;
+  vowp_slice payload;
+  int rc;
+  (void)buf;
+  if (n < 0) {
+    if (vowp_decoder_error(&c->dec)->code != VOWP_OK)
+      reply_error(c, "bad request: %s", vowp_decoder_error(&c->dec)->text);
+    close_client(c);
+    return;
+  }
+  vowp_decoder_commit(&c->dec, (size_t)n);
+  while (!c->closing && (rc = vowp_decoder_next_frame(&c->dec, &payload)) == 1)
+    handle(c, payload.data, payload.len);
+  if (!c->closing && rc < 0) {
+    reply_error(c, "bad request: %s", vowp_decoder_error(&c->dec)->text);
+    close_client(c);
+  }
+}
+
+static void on_connection(uv_stream_t* server, int status) {
+  client* c;
+  struct ucred cred;
+  socklen_t len = sizeof(cred);
+  uv_os_fd_t fd;
+  vowp_limits lim = {VOW_QUEUE_MAX_FRAME, 0, 0};
+  if (status != 0)
+    return;
+  c = calloc(1, sizeof(*c));
+  if (c == NULL)
+    return;
+  uv_pipe_init(D.loop, &c->pipe, 0);
+  c->pipe.data = c;
+  vowp_decoder_init(&c->dec, &lim);
+  c->next = D.clients;
+  D.clients = c;
+  if (uv_accept(server, (uv_stream_t*)&c->pipe) != 0) {
+    close_client(c);
+    return;
+  }
+  if (uv_fileno((uv_handle_t*)&c->pipe, &fd) != 0 ||
+      getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0 ||
+      cred.uid != geteuid()) {
+    qd_log("refused a client of uid %d (pid %d): this daemon serves uid %d",
+           (int)cred.uid, (int)cred.pid, (int)geteuid());
+    reply_error(c, "refused: uid %d is not this daemon's uid %d", (int)cred.uid,
+                (int)geteuid());
+    close_client(c);
+    return;
+  }
+  uv_read_start((uv_stream_t*)&c->pipe, on_client_alloc, on_client_read);
+}
+
+/* ---- task-function jobs ----------------------------------------------- */
+
+static vow_pool_t* pool_for(const char* lib, char* why, size_t whylen) {
+  size_t i;
+  vow_pool_options_t o;
+  const char* argv[3];
+  char* worker;
+  vow_pool_t* pool;
+  vow_pool_t** pools;
+  char** libs;
+  int err = 0;
+  for (i = 0; i < D.npools; i++)
+    if (strcmp(D.pool_libs[i], lib) == 0)
+      return D.pools[i];
+  worker = vow_cli_find_worker();
+  argv[0] = worker;
+  argv[1] = lib;
+  argv[2] = NULL;
+  memset(&o, 0, sizeof(o));
+  o.workers = D.slots;
+  o.worker_argv = argv;
+  pool = vow_pool_new(D.ctx, &o, &err);
+  free(worker);
+  pools = realloc(D.pools, (D.npools + 1) * sizeof(*pools));
+  libs = realloc(D.pool_libs, (D.npools + 1) * sizeof(*libs));
+  if (pool == NULL || pools == NULL || libs == NULL) {
+    snprintf(why, whylen, "cannot start workers for %s: %s", lib,
+             err ? uv_strerror(err) : "out of memory");
+    if (pools)
+      D.pools = pools;
+    if (libs)
+      D.pool_libs = libs;
+    return NULL;
+  }
+  D.pools = pools;
+  D.pool_libs = libs;
+  D.pools[D.npools] = pool;
+  D.pool_libs[D.npools++] = strdup(lib);
+  return pool;
+}
+
+static vow_outcome_t on_task(vow_value_t* v, vow_failure_t* f, void* data) {
+  qjob* j = data;
+  j->task_p = NULL;
+  if (f != NULL) {
+    char text[1024];
+    vow_failure_describe(f, text, sizeof(text));
+    vow_failure_release(f);
+    qd_job_ended(j,
+                 j->cancel_asked ? QS_CANCELLED
+                 : D.stopping    ? QS_INTERRUPTED
+                                 : QS_FAILED,
+                 text);
+  } else {
+    size_t len;
+    const void* b = vow_value_bytes(v, &len);
+    free(j->result);
+    j->result = b ? vow_msgpack_to_json(b, len, 0) : NULL;
+    vow_value_release(v);
+    qd_job_ended(j, QS_DONE, NULL);
+  }
+  return vow_ok(NULL);
+}
+
+void qd_map_start(qjob* j) {
+  char why[512];
+  vbuf packed = {0};
+  char err[256];
+  vow_pool_t* pool = pool_for(j->lib, why, sizeof(why));
+  vow_promise_t* p;
+  if (pool == NULL) {
+    qd_job_ended(j, QS_FAILED, why);
+    return;
+  }
+  if (vow_json_to_msgpack(j->arg_json, strlen(j->arg_json), &packed, err,
+                          sizeof(err)) != 0) {
+    vbuf_free(&packed);
+    qd_job_ended(j, QS_FAILED, err);
+    return;
+  }
+  p = vow_pool_submit(pool, j->fn,
+                      vow_value_new_msgpack(packed.data, packed.len, NULL));
+  vbuf_free(&packed);
+  j->task_p = p; /* pending until on_task runs */
+  vow_promise_release(vow_add_both(p, on_task, j));
+}
+
+/* ---- start and stop --------------------------------------------------- */
+
+static void on_listener_closed(uv_handle_t* h) {
+  (void)h;
+}
+
+static void stop_serving(void) {
+  client* c;
+  size_t i;
+  if (uv_is_closing((uv_handle_t*)&D.listener))
+    return;
+  unlink(D.paths.sock);
+  uv_close((uv_handle_t*)&D.listener, on_listener_closed);
+  for (c = D.clients; c != NULL; c = c->next)
+    close_client(c);
+  uv_close((uv_handle_t*)&D.sigchld, NULL);
+  uv_close((uv_handle_t*)&D.sigterm, NULL);
+  uv_close((uv_handle_t*)&D.sigint, NULL);
+  if (D.retry_timer.data != NULL)
+    uv_close((uv_handle_t*)&D.retry_timer, NULL);
+  for (i = 0; i < D.npools; i++)
+    vow_promise_release(vow_pool_shutdown(D.pools[i], false));
+  qd_log("stopped");
+}
+
+static void on_term(uv_signal_t* h, int sig) {
+  (void)h;
+  qd_log("signal %d: shutting down", sig);
+  qd_stop_all();
+  qd_maybe_drained();
+}
+
+static void read_boot_id(void) {
+  FILE* f = fopen("/proc/sys/kernel/random/boot_id", "r");
+  size_t n = 0;
+  if (f != NULL) {
+    n = fread(D.boot_id, 1, sizeof(D.boot_id) - 1, f);
+    fclose(f);
+  }
+  while (n > 0 && (D.boot_id[n - 1] == '\n' || D.boot_id[n - 1] == ' '))
+    n--;
+  D.boot_id[n] = '\0';
+}
+
+static void load_one(qjob* j, void* data) {
+  (void)data;
+  qd_add(j);
+}
+
+static void usage(FILE* f) {
+  fputs(
+      "usage: vow serve [--socket PATH] [-j N] [--foreground]\n"
+      "\n"
+      "The job queue's daemon. Client commands (vow submit, status, wait,\n"
+      "output, cancel, pause, resume, shutdown) start it when it is not\n"
+      "running. Jobs, their states and results live in PATH.db (SQLite),\n"
+      "their output in PATH.out/, its log in PATH.log.\n"
+      "\n"
+      "  --socket PATH   the socket (default: $VOW_SOCKET, else\n"
+      "                  $XDG_RUNTIME_DIR/vow/queue.sock, else\n"
+      "                  /tmp/vow-UID/queue.sock)\n"
+      "  -j N            jobs running at once (default: CPUs)\n"
+      "  --foreground    stay attached, log to stderr\n",
+      f);
+}
+
+/* Detaches: a new session, stdio to the log, the parent gone, so a
+ * shell or test that started us never waits on us. ready_fd (or -1)
+ * is written to once we listen. */
+static int detach(int* ready_fd) {
+  int fds[2], log;
+  pid_t pid;
+  char c;
+  if (pipe(fds) != 0)
+    return -1;
+  pid = fork();
+  if (pid < 0)
+    return -1;
+  if (pid > 0) {
+    /* Our caller's answer: whether the daemon came up. */
+    close(fds[1]);
+    _exit(read(fds[0], &c, 1) == 1 ? 0 : 1);
+  }
+  close(fds[0]);
+  setsid();
+  pid = fork();
+  if (pid < 0)
+    _exit(1);
+  if (pid > 0)
+    _exit(0);
+  log = open(D.paths.log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+  if (log >= 0) {
+    dup2(log, 1);
+    dup2(log, 2);
+    close(log);
+  }
+  {
+    int devnull = open("/dev/null", O_RDONLY);
+    if (devnull >= 0) {
+      dup2(devnull, 0);
+      close(devnull);
+    }
+  }
+  *ready_fd = fds[1];
+  return 0;
+}
+
+int vow_cli_serve(int argc, char** argv) {
+  const char* sock = NULL;
+  bool foreground = false;
+  int i, lock, ready_fd = -1, rc;
+  char err[512];
+  memset(&D, 0, sizeof(D));
+  D.slots = vow_cli_cpus();
+  for (i = 1; i < argc; i++) {
+    if (strcmp(argv[i], "--socket") == 0 && i + 1 < argc) {
+      sock = argv[++i];
+    } else if (strcmp(argv[i], "-j") == 0 && i + 1 < argc) {
+      D.slots = vow_cli_jobs(argv[++i], 1u << 16);
+      if (D.slots == 0) {
+        vow_cli_error("-j %s: not a number of jobs", argv[i]);
+        return VOW_EXIT_ERROR;
+      }
+    } else if (strcmp(argv[i], "--foreground") == 0) {
+      foreground = true;
+    } else if (strcmp(argv[i], "--help") == 0) {
+      usage(stdout);
+      return 0;
+    } else {
+      vow_cli_error("unknown option %s (see vow serve --help)", argv[i]);
+      return VOW_EXIT_ERROR;
+    }
+  }
+  if (queue_paths_init(&D.paths, sock) != 0)
+    return VOW_EXIT_ERROR;
+  D.job_umask = umask(077);
+  /* One daemon per socket: the lock is held for our whole life. */
+  lock = open(D.paths.lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (lock < 0) {
+    vow_cli_error("cannot open %s: %s", D.paths.lock, strerror(errno));
+    return VOW_EXIT_ERROR;
+  }
+  if (flock(lock, LOCK_EX | LOCK_NB) != 0) {
+    vow_cli_error("a daemon already serves %s", D.paths.sock);
+    return VOW_EXIT_ERROR;
+  }
+  if (!foreground && detach(&ready_fd) != 0) {
+    vow_cli_error("cannot detach: %s", strerror(errno));
+    return VOW_EXIT_ERROR;
+  }
+  if (mkdir(D.paths.out, 0700) != 0 && errno != EEXIST) {
+    qd_log("cannot make %s: %s", D.paths.out, strerror(errno));
+    return VOW_EXIT_ERROR;
+  }
+  D.db = qdb_open(D.paths.db, err, sizeof(err));
+  if (D.db == NULL) {
+    qd_log("%s", err);
+    fprintf(stderr, "vow: %s\n", err);
+    return VOW_EXIT_ERROR;
+  }
+  read_boot_id();
+  D.loop = uv_default_loop();
+  D.ctx = vow_ctx_new(D.loop);
+  D.paused = qdb_paused(D.db);
+  if (qdb_load(D.db, load_one, NULL) != 0)
+    qd_log("%s", qdb_error(D.db));
+  qd_recover();
+  uv_pipe_init(D.loop, &D.listener, 0);
+  unlink(D.paths.sock); /* a dead daemon's; the lock says none lives */
+  rc = uv_pipe_bind(&D.listener, D.paths.sock);
+  if (rc == 0)
+    rc = uv_listen((uv_stream_t*)&D.listener, 511, on_connection);
+  if (rc != 0) {
+    qd_log("cannot listen on %s: %s", D.paths.sock, uv_strerror(rc));
+    return VOW_EXIT_ERROR;
+  }
+  chmod(D.paths.sock, 0600);
+  uv_signal_init(D.loop, &D.sigchld);
+  uv_signal_start(&D.sigchld, qd_on_sigchld, SIGCHLD);
+  uv_signal_init(D.loop, &D.sigterm);
+  uv_signal_start(&D.sigterm, on_term, SIGTERM);
+  uv_signal_init(D.loop, &D.sigint);
+  uv_signal_start(&D.sigint, on_term, SIGINT);
+  qd_log("serving %s (pid %d, %u slots, %lld jobs known%s)", D.paths.sock,
+         (int)getpid(), D.slots, (long long)D.max_id,
+         D.paused ? ", paused" : "");
+  if (ready_fd >= 0) {
+    if (write(ready_fd, "r", 1) != 1) {
+    }
+    close(ready_fd);
+  }
+  qd_schedule();
+  qd_on_sigchld(NULL, SIGCHLD); /* children that ended before we watched */
+  vow_ctx_run(D.ctx);
+  vow_ctx_close(D.ctx);
+  qdb_close(D.db);
+  close(lock);
+  return 0;
+}
