@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/inotify.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -636,10 +637,17 @@ static int simple(conn* c, const char* op, int argc, char** argv) {
       msgpack_pack_false(&pk);
     if (send_request(c, &sb) != 0 || read_reply(c) == NULL)
       return VOW_EXIT_ERROR;
-    /* Returns once the daemon has gone: its socket closes. */
+    /* Returns once the daemon has gone: it closes our connection when
+     * it stops serving, and its lock is free once it has exited. */
     {
       char b;
+      int lock;
       while (read(c->fd, &b, 1) > 0) {
+      }
+      lock = open(c->paths.lock, O_RDONLY | O_CLOEXEC);
+      if (lock >= 0) {
+        flock(lock, LOCK_SH);
+        close(lock);
       }
     }
     return 0;

@@ -608,7 +608,8 @@ static void on_client_read(uv_stream_t* s, ssize_t n, const uv_buf_t* buf) {
   int rc;
   (void)buf;
   if (n < 0) {
-    if (vowp_decoder_error(&c->dec)->code != VOWP_OK)
+    if ((n == UV_EOF && vowp_decoder_finish(&c->dec) != 0) ||
+        vowp_decoder_error(&c->dec)->code != VOWP_OK)
       reply_error(c, "bad request: %s", vowp_decoder_error(&c->dec)->text);
     close_client(c);
     return;
@@ -899,7 +900,6 @@ int vow_cli_serve(int argc, char** argv) {
   D.db = qdb_open(D.paths.db, err, sizeof(err));
   if (D.db == NULL) {
     qd_log("%s", err);
-    fprintf(stderr, "vow: %s\n", err);
     return VOW_EXIT_ERROR;
   }
   read_boot_id();
