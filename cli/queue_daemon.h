@@ -63,6 +63,11 @@ void qd_signal_running(int sig);
  * interrupted. */
 void qd_stop_all(void);
 void qd_on_sigchld(uv_signal_t* h, int sig);
+/* queue_spawn.c: a command job's process and output; its reaping; what a
+ * dead daemon left running. */
+int qd_spawn(qjob* j, char* why, size_t whylen);
+void qd_reap(void);
+unsigned qd_kill_leftovers(void);
 void qd_log(const char* fmt, ...) __attribute__((format(printf, 1, 2)));
 /* A running job ended: final, or queued again for another try. */
 void qd_job_ended(qjob* j, int state, const char* error);

@@ -1,7 +1,11 @@
 /* The job queue's store: one SQLite database in WAL mode. A job's argv,
- * environment and dependencies are msgpack arrays in blobs. With
+ * environment (in its own table, stored once for jobs that share it)
+ * and dependencies are msgpack arrays in blobs. With
  * synchronous=NORMAL a commit survives the daemon's death (SIGKILL
- * included) at once, and the machine's after the next checkpoint. */
+ * included) at once, and the machine's after the next checkpoint. The
+ * daemon is the database's only user (its lock file says so), so SQLite
+ * may keep its locks and WAL index to itself (locking_mode=EXCLUSIVE):
+ * no lock calls per transaction. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +18,12 @@ struct qdb {
   sqlite3* db;
   sqlite3_stmt* insert;
   sqlite3_stmt* update;
+  sqlite3_stmt* insert_env;
+  /* Jobs from one shell share one environment: it is stored once, and
+   * the last one is remembered to find it again without a query. */
+  char* last_env;
+  size_t last_env_len;
+  int64_t last_env_id;
   char error[512];
 };
 
@@ -84,12 +94,13 @@ static const char* const schema =
     "CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value);"
     "CREATE TABLE IF NOT EXISTS jobs("
     " id INTEGER PRIMARY KEY, name TEXT, kind INTEGER NOT NULL,"
-    " argv BLOB, cwd TEXT, env BLOB, lib TEXT, fn TEXT, arg TEXT,"
+    " argv BLOB, cwd TEXT, env_id INTEGER, lib TEXT, fn TEXT, arg TEXT,"
     " priority INTEGER NOT NULL, timeout REAL NOT NULL,"
     " retries INTEGER NOT NULL, attempts INTEGER NOT NULL,"
     " after BLOB, state INTEGER NOT NULL, pgid INTEGER, start_ticks INTEGER,"
     " boot_id TEXT, exit_status INTEGER, term_signal INTEGER,"
-    " result TEXT, error TEXT, submitted REAL, started REAL, ended REAL);";
+    " result TEXT, error TEXT, submitted REAL, started REAL, ended REAL);"
+    "CREATE TABLE IF NOT EXISTS envs(id INTEGER PRIMARY KEY, env BLOB);";
 
 qdb* qdb_open(const char* path, char* err, size_t errlen) {
   qdb* db = calloc(1, sizeof(*db));
@@ -106,8 +117,9 @@ qdb* qdb_open(const char* path, char* err, size_t errlen) {
     goto bad;
   sqlite3_busy_timeout(db->db, 5000);
   if (sqlite3_exec(db->db,
-                   "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;", NULL,
-                   NULL, NULL) != SQLITE_OK ||
+                   "PRAGMA locking_mode=EXCLUSIVE; PRAGMA journal_mode=WAL;"
+                   " PRAGMA synchronous=NORMAL;",
+                   NULL, NULL, NULL) != SQLITE_OK ||
       sqlite3_exec(db->db, schema, NULL, NULL, NULL) != SQLITE_OK)
     goto bad;
   if (sqlite3_prepare_v2(db->db, "SELECT value FROM meta WHERE key = 'schema'",
@@ -130,7 +142,7 @@ qdb* qdb_open(const char* path, char* err, size_t errlen) {
   }
   if (sqlite3_prepare_v2(
           db->db,
-          "INSERT INTO jobs(name, kind, argv, cwd, env, lib, fn, arg,"
+          "INSERT INTO jobs(name, kind, argv, cwd, env_id, lib, fn, arg,"
           " priority, timeout, retries, attempts, after, state, submitted)"
           " VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
           -1, &db->insert, NULL) != SQLITE_OK ||
@@ -139,7 +151,9 @@ qdb* qdb_open(const char* path, char* err, size_t errlen) {
           "UPDATE jobs SET state=?, attempts=?, pgid=?, start_ticks=?,"
           " boot_id=?, exit_status=?, term_signal=?, result=?, error=?,"
           " started=?, ended=? WHERE id=?",
-          -1, &db->update, NULL) != SQLITE_OK)
+          -1, &db->update, NULL) != SQLITE_OK ||
+      sqlite3_prepare_v2(db->db, "INSERT INTO envs(env) VALUES(?)", -1,
+                         &db->insert_env, NULL) != SQLITE_OK)
     goto bad;
   return db;
 bad:
@@ -154,6 +168,8 @@ void qdb_close(qdb* db) {
     return;
   sqlite3_finalize(db->insert);
   sqlite3_finalize(db->update);
+  sqlite3_finalize(db->insert_env);
+  free(db->last_env);
   sqlite3_close(db->db);
   free(db);
 }
@@ -180,26 +196,58 @@ void qdb_rollback(qdb* db) {
 
 /* ---- blobs ------------------------------------------------------------ */
 
-static void bind_strv(sqlite3_stmt* st, int col, char** v) {
-  msgpack_sbuffer sb;
+static void pack_strv(msgpack_sbuffer* sb, char** v) {
   msgpack_packer pk;
   size_t n = 0, i;
-  if (v == NULL) {
-    sqlite3_bind_null(st, col);
-    return;
-  }
   while (v[n] != NULL)
     n++;
-  msgpack_sbuffer_init(&sb);
-  msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+  msgpack_sbuffer_init(sb);
+  msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
   msgpack_pack_array(&pk, n);
   for (i = 0; i < n; i++) {
     size_t len = strlen(v[i]);
     msgpack_pack_str(&pk, len);
     msgpack_pack_str_body(&pk, v[i], len);
   }
+}
+
+static void bind_strv(sqlite3_stmt* st, int col, char** v) {
+  msgpack_sbuffer sb;
+  if (v == NULL) {
+    sqlite3_bind_null(st, col);
+    return;
+  }
+  pack_strv(&sb, v);
   sqlite3_bind_blob(st, col, sb.data, (int)sb.size, SQLITE_TRANSIENT);
   msgpack_sbuffer_destroy(&sb);
+}
+
+/* The id of env in the envs table, stored there if it is not the last
+ * one seen; 0 for none, -1 on error. */
+static int64_t env_id(qdb* db, char** env) {
+  msgpack_sbuffer sb;
+  int rc;
+  if (env == NULL)
+    return 0;
+  pack_strv(&sb, env);
+  if (db->last_env != NULL && sb.size == db->last_env_len &&
+      memcmp(sb.data, db->last_env, sb.size) == 0) {
+    msgpack_sbuffer_destroy(&sb);
+    return db->last_env_id;
+  }
+  sqlite3_reset(db->insert_env);
+  sqlite3_bind_blob(db->insert_env, 1, sb.data, (int)sb.size, SQLITE_STATIC);
+  rc = sqlite3_step(db->insert_env);
+  sqlite3_reset(db->insert_env);
+  if (rc != SQLITE_DONE) {
+    msgpack_sbuffer_destroy(&sb);
+    return -1;
+  }
+  free(db->last_env);
+  db->last_env_len = sb.size;
+  db->last_env = msgpack_sbuffer_release(&sb);
+  db->last_env_id = sqlite3_last_insert_rowid(db->db);
+  return db->last_env_id;
 }
 
 static void bind_ids(sqlite3_stmt* st, int col, const int64_t* ids, size_t n) {
@@ -279,13 +327,19 @@ static char* column_text(sqlite3_stmt* st, int col) {
 
 int qdb_insert(qdb* db, qjob* j) {
   sqlite3_stmt* st = db->insert;
+  int64_t env = env_id(db, j->env);
   int rc;
+  if (env < 0)
+    return fail(db, "cannot record the job's environment");
   sqlite3_reset(st);
   bind_text(st, 1, j->name);
   sqlite3_bind_int(st, 2, j->kind);
   bind_strv(st, 3, j->argv);
   bind_text(st, 4, j->cwd);
-  bind_strv(st, 5, j->env);
+  if (env > 0)
+    sqlite3_bind_int64(st, 5, env);
+  else
+    sqlite3_bind_null(st, 5);
   bind_text(st, 6, j->lib);
   bind_text(st, 7, j->fn);
   bind_text(st, 8, j->arg_json);
@@ -332,7 +386,9 @@ int qdb_load(qdb* db, void (*fn)(qjob* j, void* data), void* data) {
   int rc;
   if (sqlite3_prepare_v2(
           db->db,
-          "SELECT id, name, kind, argv, cwd, env, lib, fn, arg, priority,"
+          "SELECT id, name, kind, argv, cwd,"
+          " (SELECT env FROM envs WHERE envs.id = env_id), lib, fn, arg, "
+          "priority,"
           " timeout, retries, attempts, after, state, pgid, start_ticks,"
           " boot_id, exit_status, term_signal, result, error, submitted,"
           " started, ended FROM jobs ORDER BY id",
@@ -342,7 +398,6 @@ int qdb_load(qdb* db, void (*fn)(qjob* j, void* data), void* data) {
     qjob* j = calloc(1, sizeof(*j));
     if (j == NULL)
       break;
-    j->go_fd = -1;
     j->id = sqlite3_column_int64(st, 0);
     j->name = column_text(st, 1);
     j->kind = sqlite3_column_int(st, 2);

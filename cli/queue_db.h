@@ -55,7 +55,7 @@ typedef struct qjob {
   uv_timer_t* timer;      /* timeout, then the KILL after TERM */
   vow_promise_t* ended_p; /* settled when it ends, for waiters */
   bool term_sent, cancel_asked, counted;
-  int go_fd;             /* the write end of its start gate, -1 when open */
+  struct jobio* io;      /* a running command's pipes (queue_spawn.c) */
   vow_promise_t* task_p; /* a running task function's (borrowed) */
 } qjob;
 

@@ -1,24 +1,15 @@
-/* The daemon's jobs: which may start, starting them behind a gate,
+/* The daemon's jobs: which may start, starting them,
  * reaping them, timeouts, cancel, dependencies, and the recovery of jobs
  * a dead daemon left running.
  *
- * A command job is forked into a session of its own (its process group
- * is its pid) and waits at a gate, a pipe, before it execs: the daemon
- * records the group in the database first and opens the gate after. If
- * the daemon dies in between, the gate's write end closes and the child
- * exits without running anything; so every job that ran is recorded as
- * running, and a restarted daemon can find and kill what is left. */
-#include <dirent.h>
+ * Command jobs' processes are queue_spawn.c's; this file decides. */
 #include <errno.h>
-#include <fcntl.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <sys/time.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "queue_daemon.h"
@@ -271,43 +262,9 @@ void qd_job_ended(qjob* j, int state, const char* error) {
 }
 
 void qd_on_sigchld(uv_signal_t* h, int sig) {
-  size_t i = 0;
   (void)h;
   (void)sig;
-  while (i < D.nrunning) {
-    qjob* j = D.running[i];
-    int status;
-    pid_t r;
-    char why[64];
-    if (j->kind != 0 || j->pgid <= 0 ||
-        (r = waitpid((pid_t)j->pgid, &status, WNOHANG)) <= 0) {
-      i++;
-      continue;
-    }
-    /* The rest of its group goes with it: a job is its process group. */
-    kill(-(pid_t)j->pgid, SIGKILL);
-    j->exit_status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-    j->term_signal = WIFSIGNALED(status) ? WTERMSIG(status) : 0;
-    if (j->cancel_asked) {
-      qd_job_ended(j, QS_CANCELLED, "cancelled");
-    } else if (D.stopping) {
-      qd_job_ended(j, QS_INTERRUPTED, "the daemon was shut down while it ran");
-    } else if (j->term_sent) {
-      snprintf(why, sizeof(why), "timed out after %g s", j->timeout_s);
-      qd_job_ended(j, QS_FAILED, why);
-    } else if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
-      qd_job_ended(j, QS_DONE, NULL);
-    } else {
-      if (WIFSIGNALED(status))
-        snprintf(why, sizeof(why), "killed by signal %d (%s)", WTERMSIG(status),
-                 strsignal(WTERMSIG(status)));
-      else
-        snprintf(why, sizeof(why), "exited with status %d",
-                 WEXITSTATUS(status));
-      qd_job_ended(j, QS_FAILED, why);
-    }
-    i = 0; /* the list changed */
-  }
+  qd_reap();
 }
 
 static void on_kill_timer(uv_timer_t* t) {
@@ -370,150 +327,13 @@ void qd_stop_all(void) {
 
 /* ---- starting --------------------------------------------------------- */
 
-/* PATH lookup done before fork, since the child may only make
- * async-signal-safe calls. */
-static char* resolve(const char* cmd, char** env) {
-  const char* path = "/usr/local/bin:/usr/bin:/bin";
-  size_t i;
-  if (strchr(cmd, '/') != NULL)
-    return strdup(cmd);
-  for (i = 0; env != NULL && env[i] != NULL; i++)
-    if (strncmp(env[i], "PATH=", 5) == 0)
-      path = env[i] + 5;
-  while (*path != '\0') {
-    const char* end = strchr(path, ':');
-    size_t len = end ? (size_t)(end - path) : strlen(path);
-    char full[4096];
-    if (len > 0 && len + strlen(cmd) + 2 < sizeof(full)) {
-      snprintf(full, sizeof(full), "%.*s/%s", (int)len, path, cmd);
-      if (access(full, X_OK) == 0)
-        return strdup(full);
-    }
-    path += len + (end != NULL);
-  }
-  return NULL;
-}
-
-static int64_t start_ticks_of(pid_t pid) {
-  char path[64], buf[1024];
-  FILE* f;
-  size_t n;
-  char* p;
-  long long ticks = 0;
-  int field;
-  snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-  f = fopen(path, "r");
-  if (f == NULL)
-    return 0;
-  n = fread(buf, 1, sizeof(buf) - 1, f);
-  fclose(f);
-  buf[n] = '\0';
-  p = strrchr(buf, ')'); /* the command name may hold anything */
-  if (p == NULL)
-    return 0;
-  /* Field 3 starts after ") "; starttime is field 22. */
-  for (field = 2; field < 22 && p != NULL; field++)
-    p = strchr(p + 1, ' ');
-  if (p != NULL)
-    sscanf(p + 1, "%lld", &ticks);
-  return ticks;
-}
-
-static int open_output(const qjob* j, const char* ext) {
-  char path[192];
-  snprintf(path, sizeof(path), "%s/%lld.%s", D.paths.out, (long long)j->id,
-           ext);
-  return open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-}
-
-/* Forks j behind its gate. 0, or -1 when it could not be started (then
- * it has failed, and been dealt with). */
-static int start_command(qjob* j) {
-  int out = open_output(j, "out"), err = open_output(j, "err");
-  int gate[2] = {-1, -1}, devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
-  char* exe = resolve(j->argv[0], j->env);
-  char why[300];
-  pid_t pid;
-  if (exe == NULL || out < 0 || err < 0 || devnull < 0 ||
-      pipe2(gate, O_CLOEXEC) != 0) {
-    if (exe == NULL)
-      snprintf(why, sizeof(why), "%s: command not found", j->argv[0]);
-    else
-      snprintf(why, sizeof(why), "cannot start: %s", strerror(errno));
-    goto failed;
-  }
-  pid = fork();
-  if (pid < 0) {
-    snprintf(why, sizeof(why), "cannot fork: %s", strerror(errno));
-    goto failed;
-  }
-  if (pid == 0) {
-    sigset_t none;
-    char go;
-    struct sigaction dfl;
-    int s;
-    setsid();
-    memset(&dfl, 0, sizeof(dfl));
-    dfl.sa_handler = SIG_DFL;
-    for (s = 1; s < NSIG; s++)
-      sigaction(s, &dfl, NULL);
-    sigemptyset(&none);
-    sigprocmask(SIG_SETMASK, &none, NULL);
-    umask(D.job_umask);
-    dup2(devnull, 0);
-    dup2(out, 1);
-    dup2(err, 2);
-    if (read(gate[0], &go, 1) != 1)
-      _exit(125); /* the daemon died before it recorded us: run nothing */
-    if (j->cwd != NULL && chdir(j->cwd) != 0) {
-      static const char msg[] = "vow: cannot enter the job's directory\n";
-      if (write(2, msg, sizeof(msg) - 1) < 0) {
-      }
-      _exit(126);
-    }
-    execve(exe, j->argv, j->env ? j->env : (char*[]){NULL});
-    {
-      static const char msg[] = "vow: cannot run the job's command\n";
-      if (write(2, msg, sizeof(msg) - 1) < 0) {
-      }
-    }
-    _exit(127);
-  }
-  close(gate[0]);
-  close(out);
-  close(err);
-  close(devnull);
-  free(exe);
-  j->pgid = pid;
-  j->start_ticks = start_ticks_of(pid);
-  free(j->boot_id);
-  j->boot_id = strdup(D.boot_id);
-  j->go_fd = gate[1];
-  return 0;
-failed:
-  free(exe);
-  if (gate[0] >= 0)
-    close(gate[0]);
-  if (gate[1] >= 0)
-    close(gate[1]);
-  if (out >= 0)
-    close(out);
-  if (err >= 0)
-    close(err);
-  if (devnull >= 0)
-    close(devnull);
-  j->exit_status = 127;
-  push(&D.running, &D.nrunning, &D.running_cap, j);
-  qd_job_ended(j, QS_FAILED, why);
-  return -1;
-}
-
 static void on_retry(uv_timer_t* t) {
   (void)t;
   qd_schedule();
 }
 
 static void start(qjob* j) {
+  char why[300];
   j->attempts++;
   j->state = QS_RUNNING;
   j->started = qd_now();
@@ -526,28 +346,27 @@ static void start(qjob* j) {
     qd_map_start(j);
     return;
   }
-  if (start_command(j) != 0)
-    return;
   push(&D.running, &D.nrunning, &D.running_cap, j);
-  /* Recorded before the gate opens, or not run at all. */
+  /* Recorded as running before it can run: a daemon that dies after
+   * this finds it by its environment's mark, and never reruns it
+   * unasked. */
   if (qdb_update(D.db, j) != 0) {
     qd_log("job %lld not started: %s; trying again in 1 s", (long long)j->id,
            qdb_error(D.db));
-    close(j->go_fd); /* the child exits at the closed gate */
-    j->go_fd = -1;
-    waitpid((pid_t)j->pgid, NULL, 0);
     drop(D.running, &D.nrunning, j);
     j->state = QS_QUEUED;
     j->attempts--;
-    j->pgid = 0;
     heap_push(j);
     uv_timer_start(&D.retry_timer, on_retry, 1000, 0);
     return;
   }
-  if (write(j->go_fd, "g", 1) != 1)
-    qd_log("job %lld: its gate would not open", (long long)j->id);
-  close(j->go_fd);
-  j->go_fd = -1;
+  if (qd_spawn(j, why, sizeof(why)) != 0) {
+    j->exit_status = 127;
+    qd_job_ended(j, QS_FAILED, why);
+    return;
+  }
+  if (qdb_update(D.db, j) != 0) /* its process group */
+    qd_log("job %lld: %s", (long long)j->id, qdb_error(D.db));
   if (j->timeout_s > 0) {
     j->timer = malloc(sizeof(*j->timer));
     if (j->timer != NULL) {
@@ -576,58 +395,15 @@ void qd_schedule(void) {
 
 /* ---- recovery --------------------------------------------------------- */
 
-/* Kills every process of a dead daemon's job: same process group and
- * session as its recorded leader, started no earlier than it. Only in the
- * boot it ran in: after a reboot the numbers mean other processes. */
-static unsigned kill_leftovers(const qjob* j) {
-  DIR* d;
-  struct dirent* e;
-  unsigned killed = 0;
-  if (j->pgid <= 0 || j->boot_id == NULL || strcmp(j->boot_id, D.boot_id))
-    return 0;
-  d = opendir("/proc");
-  if (d == NULL)
-    return 0;
-  while ((e = readdir(d)) != NULL) {
-    char path[64], buf[1024];
-    FILE* f;
-    size_t n;
-    char* p;
-    long long pgrp = 0, sid = 0, ticks = 0;
-    int pid = atoi(e->d_name), field;
-    if (pid <= 0)
-      continue;
-    snprintf(path, sizeof(path), "/proc/%d/stat", pid);
-    f = fopen(path, "r");
-    if (f == NULL)
-      continue;
-    n = fread(buf, 1, sizeof(buf) - 1, f);
-    fclose(f);
-    buf[n] = '\0';
-    p = strrchr(buf, ')');
-    if (p == NULL || sscanf(p + 2, "%*c %*d %lld %lld", &pgrp, &sid) != 2)
-      continue;
-    for (field = 2; field < 22 && p != NULL; field++)
-      p = strchr(p + 1, ' ');
-    if (p == NULL || sscanf(p + 1, "%lld", &ticks) != 1)
-      continue;
-    if (pgrp == j->pgid && sid == j->pgid && ticks >= j->start_ticks) {
-      kill(pid, SIGKILL);
-      killed++;
-    }
-  }
-  closedir(d);
-  return killed;
-}
-
 void qd_recover(void) {
   int64_t id;
+  unsigned killed = qd_kill_leftovers();
+  if (killed > 0)
+    qd_log("killed %u processes of jobs the last daemon left running", killed);
   for (id = 1; id <= D.max_id; id++) {
     qjob* j = D.jobs[id];
-    unsigned killed;
     if (j == NULL || j->state != QS_RUNNING)
       continue;
-    killed = j->kind == 0 ? kill_leftovers(j) : 0;
     j->pgid = 0;
     if (j->attempts <= j->retries) {
       j->state = QS_QUEUED;
@@ -640,9 +416,7 @@ void qd_recover(void) {
       set_final(j, QS_INTERRUPTED,
                 "the daemon died while it ran (no retries left)");
     }
-    qd_log(
-        "job %lld was running when the last daemon died: %u processes "
-        "of it killed; %s",
-        (long long)j->id, killed, qstate_name(j->state));
+    qd_log("job %lld was running when the last daemon died: %s",
+           (long long)j->id, qstate_name(j->state));
   }
 }

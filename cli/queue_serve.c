@@ -233,7 +233,6 @@ static void op_submit(client* c, const msgpack_object* req) {
     reply_error(c, "out of memory");
     return;
   }
-  j->go_fd = -1;
   if (D.draining || D.stopping) {
     reply_error(c, "the daemon is shutting down and takes no new jobs");
     goto refuse;

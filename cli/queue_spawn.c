@@ -1,0 +1,400 @@
+/* Command jobs as processes: spawned with posix_spawn (vfork-fast) into a
+ * session of their own, so the job is its process group; stdout and
+ * stderr come back over pipes and go to PATH.out/ID.out and ID.err,
+ * files made only when the job writes something; the end of a job is its
+ * leader's exit, after which the rest of its group is killed.
+ *
+ * A job is recorded as running before it is spawned, and its process
+ * group right after; every job process also carries VOW_QUEUE_JOB=DB#ID
+ * in its environment. A restarted daemon kills what a dead one left by
+ * both marks: the recorded group, and the environment, which also finds
+ * a job spawned in the instant before its group was recorded. */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "queue_daemon.h"
+
+/* After the leader exits, how long the pipes may stay open (a process
+ * that left the group keeps them) before they are closed anyway. */
+#define EOF_GRACE_MS 1000
+
+typedef struct jobio {
+  qjob* j;
+  uv_pipe_t pipes[2]; /* stdout, stderr */
+  int files[2];       /* -1 until the job writes to that stream */
+  bool eof[2];
+  int open_handles;
+  bool exited;
+  int status;
+  uv_timer_t grace;
+} jobio;
+
+static const char* const exts[2] = {"out", "err"};
+
+static void marker(char* buf, size_t size, int64_t id) {
+  snprintf(buf, size, "VOW_QUEUE_JOB=%s#%lld", D.paths.db, (long long)id);
+}
+
+/* ---- ending ----------------------------------------------------------- */
+
+static void on_io_closed(uv_handle_t* h) {
+  jobio* io = h->data;
+  qjob* j = io->j;
+  int status = io->status, k;
+  char why[64];
+  if (--io->open_handles > 0)
+    return;
+  for (k = 0; k < 2; k++)
+    if (io->files[k] >= 0)
+      close(io->files[k]);
+  free(io);
+  j->io = NULL;
+  j->exit_status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  j->term_signal = WIFSIGNALED(status) ? WTERMSIG(status) : 0;
+  if (j->cancel_asked) {
+    qd_job_ended(j, QS_CANCELLED, "cancelled");
+  } else if (D.stopping) {
+    qd_job_ended(j, QS_INTERRUPTED, "the daemon was shut down while it ran");
+  } else if (j->term_sent) {
+    snprintf(why, sizeof(why), "timed out after %g s", j->timeout_s);
+    qd_job_ended(j, QS_FAILED, why);
+  } else if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
+    qd_job_ended(j, QS_DONE, NULL);
+  } else {
+    if (WIFSIGNALED(status))
+      snprintf(why, sizeof(why), "killed by signal %d (%s)", WTERMSIG(status),
+               strsignal(WTERMSIG(status)));
+    else
+      snprintf(why, sizeof(why), "exited with status %d", WEXITSTATUS(status));
+    qd_job_ended(j, QS_FAILED, why);
+  }
+}
+
+static void close_io(jobio* io) {
+  int k;
+  uv_timer_stop(&io->grace);
+  if (!uv_is_closing((uv_handle_t*)&io->grace))
+    uv_close((uv_handle_t*)&io->grace, on_io_closed);
+  for (k = 0; k < 2; k++)
+    if (!uv_is_closing((uv_handle_t*)&io->pipes[k]))
+      uv_close((uv_handle_t*)&io->pipes[k], on_io_closed);
+}
+
+static void maybe_done(jobio* io) {
+  if (io->exited && io->eof[0] && io->eof[1])
+    close_io(io);
+}
+
+static void on_grace(uv_timer_t* t) {
+  close_io(t->data); /* escaped processes keep writing: not ours to wait */
+}
+
+void qd_reap(void) {
+  size_t i = 0;
+  bool freed = false;
+  while (i < D.nrunning) {
+    qjob* j = D.running[i];
+    jobio* io = j->io;
+    int status;
+    if (j->kind != 0 || io == NULL || io->exited ||
+        waitpid((pid_t)j->pgid, &status, WNOHANG) <= 0) {
+      i++;
+      continue;
+    }
+    io->exited = true;
+    io->status = status;
+    /* The rest of its group goes with it: a job is its process group. */
+    kill(-(pid_t)j->pgid, SIGKILL);
+    /* Its slot is free now; its end is recorded once its output is all
+     * in (maybe_done), which needs no slot. */
+    D.running[i] = D.running[--D.nrunning];
+    freed = true;
+    uv_timer_start(&io->grace, on_grace, EOF_GRACE_MS, 0);
+    maybe_done(io);
+  }
+  if (freed)
+    qd_schedule();
+}
+
+/* ---- output ----------------------------------------------------------- */
+
+static void on_alloc(uv_handle_t* h, size_t suggested, uv_buf_t* buf) {
+  static char scratch[65536]; /* consumed before the next read */
+  (void)h;
+  (void)suggested;
+  *buf = uv_buf_init(scratch, sizeof(scratch));
+}
+
+static void on_read(uv_stream_t* s, ssize_t n, const uv_buf_t* buf) {
+  jobio* io = s->data;
+  int k = s == (uv_stream_t*)&io->pipes[0] ? 0 : 1;
+  const char* p = buf->base;
+  if (n < 0) {
+    io->eof[k] = true;
+    uv_read_stop(s);
+    maybe_done(io);
+    return;
+  }
+  if (io->files[k] < 0) {
+    char path[192];
+    snprintf(path, sizeof(path), "%s/%lld.%s", D.paths.out,
+             (long long)io->j->id, exts[k]);
+    io->files[k] = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+    if (io->files[k] < 0) {
+      qd_log("job %lld: cannot write %s: %s; its output is lost",
+             (long long)io->j->id, path, strerror(errno));
+      return;
+    }
+  }
+  while (n > 0) {
+    ssize_t w = write(io->files[k], p, (size_t)n);
+    if (w < 0 && errno == EINTR)
+      continue;
+    if (w <= 0) {
+      qd_log("job %lld: writing its output: %s", (long long)io->j->id,
+             strerror(errno));
+      return;
+    }
+    p += w;
+    n -= w;
+  }
+}
+
+/* ---- spawning --------------------------------------------------------- */
+
+/* The last lookup: jobs in a row are often the same command from the
+ * same shell, and a lookup walks every PATH entry. */
+static struct {
+  char* cmd;
+  char* path;
+  char* exe;
+} last;
+
+/* PATH lookup in the job's own environment. */
+static char* resolve(const char* cmd, char** env) {
+  const char* path = "/usr/local/bin:/usr/bin:/bin";
+  const char* search;
+  size_t i;
+  if (strchr(cmd, '/') != NULL)
+    return strdup(cmd);
+  for (i = 0; env != NULL && env[i] != NULL; i++)
+    if (strncmp(env[i], "PATH=", 5) == 0)
+      path = env[i] + 5;
+  if (last.exe != NULL && strcmp(last.cmd, cmd) == 0 &&
+      strcmp(last.path, path) == 0 && access(last.exe, X_OK) == 0)
+    return strdup(last.exe);
+  for (search = path; *search != '\0';) {
+    const char* end = strchr(search, ':');
+    size_t len = end ? (size_t)(end - search) : strlen(search);
+    char full[4096];
+    if (len > 0 && len + strlen(cmd) + 2 < sizeof(full)) {
+      snprintf(full, sizeof(full), "%.*s/%s", (int)len, search, cmd);
+      if (access(full, X_OK) == 0) {
+        free(last.cmd);
+        free(last.path);
+        free(last.exe);
+        last.cmd = strdup(cmd);
+        last.path = strdup(path);
+        last.exe = strdup(full);
+        if (last.cmd == NULL || last.path == NULL || last.exe == NULL) {
+          free(last.exe);
+          last.exe = NULL;
+        }
+        return strdup(full);
+      }
+    }
+    search += len + (end != NULL);
+  }
+  return NULL;
+}
+
+static int64_t start_ticks_of(pid_t pid) {
+  char path[64], buf[1024];
+  FILE* f;
+  size_t n;
+  char* p;
+  long long ticks = 0;
+  int field;
+  snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+  f = fopen(path, "r");
+  if (f == NULL)
+    return 0;
+  n = fread(buf, 1, sizeof(buf) - 1, f);
+  fclose(f);
+  buf[n] = '\0';
+  p = strrchr(buf, ')'); /* the command name may hold anything */
+  /* Field 3 starts after ") "; starttime is field 22. */
+  for (field = 2; field < 22 && p != NULL; field++)
+    p = strchr(p + 1, ' ');
+  if (p != NULL)
+    sscanf(p + 1, "%lld", &ticks);
+  return ticks;
+}
+
+int qd_spawn(qjob* j, char* why, size_t whylen) {
+  int out[2] = {-1, -1}, err[2] = {-1, -1}, rc, k;
+  char* exe = resolve(j->argv[0], j->env);
+  char mark[256];
+  char** envp;
+  size_t nenv = 0, i;
+  posix_spawn_file_actions_t fa;
+  posix_spawnattr_t at;
+  sigset_t none, all;
+  pid_t pid;
+  jobio* io;
+  if (exe == NULL) {
+    snprintf(why, whylen, "%s: command not found", j->argv[0]);
+    return -1;
+  }
+  while (j->env != NULL && j->env[nenv] != NULL)
+    nenv++;
+  envp = calloc(nenv + 2, sizeof(char*));
+  io = calloc(1, sizeof(*io));
+  if (envp == NULL || io == NULL || pipe2(out, O_CLOEXEC) != 0 ||
+      pipe2(err, O_CLOEXEC) != 0) {
+    snprintf(why, whylen, "cannot start: %s", strerror(errno));
+    free(envp);
+    free(io);
+    free(exe);
+    for (k = 0; k < 2; k++) {
+      if (out[k] >= 0)
+        close(out[k]);
+      if (err[k] >= 0)
+        close(err[k]);
+    }
+    return -1;
+  }
+  for (i = 0; i < nenv; i++)
+    envp[i] = j->env[i];
+  marker(mark, sizeof(mark), j->id);
+  envp[nenv] = mark;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+  posix_spawn_file_actions_adddup2(&fa, out[1], 1);
+  posix_spawn_file_actions_adddup2(&fa, err[1], 2);
+  if (j->cwd != NULL)
+    posix_spawn_file_actions_addchdir_np(&fa, j->cwd);
+  posix_spawnattr_init(&at);
+  sigemptyset(&none);
+  sigfillset(&all);
+  posix_spawnattr_setsigmask(&at, &none);
+  posix_spawnattr_setsigdefault(&at, &all);
+  posix_spawnattr_setflags(
+      &at, POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+  umask(D.job_umask); /* inherited at the spawn; ours again at once */
+  rc = posix_spawn(&pid, exe, &fa, &at, j->argv, envp);
+  umask(077);
+  posix_spawn_file_actions_destroy(&fa);
+  posix_spawnattr_destroy(&at);
+  close(out[1]);
+  close(err[1]);
+  free(envp);
+  free(exe);
+  if (rc != 0) {
+    snprintf(why, whylen, "cannot run %s: %s", j->argv[0], strerror(rc));
+    close(out[0]);
+    close(err[0]);
+    free(io);
+    return -1;
+  }
+  j->pgid = pid;
+  j->start_ticks = start_ticks_of(pid);
+  free(j->boot_id);
+  j->boot_id = strdup(D.boot_id);
+  io->j = j;
+  io->files[0] = io->files[1] = -1;
+  io->open_handles = 3;
+  uv_timer_init(D.loop, &io->grace);
+  io->grace.data = io;
+  for (k = 0; k < 2; k++) {
+    uv_pipe_init(D.loop, &io->pipes[k], 0);
+    io->pipes[k].data = io;
+    uv_pipe_open(&io->pipes[k], k == 0 ? out[0] : err[0]);
+    uv_read_start((uv_stream_t*)&io->pipes[k], on_alloc, on_read);
+  }
+  j->io = io;
+  return 0;
+}
+
+/* ---- what a dead daemon left ------------------------------------------ */
+
+static bool read_small(const char* path, char* buf, size_t size, size_t* n) {
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  ssize_t r;
+  *n = 0;
+  if (fd < 0)
+    return false;
+  while (*n < size - 1 && (r = read(fd, buf + *n, size - 1 - *n)) > 0)
+    *n += (size_t)r;
+  close(fd);
+  buf[*n] = '\0';
+  return true;
+}
+
+/* The running job (in the database) a process belongs to, or NULL: by
+ * its environment's mark, or by the recorded group, session and start
+ * time (the latter only in the boot the job ran in). */
+static qjob* owner(int pid, const char* mark_prefix, size_t prefix_len) {
+  static char buf[1 << 17];
+  char path[64];
+  size_t n, off;
+  long long pgrp = 0, sid = 0, ticks = 0;
+  char* p;
+  int field;
+  int64_t id;
+  snprintf(path, sizeof(path), "/proc/%d/environ", pid);
+  if (read_small(path, buf, sizeof(buf), &n))
+    for (off = 0; off < n; off += strlen(buf + off) + 1)
+      if (strncmp(buf + off, mark_prefix, prefix_len) == 0) {
+        qjob* j = qd_job(strtoll(buf + off + prefix_len, NULL, 10));
+        if (j != NULL && j->state == QS_RUNNING && j->kind == 0)
+          return j;
+      }
+  snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+  if (!read_small(path, buf, 1024, &n) || (p = strrchr(buf, ')')) == NULL ||
+      sscanf(p + 2, "%*c %*d %lld %lld", &pgrp, &sid) != 2)
+    return NULL;
+  for (field = 2; field < 22 && p != NULL; field++)
+    p = strchr(p + 1, ' ');
+  if (p == NULL || sscanf(p + 1, "%lld", &ticks) != 1)
+    return NULL;
+  for (id = 1; id <= D.max_id; id++) {
+    qjob* j = D.jobs[id];
+    if (j != NULL && j->state == QS_RUNNING && j->kind == 0 && j->pgid > 0 &&
+        pgrp == j->pgid && sid == j->pgid && ticks >= j->start_ticks &&
+        j->boot_id != NULL && strcmp(j->boot_id, D.boot_id) == 0)
+      return j;
+  }
+  return NULL;
+}
+
+unsigned qd_kill_leftovers(void) {
+  DIR* d = opendir("/proc");
+  struct dirent* e;
+  char prefix[256];
+  size_t plen;
+  unsigned killed = 0;
+  int self = (int)getpid();
+  if (d == NULL)
+    return 0;
+  snprintf(prefix, sizeof(prefix), "VOW_QUEUE_JOB=%s#", D.paths.db);
+  plen = strlen(prefix);
+  while ((e = readdir(d)) != NULL) {
+    int pid = atoi(e->d_name);
+    if (pid <= 0 || pid == self)
+      continue;
+    if (owner(pid, prefix, plen) != NULL && kill(pid, SIGKILL) == 0)
+      killed++;
+  }
+  closedir(d);
+  return killed;
+}
