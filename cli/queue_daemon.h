@@ -20,6 +20,15 @@ typedef struct daemon {
   uv_pipe_t listener;
   uv_signal_t sigchld, sigterm, sigint;
   uv_timer_t retry_timer; /* a start that failed on the database */
+  uv_prepare_t committer; /* commits once per turn of the loop */
+  qjob** to_start;        /* recorded as running; started once committed */
+  size_t nto_start, to_start_cap;
+  qjob** dirty; /* changed in the open transaction */
+  size_t ndirty, dirty_cap;
+  qjob** graveyard; /* forgotten, freed at the end of the commit */
+  size_t ngraveyard, graveyard_cap;
+  struct pending* pending_head; /* replies held until the commit */
+  struct pending* pending_tail;
   struct client* clients;
   /* every job by id (ids are dense from 1) */
   qjob** jobs;
@@ -69,6 +78,15 @@ int qd_spawn(qjob* j, char* why, size_t whylen);
 void qd_reap(void);
 unsigned qd_kill_leftovers(void);
 void qd_log(const char* fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Writes j's state into the open transaction. */
+void qd_store(qjob* j);
+/* The prepare callback: commit, answer, start (queue_run.c). */
+void qd_commit(uv_prepare_t* h);
+/* Sends (ok) or, for a submission rolled back, refuses and forgets every
+ * reply held for the commit (queue_serve.c). */
+void qd_flush_replies(bool ok);
+/* Drops a job whose submission was rolled back. */
+void qd_forget(qjob* j);
 /* A running job ended: final, or queued again for another try. */
 void qd_job_ended(qjob* j, int state, const char* error);
 /* Starts a task-function job on its plugin's pool (queue_serve.c). */

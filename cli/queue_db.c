@@ -174,6 +174,28 @@ void qdb_close(qdb* db) {
   free(db);
 }
 
+bool qdb_in_txn(qdb* db) {
+  return !sqlite3_get_autocommit(db->db);
+}
+
+static int ensure_txn(qdb* db) {
+  return qdb_in_txn(db) ? 0 : qdb_begin(db);
+}
+
+int qdb_flush(qdb* db) {
+  if (!qdb_in_txn(db))
+    return 0;
+  if (sqlite3_exec(db->db, "COMMIT", NULL, NULL, NULL) == SQLITE_OK)
+    return 0;
+  fail(db, "cannot write the job database");
+  qdb_rollback(db);
+  /* The remembered environment may be among what was rolled back. */
+  free(db->last_env);
+  db->last_env = NULL;
+  db->last_env_len = 0;
+  return -1;
+}
+
 int qdb_begin(qdb* db) {
   if (sqlite3_exec(db->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
     return fail(db, "cannot begin a transaction");
@@ -327,8 +349,11 @@ static char* column_text(sqlite3_stmt* st, int col) {
 
 int qdb_insert(qdb* db, qjob* j) {
   sqlite3_stmt* st = db->insert;
-  int64_t env = env_id(db, j->env);
+  int64_t env;
   int rc;
+  if (ensure_txn(db) != 0)
+    return -1;
+  env = env_id(db, j->env);
   if (env < 0)
     return fail(db, "cannot record the job's environment");
   sqlite3_reset(st);
@@ -361,6 +386,8 @@ int qdb_insert(qdb* db, qjob* j) {
 int qdb_update(qdb* db, const qjob* j) {
   sqlite3_stmt* st = db->update;
   int rc;
+  if (ensure_txn(db) != 0)
+    return -1;
   sqlite3_reset(st);
   sqlite3_bind_int(st, 1, j->state);
   sqlite3_bind_int64(st, 2, j->attempts);
@@ -440,7 +467,8 @@ int qdb_set_paused(qdb* db, bool paused) {
   char sql[64];
   snprintf(sql, sizeof(sql), "UPDATE meta SET value=%d WHERE key='paused'",
            paused ? 1 : 0);
-  if (sqlite3_exec(db->db, sql, NULL, NULL, NULL) != SQLITE_OK)
+  if (ensure_txn(db) != 0 ||
+      sqlite3_exec(db->db, sql, NULL, NULL, NULL) != SQLITE_OK)
     return fail(db, "cannot record the pause");
   return 0;
 }

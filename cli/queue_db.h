@@ -55,6 +55,8 @@ typedef struct qjob {
   uv_timer_t* timer;      /* timeout, then the KILL after TERM */
   vow_promise_t* ended_p; /* settled when it ends, for waiters */
   bool term_sent, cancel_asked, counted;
+  bool dirty;            /* changed in the open transaction */
+  bool forgotten;        /* its submission was rolled back */
   struct jobio* io;      /* a running command's pipes (queue_spawn.c) */
   vow_promise_t* task_p; /* a running task function's (borrowed) */
 } qjob;
@@ -76,6 +78,12 @@ int qdb_begin(qdb* db);
 int qdb_commit(qdb* db);
 void qdb_rollback(qdb* db);
 const char* qdb_error(const qdb* db);
+/* Changes go into one open transaction (begun by the first change) until
+ * qdb_flush commits them: the daemon commits once per turn of its loop,
+ * before it answers anyone or starts any job that turn recorded. On
+ * failure everything since the last flush is rolled back. */
+bool qdb_in_txn(qdb* db);
+int qdb_flush(qdb* db);
 /* Inserts j and sets j->id. */
 int qdb_insert(qdb* db, qjob* j);
 /* Writes j's changing fields. */

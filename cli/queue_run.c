@@ -236,8 +236,7 @@ static void set_final(qjob* j, int state, const char* error) {
     free(j->error);
     j->error = strdup(error);
   }
-  if (qdb_update(D.db, j) != 0)
-    qd_log("job %lld: %s", (long long)j->id, qdb_error(D.db));
+  qd_store(j);
   settle_waiters(j);
   release_dependents();
 }
@@ -251,8 +250,7 @@ void qd_job_ended(qjob* j, int state, const char* error) {
     j->state = QS_QUEUED;
     free(j->error);
     j->error = error ? strdup(error) : NULL;
-    if (qdb_update(D.db, j) != 0)
-      qd_log("job %lld: %s", (long long)j->id, qdb_error(D.db));
+    qd_store(j);
     heap_push(j);
   } else {
     set_final(j, state, error);
@@ -332,32 +330,37 @@ static void on_retry(uv_timer_t* t) {
   qd_schedule();
 }
 
+static void start_timeout(qjob* j) {
+  if (j->timeout_s <= 0)
+    return;
+  j->timer = malloc(sizeof(*j->timer));
+  if (j->timer == NULL)
+    return;
+  uv_timer_init(D.loop, j->timer);
+  j->timer->data = j;
+  uv_timer_start(j->timer, on_kill_timer, (uint64_t)(j->timeout_s * 1000.0), 0);
+}
+
+/* Records j as running; it starts once that is committed (qd_commit), so
+ * a daemon that dies in between finds it marked running and never reruns
+ * it unasked. */
 static void start(qjob* j) {
-  char why[300];
   j->attempts++;
   j->state = QS_RUNNING;
   j->started = qd_now();
   j->term_sent = j->cancel_asked = false;
   j->exit_status = j->term_signal = 0;
-  if (j->kind == 1) {
-    push(&D.running, &D.nrunning, &D.running_cap, j);
-    if (qdb_update(D.db, j) != 0)
-      qd_log("job %lld: %s", (long long)j->id, qdb_error(D.db));
-    qd_map_start(j);
-    return;
-  }
   push(&D.running, &D.nrunning, &D.running_cap, j);
-  /* Recorded as running before it can run: a daemon that dies after
-   * this finds it by its environment's mark, and never reruns it
-   * unasked. */
-  if (qdb_update(D.db, j) != 0) {
-    qd_log("job %lld not started: %s; trying again in 1 s", (long long)j->id,
-           qdb_error(D.db));
-    drop(D.running, &D.nrunning, j);
-    j->state = QS_QUEUED;
-    j->attempts--;
-    heap_push(j);
-    uv_timer_start(&D.retry_timer, on_retry, 1000, 0);
+  qd_store(j);
+  push(&D.to_start, &D.nto_start, &D.to_start_cap, j);
+}
+
+static void launch(qjob* j) {
+  char why[300];
+  if (j->state != QS_RUNNING)
+    return; /* cancelled before it could start */
+  if (j->kind == 1) {
+    qd_map_start(j);
     return;
   }
   if (qd_spawn(j, why, sizeof(why)) != 0) {
@@ -365,17 +368,82 @@ static void start(qjob* j) {
     qd_job_ended(j, QS_FAILED, why);
     return;
   }
-  if (qdb_update(D.db, j) != 0) /* its process group */
+  qd_store(j); /* its process group */
+  start_timeout(j);
+}
+
+void qd_store(qjob* j) {
+  if (qdb_update(D.db, j) != 0)
     qd_log("job %lld: %s", (long long)j->id, qdb_error(D.db));
-  if (j->timeout_s > 0) {
-    j->timer = malloc(sizeof(*j->timer));
-    if (j->timer != NULL) {
-      uv_timer_init(D.loop, j->timer);
-      j->timer->data = j;
-      uv_timer_start(j->timer, on_kill_timer, (uint64_t)(j->timeout_s * 1000.0),
-                     0);
-    }
+  if (!j->dirty) {
+    j->dirty = true;
+    push(&D.dirty, &D.ndirty, &D.dirty_cap, j);
   }
+}
+
+void qd_forget(qjob* j) {
+  drop(D.waiting, &D.nwaiting, j);
+  heap_remove(j);
+  drop(D.running, &D.nrunning, j);
+  if (qd_job(j->id) == j)
+    D.jobs[j->id] = NULL;
+  while (D.max_id > 0 && D.jobs[D.max_id] == NULL)
+    D.max_id--;
+  j->forgotten = true;
+  push(&D.graveyard, &D.ngraveyard, &D.graveyard_cap, j);
+}
+
+void qd_commit(uv_prepare_t* h) {
+  int round;
+  size_t i;
+  (void)h;
+  /* Commit, answer, start what was recorded; the starts record process
+   * groups, committed in the next round. */
+  for (round = 0; round < 3; round++) {
+    bool ok;
+    qjob** starts;
+    size_t nstarts;
+    if (!qdb_in_txn(D.db) && D.pending_head == NULL && D.nto_start == 0)
+      break;
+    ok = qdb_flush(D.db) == 0;
+    for (i = 0; i < D.ndirty; i++)
+      D.dirty[i]->dirty = false;
+    if (!ok) {
+      size_t n = D.ndirty;
+      qjob** again = malloc((n ? n : 1) * sizeof(*again));
+      qd_log("%s; trying again in 1 s", qdb_error(D.db));
+      for (i = 0; i < D.nto_start; i++) {
+        qjob* j = D.to_start[i];
+        drop(D.running, &D.nrunning, j);
+        j->state = QS_QUEUED;
+        j->attempts--;
+        heap_push(j);
+      }
+      D.nto_start = 0;
+      if (again != NULL)
+        memcpy(again, D.dirty, n * sizeof(*again));
+      D.ndirty = 0;
+      qd_flush_replies(false); /* refuses the submissions, forgets them */
+      for (i = 0; again != NULL && i < n; i++)
+        if (!again[i]->forgotten)
+          qd_store(again[i]);
+      free(again);
+      uv_timer_start(&D.retry_timer, on_retry, 1000, 0);
+      break;
+    }
+    D.ndirty = 0;
+    qd_flush_replies(true);
+    starts = D.to_start;
+    nstarts = D.nto_start;
+    D.to_start = NULL;
+    D.nto_start = D.to_start_cap = 0;
+    for (i = 0; i < nstarts; i++)
+      launch(starts[i]);
+    free(starts);
+  }
+  for (i = 0; i < D.ngraveyard; i++)
+    qjob_free(D.graveyard[i]);
+  D.ngraveyard = 0;
 }
 
 void qd_schedule(void) {
@@ -409,8 +477,7 @@ void qd_recover(void) {
       j->state = QS_QUEUED;
       free(j->error);
       j->error = strdup("interrupted by the daemon's death; retried");
-      if (qdb_update(D.db, j) != 0)
-        qd_log("job %lld: %s", (long long)j->id, qdb_error(D.db));
+      qd_store(j);
       heap_push(j);
     } else {
       set_final(j, QS_INTERRUPTED,

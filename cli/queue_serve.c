@@ -61,31 +61,29 @@ static void on_written(uv_write_t* req, int status) {
 
 static void close_client(client* c);
 
-/* Sends the packed reply in sb (taken over) as one frame. */
-static void send_reply(client* c, msgpack_sbuffer* sb) {
+/* A reply held until the changes it speaks of are committed. */
+typedef struct pending {
+  struct pending* next;
+  client* c;   /* NULL once the client has gone */
+  qjob* job;   /* a submission's job: refused if the commit fails */
+  char* frame; /* header and payload */
+  size_t len;
+} pending;
+
+static void write_frame(client* c, char* frame, size_t len) {
   wreq* w;
   uv_buf_t buf;
-  char* frame;
-  if (c->closing || sb->size > VOW_QUEUE_MAX_FRAME) {
-    msgpack_sbuffer_destroy(sb);
+  if (c == NULL || c->closing) {
+    free(frame);
     return;
   }
-  frame = malloc(sb->size + 4);
   w = malloc(sizeof(*w));
-  if (frame == NULL || w == NULL) {
+  if (w == NULL) {
     free(frame);
-    free(w);
-    msgpack_sbuffer_destroy(sb);
     close_client(c);
     return;
   }
-  frame[0] = (char)(sb->size >> 24);
-  frame[1] = (char)(sb->size >> 16);
-  frame[2] = (char)(sb->size >> 8);
-  frame[3] = (char)sb->size;
-  memcpy(frame + 4, sb->data, sb->size);
-  buf = uv_buf_init(frame, (unsigned)(sb->size + 4));
-  msgpack_sbuffer_destroy(sb);
+  buf = uv_buf_init(frame, (unsigned)len);
   w->data = frame;
   if (uv_write(&w->req, (uv_stream_t*)&c->pipe, &buf, 1, on_written) != 0) {
     free(frame);
@@ -97,8 +95,74 @@ static void send_reply(client* c, msgpack_sbuffer* sb) {
     close_client(c);
 }
 
+/* Sends the packed reply in sb (taken over) as one frame: at once, or,
+ * when it follows changes not yet committed, after the commit. job: the
+ * job a submission created, or NULL. */
+static void send_reply_for(client* c, msgpack_sbuffer* sb, qjob* job) {
+  char* frame;
+  size_t len = sb->size + 4;
+  if (c->closing || sb->size > VOW_QUEUE_MAX_FRAME) {
+    msgpack_sbuffer_destroy(sb);
+    return;
+  }
+  frame = malloc(len);
+  if (frame == NULL) {
+    msgpack_sbuffer_destroy(sb);
+    close_client(c);
+    return;
+  }
+  frame[0] = (char)(sb->size >> 24);
+  frame[1] = (char)(sb->size >> 16);
+  frame[2] = (char)(sb->size >> 8);
+  frame[3] = (char)sb->size;
+  memcpy(frame + 4, sb->data, sb->size);
+  msgpack_sbuffer_destroy(sb);
+  if (qdb_in_txn(D.db) || D.pending_head != NULL) {
+    pending* p = calloc(1, sizeof(*p));
+    if (p == NULL) {
+      free(frame);
+      close_client(c);
+      return;
+    }
+    p->c = c;
+    p->job = job;
+    p->frame = frame;
+    p->len = len;
+    if (D.pending_tail)
+      D.pending_tail->next = p;
+    else
+      D.pending_head = p;
+    D.pending_tail = p;
+    return;
+  }
+  write_frame(c, frame, len);
+}
+
+static void send_reply(client* c, msgpack_sbuffer* sb) {
+  send_reply_for(c, sb, NULL);
+}
+
 static void reply_error(client* c, const char* fmt, ...)
     __attribute__((format(printf, 2, 3)));
+
+void qd_flush_replies(bool ok) {
+  pending* p = D.pending_head;
+  D.pending_head = D.pending_tail = NULL;
+  while (p != NULL) {
+    pending* next = p->next;
+    if (!ok && p->job != NULL) {
+      free(p->frame);
+      qd_forget(p->job);
+      if (p->c != NULL)
+        reply_error(p->c, "the job was not accepted: %s", qdb_error(D.db));
+    } else {
+      write_frame(p->c, p->frame, p->len);
+    }
+    free(p);
+    p = next;
+  }
+}
+
 static void reply_error(client* c, const char* fmt, ...) {
   msgpack_sbuffer sb;
   msgpack_packer pk;
@@ -297,7 +361,7 @@ static void op_submit(client* c, const msgpack_object* req) {
   qd_add(j);
   begin_ok(&sb, &pk, 1);
   qw_pack_kv_int(&pk, "id", j->id);
-  send_reply(c, &sb);
+  send_reply_for(c, &sb, j);
   qd_schedule();
   return;
 refuse:
@@ -556,6 +620,10 @@ out:
 static void on_client_closed(uv_handle_t* h) {
   client* c = h->data;
   client** at;
+  pending* p;
+  for (p = D.pending_head; p != NULL; p = p->next)
+    if (p->c == c)
+      p->c = NULL;
   for (at = &D.clients; *at != NULL; at = &(*at)->next)
     if (*at == c) {
       *at = c->next;
@@ -755,6 +823,7 @@ static void stop_serving(void) {
     return;
   unlink(D.paths.sock);
   uv_close((uv_handle_t*)&D.listener, on_listener_closed);
+  uv_close((uv_handle_t*)&D.committer, NULL);
   for (c = D.clients; c != NULL; c = c->next)
     close_client(c);
   uv_close((uv_handle_t*)&D.sigchld, NULL);
@@ -932,9 +1001,14 @@ int vow_cli_serve(int argc, char** argv) {
     }
     close(ready_fd);
   }
+  uv_prepare_init(D.loop, &D.committer);
+  uv_prepare_start(&D.committer, qd_commit);
   qd_schedule();
   qd_on_sigchld(NULL, SIGCHLD); /* children that ended before we watched */
   vow_ctx_run(D.ctx);
+  /* What the last turns recorded (jobs that ended as we stopped). */
+  if (qdb_flush(D.db) != 0)
+    qd_log("%s", qdb_error(D.db));
   vow_ctx_close(D.ctx);
   qdb_close(D.db);
   close(lock);
