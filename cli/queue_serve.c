@@ -25,6 +25,8 @@
 
 /* Replies waiting for a client that reads nothing: past this it goes. */
 #define CLIENT_BACKLOG ((size_t)64 << 20)
+/* A client that began a request and sent nothing more for this long. */
+#define CLIENT_STALL_MS 10000
 
 typedef struct waiter waiter;
 
@@ -32,6 +34,8 @@ typedef struct client {
   struct client* next;
   uv_pipe_t pipe;
   uv_shutdown_t shut;
+  uv_timer_t stall; /* runs while a request is half received */
+  int open_handles;
   vowp_decoder dec;
   bool closing;
   waiter* waits;
@@ -621,6 +625,8 @@ static void on_client_closed(uv_handle_t* h) {
   client* c = h->data;
   client** at;
   pending* p;
+  if (--c->open_handles > 0)
+    return;
   for (p = D.pending_head; p != NULL; p = p->next)
     if (p->c == c)
       p->c = NULL;
@@ -633,10 +639,15 @@ static void on_client_closed(uv_handle_t* h) {
   free(c);
 }
 
+static void close_handles(client* c) {
+  uv_close((uv_handle_t*)&c->stall, on_client_closed);
+  uv_close((uv_handle_t*)&c->pipe, on_client_closed);
+}
+
 static void on_client_shut(uv_shutdown_t* req, int status) {
   client* c = req->data;
   (void)status;
-  uv_close((uv_handle_t*)&c->pipe, on_client_closed);
+  close_handles(c);
 }
 
 /* Closes once what was written has gone out: an error reply reaches the
@@ -656,8 +667,9 @@ static void close_client(client* c) {
   c->waits = NULL;
   uv_read_stop((uv_stream_t*)&c->pipe);
   c->shut.data = c;
+  uv_timer_stop(&c->stall);
   if (uv_shutdown(&c->shut, (uv_stream_t*)&c->pipe, on_client_shut) != 0)
-    uv_close((uv_handle_t*)&c->pipe, on_client_closed);
+    close_handles(c);
 }
 
 static void on_client_alloc(uv_handle_t* h, size_t suggested, uv_buf_t* buf) {
@@ -667,6 +679,13 @@ static void on_client_alloc(uv_handle_t* h, size_t suggested, uv_buf_t* buf) {
   (void)suggested;
   vowp_decoder_buffer(&c->dec, &base, &len);
   *buf = uv_buf_init(base, (unsigned)len);
+}
+
+static void on_client_stall(uv_timer_t* t) {
+  client* c = t->data;
+  reply_error(c, "a request began and stopped for %d s",
+              CLIENT_STALL_MS / 1000);
+  close_client(c);
 }
 
 static void on_client_read(uv_stream_t* s, ssize_t n, const uv_buf_t* buf) {
@@ -688,6 +707,14 @@ static void on_client_read(uv_stream_t* s, ssize_t n, const uv_buf_t* buf) {
     reply_error(c, "bad request: %s", vowp_decoder_error(&c->dec)->text);
     close_client(c);
   }
+  if (!c->closing) {
+    /* Idle between requests is fine (a wait may last hours); stopping
+     * inside one is not. */
+    if (vowp_decoder_partial(&c->dec) > 0)
+      uv_timer_start(&c->stall, on_client_stall, CLIENT_STALL_MS, 0);
+    else
+      uv_timer_stop(&c->stall);
+  }
 }
 
 static void on_connection(uv_stream_t* server, int status) {
@@ -703,6 +730,9 @@ static void on_connection(uv_stream_t* server, int status) {
     return;
   uv_pipe_init(D.loop, &c->pipe, 0);
   c->pipe.data = c;
+  uv_timer_init(D.loop, &c->stall);
+  c->stall.data = c;
+  c->open_handles = 2;
   vowp_decoder_init(&c->dec, &lim);
   c->next = D.clients;
   D.clients = c;

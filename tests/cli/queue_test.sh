@@ -159,6 +159,10 @@ seq 1 200 | sed 's/^/echo /' | q submit --stdin > stdin_ids
 check "--stdin: 200 ids" 200 "$(sort -u stdin_ids | wc -l | tr -d ' ')"
 q wait $(cat stdin_ids)
 check "--stdin: all succeeded" 0 $?
+sid=$(printf '%s\n' "echo a b | tr a-b x-y" 'printf "%s|" one "two words"' | q submit --stdin)
+q wait $sid
+check "--stdin: shell lines" "x y|one|two words||" \
+  "$(for i in $sid; do q output $i; echo "|"; done | tr -d '\n')"
 
 # Hostile clients: garbage, a frame over the limit, an unknown op; each is
 # answered with an error and dropped, and the daemon serves on.
