@@ -274,5 +274,10 @@ else
   echo "skip: full disk (cannot mount a tmpfs here)"
 fi
 
+# Daemons log to PATH.log: a sanitizer's report (ASan build) lands there.
+$VOW shutdown --socket "$S" >/dev/null 2>&1
+check "no sanitizer report in any daemon's log" "" \
+  "$(grep -l 'Sanitizer\|runtime error' "$T"/*.log "$T"/*/*.log 2>/dev/null)"
+
 echo "$passes passed, $fails failed"
 [ "$fails" -eq 0 ]
