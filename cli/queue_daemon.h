@@ -82,6 +82,9 @@ void qd_log(const char* fmt, ...) __attribute__((format(printf, 1, 2)));
 void qd_store(qjob* j);
 /* The prepare callback: commit, answer, start (queue_run.c). */
 void qd_commit(uv_prepare_t* h);
+/* The last commit, as the daemon stops: answers everyone still waiting
+ * for one. */
+void qd_final_commit(void);
 /* Sends (ok) or, for a submission rolled back, refuses and forgets every
  * reply held for the commit (queue_serve.c). */
 void qd_flush_replies(bool ok);

@@ -393,6 +393,25 @@ void qd_forget(qjob* j) {
   push(&D.graveyard, &D.ngraveyard, &D.graveyard_cap, j);
 }
 
+void qd_final_commit(void) {
+  size_t i;
+  /* Jobs recorded as running but never started go back to the queue. */
+  for (i = 0; i < D.nto_start; i++) {
+    qjob* j = D.to_start[i];
+    drop(D.running, &D.nrunning, j);
+    j->state = QS_QUEUED;
+    j->attempts--;
+    qd_store(j);
+  }
+  D.nto_start = 0;
+  if (qdb_flush(D.db) != 0)
+    qd_log("%s", qdb_error(D.db));
+  for (i = 0; i < D.ndirty; i++)
+    D.dirty[i]->dirty = false;
+  D.ndirty = 0;
+  qd_flush_replies(true);
+}
+
 void qd_commit(uv_prepare_t* h) {
   int round;
   size_t i;

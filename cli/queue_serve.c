@@ -36,6 +36,9 @@ typedef struct client {
   uv_shutdown_t shut;
   uv_timer_t stall; /* runs while a request is half received */
   int open_handles;
+  int npending;           /* replies held for the commit */
+  bool close_after_flush; /* closed with replies still held */
+  bool shut_started;
   vowp_decoder dec;
   bool closing;
   waiter* waits;
@@ -77,7 +80,7 @@ typedef struct pending {
 static void write_frame(client* c, char* frame, size_t len) {
   wreq* w;
   uv_buf_t buf;
-  if (c == NULL || c->closing) {
+  if (c == NULL || c->shut_started) {
     free(frame);
     return;
   }
@@ -132,6 +135,7 @@ static void send_reply_for(client* c, msgpack_sbuffer* sb, qjob* job) {
     p->job = job;
     p->frame = frame;
     p->len = len;
+    c->npending++;
     if (D.pending_tail)
       D.pending_tail->next = p;
     else
@@ -149,11 +153,14 @@ static void send_reply(client* c, msgpack_sbuffer* sb) {
 static void reply_error(client* c, const char* fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
+static void start_shutdown(client* c);
+
 void qd_flush_replies(bool ok) {
   pending* p = D.pending_head;
   D.pending_head = D.pending_tail = NULL;
   while (p != NULL) {
     pending* next = p->next;
+    client* c = p->c;
     if (!ok && p->job != NULL) {
       free(p->frame);
       qd_forget(p->job);
@@ -164,6 +171,8 @@ void qd_flush_replies(bool ok) {
     }
     free(p);
     p = next;
+    if (c != NULL && --c->npending == 0 && c->close_after_flush)
+      start_shutdown(c);
   }
 }
 
@@ -666,8 +675,18 @@ static void close_client(client* c) {
   }
   c->waits = NULL;
   uv_read_stop((uv_stream_t*)&c->pipe);
-  c->shut.data = c;
   uv_timer_stop(&c->stall);
+  if (c->npending > 0)
+    c->close_after_flush = true; /* its last replies wait for the commit */
+  else
+    start_shutdown(c);
+}
+
+static void start_shutdown(client* c) {
+  if (c->shut_started)
+    return;
+  c->shut_started = true;
+  c->shut.data = c;
   if (uv_shutdown(&c->shut, (uv_stream_t*)&c->pipe, on_client_shut) != 0)
     close_handles(c);
 }
@@ -851,6 +870,7 @@ static void stop_serving(void) {
   size_t i;
   if (uv_is_closing((uv_handle_t*)&D.listener))
     return;
+  qd_final_commit();
   unlink(D.paths.sock);
   uv_close((uv_handle_t*)&D.listener, on_listener_closed);
   uv_close((uv_handle_t*)&D.committer, NULL);
