@@ -68,6 +68,24 @@ out=$(cd sub && FOO=bar $VOW submit --socket "$S" -- sh -c 'echo $FOO; pwd')
 q wait "$out" >/dev/null
 check "cwd and env" "bar${nl}$T/sub" "$(q output "$out")"
 
+# --follow prints output as it comes and exits with the job's status.
+fl=$(q submit -- sh -c 'echo one; sleep 0.5; echo two >&2; sleep 0.5; echo three; exit 4')
+q output --follow "$fl" > follow.out 2> follow.err
+check "--follow: status" 4 $?
+check "--follow: stdout" "one${nl}three" "$(cat follow.out)"
+check "--follow: stderr" "two" "$(cat follow.err)"
+
+# pause stops running jobs (SIGSTOP to their groups); resume continues.
+pz=$(q submit -- sh -c 'sleep 1; echo woke')
+sleep 0.3
+q pause
+sleep 0.2
+check "pause stops a running job" T \
+  "$(ps -o stat= -p "$(pgrep -f '^sleep 1$' | head -1)" | cut -c1)"
+q resume
+q wait "$pz"
+check "resume continues it" woke "$(q output "$pz")"
+
 # Cancel: queued jobs never run, running ones get TERM then KILL to their
 # whole process group.
 long=$(q submit -- sh -c 'trap "" TERM; (trap "" TERM; sleep 60) & sleep 60')
