@@ -217,27 +217,34 @@ static char* resolve(const char* cmd, char** env) {
   return NULL;
 }
 
-static int64_t start_ticks_of(pid_t pid) {
+/* A process's group, session and start time (clock ticks since boot),
+ * from /proc/PID/stat. */
+static bool read_stat(int pid, long long* pgrp, long long* sid,
+                      long long* ticks) {
   char path[64], buf[1024];
   FILE* f;
   size_t n;
   char* p;
-  long long ticks = 0;
   int field;
-  snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+  snprintf(path, sizeof(path), "/proc/%d/stat", pid);
   f = fopen(path, "r");
   if (f == NULL)
-    return 0;
+    return false;
   n = fread(buf, 1, sizeof(buf) - 1, f);
   fclose(f);
   buf[n] = '\0';
   p = strrchr(buf, ')'); /* the command name may hold anything */
+  if (p == NULL || sscanf(p + 2, "%*c %*d %lld %lld", pgrp, sid) != 2)
+    return false;
   /* Field 3 starts after ") "; starttime is field 22. */
   for (field = 2; field < 22 && p != NULL; field++)
     p = strchr(p + 1, ' ');
-  if (p != NULL)
-    sscanf(p + 1, "%lld", &ticks);
-  return ticks;
+  return p != NULL && sscanf(p + 1, "%lld", ticks) == 1;
+}
+
+static int64_t start_ticks_of(pid_t pid) {
+  long long pgrp, sid, ticks;
+  return read_stat((int)pid, &pgrp, &sid, &ticks) ? ticks : 0;
 }
 
 int qd_spawn(qjob* j, char* why, size_t whylen) {
@@ -348,8 +355,6 @@ static qjob* owner(int pid, const char* mark_prefix, size_t prefix_len) {
   char path[64];
   size_t n, off;
   long long pgrp = 0, sid = 0, ticks = 0;
-  char* p;
-  int field;
   int64_t id;
   snprintf(path, sizeof(path), "/proc/%d/environ", pid);
   if (read_small(path, buf, sizeof(buf), &n))
@@ -359,13 +364,7 @@ static qjob* owner(int pid, const char* mark_prefix, size_t prefix_len) {
         if (j != NULL && j->state == QS_RUNNING && j->kind == 0)
           return j;
       }
-  snprintf(path, sizeof(path), "/proc/%d/stat", pid);
-  if (!read_small(path, buf, 1024, &n) || (p = strrchr(buf, ')')) == NULL ||
-      sscanf(p + 2, "%*c %*d %lld %lld", &pgrp, &sid) != 2)
-    return NULL;
-  for (field = 2; field < 22 && p != NULL; field++)
-    p = strchr(p + 1, ' ');
-  if (p == NULL || sscanf(p + 1, "%lld", &ticks) != 1)
+  if (!read_stat(pid, &pgrp, &sid, &ticks))
     return NULL;
   for (id = 1; id <= D.max_id; id++) {
     qjob* j = D.jobs[id];
