@@ -46,6 +46,16 @@ probe() { # submit-command... ; prints "p50 p99 mean" in ms
     END {printf "%.2f %.2f %.2f\n", v[int(NR * 0.5) + 1], v[int(NR * 0.99) + 1], s / NR}'
 }
 
+# ---- the ceiling: the same shell loop running /bin/true, no queue -------
+t0=$(now)
+i=0
+while [ $i -lt "$n" ]; do
+  /bin/true
+  i=$((i + 1))
+done
+t1=$(now)
+floor=$(rate "$n" "$t0" "$t1")
+
 # ---- vow ----------------------------------------------------------------
 S=$W/v.sock
 $VOW serve --socket "$S" -j "$slots"
@@ -90,6 +100,7 @@ echo "| submitted | vow jobs/s | task-spooler jobs/s | ratio |"
 echo "|---|---|---|---|"
 echo "| shell loop, one client per job | $vow_loop | $ts_loop | $(ratio "$vow_loop" "$ts_loop") |"
 echo "| one connection (vow submit --stdin; tsp: its loop) | $vow_one | $ts_loop | $(ratio "$vow_one" "$ts_loop") |"
+echo "| (ceiling: the shell loop running /bin/true, no queue) | $floor | | $(ratio "$floor" "$ts_loop") |"
 echo
 echo "| submit-to-start latency | p50 ms | p99 ms | mean ms |"
 echo "|---|---|---|---|"
