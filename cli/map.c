@@ -177,9 +177,51 @@ static void usage(FILE* f) {
       "  --worker CMD      run CMD (split at spaces) as the worker instead\n"
       "                    of vow-worker LIB.so: any program that speaks\n"
       "                    vow's protocol\n"
+      "  --launcher [N/]CMD  start N workers through CMD (split at spaces),\n"
+      "                    e.g. \"4/ssh -T hostA\" or \"8/srun -N1 -n1\";\n"
+      "                    repeat for more hosts; -j is then their sum. The\n"
+      "                    worker command must exist at the same path there\n"
       "exit status: 0 all lines succeeded; 1-100 failed lines; 101 more;\n"
       "255 bad usage.\n",
       f);
+}
+
+/* "[N/]COMMAND WORDS": N slots started through COMMAND (split at
+ * spaces), as GNU parallel's --sshlogin counts them. */
+static int parse_launcher(const char* spec, vow_launcher_t* out) {
+  char* copy;
+  char* save = NULL;
+  char* word;
+  char** v;
+  size_t n = 0;
+  const char* slash = strchr(spec, '/');
+  char* end;
+  unsigned long count = 1;
+  if (slash != NULL && slash > spec) {
+    count = strtoul(spec, &end, 10);
+    if (end == slash && count > 0 && count <= 4096)
+      spec = slash + 1;
+    else
+      count = 1;
+  }
+  copy = strdup(spec);
+  v = calloc(strlen(spec) + 2, sizeof(char*));
+  if (copy == NULL || v == NULL) {
+    free(copy);
+    free(v);
+    return -1;
+  }
+  for (word = strtok_r(copy, " ", &save); word;
+       word = strtok_r(NULL, " ", &save))
+    v[n++] = word;
+  if (n == 0) {
+    free(copy);
+    free(v);
+    return -1;
+  }
+  out->workers = (unsigned)count;
+  out->argv = (const char* const*)v; /* lives as long as the command */
+  return 0;
 }
 
 int vow_cli_map(int argc, char** argv) {
@@ -196,6 +238,8 @@ int vow_cli_map(int argc, char** argv) {
   const char* joblog = NULL;
   char* skip = NULL;
   vow_promise_t* done;
+  vow_launcher_t launchers[64];
+  size_t nlaunchers = 0;
   char** lines_errs = NULL;
   vbuf* args = NULL;
   memset(&M, 0, sizeof(M));
@@ -243,6 +287,17 @@ int vow_cli_map(int argc, char** argv) {
       k++;
     } else if (strcmp(a, "--worker") == 0) {
       worker_cmd = (char*)val;
+      k++;
+    } else if (strcmp(a, "--launcher") == 0) {
+      if (nlaunchers == sizeof(launchers) / sizeof(launchers[0]) ||
+          parse_launcher(val, &launchers[nlaunchers]) != 0) {
+        vow_cli_error(
+            "--launcher \"%s\": give [N/]COMMAND, e.g. "
+            "\"4/ssh -T hostA\" (at most 64)",
+            val);
+        return VOW_EXIT_ERROR;
+      }
+      nlaunchers++;
       k++;
     } else if (a[0] == '-') {
       vow_cli_error("unknown option %s (see vow map --help)", a);
@@ -330,6 +385,8 @@ int vow_cli_map(int argc, char** argv) {
   M.ctx = vow_ctx_new(NULL);
   o.worker_argv = (const char* const*)wargv;
   o.start_attempts = 2;
+  o.launchers = launchers;
+  o.nlaunchers = nlaunchers;
   pool = vow_pool_new(M.ctx, &o, &err);
   if (pool == NULL) {
     vow_cli_error("cannot start workers: %s", vow_strerror(err));

@@ -523,7 +523,7 @@ vow_promise_t* vow_pool_submit(vow_pool_t* pool, const char* fn,
 static void start_empty_slots(vow_pool_t* pool) {
   unsigned i;
   for (i = 0; i < pool->nworkers; i++)
-    if (pool->workers[i] == NULL)
+    if (pool->workers[i] == NULL && !pool->slot_given_up[i])
       vow__worker_start(pool, i);
 }
 
@@ -539,6 +539,7 @@ void vow__pool_worker_ready(pworker* w) {
   w->state = PW_READY;
   w->said_hello = true;
   pool->start_failures = 0;
+  pool->slot_failures[w->slot] = 0;
   pool->stats.workers_alive++;
   vow__pool_kick(pool);
 }
@@ -676,17 +677,29 @@ void vow__pool_worker_gone(pworker* w) {
   if (!pool->ctx->closing && in_slot && pool->closing != 2 &&
       (pool->closing == 0 || pool->queue.head != NULL)) {
     if (!w->said_hello && w->kill != PK_ASKED) {
-      /* It never started. Try again later, and not forever. */
+      /* It never started. Try again later, and not forever: a slot whose
+       * worker fails every time (a host down under a launcher) is given
+       * up, and the pool only when every slot is. */
       unsigned attempts =
           pool->opt.start_attempts ? pool->opt.start_attempts : 5;
       pool->start_failures++;
-      if (pool->start_failures >= attempts && pool->stats.workers_alive == 0) {
+      if (++pool->slot_failures[w->slot] >= attempts) {
+        pool->slot_given_up[w->slot] = true;
+        pool->stats.slots_given_up++;
         snprintf(pool->broken_why, sizeof(pool->broken_why),
                  "workers cannot start (%u tries): %s%s%s", attempts, why,
                  w->tail_len ? "; its stderr ends: " : "",
                  w->tail_len ? w->tail : "");
+        if (pool->opt.stderr_mode == VOW_STDERR_RELAY &&
+            pool->stats.slots_given_up < pool->nworkers)
+          fprintf(stderr, "[worker %u] slot given up: %s\n", w->slot,
+                  pool->broken_why);
+      }
+      if (pool->stats.slots_given_up == pool->nworkers) {
         pool->broken = true;
         fail_queue(pool, VOW_FAIL_WORKER_DIED, pool->broken_why);
+      } else if (pool->slot_given_up[w->slot]) {
+        /* its tasks went back to the queue: the other slots take them */
       } else if (pool->respawn_timer.index == SIZE_MAX) {
         pool->respawn_timer.fire = on_respawn;
         pool->respawn_timer.discard = NULL;
@@ -745,6 +758,50 @@ static int add_env(char** env, const char* name, const char* value) {
   return 0;
 }
 
+/* Each launcher slot's command: the launcher, then `env
+ * VOW_WORKER_CHANNEL=stdio [VOW_WORKER_LIMITS=...]` (launchers such as
+ * ssh pass no environment), then the worker command. The launcher
+ * itself runs without VOW_PARENT_PID: the worker's parent is not us. */
+static int make_launch_slots(vow_pool_t* pool, const vow_pool_options_t* o) {
+  size_t l, i, slot = 0, nworker = strv_len(pool->argv), k;
+  char limits[512];
+  pool->slot_argv = calloc(pool->nworkers, sizeof(char**));
+  pool->launch_env = calloc(strv_len(pool->env) + 1, sizeof(char*));
+  if (pool->slot_argv == NULL || pool->launch_env == NULL)
+    return -1;
+  for (i = 0, k = 0; pool->env[i] != NULL; i++)
+    if (strncmp(pool->env[i], "VOW_PARENT_PID=", 15) != 0 &&
+        strncmp(pool->env[i], "VOW_WORKER_CHANNEL=", 19) != 0 &&
+        (pool->launch_env[k++] = strdup(pool->env[i])) == NULL)
+      return -1;
+  snprintf(limits, sizeof(limits), "VOW_WORKER_LIMITS=%s",
+           o->limits ? o->limits : "");
+  for (l = 0; l < o->nlaunchers; l++) {
+    const vow_launcher_t* L = &o->launchers[l];
+    unsigned n = L->workers ? L->workers : 1, s;
+    size_t nl = strv_len((char**)L->argv);
+    for (s = 0; s < n; s++, slot++) {
+      char** v = calloc(nl + nworker + 4, sizeof(char*));
+      size_t at = 0;
+      if (v == NULL)
+        return -1;
+      pool->slot_argv[slot] = v;
+      for (i = 0; i < nl; i++)
+        if ((v[at++] = strdup(L->argv[i])) == NULL)
+          return -1;
+      if ((v[at++] = strdup("env")) == NULL ||
+          (v[at++] = strdup("VOW_WORKER_CHANNEL=stdio")) == NULL)
+        return -1;
+      if (o->limits && (v[at++] = strdup(limits)) == NULL)
+        return -1;
+      for (i = 0; i < nworker; i++)
+        if ((v[at++] = strdup(pool->argv[i])) == NULL)
+          return -1;
+    }
+  }
+  return 0;
+}
+
 static void pool_shutdown_op(vow__op* op);
 
 static void on_kick_closed(uv_handle_t* h) {
@@ -763,6 +820,12 @@ static void destroy(vow_pool_t* pool) {
   free(pool->cwd_copy);
   free_strv(pool->argv);
   free_strv(pool->env);
+  free_strv(pool->launch_env);
+  for (i = 0; pool->slot_argv && i < pool->nworkers; i++)
+    free_strv(pool->slot_argv[i]);
+  free(pool->slot_argv);
+  free(pool->slot_failures);
+  free(pool->slot_given_up);
   for (i = 0; i < pool->nnames; i++)
     free(pool->names[i]);
   free(pool->names);
@@ -786,6 +849,19 @@ vow_pool_t* vow_pool_new(vow_ctx_t* ctx, const vow_pool_options_t* options,
   pool->opt.worker_argv = NULL;
   pool->opt.env = NULL;
   pool->opt.functions = NULL;
+  if (options && options->launchers && options->nlaunchers > 0) {
+    pool->opt.workers = 0;
+    for (i = 0; i < options->nlaunchers; i++) {
+      if (options->launchers[i].argv == NULL ||
+          options->launchers[i].argv[0] == NULL) {
+        rc = UV_EINVAL;
+        goto fail;
+      }
+      pool->opt.workers +=
+          options->launchers[i].workers ? options->launchers[i].workers : 1;
+    }
+  }
+  pool->opt.launchers = NULL;
   if (pool->opt.workers == 0) {
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
     pool->opt.workers = cpus > 0 ? (unsigned)cpus : 1;
@@ -823,6 +899,9 @@ vow_pool_t* vow_pool_new(vow_ctx_t* ctx, const vow_pool_options_t* options,
       (pool->opt.limits &&
        add_env(pool->env, "VOW_WORKER_LIMITS", pool->opt.limits) != 0))
     goto fail;
+  if (options && options->launchers && options->nlaunchers > 0 &&
+      make_launch_slots(pool, options) != 0)
+    goto fail;
   pool->opt.limits = NULL;
   pool->opt.cwd = NULL; /* copied below */
 
@@ -848,7 +927,10 @@ vow_pool_t* vow_pool_new(vow_ctx_t* ctx, const vow_pool_options_t* options,
   }
 
   pool->workers = calloc(pool->nworkers, sizeof(pworker*));
-  if (pool->workers == NULL)
+  pool->slot_failures = calloc(pool->nworkers, sizeof(unsigned));
+  pool->slot_given_up = calloc(pool->nworkers, sizeof(bool));
+  if (pool->workers == NULL || pool->slot_failures == NULL ||
+      pool->slot_given_up == NULL)
     goto fail;
 
   /* A worker that dies while we write to it must show as EPIPE, not kill

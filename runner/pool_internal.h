@@ -72,6 +72,7 @@ struct pworker {
   uv_pipe_t errp; /* its stderr, when relayed */
   int open_handles;
   bool spawned, exited, chan_eof, err_eof, err_piped, said_hello;
+  bool proc_init; /* uv_spawn was called on proc */
   pworker* next_retiring;
   int64_t exit_status;
   int term_signal;
@@ -106,6 +107,10 @@ struct vow_pool {
   bool names_from_hello; /* learnt from the first HELLO */
   pworker** workers;     /* by slot; NULL while none runs there */
   unsigned nworkers;
+  char*** slot_argv;       /* by slot: a launcher's full command, or NULL */
+  char** launch_env;       /* the environment for launcher slots */
+  unsigned* slot_failures; /* by slot: failed starts in a row */
+  bool* slot_given_up;
   tlist queue;
   vow__pool tasks;          /* ptask records */
   struct space_wait* space; /* producers waiting for room */

@@ -9,7 +9,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <errno.h>
 #include <sys/ioctl.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "pool_internal.h"
@@ -209,6 +211,14 @@ static void on_closed(uv_handle_t* h) {
 static void close_all(pworker* w) {
   uv_handle_t* hs[3];
   int i;
+  if (!w->proc_init) {
+    /* Never spawned: there is no process handle to close. */
+    w->open_handles--;
+    w->proc_init = true;
+    uv_close((uv_handle_t*)&w->chan, on_closed);
+    uv_close((uv_handle_t*)&w->errp, on_closed);
+    return;
+  }
   hs[0] = (uv_handle_t*)&w->proc;
   hs[1] = (uv_handle_t*)&w->chan;
   hs[2] = (uv_handle_t*)&w->errp;
@@ -595,7 +605,7 @@ void vow__worker_start(vow_pool_t* pool, unsigned slot) {
   pworker* w = calloc(1, sizeof(*w));
   uv_process_options_t o;
   uv_stdio_container_t stdio[4];
-  int rc;
+  int rc, sv[2] = {-1, -1};
   if (w == NULL)
     return;
   w->pool = pool;
@@ -636,7 +646,35 @@ void vow__worker_start(vow_pool_t* pool, unsigned slot) {
   o.stdio = stdio;
   o.stdio_count = 4;
   o.exit_cb = on_exit_cb;
+  if (pool->slot_argv != NULL && pool->slot_argv[slot] != NULL) {
+    /* Through a launcher: the channel is its stdin and stdout, one end
+     * of a socketpair whose other end is ours. */
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) {
+      rc = uv_translate_sys_error(errno);
+      snprintf(w->why, sizeof(w->why), "cannot make a channel: %s",
+               uv_strerror(rc));
+      w->exited = w->chan_eof = w->err_eof = true;
+      w->exit_status = -1;
+      maybe_finished(w);
+      return;
+    }
+    stdio[0].flags = stdio[1].flags = UV_INHERIT_FD;
+    stdio[0].data.fd = stdio[1].data.fd = sv[1];
+    o.file = pool->slot_argv[slot][0];
+    o.args = pool->slot_argv[slot];
+    o.env = pool->launch_env;
+    o.stdio_count = 3;
+  }
   rc = uv_spawn(pool->ctx->loop, &w->proc, &o);
+  w->proc_init = true;
+  if (sv[1] >= 0)
+    close(sv[1]);
+  if (sv[0] >= 0) {
+    if (rc == 0)
+      uv_pipe_open(&w->chan, sv[0]);
+    else
+      close(sv[0]);
+  }
   if (rc != 0) {
     snprintf(w->why, sizeof(w->why), "cannot start %s: %s", pool->argv[0],
              uv_strerror(rc));

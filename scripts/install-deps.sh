@@ -7,9 +7,10 @@ set -eu
 # python3-msgpack: the Python worker example, which the test suite runs;
 # procps: pgrep, with which the CLI tests look for leftover processes.
 packages="gcc libc6-dev make cmake pkg-config libuv1-dev libmsgpack-dev libcmocka-dev libjansson-dev libsqlite3-dev python3-msgpack procps"
-# Extra tools for the CI stages: the clang build and the valgrind run.
+# Extra tools for the CI stages: the clang build, the valgrind run, and an
+# sshd for the launcher test (which skips without one).
 if [ "${VOW_DEPS_FULL:-0}" = 1 ]; then
-  packages="$packages clang valgrind libclang-rt-14-dev"
+  packages="$packages clang valgrind libclang-rt-14-dev openssh-server openssh-client"
 fi
 
 missing=""

@@ -568,6 +568,42 @@ static void protocol_breakers_are_replaced(void** state) {
   end_pool(fx, pool, true);
 }
 
+/* Slots through launchers: two through `env` (a launcher that runs the
+ * worker command here, channel on its stdin and stdout) and one through
+ * `false`, which never starts a worker: that slot is given up after its
+ * tries, the tasks all run on the other two, and the pool goes on. */
+static void launchers_and_a_dead_one(void** state) {
+  static const char* const env_argv[] = {"env", NULL};
+  static const char* const false_argv[] = {"false", NULL};
+  const vow_launcher_t launchers[] = {{2, env_argv}, {1, false_argv}};
+  fixture* fx = *state;
+  vow_pool_options_t o = defaults(1);
+  vow_pool_t* pool;
+  vow_pool_stats_t st;
+  enum { N = 40 };
+  vow_promise_t* ps[N];
+  int i, rounds = 0;
+  o.launchers = launchers;
+  o.nlaunchers = 2;
+  o.start_attempts = 2;
+  pool = make_pool(fx, &o);
+  for (i = 0; i < N; i++)
+    ps[i] = vow_pool_submit(pool, "add", pair(i, 1));
+  for (i = 0; i < N; i++)
+    assert_int_equal(run_int(fx, ps[i]), i + 1);
+  /* The dead slot's tries take their backoff (100 ms, then given up). */
+  do {
+    vow_promise_t* nap = vow_sleep(fx->ctx, 20);
+    vow_ctx_wait(fx->ctx, nap);
+    vow_promise_release(nap);
+    vow_pool_stats(pool, &st);
+  } while (st.slots_given_up == 0 && rounds++ < 200);
+  assert_int_equal(st.slots_given_up, 1);
+  assert_int_equal(st.workers_alive, 2);
+  still_serves(fx, pool);
+  end_pool(fx, pool, true);
+}
+
 /* Arguments that cannot fit in one protocol message are refused at
  * submit, not sent to a worker that would have to refuse them. */
 static void oversized_arguments_refused(void** state) {
@@ -1054,6 +1090,7 @@ int main(int argc, char** argv) {
         T(early_exit_fails_its_task),
         T(protocol_breakers_are_replaced),
         T(oversized_arguments_refused),
+        T(launchers_and_a_dead_one),
         T(closed_channel_is_a_death),
         T(stdout_cannot_corrupt_frames),
         T(retries_find_the_poison_task),

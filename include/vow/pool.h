@@ -19,6 +19,17 @@ extern "C" {
 
 typedef struct vow_pool vow_pool_t;
 
+/* Workers started through a launcher: `argv` (e.g. {"ssh", "-T", "hostA",
+ * NULL} or {"srun", "-N1", "-n1", NULL}) runs the worker command, which
+ * then speaks the protocol over the launcher's stdin and stdout. The
+ * command reaches it as words after `env VOW_WORKER_CHANNEL=stdio`, so
+ * it must exist at the same path there; ssh joins the words with spaces
+ * for the remote shell, so they must not need quoting. */
+typedef struct vow_launcher {
+  unsigned workers;        /* slots started through it (0: 1) */
+  const char* const* argv; /* NULL-terminated; borrowed until vow_pool_new */
+} vow_launcher_t;
+
 /* What becomes of the workers' stderr. */
 typedef enum vow_stderr_mode {
   VOW_STDERR_RELAY = 0, /* each line to our stderr, "[worker N] " in front */
@@ -57,6 +68,13 @@ typedef struct vow_pool_options {
    * each message whole, so only a stuck or hostile one stops in the
    * middle. Default 10000. */
   uint64_t stall_ms;
+  /* Launchers: when given, the pool's slots are theirs (the sum of their
+   * counts; `workers` is ignored). A slot whose worker fails to start
+   * `start_attempts` times in a row (a host down, an authentication
+   * refused) is given up with its reason, and the others go on; the pool
+   * gives up only when every slot has. */
+  const vow_launcher_t* launchers;
+  size_t nlaunchers;
 } vow_pool_options_t;
 
 /* Starts the workers. Returns NULL (and *err set when err is not NULL) for
@@ -114,12 +132,13 @@ VOW_EXTERN void vow_pool_free(vow_pool_t* pool);
 
 typedef struct vow_pool_stats {
   uint64_t submitted, completed, failed, retried, cancelled;
-  size_t queued;          /* waiting for a worker */
-  size_t in_flight;       /* sent to workers */
-  unsigned workers_alive; /* said HELLO and not exited */
-  uint64_t worker_starts; /* every spawn, first ones included */
-  uint64_t worker_deaths; /* exits the pool did not ask for */
-  uint64_t busy_ns;       /* summed over workers: time with tasks sent */
+  size_t queued;           /* waiting for a worker */
+  size_t in_flight;        /* sent to workers */
+  unsigned workers_alive;  /* said HELLO and not exited */
+  uint64_t worker_starts;  /* every spawn, first ones included */
+  uint64_t worker_deaths;  /* exits the pool did not ask for */
+  unsigned slots_given_up; /* slots whose workers could not start */
+  uint64_t busy_ns;        /* summed over workers: time with tasks sent */
 } vow_pool_stats_t;
 VOW_EXTERN void vow_pool_stats(const vow_pool_t* pool, vow_pool_stats_t* out);
 

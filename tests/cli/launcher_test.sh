@@ -1,0 +1,97 @@
+#!/bin/sh
+# Workers through a launcher, for real: an sshd of our own on 127.0.0.1
+# (a spare port, a throw-away host key and user key, a config of its own),
+# and vow map running its workers through `ssh -T`. Also a launcher that
+# cannot connect (its slot is given up, the rest go on) and an ssh
+# connection killed mid-task (a worker death).
+#   launcher_test.sh VOW_BINARY PLUGIN
+set -u
+VOW=$1
+PLUGIN=$2
+if [ ! -x /usr/sbin/sshd ] || [ "$(id -u)" != 0 ] || ! command -v ssh >/dev/null; then
+  echo "skip: needs root, sshd (openssh-server) and ssh; .ci/run installs them"
+  exit 0
+fi
+T=$(mktemp -d)
+cleanup() {
+  [ -f "$T/sshd.pid" ] && kill "$(cat "$T/sshd.pid")" 2>/dev/null
+  rm -rf "$T"
+}
+trap cleanup EXIT
+fails=0
+passes=0
+check() {
+  if [ "$2" = "$3" ]; then
+    passes=$((passes + 1))
+  else
+    fails=$((fails + 1))
+    printf 'FAIL %s\n--- expected\n%s\n--- got\n%s\n' "$1" "$2" "$3"
+  fi
+}
+nl='
+'
+
+free_port() {
+  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+PORT=$(free_port)
+BAD_PORT=$(free_port)
+ssh-keygen -q -t ed25519 -N '' -f "$T/hostkey"
+ssh-keygen -q -t ed25519 -N '' -f "$T/userkey"
+cp "$T/userkey.pub" "$T/authorized_keys"
+cat > "$T/sshd_config" <<EOF
+Port $PORT
+ListenAddress 127.0.0.1
+HostKey $T/hostkey
+AuthorizedKeysFile $T/authorized_keys
+PidFile $T/sshd.pid
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+PermitRootLogin prohibit-password
+UsePAM no
+StrictModes no
+EOF
+mkdir -p /run/sshd
+/usr/sbin/sshd -f "$T/sshd_config" -E "$T/sshd.log"
+check "sshd started" 0 $?
+SSH="ssh -T -p $PORT -i $T/userkey -o BatchMode=yes -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR 127.0.0.1"
+BAD="ssh -T -p $BAD_PORT -i $T/userkey -o BatchMode=yes -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR -o ConnectTimeout=2 127.0.0.1"
+check "ssh works" ok "$($SSH echo ok 2>&1)"
+
+# 200 tasks on two workers, each behind its own ssh connection.
+cd "$T"
+seq 0 199 | awk '{print "[" $1 ", 1]"}' > in.jsonl
+$VOW map --launcher "2/$SSH" "$PLUGIN" add < in.jsonl > out.jsonl 2> err.txt
+check "through ssh: status" 0 $?
+check "through ssh: results" "$(seq 1 200)" "$(cat out.jsonl)"
+check "through ssh: the workers ran under sshd (and the check above)" 3 \
+  "$(grep -c 'Accepted publickey' "$T/sshd.log")"
+
+# A launcher that cannot connect: its slot is given up with the reason,
+# the good one does the work.
+$VOW map --launcher "1/$BAD" --launcher "1/$SSH" "$PLUGIN" add < in.jsonl > out2.jsonl 2> err2.txt
+check "a dead host: status" 0 $?
+check "a dead host: every result" "$(seq 1 200)" "$(cat out2.jsonl)"
+check "a dead host: its slot is given up" 1 "$(grep -c 'slot given up' err2.txt)"
+
+# Killing an ssh connection mid-task is a worker death: the pool starts a
+# new worker through a new connection, vow map runs the lines of the
+# failed chunk again one by one, every line gets its result, and no
+# worker is left running anywhere.
+printf '[1500]\n[1500]\n[1500]\n[1500]\n' > slow.jsonl
+before=$(grep -c 'Accepted publickey' "$T/sshd.log")
+$VOW map --launcher "2/$SSH" "$PLUGIN" sleep < slow.jsonl > out3.jsonl 2> err3.txt &
+map=$!
+sleep 0.8
+victim=$(pgrep -f "^ssh -T -p $PORT -i" | head -1)
+kill -9 "$victim"
+wait $map
+check "ssh killed: status" 0 $?
+check "ssh killed: every line" "1500${nl}1500${nl}1500${nl}1500" "$(cat out3.jsonl)"
+check "ssh killed: a new connection replaced it" 3 \
+  "$(( $(grep -c 'Accepted publickey' "$T/sshd.log") - before ))"
+sleep 0.5
+check "ssh killed: no worker left" 0 \
+  "$(pgrep -f "vow-worker $PLUGIN" | wc -l | tr -d ' ')"
+echo "$passes passed, $fails failed"
+[ "$fails" -eq 0 ]
