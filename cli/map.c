@@ -188,7 +188,7 @@ static void usage(FILE* f) {
 
 /* "[N/]COMMAND WORDS": N slots started through COMMAND (split at
  * spaces), as GNU parallel's --sshlogin counts them. */
-static int parse_launcher(const char* spec, vow_launcher_t* out) {
+static int parse_launcher(const char* spec, vow_launcher_t* out, char** text) {
   char* copy;
   char* save = NULL;
   char* word;
@@ -220,7 +220,8 @@ static int parse_launcher(const char* spec, vow_launcher_t* out) {
     return -1;
   }
   out->workers = (unsigned)count;
-  out->argv = (const char* const*)v; /* lives as long as the command */
+  out->argv = (const char* const*)v;
+  *text = copy; /* the words' storage, freed with argv */
   return 0;
 }
 
@@ -239,6 +240,7 @@ int vow_cli_map(int argc, char** argv) {
   char* skip = NULL;
   vow_promise_t* done;
   vow_launcher_t launchers[64];
+  char* launcher_text[64];
   size_t nlaunchers = 0;
   char** lines_errs = NULL;
   vbuf* args = NULL;
@@ -290,7 +292,8 @@ int vow_cli_map(int argc, char** argv) {
       k++;
     } else if (strcmp(a, "--launcher") == 0) {
       if (nlaunchers == sizeof(launchers) / sizeof(launchers[0]) ||
-          parse_launcher(val, &launchers[nlaunchers]) != 0) {
+          parse_launcher(val, &launchers[nlaunchers],
+                         &launcher_text[nlaunchers]) != 0) {
         vow_cli_error(
             "--launcher \"%s\": give [N/]COMMAND, e.g. "
             "\"4/ssh -T hostA\" (at most 64)",
@@ -468,5 +471,9 @@ int vow_cli_map(int argc, char** argv) {
   if (worker_cmd)
     free(wargv[0]);
   free(wargv);
+  for (i = 0; i < nlaunchers; i++) {
+    free((void*)launchers[i].argv);
+    free(launcher_text[i]);
+  }
   return M.failed > 100 ? VOW_EXIT_MANY : (int)M.failed;
 }
