@@ -99,11 +99,16 @@ static void conn_close(conn* c) {
   msgpack_unpacked_destroy(&c->reply);
 }
 
+static const msgpack_object* read_reply(conn* c);
+
 static int send_request(conn* c, msgpack_sbuffer* sb) {
   int rc = qw_write_frame(c->fd, sb->data, sb->size);
   msgpack_sbuffer_destroy(sb);
   if (rc != 0) {
-    vow_cli_error("writing to the daemon: %s", strerror(-rc));
+    /* A daemon that refused us (another uid, say) has said why and
+     * closed before our request went out: its reason is the error. */
+    if (read_reply(c) != NULL)
+      vow_cli_error("writing to the daemon: %s", strerror(-rc));
     return -1;
   }
   return 0;

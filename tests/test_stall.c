@@ -24,9 +24,19 @@ static vow_pool_options_t defaults(unsigned workers) {
   return o;
 }
 
+/* A graceful shutdown, bounded: one that never ends says what the pool
+ * looked like and stops the test, rather than hang it. */
 static void end_pool(fixture* fx, vow_pool_t* pool) {
-  vow_promise_t* done = vow_pool_shutdown(pool, true);
-  assert_int_equal(vow_ctx_wait(fx->ctx, done), VOW_FULFILLED);
+  vow_promise_t* done = vow_timeout(vow_pool_shutdown(pool, true), 60000);
+  if (vow_ctx_wait(fx->ctx, done) != VOW_FULFILLED) {
+    vow_pool_stats_t st;
+    vow_pool_stats(pool, &st);
+    fprintf(stderr,
+            "graceful shutdown still pending after 60 s: queued %zu, in "
+            "flight %zu, workers alive %u, live records %u\n",
+            st.queued, st.in_flight, st.workers_alive, pool->live_workers);
+    abort();
+  }
   vow_promise_release(done);
   vow_pool_free(pool);
 }
@@ -243,6 +253,7 @@ static void worker_that_stops_reading(void** state) {
       "# stuck worker: %zu bytes at most waited for it (bound %zu), "
       "%u ticks of the loop in 500 ms\n",
       wa.worst_backlog, SEND_BOUND, wa.ticks);
+  fflush(stdout);
   assert_true(wa.worst_backlog <= SEND_BOUND);
   assert_true(wa.ticks >= 10); /* the loop never blocked on the writes */
   vow_cancel(hang_p);
@@ -250,8 +261,27 @@ static void worker_that_stops_reading(void** state) {
   deadline = uv_hrtime() + 120ull * 1000000000ull;
   for (settled = 0; settled < N;) {
     uv_run(vow_ctx_loop(fx->ctx), UV_RUN_ONCE);
-    if (uv_hrtime() > deadline)
-      fail_msg("hung: %zu of %d tasks settled after 120 s", settled, N);
+    if (uv_hrtime() > deadline) {
+      /* Say what the pool looks like, and stop here: unwinding out of
+       * this frame would leave the ticker on the loop. */
+      vow_pool_stats_t st;
+      unsigned k;
+      vow_pool_stats(pool, &st);
+      fprintf(stderr,
+              "hung: %zu of %d tasks settled after 120 s; queued %zu, in "
+              "flight %zu, workers alive %u, starts %llu\n",
+              settled, N, st.queued, st.in_flight, st.workers_alive,
+              (unsigned long long)st.worker_starts);
+      for (k = 0; k < pool->nworkers; k++)
+        if (pool->workers[k] != NULL)
+          fprintf(stderr,
+                  "  slot %u: pid %d state %d in flight %zu limit %u "
+                  "unsent %zu\n",
+                  k, pool->workers[k]->pid, pool->workers[k]->state,
+                  pool->workers[k]->inflight.len, pool->workers[k]->limit,
+                  pool->workers[k]->chan.write_queue_size);
+      abort();
+    }
     for (settled = 0, i = 0; i < N; i++)
       settled += results[i].settled;
   }
