@@ -35,6 +35,15 @@ q() {
   $VOW "$cmd" --socket "$S" "$@"
 }
 daemon_pid() { pgrep -f "vow serve --socket $1( |\$)" | head -1; }
+# Waits (up to 10 s) until the shell condition holds: a busy machine may
+# take a while to start a job.
+wait_for() {
+  n=0
+  while ! eval "$1" && [ $n -lt 100 ]; do
+    sleep 0.1
+    n=$((n + 1))
+  done
+}
 nl='
 '
 
@@ -77,7 +86,7 @@ check "--follow: stderr" "two" "$(cat follow.err)"
 
 # pause stops running jobs (SIGSTOP to their groups); resume continues.
 pz=$(q submit -- sh -c 'sleep 1; echo woke')
-sleep 0.3
+wait_for '[ -n "$(pgrep -f "^sleep 1\$")" ]'
 q pause
 sleep 0.2
 check "pause stops a running job" T \
@@ -89,7 +98,7 @@ check "resume continues it" woke "$(q output "$pz")"
 # Cancel: queued jobs never run, running ones get TERM then KILL to their
 # whole process group.
 long=$(q submit -- sh -c 'trap "" TERM; (trap "" TERM; sleep 60) & sleep 60')
-sleep 0.3
+wait_for '[ "$(pgrep -f "^sleep 60" | wc -l)" -ge 2 ]'
 q cancel "$long" >/dev/null
 q wait "$long"
 check "cancel a running job: status" 125 $?
@@ -234,10 +243,10 @@ $VOW serve --socket "$K" -j 2
 done1=$($VOW submit --socket "$K" -- echo finished)
 $VOW wait --socket "$K" "$done1"
 r1=$($VOW submit --socket "$K" -- sh -c 'echo start r1 >> runs; sleep 30; echo end r1 >> runs')
-r2=$($VOW submit --socket "$K" --retries 1 -- sh -c 'echo start r2 >> runs; sleep 1; echo end r2 >> runs')
+r2=$($VOW submit --socket "$K" --retries 1 -- sh -c 'echo start r2 >> runs; sleep 3; echo end r2 >> runs')
 q1=$($VOW submit --socket "$K" -- sh -c 'echo start q1 >> runs')
 q2=$($VOW submit --socket "$K" -- sh -c 'echo start q2 >> runs')
-sleep 0.5
+wait_for '[ -n "$(pgrep -f "^sleep 30")" ] && grep -q "start r2" runs 2>/dev/null'
 kill -9 "$(daemon_pid "$K")"
 sleep 0.2
 check "jobs outlive a SIGKILLed daemon" 1 "$(pgrep -f '^sleep 30' | wc -l | tr -d ' ')"
