@@ -105,15 +105,24 @@ void qd_reap(void) {
     qjob* j = D.running[i];
     jobio* io = j->io;
     int status;
+    siginfo_t info;
+    memset(&info, 0, sizeof(info));
+    /* Seen without reaping first: the leader stays a zombie, so its pid
+     * (the group's id) cannot be reused by the time we kill the rest of
+     * its group, which a job is. */
     if (j->kind != 0 || io == NULL || io->exited ||
-        waitpid((pid_t)j->pgid, &status, WNOHANG) <= 0) {
+        waitid(P_PID, (id_t)j->pgid, &info, WEXITED | WNOHANG | WNOWAIT) != 0 ||
+        info.si_pid == 0) {
+      i++;
+      continue;
+    }
+    kill(-(pid_t)j->pgid, SIGKILL);
+    if (waitpid((pid_t)j->pgid, &status, 0) != (pid_t)j->pgid) {
       i++;
       continue;
     }
     io->exited = true;
     io->status = status;
-    /* The rest of its group goes with it: a job is its process group. */
-    kill(-(pid_t)j->pgid, SIGKILL);
     /* Its slot is free now; its end is recorded once its output is all
      * in (maybe_done), which needs no slot. */
     D.running[i] = D.running[--D.nrunning];

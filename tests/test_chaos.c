@@ -38,7 +38,10 @@ static void kill_one(uv_timer_t* t) {
   for (i = 0; i < n; i++) {
     pworker* w = pool->workers[(pick + i) % n];
     unsigned slot = (pick + i) % n;
-    if (w == NULL || w->state != PW_READY || !w->said_hello)
+    /* Never one whose exit has been seen: its pid may already belong to
+     * another process (pid_max can be 32768, and a chaos run spawns
+     * thousands). */
+    if (w == NULL || w->state != PW_READY || !w->said_hello || w->exited)
       continue;
     /* Only one that has finished a task since its last kill, so the pool
      * makes progress; and not one running a suspect alone: the killer
@@ -68,8 +71,13 @@ static vow_outcome_t on_done(vow_value_t* v, vow_failure_t* f, void* data) {
   tally* t = data;
   t->settled++;
   if (f != NULL) {
-    if (vow_failure_kind(f) != VOW_FAIL_WORKER_DIED)
+    if (vow_failure_kind(f) != VOW_FAIL_WORKER_DIED) {
       t->settled += 100;
+      /* Say which: the tally only counts. */
+      fprintf(stderr, "unexpected failure (%s): %s\n",
+              vow_failure_kind_name(vow_failure_kind(f)),
+              vow_failure_message(f));
+    }
     t->died++;
     vow_failure_release(f);
   } else {
