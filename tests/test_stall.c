@@ -261,9 +261,10 @@ static void worker_that_stops_reading(void** state) {
       wa.worst_backlog, SEND_BOUND, wa.ticks);
   fflush(stdout);
   assert_true(wa.worst_backlog <= SEND_BOUND);
-  /* A write that blocked on the stuck worker would stop the loop for the
-   * whole nap; a busy machine may slow it, never stop it. */
-  assert_true(wa.ticks >= 2);
+  /* A write that blocked on the stuck worker would stop the loop: the nap
+   * would never end. It ended, and the ticker ran inside it (a busy
+   * machine may run it rarely: 2 ticks in 500 ms were seen under ASan). */
+  assert_true(wa.ticks >= 1);
   vow_cancel(hang_p);
   vow_promise_release(hang_p);
   deadline = uv_hrtime() + 120ull * 1000000000ull;
@@ -317,6 +318,7 @@ static void consumer_that_stops_taking(void** state) {
   vow_pool_t* pool = vow_pool_new(fx->ctx, &o, NULL);
   enum { WINDOW = 50 };
   size_t n = scaled(20000), i, taken = 0;
+  int rounds;
   vow_value_t** items = calloc(n, sizeof(*items));
   unsigned char* marks = calloc(n, 1);
   vow_stream_t* s;
@@ -337,16 +339,26 @@ static void consumer_that_stops_taking(void** state) {
   s = vow_pool_stream(pool, "add", vow_value_new_array(items, n), WINDOW);
   free(items);
   assert_non_null(s);
+  /* The consumer is away: the window fills (its results wait to be
+   * taken, however slowly workers start here), then nothing more goes
+   * out for as long as it stays away. */
+  for (rounds = 0; rounds < 3000; rounds++) {
+    vow_pool_stats(pool, &st);
+    if (st.completed >= WINDOW)
+      break;
+    nap(fx, 10);
+  }
+  assert_int_equal(st.completed, WINDOW);
   nap(fx, 300);
   vow_pool_stats(pool, &st);
   printf(
-      "# consumer away 300 ms: %llu of %zu submitted, %llu done "
-      "(window %d)\n",
+      "# consumer away: %llu of %zu submitted, %llu done (window %d), "
+      "300 ms after the window filled\n",
       (unsigned long long)st.submitted, n, (unsigned long long)st.completed,
       WINDOW);
-  assert_true(st.submitted <= WINDOW);
-  assert_true(st.completed <= WINDOW);
-  assert_true(st.completed > 0);
+  fflush(stdout);
+  assert_int_equal(st.submitted, WINDOW);
+  assert_int_equal(st.completed, WINDOW);
   for (;;) {
     vow_value_t* v = NULL;
     vow_value_t *iv, *rv;
