@@ -46,7 +46,6 @@ typedef struct daemon {
   vow_pool_t** pools; /* task-function jobs: one pool per plugin */
   char** pool_libs;
   size_t npools;
-  int exit_status;
   mode_t job_umask; /* the daemon's files are private; jobs get this */
 } daemon_t;
 

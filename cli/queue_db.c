@@ -202,15 +202,6 @@ int qdb_begin(qdb* db) {
   return 0;
 }
 
-int qdb_commit(qdb* db) {
-  if (sqlite3_exec(db->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
-    fail(db, "cannot write the job database");
-    qdb_rollback(db);
-    return -1;
-  }
-  return 0;
-}
-
 void qdb_rollback(qdb* db) {
   if (!sqlite3_get_autocommit(db->db))
     sqlite3_exec(db->db, "ROLLBACK", NULL, NULL, NULL);

@@ -50,11 +50,9 @@ typedef struct qjob {
   double submitted, started, ended;
 
   /* The daemon's, not stored. */
-  struct qjob* next_ready;
-  size_t heap_index;
   uv_timer_t* timer;      /* timeout, then the KILL after TERM */
   vow_promise_t* ended_p; /* settled when it ends, for waiters */
-  bool term_sent, cancel_asked, counted;
+  bool term_sent, cancel_asked;
   bool dirty;            /* changed in the open transaction */
   bool forgotten;        /* its submission was rolled back */
   struct jobio* io;      /* a running command's pipes (queue_spawn.c) */
@@ -75,7 +73,6 @@ void qdb_close(qdb* db);
 /* A transaction around several changes; commit makes them durable. Each
  * returns 0 or -1 with the reason in qdb_error. */
 int qdb_begin(qdb* db);
-int qdb_commit(qdb* db);
 void qdb_rollback(qdb* db);
 const char* qdb_error(const qdb* db);
 /* Changes go into one open transaction (begun by the first change) until

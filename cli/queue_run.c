@@ -393,21 +393,30 @@ void qd_forget(qjob* j) {
   push(&D.graveyard, &D.ngraveyard, &D.graveyard_cap, j);
 }
 
+/* A job recorded as running whose start did not happen: queued again as
+ * it was before start(). */
+static void unstart(qjob* j) {
+  drop(D.running, &D.nrunning, j);
+  j->state = QS_QUEUED;
+  j->attempts--;
+}
+
+static void clear_dirty(void) {
+  size_t i;
+  for (i = 0; i < D.ndirty; i++)
+    D.dirty[i]->dirty = false;
+}
+
 void qd_final_commit(void) {
   size_t i;
-  /* Jobs recorded as running but never started go back to the queue. */
   for (i = 0; i < D.nto_start; i++) {
-    qjob* j = D.to_start[i];
-    drop(D.running, &D.nrunning, j);
-    j->state = QS_QUEUED;
-    j->attempts--;
-    qd_store(j);
+    unstart(D.to_start[i]);
+    qd_store(D.to_start[i]);
   }
   D.nto_start = 0;
   if (qdb_flush(D.db) != 0)
     qd_log("%s", qdb_error(D.db));
-  for (i = 0; i < D.ndirty; i++)
-    D.dirty[i]->dirty = false;
+  clear_dirty();
   D.ndirty = 0;
   qd_flush_replies(true);
 }
@@ -425,18 +434,14 @@ void qd_commit(uv_prepare_t* h) {
     if (!qdb_in_txn(D.db) && D.pending_head == NULL && D.nto_start == 0)
       break;
     ok = qdb_flush(D.db) == 0;
-    for (i = 0; i < D.ndirty; i++)
-      D.dirty[i]->dirty = false;
+    clear_dirty();
     if (!ok) {
       size_t n = D.ndirty;
       qjob** again = malloc((n ? n : 1) * sizeof(*again));
       qd_log("%s; trying again in 1 s", qdb_error(D.db));
       for (i = 0; i < D.nto_start; i++) {
-        qjob* j = D.to_start[i];
-        drop(D.running, &D.nrunning, j);
-        j->state = QS_QUEUED;
-        j->attempts--;
-        heap_push(j);
+        unstart(D.to_start[i]);
+        heap_push(D.to_start[i]);
       }
       D.nto_start = 0;
       if (again != NULL)

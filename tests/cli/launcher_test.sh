@@ -6,6 +6,7 @@
 # connection killed mid-task (a worker death).
 #   launcher_test.sh VOW_BINARY PLUGIN
 set -u
+. "$(dirname "$0")/check.sh"
 VOW=$1
 PLUGIN=$2
 if [ ! -x /usr/sbin/sshd ] || [ "$(id -u)" != 0 ] || ! command -v ssh >/dev/null; then
@@ -18,16 +19,6 @@ cleanup() {
   rm -rf "$T"
 }
 trap cleanup EXIT
-fails=0
-passes=0
-check() {
-  if [ "$2" = "$3" ]; then
-    passes=$((passes + 1))
-  else
-    fails=$((fails + 1))
-    printf 'FAIL %s\n--- expected\n%s\n--- got\n%s\n' "$1" "$2" "$3"
-  fi
-}
 nl='
 '
 
@@ -104,5 +95,4 @@ check "ssh killed: a new connection replaced it" 3 \
   "$(( $(grep -c 'Accepted publickey' "$T/sshd.log") - before ))"
 sleep 0.5
 check "ssh killed: no worker left" 0 "$(remote_workers)"
-echo "$passes passed, $fails failed"
-[ "$fails" -eq 0 ]
+report

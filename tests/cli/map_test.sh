@@ -3,21 +3,12 @@
 # lines, failing and crashing tasks, ordering, empty input, bad usage.
 #   map_test.sh VOW_BINARY PLUGIN.so EXAMPLES_DIR
 set -u
+. "$(dirname "$0")/check.sh"
 VOW=$1
 PLUGIN=$2
 EXAMPLES=$3
-fails=0
-passes=0
 nl='
 '
-check() {
-  if [ "$2" = "$3" ]; then
-    passes=$((passes + 1))
-  else
-    fails=$((fails + 1))
-    printf 'FAIL %s\n--- expected\n%s\n--- got\n%s\n' "$1" "$2" "$3"
-  fi
-}
 
 in='1
 -9223372036854775808
@@ -102,5 +93,4 @@ $VOW map --bogus 2>/dev/null </dev/null
 check "bad option" 255 $?
 rm -f err
 
-echo "$passes passed, $fails failed"
-[ "$fails" -eq 0 ]
+report

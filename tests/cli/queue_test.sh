@@ -5,6 +5,7 @@
 # another uid, hostile clients, a full disk and an unusable database.
 #   queue_test.sh VOW_BINARY
 set -u
+. "$(dirname "$0")/check.sh"
 VOW=$1
 T=$(mktemp -d)
 chmod 711 "$T" # the daemon run as another user must reach its directory
@@ -18,17 +19,7 @@ cleanup() {
 }
 trap cleanup EXIT
 cd "$T"
-fails=0
-passes=0
 
-check() {
-  if [ "$2" = "$3" ]; then
-    passes=$((passes + 1))
-  else
-    fails=$((fails + 1))
-    printf 'FAIL %s\n--- expected\n%s\n--- got\n%s\n' "$1" "$2" "$3"
-  fi
-}
 q() {
   cmd=$1
   shift
@@ -131,8 +122,6 @@ g=$(q submit --after "$f" -- touch never.txt)
 q wait "$g"
 check "--after a failed job: cancelled" 125 $?
 check "--after a failed job: never ran" no "$([ -e never.txt ] && echo yes || echo no)"
-
-
 
 # Priorities: a one-slot daemon, paused, then released: the higher
 # priority starts first, equal ones in submission order.
@@ -306,5 +295,4 @@ $VOW shutdown --socket "$S" >/dev/null 2>&1
 check "no sanitizer report in any daemon's log" "" \
   "$(grep -l 'Sanitizer\|runtime error' "$T"/*.log "$T"/*/*.log 2>/dev/null)"
 
-echo "$passes passed, $fails failed"
-[ "$fails" -eq 0 ]
+report

@@ -3,22 +3,11 @@
 # grouping, joblog, resume, retries, timeouts, halts, signals, injection.
 #   run_test.sh VOW_BINARY
 set -u
+. "$(dirname "$0")/check.sh"
 VOW=$1
 T=$(mktemp -d)
 trap 'rm -rf "$T"' EXIT
 cd "$T"
-fails=0
-passes=0
-
-# check NAME EXPECTED ACTUAL
-check() {
-  if [ "$2" = "$3" ]; then
-    passes=$((passes + 1))
-  else
-    fails=$((fails + 1))
-    printf 'FAIL %s\n--- expected\n%s\n--- got\n%s\n' "$1" "$2" "$3"
-  fi
-}
 
 nl='
 '
@@ -170,5 +159,4 @@ check "--bar off a terminal" "a" "$($VOW run --bar echo ::: a 2>&1)"
 $VOW --version | grep -q '^vow [0-9]' && check "--version" ok ok
 $VOW run --help | grep -q 'usage: vow run' && check "run --help" ok ok
 
-echo "$passes passed, $fails failed"
-[ "$fails" -eq 0 ]
+report
