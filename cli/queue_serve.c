@@ -1061,6 +1061,9 @@ int vow_cli_serve(int argc, char** argv) {
     qd_log("%s", qdb_error(D.db));
   vow_ctx_close(D.ctx);
   qdb_close(D.db);
-  close(lock);
+  /* The lock is not closed here: the kernel drops it as the process
+   * exits, after its memory is gone, so a client that waits on the lock
+   * ("vow shutdown") returns only once no daemon is left to be seen. */
+  (void)lock;
   return 0;
 }
