@@ -25,6 +25,9 @@ static void usage(FILE* f) {
 }
 
 int main(int argc, char** argv) {
+  /* Under mpirun every rank but 0 becomes a node agent here, before
+   * reading input or opening a joblog, and serves rank 0's workers. */
+  vow_worker_main(NULL, 0);
   /* The command may change process-wide state the library leaves alone:
    * no descriptor of ours leaks into a job, and a closed pipe is an
    * error, not a death. */

@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "mpi_host.h"
 #include "pool_internal.h"
 
 extern char** environ;
@@ -758,13 +759,41 @@ static int add_env(char** env, const char* name, const char* value) {
   return 0;
 }
 
-/* Each launcher slot's command: the launcher, then `env
- * VOW_WORKER_CHANNEL=stdio [VOW_WORKER_LIMITS=...]` (launchers such as
- * ssh pass no environment), then the worker command. The launcher
- * itself runs without VOW_PARENT_PID: the worker's parent is not us. */
-static int make_launch_slots(vow_pool_t* pool, const vow_pool_options_t* o) {
-  size_t l, i, slot = 0, nworker = strv_len(pool->argv), k;
+/* What runs on another machine (through a launcher or on an MPI rank):
+ * `env VOW_WORKER_CHANNEL=stdio [VOW_WORKER_LIMITS=...] [the caller's
+ * variables...]` and the worker command, as launchers such as ssh pass no
+ * environment; the channel is the worker's stdin and stdout. */
+static int make_remote_argv(vow_pool_t* pool, const vow_pool_options_t* o) {
+  size_t nworker = strv_len(pool->argv), nenv = 0, i, at = 0;
+  char** v;
   char limits[512];
+  while (o && o->env && o->env[nenv])
+    nenv++;
+  v = pool->remote_argv = calloc(nworker + nenv + 4, sizeof(char*));
+  if (v == NULL)
+    return -1;
+  if ((v[at++] = strdup("env")) == NULL ||
+      (v[at++] = strdup("VOW_WORKER_CHANNEL=stdio")) == NULL)
+    return -1;
+  if (o && o->limits) {
+    snprintf(limits, sizeof(limits), "VOW_WORKER_LIMITS=%s", o->limits);
+    if ((v[at++] = strdup(limits)) == NULL)
+      return -1;
+  }
+  for (i = 0; i < nenv; i++)
+    if ((v[at++] = strdup(o->env[i])) == NULL)
+      return -1;
+  for (i = 0; i < nworker; i++)
+    if ((v[at++] = strdup(pool->argv[i])) == NULL)
+      return -1;
+  return 0;
+}
+
+/* Each launcher slot's command: the launcher, then the remote command.
+ * The launcher itself runs without VOW_PARENT_PID: the worker's parent
+ * is not us. */
+static int make_launch_slots(vow_pool_t* pool, const vow_pool_options_t* o) {
+  size_t l, i, slot = 0, nremote = strv_len(pool->remote_argv), k;
   pool->slot_argv = calloc(pool->nworkers, sizeof(char**));
   pool->launch_env = calloc(strv_len(pool->env) + 1, sizeof(char*));
   if (pool->slot_argv == NULL || pool->launch_env == NULL)
@@ -774,14 +803,12 @@ static int make_launch_slots(vow_pool_t* pool, const vow_pool_options_t* o) {
         strncmp(pool->env[i], "VOW_WORKER_CHANNEL=", 19) != 0 &&
         (pool->launch_env[k++] = strdup(pool->env[i])) == NULL)
       return -1;
-  snprintf(limits, sizeof(limits), "VOW_WORKER_LIMITS=%s",
-           o->limits ? o->limits : "");
   for (l = 0; l < o->nlaunchers; l++) {
     const vow_launcher_t* L = &o->launchers[l];
     unsigned n = L->workers ? L->workers : 1, s;
     size_t nl = strv_len((char**)L->argv);
     for (s = 0; s < n; s++, slot++) {
-      char** v = calloc(nl + nworker + 4, sizeof(char*));
+      char** v = calloc(nl + nremote + 1, sizeof(char*));
       size_t at = 0;
       if (v == NULL)
         return -1;
@@ -789,13 +816,8 @@ static int make_launch_slots(vow_pool_t* pool, const vow_pool_options_t* o) {
       for (i = 0; i < nl; i++)
         if ((v[at++] = strdup(L->argv[i])) == NULL)
           return -1;
-      if ((v[at++] = strdup("env")) == NULL ||
-          (v[at++] = strdup("VOW_WORKER_CHANNEL=stdio")) == NULL)
-        return -1;
-      if (o->limits && (v[at++] = strdup(limits)) == NULL)
-        return -1;
-      for (i = 0; i < nworker; i++)
-        if ((v[at++] = strdup(pool->argv[i])) == NULL)
+      for (i = 0; i < nremote; i++)
+        if ((v[at++] = strdup(pool->remote_argv[i])) == NULL)
           return -1;
     }
   }
@@ -804,10 +826,17 @@ static int make_launch_slots(vow_pool_t* pool, const vow_pool_options_t* o) {
 
 static void pool_shutdown_op(vow__op* op);
 
-static void on_kick_closed(uv_handle_t* h) {
+static void on_handle_closed(uv_handle_t* h) {
   vow_pool_t* pool = h->data;
   pool->handles_open--;
   maybe_destroy(pool);
+}
+
+static void close_handles(vow_pool_t* pool) {
+  if (!uv_is_closing((uv_handle_t*)&pool->kick))
+    uv_close((uv_handle_t*)&pool->kick, on_handle_closed);
+  if (pool->mpi)
+    vow__mpi_pool_close(pool, on_handle_closed);
 }
 
 static void destroy(vow_pool_t* pool) {
@@ -821,6 +850,7 @@ static void destroy(vow_pool_t* pool) {
   free_strv(pool->argv);
   free_strv(pool->env);
   free_strv(pool->launch_env);
+  free_strv(pool->remote_argv);
   for (i = 0; pool->slot_argv && i < pool->nworkers; i++)
     free_strv(pool->slot_argv[i]);
   free(pool->slot_argv);
@@ -862,6 +892,17 @@ vow_pool_t* vow_pool_new(vow_ctx_t* ctx, const vow_pool_options_t* options,
     }
   }
   pool->opt.launchers = NULL;
+  /* Under mpirun the workers run on the other ranks: as many as asked
+   * for, spread over the slots the ranks offer, or all of those. */
+  pool->mpi = vow__mpi_join();
+  if (pool->mpi) {
+    if (options && options->nlaunchers > 0) {
+      rc = UV_EINVAL; /* workers run on the job's ranks, not launchers */
+      goto fail;
+    }
+    if (pool->opt.workers == 0)
+      pool->opt.workers = vow__mpi_slots();
+  }
   if (pool->opt.workers == 0) {
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
     pool->opt.workers = cpus > 0 ? (unsigned)cpus : 1;
@@ -898,6 +939,9 @@ vow_pool_t* vow_pool_new(vow_ctx_t* ctx, const vow_pool_options_t* options,
       add_env(pool->env, "VOW_PARENT_PID", buf) != 0 ||
       (pool->opt.limits &&
        add_env(pool->env, "VOW_WORKER_LIMITS", pool->opt.limits) != 0))
+    goto fail;
+  if ((pool->mpi || (options && options->nlaunchers > 0)) &&
+      make_remote_argv(pool, options) != 0)
     goto fail;
   if (options && options->launchers && options->nlaunchers > 0 &&
       make_launch_slots(pool, options) != 0)
@@ -940,9 +984,11 @@ vow_pool_t* vow_pool_new(vow_ctx_t* ctx, const vow_pool_options_t* options,
     sigaction(SIGPIPE, &sa, NULL);
   }
 
+  if (pool->mpi && (rc = vow__mpi_pool_init(pool)) != 0)
+    goto fail;
   uv_idle_init(ctx->loop, &pool->kick);
   pool->kick.data = pool;
-  pool->handles_open = 1;
+  pool->handles_open = pool->mpi ? 2 : 1;
   vow__op_start(ctx, &pool->op, pool_shutdown_op);
   start_empty_slots(pool);
   return pool;
@@ -1039,8 +1085,7 @@ void vow_pool_free(vow_pool_t* pool) {
   pool->shutdown_p = NULL;
   pool->freeing = true;
   fail_queue(pool, VOW_FAIL_CANCELLED, "the pool was freed");
-  if (!uv_is_closing((uv_handle_t*)&pool->kick))
-    uv_close((uv_handle_t*)&pool->kick, on_kick_closed);
+  close_handles(pool);
 }
 
 /* At context close: kill everything, settle nothing; the pool is freed
@@ -1050,8 +1095,7 @@ static void pool_shutdown_op(vow__op* op) {
   pool->closing = 2;
   vow__timer_stop(pool->ctx, &pool->respawn_timer);
   kill_all(pool);
-  if (!uv_is_closing((uv_handle_t*)&pool->kick))
-    uv_close((uv_handle_t*)&pool->kick, on_kick_closed);
+  close_handles(pool);
 }
 
 void vow_pool_stats(const vow_pool_t* pool, vow_pool_stats_t* out) {

@@ -73,6 +73,8 @@ struct pworker {
   int open_handles;
   bool spawned, exited, chan_eof, err_eof, err_piped, said_hello;
   bool proc_init; /* uv_spawn was called on proc */
+  bool remote;    /* runs on an MPI rank: no proc, killed by message */
+  uint32_t mpi_chan;
   pworker* next_retiring;
   int64_t exit_status;
   int term_signal;
@@ -109,6 +111,10 @@ struct vow_pool {
   unsigned nworkers;
   char*** slot_argv;       /* by slot: a launcher's full command, or NULL */
   char** launch_env;       /* the environment for launcher slots */
+  char** remote_argv; /* `env VOW_...=... WORKER...`: what runs elsewhere */
+  bool mpi;           /* slots are on the ranks of an MPI job */
+  uv_async_t mpi_async; /* remote workers' exits, from the relay */
+  unsigned mpi_live;    /* remote workers whose exit is still to come */
   unsigned* slot_failures; /* by slot: failed starts in a row */
   bool* slot_given_up;
   tlist queue;
@@ -119,7 +125,7 @@ struct vow_pool {
   uint64_t next_id;
   uv_idle_t kick; /* dispatches on the next tick */
   bool kick_armed;
-  int handles_open;        /* the pool's own handles (kick) */
+  int handles_open;        /* the pool's own handles (kick, mpi_async) */
   unsigned start_failures; /* in a row */
   bool broken;             /* gave up starting workers */
   char broken_why[5120];   /* why, and the end of the last stderr */
@@ -165,6 +171,8 @@ void vow__worker_send_shutdown(pworker* w);
 /* Kills w for the given reason; its in-flight tasks are dealt with when
  * it is finally gone. */
 void vow__worker_kill(pworker* w, int why);
+/* Its process has exited (status and signal as libuv gives them). */
+void vow__worker_exited(pworker* w, int64_t status, int sig);
 
 /* ---- pool.c, called back by pool_worker.c ----------------------------- */
 

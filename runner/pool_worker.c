@@ -14,6 +14,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "mpi_host.h"
 #include "pool_internal.h"
 
 /* Results this big are taken from the decoder whole, not copied. */
@@ -188,13 +189,20 @@ void vow__worker_send_shutdown(pworker* w) {
     w->kill = PK_ASKED;
 }
 
+static void kill_process(pworker* w) {
+  if (w->remote)
+    vow__mpi_kill(w->mpi_chan, SIGKILL);
+  else
+    uv_process_kill(&w->proc, SIGKILL);
+}
+
 void vow__worker_kill(pworker* w, int why) {
   if (w->kill == PK_NONE || w->kill == PK_ASKED)
     w->kill = why;
   if (w->state != PW_DEAD)
     w->state = PW_STOPPING;
   if (w->spawned && !w->exited)
-    uv_process_kill(&w->proc, SIGKILL);
+    kill_process(w);
 }
 
 /* ---- finishing ------------------------------------------------------- */
@@ -240,12 +248,15 @@ static void maybe_finished(pworker* w) {
   close_all(w);
 }
 
-static void on_exit_cb(uv_process_t* proc, int64_t status, int sig) {
-  pworker* w = proc->data;
+void vow__worker_exited(pworker* w, int64_t status, int sig) {
   w->exited = true;
   w->exit_status = status;
   w->term_signal = sig;
   maybe_finished(w);
+}
+
+static void on_exit_cb(uv_process_t* proc, int64_t status, int sig) {
+  vow__worker_exited(proc->data, status, sig);
 }
 
 /* ---- stderr ---------------------------------------------------------- */
@@ -459,7 +470,7 @@ static void on_eof_wait_over(vow__timer* t) {
              "worker pid %d closed its channel without exiting and was "
              "killed",
              w->pid);
-  uv_process_kill(&w->proc, SIGKILL);
+  kill_process(w);
 }
 
 static uint64_t stall_ms(const vow_pool_t* pool) {
@@ -601,6 +612,34 @@ static void on_chan_read(uv_stream_t* s, ssize_t n, const uv_buf_t* buf) {
 
 /* ---- spawning -------------------------------------------------------- */
 
+static void start_failed(pworker* w, const char* what, int rc) {
+  snprintf(w->why, sizeof(w->why), "%s: %s", what, uv_strerror(rc));
+  w->exited = w->chan_eof = w->err_eof = true;
+  w->exit_status = -1;
+  maybe_finished(w);
+}
+
+/* On an MPI rank: the channel is a socketpair whose other end the relay
+ * thread carries to the worker's agent; its exit comes back as an event
+ * (vow__worker_exited). Its stderr is the agent's, which mpirun shows. */
+static void start_remote(pworker* w) {
+  int sv[2];
+  w->remote = true;
+  w->err_piped = false;
+  if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) {
+    start_failed(w, "cannot make a channel", uv_translate_sys_error(errno));
+    return;
+  }
+  uv_pipe_open(&w->chan, sv[0]);
+  w->mpi_chan = vow__mpi_start(w, sv[1]);
+  if (w->mpi_chan == 0) {
+    start_failed(w, "cannot start a worker on an MPI rank", UV_ENOMEM);
+    return;
+  }
+  w->spawned = true;
+  uv_read_start((uv_stream_t*)&w->chan, on_chan_alloc, on_chan_read);
+}
+
 void vow__worker_start(vow_pool_t* pool, unsigned slot) {
   pworker* w = calloc(1, sizeof(*w));
   uv_process_options_t o;
@@ -646,6 +685,10 @@ void vow__worker_start(vow_pool_t* pool, unsigned slot) {
   o.stdio = stdio;
   o.stdio_count = 4;
   o.exit_cb = on_exit_cb;
+  if (pool->mpi) {
+    start_remote(w);
+    return;
+  }
   if (pool->slot_argv != NULL && pool->slot_argv[slot] != NULL) {
     /* Through a launcher: the channel is its stdin and stdout, one end
      * of a socketpair whose other end is ours. */

@@ -466,12 +466,6 @@ int vow_worker_serve(const vow_function_t* functions, size_t n) {
   return rc;
 }
 
-void vow_worker_main(const vow_function_t* functions, size_t n) {
-  if (getenv(VOW_ENV_CHANNEL) == NULL)
-    return;
-  exit(vow_worker_serve(functions, n));
-}
-
 /* ---- the task context ------------------------------------------------ */
 
 uint64_t vow_task_id(const vow_task_ctx_t* task) {

@@ -48,8 +48,12 @@ VOW_EXTERN int vow_task_fail(vow_task_ctx_t* task, const char* fmt, ...)
     VOW_PRINTF(2, 3);
 
 /* If this process was started as a pool's worker, serves tasks with the
- * given functions and exits (never returns); otherwise returns at once.
- * Call it first thing in main(), before anything touches stdio. */
+ * given functions and exits (never returns). Run under mpirun with two or
+ * more ranks, every rank but 0 becomes a node agent here, runs its
+ * node's workers for rank 0's pools, and exits when rank 0 exits; rank 0
+ * returns, and its pools put their workers on the other ranks (see
+ * docs/cluster.md). Otherwise returns at once. Call it first thing in
+ * main(), before anything touches stdio or files. */
 VOW_EXTERN void vow_worker_main(const vow_function_t* functions, size_t n);
 
 /* Serves tasks on the channel named by the environment, whatever started

@@ -1,0 +1,238 @@
+/* runner/mpi/agent.c — a node agent: forks local workers over
+ * socketpairs as the pool does on one machine, and relays their bytes to
+ * rank 0. A task that crashes kills only its worker, never this rank:
+ * MPI survives no process death, so the agent is the one process on the
+ * node that must not die, and runs no task code at all. */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "agent.h"
+#include "link.h"
+
+extern char** environ;
+
+static int chld_pipe[2] = {-1, -1};
+
+static void on_sigchld(int sig) {
+  int saved = errno;
+  (void)sig;
+  if (write(chld_pipe[1], "c", 1) < 0) {
+  }
+  errno = saved;
+}
+
+typedef struct agent {
+  int rank;
+  mlink link;
+  char** env; /* ours, without the MPI launcher's variables */
+  bool quit;
+} agent;
+
+/* Workers must not take themselves for ranks of this job. */
+static char** worker_env(void) {
+  static const char* const drop[] = {"OMPI_", "PMIX_", "OPAL_", "PMI_",
+                                     "HYDRA_"};
+  size_t n = 0, k = 0, i, d;
+  char** env;
+  while (environ[n] != NULL)
+    n++;
+  env = calloc(n + 1, sizeof(char*));
+  if (env == NULL)
+    return NULL;
+  for (i = 0; i < n; i++) {
+    bool keep = true;
+    for (d = 0; d < sizeof(drop) / sizeof(drop[0]); d++)
+      if (strncmp(environ[i], drop[d], strlen(drop[d])) == 0)
+        keep = false;
+    if (keep)
+      env[k++] = environ[i];
+  }
+  return env;
+}
+
+/* How many workers this rank runs: VOW_MPI_WORKERS, else this node's
+ * cores shared among the ranks placed on it. */
+static unsigned slots_offered(void) {
+  const char* s = getenv("VOW_MPI_WORKERS");
+  const char* local = getenv("OMPI_COMM_WORLD_LOCAL_SIZE");
+  long cores = sysconf(_SC_NPROCESSORS_ONLN), per;
+  if (s != NULL && atoi(s) > 0)
+    return (unsigned)atoi(s);
+  per = cores / (local != NULL && atoi(local) > 0 ? atoi(local) : 1);
+  return per > 0 ? (unsigned)per : 1;
+}
+
+static void start_worker(agent* a, uint32_t id, const char* payload, size_t n,
+                         int64_t argc) {
+  char** argv = calloc((size_t)argc + 1, sizeof(char*));
+  const char* cwd = payload;
+  const char* end = payload + n;
+  const char* at = payload + strlen(payload) + 1;
+  int sv[2];
+  int64_t i;
+  pid_t pid;
+  mchan* c;
+  if (argv == NULL || n == 0 || payload[n - 1] != '\0')
+    goto fail;
+  for (i = 0; i < argc; i++) {
+    if (at >= end)
+      goto fail;
+    argv[i] = (char*)at;
+    at += strlen(at) + 1;
+  }
+  if (argc == 0 || socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0)
+    goto fail;
+  pid = fork();
+  if (pid == 0) {
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    signal(SIGCHLD, SIG_DFL);
+    signal(SIGPIPE, SIG_DFL);
+    if (dup2(sv[1], 0) < 0 || dup2(sv[1], 1) < 0)
+      _exit(127);
+    /* MPI's own descriptors are not the worker's business. */
+    if (close_range(3, ~0U, 0) != 0)
+      for (int fd = 3; fd < 1024; fd++)
+        close(fd);
+    if (cwd[0] != '\0' && chdir(cwd) != 0) {
+      fprintf(stderr, "vow agent (rank %d): cannot enter %s: %s\n", a->rank,
+              cwd, strerror(errno));
+      _exit(127);
+    }
+    execvpe(argv[0], argv, a->env);
+    fprintf(stderr, "vow agent (rank %d): cannot run %s: %s\n", a->rank,
+            argv[0], strerror(errno));
+    _exit(127);
+  }
+  close(sv[1]);
+  if (pid < 0) {
+    close(sv[0]);
+    goto fail;
+  }
+  fcntl(sv[0], F_SETFL, fcntl(sv[0], F_GETFL) | O_NONBLOCK);
+  c = mlink_add(&a->link, id, sv[0], 0);
+  if (c == NULL) {
+    kill(pid, SIGKILL);
+    close(sv[0]);
+    free(argv);
+    return; /* reaped as a stranger; rank 0 hears nothing: see reap() */
+  }
+  c->pid = pid;
+  free(argv);
+  return;
+fail:
+  free(argv);
+  mlink_send(&a->link, 0, MM_EXIT, id, -1, 0, NULL, 0);
+}
+
+static void on_msg(void* ud, int src, const mpi_head* h, const char* payload,
+                   size_t n) {
+  agent* a = ud;
+  mchan* c;
+  if (src != 0)
+    return;
+  if (h->kind == MM_QUIT) {
+    a->quit = true;
+    return;
+  }
+  if (h->kind == MM_START) {
+    start_worker(a, h->chan, payload, n, h->a);
+    return;
+  }
+  c = mlink_find(&a->link, h->chan);
+  if (c == NULL)
+    return; /* its worker has gone; rank 0 knows or soon will */
+  if (h->kind == MM_DATA) {
+    mlink_queue_out(c, payload, n);
+  } else if (h->kind == MM_KILL && c->pid > 0) {
+    kill(c->pid, (int)h->a);
+  } else if (h->kind == MM_EOF) {
+    c->shut_when_flushed = true;
+    mlink_queue_out(c, NULL, 0);
+  }
+}
+
+static mchan* find_pid(agent* a, pid_t pid) {
+  size_t i;
+  for (i = 0; i < a->link.nchans; i++)
+    if (a->link.chans[i]->pid == pid)
+      return a->link.chans[i];
+  return NULL;
+}
+
+/* Each worker that ended: everything it wrote first, then its exit, so
+ * rank 0 sees them in the order a local pool would. */
+static void reap(agent* a) {
+  int st;
+  pid_t pid;
+  while ((pid = waitpid(-1, &st, WNOHANG)) > 0) {
+    mchan* c = find_pid(a, pid);
+    if (c == NULL)
+      continue;
+    while (c->fd >= 0 && !c->in_eof) {
+      size_t before = a->link.send_bytes;
+      mlink_drain(&a->link, c);
+      if (a->link.send_bytes == before && !c->in_eof)
+        break; /* nothing left now (a descendant may hold its end) */
+    }
+    mlink_send(&a->link, 0, MM_EXIT, c->id, WIFEXITED(st) ? WEXITSTATUS(st) : 0,
+               WIFSIGNALED(st) ? WTERMSIG(st) : 0, NULL, 0);
+    mlink_remove(&a->link, c);
+  }
+}
+
+int vow__mpi_agent_run(int rank) {
+  agent a;
+  struct sigaction sa;
+  struct pollfd chld;
+  mpi_head hello = {MM_HELLO, 0, 0, 0};
+  size_t i;
+  memset(&a, 0, sizeof(a));
+  a.rank = rank;
+  a.env = worker_env();
+  if (a.env == NULL || pipe2(chld_pipe, O_CLOEXEC | O_NONBLOCK) != 0) {
+    fprintf(stderr, "vow agent (rank %d): cannot start: %s\n", rank,
+            strerror(errno));
+    MPI_Abort(MPI_COMM_WORLD, 1);
+  }
+  memset(&sa, 0, sizeof(sa));
+  sa.sa_handler = on_sigchld;
+  sa.sa_flags = SA_RESTART | SA_NOCLDSTOP;
+  sigaction(SIGCHLD, &sa, NULL);
+  signal(SIGPIPE, SIG_IGN);
+  prctl(PR_SET_TIMERSLACK, 1000UL);
+  hello.a = slots_offered();
+  MPI_Send(&hello, (int)sizeof(hello), MPI_BYTE, 0, VOW_MPI_TAG,
+           MPI_COMM_WORLD);
+  chld.fd = chld_pipe[0];
+  chld.events = POLLIN;
+  while (!a.quit) {
+    mlink_turn(&a.link, &chld, 1, on_msg, &a);
+    if (chld.revents & POLLIN) {
+      char b[64];
+      while (read(chld_pipe[0], b, sizeof(b)) > 0) {
+      }
+      reap(&a);
+    }
+  }
+  /* Rank 0 is done: what still runs here is killed, as a pool's
+   * immediate shutdown would. */
+  for (i = 0; i < a.link.nchans; i++)
+    if (a.link.chans[i]->pid > 0)
+      kill(a.link.chans[i]->pid, SIGKILL);
+  while (waitpid(-1, NULL, 0) > 0) {
+  }
+  mlink_destroy(&a.link);
+  free(a.env);
+  MPI_Finalize();
+  return 0;
+}

@@ -1,0 +1,16 @@
+/* worker/entry.c — the first call of a vow program's main(): decides
+ * what this process is. Kept apart from serve.c so that the stock
+ * vow-worker, which serves and nothing else, links none of the rest. */
+#include <stdlib.h>
+
+#include "../runner/mpi_host.h"
+#include "internal.h"
+#include "vow/worker.h"
+
+void vow_worker_main(const vow_function_t* functions, size_t n) {
+  if (getenv(VOW_ENV_CHANNEL) != NULL)
+    exit(vow_worker_serve(functions, n));
+  /* On ranks other than 0 of an MPI job this becomes a node agent and
+   * never returns, before the program has done anything twice. */
+  vow__mpi_join();
+}
