@@ -1,6 +1,7 @@
 /* Task functions for the pool tests. The test binary serves them as its
  * own worker (vow_worker_main), and the same file builds the plugin that
  * the stock vow-worker loads. Some misbehave on purpose. */
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -318,7 +319,32 @@ static int fn_two(const msgpack_object* a, msgpack_packer* r,
   return msgpack_pack_int(r, 2);
 }
 
+/* The MPI rank of the worker's parent, read from the parent's
+ * environment after sleeping [ms] (so that a batch spreads over the
+ * workers): a node agent's rank under mpirun, -1 under a local pool. */
+static int fn_parent_rank(const msgpack_object* a, msgpack_packer* r,
+                          vow_task_ctx_t* t) {
+  char path[64], env[65536];
+  ssize_t n;
+  int fd;
+  int64_t rank = -1;
+  (void)t;
+  sleep_ms(int_arg(a, 0));
+  snprintf(path, sizeof(path), "/proc/%d/environ", (int)getppid());
+  fd = open(path, O_RDONLY | O_CLOEXEC);
+  n = fd >= 0 ? read(fd, env, sizeof(env) - 1) : -1;
+  if (fd >= 0)
+    close(fd);
+  for (ssize_t at = 0; n > 0 && at < n; at += (ssize_t)strlen(env + at) + 1) {
+    env[n] = '\0';
+    if (strncmp(env + at, "OMPI_COMM_WORLD_RANK=", 21) == 0)
+      rank = atoll(env + at + 21);
+  }
+  return msgpack_pack_int64(r, rank);
+}
+
 const vow_function_t test_functions[] = {
+    {"parent_rank", fn_parent_rank},
     {"echo", fn_echo},
     {"add", fn_add},
     {"add_after", fn_add_after},

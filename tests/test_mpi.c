@@ -1,0 +1,188 @@
+/* One program, run both ways: alone, its pools use local worker
+ * processes; under `mpirun -n 3` ranks 1 and 2 become node agents in
+ * vow_worker_main and the pools of rank 0 (which runs these tests) put
+ * their workers there. Results, task errors, a worker killed by a
+ * signal, timeouts and shutdown must behave the same either way. */
+#include <dirent.h>
+#include <signal.h>
+#include <stdio.h>
+#include <unistd.h>
+
+#include "pool_helpers.h"
+
+/* The ranks the workers' parents are: 1..size-1 under mpirun (-1 none). */
+static int job_size(void) {
+  const char* s = getenv("OMPI_COMM_WORLD_SIZE");
+  return s != NULL ? atoi(s) : 1;
+}
+
+static vow_pool_options_t mpi_defaults(unsigned workers) {
+  static const char* const mark[] = {"VOW_TEST_MPI_MARK=1", NULL};
+  vow_pool_options_t o = defaults(workers);
+  o.env = mark;
+  o.stderr_mode = VOW_STDERR_INHERIT;
+  return o;
+}
+
+/* Processes on this machine started by these tests' pools. */
+static int count_marked_workers(void) {
+  DIR* d = opendir("/proc");
+  struct dirent* e;
+  int n = 0;
+  while ((e = readdir(d)) != NULL) {
+    char path[300], env[65536];
+    FILE* f;
+    size_t len, at;
+    if (atoi(e->d_name) <= 0)
+      continue;
+    snprintf(path, sizeof(path), "/proc/%s/environ", e->d_name);
+    if ((f = fopen(path, "r")) == NULL)
+      continue;
+    len = fread(env, 1, sizeof(env) - 1, f);
+    fclose(f);
+    env[len] = '\0';
+    for (at = 0; at < len; at += strlen(env + at) + 1)
+      if (strcmp(env + at, "VOW_TEST_MPI_MARK=1") == 0)
+        n++;
+  }
+  closedir(d);
+  return n;
+}
+
+static void results_come_from_the_ranks(void** state) {
+  fixture* fx = *state;
+  vow_pool_options_t o = mpi_defaults(0);
+  vow_pool_t* pool = make_pool(fx, &o);
+  vow_pool_stats_t st;
+  enum { N = 2000, R = 16 };
+  vow_promise_t* ps[R];
+  int ranks_seen[8] = {0}, i, size = job_size();
+  for (i = 0; i < R; i++)
+    ps[i] = vow_pool_submit(pool, "parent_rank", num(20));
+  for (i = 0; i < R; i++) {
+    int64_t rank = run_int(fx, ps[i]);
+    if (size == 1) {
+      assert_int_equal(rank, -1); /* our own child */
+    } else {
+      assert_true(rank >= 1 && rank < size && rank < 8);
+      ranks_seen[rank]++;
+    }
+  }
+  for (i = 1; i < size && i < 8; i++)
+    assert_true(ranks_seen[i] > 0); /* every agent ran some */
+  for (i = 0; i < N; i++) {
+    vow_promise_t* p = vow_pool_submit(pool, "add", pair(i, 7));
+    if (i % 100 == 99 || i == N - 1)
+      assert_int_equal(run_int(fx, p), i + 7);
+    else
+      vow_promise_release(p);
+  }
+  vow_pool_stats(pool, &st);
+  assert_int_equal(st.completed, N + R);
+  assert_int_equal(st.worker_deaths, 0);
+  end_pool(fx, pool, true);
+}
+
+static void task_errors_and_crashes(void** state) {
+  fixture* fx = *state;
+  vow_pool_options_t o = mpi_defaults(2);
+  vow_pool_t* pool = make_pool(fx, &o);
+  vow_failure_t* f;
+  f = run_fail(fx, vow_pool_submit(pool, "fail", num(7)), VOW_FAIL_TASK_ERROR);
+  assert_string_equal(vow_failure_message(f), "refused 7");
+  assert_string_equal(vow_failure_origin(f)->function, "fail");
+  vow_failure_release(f);
+  f = run_fail(fx, vow_pool_submit(pool, "crash", NULL), VOW_FAIL_WORKER_DIED);
+  assert_int_equal(vow_failure_origin(f)->term_signal, SIGSEGV);
+  vow_failure_release(f);
+  f = run_fail(fx, vow_pool_submit(pool, "exit", num(5)), VOW_FAIL_WORKER_DIED);
+  assert_non_null(strstr(vow_failure_message(f), "exited with status 5"));
+  vow_failure_release(f);
+  still_serves(fx, pool);
+  end_pool(fx, pool, true);
+}
+
+static void worker_killed_by_a_signal(void** state) {
+  fixture* fx = *state;
+  vow_pool_options_t o = mpi_defaults(2);
+  vow_pool_t* pool;
+  pids p = {{0}, {0}, 0};
+  vow_promise_t *a, *b;
+  vow_failure_t* f;
+  vow_pool_stats_t st;
+  o.in_flight = 1; /* one task on each worker */
+  pool = make_pool(fx, &o);
+  vow_pool_on_progress(pool, note_pid, &p);
+  wait_alive(fx, pool, 2);
+  a = vow_pool_submit(pool, "pidsleep", num(5000));
+  b = vow_pool_submit(pool, "pidsleep", num(300));
+  wait_pids(fx, &p, 2);
+  assert_int_not_equal(p.pid[0], p.pid[1]);
+  /* The ranks share this machine, so the worker is ours to kill. */
+  assert_int_equal(kill(p.pid[0], SIGKILL), 0);
+  f = run_fail(fx, p.task[0] == 1 ? a : b, VOW_FAIL_WORKER_DIED);
+  assert_int_equal(vow_failure_origin(f)->term_signal, SIGKILL);
+  assert_int_equal(vow_failure_origin(f)->pid, p.pid[0]);
+  vow_failure_release(f);
+  assert_int_equal(run_int(fx, p.task[0] == 1 ? b : a), p.pid[1]);
+  still_serves(fx, pool);
+  vow_pool_stats(pool, &st);
+  assert_int_equal(st.worker_deaths, 1);
+  end_pool(fx, pool, true);
+}
+
+static void timeouts_kill_only_the_late(void** state) {
+  fixture* fx = *state;
+  vow_pool_options_t o = mpi_defaults(2);
+  vow_pool_t* pool = make_pool(fx, &o);
+  vow_promise_t* late = vow_pool_submit_timeout(pool, "sleep", num(10000), 300);
+  vow_promise_t* fine = vow_pool_submit_timeout(pool, "sleep", num(50), 5000);
+  vow_failure_t* f = run_fail(fx, late, VOW_FAIL_TIMEOUT);
+  vow_failure_release(f);
+  assert_int_equal(run_int(fx, fine), 50);
+  still_serves(fx, pool);
+  end_pool(fx, pool, true);
+}
+
+static void shutdown_settles_everything(void** state) {
+  fixture* fx = *state;
+  vow_pool_options_t o = mpi_defaults(2);
+  vow_pool_t* pool = make_pool(fx, &o);
+  enum { G = 40, I = 20 };
+  vow_promise_t *ps[G + I], *done;
+  int i, left = 100;
+  for (i = 0; i < G; i++)
+    ps[i] = vow_pool_submit(pool, "sleep", num(5));
+  done = vow_pool_shutdown(pool, true); /* graceful: all of them run */
+  for (i = 0; i < G; i++)
+    assert_int_equal(run_int(fx, ps[i]), 5);
+  assert_int_equal(vow_ctx_wait(fx->ctx, done), VOW_FULFILLED);
+  vow_promise_release(done);
+  vow_pool_free(pool);
+
+  pool = make_pool(fx, &o);
+  wait_alive(fx, pool, 2);
+  for (i = 0; i < I; i++)
+    ps[i] = vow_pool_submit(pool, "sleep", num(2000));
+  end_pool(fx, pool, false); /* immediate: each one cancelled, once */
+  for (i = 0; i < I; i++)
+    vow_failure_release(run_fail(fx, ps[i], VOW_FAIL_CANCELLED));
+  /* No worker outlives its pool, wherever it ran. */
+  while (count_marked_workers() > 0 && left-- > 0)
+    usleep(20000);
+  assert_int_equal(count_marked_workers(), 0);
+}
+
+#define T(name) cmocka_unit_test_setup_teardown(name, fx_setup, fx_teardown)
+
+int main(void) {
+  vow_worker_main(test_functions, test_nfunctions);
+  {
+    const struct CMUnitTest tests[] = {
+        T(results_come_from_the_ranks), T(task_errors_and_crashes),
+        T(worker_killed_by_a_signal),   T(timeouts_kill_only_the_late),
+        T(shutdown_settles_everything),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+  }
+}
