@@ -106,8 +106,16 @@ static vow_outcome_t on_result(vow_value_t* v, vow_failure_t* f, void* data) {
   return vow_ok(NULL);
 }
 
-/* Lines mapped together; a failure sends the group line by line. */
-#define GROUP 4096
+/* Lines mapped together; a failure sends the group line by line. A group
+ * is about one of the pool's chunks, so each chunk's results are written
+ * (and logged in the joblog) as they arrive: a job that is killed or that
+ * MPI aborts leaves a joblog to --resume from. */
+#define GROUP_MAX 4096
+
+static size_t group_size(size_t n, unsigned workers) {
+  size_t g = n / ((size_t)(workers ? workers : 1) * 64);
+  return g < 1 ? 1 : g > GROUP_MAX ? GROUP_MAX : g;
+}
 
 typedef struct group {
   size_t first, end; /* the lines [first, end) */
@@ -234,7 +242,7 @@ int vow_cli_map(int argc, char** argv) {
   char** wargv = NULL;
   char* worker_bin = NULL;
   slot_ref* refs;
-  size_t cap = 0, i;
+  size_t cap = 0, i, group_lines;
   int k, err = 0, resume = 0;
   const char* joblog = NULL;
   char* skip = NULL;
@@ -404,8 +412,10 @@ int vow_cli_map(int argc, char** argv) {
    * a few hundred messages for a million lines. A group with a failing
    * line is run again line by line, so each failure lands on its own
    * line and the rest still succeed. */
-  for (i = 0; i < M.n; i += GROUP) {
-    size_t end = i + GROUP < M.n ? i + GROUP : M.n, ln, valid = 0;
+  group_lines = group_size(M.n, o.workers ? o.workers : vow_cli_cpus());
+  for (i = 0; i < M.n; i += group_lines) {
+    size_t end = i + group_lines < M.n ? i + group_lines : M.n, ln,
+           valid = 0;
     vbuf items = {0};
     group* g = calloc(1, sizeof(*g));
     for (ln = i; ln < end; ln++) {
