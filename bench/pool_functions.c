@@ -57,8 +57,16 @@ static int pid(const msgpack_object* a, msgpack_packer* r, vow_task_ctx_t* t) {
   return msgpack_pack_int64(r, (int64_t)getpid());
 }
 
-const vow_function_t bench_functions[] = {
-    {"noop", noop}, {"echo", echo}, {"busy", busy}, {"big", big}, {"pid", pid}};
+/* The worker's parent: the pool's process, or the node agent under MPI. */
+static int ppid(const msgpack_object* a, msgpack_packer* r, vow_task_ctx_t* t) {
+  (void)a;
+  (void)t;
+  return msgpack_pack_int64(r, (int64_t)getppid());
+}
+
+const vow_function_t bench_functions[] = {{"noop", noop}, {"echo", echo},
+                                          {"busy", busy}, {"big", big},
+                                          {"pid", pid},   {"ppid", ppid}};
 const size_t bench_nfunctions =
     sizeof(bench_functions) / sizeof(bench_functions[0]);
 

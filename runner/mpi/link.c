@@ -14,13 +14,24 @@
  * own in-flight limits keep far below it, but a runaway peer must not
  * grow our memory without bound. */
 #define MAX_SEND_BYTES ((size_t)64 << 20)
-/* The longest idle wait: how late, at worst, a message from another rank
- * is seen after a quiet spell, and what an idle rank costs (one wake-up
- * per millisecond, a few microseconds of CPU each). */
+/* No MPI call can wake a poll, so a rank that waits must look again
+ * from time to time: after a spell of t with nothing to do it waits
+ * t / IDLE_FRACTION, from 1 us up to MAX_SLEEP_NS. A message is thus
+ * seen at most about 1/16 of the quiet time late (at worst 1 ms), and an
+ * idle rank wakes a thousand times a second for a few microseconds each.
+ * (A ramp by count of idle turns instead settles into a bad equilibrium
+ * in ping-pong: slow replies make long sleeps make slow replies.) */
 #define MAX_SLEEP_NS 1000000L
-#define FIRST_SLEEP_NS 2000L
+#define MIN_SLEEP_NS 1000L
+#define IDLE_FRACTION 16
 /* While a send is unfinished MPI needs us to call in to move it on. */
 #define SENDING_SLEEP_NS 50000L
+
+static uint64_t now_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
 
 static int post(mlink* l, int rank, void* buf, size_t len) {
   msend* s;
@@ -272,13 +283,17 @@ void mlink_turn(mlink* l, struct pollfd* extra, size_t nextra,
       mlink_remove(l, l->chans[i]);
     else
       i++;
-  if (busy)
+  if (busy) {
+    l->busy_at_ns = now_ns();
     l->sleep_ns = 0;
-  else if (l->sleep_ns == 0)
-    l->sleep_ns = FIRST_SLEEP_NS;
-  else if (l->sleep_ns < MAX_SLEEP_NS)
-    l->sleep_ns =
-        l->sleep_ns * 2 > MAX_SLEEP_NS ? MAX_SLEEP_NS : l->sleep_ns * 2;
+  } else {
+    uint64_t quiet = now_ns() - l->busy_at_ns;
+    l->sleep_ns = (long)(quiet / IDLE_FRACTION);
+    if (l->sleep_ns < MIN_SLEEP_NS)
+      l->sleep_ns = MIN_SLEEP_NS;
+    if (l->sleep_ns > MAX_SLEEP_NS)
+      l->sleep_ns = MAX_SLEEP_NS;
+  }
   if (l->nsends > 0 && l->sleep_ns > SENDING_SLEEP_NS)
     l->sleep_ns = SENDING_SLEEP_NS;
 }

@@ -72,6 +72,7 @@ typedef struct mlink {
   size_t nsends, sends_cap;
   size_t send_bytes;   /* in sends not yet complete */
   long sleep_ns;       /* the next idle wait */
+  uint64_t busy_at_ns; /* when something last happened */
   uint64_t idle_waits; /* counted for the docs' cost figures */
 } mlink;
 
@@ -86,7 +87,7 @@ int mlink_queue_out(mchan* c, const void* p, size_t n);
 /* Reads what c's fd holds now and sends it to c->rank. */
 void mlink_drain(mlink* l, mchan* c);
 /* One turn: waits for a channel, one of extra[] or a message (waiting
- * longer the longer nothing happens, from 0 up to 1 ms), moves what is
+ * longer the longer nothing has happened, up to 1 ms), moves what is
  * ready and hands each message to on_msg. extra[i].revents is set. */
 void mlink_turn(mlink* l, struct pollfd* extra, size_t nextra,
                 mpi_on_msg on_msg, void* ud);
