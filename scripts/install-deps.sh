@@ -7,10 +7,12 @@ set -eu
 # python3-msgpack: the Python worker example, which the test suite runs;
 # procps: pgrep, with which the CLI tests look for leftover processes.
 packages="gcc libc6-dev make cmake pkg-config libuv1-dev libmsgpack-dev libcmocka-dev libjansson-dev libsqlite3-dev python3-msgpack procps"
-# Extra tools for the CI stages: the clang build, the valgrind run, and an
-# sshd for the launcher test (which skips without one).
+# Extra tools for the CI stages: the clang build, the valgrind run, an
+# sshd for the launcher test (which skips without one), and Open MPI for
+# the MPI transport and its tests (neither is built without it).
 if [ "${VOW_DEPS_FULL:-0}" = 1 ]; then
-  packages="$packages clang valgrind libclang-rt-14-dev openssh-server openssh-client"
+  packages="$packages clang valgrind libclang-rt-14-dev openssh-server"
+  packages="$packages openssh-client libopenmpi-dev openmpi-bin"
 fi
 
 missing=""

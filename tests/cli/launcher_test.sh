@@ -22,31 +22,10 @@ trap cleanup EXIT
 nl='
 '
 
-free_port() {
-  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-PORT=$(free_port)
-BAD_PORT=$(free_port)
-ssh-keygen -q -t ed25519 -N '' -f "$T/hostkey"
-ssh-keygen -q -t ed25519 -N '' -f "$T/userkey"
-cp "$T/userkey.pub" "$T/authorized_keys"
-cat > "$T/sshd_config" <<EOF
-Port $PORT
-ListenAddress 127.0.0.1
-HostKey $T/hostkey
-AuthorizedKeysFile $T/authorized_keys
-PidFile $T/sshd.pid
-PasswordAuthentication no
-KbdInteractiveAuthentication no
-PermitRootLogin prohibit-password
-UsePAM no
-StrictModes no
-EOF
-mkdir -p /run/sshd
-/usr/sbin/sshd -f "$T/sshd_config" -E "$T/sshd.log"
+. "$(dirname "$0")/../../scripts/loopback-sshd.sh"
+start_loopback_sshd "$T"
 check "sshd started" 0 $?
-SSH="ssh -T -p $PORT -i $T/userkey -o BatchMode=yes -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR 127.0.0.1"
-BAD="ssh -T -p $BAD_PORT -i $T/userkey -o BatchMode=yes -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR -o ConnectTimeout=2 127.0.0.1"
+BAD=$BAD_SSH
 check "ssh works" ok "$($SSH echo ok 2>&1)"
 
 # 200 tasks on two workers, each behind its own ssh connection.
@@ -86,7 +65,7 @@ while [ "$(remote_workers)" -lt 2 ] && [ $tries -lt 100 ]; do
 done
 check "ssh: two workers run over there" 2 "$(remote_workers)"
 sleep 0.3 # into their first tasks
-victim=$(pgrep -f "^ssh -T -p $PORT -i" | head -1)
+victim=$(pgrep -f "^ssh -T -p $SSH_PORT -i" | head -1)
 kill -9 "$victim"
 wait $map
 check "ssh killed: status" 0 $?
