@@ -187,6 +187,9 @@ static void on_exits(uv_async_t* a) {
       vow__worker_exited(mine[i].w, mine[i].status, mine[i].sig);
     }
   } while (n == 64);
+  if (pool->mpi_live == 0 && pool->mpi_on_closed != NULL &&
+      !uv_is_closing((uv_handle_t*)a))
+    uv_close((uv_handle_t*)a, pool->mpi_on_closed);
 }
 
 int vow__mpi_pool_init(vow_pool_t* pool) {
@@ -199,7 +202,10 @@ int vow__mpi_pool_init(vow_pool_t* pool) {
   return 0;
 }
 
+/* Closed once the last remote worker's exit is in: until then the
+ * handle is how that exit arrives. */
 void vow__mpi_pool_close(vow_pool_t* pool, void (*on_closed)(uv_handle_t*)) {
-  if (!uv_is_closing((uv_handle_t*)&pool->mpi_async))
+  pool->mpi_on_closed = on_closed;
+  if (pool->mpi_live == 0 && !uv_is_closing((uv_handle_t*)&pool->mpi_async))
     uv_close((uv_handle_t*)&pool->mpi_async, on_closed);
 }

@@ -109,13 +109,14 @@ struct vow_pool {
   bool names_from_hello; /* learnt from the first HELLO */
   pworker** workers;     /* by slot; NULL while none runs there */
   unsigned nworkers;
-  char*** slot_argv;       /* by slot: a launcher's full command, or NULL */
-  char** launch_env;       /* the environment for launcher slots */
-  char** remote_argv; /* `env VOW_...=... WORKER...`: what runs elsewhere */
-  bool mpi;           /* slots are on the ranks of an MPI job */
+  char*** slot_argv;    /* by slot: a launcher's full command, or NULL */
+  char** launch_env;    /* the environment for launcher slots */
+  char** remote_argv;   /* `env VOW_...=... WORKER...`: what runs elsewhere */
+  bool mpi;             /* slots are on the ranks of an MPI job */
   uv_async_t mpi_async; /* remote workers' exits, from the relay */
   unsigned mpi_live;    /* remote workers whose exit is still to come */
-  unsigned* slot_failures; /* by slot: failed starts in a row */
+  void (*mpi_on_closed)(uv_handle_t*); /* set: close once mpi_live is 0 */
+  unsigned* slot_failures;             /* by slot: failed starts in a row */
   bool* slot_given_up;
   tlist queue;
   vow__pool tasks;          /* ptask records */

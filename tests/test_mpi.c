@@ -173,15 +173,39 @@ static void shutdown_settles_everything(void** state) {
   assert_int_equal(count_marked_workers(), 0);
 }
 
+/* Closing the context with a pool at work: its workers are killed (and
+ * their exits still come back over MPI), the pool freed, the task left
+ * pending reported. */
+static void context_close_takes_the_pool(void** state) {
+  fixture mine = {0};
+  vow_pool_options_t o = mpi_defaults(2);
+  vow_pool_t* pool;
+  int left = 100;
+  (void)state;
+  mine.ctx = vow_ctx_new(NULL);
+  vow_ctx_set_report_handler(mine.ctx, count_report, &mine);
+  pool = make_pool(&mine, &o);
+  wait_alive(&mine, pool, 2);
+  vow_promise_release(vow_pool_submit(pool, "sleep", num(30000)));
+  vow_ctx_close(mine.ctx); /* no vow_pool_free: the context does it */
+  assert_int_equal(mine.pending, 1);
+  while (count_marked_workers() > 0 && left-- > 0)
+    usleep(20000);
+  assert_int_equal(count_marked_workers(), 0);
+}
+
 #define T(name) cmocka_unit_test_setup_teardown(name, fx_setup, fx_teardown)
 
 int main(void) {
   vow_worker_main(test_functions, test_nfunctions);
   {
     const struct CMUnitTest tests[] = {
-        T(results_come_from_the_ranks), T(task_errors_and_crashes),
-        T(worker_killed_by_a_signal),   T(timeouts_kill_only_the_late),
+        T(results_come_from_the_ranks),
+        T(task_errors_and_crashes),
+        T(worker_killed_by_a_signal),
+        T(timeouts_kill_only_the_late),
         T(shutdown_settles_everything),
+        cmocka_unit_test(context_close_takes_the_pool),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
   }
