@@ -182,9 +182,16 @@ static void on_exits(uv_async_t* a) {
     nevents = k;
     pthread_mutex_unlock(&events_mu);
     for (i = 0; i < n; i++) {
+      pworker* w = mine[i].w;
       if (--pool->mpi_live == 0)
         uv_unref((uv_handle_t*)&pool->mpi_async);
-      vow__worker_exited(mine[i].w, mine[i].status, mine[i].sig);
+      if (mine[i].status == -1 && w->why[0] == '\0') {
+        snprintf(w->why, sizeof(w->why), "cannot start %s on MPI rank %d: %s",
+                 pool->argv[0], ops->slot_rank(w->slot),
+                 mine[i].sig < 0 ? strerror(-mine[i].sig) : "unknown error");
+        mine[i].sig = 0;
+      }
+      vow__worker_exited(w, mine[i].status, mine[i].sig);
     }
   } while (n == 64);
   if (pool->mpi_live == 0 && pool->mpi_on_closed != NULL &&

@@ -14,7 +14,8 @@
 #define VOW_MPI_ENTRY "vow_mpi_module_v1"
 
 /* Called on the module's thread when a remote worker has exited: status
- * and signal as libuv reports them (status -1: it never started). */
+ * and signal as libuv reports them; or status -1 if it never started,
+ * with -sig its errno (0 if unknown). */
 typedef void (*vow_mpi_exit_fn)(void* user, int64_t status, int sig);
 
 typedef struct vow_mpi_ops {

@@ -173,6 +173,28 @@ static void shutdown_settles_everything(void** state) {
   assert_int_equal(count_marked_workers(), 0);
 }
 
+/* A worker command missing where the workers run: a clear failure after
+ * a bounded number of tries, not a hang. */
+static void missing_worker_fails_clearly(void** state) {
+  static const char* const missing[] = {"/nonexistent/vow-worker", NULL};
+  fixture* fx = *state;
+  vow_pool_options_t o = mpi_defaults(1);
+  vow_pool_t* pool;
+  vow_failure_t* f;
+  o.worker_argv = missing;
+  o.start_attempts = 3;
+  pool = make_pool(fx, &o);
+  f = run_fail(fx, vow_pool_submit(pool, "add", pair(1, 2)),
+               VOW_FAIL_WORKER_DIED);
+  if (strstr(vow_failure_message(f), "cannot start /nonexistent/vow-worker") ==
+          NULL ||
+      strcasestr(vow_failure_message(f), "no such file") == NULL ||
+      strstr(vow_failure_message(f), "cannot start (3 tries)") == NULL)
+    fail_msg("unclear: %s", vow_failure_message(f));
+  vow_failure_release(f);
+  end_pool(fx, pool, false);
+}
+
 /* Closing the context with a pool at work: its workers are killed (and
  * their exits still come back over MPI), the pool freed, the task left
  * pending reported. */
@@ -205,6 +227,7 @@ int main(void) {
         T(worker_killed_by_a_signal),
         T(timeouts_kill_only_the_late),
         T(shutdown_settles_everything),
+        T(missing_worker_fails_clearly),
         cmocka_unit_test(context_close_takes_the_pool),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

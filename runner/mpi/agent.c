@@ -70,13 +70,63 @@ static unsigned slots_offered(void) {
   return per > 0 ? (unsigned)per : 1;
 }
 
+/* In the child: the channel on stdin and stdout, nothing else of ours,
+ * the leading `env NAME=VALUE...` of the command applied here (so that an
+ * exec failure is the worker's own, with its errno sent back on ep). */
+static void run_worker(agent* a, char** argv, const char* cwd, int chan,
+                       int ep) {
+  sigset_t none;
+  size_t n = 0, nargs = 0, k;
+  char** env;
+  int err;
+  sigemptyset(&none);
+  sigprocmask(SIG_SETMASK, &none, NULL);
+  signal(SIGCHLD, SIG_DFL);
+  signal(SIGPIPE, SIG_DFL);
+  if (dup2(chan, 0) < 0 || dup2(chan, 1) < 0)
+    _exit(127);
+  /* MPI's own descriptors are not the worker's business. */
+  for (int fd = 3; fd < 1024; fd++)
+    if (fd != ep)
+      close(fd);
+  while (a->env[n] != NULL)
+    n++;
+  while (argv[nargs] != NULL)
+    nargs++;
+  env = calloc(n + nargs + 1, sizeof(char*));
+  if (env == NULL)
+    _exit(127);
+  memcpy(env, a->env, n * sizeof(char*));
+  if (strcmp(argv[0], "env") == 0)
+    for (argv++; argv[0] != NULL && strchr(argv[0], '=') != NULL; argv++) {
+      size_t name = (size_t)(strchr(argv[0], '=') - argv[0]);
+      for (k = 0; k < n; k++)
+        if (strncmp(env[k], argv[0], name + 1) == 0)
+          break;
+      if (k == n)
+        n++;
+      env[k] = argv[0];
+    }
+  if (argv[0] == NULL) {
+    err = EINVAL;
+  } else if (cwd[0] != '\0' && chdir(cwd) != 0) {
+    err = errno;
+  } else {
+    execvpe(argv[0], argv, env);
+    err = errno;
+  }
+  if (write(ep, &err, sizeof(err)) < 0) {
+  }
+  _exit(127);
+}
+
 static void start_worker(agent* a, uint32_t id, const char* payload, size_t n,
                          int64_t argc) {
   char** argv = calloc((size_t)argc + 1, sizeof(char*));
   const char* cwd = payload;
   const char* end = payload + n;
   const char* at = payload + strlen(payload) + 1;
-  int sv[2];
+  int sv[2], ep[2], err = 0;
   int64_t i;
   pid_t pid;
   mchan* c;
@@ -90,41 +140,39 @@ static void start_worker(agent* a, uint32_t id, const char* payload, size_t n,
   }
   if (argc == 0 || socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0)
     goto fail;
+  if (pipe2(ep, O_CLOEXEC) != 0) {
+    close(sv[0]);
+    close(sv[1]);
+    goto fail;
+  }
   pid = fork();
   if (pid == 0) {
-    sigset_t none;
-    sigemptyset(&none);
-    sigprocmask(SIG_SETMASK, &none, NULL);
-    signal(SIGCHLD, SIG_DFL);
-    signal(SIGPIPE, SIG_DFL);
-    if (dup2(sv[1], 0) < 0 || dup2(sv[1], 1) < 0)
-      _exit(127);
-    /* MPI's own descriptors are not the worker's business. */
-    if (close_range(3, ~0U, 0) != 0)
-      for (int fd = 3; fd < 1024; fd++)
-        close(fd);
-    if (cwd[0] != '\0' && chdir(cwd) != 0) {
-      fprintf(stderr, "vow agent (rank %d): cannot enter %s: %s\n", a->rank,
-              cwd, strerror(errno));
-      _exit(127);
-    }
-    execvpe(argv[0], argv, a->env);
-    fprintf(stderr, "vow agent (rank %d): cannot run %s: %s\n", a->rank,
-            argv[0], strerror(errno));
-    _exit(127);
+    close(ep[0]);
+    run_worker(a, argv, cwd, sv[1], ep[1]);
   }
   close(sv[1]);
-  if (pid < 0) {
+  close(ep[1]);
+  /* The exec closes ep; a failure sends its errno first. */
+  while (pid > 0 && read(ep[0], &err, sizeof(err)) < 0 && errno == EINTR) {
+  }
+  close(ep[0]);
+  if (pid < 0 || err != 0) {
+    if (pid > 0)
+      waitpid(pid, NULL, 0);
     close(sv[0]);
-    goto fail;
+    free(argv);
+    mlink_send(&a->link, 0, MM_EXIT, id, -1, -(err ? err : errno), NULL, 0);
+    return;
   }
   fcntl(sv[0], F_SETFL, fcntl(sv[0], F_GETFL) | O_NONBLOCK);
   c = mlink_add(&a->link, id, sv[0], 0);
   if (c == NULL) {
     kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
     close(sv[0]);
     free(argv);
-    return; /* reaped as a stranger; rank 0 hears nothing: see reap() */
+    mlink_send(&a->link, 0, MM_EXIT, id, -1, -ENOMEM, NULL, 0);
+    return;
   }
   c->pid = pid;
   free(argv);
