@@ -12,6 +12,11 @@ cmake --install "$build" --prefix "$tmp/prefix" >/dev/null
 lib=$(ls "$tmp"/prefix/lib*/libvow.so.0.* | head -1)
 objdump -p "$lib" | grep -q 'SONAME *libvow.so.0' ||
   { echo "libvow has no SONAME libvow.so.0" >&2; exit 1; }
+# The MPI module goes beside libvow, in vow/, where libvow looks for it.
+if [ -f "$build/libvow-mpi.so" ] && [ ! -f "$(dirname "$lib")/vow/libvow-mpi.so" ]; then
+  echo "libvow-mpi.so was built but not installed in $(dirname "$lib")/vow" >&2
+  exit 1
+fi
 
 cmake -S "$src/tests/install" -B "$tmp/cm" -DCMAKE_C_COMPILER="$cc" \
   -DCMAKE_PREFIX_PATH="$tmp/prefix" >/dev/null
