@@ -179,6 +179,20 @@ static void shutdown_settles_everything(void** state) {
   assert_int_equal(count_marked_workers(), 0);
 }
 
+/* A worker that closes its channel and lives on is killed, its task
+ * failed, and a new worker takes over. */
+static void closed_channel_is_a_death(void** state) {
+  fixture* fx = *state;
+  vow_pool_options_t o = mpi_defaults(1);
+  vow_pool_t* pool = make_pool(fx, &o);
+  vow_failure_t* f = run_fail(fx, vow_pool_submit(pool, "close_channel", NULL),
+                              VOW_FAIL_WORKER_DIED);
+  assert_non_null(strstr(vow_failure_message(f), "closed its channel"));
+  vow_failure_release(f);
+  still_serves(fx, pool);
+  end_pool(fx, pool, true);
+}
+
 /* A worker command missing where the workers run: a clear failure after
  * a bounded number of tries, not a hang. */
 static void missing_worker_fails_clearly(void** state) {
@@ -233,6 +247,7 @@ int main(void) {
         T(worker_killed_by_a_signal),
         T(timeouts_kill_only_the_late),
         T(shutdown_settles_everything),
+        T(closed_channel_is_a_death),
         T(missing_worker_fails_clearly),
         cmocka_unit_test(context_close_takes_the_pool),
     };

@@ -55,6 +55,10 @@ static void on_agent_msg(void* ud, int src, const mpi_head* h,
     return;
   if (h->kind == MM_DATA) {
     mlink_queue_out(c, payload, n);
+  } else if (h->kind == MM_EOF) {
+    /* The worker closed its channel: so does ours, after its bytes. */
+    c->shut_when_flushed = true;
+    mlink_queue_out(c, NULL, 0);
   } else if (h->kind == MM_EXIT && !c->exited) {
     c->exited = true;
     c->on_exit(c->user, h->a, (int)h->b);
