@@ -179,6 +179,34 @@ static void shutdown_settles_everything(void** state) {
   assert_int_equal(count_marked_workers(), 0);
 }
 
+/* 40 MiB each way, several at once: relayed in pieces, in order, none
+ * lost, while small tasks go on beside them. */
+static void big_values_cross_ranks(void** state) {
+  fixture* fx = *state;
+  vow_pool_options_t o = mpi_defaults(2);
+  vow_pool_t* pool = make_pool(fx, &o);
+  size_t n = (size_t)40 << 20, len, i;
+  char* data = malloc(n);
+  vow_promise_t* ps[3];
+  const void* back;
+  outcome r;
+  for (i = 0; i < n; i++)
+    data[i] = (char)(i * 31 + (i >> 20));
+  for (i = 0; i < 3; i++)
+    ps[i] = vow_pool_submit(pool, "echo", vow_value_new_bin(data, n));
+  still_serves(fx, pool);
+  for (i = 0; i < 3; i++) {
+    r = run(fx, ps[i]);
+    assert_null(r.f);
+    assert_int_equal(vow_value_get_bin(r.v, &back, &len), 0);
+    assert_int_equal(len, n);
+    assert_memory_equal(back, data, n);
+    vow_value_release(r.v);
+  }
+  free(data);
+  end_pool(fx, pool, true);
+}
+
 /* A worker that closes its channel and lives on is killed, its task
  * failed, and a new worker takes over. */
 static void closed_channel_is_a_death(void** state) {
@@ -247,6 +275,7 @@ int main(void) {
         T(worker_killed_by_a_signal),
         T(timeouts_kill_only_the_late),
         T(shutdown_settles_everything),
+        T(big_values_cross_ranks),
         T(closed_channel_is_a_death),
         T(missing_worker_fails_clearly),
         cmocka_unit_test(context_close_takes_the_pool),

@@ -164,7 +164,6 @@ static void start_worker(agent* a, uint32_t id, const char* payload, size_t n,
     mlink_send(&a->link, 0, MM_EXIT, id, -1, -(err ? err : errno), NULL, 0);
     return;
   }
-  fcntl(sv[0], F_SETFL, fcntl(sv[0], F_GETFL) | O_NONBLOCK);
   c = mlink_add(&a->link, id, sv[0], 0);
   if (c == NULL) {
     kill(pid, SIGKILL);

@@ -2,6 +2,7 @@
 #include "link.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -117,6 +118,8 @@ mchan* mlink_add(mlink* l, uint32_t id, int fd, int rank) {
   c = calloc(1, sizeof(*c));
   if (c == NULL)
     return NULL;
+  /* The pump must never block on one channel while others wait. */
+  fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
   c->id = id;
   c->fd = fd;
   c->rank = rank;
