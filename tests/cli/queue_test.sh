@@ -223,7 +223,8 @@ else
   echo "skip: another uid (needs root and setpriv)"
 fi
 
-# SIGKILL the daemon mid-run, restart it: queued jobs still queued and
+# SIGKILL the daemon mid-run, restart it (its long job sleeps an odd
+# length, so no other sleep on the machine is taken for it): queued jobs still queued and
 # run, finished ones keep their results, running ones are killed with
 # their process groups and marked interrupted (or rerun with --retries),
 # and nothing runs twice unasked.
@@ -231,16 +232,16 @@ K=$T/k.sock
 $VOW serve --socket "$K" -j 2
 done1=$($VOW submit --socket "$K" -- echo finished)
 $VOW wait --socket "$K" "$done1"
-r1=$($VOW submit --socket "$K" -- sh -c 'echo start r1 >> runs; sleep 30; echo end r1 >> runs')
+r1=$($VOW submit --socket "$K" -- sh -c 'echo start r1 >> runs; sleep 30.417; echo end r1 >> runs')
 r2=$($VOW submit --socket "$K" --retries 1 -- sh -c 'echo start r2 >> runs; sleep 3; echo end r2 >> runs')
 q1=$($VOW submit --socket "$K" -- sh -c 'echo start q1 >> runs')
 q2=$($VOW submit --socket "$K" -- sh -c 'echo start q2 >> runs')
-wait_for '[ -n "$(pgrep -f "^sleep 30")" ] && grep -q "start r2" runs 2>/dev/null'
+wait_for '[ -n "$(pgrep -f "^sleep 30.417")" ] && grep -q "start r2" runs 2>/dev/null'
 kill -9 "$(daemon_pid "$K")"
 sleep 0.2
-check "jobs outlive a SIGKILLed daemon" 1 "$(pgrep -f '^sleep 30' | wc -l | tr -d ' ')"
+check "jobs outlive a SIGKILLed daemon" 1 "$(pgrep -f '^sleep 30.417' | wc -l | tr -d ' ')"
 $VOW serve --socket "$K" -j 2
-check "restart kills the dead daemon's jobs" 0 "$(pgrep -f '^sleep 30' | wc -l | tr -d ' ')"
+check "restart kills the dead daemon's jobs" 0 "$(pgrep -f '^sleep 30.417' | wc -l | tr -d ' ')"
 $VOW wait --socket "$K" "$r1"
 check "running job: interrupted" 125 $?
 check "interrupted says so" interrupted \
