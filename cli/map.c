@@ -414,8 +414,7 @@ int vow_cli_map(int argc, char** argv) {
    * line and the rest still succeed. */
   group_lines = group_size(M.n, o.workers ? o.workers : vow_cli_cpus());
   for (i = 0; i < M.n; i += group_lines) {
-    size_t end = i + group_lines < M.n ? i + group_lines : M.n, ln,
-           valid = 0;
+    size_t end = i + group_lines < M.n ? i + group_lines : M.n, ln, valid = 0;
     vbuf items = {0};
     group* g = calloc(1, sizeof(*g));
     for (ln = i; ln < end; ln++) {
