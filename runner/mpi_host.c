@@ -150,12 +150,17 @@ static void on_remote_exit(void* user, int64_t status, int sig) {
   uv_async_send(&w->pool->mpi_async);
 }
 
-uint32_t vow__mpi_start(pworker* w, int fd) {
+uint32_t vow__mpi_start(pworker* w, int fd, int err_fd) {
   vow_pool_t* pool = w->pool;
-  uint32_t chan = ops->start(w->slot, fd, pool->remote_argv, pool->opt.cwd,
+  int err = err_fd >= 0                                   ? err_fd
+            : pool->opt.stderr_mode == VOW_STDERR_DISCARD ? VOW_MPI_ERR_DISCARD
+                                                          : VOW_MPI_ERR_INHERIT;
+  uint32_t chan = ops->start(w->slot, fd, err, pool->remote_argv, pool->opt.cwd,
                              on_remote_exit, w);
   if (chan == 0) {
     close(fd);
+    if (err_fd >= 0)
+      close(err_fd);
     return 0;
   }
   if (pool->mpi_live++ == 0)

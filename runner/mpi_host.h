@@ -18,9 +18,10 @@ typedef struct vow_pool vow_pool_t;
 bool vow__mpi_join(void);
 /* The worker slots the agents offer (rank 0 only). */
 unsigned vow__mpi_slots(void);
-/* Starts w's worker on its slot's rank, relayed over fd (taken, also on
- * failure). Returns its channel id, or 0 if it could not. */
-uint32_t vow__mpi_start(pworker* w, int fd);
+/* Starts w's worker on its slot's rank, relayed over fd, its stderr over
+ * err_fd (-1: per the pool's stderr mode); both taken, also on failure.
+ * Returns its channel id, or 0 if it could not. */
+uint32_t vow__mpi_start(pworker* w, int fd, int err_fd);
 void vow__mpi_kill(uint32_t chan, int sig);
 /* A pool's handle for exits reported by the relay thread. */
 int vow__mpi_pool_init(vow_pool_t* pool);

@@ -28,16 +28,21 @@ typedef struct vow_mpi_ops {
   /* The rank that runs slot's workers (slots are spread over ranks). */
   int (*slot_rank)(unsigned slot);
   /* Starts argv on slot's rank with its stdin and stdout relayed to fd,
-   * which the module now owns (it closes it once the worker has exited
-   * and what it wrote has been delivered). Returns a channel id for
-   * kill, or 0 if it could not. */
-  uint32_t (*start)(unsigned slot, int fd, char* const* argv, const char* cwd,
-                    vow_mpi_exit_fn on_exit, void* user);
+   * and its stderr to err_fd (or VOW_MPI_ERR_INHERIT: the agent's own;
+   * VOW_MPI_ERR_DISCARD: /dev/null). The module owns the fds it is given
+   * (it closes them once the worker has exited and what it wrote has
+   * been delivered). Returns a channel id for kill, or 0 if it could
+   * not (the fds are then still the caller's). */
+  uint32_t (*start)(unsigned slot, int fd, int err_fd, char* const* argv,
+                    const char* cwd, vow_mpi_exit_fn on_exit, void* user);
   /* Sends sig to the channel's worker; nothing if it has exited. */
   void (*kill)(uint32_t chan, int sig);
   /* Tells the agents to stop (killing what runs there) and leaves MPI. */
   void (*finish)(void);
 } vow_mpi_ops;
+
+#define VOW_MPI_ERR_INHERIT (-1)
+#define VOW_MPI_ERR_DISCARD (-2)
 
 typedef const vow_mpi_ops* (*vow_mpi_entry_fn)(void);
 

@@ -619,25 +619,32 @@ static void start_failed(pworker* w, const char* what, int rc) {
   maybe_finished(w);
 }
 
-/* On an MPI rank: the channel is a socketpair whose other end the relay
- * thread carries to the worker's agent; its exit comes back as an event
- * (vow__worker_exited). Its stderr is the agent's, which mpirun shows. */
+/* On an MPI rank: the channel (and in relay mode its stderr) is a
+ * socketpair whose other end the relay thread carries to the worker's
+ * agent; its exit comes back as an event (vow__worker_exited). Otherwise
+ * its stderr is the agent's, which mpirun shows. */
 static void start_remote(pworker* w) {
-  int sv[2];
+  int sv[2], ev[2] = {-1, -1};
+  bool relay = w->err_piped;
   w->remote = true;
-  w->err_piped = false;
-  if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) {
+  if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0 ||
+      (relay && socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, ev) != 0)) {
+    w->err_piped = false;
     start_failed(w, "cannot make a channel", uv_translate_sys_error(errno));
     return;
   }
   uv_pipe_open(&w->chan, sv[0]);
-  w->mpi_chan = vow__mpi_start(w, sv[1]);
+  if (relay)
+    uv_pipe_open(&w->errp, ev[0]);
+  w->mpi_chan = vow__mpi_start(w, sv[1], ev[1]);
   if (w->mpi_chan == 0) {
     start_failed(w, "cannot start a worker on an MPI rank", UV_ENOMEM);
     return;
   }
   w->spawned = true;
   uv_read_start((uv_stream_t*)&w->chan, on_chan_alloc, on_chan_read);
+  if (relay)
+    uv_read_start((uv_stream_t*)&w->errp, on_err_alloc, on_err_read);
 }
 
 void vow__worker_start(vow_pool_t* pool, unsigned slot) {

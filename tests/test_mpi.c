@@ -108,6 +108,26 @@ static void task_errors_and_crashes(void** state) {
   end_pool(fx, pool, true);
 }
 
+/* With stderr relayed, a crash report comes back with the failure from
+ * wherever the worker ran. */
+static void crash_report_comes_back(void** state) {
+  fixture* fx = *state;
+  vow_pool_options_t o = mpi_defaults(1);
+  vow_pool_t* pool;
+  vow_failure_t* f;
+  o.stderr_mode = VOW_STDERR_RELAY;
+  pool = make_pool(fx, &o);
+  f = run_fail(fx, vow_pool_submit(pool, "crash", NULL), VOW_FAIL_WORKER_DIED);
+  assert_int_equal(vow_failure_origin(f)->term_signal, SIGSEGV);
+  assert_non_null(vow_failure_detail(f));
+  assert_non_null(strstr(vow_failure_detail(f), "SIGSEGV"));
+  assert_non_null(strstr(vow_failure_detail(f), "(crash)"));
+  assert_non_null(strstr(vow_failure_detail(f), "backtrace"));
+  vow_failure_release(f);
+  still_serves(fx, pool);
+  end_pool(fx, pool, true);
+}
+
 static void worker_killed_by_a_signal(void** state) {
   fixture* fx = *state;
   vow_pool_options_t o = mpi_defaults(2);
@@ -272,6 +292,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         T(results_come_from_the_ranks),
         T(task_errors_and_crashes),
+        T(crash_report_comes_back),
         T(worker_killed_by_a_signal),
         T(timeouts_kill_only_the_late),
         T(shutdown_settles_everything),

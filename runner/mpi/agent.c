@@ -70,20 +70,24 @@ static unsigned slots_offered(void) {
   return per > 0 ? (unsigned)per : 1;
 }
 
-/* In the child: the channel on stdin and stdout, nothing else of ours,
- * the leading `env NAME=VALUE...` of the command applied here (so that an
- * exec failure is the worker's own, with its errno sent back on ep). */
+/* In the child: the channel on stdin and stdout, stderr on err (or
+ * VOW_MPI_ERR_*), nothing else of ours, the leading `env NAME=VALUE...`
+ * of the command applied here (so that an exec failure is the worker's
+ * own, with its errno sent back on ep). */
 static void run_worker(agent* a, char** argv, const char* cwd, int chan,
-                       int ep) {
+                       int err, int ep) {
   sigset_t none;
   size_t n = 0, nargs = 0, k;
   char** env;
-  int err;
   sigemptyset(&none);
   sigprocmask(SIG_SETMASK, &none, NULL);
   signal(SIGCHLD, SIG_DFL);
   signal(SIGPIPE, SIG_DFL);
   if (dup2(chan, 0) < 0 || dup2(chan, 1) < 0)
+    _exit(127);
+  if (err == VOW_MPI_ERR_DISCARD)
+    err = open("/dev/null", O_WRONLY);
+  if (err >= 0 && dup2(err, 2) < 0)
     _exit(127);
   /* MPI's own descriptors are not the worker's business. */
   for (int fd = 3; fd < 1024; fd++)
@@ -108,28 +112,26 @@ static void run_worker(agent* a, char** argv, const char* cwd, int chan,
       env[k] = argv[0];
     }
   if (argv[0] == NULL) {
-    err = EINVAL;
-  } else if (cwd[0] != '\0' && chdir(cwd) != 0) {
-    err = errno;
-  } else {
+    errno = EINVAL;
+  } else if (cwd[0] == '\0' || chdir(cwd) == 0) {
     execvpe(argv[0], argv, env);
-    err = errno;
   }
+  err = errno;
   if (write(ep, &err, sizeof(err)) < 0) {
   }
   _exit(127);
 }
 
 static void start_worker(agent* a, uint32_t id, const char* payload, size_t n,
-                         int64_t argc) {
+                         int64_t argc, int err_mode) {
   char** argv = calloc((size_t)argc + 1, sizeof(char*));
   const char* cwd = payload;
   const char* end = payload + n;
   const char* at = payload + strlen(payload) + 1;
-  int sv[2], ep[2], err = 0;
+  int sv[2], ep[2], er[2] = {-1, -1}, err = 0;
   int64_t i;
   pid_t pid;
-  mchan* c;
+  mchan *c, *errc = NULL;
   if (argv == NULL || n == 0 || payload[n - 1] != '\0')
     goto fail;
   for (i = 0; i < argc; i++) {
@@ -140,18 +142,33 @@ static void start_worker(agent* a, uint32_t id, const char* payload, size_t n,
   }
   if (argc == 0 || socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0)
     goto fail;
+  if (err_mode == 1 && pipe2(er, O_CLOEXEC) != 0) {
+    close(sv[0]);
+    close(sv[1]);
+    goto fail;
+  }
   if (pipe2(ep, O_CLOEXEC) != 0) {
     close(sv[0]);
     close(sv[1]);
+    if (er[0] >= 0) {
+      close(er[0]);
+      close(er[1]);
+    }
     goto fail;
   }
   pid = fork();
   if (pid == 0) {
     close(ep[0]);
-    run_worker(a, argv, cwd, sv[1], ep[1]);
+    run_worker(a, argv, cwd, sv[1],
+               err_mode == 1                     ? er[1]
+               : err_mode == VOW_MPI_ERR_DISCARD ? VOW_MPI_ERR_DISCARD
+                                                 : VOW_MPI_ERR_INHERIT,
+               ep[1]);
   }
   close(sv[1]);
   close(ep[1]);
+  if (er[1] >= 0)
+    close(er[1]);
   /* The exec closes ep; a failure sends its errno first. */
   while (pid > 0 && read(ep[0], &err, sizeof(err)) < 0 && errno == EINTR) {
   }
@@ -160,15 +177,26 @@ static void start_worker(agent* a, uint32_t id, const char* payload, size_t n,
     if (pid > 0)
       waitpid(pid, NULL, 0);
     close(sv[0]);
+    if (er[0] >= 0)
+      close(er[0]);
     free(argv);
     mlink_send(&a->link, 0, MM_EXIT, id, -1, -(err ? err : errno), NULL, 0);
     return;
   }
   c = mlink_add(&a->link, id, sv[0], 0);
+  if (c != NULL && er[0] >= 0 &&
+      (errc = mlink_add(&a->link, id | MCHAN_STDERR, er[0], 0)) == NULL) {
+    mlink_remove(&a->link, c); /* closes sv[0] */
+    c = NULL;
+    sv[0] = -1;
+  }
   if (c == NULL) {
     kill(pid, SIGKILL);
     waitpid(pid, NULL, 0);
-    close(sv[0]);
+    if (sv[0] >= 0)
+      close(sv[0]);
+    if (er[0] >= 0 && errc == NULL)
+      close(er[0]);
     free(argv);
     mlink_send(&a->link, 0, MM_EXIT, id, -1, -ENOMEM, NULL, 0);
     return;
@@ -192,7 +220,7 @@ static void on_msg(void* ud, int src, const mpi_head* h, const char* payload,
     return;
   }
   if (h->kind == MM_START) {
-    start_worker(a, h->chan, payload, n, h->a);
+    start_worker(a, h->chan, payload, n, h->a, (int)h->b);
     return;
   }
   c = mlink_find(&a->link, h->chan);
@@ -216,6 +244,17 @@ static mchan* find_pid(agent* a, pid_t pid) {
   return NULL;
 }
 
+/* Reads all a channel holds now (a descendant of the worker may keep it
+ * open, so not to EOF). */
+static void drain_all(agent* a, mchan* c) {
+  while (c->fd >= 0 && !c->in_eof) {
+    size_t before = a->link.send_bytes;
+    mlink_drain(&a->link, c);
+    if (a->link.send_bytes == before && !c->in_eof)
+      break;
+  }
+}
+
 /* Each worker that ended: everything it wrote first, then its exit, so
  * rank 0 sees them in the order a local pool would. */
 static void reap(agent* a) {
@@ -223,13 +262,14 @@ static void reap(agent* a) {
   pid_t pid;
   while ((pid = waitpid(-1, &st, WNOHANG)) > 0) {
     mchan* c = find_pid(a, pid);
+    mchan* err;
     if (c == NULL)
       continue;
-    while (c->fd >= 0 && !c->in_eof) {
-      size_t before = a->link.send_bytes;
-      mlink_drain(&a->link, c);
-      if (a->link.send_bytes == before && !c->in_eof)
-        break; /* nothing left now (a descendant may hold its end) */
+    err = mlink_find(&a->link, c->id | MCHAN_STDERR);
+    drain_all(a, c);
+    if (err != NULL) {
+      drain_all(a, err);
+      mlink_remove(&a->link, err);
     }
     mlink_send(&a->link, 0, MM_EXIT, c->id, WIFEXITED(st) ? WEXITSTATUS(st) : 0,
                WIFSIGNALED(st) ? WTERMSIG(st) : 0, NULL, 0);

@@ -23,9 +23,14 @@
 /* The tag of every vow message on MPI_COMM_WORLD. */
 #define VOW_MPI_TAG 7291
 
+/* A worker's stderr travels as a channel of its own: its id with this
+ * bit set. */
+#define MCHAN_STDERR 0x80000000u
+
 enum mpi_msg_kind {
   MM_HELLO = 1, /* agent → 0: a = worker slots it offers */
-  MM_START,     /* 0 → agent: start a worker; payload: cwd, argv... */
+  MM_START,     /* 0 → agent: start a worker; a = argc, b = stderr (1:
+                   relayed, VOW_MPI_ERR_*); payload: cwd, argv... */
   MM_DATA,      /* either way: channel bytes */
   MM_EOF,       /* 0 → agent: the pool closed its end */
   MM_KILL,      /* 0 → agent: a = signal */

@@ -23,6 +23,7 @@ typedef struct cmd {
   uint32_t chan;
   int rank;
   int fd;
+  int err_fd; /* or VOW_MPI_ERR_* */
   int sig;
   char* payload;
   size_t n;
@@ -60,12 +61,17 @@ static void on_agent_msg(void* ud, int src, const mpi_head* h,
     c->shut_when_flushed = true;
     mlink_queue_out(c, NULL, 0);
   } else if (h->kind == MM_EXIT && !c->exited) {
+    mchan* err = mlink_find(&R.link, h->chan | MCHAN_STDERR);
     c->exited = true;
     c->on_exit(c->user, h->a, (int)h->b);
     /* Deliver what the worker wrote, then close: the pool sees EOF. */
     c->in_eof = true;
     c->close_when_flushed = true;
     mlink_queue_out(c, NULL, 0);
+    if (err != NULL) {
+      err->close_when_flushed = true;
+      mlink_queue_out(err, NULL, 0);
+    }
   }
 }
 
@@ -77,14 +83,35 @@ static void run_cmd(cmd* k) {
       mlink_send(&R.link, c->rank, MM_KILL, c->id, k->sig, 0, NULL, 0);
     return;
   }
+  /* The channel and its stderr are ours from here: each fd is closed
+   * exactly once, by mlink_remove or below. */
   c = mlink_add(&R.link, k->chan, k->fd, k->rank);
-  if (c == NULL || mlink_send(&R.link, k->rank, MM_START, k->chan, k->argc, 0,
-                              k->payload, k->n) != 0) {
-    if (c != NULL)
-      mlink_remove(&R.link, c);
+  if (c == NULL)
+    close(k->fd);
+  if (k->err_fd >= 0) {
+    mchan* err =
+        c ? mlink_add(&R.link, k->chan | MCHAN_STDERR, k->err_fd, k->rank)
+          : NULL;
+    if (err != NULL)
+      err->in_eof = true; /* the pool never writes to a stderr */
     else
-      close(k->fd);
-    k->on_exit(k->user, -1, 0);
+      close(k->err_fd);
+    if (err == NULL && c != NULL) {
+      mlink_remove(&R.link, c);
+      c = NULL;
+    }
+  }
+  if (c != NULL &&
+      mlink_send(&R.link, k->rank, MM_START, k->chan, k->argc,
+                 k->err_fd >= 0 ? 1 : k->err_fd, k->payload, k->n) != 0) {
+    mchan* err = mlink_find(&R.link, k->chan | MCHAN_STDERR);
+    if (err != NULL)
+      mlink_remove(&R.link, err);
+    mlink_remove(&R.link, c);
+    c = NULL;
+  }
+  if (c == NULL) {
+    k->on_exit(k->user, -1, -ENOMEM);
   } else {
     c->on_exit = k->on_exit;
     c->user = k->user;
@@ -232,15 +259,16 @@ static char* pack_start(char* const* argv, const char* cwd, size_t* n,
   return p;
 }
 
-static uint32_t mpi_start(unsigned slot, int fd, char* const* argv,
+static uint32_t mpi_start(unsigned slot, int fd, int err_fd, char* const* argv,
                           const char* cwd, vow_mpi_exit_fn on_exit,
                           void* user) {
-  cmd k = {CMD_START, 0, mpi_slot_rank(slot), fd, 0, NULL, 0, 0, on_exit, user};
+  cmd k = {CMD_START, 0,   mpi_slot_rank(slot), fd, err_fd, 0, NULL, 0, 0,
+           on_exit,   user};
   k.payload = pack_start(argv, cwd, &k.n, &k.argc);
   if (k.payload == NULL)
     return 0;
   pthread_mutex_lock(&R.mu);
-  k.chan = ++R.next_chan;
+  k.chan = ++R.next_chan & ~MCHAN_STDERR;
   pthread_mutex_unlock(&R.mu);
   if (push(&k) != 0) {
     free(k.payload);
@@ -250,7 +278,7 @@ static uint32_t mpi_start(unsigned slot, int fd, char* const* argv,
 }
 
 static void mpi_kill(uint32_t chan, int sig) {
-  cmd k = {CMD_KILL, chan, 0, -1, sig, NULL, 0, 0, NULL, NULL};
+  cmd k = {CMD_KILL, chan, 0, -1, -1, sig, NULL, 0, 0, NULL, NULL};
   push(&k);
 }
 
