@@ -110,6 +110,10 @@ static void join(void) {
             size, why);
     return;
   }
+  /* Programs this rank starts (commands, other vow programs) inherit the
+   * launcher's variables but are not ranks: they must not join. Set now,
+   * before MPI starts threads of its own. */
+  setenv("VOW_MPI", "0", 1);
   if (o->join(&nslots, why, sizeof(why)) != 0) {
     fprintf(stderr, "vow: cannot join the MPI job (%s): local workers\n", why);
     return;
