@@ -29,8 +29,9 @@ static vow_pool_options_t mpi_defaults(unsigned workers) {
   return o;
 }
 
-/* Processes on this machine started by these tests' pools. */
-static int count_marked_workers(void) {
+/* Processes on this machine started by these tests' pools; with pids,
+ * up to max of them into pids. */
+static int find_marked_workers(int* found, int max) {
   DIR* d = opendir("/proc");
   struct dirent* e;
   int n = 0;
@@ -47,11 +48,18 @@ static int count_marked_workers(void) {
     fclose(f);
     env[len] = '\0';
     for (at = 0; at < len; at += strlen(env + at) + 1)
-      if (strcmp(env + at, mark_var) == 0)
+      if (strcmp(env + at, mark_var) == 0) {
+        if (n < max)
+          found[n] = atoi(e->d_name);
         n++;
+      }
   }
   closedir(d);
   return n;
+}
+
+static int count_marked_workers(void) {
+  return find_marked_workers(NULL, 0);
 }
 
 static void results_come_from_the_ranks(void** state) {
@@ -105,6 +113,97 @@ static void task_errors_and_crashes(void** state) {
   assert_non_null(strstr(vow_failure_message(f), "exited with status 5"));
   vow_failure_release(f);
   still_serves(fx, pool);
+  end_pool(fx, pool, true);
+}
+
+/* A killer SIGKILLs one of our workers every 40 ms while 4,000 tasks run
+ * with retries on: every task settles once, with its right result. The
+ * relay sees deaths mid-frame, exits racing data, and restarts. */
+typedef struct killer {
+  uv_timer_t timer;
+  int kills;
+} killer;
+
+static void kill_one(uv_timer_t* t) {
+  killer* k = t->data;
+  int victims[16];
+  int n = find_marked_workers(victims, 16);
+  if (n > 16)
+    n = 16;
+  if (n > 0 && kill(victims[rand() % n], SIGKILL) == 0)
+    k->kills++;
+}
+
+/* [a, b, us]: add_after's arguments (a + b, after us microseconds). */
+static vow_value_t* sum_after(int64_t a, int64_t b, int64_t us) {
+  msgpack_sbuffer sb;
+  msgpack_packer pk;
+  vow_value_t* v;
+  msgpack_sbuffer_init(&sb);
+  msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+  msgpack_pack_array(&pk, 3);
+  msgpack_pack_int64(&pk, a);
+  msgpack_pack_int64(&pk, b);
+  msgpack_pack_int64(&pk, us);
+  v = vow_value_new_msgpack(sb.data, sb.size, NULL);
+  msgpack_sbuffer_destroy(&sb);
+  return v;
+}
+
+static vow_outcome_t tally(vow_value_t* v, vow_failure_t* f, void* data) {
+  int* got = data; /* got[0]: settled, got[1]: wrong or failed */
+  int64_t sum = -1;
+  got[0]++;
+  if (f != NULL || vow_value_get_int(v, &sum) != 0 || sum != got[2])
+    got[1]++;
+  vow_value_release(v);
+  if (f != NULL)
+    vow_failure_release(f);
+  return vow_ok(NULL);
+}
+
+static void deaths_under_fire(void** state) {
+  fixture* fx = *state;
+  vow_pool_options_t o = mpi_defaults(2);
+  vow_pool_t* pool;
+  vow_pool_stats_t st;
+  killer k = {.kills = 0};
+  enum { N = 4000 };
+  static int got[N][3];
+  vow_promise_t** ps = malloc(N * sizeof(*ps));
+  int i, settled = 0, bad = 0;
+  o.retries = 5;
+  pool = make_pool(fx, &o);
+  wait_alive(fx, pool, 2);
+  uv_timer_init(vow_ctx_loop(fx->ctx), &k.timer);
+  k.timer.data = &k;
+  uv_timer_start(&k.timer, kill_one, 40, 40);
+  for (i = 0; i < N; i++) {
+    got[i][0] = got[i][1] = 0;
+    got[i][2] = i + 1;
+    ps[i] =
+        vow_add_both(vow_pool_submit(pool, "add_after", sum_after(i, 1, 500)),
+                     tally, got[i]);
+  }
+  for (i = 0; i < N; i++) {
+    vow_ctx_wait(fx->ctx, ps[i]);
+    vow_promise_release(ps[i]);
+  }
+  uv_timer_stop(&k.timer);
+  uv_close((uv_handle_t*)&k.timer, NULL);
+  for (i = 0; i < N; i++) {
+    settled += got[i][0] == 1;
+    bad += got[i][1];
+  }
+  assert_int_equal(settled, N); /* each exactly once */
+  assert_int_equal(bad, 0);
+  vow_pool_stats(pool, &st);
+  print_message("%d kills, %llu deaths, %llu retried, all %d right\n", k.kills,
+                (unsigned long long)st.worker_deaths,
+                (unsigned long long)st.retried, N);
+  assert_true(k.kills >= 5);
+  assert_true(st.worker_deaths >= 5);
+  free(ps);
   end_pool(fx, pool, true);
 }
 
@@ -293,6 +392,7 @@ int main(void) {
         T(results_come_from_the_ranks),
         T(task_errors_and_crashes),
         T(crash_report_comes_back),
+        T(deaths_under_fire),
         T(worker_killed_by_a_signal),
         T(timeouts_kill_only_the_late),
         T(shutdown_settles_everything),
