@@ -37,12 +37,21 @@ check "through ssh: results" "$(seq 1 200)" "$(cat out.jsonl)"
 check "through ssh: the workers ran under sshd (and the check above)" 3 \
   "$(grep -c 'Accepted publickey' "$T/sshd.log")"
 
-# A launcher that cannot connect: its slot is given up with the reason,
-# the good one does the work.
-$VOW map --launcher "1/$BAD" --launcher "1/$SSH" "$PLUGIN" add < in.jsonl > out2.jsonl 2> err2.txt
+# A launcher that cannot connect, and one whose key the host refuses:
+# each slot is given up with its reason, the good one does the work. The
+# lines take a second in all, so the bad slots use up their tries first.
+for i in $(seq 1 10); do echo '[100]'; done > slow10.jsonl
+$VOW map --launcher "1/$BAD" --launcher "1/$SSH" "$PLUGIN" sleep < slow10.jsonl > out2.jsonl 2> err2.txt
 check "a dead host: status" 0 $?
-check "a dead host: every result" "$(seq 1 200)" "$(cat out2.jsonl)"
+check "a dead host: every result" "$(for i in $(seq 1 10); do echo 100; done)" "$(cat out2.jsonl)"
 check "a dead host: its slot is given up" 1 "$(grep -c 'slot given up' err2.txt)"
+ssh-keygen -q -t ed25519 -N '' -f "$T/strangerkey"
+REFUSED=$(echo "$SSH" | sed "s|-i $T/userkey|-i $T/strangerkey|")
+$VOW map --launcher "1/$REFUSED" --launcher "1/$SSH" "$PLUGIN" sleep < slow10.jsonl > out4.jsonl 2> err4.txt
+check "auth refused: status" 0 $?
+check "auth refused: every result" "$(for i in $(seq 1 10); do echo 100; done)" "$(cat out4.jsonl)"
+check "auth refused: its slot is given up, saying why" 1 \
+  "$(grep 'slot given up' err4.txt | grep -c 'Permission denied')"
 
 # Killing an ssh connection mid-task is a worker death: the pool starts a
 # new worker through a new connection, vow map runs the lines of the
