@@ -5,6 +5,8 @@
 # another uid, hostile clients, a full disk and an unusable database.
 #   queue_test.sh VOW_BINARY
 set -u
+# Jobs that must be found with pgrep sleep odd lengths (29.813, 60.731,
+# ...): another test's or the machine's `sleep 30` is never taken for one.
 . "$(dirname "$0")/check.sh"
 VOW=$1
 T=$(mktemp -d)
@@ -76,25 +78,25 @@ check "--follow: stdout" "one${nl}three" "$(cat follow.out)"
 check "--follow: stderr" "two" "$(cat follow.err)"
 
 # pause stops running jobs (SIGSTOP to their groups); resume continues.
-pz=$(q submit -- sh -c 'sleep 1; echo woke')
-wait_for '[ -n "$(pgrep -f "^sleep 1\$")" ]'
+pz=$(q submit -- sh -c 'sleep 1.093; echo woke')
+wait_for '[ -n "$(pgrep -f "^sleep 1.093\$")" ]'
 q pause
 sleep 0.2
 check "pause stops a running job" T \
-  "$(ps -o stat= -p "$(pgrep -f '^sleep 1$' | head -1)" | cut -c1)"
+  "$(ps -o stat= -p "$(pgrep -f '^sleep 1.093$' | head -1)" | cut -c1)"
 q resume
 q wait "$pz"
 check "resume continues it" woke "$(q output "$pz")"
 
 # Cancel: queued jobs never run, running ones get TERM then KILL to their
 # whole process group.
-long=$(q submit -- sh -c 'trap "" TERM; (trap "" TERM; sleep 60) & sleep 60')
-wait_for '[ "$(pgrep -f "^sleep 60" | wc -l)" -ge 2 ]'
+long=$(q submit -- sh -c 'trap "" TERM; (trap "" TERM; sleep 60.731) & sleep 60.731')
+wait_for '[ "$(pgrep -f "^sleep 60.731" | wc -l)" -ge 2 ]'
 q cancel "$long" >/dev/null
 q wait "$long"
 check "cancel a running job: status" 125 $?
 sleep 0.2
-check "cancel kills its group" 0 "$(pgrep -f '^sleep 60' | wc -l | tr -d ' ')"
+check "cancel kills its group" 0 "$(pgrep -f '^sleep 60.731' | wc -l | tr -d ' ')"
 q pause
 held=$(q submit -- touch ran.txt)
 q cancel "$held" >/dev/null
@@ -223,8 +225,7 @@ else
   echo "skip: another uid (needs root and setpriv)"
 fi
 
-# SIGKILL the daemon mid-run, restart it (its long job sleeps an odd
-# length, so no other sleep on the machine is taken for it): queued jobs still queued and
+# SIGKILL the daemon mid-run, restart it: queued jobs still queued and
 # run, finished ones keep their results, running ones are killed with
 # their process groups and marked interrupted (or rerun with --retries),
 # and nothing runs twice unasked.

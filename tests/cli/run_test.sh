@@ -3,6 +3,8 @@
 # grouping, joblog, resume, retries, timeouts, halts, signals, injection.
 #   run_test.sh VOW_BINARY
 set -u
+# Jobs that must be found with pgrep sleep odd lengths (29.813, 60.731,
+# ...): another test's or the machine's `sleep 30` is never taken for one.
 . "$(dirname "$0")/check.sh"
 VOW=$1
 T=$(mktemp -d)
@@ -105,16 +107,16 @@ check "bad joblog" 255 $?
 
 # Timeout kills the whole job, children included, even ignoring TERM.
 start=$(date +%s)
-$VOW run --timeout 0.5 sh -c 'trap "" TERM; (trap "" TERM; sleep 30) & sleep 30' ::: a
+$VOW run --timeout 0.5 sh -c 'trap "" TERM; (trap "" TERM; sleep 29.813) & sleep 29.813' ::: a
 check "--timeout status" 1 $?
 check "--timeout is prompt" 1 "$([ $(( $(date +%s) - start )) -lt 10 ] && echo 1)"
 sleep 0.3
-check "--timeout kills children" 0 "$(pgrep -f 'sleep 30' | wc -l | tr -d ' ')"
+check "--timeout kills children" 0 "$(pgrep -f 'sleep 29.813' | wc -l | tr -d ' ')"
 
 # Halt.
-$VOW run -j2 --halt now,fail=1 sh -c 'sleep {}; exit 4' ::: 0.1 5 2>/dev/null
+$VOW run -j2 --halt now,fail=1 sh -c 'sleep {}; exit 4' ::: 0.1 5.129 2>/dev/null
 check "--halt now,fail=1 status" 4 $?
-check "--halt now kills the rest" 0 "$(pgrep -f 'sleep 5' | wc -l | tr -d ' ')"
+check "--halt now kills the rest" 0 "$(pgrep -f 'sleep 5.129' | wc -l | tr -d ' ')"
 out=$($VOW run -j1 --halt soon,fail=1 sh -c 'echo {}; exit 2' ::: a b c 2>/dev/null)
 check "--halt soon,fail=1 status" "2" "$?"
 check "--halt soon starts nothing more" "a" "$out"
@@ -132,7 +134,7 @@ check "bad option message" "vow: unknown option --bogus (see vow run --help)" \
   "$($VOW run --bogus echo 2>&1)"
 
 # SIGINT mid-run: jobs get it, the joblog has what finished, 130.
-$VOW run -j2 --joblog sigjl sh -c 'sleep {}' ::: 0.1 30 30 &
+$VOW run -j2 --joblog sigjl sh -c 'sleep {}' ::: 0.1 29.813 29.813 &
 pid=$!
 sleep 1
 kill -INT $pid
@@ -140,7 +142,7 @@ wait $pid
 check "SIGINT status" 130 $?
 check "SIGINT joblog" 1 "$(tail -n +2 sigjl | cut -f7 | grep -c '^0$')"
 sleep 0.3
-check "SIGINT leaves no jobs" 0 "$(pgrep -f 'sleep 30' | wc -l | tr -d ' ')"
+check "SIGINT leaves no jobs" 0 "$(pgrep -f 'sleep 29.813' | wc -l | tr -d ' ')"
 
 # Slots, -j forms, --line-buffer, percent timeouts, --bar off a terminal.
 check "{%} slots" "1${nl}2" "$($VOW run -j2 sh -c 'sleep 0.2; echo {%}' ::: a b | sort)"
