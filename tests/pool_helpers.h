@@ -1,8 +1,14 @@
-/* Helpers for the tests that run real pools (test_pool, test_mpi): pools
- * with the test functions, outcomes counted as they settle, and waits on
- * the loop for workers and for the pids of running tasks. */
+/* Helpers for the tests that run real pools (test_pool, test_mpi,
+ * test_stall): pools with the test functions, outcomes counted as they
+ * settle, waits on the loop for workers and for the pids of running
+ * tasks, and the fault scenarios that must hold for local and remote
+ * workers alike. */
 #ifndef VOW_TESTS_POOL_HELPERS_H
 #define VOW_TESTS_POOL_HELPERS_H
+
+#include <signal.h>
+#include <stdio.h>
+#include <unistd.h>
 
 #include "helpers.h"
 #include "pool_functions.h"
@@ -152,6 +158,92 @@ static inline void wait_pids(fixture* fx, pids* p, int want) {
     vow_promise_release(nap);
   }
   assert_int_equal(p->n, want);
+}
+
+/* Children of this process still alive (zombies included). */
+static inline int count_children(void) {
+  char path[64], buf[4096];
+  FILE* f;
+  int n = 0;
+  size_t len, i;
+  snprintf(path, sizeof(path), "/proc/self/task/%d/children", (int)getpid());
+  f = fopen(path, "r");
+  if (f == NULL)
+    return -1;
+  len = fread(buf, 1, sizeof(buf) - 1, f);
+  fclose(f);
+  buf[len] = '\0';
+  for (i = 0; i < len; i++)
+    if (buf[i] != ' ' && (i == 0 || buf[i - 1] == ' '))
+      n++;
+  return n;
+}
+
+/* ---- scenarios: each leaves the pool running for the caller ---------- */
+
+/* On a pool of two workers with one task each: SIGKILL one worker; only
+ * its task fails (with the signal and the pid), the other's completes, a
+ * new worker serves, and the pool counts one death. */
+static inline void expect_kill9_fails_only_its_task(fixture* fx,
+                                                    vow_pool_t* pool) {
+  pids p = {{0}, {0}, 0};
+  vow_promise_t *a, *b;
+  vow_failure_t* f;
+  vow_pool_stats_t st;
+  vow_pool_on_progress(pool, note_pid, &p);
+  wait_alive(fx, pool, 2);
+  a = vow_pool_submit(pool, "pidsleep", num(5000));
+  b = vow_pool_submit(pool, "pidsleep", num(300));
+  wait_pids(fx, &p, 2);
+  assert_int_not_equal(p.pid[0], p.pid[1]); /* one task on each worker */
+  assert_int_equal(kill(p.pid[0], SIGKILL), 0);
+  f = run_fail(fx, p.task[0] == 1 ? a : b, VOW_FAIL_WORKER_DIED);
+  assert_int_equal(vow_failure_origin(f)->term_signal, SIGKILL);
+  assert_int_equal(vow_failure_origin(f)->pid, p.pid[0]);
+  vow_failure_release(f);
+  assert_int_equal(run_int(fx, p.task[0] == 1 ? b : a), p.pid[1]);
+  still_serves(fx, pool);
+  vow_pool_stats(pool, &st);
+  assert_int_equal(st.worker_deaths, 1);
+}
+
+/* On a pool relaying stderr: a task that crashes fails with the signal
+ * and, in its detail, the worker's crash report (signal, task, backtrace). */
+static inline void expect_crash_report(fixture* fx, vow_pool_t* pool) {
+  vow_failure_t* f =
+      run_fail(fx, vow_pool_submit(pool, "crash", NULL), VOW_FAIL_WORKER_DIED);
+  assert_int_equal(vow_failure_origin(f)->term_signal, SIGSEGV);
+  assert_non_null(vow_failure_detail(f));
+  assert_non_null(strstr(vow_failure_detail(f), "SIGSEGV"));
+  assert_non_null(strstr(vow_failure_detail(f), "(crash)"));
+  assert_non_null(strstr(vow_failure_detail(f), "backtrace"));
+  vow_failure_release(f);
+  still_serves(fx, pool);
+}
+
+/* A worker that closes its channel and lives on is killed, its task fails
+ * as worker-died, and a new worker serves. */
+static inline void expect_closed_channel_death(fixture* fx, vow_pool_t* pool) {
+  vow_failure_t* f = run_fail(fx, vow_pool_submit(pool, "close_channel", NULL),
+                              VOW_FAIL_WORKER_DIED);
+  assert_non_null(strstr(vow_failure_message(f), "closed its channel"));
+  vow_failure_release(f);
+  still_serves(fx, pool);
+}
+
+/* Closes a context of its own with a pool of two workers at work (no
+ * vow_pool_free: the context does it); the task left pending is
+ * reported. The caller checks that no worker is left. */
+static inline void close_context_under_busy_pool(const vow_pool_options_t* o) {
+  fixture mine = {0};
+  vow_pool_t* pool;
+  mine.ctx = vow_ctx_new(NULL);
+  vow_ctx_set_report_handler(mine.ctx, count_report, &mine);
+  pool = make_pool(&mine, o);
+  wait_alive(&mine, pool, 2);
+  vow_promise_release(vow_pool_submit(pool, "sleep", num(30000)));
+  vow_ctx_close(mine.ctx);
+  assert_int_equal(mine.pending, 1);
 }
 
 #endif

@@ -213,17 +213,9 @@ static void crash_report_comes_back(void** state) {
   fixture* fx = *state;
   vow_pool_options_t o = mpi_defaults(1);
   vow_pool_t* pool;
-  vow_failure_t* f;
   o.stderr_mode = VOW_STDERR_RELAY;
   pool = make_pool(fx, &o);
-  f = run_fail(fx, vow_pool_submit(pool, "crash", NULL), VOW_FAIL_WORKER_DIED);
-  assert_int_equal(vow_failure_origin(f)->term_signal, SIGSEGV);
-  assert_non_null(vow_failure_detail(f));
-  assert_non_null(strstr(vow_failure_detail(f), "SIGSEGV"));
-  assert_non_null(strstr(vow_failure_detail(f), "(crash)"));
-  assert_non_null(strstr(vow_failure_detail(f), "backtrace"));
-  vow_failure_release(f);
-  still_serves(fx, pool);
+  expect_crash_report(fx, pool);
   end_pool(fx, pool, true);
 }
 
@@ -231,28 +223,10 @@ static void worker_killed_by_a_signal(void** state) {
   fixture* fx = *state;
   vow_pool_options_t o = mpi_defaults(2);
   vow_pool_t* pool;
-  pids p = {{0}, {0}, 0};
-  vow_promise_t *a, *b;
-  vow_failure_t* f;
-  vow_pool_stats_t st;
   o.in_flight = 1; /* one task on each worker */
   pool = make_pool(fx, &o);
-  vow_pool_on_progress(pool, note_pid, &p);
-  wait_alive(fx, pool, 2);
-  a = vow_pool_submit(pool, "pidsleep", num(5000));
-  b = vow_pool_submit(pool, "pidsleep", num(300));
-  wait_pids(fx, &p, 2);
-  assert_int_not_equal(p.pid[0], p.pid[1]);
   /* The ranks share this machine, so the worker is ours to kill. */
-  assert_int_equal(kill(p.pid[0], SIGKILL), 0);
-  f = run_fail(fx, p.task[0] == 1 ? a : b, VOW_FAIL_WORKER_DIED);
-  assert_int_equal(vow_failure_origin(f)->term_signal, SIGKILL);
-  assert_int_equal(vow_failure_origin(f)->pid, p.pid[0]);
-  vow_failure_release(f);
-  assert_int_equal(run_int(fx, p.task[0] == 1 ? b : a), p.pid[1]);
-  still_serves(fx, pool);
-  vow_pool_stats(pool, &st);
-  assert_int_equal(st.worker_deaths, 1);
+  expect_kill9_fails_only_its_task(fx, pool);
   end_pool(fx, pool, true);
 }
 
@@ -332,11 +306,7 @@ static void closed_channel_is_a_death(void** state) {
   fixture* fx = *state;
   vow_pool_options_t o = mpi_defaults(1);
   vow_pool_t* pool = make_pool(fx, &o);
-  vow_failure_t* f = run_fail(fx, vow_pool_submit(pool, "close_channel", NULL),
-                              VOW_FAIL_WORKER_DIED);
-  assert_non_null(strstr(vow_failure_message(f), "closed its channel"));
-  vow_failure_release(f);
-  still_serves(fx, pool);
+  expect_closed_channel_death(fx, pool);
   end_pool(fx, pool, true);
 }
 
@@ -366,18 +336,10 @@ static void missing_worker_fails_clearly(void** state) {
  * their exits still come back over MPI), the pool freed, the task left
  * pending reported. */
 static void context_close_takes_the_pool(void** state) {
-  fixture mine = {0};
   vow_pool_options_t o = mpi_defaults(2);
-  vow_pool_t* pool;
   int left = 100;
   (void)state;
-  mine.ctx = vow_ctx_new(NULL);
-  vow_ctx_set_report_handler(mine.ctx, count_report, &mine);
-  pool = make_pool(&mine, &o);
-  wait_alive(&mine, pool, 2);
-  vow_promise_release(vow_pool_submit(pool, "sleep", num(30000)));
-  vow_ctx_close(mine.ctx); /* no vow_pool_free: the context does it */
-  assert_int_equal(mine.pending, 1);
+  close_context_under_busy_pool(&o);
   while (count_marked_workers() > 0 && left-- > 0)
     usleep(20000);
   assert_int_equal(count_marked_workers(), 0);

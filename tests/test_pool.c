@@ -37,25 +37,6 @@ static int count_fds(void) {
   return n - 1; /* the DIR's own fd */
 }
 
-/* Children of this process still alive (zombies included). */
-static int count_children(void) {
-  char path[64], buf[4096];
-  FILE* f;
-  int n = 0;
-  size_t len, i;
-  snprintf(path, sizeof(path), "/proc/self/task/%d/children", (int)getpid());
-  f = fopen(path, "r");
-  if (f == NULL)
-    return -1;
-  len = fread(buf, 1, sizeof(buf) - 1, f);
-  fclose(f);
-  buf[len] = '\0';
-  for (i = 0; i < len; i++)
-    if (buf[i] != ' ' && (i == 0 || buf[i - 1] == ' '))
-      n++;
-  return n;
-}
-
 /* ---- results ------------------------------------------------------- */
 
 static void results_settle_promises(void** state) {
@@ -331,25 +312,9 @@ static void kill9_fails_only_its_tasks(void** state) {
   fixture* fx = *state;
   vow_pool_options_t o = defaults(2);
   vow_pool_t* pool = make_pool(fx, &o);
-  pids p = {{0}, {0}, 0};
-  vow_promise_t *a, *b;
-  vow_failure_t* f;
   vow_pool_stats_t st;
-  vow_pool_on_progress(pool, note_pid, &p);
-  wait_alive(fx, pool, 2);
-  a = vow_pool_submit(pool, "pidsleep", num(5000));
-  b = vow_pool_submit(pool, "pidsleep", num(300));
-  wait_pids(fx, &p, 2);
-  assert_int_not_equal(p.pid[0], p.pid[1]); /* one task on each worker */
-  assert_int_equal(kill(p.pid[0], SIGKILL), 0);
-  f = run_fail(fx, p.task[0] == 1 ? a : b, VOW_FAIL_WORKER_DIED);
-  assert_int_equal(vow_failure_origin(f)->term_signal, SIGKILL);
-  assert_int_equal(vow_failure_origin(f)->pid, p.pid[0]);
-  vow_failure_release(f);
-  assert_int_equal(run_int(fx, p.task[0] == 1 ? b : a), p.pid[1]);
-  still_serves(fx, pool);
+  expect_kill9_fails_only_its_task(fx, pool);
   vow_pool_stats(pool, &st);
-  assert_int_equal(st.worker_deaths, 1);
   assert_int_equal(st.workers_alive, 2);
   end_pool(fx, pool, true);
 }
@@ -358,17 +323,9 @@ static void segv_reports_crash(void** state) {
   fixture* fx = *state;
   vow_pool_options_t o = defaults(1);
   vow_pool_t* pool;
-  vow_failure_t* f;
   o.stderr_mode = VOW_STDERR_RELAY;
   pool = make_pool(fx, &o);
-  f = run_fail(fx, vow_pool_submit(pool, "crash", NULL), VOW_FAIL_WORKER_DIED);
-  assert_int_equal(vow_failure_origin(f)->term_signal, SIGSEGV);
-  assert_non_null(vow_failure_detail(f));
-  assert_non_null(strstr(vow_failure_detail(f), "SIGSEGV"));
-  assert_non_null(strstr(vow_failure_detail(f), "(crash)"));
-  assert_non_null(strstr(vow_failure_detail(f), "backtrace"));
-  vow_failure_release(f);
-  still_serves(fx, pool);
+  expect_crash_report(fx, pool);
   end_pool(fx, pool, true);
 }
 
@@ -477,13 +434,8 @@ static void closed_channel_is_a_death(void** state) {
   fixture* fx = *state;
   vow_pool_options_t o = defaults(1);
   vow_pool_t* pool = make_pool(fx, &o);
-  vow_failure_t* f;
   vow_pool_stats_t st;
-  f = run_fail(fx, vow_pool_submit(pool, "close_channel", NULL),
-               VOW_FAIL_WORKER_DIED);
-  assert_non_null(strstr(vow_failure_message(f), "closed its channel"));
-  vow_failure_release(f);
-  still_serves(fx, pool);
+  expect_closed_channel_death(fx, pool);
   vow_pool_stats(pool, &st);
   assert_int_equal(st.worker_starts, 2);
   end_pool(fx, pool, true);
@@ -768,17 +720,9 @@ static void same_seed_same_monte_carlo(void** state) {
 /* Closing the context with a pool at work kills its workers, frees it and
  * reports the task left pending. */
 static void context_close_takes_the_pool(void** state) {
-  fixture mine = {0};
   vow_pool_options_t o = defaults(2);
-  vow_pool_t* pool;
   (void)state;
-  mine.ctx = vow_ctx_new(NULL);
-  vow_ctx_set_report_handler(mine.ctx, count_report, &mine);
-  pool = make_pool(&mine, &o);
-  wait_alive(&mine, pool, 2);
-  vow_promise_release(vow_pool_submit(pool, "sleep", num(30000)));
-  vow_ctx_close(mine.ctx); /* no vow_pool_free: the context does it */
-  assert_int_equal(mine.pending, 1);
+  close_context_under_busy_pool(&o);
   assert_int_equal(count_children(), 0);
 }
 

@@ -3,11 +3,7 @@
  * parent must never block, must keep what waits for a stuck peer within
  * a stated bound, and must lose nothing once the stall ends. This binary
  * is its own worker. */
-#include <stdio.h>
-#include <unistd.h>
-
-#include "helpers.h"
-#include "pool_functions.h"
+#include "pool_helpers.h"
 #include "pool_internal.h"
 
 /* The bound docs/pool.md states for bytes waiting to be sent to one
@@ -15,19 +11,9 @@
  * arguments and their tasks' framing (a few dozen bytes each). */
 #define SEND_BOUND (((size_t)5 << 20) + 64 * 1024)
 
-static vow_pool_options_t defaults(unsigned workers) {
-  vow_pool_options_t o;
-  memset(&o, 0, sizeof(o));
-  o.workers = workers;
-  o.functions = test_functions;
-  o.nfunctions = test_nfunctions;
-  o.stderr_mode = VOW_STDERR_DISCARD;
-  return o;
-}
-
 /* A graceful shutdown, bounded: one that never ends says what the pool
  * looked like and stops the test, rather than hang it. */
-static void end_pool(fixture* fx, vow_pool_t* pool) {
+static void end_pool_bounded(fixture* fx, vow_pool_t* pool) {
   vow_promise_t* done = vow_timeout(vow_pool_shutdown(pool, true), 60000);
   if (vow_ctx_wait(fx->ctx, done) != VOW_FULFILLED) {
     vow_pool_stats_t st;
@@ -64,31 +50,13 @@ static void wait_running(fixture* fx, const uint64_t* id) {
   assert_true(*id != 0);
 }
 
-static int children_alive(void) {
-  char path[64], buf[4096];
-  FILE* f;
-  size_t len;
-  int n = 0;
-  char* p;
-  snprintf(path, sizeof(path), "/proc/self/task/%d/children", (int)getpid());
-  f = fopen(path, "r");
-  if (f == NULL)
-    return -1;
-  len = fread(buf, 1, sizeof(buf) - 1, f);
-  fclose(f);
-  buf[len] = '\0';
-  for (p = strtok(buf, " \n"); p != NULL; p = strtok(NULL, " \n"))
-    n++;
-  return n;
-}
-
 typedef struct got {
   int settled;
   int kind;
   int64_t value;
 } got;
 
-static vow_outcome_t keep(vow_value_t* v, vow_failure_t* f, void* data) {
+static vow_outcome_t keep_got(vow_value_t* v, vow_failure_t* f, void* data) {
   got* g = data;
   g->settled++;
   if (f) {
@@ -111,9 +79,9 @@ static void hang_past_its_timeout(void** state) {
   vow_pool_stats_t st;
   vow_promise_t* p;
   p = vow_pool_submit_timeout(pool, "hang", NULL, 300);
-  vow_promise_release(vow_add_both(p, keep, &hang));
+  vow_promise_release(vow_add_both(p, keep_got, &hang));
   p = vow_pool_submit(pool, "echo", vow_value_new_int(41));
-  vow_promise_release(vow_add_both(p, keep, &after));
+  vow_promise_release(vow_add_both(p, keep_got, &after));
   while (after.settled == 0)
     uv_run(vow_ctx_loop(fx->ctx), UV_RUN_ONCE);
   assert_int_equal(hang.settled, 1);
@@ -122,7 +90,7 @@ static void hang_past_its_timeout(void** state) {
   assert_int_equal(after.value, 41);
   vow_pool_stats(pool, &st);
   assert_int_equal(st.worker_starts, 2);
-  end_pool(fx, pool);
+  end_pool_bounded(fx, pool);
 }
 
 /* Graceful shutdown waits for a task that never returns; an immediate
@@ -137,7 +105,7 @@ static void hang_then_shutdown(void** state) {
   vow_promise_t *graceful, *now;
   vow_pool_on_progress(pool, note_running, &running);
   vow_promise_release(
-      vow_add_both(vow_pool_submit(pool, "hang", NULL), keep, &hang));
+      vow_add_both(vow_pool_submit(pool, "hang", NULL), keep_got, &hang));
   wait_running(fx, &running);
   graceful = vow_pool_shutdown(pool, true);
   nap(fx, 300);
@@ -149,7 +117,7 @@ static void hang_then_shutdown(void** state) {
   assert_int_equal(vow_promise_state(graceful), VOW_FULFILLED);
   assert_int_equal(hang.settled, 1);
   assert_int_equal(hang.kind, VOW_FAIL_CANCELLED);
-  assert_int_equal(children_alive(), 0);
+  assert_int_equal(count_children(), 0);
   vow_promise_release(graceful);
   vow_promise_release(now);
   vow_pool_free(pool);
@@ -228,7 +196,7 @@ static void worker_that_stops_reading(void** state) {
   pool = vow_pool_new(fx->ctx, &o, NULL);
   vow_pool_on_progress(pool, note_running, &running);
   hang_p = vow_pool_submit(pool, "hang", NULL);
-  vow_promise_release(vow_add_both(vow_promise_ref(hang_p), keep, &hang));
+  vow_promise_release(vow_add_both(vow_promise_ref(hang_p), keep_got, &hang));
   wait_running(fx, &running);
   memset(&wa, 0, sizeof(wa));
   wa.pool = pool;
@@ -300,7 +268,7 @@ static void worker_that_stops_reading(void** state) {
       fail_msg("task %zu: settled %d times, bad %d", i, results[i].settled,
                results[i].bad);
   }
-  end_pool(fx, pool);
+  end_pool_bounded(fx, pool);
   free(arg);
   free(results);
 }
@@ -386,7 +354,7 @@ static void consumer_that_stops_taking(void** state) {
   assert_int_equal(taken, n);
   vow_stream_free(s);
   free(marks);
-  end_pool(fx, pool);
+  end_pool_bounded(fx, pool);
 }
 
 int main(void) {
