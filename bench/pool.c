@@ -14,6 +14,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "bench_pool.h"
 #include "pool_functions.h"
 #include "vow/vow.h"
 
@@ -28,51 +29,19 @@ static void out(const char* measure, double value, const char* unit) {
 
 static vow_pool_t* make_pool(vow_ctx_t* ctx, unsigned workers) {
   vow_pool_options_t o;
-  vow_pool_t* pool;
-  vow_pool_stats_t st;
   memset(&o, 0, sizeof(o));
   o.workers = workers;
   o.functions = bench_functions;
   o.nfunctions = bench_nfunctions;
-  pool = vow_pool_new(ctx, &o, NULL);
-  if (pool == NULL)
-    abort();
-  /* Measure work, not start-up: wait for every HELLO. */
-  do {
-    uv_run(vow_ctx_loop(ctx), UV_RUN_ONCE);
-    vow_pool_stats(pool, &st);
-  } while (st.workers_alive < workers);
-  return pool;
-}
-
-static void end_pool(vow_ctx_t* ctx, vow_pool_t* pool) {
-  vow_promise_t* done = vow_pool_shutdown(pool, true);
-  vow_ctx_wait(ctx, done);
-  vow_promise_release(done);
-  vow_pool_free(pool);
-}
-
-static vow_outcome_t count(vow_value_t* v, vow_failure_t* f, void* data) {
-  (*(size_t*)data)++;
-  if (f)
-    abort();
-  vow_value_release(v);
-  return vow_ok(NULL);
+  return bench_pool_new(ctx, &o);
 }
 
 /* (a) n no-op tasks, each submitted alone with its own promise. */
 static void submit_one_by_one(size_t n) {
   vow_ctx_t* ctx = vow_ctx_new(NULL);
   vow_pool_t* pool = make_pool(ctx, 2);
-  size_t done = 0, i;
-  double t0 = now_s();
-  for (i = 0; i < n; i++)
-    vow_promise_release(
-        vow_add_both(vow_pool_submit(pool, "noop", NULL), count, &done));
-  while (done < n)
-    uv_run(vow_ctx_loop(ctx), UV_RUN_ONCE);
-  out("a_submit_tasks_per_s", (double)n / (now_s() - t0), "tasks/s");
-  end_pool(ctx, pool);
+  out("a_submit_tasks_per_s", bench_noops_per_s(ctx, pool, n), "tasks/s");
+  bench_pool_end(ctx, pool);
   vow_ctx_close(ctx);
 }
 
@@ -96,11 +65,11 @@ static void map_items(size_t n) {
   msgpack_sbuffer_destroy(&sb);
   t0 = now_s();
   all = vow_pool_map(pool, "echo", items);
-  vow_add_both(all, count, &done);
+  vow_add_both(all, bench_count, &done);
   vow_ctx_wait(ctx, all);
   out("b_map_items_per_s", (double)n / (now_s() - t0), "items/s");
   vow_promise_release(all);
-  end_pool(ctx, pool);
+  bench_pool_end(ctx, pool);
   vow_ctx_close(ctx);
 }
 
@@ -133,7 +102,7 @@ static void round_trips(size_t n) {
       us[i - 100] = (double)(uv_hrtime() - t0) / 1e3; /* warm */
   }
   percentiles("vow", us, n);
-  end_pool(ctx, pool);
+  bench_pool_end(ctx, pool);
   vow_ctx_close(ctx);
 
   /* The floor: two processes, one socketpair (what libuv's pipes are),
@@ -189,12 +158,12 @@ static void speedup(size_t tasks) {
     double t0 = now_s();
     for (i = 0; i < tasks; i++)
       vow_promise_release(vow_add_both(
-          vow_pool_submit(pool, "busy", vow_value_new_int((int64_t)it)), count,
-          &done));
+          vow_pool_submit(pool, "busy", vow_value_new_int((int64_t)it)),
+          bench_count, &done));
     while (done < tasks)
       uv_run(vow_ctx_loop(ctx), UV_RUN_ONCE);
     t[workers - 1] = now_s() - t0;
-    end_pool(ctx, pool);
+    bench_pool_end(ctx, pool);
     vow_ctx_close(ctx);
   }
   /* The ceiling: the same work in one, then two plain forked processes. */
@@ -244,7 +213,7 @@ static void bandwidth(size_t bytes) {
         best = now_s() - t0;
     }
     out("e_vow_mb_s", 2.0 * (double)bytes / best / 1e6, "MB/s");
-    end_pool(ctx, pool);
+    bench_pool_end(ctx, pool);
     vow_ctx_close(ctx);
   }
   {
@@ -401,7 +370,7 @@ static void worker_rss(const char* worker_bin, const char* plugin,
   nap(ctx, 300);
   out("g_worker_rss_after_60mib_kib", (double)rss_kib((int)pid), "KiB");
   free(data);
-  end_pool(ctx, pool);
+  bench_pool_end(ctx, pool);
   vow_ctx_close(ctx);
 }
 

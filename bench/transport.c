@@ -13,6 +13,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include "bench_pool.h"
 #include "pool_functions.h"
 #include "vow/vow.h"
 
@@ -41,8 +42,6 @@ static void add_launcher(const char* spec) {
 static vow_pool_t* make_pool(vow_ctx_t* ctx, unsigned workers) {
   vow_pool_options_t o;
   vow_launcher_t l[8];
-  vow_pool_t* pool;
-  vow_pool_stats_t st;
   size_t i;
   memset(&o, 0, sizeof(o));
   o.workers = workers;
@@ -56,31 +55,7 @@ static vow_pool_t* make_pool(vow_ctx_t* ctx, unsigned workers) {
     o.launchers = l;
     o.nlaunchers = workers > 1 ? nlaunchers : 1;
   }
-  pool = vow_pool_new(ctx, &o, NULL);
-  if (pool == NULL)
-    abort();
-  do {
-    uv_run(vow_ctx_loop(ctx), UV_RUN_ONCE);
-    vow_pool_stats(pool, &st);
-  } while (st.workers_alive < workers);
-  return pool;
-}
-
-static void end_pool(vow_ctx_t* ctx, vow_pool_t* pool) {
-  vow_promise_t* done = vow_pool_shutdown(pool, true);
-  vow_ctx_wait(ctx, done);
-  vow_promise_release(done);
-  vow_pool_free(pool);
-}
-
-static vow_outcome_t count(vow_value_t* v, vow_failure_t* f, void* data) {
-  (*(size_t*)data)++;
-  if (f) {
-    fprintf(stderr, "transport: %s\n", vow_failure_message(f));
-    abort();
-  }
-  vow_value_release(v);
-  return vow_ok(NULL);
+  return bench_pool_new(ctx, &o);
 }
 
 static vow_outcome_t grab_int(vow_value_t* v, vow_failure_t* f, void* data) {
@@ -103,15 +78,8 @@ static int64_t result_int(vow_ctx_t* ctx, vow_promise_t* p) {
 static void throughput(size_t n) {
   vow_ctx_t* ctx = vow_ctx_new(NULL);
   vow_pool_t* pool = make_pool(ctx, 2);
-  size_t done = 0, i;
-  uint64_t t0 = uv_hrtime();
-  for (i = 0; i < n; i++)
-    vow_promise_release(
-        vow_add_both(vow_pool_submit(pool, "noop", NULL), count, &done));
-  while (done < n)
-    uv_run(vow_ctx_loop(ctx), UV_RUN_ONCE);
-  out("tasks_per_s", (double)n / ((double)(uv_hrtime() - t0) / 1e9), "tasks/s");
-  end_pool(ctx, pool);
+  out("tasks_per_s", bench_noops_per_s(ctx, pool, n), "tasks/s");
+  bench_pool_end(ctx, pool);
   vow_ctx_close(ctx);
 }
 
@@ -138,7 +106,7 @@ static void latency(size_t n) {
   out("rt_p50_us", us[n / 2], "us");
   out("rt_p99_us", us[n * 99 / 100], "us");
   free(us);
-  end_pool(ctx, pool);
+  bench_pool_end(ctx, pool);
   vow_ctx_close(ctx);
 }
 
@@ -182,7 +150,7 @@ static void idle_cost(void) {
           2.0,
       "%");
   out("idle_cpu_pct_agent", 100 * (p1 - p0) / 2.0, "%");
-  end_pool(ctx, pool);
+  bench_pool_end(ctx, pool);
   vow_ctx_close(ctx);
 }
 
