@@ -56,4 +56,25 @@ static inline double bench_noops_per_s(vow_ctx_t* ctx, vow_pool_t* pool,
   return (double)n / ((double)(uv_hrtime() - t0) / 1e9);
 }
 
+/* n sequential round trips of one small task after `warm` unmeasured
+ * ones: each one's microseconds into us[0..n). */
+static inline void bench_round_trips(vow_ctx_t* ctx, vow_pool_t* pool,
+                                     double* us, size_t n, size_t warm) {
+  size_t i;
+  for (i = 0; i < n + warm; i++) {
+    uint64_t t0 = uv_hrtime();
+    vow_promise_t* p = vow_pool_submit(pool, "echo", vow_value_new_int(7));
+    vow_ctx_wait(ctx, p);
+    vow_promise_release(p);
+    if (i >= warm)
+      us[i - warm] = (double)(uv_hrtime() - t0) / 1e3;
+  }
+}
+
+/* For qsort over doubles. */
+static inline int bench_cmp_double(const void* a, const void* b) {
+  double x = *(const double*)a, y = *(const double*)b;
+  return x < y ? -1 : x > y;
+}
+
 #endif

@@ -73,14 +73,9 @@ static void map_items(size_t n) {
   vow_ctx_close(ctx);
 }
 
-static int cmp_double(const void* a, const void* b) {
-  double x = *(const double*)a, y = *(const double*)b;
-  return x < y ? -1 : x > y;
-}
-
 static void percentiles(const char* who, double* us, size_t n) {
   char key[64];
-  qsort(us, n, sizeof(double), cmp_double);
+  qsort(us, n, sizeof(double), bench_cmp_double);
   snprintf(key, sizeof(key), "c_%s_p50_us", who);
   out(key, us[n / 2], "us");
   snprintf(key, sizeof(key), "c_%s_p99_us", who);
@@ -92,15 +87,7 @@ static void round_trips(size_t n) {
   vow_ctx_t* ctx = vow_ctx_new(NULL);
   vow_pool_t* pool = make_pool(ctx, 1);
   double* us = malloc(n * sizeof(double));
-  size_t i;
-  for (i = 0; i < n + 100; i++) {
-    uint64_t t0 = uv_hrtime();
-    vow_promise_t* p = vow_pool_submit(pool, "echo", vow_value_new_int(7));
-    vow_ctx_wait(ctx, p);
-    vow_promise_release(p);
-    if (i >= 100)
-      us[i - 100] = (double)(uv_hrtime() - t0) / 1e3; /* warm */
-  }
+  bench_round_trips(ctx, pool, us, n, 100);
   percentiles("vow", us, n);
   bench_pool_end(ctx, pool);
   vow_ctx_close(ctx);
@@ -111,6 +98,7 @@ static void round_trips(size_t n) {
     int sv[2];
     pid_t child;
     char msg[16] = {0};
+    size_t i;
     socketpair(AF_UNIX, SOCK_STREAM, 0, sv);
     child = fork();
     if (child == 0) {

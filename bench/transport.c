@@ -83,26 +83,13 @@ static void throughput(size_t n) {
   vow_ctx_close(ctx);
 }
 
-static int cmp_double(const void* a, const void* b) {
-  double x = *(const double*)a, y = *(const double*)b;
-  return x < y ? -1 : x > y;
-}
-
 /* Sequential round trips of one small task on one worker. */
 static void latency(size_t n) {
   vow_ctx_t* ctx = vow_ctx_new(NULL);
   vow_pool_t* pool = make_pool(ctx, 1);
   double* us = malloc(n * sizeof(double));
-  size_t i;
-  for (i = 0; i < n + 50; i++) {
-    uint64_t t0 = uv_hrtime();
-    vow_promise_t* p = vow_pool_submit(pool, "echo", vow_value_new_int(7));
-    vow_ctx_wait(ctx, p);
-    vow_promise_release(p);
-    if (i >= 50)
-      us[i - 50] = (double)(uv_hrtime() - t0) / 1e3;
-  }
-  qsort(us, n, sizeof(double), cmp_double);
+  bench_round_trips(ctx, pool, us, n, 50);
+  qsort(us, n, sizeof(double), bench_cmp_double);
   out("rt_p50_us", us[n / 2], "us");
   out("rt_p99_us", us[n * 99 / 100], "us");
   free(us);
