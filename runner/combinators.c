@@ -135,7 +135,7 @@ static void run_input(vow_promise_t* p, const vow__link* n) {
   comb_input* in = n->data;
   comb* c = in->c;
   int state;
-  void* result = vow__take(p, &state);
+  void* result = vow__share(p, &state);
   in->p = NULL;
   vow_promise_release(p); /* p is running: not freed here */
   on_result(c, (size_t)(in - c->inputs), state, result);

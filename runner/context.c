@@ -161,8 +161,15 @@ void vow__op_done(vow_ctx_t* ctx, vow__op* op) {
 
 /* ---- close ----------------------------------------------------------- */
 
+vow_ctx_t vow__closed_ctx = {.closing = true, .ts_closed = true};
+
+static bool is_orphan(void* obj, void* arg) {
+  (void)arg;
+  return ((vow_promise_t*)obj)->ctx == &vow__closed_ctx;
+}
+
 static void free_ctx(vow_ctx_t* ctx) {
-  vow__pool_destroy(&ctx->promises);
+  vow__pool_destroy_keeping(&ctx->promises, is_orphan, NULL);
   vow__pool_destroy(&ctx->nodes);
   free(ctx->heap);
   uv_mutex_destroy(&ctx->ts_lock);
@@ -194,10 +201,19 @@ static void report_leftover(void* obj, void* arg) {
     vow__report(ctx, VOW_REPORT_UNHANDLED, p->r.failure);
 }
 
+/* A promise someone still holds a reference to (the caller, another
+ * thread) stays readable: it points at vow__closed_ctx from now on, and
+ * its slab outlives the context. */
 static void destroy_leftover(void* obj, void* arg) {
   vow_promise_t* p = obj;
-  if (in_use(arg, p))
+  if (!in_use(arg, p))
+    return;
+  if (p->refs == 0) {
     vow__destroy_promise_at_close(p);
+    return;
+  }
+  vow__orphan_promise_at_close(p);
+  p->ctx = &vow__closed_ctx;
 }
 
 void vow_ctx_close(vow_ctx_t* ctx) {
@@ -226,7 +242,9 @@ void vow_ctx_close(vow_ctx_t* ctx) {
   }
   vow__timers_close(ctx);
   vow__pool_each(&ctx->promises, report_leftover, ctx);
+  vow__threadsafe_door_lock();
   vow__pool_each(&ctx->promises, destroy_leftover, ctx);
+  vow__threadsafe_door_unlock();
 
   ctx->idle.data = ctx;
   ctx->uv_timer.data = ctx;

@@ -34,6 +34,20 @@ vow_failure_t* vow__failure_nomem(void) {
   return &nomem;
 }
 
+static vow_failure_t closed = {IMMORTAL,
+                               VOW_FAIL_CANCELLED,
+                               VOW_ECLOSED,
+                               true, /* never reported */
+                               (char*)"its context was closed",
+                               {0, NULL, NULL, 0, -1, -1},
+                               NULL,
+                               NULL,
+                               0};
+
+vow_failure_t* vow__failure_closed(void) {
+  return &closed;
+}
+
 vow_failure_t* vow__failure_newv(int kind, int code, const char* fmt,
                                  va_list ap) {
   vow_failure_t* f = malloc(sizeof(*f));

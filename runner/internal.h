@@ -43,6 +43,11 @@ void vow__pool_put(vow__pool* pool, void* obj);
 void vow__pool_each(vow__pool* pool, void (*fn)(void* obj, void* arg),
                     void* arg);
 void vow__pool_destroy(vow__pool* pool);
+/* vow__pool_destroy, except that a slab holding an object for which keep
+ * returns true is never freed: it moves to a process-wide list, so that
+ * object stays readable for the life of the process. */
+void vow__pool_destroy_keeping(vow__pool* pool,
+                               bool (*keep)(void* obj, void* arg), void* arg);
 
 /* ---- failures -------------------------------------------------------- */
 
@@ -51,6 +56,9 @@ vow_failure_t* vow__failure_newv(int kind, int code, const char* fmt,
                                  va_list ap) VOW_PRINTF(3, 0);
 /* The failure to use when there is no memory for another. Immortal. */
 vow_failure_t* vow__failure_nomem(void);
+/* What a promise still referenced when its context closed holds from then
+ * on. Immortal. */
+vow_failure_t* vow__failure_closed(void);
 /* Marks f as reported; returns true the first time only, so one failure
  * shared by several promises is reported once. */
 bool vow__failure_claim_report(vow_failure_t* f);
@@ -96,12 +104,13 @@ struct vow__node {
 };
 
 enum vow__flags {
-  VOW__QUEUED = 1,     /* in the context's ready queue */
-  VOW__RUNNING = 2,    /* its chain is running now */
-  VOW__CANCELLED = 4,  /* cancelled: late settles are dropped silently */
-  VOW__CANCELLING = 8, /* its canceller is running */
-  VOW__FIRST = 16,     /* the inline first link is in use */
-  VOW__FIRST_KIND = 32 /* ... and its tag is a kind, not an errback */
+  VOW__QUEUED = 1,      /* in the context's ready queue */
+  VOW__RUNNING = 2,     /* its chain is running now */
+  VOW__CANCELLED = 4,   /* cancelled: late settles are dropped silently */
+  VOW__CANCELLING = 8,  /* its canceller is running */
+  VOW__FIRST = 16,      /* the inline first link is in use */
+  VOW__FIRST_KIND = 32, /* ... and its tag is a kind, not an errback */
+  VOW__PASSED_ON = 64   /* its result was shared with another promise */
 };
 
 /* Invariants: state is one of vow_state_t. A chain is the inline first
@@ -152,14 +161,17 @@ vow_promise_t* vow__append(vow_promise_t* p, const vow__node_kind* kind,
 int vow__settle(vow_promise_t* p, int state, void* result);
 /* Cancels with a failure of the given kind (CANCELLED or TIMEOUT). */
 void vow__cancel_as(vow_promise_t* p, int kind, const char* message);
-/* Takes the current result out of p (leaving nil), for nodes that hand it
- * elsewhere. *state receives VOW_FULFILLED or VOW_REJECTED. */
-void* vow__take(vow_promise_t* p, int* state);
+/* A new reference to p's current result, for nodes that hand it to
+ * another promise; p keeps its own. *state receives VOW_FULFILLED or
+ * VOW_REJECTED. */
+void* vow__share(vow_promise_t* p, int* state);
 /* Puts a result back (after vow__take). */
 void vow__put(vow_promise_t* p, int state, void* result);
 /* Runs the chains in the ready queue until it is empty. */
 size_t vow__drain(vow_ctx_t* ctx);
 void vow__destroy_promise_at_close(vow_promise_t* p);
+/* Empties p at close but keeps its slot: someone still holds it. */
+void vow__orphan_promise_at_close(vow_promise_t* p);
 
 /* ---- operations ------------------------------------------------------ */
 
@@ -243,5 +255,11 @@ void vow__timers_close(vow_ctx_t* ctx);
 extern const vow__clock vow__real_clock;
 void vow__threadsafe_drain(vow_ctx_t* ctx);
 void vow__threadsafe_close(vow_ctx_t* ctx);
+void vow__threadsafe_door_lock(void);
+void vow__threadsafe_door_unlock(void);
+/* Where promises still referenced when their context closed point from
+ * then on: closed, its threadsafe door shut, so a late settle or release
+ * finds a context that refuses it instead of freed memory. */
+extern vow_ctx_t vow__closed_ctx;
 
 #endif /* VOW_RUNNER_INTERNAL_H */

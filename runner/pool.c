@@ -1430,7 +1430,7 @@ vow_stream_t* vow_pool_stream(vow_pool_t* pool, const char* fn,
   s->n = n;
   s->window = window ? window : 1024;
   s->fn = strdup(fn ? fn : "");
-  s->ready = vow_queue_new(pool->ctx, 0, 0);
+  s->ready = vow_queue_new(pool->ctx, VOW_UNBOUNDED, VOW_UNBOUNDED);
   s->ps = calloc(n ? n : 1, sizeof(*s->ps));
   s->recs = calloc(n ? n : 1, sizeof(*s->recs));
   if (s->fn == NULL || s->ready == NULL || s->ps == NULL || s->recs == NULL) {

@@ -112,7 +112,8 @@ static void maybe_free(vow_promise_t* p) {
   if (p->refs != 0 || (p->flags & (VOW__QUEUED | VOW__RUNNING)) ||
       vow__has_chain(p) || !is_settled(p) || ctx->closing)
     return;
-  if (p->state == VOW_REJECTED && vow__failure_claim_report(p->r.failure))
+  if (p->state == VOW_REJECTED && !(p->flags & VOW__PASSED_ON) &&
+      vow__failure_claim_report(p->r.failure))
     vow__report(ctx, VOW_REPORT_UNHANDLED, p->r.failure);
   release_result(p);
   vow__pool_put(&ctx->promises, p);
@@ -134,6 +135,17 @@ void vow_promise_release(vow_promise_t* p) {
 
 vow_state_t vow_promise_state(const vow_promise_t* p) {
   return (vow_state_t)p->state;
+}
+
+vow_value_t* vow_promise_value(const vow_promise_t* p) {
+  return p->state == VOW_FULFILLED ? p->r.value : NULL;
+}
+
+vow_failure_t* vow_promise_failure(vow_promise_t* p) {
+  if (p->state != VOW_REJECTED)
+    return NULL;
+  p->flags |= VOW__PASSED_ON; /* the caller has seen it */
+  return p->r.failure;
 }
 
 vow_ctx_t* vow_promise_ctx(const vow_promise_t* p) {
@@ -161,6 +173,13 @@ void vow__schedule(vow_promise_t* p) {
 /* ---- settling -------------------------------------------------------- */
 
 int vow__settle(vow_promise_t* p, int state, void* result) {
+  if (p->ctx == &vow__closed_ctx) {
+    if (state == VOW_FULFILLED)
+      vow_value_release(result);
+    else
+      vow_failure_release(result);
+    return VOW_ECLOSED;
+  }
   if (p->state != VOW_PENDING) {
     if (state == VOW_FULFILLED)
       vow_value_release(result);
@@ -196,12 +215,14 @@ int vow_reject(vow_promise_t* p, vow_failure_t* f) {
   return vow__settle(p, VOW_REJECTED, f ? f : vow__failure_nomem());
 }
 
-void* vow__take(vow_promise_t* p, int* state) {
-  void* r = p->r.value;
+void* vow__share(vow_promise_t* p, int* state) {
   *state = p->state;
-  p->state = VOW_FULFILLED;
-  p->r.value = vow_value_nil();
-  return r;
+  /* Whoever takes it on answers for a failure now: p no longer reports
+   * it as unhandled. */
+  p->flags |= VOW__PASSED_ON;
+  if (p->state == VOW_FULFILLED)
+    return vow_value_ref(p->r.value);
+  return vow_failure_ref(p->r.failure);
 }
 
 void vow__put(vow_promise_t* p, int state, void* result) {
@@ -218,6 +239,8 @@ void vow__put(vow_promise_t* p, int state, void* result) {
  * promise runs on a later tick. */
 static vow__link* append_link(vow_promise_t* p, bool is_kind) {
   vow__link* link;
+  if (p->ctx->closing)
+    return NULL; /* nothing runs any more */
   if (!vow__has_chain(p)) {
     p->flags |= VOW__FIRST;
     if (is_kind)
@@ -278,6 +301,8 @@ vow_promise_t* vow__append(vow_promise_t* p, const vow__node_kind* kind,
 /* A link that cannot be added leaves the chain unable to go on as asked,
  * so the chain is switched to an out-of-memory failure. */
 static void fail_chain_nomem(vow_promise_t* p) {
+  if (p->ctx->closing)
+    return;
   if (p->state == VOW_PENDING)
     vow_reject(p, vow__failure_nomem());
   else if (is_settled(p))
@@ -428,11 +453,12 @@ static void run_trap(vow_promise_t* p, const vow__link* n) {
 }
 
 /* The link a waiting promise leaves in the chain of the promise it waits
- * on: it moves that chain's result over and queues the waiter again. */
+ * on: it shares that chain's result with the waiter (q keeps its own, as
+ * a JS promise does) and queues the waiter again. */
 static void run_resume(vow_promise_t* q, const vow__link* n) {
   vow_promise_t* p = n->data;
   int state;
-  void* result = vow__take(q, &state);
+  void* result = vow__share(q, &state);
   vow_promise_release(p->r.inner); /* q is running: not freed here */
   p->state = (uint8_t)state;
   p->r.value = result;
@@ -545,7 +571,7 @@ void vow_cancel(vow_promise_t* p) {
 
 /* ---- close ----------------------------------------------------------- */
 
-void vow__destroy_promise_at_close(vow_promise_t* p) {
+static void empty_at_close(vow_promise_t* p) {
   vow__link n;
   while (vow__has_chain(p)) {
     if (pop_link(p, &n) && n.tag.kind->discard != NULL)
@@ -554,5 +580,16 @@ void vow__destroy_promise_at_close(vow_promise_t* p) {
   if (p->state == VOW_WAITING || p->state == VOW_PENDING)
     p->r.value = NULL;
   release_result(p);
+}
+
+void vow__destroy_promise_at_close(vow_promise_t* p) {
+  empty_at_close(p);
   vow__pool_put(&p->ctx->promises, p);
+}
+
+void vow__orphan_promise_at_close(vow_promise_t* p) {
+  empty_at_close(p);
+  p->state = VOW_REJECTED;
+  p->r.failure = vow__failure_closed();
+  p->flags = VOW__PASSED_ON;
 }

@@ -1,5 +1,6 @@
 /* Fixed-size object pools (slabs) behind promises, chain nodes and pool
  * tasks. */
+#include <pthread.h>
 #include <stdlib.h>
 
 #include "internal.h"
@@ -80,6 +81,44 @@ void vow__pool_destroy(vow__pool* pool) {
   while (slab != NULL) {
     vow__slab* next = slab->next;
     free(slab);
+    slab = next;
+  }
+  pool->slabs = NULL;
+  pool->free = NULL;
+  pool->bump = pool->bump_end = NULL;
+  pool->reserved = 0;
+}
+
+/* Slabs kept for objects that outlived their owner; see
+ * vow__pool_destroy_keeping. Reachable to the end, never freed. */
+static vow__slab* kept_slabs;
+static pthread_mutex_t kept_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static bool slab_has_kept(const vow__pool* pool, vow__slab* slab,
+                          bool (*keep)(void*, void*), void* arg) {
+  char* obj = (char*)slab->align;
+  char* end = obj + slab->count * pool->obj_size;
+  if (slab == pool->slabs)
+    end = pool->bump;
+  for (; obj < end; obj += pool->obj_size)
+    if (keep(obj, arg))
+      return true;
+  return false;
+}
+
+void vow__pool_destroy_keeping(vow__pool* pool, bool (*keep)(void*, void*),
+                               void* arg) {
+  vow__slab* slab = pool->slabs;
+  while (slab != NULL) {
+    vow__slab* next = slab->next;
+    if (slab_has_kept(pool, slab, keep, arg)) {
+      pthread_mutex_lock(&kept_lock);
+      slab->next = kept_slabs;
+      kept_slabs = slab;
+      pthread_mutex_unlock(&kept_lock);
+    } else {
+      free(slab);
+    }
     slab = next;
   }
   pool->slabs = NULL;

@@ -206,8 +206,8 @@ vow_promise_t* vow_semaphore_run(vow_semaphore_t* s, vow_operation_fn fn,
 
 struct vow_queue {
   vow_ctx_t* ctx;
-  size_t size;    /* most values held; 0: unbounded */
-  size_t backlog; /* most waiting gets; 0: unbounded */
+  size_t size;    /* most values held; VOW_UNBOUNDED: no limit */
+  size_t backlog; /* most waiting gets; VOW_UNBOUNDED: no limit */
   vow_value_t** ring;
   size_t cap, head, len;
   waitlist getters;
@@ -259,7 +259,7 @@ int vow_queue_put(vow_queue_t* q, vow_value_t* v) {
     vow_fulfil(getter, v);
     return 0;
   }
-  if (q->size != 0 && q->len >= q->size) {
+  if (q->len >= q->size) {
     vow_value_release(v);
     return VOW_EFULL;
   }
@@ -272,7 +272,7 @@ int vow_queue_put(vow_queue_t* q, vow_value_t* v) {
 vow_promise_t* vow_queue_get(vow_queue_t* q) {
   if (q->len > 0)
     return vow_succeed(q->ctx, ring_pop(q));
-  if (q->backlog != 0 && q->getters.len >= q->backlog)
+  if (q->getters.len >= q->backlog)
     return vow_fail(q->ctx, vow_failure_new(VOW_FAIL_QUEUE_FULL, VOW_EFULL,
                                             "%zu gets are already waiting",
                                             q->getters.len));

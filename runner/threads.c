@@ -4,6 +4,7 @@
  * Several uv_async_send calls may merge into one wake-up, so the loop side
  * always takes the whole queue at once.
  */
+#include <pthread.h>
 #include <stdlib.h>
 
 #include "internal.h"
@@ -101,8 +102,23 @@ struct vow__ts_entry {
   void* result;
 };
 
+/* Held while a thread looks from a promise to its context, and while a
+ * closing context turns its threadsafe door away and re-points the
+ * promises still referenced to vow__closed_ctx: a settle from another
+ * thread then sees either a live context or one marked closed, never a
+ * freed one. */
+static pthread_mutex_t ts_door = PTHREAD_MUTEX_INITIALIZER;
+
+void vow__threadsafe_door_lock(void) {
+  pthread_mutex_lock(&ts_door);
+}
+
+void vow__threadsafe_door_unlock(void) {
+  pthread_mutex_unlock(&ts_door);
+}
+
 static int ts_push(vow_promise_t* p, bool fulfil, void* result) {
-  vow_ctx_t* ctx = p->ctx;
+  vow_ctx_t* ctx;
   vow__ts_entry* e = malloc(sizeof(*e));
   bool first;
   if (e == NULL)
@@ -110,19 +126,23 @@ static int ts_push(vow_promise_t* p, bool fulfil, void* result) {
   e->p = p;
   e->fulfil = fulfil;
   e->result = result;
-  uv_mutex_lock(&ctx->ts_lock);
-  if (ctx->ts_closed) {
-    uv_mutex_unlock(&ctx->ts_lock);
+  pthread_mutex_lock(&ts_door);
+  ctx = p->ctx;
+  if (ctx->ts_closed) { /* written only behind the door */
+    pthread_mutex_unlock(&ts_door);
     free(e);
     return VOW_ECLOSED;
   }
+  uv_mutex_lock(&ctx->ts_lock);
   /* Pushed at the head; the loop reverses the list to keep send order. */
   e->next = ctx->ts_head;
   first = ctx->ts_head == NULL;
   ctx->ts_head = e;
   uv_mutex_unlock(&ctx->ts_lock);
+  /* Still behind the door: the context cannot be freed before this. */
   if (first)
     uv_async_send(&ctx->async);
+  pthread_mutex_unlock(&ts_door);
   return 0;
 }
 
@@ -160,8 +180,10 @@ void vow__threadsafe_drain(vow_ctx_t* ctx) {
 }
 
 void vow__threadsafe_close(vow_ctx_t* ctx) {
+  pthread_mutex_lock(&ts_door);
   uv_mutex_lock(&ctx->ts_lock);
   ctx->ts_closed = true;
   uv_mutex_unlock(&ctx->ts_lock);
+  pthread_mutex_unlock(&ts_door);
   vow__threadsafe_drain(ctx);
 }

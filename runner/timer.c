@@ -102,6 +102,7 @@ static void sift_down(vow_ctx_t* ctx, size_t i) {
 }
 
 int vow__timer_start(vow_ctx_t* ctx, vow__timer* t, uint64_t ms) {
+  uint64_t now;
   if (ctx->heap_len == ctx->heap_cap) {
     size_t cap = ctx->heap_cap ? ctx->heap_cap * 2 : 16;
     vow__timer** grown = realloc(ctx->heap, cap * sizeof(*grown));
@@ -110,7 +111,10 @@ int vow__timer_start(vow_ctx_t* ctx, vow__timer* t, uint64_t ms) {
     ctx->heap = grown;
     ctx->heap_cap = cap;
   }
-  t->deadline = ctx->clock->now(ctx) + ms;
+  now = ctx->clock->now(ctx);
+  /* A deadline past the clock's end is never: it must not wrap round to
+   * one in the past. */
+  t->deadline = ms > UINT64_MAX - now ? UINT64_MAX : now + ms;
   t->seq = ctx->timer_seq++;
   ctx->heap[ctx->heap_len] = t;
   t->index = ctx->heap_len++;

@@ -108,7 +108,7 @@ static void semaphore_limits_operations(void** state) {
 
 static void queue_put_then_get_and_get_then_put(void** state) {
   fixture* fx = *state;
-  vow_queue_t* q = vow_queue_new(fx->ctx, 0, 0);
+  vow_queue_t* q = vow_queue_new(fx->ctx, VOW_UNBOUNDED, VOW_UNBOUNDED);
   seen a = {0}, b = {0};
   vow_promise_t* pa;
   vow_promise_t* pb;
@@ -130,7 +130,7 @@ static void queue_put_then_get_and_get_then_put(void** state) {
 
 static void cancelled_get_loses_no_put(void** state) {
   fixture* fx = *state;
-  vow_queue_t* q = vow_queue_new(fx->ctx, 0, 0);
+  vow_queue_t* q = vow_queue_new(fx->ctx, VOW_UNBOUNDED, VOW_UNBOUNDED);
   seen e = {0}, s = {0};
   vow_promise_t* gone =
       vow_add_errback(vow_queue_get(q), record_and_recover, &e);

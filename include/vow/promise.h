@@ -104,6 +104,13 @@ VOW_EXTERN vow_promise_t* vow_promise_ref(vow_promise_t* p);
 VOW_EXTERN void vow_promise_release(vow_promise_t* p);
 
 VOW_EXTERN vow_state_t vow_promise_state(const vow_promise_t* p);
+/* The result of a settled promise, borrowed: valid while you hold p and
+ * its chain does not run again (take vow_value_ref / vow_failure_ref to
+ * keep it). vow_promise_value is NULL unless p is VOW_FULFILLED, and
+ * vow_promise_failure NULL unless it is VOW_REJECTED. Reading a failure
+ * here counts as handling it: it is not reported as unhandled. */
+VOW_EXTERN vow_value_t* vow_promise_value(const vow_promise_t* p);
+VOW_EXTERN vow_failure_t* vow_promise_failure(vow_promise_t* p);
 VOW_EXTERN vow_ctx_t* vow_promise_ctx(const vow_promise_t* p);
 
 /* Cancel a pending promise: its canceller runs once, then, unless the

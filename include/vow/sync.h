@@ -42,12 +42,19 @@ VOW_EXTERN vow_semaphore_t* vow_lock_new(vow_ctx_t* ctx);
 #define vow_lock_run vow_semaphore_run
 #define vow_lock_free vow_semaphore_free
 
-/* A queue holding at most `size` values (0: unbounded) with at most
- * `backlog` waiting gets (0: unbounded). */
+/* No limit, for vow_queue_new's size and backlog. */
+#define VOW_UNBOUNDED SIZE_MAX
+
+/* A queue holding at most `size` values with at most `backlog` waiting
+ * gets; VOW_UNBOUNDED for either means no limit (Twisted's None). A size
+ * of 0 holds nothing: a put succeeds only when a get is waiting for it,
+ * a rendezvous. A backlog of 0 makes a get on an empty queue fail at
+ * once. */
 VOW_EXTERN vow_queue_t* vow_queue_new(vow_ctx_t* ctx, size_t size,
                                       size_t backlog);
 /* Takes over v. Hands it to the oldest waiting get, or keeps it. Returns 0,
- * or VOW_EFULL (v is released) when the queue holds `size` values. */
+ * or VOW_EFULL (v is released) when no get is waiting and the queue holds
+ * `size` values already. */
 VOW_EXTERN int vow_queue_put(vow_queue_t* q, vow_value_t* v);
 /* Fulfils with the next value. With a full backlog it rejects at once with
  * VOW_FAIL_QUEUE_FULL. */
