@@ -128,28 +128,38 @@ static vow_outcome_t on_group(vow_value_t* v, vow_failure_t* f, void* data) {
   size_t k;
   if (f == NULL) {
     msgpack_unpacked un;
-    uint32_t at = 0;
+    uint32_t at = 0, have = 0;
     msgpack_unpacked_init(&un);
     if (vow_value_unpack(v, &un) == 0 && un.data.type == MSGPACK_OBJECT_ARRAY)
-      for (k = g->first; k < g->end; k++) {
-        vbuf text = {0};
-        msgpack_sbuffer sb;
-        msgpack_packer pk;
-        if (g->errs[k] != NULL)
-          continue;
-        msgpack_sbuffer_init(&sb);
-        msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-        msgpack_pack_object(&pk, un.data.via.array.ptr[at++]);
-        if (vow_msgpack_write_json(&text, sb.data, sb.size, M.bytes_mode) == 0)
-          settle_line(k, text.data ? text.data : strdup(""), false);
-        else
-          settle_line(k,
-                      vow_json_error_line(k + 1,
-                                          "the result cannot be "
-                                          "written as JSON"),
-                      true);
-        msgpack_sbuffer_destroy(&sb);
+      have = un.data.via.array.size;
+    for (k = g->first; k < g->end; k++) {
+      vbuf text = {0};
+      msgpack_sbuffer sb;
+      msgpack_packer pk;
+      if (g->errs[k] != NULL)
+        continue;
+      if (at >= have) {
+        /* Never trusted to line up: a line without its result fails. */
+        settle_line(k,
+                    vow_json_error_line(k + 1,
+                                        "the worker returned no result "
+                                        "for this line"),
+                    true);
+        continue;
       }
+      msgpack_sbuffer_init(&sb);
+      msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+      msgpack_pack_object(&pk, un.data.via.array.ptr[at++]);
+      if (vow_msgpack_write_json(&text, sb.data, sb.size, M.bytes_mode) == 0)
+        settle_line(k, text.data ? text.data : strdup(""), false);
+      else
+        settle_line(k,
+                    vow_json_error_line(k + 1,
+                                        "the result cannot be "
+                                        "written as JSON"),
+                    true);
+      msgpack_sbuffer_destroy(&sb);
+    }
     msgpack_unpacked_destroy(&un);
     vow_value_release(v);
   } else {

@@ -197,6 +197,11 @@ bool vowp_next_chunk(vowp_iter* it, vowp_chunk* out);
 /* The size of the msgpack object at p, which vowp_prescan has accepted as
  * part of a larger whole: for walking an array's elements. */
 size_t vowp_object_size(const char* p);
+/* Reads the array header at the start of an encoded object of len bytes:
+ * true with the element count in *n and the header's length in *head,
+ * false when the object is not an array. */
+bool vowp_array_header(const void* bytes, size_t len, uint32_t* n,
+                       size_t* head);
 
 /* ---- pre-scan -------------------------------------------------------- */
 

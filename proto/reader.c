@@ -274,3 +274,25 @@ size_t vowp_object_size(const char* p) {
   vowp__read_any(&c, &out);
   return out.len;
 }
+
+bool vowp_array_header(const void* bytes, size_t len, uint32_t* n,
+                       size_t* head) {
+  const unsigned char* b = bytes;
+  if (len >= 1 && b[0] >= 0x90 && b[0] <= 0x9f) {
+    *n = b[0] & 0x0f;
+    *head = 1;
+    return true;
+  }
+  if (len >= 3 && b[0] == 0xdc) {
+    *n = (uint32_t)b[1] << 8 | b[2];
+    *head = 3;
+    return true;
+  }
+  if (len >= 5 && b[0] == 0xdd) {
+    *n = (uint32_t)b[1] << 24 | (uint32_t)b[2] << 16 | (uint32_t)b[3] << 8 |
+         b[4];
+    *head = 5;
+    return true;
+  }
+  return false;
+}

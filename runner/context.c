@@ -57,6 +57,19 @@ vow_ctx_t* vow_ctx_new(uv_loop_t* loop) {
   ctx->loop = loop;
   vow__pool_init(&ctx->promises, sizeof(vow_promise_t), 256);
   vow__pool_init(&ctx->nodes, sizeof(vow__node), 256);
+  while (ctx->reserve_len < VOW__RESERVE) {
+    vow_promise_t* p = vow__pool_get(&ctx->promises);
+    if (p == NULL) {
+      vow__pool_destroy(&ctx->promises);
+      uv_mutex_destroy(&ctx->ts_lock);
+      if (ctx->owns_loop)
+        uv_loop_close(loop);
+      free(ctx);
+      return NULL;
+    }
+    p->ctx = NULL;
+    ctx->reserve[ctx->reserve_len++] = p;
+  }
   ctx->clock = &vow__real_clock;
   ctx->ops.prev = ctx->ops.next = &ctx->ops;
   ctx->report = default_report;
@@ -133,7 +146,7 @@ static void count_pending(void* obj, void* arg) {
 void vow_ctx_stats(vow_ctx_t* ctx, vow_ctx_stats_t* out) {
   stats_walk w = {ctx, 0};
   vow__pool_each(&ctx->promises, count_pending, &w);
-  out->promises_live = ctx->promises.live;
+  out->promises_live = ctx->promises.live - ctx->reserve_len;
   out->promises_pending = w.pending;
   out->timers = ctx->heap_len;
   out->bytes_reserved = ctx->promises.reserved + ctx->nodes.reserved;

@@ -217,6 +217,12 @@ typedef struct vow__clock {
 
 typedef struct vow__ts_entry vow__ts_entry;
 
+#define VOW__RESERVE 16
+/* A rejected promise even when memory has run out: from the reserve if
+ * the slab cannot grow. NULL only when the context is closed or the
+ * reserve is spent too. Takes over f. */
+vow_promise_t* vow__fail_always(vow_ctx_t* ctx, vow_failure_t* f);
+
 struct vow_ctx {
   uv_loop_t* loop;
   uv_loop_t own_loop; /* used when the context owns its loop */
@@ -225,6 +231,11 @@ struct vow_ctx {
   int handles_open; /* uv handles not yet through close_cb */
   vow__pool promises;
   vow__pool nodes;
+  /* Promise slots kept back for rejecting with out-of-memory when the
+   * slab cannot grow, so calls documented to return a promise do; a
+   * freed promise refills it. */
+  vow_promise_t* reserve[VOW__RESERVE];
+  size_t reserve_len;
   vow_promise_t* ready_head;
   vow_promise_t* ready_tail;
   bool draining;

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -134,7 +135,7 @@ static void requeue_front(vow_pool_t* pool, tlist* from, bool suspect) {
     pool->stats.in_flight--;
     t->flags &= (uint8_t)~PT_INFLIGHT;
     t->at.pool = pool;
-    if (t->flags & PT_CANCELLED) {
+    if (vow__task_settled(t)) {
       free_task(pool, t);
       continue;
     }
@@ -159,7 +160,7 @@ static void on_task_timeout(vow__timer* timer) {
   snprintf(why, sizeof(why), "%llu ms",
            (unsigned long long)(t->timeout_ms ? t->timeout_ms
                                               : pool->opt.timeout_ms));
-  if (!(t->flags & PT_CANCELLED))
+  if (!vow__task_settled(t))
     vow__pool_fail_task(pool, t,
                         task_failure(VOW_FAIL_TIMEOUT, UV_ETIMEDOUT, t, w,
                                      "the task ran past its timeout of %s; "
@@ -187,7 +188,7 @@ void vow__pool_arm_head(pworker* w) {
   if (t == NULL || w->state == PW_STOPPING || w->state == PW_DEAD)
     return;
   ms = t->timeout_ms ? t->timeout_ms : pool->opt.timeout_ms;
-  if (ms == 0 || (t->flags & PT_CANCELLED))
+  if (ms == 0 || vow__task_settled(t))
     return;
   w->task_timer.fire = on_task_timeout;
   w->task_timer.discard = NULL;
@@ -349,7 +350,7 @@ vow_promise_t* vow_pool_space(vow_pool_t* pool) {
   sw->p = vow_promise_new(pool->ctx, space_cancel, sw);
   if (sw->p == NULL) {
     free(sw);
-    return NULL;
+    return vow_fail(pool->ctx, vow__failure_nomem());
   }
   sw->next = pool->space;
   pool->space = sw;
@@ -483,8 +484,7 @@ static vow_promise_t* submit_task(vow_pool_t* pool, const char* fn,
   t->p = vow_promise_new(pool->ctx, task_cancel, t);
   if (t->p == NULL) {
     vow__pool_put(&pool->tasks, t);
-    vow_value_release(args);
-    return NULL;
+    return reject_now(pool, args, vow__failure_nomem());
   }
   t->id = id ? id : ++pool->next_id;
   t->count = count;
@@ -545,6 +545,25 @@ void vow__pool_worker_ready(pworker* w) {
   vow__pool_kick(pool);
 }
 
+/* A worker that dies of a signal someone sends (kill, an OOM killer, a
+ * chaos test) before its HELLO says nothing about whether the command can
+ * start: it is a death like any other, not a failed start. Crashes
+ * (SIGSEGV, SIGABRT...) at start-up and exits do count. */
+static bool killed_from_outside(const pworker* w) {
+  switch (w->term_signal) {
+    case SIGKILL:
+    case SIGTERM:
+    case SIGINT:
+    case SIGHUP:
+    case SIGQUIT:
+    case SIGUSR1:
+    case SIGUSR2:
+      return w->kill == PK_NONE && w->spawned;
+    default:
+      return false;
+  }
+}
+
 /* Describes how a worker ended, for failures and for the pool's reason to
  * give up. */
 static void describe_end(const pworker* w, char* buf, size_t size) {
@@ -586,7 +605,7 @@ static void settle_inflight(vow_pool_t* pool, pworker* w, const char* why) {
     pool->stats.in_flight--;
     t->flags &= (uint8_t)~PT_INFLIGHT;
     t->at.pool = pool;
-    if (t->flags & PT_CANCELLED) {
+    if (vow__task_settled(t)) {
       free_task(pool, t);
       continue;
     }
@@ -677,7 +696,7 @@ void vow__pool_worker_gone(pworker* w) {
   }
   if (!pool->ctx->closing && in_slot && pool->closing != 2 &&
       (pool->closing == 0 || pool->queue.head != NULL)) {
-    if (!w->said_hello && w->kill != PK_ASKED) {
+    if (!w->said_hello && w->kill != PK_ASKED && !killed_from_outside(w)) {
       /* It never started. Try again later, and not forever: a slot whose
        * worker fails every time (a host down under a launcher) is given
        * up, and the pool only when every slot is. */
@@ -721,6 +740,16 @@ void vow__pool_worker_gone(pworker* w) {
 
 /* ---- the pool -------------------------------------------------------- */
 
+static void free_strv(char** v) {
+  size_t i;
+  for (i = 0; v && v[i]; i++)
+    free(v[i]);
+  free(v);
+}
+
+/* A copy of v with room for `extra` more entries, or NULL: a copy that
+ * lost an entry to a failed allocation would start workers with a
+ * truncated environment. */
 static char** copy_strv(const char* const* v, size_t extra) {
   size_t n = 0, i;
   char** out;
@@ -730,16 +759,11 @@ static char** copy_strv(const char* const* v, size_t extra) {
   if (out == NULL)
     return NULL;
   for (i = 0; i < n; i++)
-    if ((out[i] = strdup(v[i])) == NULL)
-      return out; /* caller checks */
+    if ((out[i] = strdup(v[i])) == NULL) {
+      free_strv(out);
+      return NULL;
+    }
   return out;
-}
-
-static void free_strv(char** v) {
-  size_t i;
-  for (i = 0; v && v[i]; i++)
-    free(v[i]);
-  free(v);
 }
 
 static size_t strv_len(char** v) {
@@ -864,6 +888,21 @@ static void destroy(vow_pool_t* pool) {
   free(pool);
 }
 
+/* This process was started as a pool's worker, and its main() went on
+ * past where vow_worker_main() should have served: a pool here would
+ * start workers that do the same, without end. Say what to do, and make
+ * sure this process still dies with the parent that started it. */
+static void refuse_in_worker(void) {
+  const char* parent = getenv("VOW_PARENT_PID");
+  fprintf(stderr,
+          "vow: vow_pool_new was called in a worker process: call "
+          "vow_worker_main() first in main(), before anything else, so "
+          "that this program serves as its own worker\n");
+  prctl(PR_SET_PDEATHSIG, SIGKILL);
+  if (parent != NULL && (pid_t)strtol(parent, NULL, 10) != getppid())
+    _exit(1); /* the parent is gone already: the signal will never come */
+}
+
 vow_pool_t* vow_pool_new(vow_ctx_t* ctx, const vow_pool_options_t* options,
                          int* err) {
   vow_pool_t* pool = calloc(1, sizeof(*pool));
@@ -871,6 +910,15 @@ vow_pool_t* vow_pool_new(vow_ctx_t* ctx, const vow_pool_options_t* options,
   size_t n, i;
   int rc = UV_ENOMEM;
   struct sigaction sa;
+  if (getenv("VOW_WORKER_CHANNEL") != NULL) {
+    refuse_in_worker();
+    rc = UV_EPERM;
+    goto fail;
+  }
+  if (options && options->retries > VOW_POOL_MAX_RETRIES) {
+    rc = UV_EINVAL;
+    goto fail;
+  }
   if (pool == NULL)
     goto fail;
   pool->ctx = ctx;
@@ -1406,10 +1454,17 @@ static void stream_fill(vow_stream_t* s) {
     size_t i = s->next++;
     vow_promise_t* p = vow_pool_submit(s->pool, s->fn, s->items[i]);
     s->items[i] = NULL;
-    s->running++;
-    s->ps[i] = p;
     s->recs[i].s = s;
     s->recs[i].index = i;
+    if (p == NULL) {
+      /* Not even a rejected promise could be made (the context is
+       * closing, or memory ran out past the reserve). */
+      s->running++;
+      stream_result(NULL, vow__failure_nomem(), &s->recs[i]);
+      continue;
+    }
+    s->running++;
+    s->ps[i] = p;
     vow_promise_release(vow_add_both(p, stream_result, &s->recs[i]));
   }
 }

@@ -12,7 +12,7 @@ typedef struct pworker pworker;
 
 enum ptask_flags {
   PT_SUSPECT = 1,   /* was on a worker that died: runs alone */
-  PT_CANCELLED = 2, /* cancelled in flight: its reply is stale */
+  PT_CANCELLED = 2, /* cancelled in flight: counted in cancelled_pending */
   PT_INFLIGHT = 4   /* at.w is valid (else at.pool) */
 };
 
@@ -34,6 +34,13 @@ struct ptask {
   uint8_t flags;
   uint16_t count; /* a map chunk of this many items; 0: one task */
 }; /* 64 bytes on LP64: a queued task costs this and its promise */
+
+/* A task is settled exactly when its promise pointer is gone: whatever
+ * settled it (a reply, cancel, a timeout, an immediate shutdown), a reply
+ * that comes later is stale. */
+static inline bool vow__task_settled(const ptask* t) {
+  return t->p == NULL;
+}
 
 typedef struct tlist {
   ptask* head;

@@ -189,11 +189,16 @@ void vow__worker_send_shutdown(pworker* w) {
     w->kill = PK_ASKED;
 }
 
+/* A local worker leads a process group of its own (it is spawned
+ * detached), so whatever it started goes with it. */
 static void kill_process(pworker* w) {
-  if (w->remote)
+  if (w->remote) {
     vow__mpi_kill(w->mpi_chan, SIGKILL);
-  else
-    uv_process_kill(&w->proc, SIGKILL);
+    return;
+  }
+  if (w->pid > 0)
+    kill(-w->pid, SIGKILL);
+  uv_process_kill(&w->proc, SIGKILL);
 }
 
 void vow__worker_kill(pworker* w, int why) {
@@ -248,10 +253,39 @@ static void maybe_finished(pworker* w) {
   close_all(w);
 }
 
+/* How long a dead worker's pipes may stay open: a process it left behind
+ * (a forked child that kept fd 3 or stderr) must not keep it from being
+ * finished. */
+#define AFTER_EXIT_MS 500
+
+static void relay_line(pworker* w, const char* p, size_t n);
+
+static void on_pipes_held(vow__timer* t) {
+  pworker* w = VOW__CONTAINER_OF(t, pworker, eof_timer);
+  if (w->line_len > 0 && w->pool->opt.stderr_mode == VOW_STDERR_RELAY)
+    relay_line(w, w->line, w->line_len);
+  w->line_len = 0;
+  if (!w->chan_eof)
+    uv_read_stop((uv_stream_t*)&w->chan);
+  if (w->err_piped && !w->err_eof)
+    uv_read_stop((uv_stream_t*)&w->errp);
+  w->chan_eof = w->err_eof = true;
+  maybe_finished(w);
+}
+
 void vow__worker_exited(pworker* w, int64_t status, int sig) {
   w->exited = true;
   w->exit_status = status;
   w->term_signal = sig;
+  /* Its process group outlives it only through what it left running. */
+  if (!w->remote && w->spawned && w->pid > 0)
+    kill(-w->pid, SIGKILL);
+  vow__timer_stop(w->pool->ctx, &w->eof_timer);
+  if (!w->chan_eof || (w->err_piped && !w->err_eof)) {
+    w->eof_timer.fire = on_pipes_held;
+    w->eof_timer.discard = NULL;
+    vow__timer_start(w->pool->ctx, &w->eof_timer, AFTER_EXIT_MS);
+  }
   maybe_finished(w);
 }
 
@@ -427,16 +461,40 @@ static void on_result(pworker* w, uint64_t id, int ok, vowp_msg* m,
                    (unsigned long long)id);
     return;
   }
+  if (ok && t->count > 0) {
+    /* A chunk's result is one array with a result per item; any other
+     * shape would hand the caller a corrupt map. */
+    uint32_t have = 0;
+    size_t head;
+    bool array = vowp_array_header(value.data, value.len, &have, &head);
+    if (!array || have != t->count) {
+      free(base);
+      if (array)
+        protocol_error(w,
+                       "the worker replied to map chunk %llu with %u "
+                       "results where %u were due",
+                       (unsigned long long)id, have, (unsigned)t->count);
+      else
+        protocol_error(w,
+                       "the worker replied to map chunk %llu with something "
+                       "that is not an array of results",
+                       (unsigned long long)id);
+      return;
+    }
+  }
   vow__tlist_remove(&w->inflight, t);
   t->flags &= (uint8_t)~PT_INFLIGHT;
   t->at.pool = pool;
   pool->stats.in_flight--;
   w->completed++;
   if (t->flags & PT_CANCELLED) {
-    /* Stale: its promise was settled when it was cancelled. */
-    free(base);
     if (--w->cancelled_pending == 0)
       vow__timer_stop(pool->ctx, &w->grace_timer);
+  }
+  if (vow__task_settled(t)) {
+    /* Stale: its promise was settled already (cancelled, or failed by an
+     * immediate shutdown); a task is settled exactly when t->p is NULL. */
+    free(base);
   } else if (ok) {
     vow_value_t* v = base ? vow__value_adopt(base, value.data, value.len)
                           : vow__value_from_encoded(value.data, value.len);
@@ -692,6 +750,7 @@ void vow__worker_start(vow_pool_t* pool, unsigned slot) {
   o.stdio = stdio;
   o.stdio_count = 4;
   o.exit_cb = on_exit_cb;
+  o.flags = UV_PROCESS_DETACHED; /* its own process group: see kill_process */
   if (pool->mpi) {
     start_remote(w);
     return;

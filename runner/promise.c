@@ -88,7 +88,26 @@ vow_promise_t* vow_succeed(vow_ctx_t* ctx, vow_value_t* v) {
 }
 
 vow_promise_t* vow_fail(vow_ctx_t* ctx, vow_failure_t* f) {
+  return vow__fail_always(ctx, f);
+}
+
+vow_promise_t* vow__fail_always(vow_ctx_t* ctx, vow_failure_t* f) {
   vow_promise_t* p = vow_promise_new(ctx, NULL, NULL);
+  if (p == NULL && !ctx->closing && ctx->reserve_len > 0) {
+    p = ctx->reserve[--ctx->reserve_len];
+    p->ctx = ctx;
+    p->q.canceller = NULL;
+    p->tail = NULL;
+    p->r.canceller_data = NULL;
+    p->refs = 1;
+    p->state = VOW_PENDING;
+    p->flags = 0;
+    p->spare = 0;
+    if (f != vow__failure_nomem()) {
+      vow_failure_release(f); /* no memory to say more than that */
+      f = vow__failure_nomem();
+    }
+  }
   if (p == NULL) {
     vow_failure_release(f);
     return NULL;
@@ -116,6 +135,11 @@ static void maybe_free(vow_promise_t* p) {
       vow__failure_claim_report(p->r.failure))
     vow__report(ctx, VOW_REPORT_UNHANDLED, p->r.failure);
   release_result(p);
+  if (ctx->reserve_len < VOW__RESERVE) {
+    p->ctx = NULL; /* not a live promise for the walks at close */
+    ctx->reserve[ctx->reserve_len++] = p;
+    return;
+  }
   vow__pool_put(&ctx->promises, p);
 }
 

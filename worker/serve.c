@@ -269,8 +269,17 @@ static bool read_some(server* s, bool block) {
       return true;
   }
   vowp_decoder_buffer(&s->dec, &base, &room);
-  if (room == 0)
-    return true;
+  if (room == 0) {
+    const vowp_error* e = vowp_decoder_error(&s->dec);
+    if (e->code == VOWP_OK)
+      return true; /* whole frames wait in the buffer: take them first */
+    /* Reading on cannot succeed (no memory for the frame coming in):
+     * say why and go, rather than spin on a buffer that never grows. */
+    fprintf(stderr, "vow worker: cannot read the next message: %s\n",
+            e->text);
+    flush(s);
+    _exit(3);
+  }
   do {
     n = read(s->in_fd, base, room);
   } while (n < 0 && errno == EINTR);

@@ -52,7 +52,8 @@ typedef struct vow_pool_options {
   unsigned in_flight;
   size_t queue_limit;       /* queued tasks; default: unlimited */
   uint64_t timeout_ms;      /* per task, from when it starts; 0: none */
-  unsigned retries;         /* for tasks whose worker died; default 0 */
+  unsigned retries;         /* for tasks whose worker died; default 0, at
+                               most VOW_POOL_MAX_RETRIES */
   unsigned recycle_after;   /* tasks per worker before it is replaced */
   uint64_t seed;            /* the run's seed for per-task seeds */
   uint64_t cancel_grace_ms; /* before a cancelled task's worker is
@@ -77,9 +78,17 @@ typedef struct vow_pool_options {
   size_t nlaunchers;
 } vow_pool_options_t;
 
+/* The most retries a pool takes (vow_pool_options_t.retries). */
+#define VOW_POOL_MAX_RETRIES 255
+
 /* Starts the workers. Returns NULL (and *err set when err is not NULL) for
- * bad options or no memory; a worker that cannot start is reported through
- * the tasks' promises, not here. */
+ * bad options (UV_EINVAL: retries above VOW_POOL_MAX_RETRIES, a launcher
+ * without a command) or no memory; a worker that cannot start is reported
+ * through the tasks' promises, not here. Called in a worker process (a
+ * program started as a pool's worker whose main() did not call
+ * vow_worker_main() first), it refuses with UV_EPERM and says so on
+ * stderr, rather than start workers of its own, each of which would do
+ * the same. */
 VOW_EXTERN vow_pool_t* vow_pool_new(vow_ctx_t* ctx,
                                     const vow_pool_options_t* options,
                                     int* err);
