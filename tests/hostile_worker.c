@@ -11,6 +11,20 @@
  *   hello_again    a second HELLO, then the right reply
  *   close_stdout   closes its channel and stays alive
  *
+ * Map chunks (MAPS) are answered with one array of 3x + 1 per item.
+ *
+ * With HOSTILE_FAULT=NAME it commits that one fault on every task or
+ * chunk instead, for tests that need one misbehaviour for certain; these
+ * names exist only there:
+ *
+ *   maps_short     a chunk's reply with one result too few
+ *   maps_long      a chunk's reply with one result too many
+ *   maps_not_array a chunk's reply that is a single integer
+ *   fork_hold_die  forks a child that keeps the channel and stderr open
+ *                  and sleeps, then exits
+ *   fork_hold_live the same, then goes silent itself
+ *   silent         reads on and never replies
+ *
  * Each fault is appended as "PID KIND" to the file HOSTILE_LOG names, so
  * the test knows what was injected and by whom. Built on the protocol
  * library alone: it must be able to say what no well-behaved worker
@@ -94,6 +108,35 @@ static void stall(void) {
     pause(); /* until the parent kills us */
 }
 
+static const char* forced; /* HOSTILE_FAULT */
+
+static bool forced_is(const char* name) {
+  return forced != NULL && strcmp(forced, name) == 0;
+}
+
+/* A child that holds every descriptor we have, for a long while. */
+static void fork_holder(void) {
+  pid_t pid = fork();
+  if (pid == 0) {
+    alarm(60);
+    stall();
+  }
+}
+
+/* The forced faults that do not depend on the message: true when one
+ * was committed and the task must not be answered. */
+static bool forced_silence(void) {
+  if (forced_is("fork_hold_die")) {
+    fork_holder();
+    _exit(0);
+  }
+  if (forced_is("fork_hold_live")) {
+    fork_holder();
+    stall();
+  }
+  return forced_is("silent");
+}
+
 static void hello(vowp_encoder* e) {
   static const char* const functions[] = {"calc"};
   vowp_encode_hello(e, VOWP_VERSION, getpid(), functions, 1);
@@ -122,6 +165,8 @@ static int64_t arg_int(vowp_slice args) {
 /* Replies to one task, honestly or not. */
 static void answer(vowp_encoder* e, uint64_t id, int64_t x, unsigned rate) {
   int fault = -1;
+  if (forced_silence())
+    return;
   if (rate > 0 && next_random() % rate == 0)
     fault = (int)(next_random() % F_COUNT);
   if (fault >= 0)
@@ -168,12 +213,47 @@ static void answer(vowp_encoder* e, uint64_t id, int64_t x, unsigned rate) {
   flush(e);
 }
 
+/* A chunk: one array of results, honest unless a maps_ fault is forced. */
+static void answer_chunk(vowp_encoder* e, const vowp_chunk* k) {
+  msgpack_unpacked u;
+  msgpack_packer* pk;
+  uint32_t i, n = 0, extra = 0;
+  if (forced_silence())
+    return;
+  msgpack_unpacked_init(&u);
+  if (msgpack_unpack_next(&u, k->items.data, k->items.len, NULL) ==
+          MSGPACK_UNPACK_SUCCESS &&
+      u.data.type == MSGPACK_OBJECT_ARRAY)
+    n = u.data.via.array.size;
+  vowp_results_begin(e, 1);
+  pk = vowp_result_open(e, k->id);
+  if (forced_is("maps_not_array")) {
+    msgpack_pack_int64(pk, 7);
+  } else {
+    if (forced_is("maps_short") && n > 0)
+      n--;
+    if (forced_is("maps_long"))
+      extra = 1;
+    msgpack_pack_array(pk, n + extra);
+    for (i = 0; i < n + extra; i++) {
+      const msgpack_object* o = i < n ? &u.data.via.array.ptr[i] : NULL;
+      msgpack_pack_int64(pk, o ? 3 * o->via.i64 + 1 : 0);
+    }
+  }
+  vowp_batch_end(e);
+  msgpack_unpacked_destroy(&u);
+  flush(e);
+}
+
 int main(void) {
   vowp_decoder d;
   vowp_encoder e;
   const char* rate_env = getenv("HOSTILE_RATE");
   const char* seed_env = getenv("HOSTILE_SEED");
   unsigned rate = rate_env ? (unsigned)atoi(rate_env) : 50;
+  forced = getenv("HOSTILE_FAULT");
+  if (forced != NULL)
+    rate = 0;
   /* Never outlive the test, whatever it does. */
   prctl(PR_SET_PDEATHSIG, SIGKILL);
   if (getppid() == 1)
@@ -206,6 +286,12 @@ int main(void) {
           while (vowp_next_task(&m.u.tasks.items, &t))
             answer(&e, t.id, arg_int(t.args), rate);
           break;
+        case VOWP_MAPS: {
+          vowp_chunk k;
+          while (vowp_next_chunk(&m.u.maps.items, &k))
+            answer_chunk(&e, &k);
+          break;
+        }
         case VOWP_PING:
           vowp_encode_pong(&e, m.u.ping.token);
           flush(&e);

@@ -275,8 +275,7 @@ static bool read_some(server* s, bool block) {
       return true; /* whole frames wait in the buffer: take them first */
     /* Reading on cannot succeed (no memory for the frame coming in):
      * say why and go, rather than spin on a buffer that never grows. */
-    fprintf(stderr, "vow worker: cannot read the next message: %s\n",
-            e->text);
+    fprintf(stderr, "vow worker: cannot read the next message: %s\n", e->text);
     flush(s);
     _exit(3);
   }

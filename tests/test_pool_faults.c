@@ -1,0 +1,341 @@
+/* Pool faults found from outside: an immediate shutdown with a reply in
+ * the pipe, a program that forgets vow_worker_main(), out-of-range
+ * retries, map replies of the wrong shape, workers that leave a process
+ * holding their channel, workers killed before HELLO, a worker whose
+ * decoder runs out of memory. This test binary is its own worker; the
+ * protocol-level misbehaviour comes from tests/hostile_worker.c with
+ * HOSTILE_FAULT set. */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "pool_helpers.h"
+
+#if defined(__SANITIZE_ADDRESS__)
+#define UNDER_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define UNDER_ASAN 1
+#endif
+#endif
+
+static void nap(fixture* fx, uint64_t ms) {
+  vow_promise_t* p = vow_sleep(fx->ctx, ms);
+  vow_ctx_wait(fx->ctx, p);
+  vow_promise_release(p);
+}
+
+/* The one child of this process, or 0 when there is none; -1 when there
+ * are several. */
+static int only_child(void) {
+  char path[64], buf[256];
+  FILE* f;
+  size_t len;
+  int pid = 0, n = 0;
+  char* at;
+  snprintf(path, sizeof(path), "/proc/self/task/%d/children", (int)getpid());
+  f = fopen(path, "r");
+  if (f == NULL)
+    return -1;
+  len = fread(buf, 1, sizeof(buf) - 1, f);
+  fclose(f);
+  buf[len] = '\0';
+  for (at = strtok(buf, " \n"); at != NULL; at = strtok(NULL, " \n")) {
+    pid = atoi(at);
+    n++;
+  }
+  return n == 1 ? pid : n == 0 ? 0 : -1;
+}
+
+/* A reply already in the pipe when an immediate shutdown settles its
+ * task: the reply is stale, the promise settles once, as cancelled. The
+ * loop is kept from running (usleep) so that the reply arrives after the
+ * shutdown; without that wait the reply may come first, and the test
+ * then checks the ordinary path instead. */
+static void immediate_shutdown_with_reply_waiting(void** state) {
+  fixture* fx = *state;
+  vow_pool_options_t o = defaults(1);
+  vow_pool_t* pool = make_pool(fx, &o);
+  vow_promise_t* p;
+  vow_promise_t* done;
+  outcome r = {NULL, NULL, 0};
+  wait_alive(fx, pool, 1);
+  p = vow_pool_submit(pool, "add", pair(1, 2)); /* sent at once: idle */
+  vow_add_both(p, keep, &r);
+  usleep(300 * 1000);
+  done = vow_pool_shutdown(pool, false);
+  assert_int_equal(vow_ctx_wait(fx->ctx, done), VOW_FULFILLED);
+  vow_ctx_wait(fx->ctx, p);
+  assert_int_equal(r.settled, 1);
+  assert_non_null(r.f);
+  assert_int_equal(vow_failure_kind(r.f), VOW_FAIL_CANCELLED);
+  vow_failure_release(r.f);
+  vow_promise_release(p);
+  vow_promise_release(done);
+  vow_pool_free(pool);
+}
+
+/* Here, in a process that looks like a worker, vow_pool_new refuses. */
+static void pool_refused_in_a_worker_process(void** state) {
+  fixture* fx = *state;
+  vow_pool_options_t o = defaults(1);
+  int err = 0;
+  setenv("VOW_WORKER_CHANNEL", "3", 1);
+  assert_null(vow_pool_new(fx->ctx, &o, &err));
+  unsetenv("VOW_WORKER_CHANNEL");
+  assert_int_equal(err, UV_EPERM);
+}
+
+/* A worker program that forgets vow_worker_main() (VOW_TEST_START=forget
+ * in main below) cannot start: its pool refuses, it exits, and the
+ * parent gives the slot up after its tries, with the advice in the
+ * failure. No worker of a worker is ever started. */
+static void forgotten_worker_main_fails_clearly(void** state) {
+  static const char* const env[] = {"VOW_TEST_START=forget", NULL};
+  fixture* fx = *state;
+  vow_pool_options_t o = defaults(1);
+  vow_pool_t* pool;
+  vow_failure_t* f;
+  vow_pool_stats_t st;
+  o.env = env;
+  o.start_attempts = 2;
+  o.stderr_mode = VOW_STDERR_RELAY; /* the failure quotes its stderr */
+  pool = make_pool(fx, &o);
+  f = run_fail(fx, vow_pool_submit(pool, "add", pair(1, 2)),
+               VOW_FAIL_WORKER_DIED);
+  assert_non_null(strstr(vow_failure_message(f), "cannot start (2 tries)"));
+  assert_non_null(
+      strstr(vow_failure_message(f), "call vow_worker_main() first"));
+  vow_failure_release(f);
+  vow_pool_stats(pool, &st);
+  assert_int_equal(st.worker_starts, 2);
+  end_pool(fx, pool, false);
+  assert_int_equal(count_children(), 0);
+}
+
+static void retries_out_of_range_refused(void** state) {
+  fixture* fx = *state;
+  vow_pool_options_t o = defaults(1);
+  vow_pool_t* pool;
+  int err = 0;
+  o.retries = VOW_POOL_MAX_RETRIES + 1;
+  assert_null(vow_pool_new(fx->ctx, &o, &err));
+  assert_int_equal(err, UV_EINVAL);
+  o.retries = 100000;
+  assert_null(vow_pool_new(fx->ctx, &o, &err));
+  o.retries = VOW_POOL_MAX_RETRIES;
+  pool = make_pool(fx, &o);
+  assert_int_equal(run_int(fx, vow_pool_submit(pool, "add", pair(2, 3))), 5);
+  end_pool(fx, pool, true);
+}
+
+static vow_pool_t* hostile_pool(fixture* fx, const char* fault,
+                                unsigned retries, char* env_buf) {
+  static const char* argv[] = {HOSTILE_WORKER_BIN, NULL};
+  static const char* env[2];
+  vow_pool_options_t o;
+  memset(&o, 0, sizeof(o));
+  o.workers = 1;
+  o.worker_argv = argv;
+  o.retries = retries;
+  o.start_attempts = 3;
+  o.stderr_mode = VOW_STDERR_DISCARD;
+  sprintf(env_buf, "HOSTILE_FAULT=%s", fault);
+  env[0] = env_buf;
+  env[1] = NULL;
+  o.env = env;
+  return make_pool(fx, &o);
+}
+
+static vow_value_t* ints(int n) {
+  vow_value_t* items[16];
+  vow_value_t* arr;
+  int i;
+  for (i = 0; i < n; i++)
+    items[i] = vow_value_new_int(i);
+  arr = vow_value_new_array(items, (size_t)n);
+  return arr;
+}
+
+/* A chunk's reply with too few, too many or no array of results is a
+ * protocol break of that worker: the map fails (or, with retries, ends
+ * as poison) instead of yielding a corrupt array or waiting forever. */
+static void map_replies_of_the_wrong_shape(void** state) {
+  static const char* const faults[] = {"maps_short", "maps_long",
+                                       "maps_not_array"};
+  fixture* fx = *state;
+  char env_buf[64];
+  size_t i;
+  for (i = 0; i < 3; i++) {
+    vow_pool_t* pool = hostile_pool(fx, faults[i], 0, env_buf);
+    vow_failure_t* f =
+        run_fail(fx, vow_pool_map(pool, "calc", ints(10)), VOW_FAIL_PROTOCOL);
+    assert_non_null(strstr(vow_failure_message(f), "map chunk"));
+    vow_failure_release(f);
+    end_pool(fx, pool, false);
+    pool = hostile_pool(fx, faults[i], 2, env_buf);
+    f = run_fail(fx, vow_pool_map(pool, "calc", ints(10)), VOW_FAIL_POISON);
+    vow_failure_release(f);
+    end_pool(fx, pool, false);
+  }
+}
+
+/* An honest map through the same worker, so the cases above fail for
+ * the fault and nothing else. */
+static void map_through_the_hostile_worker(void** state) {
+  fixture* fx = *state;
+  char env_buf[64];
+  vow_pool_t* pool = hostile_pool(fx, "none", 0, env_buf);
+  outcome r = run(fx, vow_pool_map(pool, "calc", ints(10)));
+  msgpack_unpacked un;
+  uint32_t i;
+  assert_null(r.f);
+  msgpack_unpacked_init(&un);
+  assert_int_equal(vow_value_unpack(r.v, &un), 0);
+  assert_int_equal(un.data.via.array.size, 10);
+  for (i = 0; i < 10; i++)
+    assert_int_equal(un.data.via.array.ptr[i].via.i64, 3 * i + 1);
+  msgpack_unpacked_destroy(&un);
+  vow_value_release(r.v);
+  end_pool(fx, pool, true);
+}
+
+/* A worker that exits leaving a child with its channel open is dead when
+ * its pid exits; one that lives on silent is bounded by the task
+ * timeout, and killing it takes its child too (its process group). */
+static void workers_that_leave_a_process_behind(void** state) {
+  fixture* fx = *state;
+  char env_buf[64];
+  vow_pool_t* pool = hostile_pool(fx, "fork_hold_die", 0, env_buf);
+  vow_failure_t* f =
+      run_fail(fx, vow_pool_submit(pool, "calc", num(1)), VOW_FAIL_WORKER_DIED);
+  assert_non_null(strstr(vow_failure_message(f), "exited with status 0"));
+  vow_failure_release(f);
+  end_pool(fx, pool, false);
+
+  pool = hostile_pool(fx, "fork_hold_live", 0, env_buf);
+  f = run_fail(fx, vow_pool_submit_timeout(pool, "calc", num(1), 300),
+               VOW_FAIL_TIMEOUT);
+  vow_failure_release(f);
+  end_pool(fx, pool, false);
+
+  pool = hostile_pool(fx, "silent", 3, env_buf);
+  f = run_fail(fx, vow_pool_submit_timeout(pool, "calc", num(1), 300),
+               VOW_FAIL_TIMEOUT);
+  vow_failure_release(f);
+  end_pool(fx, pool, false);
+  assert_int_equal(count_children(), 0);
+}
+
+/* Workers SIGKILLed from outside before their HELLO, more times than
+ * start_attempts: deaths, not failed starts, so the pool keeps its slot
+ * and serves once they are let through. They wait at a gate (a file) so
+ * that each can be killed before it says HELLO. */
+static void killed_before_hello_is_not_a_failed_start(void** state) {
+  fixture* fx = *state;
+  char self[4096], gate[64], gate_env[96];
+  const char* argv[] = {
+      "/bin/sh", "-c",
+      "while [ ! -e \"$VOW_TEST_GATE\" ]; do sleep 0.01; done; exec \"$0\"",
+      self, NULL};
+  const char* env[] = {gate_env, NULL};
+  vow_pool_options_t o = defaults(1);
+  vow_pool_t* pool;
+  vow_pool_stats_t st;
+  ssize_t len = readlink("/proc/self/exe", self, sizeof(self) - 1);
+  int kills = 0, last = 0, rounds = 0;
+  FILE* g;
+  assert_true(len > 0);
+  self[len] = '\0';
+  snprintf(gate, sizeof(gate), "/tmp/vow-gate-%d", (int)getpid());
+  snprintf(gate_env, sizeof(gate_env), "VOW_TEST_GATE=%s", gate);
+  unlink(gate);
+  o.worker_argv = argv;
+  o.env = env;
+  o.start_attempts = 2;
+  pool = make_pool(fx, &o);
+  while (kills < 5) {
+    int pid = only_child();
+    assert_true(rounds++ < 2000);
+    if (pid > 0 && pid != last) {
+      assert_int_equal(kill(pid, SIGKILL), 0);
+      last = pid;
+      kills++;
+    }
+    nap(fx, 5);
+  }
+  g = fopen(gate, "w");
+  assert_non_null(g);
+  fclose(g);
+  assert_int_equal(run_int(fx, vow_pool_submit(pool, "add", pair(20, 22))), 42);
+  vow_pool_stats(pool, &st);
+  assert_int_equal(st.slots_given_up, 0);
+  assert_true(st.worker_starts >= 6);
+  end_pool(fx, pool, true);
+  unlink(gate);
+}
+
+/* A worker whose decoder cannot get the memory for a frame (an address
+ * space limit below the argument's size) exits with a report; it does not
+ * spin. The task's own timeout only bounds the test if it did. */
+static void worker_out_of_memory_for_a_frame_exits(void** state) {
+#ifdef UNDER_ASAN
+  (void)state;
+  skip(); /* the sanitizer's shadow memory needs more address space */
+#else
+  fixture* fx = *state;
+  vow_pool_options_t o = defaults(1);
+  vow_pool_t* pool;
+  vow_failure_t* f;
+  size_t n = (size_t)60 << 20;
+  char* big = calloc(1, n);
+  o.limits = "as=50000000";
+  o.stderr_mode = VOW_STDERR_RELAY;
+  pool = make_pool(fx, &o);
+  f = run_fail(
+      fx,
+      vow_pool_submit_timeout(pool, "echo", vow_value_new_bin(big, n), 20000),
+      VOW_FAIL_WORKER_DIED);
+  assert_non_null(vow_failure_detail(f));
+  assert_non_null(strstr(vow_failure_detail(f), "cannot read the next"));
+  vow_failure_release(f);
+  free(big);
+  end_pool(fx, pool, false);
+#endif
+}
+
+#define T(name) cmocka_unit_test_setup_teardown(name, fx_setup, fx_teardown)
+int main(void) {
+  const char* start = getenv("VOW_TEST_START");
+  if (start && strcmp(start, "forget") == 0 && getenv("VOW_WORKER_CHANNEL")) {
+    /* A program whose main() forgot vow_worker_main(): it makes a pool
+     * right away, as its parent did. */
+    vow_ctx_t* ctx = vow_ctx_new(NULL);
+    vow_pool_options_t o = defaults(1);
+    int err = 0;
+    vow_pool_t* pool = vow_pool_new(ctx, &o, &err);
+    if (pool == NULL)
+      return 1;
+    vow_ctx_run(ctx);
+    return 0;
+  }
+  vow_worker_main(test_functions, test_nfunctions);
+  {
+    const struct CMUnitTest tests[] = {
+        T(immediate_shutdown_with_reply_waiting),
+        T(pool_refused_in_a_worker_process),
+        T(forgotten_worker_main_fails_clearly),
+        T(retries_out_of_range_refused),
+        T(map_through_the_hostile_worker),
+        T(map_replies_of_the_wrong_shape),
+        T(workers_that_leave_a_process_behind),
+        T(killed_before_hello_is_not_a_failed_start),
+        T(worker_out_of_memory_for_a_frame_exits),
+    };
+    if (getenv("VOW_TEST_FILTER"))
+      cmocka_set_test_filter(getenv("VOW_TEST_FILTER"));
+    return cmocka_run_group_tests(tests, NULL, NULL);
+  }
+}
