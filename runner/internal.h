@@ -207,6 +207,16 @@ struct vow__timer {
 int vow__timer_start(vow_ctx_t* ctx, vow__timer* t, uint64_t ms);
 void vow__timer_stop(vow_ctx_t* ctx, vow__timer* t);
 
+/* ---- stderr relay (relay.c) ------------------------------------------ */
+
+/* Queues head + line (+ a newline when it lacks one) for our stderr,
+ * never blocking: when the bounded buffer is full the line is dropped and
+ * counted, and a note says how many once stderr is read again. */
+void vow__relay_line(const char* head, size_t hlen, const char* line,
+                     size_t len);
+/* Waits up to max_ms for queued lines to be written. */
+void vow__relay_flush(uint64_t max_ms);
+
 /* ---- the context ----------------------------------------------------- */
 
 typedef struct vow__clock {

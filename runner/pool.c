@@ -711,9 +711,13 @@ void vow__pool_worker_gone(pworker* w) {
                  w->tail_len ? "; its stderr ends: " : "",
                  w->tail_len ? w->tail : "");
         if (pool->opt.stderr_mode == VOW_STDERR_RELAY &&
-            pool->stats.slots_given_up < pool->nworkers)
-          fprintf(stderr, "[worker %u] slot given up: %s\n", w->slot,
-                  pool->broken_why);
+            pool->stats.slots_given_up < pool->nworkers) {
+          char head[64];
+          int h = snprintf(head, sizeof(head),
+                           "[worker %u] slot given up: ", w->slot);
+          vow__relay_line(head, (size_t)h, pool->broken_why,
+                          strlen(pool->broken_why));
+        }
       }
       if (pool->stats.slots_given_up == pool->nworkers) {
         pool->broken = true;
@@ -1129,6 +1133,10 @@ void vow_pool_free(vow_pool_t* pool) {
     abort();
   }
   vow__op_done(pool->ctx, &pool->op);
+  /* The workers' last lines (a crash report) reach stderr before the
+   * caller goes on, unless stderr is stuck. */
+  if (pool->opt.stderr_mode == VOW_STDERR_RELAY)
+    vow__relay_flush(1000);
   vow_promise_release(pool->shutdown_p);
   pool->shutdown_p = NULL;
   pool->freeing = true;

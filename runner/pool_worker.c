@@ -314,11 +314,7 @@ static void keep_tail(pworker* w, const char* p, size_t n) {
 static void relay_line(pworker* w, const char* p, size_t n) {
   char head[64];
   int h = snprintf(head, sizeof(head), "[worker %u pid %d] ", w->slot, w->pid);
-  bool newline = n > 0 && p[n - 1] == '\n';
-  if (write(2, head, (size_t)h) < 0 || write(2, p, n) < 0 ||
-      (!newline && write(2, "\n", 1) < 0)) {
-    /* our own stderr is gone: nothing to relay to */
-  }
+  vow__relay_line(head, (size_t)h, p, n);
 }
 
 static void on_err_alloc(uv_handle_t* h, size_t suggested, uv_buf_t* buf) {

@@ -205,6 +205,16 @@ static int fn_print(const msgpack_object* a, msgpack_packer* r,
   return msgpack_pack_int64(r, int_arg(a, 0));
 }
 
+/* Writes [n] lines to stderr and returns n. */
+static int fn_spew(const msgpack_object* a, msgpack_packer* r,
+                   vow_task_ctx_t* t) {
+  int64_t n = int_arg(a, 0), i;
+  (void)t;
+  for (i = 0; i < n; i++)
+    fprintf(stderr, "spew line %lld of a task's many\n", (long long)i);
+  return msgpack_pack_int64(r, n);
+}
+
 /* Ignores SIGTERM and never returns. */
 static int fn_hang(const msgpack_object* a, msgpack_packer* r,
                    vow_task_ctx_t* t) {
@@ -347,6 +357,7 @@ static int fn_parent_rank(const msgpack_object* a, msgpack_packer* r,
 const vow_function_t test_functions[] = {
     {"parent_rank", fn_parent_rank},
     {"echo", fn_echo},
+    {"spew", fn_spew},
     {"add", fn_add},
     {"add_after", fn_add_after},
     {"noop", fn_noop},

@@ -6,6 +6,7 @@
  * protocol-level misbehaviour comes from tests/hostile_worker.c with
  * HOSTILE_FAULT set. */
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <sys/stat.h>
@@ -306,6 +307,68 @@ static void worker_out_of_memory_for_a_frame_exits(void** state) {
 #endif
 }
 
+/* Our stderr is a full pipe that nobody reads: relayed worker lines must
+ * not block the loop, so a task timeout and a timer still fire on time;
+ * lines that do not fit are dropped and counted in a note once stderr is
+ * read again. alarm() ends the test if the loop is stuck. */
+static void stuck_stderr_does_not_stop_the_loop(void** state) {
+  fixture* fx = *state;
+  vow_pool_options_t o = defaults(1);
+  vow_pool_t* pool;
+  vow_promise_t *ps[64], *slow, *timer;
+  vow_failure_t* f;
+  int pipe_fds[2], saved, flags, i;
+  char buf[65536];
+  size_t got = 0;
+  static char text[1 << 21]; /* what came after the filler bytes */
+  assert_int_equal(pipe(pipe_fds), 0);
+  flags = fcntl(pipe_fds[1], F_GETFL);
+  fcntl(pipe_fds[1], F_SETFL, flags | O_NONBLOCK);
+  memset(buf, 'x', sizeof(buf));
+  while (write(pipe_fds[1], buf, sizeof(buf)) > 0 || errno == EINTR) {
+  }
+  assert_int_equal(errno, EAGAIN);
+  fcntl(pipe_fds[1], F_SETFL, flags); /* full, and blocking */
+  saved = dup(2);
+  dup2(pipe_fds[1], 2);
+  alarm(60);
+  o.stderr_mode = VOW_STDERR_RELAY;
+  pool = make_pool(fx, &o);
+  for (i = 0; i < 64; i++)
+    ps[i] = vow_pool_submit(pool, "spew", num(2000)); /* 2000 lines each */
+  slow = vow_pool_submit_timeout(pool, "sleep", num(30000), 300);
+  timer = vow_sleep(fx->ctx, 200);
+  assert_int_equal(vow_ctx_wait(fx->ctx, timer), VOW_FULFILLED);
+  for (i = 0; i < 64; i++)
+    assert_int_equal(run_int(fx, ps[i]), 2000);
+  f = run_fail(fx, slow, VOW_FAIL_TIMEOUT);
+  vow_failure_release(f);
+  alarm(0);
+  /* Read stderr again: the relay catches up and says what it dropped. */
+  fcntl(pipe_fds[0], F_SETFL, fcntl(pipe_fds[0], F_GETFL) | O_NONBLOCK);
+  for (i = 0;
+       i < 2000 && strstr(text, "lines of worker stderr dropped") == NULL;
+       i++) {
+    ssize_t n = read(pipe_fds[0], buf, sizeof(buf));
+    if (n > 0) {
+      ssize_t k;
+      for (k = 0; k < n; k++)
+        if (buf[k] != 'x' && got < sizeof(text) - 1)
+          text[got++] = buf[k];
+      text[got] = '\0';
+    } else {
+      nap(fx, 5);
+    }
+  }
+  dup2(saved, 2);
+  close(saved);
+  close(pipe_fds[0]);
+  close(pipe_fds[1]);
+  assert_non_null(strstr(text, "[worker 0 pid"));
+  assert_non_null(strstr(text, "lines of worker stderr dropped"));
+  end_pool(fx, pool, false);
+}
+
 #define T(name) cmocka_unit_test_setup_teardown(name, fx_setup, fx_teardown)
 int main(void) {
   const char* start = getenv("VOW_TEST_START");
@@ -333,6 +396,7 @@ int main(void) {
         T(workers_that_leave_a_process_behind),
         T(killed_before_hello_is_not_a_failed_start),
         T(worker_out_of_memory_for_a_frame_exits),
+        T(stuck_stderr_does_not_stop_the_loop),
     };
     if (getenv("VOW_TEST_FILTER"))
       cmocka_set_test_filter(getenv("VOW_TEST_FILTER"));
