@@ -267,6 +267,8 @@ void qd_on_sigchld(uv_signal_t* h, int sig) {
 
 static void on_kill_timer(uv_timer_t* t) {
   qjob* j = t->data;
+  if (j->pgid <= 0)
+    return; /* reaped: its group id may be another's now */
   if (!j->term_sent) {
     /* Its timeout: TERM now, KILL if it is still there later. */
     j->term_sent = true;

@@ -239,24 +239,32 @@ static void pack_job(msgpack_packer* pk, const qjob* j) {
 
 /* ---- requests --------------------------------------------------------- */
 
-static char** strv_from(const msgpack_object* o, bool nonempty) {
+/* A copy of an array of strings, or NULL when o is not one (or is empty
+ * and must not be); *nomem says when NULL means out of memory instead. */
+static char** strv_from(const msgpack_object* o, bool nonempty, bool* nomem) {
   char** v;
   uint32_t i;
   if (o == NULL || o->type != MSGPACK_OBJECT_ARRAY ||
       (nonempty && o->via.array.size == 0))
     return NULL;
   v = calloc(o->via.array.size + 1, sizeof(char*));
-  for (i = 0; v != NULL && i < o->via.array.size; i++) {
+  if (v == NULL) {
+    *nomem = true;
+    return NULL;
+  }
+  for (i = 0; i < o->via.array.size; i++) {
     const msgpack_object* s = &o->via.array.ptr[i];
-    if (s->type != MSGPACK_OBJECT_STR ||
-        memchr(s->via.str.ptr, '\0', s->via.str.size) != NULL) {
+    bool bad = s->type != MSGPACK_OBJECT_STR ||
+               memchr(s->via.str.ptr, '\0', s->via.str.size) != NULL;
+    if (!bad && (v[i] = strndup(s->via.str.ptr, s->via.str.size)) == NULL)
+      *nomem = bad = true;
+    if (bad) {
       uint32_t k;
       for (k = 0; k < i; k++)
         free(v[k]);
       free(v);
       return NULL;
     }
-    v[i] = strndup(s->via.str.ptr, s->via.str.size);
   }
   return v;
 }
@@ -317,9 +325,14 @@ static void op_submit(client* c, const msgpack_object* req) {
   j->name = qw_get_str(req, "name");
   j->kind = qw_get_bool(req, "map") ? 1 : 0;
   if (j->kind == 0) {
-    j->argv = strv_from(qw_get(req, "argv"), true);
-    j->env = strv_from(qw_get(req, "env"), false);
+    bool nomem = false;
+    j->argv = strv_from(qw_get(req, "argv"), true, &nomem);
+    j->env = strv_from(qw_get(req, "env"), false, &nomem);
     j->cwd = qw_get_str(req, "cwd");
+    if (nomem) {
+      reply_error(c, "out of memory");
+      goto refuse;
+    }
     if (j->argv == NULL) {
       reply_error(c, "a job needs \"argv\", a non-empty array of strings");
       goto refuse;
@@ -736,6 +749,35 @@ static void on_client_read(uv_stream_t* s, ssize_t n, const uv_buf_t* buf) {
   }
 }
 
+/* A connection we have no memory for is accepted into this and closed
+ * at once: one left unaccepted would stop libuv listening for good. */
+static uv_pipe_t refused;
+static bool refused_busy, refused_pending;
+
+static void on_connection(uv_stream_t* server, int status);
+
+static void on_refused_closed(uv_handle_t* h) {
+  (void)h;
+  refused_busy = false;
+  if (refused_pending) {
+    refused_pending = false;
+    on_connection((uv_stream_t*)&D.listener, 0);
+  }
+}
+
+static void refuse_connection(uv_stream_t* server) {
+  if (refused_busy) {
+    refused_pending = true; /* taken when the last one is closed */
+    return;
+  }
+  if (uv_pipe_init(D.loop, &refused, 0) != 0)
+    return;
+  refused_busy = true;
+  if (uv_accept(server, (uv_stream_t*)&refused) == 0)
+    qd_log("refused a client: out of memory");
+  uv_close((uv_handle_t*)&refused, on_refused_closed);
+}
+
 static void on_connection(uv_stream_t* server, int status) {
   client* c;
   struct ucred cred;
@@ -745,8 +787,10 @@ static void on_connection(uv_stream_t* server, int status) {
   if (status != 0)
     return;
   c = calloc(1, sizeof(*c));
-  if (c == NULL)
+  if (c == NULL) {
+    refuse_connection(server);
     return;
+  }
   uv_pipe_init(D.loop, &c->pipe, 0);
   c->pipe.data = c;
   uv_timer_init(D.loop, &c->stall);
@@ -951,7 +995,8 @@ static int detach(int* ready_fd) {
     _exit(1);
   if (pid > 0)
     _exit(0);
-  log = open(D.paths.log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+  log = open(D.paths.log,
+             O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0600);
   if (log >= 0) {
     dup2(log, 1);
     dup2(log, 2);
@@ -965,6 +1010,64 @@ static int detach(int* ready_fd) {
     }
   }
   *ready_fd = fds[1];
+  return 0;
+}
+
+/* The socket's place must be ours before anything there is replaced: a
+ * --socket or VOW_SOCKET pointing at a user's file must not delete it, and
+ * a directory others may write to (without the sticky bit) would let them
+ * swap the socket, the lock or the log under us. */
+static int check_socket_place(const char* sock, bool user_given) {
+  struct stat st;
+  if (user_given) {
+    char dir[sizeof(D.paths.sock)];
+    char* slash;
+    snprintf(dir, sizeof(dir), "%s", sock);
+    slash = strrchr(dir, '/');
+    if (slash == NULL)
+      snprintf(dir, sizeof(dir), ".");
+    else if (slash == dir)
+      dir[1] = '\0';
+    else
+      *slash = '\0';
+    if (stat(dir, &st) != 0) {
+      vow_cli_error("--socket %s: cannot use its directory %s: %s", sock, dir,
+                    strerror(errno));
+      return -1;
+    }
+    if (st.st_uid != geteuid() && st.st_uid != 0) {
+      vow_cli_error(
+          "--socket %s: its directory %s belongs to uid %u, not to "
+          "us (uid %u)",
+          sock, dir, (unsigned)st.st_uid, (unsigned)geteuid());
+      return -1;
+    }
+    if ((st.st_mode & (S_IWGRP | S_IWOTH)) != 0 && !(st.st_mode & S_ISVTX)) {
+      vow_cli_error(
+          "--socket %s: others may write to its directory %s (mode "
+          "%04o) and could replace the socket: use a directory "
+          "only you can write to",
+          sock, dir, (unsigned)(st.st_mode & 07777));
+      return -1;
+    }
+  }
+  if (lstat(sock, &st) == 0) {
+    if (!S_ISSOCK(st.st_mode)) {
+      vow_cli_error("%s exists and is not a socket: refusing to replace it",
+                    sock);
+      return -1;
+    }
+    if (st.st_uid != geteuid()) {
+      vow_cli_error(
+          "%s is a socket of uid %u, not ours: refusing to replace "
+          "it",
+          sock, (unsigned)st.st_uid);
+      return -1;
+    }
+  } else if (errno != ENOENT) {
+    vow_cli_error("cannot look at %s: %s", sock, strerror(errno));
+    return -1;
+  }
   return 0;
 }
 
@@ -996,9 +1099,14 @@ int vow_cli_serve(int argc, char** argv) {
   }
   if (queue_paths_init(&D.paths, sock) != 0)
     return VOW_EXIT_ERROR;
+  if (sock == NULL)
+    sock = getenv("VOW_SOCKET");
+  if (check_socket_place(D.paths.sock, sock != NULL && *sock != '\0') != 0)
+    return VOW_EXIT_ERROR;
   D.job_umask = umask(077);
-  /* One daemon per socket: the lock is held for our whole life. */
-  lock = open(D.paths.lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  /* One daemon per socket: the lock is held for our whole life. Neither
+   * it nor the log is followed through a link someone planted. */
+  lock = open(D.paths.lock, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
   if (lock < 0) {
     vow_cli_error("cannot open %s: %s", D.paths.lock, strerror(errno));
     return VOW_EXIT_ERROR;
@@ -1028,7 +1136,11 @@ int vow_cli_serve(int argc, char** argv) {
     qd_log("%s", qdb_error(D.db));
   qd_recover();
   uv_pipe_init(D.loop, &D.listener, 0);
-  unlink(D.paths.sock); /* a dead daemon's; the lock says none lives */
+  /* A dead daemon's, the lock says; and a socket of ours, checked again
+   * now that we hold the lock. */
+  if (check_socket_place(D.paths.sock, false) != 0)
+    return VOW_EXIT_ERROR;
+  unlink(D.paths.sock);
   rc = uv_pipe_bind(&D.listener, D.paths.sock);
   if (rc == 0)
     rc = uv_listen((uv_stream_t*)&D.listener, 511, on_connection);

@@ -123,6 +123,11 @@ void qd_reap(void) {
     }
     io->exited = true;
     io->status = status;
+    /* Its group id is free for reuse from now on: nothing may signal it
+     * any more, and its timeout (TERM, then KILL) is moot. */
+    j->pgid = 0;
+    if (j->timer != NULL)
+      uv_timer_stop(j->timer);
     /* Its slot is free now; its end is recorded once its output is all
      * in (maybe_done), which needs no slot. */
     D.running[i] = D.running[--D.nrunning];

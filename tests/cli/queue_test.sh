@@ -292,6 +292,40 @@ else
   echo "skip: full disk (cannot mount a tmpfs here)"
 fi
 
+# A --socket path must be a socket of ours in a place only we control:
+# nothing else there is deleted, nothing is followed through a link.
+echo "precious" > notasocket
+$VOW serve --socket "$T/notasocket" --foreground 2>place.txt
+check "--socket at a file: refused" 255 $?
+check "--socket at a file: says why" 1 "$(grep -c 'not a socket: refusing' place.txt)"
+check "--socket at a file: the file is kept" "precious" "$(cat notasocket)"
+VOW_SOCKET=$T/notasocket $VOW serve --foreground 2>place.txt
+check "VOW_SOCKET at a file: refused" 255 $?
+check "VOW_SOCKET at a file: the file is kept" "precious" "$(cat notasocket)"
+mkdir open && chmod 777 open
+$VOW serve --socket "$T/open/q.sock" --foreground 2>place.txt
+check "--socket in a directory others may write: refused" 255 $?
+check "... says why" 1 "$(grep -c 'others may write to its directory' place.txt)"
+mkdir sticky && chmod 1777 sticky
+$VOW serve --socket "$T/sticky/q.sock"
+check "--socket in a sticky directory (like /tmp): served" 0 $?
+$VOW shutdown --socket "$T/sticky/q.sock"
+ln -s "$T/lock-target" link.sock.lock
+$VOW serve --socket "$T/link.sock" --foreground 2>place.txt
+check "a planted link at PATH.lock: refused" 255 $?
+check "... and not followed" 0 "$([ -e "$T/lock-target" ] && echo 1 || echo 0)"
+
+# A job whose leader exited is reaped at once even while something it
+# left (in a session of its own) holds its output for the 1 s grace: its
+# timeout (0.8 s, inside that grace) cannot fire on it any more, so it
+# ends done, not "timed out", and no signal goes to its group id, which
+# the kernel may hand to another process. The leader waits 0.3 s so that
+# the left-behind process has its own session before the group is killed.
+t=$(q submit --timeout 0.8 -- sh -c 'setsid sleep 2.917 & sleep 0.3; exit 0')
+q wait "$t"
+check "reaped job: not timed out by a later timer" 0 $?
+check "reaped job: done" "done" "$(q status "$t" | awk 'NR == 2 {print $2}')"
+
 # Daemons log to PATH.log: a sanitizer's report (ASan build) lands there.
 $VOW shutdown --socket "$S" >/dev/null 2>&1
 check "no sanitizer report in any daemon's log" "" \
