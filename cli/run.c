@@ -309,6 +309,10 @@ static void job_finished(job* j) {
     j->out.mem.len = j->err.mem.len = 0;
     j->out.total = j->err.total = 0;
     j->out.partial.len = j->err.partial.len = 0;
+    /* The new try's pipes are read from their start: a stale EOF would
+     * close them the moment it exits, before its output is in. */
+    j->out.eof = j->err.eof = false;
+    j->out.mid_line = j->err.mid_line = false;
     if (j->out.spill_fd >= 0)
       close(j->out.spill_fd);
     if (j->err.spill_fd >= 0)

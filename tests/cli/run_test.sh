@@ -96,6 +96,17 @@ check "--retries tries" 3 "$(wc -l < cnt | tr -d ' ')"
 rm -f cnt
 $VOW run --retries 3 sh -c 'echo x >> cnt; [ $(wc -l < cnt) -ge 2 ]' ::: a
 check "--retries until success" 0 $?
+# The last try's output is printed whole: a retried job's pipes are read
+# to their end even when it exits first (a background part of it writes
+# later), stdout and stderr alike.
+check "--retries: the last try's late output" "late|late-err" \
+  "$($VOW run --retries 2 sh -c '(sleep 0.2; echo late; echo late-err >&2) & exit 3' ::: b 2>e.txt)|$(cat e.txt)"
+lost=0
+for n in $(seq 10); do
+  out=$($VOW run --retries 2 sh -c 'echo try; echo err >&2; exit 3' ::: b 2>&1)
+  [ "$out" = "try${nl}err" ] || [ "$out" = "err${nl}try" ] || lost=$((lost + 1))
+done
+check "--retries: the last try's output, 10 of 10" 0 "$lost"
 long=$(printf '%010000d' 7)
 $VOW run --joblog longjl -k sh -c 'exit 0' ::: "$long" b > /dev/null
 $VOW run --joblog longjl --resume -k echo ran ::: "$long" b > out
