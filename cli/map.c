@@ -293,7 +293,17 @@ int vow_cli_map(int argc, char** argv) {
       o.timeout_ms = (uint64_t)(strtod(val, NULL) * 1000.0);
       k++;
     } else if (strcmp(a, "--retries") == 0) {
-      o.retries = (unsigned)strtoul(val, NULL, 10);
+      char* end;
+      unsigned long n;
+      errno = 0;
+      n = strtoul(val, &end, 10);
+      if (errno != 0 || end == val || *end != '\0' || val[0] == '-' ||
+          n > VOW_POOL_MAX_RETRIES) {
+        vow_cli_error("--retries %s: give a count from 0 to %d", val,
+                      VOW_POOL_MAX_RETRIES);
+        return VOW_EXIT_ERROR;
+      }
+      o.retries = (unsigned)n;
       k++;
     } else if (strcmp(a, "--seed") == 0) {
       o.seed = strtoull(val, NULL, 10);

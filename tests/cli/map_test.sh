@@ -91,6 +91,13 @@ out=$(printf '1\n' | $VOW map "$PLUGIN" no_such_fn)
 check "unknown function" 1 "$(echo "$out" | grep -c 'no function named \\"no_such_fn\\"')"
 $VOW map --bogus 2>/dev/null </dev/null
 check "bad option" 255 $?
+# Retries past what a pool counts are refused, not wrapped round to few.
+$VOW map "$PLUGIN" echo --retries 256 2>err </dev/null
+check "--retries 256: refused" 255 $?
+check "--retries 256: says the range" 1 "$(grep -c 'from 0 to 255' err)"
+$VOW map "$PLUGIN" echo --retries -1 2>/dev/null </dev/null
+check "--retries -1: refused" 255 $?
+check "--retries 255: taken" 1 "$(echo 1 | $VOW map "$PLUGIN" echo --retries 255)"
 rm -f err
 
 report
