@@ -17,7 +17,7 @@ static int append(void* data, const char* buf, size_t len) {
     char* grown;
     while (cap - e->len < len)
       cap *= 2;
-    grown = realloc(e->data, cap);
+    grown = vow__realloc(e->data, cap);
     if (grown == NULL) {
       e->failed = true;
       return -1;
@@ -36,7 +36,7 @@ void vowp_encoder_init(vowp_encoder* e) {
 }
 
 void vowp_encoder_destroy(vowp_encoder* e) {
-  free(e->data);
+  vow__free(e->data);
   e->data = NULL;
   e->len = e->cap = 0;
 }
@@ -44,7 +44,7 @@ void vowp_encoder_destroy(vowp_encoder* e) {
 void vowp_encoder_trim(vowp_encoder* e, size_t keep) {
   if (e->len != 0 || e->cap <= keep)
     return;
-  free(e->data);
+  vow__free(e->data);
   e->data = NULL;
   e->cap = 0;
 }

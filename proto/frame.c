@@ -33,7 +33,7 @@ void vowp_decoder_init(vowp_decoder* d, const vowp_limits* limits) {
 }
 
 void vowp_decoder_destroy(vowp_decoder* d) {
-  free(d->buf);
+  vow__free(d->buf);
   d->buf = NULL;
   d->cap = d->start = d->end = 0;
 }
@@ -97,7 +97,7 @@ void vowp_decoder_buffer(vowp_decoder* d, char** base, size_t* len) {
       want = d->cap * 2 < frame ? d->cap * 2 : frame;
   }
   if (d->cap < want) {
-    char* grown = realloc(d->buf, want);
+    char* grown = vow__realloc(d->buf, want);
     if (grown == NULL) {
       vowp__fail(&d->error, VOWP_E_NOMEM, d->stream_off,
                  "no memory for a frame of %zu bytes", want);
@@ -108,7 +108,7 @@ void vowp_decoder_buffer(vowp_decoder* d, char** base, size_t* len) {
   } else if (d->cap > CHUNK && want == CHUNK && d->end <= CHUNK &&
              d->small_run >= SHRINK_AFTER) {
     /* Big frames have stopped coming: give their memory back. */
-    char* shrunk = realloc(d->buf, CHUNK);
+    char* shrunk = vow__realloc(d->buf, CHUNK);
     if (shrunk != NULL) {
       d->buf = shrunk;
       d->cap = CHUNK;
@@ -134,7 +134,7 @@ vowp_err vowp_decoder_feed(vowp_decoder* d, const void* data, size_t len) {
       /* The buffer holds whole frames not yet taken with next(): a caller
        * feeding faster than it decodes. Grow for the rest. */
       if (d->cap - d->end < len) {
-        char* grown = realloc(d->buf, d->end + len);
+        char* grown = vow__realloc(d->buf, d->end + len);
         if (grown == NULL)
           return vowp__fail(&d->error, VOWP_E_NOMEM, d->stream_off,
                             "no memory to buffer %zu bytes", len);
@@ -248,7 +248,7 @@ void vowp_decoder_trim(vowp_decoder* d) {
   d->stream_off += d->start;
   d->start = 0;
   d->end = pending;
-  shrunk = realloc(d->buf, CHUNK);
+  shrunk = vow__realloc(d->buf, CHUNK);
   if (shrunk != NULL) {
     d->buf = shrunk;
     d->cap = CHUNK;

@@ -41,8 +41,8 @@ static void free_comb(comb* c) {
     else
       vow_value_release(c->results[i]);
   }
-  free(c->results);
-  free(c);
+  vow__free(c->results);
+  vow__free(c);
 }
 
 static void cancel_rest(comb* c) {
@@ -168,14 +168,14 @@ static vow_promise_t* combine(vow_ctx_t* ctx, vow_promise_t** ps, size_t n,
     return vow_fail(ctx, vow_failure_new(VOW_FAIL_EMPTY_INPUT, UV_EINVAL,
                                          "no promises were given"));
   }
-  c = calloc(1, sizeof(*c) + n * sizeof(comb_input));
+  c = vow__calloc(1, sizeof(*c) + n * sizeof(comb_input));
   if (c != NULL)
-    c->results = calloc(n, sizeof(void*));
+    c->results = vow__calloc(n, sizeof(void*));
   out = c && c->results ? vow_promise_new(ctx, cancel_comb, c) : NULL;
   if (out == NULL) {
     if (c)
-      free(c->results);
-    free(c);
+      vow__free(c->results);
+    vow__free(c);
     for (i = 0; i < n; i++) {
       vow_cancel(ps[i]);
       vow_promise_release(ps[i]);

@@ -37,12 +37,12 @@ static void on_async(uv_async_t* async) {
 }
 
 vow_ctx_t* vow_ctx_new(uv_loop_t* loop) {
-  vow_ctx_t* ctx = calloc(1, sizeof(*ctx));
+  vow_ctx_t* ctx = vow__calloc(1, sizeof(*ctx));
   if (ctx == NULL)
     return NULL;
   if (loop == NULL) {
     if (uv_loop_init(&ctx->own_loop) != 0) {
-      free(ctx);
+      vow__free(ctx);
       return NULL;
     }
     loop = &ctx->own_loop;
@@ -51,7 +51,7 @@ vow_ctx_t* vow_ctx_new(uv_loop_t* loop) {
   if (uv_mutex_init(&ctx->ts_lock) != 0) {
     if (ctx->owns_loop)
       uv_loop_close(loop);
-    free(ctx);
+    vow__free(ctx);
     return NULL;
   }
   ctx->loop = loop;
@@ -64,7 +64,7 @@ vow_ctx_t* vow_ctx_new(uv_loop_t* loop) {
       uv_mutex_destroy(&ctx->ts_lock);
       if (ctx->owns_loop)
         uv_loop_close(loop);
-      free(ctx);
+      vow__free(ctx);
       return NULL;
     }
     p->ctx = NULL;
@@ -184,9 +184,9 @@ static bool is_orphan(void* obj, void* arg) {
 static void free_ctx(vow_ctx_t* ctx) {
   vow__pool_destroy_keeping(&ctx->promises, is_orphan, NULL);
   vow__pool_destroy(&ctx->nodes);
-  free(ctx->heap);
+  vow__free(ctx->heap);
   uv_mutex_destroy(&ctx->ts_lock);
-  free(ctx);
+  vow__free(ctx);
 }
 
 static void maybe_finish(vow_ctx_t* ctx) {

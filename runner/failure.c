@@ -50,7 +50,7 @@ vow_failure_t* vow__failure_closed(void) {
 
 vow_failure_t* vow__failure_newv(int kind, int code, const char* fmt,
                                  va_list ap) {
-  vow_failure_t* f = malloc(sizeof(*f));
+  vow_failure_t* f = vow__malloc(sizeof(*f));
   va_list again;
   int len;
   if (f == NULL)
@@ -62,19 +62,19 @@ vow_failure_t* vow__failure_newv(int kind, int code, const char* fmt,
   f->origin.exit_status = -1;
   f->origin.term_signal = -1;
   if (fmt == NULL) {
-    f->message = strdup("");
+    f->message = vow__strdup("");
   } else {
     va_copy(again, ap);
     len = vsnprintf(NULL, 0, fmt, ap);
     if (len < 0)
       len = 0;
-    f->message = malloc((size_t)len + 1);
+    f->message = vow__malloc((size_t)len + 1);
     if (f->message != NULL)
       vsnprintf(f->message, (size_t)len + 1, fmt, again);
     va_end(again);
   }
   if (f->message == NULL) {
-    free(f);
+    vow__free(f);
     return &nomem;
   }
   return f;
@@ -91,11 +91,11 @@ vow_failure_t* vow_failure_new(int kind, int code, const char* fmt, ...) {
 
 static int dup_str(const char** dst, const char* src) {
   char* copy;
-  free((char*)*dst);
+  vow__free((char*)*dst);
   *dst = NULL;
   if (src == NULL)
     return 0;
-  copy = strdup(src);
+  copy = vow__strdup(src);
   if (copy == NULL)
     return UV_ENOMEM;
   *dst = copy;
@@ -120,10 +120,10 @@ int vow_failure_set_detail(vow_failure_t* f, const char* detail) {
   char* copy;
   if (f->refs == IMMORTAL)
     return UV_EINVAL;
-  copy = detail ? strdup(detail) : NULL;
+  copy = detail ? vow__strdup(detail) : NULL;
   if (detail && copy == NULL)
     return UV_ENOMEM;
-  free(f->detail);
+  vow__free(f->detail);
   f->detail = copy;
   return 0;
 }
@@ -138,7 +138,7 @@ int vow_failure_add_cause(vow_failure_t* f, vow_failure_t* cause) {
     vow_failure_release(cause);
     return UV_EINVAL;
   }
-  grown = realloc(f->causes, (f->ncauses + 1) * sizeof(*grown));
+  grown = vow__realloc(f->causes, (f->ncauses + 1) * sizeof(*grown));
   if (grown == NULL) {
     vow_failure_release(cause);
     return UV_ENOMEM;
@@ -162,12 +162,12 @@ void vow_failure_release(vow_failure_t* f) {
     return;
   for (i = 0; i < f->ncauses; i++)
     vow_failure_release(f->causes[i]);
-  free(f->causes);
-  free((char*)f->origin.function);
-  free((char*)f->origin.path);
-  free(f->detail);
-  free(f->message);
-  free(f);
+  vow__free(f->causes);
+  vow__free((char*)f->origin.function);
+  vow__free((char*)f->origin.path);
+  vow__free(f->detail);
+  vow__free(f->message);
+  vow__free(f);
 }
 
 int vow_failure_kind(const vow_failure_t* f) {

@@ -11,6 +11,7 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "alloc.h"
 #include "vow/vow.h"
 
 #define VOW__CONTAINER_OF(ptr, type, field) \

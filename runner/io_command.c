@@ -38,20 +38,20 @@ struct command {
 
 static void free_result(void* ptr) {
   vow_command_result_t* r = ptr;
-  free(r->out);
-  free(r->err);
-  free(r);
+  vow__free(r->out);
+  vow__free(r->err);
+  vow__free(r);
 }
 
 static void on_closed(uv_handle_t* h) {
   command* c = h->type == UV_PROCESS ? h->data : ((capture*)h->data)->owner;
   if (--c->open_handles > 0)
     return;
-  free(c->out.data);
-  free(c->err.data);
-  free(c->name);
+  vow__free(c->out.data);
+  vow__free(c->err.data);
+  vow__free(c->name);
   vow__op_done(c->ctx, &c->op);
-  free(c);
+  vow__free(c);
 }
 
 static void close_all(command* c) {
@@ -65,7 +65,7 @@ static void close_all(command* c) {
 
 /* Moves a capture's bytes into a NUL-terminated string. */
 static char* take_bytes(capture* cap, size_t* len) {
-  char* s = cap->data ? realloc(cap->data, cap->len + 1) : malloc(1);
+  char* s = cap->data ? vow__realloc(cap->data, cap->len + 1) : vow__malloc(1);
   if (s == NULL)
     return NULL;
   s[cap->len] = '\0';
@@ -92,7 +92,7 @@ static void maybe_done(command* c) {
       vow_failure_set_origin(f, &o);
       vow_reject(p, f);
     } else {
-      r = calloc(1, sizeof(*r));
+      r = vow__calloc(1, sizeof(*r));
       if (r != NULL) {
         r->exit_status = c->exit_status;
         r->term_signal = c->term_signal;
@@ -126,7 +126,7 @@ static void on_alloc(uv_handle_t* h, size_t suggested, uv_buf_t* buf) {
   (void)suggested;
   if (cap->cap - cap->len < 16384) {
     size_t ncap = cap->cap ? cap->cap * 2 : 65536;
-    char* grown = realloc(cap->data, ncap);
+    char* grown = vow__realloc(cap->data, ncap);
     if (grown == NULL) {
       *buf = uv_buf_init(NULL, 0); /* libuv then reports UV_ENOBUFS */
       return;
@@ -185,15 +185,15 @@ vow_promise_t* vow_run_command(vow_ctx_t* ctx, const char* const* argv) {
   if (argv == NULL || argv[0] == NULL)
     return vow_fail(ctx, vow_failure_new(VOW_FAIL_BAD_INPUT, UV_EINVAL,
                                          "no command was given"));
-  c = calloc(1, sizeof(*c));
-  if (c == NULL || (c->name = strdup(argv[0])) == NULL) {
-    free(c);
+  c = vow__calloc(1, sizeof(*c));
+  if (c == NULL || (c->name = vow__strdup(argv[0])) == NULL) {
+    vow__free(c);
     return vow_fail(ctx, vow__failure_nomem());
   }
   p = vow_promise_new(ctx, command_cancel, c);
   if (p == NULL) {
-    free(c->name);
-    free(c);
+    vow__free(c->name);
+    vow__free(c);
     return NULL;
   }
   c->ctx = ctx;

@@ -45,10 +45,10 @@ static void finish(fileop* f) {
         vow_fulfil(p, v);
     }
   }
-  free(f->data);
-  free(f->path);
+  vow__free(f->data);
+  vow__free(f->path);
   vow__op_done(ctx, &f->op);
-  free(f);
+  vow__free(f);
 }
 
 static void fail_step(fileop* f, int error, const char* what) {
@@ -74,7 +74,7 @@ static void read_more(fileop* f) {
   int rc;
   if (f->cap - f->len < 4096) {
     size_t cap = f->cap ? f->cap * 2 : 65536;
-    char* grown = realloc(f->data, cap);
+    char* grown = vow__realloc(f->data, cap);
     if (grown == NULL) {
       fail_step(f, UV_ENOMEM, "read");
       close_or_finish(f);
@@ -170,28 +170,28 @@ static void file_shutdown(vow__op* op) {
 
 static vow_promise_t* start(vow_ctx_t* ctx, const char* path, bool writing,
                             const void* data, size_t len) {
-  fileop* f = calloc(1, sizeof(*f));
+  fileop* f = vow__calloc(1, sizeof(*f));
   vow_promise_t* p;
   int rc;
   if (f == NULL)
     return vow_fail(ctx, vow__failure_nomem());
-  f->path = strdup(path);
+  f->path = vow__strdup(path);
   if (writing && len > 0) {
-    f->data = malloc(len);
+    f->data = vow__malloc(len);
     if (f->data)
       memcpy(f->data, data, len);
   }
   if (f->path == NULL || (writing && len > 0 && f->data == NULL)) {
-    free(f->path);
-    free(f->data);
-    free(f);
+    vow__free(f->path);
+    vow__free(f->data);
+    vow__free(f);
     return vow_fail(ctx, vow__failure_nomem());
   }
   p = vow_promise_new(ctx, file_cancel, f);
   if (p == NULL) {
-    free(f->path);
-    free(f->data);
-    free(f);
+    vow__free(f->path);
+    vow__free(f->data);
+    vow__free(f);
     return NULL;
   }
   f->ctx = ctx;

@@ -137,7 +137,7 @@ static void on_remote_exit(void* user, int64_t status, int sig) {
   pthread_mutex_lock(&events_mu);
   if (nevents == events_cap) {
     size_t cap = events_cap ? events_cap * 2 : 16;
-    exit_event* n = realloc(events, cap * sizeof(*n));
+    exit_event* n = vow__realloc(events, cap * sizeof(*n));
     if (n == NULL) {
       /* Cannot be dropped: the pool would wait for this exit forever. */
       fprintf(stderr, "vow: out of memory for a worker's exit\n");

@@ -320,7 +320,7 @@ static void space_cancel(vow_promise_t* p, void* data) {
       *at = sw->next;
       break;
     }
-  free(sw);
+  vow__free(sw);
 }
 
 static bool has_room(const vow_pool_t* pool) {
@@ -335,7 +335,7 @@ static void wake_space_waiters(vow_pool_t* pool) {
     pool->space = sw->next;
     vow__clear_canceller(sw->p);
     vow_fulfil(sw->p, NULL);
-    free(sw);
+    vow__free(sw);
   }
 }
 
@@ -343,13 +343,13 @@ vow_promise_t* vow_pool_space(vow_pool_t* pool) {
   space_wait* sw;
   if (has_room(pool) || pool->closing)
     return vow_succeed(pool->ctx, NULL);
-  sw = malloc(sizeof(*sw));
+  sw = vow__malloc(sizeof(*sw));
   if (sw == NULL)
     return vow_fail(pool->ctx, vow__failure_nomem());
   sw->pool = pool;
   sw->p = vow_promise_new(pool->ctx, space_cancel, sw);
   if (sw->p == NULL) {
-    free(sw);
+    vow__free(sw);
     return vow_fail(pool->ctx, vow__failure_nomem());
   }
   sw->next = pool->space;
@@ -371,11 +371,11 @@ static const char* intern(vow_pool_t* pool, const char* fn) {
     return NULL;
   /* Functions not known yet (no table, no HELLO): keep the name; the
    * worker will refuse it if it has no such function. */
-  grown = realloc(pool->names, (pool->nnames + 1) * sizeof(char*));
+  grown = vow__realloc(pool->names, (pool->nnames + 1) * sizeof(char*));
   if (grown == NULL)
     return NULL;
   pool->names = grown;
-  pool->names[pool->nnames] = strdup(fn);
+  pool->names[pool->nnames] = vow__strdup(fn);
   if (pool->names[pool->nnames] == NULL)
     return NULL;
   return pool->names[pool->nnames++];
@@ -734,7 +734,7 @@ void vow__pool_worker_gone(pworker* w) {
       vow__worker_start(pool, w->slot);
     }
   }
-  free(w);
+  vow__free(w);
   if (!pool->ctx->closing) {
     finish_shutdown(pool);
     vow__pool_kick(pool);
@@ -747,8 +747,8 @@ void vow__pool_worker_gone(pworker* w) {
 static void free_strv(char** v) {
   size_t i;
   for (i = 0; v && v[i]; i++)
-    free(v[i]);
-  free(v);
+    vow__free(v[i]);
+  vow__free(v);
 }
 
 /* A copy of v with room for `extra` more entries, or NULL: a copy that
@@ -759,11 +759,11 @@ static char** copy_strv(const char* const* v, size_t extra) {
   char** out;
   while (v && v[n])
     n++;
-  out = calloc(n + extra + 1, sizeof(char*));
+  out = vow__calloc(n + extra + 1, sizeof(char*));
   if (out == NULL)
     return NULL;
   for (i = 0; i < n; i++)
-    if ((out[i] = strdup(v[i])) == NULL) {
+    if ((out[i] = vow__strdup(v[i])) == NULL) {
       free_strv(out);
       return NULL;
     }
@@ -780,7 +780,7 @@ static size_t strv_len(char** v) {
 static int add_env(char** env, const char* name, const char* value) {
   size_t n = strv_len(env);
   size_t len = strlen(name) + strlen(value) + 2;
-  env[n] = malloc(len);
+  env[n] = vow__malloc(len);
   if (env[n] == NULL)
     return UV_ENOMEM;
   snprintf(env[n], len, "%s=%s", name, value);
@@ -797,22 +797,22 @@ static int make_remote_argv(vow_pool_t* pool, const vow_pool_options_t* o) {
   char limits[512];
   while (o && o->env && o->env[nenv])
     nenv++;
-  v = pool->remote_argv = calloc(nworker + nenv + 4, sizeof(char*));
+  v = pool->remote_argv = vow__calloc(nworker + nenv + 4, sizeof(char*));
   if (v == NULL)
     return -1;
-  if ((v[at++] = strdup("env")) == NULL ||
-      (v[at++] = strdup("VOW_WORKER_CHANNEL=stdio")) == NULL)
+  if ((v[at++] = vow__strdup("env")) == NULL ||
+      (v[at++] = vow__strdup("VOW_WORKER_CHANNEL=stdio")) == NULL)
     return -1;
   if (o && o->limits) {
     snprintf(limits, sizeof(limits), "VOW_WORKER_LIMITS=%s", o->limits);
-    if ((v[at++] = strdup(limits)) == NULL)
+    if ((v[at++] = vow__strdup(limits)) == NULL)
       return -1;
   }
   for (i = 0; i < nenv; i++)
-    if ((v[at++] = strdup(o->env[i])) == NULL)
+    if ((v[at++] = vow__strdup(o->env[i])) == NULL)
       return -1;
   for (i = 0; i < nworker; i++)
-    if ((v[at++] = strdup(pool->argv[i])) == NULL)
+    if ((v[at++] = vow__strdup(pool->argv[i])) == NULL)
       return -1;
   return 0;
 }
@@ -822,30 +822,30 @@ static int make_remote_argv(vow_pool_t* pool, const vow_pool_options_t* o) {
  * is not us. */
 static int make_launch_slots(vow_pool_t* pool, const vow_pool_options_t* o) {
   size_t l, i, slot = 0, nremote = strv_len(pool->remote_argv), k;
-  pool->slot_argv = calloc(pool->nworkers, sizeof(char**));
-  pool->launch_env = calloc(strv_len(pool->env) + 1, sizeof(char*));
+  pool->slot_argv = vow__calloc(pool->nworkers, sizeof(char**));
+  pool->launch_env = vow__calloc(strv_len(pool->env) + 1, sizeof(char*));
   if (pool->slot_argv == NULL || pool->launch_env == NULL)
     return -1;
   for (i = 0, k = 0; pool->env[i] != NULL; i++)
     if (strncmp(pool->env[i], "VOW_PARENT_PID=", 15) != 0 &&
         strncmp(pool->env[i], "VOW_WORKER_CHANNEL=", 19) != 0 &&
-        (pool->launch_env[k++] = strdup(pool->env[i])) == NULL)
+        (pool->launch_env[k++] = vow__strdup(pool->env[i])) == NULL)
       return -1;
   for (l = 0; l < o->nlaunchers; l++) {
     const vow_launcher_t* L = &o->launchers[l];
     unsigned n = L->workers ? L->workers : 1, s;
     size_t nl = strv_len((char**)L->argv);
     for (s = 0; s < n; s++, slot++) {
-      char** v = calloc(nl + nremote + 1, sizeof(char*));
+      char** v = vow__calloc(nl + nremote + 1, sizeof(char*));
       size_t at = 0;
       if (v == NULL)
         return -1;
       pool->slot_argv[slot] = v;
       for (i = 0; i < nl; i++)
-        if ((v[at++] = strdup(L->argv[i])) == NULL)
+        if ((v[at++] = vow__strdup(L->argv[i])) == NULL)
           return -1;
       for (i = 0; i < nremote; i++)
-        if ((v[at++] = strdup(pool->remote_argv[i])) == NULL)
+        if ((v[at++] = vow__strdup(pool->remote_argv[i])) == NULL)
           return -1;
     }
   }
@@ -874,22 +874,22 @@ static void destroy(vow_pool_t* pool) {
     vow__tlist_remove(&pool->queue, t);
     free_task(pool, t);
   }
-  free(pool->cwd_copy);
+  vow__free(pool->cwd_copy);
   free_strv(pool->argv);
   free_strv(pool->env);
   free_strv(pool->launch_env);
   free_strv(pool->remote_argv);
   for (i = 0; pool->slot_argv && i < pool->nworkers; i++)
     free_strv(pool->slot_argv[i]);
-  free(pool->slot_argv);
-  free(pool->slot_failures);
-  free(pool->slot_given_up);
+  vow__free(pool->slot_argv);
+  vow__free(pool->slot_failures);
+  vow__free(pool->slot_given_up);
   for (i = 0; i < pool->nnames; i++)
-    free(pool->names[i]);
-  free(pool->names);
-  free(pool->workers);
+    vow__free(pool->names[i]);
+  vow__free(pool->names);
+  vow__free(pool->workers);
   vow__pool_destroy(&pool->tasks);
-  free(pool);
+  vow__free(pool);
 }
 
 /* This process was started as a pool's worker, and its main() went on
@@ -909,7 +909,7 @@ static void refuse_in_worker(void) {
 
 vow_pool_t* vow_pool_new(vow_ctx_t* ctx, const vow_pool_options_t* options,
                          int* err) {
-  vow_pool_t* pool = calloc(1, sizeof(*pool));
+  vow_pool_t* pool = vow__calloc(1, sizeof(*pool));
   char buf[4096];
   size_t n, i;
   int rc = UV_ENOMEM;
@@ -970,9 +970,9 @@ vow_pool_t* vow_pool_new(vow_ctx_t* ctx, const vow_pool_options_t* options,
     n = sizeof(buf);
     if ((rc = uv_exepath(buf, &n)) != 0)
       goto fail;
-    pool->argv = calloc(2, sizeof(char*));
+    pool->argv = vow__calloc(2, sizeof(char*));
     if (pool->argv)
-      pool->argv[0] = strdup(buf);
+      pool->argv[0] = vow__strdup(buf);
     rc = UV_ENOMEM;
   }
   if (pool->argv == NULL || pool->argv[0] == NULL)
@@ -984,7 +984,7 @@ vow_pool_t* vow_pool_new(vow_ctx_t* ctx, const vow_pool_options_t* options,
   if (pool->env == NULL)
     goto fail;
   for (i = 0; options && options->env && options->env[i]; i++)
-    if ((pool->env[strv_len(pool->env)] = strdup(options->env[i])) == NULL)
+    if ((pool->env[strv_len(pool->env)] = vow__strdup(options->env[i])) == NULL)
       goto fail;
   snprintf(buf, sizeof(buf), "%d", (int)getpid());
   if (add_env(pool->env, "VOW_WORKER_CHANNEL", "3") != 0 ||
@@ -1003,11 +1003,11 @@ vow_pool_t* vow_pool_new(vow_ctx_t* ctx, const vow_pool_options_t* options,
 
   /* The functions, known now from a table or later from a HELLO. */
   if (options && options->functions && options->nfunctions > 0) {
-    pool->names = calloc(options->nfunctions, sizeof(char*));
+    pool->names = vow__calloc(options->nfunctions, sizeof(char*));
     if (pool->names == NULL)
       goto fail;
     for (i = 0; i < options->nfunctions; i++) {
-      if ((pool->names[i] = strdup(options->functions[i].name)) == NULL)
+      if ((pool->names[i] = vow__strdup(options->functions[i].name)) == NULL)
         goto fail;
       pool->nnames++;
     }
@@ -1016,15 +1016,15 @@ vow_pool_t* vow_pool_new(vow_ctx_t* ctx, const vow_pool_options_t* options,
     pool->names_from_hello = true;
   }
   if (options && options->cwd) {
-    pool->cwd_copy = strdup(options->cwd);
+    pool->cwd_copy = vow__strdup(options->cwd);
     if (pool->cwd_copy == NULL)
       goto fail;
     pool->opt.cwd = pool->cwd_copy;
   }
 
-  pool->workers = calloc(pool->nworkers, sizeof(pworker*));
-  pool->slot_failures = calloc(pool->nworkers, sizeof(unsigned));
-  pool->slot_given_up = calloc(pool->nworkers, sizeof(bool));
+  pool->workers = vow__calloc(pool->nworkers, sizeof(pworker*));
+  pool->slot_failures = vow__calloc(pool->nworkers, sizeof(unsigned));
+  pool->slot_given_up = vow__calloc(pool->nworkers, sizeof(bool));
   if (pool->workers == NULL || pool->slot_failures == NULL ||
       pool->slot_given_up == NULL)
     goto fail;
@@ -1105,7 +1105,7 @@ vow_promise_t* vow_pool_shutdown(vow_pool_t* pool, bool graceful) {
     vow__clear_canceller(sw->p);
     vow_reject(sw->p, vow_failure_new(VOW_FAIL_CANCELLED, UV_ECANCELED,
                                       "the pool is shutting down"));
-    free(sw);
+    vow__free(sw);
   }
   finish_shutdown(pool);
   return vow_promise_ref(pool->shutdown_p);
@@ -1177,7 +1177,7 @@ static size_t split_items(vow_value_t* items, vow_value_t*** out) {
     return (size_t)-1;
   if (vow_value_kind(items) == VOW_VALUE_ARRAY) {
     n = vow_value_array_len(items);
-    *out = malloc((n ? n : 1) * sizeof(vow_value_t*));
+    *out = vow__malloc((n ? n : 1) * sizeof(vow_value_t*));
     if (*out == NULL)
       return (size_t)-1;
     for (i = 0; i < n; i++)
@@ -1200,7 +1200,7 @@ static size_t split_items(vow_value_t* items, vow_value_t*** out) {
       return (size_t)-1;
     }
     n = un.data.via.array.size;
-    *out = malloc((n ? n : 1) * sizeof(vow_value_t*));
+    *out = vow__malloc((n ? n : 1) * sizeof(vow_value_t*));
     for (i = 0; *out != NULL && i < n; i++) {
       msgpack_sbuffer sb;
       msgpack_packer pk;
@@ -1252,7 +1252,7 @@ static vow_outcome_t map_join(vow_value_t* chunks, void* data) {
   joined = vow__value_alloc_encoded(total, &out);
   if (joined == NULL) {
     vow_value_release(chunks);
-    free(m);
+    vow__free(m);
     return vow_err(NULL);
   }
   /* A 32-bit array header whatever n is: the value stays valid msgpack
@@ -1272,7 +1272,7 @@ static vow_outcome_t map_join(vow_value_t* chunks, void* data) {
   }
   vow__value_set_len(joined, at);
   vow_value_release(chunks);
-  free(m);
+  vow__free(m);
   return vow_ok(joined);
 }
 
@@ -1284,7 +1284,7 @@ static vow_outcome_t map_failed(vow_failure_t* f, void* data) {
   int used = 0;
   const char* msg = vow_failure_message(f);
   uint64_t first = m->first;
-  free(m);
+  vow__free(m);
   if (o->task_id >= first &&
       sscanf(msg, "item %u of the chunk: %n", &k, &used) == 1 && used > 0) {
     vow_failure_t* g = vow_failure_new(
@@ -1359,11 +1359,11 @@ vow_promise_t* vow_pool_map(vow_pool_t* pool, const char* fn,
       chunk = BATCH_BYTES / per ? BATCH_BYTES / per : 1;
   }
   nchunks = (n + chunk - 1) / chunk;
-  ps = malloc((nchunks ? nchunks : 1) * sizeof(*ps));
-  m = malloc(sizeof(*m));
+  ps = vow__malloc((nchunks ? nchunks : 1) * sizeof(*ps));
+  m = vow__malloc(sizeof(*m));
   if (ps == NULL || m == NULL) {
-    free(ps);
-    free(m);
+    vow__free(ps);
+    vow__free(m);
     vow_value_release(items);
     return vow_fail(pool->ctx, vow__failure_nomem());
   }
@@ -1399,7 +1399,7 @@ vow_promise_t* vow_pool_map(vow_pool_t* pool, const char* fn,
   }
   vow_value_release(items);
   all = vow_all(pool->ctx, ps, nchunks);
-  free(ps);
+  vow__free(ps);
   return vow_add_callbacks(all, map_join, map_failed, m);
 }
 
@@ -1447,11 +1447,11 @@ static vow_outcome_t stream_result(vow_value_t* v, vow_failure_t* f,
   } else {
     vow_value_release(out);
     if (s->running == 0) {
-      free(s->fn);
-      free(s->items);
-      free(s->ps);
-      free(s->recs);
-      free(s);
+      vow__free(s->fn);
+      vow__free(s->items);
+      vow__free(s->ps);
+      vow__free(s->recs);
+      vow__free(s);
     }
   }
   return vow_ok(NULL);
@@ -1479,7 +1479,7 @@ static void stream_fill(vow_stream_t* s) {
 
 vow_stream_t* vow_pool_stream(vow_pool_t* pool, const char* fn,
                               vow_value_t* items, size_t window) {
-  vow_stream_t* s = calloc(1, sizeof(*s));
+  vow_stream_t* s = vow__calloc(1, sizeof(*s));
   size_t n;
   if (s == NULL) {
     vow_value_release(items);
@@ -1492,10 +1492,10 @@ vow_stream_t* vow_pool_stream(vow_pool_t* pool, const char* fn,
   s->pool = pool;
   s->n = n;
   s->window = window ? window : 1024;
-  s->fn = strdup(fn ? fn : "");
+  s->fn = vow__strdup(fn ? fn : "");
   s->ready = vow_queue_new(pool->ctx, VOW_UNBOUNDED, VOW_UNBOUNDED);
-  s->ps = calloc(n ? n : 1, sizeof(*s->ps));
-  s->recs = calloc(n ? n : 1, sizeof(*s->recs));
+  s->ps = vow__calloc(n ? n : 1, sizeof(*s->ps));
+  s->recs = vow__calloc(n ? n : 1, sizeof(*s->recs));
   if (s->fn == NULL || s->ready == NULL || s->ps == NULL || s->recs == NULL) {
     s->next = n;
     vow_stream_free(s);
@@ -1528,10 +1528,10 @@ void vow_stream_free(vow_stream_t* s) {
     if (s->ps[i] != NULL)
       vow_cancel(s->ps[i]);
   if (s->running == 0) {
-    free(s->fn);
-    free(s->items);
-    free(s->ps);
-    free(s->recs);
-    free(s);
+    vow__free(s->fn);
+    vow__free(s->items);
+    vow__free(s->ps);
+    vow__free(s->recs);
+    vow__free(s);
   }
 }

@@ -30,9 +30,9 @@ typedef struct wreq {
 static void on_written(uv_write_t* req, int status) {
   wreq* w = (wreq*)req;
   pworker* to = req->handle->data;
-  free(w->data);
+  vow__free(w->data);
   vow_value_release(w->hold);
-  free(w);
+  vow__free(w);
   /* A worker held back for its backlog may take more now. A failed write
    * means a dead worker, which is noticed by its exit, not here. */
   if (status == 0 && to->pool->queue.head != NULL)
@@ -53,7 +53,7 @@ static bool send_big_task(pworker* w, ptask* t, uint64_t seed) {
   if (!w->spawned || w->state == PW_DEAD ||
       uv_is_closing((uv_handle_t*)&w->chan))
     return false;
-  r = calloc(1, sizeof(*r));
+  r = vow__calloc(1, sizeof(*r));
   if (r == NULL)
     return false;
   vowp_encoder_init(&head);
@@ -64,7 +64,7 @@ static bool send_big_task(pworker* w, ptask* t, uint64_t seed) {
   if (head.failed || tail.failed || tail.len > sizeof(r->tail)) {
     vowp_encoder_destroy(&head);
     vowp_encoder_destroy(&tail);
-    free(r);
+    vow__free(r);
     return false;
   }
   tlen = tail.len;
@@ -83,8 +83,8 @@ static bool send_big_task(pworker* w, ptask* t, uint64_t seed) {
   bufs[2] = uv_buf_init(r->tail, (unsigned)tlen);
   if (uv_write(&r->req, (uv_stream_t*)&w->chan, bufs, 3, on_written) != 0) {
     vow_value_release(r->hold);
-    free(r->data);
-    free(r);
+    vow__free(r->data);
+    vow__free(r);
     return false;
   }
   return true;
@@ -98,12 +98,12 @@ static void write_frames(pworker* w, vowp_encoder* e) {
   char* data = vowp_encoder_release(e, &len);
   if (data == NULL || len == 0 || w->state == PW_DEAD || !w->spawned ||
       uv_is_closing((uv_handle_t*)&w->chan)) {
-    free(data);
+    vow__free(data);
     return;
   }
-  r = malloc(sizeof(*r));
+  r = vow__malloc(sizeof(*r));
   if (r == NULL) {
-    free(data);
+    vow__free(data);
     vow__worker_kill(w, PK_PROTOCOL); /* cannot talk to it any more */
     return;
   }
@@ -111,8 +111,8 @@ static void write_frames(pworker* w, vowp_encoder* e) {
   r->hold = NULL;
   buf = uv_buf_init(data, (unsigned)len);
   if (uv_write(&r->req, (uv_stream_t*)&w->chan, &buf, 1, on_written) != 0) {
-    free(data);
-    free(r);
+    vow__free(data);
+    vow__free(r);
   }
 }
 
@@ -406,11 +406,11 @@ static void learn_functions(vow_pool_t* pool, vowp_iter it) {
     if (k < pool->nknown)
       continue; /* offered twice */
     if (k == pool->nnames) {
-      char** grown = realloc(pool->names, (k + 1) * sizeof(char*));
+      char** grown = vow__realloc(pool->names, (k + 1) * sizeof(char*));
       if (grown == NULL)
         return;
       pool->names = grown;
-      if ((pool->names[k] = strndup(s.data, s.len)) == NULL)
+      if ((pool->names[k] = vow__strndup(s.data, s.len)) == NULL)
         return;
       pool->nnames++;
     }
@@ -450,7 +450,7 @@ static void on_result(pworker* w, uint64_t id, int ok, vowp_msg* m,
   vow_pool_t* pool = w->pool;
   ptask* t = vow__pool_find_inflight(w, id);
   if (t == NULL) {
-    free(base);
+    vow__free(base);
     protocol_error(w,
                    "the worker replied for task %llu, which it was not "
                    "running (never sent to it, or already answered)",
@@ -464,7 +464,7 @@ static void on_result(pworker* w, uint64_t id, int ok, vowp_msg* m,
     size_t head;
     bool array = vowp_array_header(value.data, value.len, &have, &head);
     if (!array || have != t->count) {
-      free(base);
+      vow__free(base);
       if (array)
         protocol_error(w,
                        "the worker replied to map chunk %llu with %u "
@@ -490,7 +490,7 @@ static void on_result(pworker* w, uint64_t id, int ok, vowp_msg* m,
   if (vow__task_settled(t)) {
     /* Stale: its promise was settled already (cancelled, or failed by an
      * immediate shutdown); a task is settled exactly when t->p is NULL. */
-    free(base);
+    vow__free(base);
   } else if (ok) {
     vow_value_t* v = base ? vow__value_adopt(base, value.data, value.len)
                           : vow__value_from_encoded(value.data, value.len);
@@ -702,7 +702,7 @@ static void start_remote(pworker* w) {
 }
 
 void vow__worker_start(vow_pool_t* pool, unsigned slot) {
-  pworker* w = calloc(1, sizeof(*w));
+  pworker* w = vow__calloc(1, sizeof(*w));
   uv_process_options_t o;
   uv_stdio_container_t stdio[4];
   int rc, sv[2] = {-1, -1};

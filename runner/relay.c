@@ -103,7 +103,7 @@ static bool start_writer(void) {
     return true;
   if (relay.failed)
     return false;
-  relay.buf = malloc(RELAY_BYTES);
+  relay.buf = vow__malloc(RELAY_BYTES);
   if (relay.buf != NULL && pthread_attr_init(&attr) == 0) {
     pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
     if (pthread_create(&th, &attr, writer, NULL) == 0) {
@@ -113,7 +113,7 @@ static bool start_writer(void) {
     pthread_attr_destroy(&attr);
   }
   if (!relay.started) {
-    free(relay.buf);
+    vow__free(relay.buf);
     relay.buf = NULL;
     relay.failed = true;
   }

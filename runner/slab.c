@@ -24,7 +24,7 @@ void vow__pool_init(vow__pool* pool, size_t obj_size, size_t per_slab) {
 static int pool_grow(vow__pool* pool) {
   size_t n = pool->per_slab;
   size_t bytes = sizeof(vow__slab) + n * pool->obj_size;
-  vow__slab* slab = malloc(bytes);
+  vow__slab* slab = vow__malloc(bytes);
   if (slab == NULL)
     return UV_ENOMEM;
   slab->next = pool->slabs;
@@ -80,7 +80,7 @@ void vow__pool_destroy(vow__pool* pool) {
   vow__slab* slab = pool->slabs;
   while (slab != NULL) {
     vow__slab* next = slab->next;
-    free(slab);
+    vow__free(slab);
     slab = next;
   }
   pool->slabs = NULL;
@@ -117,7 +117,7 @@ void vow__pool_destroy_keeping(vow__pool* pool, bool (*keep)(void*, void*),
       kept_slabs = slab;
       pthread_mutex_unlock(&kept_lock);
     } else {
-      free(slab);
+      vow__free(slab);
     }
     slab = next;
   }

@@ -54,7 +54,7 @@ static vow_promise_t* wl_pop(waitlist* wl) {
   wl_remove(wl, w);
   p = w->p;
   vow__clear_canceller(p); /* w is gone: its canceller must not run */
-  free(w);
+  vow__free(w);
   return p;
 }
 
@@ -70,19 +70,19 @@ static void waiter_cancel(vow_promise_t* p, void* data) {
   waiter* w = data;
   (void)p;
   wl_remove(w->wl, w);
-  free(w);
+  vow__free(w);
 }
 
 /* A new promise that waits at the end of wl until wl_pop hands it
  * something. */
 static vow_promise_t* wl_wait(vow_ctx_t* ctx, waitlist* wl) {
-  waiter* w = malloc(sizeof(*w));
+  waiter* w = vow__malloc(sizeof(*w));
   vow_promise_t* p;
   if (w == NULL)
     return vow_fail(ctx, vow__failure_nomem());
   p = vow_promise_new(ctx, waiter_cancel, w);
   if (p == NULL) {
-    free(w);
+    vow__free(w);
     return NULL;
   }
   w->p = p;
@@ -104,7 +104,7 @@ vow_semaphore_t* vow_semaphore_new(vow_ctx_t* ctx, size_t tokens) {
   vow_semaphore_t* s;
   if (tokens == 0)
     return NULL;
-  s = calloc(1, sizeof(*s));
+  s = vow__calloc(1, sizeof(*s));
   if (s == NULL)
     return NULL;
   s->ctx = ctx;
@@ -149,7 +149,7 @@ void vow_semaphore_free(vow_semaphore_t* s) {
   if (s == NULL)
     return;
   cancel_all(&s->waiters);
-  free(s);
+  vow__free(s);
 }
 
 typedef struct sem_run {
@@ -176,13 +176,13 @@ static vow_outcome_t sem_run_done(vow_value_t* v, vow_failure_t* f,
   sem_run* r = data;
   if (r->acquired)
     vow_semaphore_release(r->s);
-  free(r);
+  vow__free(r);
   return f ? vow_err(f) : vow_ok(v);
 }
 
 vow_promise_t* vow_semaphore_run(vow_semaphore_t* s, vow_operation_fn fn,
                                  void* data) {
-  sem_run* r = malloc(sizeof(*r));
+  sem_run* r = vow__malloc(sizeof(*r));
   vow_promise_t* p;
   if (r == NULL)
     return vow_fail(s->ctx, vow__failure_nomem());
@@ -192,7 +192,7 @@ vow_promise_t* vow_semaphore_run(vow_semaphore_t* s, vow_operation_fn fn,
   r->acquired = false;
   p = vow_semaphore_acquire(s);
   if (p == NULL) {
-    free(r);
+    vow__free(r);
     return NULL;
   }
   /* A cancelled acquire skips the start and holds no token; once the
@@ -214,7 +214,7 @@ struct vow_queue {
 };
 
 vow_queue_t* vow_queue_new(vow_ctx_t* ctx, size_t size, size_t backlog) {
-  vow_queue_t* q = calloc(1, sizeof(*q));
+  vow_queue_t* q = vow__calloc(1, sizeof(*q));
   if (q == NULL)
     return NULL;
   q->ctx = ctx;
@@ -226,12 +226,12 @@ vow_queue_t* vow_queue_new(vow_ctx_t* ctx, size_t size, size_t backlog) {
 static int ring_push(vow_queue_t* q, vow_value_t* v) {
   if (q->len == q->cap) {
     size_t cap = q->cap ? q->cap * 2 : 16, i;
-    vow_value_t** grown = malloc(cap * sizeof(*grown));
+    vow_value_t** grown = vow__malloc(cap * sizeof(*grown));
     if (grown == NULL)
       return UV_ENOMEM;
     for (i = 0; i < q->len; i++)
       grown[i] = q->ring[(q->head + i) % q->cap];
-    free(q->ring);
+    vow__free(q->ring);
     q->ring = grown;
     q->cap = cap;
     q->head = 0;
@@ -290,6 +290,6 @@ void vow_queue_free(vow_queue_t* q) {
   cancel_all(&q->getters);
   while ((v = ring_pop(q)) != NULL)
     vow_value_release(v);
-  free(q->ring);
-  free(q);
+  vow__free(q->ring);
+  vow__free(q);
 }

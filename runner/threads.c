@@ -49,7 +49,7 @@ static void work_after(uv_work_t* req, int status) {
     }
   }
   vow__op_done(w->ctx, &w->op);
-  free(w);
+  vow__free(w);
 }
 
 static void work_cancel(vow_promise_t* p, void* data) {
@@ -66,14 +66,14 @@ static void work_shutdown(vow__op* op) {
 }
 
 vow_promise_t* vow_run_blocking(vow_ctx_t* ctx, vow_work_fn fn, void* data) {
-  work* w = calloc(1, sizeof(*w));
+  work* w = vow__calloc(1, sizeof(*w));
   vow_promise_t* p;
   int rc;
   if (w == NULL)
     return vow_fail(ctx, vow__failure_nomem());
   p = vow_promise_new(ctx, work_cancel, w);
   if (p == NULL) {
-    free(w);
+    vow__free(w);
     return NULL;
   }
   w->ctx = ctx;
@@ -83,7 +83,7 @@ vow_promise_t* vow_run_blocking(vow_ctx_t* ctx, vow_work_fn fn, void* data) {
   w->req.data = w;
   rc = uv_queue_work(ctx->loop, &w->req, work_run, work_after);
   if (rc != 0) {
-    free(w);
+    vow__free(w);
     vow_reject(p, vow_failure_new(VOW_FAIL_IO, rc,
                                   "cannot queue work on the thread pool: %s",
                                   uv_strerror(rc)));
@@ -119,7 +119,7 @@ void vow__threadsafe_door_unlock(void) {
 
 static int ts_push(vow_promise_t* p, bool fulfil, void* result) {
   vow_ctx_t* ctx;
-  vow__ts_entry* e = malloc(sizeof(*e));
+  vow__ts_entry* e = vow__malloc(sizeof(*e));
   bool first;
   if (e == NULL)
     return UV_ENOMEM;
@@ -130,7 +130,7 @@ static int ts_push(vow_promise_t* p, bool fulfil, void* result) {
   ctx = p->ctx;
   if (ctx->ts_closed) { /* written only behind the door */
     pthread_mutex_unlock(&ts_door);
-    free(e);
+    vow__free(e);
     return VOW_ECLOSED;
   }
   uv_mutex_lock(&ctx->ts_lock);
@@ -175,7 +175,7 @@ void vow__threadsafe_drain(vow_ctx_t* ctx) {
     else
       vow_reject(e->p, e->result);
     vow_promise_release(e->p);
-    free(e);
+    vow__free(e);
   }
 }
 

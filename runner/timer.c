@@ -105,7 +105,7 @@ int vow__timer_start(vow_ctx_t* ctx, vow__timer* t, uint64_t ms) {
   uint64_t now;
   if (ctx->heap_len == ctx->heap_cap) {
     size_t cap = ctx->heap_cap ? ctx->heap_cap * 2 : 16;
-    vow__timer** grown = realloc(ctx->heap, cap * sizeof(*grown));
+    vow__timer** grown = vow__realloc(ctx->heap, cap * sizeof(*grown));
     if (grown == NULL)
       return UV_ENOMEM;
     ctx->heap = grown;
@@ -187,18 +187,18 @@ static void timeout_fire(vow__timer* t) {
 static void timeout_node_run(vow_promise_t* p, const vow__link* n) {
   timeout* to = n->data;
   vow__timer_stop(p->ctx, &to->timer);
-  free(to);
+  vow__free(to);
 }
 
 static void timeout_node_discard(const vow__link* n) {
-  free(n->data); /* its timer left the heap when the context closed */
+  vow__free(n->data); /* its timer left the heap when the context closed */
 }
 
 static const vow__node_kind timeout_kind = {timeout_node_run,
                                             timeout_node_discard};
 
 vow_promise_t* vow_timeout(vow_promise_t* p, uint64_t ms) {
-  timeout* to = malloc(sizeof(*to));
+  timeout* to = vow__malloc(sizeof(*to));
   if (to == NULL)
     goto nomem;
   to->p = p;
@@ -207,7 +207,7 @@ vow_promise_t* vow_timeout(vow_promise_t* p, uint64_t ms) {
   to->timer.discard = NULL;
   to->timer.index = SIZE_MAX;
   if (vow__append(p, &timeout_kind, to) == NULL) {
-    free(to);
+    vow__free(to);
     goto nomem;
   }
   if (vow__timer_start(p->ctx, &to->timer, ms) != 0)
@@ -230,29 +230,29 @@ typedef struct sleeper {
 static void sleep_fire(vow__timer* t) {
   sleeper* s = VOW__CONTAINER_OF(t, sleeper, timer);
   vow_promise_t* p = s->p;
-  free(s);
+  vow__free(s);
   vow_fulfil(p, NULL);
 }
 
 static void sleep_discard(vow__timer* t) {
-  free(VOW__CONTAINER_OF(t, sleeper, timer));
+  vow__free(VOW__CONTAINER_OF(t, sleeper, timer));
 }
 
 static void sleep_cancel(vow_promise_t* p, void* data) {
   sleeper* s = data;
   (void)p;
   vow__timer_stop(p->ctx, &s->timer);
-  free(s);
+  vow__free(s);
 }
 
 vow_promise_t* vow_sleep(vow_ctx_t* ctx, uint64_t ms) {
-  sleeper* s = malloc(sizeof(*s));
+  sleeper* s = vow__malloc(sizeof(*s));
   vow_promise_t* p;
   if (s == NULL)
     return vow_fail(ctx, vow__failure_nomem());
   p = vow_promise_new(ctx, sleep_cancel, s);
   if (p == NULL) {
-    free(s);
+    vow__free(s);
     return NULL;
   }
   s->p = p;
@@ -260,7 +260,7 @@ vow_promise_t* vow_sleep(vow_ctx_t* ctx, uint64_t ms) {
   s->timer.discard = sleep_discard;
   s->timer.index = SIZE_MAX;
   if (vow__timer_start(ctx, &s->timer, ms) != 0) {
-    free(s);
+    vow__free(s);
     vow_reject(p, vow__failure_nomem());
   }
   return p;

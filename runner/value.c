@@ -36,7 +36,7 @@ vow_value_t* vow_value_nil(void) {
 }
 
 static vow_value_t* alloc_value(int kind, size_t nbytes) {
-  vow_value_t* v = malloc(sizeof(*v) + nbytes);
+  vow_value_t* v = vow__malloc(sizeof(*v) + nbytes);
   if (v == NULL)
     return NULL;
   v->refs = 1;
@@ -147,9 +147,9 @@ vow_value_t* vow_value_new_array(vow_value_t** items, size_t n) {
   vow_value_t* v = alloc_value(VOW_VALUE_ARRAY, 0);
   size_t i;
   if (v != NULL && n > 0) {
-    v->u.items = malloc(n * sizeof(*items));
+    v->u.items = vow__malloc(n * sizeof(*items));
     if (v->u.items == NULL) {
-      free(v);
+      vow__free(v);
       v = NULL;
     }
   }
@@ -194,18 +194,18 @@ void vow_value_release(vow_value_t* v) {
     case VOW_VALUE_ARRAY:
       for (i = 0; i < v->len; i++)
         vow_value_release(v->u.items[i]);
-      free(v->u.items);
+      vow__free(v->u.items);
       break;
     case VOW_VALUE_FAILURE:
       vow_failure_release(v->u.failure);
       break;
     case VOW_VALUE_MSGPACK:
-      free(v->u.ext.base);
+      vow__free(v->u.ext.base);
       break;
     default:
       break;
   }
-  free(v);
+  vow__free(v);
 }
 
 vow_value_kind_t vow_value_kind(const vow_value_t* v) {

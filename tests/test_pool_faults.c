@@ -318,6 +318,7 @@ static void stuck_stderr_does_not_stop_the_loop(void** state) {
   vow_promise_t *ps[64], *slow, *timer;
   vow_failure_t* f;
   int pipe_fds[2], saved, flags, i;
+  unsigned watchdog;
   char buf[65536];
   size_t got = 0;
   static char text[1 << 21]; /* what came after the filler bytes */
@@ -331,7 +332,7 @@ static void stuck_stderr_does_not_stop_the_loop(void** state) {
   fcntl(pipe_fds[1], F_SETFL, flags); /* full, and blocking */
   saved = dup(2);
   dup2(pipe_fds[1], 2);
-  alarm(60);
+  watchdog = alarm(60);
   o.stderr_mode = VOW_STDERR_RELAY;
   pool = make_pool(fx, &o);
   for (i = 0; i < 64; i++)
@@ -343,7 +344,7 @@ static void stuck_stderr_does_not_stop_the_loop(void** state) {
     assert_int_equal(run_int(fx, ps[i]), 2000);
   f = run_fail(fx, slow, VOW_FAIL_TIMEOUT);
   vow_failure_release(f);
-  alarm(0);
+  alarm(watchdog);
   /* Read stderr again: the relay catches up and says what it dropped. */
   fcntl(pipe_fds[0], F_SETFL, fcntl(pipe_fds[0], F_GETFL) | O_NONBLOCK);
   for (i = 0;
@@ -385,6 +386,7 @@ int main(void) {
     return 0;
   }
   vow_worker_main(test_functions, test_nfunctions);
+  alarm(300); /* a hang is a failure that names its test, not a timeout */
   {
     const struct CMUnitTest tests[] = {
         T(immediate_shutdown_with_reply_waiting),

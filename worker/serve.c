@@ -163,9 +163,9 @@ static void enqueue_chunk(server* s, const vowp_chunk* k) {
 }
 
 static void enqueue_owned(server* s, const vowp_task* t, char* owned) {
-  job* j = malloc(sizeof(*j) + (owned ? 0 : t->args.len));
+  job* j = vow__malloc(sizeof(*j) + (owned ? 0 : t->args.len));
   if (j == NULL) {
-    free(owned);
+    vow__free(owned);
     send_error(s, t->id, KIND_TASK_ERROR, "worker out of memory");
     return;
   }
@@ -179,7 +179,7 @@ static void enqueue_owned(server* s, const vowp_task* t, char* owned) {
   j->len = t->args.len;
   j->name = NULL;
   if (j->fn < 0) {
-    j->name = malloc(t->fn.len + 1);
+    j->name = vow__malloc(t->fn.len + 1);
     if (j->name) {
       memcpy(j->name, t->fn.data, t->fn.len);
       j->name[t->fn.len] = '\0';
@@ -401,13 +401,13 @@ static int serve_loop(server* s) {
   const char** names;
   unsigned since_check = 0;
   size_t i;
-  names = malloc((s->nfns ? s->nfns : 1) * sizeof(*names));
+  names = vow__malloc((s->nfns ? s->nfns : 1) * sizeof(*names));
   if (names == NULL)
     return 1;
   for (i = 0; i < s->nfns; i++)
     names[i] = s->fns[i].name;
   vowp_encode_hello(&s->enc, VOWP_VERSION, (int64_t)getpid(), names, s->nfns);
-  free(names);
+  vow__free(names);
   flush(s);
   for (;;) {
     job* j;
@@ -431,9 +431,9 @@ static int serve_loop(server* s) {
     if (s->head == NULL)
       s->tail = NULL;
     run_job(s, j);
-    free(j->name);
-    free(j->owned);
-    free(j);
+    vow__free(j->name);
+    vow__free(j->owned);
+    vow__free(j);
     /* Results go out when nothing else is queued, at 64 KiB, or once the
      * oldest waiting result is 1 ms old: a task that ran longer than that
      * is reported before the next one starts (the parent times the task

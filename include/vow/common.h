@@ -54,6 +54,23 @@ typedef enum vow_errno {
 VOW_EXTERN const char* vow_strerror(int code);
 VOW_EXTERN const char* vow_err_name(int code);
 
+/* The allocator behind every allocation vow makes itself, in libuv's
+ * shape (uv_replace_allocator). Call it before any other vow function, and
+ * never again while vow holds memory: what one allocator gave, vow hands
+ * back to the same one. Returns 0, or UV_EINVAL when a function is NULL.
+ * Not covered: libuv's own allocations (give uv_replace_allocator the same
+ * functions) and the buffers msgpack-c allocates inside its packers and
+ * unpackers. When an allocation fails, vow fails only what needed it:
+ * the promise it was for is rejected with VOW_FAIL_NOMEM. */
+typedef void* (*vow_malloc_func)(size_t size);
+typedef void* (*vow_realloc_func)(void* ptr, size_t size);
+typedef void* (*vow_calloc_func)(size_t count, size_t size);
+typedef void (*vow_free_func)(void* ptr);
+VOW_EXTERN int vow_replace_allocator(vow_malloc_func malloc_fn,
+                                     vow_realloc_func realloc_fn,
+                                     vow_calloc_func calloc_fn,
+                                     vow_free_func free_fn);
+
 typedef struct vow_ctx vow_ctx_t;
 typedef struct vow_promise vow_promise_t;
 typedef struct vow_value vow_value_t;
