@@ -535,6 +535,15 @@ static void on_respawn(vow__timer* timer) {
   start_empty_slots(pool);
 }
 
+void vow__pool_start_later(vow_pool_t* pool) {
+  if (pool->respawn_timer.index != SIZE_MAX || pool->closing == 2)
+    return;
+  pool->respawn_timer.fire = on_respawn;
+  pool->respawn_timer.discard = NULL;
+  vow__timer_start(pool->ctx, &pool->respawn_timer,
+                   vow__sched_backoff_ms(pool->start_failures + 1));
+}
+
 void vow__pool_worker_ready(pworker* w) {
   vow_pool_t* pool = w->pool;
   w->state = PW_READY;
@@ -1308,7 +1317,9 @@ vow_promise_t* vow_pool_map(vow_pool_t* pool, const char* fn,
   const char* bytes = NULL;
   const char* at = NULL;
   bool is_array = items && vow_value_kind(items) == VOW_VALUE_ARRAY;
-  if (items != NULL && !is_array) {
+  if (items == NULL) /* what a constructor returns when memory ran out */
+    return vow_fail(pool->ctx, vow__failure_nomem());
+  if (!is_array) {
     vowp_limits lim = {0, (size_t)-1, VOWP_MAX_DEPTH};
     vowp_error err;
     bytes = vow_value_bytes(items, &len);

@@ -185,6 +185,9 @@ void vow__worker_exited(pworker* w, int64_t status, int sig);
 /* ---- pool.c, called back by pool_worker.c ----------------------------- */
 
 void vow__pool_kick(vow_pool_t* pool);
+/* Starts the empty slots after a backoff: a worker could not even be
+ * allocated. */
+void vow__pool_start_later(vow_pool_t* pool);
 void vow__pool_worker_ready(pworker* w);
 void vow__pool_worker_gone(pworker* w);
 void vow__pool_task_done(pworker* w, ptask* t);

@@ -90,22 +90,27 @@ static bool send_big_task(pworker* w, ptask* t, uint64_t seed) {
   return true;
 }
 
-/* Writes the encoder's frames and hands its buffer to libuv. */
-static void write_frames(pworker* w, vowp_encoder* e) {
+/* Writes the encoder's frames and hands its buffer to libuv. Returns
+ * false when memory ran out before they could go (an encoder that could
+ * not grow, or no request); a worker that is gone counts as written, as
+ * its death deals with what it held. */
+static bool write_frames(pworker* w, vowp_encoder* e) {
   wreq* r;
   size_t len;
   uv_buf_t buf;
-  char* data = vowp_encoder_release(e, &len);
+  char* data;
+  if (e->failed)
+    return false;
+  data = vowp_encoder_release(e, &len);
   if (data == NULL || len == 0 || w->state == PW_DEAD || !w->spawned ||
       uv_is_closing((uv_handle_t*)&w->chan)) {
     vow__free(data);
-    return;
+    return true;
   }
   r = vow__malloc(sizeof(*r));
   if (r == NULL) {
     vow__free(data);
-    vow__worker_kill(w, PK_PROTOCOL); /* cannot talk to it any more */
-    return;
+    return false;
   }
   r->data = data;
   r->hold = NULL;
@@ -114,6 +119,15 @@ static void write_frames(pworker* w, vowp_encoder* e) {
     vow__free(data);
     vow__free(r);
   }
+  return true;
+}
+
+/* Control frames that cannot be sent for want of memory: the worker is
+ * stopped the hard way, which is what a SHUTDOWN asks and what a CANCEL's
+ * grace period would come to. */
+static void write_control(pworker* w, vowp_encoder* e) {
+  if (!write_frames(w, e))
+    vow__worker_kill(w, PK_ASKED);
 }
 
 void vow__worker_send(pworker* w, size_t n) {
@@ -166,7 +180,20 @@ void vow__worker_send(pworker* w, size_t n) {
   }
   pool->stats.in_flight += n;
   pool->stats.queued = pool->queue.len;
-  write_frames(w, &e);
+  if (!write_frames(w, &e)) {
+    /* Never sent: these fail now with out-of-memory, rather than wait
+     * for replies that cannot come. */
+    for (i = 0; i < encode; i++) {
+      ptask* t = batch[i];
+      vow__tlist_remove(&w->inflight, t);
+      t->flags &= (uint8_t)~PT_INFLIGHT;
+      t->at.pool = pool;
+      pool->stats.in_flight--;
+      vow__pool_fail_task(pool, t, vow__failure_nomem());
+      vow__pool_task_done(w, t);
+    }
+    vow__pool_arm_head(w);
+  }
   vowp_encoder_destroy(&e);
 }
 
@@ -174,7 +201,7 @@ void vow__worker_send_cancel(pworker* w, uint64_t id) {
   vowp_encoder e;
   vowp_encoder_init(&e);
   vowp_encode_cancel(&e, id);
-  write_frames(w, &e);
+  write_control(w, &e);
   vowp_encoder_destroy(&e);
 }
 
@@ -182,7 +209,7 @@ void vow__worker_send_shutdown(pworker* w) {
   vowp_encoder e;
   vowp_encoder_init(&e);
   vowp_encode_shutdown(&e);
-  write_frames(w, &e);
+  write_control(w, &e);
   vowp_encoder_destroy(&e);
   w->state = PW_STOPPING;
   if (w->kill == PK_NONE)
@@ -706,8 +733,10 @@ void vow__worker_start(vow_pool_t* pool, unsigned slot) {
   uv_process_options_t o;
   uv_stdio_container_t stdio[4];
   int rc, sv[2] = {-1, -1};
-  if (w == NULL)
+  if (w == NULL) {
+    vow__pool_start_later(pool); /* the slot stays empty until then */
     return;
+  }
   w->pool = pool;
   w->slot = slot;
   w->state = PW_STARTING;

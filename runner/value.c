@@ -144,8 +144,13 @@ vow_value_t* vow_value_new_ptr(void* ptr, void (*dtor)(void*)) {
 }
 
 vow_value_t* vow_value_new_array(vow_value_t** items, size_t n) {
-  vow_value_t* v = alloc_value(VOW_VALUE_ARRAY, 0);
+  vow_value_t* v = NULL;
   size_t i;
+  /* A NULL item is a constructor that ran out of memory: so does this. */
+  for (i = 0; i < n && items[i] != NULL; i++) {
+  }
+  if (i == n)
+    v = alloc_value(VOW_VALUE_ARRAY, 0);
   if (v != NULL && n > 0) {
     v->u.items = vow__malloc(n * sizeof(*items));
     if (v->u.items == NULL) {

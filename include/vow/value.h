@@ -46,7 +46,9 @@ VOW_EXTERN vow_value_t* vow_value_new_msgpack(const void* bytes, size_t len,
 /* Wraps ptr; dtor (may be NULL) runs when the last reference goes. */
 VOW_EXTERN vow_value_t* vow_value_new_ptr(void* ptr, void (*dtor)(void*));
 /* Takes over the references in items[0..n); the items array itself is
- * copied, not kept. On failure the items are released. */
+ * copied, not kept. On failure the items are released. A NULL item (a
+ * constructor that ran out of memory) makes this return NULL too, so
+ * nothing is silently left out. */
 VOW_EXTERN vow_value_t* vow_value_new_array(vow_value_t** items, size_t n);
 /* Takes over f's reference. */
 VOW_EXTERN vow_value_t* vow_value_new_failure(vow_failure_t* f);
