@@ -56,8 +56,9 @@ VOW_EXTERN vow_promise_t* vow_run_blocking(vow_ctx_t* ctx, vow_work_fn fn,
  * the other thread; it is released on the loop thread after settling) and
  * over v / f. The settle happens on the loop thread soon after; its result
  * code is dropped as for a settle after cancel. Returns 0, or VOW_ECLOSED
- * when the context is closing (v / f and the reference are then leaked
- * rather than touched from the wrong thread). */
+ * when the context is closing or closed (v / f and the reference are then
+ * leaked rather than touched from the wrong thread). A promise still
+ * referenced when its context closes stays valid memory for this call. */
 VOW_EXTERN int vow_fulfil_threadsafe(vow_promise_t* p, vow_value_t* v);
 VOW_EXTERN int vow_reject_threadsafe(vow_promise_t* p, vow_failure_t* f);
 

@@ -93,9 +93,12 @@ VOW_EXTERN vow_pool_t* vow_pool_new(vow_ctx_t* ctx,
                                     const vow_pool_options_t* options,
                                     int* err);
 
-/* Runs fn(args) on a worker. Takes over args (NULL: nil). Always returns a
- * promise: unknown function, a full queue or a pool shutting down reject
- * it at once (on the next tick, like every callback). */
+/* Runs fn(args) on a worker. Takes over args (NULL: nil). Returns a
+ * promise, which the caller owns: unknown function, a full queue, a pool
+ * shutting down or no memory reject it at once (on the next tick, like
+ * every callback). It is NULL only when the context is closed, or memory
+ * has run out past the context's reserve of 16 promises kept for
+ * out-of-memory failures. */
 VOW_EXTERN vow_promise_t* vow_pool_submit(vow_pool_t* pool, const char* fn,
                                           vow_value_t* args);
 /* As vow_pool_submit, with this task's own timeout (0: none). */
