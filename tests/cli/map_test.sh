@@ -1,12 +1,13 @@
 #!/bin/sh
 # vow map, driven for real with the test plugin: JSON round trips, bad
 # lines, failing and crashing tasks, ordering, empty input, bad usage.
-#   map_test.sh VOW_BINARY PLUGIN.so EXAMPLES_DIR
+#   map_test.sh VOW_BINARY PLUGIN.so EXAMPLES_DIR HOSTILE_WORKER
 set -u
 . "$(dirname "$0")/check.sh"
 VOW=$1
 PLUGIN=$2
 EXAMPLES=$3
+HOSTILE=$4
 nl='
 '
 
@@ -91,6 +92,37 @@ out=$(printf '1\n' | $VOW map "$PLUGIN" no_such_fn)
 check "unknown function" 1 "$(echo "$out" | grep -c 'no function named \\"no_such_fn\\"')"
 $VOW map --bogus 2>/dev/null </dev/null
 check "bad option" 255 $?
+# A worker that misbehaves cannot hang vow map: a wrong-shaped chunk reply
+# is a protocol break (the group's lines then run one by one, and with
+# retries they succeed), a worker that exits leaving a process holding its
+# channel is a death, and silence is bounded by --timeout. Each run ends
+# with a line for every input, each a right result or an error.
+seq 1 50 > hin
+wrong='{ if ($0 !~ /"error"/ && $0 != 3 * NR + 1) bad++ } END { print bad + 0 }'
+for f in maps_short maps_long maps_not_array fork_hold_die; do
+  for r in 0 3; do
+    HOSTILE_FAULT=$f timeout 60 $VOW map --worker "$HOSTILE" calc -j 2 \
+      --retries $r < hin > hout 2>/dev/null
+    check "hostile $f, retries $r: ends" 1 "$([ $? -ne 124 ] && echo 1)"
+    check "hostile $f, retries $r: a line for each input" 50 "$(wc -l < hout | tr -d ' ')"
+    check "hostile $f, retries $r: no wrong result" 0 "$(awk "$wrong" hout)"
+  done
+done
+check "hostile fork_hold_die: every line fails" 50 "$(grep -c '"error"' hout)"
+HOSTILE_FAULT=maps_long $VOW map --worker "$HOSTILE" calc --retries 3 < hin > hout 2>/dev/null
+check "hostile maps_long, retries: every line right in the end" "$(seq 1 50 | awk '{print 3 * $1 + 1}')" "$(cat hout)"
+seq 1 4 > hin4 # each line waits out its timeout twice (group, then alone)
+for f in silent fork_hold_live; do
+  HOSTILE_FAULT=$f timeout 60 $VOW map --worker "$HOSTILE" calc -j 2 \
+    --timeout 0.3 < hin4 > hout 2>/dev/null
+  check "hostile $f: --timeout ends it" 1 "$([ $? -ne 124 ] && echo 1)"
+  check "hostile $f: every line fails" 4 "$(grep -c '"error"' hout)"
+done
+rm -f hin4
+HOSTILE_FAULT=none $VOW map --worker "$HOSTILE" calc < hin > hout
+check "the hostile worker, honest: 3x + 1" "$(seq 1 50 | awk '{print 3 * $1 + 1}')" "$(cat hout)"
+rm -f hin hout
+
 # Retries past what a pool counts are refused, not wrapped round to few.
 $VOW map "$PLUGIN" echo --retries 256 2>err </dev/null
 check "--retries 256: refused" 255 $?
