@@ -58,14 +58,8 @@ vow_outcome_t vow_wait(vow_promise_t* p) {
 
 /* ---- life cycle ------------------------------------------------------ */
 
-vow_promise_t* vow_promise_new(vow_ctx_t* ctx, vow_canceller_fn canceller,
-                               void* data) {
-  vow_promise_t* p;
-  if (ctx->closing)
-    return NULL;
-  p = vow__pool_get(&ctx->promises);
-  if (p == NULL)
-    return NULL;
+static vow_promise_t* init_promise(vow_promise_t* p, vow_ctx_t* ctx,
+                                   vow_canceller_fn canceller, void* data) {
   p->ctx = ctx;
   p->q.canceller = canceller;
   p->tail = NULL;
@@ -75,6 +69,15 @@ vow_promise_t* vow_promise_new(vow_ctx_t* ctx, vow_canceller_fn canceller,
   p->flags = 0;
   p->spare = 0;
   return p;
+}
+
+vow_promise_t* vow_promise_new(vow_ctx_t* ctx, vow_canceller_fn canceller,
+                               void* data) {
+  vow_promise_t* p;
+  if (ctx->closing)
+    return NULL;
+  p = vow__pool_get(&ctx->promises);
+  return p ? init_promise(p, ctx, canceller, data) : NULL;
 }
 
 vow_promise_t* vow_succeed(vow_ctx_t* ctx, vow_value_t* v) {
@@ -94,15 +97,7 @@ vow_promise_t* vow_fail(vow_ctx_t* ctx, vow_failure_t* f) {
 vow_promise_t* vow__fail_always(vow_ctx_t* ctx, vow_failure_t* f) {
   vow_promise_t* p = vow_promise_new(ctx, NULL, NULL);
   if (p == NULL && !ctx->closing && ctx->reserve_len > 0) {
-    p = ctx->reserve[--ctx->reserve_len];
-    p->ctx = ctx;
-    p->q.canceller = NULL;
-    p->tail = NULL;
-    p->r.canceller_data = NULL;
-    p->refs = 1;
-    p->state = VOW_PENDING;
-    p->flags = 0;
-    p->spare = 0;
+    p = init_promise(ctx->reserve[--ctx->reserve_len], ctx, NULL, NULL);
     if (f != vow__failure_nomem()) {
       vow_failure_release(f); /* no memory to say more than that */
       f = vow__failure_nomem();

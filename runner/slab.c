@@ -62,15 +62,20 @@ void vow__pool_put(vow__pool* pool, void* obj) {
   pool->live--;
 }
 
+/* The end of what slab has handed out: the newest slab was handed out
+ * only up to the bump pointer. */
+static char* handed_out_end(const vow__pool* pool, vow__slab* slab) {
+  if (slab == pool->slabs)
+    return pool->bump;
+  return (char*)slab->align + slab->count * pool->obj_size;
+}
+
 void vow__pool_each(vow__pool* pool, void (*fn)(void* obj, void* arg),
                     void* arg) {
   vow__slab* slab;
   for (slab = pool->slabs; slab != NULL; slab = slab->next) {
     char* obj = (char*)slab->align;
-    char* end = obj + slab->count * pool->obj_size;
-    /* The newest slab was handed out only up to the bump pointer. */
-    if (slab == pool->slabs)
-      end = pool->bump;
+    char* end = handed_out_end(pool, slab);
     for (; obj < end; obj += pool->obj_size)
       fn(obj, arg);
   }
@@ -97,9 +102,7 @@ static pthread_mutex_t kept_lock = PTHREAD_MUTEX_INITIALIZER;
 static bool slab_has_kept(const vow__pool* pool, vow__slab* slab,
                           bool (*keep)(void*, void*), void* arg) {
   char* obj = (char*)slab->align;
-  char* end = obj + slab->count * pool->obj_size;
-  if (slab == pool->slabs)
-    end = pool->bump;
+  char* end = handed_out_end(pool, slab);
   for (; obj < end; obj += pool->obj_size)
     if (keep(obj, arg))
       return true;

@@ -160,12 +160,14 @@ static inline void wait_pids(fixture* fx, pids* p, int want) {
   assert_int_equal(p->n, want);
 }
 
-/* Children of this process still alive (zombies included). */
-static inline int count_children(void) {
+/* The children of this process still alive (zombies included): their
+ * count, and the first `max` pids in out. */
+static inline int list_children(int* out, int max) {
   char path[64], buf[4096];
   FILE* f;
   int n = 0;
-  size_t len, i;
+  char* at;
+  size_t len;
   snprintf(path, sizeof(path), "/proc/self/task/%d/children", (int)getpid());
   f = fopen(path, "r");
   if (f == NULL)
@@ -173,10 +175,16 @@ static inline int count_children(void) {
   len = fread(buf, 1, sizeof(buf) - 1, f);
   fclose(f);
   buf[len] = '\0';
-  for (i = 0; i < len; i++)
-    if (buf[i] != ' ' && (i == 0 || buf[i - 1] == ' '))
-      n++;
+  for (at = strtok(buf, " \n"); at != NULL; at = strtok(NULL, " \n")) {
+    if (n < max)
+      out[n] = atoi(at);
+    n++;
+  }
   return n;
+}
+
+static inline int count_children(void) {
+  return list_children(NULL, 0);
 }
 
 /* ---- scenarios: each leaves the pool running for the caller ---------- */

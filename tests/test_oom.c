@@ -137,27 +137,19 @@ static bool promise_run(void) {
     HOLD(vow_promise_ref(p[i]));
   }
   {
-    vow_promise_t* ins[4];
-    size_t n = 0;
-    for (i = 0; i < 4; i++)
-      if (p[i])
-        ins[n++] = vow_promise_ref(p[i]);
-    HOLD(vow_all(ctx, ins, n));
-    n = 0;
-    for (i = 4; i < 8; i++)
-      if (p[i])
-        ins[n++] = vow_promise_ref(p[i]);
-    HOLD(vow_any_fulfilled(ctx, ins, n));
-    n = 0;
-    for (i = 8; i < 12; i++)
-      if (p[i])
-        ins[n++] = vow_promise_ref(p[i]);
-    HOLD(vow_first_settled(ctx, ins, n));
-    n = 0;
-    for (i = 12; i < 16; i++)
-      if (p[i])
-        ins[n++] = vow_promise_ref(p[i]);
-    HOLD(vow_all_settled(ctx, ins, n));
+    /* Each combinator over four of them: p[0..4) to all, and so on. */
+    static vow_promise_t* (*const combine[4])(vow_ctx_t*, vow_promise_t**,
+                                              size_t) = {
+        vow_all, vow_any_fulfilled, vow_first_settled, vow_all_settled};
+    size_t c;
+    for (c = 0; c < 4; c++) {
+      vow_promise_t* ins[4];
+      size_t n = 0;
+      for (i = 4 * c; i < 4 * c + 4; i++)
+        if (p[i])
+          ins[n++] = vow_promise_ref(p[i]);
+      HOLD(combine[c](ctx, ins, n));
+    }
   }
   for (i = 16; i < 20; i++)
     if (p[i])

@@ -31,22 +31,7 @@ static void nap(fixture* fx, uint64_t ms) {
 /* The one child of this process, or 0 when there is none; -1 when there
  * are several. */
 static int only_child(void) {
-  char path[64], buf[256];
-  FILE* f;
-  size_t len;
-  int pid = 0, n = 0;
-  char* at;
-  snprintf(path, sizeof(path), "/proc/self/task/%d/children", (int)getpid());
-  f = fopen(path, "r");
-  if (f == NULL)
-    return -1;
-  len = fread(buf, 1, sizeof(buf) - 1, f);
-  fclose(f);
-  buf[len] = '\0';
-  for (at = strtok(buf, " \n"); at != NULL; at = strtok(NULL, " \n")) {
-    pid = atoi(at);
-    n++;
-  }
+  int pid = 0, n = list_children(&pid, 1);
   return n == 1 ? pid : n == 0 ? 0 : -1;
 }
 
