@@ -98,6 +98,7 @@ struct pworker {
   vow__timer grace_timer;     /* a cancelled task's grace */
   vow__timer eof_timer;       /* channel closed: how long it may live on */
   vow__timer stall_timer;     /* a message begun and not finished */
+  vow__timer hello_timer;     /* started, and no HELLO yet */
   char why[512];              /* what went wrong, for failures */
   char tail[4096];            /* the end of its stderr: crash reports */
   size_t tail_len;

@@ -277,6 +277,7 @@ static void maybe_finished(pworker* w) {
   vow__timer_stop(w->pool->ctx, &w->grace_timer);
   vow__timer_stop(w->pool->ctx, &w->eof_timer);
   vow__timer_stop(w->pool->ctx, &w->stall_timer);
+  vow__timer_stop(w->pool->ctx, &w->hello_timer);
   close_all(w);
 }
 
@@ -451,6 +452,7 @@ static void on_hello(pworker* w, vowp_msg* m) {
   vow_pool_t* pool = w->pool;
   vowp_slice s;
   size_t i;
+  vow__timer_stop(pool->ctx, &w->hello_timer);
   w->pid = (int)m->u.hello.pid;
   if (pool->names_from_hello && pool->nknown == 0)
     learn_functions(pool, m->u.hello.functions);
@@ -693,6 +695,27 @@ static void on_chan_read(uv_stream_t* s, ssize_t n, const uv_buf_t* buf) {
 
 /* ---- spawning -------------------------------------------------------- */
 
+static uint64_t hello_timeout_ms(const vow_pool_t* pool) {
+  return pool->opt.hello_timeout_ms ? pool->opt.hello_timeout_ms : 30000;
+}
+
+/* A worker that never says HELLO (a program that went on with something
+ * else, a launcher stuck at a password prompt) would hold its slot, and
+ * the tasks waiting for it, for ever. */
+static void on_no_hello(vow__timer* t) {
+  pworker* w = VOW__CONTAINER_OF(t, pworker, hello_timer);
+  if (w->said_hello || w->state != PW_STARTING)
+    return;
+  protocol_error(w, "worker pid %d did not say HELLO within %llu ms", w->pid,
+                 (unsigned long long)hello_timeout_ms(w->pool));
+}
+
+static void watch_hello(pworker* w) {
+  w->hello_timer.fire = on_no_hello;
+  w->hello_timer.discard = NULL;
+  vow__timer_start(w->pool->ctx, &w->hello_timer, hello_timeout_ms(w->pool));
+}
+
 static void start_failed(pworker* w, const char* what, int rc) {
   snprintf(w->why, sizeof(w->why), "%s: %s", what, uv_strerror(rc));
   w->exited = w->chan_eof = w->err_eof = true;
@@ -723,6 +746,7 @@ static void start_remote(pworker* w) {
     return;
   }
   w->spawned = true;
+  watch_hello(w);
   uv_read_start((uv_stream_t*)&w->chan, on_chan_alloc, on_chan_read);
   if (relay)
     uv_read_start((uv_stream_t*)&w->errp, on_err_alloc, on_err_read);
@@ -742,7 +766,7 @@ void vow__worker_start(vow_pool_t* pool, unsigned slot) {
   w->state = PW_STARTING;
   w->limit = vow__sched_limit(0, pool->opt.in_flight);
   w->task_timer.index = w->grace_timer.index = w->eof_timer.index =
-      w->stall_timer.index = SIZE_MAX;
+      w->stall_timer.index = w->hello_timer.index = SIZE_MAX;
   vowp_decoder_init(&w->dec, NULL);
   pool->workers[slot] = w;
   pool->live_workers++;
@@ -819,6 +843,7 @@ void vow__worker_start(vow_pool_t* pool, unsigned slot) {
   }
   w->spawned = true;
   w->pid = w->proc.pid;
+  watch_hello(w);
   uv_read_start((uv_stream_t*)&w->chan, on_chan_alloc, on_chan_read);
   if (w->err_piped)
     uv_read_start((uv_stream_t*)&w->errp, on_err_alloc, on_err_read);

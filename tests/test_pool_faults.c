@@ -101,6 +101,32 @@ static void forgotten_worker_main_fails_clearly(void** state) {
   assert_int_equal(count_children(), 0);
 }
 
+/* The same program, but one that lives on after its pool was refused and
+ * never says HELLO: bounded by hello_timeout_ms, each such start counts as
+ * a failed one, and none is left running. */
+static void worker_that_never_says_hello(void** state) {
+  static const char* const env[] = {"VOW_TEST_START=forget_and_live", NULL};
+  fixture* fx = *state;
+  vow_pool_options_t o = defaults(1);
+  vow_pool_t* pool;
+  vow_failure_t* f;
+  o.env = env;
+  o.start_attempts = 2;
+  o.hello_timeout_ms = 300;
+  o.stderr_mode = VOW_STDERR_RELAY;
+  pool = make_pool(fx, &o);
+  f = run_fail(fx, vow_pool_submit(pool, "add", pair(1, 2)),
+               VOW_FAIL_WORKER_DIED);
+  assert_non_null(strstr(vow_failure_message(f), "cannot start (2 tries)"));
+  assert_non_null(
+      strstr(vow_failure_message(f), "did not say HELLO within 300 ms"));
+  assert_non_null(
+      strstr(vow_failure_message(f), "call vow_worker_main() first"));
+  vow_failure_release(f);
+  end_pool(fx, pool, false);
+  assert_int_equal(count_children(), 0);
+}
+
 static void retries_out_of_range_refused(void** state) {
   fixture* fx = *state;
   vow_pool_options_t o = defaults(1);
@@ -358,13 +384,18 @@ static void stuck_stderr_does_not_stop_the_loop(void** state) {
 #define T(name) cmocka_unit_test_setup_teardown(name, fx_setup, fx_teardown)
 int main(void) {
   const char* start = getenv("VOW_TEST_START");
-  if (start && strcmp(start, "forget") == 0 && getenv("VOW_WORKER_CHANNEL")) {
+  if (start && strncmp(start, "forget", 6) == 0 &&
+      getenv("VOW_WORKER_CHANNEL")) {
     /* A program whose main() forgot vow_worker_main(): it makes a pool
-     * right away, as its parent did. */
+     * right away, as its parent did; "forget_and_live" then goes on with
+     * something else. */
     vow_ctx_t* ctx = vow_ctx_new(NULL);
     vow_pool_options_t o = defaults(1);
     int err = 0;
     vow_pool_t* pool = vow_pool_new(ctx, &o, &err);
+    if (pool == NULL && strcmp(start, "forget_and_live") == 0)
+      for (;;)
+        pause();
     if (pool == NULL)
       return 1;
     vow_ctx_run(ctx);
@@ -377,6 +408,7 @@ int main(void) {
         T(immediate_shutdown_with_reply_waiting),
         T(pool_refused_in_a_worker_process),
         T(forgotten_worker_main_fails_clearly),
+        T(worker_that_never_says_hello),
         T(retries_out_of_range_refused),
         T(map_through_the_hostile_worker),
         T(map_replies_of_the_wrong_shape),

@@ -76,6 +76,10 @@ typedef struct vow_pool_options {
    * gives up only when every slot has. */
   const vow_launcher_t* launchers;
   size_t nlaunchers;
+  /* A worker that has not said HELLO this long after it was started is
+   * killed, and counts as a failed start. Default 30000 (room for a slow
+   * launcher or a sanitizer build). */
+  uint64_t hello_timeout_ms;
 } vow_pool_options_t;
 
 /* The most retries a pool takes (vow_pool_options_t.retries). */
