@@ -92,17 +92,35 @@ int vow_ctx_run(vow_ctx_t* ctx) {
   return uv_run(ctx->loop, UV_RUN_DEFAULT);
 }
 
+/* A link that does nothing: its only use is that running it takes a turn
+ * of the loop, so a promise settled from inside a uv_run turn (by a timer,
+ * say) wakes vow_ctx_wait, which would otherwise poll on with nothing left
+ * to wake it. */
+static void run_wake(vow_promise_t* p, const vow__link* link) {
+  (void)p;
+  (void)link;
+}
+static const vow__node_kind wake_kind = {run_wake, NULL};
+
 int vow_ctx_wait(vow_ctx_t* ctx, vow_promise_t* p) {
   int settled;
+  bool woken;
   vow_promise_ref(p);
   uv_ref((uv_handle_t*)&ctx->async);
+  woken = vow__append(p, &wake_kind, NULL) != NULL;
   for (;;) {
     vow__drain(ctx);
     settled = p->state == VOW_FULFILLED || p->state == VOW_REJECTED;
     if (settled && !(p->flags & (VOW__QUEUED | VOW__RUNNING)) &&
         !vow__has_chain(p))
       break;
-    uv_run(ctx->loop, UV_RUN_ONCE);
+    if (woken) {
+      uv_run(ctx->loop, UV_RUN_ONCE);
+    } else {
+      /* No memory for the wake link: look every millisecond instead. */
+      uv_run(ctx->loop, UV_RUN_NOWAIT);
+      uv_sleep(1);
+    }
   }
   uv_unref((uv_handle_t*)&ctx->async);
   settled = p->state;

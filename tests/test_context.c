@@ -120,6 +120,31 @@ static void wait_returns_final_state(void** state) {
   vow_promise_release(bad);
 }
 
+static void settle_from_uv_timer(uv_timer_t* t) {
+  vow_fulfil(t->data, vow_value_new_int(5));
+}
+
+/* A promise settled by a libuv callback at the start of vow_ctx_wait's
+ * turn of the loop (a timer already due when the turn begins): the wait
+ * returns, rather than poll on with nothing left that would wake it.
+ * alarm() turns a hang into a failure. */
+static void wait_wakes_for_a_settle_inside_the_turn(void** state) {
+  fixture* fx = *state;
+  vow_promise_t* p = vow_promise_new(fx->ctx, NULL, NULL);
+  uv_timer_t t;
+  uv_timer_init(vow_ctx_loop(fx->ctx), &t);
+  t.data = p;
+  uv_timer_start(&t, settle_from_uv_timer, 0, 0);
+  usleep(2000); /* the loop's cached time is behind: the timer is due */
+  alarm(10);
+  assert_int_equal(vow_ctx_wait(fx->ctx, p), VOW_FULFILLED);
+  alarm(0);
+  assert_int_equal(int_of(vow_promise_value(p)), 5);
+  vow_promise_release(p);
+  uv_close((uv_handle_t*)&t, NULL);
+  vow_ctx_run(fx->ctx); /* lets the timer handle close */
+}
+
 static void version_is_header_version(void** state) {
   (void)state;
   assert_int_equal(vow_version(), (VOW_VERSION_MAJOR << 16) |
@@ -135,6 +160,7 @@ int main(void) {
       cmocka_unit_test(default_handler_writes_stderr),
       T(stats_count_live_and_pending),
       T(wait_returns_final_state),
+      T(wait_wakes_for_a_settle_inside_the_turn),
       cmocka_unit_test(version_is_header_version),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
