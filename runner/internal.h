@@ -46,7 +46,8 @@ void vow__pool_each(vow__pool* pool, void (*fn)(void* obj, void* arg),
 void vow__pool_destroy(vow__pool* pool);
 /* vow__pool_destroy, except that a slab holding an object for which keep
  * returns true is never freed: it moves to a process-wide list, so that
- * object stays readable for the life of the process. */
+ * object stays readable for the life of the process. keep may be NULL:
+ * nothing is kept. */
 void vow__pool_destroy_keeping(vow__pool* pool,
                                bool (*keep)(void* obj, void* arg), void* arg);
 

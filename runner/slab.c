@@ -82,16 +82,7 @@ void vow__pool_each(vow__pool* pool, void (*fn)(void* obj, void* arg),
 }
 
 void vow__pool_destroy(vow__pool* pool) {
-  vow__slab* slab = pool->slabs;
-  while (slab != NULL) {
-    vow__slab* next = slab->next;
-    vow__free(slab);
-    slab = next;
-  }
-  pool->slabs = NULL;
-  pool->free = NULL;
-  pool->bump = pool->bump_end = NULL;
-  pool->reserved = 0;
+  vow__pool_destroy_keeping(pool, NULL, NULL);
 }
 
 /* Slabs kept for objects that outlived their owner; see
@@ -114,7 +105,7 @@ void vow__pool_destroy_keeping(vow__pool* pool, bool (*keep)(void*, void*),
   vow__slab* slab = pool->slabs;
   while (slab != NULL) {
     vow__slab* next = slab->next;
-    if (slab_has_kept(pool, slab, keep, arg)) {
+    if (keep != NULL && slab_has_kept(pool, slab, keep, arg)) {
       pthread_mutex_lock(&kept_lock);
       slab->next = kept_slabs;
       kept_slabs = slab;
