@@ -461,6 +461,35 @@ static void on_read(uv_stream_t* s, ssize_t n, const uv_buf_t* buf) {
     spill(c);
 }
 
+/* The environment of a job: ours, with GNU parallel's $PARALLEL_SEQ (its
+ * job number, {#}) and $PARALLEL_JOBSLOT (its slot, {%}). Built in place
+ * for each spawn; posix_spawn copies it before it returns. */
+static char** job_environ(const job* j) {
+  static char** env;
+  static size_t cap;
+  static char seq[48], slot[48];
+  size_t n = 0, k = 0;
+  while (environ[n] != NULL)
+    n++;
+  if (cap < n + 3) {
+    char** grown = realloc(env, (n + 3) * sizeof(char*));
+    if (grown == NULL)
+      return environ; /* without the two variables rather than not at all */
+    env = grown;
+    cap = n + 3;
+  }
+  for (size_t i = 0; i < n; i++)
+    if (strncmp(environ[i], "PARALLEL_SEQ=", 13) != 0 &&
+        strncmp(environ[i], "PARALLEL_JOBSLOT=", 17) != 0)
+      env[k++] = environ[i];
+  snprintf(seq, sizeof(seq), "PARALLEL_SEQ=%zu", j->seq);
+  snprintf(slot, sizeof(slot), "PARALLEL_JOBSLOT=%u", j->slot);
+  env[k++] = seq;
+  env[k++] = slot;
+  env[k] = NULL;
+  return env;
+}
+
 /* Starts the job with posix_spawn (clone with a shared address space, no
  * page-table copy: a fork of this process costs more than the job it
  * starts), in a new session, stdin from /dev/null, stdout and stderr into
@@ -483,7 +512,7 @@ static int spawn_process(job* j, int out_fd, int err_fd) {
   posix_spawnattr_setsigdefault(&at, &dflt);
   posix_spawnattr_setflags(
       &at, POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
-  rc = posix_spawnp(&pid, j->argv[0], &fa, &at, j->argv, environ);
+  rc = posix_spawnp(&pid, j->argv[0], &fa, &at, j->argv, job_environ(j));
   posix_spawn_file_actions_destroy(&fa);
   posix_spawnattr_destroy(&at);
   if (rc == 0)
@@ -659,7 +688,7 @@ static void usage(FILE* f) {
       "                    dirname, basename without extension\n"
       "  {#} {%} {1}..{n}  job number, slot number, n-th list's argument\n"
       "options:\n"
-      "  -j N              jobs at once (default: CPUs; 0: all; N%, +N, -N)\n"
+      "  -j N, -P N        jobs at once (default: CPUs; 0: all; N%, +N, -N)\n"
       "  -k, --keep-order  print in input order, not completion order\n"
       "  --line-buffer     pass whole lines through as they come\n"
       "  --tag             prefix each output line with the arguments\n"
@@ -673,6 +702,12 @@ static void usage(FILE* f) {
       "  --halt now|soon,fail|success=N[%]  stop at failures or successes\n"
       "  --dry-run         print the commands, run nothing\n"
       "  --bar, --progress, --eta  progress on stderr when it is a terminal\n"
+      "  -q, --quote, --will-cite  accepted: vow never needs a shell's "
+      "quoting\n"
+      "                    and asks for no citation\n"
+      "single-letter options bundle: -kj2 is -k -j 2.\n"
+      "each job sees $PARALLEL_SEQ (its number) and $PARALLEL_JOBSLOT (its\n"
+      "slot).\n"
       "exit status: 0 all succeeded; 1-100 failed jobs; 101 more than 100;\n"
       "255 bad usage or input; 128+N killed by signal N.\n",
       f);
@@ -715,6 +750,48 @@ static int parse_halt(const char* spec) {
   return *end == '\0' ? 0 : -1;
 }
 
+/* Single-letter options, bundled as GNU parallel's Getopt::Long takes
+ * them: -kj2 is -k -j 2, -j2 and -P2 are -j 2, and a letter that takes a
+ * value takes the rest of the word or the next one. */
+static int parse_short(const char* a, int* i, int argc, char** argv,
+                       const char** jobs) {
+  size_t k;
+  for (k = 1; a[k] != '\0'; k++) {
+    switch (a[k]) {
+      case 'k':
+        S.keep_order = true;
+        break;
+      case '0':
+        S.nul = true;
+        break;
+      case 'q':
+        break; /* -q: no shell, every argument one word, vow's default */
+      case 'h':
+        usage(stdout);
+        exit(0);
+      case 'j':
+      case 'P':
+        if (a[k + 1] != '\0') {
+          *jobs = a + k + 1;
+        } else if (*i + 1 < argc) {
+          *jobs = argv[++*i];
+        } else {
+          vow_cli_error("-%c needs a number of jobs", a[k]);
+          return -1;
+        }
+        return 0;
+      default:
+        if (k == 1)
+          vow_cli_error("unknown option %s (see vow run --help)", a);
+        else
+          vow_cli_error("unknown option -%c in %s (see vow run --help)", a[k],
+                        a);
+        return -1;
+    }
+  }
+  return 0;
+}
+
 static int parse_options(int argc, char** argv) {
   int i;
   const char* jobs = NULL;
@@ -734,10 +811,13 @@ static int parse_options(int argc, char** argv) {
       i++;
       break;
     }
-    if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+    if (a[1] != '-') {
+      if (parse_short(a, &i, argc, argv, &jobs) != 0)
+        return -1;
+    } else if (strcmp(a, "--help") == 0) {
       usage(stdout);
       exit(0);
-    } else if (strcmp(a, "-k") == 0 || strcmp(a, "--keep-order") == 0) {
+    } else if (strcmp(a, "--keep-order") == 0) {
       S.keep_order = true;
     } else if (strcmp(a, "--line-buffer") == 0) {
       S.line_buffer = true;
@@ -747,8 +827,12 @@ static int parse_options(int argc, char** argv) {
       S.shell = true;
     } else if (strcmp(a, "--dry-run") == 0) {
       S.dry_run = true;
-    } else if (strcmp(a, "-0") == 0 || strcmp(a, "--null") == 0) {
+    } else if (strcmp(a, "--null") == 0) {
       S.nul = true;
+    } else if (strcmp(a, "--quote") == 0 || strcmp(a, "--will-cite") == 0 ||
+               strcmp(a, "--no-notice") == 0) {
+      /* accepted as GNU parallel users type them: --quote is vow's
+       * default, and vow asks for no citation */
     } else if (strcmp(a, "--link") == 0) {
       S.in.link = true;
     } else if (strcmp(a, "--bar") == 0 || strcmp(a, "--progress") == 0 ||
@@ -758,9 +842,7 @@ static int parse_options(int argc, char** argv) {
       S.resume = 1;
     } else if (strcmp(a, "--resume-failed") == 0) {
       S.resume = 2;
-    } else if (strncmp(a, "-j", 2) == 0 && a[2] != '\0') {
-      jobs = a + 2;
-    } else if (TAKES("-j") || TAKES("--jobs")) {
+    } else if (TAKES("--jobs") || TAKES("--max-procs")) {
       jobs = val;
     } else if (TAKES("--timeout")) {
       char* end;

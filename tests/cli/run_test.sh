@@ -168,6 +168,40 @@ $VOW run -j1 --timeout 300% sh -c 'sleep {}' ::: 0.1 0.1 0.1 3 2>/dev/null
 check "--timeout N% of the median" 1 $?
 check "--bar off a terminal" "a" "$($VOW run --bar echo ::: a 2>&1)"
 
+# What GNU parallel users type: bundled single-letter options, -P, -q,
+# --will-cite, $PARALLEL_SEQ and $PARALLEL_JOBSLOT; a letter vow lacks is
+# refused by name. Side by side with parallel -q where it is installed.
+check "-kj2 bundled" "a${nl}b${nl}c" "$($VOW run -kj2 echo ::: a b c)"
+check "-k -P 2" "a${nl}b" "$($VOW run -k -P 2 echo ::: a b)"
+check "-P2" "a" "$($VOW run -P2 echo ::: a)"
+check "-q and --will-cite accepted" "x" "$($VOW run -q --will-cite echo ::: x)"
+check "\$PARALLEL_SEQ and \$PARALLEL_JOBSLOT" "1-1-a${nl}2-1-b${nl}3-1-c" \
+  "$($VOW run -k -j1 sh -c 'echo $PARALLEL_SEQ-$PARALLEL_JOBSLOT-$0' ::: a b c)"
+check "slots in \$PARALLEL_JOBSLOT" "1${nl}2" \
+  "$($VOW run -j2 sh -c 'sleep 0.2; echo $PARALLEL_JOBSLOT' ::: a b | sort)"
+$VOW run -kz echo ::: a 2>err.txt
+check "an unknown bundled letter: status" 255 $?
+check "an unknown bundled letter: named" 1 "$(grep -c 'unknown option -z in -kz' err.txt)"
+$VOW run --nonsense echo ::: a 2>err.txt
+check "an unknown long option: named, not taken as input" 1 \
+  "$(grep -c 'unknown option --nonsense' err.txt)"
+if command -v parallel >/dev/null 2>&1; then
+  check "as parallel -q: -kj2" "$(parallel --will-cite -q -kj2 echo ::: a b c)" \
+    "$($VOW run -kj2 echo ::: a b c)"
+  check "as parallel -q: -k -P 2" "$(parallel --will-cite -q -k -P 2 echo ::: a b c d)" \
+    "$($VOW run -k -P 2 echo ::: a b c d)"
+  seqslot='echo $PARALLEL_SEQ-$PARALLEL_JOBSLOT-$0'
+  check "as parallel -q: \$PARALLEL_SEQ, \$PARALLEL_JOBSLOT" \
+    "$(parallel --will-cite -q -k -j1 sh -c "$seqslot" ::: a b c)" \
+    "$($VOW run -k -j1 sh -c "$seqslot" ::: a b c)"
+  parallel --will-cite -kz echo ::: a >/dev/null 2>&1
+  p=$?
+  $VOW run -kz echo ::: a >/dev/null 2>&1
+  check "unknown option: the status parallel gives" "$p" $?
+else
+  echo "skip: GNU parallel is not installed (side-by-side checks)"
+fi
+
 # Help and version.
 $VOW --version | grep -q '^vow [0-9]' && check "--version" ok ok
 $VOW run --help | grep -q 'usage: vow run' && check "run --help" ok ok
