@@ -84,7 +84,7 @@ typedef struct run_state {
   size_t nruntimes;
   bool command_has_replacement; /* else arguments are appended */
   int signalled;
-  uv_signal_t sigint, sigterm, sigchld;
+  uv_signal_t sigint, sigterm, sighup, sigchld;
   char spill_dir[64];
 } run_state;
 
@@ -660,13 +660,17 @@ static void on_signal(uv_signal_t* h, int sig) {
   unsigned i;
   (void)h;
   /* Running jobs get the signal; nothing new starts; what finishes is
-   * logged; then we exit with 128 + the signal. */
+   * logged; then we exit with 128 + the signal. A hang-up ends them as
+   * TERM does: each job leads a session of its own, so the terminal's
+   * SIGHUP never reaches it, and passing HUP on would spare a job that
+   * ignores it (nohup), leaving an orphan. */
   S.signalled = sig;
   for (i = 0; i < S.jobs; i++)
     if (running_jobs[i])
-      kill_job(running_jobs[i], sig);
+      kill_job(running_jobs[i], sig == SIGHUP ? SIGTERM : sig);
   uv_signal_stop(&S.sigint);
   uv_signal_stop(&S.sigterm);
+  uv_signal_stop(&S.sighup);
 }
 
 /* ---- options ---------------------------------------------------------- */
@@ -988,13 +992,16 @@ int vow_cli_run(int argc, char** argv) {
   S.loop = &loop;
   uv_signal_init(&loop, &S.sigint);
   uv_signal_init(&loop, &S.sigterm);
+  uv_signal_init(&loop, &S.sighup);
   uv_signal_init(&loop, &S.sigchld);
   uv_signal_start(&S.sigchld, on_sigchld, SIGCHLD);
   uv_unref((uv_handle_t*)&S.sigchld);
   uv_signal_start(&S.sigint, on_signal, SIGINT);
   uv_signal_start(&S.sigterm, on_signal, SIGTERM);
+  uv_signal_start(&S.sighup, on_signal, SIGHUP);
   uv_unref((uv_handle_t*)&S.sigint);
   uv_unref((uv_handle_t*)&S.sigterm);
+  uv_unref((uv_handle_t*)&S.sighup);
   uv_timer_init(&loop, &tick);
   if (S.bar && isatty(2)) {
     uv_timer_start(&tick, on_tick, 200, 200);
@@ -1014,6 +1021,7 @@ int vow_cli_run(int argc, char** argv) {
   uv_close((uv_handle_t*)&S.sigchld, NULL);
   uv_close((uv_handle_t*)&S.sigint, NULL);
   uv_close((uv_handle_t*)&S.sigterm, NULL);
+  uv_close((uv_handle_t*)&S.sighup, NULL);
   uv_close((uv_handle_t*)&tick, NULL);
   uv_run(&loop, UV_RUN_DEFAULT);
   uv_loop_close(&loop);

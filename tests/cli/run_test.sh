@@ -155,6 +155,21 @@ check "SIGINT joblog" 1 "$(tail -n +2 sigjl | cut -f7 | grep -c '^0$')"
 sleep 0.3
 check "SIGINT leaves no jobs" 0 "$(pgrep -f 'sleep 29.813' | wc -l | tr -d ' ')"
 
+# SIGHUP (the terminal went away) ends jobs as TERM does, even one that
+# ignores HUP: no orphans, 129.
+$VOW run -j2 sh -c 'trap "" HUP; sleep {}' ::: 0.1 29.851 29.851 &
+pid=$!
+wait_jobs=0
+while [ "$(pgrep -f 'sleep 29.851' | wc -l)" -lt 2 ] && [ $wait_jobs -lt 100 ]; do
+  sleep 0.1
+  wait_jobs=$((wait_jobs + 1))
+done
+kill -HUP $pid
+wait $pid
+check "SIGHUP status" 129 $?
+sleep 0.3
+check "SIGHUP leaves no jobs" 0 "$(pgrep -f 'sleep 29.851' | wc -l | tr -d ' ')"
+
 # Slots, -j forms, --line-buffer, percent timeouts, --bar off a terminal.
 check "{%} slots" "1${nl}2" "$($VOW run -j2 sh -c 'sleep 0.2; echo {%}' ::: a b | sort)"
 for j in 0 50% +1 -1 3; do
