@@ -897,6 +897,34 @@ static int parse_options(int argc, char** argv) {
   return i;
 }
 
+/* vow runs no shell unless --shell, so a pipe, redirection or command
+ * list typed into the command reaches the program as a word (as with
+ * parallel -q): say so once, since it is rarely what was meant. */
+static void hint_shell_words(void) {
+  static const char* const ops[] = {"|", "||", "&&",   ";", ">", ">>",
+                                    "<", "2>", "2>&1", "&", "|&"};
+  size_t w, k;
+  if (S.shell)
+    return;
+  for (w = 0; w < S.ncommand; w++) {
+    const char* word = S.command[w];
+    bool op = false;
+    for (k = 0; k < sizeof(ops) / sizeof(ops[0]) && !op; k++)
+      op = strcmp(word, ops[k]) == 0;
+    /* one word holding a whole pipeline: `vow run 'sort | uniq -c'` */
+    if (!op && w == 0 && strchr(word, ' ') != NULL)
+      op = strpbrk(word, "|;&<>") != NULL;
+    if (op) {
+      fprintf(stderr,
+              "vow: hint: \"%s\" in the command is passed to it as an "
+              "argument: vow runs no shell (like parallel -q); add --shell "
+              "for pipes and redirections\n",
+              word);
+      return;
+    }
+  }
+}
+
 /* Splits the rest into the command and the ::: / :::: inputs. */
 static int parse_inputs(int argc, char** argv, int first) {
   int i = first;
@@ -968,6 +996,7 @@ int vow_cli_run(int argc, char** argv) {
   first = parse_options(argc, argv);
   if (first < 0 || parse_inputs(argc, argv, first) != 0)
     return VOW_EXIT_ERROR;
+  hint_shell_words();
   S.total = run_job_count(&S.in);
   for (i = 0; i < S.ncommand; i++)
     S.command_has_replacement |= run_has_replacement(S.command[i]);

@@ -217,6 +217,17 @@ else
   echo "skip: GNU parallel is not installed (side-by-side checks)"
 fi
 
+# A pipe typed without --shell runs as parallel -q would (the | is an
+# argument), with a hint on stderr; with --shell it is a pipe.
+check "a | without --shell: passed as a word" "a | tr a b" \
+  "$($VOW run echo {} '|' tr a b ::: a 2>err.txt)"
+check "... with a hint to use --shell" 1 "$(grep -c 'hint:.*add --shell' err.txt)"
+$VOW run 'sort | uniq' ::: a >/dev/null 2>err.txt
+check "a whole pipeline as one word: the hint" 1 "$(grep -c 'hint:.*--shell' err.txt)"
+check "--shell: a pipe, and no hint" "b|0" \
+  "$($VOW run --shell echo {} '|' tr a b ::: a 2>err.txt)|$(grep -c hint err.txt)"
+check "no hint for an ordinary command" 0 "$($VOW run echo ::: a 2>&1 >/dev/null | grep -c hint)"
+
 # Help and version.
 $VOW --version | grep -q '^vow [0-9]' && check "--version" ok ok
 $VOW run --help | grep -q 'usage: vow run' && check "run --help" ok ok
