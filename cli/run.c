@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -69,12 +70,13 @@ typedef struct run_state {
   char* skip; /* by seq: already done according to the joblog */
   size_t skip_n;
   /* --halt */
-  int halt_when; /* 0 none, 1 soon, 2 now */
-  bool halt_on_success;
+  int halt_when;     /* 0 none, 1 soon, 2 now */
+  int halt_why;      /* HALT_FAIL, HALT_SUCCESS or HALT_DONE */
   double halt_count; /* count, or fraction when halt_pct */
   bool halt_pct;
   bool halting;
-  int halt_status;
+  int halt_status;    /* the halting job's exit status */
+  size_t halt_failed; /* failed jobs when the halt was decided */
   /* running */
   size_t total, next, running, done, failed, succeeded;
   bool* slot_busy;
@@ -267,20 +269,40 @@ static bool failed_job(const job* j) {
   return j->term_signal != 0 || j->exit_status != 0;
 }
 
+enum { HALT_FAIL, HALT_SUCCESS, HALT_DONE };
+
+/* GNU parallel's exit status after a --halt: the failing job's own with
+ * fail=1; 0 with success=; with a percentage, the percentage of all jobs
+ * that had failed when the halt was decided, rounded up; otherwise their
+ * number (101 past 100). */
+static int halt_exit_status(void) {
+  if (S.halt_why == HALT_FAIL && !S.halt_pct && S.halt_count == 1)
+    return S.halt_status;
+  if (S.halt_why == HALT_SUCCESS)
+    return 0;
+  if (S.halt_pct)
+    return (int)ceil((double)S.halt_failed * 100.0 / (double)S.total - 1e-9);
+  return S.halt_failed > 100 ? VOW_EXIT_MANY : (int)S.halt_failed;
+}
+
 static void check_halt(job* j) {
-  double n = S.halt_on_success ? (double)S.succeeded : (double)S.failed;
+  double n = S.halt_why == HALT_SUCCESS ? (double)S.succeeded
+             : S.halt_why == HALT_FAIL  ? (double)S.failed
+                                        : (double)(S.succeeded + S.failed);
   bool hit;
   if (S.halt_when == 0 || S.halting)
     return;
-  if (S.halt_on_success == failed_job(j))
+  if ((S.halt_why == HALT_SUCCESS && failed_job(j)) ||
+      (S.halt_why == HALT_FAIL && !failed_job(j)))
     return;
   hit = S.halt_pct ? n / (double)S.total >= S.halt_count : n >= S.halt_count;
   if (!hit)
     return;
   S.halting = true;
   S.halt_status = j->term_signal ? 128 + j->term_signal : (int)j->exit_status;
+  S.halt_failed = S.failed;
   fprintf(stderr, "vow: this job %s:\n%s\n",
-          S.halt_on_success ? "succeeded" : "failed", j->cmdline);
+          failed_job(j) ? "failed" : "succeeded", j->cmdline);
   if (S.halt_when == 2) {
     S.next = S.total; /* start nothing more; the caller kills the rest */
   } else if (S.running > 0) {
@@ -703,7 +725,8 @@ static void usage(FILE* f) {
       "  --resume          skip jobs the joblog shows as run\n"
       "  --resume-failed   rerun the ones the joblog shows as failed\n"
       "  --retries N       run a failing job up to N times\n"
-      "  --halt now|soon,fail|success=N[%]  stop at failures or successes\n"
+      "  --halt now|soon,fail|success|done=N[%]  stop at failures, successes\n"
+      "                    or finished jobs (also 0, 1, 2, -1, -2, N%)\n"
       "  --dry-run         print the commands, run nothing\n"
       "  --bar, --progress, --eta  progress on stderr when it is a terminal\n"
       "  -q, --quote, --will-cite  accepted: vow never needs a shell's "
@@ -717,14 +740,37 @@ static void usage(FILE* f) {
       f);
 }
 
+/* --halt WHEN,WHY=N[%], and GNU parallel's older forms: 0 (never), 1
+ * (soon,fail=1), 2 (now,fail=1), -1 (soon,success=1), -2 (now,success=1)
+ * and N% (soon,fail=N%). */
 static int parse_halt(const char* spec) {
   char how[8];
   const char* comma = strchr(spec, ',');
   const char* eq;
+  const char* why;
   char* end;
-  if (strcmp(spec, "never") == 0)
+  if (strcmp(spec, "never") == 0 || strcmp(spec, "0") == 0)
     return 0;
-  if (comma == NULL || (size_t)(comma - spec) >= sizeof(how))
+  if (strcmp(spec, "1") == 0 || strcmp(spec, "2") == 0 ||
+      strcmp(spec, "-1") == 0 || strcmp(spec, "-2") == 0) {
+    S.halt_when = spec[strlen(spec) - 1] == '2' ? 2 : 1;
+    S.halt_why = spec[0] == '-' ? HALT_SUCCESS : HALT_FAIL;
+    S.halt_count = 1;
+    return 0;
+  }
+  if (comma == NULL) {
+    /* N%: soon,fail=N% */
+    S.halt_count = strtod(spec, &end);
+    if (end == spec || strcmp(end, "%") != 0 || S.halt_count <= 0 ||
+        S.halt_count >= 100)
+      return -1;
+    S.halt_when = 1;
+    S.halt_why = HALT_FAIL;
+    S.halt_pct = true;
+    S.halt_count /= 100.0;
+    return 0;
+  }
+  if ((size_t)(comma - spec) >= sizeof(how))
     return -1;
   memcpy(how, spec, (size_t)(comma - spec));
   how[comma - spec] = '\0';
@@ -735,12 +781,15 @@ static int parse_halt(const char* spec) {
   else
     return -1;
   eq = strchr(comma, '=');
+  why = comma + 1;
   if (eq == NULL)
     return -1;
-  if (strncmp(comma + 1, "fail", 4) == 0)
-    S.halt_on_success = false;
-  else if (strncmp(comma + 1, "success", 7) == 0)
-    S.halt_on_success = true;
+  if (eq - why == 4 && strncmp(why, "fail", 4) == 0)
+    S.halt_why = HALT_FAIL;
+  else if (eq - why == 7 && strncmp(why, "success", 7) == 0)
+    S.halt_why = HALT_SUCCESS;
+  else if (eq - why == 4 && strncmp(why, "done", 4) == 0)
+    S.halt_why = HALT_DONE;
   else
     return -1;
   S.halt_count = strtod(eq + 1, &end);
@@ -871,8 +920,8 @@ static int parse_options(int argc, char** argv) {
       S.retries = (unsigned)n;
     } else if (TAKES("--halt")) {
       if (parse_halt(val) != 0) {
-        vow_cli_error("--halt wants now|soon,fail|success=N[%%], not \"%s\"",
-                      val);
+        vow_cli_error(
+            "--halt wants now|soon,fail|success|done=N[%%], not \"%s\"", val);
         return -1;
       }
     } else {
@@ -1057,7 +1106,7 @@ int vow_cli_run(int argc, char** argv) {
   if (S.signalled)
     return 128 + S.signalled;
   if (S.halting)
-    return S.halt_status;
+    return halt_exit_status();
   status = S.failed > 100 ? VOW_EXIT_MANY : (int)S.failed;
   return status;
 }

@@ -133,6 +133,31 @@ check "--halt soon,fail=1 status" "2" "$?"
 check "--halt soon starts nothing more" "a" "$out"
 $VOW run -j1 --halt now,success=1 sh -c 'exit {}' ::: 1 0 1 2>/dev/null
 check "--halt now,success=1" 0 $?
+# Exit statuses after --halt, as GNU parallel 20221122 gives them for
+# jobs exiting 0 3 4 0 5 one at a time: the failing job's status with
+# fail=1, the number failed at the halt with fail=N and done=N, the
+# percentage failed (rounded up) with N%, 0 with success=; and the old
+# forms 0, 1, 2, -1, -2 and N%.
+halts="now,fail=1:3 soon,fail=1:3 now,fail=2:2 soon,fail=2:2 now,fail=50%:60
+soon,fail=30%:40 now,success=1:0 soon,success=2:0 now,done=2:1 soon,done=1:0
+now,done=50%:40 2:3 1:3 -1:0 -2:0 30%:40 0:3"
+for hw in $halts; do
+  h=${hw%:*}
+  $VOW run -j1 --halt "$h" sh -c 'exit {}' ::: 0 3 4 0 5 >/dev/null 2>&1
+  check "--halt $h: parallel's status" "${hw##*:}" $?
+  if command -v parallel >/dev/null 2>&1; then
+    parallel --will-cite -q -j1 --halt "$h" sh -c 'exit {}' ::: 0 3 4 0 5 >/dev/null 2>&1
+    p=$?
+    $VOW run -j1 --halt "$h" sh -c 'exit {}' ::: 0 3 4 0 5 >/dev/null 2>&1
+    check "--halt $h: as parallel in this run" "$p" $?
+  fi
+done
+# soon: jobs still running finish, but the status counts the failures
+# when the halt was decided (2 here, though a third job fails after).
+$VOW run -j3 --halt soon,fail=2 sh -c 'sleep 0.{}; exit {}' ::: 1 2 3 4 5 >/dev/null 2>&1
+check "--halt soon,fail=2 with jobs still running" 2 $?
+$VOW run -j3 --halt soon,fail=20% sh -c 'sleep 0.{}; exit {}' ::: 1 2 3 4 5 6 7 8 9 >/dev/null 2>&1
+check "--halt soon,fail=20%: 2 of 9, rounded up" 23 $?
 
 # Exit statuses.
 $VOW run sh -c 'exit 1' ::: 1 2 3 4 5
