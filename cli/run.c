@@ -70,6 +70,8 @@ typedef struct run_state {
   char* skip; /* by seq: already done according to the joblog */
   size_t skip_n;
   /* --halt */
+  const char** arg_files; /* -a FILE, in order: input sources first */
+  size_t narg_files;
   int halt_when;     /* 0 none, 1 soon, 2 now */
   int halt_why;      /* HALT_FAIL, HALT_SUCCESS or HALT_DONE */
   double halt_count; /* count, or fraction when halt_pct */
@@ -706,7 +708,9 @@ static void usage(FILE* f) {
       "  ::: A B C         a list of arguments; several lists combine as\n"
       "                    every combination, first list slowest\n"
       "  :::: FILE         one argument a line from FILE (- for stdin)\n"
-      "  (neither)         one argument a line from stdin\n"
+      "  -a FILE, --arg-file FILE  as :::: FILE, before the sources after\n"
+      "                    the command\n"
+      "  (none of these)   one argument a line from stdin\n"
       "  -0, --null        inputs are NUL-separated\n"
       "  --link            pair the lists instead (shorter ones wrap)\n"
       "replacement strings in COMMAND (none: the arguments are appended):\n"
@@ -824,15 +828,23 @@ static int parse_short(const char* a, int* i, int argc, char** argv,
         exit(0);
       case 'j':
       case 'P':
+      case 'a': {
+        const char* value;
         if (a[k + 1] != '\0') {
-          *jobs = a + k + 1;
+          value = a + k + 1;
         } else if (*i + 1 < argc) {
-          *jobs = argv[++*i];
+          value = argv[++*i];
         } else {
-          vow_cli_error("-%c needs a number of jobs", a[k]);
+          vow_cli_error("-%c needs %s", a[k],
+                        a[k] == 'a' ? "a file" : "a number of jobs");
           return -1;
         }
+        if (a[k] == 'a')
+          S.arg_files[S.narg_files++] = value;
+        else
+          *jobs = value;
         return 0;
+      }
       default:
         if (k == 1)
           vow_cli_error("unknown option %s (see vow run --help)", a);
@@ -848,6 +860,11 @@ static int parse_short(const char* a, int* i, int argc, char** argv,
 static int parse_options(int argc, char** argv) {
   int i;
   const char* jobs = NULL;
+  S.arg_files = calloc((size_t)argc + 1, sizeof(char*));
+  if (S.arg_files == NULL) {
+    vow_cli_error("out of memory");
+    return -1;
+  }
   for (i = 1; i < argc; i++) {
     const char* a = argv[i];
     const char* val = NULL;
@@ -897,6 +914,8 @@ static int parse_options(int argc, char** argv) {
       S.resume = 2;
     } else if (TAKES("--jobs") || TAKES("--max-procs")) {
       jobs = val;
+    } else if (TAKES("--arg-file")) {
+      S.arg_files[S.narg_files++] = val;
     } else if (TAKES("--timeout")) {
       char* end;
       double t = strtod(val, &end);
@@ -988,7 +1007,22 @@ static int parse_inputs(int argc, char** argv, int first) {
     vow_cli_error("no command to run (see vow run --help)");
     return -1;
   }
-  S.in.lists = calloc((size_t)argc, sizeof(input_list));
+  S.in.lists = calloc((size_t)argc + 1, sizeof(input_list));
+  /* -a FILE: input sources of their own, before the ones after the
+   * command, as GNU parallel orders them. */
+  for (size_t k = 0; k < S.narg_files; k++) {
+    const char* path = S.arg_files[k];
+    FILE* f = strcmp(path, "-") == 0 ? stdin : fopen(path, "r");
+    if (f == NULL) {
+      vow_cli_error("cannot read input file %s: %s", path, strerror(errno));
+      return -1;
+    }
+    if (run_list_read(&S.in.lists[S.in.nlists++], f, path, S.nul) != 0)
+      return -1;
+    if (f != stdin)
+      fclose(f);
+    any_sep = true;
+  }
   for (; i < argc; i++) {
     if (strcmp(argv[i], ":::") == 0 || strcmp(argv[i], "::::") == 0) {
       files = argv[i][3] == ':';

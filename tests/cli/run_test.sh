@@ -242,6 +242,24 @@ else
   echo "skip: GNU parallel is not installed (side-by-side checks)"
 fi
 
+# -a FILE / --arg-file FILE: input sources of their own, before those
+# after the command, as in GNU parallel; bundled too (-ka FILE).
+printf 'f1\nf2\n' > af
+printf 'g1\n' > ag
+check "-a with :::" "f1 x${nl}f1 y${nl}f2 x${nl}f2 y" "$($VOW run -k -a af echo ::: x y)"
+check "-a twice" "f1 g1${nl}f2 g1" "$($VOW run -k -a af -a ag echo)"
+check "--arg-file" "f1${nl}f2" "$($VOW run -k --arg-file af echo)"
+check "-a with ::::" "f1 g1${nl}f2 g1" "$($VOW run -k -a af echo :::: ag)"
+check "-ka FILE" "f1${nl}f2" "$($VOW run -ka af echo)"
+check "-a -: stdin" "s1" "$(echo s1 | $VOW run -a - echo)"
+$VOW run -a /nonexistent/x echo 2>err.txt
+check "-a a missing file: status" 255 $?
+check "-a a missing file: named" 1 "$(grep -c 'cannot read input file /nonexistent/x' err.txt)"
+if command -v parallel >/dev/null 2>&1; then
+  check "-a as parallel" "$(parallel --will-cite -q -k -a af -a ag echo ::: x y)" \
+    "$($VOW run -k -a af -a ag echo ::: x y)"
+fi
+
 # A pipe typed without --shell runs as parallel -q would (the | is an
 # argument), with a hint on stderr; with --shell it is a pipe.
 check "a | without --shell: passed as a word" "a | tr a b" \
