@@ -70,6 +70,7 @@ typedef struct run_state {
   char* skip; /* by seq: already done according to the joblog */
   size_t skip_n;
   /* --halt */
+  const char* tagstring;  /* --tagstring STR */
   const char** arg_files; /* -a FILE, in order: input sources first */
   size_t narg_files;
   int halt_when;     /* 0 none, 1 soon, 2 now */
@@ -136,10 +137,14 @@ static void spill(capture* c) {
   }
 }
 
+/* --tag: the arguments; --tagstring STR: STR with its replacement
+ * strings made for this job. A tab follows, as in GNU parallel. */
 static void put_tag(int fd, job* j) {
   vbuf t = {0};
   size_t i;
-  for (i = 0; i < S.in.nlists; i++) {
+  if (S.tagstring != NULL)
+    run_expand(&t, S.tagstring, &S.in, j->args, j->seq, j->slot, false);
+  for (i = 0; S.tagstring == NULL && i < S.in.nlists; i++) {
     if (i)
       vbuf_add(&t, " ", 1);
     vbuf_str(&t, j->args[i]);
@@ -722,6 +727,7 @@ static void usage(FILE* f) {
       "  -k, --keep-order  print in input order, not completion order\n"
       "  --line-buffer     pass whole lines through as they come\n"
       "  --tag             prefix each output line with the arguments\n"
+      "  --tagstring STR   ... with STR and its replacement strings instead\n"
       "  --shell           run COMMAND through /bin/sh; arguments quoted\n"
       "  --timeout S|N%    kill a job (TERM, then KILL) after S seconds, or\n"
       "                    N% of the median runtime\n"
@@ -914,6 +920,9 @@ static int parse_options(int argc, char** argv) {
       S.resume = 2;
     } else if (TAKES("--jobs") || TAKES("--max-procs")) {
       jobs = val;
+    } else if (TAKES("--tagstring")) {
+      S.tagstring = val;
+      S.tag = true;
     } else if (TAKES("--arg-file")) {
       S.arg_files[S.narg_files++] = val;
     } else if (TAKES("--timeout")) {

@@ -260,6 +260,15 @@ if command -v parallel >/dev/null 2>&1; then
     "$($VOW run -k -a af -a ag echo ::: x y)"
 fi
 
+# --tagstring STR: the tag with its replacement strings made.
+check "--tagstring" "<a-1>	hi a${nl}<b-2>	hi b" \
+  "$($VOW run -k --tagstring '<{}-{#}>' echo hi ::: a b)"
+if command -v parallel >/dev/null 2>&1; then
+  check "--tagstring as parallel" \
+    "$(parallel --will-cite -q -k -j1 --tagstring '{%}:{.}' echo x ::: a.c b.c)" \
+    "$($VOW run -k -j1 --tagstring '{%}:{.}' echo x ::: a.c b.c)"
+fi
+
 # A pipe typed without --shell runs as parallel -q would (the | is an
 # argument), with a hint on stderr; with --shell it is a pipe.
 check "a | without --shell: passed as a word" "a | tr a b" \
