@@ -71,6 +71,7 @@ typedef struct run_state {
   size_t skip_n;
   /* --halt */
   const char* tagstring;  /* --tagstring STR */
+  const char* workdir;    /* --workdir DIR: where jobs run */
   const char** arg_files; /* -a FILE, in order: input sources first */
   size_t narg_files;
   int halt_when;     /* 0 none, 1 soon, 2 now */
@@ -533,6 +534,8 @@ static int spawn_process(job* j, int out_fd, int err_fd) {
   posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
   posix_spawn_file_actions_adddup2(&fa, out_fd, 1);
   posix_spawn_file_actions_adddup2(&fa, err_fd, 2);
+  if (S.workdir != NULL)
+    posix_spawn_file_actions_addchdir_np(&fa, S.workdir);
   posix_spawnattr_init(&at);
   sigemptyset(&none);
   sigemptyset(&dflt);
@@ -728,6 +731,7 @@ static void usage(FILE* f) {
       "  --line-buffer     pass whole lines through as they come\n"
       "  --tag             prefix each output line with the arguments\n"
       "  --tagstring STR   ... with STR and its replacement strings instead\n"
+      "  --workdir DIR, --wd DIR  run jobs in DIR (made if missing)\n"
       "  --shell           run COMMAND through /bin/sh; arguments quoted\n"
       "  --timeout S|N%    kill a job (TERM, then KILL) after S seconds, or\n"
       "                    N% of the median runtime\n"
@@ -920,6 +924,8 @@ static int parse_options(int argc, char** argv) {
       S.resume = 2;
     } else if (TAKES("--jobs") || TAKES("--max-procs")) {
       jobs = val;
+    } else if (TAKES("--workdir") || TAKES("--wd")) {
+      S.workdir = val;
     } else if (TAKES("--tagstring")) {
       S.tagstring = val;
       S.tag = true;
@@ -1000,6 +1006,36 @@ static void hint_shell_words(void) {
       return;
     }
   }
+}
+
+/* --workdir DIR is made when missing, parents too, as GNU parallel makes
+ * it; what cannot be made, or is not a directory, is an error before any
+ * job runs. */
+static int make_workdir(const char* dir) {
+  char path[4096];
+  struct stat st;
+  size_t i, len = strlen(dir);
+  if (len == 0 || len >= sizeof(path)) {
+    vow_cli_error("--workdir: \"%s\" is not a usable directory name", dir);
+    return -1;
+  }
+  memcpy(path, dir, len + 1);
+  for (i = 1; i <= len; i++) {
+    if (path[i] != '/' && path[i] != '\0')
+      continue;
+    path[i] = '\0';
+    if (mkdir(path, 0777) != 0 && errno != EEXIST) {
+      vow_cli_error("--workdir %s: cannot make %s: %s", dir, path,
+                    strerror(errno));
+      return -1;
+    }
+    path[i] = dir[i];
+  }
+  if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
+    vow_cli_error("--workdir %s: not a directory", dir);
+    return -1;
+  }
+  return 0;
 }
 
 /* Splits the rest into the command and the ::: / :::: inputs. */
@@ -1089,6 +1125,8 @@ int vow_cli_run(int argc, char** argv) {
   if (first < 0 || parse_inputs(argc, argv, first) != 0)
     return VOW_EXIT_ERROR;
   hint_shell_words();
+  if (S.workdir != NULL && make_workdir(S.workdir) != 0)
+    return VOW_EXIT_ERROR;
   S.total = run_job_count(&S.in);
   for (i = 0; i < S.ncommand; i++)
     S.command_has_replacement |= run_has_replacement(S.command[i]);

@@ -260,6 +260,17 @@ if command -v parallel >/dev/null 2>&1; then
     "$($VOW run -k -a af -a ag echo ::: x y)"
 fi
 
+# --workdir / --wd DIR: jobs run there, made (parents too) when missing.
+check "--workdir" "/usr" "$($VOW run --workdir /usr sh -c pwd ::: x)"
+check "--wd made when missing" "$PWD/wd/a/b" "$($VOW run --wd "$PWD/wd/a/b" sh -c pwd ::: x)"
+touch wdfile
+$VOW run --wd "$PWD/wdfile" sh -c pwd ::: x 2>err.txt
+check "--wd at a file: refused" "255|1" "$?|$(grep -c 'not a directory' err.txt)"
+if command -v parallel >/dev/null 2>&1; then
+  check "--wd as parallel" "$(parallel --will-cite -q --wd "$PWD/wd2" sh -c pwd ::: x)" \
+    "$($VOW run --wd "$PWD/wd2" sh -c pwd ::: x)"
+fi
+
 # --tagstring STR: the tag with its replacement strings made.
 check "--tagstring" "<a-1>	hi a${nl}<b-2>	hi b" \
   "$($VOW run -k --tagstring '<{}-{#}>' echo hi ::: a b)"
