@@ -271,6 +271,15 @@ if command -v parallel >/dev/null 2>&1; then
     "$($VOW run --wd "$PWD/wd2" sh -c pwd ::: x)"
 fi
 
+# --nice N: the jobs' niceness, vow's own untouched.
+check "--nice 7" "$(($(nice) + 7))" "$($VOW run --nice 7 sh -c nice ::: x)"
+$VOW run --nice 40 true ::: x 2>err.txt
+check "--nice out of range: refused" "255|1" "$?|$(grep -c 'niceness from -20 to 19' err.txt)"
+if command -v parallel >/dev/null 2>&1; then
+  check "--nice as parallel" "$(parallel --will-cite -q --nice 5 sh -c nice ::: x)" \
+    "$($VOW run --nice 5 sh -c nice ::: x)"
+fi
+
 # --tagstring STR: the tag with its replacement strings made.
 check "--tagstring" "<a-1>	hi a${nl}<b-2>	hi b" \
   "$($VOW run -k --tagstring '<{}-{#}>' echo hi ::: a b)"
