@@ -73,6 +73,9 @@ typedef struct run_state {
   const char* tagstring;  /* --tagstring STR */
   const char* workdir;    /* --workdir DIR: where jobs run */
   const char* nice;       /* --nice N: run jobs under nice -n N */
+  double delay_s;         /* --delay S: between job starts */
+  double last_start;      /* when the last job started, for --delay */
+  uv_timer_t delay;       /* the next start, while --delay holds it */
   const char** arg_files; /* -a FILE, in order: input sources first */
   size_t narg_files;
   int halt_when;     /* 0 none, 1 soon, 2 now */
@@ -692,13 +695,34 @@ static job* make_job(size_t index, unsigned slot) {
   return j;
 }
 
+static void start_jobs(void);
+
+static void on_delay_over(uv_timer_t* t) {
+  (void)t;
+  start_jobs();
+}
+
 static void start_jobs(void) {
   while (!S.signalled && !S.halting && S.running < S.jobs && S.next < S.total) {
-    size_t index = S.next++;
+    size_t index = S.next;
     unsigned slot;
     job* j;
-    if (S.skip && S.skip[index])
+    if (S.skip && S.skip[index]) {
+      S.next++;
       continue;
+    }
+    if (S.delay_s > 0 && S.last_start > 0) {
+      /* --delay: the next start waits until S seconds after the last. */
+      double wait = S.last_start + S.delay_s - now_s();
+      if (wait > 0) {
+        if (!uv_is_active((uv_handle_t*)&S.delay))
+          uv_timer_start(&S.delay, on_delay_over, (uint64_t)(wait * 1000) + 1,
+                         0);
+        return;
+      }
+    }
+    S.next++;
+    S.last_start = now_s();
     for (slot = 0; slot < S.jobs && S.slot_busy[slot]; slot++) {
     }
     j = make_job(index, slot + 1);
@@ -754,6 +778,7 @@ static void usage(FILE* f) {
       "  --tagstring STR   ... with STR and its replacement strings instead\n"
       "  --workdir DIR, --wd DIR  run jobs in DIR (made if missing)\n"
       "  --nice N          run jobs at niceness N (through nice -n N)\n"
+      "  --delay S         start jobs at least S seconds apart\n"
       "  --shell           run COMMAND through /bin/sh; arguments quoted\n"
       "  --timeout S|N%    kill a job (TERM, then KILL) after S seconds, or\n"
       "                    N% of the median runtime\n"
@@ -946,6 +971,13 @@ static int parse_options(int argc, char** argv) {
       S.resume = 2;
     } else if (TAKES("--jobs") || TAKES("--max-procs")) {
       jobs = val;
+    } else if (TAKES("--delay")) {
+      char* end;
+      S.delay_s = strtod(val, &end);
+      if (end == val || *end != '\0' || S.delay_s < 0) {
+        vow_cli_error("--delay wants seconds, not \"%s\"", val);
+        return -1;
+      }
     } else if (TAKES("--nice")) {
       char* end;
       long n = strtol(val, &end, 10);
@@ -1193,6 +1225,7 @@ int vow_cli_run(int argc, char** argv) {
   uv_unref((uv_handle_t*)&S.sigterm);
   uv_unref((uv_handle_t*)&S.sighup);
   uv_timer_init(&loop, &tick);
+  uv_timer_init(&loop, &S.delay);
   if (S.bar && isatty(2)) {
     uv_timer_start(&tick, on_tick, 200, 200);
     uv_unref((uv_handle_t*)&tick);
@@ -1213,6 +1246,7 @@ int vow_cli_run(int argc, char** argv) {
   uv_close((uv_handle_t*)&S.sigterm, NULL);
   uv_close((uv_handle_t*)&S.sighup, NULL);
   uv_close((uv_handle_t*)&tick, NULL);
+  uv_close((uv_handle_t*)&S.delay, NULL);
   uv_run(&loop, UV_RUN_DEFAULT);
   uv_loop_close(&loop);
   if (S.signalled)

@@ -271,6 +271,14 @@ if command -v parallel >/dev/null 2>&1; then
     "$($VOW run --wd "$PWD/wd2" sh -c pwd ::: x)"
 fi
 
+# --delay S: starts at least S apart, whatever -j allows (the gaps are
+# lower bounds, checked with a little room for the jobs' own start-up).
+gaps=$($VOW run -j4 --delay 0.3 sh -c 'date +%s.%N' ::: 1 2 3 | sort -n |
+  awk 'NR > 1 && $1 - p < 0.25 { short++ } { p = $1 } END { print short + 0 }')
+check "--delay 0.3: no two starts closer" 0 "$gaps"
+$VOW run --delay soon true ::: x 2>/dev/null
+check "--delay bad: refused" 255 $?
+
 # --nice N: the jobs' niceness, vow's own untouched.
 check "--nice 7" "$(($(nice) + 7))" "$($VOW run --nice 7 sh -c nice ::: x)"
 $VOW run --nice 40 true ::: x 2>err.txt
