@@ -122,7 +122,12 @@ static void task_errors_and_crashes(void** state) {
 typedef struct killer {
   uv_timer_t timer;
   int kills;
+  bool closed;
 } killer;
+
+static void killer_closed(uv_handle_t* h) {
+  ((killer*)h->data)->closed = true;
+}
 
 static void kill_one(uv_timer_t* t) {
   killer* k = t->data;
@@ -190,7 +195,12 @@ static void deaths_under_fire(void** state) {
     vow_promise_release(ps[i]);
   }
   uv_timer_stop(&k.timer);
-  uv_close((uv_handle_t*)&k.timer, NULL);
+  /* k lives on this stack: its timer must be closed before we return,
+   * not on some later turn of the loop (after an immediate shutdown, say,
+   * there may be none before the context closes). */
+  uv_close((uv_handle_t*)&k.timer, killer_closed);
+  while (!k.closed)
+    uv_run(vow_ctx_loop(fx->ctx), UV_RUN_NOWAIT);
   for (i = 0; i < N; i++) {
     settled += got[i][0] == 1;
     bad += got[i][1];
