@@ -1272,10 +1272,12 @@ static vow_outcome_t map_join(vow_value_t* chunks, void* data) {
   out[at++] = (unsigned char)(m->n >> 8);
   out[at++] = (unsigned char)m->n;
   for (i = 0; i < nchunks; i++) {
-    size_t len, head;
+    size_t len, head = 0;
+    uint32_t count;
     const unsigned char* b =
         vow_value_bytes(vow_value_array_at(chunks, i), &len);
-    head = b[0] == 0xdc ? 3 : b[0] == 0xdd ? 5 : 1; /* its own header */
+    /* checked an array of its count when it arrived: drop its header */
+    vowp_array_header(b, len, &count, &head);
     memcpy(out + at, b + head, len - head);
     at += len - head;
   }
@@ -1324,15 +1326,11 @@ vow_promise_t* vow_pool_map(vow_pool_t* pool, const char* fn,
     vowp_error err;
     bytes = vow_value_bytes(items, &len);
     if (bytes != NULL && vowp_prescan(bytes, len, &lim, 0, &err) == VOWP_OK) {
-      unsigned char b = (unsigned char)bytes[0];
-      if (b >= 0x90 && b <= 0x9f) {
-        n = b & 0x0f;
-        at = bytes + 1;
-      } else if (b == 0xdc || b == 0xdd) {
-        int w = b == 0xdc ? 2 : 4, k;
-        for (k = 0; k < w; k++)
-          n = n << 8 | (unsigned char)bytes[1 + k];
-        at = bytes + 1 + w;
+      uint32_t count;
+      size_t head;
+      if (vowp_array_header(bytes, len, &count, &head)) {
+        n = count;
+        at = bytes + head;
       }
     }
   } else if (is_array) {
