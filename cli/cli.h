@@ -28,11 +28,14 @@ unsigned vow_cli_jobs(const char* spec, unsigned max_useful);
 
 /* The joblog, in GNU parallel's format (joblog.c). */
 #include <stdio.h>
-/* Marks in skip[seq - 1] the jobs not to run again: every job logged
- * (mode 1, --resume) or every job logged as a success (mode 2,
- * --resume-failed). A missing file is an empty log. Returns 0, or -1
- * after saying what is wrong with the file. */
-int vow_cli_joblog_read(const char* path, size_t total, char* skip, int mode);
+/* Reads which jobs not to run again into *skip (malloc'd, by seq - 1,
+ * *n of them): every job logged (mode 1, --resume) or every job logged as
+ * a success (mode 2, --resume-failed). A missing file is an empty log.
+ * Returns 0, or -1 after saying what is wrong with the file. */
+int vow_cli_joblog_read(const char* path, char** skip, size_t* n, int mode);
+/* --retry-failed: the command of every job the joblog shows as failed,
+ * by seq - 1 (NULL for the others), *n of them. */
+int vow_cli_joblog_failed(const char* path, char*** cmds, size_t* n);
 /* Opens the joblog for writing, appending when resuming, with the header
  * when the file is new. NULL after an error message. */
 FILE* vow_cli_joblog_open(const char* path, bool resume);

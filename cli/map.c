@@ -403,8 +403,12 @@ int vow_cli_map(int argc, char** argv) {
   }
   if (joblog != NULL) {
     struct timeval tv;
-    if (resume && vow_cli_joblog_read(joblog, M.n, skip, resume) != 0)
+    char* logged = NULL;
+    size_t nlogged = 0;
+    if (resume && vow_cli_joblog_read(joblog, &logged, &nlogged, resume) != 0)
       return VOW_EXIT_ERROR;
+    memcpy(skip, logged ? logged : "", nlogged < M.n ? nlogged : M.n);
+    free(logged);
     M.joblog = vow_cli_joblog_open(joblog, resume != 0);
     if (M.joblog == NULL)
       return VOW_EXIT_ERROR;
