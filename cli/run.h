@@ -2,35 +2,135 @@
 #ifndef VOW_CLI_RUN_H
 #define VOW_CLI_RUN_H
 
+#include <regex.h>
 #include <stdio.h>
+#include <uv.h>
 
 #include "cli.h"
 
-typedef struct input_list {
-  char** items;
-  size_t n, cap;
-} input_list;
+/* ---- inputs (run_input.c) ---------------------------------------------
+
+ * Inputs come from sources: a ::: list, or a :::: file (stdin is "-").
+ * Sources joined by :::+ / ::::+ (or all of them with --link) form a group
+ * whose rows pair their values, the shorter ones wrapping; the groups
+ * combine as every combination, the first slowest. The first group, when
+ * it is one file, is read as jobs need it, so the first job starts as the
+ * first line arrives and memory holds a window, not the whole input. */
+
+typedef struct run_row {
+  char** v; /* one malloc'd block: the pointers, then the strings */
+  size_t n;
+} run_row;
+
+typedef struct run_source {
+  char** args; /* a ::: list: argv's words */
+  size_t nargs;
+  const char* path; /* a :::: file; NULL for a ::: list */
+  int fd;
+  vbuf buf; /* read, not yet cut into records */
+  size_t pos;
+  bool eof, linked, header_read;
+} run_source;
+
+typedef struct run_group {
+  size_t first, nsrc; /* its sources */
+  run_row* rows;
+  size_t head, n, cap; /* rows[head..n) not yet used up */
+  bool eof;
+} run_group;
 
 typedef struct run_inputs {
-  input_list* lists;
-  size_t nlists;
-  bool link;
+  run_source* src;
+  size_t nsrc;
+  run_group* groups;
+  size_t ngroups;
+  bool link;               /* --link */
+  char delim[16];          /* -d / -0; "\n" by default */
+  size_t delim_len;
+  int trim;                /* --trim: 1 left, 2 right, 3 both */
+  bool colsep_on, colsep_literal;
+  regex_t colsep;
+  char colsep_text[64];
+  bool header;             /* --header */
+  char** names;            /* --header's column names, by position */
+  size_t nnames;
+  size_t max_args;         /* -N/-n/-L N: tuples a job; 0 one */
+  bool zero_args;          /* -N 0: a job per tuple, inserting none */
+  char multi;              /* 'X' -X, 'm' -m, 'x' --xargs, 0 none */
+  size_t max_chars;        /* -X/-m/--xargs: a command line's budget */
+  size_t fixed_chars;      /* ... taken by the command's own words */
+  unsigned repl_words;     /* ... and words with replacement strings */
+  size_t cap_tuples;       /* -X/-m: tuples a job once the end is read */
+  unsigned jobs;
+  bool stream;             /* the first group is read as jobs need it */
+  bool pollable;           /* ... and its file is a pipe, FIFO or tty */
+  size_t k;                /* the next tuple within the head row */
+  size_t rest;             /* tuples a first-group row makes */
+  uv_poll_t poll;
+  bool poll_on, poll_init;
+  void (*ready)(void);     /* more input came */
 } run_inputs;
 
-void run_list_add(input_list* l, const char* s);
-/* One item a line (or NUL-separated). Returns 0, or -1 after an error
- * message. */
-int run_list_read(input_list* l, FILE* f, const char* name, bool nul);
-/* Jobs the inputs make: the product of the lists' sizes, or with --link
- * the longest list's (shorter ones wrap around). */
-size_t run_job_count(const run_inputs* in);
-/* The value from each list for job `index` (0-based). */
-void run_job_args(const run_inputs* in, size_t index, const char** out);
+/* One job's values: tuples of positional values, flattened. */
+typedef struct run_args {
+  char** v;
+  size_t n;
+  size_t* tup; /* tuple i is v[tup[i]..tup[i+1]) */
+  size_t ntup;
+  char* block; /* owns the strings */
+} run_args;
+
+/* Splits argv[first..argc) after the command into sources. Returns 0, or
+ * -1 after an error message. */
+int run_inputs_parse(run_inputs* in, int argc, char** argv, int first,
+                     const char** arg_files, size_t narg_files);
+/* Sets -d DELIM (C escapes: \n \t \0 \\ \xHH \NNN); -1 on a bad one. */
+int run_inputs_delim(run_inputs* in, const char* spec);
+/* Sets --colsep RE (POSIX extended, with Perl's \t \s \S \d \w); a single
+ * character, or a pattern that does not compile, is taken literally. */
+void run_inputs_colsep(run_inputs* in, const char* re);
+/* Opens the files, reads the headers, reads whole every group that is
+ * not streamed (all of them when all is set). Returns 0, or -1 after an
+ * error message. */
+int run_inputs_open(run_inputs* in, uv_loop_t* loop, bool all);
+/* The next job's values: 1 made, 0 waiting for input (ready() is called
+ * when it comes; only with a loop), -1 no more. With block set, waits in
+ * read() instead. */
+int run_inputs_next(run_inputs* in, run_args* out, bool block);
+/* Tuples still to come, when the end of input is known; SIZE_MAX when it
+ * is not yet. */
+size_t run_inputs_left(const run_inputs* in);
+/* Stops waiting for input: the run ends early. */
+void run_inputs_pause(run_inputs* in);
+void run_inputs_close(run_inputs* in);
+void run_args_free(run_args* a);
+
+/* ---- expansion (run_expand.c) ----------------------------------------- */
+
+typedef enum { WORDS_ARGV, WORDS_SHELL, WORDS_PLAIN } words_mode;
+
+/* What a command expands to: argv words, or one string for /bin/sh -c
+ * with the values quoted, or one plain string (--tagstring, --results). */
+typedef struct run_words {
+  words_mode mode;
+  vbuf cur;
+  char** w;
+  size_t n, cap;
+  bool open;
+} run_words;
+
+void run_words_end(run_words* w);  /* ends the current word */
+char** run_words_take(run_words* w); /* NULL-terminated; w is emptied */
+void run_words_free(run_words* w);
+
 /* True when word holds a replacement string. */
-bool run_has_replacement(const char* word);
-/* Appends word with its replacement strings made; values are
- * shell-quoted when quote is set. */
-void run_expand(vbuf* b, const char* word, const run_inputs* in,
-                const char** args, size_t seq, unsigned slot, bool quote);
+bool run_has_replacement(const char* word, const run_inputs* in);
+/* Expands the command (words cmd[0..n)) for a job. */
+void run_expand_command(run_words* out, char** cmd, size_t n,
+                        const run_inputs* in, const run_args* a, size_t seq,
+                        unsigned slot);
+/* Expands one word with every value, into one plain string. */
+void run_expand_plain(vbuf* b, const char* word, const run_inputs* in,
+                      const run_args* a, size_t seq, unsigned slot);
 
 #endif

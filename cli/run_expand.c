@@ -1,0 +1,238 @@
+/* vow run's replacement strings: {} {.} {/} {//} {/.} {#} {%} {n}
+ * {-n} and --header's {name}, made into argv words, a /bin/sh command
+ * with the values quoted, or a plain string. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "run.h"
+
+/* ---- words ------------------------------------------------------------ */
+
+void run_words_end(run_words* w) {
+  if (w->mode != WORDS_ARGV)
+    return;
+  if (w->n + 2 > w->cap) {
+    w->cap = w->cap ? w->cap * 2 : 16;
+    w->w = realloc(w->w, w->cap * sizeof(char*));
+    if (w->w == NULL) {
+      vow_cli_error("out of memory");
+      exit(VOW_EXIT_ERROR);
+    }
+  }
+  w->w[w->n++] = strndup(w->cur.data ? w->cur.data : "", w->cur.len);
+  w->w[w->n] = NULL;
+  w->cur.len = 0;
+}
+
+char** run_words_take(run_words* w) {
+  char** out;
+  if (w->mode != WORDS_ARGV) {
+    w->mode = WORDS_ARGV;
+    run_words_end(w);
+  }
+  if (w->w == NULL) {
+    w->w = calloc(1, sizeof(char*));
+    if (w->w == NULL)
+      exit(VOW_EXIT_ERROR);
+  }
+  out = w->w;
+  w->w = NULL;
+  w->n = w->cap = 0;
+  vbuf_free(&w->cur);
+  return out;
+}
+
+void run_words_free(run_words* w) {
+  size_t i;
+  for (i = 0; i < w->n; i++)
+    free(w->w[i]);
+  free(w->w);
+  vbuf_free(&w->cur);
+  memset(w, 0, sizeof(*w));
+}
+
+/* ---- replacement strings ---------------------------------------------- */
+
+static const char* base_of(const char* s) {
+  const char* slash = strrchr(s, '/');
+  return slash ? slash + 1 : s;
+}
+
+/* Appends the value after the named transformation, quoted for the shell
+ * when the words are a shell command. */
+static void put_value(run_words* out, const char* v, const char* how) {
+  vbuf t = {0};
+  if (strcmp(how, "") == 0) {
+    vbuf_str(&t, v);
+  } else if (strcmp(how, ".") == 0 || strcmp(how, "/.") == 0) {
+    const char* from = how[0] == '/' ? base_of(v) : v;
+    const char* dot = strrchr(from, '.');
+    const char* slash = strrchr(from, '/');
+    if (dot != NULL && (slash == NULL || dot > slash) && dot != from &&
+        dot[-1] != '/')
+      vbuf_add(&t, from, (size_t)(dot - from));
+    else
+      vbuf_str(&t, from);
+  } else if (strcmp(how, "/") == 0) {
+    vbuf_str(&t, base_of(v));
+  } else if (strcmp(how, "//") == 0) {
+    const char* slash = strrchr(v, '/');
+    if (slash == NULL)
+      vbuf_str(&t, ".");
+    else if (slash == v)
+      vbuf_str(&t, "/");
+    else
+      vbuf_add(&t, v, (size_t)(slash - v));
+  }
+  if (out->mode == WORDS_SHELL)
+    vow_cli_quote(&out->cur, t.data ? t.data : "");
+  else if (t.len)
+    vbuf_add(&out->cur, t.data, t.len);
+  vbuf_free(&t);
+}
+
+typedef struct token {
+  char kind;    /* 'v' value(s), '#' job number, '%' slot */
+  long pos;     /* 0 every value; n the n-th; -n the n-th from the end */
+  char how[4];  /* the transformation */
+} token;
+
+static bool transformation(const char* q, size_t len) {
+  return len == 0 || (len == 1 && (q[0] == '.' || q[0] == '/')) ||
+         (len == 2 && q[0] == '/' && (q[1] == '/' || q[1] == '.'));
+}
+
+/* Reads a replacement string at p ("{...}"); returns its length, 0 when
+ * p starts none. */
+static size_t parse_token(const char* p, const run_inputs* in, token* t) {
+  const char* q = p + 1;
+  const char* close;
+  size_t len, i;
+  bool neg = false;
+  long n = 0;
+  if (*p != '{' || (close = strchr(q, '}')) == NULL)
+    return 0;
+  len = (size_t)(close - q);
+  t->pos = 0;
+  t->kind = 'v';
+  if (len == 1 && (q[0] == '#' || q[0] == '%')) {
+    t->kind = q[0];
+    return 3;
+  }
+  for (i = 0; i < in->nnames; i++) {
+    /* --header's names: {name} is that column. */
+    if (in->names[i] != NULL && strlen(in->names[i]) == len &&
+        strncmp(in->names[i], q, len) == 0) {
+      t->pos = (long)i + 1;
+      t->how[0] = '\0';
+      return len + 2;
+    }
+  }
+  if (*q == '-' && q[1] >= '0' && q[1] <= '9')
+    neg = true, q++;
+  if (*q >= '0' && *q <= '9') {
+    while (*q >= '0' && *q <= '9' && n < 1000000)
+      n = n * 10 + (*q++ - '0');
+    if (n == 0)
+      return 0;
+  }
+  len = (size_t)(close - q);
+  if (!transformation(q, len))
+    return 0;
+  memcpy(t->how, q, len);
+  t->how[len] = '\0';
+  t->pos = neg ? -n : n;
+  return (size_t)(close + 1 - p);
+}
+
+bool run_has_replacement(const char* word, const run_inputs* in) {
+  const char* p;
+  token t;
+  for (p = word; (p = strchr(p, '{')) != NULL; p++)
+    if (parse_token(p, in, &t) > 0)
+      return true;
+  return false;
+}
+
+/* Between two values of one {}: a new argv word (as parallel -q makes
+ * it), or a space. */
+static void separate(run_words* out) {
+  if (out->mode == WORDS_ARGV)
+    run_words_end(out);
+  else
+    vbuf_add(&out->cur, " ", 1);
+}
+
+/* Expands word with the values v[from..to). */
+static void expand_word(run_words* out, const char* word,
+                        const run_inputs* in, const run_args* a, size_t from,
+                        size_t to, size_t seq, unsigned slot) {
+  const char* p = word;
+  while (*p) {
+    token t;
+    size_t len = parse_token(p, in, &t);
+    if (len == 0) {
+      vbuf_add(&out->cur, p, 1);
+      p++;
+      continue;
+    }
+    if (t.kind != 'v') {
+      char num[32];
+      snprintf(num, sizeof(num), "%zu", t.kind == '#' ? seq : (size_t)slot);
+      vbuf_str(&out->cur, num);
+    } else if (t.pos == 0) {
+      size_t i;
+      for (i = from; i < to; i++) {
+        if (i > from)
+          separate(out);
+        put_value(out, a->v[i], t.how);
+      }
+    } else {
+      /* Past the values is nothing, as in GNU parallel. */
+      size_t n = to - from, k = (size_t)(t.pos < 0 ? -t.pos : t.pos);
+      if (k <= n)
+        put_value(out, a->v[t.pos > 0 ? from + k - 1 : to - k], t.how);
+    }
+    p += len;
+  }
+}
+
+void run_expand_command(run_words* out, char** cmd, size_t n,
+                        const run_inputs* in, const run_args* a, size_t seq,
+                        unsigned slot) {
+  bool any = false;
+  size_t i, t;
+  for (i = 0; i < n; i++)
+    any |= run_has_replacement(cmd[i], in);
+  for (i = 0; i < n; i++) {
+    if (out->mode != WORDS_ARGV && i > 0)
+      vbuf_add(&out->cur, " ", 1);
+    if (in->multi == 'X' && run_has_replacement(cmd[i], in)) {
+      /* -X: the word again for each tuple, made with that tuple alone. */
+      for (t = 0; t < a->ntup; t++) {
+        if (t > 0)
+          separate(out);
+        expand_word(out, cmd[i], in, a, a->tup[t], a->tup[t + 1], seq, slot);
+      }
+    } else {
+      expand_word(out, cmd[i], in, a, 0, a->n, seq, slot);
+    }
+    run_words_end(out);
+  }
+  for (i = 0; !any && i < a->n; i++) {
+    /* No replacement string: the values go at the end. */
+    if (out->mode != WORDS_ARGV)
+      vbuf_add(&out->cur, " ", 1);
+    put_value(out, a->v[i], "");
+    run_words_end(out);
+  }
+}
+
+void run_expand_plain(vbuf* b, const char* word, const run_inputs* in,
+                      const run_args* a, size_t seq, unsigned slot) {
+  run_words w = {0};
+  w.mode = WORDS_PLAIN;
+  w.cur = *b;
+  expand_word(&w, word, in, a, 0, a->n, seq, slot);
+  *b = w.cur;
+}

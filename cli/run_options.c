@@ -1,0 +1,448 @@
+/* vow run's options, as GNU parallel spells them; one vow does not know
+ * is refused by name, never taken as input. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "run_state.h"
+
+static void usage(FILE* f) {
+  fputs(
+      "usage: vow run [options] COMMAND [ARG...] [::: ARGS...] [:::: FILE...]\n"
+      "Runs COMMAND once per input, in parallel, like GNU parallel -q.\n"
+      "\n"
+      "inputs:\n"
+      "  ::: A B C         a list of arguments; several lists combine as\n"
+      "                    every combination, first list slowest\n"
+      "  :::: FILE         one argument a line from FILE (- for stdin)\n"
+      "  -a FILE, --arg-file FILE  as :::: FILE, before the sources after\n"
+      "                    the command\n"
+      "  (none of these)   one argument a line from stdin\n"
+      "  ::: A :::+ B      pair B with the source before it (shorter wraps)\n"
+      "  -0, --null        inputs are NUL-separated\n"
+      "  -d DELIM          inputs end with DELIM (\\n \\t \\0 \\xHH escapes)\n"
+      "  --link            pair every source instead (shorter ones wrap)\n"
+      "  --colsep RE       split each input into columns {1} {2} ...\n"
+      "  --header :        the first input (or line) names the columns: {name}\n"
+      "  --trim n|l|r|lr   strip white space from the inputs' ends\n"
+      "  -N N, -n N, -L N  N inputs a job: {1}..{N}, {} all of them\n"
+      "  -X                as many inputs a job as a command line holds, the\n"
+      "                    word with {} repeated for each\n"
+      "  -m, --xargs       ... {} made of all of them (-X and -m spread the\n"
+      "                    last ones over the job slots)\n"
+      "  --shuf            run the jobs in random order\n"
+      "  --retry-failed    rerun the commands the joblog shows as failed\n"
+      "replacement strings in COMMAND (none: the arguments are appended):\n"
+      "  {} {.} {/} {//} {/.}  the argument, without extension, basename,\n"
+      "                    dirname, basename without extension\n"
+      "  {#} {%} {1}..{n}  job number, slot number, n-th value ({-1} last)\n"
+      "  {}  with several values: one argument each, as parallel -q\n"
+      "options:\n"
+      "  -j N, -P N        jobs at once (default: CPUs; 0: all; N%, +N, -N)\n"
+      "  -k, --keep-order  print in input order, not completion order\n"
+      "  --line-buffer     pass whole lines through as they come\n"
+      "  -u, --ungroup     jobs write straight to vow's stdout and stderr\n"
+      "  --results DIR     each job's stdout, stderr and seq in files under\n"
+      "                    DIR/1/VALUE/..., as GNU parallel lays them out\n"
+      "  --tag             prefix each output line with the arguments\n"
+      "  --tagstring STR   ... with STR and its replacement strings instead\n"
+      "  --workdir DIR, --wd DIR  run jobs in DIR (made if missing)\n"
+      "  --nice N          run jobs at niceness N (through nice -n N)\n"
+      "  --delay S         start jobs at least S seconds apart\n"
+      "  --load N[%]       start jobs only while fewer than N processes run\n"
+      "  --memfree SIZE    start jobs only while SIZE (k/M/G) is free; kill\n"
+      "                    the youngest, to rerun later, below half of it\n"
+      "  --shell           run COMMAND through /bin/sh; arguments quoted\n"
+      "  --timeout S|N%    kill a job (TERM, then KILL) after S seconds, or\n"
+      "                    N% of the median runtime\n"
+      "  --joblog FILE     a line per finished job, GNU parallel's columns\n"
+      "  --resume          skip jobs the joblog shows as run\n"
+      "  --resume-failed   rerun the ones the joblog shows as failed\n"
+      "  --retries N       run a failing job up to N times\n"
+      "  --halt now|soon,fail|success|done=N[%]  stop at failures, successes\n"
+      "                    or finished jobs (also 0, 1, 2, -1, -2, N%)\n"
+      "  --dry-run         print the commands, run nothing\n"
+      "  --bar             a progress bar with percent and ETA on stderr\n"
+      "  --eta, --progress  ETA, or jobs running and done, on stderr\n"
+      "                    (progress is drawn only on a terminal, and reads\n"
+      "                    the whole input first to know the total)\n"
+      "  -q, --quote, --will-cite  accepted: vow never needs a shell's "
+      "quoting\n"
+      "                    and asks for no citation\n"
+      "single-letter options bundle: -kj2 is -k -j 2.\n"
+      "each job sees $PARALLEL_SEQ (its number) and $PARALLEL_JOBSLOT (its\n"
+      "slot).\n"
+      "exit status: 0 all succeeded; 1-100 failed jobs; 101 more than 100;\n"
+      "255 bad usage or input; 128+N killed by signal N.\n",
+      f);
+}
+
+/* --halt WHEN,WHY=N[%], and GNU parallel's older forms: 0 (never), 1
+ * (soon,fail=1), 2 (now,fail=1), -1 (soon,success=1), -2 (now,success=1)
+ * and N% (soon,fail=N%). */
+static int parse_halt(const char* spec) {
+  char how[8];
+  const char* comma = strchr(spec, ',');
+  const char* eq;
+  const char* why;
+  char* end;
+  if (strcmp(spec, "never") == 0 || strcmp(spec, "0") == 0)
+    return 0;
+  if (strcmp(spec, "1") == 0 || strcmp(spec, "2") == 0 ||
+      strcmp(spec, "-1") == 0 || strcmp(spec, "-2") == 0) {
+    S.halt_when = spec[strlen(spec) - 1] == '2' ? 2 : 1;
+    S.halt_why = spec[0] == '-' ? HALT_SUCCESS : HALT_FAIL;
+    S.halt_count = 1;
+    return 0;
+  }
+  if (comma == NULL) {
+    /* N%: soon,fail=N% */
+    S.halt_count = strtod(spec, &end);
+    if (end == spec || strcmp(end, "%") != 0 || S.halt_count <= 0 ||
+        S.halt_count >= 100)
+      return -1;
+    S.halt_when = 1;
+    S.halt_why = HALT_FAIL;
+    S.halt_pct = true;
+    S.halt_count /= 100.0;
+    return 0;
+  }
+  if ((size_t)(comma - spec) >= sizeof(how))
+    return -1;
+  memcpy(how, spec, (size_t)(comma - spec));
+  how[comma - spec] = '\0';
+  if (strcmp(how, "now") == 0)
+    S.halt_when = 2;
+  else if (strcmp(how, "soon") == 0)
+    S.halt_when = 1;
+  else
+    return -1;
+  eq = strchr(comma, '=');
+  why = comma + 1;
+  if (eq == NULL)
+    return -1;
+  if (eq - why == 4 && strncmp(why, "fail", 4) == 0)
+    S.halt_why = HALT_FAIL;
+  else if (eq - why == 7 && strncmp(why, "success", 7) == 0)
+    S.halt_why = HALT_SUCCESS;
+  else if (eq - why == 4 && strncmp(why, "done", 4) == 0)
+    S.halt_why = HALT_DONE;
+  else
+    return -1;
+  S.halt_count = strtod(eq + 1, &end);
+  if (end == eq + 1 || S.halt_count <= 0)
+    return -1;
+  if (*end == '%') {
+    S.halt_pct = true;
+    S.halt_count /= 100.0;
+    end++;
+  }
+  return *end == '\0' ? 0 : -1;
+}
+
+static int set_delim(const char* spec) {
+  if (run_inputs_delim(&S.in, spec) != 0) {
+    vow_cli_error("-d wants a delimiter (with \\n \\t \\0 \\xHH escapes), not "
+                  "\"%s\"",
+                  spec);
+    return -1;
+  }
+  return 0;
+}
+
+/* -N N, -n N, -L N: N inputs a job; -N 0 reads one and inserts none. */
+static int set_max_args(char opt, const char* spec) {
+  char* end;
+  long n = strtol(spec, &end, 10);
+  if (end == spec || *end != '\0' || n < 0 || n > 1000000) {
+    vow_cli_error("-%c wants a count, not \"%s\"", opt, spec);
+    return -1;
+  }
+  S.in.max_args = (size_t)n;
+  S.in.zero_args = n == 0;
+  if (n == 0)
+    S.in.max_args = 1;
+  return 0;
+}
+
+/* SIZE with k, M, G or T (powers of 1024, as GNU parallel reads them). */
+static double parse_size(const char* spec) {
+  char* end;
+  double n = strtod(spec, &end);
+  const char* units = "kmgt";
+  const char* u;
+  if (end == spec || n < 0)
+    return -1;
+  if (*end == '\0')
+    return n;
+  u = strchr(units, end[0] | 0x20);
+  if (u == NULL || end[1] != '\0')
+    return -1;
+  for (; u >= units; u--)
+    n *= 1024;
+  return n;
+}
+
+/* Single-letter options, bundled as GNU parallel's Getopt::Long takes
+ * them: -kj2 is -k -j 2, -j2 and -P2 are -j 2, and a letter that takes a
+ * value takes the rest of the word or the next one. */
+static int parse_short(const char* a, int* i, int argc, char** argv,
+                       const char** jobs) {
+  size_t k;
+  for (k = 1; a[k] != '\0'; k++) {
+    switch (a[k]) {
+      case 'k':
+        S.keep_order = true;
+        break;
+      case '0':
+        S.in.delim[0] = '\0', S.in.delim_len = 1;
+        break;
+      case 'q':
+        break; /* -q: no shell, every argument one word, vow's default */
+      case 'u':
+        S.ungroup = true;
+        break;
+      case 'X':
+        S.in.multi = 'X';
+        break;
+      case 'm':
+        S.in.multi = 'm';
+        break;
+      case 'h':
+        usage(stdout);
+        exit(0);
+      case 'j':
+      case 'P':
+      case 'd':
+      case 'N':
+      case 'n':
+      case 'L':
+      case 'a': {
+        const char* value;
+        if (a[k + 1] != '\0') {
+          value = a + k + 1;
+        } else if (*i + 1 < argc) {
+          value = argv[++*i];
+        } else {
+          vow_cli_error("-%c needs %s", a[k],
+                        a[k] == 'a'   ? "a file"
+                        : a[k] == 'd' ? "a delimiter"
+                        : a[k] == 'j' || a[k] == 'P' ? "a number of jobs"
+                                                     : "a number");
+          return -1;
+        }
+        if (a[k] == 'a')
+          S.arg_files[S.narg_files++] = value;
+        else if (a[k] == 'd')
+          return set_delim(value);
+        else if (a[k] == 'j' || a[k] == 'P')
+          *jobs = value;
+        else
+          return set_max_args(a[k], value);
+        return 0;
+      }
+      default:
+        if (k == 1)
+          vow_cli_error("unknown option %s (see vow run --help)", a);
+        else
+          vow_cli_error("unknown option -%c in %s (see vow run --help)", a[k],
+                        a);
+        return -1;
+    }
+  }
+  return 0;
+}
+
+int run_parse_options(int argc, char** argv) {
+  int i;
+  const char* jobs = NULL;
+  S.arg_files = calloc((size_t)argc + 1, sizeof(char*));
+  if (S.arg_files == NULL) {
+    vow_cli_error("out of memory");
+    return -1;
+  }
+  for (i = 1; i < argc; i++) {
+    const char* a = argv[i];
+    const char* val = NULL;
+#define TAKES(name)                                                        \
+  (strcmp(a, name) == 0                                                    \
+       ? (i + 1 < argc ? (val = argv[++i], 1)                              \
+                       : (vow_cli_error("%s needs a value", name),         \
+                          exit(VOW_EXIT_ERROR), 0))                        \
+   : strncmp(a, name "=", sizeof(name)) == 0 ? (val = a + sizeof(name), 1) \
+                                             : 0)
+    if (a[0] != '-' || strcmp(a, "-") == 0)
+      break;
+    if (strcmp(a, "--") == 0) {
+      i++;
+      break;
+    }
+    if (a[1] != '-') {
+      if (parse_short(a, &i, argc, argv, &jobs) != 0)
+        return -1;
+    } else if (strcmp(a, "--help") == 0) {
+      usage(stdout);
+      exit(0);
+    } else if (strcmp(a, "--keep-order") == 0) {
+      S.keep_order = true;
+    } else if (strcmp(a, "--line-buffer") == 0) {
+      S.line_buffer = true;
+    } else if (strcmp(a, "--tag") == 0) {
+      S.tag = true;
+    } else if (strcmp(a, "--shell") == 0) {
+      S.shell = true;
+    } else if (strcmp(a, "--dry-run") == 0) {
+      S.dry_run = true;
+    } else if (strcmp(a, "--null") == 0) {
+      S.in.delim[0] = '\0', S.in.delim_len = 1;
+    } else if (strcmp(a, "--quote") == 0 || strcmp(a, "--will-cite") == 0 ||
+               strcmp(a, "--no-notice") == 0) {
+      /* accepted as GNU parallel users type them: --quote is vow's
+       * default, and vow asks for no citation */
+    } else if (strcmp(a, "--link") == 0) {
+      S.in.link = true;
+    } else if (strcmp(a, "--ungroup") == 0) {
+      S.ungroup = true;
+    } else if (strcmp(a, "--xargs") == 0) {
+      S.in.multi = 'x';
+    } else if (strcmp(a, "--shuf") == 0) {
+      S.shuf = true;
+    } else if (strcmp(a, "--retry-failed") == 0) {
+      S.resume = 3;
+    } else if (strcmp(a, "--bar") == 0) {
+      S.progress = 'b';
+    } else if (strcmp(a, "--eta") == 0) {
+      S.progress = 'e';
+    } else if (strcmp(a, "--progress") == 0) {
+      S.progress = 'p';
+    } else if (TAKES("--delimiter")) {
+      if (set_delim(val) != 0)
+        return -1;
+    } else if (TAKES("--max-args") || TAKES("--max-replace-args") ||
+               TAKES("--max-lines")) {
+      if (set_max_args('N', val) != 0)
+        return -1;
+    } else if (TAKES("--colsep")) {
+      if (*val == '\0') {
+        vow_cli_error("--colsep wants a separator");
+        return -1;
+      }
+      run_inputs_colsep(&S.in, val);
+    } else if (TAKES("--header")) {
+      S.in.header = true;
+    } else if (TAKES("--trim")) {
+      if (strcmp(val, "n") == 0)
+        S.in.trim = 0;
+      else if (strcmp(val, "l") == 0)
+        S.in.trim = 1;
+      else if (strcmp(val, "r") == 0)
+        S.in.trim = 2;
+      else if (strcmp(val, "lr") == 0 || strcmp(val, "rl") == 0)
+        S.in.trim = 3;
+      else {
+        vow_cli_error("--trim wants n, l, r, lr or rl, not \"%s\"", val);
+        return -1;
+      }
+    } else if (TAKES("--results") || TAKES("--res")) {
+      if (*val == '\0') {
+        vow_cli_error("--results wants a directory");
+        return -1;
+      }
+      S.results = val;
+    } else if (TAKES("--load")) {
+      char* end;
+      S.load_max = strtod(val, &end);
+      if (end == val || S.load_max <= 0 ||
+          (*end != '\0' && strcmp(end, "%") != 0)) {
+        vow_cli_error("--load wants N or N%%, not \"%s\"", val);
+        return -1;
+      }
+      if (*end == '%')
+        S.load_max = S.load_max * vow_cli_cpus() / 100.0;
+    } else if (TAKES("--memfree")) {
+      S.memfree = parse_size(val);
+      if (S.memfree <= 0) {
+        vow_cli_error("--memfree wants a size (as 500M or 2G), not \"%s\"",
+                      val);
+        return -1;
+      }
+    } else if (strcmp(a, "--resume") == 0) {
+      S.resume = 1;
+    } else if (strcmp(a, "--resume-failed") == 0) {
+      S.resume = 2;
+    } else if (TAKES("--jobs") || TAKES("--max-procs")) {
+      jobs = val;
+    } else if (TAKES("--delay")) {
+      char* end;
+      S.delay_s = strtod(val, &end);
+      if (end == val || *end != '\0' || S.delay_s < 0) {
+        vow_cli_error("--delay wants seconds, not \"%s\"", val);
+        return -1;
+      }
+    } else if (TAKES("--nice")) {
+      char* end;
+      long n = strtol(val, &end, 10);
+      if (end == val || *end != '\0' || n < -20 || n > 19) {
+        vow_cli_error("--nice wants a niceness from -20 to 19, not \"%s\"",
+                      val);
+        return -1;
+      }
+      S.nice = val;
+    } else if (TAKES("--workdir") || TAKES("--wd")) {
+      S.workdir = val;
+    } else if (TAKES("--tagstring")) {
+      S.tagstring = val;
+      S.tag = true;
+    } else if (TAKES("--arg-file")) {
+      S.arg_files[S.narg_files++] = val;
+    } else if (TAKES("--timeout")) {
+      char* end;
+      double t = strtod(val, &end);
+      if (end == val || t <= 0 || (*end != '\0' && strcmp(end, "%") != 0)) {
+        vow_cli_error("--timeout wants seconds or N%%, not \"%s\"", val);
+        return -1;
+      }
+      if (*end == '%')
+        S.timeout_pct = t;
+      else
+        S.timeout_s = t;
+    } else if (TAKES("--joblog")) {
+      S.joblog = val;
+    } else if (TAKES("--retries")) {
+      char* end;
+      long n = strtol(val, &end, 10);
+      if (*end != '\0' || n < 0) {
+        vow_cli_error("--retries wants a count, not \"%s\"", val);
+        return -1;
+      }
+      S.retries = (unsigned)n;
+    } else if (TAKES("--halt")) {
+      if (parse_halt(val) != 0) {
+        vow_cli_error(
+            "--halt wants now|soon,fail|success|done=N[%%], not \"%s\"", val);
+        return -1;
+      }
+    } else {
+      vow_cli_error("unknown option %s (see vow run --help)", a);
+      return -1;
+    }
+#undef TAKES
+  }
+  if (jobs != NULL) {
+    S.jobs = vow_cli_jobs(jobs, 1024);
+    if (S.jobs == 0) {
+      vow_cli_error("-j wants N, N%%, +N, -N or 0, not \"%s\"", jobs);
+      return -1;
+    }
+  } else {
+    S.jobs = vow_cli_cpus();
+  }
+  if (S.resume && S.joblog == NULL) {
+    vow_cli_error("%s needs --joblog FILE",
+                  S.resume == 3   ? "--retry-failed"
+                  : S.resume == 2 ? "--resume-failed"
+                                  : "--resume");
+    return -1;
+  }
+  return i;
+}
+

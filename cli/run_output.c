@@ -1,0 +1,415 @@
+/* vow run's output: each job's stdout and stderr captured (in memory up
+ * to a limit, then spilled to a private temporary file) and printed whole
+ * when the job ends, so no two jobs' output interleave; with -k, the job
+ * printed next writes its stdout straight through, and finished jobs
+ * waiting their turn are parked in one file, not in memory. Also
+ * --results files and the progress line. */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include "run_state.h"
+
+#define MEM_LIMIT (1u << 20) /* bytes kept in memory per stream per job */
+#define PARK_IN_MEMORY 4096  /* -k: less than this waits in memory */
+
+static double now(void) {
+  struct timeval tv;
+  gettimeofday(&tv, NULL);
+  return (double)tv.tv_sec + (double)tv.tv_usec / 1e6;
+}
+
+static void erase_progress(void);
+
+/* Writes all of it. A closed stdout (| head) is noted: the run stops
+ * starting jobs, as GNU parallel does when SIGPIPE ends it. */
+void out_write(int fd, const char* p, size_t n) {
+  if ((fd == 1 || fd == 2) && S.drawn)
+    erase_progress();
+  while (n > 0) {
+    ssize_t k = write(fd, p, n);
+    if (k < 0) {
+      if (errno == EINTR)
+        continue;
+      if (errno == EPIPE && fd == 1)
+        S.broken_pipe = true;
+      return;
+    }
+    p += k;
+    n -= (size_t)k;
+  }
+}
+
+static int spill_file(void) {
+  char path[128];
+  int fd;
+  if (S.spill_dir[0] == '\0') {
+    const char* tmp = getenv("TMPDIR");
+    snprintf(S.spill_dir, sizeof(S.spill_dir), "%s/vow-XXXXXX",
+             tmp && strlen(tmp) < 40 ? tmp : "/tmp");
+    if (mkdtemp(S.spill_dir) == NULL) {
+      S.spill_dir[0] = '\0';
+      return -1; /* keep it in memory then */
+    }
+  }
+  snprintf(path, sizeof(path), "%s/outXXXXXX", S.spill_dir);
+  fd = mkstemp(path);
+  if (fd >= 0)
+    unlink(path); /* gone when closed, whatever happens to us */
+  return fd;
+}
+
+static void spill(capture* c) {
+  c->spill_fd = spill_file();
+  if (c->spill_fd >= 0) {
+    out_write(c->spill_fd, c->mem.data, c->mem.len);
+    c->mem.len = 0;
+  }
+}
+
+/* --tag: the values; --tagstring STR: STR with its replacement strings
+ * made for this job. A tab follows, as in GNU parallel. */
+static void put_tag(int fd, job* j) {
+  vbuf t = {0};
+  size_t i;
+  if (S.tagstring != NULL)
+    run_expand_plain(&t, S.tagstring, &S.in, &j->args, j->seq, j->slot);
+  for (i = 0; S.tagstring == NULL && i < j->args.n; i++) {
+    if (i)
+      vbuf_add(&t, " ", 1);
+    vbuf_str(&t, j->args.v[i]);
+  }
+  vbuf_add(&t, "\t", 1);
+  out_write(fd, t.data, t.len);
+  vbuf_free(&t);
+}
+
+/* Writes bytes, tagging each line when --tag is on. The bytes may come in
+ * pieces cut anywhere: the capture remembers whether a line is open. */
+static void put(capture* c, const char* p, size_t n) {
+  if (!S.tag) {
+    out_write(c->fd, p, n);
+    return;
+  }
+  while (n > 0) {
+    const char* nl = memchr(p, '\n', n);
+    size_t len = nl ? (size_t)(nl - p) + 1 : n;
+    if (!c->mid_line)
+      put_tag(c->fd, c->job);
+    out_write(c->fd, p, len);
+    c->mid_line = nl == NULL;
+    p += len;
+    n -= len;
+  }
+}
+
+/* Copies len bytes at off of fd through a fixed buffer, so a job's
+ * gigabytes never sit in our memory. */
+static void copy_out(capture* c, int fd, off_t off, size_t len, int to) {
+  char buf[65536];
+  while (len > 0) {
+    ssize_t k = pread(fd, buf, len < sizeof(buf) ? len : sizeof(buf), off);
+    if (k <= 0)
+      break;
+    if (to >= 0)
+      out_write(to, buf, (size_t)k);
+    else
+      put(c, buf, (size_t)k);
+    off += k;
+    len -= (size_t)k;
+  }
+}
+
+/* Everything captured, in order, to fd `to`, or printed when to < 0. */
+static void emit(capture* c, int to) {
+  if (c->parked_at >= 0)
+    copy_out(c, S.park_fd, c->parked_at, c->parked_len, to);
+  if (c->spill_fd >= 0)
+    copy_out(c, c->spill_fd, 0, (size_t)lseek(c->spill_fd, 0, SEEK_END), to);
+  if (c->mem.len) {
+    if (to >= 0)
+      out_write(to, c->mem.data, c->mem.len);
+    else
+      put(c, c->mem.data, c->mem.len);
+  }
+}
+
+void out_reset(capture* c) {
+  c->mem.len = 0;
+  c->total = 0;
+  c->partial.len = 0;
+  c->eof = false;
+  c->mid_line = false;
+  if (c->spill_fd >= 0)
+    close(c->spill_fd);
+  c->spill_fd = -1;
+  c->parked_at = -1;
+  c->parked_len = 0;
+}
+
+static void print_capture(capture* c) {
+  emit(c, -1);
+  out_reset(c);
+}
+
+void out_received(capture* c, const char* p, size_t n) {
+  c->total += n;
+  if (S.ungroup)
+    return;
+  if (c->job->direct && c->fd == 1) {
+    put(c, p, n);
+    return;
+  }
+  if (S.line_buffer) {
+    /* Whole lines go out as they come; a line is never cut. */
+    const char* nl;
+    while ((nl = memchr(p, '\n', n)) != NULL) {
+      size_t len = (size_t)(nl - p) + 1;
+      if (c->partial.len) {
+        vbuf_add(&c->partial, p, len);
+        put(c, c->partial.data, c->partial.len);
+        c->partial.len = 0;
+      } else {
+        put(c, p, len);
+      }
+      p += len;
+      n -= len;
+    }
+    if (n)
+      vbuf_add(&c->partial, p, n);
+    return;
+  }
+  if (c->spill_fd >= 0) {
+    out_write(c->spill_fd, p, n);
+    return;
+  }
+  vbuf_add(&c->mem, p, n);
+  if (c->mem.len > MEM_LIMIT)
+    spill(c);
+}
+
+void out_ended(capture* c) {
+  if (S.line_buffer && c->partial.len) {
+    put(c, c->partial.data, c->partial.len);
+    c->partial.len = 0;
+  }
+  c->eof = true;
+}
+
+/* -k: the job is printed next. What it wrote so far goes out now, and
+ * its stdout from here on as it comes. */
+void out_go_direct(job* j) {
+  if (j->direct || S.line_buffer || S.results != NULL)
+    return;
+  emit(&j->out, -1);
+  out_reset(&j->out);
+  j->direct = true;
+}
+
+/* -k: a finished job waits for the ones before it. Its output moves to
+ * the parking file (one file for all of them, so neither memory nor file
+ * descriptors grow with the jobs waiting). */
+static void park(capture* c) {
+  off_t at = S.park_end;
+  size_t len = 0;
+  if (c->spill_fd < 0 && c->mem.len < PARK_IN_MEMORY)
+    return;
+  if (S.park_fd < 0 && (S.park_fd = spill_file()) < 0)
+    return; /* it waits where it is then */
+  if (c->spill_fd >= 0) {
+    char buf[65536];
+    ssize_t k;
+    while ((k = pread(c->spill_fd, buf, sizeof(buf), (off_t)len)) > 0 &&
+           pwrite(S.park_fd, buf, (size_t)k, at + (off_t)len) == k)
+      len += (size_t)k;
+    if (k != 0)
+      return; /* it could not all be moved: the spill file stays */
+  }
+  if (c->mem.len &&
+      pwrite(S.park_fd, c->mem.data, c->mem.len, at + (off_t)len) !=
+          (ssize_t)c->mem.len)
+    return;
+  len += c->mem.len;
+  if (c->spill_fd >= 0)
+    close(c->spill_fd);
+  c->spill_fd = -1;
+  vbuf_free(&c->mem);
+  c->parked_at = at;
+  c->parked_len = len;
+  S.park_end = at + (off_t)len;
+}
+
+void out_park(job* j) {
+  park(&j->out);
+  park(&j->err);
+}
+
+void out_print_job(job* j) {
+  if (!S.line_buffer && !S.ungroup && S.results == NULL) {
+    print_capture(&j->out);
+    print_capture(&j->err);
+  }
+  j->printed = true;
+  out_progress(false);
+}
+
+/* ---- --results -------------------------------------------------------- */
+
+/* A value as one path component: \ as \\ and / as \_, as GNU parallel
+ * writes them; "." and ".." escaped too, so no value leaves DIR. */
+static void put_component(vbuf* b, const char* v) {
+  if (strcmp(v, ".") == 0 || strcmp(v, "..") == 0)
+    vbuf_add(b, "\\", 1);
+  for (; *v; v++) {
+    if (*v == '\\')
+      vbuf_str(b, "\\\\");
+    else if (*v == '/')
+      vbuf_str(b, "\\_");
+    else
+      vbuf_add(b, v, 1);
+  }
+}
+
+static int make_dirs(char* path) {
+  char* p;
+  for (p = path + 1; *p; p++) {
+    if (*p != '/')
+      continue;
+    *p = '\0';
+    if (mkdir(path, 0777) != 0 && errno != EEXIST) {
+      *p = '/';
+      return -1;
+    }
+    *p = '/';
+  }
+  return 0;
+}
+
+static void write_file(const char* path, capture* c, const char* text) {
+  int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
+  if (fd < 0) {
+    vow_cli_error("--results: cannot write %s: %s", path, strerror(errno));
+    return;
+  }
+  if (c != NULL)
+    emit(c, fd);
+  else
+    out_write(fd, text, strlen(text));
+  close(fd);
+}
+
+/* GNU parallel's layout: DIR/1/VALUE/2/VALUE/{stdout,stderr,seq}, with
+ * --header's names for the numbers; DIR with replacement strings names
+ * the stdout file itself (.err and .seq beside it), or a directory when
+ * it ends in /. */
+void out_results(job* j) {
+  vbuf path = {0};
+  char seq[32];
+  size_t base, i;
+  const char *o = "stdout", *e = "stderr", *q = "seq";
+  if (S.results == NULL)
+    return;
+  snprintf(seq, sizeof(seq), "%zu\n", j->seq);
+  if (run_has_replacement(S.results, &S.in)) {
+    run_expand_plain(&path, S.results, &S.in, &j->args, j->seq, j->slot);
+    if (path.len == 0 || path.data[path.len - 1] != '/') {
+      o = "";
+      e = ".err";
+      q = ".seq";
+    }
+  } else {
+    vbuf_str(&path, S.results);
+    if (path.data[path.len - 1] != '/')
+      vbuf_add(&path, "/", 1);
+    for (i = 0; i < (j->args.ntup ? j->args.tup[1] : 0); i++) {
+      char num[32];
+      const char* name = i < S.in.nnames ? S.in.names[i] : NULL;
+      snprintf(num, sizeof(num), "%zu", i + 1);
+      put_component(&path, name ? name : num);
+      vbuf_add(&path, "/", 1);
+      put_component(&path, j->args.v[i]);
+      vbuf_add(&path, "/", 1);
+    }
+  }
+  if (make_dirs(path.data) != 0) {
+    vow_cli_error("--results: cannot make %s: %s", path.data,
+                  strerror(errno));
+    vbuf_free(&path);
+    return;
+  }
+  base = path.len;
+  vbuf_str(&path, o);
+  write_file(path.data, &j->out, NULL);
+  path.len = base;
+  vbuf_str(&path, e);
+  write_file(path.data, &j->err, NULL);
+  path.len = base;
+  vbuf_str(&path, q);
+  write_file(path.data, NULL, seq);
+  vbuf_free(&path);
+}
+
+/* ---- progress ---------------------------------------------------------- */
+
+static void erase_progress(void) {
+  S.drawn = false;
+  if (write(2, "\r\033[K", 4) < 0) {
+    /* nothing to be done about a terminal that is gone */
+  }
+}
+
+/* The progress line on stderr, redrawn in place: only on a terminal, and
+ * erased before any job output is written, so the two never mix. */
+void out_progress(bool final) {
+  char line[256], bar[41];
+  double elapsed = now() - S.started_at;
+  size_t total = S.total ? S.total : 1, width = 40, filled, i;
+  double pct = (double)S.done * 100.0 / (double)total;
+  double eta = S.done > 0 ? elapsed / (double)S.done *
+                                (double)(total - S.done)
+                          : 0;
+  int len;
+  if (S.progress == 0 || !S.tty)
+    return;
+  if (S.progress == 'b') {
+    filled = (size_t)(pct / 100.0 * (double)width);
+    for (i = 0; i < width; i++)
+      bar[i] = i < filled ? '#' : ' ';
+    bar[width] = '\0';
+    len = snprintf(line, sizeof(line), "\r%3.0f%% %zu:%zu=%.0fs [%s]\033[K",
+                   pct, S.done, total - S.done, eta, bar);
+  } else if (S.progress == 'e') {
+    len = snprintf(line, sizeof(line),
+                   "\rETA: %.0fs Left: %zu AVG: %.2fs  local:%zu/%zu/%.0f%%"
+                   "\033[K",
+                   eta, total - S.done,
+                   S.done ? elapsed / (double)S.done : 0.0, S.running,
+                   S.done, pct);
+  } else {
+    len = snprintf(line, sizeof(line),
+                   "\rlocal:%zu/%zu/%.0f%%/%.2fs running/done/%%/avg s, %zu "
+                   "failed\033[K",
+                   S.running, S.done, pct,
+                   S.done ? elapsed / (double)S.done : 0.0, S.failed);
+  }
+  if (len > 0 && write(2, line, (size_t)len) == len)
+    S.drawn = true;
+  if (final) {
+    if (write(2, "\n", 1) < 0) {
+      /* the terminal is gone */
+    }
+    S.drawn = false;
+  }
+}
+
+void out_finish(void) {
+  if (S.park_fd >= 0)
+    close(S.park_fd);
+  if (S.spill_dir[0])
+    rmdir(S.spill_dir);
+}
