@@ -44,31 +44,31 @@ typedef struct run_inputs {
   size_t nsrc;
   run_group* groups;
   size_t ngroups;
-  bool link;               /* --link */
-  char delim[16];          /* -d / -0; "\n" by default */
+  bool link;      /* --link */
+  char delim[16]; /* -d / -0; "\n" by default */
   size_t delim_len;
-  int trim;                /* --trim: 1 left, 2 right, 3 both */
+  int trim; /* --trim: 1 left, 2 right, 3 both */
   bool colsep_on, colsep_literal;
   regex_t colsep;
   char colsep_text[64];
-  bool header;             /* --header */
-  char** names;            /* --header's column names, by position */
+  bool header;  /* --header */
+  char** names; /* --header's column names, by position */
   size_t nnames;
-  size_t max_args;         /* -N/-n/-L N: tuples a job; 0 one */
-  bool zero_args;          /* -N 0: a job per tuple, inserting none */
-  char multi;              /* 'X' -X, 'm' -m, 'x' --xargs, 0 none */
-  size_t max_chars;        /* -X/-m/--xargs: a command line's budget */
-  size_t fixed_chars;      /* ... taken by the command's own words */
-  unsigned repl_words;     /* ... and words with replacement strings */
-  size_t cap_tuples;       /* -X/-m: tuples a job once the end is read */
+  size_t max_args;     /* -N/-n/-L N: tuples a job; 0 one */
+  bool zero_args;      /* -N 0: a job per tuple, inserting none */
+  char multi;          /* 'X' -X, 'm' -m, 'x' --xargs, 0 none */
+  size_t max_chars;    /* -X/-m/--xargs: a command line's budget */
+  size_t fixed_chars;  /* ... taken by the command's own words */
+  unsigned repl_words; /* ... and words with replacement strings */
+  size_t cap_tuples;   /* -X/-m: tuples a job once the end is read */
   unsigned jobs;
-  bool stream;             /* the first group is read as jobs need it */
-  bool pollable;           /* ... and its file is a pipe, FIFO or tty */
-  size_t k;                /* the next tuple within the head row */
-  size_t rest;             /* tuples a first-group row makes */
+  bool stream;   /* the first group is read as jobs need it */
+  bool pollable; /* ... and its file is a pipe, FIFO or tty */
+  size_t k;      /* the next tuple within the head row */
+  size_t rest;   /* tuples a first-group row makes */
   uv_poll_t poll;
   bool poll_on, poll_init;
-  void (*ready)(void);     /* more input came */
+  void (*ready)(void); /* more input came */
 } run_inputs;
 
 /* One job's values: tuples of positional values, flattened. */
@@ -119,7 +119,7 @@ typedef struct run_words {
   bool open;
 } run_words;
 
-void run_words_end(run_words* w);  /* ends the current word */
+void run_words_end(run_words* w);    /* ends the current word */
 char** run_words_take(run_words* w); /* NULL-terminated; w is emptied */
 void run_words_free(run_words* w);
 

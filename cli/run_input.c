@@ -29,7 +29,8 @@ int run_inputs_parse(run_inputs* in, int argc, char** argv, int first,
                      const char** arg_files, size_t narg_files) {
   int i = first;
   size_t k;
-  in->src = xrealloc(NULL, ((size_t)argc + narg_files + 1) * sizeof(run_source));
+  in->src =
+      xrealloc(NULL, ((size_t)argc + narg_files + 1) * sizeof(run_source));
   memset(in->src, 0, ((size_t)argc + narg_files + 1) * sizeof(run_source));
   /* -a FILE: sources of their own, before the ones after the command, as
    * GNU parallel orders them. */
@@ -94,10 +95,18 @@ int run_inputs_delim(run_inputs* in, const char* spec) {
     if (c == '\\' && *p) {
       char* end;
       switch (*p) {
-        case 'n': c = '\n', p++; break;
-        case 't': c = '\t', p++; break;
-        case 'r': c = '\r', p++; break;
-        case '\\': c = '\\', p++; break;
+        case 'n':
+          c = '\n', p++;
+          break;
+        case 't':
+          c = '\t', p++;
+          break;
+        case 'r':
+          c = '\r', p++;
+          break;
+        case '\\':
+          c = '\\', p++;
+          break;
         case 'x':
           c = (int)strtol(p + 1, &end, 16);
           if (end == p + 1 || end > p + 3)
@@ -141,13 +150,26 @@ void run_inputs_colsep(run_inputs* in, const char* re) {
     }
     p++;
     switch (*p) {
-      case 't': vbuf_str(&ere, "\t"); break;
-      case 'n': vbuf_str(&ere, "\n"); break;
-      case 's': vbuf_str(&ere, "[[:space:]]"); break;
-      case 'S': vbuf_str(&ere, "[^[:space:]]"); break;
-      case 'd': vbuf_str(&ere, "[0-9]"); break;
-      case 'w': vbuf_str(&ere, "[[:alnum:]_]"); break;
-      default: vbuf_add(&ere, p - 1, 2);
+      case 't':
+        vbuf_str(&ere, "\t");
+        break;
+      case 'n':
+        vbuf_str(&ere, "\n");
+        break;
+      case 's':
+        vbuf_str(&ere, "[[:space:]]");
+        break;
+      case 'S':
+        vbuf_str(&ere, "[^[:space:]]");
+        break;
+      case 'd':
+        vbuf_str(&ere, "[0-9]");
+        break;
+      case 'w':
+        vbuf_str(&ere, "[[:alnum:]_]");
+        break;
+      default:
+        vbuf_add(&ere, p - 1, 2);
     }
   }
   if (regcomp(&in->colsep, ere.data, REG_EXTENDED) != 0)
@@ -263,8 +285,7 @@ static bool next_record(run_inputs* in, run_source* s, const char** rec,
 
 /* A source's next row: 1, 0 none yet (with block unset), -1 at its end,
  * -2 after a read error. */
-static int source_row(run_inputs* in, run_source* s, bool block,
-                      run_row* row) {
+static int source_row(run_inputs* in, run_source* s, bool block, run_row* row) {
   const char* rec;
   size_t len;
   if (s->path == NULL) {

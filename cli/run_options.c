@@ -22,7 +22,8 @@ static void usage(FILE* f) {
       "  -d DELIM          inputs end with DELIM (\\n \\t \\0 \\xHH escapes)\n"
       "  --link            pair every source instead (shorter ones wrap)\n"
       "  --colsep RE       split each input into columns {1} {2} ...\n"
-      "  --header :        the first input (or line) names the columns: {name}\n"
+      "  --header :        the first input (or line) names the columns: "
+      "{name}\n"
       "  --trim n|l|r|lr   strip white space from the inputs' ends\n"
       "  -N N, -n N, -L N  N inputs a job: {1}..{N}, {} all of them\n"
       "  -X                as many inputs a job as a command line holds, the\n"
@@ -141,9 +142,10 @@ static int parse_halt(const char* spec) {
 
 static int set_delim(const char* spec) {
   if (run_inputs_delim(&S.in, spec) != 0) {
-    vow_cli_error("-d wants a delimiter (with \\n \\t \\0 \\xHH escapes), not "
-                  "\"%s\"",
-                  spec);
+    vow_cli_error(
+        "-d wants a delimiter (with \\n \\t \\0 \\xHH escapes), not "
+        "\"%s\"",
+        spec);
     return -1;
   }
   return 0;
@@ -224,8 +226,8 @@ static int parse_short(const char* a, int* i, int argc, char** argv,
           value = argv[++*i];
         } else {
           vow_cli_error("-%c needs %s", a[k],
-                        a[k] == 'a'   ? "a file"
-                        : a[k] == 'd' ? "a delimiter"
+                        a[k] == 'a'                  ? "a file"
+                        : a[k] == 'd'                ? "a delimiter"
                         : a[k] == 'j' || a[k] == 'P' ? "a number of jobs"
                                                      : "a number");
           return -1;
@@ -437,12 +439,10 @@ int run_parse_options(int argc, char** argv) {
     S.jobs = vow_cli_cpus();
   }
   if (S.resume && S.joblog == NULL) {
-    vow_cli_error("%s needs --joblog FILE",
-                  S.resume == 3   ? "--retry-failed"
-                  : S.resume == 2 ? "--resume-failed"
-                                  : "--resume");
+    vow_cli_error("%s needs --joblog FILE", S.resume == 3   ? "--retry-failed"
+                                            : S.resume == 2 ? "--resume-failed"
+                                                            : "--resume");
     return -1;
   }
   return i;
 }
-
