@@ -92,9 +92,9 @@ static void put_value(run_words* out, const char* v, const char* how) {
 }
 
 typedef struct token {
-  char kind;    /* 'v' value(s), '#' job number, '%' slot */
-  long pos;     /* 0 every value; n the n-th; -n the n-th from the end */
-  char how[4];  /* the transformation */
+  char kind;   /* 'v' value(s), '#' job number, '%' slot */
+  long pos;    /* 0 every value; n the n-th; -n the n-th from the end */
+  char how[4]; /* the transformation */
 } token;
 
 static bool transformation(const char* q, size_t len) {
@@ -164,9 +164,9 @@ static void separate(run_words* out) {
 }
 
 /* Expands word with the values v[from..to). */
-static void expand_word(run_words* out, const char* word,
-                        const run_inputs* in, const run_args* a, size_t from,
-                        size_t to, size_t seq, unsigned slot) {
+static void expand_word(run_words* out, const char* word, const run_inputs* in,
+                        const run_args* a, size_t from, size_t to, size_t seq,
+                        unsigned slot) {
   const char* p = word;
   while (*p) {
     token t;
@@ -197,6 +197,20 @@ static void expand_word(run_words* out, const char* word,
   }
 }
 
+/* Which values word takes: 0 none (no replacement string, or only {#}
+ * and {%}), 1 every value ({} and its transformations), 2 chosen ones
+ * ({n}, --header's names). -X repeats a word that takes values: for each
+ * value when it takes every one, as GNU parallel does, else each tuple. */
+static int values_taken(const char* word, const run_inputs* in) {
+  const char* p;
+  token t;
+  int taken = 0;
+  for (p = word; (p = strchr(p, '{')) != NULL; p++)
+    if (parse_token(p, in, &t) > 0 && t.kind == 'v')
+      taken = t.pos != 0 ? 2 : taken > 1 ? taken : 1;
+  return taken;
+}
+
 void run_expand_command(run_words* out, char** cmd, size_t n,
                         const run_inputs* in, const run_args* a, size_t seq,
                         unsigned slot) {
@@ -207,12 +221,17 @@ void run_expand_command(run_words* out, char** cmd, size_t n,
   for (i = 0; i < n; i++) {
     if (out->mode != WORDS_ARGV && i > 0)
       vbuf_add(&out->cur, " ", 1);
-    if (in->multi == 'X' && run_has_replacement(cmd[i], in)) {
-      /* -X: the word again for each tuple, made with that tuple alone. */
-      for (t = 0; t < a->ntup; t++) {
+    int taken = in->multi == 'X' ? values_taken(cmd[i], in) : 0;
+    if (taken > 0) {
+      /* -X: the word again for each tuple, made with that tuple alone;
+       * a word of {} alone, again for each value. */
+      bool each_value = taken == 1;
+      size_t parts = each_value ? a->n : a->ntup;
+      for (t = 0; t < parts; t++) {
         if (t > 0)
           separate(out);
-        expand_word(out, cmd[i], in, a, a->tup[t], a->tup[t + 1], seq, slot);
+        expand_word(out, cmd[i], in, a, each_value ? t : a->tup[t],
+                    each_value ? t + 1 : a->tup[t + 1], seq, slot);
       }
     } else {
       expand_word(out, cmd[i], in, a, 0, a->n, seq, slot);
