@@ -42,9 +42,14 @@ static void* xcalloc(size_t n, size_t size) {
 
 /* ---- joblog ----------------------------------------------------------- */
 
+/* As GNU parallel logs a job: its own exit status and signal, -1 when
+ * vow killed it (--timeout); a job the run itself ended (--halt now, a
+ * signal, a closed stdout) is not logged, so --resume runs it again. */
 static void log_job(job* j) {
+  if (j->ended_by_run)
+    return;
   vow_cli_joblog_write(S.joblog_f, j->seq, j->start, j->runtime, j->out.total,
-                       j->term_signal ? -1 : j->exit_status, j->term_signal,
+                       j->timed_out ? -1 : j->exit_status, j->term_signal,
                        j->cmdline);
 }
 
@@ -55,8 +60,7 @@ static int open_joblog(void) {
     if (vow_cli_joblog_failed(S.joblog, &S.retry_cmds, &S.skip_n) != 0)
       return -1;
   } else if (S.resume &&
-             vow_cli_joblog_read(S.joblog, &S.skip, &S.skip_n, S.resume) !=
-                 0) {
+             vow_cli_joblog_read(S.joblog, &S.skip, &S.skip_n, S.resume) != 0) {
     return -1;
   }
   S.joblog_f = vow_cli_joblog_open(S.joblog, S.resume != 0);
@@ -79,6 +83,19 @@ static void stop_starting(void) {
 
 static void start_jobs(void);
 static void kill_job(job* j, int sig);
+
+/* The run is ending (--halt now, a signal, a closed stdout): every job
+ * still running gets sig, and is not counted as run. */
+static void end_running_jobs(int sig) {
+  unsigned i;
+  for (i = 0; i < S.jobs; i++) {
+    job* j = S.running_jobs[i];
+    if (j != NULL && !j->exited) {
+      j->ended_by_run = true;
+      kill_job(j, sig);
+    }
+  }
+}
 
 static int compare_doubles(const void* a, const void* b) {
   double x = *(const double*)a, y = *(const double*)b;
@@ -202,13 +219,11 @@ static void check_halt(job* j) {
   }
 }
 
-
 static int spawn_job(job* j);
 
 /* --memfree: a job killed for memory is put back, to run again. */
 static void put_back(job* j) {
-  j->requeue = j->exited = j->finished = j->timed_out = j->killed_term =
-      false;
+  j->requeue = j->exited = j->finished = j->timed_out = j->killed_term = false;
   j->exit_status = 0;
   j->term_signal = 0;
   j->direct = false;
@@ -260,12 +275,8 @@ static void job_finished(job* j) {
   log_job(j);
   out_results(j);
   check_halt(j);
-  if (S.halt_when == 2 && S.halting) {
-    unsigned i;
-    for (i = 0; i < S.jobs; i++)
-      if (S.running_jobs[i])
-        kill_job(S.running_jobs[i], SIGTERM);
-  }
+  if (S.halt_when == 2 && S.halting)
+    end_running_jobs(SIGTERM);
   if (S.keep_order) {
     if (j->seq != S.next_print)
       out_park(j);
@@ -277,11 +288,8 @@ static void job_finished(job* j) {
   if (S.broken_pipe && !S.signalled) {
     /* stdout is gone: start nothing more and end the rest, as a closed
      * pipe ends GNU parallel. */
-    unsigned i;
     S.signalled = SIGPIPE;
-    for (i = 0; i < S.jobs; i++)
-      if (S.running_jobs[i])
-        kill_job(S.running_jobs[i], SIGTERM);
+    end_running_jobs(SIGTERM);
   }
   start_jobs();
   if (S.signalled || S.halting)
@@ -317,8 +325,7 @@ static void drain(capture* c) {
   if (c->eof || uv_fileno((uv_handle_t*)&c->pipe, &fd) != 0)
     return;
   uv_read_stop((uv_stream_t*)&c->pipe);
-  while ((k = read(fd, buf, sizeof(buf))) > 0 ||
-         (k < 0 && errno == EINTR))
+  while ((k = read(fd, buf, sizeof(buf))) > 0 || (k < 0 && errno == EINTR))
     if (k > 0)
       out_received(c, buf, (size_t)k);
   out_ended(c);
@@ -751,7 +758,6 @@ static void start_jobs(void) {
 /* ---- signals ---------------------------------------------------------- */
 
 static void on_signal(uv_signal_t* h, int sig) {
-  unsigned i;
   (void)h;
   /* Running jobs get the signal; nothing new starts; what finishes is
    * logged; then we exit with 128 + the signal. A hang-up ends them as
@@ -759,9 +765,7 @@ static void on_signal(uv_signal_t* h, int sig) {
    * SIGHUP never reaches it, and passing HUP on would spare a job that
    * ignores it (nohup), leaving an orphan. */
   S.signalled = sig;
-  for (i = 0; i < S.jobs; i++)
-    if (S.running_jobs[i])
-      kill_job(S.running_jobs[i], sig == SIGHUP ? SIGTERM : sig);
+  end_running_jobs(sig == SIGHUP ? SIGTERM : sig);
   stop_starting();
   uv_signal_stop(&S.sigint);
   uv_signal_stop(&S.sigterm);
@@ -825,7 +829,6 @@ static int make_workdir(const char* dir) {
   }
   return 0;
 }
-
 
 static void on_tick(uv_timer_t* t) {
   (void)t;
@@ -900,8 +903,8 @@ int vow_cli_run(int argc, char** argv) {
     vow_cli_error("no command to run (see vow run --help)");
     return VOW_EXIT_ERROR;
   }
-  if (run_inputs_parse(&S.in, argc, argv, first + (int)S.ncommand,
-                       S.arg_files, S.narg_files) != 0)
+  if (run_inputs_parse(&S.in, argc, argv, first + (int)S.ncommand, S.arg_files,
+                       S.narg_files) != 0)
     return VOW_EXIT_ERROR;
   hint_shell_words();
   if (S.workdir != NULL && make_workdir(S.workdir) != 0)

@@ -139,12 +139,10 @@ static void emit(capture* c, int to) {
   }
 }
 
-void out_reset(capture* c) {
+/* Drops what is held, keeping the count of bytes received. */
+static void clear_held(capture* c) {
   c->mem.len = 0;
-  c->total = 0;
   c->partial.len = 0;
-  c->eof = false;
-  c->mid_line = false;
   if (c->spill_fd >= 0)
     close(c->spill_fd);
   c->spill_fd = -1;
@@ -152,20 +150,39 @@ void out_reset(capture* c) {
   c->parked_len = 0;
 }
 
+void out_reset(capture* c) {
+  clear_held(c);
+  c->total = 0;
+  c->eof = false;
+  c->mid_line = false;
+}
+
 static void print_capture(capture* c) {
   emit(c, -1);
-  out_reset(c);
+  clear_held(c);
+}
+
+/* Whether what the job writes to c goes out as it comes: with -k, the
+ * job printed next writes its stdout through (with --line-buffer, its
+ * stderr too: no other job's lines can come between). */
+static bool passes_through(const capture* c) {
+  return c->job->direct && (c->fd == 1 || S.line_buffer);
+}
+
+/* --line-buffer without -k: any job's whole lines as they come. */
+static bool by_lines(void) {
+  return S.line_buffer && !S.keep_order;
 }
 
 void out_received(capture* c, const char* p, size_t n) {
   c->total += n;
   if (S.ungroup)
     return;
-  if (c->job->direct && c->fd == 1) {
+  if (passes_through(c)) {
     put(c, p, n);
     return;
   }
-  if (S.line_buffer) {
+  if (by_lines()) {
     /* Whole lines go out as they come; a line is never cut. */
     const char* nl;
     while ((nl = memchr(p, '\n', n)) != NULL) {
@@ -194,7 +211,7 @@ void out_received(capture* c, const char* p, size_t n) {
 }
 
 void out_ended(capture* c) {
-  if (S.line_buffer && c->partial.len) {
+  if (by_lines() && c->partial.len) {
     put(c, c->partial.data, c->partial.len);
     c->partial.len = 0;
   }
@@ -202,12 +219,17 @@ void out_ended(capture* c) {
 }
 
 /* -k: the job is printed next. What it wrote so far goes out now, and
- * its stdout from here on as it comes. */
+ * its stdout from here on as it comes (with --line-buffer, GNU parallel's
+ * -k --line-buffer, its stderr too). */
 void out_go_direct(job* j) {
-  if (j->direct || S.line_buffer || S.results != NULL)
+  /* A job that may run again (--retries, --memfree) is printed whole,
+   * once: only its last try's output is shown. */
+  if (j->direct || S.ungroup || S.results != NULL || S.retries > 1 ||
+      S.memfree > 0)
     return;
-  emit(&j->out, -1);
-  out_reset(&j->out);
+  print_capture(&j->out);
+  if (S.line_buffer)
+    print_capture(&j->err);
   j->direct = true;
 }
 
@@ -230,9 +252,8 @@ static void park(capture* c) {
     if (k != 0)
       return; /* it could not all be moved: the spill file stays */
   }
-  if (c->mem.len &&
-      pwrite(S.park_fd, c->mem.data, c->mem.len, at + (off_t)len) !=
-          (ssize_t)c->mem.len)
+  if (c->mem.len && pwrite(S.park_fd, c->mem.data, c->mem.len,
+                           at + (off_t)len) != (ssize_t)c->mem.len)
     return;
   len += c->mem.len;
   if (c->spill_fd >= 0)
@@ -250,7 +271,7 @@ void out_park(job* j) {
 }
 
 void out_print_job(job* j) {
-  if (!S.line_buffer && !S.ungroup && S.results == NULL) {
+  if (!by_lines() && !S.ungroup && S.results == NULL) {
     print_capture(&j->out);
     print_capture(&j->err);
   }
@@ -337,8 +358,7 @@ void out_results(job* j) {
     }
   }
   if (make_dirs(path.data) != 0) {
-    vow_cli_error("--results: cannot make %s: %s", path.data,
-                  strerror(errno));
+    vow_cli_error("--results: cannot make %s: %s", path.data, strerror(errno));
     vbuf_free(&path);
     return;
   }
@@ -370,9 +390,8 @@ void out_progress(bool final) {
   double elapsed = now() - S.started_at;
   size_t total = S.total ? S.total : 1, width = 40, filled, i;
   double pct = (double)S.done * 100.0 / (double)total;
-  double eta = S.done > 0 ? elapsed / (double)S.done *
-                                (double)(total - S.done)
-                          : 0;
+  double eta =
+      S.done > 0 ? elapsed / (double)S.done * (double)(total - S.done) : 0;
   int len;
   if (S.progress == 0 || !S.tty)
     return;
@@ -387,9 +406,8 @@ void out_progress(bool final) {
     len = snprintf(line, sizeof(line),
                    "\rETA: %.0fs Left: %zu AVG: %.2fs  local:%zu/%zu/%.0f%%"
                    "\033[K",
-                   eta, total - S.done,
-                   S.done ? elapsed / (double)S.done : 0.0, S.running,
-                   S.done, pct);
+                   eta, total - S.done, S.done ? elapsed / (double)S.done : 0.0,
+                   S.running, S.done, pct);
   } else {
     len = snprintf(line, sizeof(line),
                    "\rlocal:%zu/%zu/%.0f%%/%.2fs running/done/%%/avg s, %zu "

@@ -9,8 +9,8 @@
 typedef struct capture {
   uv_pipe_t pipe;
   vbuf mem;
-  int spill_fd; /* -1 until the memory limit is passed */
-  size_t total; /* bytes received */
+  int spill_fd;    /* -1 until the memory limit is passed */
+  size_t total;    /* bytes received */
   off_t parked_at; /* -k: where it waits in the parking file; -1 none */
   size_t parked_len;
   bool eof;
@@ -32,6 +32,7 @@ typedef struct job {
   uv_timer_t timer; /* --timeout, then the KILL after TERM */
   int open_handles;
   bool exited, timed_out, killed_term, finished, printed, requeue;
+  bool ended_by_run; /* killed as the run ends: not logged as run */
   bool direct; /* -k: the job printed next writes its stdout as it comes */
   int64_t exit_status;
   int term_signal;
@@ -59,7 +60,7 @@ typedef struct run_state {
   int resume; /* 0, 1 --resume, 2 --resume-failed, 3 --retry-failed */
   char* skip; /* by seq: already done according to the joblog */
   size_t skip_n;
-  char** retry_cmds; /* --retry-failed: the failed jobs' commands by seq */
+  char** retry_cmds;      /* --retry-failed: the failed jobs' commands by seq */
   const char* results;    /* --results DIR */
   const char* tagstring;  /* --tagstring STR */
   const char* workdir;    /* --workdir DIR: where jobs run */
@@ -86,10 +87,10 @@ typedef struct run_state {
   job** running_jobs; /* by slot */
   job** ring;         /* -k: finished jobs by seq, until printed */
   size_t ring_cap;
-  size_t next_print; /* -k: the seq printed next */
-  run_args* shuffled;   /* --shuf: every job's values, in the order run */
+  size_t next_print;  /* -k: the seq printed next */
+  run_args* shuffled; /* --shuf: every job's values, in the order run */
   size_t nshuffled;
-  job* waiting;         /* --memfree: jobs put back */
+  job* waiting; /* --memfree: jobs put back */
   double* runtimes;
   size_t nruntimes, runtimes_cap;
   double started_at;
