@@ -53,6 +53,23 @@ void vbuf_add(vbuf* b, const void* p, size_t n);
 void vbuf_str(vbuf* b, const char* s);
 void vbuf_free(vbuf* b);
 
+/* The progress line of --bar, --eta and --progress (progress.c): on
+ * stderr, only when it is a terminal, redrawn in place. */
+typedef struct vow_progress {
+  int style; /* 0 none, 'b' --bar, 'e' --eta, 'p' --progress */
+  bool on;   /* a style is set and stderr is a terminal */
+  bool drawn;
+  double started;
+} vow_progress;
+typedef struct vow_progress_counts {
+  size_t done, total, running, failed; /* total: 0 while not known */
+} vow_progress_counts;
+void vow_progress_init(vow_progress* p, int style);
+void vow_progress_draw(vow_progress* p, const vow_progress_counts* c,
+                       bool final);
+/* Clears the line, before anything else is written to the terminal. */
+void vow_progress_erase(vow_progress* p);
+
 /* Shell-quotes s onto b: as is when it is made of safe characters, else
  * in single quotes. */
 void vow_cli_quote(vbuf* b, const char* s);

@@ -914,12 +914,11 @@ int vow_cli_run(int argc, char** argv) {
   S.in.jobs = S.jobs;
   if (S.in.multi)
     size_multi();
-  S.tty = isatty(2);
   uv_loop_init(&loop);
   S.loop = &loop;
   /* What needs the count of all jobs reads the whole input first, as GNU
    * parallel does for these. */
-  need_all = S.shuf || S.halt_pct || (S.progress && S.tty);
+  need_all = S.shuf || S.halt_pct;
   if (S.resume != 3 &&
       run_inputs_open(&S.in, S.dry_run ? NULL : &loop, need_all) != 0)
     return VOW_EXIT_ERROR;
@@ -952,8 +951,8 @@ int vow_cli_run(int argc, char** argv) {
   uv_unref((uv_handle_t*)&S.sighup);
   uv_timer_init(&loop, &tick);
   uv_timer_init(&loop, &S.delay);
-  S.started_at = now_s();
-  if (S.progress && S.tty) {
+  vow_progress_init(&S.progress, S.progress_style);
+  if (S.progress.on) {
     uv_timer_start(&tick, on_tick, 200, 200);
     uv_unref((uv_handle_t*)&tick);
   }

@@ -64,8 +64,8 @@ static void usage(FILE* f) {
       "  --dry-run         print the commands, run nothing\n"
       "  --bar             a progress bar with percent and ETA on stderr\n"
       "  --eta, --progress  ETA, or jobs running and done, on stderr\n"
-      "                    (progress is drawn only on a terminal, and reads\n"
-      "                    the whole input first to know the total)\n"
+      "                    (drawn only on a terminal; the percentage and\n"
+      "                    ETA once the end of the input is known)\n"
       "  -q, --quote, --will-cite  accepted: vow never needs a shell's "
       "quoting\n"
       "                    and asks for no citation\n"
@@ -311,11 +311,11 @@ int run_parse_options(int argc, char** argv) {
     } else if (strcmp(a, "--retry-failed") == 0) {
       S.resume = 3;
     } else if (strcmp(a, "--bar") == 0) {
-      S.progress = 'b';
+      S.progress_style = 'b';
     } else if (strcmp(a, "--eta") == 0) {
-      S.progress = 'e';
+      S.progress_style = 'e';
     } else if (strcmp(a, "--progress") == 0) {
-      S.progress = 'p';
+      S.progress_style = 'p';
     } else if (TAKES("--delimiter")) {
       if (set_delim(val) != 0)
         return -1;

@@ -18,19 +18,11 @@
 #define MEM_LIMIT (1u << 20) /* bytes kept in memory per stream per job */
 #define PARK_IN_MEMORY 4096  /* -k: less than this waits in memory */
 
-static double now(void) {
-  struct timeval tv;
-  gettimeofday(&tv, NULL);
-  return (double)tv.tv_sec + (double)tv.tv_usec / 1e6;
-}
-
-static void erase_progress(void);
-
 /* Writes all of it. A closed stdout (| head) is noted: the run stops
  * starting jobs, as GNU parallel does when SIGPIPE ends it. */
 void out_write(int fd, const char* p, size_t n) {
-  if ((fd == 1 || fd == 2) && S.drawn)
-    erase_progress();
+  if (fd == 1 || fd == 2)
+    vow_progress_erase(&S.progress);
   while (n > 0) {
     ssize_t k = write(fd, p, n);
     if (k < 0) {
@@ -376,53 +368,19 @@ void out_results(job* j) {
 
 /* ---- progress ---------------------------------------------------------- */
 
-static void erase_progress(void) {
-  S.drawn = false;
-  if (write(2, "\r\033[K", 4) < 0) {
-    /* nothing to be done about a terminal that is gone */
-  }
-}
-
-/* The progress line on stderr, redrawn in place: only on a terminal, and
- * erased before any job output is written, so the two never mix. */
 void out_progress(bool final) {
-  char line[256], bar[41];
-  double elapsed = now() - S.started_at;
-  size_t total = S.total ? S.total : 1, width = 40, filled, i;
-  double pct = (double)S.done * 100.0 / (double)total;
-  double eta =
-      S.done > 0 ? elapsed / (double)S.done * (double)(total - S.done) : 0;
-  int len;
-  if (S.progress == 0 || !S.tty)
+  vow_progress_counts c = {S.done, 0, S.running, S.failed};
+  if (!S.progress.on)
     return;
-  if (S.progress == 'b') {
-    filled = (size_t)(pct / 100.0 * (double)width);
-    for (i = 0; i < width; i++)
-      bar[i] = i < filled ? '#' : ' ';
-    bar[width] = '\0';
-    len = snprintf(line, sizeof(line), "\r%3.0f%% %zu:%zu=%.0fs [%s]\033[K",
-                   pct, S.done, total - S.done, eta, bar);
-  } else if (S.progress == 'e') {
-    len = snprintf(line, sizeof(line),
-                   "\rETA: %.0fs Left: %zu AVG: %.2fs  local:%zu/%zu/%.0f%%"
-                   "\033[K",
-                   eta, total - S.done, S.done ? elapsed / (double)S.done : 0.0,
-                   S.running, S.done, pct);
+  if (S.input_ended) {
+    c.total = S.total;
+  } else if (S.total == 0) {
+    size_t left = run_inputs_left(&S.in);
+    c.total = left == SIZE_MAX ? 0 : S.made + left;
   } else {
-    len = snprintf(line, sizeof(line),
-                   "\rlocal:%zu/%zu/%.0f%%/%.2fs running/done/%%/avg s, %zu "
-                   "failed\033[K",
-                   S.running, S.done, pct,
-                   S.done ? elapsed / (double)S.done : 0.0, S.failed);
+    c.total = S.total;
   }
-  if (len > 0 && write(2, line, (size_t)len) == len)
-    S.drawn = true;
-  if (final) {
-    if (write(2, "\n", 1) < 0) {
-      /* the terminal is gone */
-    }
-    S.drawn = false;
-  }
+  vow_progress_draw(&S.progress, &c, final);
 }
 
 void out_finish(void) {

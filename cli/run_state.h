@@ -48,9 +48,8 @@ typedef struct run_state {
   char** command;
   size_t ncommand;
   bool shell, keep_order, line_buffer, tag, dry_run, ungroup, shuf;
-  int progress; /* 0, 'b' --bar, 'e' --eta, 'p' --progress */
-  bool tty;     /* stderr is a terminal: progress is drawn */
-  bool drawn;   /* a progress line is on the terminal now */
+  int progress_style; /* 0, 'b' --bar, 'e' --eta, 'p' --progress */
+  vow_progress progress;
   unsigned jobs;
   double timeout_s;   /* 0: none */
   double timeout_pct; /* N%: of the median runtime */
@@ -93,7 +92,6 @@ typedef struct run_state {
   job* waiting; /* --memfree: jobs put back */
   double* runtimes;
   size_t nruntimes, runtimes_cap;
-  double started_at;
   int signalled;
   bool broken_pipe; /* stdout was closed under us */
   uv_signal_t sigint, sigterm, sighup, sigchld;
