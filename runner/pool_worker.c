@@ -474,6 +474,17 @@ static void on_hello(pworker* w, vowp_msg* m) {
 
 /* base: the decoder's buffer when a big value was taken from it whole
  * (the value then owns it), else NULL. */
+/* The worker's detail (a remote traceback, say), as a C string. */
+static void set_detail(vow_failure_t* f, vowp_slice detail) {
+  char* text = vow__malloc(detail.len + 1);
+  if (text == NULL)
+    return; /* the failure stands without it */
+  memcpy(text, detail.data, detail.len);
+  text[detail.len] = '\0';
+  vow_failure_set_detail(f, text);
+  vow__free(text);
+}
+
 static void on_result(pworker* w, uint64_t id, int ok, vowp_msg* m,
                       vowp_slice value, char* base) {
   vow_pool_t* pool = w->pool;
@@ -539,6 +550,8 @@ static void on_result(pworker* w, uint64_t id, int ok, vowp_msg* m,
     f = vow_failure_new(kind, (int)m->u.error.code, "%.*s",
                         (int)m->u.error.message.len, m->u.error.message.data);
     vow_failure_set_origin(f, &o);
+    if (m->u.error.has_detail)
+      set_detail(f, m->u.error.detail);
     vow__pool_fail_task(pool, t, f);
   }
   vow__pool_task_done(w, t);

@@ -24,6 +24,8 @@
  *                  and sleeps, then exits
  *   fork_hold_live the same, then goes silent itself
  *   silent         reads on and never replies
+ *   error_detail   fails every task with a task error that carries a
+ *                  detail, as a Python worker sends its traceback
  *
  * Each fault is appended as "PID KIND" to the file HOSTILE_LOG names, so
  * the test knows what was injected and by whom. Built on the protocol
@@ -167,6 +169,14 @@ static void answer(vowp_encoder* e, uint64_t id, int64_t x, unsigned rate) {
   int fault = -1;
   if (forced_silence())
     return;
+  if (forced_is("error_detail")) {
+    vowp_encode_error(e, id, 5 /* task error */, 0, "ValueError: boom",
+                      "Traceback (most recent call last):\n"
+                      "  File \"tasks.py\", line 3, in calc\n"
+                      "ValueError: boom\n");
+    flush(e);
+    return;
+  }
   if (rate > 0 && next_random() % rate == 0)
     fault = (int)(next_random() % F_COUNT);
   if (fault >= 0)

@@ -214,6 +214,22 @@ static void map_through_the_hostile_worker(void** state) {
   end_pool(fx, pool, true);
 }
 
+/* A task error's detail (a Python worker's traceback) reaches the
+ * failure, beside its message and origin. */
+static void task_errors_keep_their_detail(void** state) {
+  fixture* fx = *state;
+  char env_buf[64];
+  vow_pool_t* pool = hostile_pool(fx, "error_detail", 0, env_buf);
+  vow_failure_t* f =
+      run_fail(fx, vow_pool_submit(pool, "calc", num(1)), VOW_FAIL_TASK_ERROR);
+  assert_string_equal(vow_failure_message(f), "ValueError: boom");
+  assert_non_null(vow_failure_detail(f));
+  assert_non_null(strstr(vow_failure_detail(f), "Traceback (most recent"));
+  assert_true(vow_failure_origin(f)->pid > 0);
+  vow_failure_release(f);
+  end_pool(fx, pool, false);
+}
+
 /* A worker that exits leaving a child with its channel open is dead when
  * its pid exits; one that lives on silent is bounded by the task
  * timeout, and killing it takes its child too (its process group). */
@@ -411,6 +427,7 @@ int main(void) {
         T(worker_that_never_says_hello),
         T(retries_out_of_range_refused),
         T(map_through_the_hostile_worker),
+        T(task_errors_keep_their_detail),
         T(map_replies_of_the_wrong_shape),
         T(workers_that_leave_a_process_behind),
         T(killed_before_hello_is_not_a_failed_start),
