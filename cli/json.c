@@ -254,11 +254,14 @@ char* vow_msgpack_to_json(const void* bytes, size_t len, int bytes_mode) {
   return b.data ? b.data : strdup("");
 }
 
-char* vow_json_error_line(size_t line, const char* message) {
+char* vow_json_error_line(size_t line, const char* message,
+                          const char* detail) {
   json_t* o = json_object();
   char* text;
   json_object_set_new(o, "line", json_integer((json_int_t)line));
   json_object_set_new(o, "error", json_string(message));
+  if (detail != NULL && *detail != '\0')
+    json_object_set_new(o, "detail", json_string(detail));
   text = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
   json_decref(o);
   return text;

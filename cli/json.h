@@ -19,7 +19,8 @@ int vow_msgpack_write_json(vbuf* out, const void* bytes, size_t len,
                            int bytes_mode);
 /* Compact JSON text of one msgpack object (free() it), or NULL. */
 char* vow_msgpack_to_json(const void* bytes, size_t len, int bytes_mode);
-/* {"line":N,"error":"..."} (free() it). */
-char* vow_json_error_line(size_t line, const char* message);
+/* {"line":N,"error":"..."}, with "detail":"..." when detail is not NULL
+ * (a Python worker's traceback, say). free() it. */
+char* vow_json_error_line(size_t line, const char* message, const char* detail);
 
 #endif

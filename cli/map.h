@@ -1,0 +1,65 @@
+/* cli/map.h — vow map's state, shared by map.c (options, the run) and
+ * map_stream.c (lines in, results out); private to cli/. */
+#ifndef VOW_CLI_MAP_H
+#define VOW_CLI_MAP_H
+
+#include <stdio.h>
+#include <uv.h>
+
+#include "json.h"
+#include "vow/vow.h"
+
+/* Lines read and not yet written: memory holds this window, not the
+ * input. It is many groups deep, so every worker stays busy. */
+#define MAP_WINDOW (1u << 16)
+/* Lines a vow_pool_map call takes at most (the pool cuts them into
+ * chunks); a group with a failing line is run again line by line. */
+#define MAP_GROUP 4096
+
+typedef struct map_line {
+  vbuf arg;   /* the line's msgpack, kept for a rerun alone */
+  char* text; /* the output line, once settled */
+  bool settled, error, skipped;
+} map_line;
+
+typedef struct map_state {
+  vow_ctx_t* ctx;
+  vow_pool_t* pool;
+  const char* fn;
+  /* options */
+  bool unordered, numbers, errors_to_stderr, traceback;
+  int bytes_mode;
+  FILE* joblog;
+  double start;
+  char* skip; /* --resume: by line - 1, done in an earlier run */
+  size_t nskip;
+  vow_progress progress;
+  /* lines: line i lives in ring[i % MAP_WINDOW] until written */
+  map_line* ring;
+  size_t nread;    /* lines read */
+  size_t next_out; /* the oldest line still held */
+  size_t done, failed;
+  /* stdin */
+  int fd;
+  bool pollable, polling, readable, fd_eof, input_ended;
+  uv_poll_t poll;
+  vbuf buf;
+  size_t pos;
+  off_t size, consumed; /* a regular file's size, and bytes cut into lines */
+  int read_errno;
+  /* the group being filled */
+  unsigned workers;
+  size_t group_first, group_valid, group_target;
+  vbuf group_items, group_sent;
+} map_state;
+
+extern map_state M;
+
+/* Starts reading stdin on loop; lines go to the pool as they come. */
+int map_stream_start(uv_loop_t* loop);
+/* Every line read, run and written, and the input ended. */
+bool map_stream_finished(void);
+void map_stream_close(void);
+void map_progress(bool final);
+
+#endif
