@@ -13,8 +13,9 @@ packages="gcc libc6-dev make cmake pkg-config libuv1-dev libmsgpack-dev libcmock
 if [ "${VOW_DEPS_FULL:-0}" = 1 ]; then
   packages="$packages clang valgrind libclang-rt-14-dev openssh-server"
   packages="$packages openssh-client libopenmpi-dev openmpi-bin"
-  # GNU parallel, for the CLI tests that compare vow run with it.
-  packages="$packages parallel"
+  # GNU parallel, for the CLI tests that compare vow run with it; numpy,
+  # for the Python worker's numpy values.
+  packages="$packages parallel python3-numpy"
 fi
 
 missing=""

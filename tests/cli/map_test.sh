@@ -80,7 +80,7 @@ rm -f "$jl"
 PYW="/usr/bin/python3 $EXAMPLES/python/vow_worker.py $EXAMPLES/python/tasks.py"
 check "python worker" "9${nl}16" "$(printf '3\n4\n' | $VOW map --worker "$PYW" square)"
 out=$(printf '"boom"\n' | $VOW map --worker "$PYW" fail)
-check "python worker: failure" 1 "$(echo "$out" | grep -c 'task error: boom')"
+check "python worker: failure" 1 "$(echo "$out" | grep -c 'task error: ValueError: boom')"
 a=$(seq 1 8 | sed 's/.*/20000/' | $VOW map --worker "$PYW" monte_carlo_pi -j 1 --seed 7)
 b=$(seq 1 8 | sed 's/.*/20000/' | $VOW map --worker "$PYW" monte_carlo_pi -j 2 --seed 7)
 check "python worker: same seed, 1 or 2 workers" "$a" "$b"
