@@ -17,10 +17,12 @@ static void usage(FILE* f) {
       "  vow map  LIB.so FUNCTION         a task function over JSON lines\n"
       "\n"
       "  vow submit [opts] -- CMD ARGS    queue a job (starts vow serve)\n"
-      "  vow status | wait | output | cancel | pause | resume | shutdown\n"
+      "  vow status | wait | output | cancel | remove | clean | restart\n"
+      "  vow parallel N | pause | resume | shutdown\n"
       "  vow serve                        the job queue's daemon\n"
       "\n"
-      "vow COMMAND --help says more; vow --version prints the version.\n",
+      "vow COMMAND --help says more; vow --version prints the version.\n"
+      "The queue's commands take --socket PATH before or after their name.\n",
       f);
 }
 
@@ -50,17 +52,17 @@ int main(int argc, char** argv) {
     return vow_cli_run(argc - 1, argv + 1);
   if (strcmp(argv[1], "map") == 0)
     return vow_cli_map(argc - 1, argv + 1);
+  if (strcmp(argv[1], "--socket") == 0 && argc > 3) {
+    /* vow --socket PATH COMMAND ... is vow COMMAND --socket PATH ... */
+    char* sock = argv[2];
+    argv[1] = argv[3];
+    argv[2] = (char*)"--socket";
+    argv[3] = sock;
+  }
   if (strcmp(argv[1], "serve") == 0)
     return vow_cli_serve(argc - 1, argv + 1);
-  {
-    static const char* const client[] = {"submit", "status",  "wait",
-                                         "output", "cancel",  "pause",
-                                         "resume", "shutdown"};
-    size_t i;
-    for (i = 0; i < sizeof(client) / sizeof(client[0]); i++)
-      if (strcmp(argv[1], client[i]) == 0)
-        return vow_cli_queue_client(argv[1], argc - 1, argv + 1);
-  }
+  if (vow_cli_queue_command(argv[1]))
+    return vow_cli_queue_client(argv[1], argc - 1, argv + 1);
   vow_cli_error("unknown command \"%s\" (try vow --help)", argv[1]);
   return VOW_EXIT_ERROR;
 }

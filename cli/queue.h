@@ -59,6 +59,8 @@ void qw_pack_kv_int(msgpack_packer* pk, const char* key, int64_t value);
 /* ---- the daemon and the client commands ------------------------------- */
 
 int vow_cli_serve(int argc, char** argv);
+/* True for a client command's name (submit, status, ...). */
+bool vow_cli_queue_command(const char* name);
 int vow_cli_queue_client(const char* command, int argc, char** argv);
 
 #endif

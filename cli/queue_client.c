@@ -1,7 +1,8 @@
 /* The job queue's client commands: vow submit, status, wait, output,
- * cancel, pause, resume, shutdown. Each connects to the daemon (starting
- * it when none runs), sends msgpack requests and prints the replies.
- * Plain blocking I/O: a client does one thing and exits. */
+ * cancel, remove, clean, restart, parallel, pause, resume, shutdown. Each
+ * connects to the daemon (starting it when none runs, but for status and
+ * shutdown), sends msgpack requests and prints the replies. Plain
+ * blocking I/O: a client does one thing and exits. */
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -166,6 +167,21 @@ static bool parse_id(const char* s, int64_t* out) {
   return true;
 }
 
+static bool parse_int(const char* s, const char* what, int64_t lo, int64_t hi,
+                      int64_t* out) {
+  char* end;
+  long long v;
+  errno = 0;
+  v = strtoll(s, &end, 10);
+  if (errno || *s == '\0' || *end != '\0' || v < lo || v > hi) {
+    vow_cli_error("%s wants a whole number from %lld to %lld, not \"%s\"", what,
+                  (long long)lo, (long long)hi, s);
+    return false;
+  }
+  *out = v;
+  return true;
+}
+
 static void pack_ids(msgpack_packer* pk, const int64_t* ids, size_t n) {
   size_t i;
   qw_pack_str(pk, "ids");
@@ -178,6 +194,7 @@ static void pack_ids(msgpack_packer* pk, const int64_t* ids, size_t n) {
 
 typedef struct submit_opts {
   const char* name;
+  const char* group;
   int64_t after[64];
   size_t nafter;
   int64_t priority;
@@ -192,8 +209,9 @@ static void pack_submit(msgpack_sbuffer* sb, const submit_opts* o, char** argv,
   int k;
   while (environ[nenv] != NULL)
     nenv++;
-  begin(sb, &pk, "submit", 8);
+  begin(sb, &pk, "submit", 9);
   qw_pack_kv_str(&pk, "name", o->name);
+  qw_pack_kv_str(&pk, "group", o->group);
   qw_pack_str(&pk, "argv");
   msgpack_pack_array(&pk, (size_t)argc);
   for (k = 0; k < argc; k++)
@@ -294,7 +312,8 @@ static int submit_map(conn* c, const submit_opts* o, char** argv, int argc) {
     vow_cli_error("%s: %s", argv[0], strerror(errno));
     return -1;
   }
-  begin(&sb, &pk, "submit", 8);
+  begin(&sb, &pk, "submit", 9);
+  qw_pack_kv_str(&pk, "group", o->group);
   qw_pack_str(&pk, "map");
   msgpack_pack_true(&pk);
   qw_pack_kv_str(&pk, "lib", lib);
@@ -326,6 +345,8 @@ static int cmd_submit(conn* c, int argc, char** argv) {
       break;
     } else if (strcmp(a, "--name") == 0 && more) {
       o.name = argv[++i];
+    } else if ((strcmp(a, "--group") == 0 || strcmp(a, "-g") == 0) && more) {
+      o.group = argv[++i];
     } else if (strcmp(a, "--after") == 0 && more) {
       if (o.nafter == 64) {
         vow_cli_error("at most 64 --after");
@@ -334,7 +355,8 @@ static int cmd_submit(conn* c, int argc, char** argv) {
       if (!parse_id(argv[++i], &o.after[o.nafter++]))
         return VOW_EXIT_ERROR;
     } else if (strcmp(a, "--priority") == 0 && more) {
-      o.priority = strtoll(argv[++i], NULL, 10);
+      if (!parse_int(argv[++i], "--priority", -1000000, 1000000, &o.priority))
+        return VOW_EXIT_ERROR;
     } else if (strcmp(a, "--timeout") == 0 && more) {
       char* end;
       o.timeout = strtod(argv[++i], &end);
@@ -343,7 +365,8 @@ static int cmd_submit(conn* c, int argc, char** argv) {
         return VOW_EXIT_ERROR;
       }
     } else if (strcmp(a, "--retries") == 0 && more) {
-      o.retries = strtoll(argv[++i], NULL, 10);
+      if (!parse_int(argv[++i], "--retries", 0, 1000, &o.retries))
+        return VOW_EXIT_ERROR;
     } else if (strcmp(a, "--stdin") == 0) {
       from_stdin = true;
     } else if (strcmp(a, "--map") == 0) {
@@ -378,60 +401,188 @@ static int cmd_submit(conn* c, int argc, char** argv) {
 
 /* ---- status and wait -------------------------------------------------- */
 
-static int collect_ids(int argc, char** argv, int64_t** ids, size_t* n,
-                       const char* flag, bool* flag_set) {
-  int i;
-  *ids = calloc((size_t)argc + 1, sizeof(int64_t));
-  *n = 0;
+/* Reads job ids from argv, and the flags a command takes: each of
+ * bools[] (set when present) and --group G. */
+typedef struct id_args {
+  int64_t* ids;
+  size_t n;
+  bool flag[3];
+  const char* group;
+} id_args;
+
+static int collect_ids(int argc, char** argv, id_args* r,
+                       const char* const flags[3], bool takes_group) {
+  int i, k;
+  memset(r, 0, sizeof(*r));
+  r->ids = calloc((size_t)argc + 1, sizeof(int64_t));
+  if (r->ids == NULL)
+    return -1;
   for (i = 0; i < argc; i++) {
-    if (flag != NULL && strcmp(argv[i], flag) == 0) {
-      *flag_set = true;
+    bool known = false;
+    for (k = 0; k < 3 && flags != NULL && flags[k] != NULL; k++)
+      if (strcmp(argv[i], flags[k]) == 0)
+        known = r->flag[k] = true;
+    if (known)
+      continue;
+    if (takes_group &&
+        (strcmp(argv[i], "--group") == 0 || strcmp(argv[i], "-g") == 0)) {
+      if (i + 1 == argc) {
+        vow_cli_error("%s needs a group's name", argv[i]);
+        return -1;
+      }
+      r->group = argv[++i];
       continue;
     }
-    if (!parse_id(argv[i], &(*ids)[(*n)++]))
+    if (argv[i][0] == '-') {
+      vow_cli_error("unknown option %s", argv[i]);
+      return -1;
+    }
+    if (!parse_id(argv[i], &r->ids[r->n++]))
       return -1;
   }
   return 0;
 }
 
+/* A moment as the time of day when it is today, else with its date. */
+static void format_when(char* buf, size_t size, double t) {
+  time_t when = (time_t)t, now = time(NULL);
+  struct tm tw, tn;
+  if (t <= 0) {
+    snprintf(buf, size, "-");
+    return;
+  }
+  localtime_r(&when, &tw);
+  localtime_r(&now, &tn);
+  if (tw.tm_year == tn.tm_year && tw.tm_yday == tn.tm_yday)
+    strftime(buf, size, "%H:%M:%S", &tw);
+  else
+    strftime(buf, size, "%b %d %H:%M", &tw);
+}
+
+static void format_span(char* buf, size_t size, double s) {
+  long long secs = (long long)s;
+  if (s < 0)
+    snprintf(buf, size, "-");
+  else if (s < 10)
+    snprintf(buf, size, "%.1fs", s);
+  else if (secs < 60)
+    snprintf(buf, size, "%llds", secs);
+  else if (secs < 3600)
+    snprintf(buf, size, "%lldm%02llds", secs / 60, secs % 60);
+  else
+    snprintf(buf, size, "%lldh%02lldm", secs / 3600, secs % 3600 / 60);
+}
+
+static double now_s(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
 static void print_job_line(const msgpack_object* j) {
   int64_t id = 0, status = -1;
+  double started = 0, ended = 0;
   char* state = qw_get_str(j, "state");
   char* name = qw_get_str(j, "name");
+  char* group = qw_get_str(j, "group");
   char* cmd = qw_get_str(j, "command");
   char* err = qw_get_str(j, "error");
+  const msgpack_object* waiting = qw_get(j, "waiting_on");
+  char when[32], span[32];
+  bool running = state && strcmp(state, "running") == 0;
   qw_get_int(j, "id", &id);
   qw_get_int(j, "status", &status);
+  qw_get_double(j, "started", &started);
+  qw_get_double(j, "ended", &ended);
+  format_when(when, sizeof(when),
+              state && strcmp(state, "queued") == 0 ? 0 : started);
+  format_span(span, sizeof(span),
+              started <= 0 || (state && strcmp(state, "queued") == 0) ? -1
+              : running         ? now_s() - started
+              : ended > started ? ended - started
+                                : -1);
   printf("%-6lld %-11s ", (long long)id, state ? state : "?");
   if (status >= 0)
     printf("%-4lld ", (long long)status);
   else
     printf("%-4s ", "-");
-  printf("%-12s %s", name ? name : "-", cmd ? cmd : "");
-  if (err && state && strcmp(state, "done") != 0)
+  printf("%-12s %-10s %-14s %-8s %s", name ? name : "-",
+         group ? group : "default", when, span, cmd ? cmd : "");
+  if (waiting != NULL && waiting->type == MSGPACK_OBJECT_ARRAY &&
+      waiting->via.array.size > 0) {
+    uint32_t k;
+    printf("   (waiting on ");
+    for (k = 0; k < waiting->via.array.size; k++)
+      printf("%s%lld", k ? ", " : "",
+             (long long)waiting->via.array.ptr[k].via.i64);
+    putchar(')');
+  } else if (err && state && strcmp(state, "done") != 0 &&
+             strcmp(state, "queued") != 0) {
     printf("   (%s)", err);
+  }
   putchar('\n');
   free(state);
   free(name);
+  free(group);
   free(cmd);
   free(err);
 }
 
+/* A line for each group when there is more than one, or one is paused. */
+static void print_groups(const msgpack_object* r) {
+  const msgpack_object* groups = qw_get(r, "groups");
+  uint32_t i;
+  bool any = false;
+  if (groups == NULL || groups->type != MSGPACK_OBJECT_ARRAY)
+    return;
+  for (i = 0; i < groups->via.array.size; i++)
+    any |= qw_get_bool(&groups->via.array.ptr[i], "paused");
+  if (groups->via.array.size < 2 && !any)
+    return;
+  for (i = 0; i < groups->via.array.size; i++) {
+    const msgpack_object* g = &groups->via.array.ptr[i];
+    char* name = qw_get_str(g, "name");
+    int64_t slots = 0, running = 0, ready = 0;
+    qw_get_int(g, "slots", &slots);
+    qw_get_int(g, "running", &running);
+    qw_get_int(g, "ready", &ready);
+    printf("group %s: %lld slot%s, %lld running, %lld ready%s\n",
+           name ? name : "?", (long long)slots, slots == 1 ? "" : "s",
+           (long long)running, (long long)ready,
+           qw_get_bool(g, "paused") ? " (paused)" : "");
+    free(name);
+  }
+}
+
 static int cmd_status(conn* c, int argc, char** argv) {
+  static const char* const flags[3] = {"--json", NULL, NULL};
   msgpack_sbuffer sb;
   msgpack_packer pk;
-  int64_t* ids;
-  size_t n, i;
-  bool json = false;
+  id_args a;
+  size_t i;
   const msgpack_object *r, *jobs;
-  if (collect_ids(argc, argv, &ids, &n, "--json", &json) != 0) {
-    free(ids);
+  if (collect_ids(argc, argv, &a, flags, true) != 0) {
+    free(a.ids);
     return VOW_EXIT_ERROR;
   }
-  begin(&sb, &pk, "status", n > 0);
-  if (n > 0)
-    pack_ids(&pk, ids, n);
-  free(ids);
+  if (c->fd < 0) {
+    /* No daemon: nothing runs, and none is started to say so. */
+    if (a.flag[0])
+      printf(
+          "{\"ok\":true,\"daemon\":false,\"paused\":false,"
+          "\"running\":0,\"queued\":0,\"groups\":[],\"jobs\":[]}\n");
+    else
+      fprintf(stderr,
+              "vow: no daemon runs at %s, so nothing is queued or running "
+              "(vow submit starts one; jobs it kept show once it runs)\n",
+              c->paths.sock);
+    free(a.ids);
+    return 0;
+  }
+  begin(&sb, &pk, "status", a.n > 0);
+  if (a.n > 0)
+    pack_ids(&pk, a.ids, a.n);
+  free(a.ids);
   if (send_request(c, &sb) != 0 || (r = read_reply(c)) == NULL)
     return VOW_EXIT_ERROR;
   jobs = qw_get(r, "jobs");
@@ -439,8 +590,8 @@ static int cmd_status(conn* c, int argc, char** argv) {
     vow_cli_error("the daemon's reply has no jobs");
     return VOW_EXIT_ERROR;
   }
-  if (json) {
-    /* The reply, as JSON: a map of paused, running, queued and jobs. */
+  if (a.flag[0]) {
+    /* The reply, as JSON: paused, running, queued, pid, groups, jobs. */
     char* text = vow_msgpack_to_json(c->in.data, c->in.len, 0);
     if (text == NULL)
       return VOW_EXIT_ERROR;
@@ -448,10 +599,16 @@ static int cmd_status(conn* c, int argc, char** argv) {
     free(text);
     return 0;
   }
-  printf("%-6s %-11s %-4s %-12s %s\n", "ID", "STATE", "EXIT", "NAME",
-         "COMMAND");
-  for (i = 0; i < jobs->via.array.size; i++)
-    print_job_line(&jobs->via.array.ptr[i]);
+  printf("%-6s %-11s %-4s %-12s %-10s %-14s %-8s %s\n", "ID", "STATE", "EXIT",
+         "NAME", "GROUP", "STARTED", "TIME", "COMMAND");
+  for (i = 0; i < jobs->via.array.size; i++) {
+    const msgpack_object* j = &jobs->via.array.ptr[i];
+    char* group = qw_get_str(j, "group");
+    if (a.group == NULL || (group && strcmp(group, a.group) == 0))
+      print_job_line(j);
+    free(group);
+  }
+  print_groups(r);
   if (qw_get_bool(r, "paused"))
     printf("(the queue is paused: vow resume starts it again)\n");
   return 0;
@@ -492,18 +649,17 @@ static int wait_for(conn* c, const int64_t* ids, size_t n, bool any) {
 }
 
 static int cmd_wait(conn* c, int argc, char** argv) {
-  int64_t* ids;
-  size_t n;
-  bool any = false;
+  static const char* const flags[3] = {"--any", NULL, NULL};
+  id_args a;
   int rc;
-  if (collect_ids(argc, argv, &ids, &n, "--any", &any) != 0 || n == 0) {
-    if (n == 0)
+  if (collect_ids(argc, argv, &a, flags, false) != 0 || a.n == 0) {
+    if (a.n == 0 && a.ids != NULL)
       vow_cli_error("usage: vow wait ID... [--any]");
-    free(ids);
+    free(a.ids);
     return VOW_EXIT_ERROR;
   }
-  rc = wait_for(c, ids, n, any);
-  free(ids);
+  rc = wait_for(c, a.ids, a.n, a.flag[0]);
+  free(a.ids);
   return rc;
 }
 
@@ -635,98 +791,264 @@ done:
 
 /* ---- the rest --------------------------------------------------------- */
 
-static int simple(conn* c, const char* op, int argc, char** argv) {
+/* Sends ids (and flags) as op; prints "N <word>" from the reply's count. */
+static int ids_op(conn* c, const char* op, const id_args* a, const char* count,
+                  const char* word) {
   msgpack_sbuffer sb;
   msgpack_packer pk;
   const msgpack_object* r;
-  if (strcmp(op, "cancel") == 0) {
-    int64_t* ids;
-    size_t n;
-    int64_t done = 0;
-    if (collect_ids(argc, argv, &ids, &n, NULL, NULL) != 0 || n == 0) {
-      if (n == 0)
-        vow_cli_error("usage: vow cancel ID...");
-      free(ids);
-      return VOW_EXIT_ERROR;
-    }
-    begin(&sb, &pk, op, 1);
-    pack_ids(&pk, ids, n);
-    free(ids);
-    if (send_request(c, &sb) != 0 || (r = read_reply(c)) == NULL)
-      return VOW_EXIT_ERROR;
-    qw_get_int(r, "cancelled", &done);
-    printf("%lld cancelled\n", (long long)done);
-    return 0;
-  }
-  if (strcmp(op, "shutdown") == 0) {
-    bool drain = argc > 0 && strcmp(argv[0], "--drain") == 0;
-    begin(&sb, &pk, op, 1);
-    qw_pack_str(&pk, "drain");
-    if (drain)
-      msgpack_pack_true(&pk);
-    else
-      msgpack_pack_false(&pk);
-    if (send_request(c, &sb) != 0 || read_reply(c) == NULL)
-      return VOW_EXIT_ERROR;
-    /* Returns once the daemon has gone: it closes our connection when
-     * it stops serving, and its lock is free once it has exited. */
-    {
-      char b;
-      int lock;
-      while (read(c->fd, &b, 1) > 0) {
-      }
-      lock = open(c->paths.lock, O_RDONLY | O_CLOEXEC);
-      if (lock >= 0) {
-        flock(lock, LOCK_SH);
-        close(lock);
-      }
-    }
-    return 0;
-  }
-  begin(&sb, &pk, op, 0);
-  if (send_request(c, &sb) != 0 || read_reply(c) == NULL)
+  int64_t done = 0;
+  begin(&sb, &pk, op, 1);
+  pack_ids(&pk, a->ids, a->n);
+  if (send_request(c, &sb) != 0 || (r = read_reply(c)) == NULL)
     return VOW_EXIT_ERROR;
+  qw_get_int(r, count, &done);
+  printf("%lld %s\n", (long long)done, word);
   return 0;
 }
 
-static void usage(FILE* f) {
-  fputs(
-      "usage: vow submit [--name N] [--after ID]... [--priority P]\n"
-      "                  [--timeout S] [--retries N] -- CMD ARGS\n"
-      "       vow submit [options] --stdin      (one sh command per line)\n"
-      "       vow submit [options] --map LIB.so FUNCTION JSON\n"
-      "       vow status [ID...] [--json]\n"
-      "       vow wait ID... [--any]\n"
-      "       vow output ID [--follow]\n"
-      "       vow cancel ID...\n"
-      "       vow pause | vow resume\n"
-      "       vow shutdown [--drain]\n"
-      "\n"
-      "Each takes --socket PATH first (default: $VOW_SOCKET, else\n"
-      "$XDG_RUNTIME_DIR/vow/queue.sock, else /tmp/vow-UID/queue.sock) and\n"
-      "starts the daemon (vow serve) when none runs. vow wait exits with\n"
-      "the job's status (the first non-zero one of several; 124 timed out,\n"
-      "125 cancelled or interrupted, 128+N killed by signal N).\n",
-      f);
+static int cmd_ids(conn* c, const char* op, int argc, char** argv) {
+  id_args a;
+  int rc;
+  if (collect_ids(argc, argv, &a, NULL, false) != 0 || a.n == 0) {
+    if (a.n == 0 && a.ids != NULL)
+      vow_cli_error("usage: vow %s ID...", op);
+    free(a.ids);
+    return VOW_EXIT_ERROR;
+  }
+  if (strcmp(op, "cancel") == 0) {
+    rc = ids_op(c, op, &a, "cancelled", "cancelled");
+  } else if (strcmp(op, "remove") == 0) {
+    rc = ids_op(c, op, &a, "removed", "removed");
+  } else {
+    /* restart: a request a job, each new id printed as it is given */
+    size_t i;
+    rc = 0;
+    for (i = 0; i < a.n && rc == 0; i++) {
+      msgpack_sbuffer sb;
+      msgpack_packer pk;
+      begin(&sb, &pk, "restart", 1);
+      pack_ids(&pk, &a.ids[i], 1);
+      if (send_request(c, &sb) != 0 || print_id(c) != 0)
+        rc = VOW_EXIT_ERROR;
+    }
+  }
+  free(a.ids);
+  return rc;
+}
+
+/* clean, pause, resume and parallel: no ids; flags, a group, a count. */
+static int cmd_queue(conn* c, const char* op, int argc, char** argv) {
+  static const char* const flags[3] = {"--successful", "--drain", NULL};
+  msgpack_sbuffer sb;
+  msgpack_packer pk;
+  const msgpack_object* r;
+  id_args a;
+  int64_t slots = 0, removed = 0;
+  bool parallel = strcmp(op, "parallel") == 0;
+  int i, rest = 0;
+  char* args[64];
+  /* parallel N: the count is not a job id */
+  for (i = 0; i < argc && rest < 63; i++) {
+    if (parallel && slots == 0 && argv[i][0] != '-' &&
+        (i == 0 || (strcmp(argv[i - 1], "--group") != 0 &&
+                    strcmp(argv[i - 1], "-g") != 0))) {
+      if (!parse_int(argv[i], "vow parallel", 1, 1 << 16, &slots))
+        return VOW_EXIT_ERROR;
+      continue;
+    }
+    args[rest++] = argv[i];
+  }
+  if (collect_ids(rest, args, &a, flags, strcmp(op, "shutdown") != 0) != 0 ||
+      a.n > 0) {
+    if (a.n > 0)
+      vow_cli_error("vow %s takes no job ids (see vow %s --help)", op, op);
+    free(a.ids);
+    return VOW_EXIT_ERROR;
+  }
+  free(a.ids);
+  if (parallel && slots == 0) {
+    vow_cli_error("usage: vow parallel N [--group GROUP]");
+    return VOW_EXIT_ERROR;
+  }
+  begin(&sb, &pk, op, 3);
+  qw_pack_kv_str(&pk, "group", a.group);
+  qw_pack_kv_int(&pk, "slots", slots);
+  qw_pack_str(&pk, strcmp(op, "shutdown") == 0 ? "drain" : "successful");
+  if (a.flag[0] || a.flag[1])
+    msgpack_pack_true(&pk);
+  else
+    msgpack_pack_false(&pk);
+  if (send_request(c, &sb) != 0 || (r = read_reply(c)) == NULL)
+    return VOW_EXIT_ERROR;
+  if (strcmp(op, "clean") == 0) {
+    qw_get_int(r, "removed", &removed);
+    printf("%lld removed\n", (long long)removed);
+  }
+  if (strcmp(op, "shutdown") == 0) {
+    /* Returns once the daemon has gone: it closes our connection when
+     * it stops serving, and its lock is free once it has exited. */
+    char b;
+    int lock;
+    while (read(c->fd, &b, 1) > 0) {
+    }
+    lock = open(c->paths.lock, O_RDONLY | O_CLOEXEC);
+    if (lock >= 0) {
+      flock(lock, LOCK_SH);
+      close(lock);
+    }
+  }
+  return 0;
+}
+
+/* ---- usage ------------------------------------------------------------- */
+
+static const char socket_help[] =
+    "  --socket PATH     the daemon's socket, before or after the command\n"
+    "                    (default: $VOW_SOCKET, else\n"
+    "                    $XDG_RUNTIME_DIR/vow/queue.sock, else\n"
+    "                    /tmp/vow-UID/queue.sock)\n";
+
+static const struct {
+  const char* name;
+  const char* text;
+} helps[] = {
+    {"submit",
+     "usage: vow submit [options] -- COMMAND [ARG...]\n"
+     "       vow submit [options] --stdin     one command a line, from stdin\n"
+     "       vow submit [options] --map LIB.so FUNCTION JSON\n"
+     "Queues a job and prints its id; starts the daemon (vow serve) when\n"
+     "none runs. The job runs in this directory with this environment,\n"
+     "without a shell (--stdin: a line with shell syntax runs in /bin/sh).\n"
+     "  --name NAME       a name for vow status\n"
+     "  --group GROUP, -g GROUP  run in GROUP, which has slots of its own\n"
+     "                    (1 until vow parallel N --group GROUP)\n"
+     "  --after ID        start once job ID has succeeded (repeatable); if\n"
+     "                    it fails, this one is cancelled\n"
+     "  --priority P      higher starts first (default 0)\n"
+     "  --timeout S       TERM after S seconds, KILL 2 s later (status 124)\n"
+     "  --retries N       run a job that fails up to N more times\n"},
+    {"status",
+     "usage: vow status [ID...] [--group GROUP] [--json]\n"
+     "Every job (or those named): its state, exit status, name, group,\n"
+     "when it started, how long it ran (or has run), its command, and\n"
+     "what a queued job is waiting on. Never starts a daemon.\n"
+     "  --json            the daemon's whole reply, as JSON\n"},
+    {"wait",
+     "usage: vow wait ID... [--any]\n"
+     "Waits until the jobs end and exits with the first non-zero status (or,\n"
+     "with --any, the status of the first to end): its exit status, 124\n"
+     "timed out, 125 cancelled, interrupted or removed, 128+N killed by\n"
+     "signal N.\n"},
+    {"output",
+     "usage: vow output ID [--follow]\n"
+     "The job's stdout (its stderr to stderr); a task function's result.\n"
+     "  --follow, -f      as it comes, until the job ends; exits with its\n"
+     "                    status\n"},
+    {"cancel",
+     "usage: vow cancel ID...\n"
+     "A queued job never runs; a running one gets TERM, then KILL after\n"
+     "2 s, its whole process group.\n"},
+    {"remove",
+     "usage: vow remove ID...\n"
+     "Takes jobs that have ended, or are queued, out of the list, with\n"
+     "their output. A job queued after one removed is cancelled. A running\n"
+     "job is refused: cancel it first.\n"},
+    {"clean",
+     "usage: vow clean [--successful] [--group GROUP]\n"
+     "Removes every job that has ended (with --successful, those that\n"
+     "succeeded), with its output.\n"},
+    {"restart",
+     "usage: vow restart ID...\n"
+     "Runs jobs that have ended again, as new jobs (their ids printed):\n"
+     "the same command, directory, environment, group and options.\n"},
+    {"parallel",
+     "usage: vow parallel N [--group GROUP]\n"
+     "Sets how many jobs of the group (default: the default group) run at\n"
+     "once, now and after restarts; makes the group if it is new.\n"},
+    {"pause",
+     "usage: vow pause [--group GROUP]\n"
+     "Starts nothing new and stops running jobs (SIGSTOP to their process\n"
+     "groups), in every group or one; vow resume continues them.\n"},
+    {"resume",
+     "usage: vow resume [--group GROUP]\n"
+     "Continues what vow pause stopped, and starts jobs again.\n"},
+    {"shutdown",
+     "usage: vow shutdown [--drain]\n"
+     "Stops running jobs (they end interrupted, and run again at the next\n"
+     "start if they have retries left) and the daemon; returns once it has\n"
+     "exited.\n"
+     "  --drain           first let everything queued run\n"},
+};
+
+static void usage(const char* command, FILE* f) {
+  size_t i;
+  for (i = 0; i < sizeof(helps) / sizeof(helps[0]); i++)
+    if (strcmp(helps[i].name, command) == 0) {
+      fputs(helps[i].text, f);
+      fputs(socket_help, f);
+      return;
+    }
+}
+
+bool vow_cli_queue_command(const char* name) {
+  size_t i;
+  for (i = 0; i < sizeof(helps) / sizeof(helps[0]); i++)
+    if (strcmp(helps[i].name, name) == 0)
+      return true;
+  return false;
 }
 
 int vow_cli_queue_client(const char* command, int argc, char** argv) {
   conn c;
   const char* sock = NULL;
-  int rc;
-  /* argv[0] is the command's name. */
+  bool autostart;
+  int rc, i, k = 0;
+  /* argv[0] is the command's name. --socket PATH may come anywhere
+   * before a submitted command's "--". */
   argc--;
   argv++;
-  if (argc > 0 && (strcmp(argv[0], "--help") == 0 || !strcmp(argv[0], "-h"))) {
-    usage(stdout);
-    return 0;
+  for (i = 0; i < argc; i++) {
+    if (strcmp(argv[i], "--") == 0) {
+      while (i < argc)
+        argv[k++] = argv[i++];
+      break;
+    }
+    if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+      usage(command, stdout);
+      return 0;
+    }
+    if (strcmp(argv[i], "--socket") == 0) {
+      if (i + 1 == argc) {
+        vow_cli_error("--socket needs a path");
+        return VOW_EXIT_ERROR;
+      }
+      sock = argv[++i];
+      continue;
+    }
+    if (strncmp(argv[i], "--socket=", 9) == 0) {
+      sock = argv[i] + 9;
+      continue;
+    }
+    argv[k++] = argv[i];
   }
-  if (argc >= 2 && strcmp(argv[0], "--socket") == 0) {
-    sock = argv[1];
-    argc -= 2;
-    argv += 2;
-  }
-  if (conn_open(&c, sock, strcmp(command, "shutdown") != 0) != 0) {
+  argc = k;
+  /* status only looks, and shutdown only stops: neither starts one. */
+  autostart =
+      strcmp(command, "status") != 0 && strcmp(command, "shutdown") != 0;
+  if (strcmp(command, "status") == 0) {
+    memset(&c, 0, sizeof(c));
+    msgpack_unpacked_init(&c.reply);
+    if (queue_paths_init(&c.paths, sock) != 0)
+      return VOW_EXIT_ERROR;
+    c.fd = try_connect(c.paths.sock);
+    if (c.fd < 0 && c.fd != -ENOENT && c.fd != -ECONNREFUSED) {
+      vow_cli_error("cannot reach the daemon at %s: %s", c.paths.sock,
+                    strerror(-c.fd));
+      conn_close(&c);
+      return VOW_EXIT_ERROR;
+    }
+  } else if (conn_open(&c, sock, autostart) != 0) {
     conn_close(&c);
     return VOW_EXIT_ERROR;
   }
@@ -738,8 +1060,11 @@ int vow_cli_queue_client(const char* command, int argc, char** argv) {
     rc = cmd_wait(&c, argc, argv);
   else if (strcmp(command, "output") == 0)
     rc = cmd_output(&c, argc, argv);
+  else if (strcmp(command, "cancel") == 0 || strcmp(command, "remove") == 0 ||
+           strcmp(command, "restart") == 0)
+    rc = cmd_ids(&c, command, argc, argv);
   else
-    rc = simple(&c, command, argc, argv);
+    rc = cmd_queue(&c, command, argc, argv);
   conn_close(&c);
   return rc;
 }

@@ -9,14 +9,35 @@
 #include "queue.h"
 #include "queue_db.h"
 
+/* A binary heap of queued jobs that may start: higher priority first,
+ * then lower id. */
+typedef struct qheap {
+  qjob** v;
+  size_t n, cap;
+} qheap;
+
+/* Jobs run in groups, each with slots of its own (pueue's groups): the
+ * default group's are -j N; a new group has 1 until vow parallel says. */
+typedef struct qgroup {
+  char* name; /* "default" for jobs submitted without --group */
+  unsigned slots;
+  bool paused;
+  size_t nrunning;
+  qheap ready; /* its queued jobs whose dependencies have all succeeded */
+} qgroup;
+
+#define QD_DEFAULT_GROUP "default"
+
 typedef struct daemon {
   uv_loop_t* loop;
   vow_ctx_t* ctx;
   queue_paths paths;
   qdb* db;
   char boot_id[64];
-  unsigned slots; /* jobs running at once */
-  bool paused, draining, stopping;
+  bool paused, draining, stopping; /* paused: every group */
+  qgroup** groups;                 /* groups[0] is the default group */
+  size_t ngroups;
+  const char* on_finish; /* --on-finish CMD: run as each job ends */
   uv_pipe_t listener;
   uv_signal_t sigchld, sigterm, sigint;
   uv_timer_t retry_timer; /* a start that failed on the database */
@@ -34,10 +55,6 @@ typedef struct daemon {
   qjob** jobs;
   size_t njobs_cap;
   int64_t max_id;
-  /* queued jobs whose dependencies have all succeeded: a heap by
-   * priority (higher first), then id */
-  qjob** ready;
-  size_t nready, ready_cap;
   /* queued jobs still waiting on a dependency */
   qjob** waiting;
   size_t nwaiting, waiting_cap;
@@ -58,6 +75,21 @@ qjob* qd_job(int64_t id);
 void qd_add(qjob* j);
 /* Starts what may start. */
 void qd_schedule(void);
+/* The group of that name; made (with 1 slot) when create is set and it
+ * is new; NULL otherwise. NULL or "" is the default group. */
+qgroup* qd_group(const char* name, bool create);
+/* A running job no longer takes its group's slot (its leader exited, or
+ * it ended). */
+void qd_left_slot(qjob* j);
+/* Runs --on-finish's command for a job that has ended. */
+void qd_on_finish(const qjob* j);
+/* Queued jobs whose dependencies have all succeeded, in every group. */
+size_t qd_nready(void);
+/* Sets a group's slots and pause and records them. 0 or -1 (logged). */
+int qd_set_group(qgroup* g, unsigned slots, bool paused);
+/* Drops a job that has ended, or is queued (its dependents are then
+ * cancelled), from the queue and the database. */
+void qd_remove(qjob* j);
 /* Ends a queued or running job as cancelled (running: TERM, then KILL). */
 void qd_cancel(qjob* j, const char* why);
 /* A promise (the caller's reference) that fulfils when j has ended. */
@@ -65,8 +97,9 @@ vow_promise_t* qd_ended(qjob* j);
 /* Jobs left running when a daemon died: their process groups killed,
  * then requeued or marked interrupted per their retries. */
 void qd_recover(void);
-/* SIGSTOP / SIGCONT to every running job's process group. */
-void qd_signal_running(int sig);
+/* SIGSTOP / SIGCONT to every running job's process group, or only
+ * group g's. */
+void qd_signal_running(int sig, const qgroup* g);
 /* Every running job killed (TERM, then KILL after 2 s); they end
  * interrupted. */
 void qd_stop_all(void);

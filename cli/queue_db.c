@@ -12,13 +12,14 @@
 
 #include "queue_db.h"
 
-#define SCHEMA_VERSION 1
+#define SCHEMA_VERSION 2
 
 struct qdb {
   sqlite3* db;
   sqlite3_stmt* insert;
   sqlite3_stmt* update;
   sqlite3_stmt* insert_env;
+  int64_t last_id; /* ids are never reused, removed jobs' included */
   /* Jobs from one shell share one environment: it is stored once, and
    * the last one is remembered to find it again without a query. */
   char* last_env;
@@ -51,6 +52,7 @@ void qjob_free(qjob* j) {
   if (j == NULL)
     return;
   free(j->name);
+  free(j->group);
   free_strv(j->argv);
   free(j->cwd);
   free_strv(j->env);
@@ -99,8 +101,27 @@ static const char* const schema =
     " retries INTEGER NOT NULL, attempts INTEGER NOT NULL,"
     " after BLOB, state INTEGER NOT NULL, pgid INTEGER, start_ticks INTEGER,"
     " boot_id TEXT, exit_status INTEGER, term_signal INTEGER,"
-    " result TEXT, error TEXT, submitted REAL, started REAL, ended REAL);"
-    "CREATE TABLE IF NOT EXISTS envs(id INTEGER PRIMARY KEY, env BLOB);";
+    " result TEXT, error TEXT, submitted REAL, started REAL, ended REAL,"
+    " grp TEXT);"
+    "CREATE TABLE IF NOT EXISTS envs(id INTEGER PRIMARY KEY, env BLOB);"
+    "CREATE TABLE IF NOT EXISTS groups(name TEXT PRIMARY KEY,"
+    " slots INTEGER NOT NULL, paused INTEGER NOT NULL);";
+
+/* Version 1 had no groups: its jobs are all in the default one. */
+static const char* const upgrade_from_1 =
+    "ALTER TABLE jobs ADD COLUMN grp TEXT;"
+    "UPDATE meta SET value = 2 WHERE key = 'schema';";
+
+static int64_t query_int(qdb* db, const char* sql) {
+  sqlite3_stmt* st;
+  int64_t v = 0;
+  if (sqlite3_prepare_v2(db->db, sql, -1, &st, NULL) != SQLITE_OK)
+    return 0;
+  if (sqlite3_step(st) == SQLITE_ROW)
+    v = sqlite3_column_int64(st, 0);
+  sqlite3_finalize(st);
+  return v;
+}
 
 qdb* qdb_open(const char* path, char* err, size_t errlen) {
   qdb* db = calloc(1, sizeof(*db));
@@ -119,19 +140,26 @@ qdb* qdb_open(const char* path, char* err, size_t errlen) {
   if (sqlite3_exec(db->db,
                    "PRAGMA locking_mode=EXCLUSIVE; PRAGMA journal_mode=WAL;"
                    " PRAGMA synchronous=NORMAL;",
-                   NULL, NULL, NULL) != SQLITE_OK ||
-      sqlite3_exec(db->db, schema, NULL, NULL, NULL) != SQLITE_OK)
+                   NULL, NULL, NULL) != SQLITE_OK)
     goto bad;
   if (sqlite3_prepare_v2(db->db, "SELECT value FROM meta WHERE key = 'schema'",
-                         -1, &st, NULL) != SQLITE_OK)
+                         -1, &st, NULL) == SQLITE_OK) {
+    if (sqlite3_step(st) == SQLITE_ROW)
+      version = sqlite3_column_int(st, 0);
+    sqlite3_finalize(st);
+  }
+  if (version == 1 &&
+      sqlite3_exec(db->db, upgrade_from_1, NULL, NULL, NULL) != SQLITE_OK)
     goto bad;
-  if (sqlite3_step(st) == SQLITE_ROW)
-    version = sqlite3_column_int(st, 0);
-  sqlite3_finalize(st);
+  if (version == 1)
+    version = 2;
+  if (sqlite3_exec(db->db, schema, NULL, NULL, NULL) != SQLITE_OK)
+    goto bad;
   if (version == 0) {
     if (sqlite3_exec(db->db,
-                     "INSERT INTO meta VALUES('schema', 1);"
-                     "INSERT INTO meta VALUES('paused', 0);",
+                     "INSERT INTO meta VALUES('schema', 2);"
+                     "INSERT INTO meta VALUES('paused', 0);"
+                     "INSERT INTO meta VALUES('last_id', 0);",
                      NULL, NULL, NULL) != SQLITE_OK)
       goto bad;
   } else if (version != SCHEMA_VERSION) {
@@ -140,11 +168,14 @@ qdb* qdb_open(const char* path, char* err, size_t errlen) {
     qdb_close(db);
     return NULL;
   }
+  db->last_id = query_int(db, "SELECT value FROM meta WHERE key='last_id'");
+  if (query_int(db, "SELECT MAX(id) FROM jobs") > db->last_id)
+    db->last_id = query_int(db, "SELECT MAX(id) FROM jobs");
   if (sqlite3_prepare_v2(
           db->db,
           "INSERT INTO jobs(name, kind, argv, cwd, env_id, lib, fn, arg,"
-          " priority, timeout, retries, attempts, after, state, submitted)"
-          " VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+          " priority, timeout, retries, attempts, after, state, submitted,"
+          " grp, id) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
           -1, &db->insert, NULL) != SQLITE_OK ||
       sqlite3_prepare_v2(
           db->db,
@@ -338,6 +369,21 @@ static char* column_text(sqlite3_stmt* st, int col) {
 
 /* ---- jobs ------------------------------------------------------------- */
 
+static int set_meta(qdb* db, const char* key, int64_t value) {
+  sqlite3_stmt* st;
+  int rc;
+  if (ensure_txn(db) != 0)
+    return -1;
+  if (sqlite3_prepare_v2(db->db, "INSERT OR REPLACE INTO meta VALUES(?,?)", -1,
+                         &st, NULL) != SQLITE_OK)
+    return fail(db, "cannot record the queue's state");
+  sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+  sqlite3_bind_int64(st, 2, value);
+  rc = sqlite3_step(st);
+  sqlite3_finalize(st);
+  return rc == SQLITE_DONE ? 0 : fail(db, "cannot record the queue's state");
+}
+
 int qdb_insert(qdb* db, qjob* j) {
   sqlite3_stmt* st = db->insert;
   int64_t env;
@@ -366,11 +412,64 @@ int qdb_insert(qdb* db, qjob* j) {
   bind_ids(st, 13, j->after, j->nafter);
   sqlite3_bind_int(st, 14, j->state);
   sqlite3_bind_double(st, 15, j->submitted);
+  bind_text(st, 16, j->group);
+  sqlite3_bind_int64(st, 17, db->last_id + 1);
   rc = sqlite3_step(st);
   sqlite3_reset(st);
   if (rc != SQLITE_DONE)
     return fail(db, "cannot record the job");
-  j->id = sqlite3_last_insert_rowid(db->db);
+  if (set_meta(db, "last_id", db->last_id + 1) != 0)
+    return -1;
+  j->id = ++db->last_id;
+  return 0;
+}
+
+int qdb_delete(qdb* db, int64_t id) {
+  sqlite3_stmt* st;
+  int rc;
+  if (ensure_txn(db) != 0)
+    return -1;
+  if (sqlite3_prepare_v2(db->db, "DELETE FROM jobs WHERE id = ?", -1, &st,
+                         NULL) != SQLITE_OK)
+    return fail(db, "cannot remove the job");
+  sqlite3_bind_int64(st, 1, id);
+  rc = sqlite3_step(st);
+  sqlite3_finalize(st);
+  return rc == SQLITE_DONE ? 0 : fail(db, "cannot remove the job");
+}
+
+int qdb_set_group(qdb* db, const char* name, unsigned slots, bool paused) {
+  sqlite3_stmt* st;
+  int rc;
+  if (ensure_txn(db) != 0)
+    return -1;
+  if (sqlite3_prepare_v2(db->db, "INSERT OR REPLACE INTO groups VALUES(?,?,?)",
+                         -1, &st, NULL) != SQLITE_OK)
+    return fail(db, "cannot record the group");
+  bind_text(st, 1, name);
+  sqlite3_bind_int64(st, 2, slots);
+  sqlite3_bind_int(st, 3, paused);
+  rc = sqlite3_step(st);
+  sqlite3_finalize(st);
+  return rc == SQLITE_DONE ? 0 : fail(db, "cannot record the group");
+}
+
+int qdb_load_groups(qdb* db,
+                    void (*fn)(const char* name, unsigned slots, bool paused,
+                               void* data),
+                    void* data) {
+  sqlite3_stmt* st;
+  if (sqlite3_prepare_v2(db->db, "SELECT name, slots, paused FROM groups", -1,
+                         &st, NULL) != SQLITE_OK)
+    return fail(db, "cannot read the groups");
+  while (sqlite3_step(st) == SQLITE_ROW) {
+    const unsigned char* name = sqlite3_column_text(st, 0);
+    int64_t slots = sqlite3_column_int64(st, 1);
+    if (name != NULL && slots > 0 && slots <= (1 << 16))
+      fn((const char*)name, (unsigned)slots, sqlite3_column_int(st, 2) != 0,
+         data);
+  }
+  sqlite3_finalize(st);
   return 0;
 }
 
@@ -409,7 +508,7 @@ int qdb_load(qdb* db, void (*fn)(qjob* j, void* data), void* data) {
           "priority,"
           " timeout, retries, attempts, after, state, pgid, start_ticks,"
           " boot_id, exit_status, term_signal, result, error, submitted,"
-          " started, ended FROM jobs ORDER BY id",
+          " started, ended, grp FROM jobs ORDER BY id",
           -1, &st, NULL) != SQLITE_OK)
     return fail(db, "cannot read the job database");
   while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
@@ -441,6 +540,7 @@ int qdb_load(qdb* db, void (*fn)(qjob* j, void* data), void* data) {
     j->submitted = sqlite3_column_double(st, 22);
     j->started = sqlite3_column_double(st, 23);
     j->ended = sqlite3_column_double(st, 24);
+    j->group = column_text(st, 25);
     if (j->state < 0 || j->state >= QS_COUNT ||
         (j->kind == 0 && (j->argv == NULL || j->argv[0] == NULL))) {
       qjob_free(j); /* not ours to run */
@@ -455,13 +555,7 @@ int qdb_load(qdb* db, void (*fn)(qjob* j, void* data), void* data) {
 }
 
 int qdb_set_paused(qdb* db, bool paused) {
-  char sql[64];
-  snprintf(sql, sizeof(sql), "UPDATE meta SET value=%d WHERE key='paused'",
-           paused ? 1 : 0);
-  if (ensure_txn(db) != 0 ||
-      sqlite3_exec(db->db, sql, NULL, NULL, NULL) != SQLITE_OK)
-    return fail(db, "cannot record the pause");
-  return 0;
+  return set_meta(db, "paused", paused ? 1 : 0);
 }
 
 bool qdb_paused(qdb* db) {

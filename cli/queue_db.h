@@ -28,6 +28,7 @@ bool qstate_final(int state);
 typedef struct qjob {
   int64_t id;
   char* name;
+  char* group; /* NULL: the default group */
   int kind;    /* 0: a command; 1: a task function */
   char** argv; /* NULL-terminated (kind 0) */
   char* cwd;
@@ -53,9 +54,11 @@ typedef struct qjob {
   uv_timer_t* timer;      /* timeout, then the KILL after TERM */
   vow_promise_t* ended_p; /* settled when it ends, for waiters */
   bool term_sent, cancel_asked;
+  bool holds_slot;       /* counted as running in its group */
   bool dirty;            /* changed in the open transaction */
   bool forgotten;        /* its submission was rolled back */
   struct jobio* io;      /* a running command's pipes (queue_spawn.c) */
+  struct qgroup* grp;    /* its group (the daemon's) */
   vow_promise_t* task_p; /* a running task function's (borrowed) */
 } qjob;
 
@@ -81,8 +84,17 @@ const char* qdb_error(const qdb* db);
  * failure everything since the last flush is rolled back. */
 bool qdb_in_txn(qdb* db);
 int qdb_flush(qdb* db);
-/* Inserts j and sets j->id. */
+/* Inserts j and sets j->id: ids only grow, so a removed job's id is never
+ * another's. */
 int qdb_insert(qdb* db, qjob* j);
+/* Removes a job (vow remove, vow clean). */
+int qdb_delete(qdb* db, int64_t id);
+/* A group's slots and pause, kept across restarts. */
+int qdb_set_group(qdb* db, const char* name, unsigned slots, bool paused);
+int qdb_load_groups(qdb* db,
+                    void (*fn)(const char* name, unsigned slots, bool paused,
+                               void* data),
+                    void* data);
 /* Writes j's changing fields. */
 int qdb_update(qdb* db, const qjob* j);
 /* Every job, in id order, to fn. */

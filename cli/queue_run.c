@@ -68,57 +68,114 @@ static void drop(qjob** v, size_t* n, qjob* j) {
     }
 }
 
-/* The ready heap: higher priority first, then lower id. */
+/* The ready heaps: higher priority first, then lower id. */
 static bool before(const qjob* a, const qjob* b) {
   return a->priority != b->priority ? a->priority > b->priority : a->id < b->id;
 }
 
 static void heap_push(qjob* j) {
+  qheap* h = &j->grp->ready;
   size_t i;
-  push(&D.ready, &D.nready, &D.ready_cap, j);
-  for (i = D.nready - 1; i > 0 && before(D.ready[i], D.ready[(i - 1) / 2]);
+  push(&h->v, &h->n, &h->cap, j);
+  for (i = h->n - 1; i > 0 && before(h->v[i], h->v[(i - 1) / 2]);
        i = (i - 1) / 2) {
-    qjob* t = D.ready[i];
-    D.ready[i] = D.ready[(i - 1) / 2];
-    D.ready[(i - 1) / 2] = t;
+    qjob* t = h->v[i];
+    h->v[i] = h->v[(i - 1) / 2];
+    h->v[(i - 1) / 2] = t;
   }
 }
 
-static qjob* heap_pop(void) {
+static qjob* heap_pop(qheap* h) {
   qjob* top;
   size_t i = 0;
-  if (D.nready == 0)
+  if (h->n == 0)
     return NULL;
-  top = D.ready[0];
-  D.ready[0] = D.ready[--D.nready];
+  top = h->v[0];
+  h->v[0] = h->v[--h->n];
   for (;;) {
     size_t l = 2 * i + 1, r = l + 1, m = i;
     qjob* t;
-    if (l < D.nready && before(D.ready[l], D.ready[m]))
+    if (l < h->n && before(h->v[l], h->v[m]))
       m = l;
-    if (r < D.nready && before(D.ready[r], D.ready[m]))
+    if (r < h->n && before(h->v[r], h->v[m]))
       m = r;
     if (m == i)
       break;
-    t = D.ready[i];
-    D.ready[i] = D.ready[m];
-    D.ready[m] = t;
+    t = h->v[i];
+    h->v[i] = h->v[m];
+    h->v[m] = t;
     i = m;
   }
   return top;
 }
 
-/* Removes a job from the heap (cancel of a ready job): rebuilt, since
- * cancels are rare next to starts. */
+/* Removes a job from its heap (a cancel or removal of a ready job):
+ * rebuilt, since those are rare next to starts. */
 static void heap_remove(qjob* j) {
-  size_t i, n = D.nready;
-  qjob** all = D.ready;
-  D.ready = NULL;
-  D.nready = D.ready_cap = 0;
+  qheap* h = &j->grp->ready;
+  size_t i, n = h->n;
+  qjob** all = h->v;
+  h->v = NULL;
+  h->n = h->cap = 0;
   for (i = 0; i < n; i++)
     if (all[i] != j)
       heap_push(all[i]);
   free(all);
+}
+
+/* ---- groups ----------------------------------------------------------- */
+
+qgroup* qd_group(const char* name, bool create) {
+  size_t i;
+  qgroup* g;
+  qgroup** grown;
+  if (name == NULL || *name == '\0')
+    name = QD_DEFAULT_GROUP;
+  for (i = 0; i < D.ngroups; i++)
+    if (strcmp(D.groups[i]->name, name) == 0)
+      return D.groups[i];
+  if (!create)
+    return NULL;
+  g = calloc(1, sizeof(*g));
+  grown = realloc(D.groups, (D.ngroups + 1) * sizeof(*grown));
+  if (g == NULL || grown == NULL || (g->name = strdup(name)) == NULL) {
+    qd_log("out of memory");
+    exit(VOW_EXIT_ERROR);
+  }
+  g->slots = 1;
+  D.groups = grown;
+  D.groups[D.ngroups++] = g;
+  return g;
+}
+
+size_t qd_nready(void) {
+  size_t i, n = 0;
+  for (i = 0; i < D.ngroups; i++)
+    n += D.groups[i]->ready.n;
+  return n;
+}
+
+int qd_set_group(qgroup* g, unsigned slots, bool paused) {
+  if (qdb_set_group(D.db, g->name, slots, paused) != 0) {
+    qd_log("group %s: %s", g->name, qdb_error(D.db));
+    return -1;
+  }
+  g->slots = slots;
+  g->paused = paused;
+  return 0;
+}
+
+void qd_left_slot(qjob* j) {
+  if (j->holds_slot) {
+    j->holds_slot = false;
+    j->grp->nrunning--;
+  }
+}
+
+static qgroup* group_of(qjob* j) {
+  if (j->grp == NULL)
+    j->grp = qd_group(j->group, true);
+  return j->grp;
 }
 
 /* ---- dependencies ----------------------------------------------------- */
@@ -208,6 +265,7 @@ void qd_add(qjob* j) {
   D.jobs[j->id] = j;
   if (j->id > D.max_id)
     D.max_id = j->id;
+  group_of(j);
   if (j->state != QS_QUEUED)
     return;
   st = deps_state(j, &bad);
@@ -239,10 +297,12 @@ static void set_final(qjob* j, int state, const char* error) {
   qd_store(j);
   settle_waiters(j);
   release_dependents();
+  qd_on_finish(j);
 }
 
 /* A running job's end: final, or back in the queue for another try. */
 void qd_job_ended(qjob* j, int state, const char* error) {
+  qd_left_slot(j);
   drop(D.running, &D.nrunning, j);
   close_timer(j);
   if ((state == QS_FAILED || state == QS_INTERRUPTED) && !j->cancel_asked &&
@@ -311,10 +371,11 @@ void qd_cancel(qjob* j, const char* why) {
   }
 }
 
-void qd_signal_running(int sig) {
+void qd_signal_running(int sig, const qgroup* g) {
   size_t i;
   for (i = 0; i < D.nrunning; i++)
-    if (D.running[i]->kind == 0 && D.running[i]->pgid > 0)
+    if (D.running[i]->kind == 0 && D.running[i]->pgid > 0 &&
+        (g == NULL || D.running[i]->grp == g))
       kill(-(pid_t)D.running[i]->pgid, sig);
 }
 
@@ -349,6 +410,8 @@ static void start_timeout(qjob* j) {
 static void start(qjob* j) {
   j->attempts++;
   j->state = QS_RUNNING;
+  j->holds_slot = true;
+  j->grp->nrunning++;
   j->started = qd_now();
   j->term_sent = j->cancel_asked = false;
   j->exit_status = j->term_signal = 0;
@@ -386,6 +449,7 @@ void qd_store(qjob* j) {
 void qd_forget(qjob* j) {
   drop(D.waiting, &D.nwaiting, j);
   heap_remove(j);
+  qd_left_slot(j);
   drop(D.running, &D.nrunning, j);
   if (qd_job(j->id) == j)
     D.jobs[j->id] = NULL;
@@ -395,10 +459,34 @@ void qd_forget(qjob* j) {
   push(&D.graveyard, &D.ngraveyard, &D.graveyard_cap, j);
 }
 
+void qd_remove(qjob* j) {
+  char path[256];
+  int k;
+  if (j->state == QS_QUEUED) {
+    /* Taken out of the queue first, so what waits on it is cancelled. */
+    drop(D.waiting, &D.nwaiting, j);
+    heap_remove(j);
+    j->state = QS_CANCELLED;
+    j->ended = qd_now();
+    settle_waiters(j);
+    release_dependents();
+  }
+  if (qdb_delete(D.db, j->id) != 0)
+    qd_log("job %lld: %s", (long long)j->id, qdb_error(D.db));
+  for (k = 0; k < 2; k++) {
+    snprintf(path, sizeof(path), "%s/%lld.%s", D.paths.out, (long long)j->id,
+             k == 0 ? "out" : "err");
+    unlink(path);
+  }
+  qd_forget(j);
+  qd_maybe_drained();
+}
+
 /* A job recorded as running whose start did not happen: queued again as
  * it was before start(). */
 static void unstart(qjob* j) {
   drop(D.running, &D.nrunning, j);
+  qd_left_slot(j);
   j->state = QS_QUEUED;
   j->attempts--;
 }
@@ -473,17 +561,20 @@ void qd_commit(uv_prepare_t* h) {
 }
 
 void qd_schedule(void) {
+  size_t i;
   if (D.retry_timer.data == NULL) {
     uv_timer_init(D.loop, &D.retry_timer);
     D.retry_timer.data = &D;
   }
   if (uv_is_active((uv_handle_t*)&D.retry_timer))
     return;
-  while (!D.paused && !D.stopping && D.nrunning < D.slots && D.nready > 0) {
-    qjob* j = heap_pop();
-    if (j->state != QS_QUEUED)
-      continue;
-    start(j);
+  for (i = 0; i < D.ngroups && !D.paused && !D.stopping; i++) {
+    qgroup* g = D.groups[i];
+    while (!g->paused && g->nrunning < g->slots && g->ready.n > 0) {
+      qjob* j = heap_pop(&g->ready);
+      if (j->state == QS_QUEUED)
+        start(j);
+    }
   }
 }
 

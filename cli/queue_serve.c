@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -201,9 +202,32 @@ static void begin_ok(msgpack_sbuffer* sb, msgpack_packer* pk, size_t more) {
   msgpack_pack_true(pk);
 }
 
-static void pack_job(msgpack_packer* pk, const qjob* j) {
+/* Its dependencies that have not ended yet. */
+static size_t pack_waiting_on(msgpack_packer* pk, const qjob* j, bool pack) {
+  size_t i, n = 0;
+  for (i = 0; i < j->nafter; i++) {
+    qjob* d = qd_job(j->after[i]);
+    if (d != NULL && !qstate_final(d->state)) {
+      if (pack)
+        msgpack_pack_int64(pk, d->id);
+      n++;
+    }
+  }
+  return n;
+}
+
+static void pack_job(msgpack_packer* pk, int64_t id) {
+  const qjob* j = qd_job(id);
   vbuf cmd = {0};
   size_t i;
+  if (j == NULL) {
+    /* Removed (vow remove, vow clean) while someone waited on it. */
+    msgpack_pack_map(pk, 3);
+    qw_pack_kv_int(pk, "id", id);
+    qw_pack_kv_str(pk, "state", "removed");
+    qw_pack_kv_int(pk, "status", 125);
+    return;
+  }
   if (j->kind == 0) {
     for (i = 0; j->argv[i] != NULL; i++) {
       if (i)
@@ -215,9 +239,10 @@ static void pack_job(msgpack_packer* pk, const qjob* j) {
     vbuf_add(&cmd, " ", 1);
     vbuf_str(&cmd, j->arg_json);
   }
-  msgpack_pack_map(pk, 15);
+  msgpack_pack_map(pk, 17);
   qw_pack_kv_int(pk, "id", j->id);
   qw_pack_kv_str(pk, "name", j->name);
+  qw_pack_kv_str(pk, "group", j->grp ? j->grp->name : QD_DEFAULT_GROUP);
   qw_pack_kv_str(pk, "state", qstate_name(j->state));
   qw_pack_kv_int(pk, "status", qstate_final(j->state) ? qjob_status(j) : -1);
   qw_pack_kv_int(pk, "exit", j->exit_status);
@@ -234,6 +259,11 @@ static void pack_job(msgpack_packer* pk, const qjob* j) {
   qw_pack_str(pk, "ended");
   msgpack_pack_double(pk, j->ended);
   qw_pack_kv_int(pk, "pgid", j->state == QS_RUNNING ? j->pgid : 0);
+  qw_pack_str(pk, "waiting_on");
+  msgpack_pack_array(pk,
+                     j->state == QS_QUEUED ? pack_waiting_on(pk, j, false) : 0);
+  if (j->state == QS_QUEUED)
+    pack_waiting_on(pk, j, true);
   vbuf_free(&cmd);
 }
 
@@ -323,6 +353,16 @@ static void op_submit(client* c, const msgpack_object* req) {
     goto refuse;
   }
   j->name = qw_get_str(req, "name");
+  j->group = qw_get_str(req, "group");
+  if (j->group != NULL && (j->group[0] == '\0' || strlen(j->group) > 64 ||
+                           strcmp(j->group, QD_DEFAULT_GROUP) == 0)) {
+    if (j->group[0] != '\0' && strlen(j->group) > 64) {
+      reply_error(c, "a group's name is at most 64 bytes");
+      goto refuse;
+    }
+    free(j->group);
+    j->group = NULL;
+  }
   j->kind = qw_get_bool(req, "map") ? 1 : 0;
   if (j->kind == 0) {
     bool nomem = false;
@@ -397,12 +437,12 @@ refuse:
 static void op_status(client* c, const msgpack_object* req) {
   msgpack_sbuffer sb;
   msgpack_packer pk;
-  size_t n = 0, i, queued = D.nready + D.nwaiting;
+  size_t n = 0, i, queued = qd_nready() + D.nwaiting;
   int64_t* ids = NULL;
   if (qw_get(req, "ids") != NULL &&
       (ids = request_ids(c, req, &n, true)) == NULL)
     return;
-  begin_ok(&sb, &pk, 4);
+  begin_ok(&sb, &pk, 6);
   qw_pack_str(&pk, "paused");
   if (D.paused)
     msgpack_pack_true(&pk);
@@ -410,11 +450,27 @@ static void op_status(client* c, const msgpack_object* req) {
     msgpack_pack_false(&pk);
   qw_pack_kv_int(&pk, "running", (int64_t)D.nrunning);
   qw_pack_kv_int(&pk, "queued", (int64_t)queued);
+  qw_pack_kv_int(&pk, "pid", (int64_t)getpid());
+  qw_pack_str(&pk, "groups");
+  msgpack_pack_array(&pk, D.ngroups);
+  for (i = 0; i < D.ngroups; i++) {
+    const qgroup* g = D.groups[i];
+    msgpack_pack_map(&pk, 5);
+    qw_pack_kv_str(&pk, "name", g->name);
+    qw_pack_kv_int(&pk, "slots", g->slots);
+    qw_pack_kv_int(&pk, "running", (int64_t)g->nrunning);
+    qw_pack_kv_int(&pk, "ready", (int64_t)g->ready.n);
+    qw_pack_str(&pk, "paused");
+    if (g->paused)
+      msgpack_pack_true(&pk);
+    else
+      msgpack_pack_false(&pk);
+  }
   qw_pack_str(&pk, "jobs");
   if (ids != NULL && n > 0) {
     msgpack_pack_array(&pk, n);
     for (i = 0; i < n; i++)
-      pack_job(&pk, qd_job(ids[i]));
+      pack_job(&pk, ids[i]);
   } else {
     int64_t id;
     size_t count = 0;
@@ -423,7 +479,7 @@ static void op_status(client* c, const msgpack_object* req) {
     msgpack_pack_array(&pk, count);
     for (id = 1; id <= D.max_id; id++)
       if (D.jobs[id] != NULL)
-        pack_job(&pk, D.jobs[id]);
+        pack_job(&pk, id);
   }
   free(ids);
   send_reply(c, &sb);
@@ -458,7 +514,7 @@ static vow_outcome_t on_waited(vow_value_t* v, vow_failure_t* f, void* data) {
   qw_pack_str(&pk, "jobs");
   msgpack_pack_array(&pk, w->nids);
   for (i = 0; i < w->nids; i++)
-    pack_job(&pk, qd_job(w->ids[i]));
+    pack_job(&pk, w->ids[i]);
   send_reply(w->c, &sb);
   drop_waiter(w);
   return vow_ok(NULL);
@@ -539,19 +595,213 @@ static void op_cancel(client* c, const msgpack_object* req) {
   send_reply(c, &sb);
 }
 
-static void op_pause(client* c, bool pause) {
+/* The group a request names ("group"), or NULL for none (after an error
+ * reply when it names one that does not exist and create is not set). */
+static qgroup* request_group(client* c, const msgpack_object* req, bool create,
+                             bool* named) {
+  char* name = qw_get_str(req, "group");
+  qgroup* g;
+  *named = name != NULL;
+  if (name == NULL)
+    return NULL;
+  if (strlen(name) > 64) {
+    reply_error(c, "a group's name is at most 64 bytes");
+    free(name);
+    return NULL;
+  }
+  g = qd_group(name, create);
+  if (g == NULL)
+    reply_error(c, "there is no group \"%s\"", name);
+  free(name);
+  return g;
+}
+
+/* vow pause / resume: the whole queue, or one group. Running jobs are
+ * stopped (SIGSTOP) and continued with it. */
+static void op_pause(client* c, const msgpack_object* req, bool pause) {
   msgpack_sbuffer sb;
   msgpack_packer pk;
-  if (qdb_set_paused(D.db, pause) != 0) {
-    reply_error(c, "%s", qdb_error(D.db));
+  bool named;
+  qgroup* g = request_group(c, req, false, &named);
+  if (named && g == NULL)
     return;
+  if (g != NULL) {
+    if (qd_set_group(g, g->slots, pause) != 0) {
+      reply_error(c, "%s", qdb_error(D.db));
+      return;
+    }
+  } else {
+    if (qdb_set_paused(D.db, pause) != 0) {
+      reply_error(c, "%s", qdb_error(D.db));
+      return;
+    }
+    D.paused = pause;
   }
-  D.paused = pause;
-  qd_signal_running(pause ? SIGSTOP : SIGCONT);
+  /* A group's jobs stay stopped while the whole queue is paused. */
+  if (pause || !D.paused)
+    qd_signal_running(pause ? SIGSTOP : SIGCONT, g);
   if (!pause)
     qd_schedule();
   begin_ok(&sb, &pk, 0);
   send_reply(c, &sb);
+}
+
+/* vow parallel N [--group G]: a group's slots, now and after restarts. */
+static void op_parallel(client* c, const msgpack_object* req) {
+  msgpack_sbuffer sb;
+  msgpack_packer pk;
+  int64_t slots = 0;
+  bool named;
+  qgroup* g = request_group(c, req, true, &named);
+  if (named && g == NULL)
+    return;
+  if (g == NULL)
+    g = D.groups[0];
+  if (!qw_get_int(req, "slots", &slots) || slots < 1 || slots > (1 << 16)) {
+    reply_error(c, "slots must be a number from 1 to 65536");
+    return;
+  }
+  if (qd_set_group(g, (unsigned)slots, g->paused) != 0) {
+    reply_error(c, "%s", qdb_error(D.db));
+    return;
+  }
+  qd_log("group %s: %u slots", g->name, g->slots);
+  qd_schedule();
+  begin_ok(&sb, &pk, 0);
+  send_reply(c, &sb);
+}
+
+/* vow remove ID...: jobs that have ended, or are queued, leave the list
+ * (and the database, and their output). A running job is refused. */
+static void op_remove(client* c, const msgpack_object* req) {
+  msgpack_sbuffer sb;
+  msgpack_packer pk;
+  size_t n, i, removed = 0;
+  int64_t* ids = request_ids(c, req, &n, false);
+  if (ids == NULL)
+    return;
+  for (i = 0; i < n; i++) {
+    qjob* j = qd_job(ids[i]);
+    if (j != NULL && j->state == QS_RUNNING) {
+      reply_error(c, "job %lld is running: vow cancel it first",
+                  (long long)j->id);
+      free(ids);
+      return;
+    }
+  }
+  for (i = 0; i < n; i++) {
+    qjob* j = qd_job(ids[i]);
+    if (j != NULL) { /* named twice */
+      qd_remove(j);
+      removed++;
+    }
+  }
+  free(ids);
+  begin_ok(&sb, &pk, 1);
+  qw_pack_kv_int(&pk, "removed", (int64_t)removed);
+  send_reply(c, &sb);
+}
+
+/* vow clean: every job that has ended (with "successful", those that
+ * succeeded), in every group or in one. */
+static void op_clean(client* c, const msgpack_object* req) {
+  msgpack_sbuffer sb;
+  msgpack_packer pk;
+  bool only_done = qw_get_bool(req, "successful"), named;
+  qgroup* g = request_group(c, req, false, &named);
+  int64_t id;
+  size_t removed = 0;
+  if (named && g == NULL)
+    return;
+  for (id = 1; id <= D.max_id; id++) {
+    qjob* j = D.jobs[id];
+    if (j == NULL || !qstate_final(j->state) ||
+        (only_done && j->state != QS_DONE) || (g != NULL && j->grp != g))
+      continue;
+    qd_remove(j);
+    removed++;
+  }
+  begin_ok(&sb, &pk, 1);
+  qw_pack_kv_int(&pk, "removed", (int64_t)removed);
+  send_reply(c, &sb);
+}
+
+/* A new queued job made from j: same command, place, environment,
+ * group, name, priority, timeout and retries. */
+static qjob* copy_job(const qjob* j) {
+  qjob* n = calloc(1, sizeof(*n));
+  size_t k, len;
+  if (n == NULL)
+    return NULL;
+  n->name = j->name ? strdup(j->name) : NULL;
+  n->group = j->group ? strdup(j->group) : NULL;
+  n->kind = j->kind;
+  for (k = 0; k < 2; k++) {
+    char** from = k == 0 ? j->argv : j->env;
+    char** to;
+    for (len = 0; from != NULL && from[len] != NULL; len++) {
+    }
+    if (from == NULL)
+      continue;
+    to = calloc(len + 1, sizeof(char*));
+    for (len = 0; to != NULL && from[len] != NULL; len++)
+      to[len] = strdup(from[len]);
+    if (k == 0)
+      n->argv = to;
+    else
+      n->env = to;
+  }
+  n->cwd = j->cwd ? strdup(j->cwd) : NULL;
+  n->lib = j->lib ? strdup(j->lib) : NULL;
+  n->fn = j->fn ? strdup(j->fn) : NULL;
+  n->arg_json = j->arg_json ? strdup(j->arg_json) : NULL;
+  n->priority = j->priority;
+  n->timeout_s = j->timeout_s;
+  n->retries = j->retries;
+  n->state = QS_QUEUED;
+  n->submitted = qd_now();
+  return n;
+}
+
+/* vow restart ID: a job that has ended runs again, as a new job (its id
+ * in the reply, once committed); the old one keeps its result. The
+ * client sends one request a job. */
+static void op_restart(client* c, const msgpack_object* req) {
+  msgpack_sbuffer sb;
+  msgpack_packer pk;
+  size_t n;
+  int64_t* ids = request_ids(c, req, &n, false);
+  qjob* old;
+  qjob* j;
+  if (ids == NULL)
+    return;
+  old = qd_job(ids[0]);
+  free(ids);
+  if (n != 1) {
+    reply_error(c, "restart takes one job a request");
+    return;
+  }
+  if (!qstate_final(old->state)) {
+    reply_error(c, "job %lld is %s: only a job that has ended restarts",
+                (long long)old->id, qstate_name(old->state));
+    return;
+  }
+  if (D.draining || D.stopping) {
+    reply_error(c, "the daemon is shutting down and takes no new jobs");
+    return;
+  }
+  j = copy_job(old);
+  if (j == NULL || qdb_insert(D.db, j) != 0) {
+    reply_error(c, "the job was not accepted: %s",
+                j ? qdb_error(D.db) : "out of memory");
+    qjob_free(j);
+    return;
+  }
+  qd_add(j);
+  begin_ok(&sb, &pk, 1);
+  qw_pack_kv_int(&pk, "id", j->id);
+  send_reply_for(c, &sb, j);
+  qd_schedule();
 }
 
 static void stop_serving(void);
@@ -566,12 +816,11 @@ static void op_shutdown(client* c, const msgpack_object* req) {
     qd_log(
         "draining: no new jobs; stopping once %zu running and %zu "
         "queued are done",
-        D.nrunning, D.nready + D.nwaiting);
+        D.nrunning, qd_nready() + D.nwaiting);
     qd_maybe_drained();
   } else {
     qd_log("shutting down: %zu running jobs stopped", D.nrunning);
-    if (D.paused)
-      qd_signal_running(SIGCONT);
+    qd_signal_running(SIGCONT, NULL);
     qd_stop_all();
     if (D.nrunning == 0)
       stop_serving();
@@ -583,7 +832,7 @@ void qd_maybe_drained(void) {
     stop_serving();
     return;
   }
-  if (D.draining && D.nrunning == 0 && D.nready == 0 && D.nwaiting == 0) {
+  if (D.draining && D.nrunning == 0 && qd_nready() == 0 && D.nwaiting == 0) {
     D.stopping = true;
     stop_serving();
   }
@@ -627,9 +876,17 @@ static void handle(client* c, const char* data, size_t len) {
   } else if (strcmp(op, "cancel") == 0) {
     op_cancel(c, req);
   } else if (strcmp(op, "pause") == 0) {
-    op_pause(c, true);
+    op_pause(c, req, true);
   } else if (strcmp(op, "resume") == 0) {
-    op_pause(c, false);
+    op_pause(c, req, false);
+  } else if (strcmp(op, "parallel") == 0) {
+    op_parallel(c, req);
+  } else if (strcmp(op, "remove") == 0) {
+    op_remove(c, req);
+  } else if (strcmp(op, "clean") == 0) {
+    op_clean(c, req);
+  } else if (strcmp(op, "restart") == 0) {
+    op_restart(c, req);
   } else if (strcmp(op, "shutdown") == 0) {
     op_shutdown(c, req);
   } else {
@@ -835,7 +1092,7 @@ static vow_pool_t* pool_for(const char* lib, char* why, size_t whylen) {
   argv[1] = lib;
   argv[2] = NULL;
   memset(&o, 0, sizeof(o));
-  o.workers = D.slots;
+  o.workers = D.groups[0]->slots;
   o.worker_argv = argv;
   pool = vow_pool_new(D.ctx, &o, &err);
   free(worker);
@@ -954,19 +1211,35 @@ static void load_one(qjob* j, void* data) {
   qd_add(j);
 }
 
+static void load_group(const char* name, unsigned slots, bool paused,
+                       void* data) {
+  qgroup* g = qd_group(name, true);
+  /* -j N given to this daemon is the default group's, over what was kept. */
+  if (g != D.groups[0] || !*(bool*)data)
+    g->slots = slots;
+  g->paused = paused;
+}
+
 static void usage(FILE* f) {
   fputs(
-      "usage: vow serve [--socket PATH] [-j N] [--foreground]\n"
+      "usage: vow serve [--socket PATH] [-j N] [--on-finish CMD] "
+      "[--foreground]\n"
       "\n"
-      "The job queue's daemon. Client commands (vow submit, status, wait,\n"
-      "output, cancel, pause, resume, shutdown) start it when it is not\n"
+      "The job queue's daemon; vow submit starts it when it is not\n"
       "running. Jobs, their states and results live in PATH.db (SQLite),\n"
-      "their output in PATH.out/, its log in PATH.log.\n"
+      "their output in PATH.out/, its log in PATH.log. Its process is\n"
+      "named \"vow serve\" (pgrep -x 'vow serve' finds it).\n"
       "\n"
       "  --socket PATH   the socket (default: $VOW_SOCKET, else\n"
       "                  $XDG_RUNTIME_DIR/vow/queue.sock, else\n"
       "                  /tmp/vow-UID/queue.sock)\n"
-      "  -j N            jobs running at once (default: CPUs)\n"
+      "  -j N            the default group's slots (default: CPUs, or what\n"
+      "                  vow parallel set last)\n"
+      "  --on-finish CMD run CMD through /bin/sh as each job ends, with\n"
+      "                  VOW_JOB_ID, _NAME, _GROUP, _STATE, _STATUS,\n"
+      "                  _COMMAND, _STDOUT and _STDERR in its environment\n"
+      "                  (default: $VOW_ON_FINISH); its output goes to the\n"
+      "                  log\n"
       "  --foreground    stay attached, log to stderr\n",
       f);
 }
@@ -1076,17 +1349,22 @@ int vow_cli_serve(int argc, char** argv) {
   bool foreground = false;
   int i, lock, ready_fd = -1, rc;
   char err[512];
+  bool slots_given = false;
+  unsigned slots = vow_cli_cpus();
   memset(&D, 0, sizeof(D));
-  D.slots = vow_cli_cpus();
+  D.on_finish = getenv("VOW_ON_FINISH");
   for (i = 1; i < argc; i++) {
     if (strcmp(argv[i], "--socket") == 0 && i + 1 < argc) {
       sock = argv[++i];
     } else if (strcmp(argv[i], "-j") == 0 && i + 1 < argc) {
-      D.slots = vow_cli_jobs(argv[++i], 1u << 16);
-      if (D.slots == 0) {
+      slots = vow_cli_jobs(argv[++i], 1u << 16);
+      slots_given = true;
+      if (slots == 0) {
         vow_cli_error("-j %s: not a number of jobs", argv[i]);
         return VOW_EXIT_ERROR;
       }
+    } else if (strcmp(argv[i], "--on-finish") == 0 && i + 1 < argc) {
+      D.on_finish = argv[++i];
     } else if (strcmp(argv[i], "--foreground") == 0) {
       foreground = true;
     } else if (strcmp(argv[i], "--help") == 0) {
@@ -1119,6 +1397,8 @@ int vow_cli_serve(int argc, char** argv) {
     vow_cli_error("cannot detach: %s", strerror(errno));
     return VOW_EXIT_ERROR;
   }
+  /* What ps and pgrep show: "vow serve", not "vow". */
+  prctl(PR_SET_NAME, "vow serve", 0, 0, 0);
   if (mkdir(D.paths.out, 0700) != 0 && errno != EEXIST) {
     qd_log("cannot make %s: %s", D.paths.out, strerror(errno));
     return VOW_EXIT_ERROR;
@@ -1132,6 +1412,11 @@ int vow_cli_serve(int argc, char** argv) {
   D.loop = uv_default_loop();
   D.ctx = vow_ctx_new(D.loop);
   D.paused = qdb_paused(D.db);
+  qd_group(QD_DEFAULT_GROUP, true)->slots = slots;
+  if (qdb_load_groups(D.db, load_group, &slots_given) != 0)
+    qd_log("%s", qdb_error(D.db));
+  if (D.on_finish != NULL && *D.on_finish == '\0')
+    D.on_finish = NULL;
   if (qdb_load(D.db, load_one, NULL) != 0)
     qd_log("%s", qdb_error(D.db));
   qd_recover();
@@ -1156,7 +1441,7 @@ int vow_cli_serve(int argc, char** argv) {
   uv_signal_init(D.loop, &D.sigint);
   uv_signal_start(&D.sigint, on_term, SIGINT);
   qd_log("serving %s (pid %d, %u slots, %lld jobs known%s)", D.paths.sock,
-         (int)getpid(), D.slots, (long long)D.max_id,
+         (int)getpid(), D.groups[0]->slots, (long long)D.max_id,
          D.paused ? ", paused" : "");
   if (ready_fd >= 0) {
     if (write(ready_fd, "r", 1) != 1) {

@@ -23,6 +23,8 @@
 
 #include "queue_daemon.h"
 
+extern char** environ;
+
 /* After the leader exits, how long the pipes may stay open (a process
  * that left the group keeps them) before they are closed anyway. */
 #define EOF_GRACE_MS 1000
@@ -131,6 +133,7 @@ void qd_reap(void) {
     /* Its slot is free now; its end is recorded once its output is all
      * in (maybe_done), which needs no slot. */
     D.running[i] = D.running[--D.nrunning];
+    qd_left_slot(j);
     freed = true;
     uv_timer_start(&io->grace, on_grace, EOF_GRACE_MS, 0);
     maybe_done(io);
@@ -410,4 +413,120 @@ unsigned qd_kill_leftovers(void) {
   }
   closedir(d);
   return killed;
+}
+
+/* ---- --on-finish ------------------------------------------------------- */
+
+static void on_hook_exit(uv_process_t* p, int64_t status, int sig) {
+  if (status != 0 || sig != 0)
+    qd_log("--on-finish exited with status %lld, signal %d", (long long)status,
+           sig);
+  uv_close((uv_handle_t*)p, (uv_close_cb)free);
+}
+
+/* Runs the hook through /bin/sh with the job in its environment. Its
+ * output goes to the daemon's log; it never holds the daemon up. */
+void qd_on_finish(const qjob* j) {
+  static const char* const names[] = {
+      "VOW_JOB_ID",     "VOW_JOB_NAME",    "VOW_JOB_GROUP",  "VOW_JOB_STATE",
+      "VOW_JOB_STATUS", "VOW_JOB_COMMAND", "VOW_JOB_STDOUT", "VOW_JOB_STDERR"};
+  enum { NVARS = sizeof(names) / sizeof(names[0]) };
+  char* values[NVARS];
+  vbuf cmd = {0};
+  char** env;
+  size_t nenv = 0, i, k = 0;
+  uv_process_t* p;
+  uv_process_options_t o;
+  uv_stdio_container_t stdio[3];
+  char* args[4];
+  int rc;
+  if (D.on_finish == NULL)
+    return;
+  for (i = 0; j->kind == 0 && j->argv[i] != NULL; i++) {
+    if (i)
+      vbuf_add(&cmd, " ", 1);
+    vow_cli_quote(&cmd, j->argv[i]);
+  }
+  if (j->kind != 0) {
+    vbuf_str(&cmd, j->fn);
+    vbuf_add(&cmd, " ", 1);
+    vbuf_str(&cmd, j->arg_json);
+  }
+  while (environ[nenv] != NULL)
+    nenv++;
+  env = calloc(nenv + NVARS + 1, sizeof(char*));
+  p = calloc(1, sizeof(*p));
+  if (env == NULL || p == NULL) {
+    free(env);
+    free(p);
+    vbuf_free(&cmd);
+    return;
+  }
+  for (i = 0; i < nenv; i++)
+    if (strncmp(environ[i], "VOW_JOB_", 8) != 0)
+      env[k++] = environ[i];
+  for (i = 0; i < NVARS; i++) {
+    char num[32];
+    const char* v = num;
+    switch (i) {
+      case 0:
+        snprintf(num, sizeof(num), "%lld", (long long)j->id);
+        break;
+      case 1:
+        v = j->name ? j->name : "";
+        break;
+      case 2:
+        v = j->grp ? j->grp->name : QD_DEFAULT_GROUP;
+        break;
+      case 3:
+        v = qstate_name(j->state);
+        break;
+      case 4:
+        snprintf(num, sizeof(num), "%d", qjob_status(j));
+        break;
+      case 5:
+        v = cmd.data ? cmd.data : "";
+        break;
+      default:
+        snprintf(num, sizeof(num), "%lld", (long long)j->id);
+        break;
+    }
+    if (i >= 6)
+      rc = asprintf(&values[i], "%s=%s/%s.%s", names[i], D.paths.out, num,
+                    i == 6 ? "out" : "err");
+    else
+      rc = asprintf(&values[i], "%s=%s", names[i], v);
+    if (rc < 0)
+      values[i] = NULL;
+    if (values[i] != NULL)
+      env[k++] = values[i];
+  }
+  env[k] = NULL;
+  args[0] = (char*)"/bin/sh";
+  args[1] = (char*)"-c";
+  args[2] = (char*)D.on_finish;
+  args[3] = NULL;
+  memset(&o, 0, sizeof(o));
+  stdio[0].flags = UV_IGNORE;
+  stdio[1].flags = UV_INHERIT_FD;
+  stdio[1].data.fd = 2; /* the log */
+  stdio[2].flags = UV_INHERIT_FD;
+  stdio[2].data.fd = 2;
+  o.file = args[0];
+  o.args = args;
+  o.env = env;
+  o.stdio = stdio;
+  o.stdio_count = 3;
+  o.exit_cb = on_hook_exit;
+  rc = uv_spawn(D.loop, p, &o);
+  if (rc != 0) {
+    qd_log("--on-finish: cannot start /bin/sh: %s", uv_strerror(rc));
+    uv_close((uv_handle_t*)p, (uv_close_cb)free);
+  } else {
+    uv_unref((uv_handle_t*)p);
+  }
+  for (i = 0; i < NVARS; i++)
+    free(values[i]);
+  free(env);
+  vbuf_free(&cmd);
 }
