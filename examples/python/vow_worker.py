@@ -5,6 +5,7 @@ between them.
 
     vow map --worker "python3 examples/python/vow_worker.py examples/python/tasks.py" \\
         square < numbers.jsonl
+    vow map --worker "python3 -m vow_worker tasks.py" square   # installed
 
 Every public function of the module (a name not starting with _) is
 offered. A function gets the task's argument, decoded from msgpack, and
@@ -300,7 +301,11 @@ def results_message(results):
 def main():
     global _seed
     if len(sys.argv) != 2:
-        sys.exit("usage: vow_worker.py MODULE(.py)")
+        sys.exit("usage: python3 vow_worker.py MODULE(.py), or "
+                 "python3 -m vow_worker MODULE(.py)")
+    # Run as a script or with -m, this module is __main__: a task module's
+    # `import vow_worker` must find this one, whose seed() is the task's.
+    sys.modules.setdefault("vow_worker", sys.modules[__name__])
     functions = load(sys.argv[1])
     if msgpack is None and not os.environ.get("VOW_WORKER_QUIET"):
         print("vow_worker.py: no msgpack module for this python3; using the "

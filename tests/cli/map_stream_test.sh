@@ -67,6 +67,14 @@ fi
 check "--bar off a terminal: stderr silent" "1|" \
   "$(echo 1 | $VOW map --bar "$PLUGIN" echo 2>err)|$(cat err)"
 
+# vow_worker.seed() is each task's own seed, the same however many
+# workers share the lines.
+printf 'import vow_worker\n\n\ndef seed(x):\n    return vow_worker.seed()\n' >seeds.py
+one=$(seq 6 | $VOW map --worker "/usr/bin/python3 $WORKER seeds.py" seed -j 1 --seed 9)
+two=$(seq 6 | $VOW map --worker "/usr/bin/python3 $WORKER seeds.py" seed -j 2 --seed 9)
+check "python seed(): a seed a task" 6 "$(printf '%s\n' "$one" | sort -u | wc -l | tr -d ' ')"
+check "python seed(): the same with 1 or 2 workers" "$one" "$two"
+
 # A Python exception: its type in the error, its traceback as "detail",
 # and with --traceback on stderr as Python prints it.
 out=$(printf '"boom"\n' | $VOW map --worker "$PY" fail 2>err)
