@@ -62,6 +62,33 @@ def _default(obj):
                      "tuple, dict or a numpy value)")
 
 
+# A sized type's markers: its fix form and the length below which it
+# applies (None, 0: none), then its 8-, 16- and 32-bit length forms.
+_HEADS = {
+    "str": (0xA0, 32, 0xD9, 0xDA, 0xDB),
+    "bin": (None, 0, 0xC4, 0xC5, 0xC6),
+    "array": (0x90, 16, None, 0xDC, 0xDD),
+    "map": (0x80, 16, None, 0xDE, 0xDF),
+}
+
+
+# Integer forms by width: (unsigned, signed) markers and struct format.
+_INTS = ((8, (0xCC, 0xD0), "b"), (16, (0xCD, 0xD1), "h"),
+         (32, (0xCE, 0xD2), "i"), (64, (0xCF, 0xD3), "q"))
+
+
+def _head(kind, n):
+    """The header of a str, bin, array or map of length n."""
+    fix, fix_limit, m8, m16, m32 = _HEADS[kind]
+    if fix is not None and n < fix_limit:
+        return struct.pack("B", fix | n)
+    if m8 is not None and n < 1 << 8:
+        return struct.pack(">BB", m8, n)
+    if n < 1 << 16:
+        return struct.pack(">BH", m16, n)
+    return struct.pack(">BI", m32, n)
+
+
 def _pack_builtin(obj, out, depth=0):
     """msgpack for the types the protocol uses, when the msgpack module is
     not installed."""
@@ -76,54 +103,33 @@ def _pack_builtin(obj, out, depth=0):
             out.append(struct.pack("B", obj))
         elif -32 <= obj < 0:
             out.append(struct.pack("b", obj))
-        elif 0 <= obj < 1 << 64:
-            out.append(b"\xcf" + struct.pack(">Q", obj))
-        elif -(1 << 63) <= obj < 0:
-            out.append(b"\xd3" + struct.pack(">q", obj))
+        elif -(1 << 63) <= obj < 1 << 64:
+            # The smallest form, as msgpack's own packer writes it.
+            for bits, (m_unsigned, m_signed), fmt in _INTS:
+                if 0 <= obj < 1 << bits:
+                    out.append(struct.pack(">B" + fmt.upper(), m_unsigned, obj))
+                    break
+                if -(1 << (bits - 1)) <= obj < 0:
+                    out.append(struct.pack(">B" + fmt, m_signed, obj))
+                    break
         else:
             raise CannotPack(f"the integer {obj} does not fit in 64 bits")
     elif isinstance(obj, float):
         out.append(b"\xcb" + struct.pack(">d", obj))
     elif isinstance(obj, str):
         b = obj.encode("utf-8", "surrogatepass")
-        n = len(b)
-        if n < 32:
-            out.append(struct.pack("B", 0xA0 | n))
-        elif n < 1 << 8:
-            out.append(b"\xd9" + struct.pack("B", n))
-        elif n < 1 << 16:
-            out.append(b"\xda" + struct.pack(">H", n))
-        else:
-            out.append(b"\xdb" + struct.pack(">I", n))
+        out.append(_head("str", len(b)))
         out.append(b)
     elif isinstance(obj, (bytes, bytearray, memoryview)):
         b = bytes(obj)
-        n = len(b)
-        if n < 1 << 8:
-            out.append(b"\xc4" + struct.pack("B", n))
-        elif n < 1 << 16:
-            out.append(b"\xc5" + struct.pack(">H", n))
-        else:
-            out.append(b"\xc6" + struct.pack(">I", n))
+        out.append(_head("bin", len(b)))
         out.append(b)
     elif isinstance(obj, (list, tuple)):
-        n = len(obj)
-        if n < 16:
-            out.append(struct.pack("B", 0x90 | n))
-        elif n < 1 << 16:
-            out.append(b"\xdc" + struct.pack(">H", n))
-        else:
-            out.append(b"\xdd" + struct.pack(">I", n))
+        out.append(_head("array", len(obj)))
         for item in obj:
             _pack_builtin(item, out, depth + 1)
     elif isinstance(obj, dict):
-        n = len(obj)
-        if n < 16:
-            out.append(struct.pack("B", 0x80 | n))
-        elif n < 1 << 16:
-            out.append(b"\xde" + struct.pack(">H", n))
-        else:
-            out.append(b"\xdf" + struct.pack(">I", n))
+        out.append(_head("map", len(obj)))
         for key, value in obj.items():
             _pack_builtin(key, out, depth + 1)
             _pack_builtin(value, out, depth + 1)
@@ -208,11 +214,7 @@ def unpackb(data):
 
 
 def _array_header(n):
-    if n < 16:
-        return struct.pack("B", 0x90 | n)
-    if n < 1 << 16:
-        return b"\xdc" + struct.pack(">H", n)
-    return b"\xdd" + struct.pack(">I", n)
+    return _head("array", n)
 
 
 

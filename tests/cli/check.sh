@@ -17,3 +17,43 @@ report() {
   echo "$passes passed, $fails failed"
   [ "$fails" -eq 0 ]
 }
+
+# PAR is "parallel" when GNU parallel is installed, for the checks that
+# run a command beside it; else empty, and those checks are skipped.
+PAR=
+if command -v parallel >/dev/null 2>&1; then
+  PAR=parallel
+fi
+skip_without_parallel() {
+  [ -n "$PAR" ] || echo "skip: GNU parallel is not installed (side-by-side checks)"
+}
+
+# peak_kb CMD...: runs CMD in the background (stdin from $PEAK_IN, stdout
+# to $PEAK_OUT, else /dev/null) and prints its peak resident set in kB,
+# read from /proc while it runs; its exit status goes to peak.status.
+peak_kb() {
+  "$@" <"${PEAK_IN:-/dev/null}" >"${PEAK_OUT:-/dev/null}" 2>&1 &
+  peak_pid=$!
+  peak=0
+  while kill -0 $peak_pid 2>/dev/null; do
+    h=$(awk '/^VmHWM/ {print $2}' /proc/$peak_pid/status 2>/dev/null)
+    [ -n "$h" ] && peak=$h
+    sleep 0.05
+  done
+  wait $peak_pid
+  echo $? >peak.status
+  echo "$peak"
+}
+
+# wait_for COND: waits (up to 10 s) until the shell condition holds: a
+# busy machine may take a while to start a job.
+wait_for() {
+  n=0
+  while ! eval "$1" && [ $n -lt 100 ]; do
+    sleep 0.1
+    n=$((n + 1))
+  done
+}
+
+# The pid of the queue daemon serving socket $1.
+daemon_pid() { pgrep -f "vow serve --socket $1( |\$)" | head -1; }

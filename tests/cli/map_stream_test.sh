@@ -32,16 +32,8 @@ check "stream: then the rest" 16 "$(sed -n 2p timed | cut -d' ' -f2)"
 # Memory holds a window of lines, not the input: 2M lines through a file
 # and through a pipe, every result right, in order.
 seq 2000000 >big
-$VOW map "$PLUGIN" echo <big >out &
-pid=$!
-hwm=0
-while kill -0 $pid 2>/dev/null; do
-  h=$(awk '/^VmHWM/ {print $2}' /proc/$pid/status 2>/dev/null)
-  [ -n "$h" ] && hwm=$h
-  sleep 0.05
-done
-wait $pid
-check "2M lines: status" 0 $?
+hwm=$(PEAK_IN=big PEAK_OUT=out peak_kb $VOW map "$PLUGIN" echo)
+check "2M lines: status" 0 "$(cat peak.status)"
 check "2M lines: every result, in order" "$(cksum <big)" "$(cksum <out)"
 check "2M lines: peak RSS under 48 MB" 1 "$([ "$hwm" -lt 49152 ] && echo 1)"
 check "2M lines through a pipe: in order" "$(cksum <big)" \

@@ -25,14 +25,6 @@ q() {
   shift
   $VOW "$cmd" --socket "$S" "$@"
 }
-daemon_pid() { pgrep -f "vow serve --socket $1( |\$)" | head -1; }
-wait_for() {
-  n=0
-  while ! eval "$1" && [ $n -lt 100 ]; do
-    sleep 0.1
-    n=$((n + 1))
-  done
-}
 # The row of job $1 in vow status, as "STATE EXIT NAME GROUP".
 row() { q status "$1" | awk 'NR == 2 {print $2, $3, $4, $5}'; }
 

@@ -27,16 +27,6 @@ q() {
   shift
   $VOW "$cmd" --socket "$S" "$@"
 }
-daemon_pid() { pgrep -f "vow serve --socket $1( |\$)" | head -1; }
-# Waits (up to 10 s) until the shell condition holds: a busy machine may
-# take a while to start a job.
-wait_for() {
-  n=0
-  while ! eval "$1" && [ $n -lt 100 ]; do
-    sleep 0.1
-    n=$((n + 1))
-  done
-}
 nl='
 '
 

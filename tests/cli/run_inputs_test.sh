@@ -12,12 +12,7 @@ trap 'rm -rf "$T"' EXIT
 cd "$T"
 nl='
 '
-PAR=
-if command -v parallel >/dev/null 2>&1; then
-  PAR=parallel
-else
-  echo "skip: GNU parallel is not installed (side-by-side checks)"
-fi
+skip_without_parallel
 
 # both NAME EXPECTED ARGS...: vow run ARGS prints EXPECTED (stdout and
 # stderr, then the exit status), and so does parallel -q ARGS. Stdin is

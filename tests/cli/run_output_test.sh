@@ -12,27 +12,7 @@ trap 'rm -rf "$T"' EXIT
 cd "$T"
 nl='
 '
-PAR=
-if command -v parallel >/dev/null 2>&1; then
-  PAR=parallel
-else
-  echo "skip: GNU parallel is not installed (side-by-side checks)"
-fi
-
-# peak_kb CMD...: runs CMD in the background (stdout to /dev/null) and
-# prints its peak resident set in kB, read from /proc while it runs.
-peak_kb() {
-  "$@" >/dev/null 2>&1 &
-  pid=$!
-  hwm=0
-  while kill -0 $pid 2>/dev/null; do
-    h=$(awk '/^VmHWM/ {print $2}' /proc/$pid/status 2>/dev/null)
-    [ -n "$h" ] && hwm=$h
-    sleep 0.05
-  done
-  wait $pid
-  echo "$hwm"
-}
+skip_without_parallel
 
 # --results DIR: GNU parallel's layout, DIR/1/VALUE/2/VALUE/{stdout,
 # stderr,seq}; --header's names in place of the numbers; a path with

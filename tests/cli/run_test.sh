@@ -65,15 +65,7 @@ check "spill keeps every line" 300001 "$(printf '%s\n' "$out" | wc -l | tr -d ' 
 check "spill: no file left" "" "$(find spilltmp -type f)"
 check "--tag across spill pieces" "300000 0" \
   "$($VOW run --tag seq {} 300000 ::: 1 | awk -F'\t' '$1 == "1" {t++} $1 != "1" {u++} END {print t + 0, u + 0}')"
-TMPDIR=$PWD/spilltmp $VOW run sh -c 'head -c 200000000 /dev/zero' ::: a > big.out &
-pid=$!
-hwm=0
-while kill -0 $pid 2>/dev/null; do
-  h=$(awk '/^VmHWM/ {print $2}' /proc/$pid/status 2>/dev/null)
-  [ -n "$h" ] && hwm=$h
-  sleep 0.05
-done
-wait $pid
+hwm=$(TMPDIR=$PWD/spilltmp PEAK_OUT=big.out peak_kb $VOW run sh -c 'head -c 200000000 /dev/zero' ::: a)
 check "200 MB of output" 200000000 "$(wc -c < big.out | tr -d ' ')"
 check "peak RSS under 64 MB for 200 MB of output" 1 "$([ "$hwm" -lt 65536 ] && echo 1)"
 rm -f big.out
