@@ -13,6 +13,17 @@ check() {
   fi
 }
 
+# A newline, for expected values of several lines.
+nl='
+'
+
+# Works in a fresh temporary directory, removed at exit, as $T.
+in_tmpdir() {
+  T=$(mktemp -d)
+  trap 'rm -rf "$T"' EXIT
+  cd "$T" || exit 1
+}
+
 report() {
   echo "$passes passed, $fails failed"
   [ "$fails" -eq 0 ]

@@ -9,11 +9,7 @@ set -u
 VOW=$1
 PLUGIN=$2
 EXAMPLES=$3
-T=$(mktemp -d)
-trap 'rm -rf "$T"' EXIT
-cd "$T"
-nl='
-'
+in_tmpdir
 WORKER="$EXAMPLES/python/vow_worker.py"
 PY="/usr/bin/python3 $WORKER $EXAMPLES/python/tasks.py"
 echo() { printf '%s\n' "$*"; } # dash's echo would read \n in JSON

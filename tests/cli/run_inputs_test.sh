@@ -7,11 +7,7 @@
 set -u
 . "$(dirname "$0")/check.sh"
 VOW=$1
-T=$(mktemp -d)
-trap 'rm -rf "$T"' EXIT
-cd "$T"
-nl='
-'
+in_tmpdir
 skip_without_parallel
 
 # both NAME EXPECTED ARGS...: vow run ARGS prints EXPECTED (stdout and

@@ -7,11 +7,7 @@
 set -u
 . "$(dirname "$0")/check.sh"
 VOW=$1
-T=$(mktemp -d)
-trap 'rm -rf "$T"' EXIT
-cd "$T"
-nl='
-'
+in_tmpdir
 skip_without_parallel
 
 # --results DIR: GNU parallel's layout, DIR/1/VALUE/2/VALUE/{stdout,

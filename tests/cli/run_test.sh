@@ -7,12 +7,7 @@ set -u
 # ...): another test's or the machine's `sleep 30` is never taken for one.
 . "$(dirname "$0")/check.sh"
 VOW=$1
-T=$(mktemp -d)
-trap 'rm -rf "$T"' EXIT
-cd "$T"
-
-nl='
-'
+in_tmpdir
 
 # Inputs and replacement strings.
 check "::: list" "a${nl}b${nl}c" "$($VOW run -k echo ::: a b c)"
