@@ -64,7 +64,8 @@ void vbuf_add(vbuf* b, const void* p, size_t n) {
     b->data = grown;
     b->cap = cap;
   }
-  memcpy(b->data + b->len, p, n);
+  if (n > 0) /* p may be NULL then */
+    memcpy(b->data + b->len, p, n);
   b->len += n;
   b->data[b->len] = '\0';
 }

@@ -885,6 +885,14 @@ static int dry_run(void) {
   return 0;
 }
 
+/* Ends a run that started no job: the inputs closed, the loop too. */
+static int close_early(uv_loop_t* loop, int status) {
+  run_inputs_close(&S.in);
+  uv_run(loop, UV_RUN_DEFAULT);
+  uv_loop_close(loop);
+  return status;
+}
+
 int vow_cli_run(int argc, char** argv) {
   int first, status;
   uv_loop_t loop;
@@ -921,14 +929,14 @@ int vow_cli_run(int argc, char** argv) {
   need_all = S.shuf || S.halt_pct;
   if (S.resume != 3 &&
       run_inputs_open(&S.in, S.dry_run ? NULL : &loop, need_all) != 0)
-    return VOW_EXIT_ERROR;
+    return close_early(&loop, VOW_EXIT_ERROR);
   S.in.ready = on_input;
   if (S.shuf)
     shuffle_all();
   if (S.dry_run)
-    return dry_run();
+    return close_early(&loop, dry_run());
   if (open_joblog() != 0)
-    return VOW_EXIT_ERROR;
+    return close_early(&loop, VOW_EXIT_ERROR);
   if (need_all)
     S.total = S.shuffled ? S.nshuffled : run_inputs_left(&S.in);
   if (S.resume == 3)

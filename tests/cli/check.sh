@@ -56,6 +56,21 @@ peak_kb() {
   echo "$peak"
 }
 
+# check_rss NAME LIMIT_KB KB: a peak resident set within its bound. Under
+# a sanitizer (VOW_TEST_SANITIZED=1) freed memory sits in its quarantine,
+# so the bound says nothing and the check is skipped.
+check_rss() {
+  if [ "${VOW_TEST_SANITIZED:-0}" = 1 ]; then
+    echo "skip: $1 (the sanitizer's quarantine keeps freed memory)"
+    return
+  fi
+  if [ -n "$3" ] && [ "$3" -lt "$2" ]; then
+    check "$1" ok ok
+  else
+    check "$1" "under $2 kB" "${3:-nothing} kB"
+  fi
+}
+
 # wait_for COND: waits (up to 10 s) until the shell condition holds: a
 # busy machine may take a while to start a job.
 wait_for() {

@@ -137,20 +137,20 @@ sleep 1.5
 kb=$(awk '/^VmHWM/ {print $2}' /proc/$pid/status)
 kill $pid
 wait $pid
-check "10M inputs from a file: peak RSS under 16 MB" 1 "$([ "$kb" -lt 16384 ] && echo 1)"
+check_rss "10M inputs from a file: peak RSS under 16 MB" 16384 "$kb"
 cat big.txt | $VOW run -j2 sleep 5.418 >/dev/null &
 sleep 1.5
 pid=$(pgrep -f -n 'run -j2 sleep 5.418')
 kb=$(awk '/^VmHWM/ {print $2}' /proc/$pid/status)
 kill $pid
 wait
-check "10M inputs on stdin: peak RSS under 16 MB" 1 "$([ "$kb" -lt 16384 ] && echo 1)"
+check_rss "10M inputs on stdin: peak RSS under 16 MB" 16384 "$kb"
 rm -f big.txt
 
 # -k with a slow first job: the others' output is parked in a file, not
 # memory (200 jobs of 900 kB held 179 MB before; GNU parallel, 20 MB).
 kb=$(peak_kb $VOW run -k -j8 sh -c '[ {} = 1 ] && sleep 2; head -c 900000 /dev/zero' ::: $(seq 200))
-check "-k, slow first job, 200 x 900 kB: peak RSS under 32 MB" 1 "$([ "$kb" -lt 32768 ] && echo 1)"
+check_rss "-k, slow first job, 200 x 900 kB: peak RSS under 32 MB" 32768 "$kb"
 check "-k, slow first job: every byte, in order" "180000000" \
   "$($VOW run -k -j8 sh -c '[ {} = 1 ] && sleep 1; head -c 900000 /dev/zero' ::: $(seq 200) | wc -c | tr -d ' ')"
 
