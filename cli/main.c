@@ -1,5 +1,7 @@
 /* vow: the command. Subcommands: run (command lines in parallel, in the
  * manner of GNU parallel) and map (task functions over JSON lines). */
+#include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -26,7 +28,20 @@ static void usage(FILE* f) {
       f);
 }
 
+/* A closed stdin, stdout or stderr becomes /dev/null: else the first
+ * descriptor opened (a job's pipe, a worker's channel) would take its
+ * number, and input, output and libuv's own handles would mix. GNU
+ * parallel runs on the same way. */
+static void open_closed_stdio(void) {
+  int fd;
+  for (fd = 0; fd <= 2; fd++)
+    if (fcntl(fd, F_GETFD) == -1 && errno == EBADF &&
+        open("/dev/null", fd == 0 ? O_RDONLY : O_WRONLY) != fd)
+      _exit(VOW_EXIT_ERROR); /* no descriptor to say it on */
+}
+
 int main(int argc, char** argv) {
+  open_closed_stdio();
   /* Under mpirun every rank but 0 becomes a node agent here, before
    * reading input or opening a joblog, and serves rank 0's workers. */
   vow_worker_main(NULL, 0);

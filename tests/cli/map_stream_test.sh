@@ -25,6 +25,13 @@ check "stream: ... before the input ends" 1 \
   "$([ $(((${first% *} - start) / 1000000)) -lt 1500 ] && echo 1)"
 check "stream: then the rest" 16 "$(sed -n 2p timed | cut -d' ' -f2)"
 
+# A closed stdin is an empty input, a closed stdout a discarded one: no
+# crash either way.
+$VOW map "$PLUGIN" echo <&-
+check "map, stdin closed: no lines, status 0" 0 $?
+echo 1 | $VOW map "$PLUGIN" echo >&-
+check "map, stdout closed: status 0" 0 $?
+
 # Memory holds a window of lines, not the input: 2M lines through a file
 # and through a pipe, every result right, in order.
 seq 2000000 >big

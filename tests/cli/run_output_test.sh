@@ -167,6 +167,15 @@ if [ -n "$PAR" ]; then
   check "| head: the status parallel gives" "$(cat pstatus)" "$(cat status)"
 fi
 
+# A closed stdin, stdout or stderr is not a crash: vow runs as if it were
+# /dev/null, as GNU parallel does (it exits 0 all three ways).
+check "stdin closed" "a${nl}0" "$($VOW run echo ::: a <&-; echo "$?")"
+$VOW run echo ::: a >&- 2>err.txt
+check "stdout closed: status" 0 $?
+$VOW run sh -c 'echo x >&2' ::: a 2>&-
+check "stderr closed: status" 0 $?
+check "stdout closed: nothing said" "" "$(cat err.txt)"
+
 # --load N: no job starts while N processes run; --memfree SIZE: none
 # while less than SIZE is free. Both look again each second.
 check "--load 1000%: runs" "a" "$($VOW run --load 1000% echo ::: a)"
