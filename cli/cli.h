@@ -21,6 +21,11 @@ void vow_cli_error(const char* fmt, ...) __attribute__((format(printf, 1, 2)));
  * malloc'd. */
 char* vow_cli_find_worker(void);
 
+/* The time of day in seconds. */
+double vow_cli_now(void);
+/* Writes all of it, through EINTR. 0, or -errno. */
+int vow_cli_write_all(int fd, const void* data, size_t n);
+
 /* Online CPUs, at least 1. */
 unsigned vow_cli_cpus(void);
 /* -j N, N%, +N, -N, 0 as GNU parallel reads them; 0 on a bad value. */

@@ -1,9 +1,11 @@
 /* Small pieces the vow command's subcommands share. */
+#include <errno.h>
 #include <libgen.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #include "cli.h"
@@ -16,6 +18,26 @@ void vow_cli_error(const char* fmt, ...) {
   vfprintf(stderr, fmt, ap);
   va_end(ap);
   fputc('\n', stderr);
+}
+
+double vow_cli_now(void) {
+  struct timeval tv;
+  gettimeofday(&tv, NULL);
+  return (double)tv.tv_sec + (double)tv.tv_usec / 1e6;
+}
+
+int vow_cli_write_all(int fd, const void* data, size_t n) {
+  const char* p = data;
+  while (n > 0) {
+    ssize_t k = write(fd, p, n);
+    if (k < 0 && errno == EINTR)
+      continue;
+    if (k <= 0)
+      return k < 0 ? -errno : -EIO;
+    p += k;
+    n -= (size_t)k;
+  }
+  return 0;
 }
 
 unsigned vow_cli_cpus(void) {

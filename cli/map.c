@@ -13,7 +13,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/time.h>
 #include <unistd.h>
 
 #include "map.h"
@@ -261,14 +260,12 @@ int vow_cli_map(int argc, char** argv) {
     return VOW_EXIT_ERROR;
   }
   if (joblog != NULL) {
-    struct timeval tv;
     if (resume && vow_cli_joblog_read(joblog, &M.skip, &M.nskip, resume) != 0)
       return VOW_EXIT_ERROR;
     M.joblog = vow_cli_joblog_open(joblog, resume != 0);
     if (M.joblog == NULL)
       return VOW_EXIT_ERROR;
-    gettimeofday(&tv, NULL);
-    M.start = (double)tv.tv_sec + (double)tv.tv_usec / 1e6;
+    M.start = vow_cli_now();
   }
   M.fn = fn;
 

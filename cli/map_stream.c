@@ -10,7 +10,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/time.h>
 #include <unistd.h>
 
 #include "map.h"
@@ -67,11 +66,8 @@ static void settle_line(size_t i, char* text, bool error) {
     M.failed++;
   if (M.joblog) {
     char cmd[300];
-    struct timeval tv;
-    gettimeofday(&tv, NULL);
     snprintf(cmd, sizeof(cmd), "%s line %zu", M.fn, i + 1);
-    vow_cli_joblog_write(M.joblog, i + 1, M.start,
-                         (double)tv.tv_sec + (double)tv.tv_usec / 1e6 - M.start,
+    vow_cli_joblog_write(M.joblog, i + 1, M.start, vow_cli_now() - M.start,
                          strlen(text), error ? 1 : 0, 0, cmd);
   }
   if (M.unordered)

@@ -4,25 +4,13 @@
  * else is written to the terminal, so it never mixes with output. */
 #include <stdio.h>
 #include <sys/ioctl.h>
-#include <sys/time.h>
 #include <unistd.h>
 
 #include "cli.h"
 
-static double now(void) {
-  struct timeval tv;
-  gettimeofday(&tv, NULL);
-  return (double)tv.tv_sec + (double)tv.tv_usec / 1e6;
-}
-
+/* Nothing is to be done about a terminal that is gone. */
 static void put(const char* s, size_t n) {
-  while (n > 0) {
-    ssize_t k = write(2, s, n);
-    if (k <= 0)
-      return; /* nothing to be done about a terminal that is gone */
-    s += k;
-    n -= (size_t)k;
-  }
+  (void)vow_cli_write_all(2, s, n);
 }
 
 static size_t columns(void) {
@@ -36,7 +24,7 @@ void vow_progress_init(vow_progress* p, int style) {
   p->style = style;
   p->on = style != 0 && isatty(2);
   p->drawn = false;
-  p->started = now();
+  p->started = vow_cli_now();
 }
 
 void vow_progress_erase(vow_progress* p) {
@@ -48,7 +36,7 @@ void vow_progress_erase(vow_progress* p) {
 
 static int format(const vow_progress* p, char* line, size_t size,
                   const vow_progress_counts* c) {
-  double elapsed = now() - p->started;
+  double elapsed = vow_cli_now() - p->started;
   double avg = c->done ? elapsed / (double)c->done : 0.0;
   double pct = c->total ? (double)c->done * 100.0 / (double)c->total : 0.0;
   double eta = c->total && c->done ? avg * (double)(c->total - c->done) : 0.0;

@@ -62,8 +62,13 @@ static void start_daemon(const char* sock) {
     waitpid(pid, &status, 0);
 }
 
-static int conn_open(conn* c, const char* socket_opt, bool autostart) {
+/* What a command does when no daemon runs: start one, fail, or (vow
+ * status) go on with c->fd < 0. */
+typedef enum { CONN_START, CONN_NEED, CONN_LOOK } conn_mode;
+
+static int conn_open(conn* c, const char* socket_opt, conn_mode mode) {
   int tries;
+  bool absent;
   memset(c, 0, sizeof(*c));
   c->fd = -1;
   msgpack_unpacked_init(&c->reply);
@@ -72,11 +77,12 @@ static int conn_open(conn* c, const char* socket_opt, bool autostart) {
   c->fd = try_connect(c->paths.sock);
   if (c->fd >= 0)
     return 0;
-  if (!autostart || (c->fd != -ENOENT && c->fd != -ECONNREFUSED)) {
+  absent = c->fd == -ENOENT || c->fd == -ECONNREFUSED;
+  if (absent && mode == CONN_LOOK)
+    return 0;
+  if (!absent || mode == CONN_NEED) {
     vow_cli_error("cannot reach the daemon at %s: %s", c->paths.sock,
-                  c->fd == -ENOENT || c->fd == -ECONNREFUSED
-                      ? "it is not running"
-                      : strerror(-c->fd));
+                  absent ? "it is not running" : strerror(-c->fd));
     return -1;
   }
   start_daemon(c->paths.sock);
@@ -473,12 +479,6 @@ static void format_span(char* buf, size_t size, double s) {
     snprintf(buf, size, "%lldh%02lldm", secs / 3600, secs % 3600 / 60);
 }
 
-static double now_s(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 static void print_job_line(const msgpack_object* j) {
   int64_t id = 0, status = -1;
   double started = 0, ended = 0;
@@ -498,7 +498,7 @@ static void print_job_line(const msgpack_object* j) {
               state && strcmp(state, "queued") == 0 ? 0 : started);
   format_span(span, sizeof(span),
               started <= 0 || (state && strcmp(state, "queued") == 0) ? -1
-              : running         ? now_s() - started
+              : running         ? vow_cli_now() - started
               : ended > started ? ended - started
                                 : -1);
   printf("%-6lld %-11s ", (long long)id, state ? state : "?");
@@ -1002,7 +1002,7 @@ bool vow_cli_queue_command(const char* name) {
 int vow_cli_queue_client(const char* command, int argc, char** argv) {
   conn c;
   const char* sock = NULL;
-  bool autostart;
+  conn_mode mode;
   int rc, i, k = 0;
   /* argv[0] is the command's name. --socket PATH may come anywhere
    * before a submitted command's "--". */
@@ -1034,21 +1034,10 @@ int vow_cli_queue_client(const char* command, int argc, char** argv) {
   }
   argc = k;
   /* status only looks, and shutdown only stops: neither starts one. */
-  autostart =
-      strcmp(command, "status") != 0 && strcmp(command, "shutdown") != 0;
-  if (strcmp(command, "status") == 0) {
-    memset(&c, 0, sizeof(c));
-    msgpack_unpacked_init(&c.reply);
-    if (queue_paths_init(&c.paths, sock) != 0)
-      return VOW_EXIT_ERROR;
-    c.fd = try_connect(c.paths.sock);
-    if (c.fd < 0 && c.fd != -ENOENT && c.fd != -ECONNREFUSED) {
-      vow_cli_error("cannot reach the daemon at %s: %s", c.paths.sock,
-                    strerror(-c.fd));
-      conn_close(&c);
-      return VOW_EXIT_ERROR;
-    }
-  } else if (conn_open(&c, sock, autostart) != 0) {
+  mode = strcmp(command, "status") == 0     ? CONN_LOOK
+         : strcmp(command, "shutdown") == 0 ? CONN_NEED
+                                            : CONN_START;
+  if (conn_open(&c, sock, mode) != 0) {
     conn_close(&c);
     return VOW_EXIT_ERROR;
   }

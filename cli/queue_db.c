@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli.h"
 #include "queue_db.h"
 
 #define SCHEMA_VERSION 2
@@ -64,6 +65,21 @@ void qjob_free(qjob* j) {
   free(j->result);
   free(j->error);
   free(j);
+}
+
+void qjob_command(const qjob* j, vbuf* out) {
+  size_t i;
+  if (j->kind != 0) {
+    vbuf_str(out, j->fn);
+    vbuf_add(out, " ", 1);
+    vbuf_str(out, j->arg_json);
+    return;
+  }
+  for (i = 0; j->argv[i] != NULL; i++) {
+    if (i)
+      vbuf_add(out, " ", 1);
+    vow_cli_quote(out, j->argv[i]);
+  }
 }
 
 int qjob_status(const qjob* j) {
@@ -168,9 +184,10 @@ qdb* qdb_open(const char* path, char* err, size_t errlen) {
     qdb_close(db);
     return NULL;
   }
-  db->last_id = query_int(db, "SELECT value FROM meta WHERE key='last_id'");
-  if (query_int(db, "SELECT MAX(id) FROM jobs") > db->last_id)
-    db->last_id = query_int(db, "SELECT MAX(id) FROM jobs");
+  db->last_id = query_int(
+      db,
+      "SELECT MAX(COALESCE((SELECT value FROM meta WHERE key='last_id'), 0),"
+      " COALESCE((SELECT MAX(id) FROM jobs), 0))");
   if (sqlite3_prepare_v2(
           db->db,
           "INSERT INTO jobs(name, kind, argv, cwd, env_id, lib, fn, arg,"

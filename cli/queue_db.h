@@ -63,6 +63,10 @@ typedef struct qjob {
 } qjob;
 
 void qjob_free(qjob* j);
+struct vbuf;
+/* The job as a line of text, for status and the --on-finish hook: its
+ * argv shell-quoted, or a task function's name and JSON argument. */
+void qjob_command(const qjob* j, struct vbuf* out);
 /* An exit status for the shell: its own, 128 + a signal, 124 for a
  * timeout (as timeout(1)), 125 for cancelled or interrupted. */
 int qjob_status(const qjob* j);

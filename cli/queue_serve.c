@@ -219,7 +219,6 @@ static size_t pack_waiting_on(msgpack_packer* pk, const qjob* j, bool pack) {
 static void pack_job(msgpack_packer* pk, int64_t id) {
   const qjob* j = qd_job(id);
   vbuf cmd = {0};
-  size_t i;
   if (j == NULL) {
     /* Removed (vow remove, vow clean) while someone waited on it. */
     msgpack_pack_map(pk, 3);
@@ -228,17 +227,7 @@ static void pack_job(msgpack_packer* pk, int64_t id) {
     qw_pack_kv_int(pk, "status", 125);
     return;
   }
-  if (j->kind == 0) {
-    for (i = 0; j->argv[i] != NULL; i++) {
-      if (i)
-        vbuf_add(&cmd, " ", 1);
-      vow_cli_quote(&cmd, j->argv[i]);
-    }
-  } else {
-    vbuf_str(&cmd, j->fn);
-    vbuf_add(&cmd, " ", 1);
-    vbuf_str(&cmd, j->arg_json);
-  }
+  qjob_command(j, &cmd);
   msgpack_pack_map(pk, 17);
   qw_pack_kv_int(pk, "id", j->id);
   qw_pack_kv_str(pk, "name", j->name);

@@ -442,16 +442,7 @@ void qd_on_finish(const qjob* j) {
   int rc;
   if (D.on_finish == NULL)
     return;
-  for (i = 0; j->kind == 0 && j->argv[i] != NULL; i++) {
-    if (i)
-      vbuf_add(&cmd, " ", 1);
-    vow_cli_quote(&cmd, j->argv[i]);
-  }
-  if (j->kind != 0) {
-    vbuf_str(&cmd, j->fn);
-    vbuf_add(&cmd, " ", 1);
-    vbuf_str(&cmd, j->arg_json);
-  }
+  qjob_command(j, &cmd);
   while (environ[nenv] != NULL)
     nenv++;
   env = calloc(nenv + NVARS + 1, sizeof(char*));

@@ -13,7 +13,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/time.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -24,12 +23,6 @@
 
 run_state S;
 extern char** environ;
-
-static double now_s(void) {
-  struct timeval tv;
-  gettimeofday(&tv, NULL);
-  return (double)tv.tv_sec + (double)tv.tv_usec / 1e6;
-}
 
 static void* xcalloc(size_t n, size_t size) {
   void* p = calloc(n ? n : 1, size);
@@ -221,21 +214,26 @@ static void check_halt(job* j) {
 
 static int spawn_job(job* j);
 
-/* --memfree: a job killed for memory is put back, to run again. */
-static void put_back(job* j) {
+/* A job about to run again: what its last run left is dropped. */
+static void reset_for_rerun(job* j) {
   j->requeue = j->exited = j->finished = j->timed_out = j->killed_term = false;
   j->exit_status = 0;
   j->term_signal = 0;
-  j->direct = false;
   out_reset(&j->out);
   out_reset(&j->err);
+}
+
+/* --memfree: a job killed for memory is put back, to run again. */
+static void put_back(job* j) {
+  reset_for_rerun(j);
+  j->direct = false;
   j->attempts--;
   j->next_waiting = S.waiting;
   S.waiting = j;
 }
 
 static void job_finished(job* j) {
-  j->runtime = now_s() - j->start;
+  j->runtime = vow_cli_now() - j->start;
   j->finished = true;
   S.running--;
   if (S.running == 0)
@@ -250,11 +248,7 @@ static void job_finished(job* j) {
   if (failed_job(j) && j->attempts < S.retries && !S.halting && !S.signalled) {
     /* Try again in the same slot: what this attempt printed is dropped,
      * and only the last attempt goes in the joblog. */
-    j->exited = j->finished = j->timed_out = j->killed_term = false;
-    j->exit_status = 0;
-    j->term_signal = 0;
-    out_reset(&j->out);
-    out_reset(&j->err);
+    reset_for_rerun(j);
     if (spawn_job(j) == 0)
       return;
   }
@@ -498,7 +492,7 @@ static int spawn_job(job* j) {
   j->timer.data = j;
   j->open_handles = 1;
   j->pid = 0;
-  j->start = now_s();
+  j->start = vow_cli_now();
   if (S.ungroup) {
     j->out.eof = j->err.eof = true;
     rc = -spawn_process(j, 1, 2);
@@ -705,7 +699,7 @@ static void start_jobs(void) {
     int got;
     if (S.delay_s > 0 && S.last_start > 0) {
       /* --delay: the next start waits until S seconds after the last. */
-      double wait = S.last_start + S.delay_s - now_s();
+      double wait = S.last_start + S.delay_s - vow_cli_now();
       if (wait > 0) {
         if (!uv_is_active((uv_handle_t*)&S.delay))
           uv_timer_start(&S.delay, on_delay_over, (uint64_t)(wait * 1000) + 1,
@@ -724,7 +718,7 @@ static void start_jobs(void) {
       j = S.waiting;
       S.waiting = j->next_waiting;
       j->slot = slot + 1;
-      S.last_start = now_s();
+      S.last_start = vow_cli_now();
       spawn_job(j);
       continue;
     }
@@ -743,7 +737,7 @@ static void start_jobs(void) {
       run_args_free(&a);
       continue;
     }
-    S.last_start = now_s();
+    S.last_start = vow_cli_now();
     j = make_job(&a, slot + 1);
     if (S.keep_order) {
       ring_fit(j->seq);
@@ -848,7 +842,7 @@ static void shuffle_all(void) {
     }
     S.shuffled[S.nshuffled++] = a;
   }
-  srand((unsigned)(now_s() * 1e6) ^ (unsigned)getpid());
+  srand((unsigned)(vow_cli_now() * 1e6) ^ (unsigned)getpid());
   for (i = S.nshuffled; i > 1; i--) {
     size_t k = (size_t)rand() % i;
     run_args t = S.shuffled[i - 1];

@@ -132,6 +132,21 @@ int run_inputs_delim(run_inputs* in, const char* spec) {
   return 0;
 }
 
+/* What Perl's escapes that POSIX extended expressions lack stand for;
+ * NULL for any other character. */
+static const char* perl_escape(char c) {
+  static const struct {
+    char c;
+    const char* ere;
+  } escapes[] = {{'t', "\t"},           {'n', "\n"},    {'s', "[[:space:]]"},
+                 {'S', "[^[:space:]]"}, {'d', "[0-9]"}, {'w', "[[:alnum:]_]"}};
+  size_t i;
+  for (i = 0; i < sizeof(escapes) / sizeof(escapes[0]); i++)
+    if (escapes[i].c == c)
+      return escapes[i].ere;
+  return NULL;
+}
+
 void run_inputs_colsep(run_inputs* in, const char* re) {
   vbuf ere = {0};
   const char* p;
@@ -144,32 +159,15 @@ void run_inputs_colsep(run_inputs* in, const char* re) {
     return;
   }
   for (p = re; *p; p++) {
-    if (*p != '\\' || p[1] == '\0') {
+    const char* perl = p[0] == '\\' ? perl_escape(p[1]) : NULL;
+    if (perl != NULL) {
+      vbuf_str(&ere, perl);
+      p++;
+    } else if (p[0] == '\\' && p[1] != '\0') {
+      vbuf_add(&ere, p, 2); /* an escape POSIX knows: \. \| */
+      p++;
+    } else {
       vbuf_add(&ere, p, 1);
-      continue;
-    }
-    p++;
-    switch (*p) {
-      case 't':
-        vbuf_str(&ere, "\t");
-        break;
-      case 'n':
-        vbuf_str(&ere, "\n");
-        break;
-      case 's':
-        vbuf_str(&ere, "[[:space:]]");
-        break;
-      case 'S':
-        vbuf_str(&ere, "[^[:space:]]");
-        break;
-      case 'd':
-        vbuf_str(&ere, "[0-9]");
-        break;
-      case 'w':
-        vbuf_str(&ere, "[[:alnum:]_]");
-        break;
-      default:
-        vbuf_add(&ere, p - 1, 2);
     }
   }
   if (regcomp(&in->colsep, ere.data, REG_EXTENDED) != 0)

@@ -23,18 +23,8 @@
 void out_write(int fd, const char* p, size_t n) {
   if (fd == 1 || fd == 2)
     vow_progress_erase(&S.progress);
-  while (n > 0) {
-    ssize_t k = write(fd, p, n);
-    if (k < 0) {
-      if (errno == EINTR)
-        continue;
-      if (errno == EPIPE && fd == 1)
-        S.broken_pipe = true;
-      return;
-    }
-    p += k;
-    n -= (size_t)k;
-  }
+  if (vow_cli_write_all(fd, p, n) == -EPIPE && fd == 1)
+    S.broken_pipe = true;
 }
 
 static int spill_file(void) {
