@@ -183,19 +183,52 @@ void vow__worker_kill(pworker* w, int why);
 /* Its process has exited (status and signal as libuv gives them). */
 void vow__worker_exited(pworker* w, int64_t status, int sig);
 
-/* ---- pool.c, called back by pool_worker.c ----------------------------- */
+/* Arguments per batch: a frame stays far below the protocol's limit and
+ * one worker does not take a long run of big tasks at once. */
+#define VOW__BATCH_BYTES ((size_t)1 << 20)
+
+/* ---- pool_dispatch.c: tasks in, tasks out ------------------------------ */
 
 void vow__pool_kick(vow_pool_t* pool);
+/* Queues a task (count == 0) or a map chunk of count items whose first
+ * has run index id; id 0 takes the next index. Takes args. */
+vow_promise_t* vow__pool_submit_task(vow_pool_t* pool, const char* fn,
+                                     vow_value_t* args, uint64_t timeout_ms,
+                                     uint64_t id, uint16_t count);
+void vow__pool_task_done(pworker* w, ptask* t);
+ptask* vow__pool_find_inflight(pworker* w, uint64_t id);
+/* Rejects t's promise with f (taken) unless it is settled already. */
+void vow__pool_fail_task(vow_pool_t* pool, ptask* t, vow_failure_t* f);
+/* Frees the record of a task that left every list. */
+void vow__task_free(vow_pool_t* pool, ptask* t);
+void vow__pool_refuse_space_waiters(vow_pool_t* pool);
+
+/* ---- pool_faults.c: timeouts, deaths, retries, starts ------------------ */
+
+/* A failure of task t (on w, or NULL) with its origin and w's stderr. */
+vow_failure_t* vow__task_failure(int kind, int code, ptask* t, pworker* w,
+                                 const char* fmt, ...) VOW_PRINTF(5, 6);
+/* Starts or stops w's head-task timer after the head changed. */
+void vow__pool_arm_head(pworker* w);
+/* Timer callback: a cancelled task did not stop within the grace. */
+void vow__worker_grace_over(vow__timer* timer);
+void vow__pool_start_empty_slots(vow_pool_t* pool);
 /* Starts the empty slots after a backoff: a worker could not even be
  * allocated. */
 void vow__pool_start_later(vow_pool_t* pool);
 void vow__pool_worker_ready(pworker* w);
 void vow__pool_worker_gone(pworker* w);
-void vow__pool_task_done(pworker* w, ptask* t);
-/* Starts or stops w's head-task timer after the head changed. */
-void vow__pool_arm_head(pworker* w);
-ptask* vow__pool_find_inflight(pworker* w, uint64_t id);
-void vow__pool_fail_task(vow_pool_t* pool, ptask* t, vow_failure_t* f);
+void vow__pool_fail_queue(vow_pool_t* pool, int kind, const char* why);
+void vow__pool_cancel_all(vow_pool_t* pool, const char* why);
+void vow__pool_kill_all(vow_pool_t* pool);
+/* Fulfils the shutdown promise once no worker is left. */
+void vow__pool_finish_shutdown(vow_pool_t* pool);
+
+/* ---- pool.c: the pool's life ------------------------------------------- */
+
+/* Frees the pool once nothing of it is left on the loop: after
+ * vow_pool_free, or when its context closes. */
+void vow__pool_maybe_destroy(vow_pool_t* pool);
 uint64_t vow__now_ns(void);
 
 /* value.c: a value over bytes already known to be one msgpack object. */

@@ -1,0 +1,425 @@
+/* Submitting and dispatching: a task enters the queue here, waits for
+ * room, is cancelled while queued, and goes to the worker that can take
+ * it. */
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "pool_internal.h"
+
+/* ---- task lists ------------------------------------------------------ */
+
+void vow__tlist_push(tlist* l, ptask* t) {
+  t->next = NULL;
+  t->prev = l->tail;
+  if (l->tail)
+    l->tail->next = t;
+  else
+    l->head = t;
+  l->tail = t;
+  l->len++;
+}
+
+void vow__tlist_push_front(tlist* l, ptask* t) {
+  t->prev = NULL;
+  t->next = l->head;
+  if (l->head)
+    l->head->prev = t;
+  else
+    l->tail = t;
+  l->head = t;
+  l->len++;
+}
+
+void vow__tlist_remove(tlist* l, ptask* t) {
+  if (t->prev)
+    t->prev->next = t->next;
+  else
+    l->head = t->next;
+  if (t->next)
+    t->next->prev = t->prev;
+  else
+    l->tail = t->prev;
+  t->prev = t->next = NULL;
+  l->len--;
+}
+
+/* ---- tasks ----------------------------------------------------------- */
+
+void vow__task_free(vow_pool_t* pool, ptask* t) {
+  vow_value_release(t->args);
+  vow__pool_put(&pool->tasks, t);
+}
+
+void vow__pool_fail_task(vow_pool_t* pool, ptask* t, vow_failure_t* f) {
+  if (t->p == NULL) {
+    vow_failure_release(f);
+    return;
+  }
+  pool->stats.failed++;
+  vow_reject(t->p, f);
+  t->p = NULL;
+}
+
+void vow__pool_task_done(pworker* w, ptask* t) {
+  vow_pool_t* pool = w->pool;
+  vow__task_free(pool, t);
+  if (pool->opt.recycle_after && w->state == PW_READY &&
+      w->completed >= pool->opt.recycle_after && !pool->closing) {
+    /* Recycled, like maxtasksperchild: it takes nothing new, finishes
+     * what it holds, and a fresh worker takes its slot now. */
+    w->state = PW_RETIRING;
+    pool->workers[w->slot] = NULL;
+    w->next_retiring = pool->retiring;
+    pool->retiring = w;
+    pool->stats.workers_alive--;
+    w->said_hello = false; /* no longer counted as alive */
+    vow__worker_start(pool, w->slot);
+  }
+  if (w->state == PW_RETIRING && w->inflight.len == 0)
+    vow__worker_send_shutdown(w);
+}
+
+ptask* vow__pool_find_inflight(pworker* w, uint64_t id) {
+  ptask* t;
+  /* Replies come in the order the worker runs its tasks: the head, almost
+   * always. */
+  for (t = w->inflight.head; t != NULL; t = t->next)
+    if (t->id == id)
+      return t;
+  return NULL;
+}
+
+/* ---- dispatch -------------------------------------------------------- */
+
+static bool has_suspect(const pworker* w) {
+  const ptask* t;
+  for (t = w->inflight.head; t != NULL; t = t->next)
+    if (t->flags & PT_SUSPECT)
+      return true;
+  return false;
+}
+
+static void wake_space_waiters(vow_pool_t* pool);
+static pworker* idle_worker(const vow_pool_t* pool) {
+  unsigned i;
+  for (i = 0; i < pool->nworkers; i++) {
+    pworker* w = pool->workers[i];
+    if (w != NULL && w->state == PW_READY && w->inflight.len == 0)
+      return w;
+  }
+  return NULL;
+}
+
+/* Bytes of unsent messages a worker may have waiting in its pipe's write
+ * queue before it is sent more. */
+#define SEND_BACKLOG ((size_t)4 << 20)
+
+/* How many of the n tasks at the queue's head fit in one batch: at
+ * least one, then while their arguments stay within VOW__BATCH_BYTES. */
+static size_t batch_within_bytes(const tlist* queue, size_t n) {
+  const ptask* t = queue->head;
+  size_t k, bytes = 0, len;
+  for (k = 0; k < n && t != NULL; k++, t = t->next) {
+    if (vow_value_bytes(t->args, &len) == NULL)
+      len = 0;
+    bytes += len;
+    if (k > 0 && bytes > VOW__BATCH_BYTES)
+      break;
+  }
+  return k;
+}
+
+static void dispatch(vow_pool_t* pool) {
+  unsigned i, start;
+  bool sent = true;
+  if (pool->closing == 2)
+    return;
+  /* Round after round, so workers share a backlog in turn. */
+  start = (unsigned)(pool->next_id % (pool->nworkers ? pool->nworkers : 1));
+  while (sent && pool->queue.head != NULL) {
+    sent = false;
+    for (i = 0; i < pool->nworkers; i++) {
+      pworker* w = pool->workers[(start + i) % pool->nworkers];
+      size_t n;
+      if (w == NULL || w->state != PW_READY)
+        continue;
+      /* A worker that is not reading what we send gets no more until
+       * it has: bytes waiting for it stay within SEND_BACKLOG and one
+       * batch. */
+      if (w->chan.write_queue_size >= SEND_BACKLOG)
+        continue;
+      n = vow__sched_take(&pool->queue, w->inflight.len, w->limit,
+                          has_suspect(w));
+      n = batch_within_bytes(&pool->queue, n);
+      /* A worker to be recycled after N tasks is sent no more than N. */
+      if (pool->opt.recycle_after && n > pool->opt.recycle_after - w->sent)
+        n = pool->opt.recycle_after - w->sent;
+      if (n == 0)
+        continue;
+      /* Share a backlog rather than fill the first worker to its limit. */
+      if (n > 1 && pool->queue.len < (size_t)w->limit * pool->nworkers) {
+        size_t share = (pool->queue.len + pool->nworkers - 1) / pool->nworkers;
+        if (share < n)
+          n = share ? share : 1;
+      }
+      vow__worker_send(w, n);
+      sent = true;
+      if (pool->queue.head == NULL)
+        break;
+    }
+  }
+  wake_space_waiters(pool);
+  if (pool->closing == 1 && pool->queue.head == NULL &&
+      pool->stats.in_flight == 0) {
+    for (i = 0; i < pool->nworkers; i++) {
+      pworker* w = pool->workers[i];
+      if (w != NULL && (w->state == PW_READY || w->state == PW_RETIRING))
+        vow__worker_send_shutdown(w);
+    }
+  }
+}
+
+static void on_kick(uv_idle_t* idle) {
+  vow_pool_t* pool = idle->data;
+  uv_idle_stop(idle);
+  pool->kick_armed = false;
+  dispatch(pool);
+}
+
+void vow__pool_kick(vow_pool_t* pool) {
+  if (pool->kick_armed || pool->ctx->closing)
+    return;
+  pool->kick_armed = true;
+  uv_idle_start(&pool->kick, on_kick);
+}
+
+/* ---- space ----------------------------------------------------------- */
+
+typedef struct space_wait {
+  struct space_wait* next;
+  vow_pool_t* pool;
+  vow_promise_t* p;
+} space_wait;
+
+static void space_cancel(vow_promise_t* p, void* data) {
+  space_wait* sw = data;
+  space_wait** at;
+  (void)p;
+  for (at = &sw->pool->space; *at != NULL; at = &(*at)->next)
+    if (*at == sw) {
+      *at = sw->next;
+      break;
+    }
+  vow__free(sw);
+}
+
+static bool has_room(const vow_pool_t* pool) {
+  return pool->opt.queue_limit == 0 || pool->queue.len < pool->opt.queue_limit;
+}
+
+static void wake_space_waiters(vow_pool_t* pool) {
+  size_t room = pool->opt.queue_limit ? pool->opt.queue_limit - pool->queue.len
+                                      : SIZE_MAX;
+  while (pool->space != NULL && room-- > 0) {
+    space_wait* sw = pool->space;
+    pool->space = sw->next;
+    vow__clear_canceller(sw->p);
+    vow_fulfil(sw->p, NULL);
+    vow__free(sw);
+  }
+}
+
+vow_promise_t* vow_pool_space(vow_pool_t* pool) {
+  space_wait* sw;
+  if (has_room(pool) || pool->closing)
+    return vow_succeed(pool->ctx, NULL);
+  sw = vow__malloc(sizeof(*sw));
+  if (sw == NULL)
+    return vow_fail(pool->ctx, vow__failure_nomem());
+  sw->pool = pool;
+  sw->p = vow_promise_new(pool->ctx, space_cancel, sw);
+  if (sw->p == NULL) {
+    vow__free(sw);
+    return vow_fail(pool->ctx, vow__failure_nomem());
+  }
+  sw->next = pool->space;
+  pool->space = sw;
+  return sw->p;
+}
+
+/* ---- submit ---------------------------------------------------------- */
+
+/* The pool's copy of a function name, or NULL when the pool knows its
+ * functions and this is not one of them. */
+static const char* intern(vow_pool_t* pool, const char* fn) {
+  size_t i;
+  char** grown;
+  for (i = 0; i < pool->nnames; i++)
+    if (strcmp(pool->names[i], fn) == 0)
+      return pool->names[i];
+  if (pool->nknown > 0)
+    return NULL;
+  /* Functions not known yet (no table, no HELLO): keep the name; the
+   * worker will refuse it if it has no such function. */
+  grown = vow__realloc(pool->names, (pool->nnames + 1) * sizeof(char*));
+  if (grown == NULL)
+    return NULL;
+  pool->names = grown;
+  pool->names[pool->nnames] = vow__strdup(fn);
+  if (pool->names[pool->nnames] == NULL)
+    return NULL;
+  return pool->names[pool->nnames++];
+}
+
+static pworker* task_worker(const ptask* t) {
+  return (t->flags & PT_INFLIGHT) ? t->at.w : NULL;
+}
+
+static vow_pool_t* task_pool(const ptask* t) {
+  return (t->flags & PT_INFLIGHT) ? t->at.w->pool : t->at.pool;
+}
+
+/* A queued task leaves the queue. A running one is asked to stop with
+ * CANCEL; its worker is killed if it has not replied within the grace
+ * period. Either way vow_cancel rejects the promise right after this. */
+static void task_cancel(vow_promise_t* p, void* data) {
+  ptask* t = data;
+  pworker* w = task_worker(t);
+  vow_pool_t* pool = task_pool(t);
+  (void)p;
+  t->p = NULL;
+  pool->stats.cancelled++;
+  if (w == NULL) {
+    vow__tlist_remove(&pool->queue, t);
+    pool->stats.queued = pool->queue.len;
+    vow__task_free(pool, t);
+    wake_space_waiters(pool);
+    return;
+  }
+  t->flags |= PT_CANCELLED;
+  w->cancelled_pending++;
+  vow__worker_send_cancel(w, t->id);
+  if (w->grace_timer.index == SIZE_MAX && w->state != PW_STOPPING) {
+    w->grace_timer.fire = vow__worker_grace_over;
+    w->grace_timer.discard = NULL;
+    vow__timer_start(
+        pool->ctx, &w->grace_timer,
+        pool->opt.cancel_grace_ms ? pool->opt.cancel_grace_ms : 1000);
+  }
+  if (t == w->inflight.head)
+    vow__pool_arm_head(w);
+}
+
+static vow_promise_t* reject_now(vow_pool_t* pool, vow_value_t* args,
+                                 vow_failure_t* f) {
+  vow_value_release(args);
+  return vow_fail(pool->ctx, f);
+}
+
+/* Queues a task (count == 0) or a map chunk of count items whose first
+ * has run index id; id 0 takes the next index. */
+vow_promise_t* vow__pool_submit_task(vow_pool_t* pool, const char* fn,
+                                     vow_value_t* args, uint64_t timeout_ms,
+                                     uint64_t id, uint16_t count) {
+  ptask* t;
+  const char* name;
+  size_t alen;
+  if (args == NULL)
+    args = vow_value_nil();
+  if (pool->closing)
+    return reject_now(pool, args,
+                      vow_failure_new(VOW_FAIL_CANCELLED, UV_ECANCELED,
+                                      "the pool is shutting down"));
+  if (pool->broken)
+    return reject_now(
+        pool, args,
+        vow_failure_new(VOW_FAIL_WORKER_DIED, 0, "%s", pool->broken_why));
+  if (fn == NULL)
+    return reject_now(pool, args,
+                      vow_failure_new(VOW_FAIL_BAD_INPUT, UV_EINVAL,
+                                      "no function name was given"));
+  if (vow_value_kind(args) != VOW_VALUE_MSGPACK)
+    return reject_now(
+        pool, args,
+        vow_failure_new(VOW_FAIL_BAD_INPUT, UV_EINVAL,
+                        "arguments for %s must be a msgpack value, not a "
+                        "pointer, array of values or failure",
+                        fn));
+  if (vow_value_bytes(args, &alen) != NULL &&
+      alen > VOWP_DEFAULT_MAX_FRAME - strlen(fn) - 64)
+    return reject_now(
+        pool, args,
+        vow_failure_new(VOW_FAIL_BAD_INPUT, UV_E2BIG,
+                        "arguments for %s of %zu bytes exceed "
+                        "the protocol's message limit of %zu "
+                        "bytes",
+                        fn, alen, (size_t)VOWP_DEFAULT_MAX_FRAME));
+  name = intern(pool, fn);
+  if (name == NULL)
+    return reject_now(pool, args,
+                      vow_failure_new(VOW_FAIL_BAD_INPUT, UV_EINVAL,
+                                      "the pool's workers have no function "
+                                      "named \"%s\"",
+                                      fn));
+  if (!has_room(pool))
+    return reject_now(pool, args,
+                      vow_failure_new(VOW_FAIL_QUEUE_FULL, VOW_EFULL,
+                                      "the queue holds %zu tasks, its limit; "
+                                      "wait on vow_pool_space",
+                                      pool->queue.len));
+  t = vow__pool_get(&pool->tasks);
+  if (t == NULL)
+    return reject_now(pool, args, vow__failure_nomem());
+  memset(t, 0, sizeof(*t));
+  t->p = vow_promise_new(pool->ctx, task_cancel, t);
+  if (t->p == NULL) {
+    vow__pool_put(&pool->tasks, t);
+    return reject_now(pool, args, vow__failure_nomem());
+  }
+  t->id = id ? id : ++pool->next_id;
+  t->count = count;
+  t->fn = name;
+  t->args = args;
+  t->timeout_ms = timeout_ms > UINT32_MAX ? UINT32_MAX : (uint32_t)timeout_ms;
+  t->at.pool = pool;
+  vow__tlist_push(&pool->queue, t);
+  pool->stats.submitted++;
+  pool->stats.queued = pool->queue.len;
+  if (pool->queue.len == 1 && idle_worker(pool) != NULL) {
+    /* A lone task and an idle worker: send it now rather than on the next
+     * tick, which is the whole round trip's latency for one-at-a-time
+     * callers. Tasks submitted in a burst still queue and go in batches. */
+    dispatch(pool);
+  } else {
+    vow__pool_kick(pool);
+  }
+  /* The caller's reference; the task keeps the pointer, not a
+   * reference: a pending promise is never freed, and the task lets go of
+   * it when it settles it. */
+  return t->p;
+}
+
+vow_promise_t* vow_pool_submit_timeout(vow_pool_t* pool, const char* fn,
+                                       vow_value_t* args, uint64_t timeout_ms) {
+  return vow__pool_submit_task(pool, fn, args, timeout_ms, 0, 0);
+}
+
+vow_promise_t* vow_pool_submit(vow_pool_t* pool, const char* fn,
+                               vow_value_t* args) {
+  return vow__pool_submit_task(pool, fn, args, 0, 0, 0);
+}
+
+/* At shutdown: producers waiting for room will not get it. */
+void vow__pool_refuse_space_waiters(vow_pool_t* pool) {
+  while (pool->space != NULL) {
+    space_wait* sw = pool->space;
+    pool->space = sw->next;
+    vow__clear_canceller(sw->p);
+    vow_reject(sw->p, vow_failure_new(VOW_FAIL_CANCELLED, UV_ECANCELED,
+                                      "the pool is shutting down"));
+    vow__free(sw);
+  }
+}

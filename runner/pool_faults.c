@@ -1,0 +1,361 @@
+/* What goes wrong with workers and tasks: timeouts, cancel grace,
+ * deaths, retries, poison tasks, failed starts and their backoff. Every
+ * task a worker held is settled, re-queued or failed here when it goes. */
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "pool_internal.h"
+
+vow_failure_t* vow__task_failure(int kind, int code, ptask* t, pworker* w,
+                                 const char* fmt, ...) {
+  va_list ap;
+  vow_failure_t* f;
+  va_start(ap, fmt);
+  f = vow__failure_newv(kind, code, fmt, ap);
+  va_end(ap);
+  vow_origin_t o = {t->id, t->fn, NULL, w ? w->pid : 0, -1, -1};
+  if (w != NULL && w->exited) {
+    o.exit_status = w->term_signal ? -1 : (int)w->exit_status;
+    o.term_signal = w->term_signal ? w->term_signal : -1;
+  }
+  vow_failure_set_origin(f, &o);
+  if (w != NULL && w->tail_len > 0)
+    vow_failure_set_detail(f, w->tail);
+  return f;
+}
+
+/* Puts tasks back at the queue's front in their order, untouched. */
+static void requeue_front(vow_pool_t* pool, tlist* from, bool suspect) {
+  while (from->tail != NULL) {
+    ptask* t = from->tail;
+    vow__tlist_remove(from, t);
+    pool->stats.in_flight--;
+    t->flags &= (uint8_t)~PT_INFLIGHT;
+    t->at.pool = pool;
+    if (vow__task_settled(t)) {
+      vow__task_free(pool, t);
+      continue;
+    }
+    if (suspect)
+      t->flags |= PT_SUSPECT;
+    vow__tlist_push_front(&pool->queue, t);
+  }
+  pool->stats.queued = pool->queue.len;
+}
+
+/* ---- timers ---------------------------------------------------------- */
+
+static void on_task_timeout(vow__timer* timer) {
+  pworker* w = VOW__CONTAINER_OF(timer, pworker, task_timer);
+  vow_pool_t* pool = w->pool;
+  ptask* t = w->inflight.head;
+  char why[64];
+  if (t == NULL)
+    return;
+  vow__tlist_remove(&w->inflight, t);
+  pool->stats.in_flight--;
+  snprintf(why, sizeof(why), "%llu ms",
+           (unsigned long long)(t->timeout_ms ? t->timeout_ms
+                                              : pool->opt.timeout_ms));
+  if (!vow__task_settled(t))
+    vow__pool_fail_task(
+        pool, t,
+        vow__task_failure(VOW_FAIL_TIMEOUT, UV_ETIMEDOUT, t, w,
+                          "the task ran past its timeout of %s; "
+                          "its worker was killed",
+                          why));
+  vow__task_free(pool, t);
+  /* The others it held never started: they go back as they were. */
+  requeue_front(pool, &w->inflight, false);
+  vow__worker_kill(w, PK_TIMEOUT);
+  vow__pool_kick(pool);
+}
+
+void vow__worker_grace_over(vow__timer* timer) {
+  pworker* w = VOW__CONTAINER_OF(timer, pworker, grace_timer);
+  requeue_front(w->pool, &w->inflight, false);
+  vow__worker_kill(w, PK_GRACE);
+  vow__pool_kick(w->pool);
+}
+
+void vow__pool_arm_head(pworker* w) {
+  vow_pool_t* pool = w->pool;
+  ptask* t = w->inflight.head;
+  uint64_t ms;
+  vow__timer_stop(pool->ctx, &w->task_timer);
+  if (t == NULL || w->state == PW_STOPPING || w->state == PW_DEAD)
+    return;
+  ms = t->timeout_ms ? t->timeout_ms : pool->opt.timeout_ms;
+  if (ms == 0 || vow__task_settled(t))
+    return;
+  w->task_timer.fire = on_task_timeout;
+  w->task_timer.discard = NULL;
+  vow__timer_start(pool->ctx, &w->task_timer, ms);
+}
+
+/* ---- worker life ----------------------------------------------------- */
+
+void vow__pool_start_empty_slots(vow_pool_t* pool) {
+  unsigned i;
+  for (i = 0; i < pool->nworkers; i++)
+    if (pool->workers[i] == NULL && !pool->slot_given_up[i])
+      vow__worker_start(pool, i);
+}
+
+static void on_respawn(vow__timer* timer) {
+  vow_pool_t* pool = VOW__CONTAINER_OF(timer, vow_pool_t, respawn_timer);
+  if (pool->closing == 2 || pool->broken)
+    return;
+  vow__pool_start_empty_slots(pool);
+}
+
+void vow__pool_start_later(vow_pool_t* pool) {
+  if (pool->respawn_timer.index != SIZE_MAX || pool->closing == 2)
+    return;
+  pool->respawn_timer.fire = on_respawn;
+  pool->respawn_timer.discard = NULL;
+  vow__timer_start(pool->ctx, &pool->respawn_timer,
+                   vow__sched_backoff_ms(pool->start_failures + 1));
+}
+
+void vow__pool_worker_ready(pworker* w) {
+  vow_pool_t* pool = w->pool;
+  w->state = PW_READY;
+  w->said_hello = true;
+  pool->start_failures = 0;
+  pool->slot_failures[w->slot] = 0;
+  pool->stats.workers_alive++;
+  vow__pool_kick(pool);
+}
+
+/* A worker that dies of a signal someone sends (kill, an OOM killer, a
+ * chaos test) before its HELLO says nothing about whether the command can
+ * start: it is a death like any other, not a failed start. Crashes
+ * (SIGSEGV, SIGABRT...) at start-up and exits do count. */
+static bool killed_from_outside(const pworker* w) {
+  switch (w->term_signal) {
+    case SIGKILL:
+    case SIGTERM:
+    case SIGINT:
+    case SIGHUP:
+    case SIGQUIT:
+    case SIGUSR1:
+    case SIGUSR2:
+      return w->kill == PK_NONE && w->spawned;
+    default:
+      return false;
+  }
+}
+
+/* Describes how a worker ended, for failures and for the pool's reason to
+ * give up. */
+static void describe_end(const pworker* w, char* buf, size_t size) {
+  if (w->why[0] != '\0')
+    snprintf(buf, size, "%s", w->why);
+  else if (w->term_signal)
+    snprintf(buf, size, "worker pid %d was killed by signal %d (%s)", w->pid,
+             w->term_signal, strsignal(w->term_signal));
+  else
+    snprintf(buf, size, "worker pid %d exited with status %lld", w->pid,
+             (long long)w->exit_status);
+}
+
+void vow__pool_fail_queue(vow_pool_t* pool, int kind, const char* why) {
+  while (pool->queue.head != NULL) {
+    ptask* t = pool->queue.head;
+    vow__tlist_remove(&pool->queue, t);
+    vow__pool_fail_task(pool, t,
+                        vow__task_failure(kind, 0, t, NULL, "%s", why));
+    vow__task_free(pool, t);
+  }
+  pool->stats.queued = 0;
+}
+
+void vow__pool_finish_shutdown(vow_pool_t* pool) {
+  if (pool->live_workers > 0 || pool->shutdown_p == NULL)
+    return;
+  vow__timer_stop(pool->ctx, &pool->respawn_timer);
+  if (vow_promise_state(pool->shutdown_p) == VOW_PENDING)
+    vow_fulfil(pool->shutdown_p, NULL);
+}
+
+/* Deals with every task the worker held when it went. */
+static void settle_inflight(vow_pool_t* pool, pworker* w, const char* why) {
+  bool alone = w->inflight.len == 1;
+  tlist retry = {NULL, NULL, 0};
+  while (w->inflight.head != NULL) {
+    ptask* t = w->inflight.head;
+    vow__tlist_remove(&w->inflight, t);
+    pool->stats.in_flight--;
+    t->flags &= (uint8_t)~PT_INFLIGHT;
+    t->at.pool = pool;
+    if (vow__task_settled(t)) {
+      vow__task_free(pool, t);
+      continue;
+    }
+    if (w->kill == PK_PROTOCOL && pool->opt.retries == 0) {
+      vow__pool_fail_task(pool, t,
+                          vow__task_failure(VOW_FAIL_PROTOCOL, 0, t, w,
+                                            "%s; the worker was killed", why));
+      vow__task_free(pool, t);
+      continue;
+    }
+    if (w->kill == PK_ASKED || w->kill == PK_TIMEOUT || w->kill == PK_GRACE) {
+      vow__tlist_push(&retry, t); /* not its fault: as it was */
+      continue;
+    }
+    /* It died on its own, or broke the protocol (retried alike: the task
+     * may be what broke it), with this task on it. A task counts a try only
+     * when it was alone on the worker, the one certain culprit; when
+     * several were, each becomes a suspect and runs alone from now on,
+     * so the one that kills its worker is found without blaming the
+     * others for the company they kept. */
+    if (pool->opt.retries > 0 && pool->closing != 2 &&
+        (!alone || ++t->attempts <= pool->opt.retries)) {
+      pool->stats.retried++;
+      t->flags |= PT_SUSPECT;
+      vow__tlist_push(&retry, t);
+      continue;
+    }
+    if (pool->opt.retries > 0)
+      vow__pool_fail_task(
+          pool, t,
+          vow__task_failure(VOW_FAIL_POISON, 0, t, w,
+                            "poison task: it was on a worker that died each of "
+                            "its tries (%s)",
+                            why));
+    else
+      vow__pool_fail_task(pool, t,
+                          vow__task_failure(VOW_FAIL_WORKER_DIED, 0, t, w,
+                                            "the worker died: %s", why));
+    vow__task_free(pool, t);
+  }
+  while (retry.tail != NULL) {
+    ptask* t = retry.tail;
+    vow__tlist_remove(&retry, t);
+    if (pool->closing == 2) {
+      vow__pool_fail_task(
+          pool, t,
+          vow__task_failure(VOW_FAIL_CANCELLED, UV_ECANCELED, t, NULL, "%s",
+                            "the pool was shut down"));
+      vow__task_free(pool, t);
+    } else {
+      vow__tlist_push_front(&pool->queue, t);
+    }
+  }
+  pool->stats.queued = pool->queue.len;
+}
+
+void vow__pool_worker_gone(pworker* w) {
+  vow_pool_t* pool = w->pool;
+  char why[700];
+  bool in_slot = pool->workers[w->slot] == w;
+  describe_end(w, why, sizeof(why));
+  if (w->said_hello && w->state != PW_STARTING) {
+    /* counted in vow__pool_worker_ready */
+  }
+  if (w->said_hello)
+    pool->stats.workers_alive--;
+  if (w->kill == PK_NONE)
+    pool->stats.worker_deaths++;
+  if (!pool->ctx->closing) {
+    settle_inflight(pool, w, why);
+  } else {
+    /* The context is closing: its promises are being reported and freed;
+     * only our own records go. */
+    while (w->inflight.head != NULL) {
+      ptask* t = w->inflight.head;
+      vow__tlist_remove(&w->inflight, t);
+      vow__task_free(pool, t);
+    }
+  }
+  if (in_slot)
+    pool->workers[w->slot] = NULL;
+  if (!in_slot) {
+    pworker** at;
+    for (at = &pool->retiring; *at != NULL; at = &(*at)->next_retiring)
+      if (*at == w) {
+        *at = w->next_retiring;
+        break;
+      }
+  }
+  if (!pool->ctx->closing && in_slot && pool->closing != 2 &&
+      (pool->closing == 0 || pool->queue.head != NULL)) {
+    if (!w->said_hello && w->kill != PK_ASKED && !killed_from_outside(w)) {
+      /* It never started. Try again later, and not forever: a slot whose
+       * worker fails every time (a host down under a launcher) is given
+       * up, and the pool only when every slot is. */
+      unsigned attempts =
+          pool->opt.start_attempts ? pool->opt.start_attempts : 5;
+      pool->start_failures++;
+      if (++pool->slot_failures[w->slot] >= attempts) {
+        pool->slot_given_up[w->slot] = true;
+        pool->stats.slots_given_up++;
+        snprintf(pool->broken_why, sizeof(pool->broken_why),
+                 "workers cannot start (%u tries): %s%s%s", attempts, why,
+                 w->tail_len ? "; its stderr ends: " : "",
+                 w->tail_len ? w->tail : "");
+        if (pool->opt.stderr_mode == VOW_STDERR_RELAY &&
+            pool->stats.slots_given_up < pool->nworkers) {
+          char head[64];
+          int h = snprintf(head, sizeof(head),
+                           "[worker %u] slot given up: ", w->slot);
+          vow__relay_line(head, (size_t)h, pool->broken_why,
+                          strlen(pool->broken_why));
+        }
+      }
+      if (pool->stats.slots_given_up == pool->nworkers) {
+        pool->broken = true;
+        vow__pool_fail_queue(pool, VOW_FAIL_WORKER_DIED, pool->broken_why);
+      } else if (pool->slot_given_up[w->slot]) {
+        /* its tasks went back to the queue: the other slots take them */
+      } else if (pool->respawn_timer.index == SIZE_MAX) {
+        pool->respawn_timer.fire = on_respawn;
+        pool->respawn_timer.discard = NULL;
+        vow__timer_start(pool->ctx, &pool->respawn_timer,
+                         vow__sched_backoff_ms(pool->start_failures));
+      }
+    } else {
+      vow__worker_start(pool, w->slot);
+    }
+  }
+  vow__free(w);
+  if (!pool->ctx->closing) {
+    vow__pool_finish_shutdown(pool);
+    vow__pool_kick(pool);
+  }
+  vow__pool_maybe_destroy(pool);
+}
+
+void vow__pool_cancel_all(vow_pool_t* pool, const char* why) {
+  unsigned i;
+  pworker* w;
+  vow__pool_fail_queue(pool, VOW_FAIL_CANCELLED, why);
+  for (i = 0; i < pool->nworkers; i++) {
+    w = pool->workers[i];
+    if (w == NULL)
+      continue;
+    for (ptask* t = w->inflight.head; t != NULL; t = t->next)
+      vow__pool_fail_task(
+          pool, t,
+          vow__task_failure(VOW_FAIL_CANCELLED, UV_ECANCELED, t, w, "%s", why));
+  }
+  for (w = pool->retiring; w != NULL; w = w->next_retiring)
+    for (ptask* t = w->inflight.head; t != NULL; t = t->next)
+      vow__pool_fail_task(
+          pool, t,
+          vow__task_failure(VOW_FAIL_CANCELLED, UV_ECANCELED, t, w, "%s", why));
+}
+
+void vow__pool_kill_all(vow_pool_t* pool) {
+  unsigned i;
+  pworker* w;
+  for (i = 0; i < pool->nworkers; i++)
+    if ((w = pool->workers[i]) != NULL)
+      vow__worker_kill(w, PK_ASKED);
+  for (w = pool->retiring; w != NULL; w = w->next_retiring)
+    vow__worker_kill(w, PK_ASKED);
+}

@@ -1,0 +1,195 @@
+/* vow_pool_map: many items of one function, sent in chunks and joined
+ * into one array of results. */
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "pool_internal.h"
+
+/* A map runs in chunks: one task applies fn to a run of items, so a
+ * million tiny items cost a few hundred messages, not a million. Chunks
+ * are small enough (about 64 per worker) to share the work evenly, and at
+ * most 4096 items. Item k of the map gets the seed of run index first + k,
+ * exactly as if each had been submitted alone. */
+typedef struct map_run {
+  vow_pool_t* pool;
+  uint64_t first; /* run index of item 0 */
+  size_t n;
+} map_run;
+
+static size_t chunk_size(const vow_pool_t* pool, size_t n) {
+  size_t c = n / ((size_t)pool->nworkers * 64);
+  if (c < 1)
+    c = 1;
+  if (c > 4096)
+    c = 4096;
+  return c;
+}
+
+/* Joins the chunks' result arrays into one array of n results, in one
+ * value: one allocation and one copy of the bytes. */
+static vow_outcome_t map_join(vow_value_t* chunks, void* data) {
+  map_run* m = data;
+  size_t i, total = 5, at = 0, nchunks = vow_value_array_len(chunks);
+  unsigned char* out;
+  vow_value_t* joined;
+  for (i = 0; i < nchunks; i++) {
+    size_t len;
+    vow_value_bytes(vow_value_array_at(chunks, i), &len);
+    total += len;
+  }
+  joined = vow__value_alloc_encoded(total, &out);
+  if (joined == NULL) {
+    vow_value_release(chunks);
+    vow__free(m);
+    return vow_err(NULL);
+  }
+  /* A 32-bit array header whatever n is: the value stays valid msgpack
+   * and its size is known before the items are counted. */
+  out[at++] = 0xdd;
+  out[at++] = (unsigned char)(m->n >> 24);
+  out[at++] = (unsigned char)(m->n >> 16);
+  out[at++] = (unsigned char)(m->n >> 8);
+  out[at++] = (unsigned char)m->n;
+  for (i = 0; i < nchunks; i++) {
+    size_t len, head = 0;
+    uint32_t count;
+    const unsigned char* b =
+        vow_value_bytes(vow_value_array_at(chunks, i), &len);
+    /* checked an array of its count when it arrived: drop its header */
+    vowp_array_header(b, len, &count, &head);
+    memcpy(out + at, b + head, len - head);
+    at += len - head;
+  }
+  vow__value_set_len(joined, at);
+  vow_value_release(chunks);
+  vow__free(m);
+  return vow_ok(joined);
+}
+
+/* Renames "item k of the chunk" to the item's index in the map. */
+static vow_outcome_t map_failed(vow_failure_t* f, void* data) {
+  map_run* m = data;
+  const vow_origin_t* o = vow_failure_origin(f);
+  unsigned k;
+  int used = 0;
+  const char* msg = vow_failure_message(f);
+  uint64_t first = m->first;
+  vow__free(m);
+  if (o->task_id >= first &&
+      sscanf(msg, "item %u of the chunk: %n", &k, &used) == 1 && used > 0) {
+    vow_failure_t* g = vow_failure_new(
+        vow_failure_kind(f), vow_failure_code(f), "map item %llu: %s",
+        (unsigned long long)(o->task_id - first + k), msg + used);
+    vow_failure_set_origin(g, o);
+    if (vow_failure_detail(f))
+      vow_failure_set_detail(g, vow_failure_detail(f));
+    vow_failure_release(f);
+    return vow_err(g);
+  }
+  return vow_err(f);
+}
+
+vow_promise_t* vow_pool_map(vow_pool_t* pool, const char* fn,
+                            vow_value_t* items) {
+  vow_promise_t** ps = NULL;
+  vow_promise_t* all;
+  map_run* m = NULL;
+  size_t n = 0, chunk, nchunks, c, i, len = 0;
+  const char* bytes = NULL;
+  const char* at = NULL;
+  bool is_array = items && vow_value_kind(items) == VOW_VALUE_ARRAY;
+  if (items == NULL) /* what a constructor returns when memory ran out */
+    return vow_fail(pool->ctx, vow__failure_nomem());
+  if (!is_array) {
+    vowp_limits lim = {0, (size_t)-1, VOWP_MAX_DEPTH};
+    vowp_error err;
+    bytes = vow_value_bytes(items, &len);
+    if (bytes != NULL && vowp_prescan(bytes, len, &lim, 0, &err) == VOWP_OK) {
+      uint32_t count;
+      size_t head;
+      if (vowp_array_header(bytes, len, &count, &head)) {
+        n = count;
+        at = bytes + head;
+      }
+    }
+  } else if (is_array) {
+    n = vow_value_array_len(items);
+    for (i = 0; i < n; i++)
+      if (vow_value_bytes(vow_value_array_at(items, i), NULL) == NULL)
+        break;
+    if (i < n)
+      is_array = false, n = 0, at = NULL;
+    else
+      at = "";
+  }
+  if (at == NULL) {
+    vow_value_release(items);
+    return vow_fail(pool->ctx,
+                    vow_failure_new(VOW_FAIL_BAD_INPUT, UV_EINVAL,
+                                    "vow_pool_map needs an array of msgpack "
+                                    "items"));
+  }
+  chunk = chunk_size(pool, n);
+  if (n > 0) {
+    /* Big items make small chunks: about a batch's worth of bytes each,
+     * far below the protocol's message limit. */
+    size_t total = 0, per;
+    if (is_array)
+      for (i = 0; i < n; i++) {
+        size_t ilen = 0;
+        vow_value_bytes(vow_value_array_at(items, i), &ilen);
+        total += ilen;
+      }
+    else
+      total = len;
+    per = total / n ? total / n : 1;
+    if (chunk > VOW__BATCH_BYTES / per)
+      chunk = VOW__BATCH_BYTES / per ? VOW__BATCH_BYTES / per : 1;
+  }
+  nchunks = (n + chunk - 1) / chunk;
+  ps = vow__malloc((nchunks ? nchunks : 1) * sizeof(*ps));
+  m = vow__malloc(sizeof(*m));
+  if (ps == NULL || m == NULL) {
+    vow__free(ps);
+    vow__free(m);
+    vow_value_release(items);
+    return vow_fail(pool->ctx, vow__failure_nomem());
+  }
+  m->pool = pool;
+  m->first = pool->next_id + 1;
+  m->n = n;
+  pool->next_id += n; /* the items' run indexes */
+  for (c = 0; c < nchunks; c++) {
+    size_t lo = c * chunk, hi = lo + chunk < n ? lo + chunk : n;
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    vow_value_t* args;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_array(&pk, hi - lo);
+    if (is_array) {
+      for (i = lo; i < hi; i++) {
+        size_t ilen;
+        const void* ib = vow_value_bytes(vow_value_array_at(items, i), &ilen);
+        msgpack_sbuffer_write(&sb, ib, ilen);
+      }
+    } else {
+      /* The items of a chunk are contiguous in the encoded array. */
+      const char* from = at;
+      for (i = lo; i < hi; i++)
+        at += vowp_object_size(at);
+      msgpack_sbuffer_write(&sb, from, (size_t)(at - from));
+    }
+    args = vow__value_from_encoded(sb.data, sb.size);
+    msgpack_sbuffer_destroy(&sb);
+    ps[c] = vow__pool_submit_task(pool, fn, args ? args : vow_value_nil(), 0,
+                                  m->first + lo, (uint16_t)(hi - lo));
+  }
+  vow_value_release(items);
+  all = vow_all(pool->ctx, ps, nchunks);
+  vow__free(ps);
+  return vow_add_callbacks(all, map_join, map_failed, m);
+}
