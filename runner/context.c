@@ -55,12 +55,12 @@ vow_ctx_t* vow_ctx_new(uv_loop_t* loop) {
     return NULL;
   }
   ctx->loop = loop;
-  vow__pool_init(&ctx->promises, sizeof(vow_promise_t), 256);
-  vow__pool_init(&ctx->nodes, sizeof(vow__node), 256);
+  vow__arena_init(&ctx->promises, sizeof(vow_promise_t), 256);
+  vow__arena_init(&ctx->nodes, sizeof(vow__node), 256);
   while (ctx->reserve_len < VOW__RESERVE) {
-    vow_promise_t* p = vow__pool_get(&ctx->promises);
+    vow_promise_t* p = vow__arena_get(&ctx->promises);
     if (p == NULL) {
-      vow__pool_destroy(&ctx->promises);
+      vow__arena_destroy(&ctx->promises);
       uv_mutex_destroy(&ctx->ts_lock);
       if (ctx->owns_loop)
         uv_loop_close(loop);
@@ -163,7 +163,7 @@ static void count_pending(void* obj, void* arg) {
 
 void vow_ctx_stats(vow_ctx_t* ctx, vow_ctx_stats_t* out) {
   stats_walk w = {ctx, 0};
-  vow__pool_each(&ctx->promises, count_pending, &w);
+  vow__arena_each(&ctx->promises, count_pending, &w);
   out->promises_live = ctx->promises.live - ctx->reserve_len;
   out->promises_pending = w.pending;
   out->timers = ctx->heap_len;
@@ -200,8 +200,8 @@ static bool is_orphan(void* obj, void* arg) {
 }
 
 static void free_ctx(vow_ctx_t* ctx) {
-  vow__pool_destroy_keeping(&ctx->promises, is_orphan, NULL);
-  vow__pool_destroy(&ctx->nodes);
+  vow__arena_destroy_keeping(&ctx->promises, is_orphan, NULL);
+  vow__arena_destroy(&ctx->nodes);
   vow__free(ctx->heap);
   uv_mutex_destroy(&ctx->ts_lock);
   vow__free(ctx);
@@ -272,9 +272,9 @@ void vow_ctx_close(vow_ctx_t* ctx) {
     op = next;
   }
   vow__timers_close(ctx);
-  vow__pool_each(&ctx->promises, report_leftover, ctx);
+  vow__arena_each(&ctx->promises, report_leftover, ctx);
   vow__threadsafe_door_lock();
-  vow__pool_each(&ctx->promises, destroy_leftover, ctx);
+  vow__arena_each(&ctx->promises, destroy_leftover, ctx);
   vow__threadsafe_door_unlock();
 
   ctx->idle.data = ctx;

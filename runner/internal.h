@@ -19,12 +19,12 @@
 
 /* ---- allocation ------------------------------------------------------ */
 
-/* Fixed-size object pools: slabs of `per_slab` objects, threaded through a
- * free list. Nothing is returned to malloc before the pool is destroyed,
+/* Fixed-size object arenas: slabs of `per_slab` objects, threaded through a
+ * free list. Nothing is returned to malloc before the arena is destroyed,
  * which is what makes a promise cost a few dozen bytes and no malloc call
  * in steady state. */
 typedef struct vow__slab vow__slab;
-typedef struct vow__pool {
+typedef struct vow__arena {
   void* free;       /* first free object; its first word links the next */
   char* bump;       /* next never-used object of the newest slab */
   char* bump_end;   /* end of the newest slab */
@@ -33,23 +33,23 @@ typedef struct vow__pool {
   size_t per_slab;  /* objects in each new slab */
   size_t live;      /* objects handed out and not yet returned */
   size_t reserved;  /* bytes held in slabs */
-} vow__pool;
+} vow__arena;
 
-void vow__pool_init(vow__pool* pool, size_t obj_size, size_t per_slab);
+void vow__arena_init(vow__arena* arena, size_t obj_size, size_t per_slab);
 /* NULL on out of memory. */
-void* vow__pool_get(vow__pool* pool);
-void vow__pool_put(vow__pool* pool, void* obj);
+void* vow__arena_get(vow__arena* arena);
+void vow__arena_put(vow__arena* arena, void* obj);
 /* Calls fn on every slot ever handed out, free or not; the caller tells
  * them apart by their contents. */
-void vow__pool_each(vow__pool* pool, void (*fn)(void* obj, void* arg),
-                    void* arg);
-void vow__pool_destroy(vow__pool* pool);
-/* vow__pool_destroy, except that a slab holding an object for which keep
+void vow__arena_each(vow__arena* arena, void (*fn)(void* obj, void* arg),
+                     void* arg);
+void vow__arena_destroy(vow__arena* arena);
+/* vow__arena_destroy, except that a slab holding an object for which keep
  * returns true is never freed: it moves to a process-wide list, so that
  * object stays readable for the life of the process. keep may be NULL:
  * nothing is kept. */
-void vow__pool_destroy_keeping(vow__pool* pool,
-                               bool (*keep)(void* obj, void* arg), void* arg);
+void vow__arena_destroy_keeping(vow__arena* arena,
+                                bool (*keep)(void* obj, void* arg), void* arg);
 
 /* ---- failures -------------------------------------------------------- */
 
@@ -241,8 +241,8 @@ struct vow_ctx {
   bool owns_loop;
   bool closing;     /* vow_ctx_close has started */
   int handles_open; /* uv handles not yet through close_cb */
-  vow__pool promises;
-  vow__pool nodes;
+  vow__arena promises;
+  vow__arena nodes;
   /* Promise slots kept back for rejecting with out-of-memory when the
    * slab cannot grow, so calls documented to return a promise do; a
    * freed promise refills it. */

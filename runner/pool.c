@@ -13,8 +13,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "mpi_host.h"
 #include "pool_internal.h"
+#include "strv.h"
 
 extern char** environ;
 
@@ -23,114 +23,6 @@ uint64_t vow__now_ns(void) {
 }
 
 /* ---- the pool -------------------------------------------------------- */
-
-static void free_strv(char** v) {
-  size_t i;
-  for (i = 0; v && v[i]; i++)
-    vow__free(v[i]);
-  vow__free(v);
-}
-
-/* A copy of v with room for `extra` more entries, or NULL: a copy that
- * lost an entry to a failed allocation would start workers with a
- * truncated environment. */
-static char** copy_strv(const char* const* v, size_t extra) {
-  size_t n = 0, i;
-  char** out;
-  while (v && v[n])
-    n++;
-  out = vow__calloc(n + extra + 1, sizeof(char*));
-  if (out == NULL)
-    return NULL;
-  for (i = 0; i < n; i++)
-    if ((out[i] = vow__strdup(v[i])) == NULL) {
-      free_strv(out);
-      return NULL;
-    }
-  return out;
-}
-
-static size_t strv_len(char** v) {
-  size_t n = 0;
-  while (v && v[n])
-    n++;
-  return n;
-}
-
-static int add_env(char** env, const char* name, const char* value) {
-  size_t n = strv_len(env);
-  size_t len = strlen(name) + strlen(value) + 2;
-  env[n] = vow__malloc(len);
-  if (env[n] == NULL)
-    return UV_ENOMEM;
-  snprintf(env[n], len, "%s=%s", name, value);
-  return 0;
-}
-
-/* What runs on another machine (through a launcher or on an MPI rank):
- * `env VOW_WORKER_CHANNEL=stdio [VOW_WORKER_LIMITS=...] [the caller's
- * variables...]` and the worker command, as launchers such as ssh pass no
- * environment; the channel is the worker's stdin and stdout. */
-static int make_remote_argv(vow_pool_t* pool, const vow_pool_options_t* o) {
-  size_t nworker = strv_len(pool->argv), nenv = 0, i, at = 0;
-  char** v;
-  char limits[512];
-  while (o && o->env && o->env[nenv])
-    nenv++;
-  v = pool->remote_argv = vow__calloc(nworker + nenv + 4, sizeof(char*));
-  if (v == NULL)
-    return -1;
-  if ((v[at++] = vow__strdup("env")) == NULL ||
-      (v[at++] = vow__strdup("VOW_WORKER_CHANNEL=stdio")) == NULL)
-    return -1;
-  if (o && o->limits) {
-    snprintf(limits, sizeof(limits), "VOW_WORKER_LIMITS=%s", o->limits);
-    if ((v[at++] = vow__strdup(limits)) == NULL)
-      return -1;
-  }
-  for (i = 0; i < nenv; i++)
-    if ((v[at++] = vow__strdup(o->env[i])) == NULL)
-      return -1;
-  for (i = 0; i < nworker; i++)
-    if ((v[at++] = vow__strdup(pool->argv[i])) == NULL)
-      return -1;
-  return 0;
-}
-
-/* Each launcher slot's command: the launcher, then the remote command.
- * The launcher itself runs without VOW_PARENT_PID: the worker's parent
- * is not us. */
-static int make_launch_slots(vow_pool_t* pool, const vow_pool_options_t* o) {
-  size_t l, i, slot = 0, nremote = strv_len(pool->remote_argv), k;
-  pool->slot_argv = vow__calloc(pool->nworkers, sizeof(char**));
-  pool->launch_env = vow__calloc(strv_len(pool->env) + 1, sizeof(char*));
-  if (pool->slot_argv == NULL || pool->launch_env == NULL)
-    return -1;
-  for (i = 0, k = 0; pool->env[i] != NULL; i++)
-    if (strncmp(pool->env[i], "VOW_PARENT_PID=", 15) != 0 &&
-        strncmp(pool->env[i], "VOW_WORKER_CHANNEL=", 19) != 0 &&
-        (pool->launch_env[k++] = vow__strdup(pool->env[i])) == NULL)
-      return -1;
-  for (l = 0; l < o->nlaunchers; l++) {
-    const vow_launcher_t* L = &o->launchers[l];
-    unsigned n = L->workers ? L->workers : 1, s;
-    size_t nl = strv_len((char**)L->argv);
-    for (s = 0; s < n; s++, slot++) {
-      char** v = vow__calloc(nl + nremote + 1, sizeof(char*));
-      size_t at = 0;
-      if (v == NULL)
-        return -1;
-      pool->slot_argv[slot] = v;
-      for (i = 0; i < nl; i++)
-        if ((v[at++] = vow__strdup(L->argv[i])) == NULL)
-          return -1;
-      for (i = 0; i < nremote; i++)
-        if ((v[at++] = vow__strdup(pool->remote_argv[i])) == NULL)
-          return -1;
-    }
-  }
-  return 0;
-}
 
 static void pool_shutdown_op(vow__op* op);
 
@@ -143,8 +35,8 @@ static void on_handle_closed(uv_handle_t* h) {
 static void close_handles(vow_pool_t* pool) {
   if (!uv_is_closing((uv_handle_t*)&pool->kick))
     uv_close((uv_handle_t*)&pool->kick, on_handle_closed);
-  if (pool->mpi)
-    vow__mpi_pool_close(pool, on_handle_closed);
+  if (pool->transport != NULL)
+    pool->transport->close(pool, on_handle_closed);
 }
 
 static void destroy(vow_pool_t* pool) {
@@ -155,20 +47,17 @@ static void destroy(vow_pool_t* pool) {
     vow__task_free(pool, t);
   }
   vow__free(pool->cwd_copy);
-  free_strv(pool->argv);
-  free_strv(pool->env);
-  free_strv(pool->launch_env);
-  free_strv(pool->remote_argv);
-  for (i = 0; pool->slot_argv && i < pool->nworkers; i++)
-    free_strv(pool->slot_argv[i]);
-  vow__free(pool->slot_argv);
+  if (pool->transport != NULL)
+    pool->transport->free(pool);
+  vow__strv_free(pool->argv);
+  vow__strv_free(pool->env);
   vow__free(pool->slot_failures);
   vow__free(pool->slot_given_up);
   for (i = 0; i < pool->nnames; i++)
     vow__free(pool->names[i]);
   vow__free(pool->names);
   vow__free(pool->workers);
-  vow__pool_destroy(&pool->tasks);
+  vow__arena_destroy(&pool->tasks);
   vow__free(pool);
 }
 
@@ -192,7 +81,7 @@ vow_pool_t* vow_pool_new(vow_ctx_t* ctx, const vow_pool_options_t* options,
   vow_pool_t* pool = vow__calloc(1, sizeof(*pool));
   char buf[4096];
   size_t n, i;
-  int rc = UV_ENOMEM;
+  int rc = UV_ENOMEM, handles;
   struct sigaction sa;
   if (getenv("VOW_WORKER_CHANNEL") != NULL) {
     refuse_in_worker();
@@ -208,78 +97,53 @@ vow_pool_t* vow_pool_new(vow_ctx_t* ctx, const vow_pool_options_t* options,
   pool->ctx = ctx;
   if (options)
     pool->opt = *options;
+  /* Pointers the caller owns are copied below or not kept. */
   pool->opt.worker_argv = NULL;
   pool->opt.env = NULL;
   pool->opt.functions = NULL;
-  if (options && options->launchers && options->nlaunchers > 0) {
-    pool->opt.workers = 0;
-    for (i = 0; i < options->nlaunchers; i++) {
-      if (options->launchers[i].argv == NULL ||
-          options->launchers[i].argv[0] == NULL) {
-        rc = UV_EINVAL;
-        goto fail;
-      }
-      pool->opt.workers +=
-          options->launchers[i].workers ? options->launchers[i].workers : 1;
-    }
-  }
   pool->opt.launchers = NULL;
-  /* Under mpirun the workers run on the other ranks: as many as asked
-   * for, spread over the slots the ranks offer, or all of those. */
-  pool->mpi = vow__mpi_join();
-  if (pool->mpi) {
-    if (options && options->nlaunchers > 0) {
-      rc = UV_EINVAL; /* workers run on the job's ranks, not launchers */
-      goto fail;
-    }
-    if (pool->opt.workers == 0)
-      pool->opt.workers = vow__mpi_slots();
-  }
+  pool->opt.limits = NULL;
+  pool->opt.cwd = NULL;
+  pool->transport = vow__transport_for(options);
+  pool->opt.workers = pool->transport->slots(options);
   if (pool->opt.workers == 0) {
-    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-    pool->opt.workers = cpus > 0 ? (unsigned)cpus : 1;
+    rc = UV_EINVAL;
+    goto fail;
   }
   pool->nworkers = pool->opt.workers;
   pool->respawn_timer.index = SIZE_MAX;
-  vow__pool_init(&pool->tasks, sizeof(ptask), 256);
+  vow__arena_init(&pool->tasks, sizeof(ptask), 256);
 
   /* The worker command: given, or this very program. */
   if (options && options->worker_argv && options->worker_argv[0]) {
-    pool->argv = copy_strv(options->worker_argv, 0);
+    pool->argv = vow__strv_copy(options->worker_argv, 0);
   } else {
     n = sizeof(buf);
     if ((rc = uv_exepath(buf, &n)) != 0)
       goto fail;
-    pool->argv = vow__calloc(2, sizeof(char*));
-    if (pool->argv)
-      pool->argv[0] = vow__strdup(buf);
+    pool->argv = vow__strv_copy(NULL, 1);
+    if (pool->argv && vow__strv_push(pool->argv, buf) != 0)
+      goto fail;
     rc = UV_ENOMEM;
   }
   if (pool->argv == NULL || pool->argv[0] == NULL)
     goto fail;
 
   /* Its environment: ours, the caller's additions, and the channel. */
-  pool->env = copy_strv((const char* const*)environ,
-                        strv_len((char**)(options ? options->env : NULL)) + 4);
+  pool->env = vow__strv_copy((const char* const*)environ,
+                             vow__strv_len(options ? options->env : NULL) + 4);
   if (pool->env == NULL)
     goto fail;
   for (i = 0; options && options->env && options->env[i]; i++)
-    if ((pool->env[strv_len(pool->env)] = vow__strdup(options->env[i])) == NULL)
+    if (vow__strv_push(pool->env, options->env[i]) != 0)
       goto fail;
   snprintf(buf, sizeof(buf), "%d", (int)getpid());
-  if (add_env(pool->env, "VOW_WORKER_CHANNEL", "3") != 0 ||
-      add_env(pool->env, "VOW_PARENT_PID", buf) != 0 ||
-      (pool->opt.limits &&
-       add_env(pool->env, "VOW_WORKER_LIMITS", pool->opt.limits) != 0))
+  if (vow__strv_push_env(pool->env, "VOW_WORKER_CHANNEL", "3") != 0 ||
+      vow__strv_push_env(pool->env, "VOW_PARENT_PID", buf) != 0 ||
+      (options && options->limits &&
+       vow__strv_push_env(pool->env, "VOW_WORKER_LIMITS", options->limits) !=
+           0))
     goto fail;
-  if ((pool->mpi || (options && options->nlaunchers > 0)) &&
-      make_remote_argv(pool, options) != 0)
-    goto fail;
-  if (options && options->launchers && options->nlaunchers > 0 &&
-      make_launch_slots(pool, options) != 0)
-    goto fail;
-  pool->opt.limits = NULL;
-  pool->opt.cwd = NULL; /* copied below */
 
   /* The functions, known now from a table or later from a HELLO. */
   if (options && options->functions && options->nfunctions > 0) {
@@ -316,11 +180,13 @@ vow_pool_t* vow_pool_new(vow_ctx_t* ctx, const vow_pool_options_t* options,
     sigaction(SIGPIPE, &sa, NULL);
   }
 
-  if (pool->mpi && (rc = vow__mpi_pool_init(pool)) != 0)
+  if ((handles = pool->transport->open(pool, options)) < 0) {
+    rc = handles;
     goto fail;
+  }
   uv_idle_init(ctx->loop, &pool->kick);
   pool->kick.data = pool;
-  pool->handles_open = pool->mpi ? 2 : 1;
+  pool->handles_open = 1 + handles;
   vow__op_start(ctx, &pool->op, pool_shutdown_op);
   vow__pool_start_empty_slots(pool);
   return pool;

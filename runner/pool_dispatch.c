@@ -50,7 +50,7 @@ void vow__tlist_remove(tlist* l, ptask* t) {
 
 void vow__task_free(vow_pool_t* pool, ptask* t) {
   vow_value_release(t->args);
-  vow__pool_put(&pool->tasks, t);
+  vow__arena_put(&pool->tasks, t);
 }
 
 void vow__pool_fail_task(vow_pool_t* pool, ptask* t, vow_failure_t* f) {
@@ -370,13 +370,13 @@ vow_promise_t* vow__pool_submit_task(vow_pool_t* pool, const char* fn,
                                       "the queue holds %zu tasks, its limit; "
                                       "wait on vow_pool_space",
                                       pool->queue.len));
-  t = vow__pool_get(&pool->tasks);
+  t = vow__arena_get(&pool->tasks);
   if (t == NULL)
     return reject_now(pool, args, vow__failure_nomem());
   memset(t, 0, sizeof(*t));
   t->p = vow_promise_new(pool->ctx, task_cancel, t);
   if (t->p == NULL) {
-    vow__pool_put(&pool->tasks, t);
+    vow__arena_put(&pool->tasks, t);
     return reject_now(pool, args, vow__failure_nomem());
   }
   t->id = id ? id : ++pool->next_id;

@@ -5,6 +5,7 @@
 
 #include "internal.h"
 #include "proto.h"
+#include "transport.h"
 #include "vow/pool.h"
 
 typedef struct ptask ptask;
@@ -73,15 +74,14 @@ struct pworker {
   unsigned slot;
   int state;
   int kill; /* pworker_kill */
-  int pid;
-  uv_process_t proc;
-  uv_pipe_t chan; /* the channel: fd 3 in the worker */
-  uv_pipe_t errp; /* its stderr, when relayed */
+  int pid;  /* the worker's: the spawned process's until HELLO names it */
+  uv_process_t proc; /* the process we spawned, if the transport did */
+  uv_pipe_t chan;    /* the channel: fd 3 in the worker */
+  uv_pipe_t errp;    /* its stderr, when relayed */
   int open_handles;
   bool spawned, exited, chan_eof, err_eof, err_piped, said_hello;
-  bool proc_init; /* uv_spawn was called on proc */
-  bool remote;    /* runs on an MPI rank: no proc, killed by message */
-  uint32_t mpi_chan;
+  bool proc_init;   /* uv_spawn was called on proc */
+  uint32_t link_id; /* the transport's name for it, if it needs one */
   pworker* next_retiring;
   int64_t exit_status;
   int term_signal;
@@ -117,24 +117,19 @@ struct vow_pool {
   bool names_from_hello; /* learnt from the first HELLO */
   pworker** workers;     /* by slot; NULL while none runs there */
   unsigned nworkers;
-  char*** slot_argv;    /* by slot: a launcher's full command, or NULL */
-  char** launch_env;    /* the environment for launcher slots */
-  char** remote_argv;   /* `env VOW_...=... WORKER...`: what runs elsewhere */
-  bool mpi;             /* slots are on the ranks of an MPI job */
-  uv_async_t mpi_async; /* remote workers' exits, from the relay */
-  unsigned mpi_live;    /* remote workers whose exit is still to come */
-  void (*mpi_on_closed)(uv_handle_t*); /* set: close once mpi_live is 0 */
-  unsigned* slot_failures;             /* by slot: failed starts in a row */
+  const struct vow__transport* transport;
+  void* link;              /* the transport's own state */
+  unsigned* slot_failures; /* by slot: failed starts in a row */
   bool* slot_given_up;
   tlist queue;
-  vow__pool tasks;          /* ptask records */
+  vow__arena tasks;         /* ptask records */
   struct space_wait* space; /* producers waiting for room */
   size_t nknown;            /* names[0..nknown) are offered by workers */
   pworker* retiring;        /* recycled workers draining, out of slots */
   uint64_t next_id;
   uv_idle_t kick; /* dispatches on the next tick */
   bool kick_armed;
-  int handles_open;        /* the pool's own handles (kick, mpi_async) */
+  int handles_open;        /* the pool's own and its transport's handles */
   unsigned start_failures; /* in a row */
   bool broken;             /* gave up starting workers */
   char broken_why[5120];   /* why, and the end of the last stderr */

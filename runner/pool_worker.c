@@ -14,7 +14,6 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "mpi_host.h"
 #include "pool_internal.h"
 
 /* Results this big are taken from the decoder whole, not copied. */
@@ -216,25 +215,13 @@ void vow__worker_send_shutdown(pworker* w) {
     w->kill = PK_ASKED;
 }
 
-/* A local worker leads a process group of its own (it is spawned
- * detached), so whatever it started goes with it. */
-static void kill_process(pworker* w) {
-  if (w->remote) {
-    vow__mpi_kill(w->mpi_chan, SIGKILL);
-    return;
-  }
-  if (w->pid > 0)
-    kill(-w->pid, SIGKILL);
-  uv_process_kill(&w->proc, SIGKILL);
-}
-
 void vow__worker_kill(pworker* w, int why) {
   if (w->kill == PK_NONE || w->kill == PK_ASKED)
     w->kill = why;
   if (w->state != PW_DEAD)
     w->state = PW_STOPPING;
   if (w->spawned && !w->exited)
-    kill_process(w);
+    w->pool->transport->kill(w);
 }
 
 /* ---- finishing ------------------------------------------------------- */
@@ -305,9 +292,8 @@ void vow__worker_exited(pworker* w, int64_t status, int sig) {
   w->exited = true;
   w->exit_status = status;
   w->term_signal = sig;
-  /* Its process group outlives it only through what it left running. */
-  if (!w->remote && w->spawned && w->pid > 0)
-    kill(-w->pid, SIGKILL);
+  if (w->spawned)
+    w->pool->transport->reap(w);
   vow__timer_stop(w->pool->ctx, &w->eof_timer);
   if (!w->chan_eof || (w->err_piped && !w->err_eof)) {
     w->eof_timer.fire = on_pipes_held;
@@ -315,10 +301,6 @@ void vow__worker_exited(pworker* w, int64_t status, int sig) {
     vow__timer_start(w->pool->ctx, &w->eof_timer, AFTER_EXIT_MS);
   }
   maybe_finished(w);
-}
-
-static void on_exit_cb(uv_process_t* proc, int64_t status, int sig) {
-  vow__worker_exited(proc->data, status, sig);
 }
 
 /* ---- stderr ---------------------------------------------------------- */
@@ -566,7 +548,7 @@ static void on_eof_wait_over(vow__timer* t) {
              "worker pid %d closed its channel without exiting and was "
              "killed",
              w->pid);
-  kill_process(w);
+  w->pool->transport->kill(w);
 }
 
 static uint64_t stall_ms(const vow_pool_t* pool) {
@@ -729,47 +711,16 @@ static void watch_hello(pworker* w) {
   vow__timer_start(w->pool->ctx, &w->hello_timer, hello_timeout_ms(w->pool));
 }
 
-static void start_failed(pworker* w, const char* what, int rc) {
-  snprintf(w->why, sizeof(w->why), "%s: %s", what, uv_strerror(rc));
+/* A worker that could not be started is finished at once, as one that
+ * died before its HELLO, with the transport's reason in w->why. */
+static void start_failed(pworker* w) {
   w->exited = w->chan_eof = w->err_eof = true;
   w->exit_status = -1;
   maybe_finished(w);
 }
 
-/* On an MPI rank: the channel (and in relay mode its stderr) is a
- * socketpair whose other end the relay thread carries to the worker's
- * agent; its exit comes back as an event (vow__worker_exited). Otherwise
- * its stderr is the agent's, which mpirun shows. */
-static void start_remote(pworker* w) {
-  int sv[2], ev[2] = {-1, -1};
-  bool relay = w->err_piped;
-  w->remote = true;
-  if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0 ||
-      (relay && socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, ev) != 0)) {
-    w->err_piped = false;
-    start_failed(w, "cannot make a channel", uv_translate_sys_error(errno));
-    return;
-  }
-  uv_pipe_open(&w->chan, sv[0]);
-  if (relay)
-    uv_pipe_open(&w->errp, ev[0]);
-  w->mpi_chan = vow__mpi_start(w, sv[1], ev[1]);
-  if (w->mpi_chan == 0) {
-    start_failed(w, "cannot start a worker on an MPI rank", UV_ENOMEM);
-    return;
-  }
-  w->spawned = true;
-  watch_hello(w);
-  uv_read_start((uv_stream_t*)&w->chan, on_chan_alloc, on_chan_read);
-  if (relay)
-    uv_read_start((uv_stream_t*)&w->errp, on_err_alloc, on_err_read);
-}
-
 void vow__worker_start(vow_pool_t* pool, unsigned slot) {
   pworker* w = vow__calloc(1, sizeof(*w));
-  uv_process_options_t o;
-  uv_stdio_container_t stdio[4];
-  int rc, sv[2] = {-1, -1};
   if (w == NULL) {
     vow__pool_start_later(pool); /* the slot stays empty until then */
     return;
@@ -788,74 +739,12 @@ void vow__worker_start(vow_pool_t* pool, unsigned slot) {
   uv_pipe_init(pool->ctx->loop, &w->errp, 0);
   w->proc.data = w->chan.data = w->errp.data = w;
   w->open_handles = 3;
-
-  memset(&o, 0, sizeof(o));
-  memset(stdio, 0, sizeof(stdio));
-  stdio[0].flags = UV_IGNORE;
-  if (pool->opt.stderr_mode == VOW_STDERR_RELAY) {
-    stdio[2].flags = UV_CREATE_PIPE | UV_WRITABLE_PIPE;
-    stdio[2].data.stream = (uv_stream_t*)&w->errp;
-    w->err_piped = true;
-  } else if (pool->opt.stderr_mode == VOW_STDERR_INHERIT) {
-    stdio[2].flags = UV_INHERIT_FD;
-    stdio[2].data.fd = 2;
-  } else {
-    stdio[2].flags = UV_IGNORE;
-  }
-  stdio[1] = stdio[2].flags == UV_INHERIT_FD ? stdio[2] : stdio[0];
-  stdio[3].flags = UV_CREATE_PIPE | UV_READABLE_PIPE | UV_WRITABLE_PIPE;
-  stdio[3].data.stream = (uv_stream_t*)&w->chan;
-  o.file = pool->argv[0];
-  o.args = pool->argv;
-  o.env = pool->env;
-  o.cwd = pool->opt.cwd;
-  o.stdio = stdio;
-  o.stdio_count = 4;
-  o.exit_cb = on_exit_cb;
-  o.flags = UV_PROCESS_DETACHED; /* its own process group: see kill_process */
-  if (pool->mpi) {
-    start_remote(w);
-    return;
-  }
-  if (pool->slot_argv != NULL && pool->slot_argv[slot] != NULL) {
-    /* Through a launcher: the channel is its stdin and stdout, one end
-     * of a socketpair whose other end is ours. */
-    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) {
-      rc = uv_translate_sys_error(errno);
-      snprintf(w->why, sizeof(w->why), "cannot make a channel: %s",
-               uv_strerror(rc));
-      w->exited = w->chan_eof = w->err_eof = true;
-      w->exit_status = -1;
-      maybe_finished(w);
-      return;
-    }
-    stdio[0].flags = stdio[1].flags = UV_INHERIT_FD;
-    stdio[0].data.fd = stdio[1].data.fd = sv[1];
-    o.file = pool->slot_argv[slot][0];
-    o.args = pool->slot_argv[slot];
-    o.env = pool->launch_env;
-    o.stdio_count = 3;
-  }
-  rc = uv_spawn(pool->ctx->loop, &w->proc, &o);
-  w->proc_init = true;
-  if (sv[1] >= 0)
-    close(sv[1]);
-  if (sv[0] >= 0) {
-    if (rc == 0)
-      uv_pipe_open(&w->chan, sv[0]);
-    else
-      close(sv[0]);
-  }
-  if (rc != 0) {
-    snprintf(w->why, sizeof(w->why), "cannot start %s: %s", pool->argv[0],
-             uv_strerror(rc));
-    w->exited = w->chan_eof = w->err_eof = true;
-    w->exit_status = -1;
-    maybe_finished(w);
+  w->err_piped = pool->opt.stderr_mode == VOW_STDERR_RELAY;
+  if (pool->transport->start(w) != 0) {
+    start_failed(w);
     return;
   }
   w->spawned = true;
-  w->pid = w->proc.pid;
   watch_hello(w);
   uv_read_start((uv_stream_t*)&w->chan, on_chan_alloc, on_chan_read);
   if (w->err_piped)

@@ -76,7 +76,7 @@ vow_promise_t* vow_promise_new(vow_ctx_t* ctx, vow_canceller_fn canceller,
   vow_promise_t* p;
   if (ctx->closing)
     return NULL;
-  p = vow__pool_get(&ctx->promises);
+  p = vow__arena_get(&ctx->promises);
   return p ? init_promise(p, ctx, canceller, data) : NULL;
 }
 
@@ -135,7 +135,7 @@ static void maybe_free(vow_promise_t* p) {
     ctx->reserve[ctx->reserve_len++] = p;
     return;
   }
-  vow__pool_put(&ctx->promises, p);
+  vow__arena_put(&ctx->promises, p);
 }
 
 vow_promise_t* vow_promise_ref(vow_promise_t* p) {
@@ -266,7 +266,7 @@ static vow__link* append_link(vow_promise_t* p, bool is_kind) {
       p->flags |= VOW__FIRST_KIND;
     link = &p->first;
   } else {
-    vow__node* n = vow__pool_get(&p->ctx->nodes);
+    vow__node* n = vow__arena_get(&p->ctx->nodes);
     if (n == NULL)
       return NULL;
     n->next = (vow__node*)(is_kind ? KIND_BIT : 0);
@@ -302,7 +302,7 @@ static bool pop_link(vow_promise_t* p, vow__link* out) {
     node_set_next(p->tail, node_next(head));
   is_kind = ((uintptr_t)head->next & KIND_BIT) != 0;
   *out = head->link;
-  vow__pool_put(&p->ctx->nodes, head);
+  vow__arena_put(&p->ctx->nodes, head);
   return is_kind;
 }
 
@@ -603,7 +603,7 @@ static void empty_at_close(vow_promise_t* p) {
 
 void vow__destroy_promise_at_close(vow_promise_t* p) {
   empty_at_close(p);
-  vow__pool_put(&p->ctx->promises, p);
+  vow__arena_put(&p->ctx->promises, p);
 }
 
 void vow__orphan_promise_at_close(vow_promise_t* p) {

@@ -1,4 +1,5 @@
-/* A worker that speaks the protocol on fd 3 and, at random, breaks it.
+/* A worker that speaks the protocol on fd 3 (or stdin and stdout under a
+ * launcher) and, at random, breaks it.
  * It offers one function, "calc" (x -> 3x + 1), answers each task with
  * its own RESULTS frame, and before one task in HOSTILE_RATE (default 50)
  * it misbehaves in one of these ways instead:
@@ -42,7 +43,8 @@
 
 #include "proto.h"
 
-#define CHANNEL 3
+/* fd 3, or stdin and stdout under a launcher (VOW_WORKER_CHANNEL=stdio). */
+static int chan_in = 3, chan_out = 3;
 
 enum fault {
   F_GARBAGE,
@@ -71,7 +73,7 @@ static uint64_t next_random(void) {
 static void write_all(const void* data, size_t len) {
   const char* p = data;
   while (len > 0) {
-    ssize_t n = write(CHANNEL, p, len);
+    ssize_t n = write(chan_out, p, len);
     if (n < 0 && errno == EINTR)
       continue;
     if (n <= 0)
@@ -141,7 +143,11 @@ static bool forced_silence(void) {
 
 static void hello(vowp_encoder* e) {
   static const char* const functions[] = {"calc"};
-  vowp_encode_hello(e, VOWP_VERSION, getpid(), functions, 1);
+  /* HOSTILE_HELLO_PID: the pid a worker on another machine would give,
+   * which means nothing here. */
+  const char* pid = getenv("HOSTILE_HELLO_PID");
+  vowp_encode_hello(e, VOWP_VERSION, pid ? atoll(pid) : (long long)getpid(),
+                    functions, 1);
   flush(e);
 }
 
@@ -213,7 +219,8 @@ static void answer(vowp_encoder* e, uint64_t id, int64_t x, unsigned rate) {
       hello(e);
       break;
     case F_CLOSE:
-      close(CHANNEL);
+      close(chan_in);
+      close(chan_out);
       stall();
       break;
     default:
@@ -264,6 +271,9 @@ int main(void) {
   forced = getenv("HOSTILE_FAULT");
   if (forced != NULL)
     rate = 0;
+  if (getenv("VOW_WORKER_CHANNEL") != NULL &&
+      strcmp(getenv("VOW_WORKER_CHANNEL"), "stdio") == 0)
+    chan_in = 0, chan_out = 1;
   /* Never outlive the test, whatever it does. */
   prctl(PR_SET_PDEATHSIG, SIGKILL);
   if (getppid() == 1)
@@ -283,7 +293,7 @@ int main(void) {
     vowp_decoder_buffer(&d, &base, &room);
     if (room == 0)
       return 2;
-    n = read(CHANNEL, base, room);
+    n = read(chan_in, base, room);
     if (n < 0 && errno == EINTR)
       continue;
     if (n <= 0)

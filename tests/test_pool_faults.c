@@ -10,6 +10,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "pool_helpers.h"
@@ -230,6 +231,47 @@ static void task_errors_keep_their_detail(void** state) {
   end_pool(fx, pool, false);
 }
 
+/* Under a launcher the pid a worker's HELLO gives is another machine's:
+ * killing and reaping it must take the launcher's process group, never a
+ * local group that happens to bear that number. */
+static void launcher_worker_pid_means_nothing_here(void** state) {
+  static const char* const env_argv[] = {"env", NULL};
+  static const char* argv[] = {HOSTILE_WORKER_BIN, NULL};
+  const vow_launcher_t launchers[] = {{1, env_argv}};
+  fixture* fx = *state;
+  char pid_buf[64];
+  const char* env[] = {pid_buf, "HOSTILE_FAULT=silent", NULL};
+  vow_pool_options_t o;
+  vow_pool_t* pool;
+  vow_failure_t* f;
+  int status;
+  pid_t bystander = fork();
+  assert_true(bystander >= 0);
+  if (bystander == 0) {
+    setpgid(0, 0);
+    alarm(60);
+    for (;;)
+      pause();
+  }
+  setpgid(bystander, bystander); /* a group leader before the pool runs */
+  snprintf(pid_buf, sizeof(pid_buf), "HOSTILE_HELLO_PID=%d", (int)bystander);
+  memset(&o, 0, sizeof(o));
+  o.worker_argv = argv;
+  o.launchers = launchers;
+  o.nlaunchers = 1;
+  o.env = env;
+  o.timeout_ms = 200;
+  o.stderr_mode = VOW_STDERR_DISCARD;
+  pool = make_pool(fx, &o);
+  f = run_fail(fx, vow_pool_submit(pool, "calc", num(1)), VOW_FAIL_TIMEOUT);
+  assert_int_equal(vow_failure_origin(f)->pid, bystander);
+  vow_failure_release(f);
+  end_pool(fx, pool, false);
+  assert_int_equal(waitpid(bystander, &status, WNOHANG), 0);
+  kill(bystander, SIGKILL);
+  assert_int_equal(waitpid(bystander, &status, 0), bystander);
+}
+
 /* A worker that exits leaving a child with its channel open is dead when
  * its pid exits; one that lives on silent is bounded by the task
  * timeout, and killing it takes its child too (its process group). */
@@ -427,6 +469,7 @@ int main(void) {
         T(worker_that_never_says_hello),
         T(retries_out_of_range_refused),
         T(map_through_the_hostile_worker),
+        T(launcher_worker_pid_means_nothing_here),
         T(task_errors_keep_their_detail),
         T(map_replies_of_the_wrong_shape),
         T(workers_that_leave_a_process_behind),

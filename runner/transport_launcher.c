@@ -1,0 +1,117 @@
+/* Workers through launchers (ssh, srun...): each slot runs its launcher
+ * with the remote command after it; the channel is the launcher's stdin
+ * and stdout, one end of a socketpair whose other end is ours. */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "pool_internal.h"
+#include "strv.h"
+#include "transport.h"
+
+typedef struct launch_link {
+  char*** slot_argv; /* by slot: the launcher, then the remote command */
+  unsigned nslots;
+  /* Ours without VOW_PARENT_PID and VOW_WORKER_CHANNEL: the launcher's
+   * parent is us, the worker's is not. */
+  char** env;
+} launch_link;
+
+static unsigned launcher_slots(const vow_pool_options_t* o) {
+  unsigned n = 0;
+  size_t i;
+  for (i = 0; i < o->nlaunchers; i++) {
+    if (o->launchers[i].argv == NULL || o->launchers[i].argv[0] == NULL)
+      return 0;
+    n += o->launchers[i].workers ? o->launchers[i].workers : 1;
+  }
+  return n;
+}
+
+static int launcher_open(vow_pool_t* pool, const vow_pool_options_t* o) {
+  launch_link* k = vow__calloc(1, sizeof(*k));
+  char** remote = vow__remote_argv(pool, o);
+  size_t nremote = vow__strv_len((const char*const*)remote), l, i;
+  unsigned slot = 0;
+  pool->link = k;
+  if (k == NULL || remote == NULL)
+    goto nomem;
+  k->nslots = pool->nworkers;
+  k->slot_argv = vow__calloc(pool->nworkers, sizeof(char**));
+  k->env = vow__calloc(vow__strv_len((const char* const*)pool->env) + 1,
+                       sizeof(char*));
+  if (k->slot_argv == NULL || k->env == NULL)
+    goto nomem;
+  for (i = 0; pool->env[i] != NULL; i++)
+    if (strncmp(pool->env[i], "VOW_PARENT_PID=", 15) != 0 &&
+        strncmp(pool->env[i], "VOW_WORKER_CHANNEL=", 19) != 0 &&
+        vow__strv_push(k->env, pool->env[i]) != 0)
+      goto nomem;
+  for (l = 0; l < o->nlaunchers; l++) {
+    const vow_launcher_t* L = &o->launchers[l];
+    unsigned n = L->workers ? L->workers : 1, s;
+    size_t nl = vow__strv_len(L->argv);
+    for (s = 0; s < n && slot < k->nslots; s++, slot++) {
+      char** v = vow__calloc(nl + nremote + 1, sizeof(char*));
+      if ((k->slot_argv[slot] = v) == NULL)
+        goto nomem;
+      for (i = 0; i < nl; i++)
+        if (vow__strv_push(v, L->argv[i]) != 0)
+          goto nomem;
+      for (i = 0; i < nremote; i++)
+        if (vow__strv_push(v, remote[i]) != 0)
+          goto nomem;
+    }
+  }
+  vow__strv_free(remote);
+  return 0;
+nomem:
+  vow__strv_free(remote);
+  return UV_ENOMEM;
+}
+
+static int launcher_start(pworker* w) {
+  launch_link* k = w->pool->link;
+  uv_stdio_container_t stdio[3];
+  int sv[2], rc;
+  if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) {
+    rc = uv_translate_sys_error(errno);
+    snprintf(w->why, sizeof(w->why), "cannot make a channel: %s",
+             uv_strerror(rc));
+    return rc;
+  }
+  vow__spawn_stdio(w, stdio);
+  stdio[0].flags = stdio[1].flags = UV_INHERIT_FD;
+  stdio[0].data.fd = stdio[1].data.fd = sv[1];
+  rc = vow__spawn(w, k->slot_argv[w->slot], k->env, stdio, 3);
+  close(sv[1]);
+  if (rc == 0)
+    uv_pipe_open(&w->chan, sv[0]);
+  else
+    close(sv[0]);
+  return rc;
+}
+
+static void launcher_close(vow_pool_t* pool, uv_close_cb on_closed) {
+  (void)pool;
+  (void)on_closed;
+}
+
+static void launcher_free(vow_pool_t* pool) {
+  launch_link* k = pool->link;
+  unsigned i;
+  if (k == NULL)
+    return;
+  for (i = 0; k->slot_argv && i < k->nslots; i++)
+    vow__strv_free(k->slot_argv[i]);
+  vow__free(k->slot_argv);
+  vow__strv_free(k->env);
+  vow__free(k);
+  pool->link = NULL;
+}
+
+const vow__transport vow__transport_launcher = {
+    "launcher",      launcher_slots,  launcher_open,  launcher_start,
+    vow__spawn_kill, vow__spawn_reap, launcher_close, launcher_free};
