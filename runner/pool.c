@@ -266,6 +266,8 @@ static void pool_shutdown_op(vow__op* op) {
 void vow_pool_stats(const vow_pool_t* pool, vow_pool_stats_t* out) {
   *out = pool->stats;
   out->queued = pool->queue.len;
+  out->in_flight = vow__pool_in_flight(pool);
+  out->workers_alive = vow__pool_workers_alive(pool);
 }
 
 void vow_pool_on_progress(vow_pool_t* pool, vow_progress_fn fn, void* data) {

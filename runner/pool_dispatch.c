@@ -48,6 +48,32 @@ void vow__tlist_remove(tlist* l, ptask* t) {
 
 /* ---- tasks ----------------------------------------------------------- */
 
+void vow__task_recall(pworker* w, ptask* t) {
+  vow__tlist_remove(&w->inflight, t);
+  t->flags &= (uint8_t)~PT_INFLIGHT;
+  t->at.pool = w->pool;
+}
+
+size_t vow__pool_in_flight(const vow_pool_t* pool) {
+  const pworker* w;
+  size_t n = 0;
+  unsigned i;
+  for (i = 0; i < pool->nworkers; i++)
+    if ((w = pool->workers[i]) != NULL)
+      n += w->inflight.len;
+  for (w = pool->retiring; w != NULL; w = w->next_retiring)
+    n += w->inflight.len;
+  return n;
+}
+
+unsigned vow__pool_workers_alive(const vow_pool_t* pool) {
+  unsigned i, n = 0;
+  for (i = 0; i < pool->nworkers; i++)
+    if (pool->workers[i] != NULL && pool->workers[i]->said_hello)
+      n++;
+  return n;
+}
+
 void vow__task_free(vow_pool_t* pool, ptask* t) {
   vow_value_release(t->args);
   vow__arena_put(&pool->tasks, t);
@@ -74,8 +100,6 @@ void vow__pool_task_done(pworker* w, ptask* t) {
     pool->workers[w->slot] = NULL;
     w->next_retiring = pool->retiring;
     pool->retiring = w;
-    pool->stats.workers_alive--;
-    w->said_hello = false; /* no longer counted as alive */
     vow__worker_start(pool, w->slot);
   }
   if (w->state == PW_RETIRING && w->inflight.len == 0)
@@ -173,7 +197,7 @@ static void dispatch(vow_pool_t* pool) {
   }
   wake_space_waiters(pool);
   if (pool->closing == 1 && pool->queue.head == NULL &&
-      pool->stats.in_flight == 0) {
+      vow__pool_in_flight(pool) == 0) {
     for (i = 0; i < pool->nworkers; i++) {
       pworker* w = pool->workers[i];
       if (w != NULL && (w->state == PW_READY || w->state == PW_RETIRING))
@@ -294,13 +318,11 @@ static void task_cancel(vow_promise_t* p, void* data) {
   pool->stats.cancelled++;
   if (w == NULL) {
     vow__tlist_remove(&pool->queue, t);
-    pool->stats.queued = pool->queue.len;
     vow__task_free(pool, t);
     wake_space_waiters(pool);
     return;
   }
   t->flags |= PT_CANCELLED;
-  w->cancelled_pending++;
   vow__worker_send_cancel(w, t->id);
   if (w->grace_timer.index == SIZE_MAX && w->state != PW_STOPPING) {
     w->grace_timer.fire = vow__worker_grace_over;
@@ -387,7 +409,6 @@ vow_promise_t* vow__pool_submit_task(vow_pool_t* pool, const char* fn,
   t->at.pool = pool;
   vow__tlist_push(&pool->queue, t);
   pool->stats.submitted++;
-  pool->stats.queued = pool->queue.len;
   if (pool->queue.len == 1 && idle_worker(pool) != NULL) {
     /* A lone task and an idle worker: send it now rather than on the next
      * tick, which is the whole round trip's latency for one-at-a-time

@@ -28,13 +28,11 @@ vow_failure_t* vow__task_failure(int kind, int code, ptask* t, pworker* w,
 }
 
 /* Puts tasks back at the queue's front in their order, untouched. */
-static void requeue_front(vow_pool_t* pool, tlist* from, bool suspect) {
-  while (from->tail != NULL) {
-    ptask* t = from->tail;
-    vow__tlist_remove(from, t);
-    pool->stats.in_flight--;
-    t->flags &= (uint8_t)~PT_INFLIGHT;
-    t->at.pool = pool;
+static void requeue_front(pworker* w, bool suspect) {
+  vow_pool_t* pool = w->pool;
+  while (w->inflight.tail != NULL) {
+    ptask* t = w->inflight.tail;
+    vow__task_recall(w, t);
     if (vow__task_settled(t)) {
       vow__task_free(pool, t);
       continue;
@@ -43,7 +41,6 @@ static void requeue_front(vow_pool_t* pool, tlist* from, bool suspect) {
       t->flags |= PT_SUSPECT;
     vow__tlist_push_front(&pool->queue, t);
   }
-  pool->stats.queued = pool->queue.len;
 }
 
 /* ---- timers ---------------------------------------------------------- */
@@ -55,8 +52,7 @@ static void on_task_timeout(vow__timer* timer) {
   char why[64];
   if (t == NULL)
     return;
-  vow__tlist_remove(&w->inflight, t);
-  pool->stats.in_flight--;
+  vow__task_recall(w, t);
   snprintf(why, sizeof(why), "%llu ms",
            (unsigned long long)(t->timeout_ms ? t->timeout_ms
                                               : pool->opt.timeout_ms));
@@ -69,14 +65,14 @@ static void on_task_timeout(vow__timer* timer) {
                           why));
   vow__task_free(pool, t);
   /* The others it held never started: they go back as they were. */
-  requeue_front(pool, &w->inflight, false);
+  requeue_front(w, false);
   vow__worker_kill(w, PK_TIMEOUT);
   vow__pool_kick(pool);
 }
 
 void vow__worker_grace_over(vow__timer* timer) {
   pworker* w = VOW__CONTAINER_OF(timer, pworker, grace_timer);
-  requeue_front(w->pool, &w->inflight, false);
+  requeue_front(w, false);
   vow__worker_kill(w, PK_GRACE);
   vow__pool_kick(w->pool);
 }
@@ -127,7 +123,6 @@ void vow__pool_worker_ready(pworker* w) {
   w->said_hello = true;
   pool->start_failures = 0;
   pool->slot_failures[w->slot] = 0;
-  pool->stats.workers_alive++;
   vow__pool_kick(pool);
 }
 
@@ -171,7 +166,6 @@ void vow__pool_fail_queue(vow_pool_t* pool, int kind, const char* why) {
                         vow__task_failure(kind, 0, t, NULL, "%s", why));
     vow__task_free(pool, t);
   }
-  pool->stats.queued = 0;
 }
 
 void vow__pool_finish_shutdown(vow_pool_t* pool) {
@@ -188,10 +182,7 @@ static void settle_inflight(vow_pool_t* pool, pworker* w, const char* why) {
   tlist retry = {NULL, NULL, 0};
   while (w->inflight.head != NULL) {
     ptask* t = w->inflight.head;
-    vow__tlist_remove(&w->inflight, t);
-    pool->stats.in_flight--;
-    t->flags &= (uint8_t)~PT_INFLIGHT;
-    t->at.pool = pool;
+    vow__task_recall(w, t);
     if (vow__task_settled(t)) {
       vow__task_free(pool, t);
       continue;
@@ -246,7 +237,6 @@ static void settle_inflight(vow_pool_t* pool, pworker* w, const char* why) {
       vow__tlist_push_front(&pool->queue, t);
     }
   }
-  pool->stats.queued = pool->queue.len;
 }
 
 void vow__pool_worker_gone(pworker* w) {
@@ -254,11 +244,6 @@ void vow__pool_worker_gone(pworker* w) {
   char why[700];
   bool in_slot = pool->workers[w->slot] == w;
   describe_end(w, why, sizeof(why));
-  if (w->said_hello && w->state != PW_STARTING) {
-    /* counted in vow__pool_worker_ready */
-  }
-  if (w->said_hello)
-    pool->stats.workers_alive--;
   if (w->kill == PK_NONE)
     pool->stats.worker_deaths++;
   if (!pool->ctx->closing) {

@@ -13,7 +13,7 @@ typedef struct pworker pworker;
 
 enum ptask_flags {
   PT_SUSPECT = 1,   /* was on a worker that died: runs alone */
-  PT_CANCELLED = 2, /* cancelled in flight: counted in cancelled_pending */
+  PT_CANCELLED = 2, /* cancelled in flight: its worker is on grace */
   PT_INFLIGHT = 4   /* at.w is valid (else at.pool) */
 };
 
@@ -92,15 +92,14 @@ struct pworker {
   uint64_t last_event_ns;
   uint64_t busy_since_ns;
   uint64_t completed;
-  uint64_t sent;              /* tasks ever sent, for recycling */
-  unsigned cancelled_pending; /* cancelled tasks still in flight */
-  vow__timer task_timer;      /* the head task's timeout */
-  vow__timer grace_timer;     /* a cancelled task's grace */
-  vow__timer eof_timer;       /* channel closed: how long it may live on */
-  vow__timer stall_timer;     /* a message begun and not finished */
-  vow__timer hello_timer;     /* started, and no HELLO yet */
-  char why[512];              /* what went wrong, for failures */
-  char tail[4096];            /* the end of its stderr: crash reports */
+  uint64_t sent;          /* tasks ever sent, for recycling */
+  vow__timer task_timer;  /* the head task's timeout */
+  vow__timer grace_timer; /* a cancelled task's grace */
+  vow__timer eof_timer;   /* channel closed: how long it may live on */
+  vow__timer stall_timer; /* a message begun and not finished */
+  vow__timer hello_timer; /* started, and no HELLO yet */
+  char why[512];          /* what went wrong, for failures */
+  char tail[4096];        /* the end of its stderr: crash reports */
   size_t tail_len;
   char line[1024]; /* a stderr line being relayed */
   size_t line_len;
@@ -196,6 +195,12 @@ ptask* vow__pool_find_inflight(pworker* w, uint64_t id);
 void vow__pool_fail_task(vow_pool_t* pool, ptask* t, vow_failure_t* f);
 /* Frees the record of a task that left every list. */
 void vow__task_free(vow_pool_t* pool, ptask* t);
+/* t leaves w's in-flight list and is the pool's again. */
+void vow__task_recall(pworker* w, ptask* t);
+/* Counted, not kept: tasks on workers, and workers that said HELLO and
+ * hold a slot. */
+size_t vow__pool_in_flight(const vow_pool_t* pool);
+unsigned vow__pool_workers_alive(const vow_pool_t* pool);
 void vow__pool_refuse_space_waiters(vow_pool_t* pool);
 
 /* ---- pool_faults.c: timeouts, deaths, retries, starts ------------------ */

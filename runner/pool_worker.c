@@ -177,17 +177,12 @@ void vow__worker_send(pworker* w, size_t n) {
     w->busy_since_ns = w->last_event_ns = vow__now_ns();
     vow__pool_arm_head(w);
   }
-  pool->stats.in_flight += n;
-  pool->stats.queued = pool->queue.len;
   if (!write_frames(w, &e)) {
     /* Never sent: these fail now with out-of-memory, rather than wait
      * for replies that cannot come. */
     for (i = 0; i < encode; i++) {
       ptask* t = batch[i];
-      vow__tlist_remove(&w->inflight, t);
-      t->flags &= (uint8_t)~PT_INFLIGHT;
-      t->at.pool = pool;
-      pool->stats.in_flight--;
+      vow__task_recall(w, t);
       vow__pool_fail_task(pool, t, vow__failure_nomem());
       vow__pool_task_done(w, t);
     }
@@ -454,6 +449,15 @@ static void on_hello(pworker* w, vowp_msg* m) {
   vow__pool_worker_ready(w);
 }
 
+/* Whether a cancelled task is still on w: its grace runs until none is. */
+static bool holds_cancelled(const pworker* w) {
+  const ptask* t;
+  for (t = w->inflight.head; t != NULL; t = t->next)
+    if (t->flags & PT_CANCELLED)
+      return true;
+  return false;
+}
+
 /* base: the decoder's buffer when a big value was taken from it whole
  * (the value then owns it), else NULL. */
 /* The worker's detail (a remote traceback, say), as a C string. */
@@ -500,15 +504,10 @@ static void on_result(pworker* w, uint64_t id, int ok, vowp_msg* m,
       return;
     }
   }
-  vow__tlist_remove(&w->inflight, t);
-  t->flags &= (uint8_t)~PT_INFLIGHT;
-  t->at.pool = pool;
-  pool->stats.in_flight--;
+  vow__task_recall(w, t);
   w->completed++;
-  if (t->flags & PT_CANCELLED) {
-    if (--w->cancelled_pending == 0)
-      vow__timer_stop(pool->ctx, &w->grace_timer);
-  }
+  if ((t->flags & PT_CANCELLED) && !holds_cancelled(w))
+    vow__timer_stop(pool->ctx, &w->grace_timer);
   if (vow__task_settled(t)) {
     /* Stale: its promise was settled already (cancelled, or failed by an
      * immediate shutdown); a task is settled exactly when t->p is NULL. */
