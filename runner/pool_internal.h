@@ -1,4 +1,4 @@
-/* runner/pool_internal.h — private to the pool (pool.c, pool_worker.c,
+/* runner/pool_internal.h — private to the pool (pool*.c, transport*.c,
  * sched.c); not for use outside runner/. */
 #ifndef VOW_RUNNER_POOL_INTERNAL_H
 #define VOW_RUNNER_POOL_INTERNAL_H
@@ -162,7 +162,8 @@ uint64_t vow__task_seed(uint64_t run_seed, uint64_t id);
 /* Backoff before the next start after `failures` failed starts in a row. */
 uint64_t vow__sched_backoff_ms(unsigned failures);
 
-/* ---- pool_worker.c ---------------------------------------------------- */
+/* ---- pool_worker.c, pool_send.c
+ * ---------------------------------------------------- */
 
 /* Spawns a worker into slot; a spawn that fails is handled like a worker
  * that died before HELLO. */
@@ -176,10 +177,22 @@ void vow__worker_send_shutdown(pworker* w);
 void vow__worker_kill(pworker* w, int why);
 /* Its process has exited (status and signal as libuv gives them). */
 void vow__worker_exited(pworker* w, int64_t status, int sig);
+/* Finishes w once its exit and both EOFs are in. */
+void vow__worker_maybe_finished(pworker* w);
+
+/* ---- pool_stderr.c ------------------------------------------------------ */
+
+/* Writes one line to our stderr with the worker's name in front. */
+void vow__worker_relay_line(pworker* w, const char* p, size_t n);
+void vow__worker_err_alloc(uv_handle_t* h, size_t suggested, uv_buf_t* buf);
+void vow__worker_err_read(uv_stream_t* s, ssize_t n, const uv_buf_t* buf);
 
 /* Arguments per batch: a frame stays far below the protocol's limit and
  * one worker does not take a long run of big tasks at once. */
 #define VOW__BATCH_BYTES ((size_t)1 << 20)
+/* Values this big go without a copy: a lone task's arguments are written
+ * where they are, a result is taken from the decoder whole. */
+#define VOW__BIG_VALUE ((size_t)1 << 20)
 
 /* ---- pool_dispatch.c: tasks in, tasks out ------------------------------ */
 

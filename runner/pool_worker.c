@@ -1,5 +1,5 @@
-/* One worker process as the pool sees it: spawning it, its channel (fd 3
- * in the worker), its stderr, its exit.
+/* One worker as the pool sees it: starting it (through its transport),
+ * what it says on its channel, its exit.
  *
  * A worker is finished only when its exit has been reported and both of
  * its pipes have reached EOF: exit can arrive before the last bytes it
@@ -15,200 +15,6 @@
 #include <unistd.h>
 
 #include "pool_internal.h"
-
-/* Results this big are taken from the decoder whole, not copied. */
-#define BIG_VALUE (1024 * 1024)
-
-typedef struct wreq {
-  uv_write_t req;
-  char* data;
-  vow_value_t* hold; /* args written in place, kept alive until written */
-  char tail[16];
-} wreq;
-
-static void on_written(uv_write_t* req, int status) {
-  wreq* w = (wreq*)req;
-  pworker* to = req->handle->data;
-  vow__free(w->data);
-  vow_value_release(w->hold);
-  vow__free(w);
-  /* A worker held back for its backlog may take more now. A failed write
-   * means a dead worker, which is noticed by its exit, not here. */
-  if (status == 0 && to->pool->queue.head != NULL)
-    vow__pool_kick(to->pool);
-}
-
-/* A lone task with big arguments goes out without copying them: the
- * frame is written as its head, the argument bytes where they are, and
- * the seed. Returns false when it cannot (no memory, or a dead channel),
- * and the caller encodes it the ordinary way. */
-static bool send_big_task(pworker* w, ptask* t, uint64_t seed) {
-  vowp_encoder head, tail;
-  wreq* r;
-  uv_buf_t bufs[3];
-  size_t alen, hlen, tlen, frame;
-  const void* a = vow_value_bytes(t->args, &alen);
-  unsigned char* h;
-  if (!w->spawned || w->state == PW_DEAD ||
-      uv_is_closing((uv_handle_t*)&w->chan))
-    return false;
-  r = vow__calloc(1, sizeof(*r));
-  if (r == NULL)
-    return false;
-  vowp_encoder_init(&head);
-  vowp_encoder_init(&tail);
-  vowp_tasks_begin(&head, 1);
-  vowp_task_open(&head, t->id, t->fn);
-  msgpack_pack_uint64(&tail.pk, seed);
-  if (head.failed || tail.failed || tail.len > sizeof(r->tail)) {
-    vowp_encoder_destroy(&head);
-    vowp_encoder_destroy(&tail);
-    vow__free(r);
-    return false;
-  }
-  tlen = tail.len;
-  memcpy(r->tail, tail.data, tlen);
-  vowp_encoder_destroy(&tail);
-  r->data = vowp_encoder_release(&head, &hlen);
-  frame = hlen - 4 + alen + tlen;
-  h = (unsigned char*)r->data;
-  h[0] = (unsigned char)(frame >> 24);
-  h[1] = (unsigned char)(frame >> 16);
-  h[2] = (unsigned char)(frame >> 8);
-  h[3] = (unsigned char)frame;
-  r->hold = vow_value_ref(t->args);
-  bufs[0] = uv_buf_init(r->data, (unsigned)hlen);
-  bufs[1] = uv_buf_init((char*)a, (unsigned)alen);
-  bufs[2] = uv_buf_init(r->tail, (unsigned)tlen);
-  if (uv_write(&r->req, (uv_stream_t*)&w->chan, bufs, 3, on_written) != 0) {
-    vow_value_release(r->hold);
-    vow__free(r->data);
-    vow__free(r);
-    return false;
-  }
-  return true;
-}
-
-/* Writes the encoder's frames and hands its buffer to libuv. Returns
- * false when memory ran out before they could go (an encoder that could
- * not grow, or no request); a worker that is gone counts as written, as
- * its death deals with what it held. */
-static bool write_frames(pworker* w, vowp_encoder* e) {
-  wreq* r;
-  size_t len;
-  uv_buf_t buf;
-  char* data;
-  if (e->failed)
-    return false;
-  data = vowp_encoder_release(e, &len);
-  if (data == NULL || len == 0 || w->state == PW_DEAD || !w->spawned ||
-      uv_is_closing((uv_handle_t*)&w->chan)) {
-    vow__free(data);
-    return true;
-  }
-  r = vow__malloc(sizeof(*r));
-  if (r == NULL) {
-    vow__free(data);
-    return false;
-  }
-  r->data = data;
-  r->hold = NULL;
-  buf = uv_buf_init(data, (unsigned)len);
-  if (uv_write(&r->req, (uv_stream_t*)&w->chan, &buf, 1, on_written) != 0) {
-    vow__free(data);
-    vow__free(r);
-  }
-  return true;
-}
-
-/* Control frames that cannot be sent for want of memory: the worker is
- * stopped the hard way, which is what a SHUTDOWN asks and what a CANCEL's
- * grace period would come to. */
-static void write_control(pworker* w, vowp_encoder* e) {
-  if (!write_frames(w, e))
-    vow__worker_kill(w, PK_ASKED);
-}
-
-void vow__worker_send(pworker* w, size_t n) {
-  vow_pool_t* pool = w->pool;
-  vowp_encoder e;
-  ptask* batch[1024];
-  size_t i, start, encode, alen;
-  if (n > sizeof(batch) / sizeof(batch[0]))
-    n = sizeof(batch) / sizeof(batch[0]);
-  for (i = 0; i < n; i++) {
-    ptask* t = pool->queue.head;
-    vow__tlist_remove(&pool->queue, t);
-    t->at.w = w;
-    t->flags |= PT_INFLIGHT;
-    vow__tlist_push(&w->inflight, t);
-    batch[i] = t;
-  }
-  vowp_encoder_init(&e);
-  encode = n;
-  if (n == 1 && batch[0]->count == 0 &&
-      vow_value_bytes(batch[0]->args, &alen) != NULL && alen >= BIG_VALUE &&
-      send_big_task(w, batch[0], vow__task_seed(pool->opt.seed, batch[0]->id)))
-    encode = 0; /* already on its way */
-  /* Tasks go in TASKS frames and map chunks in MAPS frames: one frame per
-   * run of the same kind, all in one write. */
-  for (start = 0; start < encode; start = i) {
-    bool chunks = batch[start]->count > 0;
-    for (i = start; i < encode && (batch[i]->count > 0) == chunks; i++) {
-    }
-    if (chunks)
-      vowp_maps_begin(&e, i - start);
-    else
-      vowp_tasks_begin(&e, i - start);
-    for (size_t k = start; k < i; k++) {
-      ptask* t = batch[k];
-      const void* a = vow_value_bytes(t->args, &alen);
-      if (chunks)
-        vowp_chunk_raw(&e, t->id, t->fn, a, alen, pool->opt.seed, t->id);
-      else
-        vowp_task_raw(&e, t->id, t->fn, a, alen,
-                      vow__task_seed(pool->opt.seed, t->id));
-    }
-    vowp_batch_end(&e);
-  }
-  w->sent += n;
-  if (w->inflight.len == n) {
-    /* It was idle: its busy time starts now. */
-    w->busy_since_ns = w->last_event_ns = vow__now_ns();
-    vow__pool_arm_head(w);
-  }
-  if (!write_frames(w, &e)) {
-    /* Never sent: these fail now with out-of-memory, rather than wait
-     * for replies that cannot come. */
-    for (i = 0; i < encode; i++) {
-      ptask* t = batch[i];
-      vow__task_recall(w, t);
-      vow__pool_fail_task(pool, t, vow__failure_nomem());
-      vow__pool_task_done(w, t);
-    }
-    vow__pool_arm_head(w);
-  }
-  vowp_encoder_destroy(&e);
-}
-
-void vow__worker_send_cancel(pworker* w, uint64_t id) {
-  vowp_encoder e;
-  vowp_encoder_init(&e);
-  vowp_encode_cancel(&e, id);
-  write_control(w, &e);
-  vowp_encoder_destroy(&e);
-}
-
-void vow__worker_send_shutdown(pworker* w) {
-  vowp_encoder e;
-  vowp_encoder_init(&e);
-  vowp_encode_shutdown(&e);
-  write_control(w, &e);
-  vowp_encoder_destroy(&e);
-  w->state = PW_STOPPING;
-  if (w->kill == PK_NONE)
-    w->kill = PK_ASKED;
-}
 
 void vow__worker_kill(pworker* w, int why) {
   if (w->kill == PK_NONE || w->kill == PK_ASKED)
@@ -249,7 +55,7 @@ static void close_all(pworker* w) {
       uv_close(hs[i], on_closed);
 }
 
-static void maybe_finished(pworker* w) {
+void vow__worker_maybe_finished(pworker* w) {
   if (!w->exited || !w->chan_eof || (w->err_piped && !w->err_eof))
     return;
   if (w->state == PW_DEAD)
@@ -268,19 +74,17 @@ static void maybe_finished(pworker* w) {
  * finished. */
 #define AFTER_EXIT_MS 500
 
-static void relay_line(pworker* w, const char* p, size_t n);
-
 static void on_pipes_held(vow__timer* t) {
   pworker* w = VOW__CONTAINER_OF(t, pworker, eof_timer);
   if (w->line_len > 0 && w->pool->opt.stderr_mode == VOW_STDERR_RELAY)
-    relay_line(w, w->line, w->line_len);
+    vow__worker_relay_line(w, w->line, w->line_len);
   w->line_len = 0;
   if (!w->chan_eof)
     uv_read_stop((uv_stream_t*)&w->chan);
   if (w->err_piped && !w->err_eof)
     uv_read_stop((uv_stream_t*)&w->errp);
   w->chan_eof = w->err_eof = true;
-  maybe_finished(w);
+  vow__worker_maybe_finished(w);
 }
 
 void vow__worker_exited(pworker* w, int64_t status, int sig) {
@@ -295,83 +99,7 @@ void vow__worker_exited(pworker* w, int64_t status, int sig) {
     w->eof_timer.discard = NULL;
     vow__timer_start(w->pool->ctx, &w->eof_timer, AFTER_EXIT_MS);
   }
-  maybe_finished(w);
-}
-
-/* ---- stderr ---------------------------------------------------------- */
-
-static void keep_tail(pworker* w, const char* p, size_t n) {
-  if (n >= sizeof(w->tail)) {
-    p += n - sizeof(w->tail) + 1;
-    n = sizeof(w->tail) - 1;
-  }
-  if (w->tail_len + n >= sizeof(w->tail)) {
-    size_t drop = w->tail_len + n - (sizeof(w->tail) - 1);
-    memmove(w->tail, w->tail + drop, w->tail_len - drop);
-    w->tail_len -= drop;
-  }
-  memcpy(w->tail + w->tail_len, p, n);
-  w->tail_len += n;
-  w->tail[w->tail_len] = '\0';
-}
-
-/* Writes one line to our stderr with the worker's name in front. */
-static void relay_line(pworker* w, const char* p, size_t n) {
-  char head[64];
-  int h = snprintf(head, sizeof(head), "[worker %u pid %d] ", w->slot, w->pid);
-  vow__relay_line(head, (size_t)h, p, n);
-}
-
-static void on_err_alloc(uv_handle_t* h, size_t suggested, uv_buf_t* buf) {
-  static char scratch[16384]; /* loop thread only; consumed at once */
-  (void)h;
-  (void)suggested;
-  *buf = uv_buf_init(scratch, sizeof(scratch));
-}
-
-static void on_err_read(uv_stream_t* s, ssize_t n, const uv_buf_t* buf) {
-  pworker* w = s->data;
-  ssize_t i, start = 0;
-  if (n < 0) {
-    /* Flush a last line without newline. */
-    if (w->line_len > 0 && w->pool->opt.stderr_mode == VOW_STDERR_RELAY)
-      relay_line(w, w->line, w->line_len);
-    w->line_len = 0;
-    w->err_eof = true;
-    uv_read_stop(s);
-    maybe_finished(w);
-    return;
-  }
-  keep_tail(w, buf->base, (size_t)n);
-  if (w->pool->opt.stderr_mode != VOW_STDERR_RELAY)
-    return;
-  for (i = 0; i < n; i++) {
-    if (buf->base[i] != '\n')
-      continue;
-    if (w->line_len > 0) {
-      size_t take = (size_t)(i + 1 - start);
-      if (w->line_len + take > sizeof(w->line))
-        take = sizeof(w->line) - w->line_len;
-      memcpy(w->line + w->line_len, buf->base + start, take);
-      relay_line(w, w->line, w->line_len + take);
-      w->line_len = 0;
-    } else {
-      relay_line(w, buf->base + start, (size_t)(i + 1 - start));
-    }
-    start = i + 1;
-  }
-  if (start < n) {
-    size_t rest = (size_t)(n - start);
-    if (w->line_len + rest > sizeof(w->line)) {
-      /* An overlong line goes out in pieces. */
-      relay_line(w, w->line, w->line_len);
-      w->line_len = 0;
-      if (rest > sizeof(w->line))
-        rest = sizeof(w->line);
-    }
-    memcpy(w->line + w->line_len, buf->base + start, rest);
-    w->line_len += rest;
-  }
+  vow__worker_maybe_finished(w);
 }
 
 /* ---- the channel ----------------------------------------------------- */
@@ -607,7 +335,7 @@ static void on_chan_read(uv_stream_t* s, ssize_t n, const uv_buf_t* buf) {
       w->eof_timer.discard = NULL;
       vow__timer_start(w->pool->ctx, &w->eof_timer, 200);
     }
-    maybe_finished(w);
+    vow__worker_maybe_finished(w);
     return;
   }
   vowp_decoder_commit(&w->dec, (size_t)n);
@@ -632,7 +360,7 @@ static void on_chan_read(uv_stream_t* s, ssize_t n, const uv_buf_t* buf) {
           /* A lone big result keeps its bytes where they arrived. */
           vowp_iter peek = m.u.results.items;
           char* base;
-          if (vowp_next_result(&peek, &r) && r.value.len >= BIG_VALUE &&
+          if (vowp_next_result(&peek, &r) && r.value.len >= VOW__BIG_VALUE &&
               (base = vowp_decoder_steal(&w->dec)) != NULL) {
             on_result(w, r.id, 1, &m, r.value, base);
             replies++;
@@ -715,7 +443,7 @@ static void watch_hello(pworker* w) {
 static void start_failed(pworker* w) {
   w->exited = w->chan_eof = w->err_eof = true;
   w->exit_status = -1;
-  maybe_finished(w);
+  vow__worker_maybe_finished(w);
 }
 
 void vow__worker_start(vow_pool_t* pool, unsigned slot) {
@@ -747,5 +475,6 @@ void vow__worker_start(vow_pool_t* pool, unsigned slot) {
   watch_hello(w);
   uv_read_start((uv_stream_t*)&w->chan, on_chan_alloc, on_chan_read);
   if (w->err_piped)
-    uv_read_start((uv_stream_t*)&w->errp, on_err_alloc, on_err_read);
+    uv_read_start((uv_stream_t*)&w->errp, vow__worker_err_alloc,
+                  vow__worker_err_read);
 }

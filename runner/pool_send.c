@@ -1,0 +1,199 @@
+/* What the pool sends a worker: batches of tasks (a big lone task's
+ * arguments written where they are, not copied), CANCEL and SHUTDOWN. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "pool_internal.h"
+
+typedef struct wreq {
+  uv_write_t req;
+  char* data;
+  vow_value_t* hold; /* args written in place, kept alive until written */
+  char tail[16];
+} wreq;
+
+static void on_written(uv_write_t* req, int status) {
+  wreq* w = (wreq*)req;
+  pworker* to = req->handle->data;
+  vow__free(w->data);
+  vow_value_release(w->hold);
+  vow__free(w);
+  /* A worker held back for its backlog may take more now. A failed write
+   * means a dead worker, which is noticed by its exit, not here. */
+  if (status == 0 && to->pool->queue.head != NULL)
+    vow__pool_kick(to->pool);
+}
+
+/* A lone task with big arguments goes out without copying them: the
+ * frame is written as its head, the argument bytes where they are, and
+ * the seed. Returns false when it cannot (no memory, or a dead channel),
+ * and the caller encodes it the ordinary way. */
+static bool send_big_task(pworker* w, ptask* t, uint64_t seed) {
+  vowp_encoder head, tail;
+  wreq* r;
+  uv_buf_t bufs[3];
+  size_t alen, hlen, tlen, frame;
+  const void* a = vow_value_bytes(t->args, &alen);
+  unsigned char* h;
+  if (!w->spawned || w->state == PW_DEAD ||
+      uv_is_closing((uv_handle_t*)&w->chan))
+    return false;
+  r = vow__calloc(1, sizeof(*r));
+  if (r == NULL)
+    return false;
+  vowp_encoder_init(&head);
+  vowp_encoder_init(&tail);
+  vowp_tasks_begin(&head, 1);
+  vowp_task_open(&head, t->id, t->fn);
+  msgpack_pack_uint64(&tail.pk, seed);
+  if (head.failed || tail.failed || tail.len > sizeof(r->tail)) {
+    vowp_encoder_destroy(&head);
+    vowp_encoder_destroy(&tail);
+    vow__free(r);
+    return false;
+  }
+  tlen = tail.len;
+  memcpy(r->tail, tail.data, tlen);
+  vowp_encoder_destroy(&tail);
+  r->data = vowp_encoder_release(&head, &hlen);
+  frame = hlen - 4 + alen + tlen;
+  h = (unsigned char*)r->data;
+  h[0] = (unsigned char)(frame >> 24);
+  h[1] = (unsigned char)(frame >> 16);
+  h[2] = (unsigned char)(frame >> 8);
+  h[3] = (unsigned char)frame;
+  r->hold = vow_value_ref(t->args);
+  bufs[0] = uv_buf_init(r->data, (unsigned)hlen);
+  bufs[1] = uv_buf_init((char*)a, (unsigned)alen);
+  bufs[2] = uv_buf_init(r->tail, (unsigned)tlen);
+  if (uv_write(&r->req, (uv_stream_t*)&w->chan, bufs, 3, on_written) != 0) {
+    vow_value_release(r->hold);
+    vow__free(r->data);
+    vow__free(r);
+    return false;
+  }
+  return true;
+}
+
+/* Writes the encoder's frames and hands its buffer to libuv. Returns
+ * false when memory ran out before they could go (an encoder that could
+ * not grow, or no request); a worker that is gone counts as written, as
+ * its death deals with what it held. */
+static bool write_frames(pworker* w, vowp_encoder* e) {
+  wreq* r;
+  size_t len;
+  uv_buf_t buf;
+  char* data;
+  if (e->failed)
+    return false;
+  data = vowp_encoder_release(e, &len);
+  if (data == NULL || len == 0 || w->state == PW_DEAD || !w->spawned ||
+      uv_is_closing((uv_handle_t*)&w->chan)) {
+    vow__free(data);
+    return true;
+  }
+  r = vow__malloc(sizeof(*r));
+  if (r == NULL) {
+    vow__free(data);
+    return false;
+  }
+  r->data = data;
+  r->hold = NULL;
+  buf = uv_buf_init(data, (unsigned)len);
+  if (uv_write(&r->req, (uv_stream_t*)&w->chan, &buf, 1, on_written) != 0) {
+    vow__free(data);
+    vow__free(r);
+  }
+  return true;
+}
+
+/* Control frames that cannot be sent for want of memory: the worker is
+ * stopped the hard way, which is what a SHUTDOWN asks and what a CANCEL's
+ * grace period would come to. */
+static void write_control(pworker* w, vowp_encoder* e) {
+  if (!write_frames(w, e))
+    vow__worker_kill(w, PK_ASKED);
+}
+
+void vow__worker_send(pworker* w, size_t n) {
+  vow_pool_t* pool = w->pool;
+  vowp_encoder e;
+  ptask* batch[1024];
+  size_t i, start, encode, alen;
+  if (n > sizeof(batch) / sizeof(batch[0]))
+    n = sizeof(batch) / sizeof(batch[0]);
+  for (i = 0; i < n; i++) {
+    ptask* t = pool->queue.head;
+    vow__tlist_remove(&pool->queue, t);
+    t->at.w = w;
+    t->flags |= PT_INFLIGHT;
+    vow__tlist_push(&w->inflight, t);
+    batch[i] = t;
+  }
+  vowp_encoder_init(&e);
+  encode = n;
+  if (n == 1 && batch[0]->count == 0 &&
+      vow_value_bytes(batch[0]->args, &alen) != NULL &&
+      alen >= VOW__BIG_VALUE &&
+      send_big_task(w, batch[0], vow__task_seed(pool->opt.seed, batch[0]->id)))
+    encode = 0; /* already on its way */
+  /* Tasks go in TASKS frames and map chunks in MAPS frames: one frame per
+   * run of the same kind, all in one write. */
+  for (start = 0; start < encode; start = i) {
+    bool chunks = batch[start]->count > 0;
+    for (i = start; i < encode && (batch[i]->count > 0) == chunks; i++) {
+    }
+    if (chunks)
+      vowp_maps_begin(&e, i - start);
+    else
+      vowp_tasks_begin(&e, i - start);
+    for (size_t k = start; k < i; k++) {
+      ptask* t = batch[k];
+      const void* a = vow_value_bytes(t->args, &alen);
+      if (chunks)
+        vowp_chunk_raw(&e, t->id, t->fn, a, alen, pool->opt.seed, t->id);
+      else
+        vowp_task_raw(&e, t->id, t->fn, a, alen,
+                      vow__task_seed(pool->opt.seed, t->id));
+    }
+    vowp_batch_end(&e);
+  }
+  w->sent += n;
+  if (w->inflight.len == n) {
+    /* It was idle: its busy time starts now. */
+    w->busy_since_ns = w->last_event_ns = vow__now_ns();
+    vow__pool_arm_head(w);
+  }
+  if (!write_frames(w, &e)) {
+    /* Never sent: these fail now with out-of-memory, rather than wait
+     * for replies that cannot come. */
+    for (i = 0; i < encode; i++) {
+      ptask* t = batch[i];
+      vow__task_recall(w, t);
+      vow__pool_fail_task(pool, t, vow__failure_nomem());
+      vow__pool_task_done(w, t);
+    }
+    vow__pool_arm_head(w);
+  }
+  vowp_encoder_destroy(&e);
+}
+
+void vow__worker_send_cancel(pworker* w, uint64_t id) {
+  vowp_encoder e;
+  vowp_encoder_init(&e);
+  vowp_encode_cancel(&e, id);
+  write_control(w, &e);
+  vowp_encoder_destroy(&e);
+}
+
+void vow__worker_send_shutdown(pworker* w) {
+  vowp_encoder e;
+  vowp_encoder_init(&e);
+  vowp_encode_shutdown(&e);
+  write_control(w, &e);
+  vowp_encoder_destroy(&e);
+  w->state = PW_STOPPING;
+  if (w->kill == PK_NONE)
+    w->kill = PK_ASKED;
+}
