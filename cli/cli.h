@@ -7,6 +7,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "proto.h" /* vowp_write_all for every command */
+
 /* Exit statuses, as GNU parallel's: 1..100 failed jobs, 101 more. */
 #define VOW_EXIT_MANY 101
 #define VOW_EXIT_ERROR 255
@@ -23,8 +25,6 @@ char* vow_cli_find_worker(void);
 
 /* The time of day in seconds. */
 double vow_cli_now(void);
-/* Writes all of it, through EINTR. 0, or -errno. */
-int vow_cli_write_all(int fd, const void* data, size_t n);
 
 /* Online CPUs, at least 1. */
 unsigned vow_cli_cpus(void);

@@ -26,20 +26,6 @@ double vow_cli_now(void) {
   return (double)tv.tv_sec + (double)tv.tv_usec / 1e6;
 }
 
-int vow_cli_write_all(int fd, const void* data, size_t n) {
-  const char* p = data;
-  while (n > 0) {
-    ssize_t k = write(fd, p, n);
-    if (k < 0 && errno == EINTR)
-      continue;
-    if (k <= 0)
-      return k < 0 ? -errno : -EIO;
-    p += k;
-    n -= (size_t)k;
-  }
-  return 0;
-}
-
 unsigned vow_cli_cpus(void) {
   long n = sysconf(_SC_NPROCESSORS_ONLN);
   return n > 0 ? (unsigned)n : 1;

@@ -10,7 +10,7 @@
 
 /* Nothing is to be done about a terminal that is gone. */
 static void put(const char* s, size_t n) {
-  (void)vow_cli_write_all(2, s, n);
+  (void)vowp_write_all(2, s, n);
 }
 
 static size_t columns(void) {

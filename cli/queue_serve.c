@@ -22,6 +22,7 @@
 
 #include "json.h"
 #include "proto.h"
+#include "uv_buf.h"
 #include "queue_daemon.h"
 
 /* Replies waiting for a client that reads nothing: past this it goes. */
@@ -952,11 +953,8 @@ static void start_shutdown(client* c) {
 
 static void on_client_alloc(uv_handle_t* h, size_t suggested, uv_buf_t* buf) {
   client* c = h->data;
-  char* base;
-  size_t len;
   (void)suggested;
-  vowp_decoder_buffer(&c->dec, &base, &len);
-  *buf = uv_buf_init(base, (unsigned)len);
+  *buf = vowp_decoder_uv_buf(&c->dec);
 }
 
 static void on_client_stall(uv_timer_t* t) {

@@ -172,18 +172,10 @@ static void on_read(uv_stream_t* s, ssize_t n, const uv_buf_t* buf) {
       return;
     }
   }
-  while (n > 0) {
-    ssize_t w = write(io->files[k], p, (size_t)n);
-    if (w < 0 && errno == EINTR)
-      continue;
-    if (w <= 0) {
-      qd_log("job %lld: writing its output: %s", (long long)io->j->id,
-             strerror(errno));
-      return;
-    }
-    p += w;
-    n -= w;
-  }
+  int rc = vowp_write_all(io->files[k], p, (size_t)n);
+  if (rc != 0)
+    qd_log("job %lld: writing its output: %s", (long long)io->j->id,
+           strerror(-rc));
 }
 
 /* ---- spawning --------------------------------------------------------- */

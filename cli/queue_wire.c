@@ -52,48 +52,17 @@ int queue_paths_init(queue_paths* p, const char* socket_opt) {
 
 int qw_write_frame(int fd, const void* data, size_t len) {
   unsigned char h[4];
-  const char* p;
-  size_t left;
-  int part;
-  h[0] = (unsigned char)(len >> 24);
-  h[1] = (unsigned char)(len >> 16);
-  h[2] = (unsigned char)(len >> 8);
-  h[3] = (unsigned char)len;
-  for (part = 0; part < 2; part++) {
-    p = part == 0 ? (const char*)h : data;
-    left = part == 0 ? 4 : len;
-    while (left > 0) {
-      ssize_t n = write(fd, p, left);
-      if (n < 0 && errno == EINTR)
-        continue;
-      if (n < 0)
-        return -errno;
-      p += n;
-      left -= (size_t)n;
-    }
-  }
-  return 0;
-}
-
-static int read_full(int fd, char* p, size_t len) {
-  size_t got = 0;
-  while (got < len) {
-    ssize_t n = read(fd, p + got, len - got);
-    if (n < 0 && errno == EINTR)
-      continue;
-    if (n < 0)
-      return -errno;
-    if (n == 0)
-      return got == 0 ? 0 : -EPIPE;
-    got += (size_t)n;
-  }
-  return 1;
+  int rc;
+  vowp_write_be32(h, (uint32_t)len);
+  if ((rc = vowp_write_all(fd, h, 4)) != 0)
+    return rc;
+  return vowp_write_all(fd, data, len);
 }
 
 int qw_read_frame(int fd, vbuf* out, char* err, size_t errlen) {
   unsigned char h[4];
   size_t len;
-  int rc = read_full(fd, (char*)h, 4);
+  int rc = vowp_read_full(fd, (char*)h, 4);
   vowp_limits lim = {VOW_QUEUE_MAX_FRAME, 0, 0};
   vowp_error e;
   if (rc <= 0) {
@@ -116,7 +85,7 @@ int qw_read_frame(int fd, vbuf* out, char* err, size_t errlen) {
     out->data = grown;
     out->cap = len;
   }
-  rc = read_full(fd, out->data, len);
+  rc = vowp_read_full(fd, out->data, len);
   if (rc <= 0) {
     snprintf(err, errlen, "the daemon closed the connection mid-reply");
     return -1;

@@ -23,7 +23,7 @@
 void out_write(int fd, const char* p, size_t n) {
   if (fd == 1 || fd == 2)
     vow_progress_erase(&S.progress);
-  if (vow_cli_write_all(fd, p, n) == -EPIPE && fd == 1)
+  if (vowp_write_all(fd, p, n) == -EPIPE && fd == 1)
     S.broken_pipe = true;
 }
 

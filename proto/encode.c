@@ -87,10 +87,7 @@ static vowp_err frame_close(vowp_encoder* e) {
   }
   len = e->len - e->frame_start - HEADER;
   h = (unsigned char*)e->data + e->frame_start;
-  h[0] = (unsigned char)(len >> 24);
-  h[1] = (unsigned char)(len >> 16);
-  h[2] = (unsigned char)(len >> 8);
-  h[3] = (unsigned char)len;
+  vowp_write_be32(h, (uint32_t)len);
   return VOWP_OK;
 }
 
@@ -203,11 +200,12 @@ vowp_err vowp_batch_end(vowp_encoder* e) {
 }
 
 void vowp_results_begin_open(vowp_encoder* e) {
-  static const char array32[5] = {(char)0xdd, 0, 0, 0, 0};
+  unsigned char array32[5];
+  vowp_write_array32(array32, 0); /* its count is written at the end */
   frame_open(e, VOWP_RESULTS, 2);
   e->count_at = e->len;
   e->count = 0;
-  append(e, array32, sizeof(array32));
+  append(e, (const char*)array32, sizeof(array32));
 }
 
 size_t vowp_open_batch_count(const vowp_encoder* e) {
@@ -215,7 +213,6 @@ size_t vowp_open_batch_count(const vowp_encoder* e) {
 }
 
 vowp_err vowp_open_batch_end(vowp_encoder* e) {
-  unsigned char* c;
   size_t n = e->count;
   if (e->count_at == 0)
     return VOWP_OK;
@@ -225,11 +222,7 @@ vowp_err vowp_open_batch_end(vowp_encoder* e) {
     return VOWP_OK;
   }
   if (!e->failed) {
-    c = (unsigned char*)e->data + e->count_at + 1;
-    c[0] = (unsigned char)(n >> 24);
-    c[1] = (unsigned char)(n >> 16);
-    c[2] = (unsigned char)(n >> 8);
-    c[3] = (unsigned char)n;
+    vowp_write_array32((unsigned char*)e->data + e->count_at, (uint32_t)n);
   }
   e->count_at = 0;
   e->count = 0;

@@ -157,14 +157,9 @@ vowp_err vowp_decoder_feed(vowp_decoder* d, const void* data, size_t len) {
  * the payload's first bytes are an array header and a small type. */
 static const char* claimed_type(const char* payload, size_t len) {
   const unsigned char* p = (const unsigned char*)payload;
-  size_t at = 1;
-  if (len < 2)
-    return NULL;
-  if (p[0] == 0xdc)
-    at = 3;
-  else if (p[0] == 0xdd)
-    at = 5;
-  else if (p[0] < 0x90 || p[0] > 0x9f)
+  uint32_t n;
+  size_t at;
+  if (!vowp_array_header(p, len, &n, &at))
     return NULL;
   if (len <= at || p[at] > 0x7f)
     return NULL;

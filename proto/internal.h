@@ -15,6 +15,20 @@
 vowp_err vowp__fail(vowp_error* err, vowp_err code, uint64_t offset,
                     const char* fmt, ...) VOWP__PRINTF(4, 5);
 
+/* What one msgpack header says. */
+typedef struct vowp__head {
+  size_t size;    /* header bytes, including any length field */
+  uint64_t body;  /* payload bytes that follow (str, bin, ext) */
+  uint64_t items; /* elements that follow (array: n; map: 2n) */
+  bool container;
+  const char* what; /* its family (int, str, array...), for messages */
+} vowp__head;
+
+/* Reads the header at p, with `left` bytes available. Returns false when
+ * the header itself does not fit or the byte is reserved; h->what says
+ * which. */
+bool vowp__read_head(const unsigned char* p, size_t left, vowp__head* h);
+
 /* A read position over bytes the pre-scan has validated, so reads cannot
  * run past the end; they only check that each field has the type the
  * message needs. */

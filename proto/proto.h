@@ -103,6 +103,26 @@ static inline uint64_t vowp_read_be(const unsigned char* p, int n) {
   return x;
 }
 
+/* The environment a pool sets for its workers. */
+#define VOWP_ENV_CHANNEL "VOW_WORKER_CHANNEL" /* "3", or "stdio" */
+#define VOWP_ENV_PARENT "VOW_PARENT_PID"      /* for the getppid() check */
+#define VOWP_ENV_LIMITS "VOW_WORKER_LIMITS"   /* "as=BYTES,cpu=S,nofile=N" */
+
+/* Writes x as 4 big-endian bytes: frame lengths and array32 counts. */
+static inline void vowp_write_be32(unsigned char* p, uint32_t x) {
+  p[0] = (unsigned char)(x >> 24);
+  p[1] = (unsigned char)(x >> 16);
+  p[2] = (unsigned char)(x >> 8);
+  p[3] = (unsigned char)x;
+}
+
+/* An array header of n elements in 32-bit form (5 bytes), whatever n is:
+ * its size is known before the elements are counted. */
+static inline void vowp_write_array32(unsigned char* p, uint32_t n) {
+  p[0] = 0xdd;
+  vowp_write_be32(p + 1, n);
+}
+
 /* Borrowed bytes inside a frame. */
 typedef struct vowp_slice {
   const char* data;
@@ -204,6 +224,15 @@ size_t vowp_object_size(const char* p);
  * false when the object is not an array. */
 bool vowp_array_header(const void* bytes, size_t len, uint32_t* n,
                        size_t* head);
+
+/* ---- blocking descriptors (fdio.c) ----------------------------------- */
+
+/* Writes all len bytes, through short writes and EINTR. Returns 0, or a
+ * negative errno (-EIO for a write of 0). */
+int vowp_write_all(int fd, const void* data, size_t len);
+/* Reads exactly len bytes. Returns 1, 0 at EOF before any byte, -EPIPE at
+ * EOF in the middle, or a negative errno. */
+int vowp_read_full(int fd, void* data, size_t len);
 
 /* ---- pre-scan -------------------------------------------------------- */
 

@@ -26,48 +26,28 @@ static uint64_t offset_of(const vowp__cursor* c) {
   return c->base + (uint64_t)(c->p - c->start);
 }
 
-/* The msgpack family of the byte at the cursor, for error text. */
-static const char* family(unsigned char b) {
-  if (b <= 0x7f || b >= 0xe0 || (b >= 0xcc && b <= 0xd3))
-    return "int";
-  if ((b >= 0xa0 && b <= 0xbf) || (b >= 0xd9 && b <= 0xdb))
-    return "str";
-  if ((b >= 0x90 && b <= 0x9f) || b == 0xdc || b == 0xdd)
-    return "array";
-  if ((b >= 0x80 && b <= 0x8f) || b == 0xde || b == 0xdf)
-    return "map";
-  if (b >= 0xc4 && b <= 0xc6)
-    return "bin";
-  if (b == 0xca || b == 0xcb)
-    return "float";
-  if (b == 0xc0)
-    return "nil";
-  if (b == 0xc2 || b == 0xc3)
-    return "bool";
-  return "ext";
+/* The msgpack family of the object at p, for error text. */
+static const char* family(const unsigned char* p) {
+  vowp__head h;
+  vowp__read_head(p, SIZE_MAX, &h);
+  return h.what;
 }
 
 static vowp_err wrong(vowp__cursor* c, const char* field, const char* want) {
   return vowp__fail(c->err, VOWP_E_BAD_SHAPE, offset_of(c),
                     "%s: field %s: expected %s, got %s at byte %llu", c->msg,
-                    field, want, family(c->p[0]),
+                    field, want, family(c->p),
                     (unsigned long long)offset_of(c));
 }
 
 vowp_err vowp__read_array(vowp__cursor* c, const char* field, size_t* n) {
-  unsigned char b = c->p[0];
-  if (b >= 0x90 && b <= 0x9f) {
-    *n = b & 0x0f;
-    c->p += 1;
-  } else if (b == 0xdc) {
-    *n = (size_t)vowp_read_be(c->p + 1, 2);
-    c->p += 3;
-  } else if (b == 0xdd) {
-    *n = (size_t)vowp_read_be(c->p + 1, 4);
-    c->p += 5;
-  } else {
+  uint32_t count;
+  size_t head;
+  /* Pre-scanned: whatever header is at p fits. */
+  if (!vowp_array_header(c->p, 5, &count, &head))
     return wrong(c, field, "array");
-  }
+  *n = count;
+  c->p += head;
   return VOWP_OK;
 }
 
@@ -180,74 +160,10 @@ vowp_err vowp__read_opt_str(vowp__cursor* c, const char* field, vowp_slice* out,
 /* Size of the header at p and of what follows it directly (payload bytes)
  * and through it (elements). The bytes were validated by the pre-scan. */
 static size_t skip_head(const unsigned char* p, uint64_t* items) {
-  unsigned char b = p[0];
-  *items = 0;
-  if (b <= 0x7f || b >= 0xe0 || (b >= 0xc0 && b <= 0xc3))
-    return 1;
-  if (b >= 0xa0 && b <= 0xbf)
-    return 1 + (size_t)(b & 0x1f);
-  if (b >= 0x90 && b <= 0x9f) {
-    *items = b & 0x0f;
-    return 1;
-  }
-  if (b >= 0x80 && b <= 0x8f) {
-    *items = 2u * (b & 0x0f);
-    return 1;
-  }
-  switch (b) {
-    case 0xc4:
-    case 0xc5:
-    case 0xc6: {
-      int w = 1 << (b - 0xc4);
-      return 1 + (size_t)w + (size_t)vowp_read_be(p + 1, w);
-    }
-    case 0xd9:
-    case 0xda:
-    case 0xdb: {
-      int w = 1 << (b - 0xd9);
-      return 1 + (size_t)w + (size_t)vowp_read_be(p + 1, w);
-    }
-    case 0xc7:
-    case 0xc8:
-    case 0xc9: {
-      int w = 1 << (b - 0xc7);
-      return 2 + (size_t)w + (size_t)vowp_read_be(p + 1, w);
-    }
-    case 0xca:
-    case 0xce:
-    case 0xd2:
-      return 5;
-    case 0xcb:
-    case 0xcf:
-    case 0xd3:
-      return 9;
-    case 0xcc:
-    case 0xd0:
-      return 2;
-    case 0xcd:
-    case 0xd1:
-      return 3;
-    case 0xd4:
-    case 0xd5:
-    case 0xd6:
-    case 0xd7:
-    case 0xd8:
-      return 2 + ((size_t)1 << (b - 0xd4));
-    case 0xdc:
-      *items = vowp_read_be(p + 1, 2);
-      return 3;
-    case 0xdd:
-      *items = vowp_read_be(p + 1, 4);
-      return 5;
-    case 0xde:
-      *items = 2 * vowp_read_be(p + 1, 2);
-      return 3;
-    case 0xdf:
-      *items = 2 * vowp_read_be(p + 1, 4);
-      return 5;
-    default:
-      return 1; /* 0xc1 never passes the pre-scan */
-  }
+  vowp__head h;
+  vowp__read_head(p, SIZE_MAX, &h);
+  *items = h.items;
+  return h.size + (size_t)h.body;
 }
 
 void vowp__read_any(vowp__cursor* c, vowp_slice* out) {

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "mpi_module.h"
+#include "proto.h"
 
 #ifndef VOW_MPI_MODULE_BUILD
 #define VOW_MPI_MODULE_BUILD ""
@@ -84,7 +85,7 @@ static void join(void) {
   void* h;
   vow_mpi_entry_fn entry;
   const vow_mpi_ops* o;
-  if (getenv("VOW_WORKER_CHANNEL") != NULL || size < 2 ||
+  if (getenv(VOWP_ENV_CHANNEL) != NULL || size < 2 ||
       (off != NULL && strcmp(off, "0") == 0))
     return;
   h = load_module(why, sizeof(why));

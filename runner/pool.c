@@ -66,7 +66,7 @@ static void destroy(vow_pool_t* pool) {
  * start workers that do the same, without end. Say what to do, and make
  * sure this process still dies with the parent that started it. */
 static void refuse_in_worker(void) {
-  const char* parent = getenv("VOW_PARENT_PID");
+  const char* parent = getenv(VOWP_ENV_PARENT);
   fprintf(stderr,
           "vow: vow_pool_new was called in a worker process: call "
           "vow_worker_main() first in main(), before anything else, so "
@@ -83,7 +83,7 @@ vow_pool_t* vow_pool_new(vow_ctx_t* ctx, const vow_pool_options_t* options,
   size_t n, i;
   int rc = UV_ENOMEM, handles;
   struct sigaction sa;
-  if (getenv("VOW_WORKER_CHANNEL") != NULL) {
+  if (getenv(VOWP_ENV_CHANNEL) != NULL) {
     refuse_in_worker();
     rc = UV_EPERM;
     goto fail;
@@ -138,11 +138,10 @@ vow_pool_t* vow_pool_new(vow_ctx_t* ctx, const vow_pool_options_t* options,
     if (vow__strv_push(pool->env, options->env[i]) != 0)
       goto fail;
   snprintf(buf, sizeof(buf), "%d", (int)getpid());
-  if (vow__strv_push_env(pool->env, "VOW_WORKER_CHANNEL", "3") != 0 ||
-      vow__strv_push_env(pool->env, "VOW_PARENT_PID", buf) != 0 ||
+  if (vow__strv_push_env(pool->env, VOWP_ENV_CHANNEL, "3") != 0 ||
+      vow__strv_push_env(pool->env, VOWP_ENV_PARENT, buf) != 0 ||
       (options && options->limits &&
-       vow__strv_push_env(pool->env, "VOW_WORKER_LIMITS", options->limits) !=
-           0))
+       vow__strv_push_env(pool->env, VOWP_ENV_LIMITS, options->limits) != 0))
     goto fail;
 
   /* The functions, known now from a table or later from a HELLO. */

@@ -46,13 +46,8 @@ static vow_outcome_t map_join(vow_value_t* chunks, void* data) {
     vow__free(m);
     return vow_err(NULL);
   }
-  /* A 32-bit array header whatever n is: the value stays valid msgpack
-   * and its size is known before the items are counted. */
-  out[at++] = 0xdd;
-  out[at++] = (unsigned char)(m->n >> 24);
-  out[at++] = (unsigned char)(m->n >> 16);
-  out[at++] = (unsigned char)(m->n >> 8);
-  out[at++] = (unsigned char)m->n;
+  vowp_write_array32(out, (uint32_t)m->n);
+  at = 5;
   for (i = 0; i < nchunks; i++) {
     size_t len, head = 0;
     uint32_t count;

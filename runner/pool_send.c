@@ -59,10 +59,7 @@ static bool send_big_task(pworker* w, ptask* t, uint64_t seed) {
   r->data = vowp_encoder_release(&head, &hlen);
   frame = hlen - 4 + alen + tlen;
   h = (unsigned char*)r->data;
-  h[0] = (unsigned char)(frame >> 24);
-  h[1] = (unsigned char)(frame >> 16);
-  h[2] = (unsigned char)(frame >> 8);
-  h[3] = (unsigned char)frame;
+  vowp_write_be32(h, (uint32_t)frame);
   r->hold = vow_value_ref(t->args);
   bufs[0] = uv_buf_init(r->data, (unsigned)hlen);
   bufs[1] = uv_buf_init((char*)a, (unsigned)alen);

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "pool_internal.h"
+#include "uv_buf.h"
 
 void vow__worker_kill(pworker* w, int why) {
   if (w->kill == PK_NONE || w->kill == PK_ASKED)
@@ -106,11 +107,8 @@ void vow__worker_exited(pworker* w, int64_t status, int sig) {
 
 static void on_chan_alloc(uv_handle_t* h, size_t suggested, uv_buf_t* buf) {
   pworker* w = h->data;
-  char* base;
-  size_t len;
   (void)suggested;
-  vowp_decoder_buffer(&w->dec, &base, &len);
-  *buf = uv_buf_init(base, (unsigned)len);
+  *buf = vowp_decoder_uv_buf(&w->dec);
 }
 
 static void protocol_error(pworker* w, const char* fmt, ...) VOW_PRINTF(2, 3);

@@ -26,7 +26,7 @@ char** vow__remote_argv(const vow_pool_t* pool, const vow_pool_options_t* o) {
     bad = vow__strv_push(v, "env") ||
           vow__strv_push(v, "VOW_WORKER_CHANNEL=stdio");
   if (!bad && o && o->limits)
-    bad = vow__strv_push_env(v, "VOW_WORKER_LIMITS", o->limits);
+    bad = vow__strv_push_env(v, VOWP_ENV_LIMITS, o->limits);
   for (i = 0; !bad && i < nenv; i++)
     bad = vow__strv_push(v, o->env[i]);
   for (i = 0; !bad && i < nworker; i++)

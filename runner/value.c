@@ -369,15 +369,11 @@ size_t vow_value_array_len(const vow_value_t* v) {
   if (v->kind == VOW_VALUE_ARRAY)
     return v->len;
   b = vow_value_bytes(v, &len);
-  if (b == NULL || len == 0)
+  uint32_t n;
+  size_t head;
+  if (b == NULL || !vowp_array_header(b, len, &n, &head))
     return 0;
-  if (b[0] >= 0x90 && b[0] <= 0x9f)
-    return b[0] & 0x0f;
-  if (b[0] == 0xdc && len >= 3)
-    return (size_t)vowp_read_be(b + 1, 2);
-  if (b[0] == 0xdd && len >= 5)
-    return (size_t)vowp_read_be(b + 1, 4);
-  return 0;
+  return n;
 }
 vow_value_t* vow_value_array_at(const vow_value_t* v, size_t i) {
   return v->kind == VOW_VALUE_ARRAY && i < v->len ? v->u.items[i] : NULL;

@@ -71,16 +71,8 @@ static uint64_t next_random(void) {
 }
 
 static void write_all(const void* data, size_t len) {
-  const char* p = data;
-  while (len > 0) {
-    ssize_t n = write(chan_out, p, len);
-    if (n < 0 && errno == EINTR)
-      continue;
-    if (n <= 0)
-      _exit(3); /* the parent is gone or killed us */
-    p += n;
-    len -= (size_t)n;
-  }
+  if (vowp_write_all(chan_out, data, len) != 0)
+    _exit(3); /* the parent is gone or killed us */
 }
 
 static void flush(vowp_encoder* e) {

@@ -6,11 +6,6 @@
 #include "proto.h"
 #include "vow/worker.h"
 
-/* The environment a pool sets for its workers. */
-#define VOW_ENV_CHANNEL "VOW_WORKER_CHANNEL" /* "3", or "stdio" */
-#define VOW_ENV_PARENT "VOW_PARENT_PID"      /* for the getppid() check */
-#define VOW_ENV_LIMITS "VOW_WORKER_LIMITS"   /* "as=BYTES,cpu=S,nofile=N" */
-
 /* The process-level set-up of a worker (os_linux.c): parent-death signal,
  * resource limits, crash reports, and fd 1 pointed at stderr. Fills the
  * channel's fds. Returns 0, or -1 after writing why to stderr. */

@@ -137,7 +137,7 @@ bad:
   fprintf(stderr,
           "vow worker: bad %s entry \"%s\" (want as=, cpu= or "
           "nofile=)\n",
-          VOW_ENV_LIMITS, item);
+          VOWP_ENV_LIMITS, item);
   return -1;
 }
 
@@ -149,13 +149,13 @@ static int make_blocking(int fd) {
 }
 
 int vow__worker_setup(int* in_fd, int* out_fd) {
-  const char* channel = getenv(VOW_ENV_CHANNEL);
-  const char* parent = getenv(VOW_ENV_PARENT);
+  const char* channel = getenv(VOWP_ENV_CHANNEL);
+  const char* parent = getenv(VOWP_ENV_PARENT);
   if (channel == NULL) {
     fprintf(stderr,
             "vow worker: %s is not set; a worker is started by a "
             "vow pool\n",
-            VOW_ENV_CHANNEL);
+            VOWP_ENV_CHANNEL);
     return -1;
   }
   /* If the parent dies, so do we; and if it died before this line, the
@@ -189,7 +189,7 @@ int vow__worker_setup(int* in_fd, int* out_fd) {
   /* A parent that stops reading must not kill us with SIGPIPE mid-write;
    * the write error says it instead. */
   signal(SIGPIPE, SIG_IGN);
-  if (apply_limits(getenv(VOW_ENV_LIMITS)) != 0)
+  if (apply_limits(getenv(VOWP_ENV_LIMITS)) != 0)
     return -1;
   install_crash_handler();
   return 0;

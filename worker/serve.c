@@ -72,26 +72,12 @@ static uint64_t now_ns(void) {
   return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
-static int write_all(int fd, const char* p, size_t len) {
-  while (len > 0) {
-    ssize_t n = write(fd, p, len);
-    if (n < 0) {
-      if (errno == EINTR)
-        continue;
-      return -1;
-    }
-    p += n;
-    len -= (size_t)n;
-  }
-  return 0;
-}
-
 static void flush(server* s) {
   const char* data;
   size_t len;
   vowp_open_batch_end(&s->enc);
   data = vowp_encoder_data(&s->enc, &len);
-  if (len > 0 && write_all(s->out_fd, data, len) != 0) {
+  if (len > 0 && vowp_write_all(s->out_fd, data, len) != 0) {
     /* The parent is gone or stopped listening: nothing left to serve. */
     _exit(0);
   }
@@ -114,7 +100,7 @@ static void flush_side(server* s) {
   const char* data;
   size_t len;
   data = vowp_encoder_data(&s->side, &len);
-  if (len > 0 && write_all(s->out_fd, data, len) != 0)
+  if (len > 0 && vowp_write_all(s->out_fd, data, len) != 0)
     _exit(0);
   vowp_encoder_reset(&s->side);
 }
