@@ -134,7 +134,7 @@ int vow_cli_map(int argc, char** argv) {
   size_t nlaunchers = 0;
   uv_timer_t tick;
   uv_loop_t* loop;
-  memset(&M, 0, sizeof(M));
+  memset(&the_map, 0, sizeof(the_map));
   memset(&o, 0, sizeof(o));
   for (k = 1; k < argc; k++) {
     const char* a = argv[k];
@@ -143,13 +143,13 @@ int vow_cli_map(int argc, char** argv) {
       usage(stdout);
       return 0;
     } else if (strcmp(a, "--unordered") == 0) {
-      M.unordered = true;
+      the_map.unordered = true;
     } else if (strcmp(a, "--line-numbers") == 0) {
-      M.numbers = true;
+      the_map.numbers = true;
     } else if (strcmp(a, "--errors-to-stderr") == 0) {
-      M.errors_to_stderr = true;
+      the_map.errors_to_stderr = true;
     } else if (strcmp(a, "--traceback") == 0) {
-      M.traceback = true;
+      the_map.traceback = true;
     } else if (strcmp(a, "--resume") == 0) {
       resume = 1;
     } else if (strcmp(a, "--resume-failed") == 0) {
@@ -200,7 +200,7 @@ int vow_cli_map(int argc, char** argv) {
         vow_cli_error("--bytes wants base64 or array, not \"%s\"", val);
         return VOW_EXIT_ERROR;
       }
-      M.bytes_mode =
+      the_map.bytes_mode =
           strcmp(val, "array") == 0 ? VOW_BYTES_ARRAY : VOW_BYTES_BASE64;
       k++;
     } else if (strcmp(a, "--joblog") == 0) {
@@ -260,33 +260,34 @@ int vow_cli_map(int argc, char** argv) {
     return VOW_EXIT_ERROR;
   }
   if (joblog != NULL) {
-    if (resume && vow_cli_joblog_read(joblog, &M.skip, &M.nskip, resume) != 0)
+    if (resume &&
+        vow_cli_joblog_read(joblog, &the_map.skip, &the_map.nskip, resume) != 0)
       return VOW_EXIT_ERROR;
-    M.joblog = vow_cli_joblog_open(joblog, resume != 0);
-    if (M.joblog == NULL)
+    the_map.joblog = vow_cli_joblog_open(joblog, resume != 0);
+    if (the_map.joblog == NULL)
       return VOW_EXIT_ERROR;
-    M.start = vow_cli_now();
+    the_map.start = vow_cli_now();
   }
-  M.fn = fn;
+  the_map.fn = fn;
 
-  M.ctx = vow_ctx_new(NULL);
-  loop = vow_ctx_loop(M.ctx);
+  the_map.ctx = vow_ctx_new(NULL);
+  loop = vow_ctx_loop(the_map.ctx);
   o.worker_argv = (const char* const*)wargv;
   o.start_attempts = 2;
   o.launchers = launchers;
   o.nlaunchers = nlaunchers;
-  M.pool = vow_pool_new(M.ctx, &o, &err);
-  if (M.pool == NULL) {
+  the_map.pool = vow_pool_new(the_map.ctx, &o, &err);
+  if (the_map.pool == NULL) {
     vow_cli_error("cannot start workers: %s", vow_strerror(err));
     return VOW_EXIT_ERROR;
   }
-  M.workers = o.workers ? o.workers : vow_cli_cpus();
+  the_map.workers = o.workers ? o.workers : vow_cli_cpus();
   if (nlaunchers > 0)
-    for (M.workers = 0, i = 0; i < nlaunchers; i++)
-      M.workers += launchers[i].workers;
-  vow_progress_init(&M.progress, style);
+    for (the_map.workers = 0, i = 0; i < nlaunchers; i++)
+      the_map.workers += launchers[i].workers;
+  vow_progress_init(&the_map.progress, style);
   uv_timer_init(loop, &tick);
-  if (M.progress.on) {
+  if (the_map.progress.on) {
     uv_timer_start(&tick, on_tick, 200, 200);
     uv_unref((uv_handle_t*)&tick);
   }
@@ -300,14 +301,14 @@ int vow_cli_map(int argc, char** argv) {
   fflush(stdout);
   uv_close((uv_handle_t*)&tick, NULL);
   map_stream_close();
-  done = vow_pool_shutdown(M.pool, true);
-  vow_ctx_wait(M.ctx, done);
+  done = vow_pool_shutdown(the_map.pool, true);
+  vow_ctx_wait(the_map.ctx, done);
   vow_promise_release(done);
-  vow_pool_free(M.pool);
-  vow_ctx_close(M.ctx);
-  if (M.joblog)
-    fclose(M.joblog);
-  free(M.skip);
+  vow_pool_free(the_map.pool);
+  vow_ctx_close(the_map.ctx);
+  if (the_map.joblog)
+    fclose(the_map.joblog);
+  free(the_map.skip);
   free(worker_bin);
   if (worker_cmd)
     free(wargv[0]);
@@ -316,7 +317,7 @@ int vow_cli_map(int argc, char** argv) {
     free((void*)launchers[i].argv);
     free(launcher_text[i]);
   }
-  if (M.read_errno != 0)
+  if (the_map.read_errno != 0)
     return VOW_EXIT_ERROR;
-  return M.failed > 100 ? VOW_EXIT_MANY : (int)M.failed;
+  return the_map.failed > 100 ? VOW_EXIT_MANY : (int)the_map.failed;
 }

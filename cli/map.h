@@ -53,7 +53,7 @@ typedef struct map_state {
   vbuf group_items, group_sent;
 } map_state;
 
-extern map_state M;
+extern map_state the_map;
 
 /* Starts reading stdin on loop; lines go to the pool as they come. */
 int map_stream_start(uv_loop_t* loop);

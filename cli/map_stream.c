@@ -14,28 +14,28 @@
 
 #include "map.h"
 
-map_state M;
+map_state the_map;
 
 static map_line* line_at(size_t i) {
-  return &M.ring[i % MAP_WINDOW];
+  return &the_map.ring[i % MAP_WINDOW];
 }
 
 static bool room(void) {
-  return M.nread - M.next_out < MAP_WINDOW;
+  return the_map.nread - the_map.next_out < MAP_WINDOW;
 }
 
 /* ---- results out ------------------------------------------------------ */
 
 static void emit(size_t i) {
   map_line* l = line_at(i);
-  FILE* f = l->error && M.errors_to_stderr ? stderr : stdout;
+  FILE* f = l->error && the_map.errors_to_stderr ? stderr : stdout;
   if (l->skipped || l->text == NULL)
     return;
-  vow_progress_erase(&M.progress);
-  if (M.numbers && !l->error)
+  vow_progress_erase(&the_map.progress);
+  if (the_map.numbers && !l->error)
     fprintf(f, "{\"line\":%zu,\"result\":", i + 1);
   fputs(l->text, f);
-  if (M.numbers && !l->error)
+  if (the_map.numbers && !l->error)
     fputc('}', f);
   fputc('\n', f);
   free(l->text);
@@ -45,13 +45,14 @@ static void emit(size_t i) {
 /* Moves past the lines that are settled: written now in input order, or
  * (--unordered) already written when they settled. */
 static void advance(void) {
-  while (M.next_out < M.nread && line_at(M.next_out)->settled) {
-    map_line* l = line_at(M.next_out);
-    if (!M.unordered)
-      emit(M.next_out);
+  while (the_map.next_out < the_map.nread &&
+         line_at(the_map.next_out)->settled) {
+    map_line* l = line_at(the_map.next_out);
+    if (!the_map.unordered)
+      emit(the_map.next_out);
     vbuf_free(&l->arg);
     memset(l, 0, sizeof(*l));
-    M.next_out++;
+    the_map.next_out++;
   }
 }
 
@@ -61,16 +62,17 @@ static void settle_line(size_t i, char* text, bool error) {
   l->error = error;
   l->settled = true;
   vbuf_free(&l->arg);
-  M.done++;
+  the_map.done++;
   if (error)
-    M.failed++;
-  if (M.joblog) {
+    the_map.failed++;
+  if (the_map.joblog) {
     char cmd[300];
-    snprintf(cmd, sizeof(cmd), "%s line %zu", M.fn, i + 1);
-    vow_cli_joblog_write(M.joblog, i + 1, M.start, vow_cli_now() - M.start,
-                         strlen(text), error ? 1 : 0, 0, cmd);
+    snprintf(cmd, sizeof(cmd), "%s line %zu", the_map.fn, i + 1);
+    vow_cli_joblog_write(the_map.joblog, i + 1, the_map.start,
+                         vow_cli_now() - the_map.start, strlen(text),
+                         error ? 1 : 0, 0, cmd);
   }
-  if (M.unordered)
+  if (the_map.unordered)
     emit(i);
   advance();
 }
@@ -79,8 +81,8 @@ static void settle_failure(size_t i, vow_failure_t* f) {
   char line[1024];
   const char* detail = vow_failure_detail(f);
   vow_failure_describe(f, line, sizeof(line));
-  if (M.traceback && detail != NULL && *detail != '\0') {
-    vow_progress_erase(&M.progress);
+  if (the_map.traceback && detail != NULL && *detail != '\0') {
+    vow_progress_erase(&the_map.progress);
     fprintf(stderr, "vow: line %zu: %s\n%s%s", i + 1, line, detail,
             detail[strlen(detail) - 1] == '\n' ? "" : "\n");
   }
@@ -101,7 +103,7 @@ static vow_outcome_t on_result(vow_value_t* v, vow_failure_t* f, void* data) {
   } else {
     size_t len;
     const void* b = vow_value_bytes(v, &len);
-    char* text = b ? vow_msgpack_to_json(b, len, M.bytes_mode) : NULL;
+    char* text = b ? vow_msgpack_to_json(b, len, the_map.bytes_mode) : NULL;
     if (text == NULL)
       settle_line(
           r->index,
@@ -134,7 +136,7 @@ static void run_alone(size_t i) {
     exit(VOW_EXIT_ERROR);
   }
   r->index = i;
-  p = vow_pool_submit(M.pool, M.fn,
+  p = vow_pool_submit(the_map.pool, the_map.fn,
                       vow_value_new_msgpack(l->arg.data, l->arg.len, NULL));
   vow_promise_release(vow_add_both(p, on_result, r));
 }
@@ -146,7 +148,7 @@ static void settle_from(size_t i, const msgpack_object* o) {
   msgpack_sbuffer_init(&sb);
   msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
   msgpack_pack_object(&pk, *o);
-  if (vow_msgpack_write_json(&text, sb.data, sb.size, M.bytes_mode) == 0)
+  if (vow_msgpack_write_json(&text, sb.data, sb.size, the_map.bytes_mode) == 0)
     settle_line(i, text.data ? text.data : strdup(""), false);
   else
     settle_line(i,
@@ -195,31 +197,32 @@ static vow_outcome_t on_group(vow_value_t* v, vow_failure_t* f, void* data) {
 
 static void flush_group(void) {
   group* g;
-  uint32_t n = (uint32_t)M.group_valid;
+  uint32_t n = (uint32_t)the_map.group_valid;
   unsigned char* h;
-  if (M.group_valid == 0)
+  if (the_map.group_valid == 0)
     return;
   g = malloc(sizeof(*g));
   if (g == NULL) {
     vow_cli_error("out of memory");
     exit(VOW_EXIT_ERROR);
   }
-  h = (unsigned char*)M.group_items.data; /* array 32 header, count last */
+  h = (unsigned char*)
+          the_map.group_items.data; /* array 32 header, count last */
   h[1] = (unsigned char)(n >> 24);
   h[2] = (unsigned char)(n >> 16);
   h[3] = (unsigned char)(n >> 8);
   h[4] = (unsigned char)n;
-  g->first = M.group_first;
-  g->n = M.group_sent.len;
-  g->sent = M.group_sent.data;
-  memset(&M.group_sent, 0, sizeof(M.group_sent));
+  g->first = the_map.group_first;
+  g->n = the_map.group_sent.len;
+  g->sent = the_map.group_sent.data;
+  memset(&the_map.group_sent, 0, sizeof(the_map.group_sent));
   vow_promise_release(vow_add_both(
-      vow_pool_map(
-          M.pool, M.fn,
-          vow_value_new_msgpack(M.group_items.data, M.group_items.len, NULL)),
+      vow_pool_map(the_map.pool, the_map.fn,
+                   vow_value_new_msgpack(the_map.group_items.data,
+                                         the_map.group_items.len, NULL)),
       on_group, g));
-  M.group_items.len = 0;
-  M.group_valid = 0;
+  the_map.group_items.len = 0;
+  the_map.group_valid = 0;
 }
 
 /* ---- lines in --------------------------------------------------------- */
@@ -230,23 +233,24 @@ static void flush_group(void) {
  * comes. The whole is estimated: from a file's size, else from the lines
  * seen so far. */
 static size_t group_target(void) {
-  double lines = (double)M.nread;
+  double lines = (double)the_map.nread;
   size_t g;
-  if (M.size > 0 && M.consumed > 0)
-    lines = (double)M.nread * (double)M.size / (double)M.consumed;
-  g = (size_t)(lines / ((double)M.workers * 64.0));
+  if (the_map.size > 0 && the_map.consumed > 0)
+    lines =
+        (double)the_map.nread * (double)the_map.size / (double)the_map.consumed;
+  g = (size_t)(lines / ((double)the_map.workers * 64.0));
   return g < 1 ? 1 : g > MAP_GROUP ? MAP_GROUP : g;
 }
 
 static void take_line(const char* text, size_t len) {
-  size_t i = M.nread++;
+  size_t i = the_map.nread++;
   map_line* l = line_at(i);
   char msg[256];
   memset(l, 0, sizeof(*l));
-  if (i < M.nskip && M.skip[i]) {
+  if (i < the_map.nskip && the_map.skip[i]) {
     /* Done in an earlier run: no output, nothing to run. */
     l->skipped = l->settled = true;
-    M.done++;
+    the_map.done++;
     advance();
     return;
   }
@@ -255,64 +259,65 @@ static void take_line(const char* text, size_t len) {
     settle_line(i, vow_json_error_line(i + 1, msg, NULL), true);
     return;
   }
-  if (M.group_valid == 0) {
+  if (the_map.group_valid == 0) {
     static const unsigned char header[5] = {0xdd, 0, 0, 0, 0};
-    M.group_target = group_target();
-    M.group_first = i;
-    M.group_sent.len = 0;
-    vbuf_add(&M.group_items, header, sizeof(header));
+    the_map.group_target = group_target();
+    the_map.group_first = i;
+    the_map.group_sent.len = 0;
+    vbuf_add(&the_map.group_items, header, sizeof(header));
   }
-  while (M.group_first + M.group_sent.len < i)
-    vbuf_add(&M.group_sent, "", 1); /* a line not sent */
-  vbuf_add(&M.group_sent, "\1", 1);
-  vbuf_add(&M.group_items, l->arg.data, l->arg.len);
-  if (++M.group_valid == M.group_target)
+  while (the_map.group_first + the_map.group_sent.len < i)
+    vbuf_add(&the_map.group_sent, "", 1); /* a line not sent */
+  vbuf_add(&the_map.group_sent, "\1", 1);
+  vbuf_add(&the_map.group_items, l->arg.data, l->arg.len);
+  if (++the_map.group_valid == the_map.group_target)
     flush_group();
 }
 
 /* The next whole line held in the buffer. */
 static bool next_line(const char** text, size_t* len) {
-  const char* start = M.buf.data + M.pos;
+  const char* start = the_map.buf.data + the_map.pos;
   const char* nl;
-  if (M.pos >= M.buf.len)
+  if (the_map.pos >= the_map.buf.len)
     return false;
-  nl = memchr(start, '\n', M.buf.len - M.pos);
+  nl = memchr(start, '\n', the_map.buf.len - the_map.pos);
   if (nl == NULL)
     return false;
   *text = start;
   *len = (size_t)(nl - start);
-  M.pos += *len + 1;
-  M.consumed += (off_t)*len + 1;
+  the_map.pos += *len + 1;
+  the_map.consumed += (off_t)*len + 1;
   return true;
 }
 
 static int read_more(void) {
   char chunk[65536];
   ssize_t k;
-  if (M.pos > 0) {
-    memmove(M.buf.data, M.buf.data + M.pos, M.buf.len - M.pos);
-    M.buf.len -= M.pos;
-    M.pos = 0;
+  if (the_map.pos > 0) {
+    memmove(the_map.buf.data, the_map.buf.data + the_map.pos,
+            the_map.buf.len - the_map.pos);
+    the_map.buf.len -= the_map.pos;
+    the_map.pos = 0;
   }
   do
-    k = read(M.fd, chunk, sizeof(chunk));
+    k = read(the_map.fd, chunk, sizeof(chunk));
   while (k < 0 && errno == EINTR);
   if (k > 0)
-    vbuf_add(&M.buf, chunk, (size_t)k);
+    vbuf_add(&the_map.buf, chunk, (size_t)k);
   return k < 0 ? -errno : (int)(k > 0);
 }
 
 static void on_readable(uv_poll_t* p, int status, int events);
 
 static void watch(void) {
-  bool want = M.pollable && !M.fd_eof && room();
-  if (want == M.polling)
+  bool want = the_map.pollable && !the_map.fd_eof && room();
+  if (want == the_map.polling)
     return;
-  M.polling = want;
+  the_map.polling = want;
   if (want)
-    uv_poll_start(&M.poll, UV_READABLE, on_readable);
+    uv_poll_start(&the_map.poll, UV_READABLE, on_readable);
   else
-    uv_poll_stop(&M.poll);
+    uv_poll_stop(&the_map.poll);
 }
 
 /* Takes the lines there are now, as far as the window allows. */
@@ -323,27 +328,27 @@ static void pump(void) {
     int got;
     while (room() && next_line(&text, &len))
       take_line(text, len);
-    if (!room() || M.fd_eof || (M.pollable && !M.readable))
+    if (!room() || the_map.fd_eof || (the_map.pollable && !the_map.readable))
       break;
     got = read_more();
-    M.readable = false; /* one read a wake-up: the next could block */
+    the_map.readable = false; /* one read a wake-up: the next could block */
     if (got == -EAGAIN)
       break;
     if (got <= 0) {
       if (got < 0)
-        M.read_errno = -got;
-      M.fd_eof = true;
+        the_map.read_errno = -got;
+      the_map.fd_eof = true;
     }
   }
-  if (M.fd_eof && room() && M.pos < M.buf.len) {
+  if (the_map.fd_eof && room() && the_map.pos < the_map.buf.len) {
     /* The last line, without its newline. */
-    len = M.buf.len - M.pos;
-    M.consumed += (off_t)len;
-    M.pos = M.buf.len;
-    take_line(M.buf.data + M.buf.len - len, len);
+    len = the_map.buf.len - the_map.pos;
+    the_map.consumed += (off_t)len;
+    the_map.pos = the_map.buf.len;
+    take_line(the_map.buf.data + the_map.buf.len - len, len);
   }
-  if (M.fd_eof && M.pos >= M.buf.len)
-    M.input_ended = true;
+  if (the_map.fd_eof && the_map.pos >= the_map.buf.len)
+    the_map.input_ended = true;
   flush_group();
   watch();
 }
@@ -351,65 +356,68 @@ static void pump(void) {
 /* Called as lines settle: more are read once there is room for a group
  * (or everything is written), so groups stay large. */
 static void refill(void) {
-  if (M.input_ended)
+  if (the_map.input_ended)
     return;
-  if (MAP_WINDOW - (M.nread - M.next_out) >= MAP_GROUP || M.next_out == M.nread)
+  if (MAP_WINDOW - (the_map.nread - the_map.next_out) >= MAP_GROUP ||
+      the_map.next_out == the_map.nread)
     pump();
 }
 
 static void on_readable(uv_poll_t* p, int status, int events) {
   (void)p;
   (void)events;
-  M.readable = true;
+  the_map.readable = true;
   if (status < 0) {
-    M.read_errno = -status;
-    M.fd_eof = true;
+    the_map.read_errno = -status;
+    the_map.fd_eof = true;
   }
   pump();
 }
 
 int map_stream_start(uv_loop_t* loop) {
   struct stat st;
-  M.fd = 0;
-  M.ring = calloc(MAP_WINDOW, sizeof(map_line));
-  if (M.ring == NULL) {
+  the_map.fd = 0;
+  the_map.ring = calloc(MAP_WINDOW, sizeof(map_line));
+  if (the_map.ring == NULL) {
     vow_cli_error("out of memory");
     return -1;
   }
-  if (fstat(M.fd, &st) == 0 && S_ISREG(st.st_mode))
-    M.size = st.st_size - lseek(M.fd, 0, SEEK_CUR);
+  if (fstat(the_map.fd, &st) == 0 && S_ISREG(st.st_mode))
+    the_map.size = st.st_size - lseek(the_map.fd, 0, SEEK_CUR);
   else
-    M.pollable = uv_poll_init(loop, &M.poll, M.fd) == 0;
+    the_map.pollable = uv_poll_init(loop, &the_map.poll, the_map.fd) == 0;
   pump(); /* a file is read now; a pipe once the loop says it is ready */
   return 0;
 }
 
 bool map_stream_finished(void) {
-  return M.input_ended && M.next_out == M.nread;
+  return the_map.input_ended && the_map.next_out == the_map.nread;
 }
 
 void map_stream_close(void) {
-  if (M.pollable)
-    uv_close((uv_handle_t*)&M.poll, NULL);
-  free(M.ring);
-  vbuf_free(&M.buf);
-  vbuf_free(&M.group_items);
-  vbuf_free(&M.group_sent);
-  if (M.read_errno != 0)
-    vow_cli_error("reading the input: %s", strerror(M.read_errno));
+  if (the_map.pollable)
+    uv_close((uv_handle_t*)&the_map.poll, NULL);
+  free(the_map.ring);
+  vbuf_free(&the_map.buf);
+  vbuf_free(&the_map.group_items);
+  vbuf_free(&the_map.group_sent);
+  if (the_map.read_errno != 0)
+    vow_cli_error("reading the input: %s", strerror(the_map.read_errno));
 }
 
 /* The progress line: the total is known once the input has ended, and
  * estimated from the bytes read for a regular file. */
 void map_progress(bool final) {
-  vow_progress_counts c = {M.done, 0, M.nread - M.done, M.failed};
-  if (!M.progress.on)
+  vow_progress_counts c = {the_map.done, 0, the_map.nread - the_map.done,
+                           the_map.failed};
+  if (!the_map.progress.on)
     return;
-  if (M.input_ended)
-    c.total = M.nread;
-  else if (M.size > 0 && M.consumed > 0)
-    c.total = (size_t)((double)M.nread * (double)M.size / (double)M.consumed);
-  if (c.total < M.nread)
-    c.total = M.nread;
-  vow_progress_draw(&M.progress, &c, final);
+  if (the_map.input_ended)
+    c.total = the_map.nread;
+  else if (the_map.size > 0 && the_map.consumed > 0)
+    c.total = (size_t)((double)the_map.nread * (double)the_map.size /
+                       (double)the_map.consumed);
+  if (c.total < the_map.nread)
+    c.total = the_map.nread;
+  vow_progress_draw(&the_map.progress, &c, final);
 }

@@ -21,7 +21,7 @@
 #define KILL_GRACE_MS 200
 #define RUNTIMES_KEPT 65536 /* for --timeout N%: a median of this many */
 
-run_state S;
+run_state the_run;
 extern char** environ;
 
 static void* xcalloc(size_t n, size_t size) {
@@ -41,35 +41,37 @@ static void* xcalloc(size_t n, size_t size) {
 static void log_job(job* j) {
   if (j->ended_by_run)
     return;
-  vow_cli_joblog_write(S.joblog_f, j->seq, j->start, j->runtime, j->out.total,
-                       j->timed_out ? -1 : j->exit_status, j->term_signal,
-                       j->cmdline);
+  vow_cli_joblog_write(the_run.joblog_f, j->seq, j->start, j->runtime,
+                       j->out.total, j->timed_out ? -1 : j->exit_status,
+                       j->term_signal, j->cmdline);
 }
 
 static int open_joblog(void) {
-  if (S.joblog == NULL)
+  if (the_run.joblog == NULL)
     return 0;
-  if (S.resume == 3) {
-    if (vow_cli_joblog_failed(S.joblog, &S.retry_cmds, &S.skip_n) != 0)
+  if (the_run.resume == 3) {
+    if (vow_cli_joblog_failed(the_run.joblog, &the_run.retry_cmds,
+                              &the_run.skip_n) != 0)
       return -1;
-  } else if (S.resume &&
-             vow_cli_joblog_read(S.joblog, &S.skip, &S.skip_n, S.resume) != 0) {
+  } else if (the_run.resume &&
+             vow_cli_joblog_read(the_run.joblog, &the_run.skip, &the_run.skip_n,
+                                 the_run.resume) != 0) {
     return -1;
   }
-  S.joblog_f = vow_cli_joblog_open(S.joblog, S.resume != 0);
-  return S.joblog_f ? 0 : -1;
+  the_run.joblog_f = vow_cli_joblog_open(the_run.joblog, the_run.resume != 0);
+  return the_run.joblog_f ? 0 : -1;
 }
 
 static bool skipped(size_t seq) {
-  if (S.retry_cmds != NULL)
-    return seq > S.skip_n || S.retry_cmds[seq - 1] == NULL;
-  return S.skip != NULL && seq <= S.skip_n && S.skip[seq - 1];
+  if (the_run.retry_cmds != NULL)
+    return seq > the_run.skip_n || the_run.retry_cmds[seq - 1] == NULL;
+  return the_run.skip != NULL && seq <= the_run.skip_n && the_run.skip[seq - 1];
 }
 
 /* Once nothing more will start, input is not waited for. */
 static void stop_starting(void) {
-  run_inputs_pause(&S.in);
-  uv_timer_stop(&S.delay);
+  run_inputs_pause(&the_run.in);
+  uv_timer_stop(&the_run.delay);
 }
 
 /* ---- jobs ------------------------------------------------------------- */
@@ -81,8 +83,8 @@ static void kill_job(job* j, int sig);
  * still running gets sig, and is not counted as run. */
 static void end_running_jobs(int sig) {
   unsigned i;
-  for (i = 0; i < S.jobs; i++) {
-    job* j = S.running_jobs[i];
+  for (i = 0; i < the_run.jobs; i++) {
+    job* j = the_run.running_jobs[i];
     if (j != NULL && !j->exited) {
       j->ended_by_run = true;
       kill_job(j, sig);
@@ -98,14 +100,14 @@ static int compare_doubles(const void* a, const void* b) {
 static double median_runtime(void) {
   double* r;
   double m;
-  if (S.nruntimes < 3)
+  if (the_run.nruntimes < 3)
     return 0;
-  r = malloc(S.nruntimes * sizeof(double));
+  r = malloc(the_run.nruntimes * sizeof(double));
   if (r == NULL)
     return 0;
-  memcpy(r, S.runtimes, S.nruntimes * sizeof(double));
-  qsort(r, S.nruntimes, sizeof(double), compare_doubles);
-  m = r[S.nruntimes / 2];
+  memcpy(r, the_run.runtimes, the_run.nruntimes * sizeof(double));
+  qsort(r, the_run.nruntimes, sizeof(double), compare_doubles);
+  m = r[the_run.nruntimes / 2];
   free(r);
   return m;
 }
@@ -130,43 +132,44 @@ static void free_job(job* j) {
  * printed; it grows with the window between the oldest unprinted job and
  * the newest started, not with the input. */
 static job** ring_at(size_t seq) {
-  return &S.ring[seq & (S.ring_cap - 1)];
+  return &the_run.ring[seq & (the_run.ring_cap - 1)];
 }
 
 static void ring_fit(size_t seq) {
-  size_t cap = S.ring_cap ? S.ring_cap : 64, s;
+  size_t cap = the_run.ring_cap ? the_run.ring_cap : 64, s;
   job** grown;
-  if (S.ring_cap && seq - S.next_print < S.ring_cap)
+  if (the_run.ring_cap && seq - the_run.next_print < the_run.ring_cap)
     return;
-  while (seq - S.next_print >= cap)
+  while (seq - the_run.next_print >= cap)
     cap *= 2;
   grown = xcalloc(cap, sizeof(job*));
-  for (s = S.next_print; S.ring_cap && s < S.next_print + S.ring_cap; s++)
+  for (s = the_run.next_print;
+       the_run.ring_cap && s < the_run.next_print + the_run.ring_cap; s++)
     grown[s & (cap - 1)] = *ring_at(s);
-  free(S.ring);
-  S.ring = grown;
-  S.ring_cap = cap;
+  free(the_run.ring);
+  the_run.ring = grown;
+  the_run.ring_cap = cap;
 }
 
 /* Prints what may be printed now: everything finished with -k stops at
  * the first job still running, which then writes straight through. */
 static void flush_ordered(void) {
-  while (S.next_print <= S.made) {
+  while (the_run.next_print <= the_run.made) {
     job* j;
-    if (skipped(S.next_print)) {
-      S.next_print++;
+    if (skipped(the_run.next_print)) {
+      the_run.next_print++;
       continue;
     }
-    if (S.ring_cap == 0 || (j = *ring_at(S.next_print)) == NULL)
+    if (the_run.ring_cap == 0 || (j = *ring_at(the_run.next_print)) == NULL)
       break;
     if (!j->finished) {
       out_go_direct(j);
       break;
     }
     out_print_job(j);
-    *ring_at(S.next_print) = NULL;
+    *ring_at(the_run.next_print) = NULL;
     free_job(j);
-    S.next_print++;
+    the_run.next_print++;
   }
 }
 
@@ -179,36 +182,41 @@ static bool failed_job(const job* j) {
  * that had failed when the halt was decided, rounded up; otherwise their
  * number (101 past 100). */
 static int halt_exit_status(void) {
-  if (S.halt_why == HALT_FAIL && !S.halt_pct && S.halt_count == 1)
-    return S.halt_status;
-  if (S.halt_why == HALT_SUCCESS)
+  if (the_run.halt_why == HALT_FAIL && !the_run.halt_pct &&
+      the_run.halt_count == 1)
+    return the_run.halt_status;
+  if (the_run.halt_why == HALT_SUCCESS)
     return 0;
-  if (S.halt_pct)
-    return (int)ceil((double)S.halt_failed * 100.0 / (double)S.total - 1e-9);
-  return S.halt_failed > 100 ? VOW_EXIT_MANY : (int)S.halt_failed;
+  if (the_run.halt_pct)
+    return (int)ceil(
+        (double)the_run.halt_failed * 100.0 / (double)the_run.total - 1e-9);
+  return the_run.halt_failed > 100 ? VOW_EXIT_MANY : (int)the_run.halt_failed;
 }
 
 static void check_halt(job* j) {
-  double n = S.halt_why == HALT_SUCCESS ? (double)S.succeeded
-             : S.halt_why == HALT_FAIL  ? (double)S.failed
-                                        : (double)(S.succeeded + S.failed);
+  double n = the_run.halt_why == HALT_SUCCESS ? (double)the_run.succeeded
+             : the_run.halt_why == HALT_FAIL
+                 ? (double)the_run.failed
+                 : (double)(the_run.succeeded + the_run.failed);
   bool hit;
-  if (S.halt_when == 0 || S.halting)
+  if (the_run.halt_when == 0 || the_run.halting)
     return;
-  if ((S.halt_why == HALT_SUCCESS && failed_job(j)) ||
-      (S.halt_why == HALT_FAIL && !failed_job(j)))
+  if ((the_run.halt_why == HALT_SUCCESS && failed_job(j)) ||
+      (the_run.halt_why == HALT_FAIL && !failed_job(j)))
     return;
-  hit = S.halt_pct ? n / (double)S.total >= S.halt_count : n >= S.halt_count;
+  hit = the_run.halt_pct ? n / (double)the_run.total >= the_run.halt_count
+                         : n >= the_run.halt_count;
   if (!hit)
     return;
-  S.halting = true;
-  S.halt_status = j->term_signal ? 128 + j->term_signal : (int)j->exit_status;
-  S.halt_failed = S.failed;
+  the_run.halting = true;
+  the_run.halt_status =
+      j->term_signal ? 128 + j->term_signal : (int)j->exit_status;
+  the_run.halt_failed = the_run.failed;
   fprintf(stderr, "vow: this job %s:\n%s\n",
           failed_job(j) ? "failed" : "succeeded", j->cmdline);
-  if (S.halt_when != 2 && S.running > 0) {
+  if (the_run.halt_when != 2 && the_run.running > 0) {
     fprintf(stderr, "vow: starting no more jobs; waiting for %zu to finish\n",
-            S.running);
+            the_run.running);
   }
 }
 
@@ -228,65 +236,68 @@ static void put_back(job* j) {
   reset_for_rerun(j);
   j->direct = false;
   j->attempts--;
-  j->next_waiting = S.waiting;
-  S.waiting = j;
+  j->next_waiting = the_run.waiting;
+  the_run.waiting = j;
 }
 
 static void job_finished(job* j) {
   j->runtime = vow_cli_now() - j->start;
   j->finished = true;
-  S.running--;
-  if (S.running == 0)
-    uv_unref((uv_handle_t*)&S.sigchld);
-  S.slot_busy[j->slot - 1] = false;
-  S.running_jobs[j->slot - 1] = NULL;
-  if (j->requeue && !S.halting && !S.signalled) {
+  the_run.running--;
+  if (the_run.running == 0)
+    uv_unref((uv_handle_t*)&the_run.sigchld);
+  the_run.slot_busy[j->slot - 1] = false;
+  the_run.running_jobs[j->slot - 1] = NULL;
+  if (j->requeue && !the_run.halting && !the_run.signalled) {
     put_back(j);
     start_jobs();
     return;
   }
-  if (failed_job(j) && j->attempts < S.retries && !S.halting && !S.signalled) {
+  if (failed_job(j) && j->attempts < the_run.retries && !the_run.halting &&
+      !the_run.signalled) {
     /* Try again in the same slot: what this attempt printed is dropped,
      * and only the last attempt goes in the joblog. */
     reset_for_rerun(j);
     if (spawn_job(j) == 0)
       return;
   }
-  S.done++;
+  the_run.done++;
   if (failed_job(j))
-    S.failed++;
+    the_run.failed++;
   else
-    S.succeeded++;
-  if (S.nruntimes < RUNTIMES_KEPT) {
-    if (S.nruntimes == S.runtimes_cap) {
-      S.runtimes_cap = S.runtimes_cap ? S.runtimes_cap * 2 : 256;
-      S.runtimes = realloc(S.runtimes, S.runtimes_cap * sizeof(double));
-      if (S.runtimes == NULL)
+    the_run.succeeded++;
+  if (the_run.nruntimes < RUNTIMES_KEPT) {
+    if (the_run.nruntimes == the_run.runtimes_cap) {
+      the_run.runtimes_cap =
+          the_run.runtimes_cap ? the_run.runtimes_cap * 2 : 256;
+      the_run.runtimes =
+          realloc(the_run.runtimes, the_run.runtimes_cap * sizeof(double));
+      if (the_run.runtimes == NULL)
         exit(VOW_EXIT_ERROR);
     }
-    S.runtimes[S.nruntimes++] = j->runtime;
+    the_run.runtimes[the_run.nruntimes++] = j->runtime;
   }
   log_job(j);
   out_results(j);
   check_halt(j);
-  if (S.halt_when == 2 && S.halting)
+  if (the_run.halt_when == 2 && the_run.halting)
     end_running_jobs(SIGTERM);
-  if (S.keep_order) {
-    if (j->seq != S.next_print)
+  if (the_run.keep_order) {
+    if (j->seq != the_run.next_print)
       out_park(j);
     flush_ordered();
   } else {
     out_print_job(j);
     free_job(j);
   }
-  if (S.broken_pipe && !S.signalled) {
+  if (the_run.broken_pipe && !the_run.signalled) {
     /* stdout is gone: start nothing more and end the rest, as a closed
      * pipe ends GNU parallel. */
-    S.signalled = SIGPIPE;
+    the_run.signalled = SIGPIPE;
     end_running_jobs(SIGTERM);
   }
   start_jobs();
-  if (S.signalled || S.halting)
+  if (the_run.signalled || the_run.halting)
     stop_starting();
 }
 
@@ -302,7 +313,7 @@ static void on_job_closed(uv_handle_t* h) {
 static void maybe_done(job* j) {
   if (!j->exited || !j->out.eof || !j->err.eof)
     return;
-  if (!S.ungroup) {
+  if (!the_run.ungroup) {
     uv_close((uv_handle_t*)&j->out.pipe, on_job_closed);
     uv_close((uv_handle_t*)&j->err.pipe, on_job_closed);
   }
@@ -330,7 +341,7 @@ static void on_job_exit(job* j, int64_t status, int sig) {
   j->exit_status = status;
   j->term_signal = sig;
   uv_timer_stop(&j->timer);
-  if (!S.ungroup) {
+  if (!the_run.ungroup) {
     drain(&j->out);
     drain(&j->err);
   }
@@ -353,8 +364,8 @@ static void on_sigchld(uv_signal_t* h, int sig) {
   (void)sig;
   while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
     unsigned i;
-    for (i = 0; i < S.jobs; i++) {
-      job* j = S.running_jobs[i];
+    for (i = 0; i < the_run.jobs; i++) {
+      job* j = the_run.running_jobs[i];
       if (j == NULL || j->pid != pid)
         continue;
       if (WIFSIGNALED(status))
@@ -440,8 +451,8 @@ static int spawn_process(job* j, int out_fd, int err_fd) {
    * close-on-exec, which libuv set on our stdio. */
   posix_spawn_file_actions_adddup2(&fa, out_fd, 1);
   posix_spawn_file_actions_adddup2(&fa, err_fd, 2);
-  if (S.workdir != NULL)
-    posix_spawn_file_actions_addchdir_np(&fa, S.workdir);
+  if (the_run.workdir != NULL)
+    posix_spawn_file_actions_addchdir_np(&fa, the_run.workdir);
   posix_spawnattr_init(&at);
   sigemptyset(&none);
   sigemptyset(&dflt);
@@ -450,7 +461,7 @@ static int spawn_process(job* j, int out_fd, int err_fd) {
   posix_spawnattr_setsigdefault(&at, &dflt);
   posix_spawnattr_setflags(
       &at, POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
-  if (S.nice != NULL) {
+  if (the_run.nice != NULL) {
     /* posix_spawn cannot set a priority, and lowering our own would take
      * vow's loop down with its jobs: nice(1) runs the command. */
     size_t n = 0;
@@ -463,7 +474,7 @@ static int spawn_process(job* j, int out_fd, int err_fd) {
     } else {
       av[0] = (char*)"nice";
       av[1] = (char*)"-n";
-      av[2] = (char*)S.nice;
+      av[2] = (char*)the_run.nice;
       memcpy(av + 3, j->argv, n * sizeof(char*));
       rc = posix_spawnp(&pid, "nice", &fa, &at, av, job_environ(j));
       free(av);
@@ -482,23 +493,23 @@ static int spawn_job(job* j) {
   int out[2] = {-1, -1}, err[2] = {-1, -1};
   int rc;
   j->attempts++;
-  S.slot_busy[j->slot - 1] = true;
-  S.running_jobs[j->slot - 1] = j;
-  S.running++;
+  the_run.slot_busy[j->slot - 1] = true;
+  the_run.running_jobs[j->slot - 1] = j;
+  the_run.running++;
   j->out.job = j->err.job = j;
   j->out.fd = 1;
   j->err.fd = 2;
-  uv_timer_init(S.loop, &j->timer);
+  uv_timer_init(the_run.loop, &j->timer);
   j->timer.data = j;
   j->open_handles = 1;
   j->pid = 0;
   j->start = vow_cli_now();
-  if (S.ungroup) {
+  if (the_run.ungroup) {
     j->out.eof = j->err.eof = true;
     rc = -spawn_process(j, 1, 2);
   } else {
-    uv_pipe_init(S.loop, &j->out.pipe, 0);
-    uv_pipe_init(S.loop, &j->err.pipe, 0);
+    uv_pipe_init(the_run.loop, &j->out.pipe, 0);
+    uv_pipe_init(the_run.loop, &j->err.pipe, 0);
     j->out.pipe.data = &j->out;
     j->err.pipe.data = &j->err;
     j->open_handles = 3;
@@ -519,7 +530,7 @@ static int spawn_job(job* j) {
     char msg[512];
     int len = snprintf(msg, sizeof(msg), "vow: %s: %s\n", j->argv[0],
                        uv_strerror(rc));
-    if (S.ungroup)
+    if (the_run.ungroup)
       out_write(2, msg, (size_t)len);
     else
       vbuf_add(&j->err.mem, msg, (size_t)len);
@@ -530,8 +541,8 @@ static int spawn_job(job* j) {
     return 0;
   }
   /* The loop lives while a job runs: its exit comes only as SIGCHLD. */
-  uv_ref((uv_handle_t*)&S.sigchld);
-  if (!S.ungroup) {
+  uv_ref((uv_handle_t*)&the_run.sigchld);
+  if (!the_run.ungroup) {
     uv_read_start((uv_stream_t*)&j->out.pipe, on_alloc, on_read);
     uv_read_start((uv_stream_t*)&j->err.pipe, on_alloc, on_read);
   }
@@ -547,10 +558,10 @@ static int spawn_job(job* j) {
     }
   }
   if (!j->exited) {
-    double limit = S.timeout_s;
-    if (S.timeout_pct > 0) {
+    double limit = the_run.timeout_s;
+    if (the_run.timeout_pct > 0) {
       double m = median_runtime();
-      limit = m > 0 ? m * S.timeout_pct / 100.0 : 0;
+      limit = m > 0 ? m * the_run.timeout_pct / 100.0 : 0;
     }
     if (limit > 0)
       uv_timer_start(&j->timer, on_job_timer, (uint64_t)(limit * 1000.0), 0);
@@ -565,19 +576,19 @@ static void build_command(job* j) {
   run_words w = {0};
   size_t i;
   vbuf line = {0};
-  if (S.retry_cmds != NULL) {
+  if (the_run.retry_cmds != NULL) {
     /* --retry-failed: the joblog's command, as the shell it ran in. */
     j->argv = xcalloc(4, sizeof(char*));
     j->argv[0] = strdup("/bin/sh");
     j->argv[1] = strdup("-c");
-    j->argv[2] = strdup(S.retry_cmds[j->seq - 1]);
-    j->cmdline = strdup(S.retry_cmds[j->seq - 1]);
+    j->argv[2] = strdup(the_run.retry_cmds[j->seq - 1]);
+    j->cmdline = strdup(the_run.retry_cmds[j->seq - 1]);
     return;
   }
-  w.mode = S.shell ? WORDS_SHELL : WORDS_ARGV;
-  run_expand_command(&w, S.command, S.ncommand, &S.in, &j->args, j->seq,
-                     j->slot);
-  if (S.shell) {
+  w.mode = the_run.shell ? WORDS_SHELL : WORDS_ARGV;
+  run_expand_command(&w, the_run.command, the_run.ncommand, &the_run.in,
+                     &j->args, j->seq, j->slot);
+  if (the_run.shell) {
     char** sh = run_words_take(&w);
     j->argv = xcalloc(4, sizeof(char*));
     j->argv[0] = strdup("/bin/sh");
@@ -598,25 +609,26 @@ static void build_command(job* j) {
 
 /* The next job's values: 1, 0 while input is awaited, -1 at the end. */
 static int next_args(run_args* a) {
-  if (S.retry_cmds != NULL) {
+  if (the_run.retry_cmds != NULL) {
     /* --retry-failed: the failed seqs of the joblog, nothing else. */
-    while (S.made < S.skip_n && S.retry_cmds[S.made] == NULL)
-      S.made++;
-    return S.made < S.skip_n ? (memset(a, 0, sizeof(*a)), 1) : -1;
+    while (the_run.made < the_run.skip_n &&
+           the_run.retry_cmds[the_run.made] == NULL)
+      the_run.made++;
+    return the_run.made < the_run.skip_n ? (memset(a, 0, sizeof(*a)), 1) : -1;
   }
-  if (S.shuffled != NULL) {
-    if (S.made >= S.nshuffled)
+  if (the_run.shuffled != NULL) {
+    if (the_run.made >= the_run.nshuffled)
       return -1;
-    *a = S.shuffled[S.made];
-    memset(&S.shuffled[S.made], 0, sizeof(*a));
+    *a = the_run.shuffled[the_run.made];
+    memset(&the_run.shuffled[the_run.made], 0, sizeof(*a));
     return 1;
   }
-  return run_inputs_next(&S.in, a, false);
+  return run_inputs_next(&the_run.in, a, false);
 }
 
 static job* make_job(run_args* a, unsigned slot) {
   job* j = xcalloc(1, sizeof(*j));
-  j->seq = ++S.made;
+  j->seq = ++the_run.made;
   j->args = *a;
   j->slot = slot;
   j->out.spill_fd = j->err.spill_fd = -1;
@@ -662,16 +674,16 @@ static double free_memory(void) {
 /* --load and --memfree hold starts while the machine is busy; looked at
  * again each second, as GNU parallel does. */
 static bool machine_busy(void) {
-  if (S.load_max > 0 && running_processes() >= S.load_max)
+  if (the_run.load_max > 0 && running_processes() >= the_run.load_max)
     return true;
-  if (S.memfree > 0) {
+  if (the_run.memfree > 0) {
     double avail = free_memory();
-    if (avail >= 0 && avail < S.memfree / 2 && S.running > 1) {
+    if (avail >= 0 && avail < the_run.memfree / 2 && the_run.running > 1) {
       /* The youngest job goes back to be run later. */
       job* youngest = NULL;
       unsigned i;
-      for (i = 0; i < S.jobs; i++) {
-        job* j = S.running_jobs[i];
+      for (i = 0; i < the_run.jobs; i++) {
+        job* j = the_run.running_jobs[i];
         if (j && !j->exited && !j->requeue &&
             (youngest == NULL || j->start > youngest->start))
           youngest = j;
@@ -681,7 +693,7 @@ static bool machine_busy(void) {
         kill_job(youngest, SIGTERM);
       }
     }
-    if (avail >= 0 && avail < S.memfree)
+    if (avail >= 0 && avail < the_run.memfree)
       return true;
   }
   return false;
@@ -692,57 +704,58 @@ static void on_input(void) {
 }
 
 static void start_jobs(void) {
-  while (!S.signalled && !S.halting && S.running < S.jobs) {
+  while (!the_run.signalled && !the_run.halting &&
+         the_run.running < the_run.jobs) {
     run_args a;
     unsigned slot;
     job* j;
     int got;
-    if (S.delay_s > 0 && S.last_start > 0) {
+    if (the_run.delay_s > 0 && the_run.last_start > 0) {
       /* --delay: the next start waits until S seconds after the last. */
-      double wait = S.last_start + S.delay_s - vow_cli_now();
+      double wait = the_run.last_start + the_run.delay_s - vow_cli_now();
       if (wait > 0) {
-        if (!uv_is_active((uv_handle_t*)&S.delay))
-          uv_timer_start(&S.delay, on_delay_over, (uint64_t)(wait * 1000) + 1,
-                         0);
+        if (!uv_is_active((uv_handle_t*)&the_run.delay))
+          uv_timer_start(&the_run.delay, on_delay_over,
+                         (uint64_t)(wait * 1000) + 1, 0);
         return;
       }
     }
-    if ((S.load_max > 0 || S.memfree > 0) && machine_busy()) {
-      if (!uv_is_active((uv_handle_t*)&S.delay))
-        uv_timer_start(&S.delay, on_delay_over, 1000, 0);
+    if ((the_run.load_max > 0 || the_run.memfree > 0) && machine_busy()) {
+      if (!uv_is_active((uv_handle_t*)&the_run.delay))
+        uv_timer_start(&the_run.delay, on_delay_over, 1000, 0);
       return;
     }
-    for (slot = 0; slot < S.jobs && S.slot_busy[slot]; slot++) {
+    for (slot = 0; slot < the_run.jobs && the_run.slot_busy[slot]; slot++) {
     }
-    if (S.waiting != NULL) {
-      j = S.waiting;
-      S.waiting = j->next_waiting;
+    if (the_run.waiting != NULL) {
+      j = the_run.waiting;
+      the_run.waiting = j->next_waiting;
       j->slot = slot + 1;
-      S.last_start = vow_cli_now();
+      the_run.last_start = vow_cli_now();
       spawn_job(j);
       continue;
     }
     got = next_args(&a);
     if (got < 0) {
-      S.input_ended = true;
-      S.total = S.made;
-      if (S.keep_order)
+      the_run.input_ended = true;
+      the_run.total = the_run.made;
+      if (the_run.keep_order)
         flush_ordered();
       return;
     }
     if (got == 0)
       return; /* on_input comes back when there is more */
-    if (skipped(S.made + 1)) {
-      S.made++;
+    if (skipped(the_run.made + 1)) {
+      the_run.made++;
       run_args_free(&a);
       continue;
     }
-    S.last_start = vow_cli_now();
+    the_run.last_start = vow_cli_now();
     j = make_job(&a, slot + 1);
-    if (S.keep_order) {
+    if (the_run.keep_order) {
       ring_fit(j->seq);
       *ring_at(j->seq) = j;
-      if (j->seq == S.next_print || S.next_print == 0)
+      if (j->seq == the_run.next_print || the_run.next_print == 0)
         flush_ordered();
     }
     spawn_job(j);
@@ -758,12 +771,12 @@ static void on_signal(uv_signal_t* h, int sig) {
    * TERM does: each job leads a session of its own, so the terminal's
    * SIGHUP never reaches it, and passing HUP on would spare a job that
    * ignores it (nohup), leaving an orphan. */
-  S.signalled = sig;
+  the_run.signalled = sig;
   end_running_jobs(sig == SIGHUP ? SIGTERM : sig);
   stop_starting();
-  uv_signal_stop(&S.sigint);
-  uv_signal_stop(&S.sigterm);
-  uv_signal_stop(&S.sighup);
+  uv_signal_stop(&the_run.sigint);
+  uv_signal_stop(&the_run.sigterm);
+  uv_signal_stop(&the_run.sighup);
 }
 
 /* vow runs no shell unless --shell, so a pipe, redirection or command
@@ -773,10 +786,10 @@ static void hint_shell_words(void) {
   static const char* const ops[] = {"|", "||", "&&",   ";", ">", ">>",
                                     "<", "2>", "2>&1", "&", "|&"};
   size_t w, k;
-  if (S.shell)
+  if (the_run.shell)
     return;
-  for (w = 0; w < S.ncommand; w++) {
-    const char* word = S.command[w];
+  for (w = 0; w < the_run.ncommand; w++) {
+    const char* word = the_run.command[w];
     bool op = false;
     for (k = 0; k < sizeof(ops) / sizeof(ops[0]) && !op; k++)
       op = strcmp(word, ops[k]) == 0;
@@ -833,46 +846,46 @@ static void on_tick(uv_timer_t* t) {
 static void shuffle_all(void) {
   size_t cap = 0, i;
   run_args a;
-  while (run_inputs_next(&S.in, &a, true) == 1) {
-    if (S.nshuffled == cap) {
+  while (run_inputs_next(&the_run.in, &a, true) == 1) {
+    if (the_run.nshuffled == cap) {
       cap = cap ? cap * 2 : 256;
-      S.shuffled = realloc(S.shuffled, cap * sizeof(run_args));
-      if (S.shuffled == NULL)
+      the_run.shuffled = realloc(the_run.shuffled, cap * sizeof(run_args));
+      if (the_run.shuffled == NULL)
         exit(VOW_EXIT_ERROR);
     }
-    S.shuffled[S.nshuffled++] = a;
+    the_run.shuffled[the_run.nshuffled++] = a;
   }
   srand((unsigned)(vow_cli_now() * 1e6) ^ (unsigned)getpid());
-  for (i = S.nshuffled; i > 1; i--) {
+  for (i = the_run.nshuffled; i > 1; i--) {
     size_t k = (size_t)rand() % i;
-    run_args t = S.shuffled[i - 1];
-    S.shuffled[i - 1] = S.shuffled[k];
-    S.shuffled[k] = t;
+    run_args t = the_run.shuffled[i - 1];
+    the_run.shuffled[i - 1] = the_run.shuffled[k];
+    the_run.shuffled[k] = t;
   }
-  if (S.shuffled == NULL)
-    S.shuffled = xcalloc(1, sizeof(run_args));
+  if (the_run.shuffled == NULL)
+    the_run.shuffled = xcalloc(1, sizeof(run_args));
 }
 
 /* The budget of -X, -m and --xargs: a command line of GNU parallel's
  * length, less the command's own words. */
 static void size_multi(void) {
   size_t i;
-  S.in.max_chars = 63658;
-  for (i = 0; i < S.ncommand; i++) {
-    if (run_has_replacement(S.command[i], &S.in))
-      S.in.repl_words++;
+  the_run.in.max_chars = 63658;
+  for (i = 0; i < the_run.ncommand; i++) {
+    if (run_has_replacement(the_run.command[i], &the_run.in))
+      the_run.in.repl_words++;
     else if (i > 0)
-      S.in.fixed_chars += strlen(S.command[i]) + 1;
+      the_run.in.fixed_chars += strlen(the_run.command[i]) + 1;
   }
-  if (S.in.multi != 'X')
-    S.in.repl_words = 0;
+  if (the_run.in.multi != 'X')
+    the_run.in.repl_words = 0;
 }
 
 static int dry_run(void) {
   run_args a;
-  while (S.shuffled ? next_args(&a) == 1
-                    : run_inputs_next(&S.in, &a, true) == 1) {
-    job* j = make_job(&a, (unsigned)((S.made) % S.jobs) + 1);
+  while (the_run.shuffled ? next_args(&a) == 1
+                          : run_inputs_next(&the_run.in, &a, true) == 1) {
+    job* j = make_job(&a, (unsigned)((the_run.made) % the_run.jobs) + 1);
     printf("%s\n", j->cmdline);
     free_job(j);
   }
@@ -881,7 +894,7 @@ static int dry_run(void) {
 
 /* Ends a run that started no job: the inputs closed, the loop too. */
 static int close_early(uv_loop_t* loop, int status) {
-  run_inputs_close(&S.in);
+  run_inputs_close(&the_run.in);
   uv_run(loop, UV_RUN_DEFAULT);
   uv_loop_close(loop);
   return status;
@@ -892,90 +905,92 @@ int vow_cli_run(int argc, char** argv) {
   uv_loop_t loop;
   uv_timer_t tick;
   bool need_all;
-  memset(&S, 0, sizeof(S));
-  S.park_fd = -1;
+  memset(&the_run, 0, sizeof(the_run));
+  the_run.park_fd = -1;
   first = run_parse_options(argc, argv);
   if (first < 0)
     return VOW_EXIT_ERROR;
-  S.command = argv + first;
-  while (first + (int)S.ncommand < argc &&
-         strncmp(argv[first + (int)S.ncommand], ":::", 3) != 0)
-    S.ncommand++;
-  if (S.ncommand == 0 && S.resume != 3) {
+  the_run.command = argv + first;
+  while (first + (int)the_run.ncommand < argc &&
+         strncmp(argv[first + (int)the_run.ncommand], ":::", 3) != 0)
+    the_run.ncommand++;
+  if (the_run.ncommand == 0 && the_run.resume != 3) {
     vow_cli_error("no command to run (see vow run --help)");
     return VOW_EXIT_ERROR;
   }
-  if (run_inputs_parse(&S.in, argc, argv, first + (int)S.ncommand, S.arg_files,
-                       S.narg_files) != 0)
+  if (run_inputs_parse(&the_run.in, argc, argv, first + (int)the_run.ncommand,
+                       the_run.arg_files, the_run.narg_files) != 0)
     return VOW_EXIT_ERROR;
   hint_shell_words();
-  if (S.workdir != NULL && make_workdir(S.workdir) != 0)
+  if (the_run.workdir != NULL && make_workdir(the_run.workdir) != 0)
     return VOW_EXIT_ERROR;
-  if (S.retries == 0)
-    S.retries = 1; /* --retries N: N tries in all */
-  S.in.jobs = S.jobs;
-  if (S.in.multi)
+  if (the_run.retries == 0)
+    the_run.retries = 1; /* --retries N: N tries in all */
+  the_run.in.jobs = the_run.jobs;
+  if (the_run.in.multi)
     size_multi();
   uv_loop_init(&loop);
-  S.loop = &loop;
+  the_run.loop = &loop;
   /* What needs the count of all jobs reads the whole input first, as GNU
    * parallel does for these. */
-  need_all = S.shuf || S.halt_pct;
-  if (S.resume != 3 &&
-      run_inputs_open(&S.in, S.dry_run ? NULL : &loop, need_all) != 0)
+  need_all = the_run.shuf || the_run.halt_pct;
+  if (the_run.resume != 3 &&
+      run_inputs_open(&the_run.in, the_run.dry_run ? NULL : &loop, need_all) !=
+          0)
     return close_early(&loop, VOW_EXIT_ERROR);
-  S.in.ready = on_input;
-  if (S.shuf)
+  the_run.in.ready = on_input;
+  if (the_run.shuf)
     shuffle_all();
-  if (S.dry_run)
+  if (the_run.dry_run)
     return close_early(&loop, dry_run());
   if (open_joblog() != 0)
     return close_early(&loop, VOW_EXIT_ERROR);
   if (need_all)
-    S.total = S.shuffled ? S.nshuffled : run_inputs_left(&S.in);
-  if (S.resume == 3)
-    S.total = S.skip_n;
-  S.next_print = 1;
-  S.slot_busy = xcalloc(S.jobs, sizeof(bool));
-  S.running_jobs = xcalloc(S.jobs, sizeof(job*));
+    the_run.total =
+        the_run.shuffled ? the_run.nshuffled : run_inputs_left(&the_run.in);
+  if (the_run.resume == 3)
+    the_run.total = the_run.skip_n;
+  the_run.next_print = 1;
+  the_run.slot_busy = xcalloc(the_run.jobs, sizeof(bool));
+  the_run.running_jobs = xcalloc(the_run.jobs, sizeof(job*));
   signal(SIGPIPE, SIG_IGN); /* a closed stdout is seen as EPIPE */
-  uv_signal_init(&loop, &S.sigint);
-  uv_signal_init(&loop, &S.sigterm);
-  uv_signal_init(&loop, &S.sighup);
-  uv_signal_init(&loop, &S.sigchld);
-  uv_signal_start(&S.sigchld, on_sigchld, SIGCHLD);
-  uv_unref((uv_handle_t*)&S.sigchld);
-  uv_signal_start(&S.sigint, on_signal, SIGINT);
-  uv_signal_start(&S.sigterm, on_signal, SIGTERM);
-  uv_signal_start(&S.sighup, on_signal, SIGHUP);
-  uv_unref((uv_handle_t*)&S.sigint);
-  uv_unref((uv_handle_t*)&S.sigterm);
-  uv_unref((uv_handle_t*)&S.sighup);
+  uv_signal_init(&loop, &the_run.sigint);
+  uv_signal_init(&loop, &the_run.sigterm);
+  uv_signal_init(&loop, &the_run.sighup);
+  uv_signal_init(&loop, &the_run.sigchld);
+  uv_signal_start(&the_run.sigchld, on_sigchld, SIGCHLD);
+  uv_unref((uv_handle_t*)&the_run.sigchld);
+  uv_signal_start(&the_run.sigint, on_signal, SIGINT);
+  uv_signal_start(&the_run.sigterm, on_signal, SIGTERM);
+  uv_signal_start(&the_run.sighup, on_signal, SIGHUP);
+  uv_unref((uv_handle_t*)&the_run.sigint);
+  uv_unref((uv_handle_t*)&the_run.sigterm);
+  uv_unref((uv_handle_t*)&the_run.sighup);
   uv_timer_init(&loop, &tick);
-  uv_timer_init(&loop, &S.delay);
-  vow_progress_init(&S.progress, S.progress_style);
-  if (S.progress.on) {
+  uv_timer_init(&loop, &the_run.delay);
+  vow_progress_init(&the_run.progress, the_run.progress_style);
+  if (the_run.progress.on) {
     uv_timer_start(&tick, on_tick, 200, 200);
     uv_unref((uv_handle_t*)&tick);
   }
   start_jobs();
   uv_run(&loop, UV_RUN_DEFAULT);
   out_progress(true);
-  if (S.keep_order)
+  if (the_run.keep_order)
     flush_ordered();
-  if (S.joblog_f)
-    fclose(S.joblog_f);
+  if (the_run.joblog_f)
+    fclose(the_run.joblog_f);
   out_finish();
-  run_inputs_close(&S.in);
-  uv_close((uv_handle_t*)&S.sigchld, NULL);
-  uv_close((uv_handle_t*)&S.sigint, NULL);
-  uv_close((uv_handle_t*)&S.sigterm, NULL);
-  uv_close((uv_handle_t*)&S.sighup, NULL);
+  run_inputs_close(&the_run.in);
+  uv_close((uv_handle_t*)&the_run.sigchld, NULL);
+  uv_close((uv_handle_t*)&the_run.sigint, NULL);
+  uv_close((uv_handle_t*)&the_run.sigterm, NULL);
+  uv_close((uv_handle_t*)&the_run.sighup, NULL);
   uv_close((uv_handle_t*)&tick, NULL);
-  uv_close((uv_handle_t*)&S.delay, NULL);
+  uv_close((uv_handle_t*)&the_run.delay, NULL);
   uv_run(&loop, UV_RUN_DEFAULT);
   uv_loop_close(&loop);
-  if (S.signalled == SIGPIPE || S.broken_pipe) {
+  if (the_run.signalled == SIGPIPE || the_run.broken_pipe) {
     /* Ended by a closed stdout: say so the way GNU parallel's death by
      * SIGPIPE says it to the shell. */
     fflush(stdout);
@@ -983,10 +998,10 @@ int vow_cli_run(int argc, char** argv) {
     raise(SIGPIPE);
     return 128 + SIGPIPE;
   }
-  if (S.signalled)
-    return 128 + S.signalled;
-  if (S.halting)
+  if (the_run.signalled)
+    return 128 + the_run.signalled;
+  if (the_run.halting)
     return halt_exit_status();
-  status = S.failed > 100 ? VOW_EXIT_MANY : (int)S.failed;
+  status = the_run.failed > 100 ? VOW_EXIT_MANY : (int)the_run.failed;
   return status;
 }

@@ -90,21 +90,21 @@ static int parse_halt(const char* spec) {
     return 0;
   if (strcmp(spec, "1") == 0 || strcmp(spec, "2") == 0 ||
       strcmp(spec, "-1") == 0 || strcmp(spec, "-2") == 0) {
-    S.halt_when = spec[strlen(spec) - 1] == '2' ? 2 : 1;
-    S.halt_why = spec[0] == '-' ? HALT_SUCCESS : HALT_FAIL;
-    S.halt_count = 1;
+    the_run.halt_when = spec[strlen(spec) - 1] == '2' ? 2 : 1;
+    the_run.halt_why = spec[0] == '-' ? HALT_SUCCESS : HALT_FAIL;
+    the_run.halt_count = 1;
     return 0;
   }
   if (comma == NULL) {
     /* N%: soon,fail=N% */
-    S.halt_count = strtod(spec, &end);
-    if (end == spec || strcmp(end, "%") != 0 || S.halt_count <= 0 ||
-        S.halt_count >= 100)
+    the_run.halt_count = strtod(spec, &end);
+    if (end == spec || strcmp(end, "%") != 0 || the_run.halt_count <= 0 ||
+        the_run.halt_count >= 100)
       return -1;
-    S.halt_when = 1;
-    S.halt_why = HALT_FAIL;
-    S.halt_pct = true;
-    S.halt_count /= 100.0;
+    the_run.halt_when = 1;
+    the_run.halt_why = HALT_FAIL;
+    the_run.halt_pct = true;
+    the_run.halt_count /= 100.0;
     return 0;
   }
   if ((size_t)(comma - spec) >= sizeof(how))
@@ -112,9 +112,9 @@ static int parse_halt(const char* spec) {
   memcpy(how, spec, (size_t)(comma - spec));
   how[comma - spec] = '\0';
   if (strcmp(how, "now") == 0)
-    S.halt_when = 2;
+    the_run.halt_when = 2;
   else if (strcmp(how, "soon") == 0)
-    S.halt_when = 1;
+    the_run.halt_when = 1;
   else
     return -1;
   eq = strchr(comma, '=');
@@ -122,26 +122,26 @@ static int parse_halt(const char* spec) {
   if (eq == NULL)
     return -1;
   if (eq - why == 4 && strncmp(why, "fail", 4) == 0)
-    S.halt_why = HALT_FAIL;
+    the_run.halt_why = HALT_FAIL;
   else if (eq - why == 7 && strncmp(why, "success", 7) == 0)
-    S.halt_why = HALT_SUCCESS;
+    the_run.halt_why = HALT_SUCCESS;
   else if (eq - why == 4 && strncmp(why, "done", 4) == 0)
-    S.halt_why = HALT_DONE;
+    the_run.halt_why = HALT_DONE;
   else
     return -1;
-  S.halt_count = strtod(eq + 1, &end);
-  if (end == eq + 1 || S.halt_count <= 0)
+  the_run.halt_count = strtod(eq + 1, &end);
+  if (end == eq + 1 || the_run.halt_count <= 0)
     return -1;
   if (*end == '%') {
-    S.halt_pct = true;
-    S.halt_count /= 100.0;
+    the_run.halt_pct = true;
+    the_run.halt_count /= 100.0;
     end++;
   }
   return *end == '\0' ? 0 : -1;
 }
 
 static int set_delim(const char* spec) {
-  if (run_inputs_delim(&S.in, spec) != 0) {
+  if (run_inputs_delim(&the_run.in, spec) != 0) {
     vow_cli_error(
         "-d wants a delimiter (with \\n \\t \\0 \\xHH escapes), not "
         "\"%s\"",
@@ -159,10 +159,10 @@ static int set_max_args(char opt, const char* spec) {
     vow_cli_error("-%c wants a count, not \"%s\"", opt, spec);
     return -1;
   }
-  S.in.max_args = (size_t)n;
-  S.in.zero_args = n == 0;
+  the_run.in.max_args = (size_t)n;
+  the_run.in.zero_args = n == 0;
   if (n == 0)
-    S.in.max_args = 1;
+    the_run.in.max_args = 1;
   return 0;
 }
 
@@ -193,21 +193,21 @@ static int parse_short(const char* a, int* i, int argc, char** argv,
   for (k = 1; a[k] != '\0'; k++) {
     switch (a[k]) {
       case 'k':
-        S.keep_order = true;
+        the_run.keep_order = true;
         break;
       case '0':
-        S.in.delim[0] = '\0', S.in.delim_len = 1;
+        the_run.in.delim[0] = '\0', the_run.in.delim_len = 1;
         break;
       case 'q':
         break; /* -q: no shell, every argument one word, vow's default */
       case 'u':
-        S.ungroup = true;
+        the_run.ungroup = true;
         break;
       case 'X':
-        S.in.multi = 'X';
+        the_run.in.multi = 'X';
         break;
       case 'm':
-        S.in.multi = 'm';
+        the_run.in.multi = 'm';
         break;
       case 'h':
         usage(stdout);
@@ -233,7 +233,7 @@ static int parse_short(const char* a, int* i, int argc, char** argv,
           return -1;
         }
         if (a[k] == 'a')
-          S.arg_files[S.narg_files++] = value;
+          the_run.arg_files[the_run.narg_files++] = value;
         else if (a[k] == 'd')
           return set_delim(value);
         else if (a[k] == 'j' || a[k] == 'P')
@@ -257,8 +257,8 @@ static int parse_short(const char* a, int* i, int argc, char** argv,
 int run_parse_options(int argc, char** argv) {
   int i;
   const char* jobs = NULL;
-  S.arg_files = calloc((size_t)argc + 1, sizeof(char*));
-  if (S.arg_files == NULL) {
+  the_run.arg_files = calloc((size_t)argc + 1, sizeof(char*));
+  if (the_run.arg_files == NULL) {
     vow_cli_error("out of memory");
     return -1;
   }
@@ -285,37 +285,37 @@ int run_parse_options(int argc, char** argv) {
       usage(stdout);
       exit(0);
     } else if (strcmp(a, "--keep-order") == 0) {
-      S.keep_order = true;
+      the_run.keep_order = true;
     } else if (strcmp(a, "--line-buffer") == 0) {
-      S.line_buffer = true;
+      the_run.line_buffer = true;
     } else if (strcmp(a, "--tag") == 0) {
-      S.tag = true;
+      the_run.tag = true;
     } else if (strcmp(a, "--shell") == 0) {
-      S.shell = true;
+      the_run.shell = true;
     } else if (strcmp(a, "--dry-run") == 0) {
-      S.dry_run = true;
+      the_run.dry_run = true;
     } else if (strcmp(a, "--null") == 0) {
-      S.in.delim[0] = '\0', S.in.delim_len = 1;
+      the_run.in.delim[0] = '\0', the_run.in.delim_len = 1;
     } else if (strcmp(a, "--quote") == 0 || strcmp(a, "--will-cite") == 0 ||
                strcmp(a, "--no-notice") == 0) {
       /* accepted as GNU parallel users type them: --quote is vow's
        * default, and vow asks for no citation */
     } else if (strcmp(a, "--link") == 0) {
-      S.in.link = true;
+      the_run.in.link = true;
     } else if (strcmp(a, "--ungroup") == 0) {
-      S.ungroup = true;
+      the_run.ungroup = true;
     } else if (strcmp(a, "--xargs") == 0) {
-      S.in.multi = 'x';
+      the_run.in.multi = 'x';
     } else if (strcmp(a, "--shuf") == 0) {
-      S.shuf = true;
+      the_run.shuf = true;
     } else if (strcmp(a, "--retry-failed") == 0) {
-      S.resume = 3;
+      the_run.resume = 3;
     } else if (strcmp(a, "--bar") == 0) {
-      S.progress_style = 'b';
+      the_run.progress_style = 'b';
     } else if (strcmp(a, "--eta") == 0) {
-      S.progress_style = 'e';
+      the_run.progress_style = 'e';
     } else if (strcmp(a, "--progress") == 0) {
-      S.progress_style = 'p';
+      the_run.progress_style = 'p';
     } else if (TAKES("--delimiter")) {
       if (set_delim(val) != 0)
         return -1;
@@ -328,18 +328,18 @@ int run_parse_options(int argc, char** argv) {
         vow_cli_error("--colsep wants a separator");
         return -1;
       }
-      run_inputs_colsep(&S.in, val);
+      run_inputs_colsep(&the_run.in, val);
     } else if (TAKES("--header")) {
-      S.in.header = true;
+      the_run.in.header = true;
     } else if (TAKES("--trim")) {
       if (strcmp(val, "n") == 0)
-        S.in.trim = 0;
+        the_run.in.trim = 0;
       else if (strcmp(val, "l") == 0)
-        S.in.trim = 1;
+        the_run.in.trim = 1;
       else if (strcmp(val, "r") == 0)
-        S.in.trim = 2;
+        the_run.in.trim = 2;
       else if (strcmp(val, "lr") == 0 || strcmp(val, "rl") == 0)
-        S.in.trim = 3;
+        the_run.in.trim = 3;
       else {
         vow_cli_error("--trim wants n, l, r, lr or rl, not \"%s\"", val);
         return -1;
@@ -349,34 +349,34 @@ int run_parse_options(int argc, char** argv) {
         vow_cli_error("--results wants a directory");
         return -1;
       }
-      S.results = val;
+      the_run.results = val;
     } else if (TAKES("--load")) {
       char* end;
-      S.load_max = strtod(val, &end);
-      if (end == val || S.load_max <= 0 ||
+      the_run.load_max = strtod(val, &end);
+      if (end == val || the_run.load_max <= 0 ||
           (*end != '\0' && strcmp(end, "%") != 0)) {
         vow_cli_error("--load wants N or N%%, not \"%s\"", val);
         return -1;
       }
       if (*end == '%')
-        S.load_max = S.load_max * vow_cli_cpus() / 100.0;
+        the_run.load_max = the_run.load_max * vow_cli_cpus() / 100.0;
     } else if (TAKES("--memfree")) {
-      S.memfree = parse_size(val);
-      if (S.memfree <= 0) {
+      the_run.memfree = parse_size(val);
+      if (the_run.memfree <= 0) {
         vow_cli_error("--memfree wants a size (as 500M or 2G), not \"%s\"",
                       val);
         return -1;
       }
     } else if (strcmp(a, "--resume") == 0) {
-      S.resume = 1;
+      the_run.resume = 1;
     } else if (strcmp(a, "--resume-failed") == 0) {
-      S.resume = 2;
+      the_run.resume = 2;
     } else if (TAKES("--jobs") || TAKES("--max-procs")) {
       jobs = val;
     } else if (TAKES("--delay")) {
       char* end;
-      S.delay_s = strtod(val, &end);
-      if (end == val || *end != '\0' || S.delay_s < 0) {
+      the_run.delay_s = strtod(val, &end);
+      if (end == val || *end != '\0' || the_run.delay_s < 0) {
         vow_cli_error("--delay wants seconds, not \"%s\"", val);
         return -1;
       }
@@ -388,14 +388,14 @@ int run_parse_options(int argc, char** argv) {
                       val);
         return -1;
       }
-      S.nice = val;
+      the_run.nice = val;
     } else if (TAKES("--workdir") || TAKES("--wd")) {
-      S.workdir = val;
+      the_run.workdir = val;
     } else if (TAKES("--tagstring")) {
-      S.tagstring = val;
-      S.tag = true;
+      the_run.tagstring = val;
+      the_run.tag = true;
     } else if (TAKES("--arg-file")) {
-      S.arg_files[S.narg_files++] = val;
+      the_run.arg_files[the_run.narg_files++] = val;
     } else if (TAKES("--timeout")) {
       char* end;
       double t = strtod(val, &end);
@@ -404,11 +404,11 @@ int run_parse_options(int argc, char** argv) {
         return -1;
       }
       if (*end == '%')
-        S.timeout_pct = t;
+        the_run.timeout_pct = t;
       else
-        S.timeout_s = t;
+        the_run.timeout_s = t;
     } else if (TAKES("--joblog")) {
-      S.joblog = val;
+      the_run.joblog = val;
     } else if (TAKES("--retries")) {
       char* end;
       long n = strtol(val, &end, 10);
@@ -416,7 +416,7 @@ int run_parse_options(int argc, char** argv) {
         vow_cli_error("--retries wants a count, not \"%s\"", val);
         return -1;
       }
-      S.retries = (unsigned)n;
+      the_run.retries = (unsigned)n;
     } else if (TAKES("--halt")) {
       if (parse_halt(val) != 0) {
         vow_cli_error(
@@ -430,18 +430,19 @@ int run_parse_options(int argc, char** argv) {
 #undef TAKES
   }
   if (jobs != NULL) {
-    S.jobs = vow_cli_jobs(jobs, 1024);
-    if (S.jobs == 0) {
+    the_run.jobs = vow_cli_jobs(jobs, 1024);
+    if (the_run.jobs == 0) {
       vow_cli_error("-j wants N, N%%, +N, -N or 0, not \"%s\"", jobs);
       return -1;
     }
   } else {
-    S.jobs = vow_cli_cpus();
+    the_run.jobs = vow_cli_cpus();
   }
-  if (S.resume && S.joblog == NULL) {
-    vow_cli_error("%s needs --joblog FILE", S.resume == 3   ? "--retry-failed"
-                                            : S.resume == 2 ? "--resume-failed"
-                                                            : "--resume");
+  if (the_run.resume && the_run.joblog == NULL) {
+    vow_cli_error("%s needs --joblog FILE",
+                  the_run.resume == 3   ? "--retry-failed"
+                  : the_run.resume == 2 ? "--resume-failed"
+                                        : "--resume");
     return -1;
   }
   return i;

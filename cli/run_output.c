@@ -22,24 +22,24 @@
  * starting jobs, as GNU parallel does when SIGPIPE ends it. */
 void out_write(int fd, const char* p, size_t n) {
   if (fd == 1 || fd == 2)
-    vow_progress_erase(&S.progress);
+    vow_progress_erase(&the_run.progress);
   if (vowp_write_all(fd, p, n) == -EPIPE && fd == 1)
-    S.broken_pipe = true;
+    the_run.broken_pipe = true;
 }
 
 static int spill_file(void) {
   char path[128];
   int fd;
-  if (S.spill_dir[0] == '\0') {
+  if (the_run.spill_dir[0] == '\0') {
     const char* tmp = getenv("TMPDIR");
-    snprintf(S.spill_dir, sizeof(S.spill_dir), "%s/vow-XXXXXX",
+    snprintf(the_run.spill_dir, sizeof(the_run.spill_dir), "%s/vow-XXXXXX",
              tmp && strlen(tmp) < 40 ? tmp : "/tmp");
-    if (mkdtemp(S.spill_dir) == NULL) {
-      S.spill_dir[0] = '\0';
+    if (mkdtemp(the_run.spill_dir) == NULL) {
+      the_run.spill_dir[0] = '\0';
       return -1; /* keep it in memory then */
     }
   }
-  snprintf(path, sizeof(path), "%s/outXXXXXX", S.spill_dir);
+  snprintf(path, sizeof(path), "%s/outXXXXXX", the_run.spill_dir);
   fd = mkstemp(path);
   if (fd >= 0)
     unlink(path); /* gone when closed, whatever happens to us */
@@ -59,9 +59,10 @@ static void spill(capture* c) {
 static void put_tag(int fd, job* j) {
   vbuf t = {0};
   size_t i;
-  if (S.tagstring != NULL)
-    run_expand_plain(&t, S.tagstring, &S.in, &j->args, j->seq, j->slot);
-  for (i = 0; S.tagstring == NULL && i < j->args.n; i++) {
+  if (the_run.tagstring != NULL)
+    run_expand_plain(&t, the_run.tagstring, &the_run.in, &j->args, j->seq,
+                     j->slot);
+  for (i = 0; the_run.tagstring == NULL && i < j->args.n; i++) {
     if (i)
       vbuf_add(&t, " ", 1);
     vbuf_str(&t, j->args.v[i]);
@@ -74,7 +75,7 @@ static void put_tag(int fd, job* j) {
 /* Writes bytes, tagging each line when --tag is on. The bytes may come in
  * pieces cut anywhere: the capture remembers whether a line is open. */
 static void put(capture* c, const char* p, size_t n) {
-  if (!S.tag) {
+  if (!the_run.tag) {
     out_write(c->fd, p, n);
     return;
   }
@@ -110,7 +111,7 @@ static void copy_out(capture* c, int fd, off_t off, size_t len, int to) {
 /* Everything captured, in order, to fd `to`, or printed when to < 0. */
 static void emit(capture* c, int to) {
   if (c->parked_at >= 0)
-    copy_out(c, S.park_fd, c->parked_at, c->parked_len, to);
+    copy_out(c, the_run.park_fd, c->parked_at, c->parked_len, to);
   if (c->spill_fd >= 0)
     copy_out(c, c->spill_fd, 0, (size_t)lseek(c->spill_fd, 0, SEEK_END), to);
   if (c->mem.len) {
@@ -148,17 +149,17 @@ static void print_capture(capture* c) {
  * job printed next writes its stdout through (with --line-buffer, its
  * stderr too: no other job's lines can come between). */
 static bool passes_through(const capture* c) {
-  return c->job->direct && (c->fd == 1 || S.line_buffer);
+  return c->job->direct && (c->fd == 1 || the_run.line_buffer);
 }
 
 /* --line-buffer without -k: any job's whole lines as they come. */
 static bool by_lines(void) {
-  return S.line_buffer && !S.keep_order;
+  return the_run.line_buffer && !the_run.keep_order;
 }
 
 void out_received(capture* c, const char* p, size_t n) {
   c->total += n;
-  if (S.ungroup)
+  if (the_run.ungroup)
     return;
   if (passes_through(c)) {
     put(c, p, n);
@@ -206,11 +207,11 @@ void out_ended(capture* c) {
 void out_go_direct(job* j) {
   /* A job that may run again (--retries, --memfree) is printed whole,
    * once: only its last try's output is shown. */
-  if (j->direct || S.ungroup || S.results != NULL || S.retries > 1 ||
-      S.memfree > 0)
+  if (j->direct || the_run.ungroup || the_run.results != NULL ||
+      the_run.retries > 1 || the_run.memfree > 0)
     return;
   print_capture(&j->out);
-  if (S.line_buffer)
+  if (the_run.line_buffer)
     print_capture(&j->err);
   j->direct = true;
 }
@@ -219,22 +220,22 @@ void out_go_direct(job* j) {
  * the parking file (one file for all of them, so neither memory nor file
  * descriptors grow with the jobs waiting). */
 static void park(capture* c) {
-  off_t at = S.park_end;
+  off_t at = the_run.park_end;
   size_t len = 0;
   if (c->spill_fd < 0 && c->mem.len < PARK_IN_MEMORY)
     return;
-  if (S.park_fd < 0 && (S.park_fd = spill_file()) < 0)
+  if (the_run.park_fd < 0 && (the_run.park_fd = spill_file()) < 0)
     return; /* it waits where it is then */
   if (c->spill_fd >= 0) {
     char buf[65536];
     ssize_t k;
     while ((k = pread(c->spill_fd, buf, sizeof(buf), (off_t)len)) > 0 &&
-           pwrite(S.park_fd, buf, (size_t)k, at + (off_t)len) == k)
+           pwrite(the_run.park_fd, buf, (size_t)k, at + (off_t)len) == k)
       len += (size_t)k;
     if (k != 0)
       return; /* it could not all be moved: the spill file stays */
   }
-  if (c->mem.len && pwrite(S.park_fd, c->mem.data, c->mem.len,
+  if (c->mem.len && pwrite(the_run.park_fd, c->mem.data, c->mem.len,
                            at + (off_t)len) != (ssize_t)c->mem.len)
     return;
   len += c->mem.len;
@@ -244,7 +245,7 @@ static void park(capture* c) {
   vbuf_free(&c->mem);
   c->parked_at = at;
   c->parked_len = len;
-  S.park_end = at + (off_t)len;
+  the_run.park_end = at + (off_t)len;
 }
 
 void out_park(job* j) {
@@ -253,7 +254,7 @@ void out_park(job* j) {
 }
 
 void out_print_job(job* j) {
-  if (!by_lines() && !S.ungroup && S.results == NULL) {
+  if (!by_lines() && !the_run.ungroup && the_run.results == NULL) {
     print_capture(&j->out);
     print_capture(&j->err);
   }
@@ -315,23 +316,24 @@ void out_results(job* j) {
   char seq[32];
   size_t base, i;
   const char *o = "stdout", *e = "stderr", *q = "seq";
-  if (S.results == NULL)
+  if (the_run.results == NULL)
     return;
   snprintf(seq, sizeof(seq), "%zu\n", j->seq);
-  if (run_has_replacement(S.results, &S.in)) {
-    run_expand_plain(&path, S.results, &S.in, &j->args, j->seq, j->slot);
+  if (run_has_replacement(the_run.results, &the_run.in)) {
+    run_expand_plain(&path, the_run.results, &the_run.in, &j->args, j->seq,
+                     j->slot);
     if (path.len == 0 || path.data[path.len - 1] != '/') {
       o = "";
       e = ".err";
       q = ".seq";
     }
   } else {
-    vbuf_str(&path, S.results);
+    vbuf_str(&path, the_run.results);
     if (path.data[path.len - 1] != '/')
       vbuf_add(&path, "/", 1);
     for (i = 0; i < (j->args.ntup ? j->args.tup[1] : 0); i++) {
       char num[32];
-      const char* name = i < S.in.nnames ? S.in.names[i] : NULL;
+      const char* name = i < the_run.in.nnames ? the_run.in.names[i] : NULL;
       snprintf(num, sizeof(num), "%zu", i + 1);
       put_component(&path, name ? name : num);
       vbuf_add(&path, "/", 1);
@@ -359,23 +361,23 @@ void out_results(job* j) {
 /* ---- progress ---------------------------------------------------------- */
 
 void out_progress(bool final) {
-  vow_progress_counts c = {S.done, 0, S.running, S.failed};
-  if (!S.progress.on)
+  vow_progress_counts c = {the_run.done, 0, the_run.running, the_run.failed};
+  if (!the_run.progress.on)
     return;
-  if (S.input_ended) {
-    c.total = S.total;
-  } else if (S.total == 0) {
-    size_t left = run_inputs_left(&S.in);
-    c.total = left == SIZE_MAX ? 0 : S.made + left;
+  if (the_run.input_ended) {
+    c.total = the_run.total;
+  } else if (the_run.total == 0) {
+    size_t left = run_inputs_left(&the_run.in);
+    c.total = left == SIZE_MAX ? 0 : the_run.made + left;
   } else {
-    c.total = S.total;
+    c.total = the_run.total;
   }
-  vow_progress_draw(&S.progress, &c, final);
+  vow_progress_draw(&the_run.progress, &c, final);
 }
 
 void out_finish(void) {
-  if (S.park_fd >= 0)
-    close(S.park_fd);
-  if (S.spill_dir[0])
-    rmdir(S.spill_dir);
+  if (the_run.park_fd >= 0)
+    close(the_run.park_fd);
+  if (the_run.spill_dir[0])
+    rmdir(the_run.spill_dir);
 }

@@ -100,7 +100,7 @@ typedef struct run_state {
   off_t park_end;
 } run_state;
 
-extern run_state S;
+extern run_state the_run;
 
 /* run_options.c */
 int run_parse_options(int argc, char** argv);

@@ -1,13 +1,22 @@
-/* cli/queue_daemon.h — the daemon's state, shared by queue_serve.c (the
- * socket, the clients and their requests) and queue_run.c (starting,
- * reaping and recovering jobs). Private to cli/. */
+/* cli/queue/daemon.h — the job queue daemon's state, and the calls of its
+ * layers. Calls go down only:
+ *
+ *   serve.c     the daemon's start and stop, its socket and signals
+ *   requests.c  one handler per request op
+ *   conn.c      client connections and replies
+ *   run.c       which jobs start, their ends, retries, the commit
+ *   spawn.c     command jobs' processes;  tasks.c  task-function jobs
+ *   store.c     the database;  daemon.c  the log and the job table
+ *
+ * What a lower layer reports up goes through the_daemon.hooks, set once
+ * by vow serve. Private to cli/queue/. */
 #ifndef VOW_CLI_QUEUE_DAEMON_H
 #define VOW_CLI_QUEUE_DAEMON_H
 
 #include <sys/types.h>
 
 #include "queue.h"
-#include "queue_db.h"
+#include "store.h"
 
 /* A binary heap of queued jobs that may start: higher priority first,
  * then lower id. */
@@ -27,6 +36,31 @@ typedef struct qgroup {
 } qgroup;
 
 #define QD_DEFAULT_GROUP "default"
+
+struct client;
+
+/* A reply held until the changes it speaks of are committed. */
+typedef struct pending {
+  struct pending* next;
+  struct client* c; /* NULL once the client has gone */
+  qjob* job;        /* a submission's job: refused if the commit fails */
+  char* frame;      /* header and payload */
+  size_t len;
+} pending;
+
+/* Reports that go up a layer. */
+typedef struct qd_hooks {
+  /* spawn.c, tasks.c: a running job ended (run.c's qd_job_ended). */
+  void (*job_ended)(qjob* j, int state, const char* error);
+  /* run.c: the open transaction was committed, or rolled back (its
+   * submissions' jobs already forgotten); the replies held for it go
+   * out (conn.c). */
+  void (*committed)(bool ok);
+  /* run.c: the daemon is stopping and nothing runs any more (serve.c). */
+  void (*stop)(void);
+  /* conn.c: a client sent a request frame (requests.c). */
+  void (*request)(struct client* c, const char* data, size_t len);
+} qd_hooks;
 
 typedef struct daemon {
   uv_loop_t* loop;
@@ -48,8 +82,8 @@ typedef struct daemon {
   size_t ndirty, dirty_cap;
   qjob** graveyard; /* forgotten, freed at the end of the commit */
   size_t ngraveyard, graveyard_cap;
-  struct pending* pending_head; /* replies held until the commit */
-  struct pending* pending_tail;
+  pending* pending_head; /* replies held until the commit */
+  pending* pending_tail;
   struct client* clients;
   /* every job by id (ids are dense from 1) */
   qjob** jobs;
@@ -64,13 +98,19 @@ typedef struct daemon {
   char** pool_libs;
   size_t npools;
   mode_t job_umask; /* the daemon's files are private; jobs get this */
+  qd_hooks hooks;
 } daemon_t;
 
-extern daemon_t D;
+extern daemon_t the_daemon;
 
-double qd_now(void);
+/* ---- daemon.c --------------------------------------------------------- */
+
 /* The job with this id, or NULL. */
 qjob* qd_job(int64_t id);
+void qd_log(const char* fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* ---- run.c ------------------------------------------------------------ */
+
 /* Takes a new job (state queued, already in the database). */
 void qd_add(qjob* j);
 /* Starts what may start. */
@@ -81,8 +121,6 @@ qgroup* qd_group(const char* name, bool create);
 /* A running job no longer takes its group's slot (its leader exited, or
  * it ended). */
 void qd_left_slot(qjob* j);
-/* Runs --on-finish's command for a job that has ended. */
-void qd_on_finish(const qjob* j);
 /* Queued jobs whose dependencies have all succeeded, in every group. */
 size_t qd_nready(void);
 /* Sets a group's slots and pause and records them. 0 or -1 (logged). */
@@ -104,29 +142,37 @@ void qd_signal_running(int sig, const qgroup* g);
  * interrupted. */
 void qd_stop_all(void);
 void qd_on_sigchld(uv_signal_t* h, int sig);
-/* queue_spawn.c: a command job's process and output; its reaping; what a
- * dead daemon left running. */
-int qd_spawn(qjob* j, char* why, size_t whylen);
-void qd_reap(void);
-unsigned qd_kill_leftovers(void);
-void qd_log(const char* fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Writes j's state into the open transaction. */
 void qd_store(qjob* j);
-/* The prepare callback: commit, answer, start (queue_run.c). */
+/* The prepare callback: commit, answer, start. */
 void qd_commit(uv_prepare_t* h);
 /* The last commit, as the daemon stops: answers everyone still waiting
  * for one. */
 void qd_final_commit(void);
-/* Sends (ok) or, for a submission rolled back, refuses and forgets every
- * reply held for the commit (queue_serve.c). */
-void qd_flush_replies(bool ok);
 /* Drops a job whose submission was rolled back. */
 void qd_forget(qjob* j);
 /* A running job ended: final, or queued again for another try. */
 void qd_job_ended(qjob* j, int state, const char* error);
-/* Starts a task-function job on its plugin's pool (queue_serve.c). */
-void qd_map_start(qjob* j);
-/* Called when nothing runs and nothing is queued, for --drain. */
+/* Stops the daemon (hooks.stop) when it is stopping and nothing runs, or
+ * draining and nothing is left to run. */
 void qd_maybe_drained(void);
+
+/* ---- spawn.c: command jobs' processes and output ------------------------ */
+
+int qd_spawn(qjob* j, char* why, size_t whylen);
+/* Reaps command jobs whose leader exited, calling left_slot for each;
+ * returns whether any did. Their ends follow once their output is in. */
+bool qd_reap(void (*left_slot)(qjob* j));
+/* Kills what a dead daemon left running; returns how many. */
+unsigned qd_kill_leftovers(void);
+/* Runs --on-finish's command for a job that has ended. */
+void qd_on_finish(const qjob* j);
+
+/* ---- tasks.c: task-function jobs on worker pools ------------------------- */
+
+/* Starts j as one task on its plugin's pool. */
+void qd_task_start(qjob* j);
+/* Shuts every pool down, at once. */
+void qd_tasks_stop(void);
 
 #endif

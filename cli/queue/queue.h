@@ -1,4 +1,4 @@
-/* cli/queue.h — the job queue: `vow serve` (the daemon) and its clients
+/* cli/queue/queue.h — the job queue: `vow serve` (the daemon) and its clients
  * (`vow submit`, `status`, `wait`, `output`, `cancel`, `pause`, `resume`,
  * `shutdown`). Private to cli/.
  *

@@ -2,7 +2,8 @@
  * reaping them, timeouts, cancel, dependencies, and the recovery of jobs
  * a dead daemon left running.
  *
- * Command jobs' processes are queue_spawn.c's; this file decides. */
+ * Command jobs' processes are spawn.c's, task-function jobs' tasks are
+ * tasks.c's; this file decides. */
 #include <errno.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -12,36 +13,9 @@
 #include <sys/time.h>
 #include <unistd.h>
 
-#include "queue_daemon.h"
+#include "daemon.h"
 
 #define KILL_GRACE_MS 2000
-
-daemon_t D;
-
-double qd_now(void) {
-  struct timeval tv;
-  gettimeofday(&tv, NULL);
-  return (double)tv.tv_sec + (double)tv.tv_usec / 1e6;
-}
-
-void qd_log(const char* fmt, ...) {
-  va_list ap;
-  char when[32];
-  time_t t = time(NULL);
-  struct tm tm;
-  localtime_r(&t, &tm);
-  strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S", &tm);
-  fprintf(stderr, "%s vow serve: ", when);
-  va_start(ap, fmt);
-  vfprintf(stderr, fmt, ap);
-  va_end(ap);
-  fputc('\n', stderr);
-  fflush(stderr);
-}
-
-qjob* qd_job(int64_t id) {
-  return id > 0 && id <= D.max_id ? D.jobs[id] : NULL;
-}
 
 /* ---- lists ------------------------------------------------------------ */
 
@@ -131,33 +105,33 @@ qgroup* qd_group(const char* name, bool create) {
   qgroup** grown;
   if (name == NULL || *name == '\0')
     name = QD_DEFAULT_GROUP;
-  for (i = 0; i < D.ngroups; i++)
-    if (strcmp(D.groups[i]->name, name) == 0)
-      return D.groups[i];
+  for (i = 0; i < the_daemon.ngroups; i++)
+    if (strcmp(the_daemon.groups[i]->name, name) == 0)
+      return the_daemon.groups[i];
   if (!create)
     return NULL;
   g = calloc(1, sizeof(*g));
-  grown = realloc(D.groups, (D.ngroups + 1) * sizeof(*grown));
+  grown = realloc(the_daemon.groups, (the_daemon.ngroups + 1) * sizeof(*grown));
   if (g == NULL || grown == NULL || (g->name = strdup(name)) == NULL) {
     qd_log("out of memory");
     exit(VOW_EXIT_ERROR);
   }
   g->slots = 1;
-  D.groups = grown;
-  D.groups[D.ngroups++] = g;
+  the_daemon.groups = grown;
+  the_daemon.groups[the_daemon.ngroups++] = g;
   return g;
 }
 
 size_t qd_nready(void) {
   size_t i, n = 0;
-  for (i = 0; i < D.ngroups; i++)
-    n += D.groups[i]->ready.n;
+  for (i = 0; i < the_daemon.ngroups; i++)
+    n += the_daemon.groups[i]->ready.n;
   return n;
 }
 
 int qd_set_group(qgroup* g, unsigned slots, bool paused) {
-  if (qdb_set_group(D.db, g->name, slots, paused) != 0) {
-    qd_log("group %s: %s", g->name, qdb_error(D.db));
+  if (qdb_set_group(the_daemon.db, g->name, slots, paused) != 0) {
+    qd_log("group %s: %s", g->name, qdb_error(the_daemon.db));
     return -1;
   }
   g->slots = slots;
@@ -208,9 +182,9 @@ static void settle_waiters(qjob* j) {
 
 vow_promise_t* qd_ended(qjob* j) {
   if (qstate_final(j->state))
-    return vow_succeed(D.ctx, vow_value_new_int(j->id));
+    return vow_succeed(the_daemon.ctx, vow_value_new_int(j->id));
   if (j->ended_p == NULL)
-    j->ended_p = vow_promise_new(D.ctx, NULL, NULL);
+    j->ended_p = vow_promise_new(the_daemon.ctx, NULL, NULL);
   /* Each waiter gets a branch: cancelling it (a client that went away)
    * leaves the job's own promise alone. */
   return vow_branch(j->ended_p);
@@ -224,14 +198,14 @@ static void release_dependents(void) {
   while (changed) {
     size_t i;
     changed = false;
-    for (i = 0; i < D.nwaiting; i++) {
-      qjob* w = D.waiting[i];
+    for (i = 0; i < the_daemon.nwaiting; i++) {
+      qjob* w = the_daemon.waiting[i];
       int64_t bad = 0;
       int st = deps_state(w, &bad);
       char why[96];
       if (st == 0)
         continue;
-      drop(D.waiting, &D.nwaiting, w);
+      drop(the_daemon.waiting, &the_daemon.nwaiting, w);
       changed = true;
       if (st > 0) {
         heap_push(w);
@@ -248,23 +222,24 @@ static void release_dependents(void) {
 void qd_add(qjob* j) {
   int64_t bad = 0;
   int st;
-  if (j->id >= (int64_t)D.njobs_cap) {
-    size_t cap = D.njobs_cap ? D.njobs_cap : 1024;
+  if (j->id >= (int64_t)the_daemon.njobs_cap) {
+    size_t cap = the_daemon.njobs_cap ? the_daemon.njobs_cap : 1024;
     qjob** grown;
     while ((int64_t)cap <= j->id)
       cap *= 2;
-    grown = realloc(D.jobs, cap * sizeof(qjob*));
+    grown = realloc(the_daemon.jobs, cap * sizeof(qjob*));
     if (grown == NULL) {
       qd_log("out of memory");
       exit(VOW_EXIT_ERROR);
     }
-    memset(grown + D.njobs_cap, 0, (cap - D.njobs_cap) * sizeof(qjob*));
-    D.jobs = grown;
-    D.njobs_cap = cap;
+    memset(grown + the_daemon.njobs_cap, 0,
+           (cap - the_daemon.njobs_cap) * sizeof(qjob*));
+    the_daemon.jobs = grown;
+    the_daemon.njobs_cap = cap;
   }
-  D.jobs[j->id] = j;
-  if (j->id > D.max_id)
-    D.max_id = j->id;
+  the_daemon.jobs[j->id] = j;
+  if (j->id > the_daemon.max_id)
+    the_daemon.max_id = j->id;
   group_of(j);
   if (j->state != QS_QUEUED)
     return;
@@ -272,7 +247,7 @@ void qd_add(qjob* j) {
   if (st > 0)
     heap_push(j);
   else
-    push(&D.waiting, &D.nwaiting, &D.waiting_cap, j);
+    push(&the_daemon.waiting, &the_daemon.nwaiting, &the_daemon.waiting_cap, j);
   if (st < 0)
     release_dependents();
 }
@@ -289,7 +264,7 @@ static void close_timer(qjob* j) {
 
 static void set_final(qjob* j, int state, const char* error) {
   j->state = state;
-  j->ended = qd_now();
+  j->ended = vow_cli_now();
   if (error != NULL) {
     free(j->error);
     j->error = strdup(error);
@@ -303,7 +278,7 @@ static void set_final(qjob* j, int state, const char* error) {
 /* A running job's end: final, or back in the queue for another try. */
 void qd_job_ended(qjob* j, int state, const char* error) {
   qd_left_slot(j);
-  drop(D.running, &D.nrunning, j);
+  drop(the_daemon.running, &the_daemon.nrunning, j);
   close_timer(j);
   if ((state == QS_FAILED || state == QS_INTERRUPTED) && !j->cancel_asked &&
       j->attempts <= j->retries) {
@@ -322,7 +297,8 @@ void qd_job_ended(qjob* j, int state, const char* error) {
 void qd_on_sigchld(uv_signal_t* h, int sig) {
   (void)h;
   (void)sig;
-  qd_reap();
+  if (qd_reap(qd_left_slot))
+    qd_schedule();
 }
 
 static void on_kill_timer(uv_timer_t* t) {
@@ -353,7 +329,7 @@ static void terminate(qjob* j) {
     j->timer = malloc(sizeof(*j->timer));
     if (j->timer == NULL)
       return;
-    uv_timer_init(D.loop, j->timer);
+    uv_timer_init(the_daemon.loop, j->timer);
     j->timer->data = j;
   }
   uv_timer_start(j->timer, on_kill_timer, KILL_GRACE_MS, 0);
@@ -361,7 +337,7 @@ static void terminate(qjob* j) {
 
 void qd_cancel(qjob* j, const char* why) {
   if (j->state == QS_QUEUED) {
-    drop(D.waiting, &D.nwaiting, j);
+    drop(the_daemon.waiting, &the_daemon.nwaiting, j);
     heap_remove(j);
     set_final(j, QS_CANCELLED, why);
     qd_maybe_drained();
@@ -373,17 +349,17 @@ void qd_cancel(qjob* j, const char* why) {
 
 void qd_signal_running(int sig, const qgroup* g) {
   size_t i;
-  for (i = 0; i < D.nrunning; i++)
-    if (D.running[i]->kind == 0 && D.running[i]->pgid > 0 &&
-        (g == NULL || D.running[i]->grp == g))
-      kill(-(pid_t)D.running[i]->pgid, sig);
+  for (i = 0; i < the_daemon.nrunning; i++)
+    if (the_daemon.running[i]->kind == 0 && the_daemon.running[i]->pgid > 0 &&
+        (g == NULL || the_daemon.running[i]->grp == g))
+      kill(-(pid_t)the_daemon.running[i]->pgid, sig);
 }
 
 void qd_stop_all(void) {
   size_t i;
-  D.stopping = true;
-  for (i = 0; i < D.nrunning; i++)
-    terminate(D.running[i]);
+  the_daemon.stopping = true;
+  for (i = 0; i < the_daemon.nrunning; i++)
+    terminate(the_daemon.running[i]);
 }
 
 /* ---- starting --------------------------------------------------------- */
@@ -399,7 +375,7 @@ static void start_timeout(qjob* j) {
   j->timer = malloc(sizeof(*j->timer));
   if (j->timer == NULL)
     return;
-  uv_timer_init(D.loop, j->timer);
+  uv_timer_init(the_daemon.loop, j->timer);
   j->timer->data = j;
   uv_timer_start(j->timer, on_kill_timer, (uint64_t)(j->timeout_s * 1000.0), 0);
 }
@@ -412,12 +388,13 @@ static void start(qjob* j) {
   j->state = QS_RUNNING;
   j->holds_slot = true;
   j->grp->nrunning++;
-  j->started = qd_now();
+  j->started = vow_cli_now();
   j->term_sent = j->cancel_asked = false;
   j->exit_status = j->term_signal = 0;
-  push(&D.running, &D.nrunning, &D.running_cap, j);
+  push(&the_daemon.running, &the_daemon.nrunning, &the_daemon.running_cap, j);
   qd_store(j);
-  push(&D.to_start, &D.nto_start, &D.to_start_cap, j);
+  push(&the_daemon.to_start, &the_daemon.nto_start, &the_daemon.to_start_cap,
+       j);
 }
 
 static void launch(qjob* j) {
@@ -425,7 +402,7 @@ static void launch(qjob* j) {
   if (j->state != QS_RUNNING)
     return; /* cancelled before it could start */
   if (j->kind == 1) {
-    qd_map_start(j);
+    qd_task_start(j);
     return;
   }
   if (qd_spawn(j, why, sizeof(why)) != 0) {
@@ -437,26 +414,39 @@ static void launch(qjob* j) {
   start_timeout(j);
 }
 
+void qd_maybe_drained(void) {
+  if (the_daemon.stopping && the_daemon.nrunning == 0) {
+    the_daemon.hooks.stop();
+    return;
+  }
+  if (the_daemon.draining && the_daemon.nrunning == 0 && qd_nready() == 0 &&
+      the_daemon.nwaiting == 0) {
+    the_daemon.stopping = true;
+    the_daemon.hooks.stop();
+  }
+}
+
 void qd_store(qjob* j) {
-  if (qdb_update(D.db, j) != 0)
-    qd_log("job %lld: %s", (long long)j->id, qdb_error(D.db));
+  if (qdb_update(the_daemon.db, j) != 0)
+    qd_log("job %lld: %s", (long long)j->id, qdb_error(the_daemon.db));
   if (!j->dirty) {
     j->dirty = true;
-    push(&D.dirty, &D.ndirty, &D.dirty_cap, j);
+    push(&the_daemon.dirty, &the_daemon.ndirty, &the_daemon.dirty_cap, j);
   }
 }
 
 void qd_forget(qjob* j) {
-  drop(D.waiting, &D.nwaiting, j);
+  drop(the_daemon.waiting, &the_daemon.nwaiting, j);
   heap_remove(j);
   qd_left_slot(j);
-  drop(D.running, &D.nrunning, j);
+  drop(the_daemon.running, &the_daemon.nrunning, j);
   if (qd_job(j->id) == j)
-    D.jobs[j->id] = NULL;
-  while (D.max_id > 0 && D.jobs[D.max_id] == NULL)
-    D.max_id--;
+    the_daemon.jobs[j->id] = NULL;
+  while (the_daemon.max_id > 0 && the_daemon.jobs[the_daemon.max_id] == NULL)
+    the_daemon.max_id--;
   j->forgotten = true;
-  push(&D.graveyard, &D.ngraveyard, &D.graveyard_cap, j);
+  push(&the_daemon.graveyard, &the_daemon.ngraveyard, &the_daemon.graveyard_cap,
+       j);
 }
 
 void qd_remove(qjob* j) {
@@ -464,18 +454,18 @@ void qd_remove(qjob* j) {
   int k;
   if (j->state == QS_QUEUED) {
     /* Taken out of the queue first, so what waits on it is cancelled. */
-    drop(D.waiting, &D.nwaiting, j);
+    drop(the_daemon.waiting, &the_daemon.nwaiting, j);
     heap_remove(j);
     j->state = QS_CANCELLED;
-    j->ended = qd_now();
+    j->ended = vow_cli_now();
     settle_waiters(j);
     release_dependents();
   }
-  if (qdb_delete(D.db, j->id) != 0)
-    qd_log("job %lld: %s", (long long)j->id, qdb_error(D.db));
+  if (qdb_delete(the_daemon.db, j->id) != 0)
+    qd_log("job %lld: %s", (long long)j->id, qdb_error(the_daemon.db));
   for (k = 0; k < 2; k++) {
-    snprintf(path, sizeof(path), "%s/%lld.%s", D.paths.out, (long long)j->id,
-             k == 0 ? "out" : "err");
+    snprintf(path, sizeof(path), "%s/%lld.%s", the_daemon.paths.out,
+             (long long)j->id, k == 0 ? "out" : "err");
     unlink(path);
   }
   qd_forget(j);
@@ -485,7 +475,7 @@ void qd_remove(qjob* j) {
 /* A job recorded as running whose start did not happen: queued again as
  * it was before start(). */
 static void unstart(qjob* j) {
-  drop(D.running, &D.nrunning, j);
+  drop(the_daemon.running, &the_daemon.nrunning, j);
   qd_left_slot(j);
   j->state = QS_QUEUED;
   j->attempts--;
@@ -493,22 +483,31 @@ static void unstart(qjob* j) {
 
 static void clear_dirty(void) {
   size_t i;
-  for (i = 0; i < D.ndirty; i++)
-    D.dirty[i]->dirty = false;
+  for (i = 0; i < the_daemon.ndirty; i++)
+    the_daemon.dirty[i]->dirty = false;
+}
+
+/* The submissions a failed commit rolled back: their jobs go; their
+ * replies become refusals. */
+static void forget_refused(void) {
+  pending* p;
+  for (p = the_daemon.pending_head; p != NULL; p = p->next)
+    if (p->job != NULL)
+      qd_forget(p->job);
 }
 
 void qd_final_commit(void) {
   size_t i;
-  for (i = 0; i < D.nto_start; i++) {
-    unstart(D.to_start[i]);
-    qd_store(D.to_start[i]);
+  for (i = 0; i < the_daemon.nto_start; i++) {
+    unstart(the_daemon.to_start[i]);
+    qd_store(the_daemon.to_start[i]);
   }
-  D.nto_start = 0;
-  if (qdb_flush(D.db) != 0)
-    qd_log("%s", qdb_error(D.db));
+  the_daemon.nto_start = 0;
+  if (qdb_flush(the_daemon.db) != 0)
+    qd_log("%s", qdb_error(the_daemon.db));
   clear_dirty();
-  D.ndirty = 0;
-  qd_flush_replies(true);
+  the_daemon.ndirty = 0;
+  the_daemon.hooks.committed(true);
 }
 
 void qd_commit(uv_prepare_t* h) {
@@ -521,55 +520,59 @@ void qd_commit(uv_prepare_t* h) {
     bool ok;
     qjob** starts;
     size_t nstarts;
-    if (!qdb_in_txn(D.db) && D.pending_head == NULL && D.nto_start == 0)
+    if (!qdb_in_txn(the_daemon.db) && the_daemon.pending_head == NULL &&
+        the_daemon.nto_start == 0)
       break;
-    ok = qdb_flush(D.db) == 0;
+    ok = qdb_flush(the_daemon.db) == 0;
     clear_dirty();
     if (!ok) {
-      size_t n = D.ndirty;
+      size_t n = the_daemon.ndirty;
       qjob** again = malloc((n ? n : 1) * sizeof(*again));
-      qd_log("%s; trying again in 1 s", qdb_error(D.db));
-      for (i = 0; i < D.nto_start; i++) {
-        unstart(D.to_start[i]);
-        heap_push(D.to_start[i]);
+      qd_log("%s; trying again in 1 s", qdb_error(the_daemon.db));
+      for (i = 0; i < the_daemon.nto_start; i++) {
+        unstart(the_daemon.to_start[i]);
+        heap_push(the_daemon.to_start[i]);
       }
-      D.nto_start = 0;
+      the_daemon.nto_start = 0;
       if (again != NULL)
-        memcpy(again, D.dirty, n * sizeof(*again));
-      D.ndirty = 0;
-      qd_flush_replies(false); /* refuses the submissions, forgets them */
+        memcpy(again, the_daemon.dirty, n * sizeof(*again));
+      the_daemon.ndirty = 0;
+      forget_refused();
+      the_daemon.hooks.committed(false); /* refuses the submissions */
       for (i = 0; again != NULL && i < n; i++)
         if (!again[i]->forgotten)
           qd_store(again[i]);
       free(again);
-      uv_timer_start(&D.retry_timer, on_retry, 1000, 0);
+      uv_timer_start(&the_daemon.retry_timer, on_retry, 1000, 0);
       break;
     }
-    D.ndirty = 0;
-    qd_flush_replies(true);
-    starts = D.to_start;
-    nstarts = D.nto_start;
-    D.to_start = NULL;
-    D.nto_start = D.to_start_cap = 0;
+    the_daemon.ndirty = 0;
+    the_daemon.hooks.committed(true);
+    starts = the_daemon.to_start;
+    nstarts = the_daemon.nto_start;
+    the_daemon.to_start = NULL;
+    the_daemon.nto_start = the_daemon.to_start_cap = 0;
     for (i = 0; i < nstarts; i++)
       launch(starts[i]);
     free(starts);
   }
-  for (i = 0; i < D.ngraveyard; i++)
-    qjob_free(D.graveyard[i]);
-  D.ngraveyard = 0;
+  for (i = 0; i < the_daemon.ngraveyard; i++)
+    qjob_free(the_daemon.graveyard[i]);
+  the_daemon.ngraveyard = 0;
 }
 
 void qd_schedule(void) {
   size_t i;
-  if (D.retry_timer.data == NULL) {
-    uv_timer_init(D.loop, &D.retry_timer);
-    D.retry_timer.data = &D;
+  if (the_daemon.retry_timer.data == NULL) {
+    uv_timer_init(the_daemon.loop, &the_daemon.retry_timer);
+    the_daemon.retry_timer.data = &the_daemon;
   }
-  if (uv_is_active((uv_handle_t*)&D.retry_timer))
+  if (uv_is_active((uv_handle_t*)&the_daemon.retry_timer))
     return;
-  for (i = 0; i < D.ngroups && !D.paused && !D.stopping; i++) {
-    qgroup* g = D.groups[i];
+  for (i = 0;
+       i < the_daemon.ngroups && !the_daemon.paused && !the_daemon.stopping;
+       i++) {
+    qgroup* g = the_daemon.groups[i];
     while (!g->paused && g->nrunning < g->slots && g->ready.n > 0) {
       qjob* j = heap_pop(&g->ready);
       if (j->state == QS_QUEUED)
@@ -585,8 +588,8 @@ void qd_recover(void) {
   unsigned killed = qd_kill_leftovers();
   if (killed > 0)
     qd_log("killed %u processes of jobs the last daemon left running", killed);
-  for (id = 1; id <= D.max_id; id++) {
-    qjob* j = D.jobs[id];
+  for (id = 1; id <= the_daemon.max_id; id++) {
+    qjob* j = the_daemon.jobs[id];
     if (j == NULL || j->state != QS_RUNNING)
       continue;
     j->pgid = 0;

@@ -21,7 +21,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "queue_daemon.h"
+#include "daemon.h"
 
 extern char** environ;
 
@@ -43,7 +43,8 @@ typedef struct jobio {
 static const char* const exts[2] = {"out", "err"};
 
 static void marker(char* buf, size_t size, int64_t id) {
-  snprintf(buf, size, "VOW_QUEUE_JOB=%s#%lld", D.paths.db, (long long)id);
+  snprintf(buf, size, "VOW_QUEUE_JOB=%s#%lld", the_daemon.paths.db,
+           (long long)id);
 }
 
 /* ---- ending ----------------------------------------------------------- */
@@ -63,21 +64,22 @@ static void on_io_closed(uv_handle_t* h) {
   j->exit_status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
   j->term_signal = WIFSIGNALED(status) ? WTERMSIG(status) : 0;
   if (j->cancel_asked) {
-    qd_job_ended(j, QS_CANCELLED, "cancelled");
-  } else if (D.stopping) {
-    qd_job_ended(j, QS_INTERRUPTED, "the daemon was shut down while it ran");
+    the_daemon.hooks.job_ended(j, QS_CANCELLED, "cancelled");
+  } else if (the_daemon.stopping) {
+    the_daemon.hooks.job_ended(j, QS_INTERRUPTED,
+                               "the daemon was shut down while it ran");
   } else if (j->term_sent) {
     snprintf(why, sizeof(why), "timed out after %g s", j->timeout_s);
-    qd_job_ended(j, QS_FAILED, why);
+    the_daemon.hooks.job_ended(j, QS_FAILED, why);
   } else if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
-    qd_job_ended(j, QS_DONE, NULL);
+    the_daemon.hooks.job_ended(j, QS_DONE, NULL);
   } else {
     if (WIFSIGNALED(status))
       snprintf(why, sizeof(why), "killed by signal %d (%s)", WTERMSIG(status),
                strsignal(WTERMSIG(status)));
     else
       snprintf(why, sizeof(why), "exited with status %d", WEXITSTATUS(status));
-    qd_job_ended(j, QS_FAILED, why);
+    the_daemon.hooks.job_ended(j, QS_FAILED, why);
   }
 }
 
@@ -100,11 +102,11 @@ static void on_grace(uv_timer_t* t) {
   close_io(t->data); /* escaped processes keep writing: not ours to wait */
 }
 
-void qd_reap(void) {
+bool qd_reap(void (*left_slot)(qjob* j)) {
   size_t i = 0;
   bool freed = false;
-  while (i < D.nrunning) {
-    qjob* j = D.running[i];
+  while (i < the_daemon.nrunning) {
+    qjob* j = the_daemon.running[i];
     jobio* io = j->io;
     int status;
     siginfo_t info;
@@ -132,14 +134,13 @@ void qd_reap(void) {
       uv_timer_stop(j->timer);
     /* Its slot is free now; its end is recorded once its output is all
      * in (maybe_done), which needs no slot. */
-    D.running[i] = D.running[--D.nrunning];
-    qd_left_slot(j);
+    the_daemon.running[i] = the_daemon.running[--the_daemon.nrunning];
+    left_slot(j);
     freed = true;
     uv_timer_start(&io->grace, on_grace, EOF_GRACE_MS, 0);
     maybe_done(io);
   }
-  if (freed)
-    qd_schedule();
+  return freed;
 }
 
 /* ---- output ----------------------------------------------------------- */
@@ -163,7 +164,7 @@ static void on_read(uv_stream_t* s, ssize_t n, const uv_buf_t* buf) {
   }
   if (io->files[k] < 0) {
     char path[192];
-    snprintf(path, sizeof(path), "%s/%lld.%s", D.paths.out,
+    snprintf(path, sizeof(path), "%s/%lld.%s", the_daemon.paths.out,
              (long long)io->j->id, exts[k]);
     io->files[k] = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
     if (io->files[k] < 0) {
@@ -306,7 +307,7 @@ int qd_spawn(qjob* j, char* why, size_t whylen) {
   posix_spawnattr_setsigdefault(&at, &all);
   posix_spawnattr_setflags(
       &at, POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
-  umask(D.job_umask); /* inherited at the spawn; ours again at once */
+  umask(the_daemon.job_umask); /* inherited at the spawn; ours again at once */
   rc = posix_spawn(&pid, exe, &fa, &at, j->argv, envp);
   umask(077);
   posix_spawn_file_actions_destroy(&fa);
@@ -325,14 +326,14 @@ int qd_spawn(qjob* j, char* why, size_t whylen) {
   j->pgid = pid;
   j->start_ticks = start_ticks_of(pid);
   free(j->boot_id);
-  j->boot_id = strdup(D.boot_id);
+  j->boot_id = strdup(the_daemon.boot_id);
   io->j = j;
   io->files[0] = io->files[1] = -1;
   io->open_handles = 3;
-  uv_timer_init(D.loop, &io->grace);
+  uv_timer_init(the_daemon.loop, &io->grace);
   io->grace.data = io;
   for (k = 0; k < 2; k++) {
-    uv_pipe_init(D.loop, &io->pipes[k], 0);
+    uv_pipe_init(the_daemon.loop, &io->pipes[k], 0);
     io->pipes[k].data = io;
     uv_pipe_open(&io->pipes[k], k == 0 ? out[0] : err[0]);
     uv_read_start((uv_stream_t*)&io->pipes[k], on_alloc, on_read);
@@ -375,11 +376,11 @@ static qjob* owner(int pid, const char* mark_prefix, size_t prefix_len) {
       }
   if (!read_stat(pid, &pgrp, &sid, &ticks))
     return NULL;
-  for (id = 1; id <= D.max_id; id++) {
-    qjob* j = D.jobs[id];
+  for (id = 1; id <= the_daemon.max_id; id++) {
+    qjob* j = the_daemon.jobs[id];
     if (j != NULL && j->state == QS_RUNNING && j->kind == 0 && j->pgid > 0 &&
         pgrp == j->pgid && sid == j->pgid && ticks >= j->start_ticks &&
-        j->boot_id != NULL && strcmp(j->boot_id, D.boot_id) == 0)
+        j->boot_id != NULL && strcmp(j->boot_id, the_daemon.boot_id) == 0)
       return j;
   }
   return NULL;
@@ -394,7 +395,7 @@ unsigned qd_kill_leftovers(void) {
   int self = (int)getpid();
   if (d == NULL)
     return 0;
-  snprintf(prefix, sizeof(prefix), "VOW_QUEUE_JOB=%s#", D.paths.db);
+  snprintf(prefix, sizeof(prefix), "VOW_QUEUE_JOB=%s#", the_daemon.paths.db);
   plen = strlen(prefix);
   while ((e = readdir(d)) != NULL) {
     int pid = atoi(e->d_name);
@@ -432,7 +433,7 @@ void qd_on_finish(const qjob* j) {
   uv_stdio_container_t stdio[3];
   char* args[4];
   int rc;
-  if (D.on_finish == NULL)
+  if (the_daemon.on_finish == NULL)
     return;
   qjob_command(j, &cmd);
   while (environ[nenv] != NULL)
@@ -475,8 +476,8 @@ void qd_on_finish(const qjob* j) {
         break;
     }
     if (i >= 6)
-      rc = asprintf(&values[i], "%s=%s/%s.%s", names[i], D.paths.out, num,
-                    i == 6 ? "out" : "err");
+      rc = asprintf(&values[i], "%s=%s/%s.%s", names[i], the_daemon.paths.out,
+                    num, i == 6 ? "out" : "err");
     else
       rc = asprintf(&values[i], "%s=%s", names[i], v);
     if (rc < 0)
@@ -487,7 +488,7 @@ void qd_on_finish(const qjob* j) {
   env[k] = NULL;
   args[0] = (char*)"/bin/sh";
   args[1] = (char*)"-c";
-  args[2] = (char*)D.on_finish;
+  args[2] = (char*)the_daemon.on_finish;
   args[3] = NULL;
   memset(&o, 0, sizeof(o));
   stdio[0].flags = UV_IGNORE;
@@ -501,7 +502,7 @@ void qd_on_finish(const qjob* j) {
   o.stdio = stdio;
   o.stdio_count = 3;
   o.exit_cb = on_hook_exit;
-  rc = uv_spawn(D.loop, p, &o);
+  rc = uv_spawn(the_daemon.loop, p, &o);
   if (rc != 0) {
     qd_log("--on-finish: cannot start /bin/sh: %s", uv_strerror(rc));
     uv_close((uv_handle_t*)p, (uv_close_cb)free);

@@ -1,8 +1,8 @@
-/* cli/queue_db.h — the job queue's jobs and their SQLite store (WAL). The
+/* cli/queue/store.h — the job queue's jobs and their SQLite store (WAL). The
  * daemon holds every job in memory and writes each change here before it
  * acknowledges anything that depends on it. Private to cli/. */
-#ifndef VOW_CLI_QUEUE_DB_H
-#define VOW_CLI_QUEUE_DB_H
+#ifndef VOW_CLI_QUEUE_STORE_H
+#define VOW_CLI_QUEUE_STORE_H
 
 #include <sqlite3.h>
 #include <stdbool.h>
@@ -57,7 +57,7 @@ typedef struct qjob {
   bool holds_slot;       /* counted as running in its group */
   bool dirty;            /* changed in the open transaction */
   bool forgotten;        /* its submission was rolled back */
-  struct jobio* io;      /* a running command's pipes (queue_spawn.c) */
+  struct jobio* io;      /* a running command's pipes (spawn.c) */
   struct qgroup* grp;    /* its group (the daemon's) */
   vow_promise_t* task_p; /* a running task function's (borrowed) */
 } qjob;

@@ -11,7 +11,7 @@
 #include <string.h>
 
 #include "cli.h"
-#include "queue_db.h"
+#include "store.h"
 
 #define SCHEMA_VERSION 2
 
