@@ -29,7 +29,7 @@ static void out(const char* measure, double value, const char* unit) {
 
 static vow_pool_t* make_pool(vow_ctx_t* ctx, unsigned workers) {
   vow_pool_options_t o;
-  memset(&o, 0, sizeof(o));
+  vow_pool_options_init(&o);
   o.workers = workers;
   o.functions = bench_functions;
   o.nfunctions = bench_nfunctions;
@@ -38,7 +38,7 @@ static vow_pool_t* make_pool(vow_ctx_t* ctx, unsigned workers) {
 
 /* (a) n no-op tasks, each submitted alone with its own promise. */
 static void submit_one_by_one(size_t n) {
-  vow_ctx_t* ctx = vow_ctx_new(NULL);
+  vow_ctx_t* ctx = vow_ctx_new(NULL, NULL);
   vow_pool_t* pool = make_pool(ctx, 2);
   out("a_submit_tasks_per_s", bench_noops_per_s(ctx, pool, n), "tasks/s");
   bench_pool_end(ctx, pool);
@@ -48,7 +48,7 @@ static void submit_one_by_one(size_t n) {
 /* (b) map over n items, no chunk size chosen by the user: the items are
  * one msgpack array, as a batch read from a file or a socket would be. */
 static void map_items(size_t n) {
-  vow_ctx_t* ctx = vow_ctx_new(NULL);
+  vow_ctx_t* ctx = vow_ctx_new(NULL, NULL);
   vow_pool_t* pool = make_pool(ctx, 2);
   msgpack_sbuffer sb;
   msgpack_packer pk;
@@ -84,7 +84,7 @@ static void percentiles(const char* who, double* us, size_t n) {
 
 /* (c) n sequential round trips of one small task. */
 static void round_trips(size_t n) {
-  vow_ctx_t* ctx = vow_ctx_new(NULL);
+  vow_ctx_t* ctx = vow_ctx_new(NULL, NULL);
   vow_pool_t* pool = make_pool(ctx, 1);
   double* us = malloc(n * sizeof(double));
   bench_round_trips(ctx, pool, us, n, 100);
@@ -140,7 +140,7 @@ static void speedup(size_t tasks) {
   unsigned workers;
   size_t i;
   for (workers = 1; workers <= 2; workers++) {
-    vow_ctx_t* ctx = vow_ctx_new(NULL);
+    vow_ctx_t* ctx = vow_ctx_new(NULL, NULL);
     vow_pool_t* pool = make_pool(ctx, workers);
     size_t done = 0;
     double t0 = now_s();
@@ -185,7 +185,7 @@ static void bandwidth(size_t bytes) {
   double secs;
   memset(data, 0x61, bytes);
   {
-    vow_ctx_t* ctx = vow_ctx_new(NULL);
+    vow_ctx_t* ctx = vow_ctx_new(NULL, NULL);
     vow_pool_t* pool = make_pool(ctx, 1);
     double best = 1e9;
     int round;
@@ -258,13 +258,13 @@ static void ignore_reports(vow_ctx_t* ctx, vow_report_kind_t kind,
 
 /* (f) heap bytes held per queued task, with n queued. */
 static void bytes_per_queued(size_t n) {
-  vow_ctx_t* ctx = vow_ctx_new(NULL);
+  vow_ctx_t* ctx = vow_ctx_new(NULL, NULL);
   vow_pool_options_t o;
   vow_pool_t* pool;
   struct mallinfo2 before, after;
   vow_promise_t* done;
   size_t i;
-  memset(&o, 0, sizeof(o));
+  vow_pool_options_init(&o);
   o.workers = 2;
   o.functions = bench_functions;
   o.nfunctions = bench_nfunctions;
@@ -336,13 +336,13 @@ static void nap(vow_ctx_t* ctx, uint64_t ms) {
 static void worker_rss(const char* worker_bin, const char* plugin,
                        size_t bytes) {
   const char* argv[] = {worker_bin, plugin, NULL};
-  vow_ctx_t* ctx = vow_ctx_new(NULL);
+  vow_ctx_t* ctx = vow_ctx_new(NULL, NULL);
   vow_pool_options_t o;
   vow_pool_t* pool;
   vow_value_t* v;
   int64_t pid;
   char* data = calloc(1, bytes);
-  memset(&o, 0, sizeof(o));
+  vow_pool_options_init(&o);
   o.workers = 1;
   o.worker_argv = argv;
   pool = vow_pool_new(ctx, &o, NULL);

@@ -7,13 +7,13 @@
 
 #include "pool_functions.h"
 
-static int noop(const msgpack_object* a, msgpack_packer* r, vow_task_ctx_t* t) {
+static int noop(vow_task_ctx_t* t, const msgpack_object* a, msgpack_packer* r) {
   (void)a;
   (void)t;
   return msgpack_pack_nil(r);
 }
 
-static int echo(const msgpack_object* a, msgpack_packer* r, vow_task_ctx_t* t) {
+static int echo(vow_task_ctx_t* t, const msgpack_object* a, msgpack_packer* r) {
   (void)t;
   return msgpack_pack_object(r, *a);
 }
@@ -31,7 +31,7 @@ int bench_spin(uint64_t iterations, uint64_t* out) {
 }
 
 /* [iterations] of pure CPU work. */
-static int busy(const msgpack_object* a, msgpack_packer* r, vow_task_ctx_t* t) {
+static int busy(vow_task_ctx_t* t, const msgpack_object* a, msgpack_packer* r) {
   uint64_t x;
   (void)t;
   bench_spin(a->via.u64, &x);
@@ -39,7 +39,7 @@ static int busy(const msgpack_object* a, msgpack_packer* r, vow_task_ctx_t* t) {
 }
 
 /* [bytes] -> a bin that size. */
-static int big(const msgpack_object* a, msgpack_packer* r, vow_task_ctx_t* t) {
+static int big(vow_task_ctx_t* t, const msgpack_object* a, msgpack_packer* r) {
   static char chunk[65536];
   uint64_t n = a->via.u64, done;
   (void)t;
@@ -51,14 +51,14 @@ static int big(const msgpack_object* a, msgpack_packer* r, vow_task_ctx_t* t) {
   return 0;
 }
 
-static int pid(const msgpack_object* a, msgpack_packer* r, vow_task_ctx_t* t) {
+static int pid(vow_task_ctx_t* t, const msgpack_object* a, msgpack_packer* r) {
   (void)a;
   (void)t;
   return msgpack_pack_int64(r, (int64_t)getpid());
 }
 
 /* The worker's parent: the pool's process, or the node agent under MPI. */
-static int ppid(const msgpack_object* a, msgpack_packer* r, vow_task_ctx_t* t) {
+static int ppid(vow_task_ctx_t* t, const msgpack_object* a, msgpack_packer* r) {
   (void)a;
   (void)t;
   return msgpack_pack_int64(r, (int64_t)getppid());

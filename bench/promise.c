@@ -98,7 +98,7 @@ static void nest(vow_ctx_t* ctx, size_t n) {
 
 /* Heap bytes per pending promise holding one callback pair. */
 static void bytes(size_t n) {
-  vow_ctx_t* ctx = vow_ctx_new(NULL);
+  vow_ctx_t* ctx = vow_ctx_new(NULL, NULL);
   vow_promise_t** ps = malloc(n * sizeof(*ps));
   size_t before, after, i;
   malloc_trim(0);
@@ -121,7 +121,7 @@ static void bytes(size_t n) {
 
 int main(int argc, char** argv) {
   size_t n = argc > 1 ? strtoul(argv[1], NULL, 10) : 1000000;
-  vow_ctx_t* ctx = vow_ctx_new(NULL);
+  vow_ctx_t* ctx = vow_ctx_new(NULL, NULL);
   int run;
   for (run = 0; run < 2; run++) {
     run_name = run == 0 ? "cold" : "warm";

@@ -43,7 +43,7 @@ static vow_pool_t* make_pool(vow_ctx_t* ctx, unsigned workers) {
   vow_pool_options_t o;
   vow_launcher_t l[8];
   size_t i;
-  memset(&o, 0, sizeof(o));
+  vow_pool_options_init(&o);
   o.workers = workers;
   o.functions = bench_functions;
   o.nfunctions = bench_nfunctions;
@@ -76,7 +76,7 @@ static int64_t result_int(vow_ctx_t* ctx, vow_promise_t* p) {
 
 /* Tasks submitted one by one, each with its own promise, on 2 workers. */
 static void throughput(size_t n) {
-  vow_ctx_t* ctx = vow_ctx_new(NULL);
+  vow_ctx_t* ctx = vow_ctx_new(NULL, NULL);
   vow_pool_t* pool = make_pool(ctx, 2);
   out("tasks_per_s", bench_noops_per_s(ctx, pool, n), "tasks/s");
   bench_pool_end(ctx, pool);
@@ -85,7 +85,7 @@ static void throughput(size_t n) {
 
 /* Sequential round trips of one small task on one worker. */
 static void latency(size_t n) {
-  vow_ctx_t* ctx = vow_ctx_new(NULL);
+  vow_ctx_t* ctx = vow_ctx_new(NULL, NULL);
   vow_pool_t* pool = make_pool(ctx, 1);
   double* us = malloc(n * sizeof(double));
   bench_round_trips(ctx, pool, us, n, 50);
@@ -116,7 +116,7 @@ static double cpu_s_of(int pid) {
  * thread) and of a worker's parent (an agent rank under MPI) over 2 s
  * with two live workers and nothing to do. */
 static void idle_cost(void) {
-  vow_ctx_t* ctx = vow_ctx_new(NULL);
+  vow_ctx_t* ctx = vow_ctx_new(NULL, NULL);
   vow_pool_t* pool = make_pool(ctx, 2);
   int parent = (int)result_int(ctx, vow_pool_submit(pool, "ppid", NULL));
   struct rusage r0, r1;

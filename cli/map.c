@@ -135,7 +135,7 @@ int vow_cli_map(int argc, char** argv) {
   uv_timer_t tick;
   uv_loop_t* loop;
   memset(&the_map, 0, sizeof(the_map));
-  memset(&o, 0, sizeof(o));
+  vow_pool_options_init(&o);
   for (k = 1; k < argc; k++) {
     const char* a = argv[k];
     const char* val = k + 1 < argc ? argv[k + 1] : NULL;
@@ -270,7 +270,7 @@ int vow_cli_map(int argc, char** argv) {
   }
   the_map.fn = fn;
 
-  the_map.ctx = vow_ctx_new(NULL);
+  the_map.ctx = vow_ctx_new(NULL, NULL);
   loop = vow_ctx_loop(the_map.ctx);
   o.worker_argv = (const char* const*)wargv;
   o.start_attempts = 2;

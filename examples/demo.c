@@ -190,7 +190,7 @@ int main(int argc, char** argv) {
     return 2;
   }
   memset(&d, 0, sizeof(d));
-  d.ctx = vow_ctx_new(NULL);
+  d.ctx = vow_ctx_new(NULL, NULL);
   d.readers = vow_semaphore_new(d.ctx, 16);
   d.paths = argv + 1;
   d.nfiles = argc - 1;

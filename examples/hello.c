@@ -31,7 +31,7 @@ static vow_outcome_t print_failure(vow_failure_t* f, void* data) {
 
 int main(int argc, char** argv) {
   const char* path = argc > 1 ? argv[1] : "/etc/os-release";
-  vow_ctx_t* ctx = vow_ctx_new(NULL); /* vow owns the loop */
+  vow_ctx_t* ctx = vow_ctx_new(NULL, NULL); /* vow owns the loop */
   vow_promise_t* p = vow_timeout(vow_read_file(ctx, path), 1000);
   vow_add_callback(p, count_bytes, NULL);
   vow_add_callback(p, print_count, (void*)path);

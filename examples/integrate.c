@@ -44,8 +44,8 @@ static double x2(double x) {
   return x * x;
 }
 
-static int integrate(const msgpack_object* args, msgpack_packer* result,
-                     vow_task_ctx_t* task) {
+static int integrate(vow_task_ctx_t* task, const msgpack_object* args,
+                     msgpack_packer* result) {
   const msgpack_object* f = field(args, "f");
   double a, b, n, h, sum = 0;
   double (*fn)(double) = NULL;

@@ -20,8 +20,8 @@
 #define TASKS 256
 
 /* The task: [samples] -> how many points fell inside the quarter circle. */
-static int count_hits(const msgpack_object* args, msgpack_packer* result,
-                      vow_task_ctx_t* task) {
+static int count_hits(vow_task_ctx_t* task, const msgpack_object* args,
+                      msgpack_packer* result) {
   uint64_t s = vow_task_seed(task) | 1, hits = 0, i, n;
   if (args->type != MSGPACK_OBJECT_POSITIVE_INTEGER)
     return vow_task_fail(task, "count_hits wants a sample count");
@@ -67,8 +67,8 @@ static vow_outcome_t report_failure(vow_failure_t* f, void* data) {
 /* Runs the estimate on `workers` workers; returns the hits and sets the
  * seconds it took (from submitting the work to the last result). */
 static uint64_t estimate(unsigned workers, uint64_t samples, double* secs) {
-  vow_ctx_t* ctx = vow_ctx_new(NULL);
-  vow_pool_options_t opt = {0};
+  vow_ctx_t* ctx = vow_ctx_new(NULL, NULL);
+  vow_pool_options_t opt = VOW_POOL_OPTIONS_INIT;
   vow_pool_t* pool;
   vow_value_t* items[TASKS];
   vow_promise_t *all, *done;

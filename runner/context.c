@@ -36,23 +36,21 @@ static void on_async(uv_async_t* async) {
   vow__threadsafe_drain(VOW__CONTAINER_OF(async, vow_ctx_t, async));
 }
 
-vow_ctx_t* vow_ctx_new(uv_loop_t* loop) {
+vow_ctx_t* vow_ctx_new(uv_loop_t* loop, int* err) {
   vow_ctx_t* ctx = vow__calloc(1, sizeof(*ctx));
+  int rc = UV_ENOMEM;
   if (ctx == NULL)
-    return NULL;
+    goto fail;
   if (loop == NULL) {
-    if (uv_loop_init(&ctx->own_loop) != 0) {
-      vow__free(ctx);
-      return NULL;
-    }
+    if ((rc = uv_loop_init(&ctx->own_loop)) != 0)
+      goto fail;
     loop = &ctx->own_loop;
     ctx->owns_loop = true;
   }
-  if (uv_mutex_init(&ctx->ts_lock) != 0) {
+  if ((rc = uv_mutex_init(&ctx->ts_lock)) != 0) {
     if (ctx->owns_loop)
       uv_loop_close(loop);
-    vow__free(ctx);
-    return NULL;
+    goto fail;
   }
   ctx->loop = loop;
   vow__arena_init(&ctx->promises, sizeof(vow_promise_t), 256);
@@ -64,8 +62,8 @@ vow_ctx_t* vow_ctx_new(uv_loop_t* loop) {
       uv_mutex_destroy(&ctx->ts_lock);
       if (ctx->owns_loop)
         uv_loop_close(loop);
-      vow__free(ctx);
-      return NULL;
+      rc = UV_ENOMEM;
+      goto fail;
     }
     p->ctx = NULL;
     ctx->reserve[ctx->reserve_len++] = p;
@@ -82,6 +80,11 @@ vow_ctx_t* vow_ctx_new(uv_loop_t* loop) {
   ctx->idle.data = ctx;
   ctx->handles_open = 3;
   return ctx;
+fail:
+  if (err != NULL)
+    *err = rc;
+  vow__free(ctx);
+  return NULL;
 }
 
 uv_loop_t* vow_ctx_loop(vow_ctx_t* ctx) {

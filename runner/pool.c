@@ -5,6 +5,7 @@
  * a worker's in-flight list is settled, re-queued or failed as a whole when
  * that worker goes, whatever the reason. */
 #include <signal.h>
+#include <stddef.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -76,9 +77,36 @@ static void refuse_in_worker(void) {
     _exit(1); /* the parent is gone already: the signal will never come */
 }
 
-vow_pool_t* vow_pool_new(vow_ctx_t* ctx, const vow_pool_options_t* options,
+void vow_pool_options_init(vow_pool_options_t* o) {
+  memset(o, 0, sizeof(*o));
+  o->size = sizeof(*o);
+}
+
+/* The caller's options as this library's struct: the fields it was given
+ * (those of its header), the rest at their defaults. Fields of a newer
+ * header are refused unless they are all at their defaults. */
+static int take_options(const vow_pool_options_t* in, vow_pool_options_t* out) {
+  const unsigned char* extra;
+  size_t i;
+  vow_pool_options_init(out);
+  if (in == NULL)
+    return 0;
+  if (in->size < offsetof(vow_pool_options_t, workers))
+    return UV_EINVAL; /* not set: vow_pool_options_init was not called */
+  extra = (const unsigned char*)in + sizeof(*out);
+  for (i = sizeof(*out); i < in->size; i++)
+    if (extra[i - sizeof(*out)] != 0)
+      return UV_EINVAL;
+  memcpy(out, in, in->size < sizeof(*out) ? in->size : sizeof(*out));
+  out->size = sizeof(*out);
+  return 0;
+}
+
+vow_pool_t* vow_pool_new(vow_ctx_t* ctx, const vow_pool_options_t* given,
                          int* err) {
-  vow_pool_t* pool = vow__calloc(1, sizeof(*pool));
+  vow_pool_options_t taken;
+  const vow_pool_options_t* options = &taken;
+  vow_pool_t* pool = NULL;
   char buf[4096];
   size_t n, i;
   int rc = UV_ENOMEM, handles;
@@ -88,15 +116,16 @@ vow_pool_t* vow_pool_new(vow_ctx_t* ctx, const vow_pool_options_t* options,
     rc = UV_EPERM;
     goto fail;
   }
-  if (options && options->retries > VOW_POOL_MAX_RETRIES) {
+  if ((rc = take_options(given, &taken)) != 0 ||
+      options->retries > VOW_POOL_MAX_RETRIES) {
     rc = UV_EINVAL;
     goto fail;
   }
-  if (pool == NULL)
+  rc = UV_ENOMEM;
+  if ((pool = vow__calloc(1, sizeof(*pool))) == NULL)
     goto fail;
   pool->ctx = ctx;
-  if (options)
-    pool->opt = *options;
+  pool->opt = *options;
   /* Pointers the caller owns are copied below or not kept. */
   pool->opt.worker_argv = NULL;
   pool->opt.env = NULL;
@@ -115,7 +144,7 @@ vow_pool_t* vow_pool_new(vow_ctx_t* ctx, const vow_pool_options_t* options,
   vow__arena_init(&pool->tasks, sizeof(ptask), 256);
 
   /* The worker command: given, or this very program. */
-  if (options && options->worker_argv && options->worker_argv[0]) {
+  if (options->worker_argv && options->worker_argv[0]) {
     pool->argv = vow__strv_copy(options->worker_argv, 0);
   } else {
     n = sizeof(buf);
@@ -131,21 +160,21 @@ vow_pool_t* vow_pool_new(vow_ctx_t* ctx, const vow_pool_options_t* options,
 
   /* Its environment: ours, the caller's additions, and the channel. */
   pool->env = vow__strv_copy((const char* const*)environ,
-                             vow__strv_len(options ? options->env : NULL) + 4);
+                             vow__strv_len(options->env) + 4);
   if (pool->env == NULL)
     goto fail;
-  for (i = 0; options && options->env && options->env[i]; i++)
+  for (i = 0; options->env && options->env[i]; i++)
     if (vow__strv_push(pool->env, options->env[i]) != 0)
       goto fail;
   snprintf(buf, sizeof(buf), "%d", (int)getpid());
   if (vow__strv_push_env(pool->env, VOWP_ENV_CHANNEL, "3") != 0 ||
       vow__strv_push_env(pool->env, VOWP_ENV_PARENT, buf) != 0 ||
-      (options && options->limits &&
+      (options->limits &&
        vow__strv_push_env(pool->env, VOWP_ENV_LIMITS, options->limits) != 0))
     goto fail;
 
   /* The functions, known now from a table or later from a HELLO. */
-  if (options && options->functions && options->nfunctions > 0) {
+  if (options->functions && options->nfunctions > 0) {
     pool->names = vow__calloc(options->nfunctions, sizeof(char*));
     if (pool->names == NULL)
       goto fail;
@@ -158,7 +187,7 @@ vow_pool_t* vow_pool_new(vow_ctx_t* ctx, const vow_pool_options_t* options,
   } else {
     pool->names_from_hello = true;
   }
-  if (options && options->cwd) {
+  if (options->cwd) {
     pool->cwd_copy = vow__strdup(options->cwd);
     if (pool->cwd_copy == NULL)
       goto fail;

@@ -385,8 +385,8 @@ static void on_chan_read(uv_stream_t* s, ssize_t n, const uv_buf_t* buf) {
           char text[256];
           snprintf(text, sizeof(text), "%.*s", (int)m.u.progress.text.len,
                    m.u.progress.text.data);
-          w->pool->progress(m.u.progress.id, m.u.progress.fraction, text,
-                            w->pool->progress_data);
+          w->pool->progress(w->pool, m.u.progress.id, m.u.progress.fraction,
+                            text, w->pool->progress_data);
         }
         break;
       case VOWP_PONG:

@@ -35,7 +35,7 @@ static inline void count_report(vow_ctx_t* ctx, vow_report_kind_t kind,
 
 static inline int fx_setup(void** state) {
   fixture* fx = calloc(1, sizeof(*fx));
-  fx->ctx = vow_ctx_new(NULL);
+  fx->ctx = vow_ctx_new(NULL, NULL);
   vow_ctx_set_report_handler(fx->ctx, count_report, fx);
   *state = fx;
   return 0;

@@ -1,4 +1,5 @@
-/* A plugin as a future vow might build it: another ABI's symbol. */
+/* A plugin as an older vow built it: ABI 1's symbol, whose task
+ * functions took their context last. */
 #include "vow/worker.h"
 
-VOW_EXTERN const vow_plugin_t vow_plugin_v2 = {2, NULL, 0};
+VOW_EXTERN const vow_plugin_t vow_plugin_v1 = {1, NULL, 0};

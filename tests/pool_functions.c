@@ -28,21 +28,21 @@ static void sleep_ms(int64_t ms) {
   }
 }
 
-static int fn_echo(const msgpack_object* a, msgpack_packer* r,
-                   vow_task_ctx_t* t) {
+static int fn_echo(vow_task_ctx_t* t, const msgpack_object* a,
+                   msgpack_packer* r) {
   (void)t;
   return msgpack_pack_object(r, *a);
 }
 
-static int fn_add(const msgpack_object* a, msgpack_packer* r,
-                  vow_task_ctx_t* t) {
+static int fn_add(vow_task_ctx_t* t, const msgpack_object* a,
+                  msgpack_packer* r) {
   (void)t;
   return msgpack_pack_int64(r, int_arg(a, 0) + int_arg(a, 1));
 }
 
 /* [a, b, us]: a + b after us microseconds. */
-static int fn_add_after(const msgpack_object* a, msgpack_packer* r,
-                        vow_task_ctx_t* t) {
+static int fn_add_after(vow_task_ctx_t* t, const msgpack_object* a,
+                        msgpack_packer* r) {
   int64_t us = int_arg(a, 2);
   struct timespec ts = {us / 1000000, (us % 1000000) * 1000};
   (void)t;
@@ -51,48 +51,48 @@ static int fn_add_after(const msgpack_object* a, msgpack_packer* r,
   return msgpack_pack_int64(r, int_arg(a, 0) + int_arg(a, 1));
 }
 
-static int fn_noop(const msgpack_object* a, msgpack_packer* r,
-                   vow_task_ctx_t* t) {
+static int fn_noop(vow_task_ctx_t* t, const msgpack_object* a,
+                   msgpack_packer* r) {
   (void)a;
   (void)t;
   return msgpack_pack_nil(r);
 }
 
-static int fn_sleep(const msgpack_object* a, msgpack_packer* r,
-                    vow_task_ctx_t* t) {
+static int fn_sleep(vow_task_ctx_t* t, const msgpack_object* a,
+                    msgpack_packer* r) {
   (void)t;
   sleep_ms(int_arg(a, 0));
   return msgpack_pack_int64(r, int_arg(a, 0));
 }
 
-static int fn_pid(const msgpack_object* a, msgpack_packer* r,
-                  vow_task_ctx_t* t) {
+static int fn_pid(vow_task_ctx_t* t, const msgpack_object* a,
+                  msgpack_packer* r) {
   (void)a;
   (void)t;
   return msgpack_pack_int64(r, getpid());
 }
 
-static int fn_seed(const msgpack_object* a, msgpack_packer* r,
-                   vow_task_ctx_t* t) {
+static int fn_seed(vow_task_ctx_t* t, const msgpack_object* a,
+                   msgpack_packer* r) {
   (void)a;
   return msgpack_pack_uint64(r, vow_task_seed(t));
 }
 
-static int fn_fail(const msgpack_object* a, msgpack_packer* r,
-                   vow_task_ctx_t* t) {
+static int fn_fail(vow_task_ctx_t* t, const msgpack_object* a,
+                   msgpack_packer* r) {
   (void)r;
   return vow_task_fail(t, "refused %lld", (long long)int_arg(a, 0));
 }
 
-static int fn_fail_if_9(const msgpack_object* a, msgpack_packer* r,
-                        vow_task_ctx_t* t) {
+static int fn_fail_if_9(vow_task_ctx_t* t, const msgpack_object* a,
+                        msgpack_packer* r) {
   if (int_arg(a, 0) == 9)
     return vow_task_fail(t, "nine");
   return msgpack_pack_int64(r, int_arg(a, 0));
 }
 
-static int fn_crash(const msgpack_object* a, msgpack_packer* r,
-                    vow_task_ctx_t* t) {
+static int fn_crash(vow_task_ctx_t* t, const msgpack_object* a,
+                    msgpack_packer* r) {
   (void)a;
   (void)r;
   (void)t;
@@ -100,16 +100,16 @@ static int fn_crash(const msgpack_object* a, msgpack_packer* r,
   return 0;
 }
 
-static int fn_exit(const msgpack_object* a, msgpack_packer* r,
-                   vow_task_ctx_t* t) {
+static int fn_exit(vow_task_ctx_t* t, const msgpack_object* a,
+                   msgpack_packer* r) {
   (void)r;
   (void)t;
   _exit((int)int_arg(a, 0));
 }
 
 /* Writes bytes that are not the protocol onto the channel. */
-static int fn_garbage(const msgpack_object* a, msgpack_packer* r,
-                      vow_task_ctx_t* t) {
+static int fn_garbage(vow_task_ctx_t* t, const msgpack_object* a,
+                      msgpack_packer* r) {
   static const char junk[] = "\x00\x00\x00\x05\xc1\xc1\xc1\xc1\xc1";
   (void)a;
   (void)r;
@@ -121,8 +121,8 @@ static int fn_garbage(const msgpack_object* a, msgpack_packer* r,
 }
 
 /* Replies for a task id it was never sent. */
-static int fn_stray_reply(const msgpack_object* a, msgpack_packer* r,
-                          vow_task_ctx_t* t) {
+static int fn_stray_reply(vow_task_ctx_t* t, const msgpack_object* a,
+                          msgpack_packer* r) {
   /* RESULTS [[999999, nil]] */
   static const char frame[] =
       "\x00\x00\x00\x0a\x92\x03\x91\x92\xce\x00\x0f"
@@ -134,8 +134,8 @@ static int fn_stray_reply(const msgpack_object* a, msgpack_packer* r,
   return msgpack_pack_nil(r);
 }
 
-static int fn_hello_again(const msgpack_object* a, msgpack_packer* r,
-                          vow_task_ctx_t* t) {
+static int fn_hello_again(vow_task_ctx_t* t, const msgpack_object* a,
+                          msgpack_packer* r) {
   static const char hello[] = "\x00\x00\x00\x06\x94\x01\x01\x01\x91\xa0";
   (void)a;
   (void)t;
@@ -145,8 +145,8 @@ static int fn_hello_again(const msgpack_object* a, msgpack_packer* r,
 }
 
 /* Claims a 4 GiB frame, then stalls. */
-static int fn_claim_4g(const msgpack_object* a, msgpack_packer* r,
-                       vow_task_ctx_t* t) {
+static int fn_claim_4g(vow_task_ctx_t* t, const msgpack_object* a,
+                       msgpack_packer* r) {
   (void)a;
   (void)r;
   (void)t;
@@ -157,8 +157,8 @@ static int fn_claim_4g(const msgpack_object* a, msgpack_packer* r,
 }
 
 /* Begins a RESULTS frame, stops after six of its bytes, and stalls. */
-static int fn_truncate_stall(const msgpack_object* a, msgpack_packer* r,
-                             vow_task_ctx_t* t) {
+static int fn_truncate_stall(vow_task_ctx_t* t, const msgpack_object* a,
+                             msgpack_packer* r) {
   (void)a;
   (void)r;
   (void)t;
@@ -170,8 +170,8 @@ static int fn_truncate_stall(const msgpack_object* a, msgpack_packer* r,
 
 /* Claims a 60 MiB frame (under the limit), sends 100 bytes of it, and
  * stalls: the parent must neither allocate the claim nor wait forever. */
-static int fn_claim_60m(const msgpack_object* a, msgpack_packer* r,
-                        vow_task_ctx_t* t) {
+static int fn_claim_60m(vow_task_ctx_t* t, const msgpack_object* a,
+                        msgpack_packer* r) {
   char bytes[104];
   (void)a;
   (void)r;
@@ -185,8 +185,8 @@ static int fn_claim_60m(const msgpack_object* a, msgpack_packer* r,
 }
 
 /* Closes the channel and lives on. */
-static int fn_close_channel(const msgpack_object* a, msgpack_packer* r,
-                            vow_task_ctx_t* t) {
+static int fn_close_channel(vow_task_ctx_t* t, const msgpack_object* a,
+                            msgpack_packer* r) {
   (void)a;
   (void)r;
   (void)t;
@@ -196,8 +196,8 @@ static int fn_close_channel(const msgpack_object* a, msgpack_packer* r,
   return 0;
 }
 
-static int fn_print(const msgpack_object* a, msgpack_packer* r,
-                    vow_task_ctx_t* t) {
+static int fn_print(vow_task_ctx_t* t, const msgpack_object* a,
+                    msgpack_packer* r) {
   (void)t;
   printf("task says hello on stdout\n");
   fflush(stdout);
@@ -206,8 +206,8 @@ static int fn_print(const msgpack_object* a, msgpack_packer* r,
 }
 
 /* Writes [n] lines to stderr and returns n. */
-static int fn_spew(const msgpack_object* a, msgpack_packer* r,
-                   vow_task_ctx_t* t) {
+static int fn_spew(vow_task_ctx_t* t, const msgpack_object* a,
+                   msgpack_packer* r) {
   int64_t n = int_arg(a, 0), i;
   (void)t;
   for (i = 0; i < n; i++)
@@ -216,8 +216,8 @@ static int fn_spew(const msgpack_object* a, msgpack_packer* r,
 }
 
 /* Ignores SIGTERM and never returns. */
-static int fn_hang(const msgpack_object* a, msgpack_packer* r,
-                   vow_task_ctx_t* t) {
+static int fn_hang(vow_task_ctx_t* t, const msgpack_object* a,
+                   msgpack_packer* r) {
   (void)a;
   (void)r;
   (void)t;
@@ -229,8 +229,8 @@ static int fn_hang(const msgpack_object* a, msgpack_packer* r,
 }
 
 /* Runs until cancelled (checking), then fails. */
-static int fn_until_cancelled(const msgpack_object* a, msgpack_packer* r,
-                              vow_task_ctx_t* t) {
+static int fn_until_cancelled(vow_task_ctx_t* t, const msgpack_object* a,
+                              msgpack_packer* r) {
   int64_t n = 0;
   (void)a;
   (void)r;
@@ -243,16 +243,16 @@ static int fn_until_cancelled(const msgpack_object* a, msgpack_packer* r,
   return vow_task_fail(t, "stopped after %lld ms", (long long)n);
 }
 
-static int fn_progress(const msgpack_object* a, msgpack_packer* r,
-                       vow_task_ctx_t* t) {
+static int fn_progress(vow_task_ctx_t* t, const msgpack_object* a,
+                       msgpack_packer* r) {
   vow_task_progress(t, 0.5, "halfway");
   return msgpack_pack_int64(r, int_arg(a, 0));
 }
 
 /* Says its pid as progress, then sleeps [ms]: tests learn which worker
  * runs it while it runs. */
-static int fn_pidsleep(const msgpack_object* a, msgpack_packer* r,
-                       vow_task_ctx_t* t) {
+static int fn_pidsleep(vow_task_ctx_t* t, const msgpack_object* a,
+                       msgpack_packer* r) {
   char text[32];
   snprintf(text, sizeof(text), "%d", (int)getpid());
   vow_task_progress(t, 0.0, text);
@@ -261,8 +261,8 @@ static int fn_pidsleep(const msgpack_object* a, msgpack_packer* r,
 }
 
 /* Where it runs and what it may open: [cwd, open-files limit]. */
-static int fn_env(const msgpack_object* a, msgpack_packer* r,
-                  vow_task_ctx_t* t) {
+static int fn_env(vow_task_ctx_t* t, const msgpack_object* a,
+                  msgpack_packer* r) {
   char cwd[1024];
   struct rlimit rl;
   (void)a;
@@ -277,8 +277,8 @@ static int fn_env(const msgpack_object* a, msgpack_packer* r,
 
 /* Monte Carlo: [samples] -> hits inside the unit circle, from the task's
  * own seed (xorshift64*). */
-static int fn_monte(const msgpack_object* a, msgpack_packer* r,
-                    vow_task_ctx_t* t) {
+static int fn_monte(vow_task_ctx_t* t, const msgpack_object* a,
+                    msgpack_packer* r) {
   uint64_t s = vow_task_seed(t) | 1, hits = 0;
   int64_t i, n = int_arg(a, 0);
   for (i = 0; i < n; i++) {
@@ -293,8 +293,8 @@ static int fn_monte(const msgpack_object* a, msgpack_packer* r,
 }
 
 /* [bytes] -> a bin of that size. */
-static int fn_big(const msgpack_object* a, msgpack_packer* r,
-                  vow_task_ctx_t* t) {
+static int fn_big(vow_task_ctx_t* t, const msgpack_object* a,
+                  msgpack_packer* r) {
   size_t n = (size_t)int_arg(a, 0);
   char* buf = malloc(n ? n : 1);
   (void)t;
@@ -308,8 +308,8 @@ static int fn_big(const msgpack_object* a, msgpack_packer* r,
 }
 
 /* [n] -> a bin of the bytes 0, 1, ... n-1. */
-static int fn_bin3(const msgpack_object* a, msgpack_packer* r,
-                   vow_task_ctx_t* t) {
+static int fn_bin3(vow_task_ctx_t* t, const msgpack_object* a,
+                   msgpack_packer* r) {
   char b[256];
   int64_t i, n = int_arg(a, 0);
   (void)t;
@@ -322,8 +322,8 @@ static int fn_bin3(const msgpack_object* a, msgpack_packer* r,
 }
 
 /* Packs two objects: a broken function. */
-static int fn_two(const msgpack_object* a, msgpack_packer* r,
-                  vow_task_ctx_t* t) {
+static int fn_two(vow_task_ctx_t* t, const msgpack_object* a,
+                  msgpack_packer* r) {
   (void)a;
   (void)t;
   msgpack_pack_int(r, 1);
@@ -333,8 +333,8 @@ static int fn_two(const msgpack_object* a, msgpack_packer* r,
 /* The MPI rank of the worker's parent, read from the parent's
  * environment after sleeping [ms] (so that a batch spreads over the
  * workers): a node agent's rank under mpirun, -1 under a local pool. */
-static int fn_parent_rank(const msgpack_object* a, msgpack_packer* r,
-                          vow_task_ctx_t* t) {
+static int fn_parent_rank(vow_task_ctx_t* t, const msgpack_object* a,
+                          msgpack_packer* r) {
   char path[64], env[65536];
   ssize_t n;
   int fd;

@@ -15,7 +15,7 @@
 
 static inline vow_pool_options_t defaults(unsigned workers) {
   vow_pool_options_t o;
-  memset(&o, 0, sizeof(o));
+  vow_pool_options_init(&o);
   o.workers = workers;
   o.functions = test_functions;
   o.nfunctions = test_nfunctions;
@@ -139,9 +139,10 @@ typedef struct pids {
   int n;
 } pids;
 
-static inline void note_pid(uint64_t task_id, double fraction, const char* text,
-                            void* data) {
+static inline void note_pid(vow_pool_t* pool, uint64_t task_id, double fraction,
+                            const char* text, void* data) {
   pids* p = data;
+  (void)pool;
   (void)fraction;
   if (p->n < 8) {
     p->task[p->n] = task_id;
@@ -245,7 +246,7 @@ static inline void expect_closed_channel_death(fixture* fx, vow_pool_t* pool) {
 static inline void close_context_under_busy_pool(const vow_pool_options_t* o) {
   fixture mine = {0};
   vow_pool_t* pool;
-  mine.ctx = vow_ctx_new(NULL);
+  mine.ctx = vow_ctx_new(NULL, NULL);
   vow_ctx_set_report_handler(mine.ctx, count_report, &mine);
   pool = make_pool(&mine, o);
   wait_alive(&mine, pool, 2);

@@ -96,12 +96,12 @@ static vow_outcome_t on_done(vow_value_t* v, vow_failure_t* f, void* data) {
 
 static void run_chaos(unsigned workers, unsigned retries, size_t n,
                       unsigned* kills, size_t* died) {
-  vow_ctx_t* ctx = vow_ctx_new(NULL);
+  vow_ctx_t* ctx = vow_ctx_new(NULL, NULL);
   vow_pool_options_t o;
   chaos c;
   tally* tallies = calloc(n, sizeof(*tallies));
   size_t i, settled = 0;
-  memset(&o, 0, sizeof(o));
+  vow_pool_options_init(&o);
   memset(&c, 0, sizeof(c));
   o.workers = workers;
   o.functions = test_functions;
@@ -301,7 +301,7 @@ static void respawn_many(vow_ctx_t* ctx, size_t n, zombies* z) {
   vow_pool_t* pool;
   uv_timer_t sampler;
   size_t i, done = 0;
-  memset(&o, 0, sizeof(o));
+  vow_pool_options_init(&o);
   o.workers = 2;
   o.functions = test_functions;
   o.nfunctions = test_nfunctions;
@@ -330,7 +330,7 @@ static void respawn_many(vow_ctx_t* ctx, size_t n, zombies* z) {
 }
 
 static void thousand_respawns_leave_nothing(void** state) {
-  vow_ctx_t* ctx = vow_ctx_new(NULL);
+  vow_ctx_t* ctx = vow_ctx_new(NULL, NULL);
   zombies z;
   size_t n = scaled(1000), heap0, heap1;
   int fds0, fds1;
@@ -415,13 +415,13 @@ static void parent_killed_mid_run(void** state) {
   parent = fork();
   assert_true(parent >= 0);
   if (parent == 0) {
-    vow_ctx_t* ctx = vow_ctx_new(NULL);
+    vow_ctx_t* ctx = vow_ctx_new(NULL, NULL);
     vow_pool_options_t o;
     busy_parent b;
     uv_timer_t reporter;
     size_t k;
     close(fds[0]);
-    memset(&o, 0, sizeof(o));
+    vow_pool_options_init(&o);
     o.workers = WORKERS;
     o.functions = test_functions;
     o.nfunctions = test_nfunctions;

@@ -21,7 +21,7 @@ static void works_on_callers_loop(void** state) {
   assert_int_equal(uv_loop_init(&loop), 0);
   uv_timer_init(&loop, &user_timer);
   uv_timer_start(&user_timer, on_user_timer, 5, 0);
-  ctx = vow_ctx_new(&loop);
+  ctx = vow_ctx_new(&loop, NULL);
   assert_ptr_equal(vow_ctx_loop(ctx), &loop);
   p = vow_add_callback(vow_sleep(ctx, 10), record_value, &s);
   uv_run(&loop, UV_RUN_DEFAULT); /* the caller runs its own loop */
@@ -42,7 +42,7 @@ static void close_on_callers_loop_with_work_in_flight(void** state) {
   const char* const argv[] = {"sleep", "30", NULL};
   (void)state;
   assert_int_equal(uv_loop_init(&loop), 0);
-  ctx = vow_ctx_new(&loop);
+  ctx = vow_ctx_new(&loop, NULL);
   vow_ctx_set_report_handler(ctx, count_report, &fx);
   vow_promise_release(vow_run_command(ctx, argv));
   vow_promise_release(vow_sleep(ctx, 100000));
@@ -73,7 +73,7 @@ static char* capture_stderr(void (*fn)(void)) {
 }
 
 static void leave_one_unhandled_and_one_pending(void) {
-  vow_ctx_t* ctx = vow_ctx_new(NULL);
+  vow_ctx_t* ctx = vow_ctx_new(NULL, NULL);
   vow_promise_t* pending = vow_promise_new(ctx, NULL, NULL);
   vow_promise_release(
       vow_fail(ctx, vow_failure_new(VOW_FAIL_TASK_ERROR, 0, "sum of nothing")));

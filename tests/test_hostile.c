@@ -76,7 +76,7 @@ static size_t read_log(const char* path, int* pids, size_t max, run_result* r) {
 
 static void run_hostile(unsigned workers, unsigned retries, size_t n,
                         unsigned rate, run_result* r) {
-  vow_ctx_t* ctx = vow_ctx_new(NULL);
+  vow_ctx_t* ctx = vow_ctx_new(NULL, NULL);
   vow_pool_options_t o;
   vow_pool_t* pool;
   char dir[] = "/tmp/vow-hostile-XXXXXX";
@@ -101,7 +101,7 @@ static void run_hostile(unsigned workers, unsigned retries, size_t n,
   env[1] = rate_env;
   env[2] = seed_env;
   env[3] = NULL;
-  memset(&o, 0, sizeof(o));
+  vow_pool_options_init(&o);
   memset(r, 0, sizeof(*r));
   o.workers = workers;
   o.worker_argv = argv;

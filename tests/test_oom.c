@@ -109,7 +109,7 @@ static bool settled(vow_promise_t* p) {
  * any promise it holds is left unsettled. */
 static bool promise_run(void) {
   run_reports reports = {0};
-  vow_ctx_t* ctx = vow_ctx_new(NULL);
+  vow_ctx_t* ctx = vow_ctx_new(NULL, NULL);
   vow_promise_t* held[NP * 3 + 16];
   vow_promise_t* p[NP];
   size_t nheld = 0, i;
@@ -233,7 +233,7 @@ enum { NT = 12 };
  * Returns false if a promise it was handed is left unsettled. */
 static bool pool_run(unsigned workers) {
   run_reports reports = {0};
-  vow_ctx_t* ctx = vow_ctx_new(NULL);
+  vow_ctx_t* ctx = vow_ctx_new(NULL, NULL);
   vow_pool_options_t o = defaults(workers);
   vow_pool_t* pool;
   vow_promise_t* ps[NT + 2];

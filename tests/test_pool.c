@@ -773,7 +773,7 @@ static void parent_death_takes_workers(void** state) {
   parent = fork();
   assert_true(parent >= 0);
   if (parent == 0) {
-    vow_ctx_t* ctx = vow_ctx_new(NULL);
+    vow_ctx_t* ctx = vow_ctx_new(NULL, NULL);
     vow_pool_options_t o = defaults(2);
     vow_pool_t* pool = vow_pool_new(ctx, &o, NULL);
     pids p = {{0}, {0}, 0};

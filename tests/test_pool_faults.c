@@ -144,12 +144,41 @@ static void retries_out_of_range_refused(void** state) {
   end_pool(fx, pool, true);
 }
 
+/* Options carry their size: ones never initialised are refused, and so
+ * are ones from a newer header with a field set that this library does
+ * not have; a newer header's fields left at their defaults are fine. */
+static void options_carry_their_size(void** state) {
+  fixture* fx = *state;
+  struct {
+    vow_pool_options_t known;
+    uint64_t newer_field;
+  } newer;
+  vow_pool_options_t o;
+  vow_pool_t* pool;
+  int err = 0;
+  memset(&o, 0, sizeof(o));
+  o.workers = 1;
+  assert_null(vow_pool_new(fx->ctx, &o, &err));
+  assert_int_equal(err, UV_EINVAL);
+  memset(&newer, 0, sizeof(newer));
+  newer.known = defaults(1);
+  newer.known.size = sizeof(newer);
+  newer.newer_field = 7;
+  err = 0;
+  assert_null(vow_pool_new(fx->ctx, &newer.known, &err));
+  assert_int_equal(err, UV_EINVAL);
+  newer.newer_field = 0;
+  pool = make_pool(fx, &newer.known);
+  assert_int_equal(run_int(fx, vow_pool_submit(pool, "add", pair(2, 3))), 5);
+  end_pool(fx, pool, true);
+}
+
 static vow_pool_t* hostile_pool(fixture* fx, const char* fault,
                                 unsigned retries, char* env_buf) {
   static const char* argv[] = {HOSTILE_WORKER_BIN, NULL};
   static const char* env[2];
   vow_pool_options_t o;
-  memset(&o, 0, sizeof(o));
+  vow_pool_options_init(&o);
   o.workers = 1;
   o.worker_argv = argv;
   o.retries = retries;
@@ -255,7 +284,7 @@ static void launcher_worker_pid_means_nothing_here(void** state) {
   }
   setpgid(bystander, bystander); /* a group leader before the pool runs */
   snprintf(pid_buf, sizeof(pid_buf), "HOSTILE_HELLO_PID=%d", (int)bystander);
-  memset(&o, 0, sizeof(o));
+  vow_pool_options_init(&o);
   o.worker_argv = argv;
   o.launchers = launchers;
   o.nlaunchers = 1;
@@ -447,7 +476,7 @@ int main(void) {
     /* A program whose main() forgot vow_worker_main(): it makes a pool
      * right away, as its parent did; "forget_and_live" then goes on with
      * something else. */
-    vow_ctx_t* ctx = vow_ctx_new(NULL);
+    vow_ctx_t* ctx = vow_ctx_new(NULL, NULL);
     vow_pool_options_t o = defaults(1);
     int err = 0;
     vow_pool_t* pool = vow_pool_new(ctx, &o, &err);
@@ -468,6 +497,7 @@ int main(void) {
         T(forgotten_worker_main_fails_clearly),
         T(worker_that_never_says_hello),
         T(retries_out_of_range_refused),
+        T(options_carry_their_size),
         T(map_through_the_hostile_worker),
         T(launcher_worker_pid_means_nothing_here),
         T(task_errors_keep_their_detail),

@@ -36,8 +36,9 @@ static void nap(fixture* fx, uint64_t ms) {
 
 /* The pid a "hang" task reports once it runs (its progress text is 0,
  * so the task id is what is kept). */
-static void note_running(uint64_t task_id, double fraction, const char* text,
-                         void* data) {
+static void note_running(vow_pool_t* pool, uint64_t task_id, double fraction,
+                         const char* text, void* data) {
+  (void)pool;
   (void)fraction;
   (void)text;
   *(uint64_t*)data = task_id;

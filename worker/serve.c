@@ -295,7 +295,7 @@ static void run_chunk(server* s, job* j, const msgpack_object* items) {
     task.id = j->id;
     task.seed = vowp_task_seed(j->seed, j->first + k);
     s->running = &task;
-    if (f->fn(&items->via.array.ptr[k], pk, &task) != 0 || s->enc.failed)
+    if (f->fn(&task, &items->via.array.ptr[k], pk) != 0 || s->enc.failed)
       break;
   }
   s->running = NULL;
@@ -360,7 +360,7 @@ static void run_job(server* s, job* j) {
   value_at = s->enc.len; /* after [id, */
   s->running = &task;
   vow__worker_crash_context(j->id, s->fns[j->fn].name);
-  rc = s->fns[j->fn].fn(&un.data, pk, &task);
+  rc = s->fns[j->fn].fn(&task, &un.data, pk);
   vow__worker_crash_context(0, NULL);
   s->running = NULL;
   msgpack_unpacked_destroy(&un);

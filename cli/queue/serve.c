@@ -281,7 +281,7 @@ int vow_cli_serve(int argc, char** argv) {
   }
   read_boot_id();
   the_daemon.loop = uv_default_loop();
-  the_daemon.ctx = vow_ctx_new(the_daemon.loop);
+  the_daemon.ctx = vow_ctx_new(the_daemon.loop, NULL);
   the_daemon.paused = qdb_paused(the_daemon.db);
   qd_group(QD_DEFAULT_GROUP, true)->slots = slots;
   if (qdb_load_groups(the_daemon.db, load_group, &slots_given) != 0)

@@ -23,7 +23,7 @@ static vow_pool_t* pool_for(const char* lib, char* why, size_t whylen) {
   argv[0] = worker;
   argv[1] = lib;
   argv[2] = NULL;
-  memset(&o, 0, sizeof(o));
+  vow_pool_options_init(&o);
   o.workers = the_daemon.groups[0]->slots;
   o.worker_argv = argv;
   pool = vow_pool_new(the_daemon.ctx, &o, &err);

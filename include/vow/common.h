@@ -1,4 +1,5 @@
-/* vow — common definitions: export macro, version, error codes.
+/* vow — common definitions: export macro, version, error codes,
+ * conventions.
  *
  * Stability: everything in include/vow/ is the public API. Names, signatures
  * and the documented semantics are stable within a major version; fields
@@ -10,6 +11,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include "vow/version.h" /* generated from the build's project version */
 
 #ifdef __cplusplus
 extern "C" {
@@ -23,13 +26,30 @@ extern "C" {
 #define VOW_PRINTF(fmt, args)
 #endif
 
-#define VOW_VERSION_MAJOR 0
-#define VOW_VERSION_MINOR 1
-#define VOW_VERSION_PATCH 0
-
 /* Returns VOW_VERSION_MAJOR << 16 | MINOR << 8 | PATCH of the library that is
  * linked, which may differ from the header that was compiled against. */
 VOW_EXTERN unsigned vow_version(void);
+
+/* Conventions, for every call in include/vow/ unless its comment says
+ * otherwise:
+ *
+ * Errors. A constructor (*_new) returns its object or NULL; one that can
+ * fail for a reason other than memory takes `int* err` and sets the
+ * reason there (a negative code, below) when err is not NULL. Other calls
+ * that can fail at once return 0 or a negative code. What fails later
+ * (a task, a file, a timeout) rejects the call's promise with a
+ * vow_failure_t; such calls never also return an error.
+ *
+ * Ownership. A call that returns a promise, value or failure returns one
+ * reference, the caller's (vow_add_* and vow_timeout return their
+ * argument instead). An argument is borrowed for the call unless the
+ * comment says it is taken over; strings and option structs are copied.
+ * What *_new makes is the caller's to end with its *_free or *_close.
+ *
+ * Callbacks. A callback's first argument is the object it is about (the
+ * pool, the task, the promise, the context), its last the `data` given
+ * when it was set; promise callbacks take the result first, which they
+ * then own. */
 
 /* Error codes returned at once by calls that fail synchronously. They are
  * negative, like libuv's: errno values pass through unchanged (UV_EINVAL,

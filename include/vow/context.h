@@ -15,10 +15,12 @@
 extern "C" {
 #endif
 
-/* Binds a new context to loop; with loop == NULL the context creates its
- * own loop and closes it in vow_ctx_close. Returns NULL on out of memory or
- * when the loop cannot be set up. */
-VOW_EXTERN vow_ctx_t* vow_ctx_new(uv_loop_t* loop);
+/* Binds a new context to loop (borrowed; it must outlive the context);
+ * with loop == NULL the context creates its own loop and closes it in
+ * vow_ctx_close. Returns the context, which the caller owns and ends with
+ * vow_ctx_close; or NULL, with *err (when err is not NULL) set to
+ * UV_ENOMEM or the error that kept the loop from being set up. */
+VOW_EXTERN vow_ctx_t* vow_ctx_new(uv_loop_t* loop, int* err);
 
 /* Borrowed. */
 VOW_EXTERN uv_loop_t* vow_ctx_loop(vow_ctx_t* ctx);
@@ -29,7 +31,8 @@ VOW_EXTERN int vow_ctx_run(vow_ctx_t* ctx);
 
 /* Runs the loop until p is settled and its chain has run, for programs
  * and tests that need one result before going on. Returns p's final state
- * (VOW_FULFILLED or VOW_REJECTED). Blocks forever if p never settles. */
+ * (VOW_FULFILLED or VOW_REJECTED). p is borrowed: its reference stays
+ * the caller's. Blocks forever if p never settles. */
 VOW_EXTERN int vow_ctx_wait(vow_ctx_t* ctx, vow_promise_t* p);
 
 /* Runs every callback chain that is ready, without running the loop, and

@@ -72,7 +72,9 @@ VOW_EXTERN const char* vow_failure_detail(const vow_failure_t* f);
  * cause is released either way on error). */
 VOW_EXTERN int vow_failure_add_cause(vow_failure_t* f, vow_failure_t* cause);
 
+/* Adds a reference, which the caller then owns; returns f. */
 VOW_EXTERN vow_failure_t* vow_failure_ref(vow_failure_t* f);
+/* Gives up one reference (NULL is fine). */
 VOW_EXTERN void vow_failure_release(vow_failure_t* f);
 
 VOW_EXTERN int vow_failure_kind(const vow_failure_t* f);

@@ -37,8 +37,13 @@ typedef enum vow_stderr_mode {
   VOW_STDERR_DISCARD
 } vow_stderr_mode_t;
 
-/* Zero means the default everywhere. */
+/* Zero means the default everywhere. Start from vow_pool_options_init (or
+ * VOW_POOL_OPTIONS_INIT), which sets `size`: a library built with more
+ * fields than the caller knows reads only the ones it was given, and
+ * older ones refuse options they cannot honour (UV_EINVAL) rather than
+ * ignore them. */
 typedef struct vow_pool_options {
+  size_t size;      /* sizeof(vow_pool_options_t) where it was filled */
   unsigned workers; /* default: online CPUs */
   /* The worker command. Default: this program again (its main must call
    * vow_worker_main first), with no arguments. */
@@ -82,11 +87,20 @@ typedef struct vow_pool_options {
   uint64_t hello_timeout_ms;
 } vow_pool_options_t;
 
+#define VOW_POOL_OPTIONS_INIT \
+  { .size = sizeof(vow_pool_options_t) }
+/* Every option at its default, and o->size set. */
+VOW_EXTERN void vow_pool_options_init(vow_pool_options_t* o);
+
 /* The most retries a pool takes (vow_pool_options_t.retries). */
 #define VOW_POOL_MAX_RETRIES 255
 
-/* Starts the workers. Returns NULL (and *err set when err is not NULL) for
- * bad options (UV_EINVAL: retries above VOW_POOL_MAX_RETRIES, a launcher
+/* Starts the workers. options (NULL: every default) is read during the
+ * call only: the pool keeps copies of its strings and arrays. Returns the
+ * pool, which the caller owns (end it with vow_pool_shutdown, then
+ * vow_pool_free); or NULL, with *err set when err is not NULL, for bad
+ * options (UV_EINVAL: size not set or from a newer vow with fields set
+ * that this one lacks, retries above VOW_POOL_MAX_RETRIES, a launcher
  * without a command) or no memory; a worker that cannot start is reported
  * through the tasks' promises, not here. Called in a worker process (a
  * program started as a pool's worker whose main() did not call
@@ -160,8 +174,8 @@ VOW_EXTERN void vow_pool_stats(const vow_pool_t* pool, vow_pool_stats_t* out);
 
 /* Called with every PROGRESS a task reports (fraction 0..1, text
  * borrowed). */
-typedef void (*vow_progress_fn)(uint64_t task_id, double fraction,
-                                const char* text, void* data);
+typedef void (*vow_progress_fn)(vow_pool_t* pool, uint64_t task_id,
+                                double fraction, const char* text, void* data);
 VOW_EXTERN void vow_pool_on_progress(vow_pool_t* pool, vow_progress_fn fn,
                                      void* data);
 

@@ -78,8 +78,9 @@ VOW_EXTERN vow_promise_t* vow_fail(vow_ctx_t* ctx, vow_failure_t* f);
 VOW_EXTERN int vow_fulfil(vow_promise_t* p, vow_value_t* v);
 VOW_EXTERN int vow_reject(vow_promise_t* p, vow_failure_t* f);
 
-/* Append to p's chain and return p, so calls chain. NULL functions pass the
- * result on unchanged. data is yours; vow never frees it. */
+/* Append to p's chain and return p (the same reference: no new one is
+ * made), so calls chain. NULL functions pass the result on unchanged.
+ * data is yours; vow never frees it. */
 VOW_EXTERN vow_promise_t* vow_add_callbacks(vow_promise_t* p,
                                             vow_callback_fn callback,
                                             vow_errback_fn errback, void* data);
@@ -100,7 +101,9 @@ VOW_EXTERN vow_promise_t* vow_trap(vow_promise_t* p, int kind,
  * goes on untouched. Cancelling the branch does not cancel p. */
 VOW_EXTERN vow_promise_t* vow_branch(vow_promise_t* p);
 
+/* Adds a reference to p, which the caller then owns; returns p. */
 VOW_EXTERN vow_promise_t* vow_promise_ref(vow_promise_t* p);
+/* Gives up one reference (NULL is fine). Does not cancel p. */
 VOW_EXTERN void vow_promise_release(vow_promise_t* p);
 
 VOW_EXTERN vow_state_t vow_promise_state(const vow_promise_t* p);
@@ -111,6 +114,7 @@ VOW_EXTERN vow_state_t vow_promise_state(const vow_promise_t* p);
  * here counts as handling it: it is not reported as unhandled. */
 VOW_EXTERN vow_value_t* vow_promise_value(const vow_promise_t* p);
 VOW_EXTERN vow_failure_t* vow_promise_failure(vow_promise_t* p);
+/* Borrowed: the context p belongs to. */
 VOW_EXTERN vow_ctx_t* vow_promise_ctx(const vow_promise_t* p);
 
 /* Cancel a pending promise: its canceller runs once, then, unless the
@@ -119,7 +123,8 @@ VOW_EXTERN vow_ctx_t* vow_promise_ctx(const vow_promise_t* p);
  * alone. */
 VOW_EXTERN void vow_cancel(vow_promise_t* p);
 /* Cancel p with a VOW_FAIL_TIMEOUT failure unless it settles within ms
- * milliseconds of the context's clock. Returns p. The timer is removed
+ * milliseconds of the context's clock. Returns p (no new reference). The
+ * timer is removed
  * when p's chain passes this point. */
 VOW_EXTERN vow_promise_t* vow_timeout(vow_promise_t* p, uint64_t ms);
 

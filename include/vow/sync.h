@@ -17,7 +17,9 @@ extern "C" {
 typedef struct vow_semaphore vow_semaphore_t;
 typedef struct vow_queue vow_queue_t;
 
-/* A semaphore with `tokens` tokens (a lock is a semaphore of one token). */
+/* A semaphore with `tokens` tokens (a lock is a semaphore of one token),
+ * the caller's to end with vow_semaphore_free; NULL when memory runs
+ * out. */
 VOW_EXTERN vow_semaphore_t* vow_semaphore_new(vow_ctx_t* ctx, size_t tokens);
 /* Fulfils (with nil) once a token is held by the caller. */
 VOW_EXTERN vow_promise_t* vow_semaphore_acquire(vow_semaphore_t* s);
@@ -49,7 +51,8 @@ VOW_EXTERN vow_semaphore_t* vow_lock_new(vow_ctx_t* ctx);
  * gets; VOW_UNBOUNDED for either means no limit (Twisted's None). A size
  * of 0 holds nothing: a put succeeds only when a get is waiting for it,
  * a rendezvous. A backlog of 0 makes a get on an empty queue fail at
- * once. */
+ * once. The queue is the
+ * caller's to end with vow_queue_free; NULL when memory runs out. */
 VOW_EXTERN vow_queue_t* vow_queue_new(vow_ctx_t* ctx, size_t size,
                                       size_t backlog);
 /* Takes over v. Hands it to the oldest waiting get, or keeps it. Returns 0,

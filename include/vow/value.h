@@ -32,7 +32,8 @@ typedef enum vow_value_kind {
 /* The nil value. It is shared and immortal; ref and release are no-ops. */
 VOW_EXTERN vow_value_t* vow_value_nil(void);
 
-/* Constructors return NULL only when memory runs out. */
+/* Constructors return a new value with one reference, the caller's, or
+ * NULL only when memory runs out. Strings and bytes are copied. */
 VOW_EXTERN vow_value_t* vow_value_new_int(int64_t i);
 VOW_EXTERN vow_value_t* vow_value_new_double(double d);
 VOW_EXTERN vow_value_t* vow_value_new_bool(bool b);
@@ -53,7 +54,9 @@ VOW_EXTERN vow_value_t* vow_value_new_array(vow_value_t** items, size_t n);
 /* Takes over f's reference. */
 VOW_EXTERN vow_value_t* vow_value_new_failure(vow_failure_t* f);
 
+/* Adds a reference, which the caller then owns; returns v. */
 VOW_EXTERN vow_value_t* vow_value_ref(vow_value_t* v);
+/* Gives up one reference (NULL is fine). */
 VOW_EXTERN void vow_value_release(vow_value_t* v);
 
 VOW_EXTERN vow_value_kind_t vow_value_kind(const vow_value_t* v);
@@ -86,6 +89,7 @@ VOW_EXTERN size_t vow_value_array_len(const vow_value_t* v);
 /* The i-th element of an array value (VOW_VALUE_ARRAY), borrowed; NULL
  * for other kinds: read a msgpack array with vow_value_unpack. */
 VOW_EXTERN vow_value_t* vow_value_array_at(const vow_value_t* v, size_t i);
+/* Borrowed; NULL when v is not a failure value. */
 VOW_EXTERN vow_failure_t* vow_value_get_failure(const vow_value_t* v);
 
 #ifdef __cplusplus

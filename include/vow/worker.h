@@ -23,8 +23,8 @@ extern "C" {
 
 typedef struct vow_task_ctx vow_task_ctx_t;
 
-typedef int (*vow_task_fn)(const msgpack_object* args, msgpack_packer* result,
-                           vow_task_ctx_t* task);
+typedef int (*vow_task_fn)(vow_task_ctx_t* task, const msgpack_object* args,
+                           msgpack_packer* result);
 
 typedef struct vow_function {
   const char* name;
@@ -63,7 +63,8 @@ VOW_EXTERN int vow_worker_serve(const vow_function_t* functions, size_t n);
 
 /* ---- plugins for the stock vow-worker ------------------------------------ */
 
-#define VOW_PLUGIN_ABI 1
+/* 2: task functions take their context first. */
+#define VOW_PLUGIN_ABI 2
 
 typedef struct vow_plugin {
   uint32_t abi; /* VOW_PLUGIN_ABI of the headers it was built with */
@@ -74,9 +75,9 @@ typedef struct vow_plugin {
 /* In a plugin: VOW_PLUGIN(table) exports the table of an array `table`.
  * The symbol's name carries the ABI version, so a library built for
  * another version is told apart before anything is called. */
-#define VOW_PLUGIN_SYMBOL "vow_plugin_v1"
+#define VOW_PLUGIN_SYMBOL "vow_plugin_v2"
 #define VOW_PLUGIN(table)                         \
-  VOW_EXTERN const vow_plugin_t vow_plugin_v1 = { \
+  VOW_EXTERN const vow_plugin_t vow_plugin_v2 = { \
       VOW_PLUGIN_ABI, (table), sizeof(table) / sizeof((table)[0])}
 
 #ifdef __cplusplus

@@ -11,7 +11,7 @@ static vow_outcome_t double_it(vow_value_t* v, void* data) {
 }
 
 int main(void) {
-  vow_ctx_t* ctx = vow_ctx_new(NULL);
+  vow_ctx_t* ctx = vow_ctx_new(NULL, NULL);
   vow_promise_t* p = vow_add_callback(vow_succeed(ctx, vow_value_new_int(21)),
                                       double_it, NULL);
   int64_t out = 0;
