@@ -118,10 +118,10 @@ ptask* vow__pool_find_inflight(pworker* w, uint64_t id) {
 
 /* ---- dispatch -------------------------------------------------------- */
 
-static bool has_suspect(const pworker* w) {
+bool vow__worker_holds(const pworker* w, unsigned flag) {
   const ptask* t;
   for (t = w->inflight.head; t != NULL; t = t->next)
-    if (t->flags & PT_SUSPECT)
+    if (t->flags & flag)
       return true;
   return false;
 }
@@ -176,7 +176,7 @@ static void dispatch(vow_pool_t* pool) {
       if (w->chan.write_queue_size >= SEND_BACKLOG)
         continue;
       n = vow__sched_take(&pool->queue, w->inflight.len, w->limit,
-                          has_suspect(w));
+                          vow__worker_holds(w, PT_SUSPECT));
       n = batch_within_bytes(&pool->queue, n);
       /* A worker to be recycled after N tasks is sent no more than N. */
       if (pool->opt.recycle_after && n > pool->opt.recycle_after - w->sent)

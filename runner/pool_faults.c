@@ -27,16 +27,24 @@ vow_failure_t* vow__task_failure(int kind, int code, ptask* t, pworker* w,
   return f;
 }
 
+/* Takes back w's next task still to settle, from its tail or its head,
+ * freeing the settled ones on the way; NULL once w holds none. */
+static ptask* recall_live(pworker* w, bool from_tail) {
+  ptask* t;
+  while ((t = from_tail ? w->inflight.tail : w->inflight.head) != NULL) {
+    vow__task_recall(w, t);
+    if (!vow__task_settled(t))
+      return t;
+    vow__task_free(w->pool, t);
+  }
+  return NULL;
+}
+
 /* Puts tasks back at the queue's front in their order, untouched. */
 static void requeue_front(pworker* w, bool suspect) {
   vow_pool_t* pool = w->pool;
-  while (w->inflight.tail != NULL) {
-    ptask* t = w->inflight.tail;
-    vow__task_recall(w, t);
-    if (vow__task_settled(t)) {
-      vow__task_free(pool, t);
-      continue;
-    }
+  ptask* t;
+  while ((t = recall_live(w, true)) != NULL) {
     if (suspect)
       t->flags |= PT_SUSPECT;
     vow__tlist_push_front(&pool->queue, t);
@@ -180,13 +188,8 @@ void vow__pool_finish_shutdown(vow_pool_t* pool) {
 static void settle_inflight(vow_pool_t* pool, pworker* w, const char* why) {
   bool alone = w->inflight.len == 1;
   tlist retry = {NULL, NULL, 0};
-  while (w->inflight.head != NULL) {
-    ptask* t = w->inflight.head;
-    vow__task_recall(w, t);
-    if (vow__task_settled(t)) {
-      vow__task_free(pool, t);
-      continue;
-    }
+  ptask* t;
+  while ((t = recall_live(w, false)) != NULL) {
     if (w->kill == PK_PROTOCOL && pool->opt.retries == 0) {
       vow__pool_fail_task(pool, t,
                           vow__task_failure(VOW_FAIL_PROTOCOL, 0, t, w,
@@ -224,8 +227,7 @@ static void settle_inflight(vow_pool_t* pool, pworker* w, const char* why) {
                                             "the worker died: %s", why));
     vow__task_free(pool, t);
   }
-  while (retry.tail != NULL) {
-    ptask* t = retry.tail;
+  while ((t = retry.tail) != NULL) {
     vow__tlist_remove(&retry, t);
     if (pool->closing == 2) {
       vow__pool_fail_task(

@@ -204,6 +204,9 @@ vow_promise_t* vow__pool_submit_task(vow_pool_t* pool, const char* fn,
                                      uint64_t id, uint16_t count);
 void vow__pool_task_done(pworker* w, ptask* t);
 ptask* vow__pool_find_inflight(pworker* w, uint64_t id);
+/* Whether a task with this flag (ptask_flags) is on w: a suspect runs
+ * alone; a cancel's grace runs until no cancelled task is left. */
+bool vow__worker_holds(const pworker* w, unsigned flag);
 /* Rejects t's promise with f (taken) unless it is settled already. */
 void vow__pool_fail_task(vow_pool_t* pool, ptask* t, vow_failure_t* f);
 /* Frees the record of a task that left every list. */

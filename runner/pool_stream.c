@@ -81,6 +81,16 @@ struct vow_stream {
 
 static void stream_fill(vow_stream_t* s);
 
+/* Frees a stream that was freed by its owner once none of its tasks is
+ * running. */
+static void destroy(vow_stream_t* s) {
+  vow__free(s->fn);
+  vow__free(s->items);
+  vow__free(s->ps);
+  vow__free(s->recs);
+  vow__free(s);
+}
+
 static vow_outcome_t stream_result(vow_value_t* v, vow_failure_t* f,
                                    void* data) {
   stream_item* it = data;
@@ -102,13 +112,8 @@ static vow_outcome_t stream_result(vow_value_t* v, vow_failure_t* f,
     stream_fill(s);
   } else {
     vow_value_release(out);
-    if (s->running == 0) {
-      vow__free(s->fn);
-      vow__free(s->items);
-      vow__free(s->ps);
-      vow__free(s->recs);
-      vow__free(s);
-    }
+    if (s->running == 0)
+      destroy(s);
   }
   return vow_ok(NULL);
 }
@@ -183,11 +188,6 @@ void vow_stream_free(vow_stream_t* s) {
   for (i = 0; i < s->n; i++)
     if (s->ps[i] != NULL)
       vow_cancel(s->ps[i]);
-  if (s->running == 0) {
-    vow__free(s->fn);
-    vow__free(s->items);
-    vow__free(s->ps);
-    vow__free(s->recs);
-    vow__free(s);
-  }
+  if (s->running == 0)
+    destroy(s);
 }

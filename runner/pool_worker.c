@@ -175,15 +175,6 @@ static void on_hello(pworker* w, vowp_msg* m) {
   vow__pool_worker_ready(w);
 }
 
-/* Whether a cancelled task is still on w: its grace runs until none is. */
-static bool holds_cancelled(const pworker* w) {
-  const ptask* t;
-  for (t = w->inflight.head; t != NULL; t = t->next)
-    if (t->flags & PT_CANCELLED)
-      return true;
-  return false;
-}
-
 /* base: the decoder's buffer when a big value was taken from it whole
  * (the value then owns it), else NULL. */
 /* The worker's detail (a remote traceback, say), as a C string. */
@@ -232,7 +223,7 @@ static void on_result(pworker* w, uint64_t id, int ok, vowp_msg* m,
   }
   vow__task_recall(w, t);
   w->completed++;
-  if ((t->flags & PT_CANCELLED) && !holds_cancelled(w))
+  if ((t->flags & PT_CANCELLED) && !vow__worker_holds(w, PT_CANCELLED))
     vow__timer_stop(pool->ctx, &w->grace_timer);
   if (vow__task_settled(t)) {
     /* Stale: its promise was settled already (cancelled, or failed by an
