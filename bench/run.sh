@@ -1,10 +1,9 @@
 #!/bin/sh
 # Runs vow's benchmarks beside their peers in one invocation and prints the
-# tables: the promise core against Node.js's native Promise, and the wire
-# protocol against raw msgpack-c.
-# and the worker pool against Python's multiprocessing and
-# concurrent.futures (with Debian's /usr/bin/python3), raw socketpairs and
-# plain forked processes.
+# tables: the promise core against Node.js's native Promise, the wire
+# protocol against raw msgpack-c, and the worker pool against Python's
+# multiprocessing and concurrent.futures (with Debian's /usr/bin/python3),
+# raw socketpairs and pipes, and plain forked processes.
 #   bench/run.sh [N]   N promises, tasks and items (default 1,000,000)
 set -eu
 cd "$(dirname "$0")/.."
@@ -20,28 +19,59 @@ cmake --build build-bench -j "$(nproc)" --target bench-promise bench-proto \
   bench-pool bench_plugin vow-worker >/dev/null
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-./build-bench/bench/bench-promise "$n" >"$tmp/vow"
-node --expose-gc --max-old-space-size=8192 --stack-size=65500 \
-  bench/promise.js "$n" >"$tmp/node"
-echo "node $(node --version), $(nproc) cores, N = $n"
+# Every promise figure in a fresh process, vow and Node interleaved,
+# three rounds; the median of each is printed.
+rounds=3
+: >"$tmp/vow"
+: >"$tmp/node"
+r=0
+while [ $r -lt $rounds ]; do
+  for shape in chain_small chain chain_4x many_promises nested_promises \
+    pending_then_resolve; do
+    for run in cold warm; do
+      ./build-bench/bench/bench-promise $shape "$n" $run >>"$tmp/vow"
+      node --expose-gc --max-old-space-size=8192 --stack-size=65500 \
+        bench/promise.js $shape "$n" $run >>"$tmp/node"
+    done
+  done
+  for shape in bytes_bare bytes_pair; do
+    ./build-bench/bench/bench-promise $shape "$n" >>"$tmp/vow"
+    node --expose-gc --max-old-space-size=8192 bench/promise.js $shape "$n" \
+      >>"$tmp/node"
+  done
+  r=$((r + 1))
+done
+echo "node $(node --version), $(nproc) cores, N = $n; each figure the median of $rounds fresh processes"
 awk -F'\t' '
-  NR == FNR { key = $1 "/" $3; vow[key] = $4; n[$1] = $2; unit[$1] = $5
-              if (!($1 in seen)) { seen[$1] = 1; order[++k] = $1 }; next }
-  { node[$1 "/" $3] = $4 }
+  function median(list,   m, v, i, j, t) {
+    m = split(list, v, " ")
+    for (i = 1; i <= m; i++) for (j = i + 1; j <= m; j++)
+      if (v[j] + 0 < v[i] + 0) { t = v[i]; v[i] = v[j]; v[j] = t }
+    return v[int((m + 1) / 2)]
+  }
+  FILENAME == ARGV[1] { key = $1 "/" $3; vs[key] = vs[key] " " $4; n[$1] = $2
+                        unit[$1] = $5; if (!($1 in seen)) { seen[$1] = 1; order[++k] = $1 }
+                        next }
+  { ns[$1 "/" $3] = ns[$1 "/" $3] " " $4 }
   function cell(x, u) { return u == "per_s" ? sprintf("%11.1fM", x / 1e6) : sprintf("%10.1f B", x) }
   function ratio(a, b) { return b > 0 ? sprintf("%8.2f", a / b) : "       -" }
   END {
-    printf "%-18s %8s | %12s %12s %8s | %12s %12s %8s\n", "shape", "n", \
+    printf "%-24s %8s | %12s %12s %8s | %12s %12s %8s\n", "shape", "n", \
       "vow cold", "node cold", "ratio", "vow warm", "node warm", "ratio"
     for (i = 1; i <= k; i++) {
       s = order[i]; u = unit[s]; c = s "/cold"; w = s "/warm"
-      printf "%-18s %8s | %12s %12s %8s | %12s %12s %8s\n", s, n[s], \
-        cell(vow[c], u), cell(node[c], u), ratio(vow[c], node[c]), \
-        (w in vow) ? cell(vow[w], u) : "           -", \
-        (w in node) ? cell(node[w], u) : "           -", \
-        (w in vow) ? ratio(vow[w], node[w]) : "       -"
+      vc = median(vs[c]); nc = median(ns[c])
+      if (w in vs) { vw = median(vs[w]); nw = median(ns[w]) }
+      printf "%-24s %8s | %12s %12s %8s | %12s %12s %8s\n", s, n[s], \
+        cell(vc, u), cell(nc, u), ratio(vc, nc), \
+        (w in vs) ? cell(vw, u) : "           -", \
+        (w in vs) ? cell(nw, u) : "           -", \
+        (w in vs) ? ratio(vw, nw) : "       -"
     }
-    print "rates are callbacks (or promises) per second; ratio = vow / node"
+    print "rates are callbacks (or promises) per second, ratio = vow / node (target >= 10);"
+    print "bytes_*: per pending promise, bare or with a callback pair; _heap counts every"
+    print "malloc arena and mmap (vow) or the V8 heap after a full GC (node), _rss the"
+    print "resident set; ratio = vow / node (target for bytes_bare <= 0.5)"
   }' "$tmp/vow" "$tmp/node"
 
 echo
