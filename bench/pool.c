@@ -46,7 +46,7 @@ static void submit_one_by_one(size_t n) {
 }
 
 /* (b) map over n items, no chunk size chosen by the user: the items are
- * one msgpack array, as a batch read from a file or a socket would be. */
+ * packed into one msgpack array inside the clock. */
 static void map_items(size_t n) {
   vow_ctx_t* ctx = vow_ctx_new(NULL, NULL);
   vow_pool_t* pool = make_pool(ctx, 2);
@@ -56,6 +56,9 @@ static void map_items(size_t n) {
   vow_promise_t* all;
   size_t done = 0, i;
   double t0;
+  /* The clock covers packing the items, as Python's covers building its
+   * list from range(n). */
+  t0 = now_s();
   msgpack_sbuffer_init(&sb);
   msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
   msgpack_pack_array(&pk, n);
@@ -63,7 +66,6 @@ static void map_items(size_t n) {
     msgpack_pack_uint64(&pk, i);
   items = vow_value_new_msgpack(sb.data, sb.size, NULL);
   msgpack_sbuffer_destroy(&sb);
-  t0 = now_s();
   all = vow_pool_map(pool, "echo", items);
   vow_add_both(all, bench_count, &done);
   vow_ctx_wait(ctx, all);
@@ -82,6 +84,53 @@ static void percentiles(const char* who, double* us, size_t n) {
   out(key, us[n * 99 / 100], "us");
 }
 
+/* A floor for a round trip: two processes, a 16-byte message each way,
+ * blocking reads; over one socketpair (what the pool's channel is), or
+ * over two pipes. The first 100 trips warm up. */
+static void floor_trips(bool pipes, double* us, size_t n) {
+  int down[2], up[2];
+  pid_t child;
+  char msg[16] = {0};
+  size_t i;
+  if (pipes ? pipe(down) != 0 || pipe(up) != 0
+            : socketpair(AF_UNIX, SOCK_STREAM, 0, down) != 0)
+    abort();
+  if (!pipes) {
+    up[0] = down[0];
+    up[1] = down[1];
+  }
+  child = fork();
+  if (child == 0) {
+    /* reads down[pipes ? 0 : 1], answers on up[1] */
+    int in = pipes ? down[0] : down[1], outfd = up[1];
+    while (read(in, msg, sizeof(msg)) == (ssize_t)sizeof(msg))
+      if (write(outfd, msg, sizeof(msg)) != (ssize_t)sizeof(msg))
+        break;
+    _exit(0);
+  }
+  {
+    int outfd = pipes ? down[1] : down[0], in = pipes ? up[0] : down[0];
+    if (pipes) {
+      close(down[0]);
+      close(up[1]);
+    } else {
+      close(down[1]);
+    }
+    for (i = 0; i < n + 100; i++) {
+      uint64_t t0 = uv_hrtime();
+      if (write(outfd, msg, sizeof(msg)) != (ssize_t)sizeof(msg) ||
+          read(in, msg, sizeof(msg)) != (ssize_t)sizeof(msg))
+        abort();
+      if (i >= 100)
+        us[i - 100] = (double)(uv_hrtime() - t0) / 1e3;
+    }
+    close(outfd);
+    if (pipes)
+      close(in);
+  }
+  waitpid(child, NULL, 0);
+}
+
 /* (c) n sequential round trips of one small task. */
 static void round_trips(size_t n) {
   vow_ctx_t* ctx = vow_ctx_new(NULL, NULL);
@@ -92,35 +141,10 @@ static void round_trips(size_t n) {
   bench_pool_end(ctx, pool);
   vow_ctx_close(ctx);
 
-  /* The floor: two processes, one socketpair (what libuv's pipes are),
-   * a 16-byte message each way, blocking reads. */
-  {
-    int sv[2];
-    pid_t child;
-    char msg[16] = {0};
-    size_t i;
-    socketpair(AF_UNIX, SOCK_STREAM, 0, sv);
-    child = fork();
-    if (child == 0) {
-      close(sv[0]);
-      while (read(sv[1], msg, sizeof(msg)) == (ssize_t)sizeof(msg))
-        if (write(sv[1], msg, sizeof(msg)) != (ssize_t)sizeof(msg))
-          break;
-      _exit(0);
-    }
-    close(sv[1]);
-    for (i = 0; i < n + 100; i++) {
-      uint64_t t0 = uv_hrtime();
-      if (write(sv[0], msg, sizeof(msg)) != (ssize_t)sizeof(msg) ||
-          read(sv[0], msg, sizeof(msg)) != (ssize_t)sizeof(msg))
-        abort();
-      if (i >= 100)
-        us[i - 100] = (double)(uv_hrtime() - t0) / 1e3;
-    }
-    close(sv[0]);
-    waitpid(child, NULL, 0);
-    percentiles("floor", us, n);
-  }
+  floor_trips(false, us, n);
+  percentiles("floor", us, n);
+  floor_trips(true, us, n);
+  percentiles("pipe_floor", us, n);
   free(us);
 }
 
@@ -133,56 +157,125 @@ static uint64_t calibrate(double ms) {
   return (uint64_t)((double)it * (ms / 1000.0) / dt);
 }
 
-/* (d) tasks of ~10 ms: speedup of 2 workers over 1, and the ceiling. */
-static void speedup(size_t tasks) {
-  uint64_t it = calibrate(10.0), x;
-  double t[3];
-  unsigned workers;
-  size_t i;
-  for (workers = 1; workers <= 2; workers++) {
-    vow_ctx_t* ctx = vow_ctx_new(NULL, NULL);
-    vow_pool_t* pool = make_pool(ctx, workers);
-    size_t done = 0;
-    double t0 = now_s();
-    for (i = 0; i < tasks; i++)
-      vow_promise_release(vow_add_both(
-          vow_pool_submit(pool, "busy", vow_value_new_int((int64_t)it)),
-          bench_count, &done));
-    while (done < tasks)
-      uv_run(vow_ctx_loop(ctx), UV_RUN_ONCE);
-    t[workers - 1] = now_s() - t0;
-    bench_pool_end(ctx, pool);
-    vow_ctx_close(ctx);
-  }
-  /* The ceiling: the same work in one, then two plain forked processes. */
-  {
-    double t0 = now_s();
-    pid_t kids[2];
-    int k;
-    for (i = 0; i < tasks; i++)
-      bench_spin(it, &x);
-    t[2] = now_s() - t0; /* one process */
-    t0 = now_s();
-    for (k = 0; k < 2; k++) {
-      kids[k] = fork();
-      if (kids[k] == 0) {
-        for (i = k; i < tasks; i += 2)
-          bench_spin(it, &x);
-        _exit(0);
-      }
-    }
-    for (k = 0; k < 2; k++)
-      waitpid(kids[k], NULL, 0);
-    out("d_vow_speedup", t[0] / t[1], "x");
-    out("d_ceiling_speedup", t[2] / (now_s() - t0), "x");
-  }
+/* Seconds for `tasks` spins of `it` iterations on a pool of `workers`. */
+static double vow_run(unsigned workers, size_t tasks, uint64_t it) {
+  vow_ctx_t* ctx = vow_ctx_new(NULL, NULL);
+  vow_pool_t* pool = make_pool(ctx, workers);
+  size_t done = 0, i;
+  double t0 = now_s(), secs;
+  for (i = 0; i < tasks; i++)
+    vow_promise_release(vow_add_both(
+        vow_pool_submit(pool, "busy", vow_value_new_int((int64_t)it)),
+        bench_count, &done));
+  while (done < tasks)
+    uv_run(vow_ctx_loop(ctx), UV_RUN_ONCE);
+  secs = now_s() - t0;
+  bench_pool_end(ctx, pool);
+  vow_ctx_close(ctx);
+  return secs;
 }
 
-/* (e) a 60 MiB argument and a 60 MiB result, and raw socketpair
- * bandwidth for the same bytes each way. */
+/* The same work in `procs` plain forked processes, task k on k % procs. */
+static double fork_run(unsigned procs, size_t tasks, uint64_t it) {
+  pid_t kids[8];
+  unsigned k;
+  uint64_t x;
+  double t0 = now_s();
+  for (k = 0; k < procs; k++) {
+    kids[k] = fork();
+    if (kids[k] == 0) {
+      size_t i;
+      for (i = k; i < tasks; i += procs)
+        bench_spin(it, &x);
+      _exit(0);
+    }
+  }
+  for (k = 0; k < procs; k++)
+    waitpid(kids[k], NULL, 0);
+  return now_s() - t0;
+}
+
+static double median3(double* v) {
+  qsort(v, 3, sizeof(double), bench_cmp_double);
+  return v[1];
+}
+
+/* (d) tasks of ~10 ms: the speedup of 2 workers over 1, and the ceiling,
+ * the speedup of 2 forked processes over 1 on the same work. Three rounds,
+ * each taking all four in turn, so a disturbance moves one round; the
+ * medians of the rounds' ratios are reported. */
+static void speedup(size_t tasks) {
+  uint64_t it = calibrate(10.0);
+  double vow_r[3], fork_r[3];
+  int round;
+  for (round = 0; round < 3; round++) {
+    double v1 = vow_run(1, tasks, it), v2 = vow_run(2, tasks, it);
+    double f1 = fork_run(1, tasks, it), f2 = fork_run(2, tasks, it);
+    vow_r[round] = v1 / v2;
+    fork_r[round] = f1 / f2;
+  }
+  out("d_vow_speedup", median3(vow_r), "x");
+  out("d_ceiling_speedup", median3(fork_r), "x");
+}
+
+/* The same bytes each way through a bare socketpair or a pair of pipes,
+ * best of three like vow: the child reads them all, then sends them all
+ * back. MB/s counted both ways. */
+static double raw_copy_mb_s(bool pipes, const char* data, size_t bytes) {
+  double best = 1e9;
+  int round;
+  for (round = 0; round < 3; round++) {
+    int down[2], up[2], to, from;
+    pid_t child;
+    char* buf = malloc(bytes);
+    size_t got;
+    ssize_t k;
+    double t0, secs;
+    if (pipes ? pipe(down) != 0 || pipe(up) != 0
+              : socketpair(AF_UNIX, SOCK_STREAM, 0, down) != 0)
+      abort();
+    child = fork();
+    if (child == 0) {
+      int in = pipes ? down[0] : down[1], outfd = pipes ? up[1] : down[1];
+      for (got = 0; got < bytes; got += (size_t)k)
+        if ((k = read(in, buf + got, bytes - got)) <= 0)
+          _exit(1);
+      for (got = 0; got < bytes; got += (size_t)k)
+        if ((k = write(outfd, buf + got, bytes - got)) <= 0)
+          _exit(1);
+      _exit(0);
+    }
+    to = pipes ? down[1] : down[0];
+    from = pipes ? up[0] : down[0];
+    if (pipes) {
+      close(down[0]);
+      close(up[1]);
+    } else {
+      close(down[1]);
+    }
+    t0 = now_s();
+    for (got = 0; got < bytes; got += (size_t)k)
+      if ((k = write(to, data + got, bytes - got)) <= 0)
+        abort();
+    for (got = 0; got < bytes; got += (size_t)k)
+      if ((k = read(from, buf + got, bytes - got)) <= 0)
+        abort();
+    secs = now_s() - t0;
+    if (secs < best)
+      best = secs;
+    close(to);
+    if (pipes)
+      close(from);
+    waitpid(child, NULL, 0);
+    free(buf);
+  }
+  return 2.0 * (double)bytes / best / 1e6;
+}
+
+/* (e) a 60 MiB argument and a 60 MiB result, and raw socketpair and
+ * pipe bandwidth for the same bytes each way. */
 static void bandwidth(size_t bytes) {
   char* data = malloc(bytes);
-  double secs;
   memset(data, 0x61, bytes);
   {
     vow_ctx_t* ctx = vow_ctx_new(NULL, NULL);
@@ -204,47 +297,8 @@ static void bandwidth(size_t bytes) {
     bench_pool_end(ctx, pool);
     vow_ctx_close(ctx);
   }
-  {
-    /* The same bytes through a bare socketpair, best of three like vow:
-     * the child reads them all, then sends them all back. */
-    double best = 1e9;
-    int round;
-    for (round = 0; round < 3; round++) {
-      int sv[2];
-      pid_t child;
-      char* buf = malloc(bytes);
-      size_t got;
-      ssize_t k;
-      double t0;
-      socketpair(AF_UNIX, SOCK_STREAM, 0, sv);
-      child = fork();
-      if (child == 0) {
-        close(sv[0]);
-        for (got = 0; got < bytes; got += (size_t)k)
-          if ((k = read(sv[1], buf + got, bytes - got)) <= 0)
-            _exit(1);
-        for (got = 0; got < bytes; got += (size_t)k)
-          if ((k = write(sv[1], buf + got, bytes - got)) <= 0)
-            _exit(1);
-        _exit(0);
-      }
-      close(sv[1]);
-      t0 = now_s();
-      for (got = 0; got < bytes; got += (size_t)k)
-        if ((k = write(sv[0], data + got, bytes - got)) <= 0)
-          abort();
-      for (got = 0; got < bytes; got += (size_t)k)
-        if ((k = read(sv[0], buf + got, bytes - got)) <= 0)
-          abort();
-      secs = now_s() - t0;
-      if (secs < best)
-        best = secs;
-      close(sv[0]);
-      waitpid(child, NULL, 0);
-      free(buf);
-    }
-    out("e_pipe_mb_s", 2.0 * (double)bytes / best / 1e6, "MB/s");
-  }
+  out("e_socketpair_mb_s", raw_copy_mb_s(false, data, bytes), "MB/s");
+  out("e_pipe_mb_s", raw_copy_mb_s(true, data, bytes), "MB/s");
   free(data);
 }
 
@@ -368,7 +422,7 @@ int main(int argc, char** argv) {
   submit_one_by_one(n);
   map_items(n);
   round_trips(10000);
-  speedup(400);
+  speedup(200);
   bandwidth((size_t)60 << 20);
   bytes_per_queued(n);
   if (argc > 3)

@@ -93,25 +93,28 @@ cat "$tmp/pool" "$tmp/peers" | awk -F'\t' '
   function row(name, a, b, better, target, unit,   r, ok) {
     r = (v[b] > 0) ? v[a] / v[b] : 0
     ok = better == "hi" ? r >= target : r <= target
-    printf "%-34s %14.1f %14.1f %8.2f %9s %s\n", name " (" unit ")", v[a], v[b], r,
+    printf "%-48s %14.1f %14.1f %8.2f %9s %s\n", name " (" unit ")", v[a], v[b], r,
       (better == "hi" ? ">= " : "<= ") target, ok ? "met" : "MISSED"
   }
   function limit(name, a, max, unit, peer,   ok) {
     ok = v[a] <= max
-    printf "%-34s %14.1f %14s %8s %9s %s\n", name " (" unit ")", v[a],
+    printf "%-48s %14.1f %14s %8s %9s %s\n", name " (" unit ")", v[a],
       peer == "" ? "-" : sprintf("%.1f", v[peer]), "-", "<= " max, ok ? "met" : "MISSED"
   }
   END {
-    printf "%-34s %14s %14s %8s %9s\n", "measure", "vow", "peer", "ratio", "target"
+    printf "%-48s %14s %14s %8s %9s\n", "measure", "vow", "peer", "ratio", "target"
     row("(a) submit 1 by 1 vs apply_async", "a_submit_tasks_per_s", "a_apply_async_tasks_per_s", "hi", 50, "tasks/s")
     row("(a) submit 1 by 1 vs futures", "a_submit_tasks_per_s", "a_futures_tasks_per_s", "hi", 100, "tasks/s")
-    row("(b) map vs Pool.map(chunk=1000)", "b_map_items_per_s", "b_pool_map_items_per_s", "hi", 2, "items/s")
+    row("(b) map, packing timed, vs Pool.map(chunk=1000)", "b_map_items_per_s", "b_pool_map_items_per_s", "hi", 2, "items/s")
     row("(c) round trip p50 vs socketpair", "c_vow_p50_us", "c_floor_p50_us", "lo", 2, "us")
     row("(c) round trip p99 vs socketpair", "c_vow_p99_us", "c_floor_p99_us", "lo", 2, "us")
+    row("(c) round trip p50 vs pipes", "c_vow_p50_us", "c_pipe_floor_p50_us", "lo", 2, "us")
+    row("(c) round trip p99 vs pipes", "c_vow_p99_us", "c_pipe_floor_p99_us", "lo", 2, "us")
     row("(c) round trip p50 vs Pool.apply", "c_vow_p50_us", "c_pool_apply_p50_us", "lo", 1, "us")
     row("(c) round trip p99 vs Pool.apply", "c_vow_p99_us", "c_pool_apply_p99_us", "lo", 1, "us")
-    row("(d) 2-worker speedup vs fork", "d_vow_speedup", "d_ceiling_speedup", "hi", 0.97, "x")
-    row("(e) 60 MiB each way vs socketpair", "e_vow_mb_s", "e_pipe_mb_s", "hi", 0.5, "MB/s")
+    row("(d) 2-worker speedup vs fork (medians)", "d_vow_speedup", "d_ceiling_speedup", "hi", 0.97, "x")
+    row("(e) 60 MiB each way vs socketpair", "e_vow_mb_s", "e_socketpair_mb_s", "hi", 0.5, "MB/s")
+    row("(e) 60 MiB each way vs pipes", "e_vow_mb_s", "e_pipe_mb_s", "hi", 0.5, "MB/s")
     limit("(f) parent bytes per queued task", "f_bytes_per_queued_task", 200, "B", "f_python_bytes_per_pending_task")
     limit("(g) idle vow-worker RSS", "g_worker_rss_idle_kib", 3072, "KiB", "g_python_worker_rss_idle_kib")
     limit("(g) vow-worker RSS after 60 MiB", "g_worker_rss_after_60mib_kib", 3072, "KiB", "")
