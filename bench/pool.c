@@ -101,8 +101,15 @@ static void floor_trips(bool pipes, double* us, size_t n) {
   }
   child = fork();
   if (child == 0) {
-    /* reads down[pipes ? 0 : 1], answers on up[1] */
+    /* reads down[pipes ? 0 : 1], answers on up[1]; the parent's ends
+     * closed, so its last close is an EOF here */
     int in = pipes ? down[0] : down[1], outfd = up[1];
+    if (pipes) {
+      close(down[1]);
+      close(up[0]);
+    } else {
+      close(down[0]);
+    }
     while (read(in, msg, sizeof(msg)) == (ssize_t)sizeof(msg))
       if (write(outfd, msg, sizeof(msg)) != (ssize_t)sizeof(msg))
         break;
@@ -237,6 +244,12 @@ static double raw_copy_mb_s(bool pipes, const char* data, size_t bytes) {
     child = fork();
     if (child == 0) {
       int in = pipes ? down[0] : down[1], outfd = pipes ? up[1] : down[1];
+      if (pipes) {
+        close(down[1]);
+        close(up[0]);
+      } else {
+        close(down[0]);
+      }
       for (got = 0; got < bytes; got += (size_t)k)
         if ((k = read(in, buf + got, bytes - got)) <= 0)
           _exit(1);

@@ -23,7 +23,7 @@ W=$(mktemp -d)
 trap 'for s in "$W"/*.sock; do $VOW shutdown --socket "$s" >/dev/null 2>&1 || true;
       TS_SOCKET=$s tsp -K >/dev/null 2>&1 || true; done; rm -rf "$W"' EXIT
 now() { date +%s.%N; }
-rate() { awk -v n="$1" -v a="$2" -v b="$3" 'BEGIN {printf "%.0f", n / (b - a)}'; }
+rate() { awk -v n="$1" -v a="$2" -v b="$3" 'BEGIN {printf "%.0f\n", n / (b - a)}'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a / b}'; }
 
 # Submit-to-start latency on an idle queue: PROBES jobs one at a time,
