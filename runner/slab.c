@@ -4,6 +4,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 #include "internal.h"
 
@@ -25,15 +26,26 @@ void vow__arena_init(vow__arena* arena, size_t obj_size, size_t per_slab) {
 
 #define HUGE_PAGE ((uintptr_t)2 << 20)
 
-/* A big slab's whole 2 MiB pages may be backed by huge pages: its first
- * touch then costs one fault per 2 MiB instead of one per 4 KiB, which is
- * most of what a million fresh promises cost. Only advice: where
- * transparent huge pages are off, nothing changes. */
-static void advise_huge(void* at, size_t bytes) {
+/* A new slab's pages are all touched once in one call, and its whole
+ * 2 MiB pages may be huge pages: a fresh promise's first use then costs
+ * no page fault of its own, which on a virtual machine is most of what a
+ * million fresh promises cost (a slab is at most twice what is in use,
+ * so resident memory stays within that). Only advice: where the kernel
+ * has neither, nothing changes. */
+static void prepare_pages(void* at, size_t bytes) {
   uintptr_t lo = ((uintptr_t)at + HUGE_PAGE - 1) & ~(HUGE_PAGE - 1);
   uintptr_t hi = ((uintptr_t)at + bytes) & ~(HUGE_PAGE - 1);
   if (hi > lo)
     madvise((void*)lo, hi - lo, MADV_HUGEPAGE);
+#ifdef MADV_POPULATE_WRITE
+  {
+    uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+    uintptr_t first = ((uintptr_t)at + page - 1) & ~(page - 1);
+    uintptr_t last = ((uintptr_t)at + bytes) & ~(page - 1);
+    if (last > first)
+      madvise((void*)first, last - first, MADV_POPULATE_WRITE);
+  }
+#endif
 }
 
 static int arena_grow(vow__arena* arena) {
@@ -46,11 +58,10 @@ static int arena_grow(vow__arena* arena) {
   slab->count = n;
   arena->slabs = slab;
   arena->reserved += bytes;
-  /* A new slab is handed out by bumping a pointer, so its pages are
-   * touched only as objects are used, not all at once here. */
+  /* A new slab is handed out by bumping a pointer. */
   arena->bump = (char*)slab->align;
   arena->bump_end = arena->bump + n * arena->obj_size;
-  advise_huge(slab, bytes);
+  prepare_pages(slab, bytes);
   /* Later slabs are bigger, up to 8 MiB, so a million promises cost few
    * mallocs (and whole huge pages) but a small program reserves little. */
   if (arena->per_slab * arena->obj_size < ((size_t)8 << 20))
