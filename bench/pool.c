@@ -84,57 +84,66 @@ static void percentiles(const char* who, double* us, size_t n) {
   out(key, us[n * 99 / 100], "us");
 }
 
-/* A floor for a round trip: two processes, a 16-byte message each way,
- * blocking reads; over one socketpair (what the pool's channel is), or
- * over two pipes. The first 100 trips warm up. */
-static void floor_trips(bool pipes, double* us, size_t n) {
+/* A two-way byte link with a forked child: one socketpair, or two pipes.
+ * Forks; in each process `in` and `out` are its own ends, the other's
+ * closed (so the last close is an EOF on the other side). Returns the
+ * child's pid in the parent, 0 in the child. */
+typedef struct raw_link {
+  int in, out;
+} raw_link;
+
+static pid_t raw_link_fork(bool pipes, raw_link* l) {
   int down[2], up[2];
   pid_t child;
-  char msg[16] = {0};
-  size_t i;
   if (pipes ? pipe(down) != 0 || pipe(up) != 0
             : socketpair(AF_UNIX, SOCK_STREAM, 0, down) != 0)
     abort();
-  if (!pipes) {
-    up[0] = down[0];
-    up[1] = down[1];
-  }
-  child = fork();
-  if (child == 0) {
-    /* reads down[pipes ? 0 : 1], answers on up[1]; the parent's ends
-     * closed, so its last close is an EOF here */
-    int in = pipes ? down[0] : down[1], outfd = up[1];
-    if (pipes) {
-      close(down[1]);
+  if ((child = fork()) < 0)
+    abort();
+  if (child == 0) { /* a socketpair's down[1] is the child's, both ways */
+    l->in = pipes ? down[0] : down[1];
+    l->out = pipes ? up[1] : down[1];
+    close(pipes ? down[1] : down[0]);
+    if (pipes)
       close(up[0]);
-    } else {
-      close(down[0]);
-    }
-    while (read(in, msg, sizeof(msg)) == (ssize_t)sizeof(msg))
-      if (write(outfd, msg, sizeof(msg)) != (ssize_t)sizeof(msg))
+  } else {
+    l->out = pipes ? down[1] : down[0];
+    l->in = pipes ? up[0] : down[0];
+    close(pipes ? down[0] : down[1]);
+    if (pipes)
+      close(up[1]);
+  }
+  return child;
+}
+
+static void raw_link_close(bool pipes, raw_link* l) {
+  close(l->out);
+  if (pipes)
+    close(l->in);
+}
+
+/* A floor for a round trip: two processes, a 16-byte message each way,
+ * blocking reads, over a raw link. The first 100 trips warm up. */
+static void floor_trips(bool pipes, double* us, size_t n) {
+  raw_link l;
+  char msg[16] = {0};
+  size_t i;
+  pid_t child = raw_link_fork(pipes, &l);
+  if (child == 0) {
+    while (read(l.in, msg, sizeof(msg)) == (ssize_t)sizeof(msg))
+      if (write(l.out, msg, sizeof(msg)) != (ssize_t)sizeof(msg))
         break;
     _exit(0);
   }
-  {
-    int outfd = pipes ? down[1] : down[0], in = pipes ? up[0] : down[0];
-    if (pipes) {
-      close(down[0]);
-      close(up[1]);
-    } else {
-      close(down[1]);
-    }
-    for (i = 0; i < n + 100; i++) {
-      uint64_t t0 = uv_hrtime();
-      if (write(outfd, msg, sizeof(msg)) != (ssize_t)sizeof(msg) ||
-          read(in, msg, sizeof(msg)) != (ssize_t)sizeof(msg))
-        abort();
-      if (i >= 100)
-        us[i - 100] = (double)(uv_hrtime() - t0) / 1e3;
-    }
-    close(outfd);
-    if (pipes)
-      close(in);
+  for (i = 0; i < n + 100; i++) {
+    uint64_t t0 = uv_hrtime();
+    if (write(l.out, msg, sizeof(msg)) != (ssize_t)sizeof(msg) ||
+        read(l.in, msg, sizeof(msg)) != (ssize_t)sizeof(msg))
+      abort();
+    if (i >= 100)
+      us[i - 100] = (double)(uv_hrtime() - t0) / 1e3;
   }
+  raw_link_close(pipes, &l);
   waitpid(child, NULL, 0);
 }
 
@@ -232,53 +241,32 @@ static double raw_copy_mb_s(bool pipes, const char* data, size_t bytes) {
   double best = 1e9;
   int round;
   for (round = 0; round < 3; round++) {
-    int down[2], up[2], to, from;
-    pid_t child;
+    raw_link l;
     char* buf = malloc(bytes);
     size_t got;
     ssize_t k;
     double t0, secs;
-    if (pipes ? pipe(down) != 0 || pipe(up) != 0
-              : socketpair(AF_UNIX, SOCK_STREAM, 0, down) != 0)
-      abort();
-    child = fork();
+    pid_t child = raw_link_fork(pipes, &l);
     if (child == 0) {
-      int in = pipes ? down[0] : down[1], outfd = pipes ? up[1] : down[1];
-      if (pipes) {
-        close(down[1]);
-        close(up[0]);
-      } else {
-        close(down[0]);
-      }
       for (got = 0; got < bytes; got += (size_t)k)
-        if ((k = read(in, buf + got, bytes - got)) <= 0)
+        if ((k = read(l.in, buf + got, bytes - got)) <= 0)
           _exit(1);
       for (got = 0; got < bytes; got += (size_t)k)
-        if ((k = write(outfd, buf + got, bytes - got)) <= 0)
+        if ((k = write(l.out, buf + got, bytes - got)) <= 0)
           _exit(1);
       _exit(0);
     }
-    to = pipes ? down[1] : down[0];
-    from = pipes ? up[0] : down[0];
-    if (pipes) {
-      close(down[0]);
-      close(up[1]);
-    } else {
-      close(down[1]);
-    }
     t0 = now_s();
     for (got = 0; got < bytes; got += (size_t)k)
-      if ((k = write(to, data + got, bytes - got)) <= 0)
+      if ((k = write(l.out, data + got, bytes - got)) <= 0)
         abort();
     for (got = 0; got < bytes; got += (size_t)k)
-      if ((k = read(from, buf + got, bytes - got)) <= 0)
+      if ((k = read(l.in, buf + got, bytes - got)) <= 0)
         abort();
     secs = now_s() - t0;
     if (secs < best)
       best = secs;
-    close(to);
-    if (pipes)
-      close(from);
+    raw_link_close(pipes, &l);
     waitpid(child, NULL, 0);
     free(buf);
   }
