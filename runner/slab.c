@@ -35,8 +35,10 @@ void vow__arena_init(vow__arena* arena, size_t obj_size, size_t per_slab) {
 static void prepare_pages(void* at, size_t bytes) {
   uintptr_t lo = ((uintptr_t)at + HUGE_PAGE - 1) & ~(HUGE_PAGE - 1);
   uintptr_t hi = ((uintptr_t)at + bytes) & ~(HUGE_PAGE - 1);
-  if (hi > lo)
+  if (hi > lo) {
     madvise((void*)lo, hi - lo, MADV_HUGEPAGE);
+    return; /* a fault each 2 MiB: populating would only add compaction */
+  }
 #ifdef MADV_POPULATE_WRITE
   {
     uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
