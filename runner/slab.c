@@ -11,6 +11,7 @@
 struct vow__slab {
   vow__slab* next;
   size_t count;
+  char* objects;       /* in align[], at a 2 MiB boundary in a big slab */
   max_align_t align[]; /* objects follow */
 };
 
@@ -26,12 +27,11 @@ void vow__arena_init(vow__arena* arena, size_t obj_size, size_t per_slab) {
 
 #define HUGE_PAGE ((uintptr_t)2 << 20)
 
-/* A new slab's pages are all touched once in one call, and its whole
- * 2 MiB pages may be huge pages: a fresh promise's first use then costs
- * no page fault of its own, which on a virtual machine is most of what a
- * million fresh promises cost (a slab is at most twice what is in use,
- * so resident memory stays within that). Only advice: where the kernel
- * has neither, nothing changes. */
+/* On a virtual machine a page fault is most of what a fresh promise
+ * costs. A slab of whole 2 MiB pages is advised as huge pages, a fault
+ * each 2 MiB; a smaller one has its pages touched at once in one call (it
+ * is at most twice what is in use, so resident memory stays within
+ * that). Only advice: where the kernel has neither, nothing changes. */
 static void prepare_pages(void* at, size_t bytes) {
   uintptr_t lo = ((uintptr_t)at + HUGE_PAGE - 1) & ~(HUGE_PAGE - 1);
   uintptr_t hi = ((uintptr_t)at + bytes) & ~(HUGE_PAGE - 1);
@@ -52,21 +52,30 @@ static void prepare_pages(void* at, size_t bytes) {
 
 static int arena_grow(vow__arena* arena) {
   size_t n = arena->per_slab;
-  size_t bytes = sizeof(vow__slab) + n * arena->obj_size;
+  size_t span = n * arena->obj_size;
+  /* A slab of whole huge pages starts its objects at a 2 MiB boundary,
+   * so all of them are on huge pages; the pages skipped are never
+   * touched, so they cost address space only. */
+  size_t pad = span >= 2 * HUGE_PAGE ? HUGE_PAGE : 0;
+  size_t bytes = sizeof(vow__slab) + span + pad;
   vow__slab* slab = vow__malloc(bytes);
   if (slab == NULL)
     return UV_ENOMEM;
   slab->next = arena->slabs;
   slab->count = n;
+  slab->objects = (char*)slab->align;
+  if (pad > 0)
+    slab->objects =
+        (char*)(((uintptr_t)slab->align + HUGE_PAGE - 1) & ~(HUGE_PAGE - 1));
   arena->slabs = slab;
-  arena->reserved += bytes;
+  arena->reserved += bytes - pad; /* the pad is address space only */
   /* A new slab is handed out by bumping a pointer. */
-  arena->bump = (char*)slab->align;
-  arena->bump_end = arena->bump + n * arena->obj_size;
-  prepare_pages(slab, bytes);
-  /* Later slabs are bigger, up to 8 MiB, so a million promises cost few
+  arena->bump = slab->objects;
+  arena->bump_end = arena->bump + span;
+  prepare_pages(slab->objects, span);
+  /* Later slabs are bigger, up to 32 MiB, so a million promises cost few
    * mallocs (and whole huge pages) but a small program reserves little. */
-  if (arena->per_slab * arena->obj_size < ((size_t)8 << 20))
+  if (arena->per_slab * arena->obj_size < ((size_t)32 << 20))
     arena->per_slab *= 2;
   return 0;
 }
@@ -96,14 +105,14 @@ void vow__arena_put(vow__arena* arena, void* obj) {
 static char* handed_out_end(const vow__arena* arena, vow__slab* slab) {
   if (slab == arena->slabs)
     return arena->bump;
-  return (char*)slab->align + slab->count * arena->obj_size;
+  return slab->objects + slab->count * arena->obj_size;
 }
 
 void vow__arena_each(vow__arena* arena, void (*fn)(void* obj, void* arg),
                      void* arg) {
   vow__slab* slab;
   for (slab = arena->slabs; slab != NULL; slab = slab->next) {
-    char* obj = (char*)slab->align;
+    char* obj = slab->objects;
     char* end = handed_out_end(arena, slab);
     for (; obj < end; obj += arena->obj_size)
       fn(obj, arg);
@@ -121,7 +130,7 @@ static pthread_mutex_t kept_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static bool slab_has_kept(const vow__arena* arena, vow__slab* slab,
                           bool (*keep)(void*, void*), void* arg) {
-  char* obj = (char*)slab->align;
+  char* obj = slab->objects;
   char* end = handed_out_end(arena, slab);
   for (; obj < end; obj += arena->obj_size)
     if (keep(obj, arg))
