@@ -18,6 +18,15 @@ static void begin_ok(msgpack_sbuffer* sb, msgpack_packer* pk, size_t more) {
   msgpack_pack_true(pk);
 }
 
+/* An ok reply with one count in it. */
+static void reply_count(client* c, const char* key, int64_t n) {
+  msgpack_sbuffer sb;
+  msgpack_packer pk;
+  begin_ok(&sb, &pk, 1);
+  qw_pack_kv_int(&pk, key, n);
+  qconn_reply(c, &sb);
+}
+
 /* Its dependencies that have not ended yet. */
 static size_t pack_waiting_on(msgpack_packer* pk, const qjob* j, bool pack) {
   size_t i, n = 0;
@@ -388,8 +397,6 @@ static void op_output(client* c, const msgpack_object* req) {
 }
 
 static void op_cancel(client* c, const msgpack_object* req) {
-  msgpack_sbuffer sb;
-  msgpack_packer pk;
   size_t n, i, done = 0;
   int64_t* ids = request_ids(c, req, &n, false);
   if (ids == NULL)
@@ -402,9 +409,7 @@ static void op_cancel(client* c, const msgpack_object* req) {
     done++;
   }
   free(ids);
-  begin_ok(&sb, &pk, 1);
-  qw_pack_kv_int(&pk, "cancelled", (int64_t)done);
-  qconn_reply(c, &sb);
+  reply_count(c, "cancelled", (int64_t)done);
 }
 
 /* The group a request names ("group"), or NULL for none (after an error
@@ -486,8 +491,6 @@ static void op_parallel(client* c, const msgpack_object* req) {
 /* vow remove ID...: jobs that have ended, or are queued, leave the list
  * (and the database, and their output). A running job is refused. */
 static void op_remove(client* c, const msgpack_object* req) {
-  msgpack_sbuffer sb;
-  msgpack_packer pk;
   size_t n, i, removed = 0;
   int64_t* ids = request_ids(c, req, &n, false);
   if (ids == NULL)
@@ -509,16 +512,12 @@ static void op_remove(client* c, const msgpack_object* req) {
     }
   }
   free(ids);
-  begin_ok(&sb, &pk, 1);
-  qw_pack_kv_int(&pk, "removed", (int64_t)removed);
-  qconn_reply(c, &sb);
+  reply_count(c, "removed", (int64_t)removed);
 }
 
 /* vow clean: every job that has ended (with "successful", those that
  * succeeded), in every group or in one. */
 static void op_clean(client* c, const msgpack_object* req) {
-  msgpack_sbuffer sb;
-  msgpack_packer pk;
   bool only_done = qw_get_bool(req, "successful"), named;
   qgroup* g = request_group(c, req, false, &named);
   int64_t id;
@@ -533,9 +532,7 @@ static void op_clean(client* c, const msgpack_object* req) {
     qd_remove(j);
     removed++;
   }
-  begin_ok(&sb, &pk, 1);
-  qw_pack_kv_int(&pk, "removed", (int64_t)removed);
-  qconn_reply(c, &sb);
+  reply_count(c, "removed", (int64_t)removed);
 }
 
 /* A new queued job made from j: same command, place, environment,
