@@ -36,7 +36,7 @@ static void on_handle_closed(uv_handle_t* h) {
 static void close_handles(vow_pool_t* pool) {
   if (!uv_is_closing((uv_handle_t*)&pool->kick))
     uv_close((uv_handle_t*)&pool->kick, on_handle_closed);
-  if (pool->transport != NULL)
+  if (pool->transport != NULL && pool->transport->close != NULL)
     pool->transport->close(pool, on_handle_closed);
 }
 
@@ -48,7 +48,7 @@ static void destroy(vow_pool_t* pool) {
     vow__task_free(pool, t);
   }
   vow__free(pool->cwd_copy);
-  if (pool->transport != NULL)
+  if (pool->transport != NULL && pool->transport->free != NULL)
     pool->transport->free(pool);
   vow__strv_free(pool->argv);
   vow__strv_free(pool->env);
@@ -150,10 +150,10 @@ vow_pool_t* vow_pool_new(vow_ctx_t* ctx, const vow_pool_options_t* given,
     n = sizeof(buf);
     if ((rc = uv_exepath(buf, &n)) != 0)
       goto fail;
-    pool->argv = vow__strv_copy(NULL, 1);
-    if (pool->argv && vow__strv_push(pool->argv, buf) != 0)
-      goto fail;
     rc = UV_ENOMEM;
+    pool->argv = vow__strv_copy(NULL, 1);
+    if (pool->argv != NULL)
+      vow__strv_push(pool->argv, buf); /* argv[0] is checked below */
   }
   if (pool->argv == NULL || pool->argv[0] == NULL)
     goto fail;

@@ -34,9 +34,11 @@ typedef struct vow__transport {
   void (*kill)(pworker* w);
   /* w's exit is in: anything it left running goes too. */
   void (*reap)(pworker* w);
-  /* Closes the handles `open` counted, each calling on_closed. */
+  /* Closes the handles `open` counted, each calling on_closed; NULL
+   * when open makes none. */
   void (*close)(vow_pool_t* pool, uv_close_cb on_closed);
-  /* Frees pool->link; the handles are closed by then. */
+  /* Frees pool->link, the handles closed by then; NULL when there is
+   * none. */
   void (*free)(vow_pool_t* pool);
 } vow__transport;
 

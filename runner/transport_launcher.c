@@ -94,11 +94,6 @@ static int launcher_start(pworker* w) {
   return rc;
 }
 
-static void launcher_close(vow_pool_t* pool, uv_close_cb on_closed) {
-  (void)pool;
-  (void)on_closed;
-}
-
 static void launcher_free(vow_pool_t* pool) {
   launch_link* k = pool->link;
   unsigned i;
@@ -113,5 +108,5 @@ static void launcher_free(vow_pool_t* pool) {
 }
 
 const vow__transport vow__transport_launcher = {
-    "launcher",      launcher_slots,  launcher_open,  launcher_start,
-    vow__spawn_kill, vow__spawn_reap, launcher_close, launcher_free};
+    "launcher",      launcher_slots,  launcher_open, launcher_start,
+    vow__spawn_kill, vow__spawn_reap, NULL,          launcher_free};

@@ -27,15 +27,6 @@ static int local_start(pworker* w) {
   return vow__spawn(w, w->pool->argv, w->pool->env, stdio, 4);
 }
 
-static void local_close(vow_pool_t* pool, uv_close_cb on_closed) {
-  (void)pool;
-  (void)on_closed;
-}
-
-static void local_free(vow_pool_t* pool) {
-  (void)pool;
-}
-
 const vow__transport vow__transport_local = {
-    "local",         local_slots,     local_open,  local_start,
-    vow__spawn_kill, vow__spawn_reap, local_close, local_free};
+    "local",         local_slots,     local_open, local_start,
+    vow__spawn_kill, vow__spawn_reap, NULL,       NULL};
