@@ -184,6 +184,7 @@ static void timeout_at_the_clock_end_never_fires(void** state) {
   vow_promise_t* p =
       vow_timeout(vow_promise_new(fx->ctx, NULL, NULL), UINT64_MAX);
   vow_promise_t* s = vow_sleep(fx->ctx, UINT64_MAX - 1);
+  seen cancelled = {0};
   vow_ctx_advance(fx->ctx, 1000000000);
   assert_int_equal(vow_promise_state(p), VOW_PENDING);
   assert_int_equal(vow_promise_state(s), VOW_PENDING);
@@ -191,8 +192,10 @@ static void timeout_at_the_clock_end_never_fires(void** state) {
   vow_ctx_drain(fx->ctx);
   assert_int_equal(vow_promise_state(p), VOW_FULFILLED);
   vow_cancel(s);
+  vow_promise_release(vow_add_errback(s, record_and_recover, &cancelled));
   vow_ctx_drain(fx->ctx);
-  vow_promise_release(vow_add_errback(s, record_and_recover, &(seen){0}));
+  assert_int_equal(cancelled.calls, 1);
+  assert_int_equal(cancelled.kind, VOW_FAIL_CANCELLED);
   vow_promise_release(p);
 }
 
