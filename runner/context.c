@@ -1,4 +1,5 @@
 /* The context: loop glue, the ready queue's idle handle, reports, close. */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,10 +37,57 @@ static void on_async(uv_async_t* async) {
   vow__threadsafe_drain(VOW__CONTAINER_OF(async, vow_ctx_t, async));
 }
 
+/* ---- context ids ---------------------------------------------------- */
+
+vow_ctx_t vow__closed_ctx = {.closing = true, .ts_closed = true};
+vow_ctx_t* vow__ctxs[VOW__CTX_MAX] = {&vow__closed_ctx};
+static pthread_mutex_t ids_lock = PTHREAD_MUTEX_INITIALIZER;
+static size_t next_id = 1; /* where the search for a free id starts */
+
+/* Gives ctx an id; UV_EMFILE when every id is taken. */
+static int take_id(vow_ctx_t* ctx) {
+  size_t i;
+  int rc = UV_EMFILE;
+  pthread_mutex_lock(&ids_lock);
+  for (i = 0; i < VOW__CTX_MAX - 1; i++) {
+    size_t id = 1 + (next_id - 1 + i) % (VOW__CTX_MAX - 1);
+    if (vow__ctxs[id] == NULL) {
+      vow__ctxs[id] = ctx;
+      ctx->id = (uint16_t)id;
+      next_id = id + 1;
+      rc = 0;
+      break;
+    }
+  }
+  pthread_mutex_unlock(&ids_lock);
+  return rc;
+}
+
+/* Once no promise names ctx any more: at close, or when it failed to
+ * open. */
+static void give_back_id(vow_ctx_t* ctx) {
+  pthread_mutex_lock(&ids_lock);
+  vow__ctxs[ctx->id] = NULL;
+  pthread_mutex_unlock(&ids_lock);
+  ctx->id = 0;
+}
+
+/* ---- life ------------------------------------------------------------ */
+
+static void free_parts(vow_ctx_t* ctx) {
+  vow__arena_destroy(&ctx->promises);
+  vow__arena_destroy(&ctx->nodes);
+  vow__free(ctx->ready);
+  if (ctx->id != 0)
+    give_back_id(ctx);
+}
+
 vow_ctx_t* vow_ctx_new(uv_loop_t* loop, int* err) {
   vow_ctx_t* ctx = vow__calloc(1, sizeof(*ctx));
   int rc = UV_ENOMEM;
   if (ctx == NULL)
+    goto fail;
+  if ((rc = take_id(ctx)) != 0)
     goto fail;
   if (loop == NULL) {
     if ((rc = uv_loop_init(&ctx->own_loop)) != 0)
@@ -58,14 +106,13 @@ vow_ctx_t* vow_ctx_new(uv_loop_t* loop, int* err) {
   while (ctx->reserve_len < VOW__RESERVE) {
     vow_promise_t* p = vow__arena_get(&ctx->promises);
     if (p == NULL) {
-      vow__arena_destroy(&ctx->promises);
       uv_mutex_destroy(&ctx->ts_lock);
       if (ctx->owns_loop)
         uv_loop_close(loop);
       rc = UV_ENOMEM;
       goto fail;
     }
-    p->ctx = NULL;
+    p->state = VOW__FREED;
     ctx->reserve[ctx->reserve_len++] = p;
   }
   ctx->clock = &vow__real_clock;
@@ -83,6 +130,8 @@ vow_ctx_t* vow_ctx_new(uv_loop_t* loop, int* err) {
 fail:
   if (err != NULL)
     *err = rc;
+  if (ctx != NULL)
+    free_parts(ctx);
   vow__free(ctx);
   return NULL;
 }
@@ -149,11 +198,10 @@ typedef struct stats_walk {
   size_t pending;
 } stats_walk;
 
-/* A slot holds a live promise when its first word is the context: a free
- * slot's first word is the free-list link instead, which points into a
- * slab or is NULL, never to the context. */
+/* Every slot a walk visits was handed out once: a free or reserved one is
+ * marked VOW__FREED, and one orphaned at close names context 0. */
 static bool in_use(vow_ctx_t* ctx, const vow_promise_t* p) {
-  return p->ctx == ctx;
+  return p->state != VOW__FREED && p->ctx_id == ctx->id;
 }
 
 static void count_pending(void* obj, void* arg) {
@@ -170,7 +218,8 @@ void vow_ctx_stats(vow_ctx_t* ctx, vow_ctx_stats_t* out) {
   out->promises_live = ctx->promises.live - ctx->reserve_len;
   out->promises_pending = w.pending;
   out->timers = ctx->heap_len;
-  out->bytes_reserved = ctx->promises.reserved + ctx->nodes.reserved;
+  out->bytes_reserved = ctx->promises.reserved + ctx->nodes.reserved +
+                        ctx->ready_cap * sizeof(*ctx->ready);
 }
 
 /* ---- operations ------------------------------------------------------ */
@@ -195,16 +244,15 @@ void vow__op_done(vow_ctx_t* ctx, vow__op* op) {
 
 /* ---- close ----------------------------------------------------------- */
 
-vow_ctx_t vow__closed_ctx = {.closing = true, .ts_closed = true};
-
 static bool is_orphan(void* obj, void* arg) {
+  const vow_promise_t* p = obj;
   (void)arg;
-  return ((vow_promise_t*)obj)->ctx == &vow__closed_ctx;
+  return p->state != VOW__FREED && p->ctx_id == 0;
 }
 
 static void free_ctx(vow_ctx_t* ctx) {
   vow__arena_destroy_keeping(&ctx->promises, is_orphan, NULL);
-  vow__arena_destroy(&ctx->nodes);
+  free_parts(ctx);
   vow__free(ctx->heap);
   uv_mutex_destroy(&ctx->ts_lock);
   vow__free(ctx);
@@ -247,7 +295,7 @@ static void destroy_leftover(void* obj, void* arg) {
     return;
   }
   vow__orphan_promise_at_close(p);
-  p->ctx = &vow__closed_ctx;
+  p->ctx_id = 0;
 }
 
 void vow_ctx_close(vow_ctx_t* ctx) {
@@ -264,7 +312,7 @@ void vow_ctx_close(vow_ctx_t* ctx) {
   vow__drain(ctx);
   vow__threadsafe_close(ctx);
   ctx->closing = true;
-  ctx->ready_head = ctx->ready_tail = NULL;
+  ctx->ready_head = ctx->ready_len = 0;
 
   /* Stop everything in flight; each op unregisters when its libuv side is
    * done, which may be later. Iterate from the sentinel each time since a
@@ -279,6 +327,7 @@ void vow_ctx_close(vow_ctx_t* ctx) {
   vow__threadsafe_door_lock();
   vow__arena_each(&ctx->promises, destroy_leftover, ctx);
   vow__threadsafe_door_unlock();
+  give_back_id(ctx); /* every promise left names context 0 now */
 
   ctx->idle.data = ctx;
   ctx->uv_timer.data = ctx;

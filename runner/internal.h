@@ -36,6 +36,9 @@ typedef struct vow__arena {
 } vow__arena;
 
 void vow__arena_init(vow__arena* arena, size_t obj_size, size_t per_slab);
+/* Advises fresh memory about to be written through: huge pages where
+ * whole 2 MiB pages fit, else its pages touched in one call. */
+void vow__prepare_pages(void* at, size_t bytes);
 /* NULL on out of memory. */
 void* vow__arena_get(vow__arena* arena);
 void vow__arena_put(vow__arena* arena, void* obj);
@@ -73,9 +76,8 @@ enum { VOW__TAG_VALUE = 1, VOW__TAG_FAILURE, VOW__TAG_WAIT };
 /* A link of a promise's chain: a user pair, a user both-function, or an
  * internal step (RESUME of a waiting promise, BRANCH, TIMEOUT, combinator
  * input). `tag` points to one of the static kinds below, or is the user's
- * errback itself for a pair; which one is recorded beside the link (a bit
- * of the node's next pointer, or a promise flag for the inline link), so a
- * link is three words. */
+ * errback itself for a pair; which one is recorded by a bit of the node's
+ * next pointer, so a link is three words and a node four. */
 typedef struct vow__link vow__link;
 typedef struct vow__node_kind {
   /* Runs with the chain's result on p; may replace it (see vow__take). */
@@ -90,6 +92,7 @@ struct vow__link {
     vow_callback_fn cb;
     vow_both_fn both;
     vow_errback_fn trap_eb;
+    vow_canceller_fn cancel; /* a pending promise's canceller record */
   } fn;
   union {
     vow_errback_fn eb;          /* user pair */
@@ -106,33 +109,31 @@ struct vow__node {
 };
 
 enum vow__flags {
-  VOW__QUEUED = 1,      /* in the context's ready queue */
-  VOW__RUNNING = 2,     /* its chain is running now */
-  VOW__CANCELLED = 4,   /* cancelled: late settles are dropped silently */
-  VOW__CANCELLING = 8,  /* its canceller is running */
-  VOW__FIRST = 16,      /* the inline first link is in use */
-  VOW__FIRST_KIND = 32, /* ... and its tag is a kind, not an errback */
-  VOW__PASSED_ON = 64   /* its result was shared with another promise */
+  VOW__QUEUED = 1,     /* in the context's ready queue */
+  VOW__RUNNING = 2,    /* its chain is running now */
+  VOW__CANCELLED = 4,  /* cancelled: late settles are dropped silently */
+  VOW__CANCELLING = 8, /* its canceller is running */
+  VOW__PASSED_ON = 16  /* its result was shared with another promise */
 };
 
-/* Invariants: state is one of vow_state_t. A chain is the inline first
- * link (when VOW__FIRST is set) followed by the pooled nodes from
- * tail->next round to tail; a promise with one callback pair costs no
- * node. While pending, a promise is never queued, so `q` holds its
- * canceller and `r` its canceller's data; once settled, `q` links the
- * ready queue and `r` holds the result. While VOW_WAITING, r.inner holds a
- * reference to the promise it waits on, whose chain holds a RESUME node
- * pointing back here. A pending or waiting promise is never freed. 64 bytes
- * on LP64. */
+/* The state of an arena slot that holds no promise (free, or kept back in
+ * the context's reserve), so walks over the slots can tell them apart. */
+#define VOW__FREED 0xff
+
+/* Invariants: state is one of vow_state_t (or VOW__FREED). The chain is
+ * the pooled nodes from tail->next round to tail. While pending, `r`
+ * holds the canceller's record (a node slot) or NULL; once settled, the
+ * result; while VOW_WAITING, a reference to the promise it waits on, whose
+ * chain holds a RESUME node pointing back here. A promise is in its
+ * context's ready queue only while it has a chain, and the queue keeps
+ * room for every promise with a chain (made when a chain starts, where
+ * running out of memory can be reported): queueing cannot fail. A pending or
+ * waiting promise is never freed. 24 bytes on LP64: the context is a 16-bit
+ * index into vow__ctxs, so a promise does not carry a pointer to it. */
 struct vow_promise {
-  vow_ctx_t* ctx;
+  vow__node* tail; /* last node of the chain; tail->next is the first */
   union {
-    vow_canceller_fn canceller; /* VOW_PENDING */
-    vow_promise_t* next_ready;  /* settled: ready queue link */
-  } q;
-  vow__node* tail; /* last pooled node; tail->next is the first */
-  union {
-    void* canceller_data;   /* VOW_PENDING */
+    vow__node* canceller;   /* VOW_PENDING: fn and data, or NULL */
     vow_value_t* value;     /* VOW_FULFILLED */
     vow_failure_t* failure; /* VOW_REJECTED */
     vow_promise_t* inner;   /* VOW_WAITING */
@@ -140,13 +141,21 @@ struct vow_promise {
   uint32_t refs;
   uint8_t state;
   uint8_t flags;
-  uint16_t spare;
-  vow__link first; /* the inline first link, when VOW__FIRST */
+  uint16_t ctx_id; /* 0 once its context has closed */
 };
+
+/* Every live context by id; vow__ctxs[0] is vow__closed_ctx. An entry is
+ * written when a context opens and cleared once no promise names it. */
+#define VOW__CTX_MAX 65536
+extern vow_ctx_t* vow__ctxs[VOW__CTX_MAX];
+
+static inline vow_ctx_t* vow__ctx_of(const vow_promise_t* p) {
+  return vow__ctxs[p->ctx_id];
+}
 
 /* True while links are left on p's chain. */
 static inline bool vow__has_chain(const vow_promise_t* p) {
-  return (p->flags & VOW__FIRST) || p->tail != NULL;
+  return p->tail != NULL;
 }
 
 /* Drops a pending promise's canceller without running it. */
@@ -248,8 +257,14 @@ struct vow_ctx {
    * freed promise refills it. */
   vow_promise_t* reserve[VOW__RESERVE];
   size_t reserve_len;
-  vow_promise_t* ready_head;
-  vow_promise_t* ready_tail;
+  uint16_t id; /* promises name their context by this */
+  /* The ready queue: a ring of promises whose chains are due, with room
+   * for every promise that has a chain (see struct vow_promise). */
+  size_t chained; /* promises with a chain */
+  vow_promise_t** ready;
+  size_t ready_cap; /* a power of two */
+  size_t ready_head;
+  size_t ready_len;
   bool draining;
   uv_idle_t idle;      /* active while the ready queue is non-empty */
   uv_timer_t uv_timer; /* the one loop timer behind the heap */

@@ -11,6 +11,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "internal.h"
 
@@ -25,6 +26,10 @@ static vow__node* node_next(const vow__node* n) {
 static void node_set_next(vow__node* n, vow__node* next) {
   n->next = (vow__node*)((uintptr_t)next | ((uintptr_t)n->next & KIND_BIT));
 }
+
+/* The size the pools and the benchmarks are planned around. */
+_Static_assert(sizeof(void*) != 8 || sizeof(vow_promise_t) == 24,
+               "a promise is three words on LP64");
 
 static bool is_settled(const vow_promise_t* p) {
   return p->state == VOW_FULFILLED || p->state == VOW_REJECTED;
@@ -58,26 +63,61 @@ vow_outcome_t vow_wait(vow_promise_t* p) {
 
 /* ---- life cycle ------------------------------------------------------ */
 
-static vow_promise_t* init_promise(vow_promise_t* p, vow_ctx_t* ctx,
-                                   vow_canceller_fn canceller, void* data) {
-  p->ctx = ctx;
-  p->q.canceller = canceller;
+static vow_promise_t* init_promise(vow_promise_t* p, vow_ctx_t* ctx) {
   p->tail = NULL;
-  p->r.canceller_data = data;
+  p->r.canceller = NULL;
   p->refs = 1;
   p->state = VOW_PENDING;
   p->flags = 0;
-  p->spare = 0;
+  p->ctx_id = ctx->id;
   return p;
+}
+
+/* Makes room in the ready queue for one more promise with a chain (see
+ * struct vow_promise). UV_ENOMEM when there is no memory for it. */
+static int ready_room(vow_ctx_t* ctx) {
+  size_t cap = ctx->ready_cap ? ctx->ready_cap * 2 : 64;
+  vow_promise_t** ring;
+  if (ctx->chained < ctx->ready_cap)
+    return 0;
+  if ((ring = vow__realloc(ctx->ready, cap * sizeof(*ring))) == NULL)
+    return UV_ENOMEM;
+  /* The queue fills as fast as promises are made: its new half gets the
+   * same page advice as a slab. */
+  vow__prepare_pages(ring + ctx->ready_cap,
+                     (cap - ctx->ready_cap) * sizeof(*ring));
+  /* Entries that wrapped round the old end move to just past it. */
+  if (ctx->ready_head + ctx->ready_len > ctx->ready_cap)
+    memcpy(ring + ctx->ready_cap, ring,
+           (ctx->ready_head + ctx->ready_len - ctx->ready_cap) * sizeof(*ring));
+  ctx->ready = ring;
+  ctx->ready_cap = cap;
+  return 0;
 }
 
 vow_promise_t* vow_promise_new(vow_ctx_t* ctx, vow_canceller_fn canceller,
                                void* data) {
   vow_promise_t* p;
+  vow__node* record = NULL;
   if (ctx->closing)
     return NULL;
+  /* Most promises have no canceller; one that does keeps it in a node
+   * slot beside it rather than two words in every promise. */
+  if (canceller != NULL) {
+    if ((record = vow__arena_get(&ctx->nodes)) == NULL)
+      return NULL;
+    record->link.fn.cancel = canceller;
+    record->link.data = data;
+  }
   p = vow__arena_get(&ctx->promises);
-  return p ? init_promise(p, ctx, canceller, data) : NULL;
+  if (p == NULL) {
+    if (record != NULL)
+      vow__arena_put(&ctx->nodes, record);
+    return NULL;
+  }
+  init_promise(p, ctx);
+  p->r.canceller = record;
+  return p;
 }
 
 vow_promise_t* vow_succeed(vow_ctx_t* ctx, vow_value_t* v) {
@@ -97,7 +137,7 @@ vow_promise_t* vow_fail(vow_ctx_t* ctx, vow_failure_t* f) {
 vow_promise_t* vow__fail_always(vow_ctx_t* ctx, vow_failure_t* f) {
   vow_promise_t* p = vow_promise_new(ctx, NULL, NULL);
   if (p == NULL && !ctx->closing && ctx->reserve_len > 0) {
-    p = init_promise(ctx->reserve[--ctx->reserve_len], ctx, NULL, NULL);
+    p = init_promise(ctx->reserve[--ctx->reserve_len], ctx);
     if (f != vow__failure_nomem()) {
       vow_failure_release(f); /* no memory to say more than that */
       f = vow__failure_nomem();
@@ -122,7 +162,7 @@ static void release_result(vow_promise_t* p) {
 /* Frees p when nothing can reach it any more and nothing is left to run. A
  * failure still there is unhandled: it is reported now. */
 static void maybe_free(vow_promise_t* p) {
-  vow_ctx_t* ctx = p->ctx;
+  vow_ctx_t* ctx = vow__ctx_of(p);
   if (p->refs != 0 || (p->flags & (VOW__QUEUED | VOW__RUNNING)) ||
       vow__has_chain(p) || !is_settled(p) || ctx->closing)
     return;
@@ -130,8 +170,8 @@ static void maybe_free(vow_promise_t* p) {
       vow__failure_claim_report(p->r.failure))
     vow__report(ctx, VOW_REPORT_UNHANDLED, p->r.failure);
   release_result(p);
+  p->state = VOW__FREED; /* not a live promise for the walks at close */
   if (ctx->reserve_len < VOW__RESERVE) {
-    p->ctx = NULL; /* not a live promise for the walks at close */
     ctx->reserve[ctx->reserve_len++] = p;
     return;
   }
@@ -168,31 +208,26 @@ vow_failure_t* vow_promise_failure(vow_promise_t* p) {
 }
 
 vow_ctx_t* vow_promise_ctx(const vow_promise_t* p) {
-  return p->ctx;
+  return vow__ctx_of(p);
 }
 
 /* ---- scheduling ------------------------------------------------------ */
 
+/* p must have a chain: that is what made room for it (ready_room). */
 void vow__schedule(vow_promise_t* p) {
-  vow_ctx_t* ctx = p->ctx;
+  vow_ctx_t* ctx = vow__ctx_of(p);
   if (p->flags & (VOW__QUEUED | VOW__RUNNING) || ctx->closing)
     return;
   p->flags |= VOW__QUEUED;
-  p->q.next_ready = NULL;
-  if (ctx->ready_tail == NULL) {
-    ctx->ready_head = p;
-    if (!ctx->draining)
-      vow__wake(ctx);
-  } else {
-    ctx->ready_tail->q.next_ready = p;
-  }
-  ctx->ready_tail = p;
+  if (ctx->ready_len == 0 && !ctx->draining)
+    vow__wake(ctx);
+  ctx->ready[(ctx->ready_head + ctx->ready_len++) & (ctx->ready_cap - 1)] = p;
 }
 
 /* ---- settling -------------------------------------------------------- */
 
 int vow__settle(vow_promise_t* p, int state, void* result) {
-  if (p->ctx == &vow__closed_ctx) {
+  if (p->ctx_id == 0) { /* its context has closed */
     if (state == VOW_FULFILLED)
       vow_value_release(result);
     else
@@ -206,8 +241,8 @@ int vow__settle(vow_promise_t* p, int state, void* result) {
       vow_failure_release(result);
     return (p->flags & VOW__CANCELLED) ? 0 : VOW_ESETTLED;
   }
+  vow__clear_canceller(p);
   p->state = (uint8_t)state;
-  p->q.canceller = NULL;
   if (state == VOW_FULFILLED)
     p->r.value = result;
   else
@@ -220,10 +255,10 @@ int vow__settle(vow_promise_t* p, int state, void* result) {
 }
 
 void vow__clear_canceller(vow_promise_t* p) {
-  if (p->state != VOW_PENDING)
+  if (p->state != VOW_PENDING || p->r.canceller == NULL)
     return;
-  p->q.canceller = NULL;
-  p->r.canceller_data = NULL;
+  vow__arena_put(&vow__ctx_of(p)->nodes, p->r.canceller);
+  p->r.canceller = NULL;
 }
 
 int vow_fulfil(vow_promise_t* p, vow_value_t* v) {
@@ -252,57 +287,45 @@ void vow__put(vow_promise_t* p, int state, void* result) {
 
 /* ---- the chain ------------------------------------------------------- */
 
-/* Returns the link to fill at the end of p's chain: the inline first link
- * when the chain is empty, else a new pooled node. NULL when out of
- * memory. Schedules p when it is settled: a link added to a settled
- * promise runs on a later tick. */
+/* Returns the link to fill at the end of p's chain, a new node. NULL when
+ * out of memory. Schedules p when it is settled: a link added to a
+ * settled promise runs on a later tick. */
 static vow__link* append_link(vow_promise_t* p, bool is_kind) {
-  vow__link* link;
-  if (p->ctx->closing)
+  vow_ctx_t* ctx = vow__ctx_of(p);
+  vow__node* n;
+  if (ctx->closing)
     return NULL; /* nothing runs any more */
-  if (!vow__has_chain(p)) {
-    p->flags |= VOW__FIRST;
-    if (is_kind)
-      p->flags |= VOW__FIRST_KIND;
-    link = &p->first;
+  if (p->tail == NULL && ready_room(ctx) != 0)
+    return NULL;
+  if ((n = vow__arena_get(&ctx->nodes)) == NULL)
+    return NULL;
+  n->next = (vow__node*)(is_kind ? KIND_BIT : 0);
+  if (p->tail == NULL) {
+    node_set_next(n, n);
+    ctx->chained++;
   } else {
-    vow__node* n = vow__arena_get(&p->ctx->nodes);
-    if (n == NULL)
-      return NULL;
-    n->next = (vow__node*)(is_kind ? KIND_BIT : 0);
-    if (p->tail == NULL) {
-      node_set_next(n, n);
-    } else {
-      node_set_next(n, node_next(p->tail));
-      node_set_next(p->tail, n);
-    }
-    p->tail = n;
-    link = &n->link;
+    node_set_next(n, node_next(p->tail));
+    node_set_next(p->tail, n);
   }
+  p->tail = n;
   if (is_settled(p))
     vow__schedule(p);
-  return link;
+  return &n->link;
 }
 
 /* Moves the first link of p's chain into *out; returns whether it is a
  * kind link. The chain must not be empty. */
 static bool pop_link(vow_promise_t* p, vow__link* out) {
-  vow__node* head;
+  vow__node* head = node_next(p->tail);
   bool is_kind;
-  if (p->flags & VOW__FIRST) {
-    is_kind = (p->flags & VOW__FIRST_KIND) != 0;
-    *out = p->first;
-    p->flags &= (uint8_t) ~(VOW__FIRST | VOW__FIRST_KIND);
-    return is_kind;
-  }
-  head = node_next(p->tail);
-  if (head == p->tail)
+  if (head == p->tail) {
     p->tail = NULL;
-  else
+    vow__ctx_of(p)->chained--;
+  } else
     node_set_next(p->tail, node_next(head));
   is_kind = ((uintptr_t)head->next & KIND_BIT) != 0;
   *out = head->link;
-  vow__arena_put(&p->ctx->nodes, head);
+  vow__arena_put(&vow__ctx_of(p)->nodes, head);
   return is_kind;
 }
 
@@ -320,7 +343,7 @@ vow_promise_t* vow__append(vow_promise_t* p, const vow__node_kind* kind,
 /* A link that cannot be added leaves the chain unable to go on as asked,
  * so the chain is switched to an out-of-memory failure. */
 static void fail_chain_nomem(vow_promise_t* p) {
-  if (p->ctx->closing)
+  if (vow__ctx_of(p)->closing)
     return;
   if (p->state == VOW_PENDING)
     vow_reject(p, vow__failure_nomem());
@@ -426,7 +449,7 @@ static void apply(vow_promise_t* p, vow_outcome_t out) {
                                    "vow_wait was given a NULL promise");
     return;
   }
-  if (q->ctx != p->ctx) {
+  if (q->ctx_id != p->ctx_id) {
     vow_promise_release(q);
     p->r.failure =
         vow_failure_new(VOW_FAIL_BAD_INPUT, UV_EINVAL,
@@ -481,7 +504,10 @@ static void run_resume(vow_promise_t* q, const vow__link* n) {
   vow_promise_release(p->r.inner); /* q is running: not freed here */
   p->state = (uint8_t)state;
   p->r.value = result;
-  vow__schedule(p);
+  if (vow__has_chain(p))
+    vow__schedule(p);
+  else
+    maybe_free(p);
 }
 const vow__node_kind vow__resume_kind = {run_resume, NULL};
 
@@ -513,10 +539,10 @@ size_t vow__drain(vow_ctx_t* ctx) {
   if (ctx->draining)
     return 0;
   ctx->draining = true;
-  while ((p = ctx->ready_head) != NULL) {
-    ctx->ready_head = p->q.next_ready;
-    if (ctx->ready_head == NULL)
-      ctx->ready_tail = NULL;
+  while (ctx->ready_len > 0) {
+    p = ctx->ready[ctx->ready_head];
+    ctx->ready_head = (ctx->ready_head + 1) & (ctx->ready_cap - 1);
+    ctx->ready_len--;
     p->flags &= ~VOW__QUEUED;
     run_chain(p);
     ran++;
@@ -544,7 +570,7 @@ static void discard_branch(const vow__link* n) {
 static const vow__node_kind branch_kind = {run_branch, discard_branch};
 
 vow_promise_t* vow_branch(vow_promise_t* p) {
-  vow_promise_t* b = vow_promise_new(p->ctx, NULL, NULL);
+  vow_promise_t* b = vow_promise_new(vow__ctx_of(p), NULL, NULL);
   if (b == NULL)
     return NULL;
   /* The chain holds a reference until the branch is settled, so the
@@ -568,9 +594,9 @@ void vow__cancel_as(vow_promise_t* p, int kind, const char* message) {
     return;
   p->refs++; /* the canceller may release the last reference */
   p->flags |= VOW__CANCELLING;
-  if (p->q.canceller != NULL) {
-    vow_canceller_fn fn = p->q.canceller;
-    void* data = p->r.canceller_data;
+  if (p->r.canceller != NULL) {
+    vow_canceller_fn fn = p->r.canceller->link.fn.cancel;
+    void* data = p->r.canceller->link.data;
     vow__clear_canceller(p);
     fn(p, data);
   }
@@ -596,6 +622,7 @@ static void empty_at_close(vow_promise_t* p) {
     if (pop_link(p, &n) && n.tag.kind->discard != NULL)
       n.tag.kind->discard(&n);
   }
+  vow__clear_canceller(p);
   if (p->state == VOW_WAITING || p->state == VOW_PENDING)
     p->r.value = NULL;
   release_result(p);
@@ -603,7 +630,8 @@ static void empty_at_close(vow_promise_t* p) {
 
 void vow__destroy_promise_at_close(vow_promise_t* p) {
   empty_at_close(p);
-  vow__arena_put(&p->ctx->promises, p);
+  p->state = VOW__FREED;
+  vow__arena_put(&vow__ctx_of(p)->promises, p);
 }
 
 void vow__orphan_promise_at_close(vow_promise_t* p) {

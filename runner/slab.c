@@ -32,7 +32,7 @@ void vow__arena_init(vow__arena* arena, size_t obj_size, size_t per_slab) {
  * each 2 MiB; a smaller one has its pages touched at once in one call (it
  * is at most twice what is in use, so resident memory stays within
  * that). Only advice: where the kernel has neither, nothing changes. */
-static void prepare_pages(void* at, size_t bytes) {
+void vow__prepare_pages(void* at, size_t bytes) {
   uintptr_t lo = ((uintptr_t)at + HUGE_PAGE - 1) & ~(HUGE_PAGE - 1);
   uintptr_t hi = ((uintptr_t)at + bytes) & ~(HUGE_PAGE - 1);
   if (hi > lo) {
@@ -72,7 +72,7 @@ static int arena_grow(vow__arena* arena) {
   /* A new slab is handed out by bumping a pointer. */
   arena->bump = slab->objects;
   arena->bump_end = arena->bump + span;
-  prepare_pages(slab->objects, span);
+  vow__prepare_pages(slab->objects, span);
   /* Later slabs are bigger, up to 32 MiB, so a million promises cost few
    * mallocs (and whole huge pages) but a small program reserves little. */
   if (arena->per_slab * arena->obj_size < ((size_t)32 << 20))

@@ -127,7 +127,7 @@ static int ts_push(vow_promise_t* p, bool fulfil, void* result) {
   e->fulfil = fulfil;
   e->result = result;
   pthread_mutex_lock(&ts_door);
-  ctx = p->ctx;
+  ctx = vow__ctx_of(p);
   if (ctx->ts_closed) { /* written only behind the door */
     pthread_mutex_unlock(&ts_door);
     vow__free(e);

@@ -186,7 +186,7 @@ static void timeout_fire(vow__timer* t) {
 
 static void timeout_node_run(vow_promise_t* p, const vow__link* n) {
   timeout* to = n->data;
-  vow__timer_stop(p->ctx, &to->timer);
+  vow__timer_stop(vow__ctx_of(p), &to->timer);
   vow__free(to);
 }
 
@@ -210,7 +210,7 @@ vow_promise_t* vow_timeout(vow_promise_t* p, uint64_t ms) {
     vow__free(to);
     goto nomem;
   }
-  if (vow__timer_start(p->ctx, &to->timer, ms) != 0)
+  if (vow__timer_start(vow__ctx_of(p), &to->timer, ms) != 0)
     goto nomem;
   return p;
 nomem:
@@ -241,7 +241,7 @@ static void sleep_discard(vow__timer* t) {
 static void sleep_cancel(vow_promise_t* p, void* data) {
   sleeper* s = data;
   (void)p;
-  vow__timer_stop(p->ctx, &s->timer);
+  vow__timer_stop(vow__ctx_of(p), &s->timer);
   vow__free(s);
 }
 

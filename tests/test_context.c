@@ -145,6 +145,87 @@ static void wait_wakes_for_a_settle_inside_the_turn(void** state) {
   vow_ctx_run(fx->ctx); /* lets the timer handle close */
 }
 
+/* Chains run in the order their promises became ready, also while the
+ * ready queue wraps round and grows under a running drain: each callback
+ * makes two more settled promises with callbacks, far past the queue's
+ * first size. Promises are numbered as they are made, so the log must
+ * read 0, 1, 2, ... */
+enum { ORDER_ROOTS = 200, ORDER_TOTAL = 5000 };
+typedef struct order_log {
+  vow_ctx_t* ctx;
+  int made;
+  int ran;
+  int log[ORDER_TOTAL];
+} order_log;
+
+static vow_outcome_t log_and_spawn(vow_value_t* v, void* data);
+
+static void make_logged(order_log* o) {
+  vow_value_t* id = vow_value_new_int(o->made++);
+  vow_promise_release(
+      vow_add_callback(vow_succeed(o->ctx, id), log_and_spawn, o));
+}
+
+static vow_outcome_t log_and_spawn(vow_value_t* v, void* data) {
+  order_log* o = data;
+  o->log[o->ran++] = (int)int_of(v);
+  vow_value_release(v);
+  if (o->made + 2 <= ORDER_TOTAL) {
+    make_logged(o);
+    make_logged(o);
+  }
+  return vow_ok(NULL);
+}
+
+static void ready_queue_keeps_order_as_it_grows(void** state) {
+  fixture* fx = *state;
+  order_log* o = calloc(1, sizeof(*o));
+  int i;
+  o->ctx = fx->ctx;
+  for (i = 0; i < ORDER_ROOTS; i++)
+    make_logged(o);
+  vow_ctx_drain(fx->ctx);
+  assert_int_equal(o->made, ORDER_TOTAL);
+  assert_int_equal(o->ran, ORDER_TOTAL);
+  for (i = 0; i < ORDER_TOTAL; i++)
+    assert_int_equal(o->log[i], i);
+  free(o);
+}
+
+/* A promise names its context by a 16-bit id: 65,535 contexts may be open
+ * at once, the next is refused with UV_EMFILE, and an id comes back when
+ * its context is closed. */
+static void contexts_run_out_of_ids(void** state) {
+  enum { MAX = 65535 };
+  uv_loop_t loop;
+  vow_ctx_t** ctxs = calloc(MAX + 1, sizeof(*ctxs));
+  vow_promise_t* p;
+  int err = 0;
+  size_t n = 0, i;
+  (void)state;
+  assert_int_equal(uv_loop_init(&loop), 0);
+  while (n <= MAX && (ctxs[n] = vow_ctx_new(&loop, &err)) != NULL)
+    n++;
+  assert_int_equal(n, MAX);
+  assert_int_equal(err, UV_EMFILE);
+  /* The newest context still works, and a promise knows its own. */
+  p = vow_succeed(ctxs[n - 1], vow_value_new_int(7));
+  assert_ptr_equal(vow_promise_ctx(p), ctxs[n - 1]);
+  vow_promise_release(p);
+  vow_ctx_close(ctxs[0]);
+  ctxs[0] = vow_ctx_new(&loop, &err);
+  assert_non_null(ctxs[0]);
+  p = vow_promise_new(ctxs[0], NULL, NULL);
+  assert_ptr_equal(vow_promise_ctx(p), ctxs[0]);
+  vow_fulfil(p, NULL);
+  vow_promise_release(p);
+  for (i = 0; i < n; i++)
+    vow_ctx_close(ctxs[i]);
+  uv_run(&loop, UV_RUN_DEFAULT);
+  assert_int_equal(uv_loop_close(&loop), 0);
+  free(ctxs);
+}
+
 static void version_is_header_version(void** state) {
   (void)state;
   assert_int_equal(vow_version(), (VOW_VERSION_MAJOR << 16) |
@@ -162,6 +243,8 @@ int main(void) {
       T(wait_returns_final_state),
       T(wait_wakes_for_a_settle_inside_the_turn),
       cmocka_unit_test(version_is_header_version),
+      T(ready_queue_keeps_order_as_it_grows),
+      cmocka_unit_test(contexts_run_out_of_ids),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -97,7 +97,7 @@ static vow_outcome_t wait_on_data(vow_value_t* v, void* data) {
   return vow_wait(vow_promise_ref(data));
 }
 
-enum { NP = 24 };
+enum { NP = 24, NREADY = 300 };
 
 static bool settled(vow_promise_t* p) {
   vow_state_t s = vow_promise_state(p);
@@ -110,7 +110,7 @@ static bool settled(vow_promise_t* p) {
 static bool promise_run(void) {
   run_reports reports = {0};
   vow_ctx_t* ctx = vow_ctx_new(NULL, NULL);
-  vow_promise_t* held[NP * 3 + 16];
+  vow_promise_t* held[NP * 3 + 16 + NREADY];
   vow_promise_t* p[NP];
   size_t nheld = 0, i;
   vow_queue_t* q;
@@ -175,6 +175,14 @@ static bool promise_run(void) {
     vow_semaphore_release(sem);
   }
   HOLD(vow_sleep(ctx, 10));
+  /* More chains due at once than the ready queue and the first slabs
+   * have room for, so they all grow. */
+  for (i = 0; i < NREADY; i++) {
+    vow_promise_t* r = vow_succeed(ctx, vow_value_new_int((int64_t)i));
+    if (r != NULL)
+      vow_add_callback(r, add_one, NULL);
+    HOLD(r);
+  }
   for (i = 0; i < NP; i++) {
     if (p[i] == NULL || i % 4 == 3)
       continue;

@@ -19,7 +19,9 @@ extern "C" {
  * with loop == NULL the context creates its own loop and closes it in
  * vow_ctx_close. Returns the context, which the caller owns and ends with
  * vow_ctx_close; or NULL, with *err (when err is not NULL) set to
- * UV_ENOMEM or the error that kept the loop from being set up. */
+ * UV_ENOMEM, UV_EMFILE when 65,535 contexts are open already (a promise
+ * names its context by a 16-bit id; closing a context frees its id), or
+ * the error that kept the loop from being set up. */
 VOW_EXTERN vow_ctx_t* vow_ctx_new(uv_loop_t* loop, int* err);
 
 /* Borrowed. */
