@@ -27,14 +27,28 @@ void vow__arena_init(vow__arena* arena, size_t obj_size, size_t per_slab) {
 
 #define HUGE_PAGE ((uintptr_t)2 << 20)
 
+/* How far past a 2 MiB boundary memory may start and still count as
+ * starting there: an allocator's header. Linux (since 6.7) maps anonymous
+ * memory of 2 MiB or more at a 2 MiB boundary, so a big malloc lands just
+ * past one. */
+#define HEAD_ROOM ((uintptr_t)4096)
+
+static bool near_boundary(const void* at) {
+  return ((uintptr_t)at & (HUGE_PAGE - 1)) < HEAD_ROOM;
+}
+
 /* On a virtual machine a page fault is most of what a fresh promise
- * costs. A slab of whole 2 MiB pages is advised as huge pages, a fault
- * each 2 MiB; a smaller one has its pages touched at once in one call (it
- * is at most twice what is in use, so resident memory stays within
- * that). Only advice: where the kernel has neither, nothing changes. */
+ * costs. The whole 2 MiB pages of a big block are advised as huge pages,
+ * a fault each 2 MiB (the one a block starts just past counts: advice on
+ * an allocator's header is harmless); a smaller block has its pages
+ * touched at once in one call (a slab is at most twice what is in use, so
+ * resident memory stays within that). Only advice: where the kernel has
+ * neither, nothing changes. */
 void vow__prepare_pages(void* at, size_t bytes) {
-  uintptr_t lo = ((uintptr_t)at + HUGE_PAGE - 1) & ~(HUGE_PAGE - 1);
+  uintptr_t lo = (uintptr_t)at & ~(HUGE_PAGE - 1);
   uintptr_t hi = ((uintptr_t)at + bytes) & ~(HUGE_PAGE - 1);
+  if (!near_boundary(at))
+    lo += HUGE_PAGE;
   if (hi > lo) {
     madvise((void*)lo, hi - lo, MADV_HUGEPAGE);
     return; /* a fault each 2 MiB: populating would only add compaction */
@@ -53,14 +67,21 @@ void vow__prepare_pages(void* at, size_t bytes) {
 static int arena_grow(vow__arena* arena) {
   size_t n = arena->per_slab;
   size_t span = n * arena->obj_size;
-  /* A slab of whole huge pages starts its objects at a 2 MiB boundary,
-   * so all of them are on huge pages; the pages skipped are never
-   * touched, so they cost address space only. */
-  size_t pad = span >= 2 * HUGE_PAGE ? HUGE_PAGE : 0;
-  size_t bytes = sizeof(vow__slab) + span + pad;
+  size_t pad = 0;
+  size_t bytes = sizeof(vow__slab) + span;
   vow__slab* slab = vow__malloc(bytes);
   if (slab == NULL)
     return UV_ENOMEM;
+  /* A slab of whole huge pages that did not land at a 2 MiB boundary is
+   * allocated again with room to start its objects at one, so all of
+   * them are on huge pages; the pages skipped are never touched, so they
+   * cost address space only. */
+  if (span >= 2 * HUGE_PAGE && !near_boundary(slab)) {
+    vow__free(slab);
+    pad = HUGE_PAGE;
+    if ((slab = vow__malloc(bytes + pad)) == NULL)
+      return UV_ENOMEM;
+  }
   slab->next = arena->slabs;
   slab->count = n;
   slab->objects = (char*)slab->align;
@@ -68,11 +89,12 @@ static int arena_grow(vow__arena* arena) {
     slab->objects =
         (char*)(((uintptr_t)slab->align + HUGE_PAGE - 1) & ~(HUGE_PAGE - 1));
   arena->slabs = slab;
-  arena->reserved += bytes - pad; /* the pad is address space only */
+  arena->reserved += bytes; /* the pad is address space only */
   /* A new slab is handed out by bumping a pointer. */
   arena->bump = slab->objects;
   arena->bump_end = arena->bump + span;
-  vow__prepare_pages(slab->objects, span);
+  vow__prepare_pages(pad > 0 ? (void*)slab->objects : (void*)slab,
+                     span + (size_t)(slab->objects - (char*)slab));
   /* Later slabs are bigger, up to 32 MiB, so a million promises cost few
    * mallocs (and whole huge pages) but a small program reserves little. */
   if (arena->per_slab * arena->obj_size < ((size_t)32 << 20))
