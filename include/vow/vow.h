@@ -12,5 +12,6 @@
 #include "io.h"
 #include "worker.h"
 #include "pool.h"
+#include "collect.h"
 
 #endif /* VOW_VOW_H */

@@ -1,0 +1,160 @@
+/* Collectors: settled promises taken in batches, in the order they
+ * settled, each once; failures taken count as handled; a collector freed
+ * or a context closed with promises still watched leaks nothing; and a
+ * worker killed mid-task reaches the collector as that task's failure. */
+#include <signal.h>
+
+#include "pool_helpers.h"
+
+static void takes_in_settle_order_with_tags(void** state) {
+  fixture* fx = *state;
+  vow_collector_t* c = vow_collector_new(fx->ctx);
+  vow_promise_t* p[4];
+  vow_settled_t out[8];
+  int64_t i64;
+  size_t i, n;
+  for (i = 0; i < 4; i++) {
+    p[i] = vow_promise_new(fx->ctx, NULL, NULL);
+    assert_int_equal(vow_collector_add(c, p[i], 100 + i), 0);
+    vow_promise_release(p[i]); /* the collector keeps its own */
+  }
+  assert_int_equal(vow_collector_watching(c), 4);
+  vow_fulfil(p[2], vow_value_new_int(2));
+  vow_reject(p[0], vow_failure_new(VOW_FAIL_TASK_ERROR, 0, "zero"));
+  vow_ctx_drain(fx->ctx);
+  assert_int_equal(vow_collector_ready(c), 2);
+  assert_int_equal(vow_collector_watching(c), 2);
+  n = vow_collector_take(c, out, 8);
+  assert_int_equal(n, 2);
+  assert_int_equal(out[0].tag, 102);
+  assert_int_equal(out[0].state, VOW_FULFILLED);
+  assert_int_equal(vow_value_get_int(out[0].value, &i64), 0);
+  assert_int_equal(i64, 2);
+  assert_non_null(out[0].bytes);
+  assert_int_equal(out[0].len, 1); /* msgpack positive fixint */
+  assert_int_equal(((const unsigned char*)out[0].bytes)[0], 2);
+  assert_null(out[0].failure);
+  assert_int_equal(out[1].tag, 100);
+  assert_int_equal(out[1].state, VOW_REJECTED);
+  assert_string_equal(vow_failure_message(out[1].failure), "zero");
+  assert_null(out[1].value);
+  /* Nothing more until more settles; a take of at most 1 leaves the rest. */
+  assert_int_equal(vow_collector_take(c, out, 8), 0);
+  vow_fulfil(p[3], NULL);
+  vow_fulfil(p[1], NULL);
+  vow_ctx_drain(fx->ctx);
+  assert_int_equal(vow_collector_take(c, out, 1), 1);
+  assert_int_equal(out[0].tag, 103);
+  assert_int_equal(vow_collector_take(c, out, 1), 1);
+  assert_int_equal(out[0].tag, 101);
+  assert_int_equal(vow_collector_watching(c), 0);
+  vow_collector_free(c);
+  /* The failure was taken: handled, so the teardown sees no report. */
+}
+
+static void refuses_a_promise_of_another_context(void** state) {
+  fixture* fx = *state;
+  vow_ctx_t* other = vow_ctx_new(NULL, NULL);
+  vow_collector_t* c = vow_collector_new(fx->ctx);
+  vow_promise_t* p = vow_succeed(other, NULL);
+  assert_int_equal(vow_collector_add(c, p, 1), UV_EINVAL);
+  vow_promise_release(p);
+  vow_collector_free(c);
+  vow_ctx_close(other);
+}
+
+/* Freed while watching: the promises still settle and run the rest of
+ * their chains; the links left behind only drop their entries. */
+static void freed_while_watching(void** state) {
+  fixture* fx = *state;
+  vow_collector_t* c = vow_collector_new(fx->ctx);
+  vow_promise_t* p = vow_promise_new(fx->ctx, NULL, NULL);
+  vow_promise_t* q = vow_succeed(fx->ctx, NULL);
+  seen s = {0};
+  assert_int_equal(vow_collector_add(c, p, 1), 0);
+  assert_int_equal(vow_collector_add(c, q, 2), 0);
+  vow_ctx_drain(fx->ctx); /* q is ready and not taken */
+  vow_collector_free(c);
+  vow_add_callback(p, record_value, &s);
+  vow_fulfil(p, vow_value_new_int(5));
+  vow_ctx_drain(fx->ctx);
+  assert_int_equal(s.calls, 1);
+  assert_int_equal(s.value, 5);
+  vow_promise_release(p);
+  vow_promise_release(q);
+}
+
+/* Closed with a promise watched and never settled: it is reported
+ * pending like any other, and the entry goes with the context. */
+static void context_closed_while_watching(void** state) {
+  fixture* fx = *state;
+  vow_collector_t* c = vow_collector_new(fx->ctx);
+  vow_promise_t* p = vow_promise_new(fx->ctx, NULL, NULL);
+  assert_int_equal(vow_collector_add(c, p, 1), 0);
+  vow_promise_release(p);
+  vow_collector_free(c);
+  fx_close(fx);
+  assert_int_equal(fx->pending, 1);
+  fx->pending = 0;
+}
+
+/* A worker that crashes mid-task (SIGSEGV) with others in flight: with a
+ * retry, the companions run again alone and arrive with their results,
+ * and only the task that crashes each worker it is given reaches the
+ * collector as a failure (POISON). */
+static void worker_killed_mid_task(void** state) {
+  static const char* const argv[] = {VOW_WORKER_BIN, VOW_TEST_PLUGIN_PATH,
+                                     NULL};
+  fixture* fx = *state;
+  vow_pool_options_t o = defaults(2);
+  vow_collector_t* c = vow_collector_new(fx->ctx);
+  vow_settled_t out[16];
+  vow_pool_t* pool;
+  size_t got = 0, i;
+  int died = 0, ok = 0;
+  o.worker_argv = argv;
+  o.retries = 1;
+  pool = make_pool(fx, &o);
+  for (i = 0; i < 10; i++) {
+    vow_promise_t* p = i == 4 ? vow_pool_submit(pool, "crash", NULL)
+                              : vow_pool_submit(pool, "add", pair(i, 1));
+    assert_int_equal(vow_collector_add(c, p, i), 0);
+    vow_promise_release(p);
+  }
+  while (got < 10) {
+    size_t n, k;
+    uv_run(vow_ctx_loop(fx->ctx), UV_RUN_ONCE);
+    n = vow_collector_take(c, out, 16);
+    for (k = 0; k < n; k++) {
+      if (out[k].tag == 4) {
+        assert_int_equal(out[k].state, VOW_REJECTED);
+        assert_int_equal(vow_failure_kind(out[k].failure), VOW_FAIL_POISON);
+        died++;
+      } else {
+        int64_t sum = -1;
+        assert_int_equal(out[k].state, VOW_FULFILLED);
+        vow_value_get_int(out[k].value, &sum);
+        assert_int_equal(sum, (int64_t)out[k].tag + 1);
+        ok++;
+      }
+    }
+    got += n;
+  }
+  assert_int_equal(died, 1);
+  assert_int_equal(ok, 9);
+  vow_collector_free(c);
+  end_pool(fx, pool, true);
+}
+
+#define T(name) cmocka_unit_test_setup_teardown(name, fx_setup, fx_teardown)
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      T(takes_in_settle_order_with_tags),
+      T(refuses_a_promise_of_another_context),
+      T(freed_while_watching),
+      T(context_closed_while_watching),
+      T(worker_killed_mid_task),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
