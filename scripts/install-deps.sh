@@ -4,18 +4,18 @@
 # missing.
 set -eu
 
-# python3-msgpack: the Python worker example, which the test suite runs;
-# procps: pgrep, with which the CLI tests look for leftover processes.
-packages="gcc libc6-dev make cmake pkg-config libuv1-dev libmsgpack-dev libcmocka-dev libjansson-dev libsqlite3-dev python3-msgpack procps"
+# python3-msgpack, python3-numpy, python3-pytest: the Python package
+# (python/) and its tests, which the test suite runs; procps: pgrep, with
+# which the CLI tests look for leftover processes.
+packages="gcc libc6-dev make cmake pkg-config libuv1-dev libmsgpack-dev libcmocka-dev libjansson-dev libsqlite3-dev python3-msgpack python3-numpy python3-pytest procps"
 # Extra tools for the CI stages: the clang build, the valgrind run, an
 # sshd for the launcher test (which skips without one), and Open MPI for
 # the MPI transport and its tests (neither is built without it).
 if [ "${VOW_DEPS_FULL:-0}" = 1 ]; then
   packages="$packages clang valgrind libclang-rt-14-dev openssh-server"
   packages="$packages openssh-client libopenmpi-dev openmpi-bin"
-  # GNU parallel, for the CLI tests that compare vow run with it; numpy,
-  # for the Python worker's numpy values.
-  packages="$packages parallel python3-numpy"
+  # GNU parallel, for the CLI tests that compare vow run with it.
+  packages="$packages parallel"
 fi
 
 missing=""

@@ -51,6 +51,14 @@ out=$(printf '3\n4\n' | PYTHONPATH=$pydir "$prefix/bin/vow" map \
   --worker "python3 -m vow_worker $prefix/share/doc/vow/examples/python/tasks.py" square)
 [ "$out" = "9
 16" ] || fail "python3 -m vow_worker gives \"$out\""
+# The installed package as a parent: it loads the installed libvow.
+py=python3
+[ -x /usr/bin/python3 ] && py=/usr/bin/python3
+out=$(cd / && PYTHONPATH=$pydir "$py" -c 'import sys, vow
+with vow.Pool(workers=1, module=sys.argv[1]) as p:
+    print(p.submit("square", 6).result(timeout=60))' \
+  "$prefix/share/doc/vow/examples/python/tasks.py")
+[ "$out" = 36 ] || fail "the installed vow package gives \"$out\""
 comp=$prefix/share/bash-completion/completions/vow
 [ -f "$comp" ] || fail "bash completion is missing"
 if command -v bash >/dev/null 2>&1; then

@@ -1,9 +1,10 @@
-"""Task functions for examples/python/vow_worker.py: any public function
-of a module can be one."""
+"""Task functions for vow's Python worker (python3 -m vow.worker, or
+examples/python/vow_worker.py): any public function of a module can be
+one."""
 import math
 import random
 
-import vow_worker
+import vow.worker
 
 
 def square(x):
@@ -17,7 +18,7 @@ def word_count(text):
 def monte_carlo_pi(samples):
     """Hits inside the quarter circle, from the task's own seed: the same
     answer however many workers share the work."""
-    rng = random.Random(vow_worker.seed())
+    rng = random.Random(vow.worker.seed())
     return sum(1 for _ in range(samples)
                if rng.random() ** 2 + rng.random() ** 2 <= 1.0)
 

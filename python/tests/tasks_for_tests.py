@@ -1,0 +1,51 @@
+"""Task functions the Python package's tests run on vow.worker."""
+import os
+import signal
+import time
+
+
+def add(a, b):
+    return a + b
+
+
+def square(x):
+    return x * x
+
+
+def fail(message):
+    raise ValueError(message)
+
+
+def sleep_then(value, seconds):
+    time.sleep(seconds)
+    return value
+
+
+def pid():
+    return os.getpid()
+
+
+def kill_myself():
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def kill_myself_once(marker):
+    """SIGKILLs its worker the first time (marker: a file path it makes),
+    returns "survived" the next."""
+    if not os.path.exists(marker):
+        open(marker, "w").close()
+        os.kill(os.getpid(), signal.SIGKILL)
+    return "survived"
+
+
+def echo(x):
+    return x
+
+
+def describe(array):
+    return {"dtype": array.dtype.str, "shape": list(array.shape),
+            "sum": float(array.sum())}
+
+
+def unsendable():
+    return object()

@@ -1,0 +1,181 @@
+"""vow.Pool from Python: real worker processes (python3 -m vow.worker),
+real signals, real bytes."""
+import concurrent.futures
+import ctypes
+import os
+import time
+
+import pytest
+
+import vow
+from vow import _lib
+from conftest import TASKS
+
+
+def test_options_mirror_the_c_struct():
+    o = _lib.PoolOptions()
+    _lib.pool_options_init(ctypes.byref(o))
+    assert o.size == ctypes.sizeof(_lib.PoolOptions)
+    assert ctypes.sizeof(_lib.Settled) == 7 * 8
+
+
+def test_submit_and_result(pool):
+    assert pool.submit("add", 40, 2).result(timeout=30) == 42
+    assert pool.submit("square", 7).result(timeout=30) == 49
+
+
+def test_a_function_object_is_sent_by_name(pool):
+    def square(x):  # same name as the worker's
+        raise AssertionError("runs on the worker, not here")
+    assert pool.submit(square, 9).result(timeout=30) == 81
+
+
+def test_many_tasks_each_settle_once(pool):
+    tasks = [pool.submit("add", i, 1) for i in range(2000)]
+    assert [t.result(timeout=60) for t in tasks] == [i + 1 for i in range(2000)]
+
+
+def test_map_keeps_order(pool):
+    assert pool.map("square", range(10000)) == [i * i for i in range(10000)]
+    assert pool.map("square", []) == []
+
+
+def test_task_error_carries_kind_pid_and_remote_traceback(pool):
+    with pytest.raises(vow.TaskError) as info:
+        pool.submit("fail", "no such thing").result(timeout=30)
+    e = info.value
+    assert e.kind == "task error"
+    assert "ValueError: no such thing" in e.message
+    assert e.pid and e.pid != os.getpid()
+    assert "Traceback" in e.remote_traceback
+    assert "tasks_for_tests.py" in e.remote_traceback
+    assert "Remote traceback" in str(e)
+
+
+def test_map_fails_with_the_first_failing_item(pool):
+    with pytest.raises(vow.TaskError) as info:
+        pool.map("square", [1, 2, "x", 4])
+    assert "map item 2" in info.value.message
+
+
+def test_sigkilled_worker_fails_only_its_task():
+    """With a retry, the tasks that were in flight beside the one that
+    SIGKILLs its worker run again alone and succeed; only that one fails,
+    once it has killed a worker while alone on it each try."""
+    with vow.Pool(workers=2, module=TASKS, retries=1) as pool:
+        tasks = [pool.submit("sleep_then", i, 0.01) for i in range(10)]
+        doomed = pool.submit("kill_myself")
+        tasks += [pool.submit("sleep_then", i, 0.01) for i in range(10, 20)]
+        with pytest.raises(vow.PoisonTask) as info:
+            doomed.result(timeout=60)
+        assert info.value.term_signal == 9
+        assert info.value.pid
+        assert [t.result(timeout=60) for t in tasks] == list(range(20))
+        # The pool replaced the workers and goes on.
+        assert pool.submit("add", 1, 1).result(timeout=60) == 2
+
+
+def test_without_retries_a_killed_worker_fails_what_it_held(pool):
+    """Without retries every task the killed worker held fails with
+    WorkerDied; the rest of the pool goes on."""
+    doomed = pool.submit("kill_myself")
+    with pytest.raises(vow.WorkerDied) as info:
+        doomed.result(timeout=60)
+    assert info.value.term_signal == 9
+    assert pool.submit("add", 1, 1).result(timeout=60) == 2
+
+
+def test_retry_gives_a_killed_task_another_worker(tmp_path):
+    with vow.Pool(workers=2, module=TASKS, retries=1) as pool:
+        marker = str(tmp_path / "killed-once")
+        assert pool.submit("kill_myself_once", marker).result(
+            timeout=60) == "survived"
+
+
+def test_timeout(pool):
+    with pytest.raises(vow.TaskTimeout):
+        pool.submit_timeout(0.2, "sleep_then", 1, 30).result(timeout=60)
+    assert pool.submit("add", 2, 2).result(timeout=60) == 4
+
+
+def test_cancel(pool):
+    t = pool.submit("sleep_then", 1, 30)
+    time.sleep(0.1)
+    assert t.cancel()
+    with pytest.raises(vow.Cancelled):
+        t.result(timeout=60)
+    assert t.cancelled()
+    assert not t.cancel()
+
+
+def test_unknown_function_is_refused(pool):
+    with pytest.raises(vow.BadInput):
+        pool.submit("no_such_function").result(timeout=30)
+
+
+def test_an_unsendable_result_fails_its_task(pool):
+    with pytest.raises(vow.TaskError) as info:
+        pool.submit("unsendable").result(timeout=30)
+    assert "object" in info.value.message
+
+
+def test_an_unsendable_argument_is_refused_here(pool):
+    with pytest.raises(vow.BadInput):
+        pool.submit("echo", object())
+
+
+def test_result_waits_no_longer_than_asked(pool):
+    t = pool.submit("sleep_then", 1, 2)
+    start = time.monotonic()
+    with pytest.raises(TimeoutError):
+        t.result(timeout=0.2)
+    assert time.monotonic() - start < 1.5
+    assert t.result(timeout=60) == 1
+
+
+def test_as_completed_and_wait():
+    # One task per worker at a time: the slow one cannot hold up the fast.
+    with vow.Pool(workers=2, module=TASKS, in_flight=1) as pool:
+        slow = pool.submit("sleep_then", "slow", 1.0)
+        fast = pool.submit("sleep_then", "fast", 0.01)
+        order = [t.result() for t in vow.as_completed([slow, fast],
+                                                      timeout=60)]
+        assert order == ["fast", "slow"]
+        done, not_done = vow.wait([pool.submit("add", 1, 2)], timeout=60)
+        assert len(done) == 1 and not not_done
+
+
+def test_concurrent_futures_adapter(pool):
+    t = pool.submit("add", 3, 4)
+    f = t.future()
+    assert isinstance(f, concurrent.futures.Future)
+    t.result(timeout=30)
+    assert f.result(timeout=0) == 7
+    bad = pool.submit("fail", "boom").future()
+    vow.wait([pool.submit("add", 0, 0)], timeout=30)
+    with pytest.raises(vow.TaskError):
+        bad.result(timeout=30)  # settled by the loop run for another task
+
+
+def test_shutdown_then_submit_is_refused():
+    p = vow.Pool(workers=1, module=TASKS)
+    t = p.submit("sleep_then", "queued", 0.1)
+    p.shutdown(wait=True)
+    assert t.result(timeout=0) == "queued"
+    with pytest.raises(RuntimeError):
+        p.submit("add", 1, 2)
+
+
+def test_shutdown_without_wait_cancels_what_is_left():
+    p = vow.Pool(workers=1, module=TASKS)
+    tasks = [p.submit("sleep_then", i, 5) for i in range(3)]
+    p.shutdown(wait=False)
+    for t in tasks:
+        assert t.done()
+        assert isinstance(t.exception(), vow.VowError)
+
+
+def test_a_bad_worker_command_fails_tasks_not_the_parent():
+    with vow.Pool(workers=1, worker=["/nonexistent/worker"]) as p:
+        with pytest.raises(vow.VowError):
+            p.submit("add", 1, 2).result(timeout=60)

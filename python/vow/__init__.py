@@ -1,0 +1,25 @@
+"""vow from Python: CPU-bound functions on worker processes, each result
+a promise the parent can wait on three ways (blocking, asyncio, Twisted).
+
+    import vow
+    with vow.Pool(module="mytasks") as pool:
+        print(pool.submit("square", 7).result())
+        print(pool.map("square", range(1000))[:3])
+
+The package loads libvow only when the pool is used, so a worker
+(python3 -m vow.worker MODULE) needs nothing but python3. See
+docs/python.md."""
+
+__all__ = ["Pool", "Task", "VowError", "TaskError", "WorkerDied",
+           "PoisonTask", "TaskTimeout", "Cancelled", "ProtocolError",
+           "QueueFull", "BadInput", "as_completed", "wait"]
+
+from .errors import (BadInput, Cancelled, PoisonTask, ProtocolError,  # noqa
+                     QueueFull, TaskError, TaskTimeout, VowError, WorkerDied)
+
+
+def __getattr__(name):
+    if name in ("Pool", "Task", "as_completed", "wait"):
+        from . import pool
+        return getattr(pool, name)
+    raise AttributeError(f"module 'vow' has no attribute {name!r}")

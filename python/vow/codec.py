@@ -1,0 +1,209 @@
+"""msgpack as vow sends it: with the msgpack module (Debian's
+python3-msgpack) when there is one, else a built-in codec for the types
+the protocol uses, so a worker runs on any python3. numpy arrays travel as
+msgpack bin with their dtype and shape, and come back as arrays."""
+import struct
+
+try:
+    import msgpack
+except ImportError:  # any python3 will do: the built-in codec below
+    msgpack = None
+
+class CannotPack(TypeError):
+    """A value with no msgpack form."""
+
+
+ARRAY_KEY = "__ndarray__"
+
+# How numpy arrays travel: as a map {"__ndarray__": dtype, "shape": [...],
+# "data": bin} (dtype as numpy spells it, e.g. "<f8"; data in C order),
+# which a Python parent turns back into an array; or, for a parent that
+# is not Python (the vow command writes JSON), as nested lists.
+arrays_as_bin = True
+
+
+def _default(obj):
+    """numpy arrays as arrays_as_bin says, numpy scalars as numbers; any
+    other type is named in the failure."""
+    if hasattr(obj, "__array_interface__") and hasattr(obj, "dtype"):
+        if obj.dtype.hasobject:
+            raise CannotPack("a numpy array of Python objects cannot be sent")
+        if getattr(obj, "ndim", 1) == 0 or not arrays_as_bin:
+            return obj.tolist()
+        return {ARRAY_KEY: obj.dtype.str, "shape": list(obj.shape),
+                "data": obj.tobytes(order="C")}
+    if isinstance(obj, int):
+        raise CannotPack(f"the integer {obj} does not fit in 64 bits")
+    kind = type(obj)
+    name = kind.__qualname__ if kind.__module__ == "builtins" else \
+        f"{kind.__module__}.{kind.__qualname__}"
+    raise CannotPack(f"a value of type {name} cannot be sent "
+                     "(None, bool, int, float, str, bytes, list, tuple, "
+                     "dict or a numpy value)")
+
+
+def _array_of(d):
+    """The numpy array a map in _default's form stands for (a copy the
+    receiver may write to); other maps as they are."""
+    if ARRAY_KEY in d and "data" in d and "shape" in d:
+        import numpy
+        a = numpy.frombuffer(d["data"], dtype=numpy.dtype(d[ARRAY_KEY]))
+        return a.reshape(d["shape"]).copy()
+    return d
+
+
+# A sized type's markers: its fix form and the length below which it
+# applies (None, 0: none), then its 8-, 16- and 32-bit length forms.
+_HEADS = {
+    "str": (0xA0, 32, 0xD9, 0xDA, 0xDB),
+    "bin": (None, 0, 0xC4, 0xC5, 0xC6),
+    "array": (0x90, 16, None, 0xDC, 0xDD),
+    "map": (0x80, 16, None, 0xDE, 0xDF),
+}
+
+
+# Integer forms by width: (unsigned, signed) markers and struct format.
+_INTS = ((8, (0xCC, 0xD0), "b"), (16, (0xCD, 0xD1), "h"),
+         (32, (0xCE, 0xD2), "i"), (64, (0xCF, 0xD3), "q"))
+
+
+def _head(kind, n):
+    """The header of a str, bin, array or map of length n."""
+    fix, fix_limit, m8, m16, m32 = _HEADS[kind]
+    if fix is not None and n < fix_limit:
+        return struct.pack("B", fix | n)
+    if m8 is not None and n < 1 << 8:
+        return struct.pack(">BB", m8, n)
+    if n < 1 << 16:
+        return struct.pack(">BH", m16, n)
+    return struct.pack(">BI", m32, n)
+
+
+def _pack_builtin(obj, out, depth=0):
+    """msgpack for the types the protocol uses, when the msgpack module is
+    not installed."""
+    if depth > 512:
+        raise CannotPack("the result is nested too deeply to send")
+    if obj is None:
+        out.append(b"\xc0")
+    elif obj is True or obj is False:
+        out.append(b"\xc3" if obj else b"\xc2")
+    elif isinstance(obj, int):
+        if 0 <= obj < 0x80:
+            out.append(struct.pack("B", obj))
+        elif -32 <= obj < 0:
+            out.append(struct.pack("b", obj))
+        elif -(1 << 63) <= obj < 1 << 64:
+            # The smallest form, as msgpack's own packer writes it.
+            for bits, (m_unsigned, m_signed), fmt in _INTS:
+                if 0 <= obj < 1 << bits:
+                    out.append(struct.pack(">B" + fmt.upper(), m_unsigned, obj))
+                    break
+                if -(1 << (bits - 1)) <= obj < 0:
+                    out.append(struct.pack(">B" + fmt, m_signed, obj))
+                    break
+        else:
+            raise CannotPack(f"the integer {obj} does not fit in 64 bits")
+    elif isinstance(obj, float):
+        out.append(b"\xcb" + struct.pack(">d", obj))
+    elif isinstance(obj, str):
+        b = obj.encode("utf-8", "surrogatepass")
+        out.append(_head("str", len(b)))
+        out.append(b)
+    elif isinstance(obj, (bytes, bytearray, memoryview)):
+        b = bytes(obj)
+        out.append(_head("bin", len(b)))
+        out.append(b)
+    elif isinstance(obj, (list, tuple)):
+        out.append(_head("array", len(obj)))
+        for item in obj:
+            _pack_builtin(item, out, depth + 1)
+    elif isinstance(obj, dict):
+        out.append(_head("map", len(obj)))
+        for key, value in obj.items():
+            _pack_builtin(key, out, depth + 1)
+            _pack_builtin(value, out, depth + 1)
+    else:
+        _pack_builtin(_default(obj), out, depth + 1)
+
+
+_FIXED = {0xC0: None, 0xC2: False, 0xC3: True}
+_SIZED = {  # marker: (struct format, what follows)
+    0xCC: (">B", "int"), 0xCD: (">H", "int"), 0xCE: (">I", "int"),
+    0xCF: (">Q", "int"), 0xD0: (">b", "int"), 0xD1: (">h", "int"),
+    0xD2: (">i", "int"), 0xD3: (">q", "int"), 0xCA: (">f", "int"),
+    0xCB: (">d", "int"), 0xD9: (">B", "str"), 0xDA: (">H", "str"),
+    0xDB: (">I", "str"), 0xC4: (">B", "bin"), 0xC5: (">H", "bin"),
+    0xC6: (">I", "bin"), 0xDC: (">H", "array"), 0xDD: (">I", "array"),
+    0xDE: (">H", "map"), 0xDF: (">I", "map"),
+}
+
+
+def _unpack_builtin(data, at=0):
+    """Decodes one msgpack object at data[at:]; returns it and where the
+    next one starts."""
+    m = data[at]
+    at += 1
+    if m < 0x80:
+        return m, at
+    if m >= 0xE0:
+        return m - 0x100, at
+    if 0xA0 <= m < 0xC0:
+        n = m & 0x1F
+        return data[at:at + n].decode("utf-8", "surrogateescape"), at + n
+    if 0x90 <= m < 0xA0:
+        what, n = "array", m & 0x0F
+    elif 0x80 <= m < 0x90:
+        what, n = "map", m & 0x0F
+    elif m in _FIXED:
+        return _FIXED[m], at
+    elif m in _SIZED:
+        fmt, what = _SIZED[m]
+        size = struct.calcsize(fmt)
+        n = struct.unpack_from(fmt, data, at)[0]
+        at += size
+        if what == "int":
+            return n, at
+    else:
+        raise ValueError(f"msgpack type 0x{m:02x} is not used by vow")
+    if what == "str":
+        return data[at:at + n].decode("utf-8", "surrogateescape"), at + n
+    if what == "bin":
+        return bytes(data[at:at + n]), at + n
+    if what == "array":
+        items = []
+        for _ in range(n):
+            item, at = _unpack_builtin(data, at)
+            items.append(item)
+        return items, at
+    result = {}
+    for _ in range(n):
+        key, at = _unpack_builtin(data, at)
+        value, at = _unpack_builtin(data, at)
+        result[key] = value
+    return _array_of(result), at
+
+
+def packb(obj):
+    if msgpack is not None:
+        try:
+            return msgpack.packb(obj, use_bin_type=True, default=_default)
+        except CannotPack:
+            raise
+        except (TypeError, ValueError, OverflowError) as e:
+            raise CannotPack(f"the value cannot be sent to vow: {e}") from e
+    out = []
+    _pack_builtin(obj, out)
+    return b"".join(out)
+
+
+def unpackb(data):
+    if msgpack is not None:
+        return msgpack.unpackb(data, raw=False, strict_map_key=False,
+                               object_hook=_array_of)
+    return _unpack_builtin(memoryview(data).tobytes())[0]
+
+
+def array_header(n):
+    """The msgpack header of an array of n items, to join packed items."""
+    return _head("array", n)
