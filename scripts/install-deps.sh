@@ -4,10 +4,10 @@
 # missing.
 set -eu
 
-# python3-msgpack, python3-numpy, python3-pytest: the Python package
-# (python/) and its tests, which the test suite runs; procps: pgrep, with
-# which the CLI tests look for leftover processes.
-packages="gcc libc6-dev make cmake pkg-config libuv1-dev libmsgpack-dev libcmocka-dev libjansson-dev libsqlite3-dev python3-msgpack python3-numpy python3-pytest procps"
+# python3-msgpack, python3-numpy, python3-pytest, python3-twisted: the
+# Python package (python/) and its tests, which the test suite runs;
+# procps: pgrep, with which the CLI tests look for leftover processes.
+packages="gcc libc6-dev make cmake pkg-config libuv1-dev libmsgpack-dev libcmocka-dev libjansson-dev libsqlite3-dev python3-msgpack python3-numpy python3-pytest python3-twisted procps"
 # Extra tools for the CI stages: the clang build, the valgrind run, an
 # sshd for the launcher test (which skips without one), and Open MPI for
 # the MPI transport and its tests (neither is built without it).

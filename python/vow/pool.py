@@ -105,6 +105,21 @@ class Task:
         else:
             self._callbacks.append(fn)
 
+    def aio(self):
+        """An asyncio future for this task (vow.aio): the pool's loop is
+        then driven from asyncio's."""
+        from . import aio
+        return aio.future(self)
+
+    def __await__(self):
+        return self.aio().__await__()
+
+    def deferred(self, reactor=None):
+        """A Twisted Deferred for this task (vow.twisted): the pool's loop
+        is then driven from the reactor."""
+        from . import twisted
+        return twisted.deferred(self, reactor)
+
     def future(self):
         """A concurrent.futures.Future settled with this task's outcome
         (when the pool's loop runs: Future.result() alone does not run it,
@@ -201,6 +216,7 @@ class Pool:
         self._next_tag = 1
         self._settled = (_lib.Settled * _TAKE)()
         self._closed = False
+        self._driver = None  # an asyncio or Twisted loop driving ours
 
     def _strv(self, words):
         arr = (ctypes.c_char_p * (len(words) + 1))(
@@ -244,6 +260,8 @@ class Pool:
             raise MemoryError("vow: no memory to watch a task")
         _lib.promise_release(promise)  # the collector holds it now
         self._tasks[tag] = task
+        if self._driver is not None:
+            self._driver.kick()
         return task
 
     def submit(self, fn, *args):
@@ -351,6 +369,9 @@ class Pool:
         done = self._watch(_lib.pool_shutdown(self._pool, graceful))
         self._wait(done.done, None)
         self._wait(lambda: not self._tasks, None)
+        if self._driver is not None:
+            self._driver.detach()
+            self._driver = None
         _lib.collector_free(self._collector)
         _lib.pool_free(self._pool)
         _lib.ctx_close(self._ctx)
