@@ -49,14 +49,5 @@ def future(task, loop=None):
     attach(task._pool, loop)
     fut = _TaskFuture(loop=loop)
     fut._vow_task = task
-
-    def settle(t):
-        if fut.done():
-            return
-        if t._error is not None:
-            fut.set_exception(t._error)
-        else:
-            fut.set_result(t._value)
-
-    task.add_done_callback(settle)
+    task.add_done_callback(lambda t: t._pass_to(fut))
     return fut

@@ -126,14 +126,18 @@ class Task:
         so wait on the task or on vow.wait/as_completed)."""
         f = concurrent.futures.Future()
         f.set_running_or_notify_cancel()
-
-        def settle(task):
-            if task._error is not None:
-                f.set_exception(task._error)
-            else:
-                f.set_result(task._value)
-        self.add_done_callback(settle)
+        self.add_done_callback(lambda task: task._pass_to(f))
         return f
+
+    def _pass_to(self, fut):
+        """Settles fut (a concurrent.futures or asyncio future) with this
+        task's outcome, unless it is done already (cancelled)."""
+        if fut.done():
+            return
+        if self._error is not None:
+            fut.set_exception(self._error)
+        else:
+            fut.set_result(self._value)
 
     def _settle(self, value, error):
         self._done = True
