@@ -151,10 +151,18 @@ def test_concurrent_futures_adapter(pool):
     assert isinstance(f, concurrent.futures.Future)
     t.result(timeout=30)
     assert f.result(timeout=0) == 7
+    # Waiting on the Future itself runs the loop.
     bad = pool.submit("fail", "boom").future()
-    vow.wait([pool.submit("add", 0, 0)], timeout=30)
     with pytest.raises(vow.TaskError):
-        bad.result(timeout=30)  # settled by the loop run for another task
+        bad.result(timeout=30)
+    assert isinstance(pool.submit("fail", "x").future().exception(30),
+                      vow.TaskError)
+    slow = pool.submit("sleep_then", 1, 30).future()
+    with pytest.raises(concurrent.futures.TimeoutError):
+        slow.result(timeout=0.1)
+    assert slow.cancel()
+    with pytest.raises(concurrent.futures.CancelledError):
+        slow.result(timeout=30)
 
 
 def test_shutdown_then_submit_is_refused():

@@ -121,10 +121,12 @@ class Task:
         return twisted.deferred(self, reactor)
 
     def future(self):
-        """A concurrent.futures.Future settled with this task's outcome
-        (when the pool's loop runs: Future.result() alone does not run it,
-        so wait on the task or on vow.wait/as_completed)."""
-        f = concurrent.futures.Future()
+        """A concurrent.futures.Future settled with this task's outcome.
+        Its result() and exception() run the pool's loop while they wait
+        (call them from the pool's thread); cancel() cancels the task.
+        concurrent.futures.wait and as_completed do not run the loop: use
+        vow.wait and vow.as_completed."""
+        f = _Future(self)
         f.set_running_or_notify_cancel()
         self.add_done_callback(lambda task: task._pass_to(f))
         return f
@@ -152,6 +154,32 @@ class Task:
         state = "pending" if not self._done else (
             "failed" if self._error is not None else "done")
         return f"<vow.Task {state}>"
+
+
+class _Future(concurrent.futures.Future):
+    """concurrent.futures.Future over a task: waiting runs the loop."""
+
+    def __init__(self, task):
+        super().__init__()
+        self._vow_task = task
+
+    def _drive(self, timeout):
+        if not self.done():
+            try:
+                self._vow_task._pool._wait(self.done, timeout)
+            except TimeoutError:
+                pass  # the base class says so below
+
+    def result(self, timeout=None):
+        self._drive(timeout)
+        return super().result(timeout=0)
+
+    def exception(self, timeout=None):
+        self._drive(timeout)
+        return super().exception(timeout=0)
+
+    def cancel(self):
+        return self._vow_task.cancel() or self.cancelled()
 
 
 class Pool:
