@@ -2,7 +2,10 @@
  * the link runs, its entry moves to the collector's ready list, where
  * vow_collector_take finds it. An entry outlives its collector when the
  * collector is freed first: the link then only drops it. */
+#include <string.h>
+
 #include "internal.h"
+#include "pool_internal.h"
 #include "vow/collect.h"
 
 typedef struct entry entry;
@@ -97,6 +100,101 @@ int vow_collector_add(vow_collector_t* c, vow_promise_t* p, uint64_t tag) {
   return 0;
 }
 
+vow_promise_t* vow_collector_submit(vow_collector_t* c, vow_pool_t* pool,
+                                    const char* fn, const void* args,
+                                    size_t len, uint64_t timeout_ms,
+                                    uint64_t tag, int* err) {
+  vow_value_t* v;
+  vow_promise_t* p;
+  int rc;
+  if (pool->ctx != c->ctx) {
+    *err = UV_EINVAL;
+    return NULL;
+  }
+  if ((v = vow_value_new_msgpack(args, len, err)) == NULL)
+    return NULL;
+  p = timeout_ms ? vow_pool_submit_timeout(pool, fn, v, timeout_ms)
+                 : vow_pool_submit(pool, fn, v);
+  if (p == NULL) {
+    *err = c->ctx->closing ? UV_ECANCELED : UV_ENOMEM;
+    return NULL;
+  }
+  if ((rc = vow_collector_add(c, p, tag)) != 0) {
+    /* Nobody would see its outcome: it is not run. */
+    vow_cancel(p);
+    vow_promise_release(p);
+    *err = rc;
+    return NULL;
+  }
+  vow_promise_release(p); /* the collector's reference keeps it */
+  return p;
+}
+
+/* The msgpack str at the start of rec (len bytes): its text and the size
+ * of the whole str; 0 when rec does not start with a whole str. */
+static size_t read_name(const unsigned char* rec, size_t len, const char** text,
+                        size_t* text_len) {
+  size_t head, n;
+  if (len == 0)
+    return 0;
+  if ((rec[0] & 0xe0) == 0xa0) {
+    head = 1;
+    n = rec[0] & 0x1f;
+  } else if (rec[0] == 0xd9 && len >= 2) {
+    head = 2;
+    n = rec[1];
+  } else if (rec[0] == 0xda && len >= 3) {
+    head = 3;
+    n = (size_t)rec[1] << 8 | rec[2];
+  } else if (rec[0] == 0xdb && len >= 5) {
+    head = 5;
+    n = (size_t)rec[1] << 24 | (size_t)rec[2] << 16 | (size_t)rec[3] << 8 |
+        rec[4];
+  } else {
+    return 0;
+  }
+  if (n > len - head)
+    return 0;
+  *text = (const char*)rec + head;
+  *text_len = n;
+  return head + n;
+}
+
+size_t vow_collector_submit_many(vow_collector_t* c, vow_pool_t* pool,
+                                 const void* records, const size_t* lens,
+                                 size_t n, uint64_t timeout_ms,
+                                 uint64_t first_tag, vow_promise_t** out,
+                                 int* errs) {
+  const unsigned char* rec = records;
+  char small[128];
+  size_t i, done = 0;
+  for (i = 0; i < n; rec += lens[i], i++) {
+    const char* text;
+    size_t text_len, name_len = read_name(rec, lens[i], &text, &text_len);
+    char* fn = small;
+    errs[i] = 0;
+    out[i] = NULL;
+    if (name_len == 0 || memchr(text, '\0', text_len) != NULL) {
+      errs[i] = UV_EINVAL;
+      continue;
+    }
+    /* vow_pool_submit takes a C string. */
+    if (text_len >= sizeof(small) && (fn = vow__malloc(text_len + 1)) == NULL) {
+      errs[i] = UV_ENOMEM;
+      continue;
+    }
+    memcpy(fn, text, text_len);
+    fn[text_len] = '\0';
+    out[i] =
+        vow_collector_submit(c, pool, fn, rec + name_len, lens[i] - name_len,
+                             timeout_ms, first_tag + i, &errs[i]);
+    if (fn != small)
+      vow__free(fn);
+    done += out[i] != NULL;
+  }
+  return done;
+}
+
 static void release_taken(vow_collector_t* c) {
   while (c->taken != NULL) {
     entry* e = c->taken;
@@ -105,21 +203,37 @@ static void release_taken(vow_collector_t* c) {
   }
 }
 
-size_t vow_collector_take(vow_collector_t* c, vow_settled_t* out, size_t max) {
+static size_t take(vow_collector_t* c, vow_settled_t* out, size_t max,
+                   char* buf, size_t cap, size_t* used) {
   size_t n = 0;
   entry* last = NULL;
   release_taken(c);
   while (n < max && c->ready_head != NULL) {
     entry* e = c->ready_head;
-    vow_settled_t* s = &out[n++];
+    vow_settled_t* s = &out[n];
+    vow_value_t* value = vow_promise_value(e->p);
+    size_t len = 0;
+    const void* bytes = value ? vow_value_bytes(value, &len) : NULL;
+    if (buf != NULL && bytes != NULL) {
+      if (len > cap - *used) {
+        if (n > 0)
+          break; /* the next take starts with it */
+        /* Alone and too big: read where it is, and taken alone. */
+        buf = NULL;
+        max = 1;
+      } else {
+        memcpy(buf + *used, bytes, len);
+        *used += len;
+      }
+    }
+    n++;
     c->ready_head = e->next;
     s->tag = e->tag;
     s->promise = e->p;
     s->state = vow_promise_state(e->p);
-    s->value = vow_promise_value(e->p);
-    s->bytes = s->value ? vow_value_bytes(s->value, &s->len) : NULL;
-    if (s->bytes == NULL)
-      s->len = 0;
+    s->value = value;
+    s->bytes = bytes;
+    s->len = bytes ? len : 0;
     /* Taking it hands the failure on: not reported as unhandled. */
     s->failure = vow_promise_failure(e->p);
     e->next = NULL;
@@ -133,6 +247,17 @@ size_t vow_collector_take(vow_collector_t* c, vow_settled_t* out, size_t max) {
     c->ready_tail = NULL;
   c->nready -= n;
   return n;
+}
+
+size_t vow_collector_take(vow_collector_t* c, vow_settled_t* out, size_t max) {
+  return take(c, out, max, NULL, 0, NULL);
+}
+
+size_t vow_collector_take_into(vow_collector_t* c, vow_settled_t* out,
+                               size_t max, void* buf, size_t cap,
+                               size_t* used) {
+  *used = 0;
+  return take(c, out, max, buf, cap, used);
 }
 
 size_t vow_collector_ready(const vow_collector_t* c) {

@@ -3,6 +3,7 @@
  * or a context closed with promises still watched leaks nothing; and a
  * worker killed mid-task reaches the collector as that task's failure. */
 #include <signal.h>
+#include <string.h>
 
 #include "pool_helpers.h"
 
@@ -146,6 +147,137 @@ static void worker_killed_mid_task(void** state) {
   end_pool(fx, pool, true);
 }
 
+/* Appends a record for vow_collector_submit_many: name as a fixstr or
+ * str8, then the array [a, b]. */
+static size_t record(unsigned char* at, const char* name, int a, int b) {
+  size_t n = strlen(name), len = 0;
+  if (n < 32) {
+    at[len++] = (unsigned char)(0xa0 | n);
+  } else {
+    at[len++] = 0xd9;
+    at[len++] = (unsigned char)n;
+  }
+  memcpy(at + len, name, n);
+  len += n;
+  at[len++] = 0x92;
+  at[len++] = (unsigned char)a; /* positive fixints */
+  at[len++] = (unsigned char)b;
+  return len;
+}
+
+/* Submissions made in one call: each good record becomes a watched task
+ * with its tag; a malformed one is refused alone, with its reason; names
+ * too long for the stack copy work too. */
+static void submits_many_in_one_call(void** state) {
+  static const unsigned char not_a_str[] = {0x01, 0x90};
+  static const unsigned char nul_in_name[] = {0xa3, 'a', 0, 'd', 0x90};
+  static const unsigned char short_str[] = {0xaa, 'a', 'd', 'd'};
+  static const char* const argv[] = {VOW_WORKER_BIN, VOW_TEST_PLUGIN_PATH,
+                                     NULL};
+  fixture* fx = *state;
+  vow_pool_t* pool;
+  vow_pool_options_t o = defaults(1);
+  vow_collector_t* c = vow_collector_new(fx->ctx);
+  unsigned char buf[1024], *at = buf;
+  char long_name[200];
+  size_t lens[8];
+  vow_promise_t* out[8];
+  vow_settled_t settled[8];
+  int errs[8];
+  bool taken[8] = {false};
+  size_t i;
+  o.worker_argv = argv;
+  pool = make_pool(fx, &o);
+  memset(long_name, 'x', sizeof(long_name) - 1);
+  long_name[sizeof(long_name) - 1] = '\0';
+  at += lens[0] = record(at, "add", 1, 2);
+  memcpy(at, not_a_str, lens[1] = sizeof(not_a_str));
+  at += lens[1];
+  memcpy(at, nul_in_name, lens[2] = sizeof(nul_in_name));
+  at += lens[2];
+  memcpy(at, short_str, lens[3] = sizeof(short_str));
+  at += lens[3];
+  at += lens[4] = record(at, "add", 5, 6);
+  at += lens[5] = record(at, long_name, 0, 0);
+  assert_int_equal(
+      vow_collector_submit_many(c, pool, buf, lens, 6, 0, 10, out, errs), 3);
+  for (i = 0; i < 6; i++) {
+    bool good = i == 0 || i == 4 || i == 5;
+    assert_int_equal(out[i] != NULL, good);
+    assert_int_equal(errs[i], good ? 0 : UV_EINVAL);
+  }
+  assert_int_equal(vow_collector_watching(c), 3);
+  while (vow_collector_watching(c) > 0)
+    uv_run(vow_ctx_loop(fx->ctx), UV_RUN_ONCE);
+  assert_int_equal(vow_collector_take(c, settled, 8), 3);
+  for (i = 0; i < 3; i++) {
+    int64_t sum = -1;
+    uint64_t tag = settled[i].tag;
+    assert_true(tag == 10 || tag == 14 || tag == 15);
+    assert_false(taken[tag - 10]);
+    taken[tag - 10] = true;
+    if (tag == 15) { /* no such function in the pool */
+      assert_int_equal(settled[i].state, VOW_REJECTED);
+      assert_non_null(
+          strstr(vow_failure_message(settled[i].failure), long_name));
+      continue;
+    }
+    if (settled[i].state != VOW_FULFILLED)
+      fail_msg("%s", vow_failure_message(settled[i].failure));
+    assert_int_equal(vow_value_get_int(settled[i].value, &sum), 0);
+    assert_int_equal(sum, tag == 10 ? 3 : 11);
+  }
+  vow_collector_free(c);
+  end_pool(fx, pool, true);
+}
+
+/* take_into copies the values' bytes back to back as far as the buffer
+ * holds them; one too big for it is taken alone and read in place. */
+static void takes_values_into_a_buffer(void** state) {
+  fixture* fx = *state;
+  vow_collector_t* c = vow_collector_new(fx->ctx);
+  vow_settled_t out[8];
+  char buf[8];
+  char big[20];
+  size_t used = 99, i;
+  vow_promise_t* p[5];
+  memset(big, 'b', sizeof(big));
+  for (i = 0; i < 5; i++) {
+    p[i] = vow_promise_new(fx->ctx, NULL, NULL);
+    assert_int_equal(vow_collector_add(c, p[i], i), 0);
+  }
+  vow_fulfil(p[0], vow_value_new_int(1));         /* 1 byte */
+  vow_fulfil(p[1], vow_value_new_str("abcd", 4)); /* 5 bytes */
+  vow_reject(p[2], vow_failure_new(VOW_FAIL_TASK_ERROR, 0, "no"));
+  vow_fulfil(p[3], vow_value_new_str("efgh", 4)); /* 5: does not fit after 6 */
+  vow_fulfil(p[4], vow_value_new_bin(big, 20));   /* 22: never fits */
+  vow_ctx_drain(fx->ctx);
+  assert_int_equal(vow_collector_take_into(c, out, 8, buf, sizeof(buf), &used),
+                   3);
+  assert_int_equal(used, 6);
+  assert_memory_equal(buf,
+                      "\x01\xa4"
+                      "abcd",
+                      6);
+  assert_int_equal(out[2].state, VOW_REJECTED);
+  assert_null(out[2].bytes);
+  assert_int_equal(vow_collector_take_into(c, out, 8, buf, sizeof(buf), &used),
+                   1);
+  assert_int_equal(out[0].tag, 3);
+  assert_int_equal(used, 5);
+  assert_int_equal(vow_collector_take_into(c, out, 8, buf, sizeof(buf), &used),
+                   1);
+  assert_int_equal(out[0].tag, 4);
+  assert_int_equal(used, 0);
+  assert_int_equal(out[0].len, 22);
+  assert_memory_equal((const char*)out[0].bytes + 2, big, 20);
+  assert_int_equal(vow_collector_take_into(c, out, 8, buf, sizeof(buf), &used),
+                   0);
+  for (i = 0; i < 5; i++)
+    vow_promise_release(p[i]);
+  vow_collector_free(c);
+}
+
 #define T(name) cmocka_unit_test_setup_teardown(name, fx_setup, fx_teardown)
 
 int main(void) {
@@ -155,6 +287,8 @@ int main(void) {
       T(freed_while_watching),
       T(context_closed_while_watching),
       T(worker_killed_mid_task),
+      T(submits_many_in_one_call),
+      T(takes_values_into_a_buffer),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
