@@ -186,10 +186,35 @@ void vow__pool_finish_shutdown(vow_pool_t* pool) {
 
 /* Deals with every task the worker held when it went. */
 static void settle_inflight(vow_pool_t* pool, pworker* w, const char* why) {
-  bool alone = w->inflight.len == 1;
   tlist retry = {NULL, NULL, 0};
-  ptask* t;
-  while ((t = recall_live(w, false)) != NULL) {
+  ptask *t, *last_started = NULL;
+  size_t could_have_run = 0;
+  bool alone, past_started = false;
+  /* Tasks run in the order sent: those after the last one the worker said
+   * it started never ran, and go back as they were. The rest, up to that
+   * one (all of them when it said nothing), may have run; the one certain
+   * culprit is a lone task among them. */
+  for (t = w->inflight.head; t != NULL; t = t->next)
+    if (t->flags & PT_STARTED)
+      last_started = t;
+  for (t = w->inflight.head; t != NULL; t = t->next) {
+    could_have_run += !vow__task_settled(t);
+    if (t == last_started)
+      break;
+  }
+  alone = could_have_run == 1;
+  while ((t = w->inflight.head) != NULL) {
+    bool never_ran = past_started;
+    past_started = past_started || t == last_started;
+    vow__task_recall(w, t);
+    if (vow__task_settled(t)) {
+      vow__task_free(pool, t);
+      continue;
+    }
+    if (never_ran) {
+      vow__tlist_push(&retry, t);
+      continue;
+    }
     if (w->kill == PK_PROTOCOL && pool->opt.retries == 0) {
       vow__pool_fail_task(pool, t,
                           vow__task_failure(VOW_FAIL_PROTOCOL, 0, t, w,

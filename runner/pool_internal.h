@@ -14,7 +14,8 @@ typedef struct pworker pworker;
 enum ptask_flags {
   PT_SUSPECT = 1,   /* was on a worker that died: runs alone */
   PT_CANCELLED = 2, /* cancelled in flight: its worker is on grace */
-  PT_INFLIGHT = 4   /* at.w is valid (else at.pool) */
+  PT_INFLIGHT = 4,  /* at.w is valid (else at.pool) */
+  PT_STARTED = 8    /* its worker said it started it (PROGRESS) */
 };
 
 /* One submitted task. Lives from submit until its promise is settled and,

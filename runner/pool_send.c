@@ -124,7 +124,7 @@ void vow__worker_send(pworker* w, size_t n) {
     ptask* t = pool->queue.head;
     vow__tlist_remove(&pool->queue, t);
     t->at.w = w;
-    t->flags |= PT_INFLIGHT;
+    t->flags = (uint8_t)((t->flags | PT_INFLIGHT) & ~PT_STARTED);
     vow__tlist_push(&w->inflight, t);
     batch[i] = t;
   }

@@ -371,7 +371,13 @@ static void on_chan_read(uv_stream_t* s, ssize_t n, const uv_buf_t* buf) {
         on_result(w, m.u.error.id, 0, &m, m.u.error.message, NULL);
         replies++;
         break;
-      case VOWP_PROGRESS:
+      case VOWP_PROGRESS: {
+        /* A worker runs its tasks in the order sent, so a task it says
+         * it has started tells which one it is on: should it die there,
+         * those sent after it never ran (pool_faults.c). */
+        ptask* t = vow__pool_find_inflight(w, m.u.progress.id);
+        if (t != NULL)
+          t->flags |= PT_STARTED;
         if (w->pool->progress) {
           char text[256];
           snprintf(text, sizeof(text), "%.*s", (int)m.u.progress.text.len,
@@ -380,6 +386,7 @@ static void on_chan_read(uv_stream_t* s, ssize_t n, const uv_buf_t* buf) {
                             text, w->pool->progress_data);
         }
         break;
+      }
       case VOWP_PONG:
         break;
       default:

@@ -100,6 +100,16 @@ static int fn_crash(vow_task_ctx_t* t, const msgpack_object* a,
   return 0;
 }
 
+/* Says it has started (PROGRESS 0), then dies by SIGKILL. */
+static int fn_start_then_die(vow_task_ctx_t* t, const msgpack_object* a,
+                             msgpack_packer* r) {
+  (void)a;
+  (void)r;
+  vow_task_progress(t, 0.0, "started");
+  raise(SIGKILL);
+  return 0;
+}
+
 static int fn_exit(vow_task_ctx_t* t, const msgpack_object* a,
                    msgpack_packer* r) {
   (void)r;
@@ -366,6 +376,7 @@ const vow_function_t test_functions[] = {
     {"seed", fn_seed},
     {"fail", fn_fail},
     {"crash", fn_crash},
+    {"start_then_die", fn_start_then_die},
     {"exit", fn_exit},
     {"garbage", fn_garbage},
     {"stray", fn_stray_reply},
