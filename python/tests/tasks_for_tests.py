@@ -21,11 +21,23 @@ def sleep_then(value, seconds):
     return value
 
 
+def mark_then_sleep(path, seconds):
+    """Makes the file path (it has started), then sleeps."""
+    open(path, "w").close()
+    time.sleep(seconds)
+    return "woke"
+
+
 def pid():
     return os.getpid()
 
 
 def kill_myself():
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def kill_myself_after(seconds):
+    time.sleep(seconds)
     os.kill(os.getpid(), signal.SIGKILL)
 
 

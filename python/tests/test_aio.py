@@ -68,3 +68,26 @@ def test_timeout_in_a_coroutine():
                 await pool.submit_timeout(0.2, "sleep_then", 1, 30)
             return True
     assert run(main())
+
+
+def test_async_with_shuts_down_without_blocking_the_loop():
+    async def main():
+        ticks = 0
+
+        async def ticker():
+            nonlocal ticks
+            while True:
+                await asyncio.sleep(0.01)
+                ticks += 1
+        t = asyncio.ensure_future(ticker())
+        async with vow.Pool(workers=2, module=TASKS) as pool:
+            tasks = [pool.submit("sleep_then", i, 0.3) for i in range(2)]
+            before = ticks
+        # Leaving the block waited for the two tasks (0.3 s) with the
+        # loop running meanwhile.
+        assert [task.result() for task in tasks] == [0, 1]
+        assert ticks - before >= 5
+        t.cancel()
+        with pytest.raises(RuntimeError):
+            pool.submit("add", 1, 1)
+    asyncio.run(main())

@@ -3,6 +3,7 @@ real signals, real bytes."""
 import concurrent.futures
 import ctypes
 import os
+import signal
 import time
 
 import pytest
@@ -40,6 +41,71 @@ def test_map_keeps_order(pool):
     assert pool.map("square", []) == []
 
 
+def test_map_of_many_slices_keeps_order_and_counts_items_from_the_start(pool):
+    n = 50000  # several slices of the map
+    assert pool.map("square", range(n)) == [i * i for i in range(n)]
+    items = list(range(n))
+    items[40000] = "x"
+    with pytest.raises(vow.TaskError) as info:
+        pool.map("square", items)
+    assert info.value.message.startswith("map item 40000:")
+
+
+def test_imap_yields_in_order_from_an_endless_iterable(pool):
+    def naturals():
+        i = 0
+        while True:
+            yield i
+            i += 1
+    got = []
+    for value in pool.imap("square", naturals()):
+        got.append(value)
+        if len(got) == 5000:
+            break
+    assert got == [i * i for i in range(5000)]
+    # The generator closed: what it had sent ahead was cancelled, and the
+    # pool goes on.
+    assert pool.submit("add", 1, 2).result(timeout=30) == 3
+
+
+def test_imap_raises_the_first_failure_with_its_index(pool):
+    items = list(range(3000)) + ["x"] + list(range(10))
+    got = []
+    with pytest.raises(vow.TaskError) as info:
+        for value in pool.imap("square", items):
+            got.append(value)
+    assert info.value.message.startswith("map item 3000:")
+    assert got == [i * i for i in range(len(got))]
+
+
+def test_cancelling_a_map_cancels_its_slices(pool):
+    task = pool.map_async("sleep_then", [[i, 0.2] for i in range(4)])
+    task.cancel()
+    with pytest.raises(vow.Cancelled):
+        task.result(timeout=30)
+    assert pool.submit("add", 2, 3).result(timeout=30) == 5
+
+
+def test_a_task_cancelled_before_it_is_sent(pool):
+    tasks = [pool.submit("add", i, 0) for i in range(10)]
+    assert tasks[3].cancel()  # still gathered in the pool, not sent
+    with pytest.raises(vow.Cancelled):
+        tasks[3].result(timeout=30)
+    assert [t.result(timeout=30) for i, t in enumerate(tasks) if i != 3] == \
+        [i for i in range(10) if i != 3]
+
+
+def test_a_callback_that_raises_loses_no_other_result(pool, caplog):
+    tasks = [pool.submit("add", i, 0) for i in range(1000)]
+
+    def bad(task):
+        raise RuntimeError("from a callback")
+    tasks[10].add_done_callback(bad)
+    vow.wait(tasks, timeout=60)
+    assert [t.result() for t in tasks] == list(range(1000))
+    assert "from a callback" in caplog.text
+
+
 def test_task_error_carries_kind_pid_and_remote_traceback(pool):
     with pytest.raises(vow.TaskError) as info:
         pool.submit("fail", "no such thing").result(timeout=30)
@@ -75,14 +141,44 @@ def test_sigkilled_worker_fails_only_its_task():
         assert pool.submit("add", 1, 1).result(timeout=60) == 2
 
 
-def test_without_retries_a_killed_worker_fails_what_it_held(pool):
-    """Without retries every task the killed worker held fails with
-    WorkerDied; the rest of the pool goes on."""
-    doomed = pool.submit("kill_myself")
-    with pytest.raises(vow.WorkerDied) as info:
-        doomed.result(timeout=60)
-    assert info.value.term_signal == 9
-    assert pool.submit("add", 1, 1).result(timeout=60) == 2
+def test_without_retries_a_killed_worker_fails_only_its_task():
+    """Without retries, the task that SIGKILLs its worker fails with
+    WorkerDied and only it: the tasks sent with it to the same worker,
+    before and after, still succeed (multiprocessing.Pool would hang on
+    the lost task; ProcessPoolExecutor would break the whole pool)."""
+    with vow.Pool(workers=1, module=TASKS, in_flight=16) as pool:
+        before = [pool.submit("add", i, 1) for i in range(5)]
+        # It runs a while before it dies: long enough for its worker to
+        # have said it started it (vow.worker.Reporter).
+        doomed = pool.submit("kill_myself_after", 0.05)
+        after = [pool.submit("add", i, 100) for i in range(5)]
+        with pytest.raises(vow.WorkerDied) as info:
+            doomed.result(timeout=60)
+        assert info.value.term_signal == 9
+        assert [t.result(timeout=60) for t in before] == [1, 2, 3, 4, 5]
+        assert [t.result(timeout=60) for t in after] == [100, 101, 102,
+                                                          103, 104]
+
+
+def test_a_worker_killed_from_outside_fails_only_the_running_task(tmp_path):
+    """SIGKILL sent from outside while a task runs: that task fails, the
+    ones sent behind it to the same worker run on its replacement."""
+    marker = tmp_path / "started"
+    with vow.Pool(workers=1, module=TASKS, in_flight=16) as pool:
+        pid = pool.submit("pid").result(timeout=60)
+        running = pool.submit("mark_then_sleep", str(marker), 30)
+        queued = [pool.submit("add", i, 1) for i in range(5)]
+        deadline = time.monotonic() + 30
+        while not marker.exists() and time.monotonic() < deadline:
+            pool.poll()  # sends them all
+            time.sleep(0.01)
+        assert marker.exists()
+        os.kill(pid, signal.SIGKILL)
+        with pytest.raises(vow.WorkerDied) as info:
+            running.result(timeout=60)
+        assert info.value.pid == pid
+        assert info.value.term_signal == signal.SIGKILL
+        assert [t.result(timeout=60) for t in queued] == [1, 2, 3, 4, 5]
 
 
 def test_retry_gives_a_killed_task_another_worker(tmp_path):

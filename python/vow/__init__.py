@@ -21,5 +21,6 @@ from .errors import (BadInput, Cancelled, PoisonTask, ProtocolError,  # noqa
 def __getattr__(name):
     if name in ("Pool", "Task", "as_completed", "wait"):
         from . import pool
-        return getattr(pool, name)
+        value = globals()[name] = getattr(pool, name)  # once: hot paths
+        return value
     raise AttributeError(f"module 'vow' has no attribute {name!r}")

@@ -41,6 +41,7 @@ c_bool = ctypes.c_bool
 
 # vow_state_t
 PENDING, FULFILLED, REJECTED, WAITING = range(4)
+UV_ENOMEM = -12
 # uv_run_mode
 UV_RUN_DEFAULT, UV_RUN_ONCE, UV_RUN_NOWAIT = range(3)
 # vow_stderr_mode_t
@@ -144,8 +145,15 @@ failure_origin = _fn("vow_failure_origin", ctypes.POINTER(Origin), c_void_p)
 
 collector_new = _fn("vow_collector_new", c_void_p, c_void_p)
 collector_add = _fn("vow_collector_add", c_int, c_void_p, c_void_p, c_uint64)
+collector_submit_many = _fn("vow_collector_submit_many", c_size_t, c_void_p,
+                             c_void_p, c_char_p, c_void_p, c_size_t,
+                             c_uint64, c_uint64, ctypes.POINTER(c_void_p),
+                             ctypes.POINTER(c_int))
 collector_take = _fn("vow_collector_take", c_size_t, c_void_p,
                      ctypes.POINTER(Settled), c_size_t)
+collector_take_into = _fn("vow_collector_take_into", c_size_t, c_void_p,
+                          ctypes.POINTER(Settled), c_size_t, c_void_p,
+                          c_size_t, ctypes.POINTER(c_size_t))
 collector_ready = _fn("vow_collector_ready", c_size_t, c_void_p)
 collector_free = _fn("vow_collector_free", None, c_void_p)
 

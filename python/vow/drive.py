@@ -19,7 +19,7 @@ class Driver:
 
     def run(self):
         self._soon = None
-        if self.pool._closed:
+        if self.pool._ctx is None:  # shut down and freed
             return
         self.pool.poll()
         self._arm()

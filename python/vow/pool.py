@@ -5,21 +5,38 @@ whoever waits (Task.result, as_completed, an asyncio or Twisted reader on
 the loop's backend fd) runs libuv's loop without blocking in it, takes
 what has settled in batches, and settles the Python side. Nothing runs on
 another thread."""
+import array
 import collections
 import concurrent.futures
 import ctypes
+import functools
+import itertools
+import logging
 import os
+import re
 import select
 import shlex
+import struct
 import sys
 import time
 
 from . import _lib
+from . import codec
 from .codec import CannotPack, packb, unpackb
 from .errors import BadInput, VowError, error_class
 
 _PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+_log = logging.getLogger("vow")
 _TAKE = 512  # settled promises taken per call
+_BATCH = 256  # submissions handed to libvow per call
+_SLICE_MIN, _SLICE_MAX = 1024, 16384  # items per vow_pool_map of a map
+_MAP_ITEM = re.compile(r"map item (\d+):")
+_VALUES_BUF = 1 << 18  # bytes of values copied out per take
+_SIZE_T = next(code for code in "LQI" if array.array(code).itemsize ==
+               ctypes.sizeof(ctypes.c_size_t))
+_SETTLED = struct.Struct("@QiPPNPP")  # vow_settled_t, as _lib.Settled
+assert _SETTLED.size == ctypes.sizeof(_lib.Settled)
+_string_at = ctypes.string_at
 
 
 def _fn_name(fn):
@@ -46,6 +63,19 @@ def _error_of(failure):
         message, kind=name, code=_lib.failure_code(failure), pid=pid,
         function=function, exit_status=exit_status, term_signal=term_signal,
         remote_traceback=detail.decode(errors="replace") if detail else None)
+
+
+def _bad_input(e):
+    """BadInput for an argument packing refused with e."""
+    return BadInput(str(e) if isinstance(e, CannotPack) else
+                    f"the value cannot be sent to vow: {e}", kind="bad input")
+
+
+def _refused(code):
+    """The error of a submission libvow refused with code."""
+    if code == _lib.UV_ENOMEM:
+        return MemoryError("vow: no memory for a task")
+    return RuntimeError(f"vow: the task was refused: {_lib.strerror(code)}")
 
 
 class Task:
@@ -88,6 +118,10 @@ class Task:
         whether it was still pending."""
         if self._done:
             return False
+        if self._promise is None:  # still gathered in the pool
+            self._pool._flush()
+            if self._done:  # refused there
+                return False
         _lib.cancel(self._promise)
         self._pool._pump(0)
         return True
@@ -148,12 +182,86 @@ class Task:
         self._promise = None
         callbacks, self._callbacks = self._callbacks, None
         for fn in callbacks or ():
-            fn(self)
+            try:
+                fn(self)
+            except Exception:  # as concurrent.futures: the others still run
+                _log.exception("vow: exception in a callback of %r", self)
 
     def __repr__(self):
         state = "pending" if not self._done else (
             "failed" if self._error is not None else "done")
         return f"<vow.Task {state}>"
+
+
+def _in_map(error, first):
+    """error of a slice whose first item is item first of the whole map,
+    its "map item K" counted from the start of the map."""
+    m = _MAP_ITEM.match(error.message or "") if first else None
+    if m is None:
+        return error
+    copy = type(error)(
+        f"map item {int(m.group(1)) + first}:{error.message[m.end():]}",
+        kind=error.kind, code=error.code, pid=error.pid,
+        function=error.function, exit_status=error.exit_status,
+        term_signal=error.term_signal,
+        remote_traceback=error.remote_traceback)
+    return copy
+
+
+def _slice_values(part, timeout):
+    first, task = part
+    try:
+        return task.result(timeout)
+    except VowError as e:
+        raise _in_map(e, first) from None
+
+
+class _MapTask(Task):
+    """A map's Task: settled from the Tasks of its slices, with the list
+    of all their values, or the first failure among them."""
+
+    __slots__ = ("_slices", "_parts", "_left")
+
+    def __init__(self, pool, slices):
+        super().__init__(pool, None)
+        self._slices = slices
+        self._parts = [None] * len(slices)
+        self._left = len(slices)
+        if not slices:
+            self._settle([], None)
+        for k, (first, task) in enumerate(slices):
+            task.add_done_callback(functools.partial(self._part_done, k,
+                                                     first))
+
+    def _part_done(self, k, first, task):
+        if self._done:
+            return
+        if task._error is not None:
+            self._settle(None, _in_map(task._error, first))
+            self._cancel_slices()
+            return
+        self._parts[k] = task._value
+        self._left -= 1
+        if self._left == 0:
+            parts, self._parts = self._parts, None
+            values = parts[0]
+            for part in itertools.islice(parts, 1, None):
+                values.extend(part)
+            self._settle(values, None)
+
+    def _cancel_slices(self):
+        # Not Task.cancel: this runs while the pool settles tasks, and
+        # must not run the loop again from inside that.
+        for _, task in self._slices:
+            if not task._done and task._promise is not None:
+                _lib.cancel(task._promise)
+
+    def cancel(self):
+        if self._done:
+            return False
+        self._cancel_slices()
+        self._pool._pump(0)
+        return True
 
 
 class _Future(concurrent.futures.Future):
@@ -191,9 +299,10 @@ class Pool:
               this interpreter running vow.worker on that module.
     workers:  how many (default: the CPUs online).
     timeout:  seconds a task may run (default: none); retries: how many
-              times a task whose worker died is given to another (with
-              retries, tasks that were beside it on the worker run again
-              alone and only the one that kills its worker fails).
+              times a task whose worker died is given to another. Only
+              the task the worker was running is failed or retried; the
+              others sent to it run on its replacement (docs/python.md
+              says when the pool cannot tell which it was running).
     in_flight: tasks sent ahead to each worker (default: adaptive).
     """
 
@@ -244,9 +353,23 @@ class Pool:
         self._collector = _lib.collector_new(self._ctx)
         self._loop = _lib.ctx_loop(self._ctx)
         self._fd = _lib.uv_backend_fd(self._loop)
+        self._nworkers = workers or os.cpu_count() or 1
         self._tasks = {}
         self._next_tag = 1
         self._settled = (_lib.Settled * _TAKE)()
+        self._settled_bytes = memoryview(self._settled).cast("B")
+        self._values_buf = ctypes.create_string_buffer(_VALUES_BUF)
+        self._values_view = memoryview(self._values_buf).cast("B")
+        self._read_values = codec.stream_reader()
+        self._used = ctypes.c_size_t(0)
+        self._used_ref = ctypes.byref(self._used)
+        self._names = {}  # task function -> its name as bytes
+        self._packb = codec.packer()  # the pool is used from one thread
+        self._batch = []  # records gathered by submit, and their tasks
+        self._batch_tasks = []
+        self._out = (ctypes.c_void_p * _BATCH)()
+        self._out_ptrs = memoryview(self._out).cast("B").cast("P")
+        self._errs = (ctypes.c_int * _BATCH)()
         self._closed = False
         self._driver = None  # an asyncio or Twisted loop driving ours
 
@@ -269,6 +392,93 @@ class Pool:
         return [f"{k}={v}" for k, v in entries.items()]
 
     # ---- submitting --------------------------------------------------------
+
+    def _name(self, fn):
+        """fn's name packed as a msgpack str, as the records sent with
+        vow_collector_submit_many begin."""
+        name = self._names.get(fn)
+        if name is None:
+            name = self._names[fn] = packb(_fn_name(fn).decode())
+        return name
+
+    def submit(self, fn, *args):
+        """Runs fn(*args) on a worker; returns its Task. fn is the
+        function's name in the worker's module (or the function, whose
+        __name__ is used)."""
+        # Submissions are gathered and handed to libvow _BATCH at a time
+        # (and whenever the loop runs): a call through ctypes costs more
+        # than the rest of a submit.
+        if self._closed:
+            raise RuntimeError("vow: the pool is shut down")
+        name = self._names.get(fn) or self._name(fn)
+        try:
+            data = self._packb(args)
+        except (TypeError, ValueError, OverflowError) as e:
+            raise _bad_input(e) from None
+        task = Task(self, None)
+        self._tasks[self._next_tag] = task
+        self._next_tag += 1
+        batch = self._batch
+        batch.append(name + data)
+        self._batch_tasks.append(task)
+        if len(batch) == _BATCH:
+            self._flush()
+            if self._driver is None:
+                # Tasks reach the workers when the loop runs: while a
+                # caller is still submitting, it runs now and then, in C
+                # only (no Python callback runs inside submit), so the
+                # workers start on the first tasks while the rest are
+                # being made.
+                _lib.uv_run(self._loop, _lib.UV_RUN_NOWAIT)
+        elif self._driver is not None:
+            self._driver.kick()
+        return task
+
+    def _flush(self):
+        """Hands the gathered submissions to libvow."""
+        batch, tasks = self._batch, self._batch_tasks
+        n = len(batch)
+        if n == 0:
+            return
+        lens = array.array(_SIZE_T, map(len, batch))
+        self._batch, self._batch_tasks = [], []
+        first_tag = self._next_tag - n
+        done = _lib.collector_submit_many(
+            self._collector, self._pool, b"".join(batch),
+            lens.buffer_info()[0], n, 0, first_tag, self._out, self._errs)
+        promises = self._out_ptrs[:n]
+        for task, promise in zip(tasks, promises):
+            task._promise = promise
+        if done < n:  # out of memory: those fail now
+            for i, task in enumerate(tasks):
+                if not promises[i]:
+                    del self._tasks[first_tag + i]
+                    task._settle(None, _refused(self._errs[i]))
+
+    def submit_timeout(self, timeout, fn, *args):
+        """submit with this task's own timeout in seconds."""
+        if self._closed:
+            raise RuntimeError("vow: the pool is shut down")
+        self._flush()  # the order of submission is the order of sending
+        name = self._name(fn)
+        try:
+            data = self._packb(args)
+        except (TypeError, ValueError, OverflowError) as e:
+            raise _bad_input(e) from None
+        tag = self._next_tag
+        self._next_tag = tag + 1
+        record = name + data
+        n = _lib.collector_submit_many(
+            self._collector, self._pool, record,
+            ctypes.byref(ctypes.c_size_t(len(record))), 1,
+            max(1, int(timeout * 1000)), tag, self._out, self._errs)
+        if n != 1:
+            raise _refused(self._errs[0])
+        task = Task(self, self._out[0])
+        self._tasks[tag] = task
+        if self._driver is not None:
+            self._driver.kick()
+        return task
 
     def _value(self, obj):
         try:
@@ -296,37 +506,64 @@ class Pool:
             self._driver.kick()
         return task
 
-    def submit(self, fn, *args):
-        """Runs fn(*args) on a worker; returns its Task. fn is the
-        function's name in the worker's module (or the function, whose
-        __name__ is used)."""
-        self._check_open()
-        return self._watch(_lib.pool_submit(self._pool, _fn_name(fn),
-                                            self._value(list(args))))
 
-    def submit_timeout(self, timeout, fn, *args):
-        """submit with this task's own timeout in seconds."""
-        self._check_open()
-        return self._watch(_lib.pool_submit_timeout(
-            self._pool, _fn_name(fn), self._value(list(args)),
-            max(1, int(timeout * 1000))))
+    def _map_slices(self, fn, iterable):
+        """Yields (index of its first item, its Task) for consecutive
+        slices of iterable, each one vow_pool_map (run in chunks on the
+        workers), about 8 slices per worker: the workers start on the
+        first while the next are packed, and each slice's results are
+        decoded as it arrives, not all at the end."""
+        name = _fn_name(fn)
+        try:
+            n = len(iterable)
+        except TypeError:
+            n = None
+        size = _SLICE_MAX if n is None else \
+            min(_SLICE_MAX, max(_SLICE_MIN, -(-n // (8 * self._nworkers))))
+        it = iter(iterable)
+        first = 0
+        while True:
+            items = list(itertools.islice(it, size))
+            if not items:
+                return
+            task = self._watch(_lib.pool_map(self._pool, name,
+                                             self._value(items)))
+            if self._driver is None:
+                _lib.uv_run(self._loop, _lib.UV_RUN_NOWAIT)  # sends it
+            yield first, task
+            first += len(items)
 
     def map_async(self, fn, iterable):
         """A Task whose value is [fn(x) for x in iterable], run in chunks
         sized for the workers; it fails with the first item's failure
-        ("map item K: ...")."""
+        ("map item K: ..."), and the rest is then cancelled."""
         self._check_open()
-        items = list(iterable)
-        if not items:
-            task = Task(self, None)
-            task._settle([], None)
-            return task
-        return self._watch(_lib.pool_map(self._pool, _fn_name(fn),
-                                         self._value(items)))
+        self._flush()
+        return _MapTask(self, list(self._map_slices(fn, iterable)))
 
     def map(self, fn, iterable, timeout=None):
         """[fn(x) for x in iterable] on the workers, in order."""
         return self.map_async(fn, iterable).result(timeout)
+
+    def imap(self, fn, iterable, timeout=None):
+        """fn(x) for x in iterable, yielded in order as they come in. The
+        iterable is read and sent a few slices ahead of what has been
+        yielded (two per worker), so an endless one works; timeout
+        bounds each wait for the next slice. Raises the first failure
+        ("map item K: ..."); closing the generator cancels the rest."""
+        self._check_open()
+        self._flush()
+        ahead = collections.deque()
+        try:
+            for part in self._map_slices(fn, iterable):
+                ahead.append(part)
+                if len(ahead) >= 2 * self._nworkers:
+                    yield from _slice_values(ahead.popleft(), timeout)
+            while ahead:
+                yield from _slice_values(ahead.popleft(), timeout)
+        finally:
+            for _, task in ahead:
+                task.cancel()
 
     def as_completed(self, tasks, timeout=None):
         return as_completed(tasks, timeout)
@@ -335,21 +572,42 @@ class Pool:
 
     def _dispatch(self):
         """Settles the tasks whose promises have settled."""
-        took = _TAKE
-        while took == _TAKE:
-            took = _lib.collector_take(self._collector, self._settled, _TAKE)
-            for i in range(took):
-                s = self._settled[i]
-                task = self._tasks.pop(s.tag)
-                if s.state == _lib.FULFILLED:
-                    task._settle(unpackb(ctypes.string_at(s.bytes, s.len))
-                                 if s.bytes else None, None)
+        tasks = self._tasks
+        used = self._used
+        while _lib.collector_ready(self._collector):
+            took = _lib.collector_take_into(
+                self._collector, self._settled, _TAKE, self._values_buf,
+                _VALUES_BUF, self._used_ref)
+            # A task's share of the parent's work is a few hundred
+            # nanoseconds, so each part is read in bulk: the entries in one
+            # pass of struct (not field by field through ctypes), the
+            # values as one msgpack stream copied out by libvow.
+            values = self._read_values(self._values_view[:used.value]) \
+                if used.value else None
+            for tag, state, _, data, length, failure, _ in \
+                    _SETTLED.iter_unpack(
+                        self._settled_bytes[:took * _SETTLED.size]):
+                task = tasks.pop(tag)
+                if state != _lib.FULFILLED:
+                    task._settle(None, _error_of(failure))
+                    continue
+                if not data:
+                    value = None
+                elif values is not None:
+                    value = next(values)
+                else:  # one value too big for the buffer
+                    value = unpackb(_string_at(data, length))
+                if task._callbacks is None:  # _settle, inline
+                    task._value = value
+                    task._done = True
+                    task._promise = None
                 else:
-                    task._settle(None, _error_of(s.failure))
+                    task._settle(value, None)
 
     def _pump(self, wait_s):
         """Runs what is due on the loop; with wait_s (None: no limit),
         first waits that long for something to happen."""
+        self._flush()
         if wait_s != 0:
             ms = _lib.uv_backend_timeout(self._loop)
             if ms >= 0:
@@ -381,6 +639,8 @@ class Pool:
 
     def next_timeout(self):
         """Seconds until the loop's next timer (None: none)."""
+        if self._batch:
+            return 0  # submissions wait to be sent
         ms = _lib.uv_backend_timeout(self._loop)
         return None if ms < 0 else ms / 1000
 
@@ -390,17 +650,17 @@ class Pool:
         if self._closed:
             raise RuntimeError("vow: the pool is shut down")
 
-    def shutdown(self, wait=True, cancel_futures=False):
-        """Ends the pool: with wait, queued tasks run first; without, or
-        with cancel_futures, unfinished tasks fail with Cancelled. The
-        workers are gone when this returns."""
+    def _begin_shutdown(self, wait, cancel_futures):
+        """The Task of the pool's shutdown; None if it has begun already."""
         if self._closed:
-            return
+            return None
         self._closed = True
-        graceful = wait and not cancel_futures
-        done = self._watch(_lib.pool_shutdown(self._pool, graceful))
-        self._wait(done.done, None)
-        self._wait(lambda: not self._tasks, None)
+        self._flush()
+        return self._watch(_lib.pool_shutdown(self._pool,
+                                              wait and not cancel_futures))
+
+    def _free(self):
+        self._wait(lambda: not self._tasks, None)  # settled before it
         if self._driver is not None:
             self._driver.detach()
             self._driver = None
@@ -408,6 +668,34 @@ class Pool:
         _lib.pool_free(self._pool)
         _lib.ctx_close(self._ctx)
         self._collector = self._pool = self._ctx = None
+
+    def shutdown(self, wait=True, cancel_futures=False):
+        """Ends the pool: with wait, queued tasks run first; without, or
+        with cancel_futures, unfinished tasks fail with Cancelled. The
+        workers are gone when this returns. From a coroutine, await
+        aclose() instead: this blocks the event loop while it waits."""
+        done = self._begin_shutdown(wait, cancel_futures)
+        if done is None:
+            return
+        self._wait(done.done, None)
+        self._free()
+
+    async def aclose(self, wait=True, cancel_futures=False):
+        """shutdown() for a coroutine: the event loop runs while the
+        workers finish. `async with vow.Pool(...)` calls it on the way
+        out."""
+        done = self._begin_shutdown(wait, cancel_futures)
+        if done is None:
+            return
+        await done
+        self._free()
+
+    async def __aenter__(self):
+        return self
+
+    async def __aexit__(self, *exc):
+        await self.aclose(wait=True)
+        return False
 
     def __enter__(self):
         return self
@@ -439,8 +727,18 @@ def wait(tasks, timeout=None):
     """Waits until every task has settled; returns (done, not_done)."""
     tasks = list(tasks)
     if tasks:
+        # Tasks mostly settle in the order they were sent: each check
+        # resumes where the last stopped, so waiting on n tasks is O(n),
+        # not O(n) per turn of the loop.
+        at = 0
+
+        def all_done():
+            nonlocal at
+            while at < len(tasks) and tasks[at]._done:
+                at += 1
+            return at == len(tasks)
         try:
-            tasks[0]._pool._wait(lambda: all(t._done for t in tasks), timeout)
+            tasks[0]._pool._wait(all_done, timeout)
         except TimeoutError:
             pass
     done = {t for t in tasks if t._done}

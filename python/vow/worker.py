@@ -29,6 +29,8 @@ import importlib.util
 import os
 import struct
 import sys
+import threading
+import time
 import traceback
 
 from vow import codec
@@ -40,12 +42,18 @@ HELLO, TASKS, RESULTS, ERROR, PROGRESS, CANCEL, PING, PONG, SHUTDOWN, MAPS = \
 TASK_ERROR = 5  # vow_failure_kind_t
 MASK = (1 << 64) - 1
 
+# The running task's seed: given with a task; for an item of a map,
+# derived (only when asked for) from the map's seed and the item's index.
 _seed = 0
+_run_seed = None
+_index = 0
 
 
 def seed():
     """The seed of the task running now."""
-    return _seed
+    if _run_seed is None:
+        return _seed
+    return task_seed(_run_seed, _index)
 
 
 def task_seed(run_seed, index):
@@ -78,6 +86,7 @@ class Channel:
             self.rfd, self.wfd = 0, os.dup(1)
         else:
             self.rfd = self.wfd = int(mode)
+        self.lock = threading.RLock()
         os.set_blocking(self.rfd, True)
         os.dup2(2, 1)  # print() goes to stderr, never into a frame
 
@@ -103,10 +112,83 @@ class Channel:
     def write(self, message):
         self.write_packed(packb(message))
 
-    def write_packed(self, body):
-        data = struct.pack(">I", len(body)) + body
-        while data:
-            data = data[os.write(self.wfd, data):]
+    def write_packed(self, body, then=b""):
+        """Writes the frame of body (none if it is empty), then the
+        frames already made in then, in one write."""
+        data = (struct.pack(">I", len(body)) + body if body else b"") + then
+        with self.lock:  # the Reporter's thread writes too
+            while data:
+                data = data[os.write(self.wfd, data):]
+
+
+class Reporter:
+    """Results gathered for one write, and word of which task is running.
+
+    A worker that dies in a task leaves the parent to settle every task it
+    held. It can tell the one that was running from those that never
+    started when the worker has said (PROGRESS 0.0, after every result
+    before it) which task it started: it fails or retries that one alone
+    and gives the others back untouched. Saying so costs a write, which
+    for a task of microseconds costs more than the task; so it is said
+    at once only after a task that took a millisecond or more, and
+    otherwise by a thread once a task has run WATCH_S. A worker that dies
+    sooner than that in a quick task, with finished results still
+    unwritten, leaves those tasks unresolved (the parent treats them all
+    as suspects)."""
+
+    WATCH_S = 0.005
+    SLOW_NS = 1_000_000
+
+    def __init__(self, ch):
+        self.ch = ch
+        self.results = []  # packed [id, value] pairs not yet written
+        self.running = None  # the running task's id
+        self.said = None  # the last task whose start was written
+        self.slow = False  # the last task took SLOW_NS or more
+        self.t0 = 0
+        threading.Thread(target=self._watch, name="vow.worker-watch",
+                         daemon=True).start()
+
+    def start(self, task_id):
+        if self.slow:
+            with self.ch.lock:
+                self._say_started(task_id)
+        self.t0 = time.monotonic_ns()
+        self.running = task_id
+
+    def finish(self, result=None):
+        """The running task has ended, with a packed [id, value], or with
+        its ERROR written already."""
+        with self.ch.lock:
+            self.running = None
+            if result is not None:
+                self.results.append(result)
+        self.slow = time.monotonic_ns() - self.t0 >= self.SLOW_NS
+
+    def flush(self):
+        with self.ch.lock:
+            if self.results:
+                self.ch.write_packed(results_message(self.results))
+                self.results = []
+
+    def _say_started(self, task_id):  # with ch.lock held
+        self.ch.write_packed(
+            results_message(self.results) if self.results else b"",
+            started(task_id))
+        self.results = []
+        self.said = task_id
+
+    def _watch(self):
+        seen = None
+        while True:
+            time.sleep(self.WATCH_S)
+            running = self.running
+            if running is not None and running == seen and \
+                    running != self.said:
+                with self.ch.lock:
+                    if self.running == running:
+                        self._say_started(running)
+            seen = running
 
 
 def failure_of(e):
@@ -116,6 +198,12 @@ def failure_of(e):
     return text, traceback.format_exc()
 
 
+def started(task_id):
+    """The frame of PROGRESS 0.0 for task_id: the task starts now."""
+    body = packb([PROGRESS, task_id, 0.0, ""])
+    return struct.pack(">I", len(body)) + body
+
+
 def results_message(results):
     """RESULTS with each [id, value] packed already: one value that cannot
     be packed fails its own task, not the batch or the worker."""
@@ -123,8 +211,86 @@ def results_message(results):
             + b"".join(results))
 
 
+def no_function(ch, task_id, name):
+    ch.write([ERROR, task_id, 12, 0,
+              f'this worker has no function named "{name}"', None])
+
+
+def run_tasks(ch, reporter, functions, tasks, spread):
+    global _seed, _run_seed
+    _run_seed = None
+    for task_id, name, args, task_seed_value in tasks:
+        fn = functions.get(name)
+        if fn is None:
+            no_function(ch, task_id, name)
+            continue
+        _seed = task_seed_value
+        reporter.start(task_id)
+        try:
+            value = packb(fn(*args) if spread else fn(args))
+        except CannotPack as e:  # the traceback would be ours
+            ch.write([ERROR, task_id, TASK_ERROR, 0,
+                      f"the result of {name}(): {e}", None])
+            reporter.finish()
+            continue
+        except Exception as e:  # a task's failure, not the worker's
+            text, tb = failure_of(e)
+            ch.write([ERROR, task_id, TASK_ERROR, 0, text, tb])
+            reporter.finish()
+            continue
+        reporter.finish(array_header(2) + packb(task_id) + value)
+
+
+def run_chunks(ch, reporter, functions, chunks):
+    """Map chunks: each item's result, packed as one array."""
+    global _run_seed, _index
+    for chunk_id, name, items, run_seed, first in chunks:
+        fn = functions.get(name)
+        if fn is None:
+            no_function(ch, chunk_id, name)
+            continue
+        reporter.start(chunk_id)
+        _run_seed = run_seed
+        out = []
+        append = out.append
+        try:
+            for _index, item in enumerate(items, first):
+                append(fn(item))
+            packed = packb(out)
+        except CannotPack:
+            # Which item: the first whose result does not pack.
+            k = next(k for k, v in enumerate(out) if not _packs(v))
+            ch.write([ERROR, chunk_id, TASK_ERROR, 0,
+                      f"item {k} of the chunk: the result of {name}(): "
+                      f"{_pack_error(out[k])}", None])
+            reporter.finish()
+            continue
+        except Exception as e:
+            text, tb = failure_of(e)
+            ch.write([ERROR, chunk_id, TASK_ERROR, 0,
+                      f"item {len(out)} of the chunk: {text}", tb])
+            reporter.finish()
+            continue
+        reporter.finish(array_header(2) + packb(chunk_id) + packed)
+
+
+def _packs(value):
+    try:
+        packb(value)
+        return True
+    except CannotPack:
+        return False
+
+
+def _pack_error(value):
+    try:
+        packb(value)
+    except CannotPack as e:
+        return e
+    return "it cannot be sent"
+
+
 def main():
-    global _seed
     if len(sys.argv) != 2:
         sys.exit("usage: python3 -m vow.worker MODULE(.py)")
     # Run with -m, this module is __main__: a task module's
@@ -147,60 +313,20 @@ def main():
               "python3-msgpack, or pip install msgpack)", file=sys.stderr)
     ch = Channel()
     ch.write([HELLO, VERSION, os.getpid(), sorted(functions)])
+    reporter = Reporter(ch)
     while True:
         msg = ch.read()
         if msg is None or msg[0] == SHUTDOWN:
+            reporter.flush()
             return
         kind = msg[0]
         if kind == PING:
             ch.write([PONG, msg[1]])
         elif kind == TASKS:
-            results = []
-            for task_id, name, args, task_seed_value in msg[1]:
-                fn = functions.get(name)
-                if fn is None:
-                    ch.write([ERROR, task_id, 12, 0,
-                              f'this worker has no function named "{name}"', None])
-                    continue
-                _seed = task_seed_value
-                try:
-                    value = packb(fn(*args) if spread else fn(args))
-                except CannotPack as e:  # the traceback would be ours
-                    ch.write([ERROR, task_id, TASK_ERROR, 0,
-                              f"the result of {name}(): {e}", None])
-                    continue
-                except Exception as e:  # a task's failure, not the worker's
-                    text, tb = failure_of(e)
-                    ch.write([ERROR, task_id, TASK_ERROR, 0, text, tb])
-                    continue
-                results.append(array_header(2) + packb(task_id) + value)
-            if results:
-                ch.write_packed(results_message(results))
+            run_tasks(ch, reporter, functions, msg[1], spread)
         elif kind == MAPS:
-            for chunk_id, name, items, run_seed, first in msg[1]:
-                fn = functions.get(name)
-                if fn is None:
-                    ch.write([ERROR, chunk_id, 12, 0,
-                              f'this worker has no function named "{name}"', None])
-                    continue
-                out = []
-                try:
-                    for k, item in enumerate(items):
-                        _seed = task_seed(run_seed, first + k)
-                        out.append(packb(fn(item)))
-                except CannotPack as e:
-                    ch.write([ERROR, chunk_id, TASK_ERROR, 0,
-                              f"item {len(out)} of the chunk: the result of "
-                              f"{name}(): {e}", None])
-                    continue
-                except Exception as e:
-                    text, tb = failure_of(e)
-                    ch.write([ERROR, chunk_id, TASK_ERROR, 0,
-                              f"item {len(out)} of the chunk: {text}", tb])
-                    continue
-                ch.write_packed(results_message(
-                    [array_header(2) + packb(chunk_id)
-                     + array_header(len(out)) + b"".join(out)]))
+            run_chunks(ch, reporter, functions, msg[1])
+        reporter.flush()
         # CANCEL is advisory: a Python function cannot be stopped midway,
         # and the parent kills the worker after its grace period.
 
