@@ -3,7 +3,9 @@
 # tables: the promise core against Node.js's native Promise, the wire
 # protocol against raw msgpack-c, and the worker pool against Python's
 # multiprocessing and concurrent.futures (with Debian's /usr/bin/python3),
-# raw socketpairs and pipes, and plain forked processes.
+# raw socketpairs and pipes, and plain forked processes; then vow's Python
+# package as the parent beside multiprocessing, concurrent.futures and
+# joblib (bench/python_parent.py).
 #   bench/run.sh [N]   N promises, tasks and items (default 1,000,000)
 set -eu
 cd "$(dirname "$0")/.."
@@ -15,8 +17,12 @@ if ! command -v node >/dev/null 2>&1; then
 fi
 cmake -S . -B build-bench -DCMAKE_BUILD_TYPE=Release -DVOW_BUILD_BENCH=ON \
   -DVOW_BUILD_TESTS=OFF >/dev/null
-cmake --build build-bench -j "$(nproc)" --target bench-promise bench-proto \
-  bench-pool bench_plugin vow-worker >/dev/null
+if ! /usr/bin/python3 -c "import joblib" 2>/dev/null; then
+  echo "installing python3-joblib for the side-by-side run" >&2
+  apt-get update -qq && apt-get install -y -qq python3-joblib >/dev/null
+fi
+cmake --build build-bench -j "$(nproc)" --target vow bench-promise \
+  bench-proto bench-pool bench_plugin vow-worker >/dev/null
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 # Every promise figure in a fresh process, vow and Node interleaved,
@@ -120,3 +126,8 @@ cat "$tmp/pool" "$tmp/peers" | awk -F'\t' '
     limit("(g) vow-worker RSS after 60 MiB", "g_worker_rss_after_60mib_kib", 3072, "KiB", "")
     print "(a) Python peers run N/10 (apply_async) and N/20 (futures) tasks: rates compared"
   }'
+
+echo
+echo "Python as the parent: vow.Pool beside multiprocessing, concurrent.futures and joblib"
+PYTHONPATH="$PWD/build-bench/python" /usr/bin/python3 bench/python_parent.py "$n" |
+  grep -v '	'
