@@ -150,7 +150,7 @@ def test_without_retries_a_killed_worker_fails_only_its_task():
         before = [pool.submit("add", i, 1) for i in range(5)]
         # It runs a while before it dies: long enough for its worker to
         # have said it started it (vow.worker.Reporter).
-        doomed = pool.submit("kill_myself_after", 0.05)
+        doomed = pool.submit("kill_myself_after", 0.2)
         after = [pool.submit("add", i, 100) for i in range(5)]
         with pytest.raises(vow.WorkerDied) as info:
             doomed.result(timeout=60)
@@ -173,6 +173,9 @@ def test_a_worker_killed_from_outside_fails_only_the_running_task(tmp_path):
             pool.poll()  # sends them all
             time.sleep(0.01)
         assert marker.exists()
+        # Past the few milliseconds after which its worker has said it
+        # started it (vow.worker.Reporter).
+        time.sleep(0.1)
         os.kill(pid, signal.SIGKILL)
         with pytest.raises(vow.WorkerDied) as info:
             running.result(timeout=60)
@@ -277,6 +280,18 @@ def test_shutdown_without_wait_cancels_what_is_left():
     for t in tasks:
         assert t.done()
         assert isinstance(t.exception(), vow.VowError)
+
+
+def test_a_block_left_by_an_exception_cancels_what_is_left():
+    with pytest.raises(KeyError):
+        with vow.Pool(workers=1, module=TASKS) as pool:
+            long = pool.submit("sleep_then", 1, 60)
+            queued = pool.submit("add", 1, 1)
+            raise KeyError("the caller gave up")
+    for task in (long, queued):
+        assert task.done()
+        with pytest.raises(vow.Cancelled):
+            task.result()
 
 
 def test_a_bad_worker_command_fails_tasks_not_the_parent():

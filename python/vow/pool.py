@@ -354,6 +354,7 @@ class Pool:
         self._loop = _lib.ctx_loop(self._ctx)
         self._fd = _lib.uv_backend_fd(self._loop)
         self._nworkers = workers or os.cpu_count() or 1
+        self._eager = 2 * self._nworkers  # tasks sent as soon as submitted
         self._tasks = {}
         self._next_tag = 1
         self._settled = (_lib.Settled * _TAKE)()
@@ -421,17 +422,18 @@ class Pool:
         batch = self._batch
         batch.append(name + data)
         self._batch_tasks.append(task)
-        if len(batch) == _BATCH:
-            self._flush()
-            if self._driver is None:
-                # Tasks reach the workers when the loop runs: while a
-                # caller is still submitting, it runs now and then, in C
-                # only (no Python callback runs inside submit), so the
-                # workers start on the first tasks while the rest are
-                # being made.
-                _lib.uv_run(self._loop, _lib.UV_RUN_NOWAIT)
-        elif self._driver is not None:
+        if self._driver is not None:
             self._driver.kick()
+            if len(batch) == _BATCH:
+                self._flush()
+        elif len(batch) == _BATCH or len(self._tasks) <= self._eager:
+            # Tasks reach the workers when the loop runs. It runs here, in
+            # C only (no Python callback runs inside submit), for each of
+            # the first tasks while the workers may be idle, and then once
+            # a batch: the workers start at once, and go on with the first
+            # tasks while the caller still submits the rest.
+            self._flush()
+            _lib.uv_run(self._loop, _lib.UV_RUN_NOWAIT)
         return task
 
     def _flush(self):
@@ -693,15 +695,17 @@ class Pool:
     async def __aenter__(self):
         return self
 
-    async def __aexit__(self, *exc):
-        await self.aclose(wait=True)
+    async def __aexit__(self, exc_type, *exc):
+        await self.aclose(wait=exc_type is None)
         return False
 
     def __enter__(self):
         return self
 
-    def __exit__(self, *exc):
-        self.shutdown(wait=True)
+    def __exit__(self, exc_type, *exc):
+        # A block left by an exception (Ctrl-C among them) cancels what is
+        # left instead of waiting for it.
+        self.shutdown(wait=exc_type is None)
         return False
 
 
