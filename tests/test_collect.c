@@ -7,6 +7,9 @@
 
 #include "pool_helpers.h"
 
+static const char* const plugin_worker[] = {VOW_WORKER_BIN,
+                                            VOW_TEST_PLUGIN_PATH, NULL};
+
 static void takes_in_settle_order_with_tags(void** state) {
   fixture* fx = *state;
   vow_collector_t* c = vow_collector_new(fx->ctx);
@@ -99,50 +102,63 @@ static void context_closed_while_watching(void** state) {
   fx->pending = 0;
 }
 
+/* Submits n tasks watched by c, tagged 0 to n-1: task `odd` runs fn with
+ * no arguments, every other task i adds [i, 1]. */
+static void submit_with_one_odd(vow_pool_t* pool, vow_collector_t* c, size_t n,
+                                size_t odd, const char* fn) {
+  size_t i;
+  for (i = 0; i < n; i++) {
+    vow_promise_t* p = i == odd ? vow_pool_submit(pool, fn, NULL)
+                                : vow_pool_submit(pool, "add", pair(i, 1));
+    assert_int_equal(vow_collector_add(c, p, i), 0);
+    vow_promise_release(p);
+  }
+}
+
+/* Runs the loop until the n tasks of submit_with_one_odd are taken: the
+ * odd one must fail with `kind`, each other one from `checked_from` on
+ * must have its sum (those before may have either outcome). */
+static void take_with_one_odd(fixture* fx, vow_collector_t* c, size_t n,
+                              size_t odd, int kind, size_t checked_from) {
+  vow_settled_t out[16];
+  size_t got = 0, odd_seen = 0;
+  while (got < n) {
+    size_t taken, k;
+    uv_run(vow_ctx_loop(fx->ctx), UV_RUN_ONCE);
+    taken = vow_collector_take(c, out, 16);
+    for (k = 0; k < taken; k++) {
+      uint64_t tag = out[k].tag;
+      if (tag == odd) {
+        assert_int_equal(out[k].state, VOW_REJECTED);
+        assert_int_equal(vow_failure_kind(out[k].failure), kind);
+        odd_seen++;
+      } else if (tag >= checked_from) {
+        int64_t sum = -1;
+        assert_int_equal(out[k].state, VOW_FULFILLED);
+        vow_value_get_int(out[k].value, &sum);
+        assert_int_equal(sum, (int64_t)tag + 1);
+      }
+    }
+    got += taken;
+  }
+  assert_int_equal(got, n);
+  assert_int_equal(odd_seen, 1);
+}
+
 /* A worker that crashes mid-task (SIGSEGV) with others in flight: with a
  * retry, the companions run again alone and arrive with their results,
  * and only the task that crashes each worker it is given reaches the
  * collector as a failure (POISON). */
 static void worker_killed_mid_task(void** state) {
-  static const char* const argv[] = {VOW_WORKER_BIN, VOW_TEST_PLUGIN_PATH,
-                                     NULL};
   fixture* fx = *state;
   vow_pool_options_t o = defaults(2);
   vow_collector_t* c = vow_collector_new(fx->ctx);
-  vow_settled_t out[16];
   vow_pool_t* pool;
-  size_t got = 0, i;
-  int died = 0, ok = 0;
-  o.worker_argv = argv;
+  o.worker_argv = plugin_worker;
   o.retries = 1;
   pool = make_pool(fx, &o);
-  for (i = 0; i < 10; i++) {
-    vow_promise_t* p = i == 4 ? vow_pool_submit(pool, "crash", NULL)
-                              : vow_pool_submit(pool, "add", pair(i, 1));
-    assert_int_equal(vow_collector_add(c, p, i), 0);
-    vow_promise_release(p);
-  }
-  while (got < 10) {
-    size_t n, k;
-    uv_run(vow_ctx_loop(fx->ctx), UV_RUN_ONCE);
-    n = vow_collector_take(c, out, 16);
-    for (k = 0; k < n; k++) {
-      if (out[k].tag == 4) {
-        assert_int_equal(out[k].state, VOW_REJECTED);
-        assert_int_equal(vow_failure_kind(out[k].failure), VOW_FAIL_POISON);
-        died++;
-      } else {
-        int64_t sum = -1;
-        assert_int_equal(out[k].state, VOW_FULFILLED);
-        vow_value_get_int(out[k].value, &sum);
-        assert_int_equal(sum, (int64_t)out[k].tag + 1);
-        ok++;
-      }
-    }
-    got += n;
-  }
-  assert_int_equal(died, 1);
-  assert_int_equal(ok, 9);
+  submit_with_one_odd(pool, c, 10, 4, "crash");
+  take_with_one_odd(fx, c, 10, 4, VOW_FAIL_POISON, 0);
   vow_collector_free(c);
   end_pool(fx, pool, true);
 }
@@ -151,45 +167,17 @@ static void worker_killed_mid_task(void** state) {
  * (PROGRESS) fails that task; the tasks sent after it never ran and run
  * on the next worker, instead of failing with it. */
 static void tasks_after_the_started_one_go_back(void** state) {
-  static const char* const argv[] = {VOW_WORKER_BIN, VOW_TEST_PLUGIN_PATH,
-                                     NULL};
   fixture* fx = *state;
   vow_pool_options_t o = defaults(1);
   vow_collector_t* c = vow_collector_new(fx->ctx);
-  vow_settled_t out[16];
   vow_pool_t* pool;
-  size_t got = 0, i;
-  o.worker_argv = argv;
+  o.worker_argv = plugin_worker;
   o.in_flight = 16; /* all of them on the one worker at once */
   pool = make_pool(fx, &o);
-  for (i = 0; i < 8; i++) {
-    /* 0-2 before it (done, perhaps not yet reported), 4-7 after. */
-    vow_promise_t* p = i == 3 ? vow_pool_submit(pool, "start_then_die", NULL)
-                              : vow_pool_submit(pool, "add", pair(i, 1));
-    assert_int_equal(vow_collector_add(c, p, i), 0);
-    vow_promise_release(p);
-  }
-  while (got < 8) {
-    size_t n, k;
-    uv_run(vow_ctx_loop(fx->ctx), UV_RUN_ONCE);
-    n = vow_collector_take(c, out, 16);
-    for (k = 0; k < n; k++) {
-      uint64_t tag = out[k].tag;
-      if (tag == 3) {
-        assert_int_equal(out[k].state, VOW_REJECTED);
-        assert_int_equal(vow_failure_kind(out[k].failure),
-                         VOW_FAIL_WORKER_DIED);
-      } else if (tag > 3) {
-        int64_t sum = -1;
-        assert_int_equal(out[k].state, VOW_FULFILLED);
-        vow_value_get_int(out[k].value, &sum);
-        assert_int_equal(sum, (int64_t)tag + 1);
-      }
-      /* 0-2 ran before it; their results went out in a batch that may
-       * have died with the worker: either outcome is right for them. */
-    }
-    got += n;
-  }
+  /* Tasks 0-2 ran before it: their results went out in a batch that may
+   * have died with the worker, so either outcome is right for them. */
+  submit_with_one_odd(pool, c, 8, 3, "start_then_die");
+  take_with_one_odd(fx, c, 8, 3, VOW_FAIL_WORKER_DIED, 4);
   vow_collector_free(c);
   end_pool(fx, pool, true);
 }
@@ -219,8 +207,6 @@ static void submits_many_in_one_call(void** state) {
   static const unsigned char not_a_str[] = {0x01, 0x90};
   static const unsigned char nul_in_name[] = {0xa3, 'a', 0, 'd', 0x90};
   static const unsigned char short_str[] = {0xaa, 'a', 'd', 'd'};
-  static const char* const argv[] = {VOW_WORKER_BIN, VOW_TEST_PLUGIN_PATH,
-                                     NULL};
   fixture* fx = *state;
   vow_pool_t* pool;
   vow_pool_options_t o = defaults(1);
@@ -233,7 +219,7 @@ static void submits_many_in_one_call(void** state) {
   int errs[8];
   bool taken[8] = {false};
   size_t i;
-  o.worker_argv = argv;
+  o.worker_argv = plugin_worker;
   pool = make_pool(fx, &o);
   memset(long_name, 'x', sizeof(long_name) - 1);
   long_name[sizeof(long_name) - 1] = '\0';
