@@ -8,6 +8,10 @@ def add(a, b):
     return a + b
 
 
+def scale(x, factor=1, offset=0):
+    return x * factor + offset
+
+
 def square(x):
     return x * x
 

@@ -106,6 +106,31 @@ def test_a_callback_that_raises_loses_no_other_result(pool, caplog):
     assert "from a callback" in caplog.text
 
 
+def test_what_multiprocessing_and_futures_users_type(pool):
+    """The calls of multiprocessing.Pool and ProcessPoolExecutor work the
+    same way on a vow pool."""
+    assert pool.submit("scale", 3, factor=2, offset=1).result() == 7
+    assert pool.apply("scale", (3,), {"offset": 10}) == 13
+    assert pool.map("square", range(5), chunksize=2) == [0, 1, 4, 9, 16]
+    assert pool.map("add", [1, 2, 3], [10, 20, 30]) == [11, 22, 33]
+    assert pool.starmap("add", [(1, 2), (3, 4)]) == [3, 7]
+    assert list(pool.imap("square", range(5), chunksize=1)) == \
+        [0, 1, 4, 9, 16]
+    assert sorted(pool.imap_unordered("square", range(3000))) == \
+        sorted(i * i for i in range(3000))
+    got, failed = [], []
+    ok = pool.apply_async("add", (1, 1), callback=got.append)
+    bad = pool.apply_async("fail", ("boom",), error_callback=failed.append)
+    assert ok.get(timeout=30) == 2
+    bad.wait(timeout=30)
+    assert ok.ready() and ok.successful() and not bad.successful()
+    assert got == [2] and isinstance(failed[0], vow.TaskError)
+    m = pool.map_async("square", [2, 3], callback=got.append)
+    assert m.get(timeout=30) == [4, 9] and got[-1] == [4, 9]
+    with pytest.raises(ValueError):
+        pool.submit("sleep_then", 1, 0.5).successful()
+
+
 def test_task_error_carries_kind_pid_and_remote_traceback(pool):
     with pytest.raises(vow.TaskError) as info:
         pool.submit("fail", "no such thing").result(timeout=30)

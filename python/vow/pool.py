@@ -65,6 +65,26 @@ def _error_of(failure):
         remote_traceback=detail.decode(errors="replace") if detail else None)
 
 
+def _call_args(args, kwargs):
+    """A call's arguments as the worker reads them: the list of positional
+    arguments, or with keyword arguments {"args": [...], "kwargs": {...}}."""
+    return {"args": args, "kwargs": kwargs} if kwargs else args
+
+
+def _with_callbacks(task, callback, error_callback):
+    """task, with multiprocessing's callback(value) and
+    error_callback(error) added."""
+    if callback is not None or error_callback is not None:
+        def done(t):
+            if t._error is None:
+                if callback is not None:
+                    callback(t._value)
+            elif error_callback is not None:
+                error_callback(t._error)
+        task.add_done_callback(done)
+    return task
+
+
 def _bad_input(e):
     """BadInput for an argument packing refused with e."""
     return BadInput(str(e) if isinstance(e, CannotPack) else
@@ -129,6 +149,28 @@ class Task:
     def cancelled(self):
         from .errors import Cancelled
         return isinstance(self._error, Cancelled)
+
+    # multiprocessing's AsyncResult, for code written against it.
+    def get(self, timeout=None):
+        """result(timeout)."""
+        return self.result(timeout)
+
+    def ready(self):
+        return self._done
+
+    def successful(self):
+        """Whether it settled with a value; ValueError if not settled."""
+        if not self._done:
+            raise ValueError(f"{self!r} not ready")
+        return self._error is None
+
+    def wait(self, timeout=None):
+        """Waits until it settles or timeout passes; raises nothing."""
+        if not self._done:
+            try:
+                self._pool._wait(lambda: self._done, timeout)
+            except TimeoutError:
+                pass
 
     def add_done_callback(self, fn):
         """fn(task) once the task has settled (now, if it has)."""
@@ -402,9 +444,9 @@ class Pool:
             name = self._names[fn] = packb(_fn_name(fn).decode())
         return name
 
-    def submit(self, fn, *args):
-        """Runs fn(*args) on a worker; returns its Task. fn is the
-        function's name in the worker's module (or the function, whose
+    def submit(self, fn, *args, **kwargs):
+        """Runs fn(*args, **kwargs) on a worker; returns its Task. fn is
+        the function's name in the worker's module (or the function, whose
         __name__ is used)."""
         # Submissions are gathered and handed to libvow _BATCH at a time
         # (and whenever the loop runs): a call through ctypes costs more
@@ -413,7 +455,7 @@ class Pool:
             raise RuntimeError("vow: the pool is shut down")
         name = self._names.get(fn) or self._name(fn)
         try:
-            data = self._packb(args)
+            data = self._packb(_call_args(args, kwargs))
         except (TypeError, ValueError, OverflowError) as e:
             raise _bad_input(e) from None
         task = Task(self, None)
@@ -457,14 +499,14 @@ class Pool:
                     del self._tasks[first_tag + i]
                     task._settle(None, _refused(self._errs[i]))
 
-    def submit_timeout(self, timeout, fn, *args):
+    def submit_timeout(self, timeout, fn, *args, **kwargs):
         """submit with this task's own timeout in seconds."""
         if self._closed:
             raise RuntimeError("vow: the pool is shut down")
         self._flush()  # the order of submission is the order of sending
         name = self._name(fn)
         try:
-            data = self._packb(args)
+            data = self._packb(_call_args(args, kwargs))
         except (TypeError, ValueError, OverflowError) as e:
             raise _bad_input(e) from None
         tag = self._next_tag
@@ -509,13 +551,14 @@ class Pool:
         return task
 
 
-    def _map_slices(self, fn, iterable):
+    def _map_slices(self, fn, iterable, star=False):
         """Yields (index of its first item, its Task) for consecutive
         slices of iterable, each one vow_pool_map (run in chunks on the
         workers), about 8 slices per worker: the workers start on the
         first while the next are packed, and each slice's results are
-        decoded as it arrives, not all at the end."""
-        name = _fn_name(fn)
+        decoded as it arrives, not all at the end. With star, each item is
+        a sequence of arguments."""
+        name = _fn_name(fn) + (b"*" if star else b"")
         try:
             n = len(iterable)
         except TypeError:
@@ -535,29 +578,51 @@ class Pool:
             yield first, task
             first += len(items)
 
-    def map_async(self, fn, iterable):
-        """A Task whose value is [fn(x) for x in iterable], run in chunks
-        sized for the workers; it fails with the first item's failure
-        ("map item K: ..."), and the rest is then cancelled."""
+    def _start_map(self, fn, iterables, star=False):
         self._check_open()
         self._flush()
-        return _MapTask(self, list(self._map_slices(fn, iterable)))
+        if not iterables:
+            raise TypeError("map needs at least one iterable")
+        if len(iterables) > 1:  # fn(x, y, ...) over zip(xs, ys, ...)
+            return self._map_slices(fn, zip(*iterables), True)
+        return self._map_slices(fn, iterables[0], star)
 
-    def map(self, fn, iterable, timeout=None):
-        """[fn(x) for x in iterable] on the workers, in order."""
-        return self.map_async(fn, iterable).result(timeout)
+    def map_async(self, fn, *iterables, chunksize=None, callback=None,
+                  error_callback=None):
+        """A Task whose value is [fn(x) for x in iterable] (with several
+        iterables, fn(x, y, ...) over them in step); it fails with the
+        first item's failure ("map item K: ..."), and the rest is then
+        cancelled. vow sizes the chunks itself: chunksize is accepted, as
+        multiprocessing and concurrent.futures take it, and not needed."""
+        task = _MapTask(self, list(self._start_map(fn, iterables)))
+        return _with_callbacks(task, callback, error_callback)
 
-    def imap(self, fn, iterable, timeout=None):
+    def map(self, fn, *iterables, timeout=None, chunksize=None):
+        """[fn(x) for x in iterable] on the workers, in order (with several
+        iterables, fn(x, y, ...) over them in step)."""
+        return self.map_async(fn, *iterables).result(timeout)
+
+    def starmap_async(self, fn, iterable, chunksize=None, callback=None,
+                      error_callback=None):
+        """map_async of fn(*args) for each args in iterable."""
+        self._check_open()
+        self._flush()
+        task = _MapTask(self, list(self._map_slices(fn, iterable, True)))
+        return _with_callbacks(task, callback, error_callback)
+
+    def starmap(self, fn, iterable, chunksize=None, timeout=None):
+        """[fn(*args) for args in iterable] on the workers, in order."""
+        return self.starmap_async(fn, iterable).result(timeout)
+
+    def imap(self, fn, *iterables, chunksize=None, timeout=None):
         """fn(x) for x in iterable, yielded in order as they come in. The
         iterable is read and sent a few slices ahead of what has been
         yielded (two per worker), so an endless one works; timeout
         bounds each wait for the next slice. Raises the first failure
         ("map item K: ..."); closing the generator cancels the rest."""
-        self._check_open()
-        self._flush()
         ahead = collections.deque()
         try:
-            for part in self._map_slices(fn, iterable):
+            for part in self._start_map(fn, iterables):
                 ahead.append(part)
                 if len(ahead) >= 2 * self._nworkers:
                     yield from _slice_values(ahead.popleft(), timeout)
@@ -566,6 +631,45 @@ class Pool:
         finally:
             for _, task in ahead:
                 task.cancel()
+
+    def imap_unordered(self, fn, *iterables, chunksize=None, timeout=None):
+        """As imap, but each slice's results are yielded as soon as that
+        slice is done, whichever it is."""
+        ahead = []
+        slices = self._start_map(fn, iterables)
+        try:
+            for part in slices:
+                ahead.append(part)
+                if len(ahead) >= 2 * self._nworkers:
+                    yield from _slice_values(self._take_done(ahead, timeout),
+                                             timeout)
+            while ahead:
+                yield from _slice_values(self._take_done(ahead, timeout),
+                                         timeout)
+        finally:
+            for _, task in ahead:
+                task.cancel()
+
+    def _take_done(self, parts, timeout):
+        """Removes from parts and returns the first whose task is done,
+        waiting for one."""
+        def first_done():
+            return next((k for k, (_, task) in enumerate(parts)
+                         if task._done), None)
+        self._wait(lambda: first_done() is not None, timeout)
+        return parts.pop(first_done())
+
+    def apply_async(self, fn, args=(), kwds=None, callback=None,
+                    error_callback=None):
+        """multiprocessing's apply_async: submit(fn, *args, **kwds), with
+        callback(value) or error_callback(error) once it settles (run
+        where the pool's loop runs, not on another thread)."""
+        task = self.submit(fn, *args, **(kwds or {}))
+        return _with_callbacks(task, callback, error_callback)
+
+    def apply(self, fn, args=(), kwds=None):
+        """fn(*args, **kwds) on a worker, waited for."""
+        return self.submit(fn, *args, **(kwds or {})).result()
 
     def as_completed(self, tasks, timeout=None):
         return as_completed(tasks, timeout)

@@ -15,8 +15,9 @@ travel with their dtype and shape to a Python parent (vow/codec.py),
 numpy scalars as numbers; a result that cannot be sent fails its task, naming the type.
 Started by a Python parent (vow.Pool sets VOW_PYTHON_PARENT=1), a task's
 argument is the list of the parent's arguments and the function gets them
-spread out: pool.submit(f, a, b) calls f(a, b); for other parents numpy
-arrays go as nested lists.
+spread out: pool.submit(f, a, b) calls f(a, b) (keyword arguments come as
+{"args": [...], "kwargs": {...}}), and a map over "f*" calls f(*item);
+for other parents numpy arrays go as nested lists.
 
 It speaks vow's wire protocol (docs/protocol.md): 4-byte big-endian frame
 lengths, one msgpack array per frame. With the msgpack module (Debian's
@@ -211,6 +212,12 @@ def results_message(results):
             + b"".join(results))
 
 
+def _starred(fn):
+    def call(args):
+        return fn(*args)
+    return call
+
+
 def no_function(ch, task_id, name):
     ch.write([ERROR, task_id, 12, 0,
               f'this worker has no function named "{name}"', None])
@@ -227,7 +234,12 @@ def run_tasks(ch, reporter, functions, tasks, spread):
         _seed = task_seed_value
         reporter.start(task_id)
         try:
-            value = packb(fn(*args) if spread else fn(args))
+            if not spread:
+                value = packb(fn(args))
+            elif isinstance(args, dict):  # keyword arguments too
+                value = packb(fn(*args["args"], **args["kwargs"]))
+            else:
+                value = packb(fn(*args))
         except CannotPack as e:  # the traceback would be ours
             ch.write([ERROR, task_id, TASK_ERROR, 0,
                       f"the result of {name}(): {e}", None])
@@ -307,6 +319,10 @@ def main():
     spread = os.environ.get("VOW_PYTHON_PARENT") == "1"
     codec.arrays_as_bin = spread
     functions = load(sys.argv[1])
+    if spread:
+        # "name*" maps over items that are argument lists (starmap).
+        functions.update({name + "*": _starred(fn)
+                          for name, fn in list(functions.items())})
     if msgpack is None and not os.environ.get("VOW_WORKER_QUIET"):
         print("vow.worker: no msgpack module for this python3; using the "
               "built-in codec, which is slower (apt-get install "
