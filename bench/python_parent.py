@@ -161,12 +161,20 @@ def table():
         print(f"{title:36} {v:>12.1f} " + " ".join(cells) +
               f"   {sign} {target}x {what}: {'met' if ok else 'MISSED'}")
     print("(ratios are vow / peer)")
+    floor = values.get("floor_list", 0)
+    if floor and values.get("map_mp"):
+        print(f"map floor: list(range(N)) alone runs at {floor:,.0f} "
+              f"items/s here; 2x Pool.map would need "
+              f"{2 * values['map_mp']:,.0f} items/s")
 
 
 def main():
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 1_000_000
     print(f"# Python {sys.version.split()[0]}, 2 workers, N = {n:,}",
           flush=True)
+    # The floor of any map in this interpreter: making its list of N
+    # results at all (ints, as echo returns), with no pool.
+    out("floor_list", rate(n, lambda: list(range(n)), 3), "items/s")
     bench_vow(n)
     bench_multiprocessing(n)
     bench_executor(n)
