@@ -323,3 +323,22 @@ def test_a_bad_worker_command_fails_tasks_not_the_parent():
     with vow.Pool(workers=1, worker=["/nonexistent/worker"]) as p:
         with pytest.raises(vow.VowError):
             p.submit("add", 1, 2).result(timeout=60)
+
+
+def test_the_running_script_serves_its_own_functions(tmp_path):
+    """module=__file__, as multiprocessing users write their scripts: the
+    workers load it as a module, without its __main__ block."""
+    script = tmp_path / "script.py"
+    script.write_text(
+        "import vow\n"
+        "def cube(x):\n"
+        "    return x ** 3\n"
+        "if __name__ == '__main__':\n"
+        "    with vow.Pool(2, module=__file__) as pool:\n"
+        "        print(pool.map(cube, range(4)), pool.submit(cube, 5).result())\n")
+    import subprocess
+    import sys
+    out = subprocess.run([sys.executable, str(script)], capture_output=True,
+                         text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[0, 1, 8, 27] 125"
