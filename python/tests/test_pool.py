@@ -342,3 +342,16 @@ def test_the_running_script_serves_its_own_functions(tmp_path):
                          text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[0, 1, 8, 27] 125"
+
+
+def test_a_map_item_sees_the_seed_it_would_have_had_alone():
+    """Seeds follow the order of submission, whatever the chunking: a map
+    of n items sees the seeds of n tasks submitted one by one."""
+    n = 5000
+    with vow.Pool(workers=2, module=TASKS, seed=42) as pool:
+        mapped = pool.map("my_seed", range(n))
+    with vow.Pool(workers=1, module=TASKS, seed=42) as pool:
+        alone = [t.result(timeout=60)
+                 for t in [pool.submit("my_seed") for _ in range(n)]]
+    assert mapped == alone
+    assert len(set(mapped)) == n

@@ -346,12 +346,15 @@ class Pool:
               others sent to it run on its replacement (docs/python.md
               says when the pool cannot tell which it was running).
     in_flight: tasks sent ahead to each worker (default: adaptive).
+    seed:     the run's seed: task k (in the order submitted, a map's
+              items one by one) sees vow.worker.seed() derived from it,
+              the same on any number of workers.
     """
 
     def __init__(self, workers=None, worker=None, *, module=None,
                  timeout=None, retries=0, queue_limit=None,
                  recycle_after=None, in_flight=None, env=None, cwd=None,
-                 stderr="relay"):
+                 stderr="relay", seed=0):
         if (worker is None) == (module is None):
             raise ValueError("give the worker command (worker=...) or a "
                              "Python module for vow.worker (module=...)")
@@ -380,6 +383,7 @@ class Pool:
         o.retries = retries
         o.queue_limit = queue_limit or 0
         o.recycle_after = recycle_after or 0
+        o.seed = seed
         o.in_flight = in_flight or 0
         o.env = self._strv(self._worker_env(env))
         o.cwd = os.fsencode(cwd) if cwd else None
