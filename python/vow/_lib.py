@@ -117,15 +117,11 @@ def _uv(name, restype, *argtypes):
 ctx_new = _fn("vow_ctx_new", c_void_p, c_void_p, ctypes.POINTER(c_int))
 ctx_close = _fn("vow_ctx_close", None, c_void_p)
 ctx_loop = _fn("vow_ctx_loop", c_void_p, c_void_p)
-ctx_drain = _fn("vow_ctx_drain", c_size_t, c_void_p)
 
 pool_options_init = _fn("vow_pool_options_init", None,
                         ctypes.POINTER(PoolOptions))
 pool_new = _fn("vow_pool_new", c_void_p, c_void_p,
                ctypes.POINTER(PoolOptions), ctypes.POINTER(c_int))
-pool_submit = _fn("vow_pool_submit", c_void_p, c_void_p, c_char_p, c_void_p)
-pool_submit_timeout = _fn("vow_pool_submit_timeout", c_void_p, c_void_p,
-                          c_char_p, c_void_p, c_uint64)
 pool_map = _fn("vow_pool_map", c_void_p, c_void_p, c_char_p, c_void_p)
 pool_shutdown = _fn("vow_pool_shutdown", c_void_p, c_void_p, c_bool)
 pool_free = _fn("vow_pool_free", None, c_void_p)
@@ -133,7 +129,6 @@ pool_free = _fn("vow_pool_free", None, c_void_p)
 value_new_msgpack = _fn("vow_value_new_msgpack", c_void_p, c_char_p, c_size_t,
                         ctypes.POINTER(c_int))
 promise_release = _fn("vow_promise_release", None, c_void_p)
-promise_state = _fn("vow_promise_state", c_int, c_void_p)
 cancel = _fn("vow_cancel", None, c_void_p)
 
 failure_kind = _fn("vow_failure_kind", c_int, c_void_p)
@@ -149,8 +144,6 @@ collector_submit_many = _fn("vow_collector_submit_many", c_size_t, c_void_p,
                              c_void_p, c_char_p, c_void_p, c_size_t,
                              c_uint64, c_uint64, ctypes.POINTER(c_void_p),
                              ctypes.POINTER(c_int))
-collector_take = _fn("vow_collector_take", c_size_t, c_void_p,
-                     ctypes.POINTER(Settled), c_size_t)
 collector_take_into = _fn("vow_collector_take_into", c_size_t, c_void_p,
                           ctypes.POINTER(Settled), c_size_t, c_void_p,
                           c_size_t, ctypes.POINTER(c_size_t))
