@@ -355,3 +355,26 @@ def test_a_map_item_sees_the_seed_it_would_have_had_alone():
                  for t in [pool.submit("my_seed") for _ in range(n)]]
     assert mapped == alone
     assert len(set(mapped)) == n
+
+
+def _wakeups(pid):
+    n = 0
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        with open(f"/proc/{pid}/task/{tid}/status") as f:
+            for line in f:
+                if line.startswith("voluntary_ctxt_switches"):
+                    n += int(line.split()[1])
+    return n
+
+
+def test_an_idle_worker_sleeps():
+    """The thread that says which task runs sleeps while no task does
+    (it woke 200 times a second before)."""
+    with vow.Pool(workers=1, module=TASKS) as pool:
+        pid = pool.submit("pid").result(timeout=60)
+        time.sleep(0.3)  # past its last watches
+        before = _wakeups(pid)
+        time.sleep(1)
+        assert _wakeups(pid) - before < 20
+        # It still watches the next task.
+        assert pool.submit("sleep_then", 7, 0.05).result(timeout=60) == 7

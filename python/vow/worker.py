@@ -148,6 +148,7 @@ class Reporter:
 
     WATCH_S = 0.005
     SLOW_NS = 1_000_000
+    IDLE_WATCHES = 20  # then the thread sleeps until a task starts
 
     def __init__(self, ch):
         self.ch = ch
@@ -156,6 +157,8 @@ class Reporter:
         self.said = None  # the last task whose start was written
         self.slow = False  # the last task took SLOW_NS or more
         self.t0 = 0
+        self.parked = False  # the watch thread waits for `wake`
+        self.wake = threading.Event()
         threading.Thread(target=self._watch, name="vow.worker-watch",
                          daemon=True).start()
 
@@ -165,6 +168,8 @@ class Reporter:
                 self._say_started(task_id)
         self.t0 = time.monotonic_ns()
         self.running = task_id
+        if self.parked:
+            self.wake.set()
 
     def finish(self, result=None):
         """The running task has ended, with a packed [id, value], or with
@@ -190,15 +195,33 @@ class Reporter:
 
     def _watch(self):
         seen = None
+        idle = 0
         while True:
             time.sleep(self.WATCH_S)
             running = self.running
-            if running is not None and running == seen and \
-                    running != self.said:
+            if running is None:
+                idle += 1
+                if idle >= self.IDLE_WATCHES:
+                    self._park()
+                    idle = 0
+                seen = None
+                continue
+            idle = 0
+            if running == seen and running != self.said:
                 with self.ch.lock:
                     if self.running == running:
                         self._say_started(running)
             seen = running
+
+    def _park(self):
+        """Sleeps until a task starts: an idle worker wakes nobody. The
+        flag is set before running is read, and start() sets running
+        before it reads the flag, so one of them sees the other."""
+        self.wake.clear()
+        self.parked = True
+        if self.running is None:
+            self.wake.wait()
+        self.parked = False
 
 
 def failure_of(e):
