@@ -243,6 +243,12 @@ def test_an_unsendable_result_fails_its_task(pool):
     assert "object" in info.value.message
 
 
+def test_a_lambda_is_refused_here_with_the_reason(pool):
+    with pytest.raises(TypeError) as info:
+        pool.submit(lambda x: x, 1)
+    assert "by name" in str(info.value)
+
+
 def test_an_unsendable_argument_is_refused_here(pool):
     with pytest.raises(vow.BadInput):
         pool.submit("echo", object())

@@ -43,6 +43,11 @@ def _fn_name(fn):
     name = fn if isinstance(fn, str) else getattr(fn, "__name__", None)
     if not name:
         raise TypeError(f"a task function is a name or a function, not {fn!r}")
+    if not isinstance(fn, str) and not name.isidentifier():
+        # A lambda or the like: nothing else carries the code over.
+        raise TypeError(f"{fn!r} has no name a worker can look up: vow "
+                        "sends a task function by name, so it must be a "
+                        "function defined at the top of the worker's module")
     return name.encode()
 
 
