@@ -264,6 +264,48 @@ static void submits_many_in_one_call(void** state) {
   end_pool(fx, pool, true);
 }
 
+/* One submission: arguments that are not exactly one msgpack object, or
+ * a pool of another context, are refused with UV_EINVAL and nothing is
+ * watched; a good one is watched under its tag. */
+static void submits_one_or_says_why_not(void** state) {
+  static const char add_args[] = {(char)0x92, 0x02, 0x03};
+  fixture* fx = *state;
+  vow_pool_options_t o = defaults(1);
+  vow_collector_t* c = vow_collector_new(fx->ctx);
+  vow_ctx_t* other = vow_ctx_new(NULL, NULL);
+  vow_collector_t* elsewhere = vow_collector_new(other);
+  vow_settled_t out[2];
+  vow_pool_t* pool;
+  int err = 0;
+  int64_t sum = -1;
+  o.worker_argv = plugin_worker;
+  pool = make_pool(fx, &o);
+  assert_null(vow_collector_submit(c, pool, "add", "\xc1", 1, 0, 1, &err));
+  assert_int_equal(err, UV_EINVAL); /* 0xc1 is no msgpack object */
+  err = 0;
+  assert_null(vow_collector_submit(c, pool, "add", "\x01\x02", 2, 0, 1, &err));
+  assert_int_equal(err, UV_EINVAL); /* two objects */
+  err = 0;
+  assert_null(vow_collector_submit(elsewhere, pool, "add", add_args,
+                                   sizeof(add_args), 0, 1, &err));
+  assert_int_equal(err, UV_EINVAL);
+  assert_int_equal(vow_collector_watching(c), 0);
+  assert_non_null(vow_collector_submit(c, pool, "add", add_args,
+                                       sizeof(add_args), 5000, 7, &err));
+  assert_int_equal(vow_collector_watching(c), 1);
+  while (vow_collector_ready(c) == 0)
+    uv_run(vow_ctx_loop(fx->ctx), UV_RUN_ONCE);
+  assert_int_equal(vow_collector_take(c, out, 2), 1);
+  assert_int_equal(out[0].tag, 7);
+  assert_int_equal(out[0].state, VOW_FULFILLED);
+  assert_int_equal(vow_value_get_int(out[0].value, &sum), 0);
+  assert_int_equal(sum, 5);
+  vow_collector_free(elsewhere);
+  vow_ctx_close(other);
+  vow_collector_free(c);
+  end_pool(fx, pool, true);
+}
+
 /* take_into copies the values' bytes back to back as far as the buffer
  * holds them; one too big for it is taken alone and read in place. */
 static void takes_values_into_a_buffer(void** state) {
@@ -322,6 +364,7 @@ int main(void) {
       T(worker_killed_mid_task),
       T(tasks_after_the_started_one_go_back),
       T(submits_many_in_one_call),
+      T(submits_one_or_says_why_not),
       T(takes_values_into_a_buffer),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
