@@ -224,6 +224,9 @@ size_t vowp_object_size(const char* p);
  * false when the object is not an array. */
 bool vowp_array_header(const void* bytes, size_t len, uint32_t* n,
                        size_t* head);
+/* The same for a str: true with its byte length in *n and the header's
+ * length in *head, false when bytes does not start with a str header. */
+bool vowp_str_header(const void* bytes, size_t len, size_t* n, size_t* head);
 
 /* ---- blocking descriptors (fdio.c) ----------------------------------- */
 

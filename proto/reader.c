@@ -191,6 +191,24 @@ size_t vowp_object_size(const char* p) {
   return out.len;
 }
 
+bool vowp_str_header(const void* bytes, size_t len, size_t* n, size_t* head) {
+  const unsigned char* b = bytes;
+  int w;
+  if (len >= 1 && b[0] >= 0xa0 && b[0] <= 0xbf) {
+    *n = b[0] & 0x1f;
+    *head = 1;
+    return true;
+  }
+  if (len < 1 || b[0] < 0xd9 || b[0] > 0xdb)
+    return false;
+  w = 1 << (b[0] - 0xd9);
+  if (len < 1 + (size_t)w)
+    return false;
+  *n = (size_t)vowp_read_be(b + 1, w);
+  *head = 1 + (size_t)w;
+  return true;
+}
+
 bool vowp_array_header(const void* bytes, size_t len, uint32_t* n,
                        size_t* head) {
   const unsigned char* b = bytes;

@@ -130,34 +130,15 @@ vow_promise_t* vow_collector_submit(vow_collector_t* c, vow_pool_t* pool,
   return p;
 }
 
-/* The msgpack str at the start of rec (len bytes): its text and the size
- * of the whole str; 0 when rec does not start with a whole str. */
-static size_t read_name(const unsigned char* rec, size_t len, const char** text,
-                        size_t* text_len) {
-  size_t head, n;
-  if (len == 0)
-    return 0;
-  if ((rec[0] & 0xe0) == 0xa0) {
-    head = 1;
-    n = rec[0] & 0x1f;
-  } else if (rec[0] == 0xd9 && len >= 2) {
-    head = 2;
-    n = rec[1];
-  } else if (rec[0] == 0xda && len >= 3) {
-    head = 3;
-    n = (size_t)rec[1] << 8 | rec[2];
-  } else if (rec[0] == 0xdb && len >= 5) {
-    head = 5;
-    n = (size_t)rec[1] << 24 | (size_t)rec[2] << 16 | (size_t)rec[3] << 8 |
-        rec[4];
-  } else {
-    return 0;
-  }
-  if (n > len - head)
-    return 0;
+/* The function name a record starts with: a whole msgpack str with no
+ * NUL in it, since it is handed on as a C string. */
+static bool read_name(const unsigned char* rec, size_t len, const char** text,
+                      size_t* text_len) {
+  size_t head;
+  if (!vowp_str_header(rec, len, text_len, &head) || *text_len > len - head)
+    return false;
   *text = (const char*)rec + head;
-  *text_len = n;
-  return head + n;
+  return memchr(*text, '\0', *text_len) == NULL;
 }
 
 size_t vow_collector_submit_many(vow_collector_t* c, vow_pool_t* pool,
@@ -170,14 +151,15 @@ size_t vow_collector_submit_many(vow_collector_t* c, vow_pool_t* pool,
   size_t i, done = 0;
   for (i = 0; i < n; rec += lens[i], i++) {
     const char* text;
-    size_t text_len, name_len = read_name(rec, lens[i], &text, &text_len);
+    size_t text_len, name_len;
     char* fn = small;
     errs[i] = 0;
     out[i] = NULL;
-    if (name_len == 0 || memchr(text, '\0', text_len) != NULL) {
+    if (!read_name(rec, lens[i], &text, &text_len)) {
       errs[i] = UV_EINVAL;
       continue;
     }
+    name_len = (size_t)(text - (const char*)rec) + text_len;
     /* vow_pool_submit takes a C string. */
     if (text_len >= sizeof(small) && (fn = vow__malloc(text_len + 1)) == NULL) {
       errs[i] = UV_ENOMEM;
