@@ -255,6 +255,12 @@ def no_function(ch, task_id, name):
               f'this worker has no function named "{name}"', None])
 
 
+def fail(ch, reporter, task_id, message, detail=None):
+    """Ends the running task with an ERROR (a task error)."""
+    ch.write([ERROR, task_id, TASK_ERROR, 0, message, detail])
+    reporter.finish()
+
+
 def run_tasks(ch, reporter, functions, tasks, spread):
     global _seed, _run_seed
     _run_seed = None
@@ -273,14 +279,10 @@ def run_tasks(ch, reporter, functions, tasks, spread):
             else:
                 value = packb(fn(*args))
         except CannotPack as e:  # the traceback would be ours
-            ch.write([ERROR, task_id, TASK_ERROR, 0,
-                      f"the result of {name}(): {e}", None])
-            reporter.finish()
+            fail(ch, reporter, task_id, f"the result of {name}(): {e}")
             continue
         except Exception as e:  # a task's failure, not the worker's
-            text, tb = failure_of(e)
-            ch.write([ERROR, task_id, TASK_ERROR, 0, text, tb])
-            reporter.finish()
+            fail(ch, reporter, task_id, *failure_of(e))
             continue
         reporter.finish(array_header(2) + packb(task_id) + value)
 
@@ -297,42 +299,32 @@ def run_chunks(ch, reporter, functions, chunks):
         _run_seed = run_seed
         _items = iter(items)
         _items_end = first + len(items)
-        out = []
         try:
             out = list(map(fn, _items))
+        except Exception as e:
+            text, tb = failure_of(e)
+            fail(ch, reporter, chunk_id,
+                 f"item {_item_index() - first} of the chunk: {text}", tb)
+            continue
+        try:
             packed = packb(out)
         except CannotPack:
             # Which item: the first whose result does not pack.
-            k = next(k for k, v in enumerate(out) if not _packs(v))
-            ch.write([ERROR, chunk_id, TASK_ERROR, 0,
-                      f"item {k} of the chunk: the result of {name}(): "
-                      f"{_pack_error(out[k])}", None])
-            reporter.finish()
-            continue
-        except Exception as e:
-            text, tb = failure_of(e)
-            ch.write([ERROR, chunk_id, TASK_ERROR, 0,
-                      f"item {_item_index() - first} of the chunk: {text}",
-                      tb])
-            reporter.finish()
+            k, e = next((k, e) for k, e in enumerate(map(_pack_error, out))
+                        if e is not None)
+            fail(ch, reporter, chunk_id,
+                 f"item {k} of the chunk: the result of {name}(): {e}")
             continue
         reporter.finish(array_header(2) + packb(chunk_id) + packed)
 
 
-def _packs(value):
-    try:
-        packb(value)
-        return True
-    except CannotPack:
-        return False
-
-
 def _pack_error(value):
+    """Why value cannot be packed (a CannotPack), or None if it can."""
     try:
         packb(value)
     except CannotPack as e:
         return e
-    return "it cannot be sent"
+    return None
 
 
 def main():
