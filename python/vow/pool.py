@@ -453,15 +453,13 @@ class Pool:
             name = self._names[fn] = packb(_fn_name(fn).decode())
         return name
 
-    def submit(self, fn, *args, **kwargs):
-        """Runs fn(*args, **kwargs) on a worker; returns its Task. fn is
-        the function's name in the worker's module (or the function, whose
-        __name__ is used)."""
+    def _gather(self, fn, args, kwargs):
+        """A Task for fn(*args, **kwargs), its record gathered for the
+        next _flush."""
         # Submissions are gathered and handed to libvow _BATCH at a time
         # (and whenever the loop runs): a call through ctypes costs more
         # than the rest of a submit.
-        if self._closed:
-            raise RuntimeError("vow: the pool is shut down")
+        self._check_open()
         name = self._names.get(fn) or self._name(fn)
         try:
             data = self._packb(_call_args(args, kwargs))
@@ -470,14 +468,20 @@ class Pool:
         task = Task(self, None)
         self._tasks[self._next_tag] = task
         self._next_tag += 1
-        batch = self._batch
-        batch.append(name + data)
+        self._batch.append(name + data)
         self._batch_tasks.append(task)
+        return task
+
+    def submit(self, fn, *args, **kwargs):
+        """Runs fn(*args, **kwargs) on a worker; returns its Task. fn is
+        the function's name in the worker's module (or the function, whose
+        __name__ is used)."""
+        task = self._gather(fn, args, kwargs)
         if self._driver is not None:
             self._driver.kick()
-            if len(batch) == _BATCH:
+            if len(self._batch) == _BATCH:
                 self._flush()
-        elif len(batch) == _BATCH or len(self._tasks) <= self._eager:
+        elif len(self._batch) == _BATCH or len(self._tasks) <= self._eager:
             # Tasks reach the workers when the loop runs. It runs here, in
             # C only (no Python callback runs inside submit), for each of
             # the first tasks while the workers may be idle, and then once
@@ -487,8 +491,9 @@ class Pool:
             _lib.uv_run(self._loop, _lib.UV_RUN_NOWAIT)
         return task
 
-    def _flush(self):
-        """Hands the gathered submissions to libvow."""
+    def _flush(self, timeout_ms=0):
+        """Hands the gathered submissions to libvow (with timeout_ms, each
+        its own timeout)."""
         batch, tasks = self._batch, self._batch_tasks
         n = len(batch)
         if n == 0:
@@ -498,7 +503,8 @@ class Pool:
         first_tag = self._next_tag - n
         done = _lib.collector_submit_many(
             self._collector, self._pool, b"".join(batch),
-            lens.buffer_info()[0], n, 0, first_tag, self._out, self._errs)
+            lens.buffer_info()[0], n, timeout_ms, first_tag, self._out,
+            self._errs)
         promises = self._out_ptrs[:n]
         for task, promise in zip(tasks, promises):
             task._promise = promise
@@ -510,25 +516,11 @@ class Pool:
 
     def submit_timeout(self, timeout, fn, *args, **kwargs):
         """submit with this task's own timeout in seconds."""
-        if self._closed:
-            raise RuntimeError("vow: the pool is shut down")
         self._flush()  # the order of submission is the order of sending
-        name = self._name(fn)
-        try:
-            data = self._packb(_call_args(args, kwargs))
-        except (TypeError, ValueError, OverflowError) as e:
-            raise _bad_input(e) from None
-        tag = self._next_tag
-        self._next_tag = tag + 1
-        record = name + data
-        n = _lib.collector_submit_many(
-            self._collector, self._pool, record,
-            ctypes.byref(ctypes.c_size_t(len(record))), 1,
-            max(1, int(timeout * 1000)), tag, self._out, self._errs)
-        if n != 1:
-            raise _refused(self._errs[0])
-        task = Task(self, self._out[0])
-        self._tasks[tag] = task
+        task = self._gather(fn, args, kwargs)
+        self._flush(max(1, int(timeout * 1000)))
+        if task._done:  # refused
+            raise task._error
         if self._driver is not None:
             self._driver.kick()
         return task
@@ -614,9 +606,7 @@ class Pool:
     def starmap_async(self, fn, iterable, chunksize=None, callback=None,
                       error_callback=None):
         """map_async of fn(*args) for each args in iterable."""
-        self._check_open()
-        self._flush()
-        task = _MapTask(self, list(self._map_slices(fn, iterable, True)))
+        task = _MapTask(self, list(self._start_map(fn, (iterable,), True)))
         return _with_callbacks(task, callback, error_callback)
 
     def starmap(self, fn, iterable, chunksize=None, timeout=None):
@@ -629,44 +619,34 @@ class Pool:
         yielded (two per worker), so an endless one works; timeout
         bounds each wait for the next slice. Raises the first failure
         ("map item K: ..."); closing the generator cancels the rest."""
-        ahead = collections.deque()
-        try:
-            for part in self._start_map(fn, iterables):
-                ahead.append(part)
-                if len(ahead) >= 2 * self._nworkers:
-                    yield from _slice_values(ahead.popleft(), timeout)
-            while ahead:
-                yield from _slice_values(ahead.popleft(), timeout)
-        finally:
-            for _, task in ahead:
-                task.cancel()
+        return self._ahead(fn, iterables, timeout,
+                           lambda ahead: ahead.pop(0))
 
     def imap_unordered(self, fn, *iterables, chunksize=None, timeout=None):
         """As imap, but each slice's results are yielded as soon as that
         slice is done, whichever it is."""
+        def first_done(ahead):
+            def find():
+                return next((k for k, (_, task) in enumerate(ahead)
+                             if task._done), None)
+            self._wait(lambda: find() is not None, timeout)
+            return ahead.pop(find())
+        return self._ahead(fn, iterables, timeout, first_done)
+
+    def _ahead(self, fn, iterables, timeout, take):
+        """The values of a map's slices, sent two per worker ahead of what
+        has been yielded, each yielded slice the one take(ahead) picks."""
         ahead = []
-        slices = self._start_map(fn, iterables)
         try:
-            for part in slices:
+            for part in self._start_map(fn, iterables):
                 ahead.append(part)
                 if len(ahead) >= 2 * self._nworkers:
-                    yield from _slice_values(self._take_done(ahead, timeout),
-                                             timeout)
+                    yield from _slice_values(take(ahead), timeout)
             while ahead:
-                yield from _slice_values(self._take_done(ahead, timeout),
-                                         timeout)
+                yield from _slice_values(take(ahead), timeout)
         finally:
             for _, task in ahead:
                 task.cancel()
-
-    def _take_done(self, parts, timeout):
-        """Removes from parts and returns the first whose task is done,
-        waiting for one."""
-        def first_done():
-            return next((k for k, (_, task) in enumerate(parts)
-                         if task._done), None)
-        self._wait(lambda: first_done() is not None, timeout)
-        return parts.pop(first_done())
 
     def apply_async(self, fn, args=(), kwds=None, callback=None,
                     error_callback=None):
