@@ -459,7 +459,8 @@ class Pool:
         # Submissions are gathered and handed to libvow _BATCH at a time
         # (and whenever the loop runs): a call through ctypes costs more
         # than the rest of a submit.
-        self._check_open()
+        if self._closed:  # _check_open, without a call on the hot path
+            raise RuntimeError("vow: the pool is shut down")
         name = self._names.get(fn) or self._name(fn)
         try:
             data = self._packb(_call_args(args, kwargs))
