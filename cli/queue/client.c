@@ -36,21 +36,92 @@ static int try_connect(const char* path) {
   return fd;
 }
 
+/* Nothing goes to a server that is not the user's own: one of another
+ * user listening at the path (a socket planted in a shared folder) would
+ * be sent the command, its arguments and the whole environment. Returns
+ * 0, or -1 after saying who listens. */
+static int check_server(int fd, const char* path) {
+  struct ucred cred;
+  socklen_t len = sizeof(cred);
+  if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) {
+    vow_cli_error("cannot tell who listens at %s: %s", path, strerror(errno));
+    return -1;
+  }
+  if (cred.uid != geteuid()) {
+    vow_cli_error(
+        "the daemon at %s runs as uid %u (pid %d), not as you (uid %u): "
+        "refusing to send it anything",
+        path, (unsigned)cred.uid, (int)cred.pid, (unsigned)geteuid());
+    return -1;
+  }
+  return 0;
+}
+
+/* The last line of the daemon's log, where it says why it stopped. */
+static void print_log_tail(const char* path) {
+  char err[256], buf[4096];
+  int fd = qf_open(-1, path, O_RDONLY, err, sizeof(err));
+  off_t size;
+  ssize_t n;
+  char *end, *line;
+  if (fd < 0)
+    return;
+  size = lseek(fd, 0, SEEK_END);
+  n = pread(fd, buf, sizeof(buf) - 1,
+            size > (off_t)sizeof(buf) - 1 ? size - (off_t)sizeof(buf) + 1 : 0);
+  close(fd);
+  if (n <= 0)
+    return;
+  buf[n] = '\0';
+  end = buf + n;
+  while (end > buf && end[-1] == '\n')
+    *--end = '\0';
+  line = strrchr(buf, '\n');
+  fprintf(stderr, "vow: its log ends: %s\n", line ? line + 1 : buf);
+}
+
 /* Runs `vow serve --socket PATH`, which returns once its detached daemon
- * listens (or another one already holds the socket). */
-static void start_daemon(const char* sock) {
-  pid_t pid = fork();
-  int status;
+ * listens (or another one already holds the socket). Returns 0, or -1
+ * after passing on what it said when it could not start. */
+static int start_daemon(const char* sock, const char* log) {
+  int fds[2], status = 0;
+  vbuf said = {0};
+  char buf[1024];
+  ssize_t n;
+  pid_t pid;
+  if (pipe2(fds, O_CLOEXEC) != 0)
+    return 0; /* the tries to connect say the rest */
+  pid = fork();
   if (pid == 0) {
     char* argv[] = {"vow", "serve", "--socket", (char*)sock, NULL};
-    int devnull = open("/dev/null", O_WRONLY);
-    if (devnull >= 0)
-      dup2(devnull, 2); /* "already serves" from a racing start is fine */
+    dup2(fds[1], 2);
     execv("/proc/self/exe", argv);
     _exit(127);
   }
+  close(fds[1]);
+  /* The daemon's own stderr is its log: this pipe ends as its starter
+   * exits. */
+  while ((n = read(fds[0], buf, sizeof(buf))) > 0 || (n < 0 && errno == EINTR))
+    if (n > 0)
+      vbuf_add(&said, buf, (size_t)n);
+  close(fds[0]);
   if (pid > 0)
     waitpid(pid, &status, 0);
+  /* "already serves" is a racing client's daemon: connect to it. */
+  if (pid > 0 && !(WIFEXITED(status) && WEXITSTATUS(status) == 0) &&
+      !memmem(said.data ? said.data : "", said.len, "already serves", 14)) {
+    if (said.len > 0) {
+      fwrite(said.data, 1, said.len, stderr);
+    } else {
+      /* It detached, then stopped: its reason is in its log. */
+      vow_cli_error("the daemon at %s did not start: see %s", sock, log);
+      print_log_tail(log);
+    }
+    vbuf_free(&said);
+    return -1;
+  }
+  vbuf_free(&said);
+  return 0;
 }
 
 /* What a command does when no daemon runs: start one, fail, or (vow
@@ -66,7 +137,7 @@ int qc_open(conn* c, const char* socket_opt, conn_mode mode) {
     return -1;
   c->fd = try_connect(c->paths.sock);
   if (c->fd >= 0)
-    return 0;
+    return check_server(c->fd, c->paths.sock);
   absent = c->fd == -ENOENT || c->fd == -ECONNREFUSED;
   if (absent && mode == CONN_LOOK)
     return 0;
@@ -75,18 +146,36 @@ int qc_open(conn* c, const char* socket_opt, conn_mode mode) {
                   absent ? "it is not running" : strerror(-c->fd));
     return -1;
   }
-  start_daemon(c->paths.sock);
+  if (start_daemon(c->paths.sock, c->paths.log) != 0)
+    return -1;
   /* A daemon started by a racing client may take a moment to listen. */
   for (tries = 0; tries < 100; tries++) {
     struct timespec ts = {0, 20 * 1000000};
     c->fd = try_connect(c->paths.sock);
     if (c->fd >= 0)
-      return 0;
+      return check_server(c->fd, c->paths.sock);
     nanosleep(&ts, NULL);
   }
   vow_cli_error("the daemon at %s did not start: see %s", c->paths.sock,
                 c->paths.log);
+  print_log_tail(c->paths.log);
   return -1;
+}
+
+int qc_reopen_if_closed(conn* c) {
+  struct pollfd p = {c->fd, POLLIN, 0};
+  if (poll(&p, 1, 0) <= 0)
+    return 0;
+  close(c->fd);
+  c->fd = try_connect(c->paths.sock);
+  if (c->fd < 0) {
+    vow_cli_error(
+        "the daemon at %s closed the connection and cannot be "
+        "reached again: %s",
+        c->paths.sock, strerror(-c->fd));
+    return -1;
+  }
+  return check_server(c->fd, c->paths.sock);
 }
 
 void qc_close(conn* c) {
@@ -322,7 +411,8 @@ static int cmd_queue(conn* c, const char* op, int argc, char** argv) {
     int lock;
     while (read(c->fd, &b, 1) > 0) {
     }
-    lock = open(c->paths.lock, O_RDONLY | O_CLOEXEC);
+    char err[256];
+    lock = qf_open(-1, c->paths.lock, O_RDONLY, err, sizeof(err));
     if (lock >= 0) {
       flock(lock, LOCK_SH);
       close(lock);

@@ -21,6 +21,10 @@ typedef enum { CONN_START, CONN_NEED, CONN_LOOK } conn_mode;
  * saying why. */
 int qc_open(conn* c, const char* socket_opt, conn_mode mode);
 void qc_close(conn* c);
+/* With no reply outstanding: when the daemon has closed the connection
+ * (it closes those idle past --idle-timeout), connects again. 0, or -1
+ * after saying why. */
+int qc_reopen_if_closed(conn* c);
 /* Sends the request in sb (taken over): 0, or -1 after saying why. */
 int qc_send(conn* c, msgpack_sbuffer* sb);
 /* The next reply, a map with "ok" true (valid until the next call), or

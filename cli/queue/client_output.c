@@ -32,6 +32,7 @@ int cmd_output(conn* c, int argc, char** argv) {
   int64_t id = 0;
   bool follow = false;
   char *out = NULL, *err = NULL, *state = NULL, *result = NULL;
+  char* lost = NULL;
   int i, fo = -1, fe = -1, rc = 0;
   for (i = 0; i < argc; i++) {
     if (strcmp(argv[i], "--follow") == 0 || strcmp(argv[i], "-f") == 0)
@@ -51,14 +52,15 @@ int cmd_output(conn* c, int argc, char** argv) {
   result = qw_get_str(r, "result");
   out = qw_get_str(r, "out");
   err = qw_get_str(r, "err");
+  lost = qw_get_str(r, "output_error");
   if (out == NULL) {
     /* A task function's job: its result (or failure), as JSON. */
     if (result != NULL)
       printf("%s\n", result);
     goto done;
   }
-  fo = open(out, O_RDONLY | O_CLOEXEC);
-  fe = open(err, O_RDONLY | O_CLOEXEC);
+  fo = open(out, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+  fe = open(err, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
   if (fo >= 0)
     copy_new(fo, 1);
   if (fe >= 0)
@@ -94,9 +96,9 @@ int cmd_output(conn* c, int argc, char** argv) {
         while (read(in, evbuf, sizeof(evbuf)) > 0) {
         }
       if (fo < 0)
-        fo = open(out, O_RDONLY | O_CLOEXEC);
+        fo = open(out, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
       if (fe < 0)
-        fe = open(err, O_RDONLY | O_CLOEXEC);
+        fe = open(err, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
       if (fo >= 0)
         copy_new(fo, 1);
       if (fe >= 0)
@@ -115,14 +117,24 @@ int cmd_output(conn* c, int argc, char** argv) {
       const msgpack_object* jobs = qw_get(r, "jobs");
       int64_t s = 0;
       if (jobs && jobs->type == MSGPACK_OBJECT_ARRAY &&
-          jobs->via.array.size == 1)
+          jobs->via.array.size == 1) {
         qw_get_int(&jobs->via.array.ptr[0], "status", &s);
+        free(lost);
+        lost = qw_get_str(&jobs->via.array.ptr[0], "output_error");
+      }
       rc = (int)s;
     } else {
       rc = VOW_EXIT_ERROR;
     }
   }
 done:
+  if (lost != NULL) {
+    /* What is printed is not all the job wrote: never silently. */
+    vow_cli_error("job %lld's output is incomplete: %s", (long long)id, lost);
+    if (rc == 0)
+      rc = 1;
+  }
+  free(lost);
   if (fo >= 0)
     close(fo);
   if (fe >= 0)

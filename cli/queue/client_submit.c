@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
 #include <unistd.h>
 
 #include "client.h"
@@ -74,25 +75,103 @@ static int simple_words(char* line, char** words, int max) {
   return n;
 }
 
+/* stdin read by hand, not through stdio: whether a whole line is already
+ * here, or the next one must be waited for, decides when the replies
+ * still outstanding are read. */
+typedef struct line_reader {
+  vbuf buf; /* read, not yet taken */
+  size_t pos;
+  vbuf line; /* the line taken last */
+  bool eof;
+  bool warned_nul;
+} line_reader;
+
+/* The next line (its newline gone, NUL-terminated, valid until the next
+ * call), or NULL when none is whole in the buffer yet (or at the end). */
+static char* take_line(line_reader* r) {
+  char* start = r->buf.data + r->pos;
+  size_t left = r->buf.len - r->pos;
+  char* nl = left ? memchr(start, '\n', left) : NULL;
+  size_t len, i;
+  if (nl == NULL && !(r->eof && left > 0))
+    return NULL;
+  len = nl ? (size_t)(nl - start) : left;
+  r->pos += len + (nl != NULL);
+  r->line.len = 0;
+  for (i = 0; i < len; i++) {
+    if (start[i] != '\0') {
+      vbuf_add(&r->line, start + i, 1);
+      continue;
+    }
+    /* As GNU parallel does: a NUL cannot be passed in an argument, so
+     * it becomes the two characters \0, and that is said once. */
+    if (!r->warned_nul)
+      fprintf(stderr,
+              "vow: warning: a NUL character in the input was replaced with "
+              "\\0 (NUL cannot be passed in a command)\n");
+    r->warned_nul = true;
+    vbuf_add(&r->line, "\\0", 2);
+  }
+  vbuf_add(&r->line, "", 1);
+  return r->line.data;
+}
+
+/* Reads more of stdin: false at the end. */
+static bool read_more(line_reader* r) {
+  char chunk[65536];
+  ssize_t n;
+  if (r->pos > 0) {
+    memmove(r->buf.data, r->buf.data + r->pos, r->buf.len - r->pos);
+    r->buf.len -= r->pos;
+    r->pos = 0;
+  }
+  do
+    n = read(0, chunk, sizeof(chunk));
+  while (n < 0 && errno == EINTR);
+  if (n <= 0) {
+    r->eof = true;
+    return false;
+  }
+  vbuf_add(&r->buf, chunk, (size_t)n);
+  return true;
+}
+
+static bool input_waiting(void) {
+  struct pollfd p = {0, POLLIN, 0};
+  return poll(&p, 1, 0) > 0;
+}
+
 /* Commands from stdin, one per line, each run by /bin/sh -c (or as its
  * words, when no shell is needed): many jobs through one connection,
- * with up to WINDOW requests in flight. */
+ * with up to WINDOW requests in flight. When the input pauses, the ids
+ * so far are printed, so a slow producer sees each one as it goes. */
 static int submit_lines(conn* c, const submit_opts* o, const char* cwd) {
   enum { WINDOW = 256 };
-  char* line = NULL;
-  size_t cap = 0, pending = 0;
-  ssize_t len;
+  line_reader in = {{0}, 0, {0}, false, false};
+  size_t pending = 0;
   int rc = 0;
-  while ((len = getline(&line, &cap, stdin)) >= 0) {
+  for (;;) {
     msgpack_sbuffer sb;
-    char* argv[3] = {"/bin/sh", "-c", line};
+    char* argv[3] = {"/bin/sh", "-c", NULL};
     char* words[64];
     char* copy;
+    char* line;
     int nwords;
-    if (len > 0 && line[len - 1] == '\n')
-      line[--len] = '\0';
-    if (len == 0)
+    if ((line = take_line(&in)) == NULL) {
+      if (in.eof)
+        break;
+      if (pending > 0 && !input_waiting()) {
+        for (; pending > 0; pending--)
+          if (qc_print_id(c) != 0)
+            rc = -1;
+        fflush(stdout);
+      }
+      read_more(&in);
       continue;
+    }
+    if (*line == '\0')
+      continue;
+    argv[2] = line;
     copy = strdup(line);
     nwords = copy ? simple_words(copy, words, 64) : 0;
     if (nwords > 0)
@@ -100,7 +179,9 @@ static int submit_lines(conn* c, const submit_opts* o, const char* cwd) {
     else
       pack_submit(&sb, o, argv, 3, cwd);
     free(copy);
-    if (qc_send(c, &sb) != 0) {
+    /* Lines may come slowly: the daemon closes a connection idle past
+     * its --idle-timeout, and one with no reply to come is opened again. */
+    if ((pending == 0 && qc_reopen_if_closed(c) != 0) || qc_send(c, &sb) != 0) {
       rc = -1;
       break;
     }
@@ -114,7 +195,8 @@ static int submit_lines(conn* c, const submit_opts* o, const char* cwd) {
   for (; pending > 0; pending--)
     if (qc_print_id(c) != 0)
       rc = -1;
-  free(line);
+  vbuf_free(&in.buf);
+  vbuf_free(&in.line);
   return rc;
 }
 

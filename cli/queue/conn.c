@@ -157,6 +157,7 @@ static void on_client_closed(uv_handle_t* h) {
       *at = c->next;
       break;
     }
+  the_daemon.nclients--;
   vowp_decoder_destroy(&c->dec);
   free(c);
 }
@@ -217,6 +218,24 @@ static void on_client_stall(uv_timer_t* t) {
   qconn_close(c);
 }
 
+/* A connection that asks nothing and waits on nothing holds a descriptor
+ * for no one: it goes after --idle-timeout. A wait may last hours and is
+ * not idle; nor is a client with replies still to come. */
+static void on_client_idle(uv_timer_t* t) {
+  client* c = t->data;
+  if (c->waits != NULL || c->npending > 0) {
+    uv_timer_start(&c->stall, on_client_idle, the_daemon.idle_ms, 0);
+    return;
+  }
+  qconn_reply_error(c, "closed: idle for %.3g s", the_daemon.idle_ms / 1000.0);
+  qconn_close(c);
+}
+
+static void watch_idle(client* c) {
+  if (the_daemon.idle_ms > 0)
+    uv_timer_start(&c->stall, on_client_idle, the_daemon.idle_ms, 0);
+}
+
 static void on_client_read(uv_stream_t* s, ssize_t n, const uv_buf_t* buf) {
   client* c = s->data;
   vowp_slice payload;
@@ -243,7 +262,7 @@ static void on_client_read(uv_stream_t* s, ssize_t n, const uv_buf_t* buf) {
     if (vowp_decoder_partial(&c->dec) > 0)
       uv_timer_start(&c->stall, on_client_stall, CLIENT_STALL_MS, 0);
     else
-      uv_timer_stop(&c->stall);
+      watch_idle(c);
   }
 }
 
@@ -295,7 +314,18 @@ void qconn_accept(uv_stream_t* server, int status) {
   vowp_decoder_init(&c->dec, &lim);
   c->next = the_daemon.clients;
   the_daemon.clients = c;
+  the_daemon.nclients++;
   if (uv_accept(server, (uv_stream_t*)&c->pipe) != 0) {
+    qconn_close(c);
+    return;
+  }
+  if (the_daemon.nclients > the_daemon.max_clients) {
+    /* The descriptors the jobs, their output and the database need are
+     * kept: past the limit a connection is told why and closed. */
+    qconn_reply_error(c,
+                      "refused: too many connections (%zu, the limit for "
+                      "this daemon's %zu descriptors)",
+                      the_daemon.max_clients, the_daemon.max_fds);
     qconn_close(c);
     return;
   }
@@ -310,4 +340,5 @@ void qconn_accept(uv_stream_t* server, int status) {
     return;
   }
   uv_read_start((uv_stream_t*)&c->pipe, on_client_alloc, on_client_read);
+  watch_idle(c);
 }

@@ -12,7 +12,7 @@ typedef struct client {
   struct client* next;
   uv_pipe_t pipe;
   uv_shutdown_t shut;
-  uv_timer_t stall; /* runs while a request is half received */
+  uv_timer_t stall; /* a request half received, or nothing asked */
   int open_handles;
   int npending;           /* replies held for the commit */
   bool close_after_flush; /* closed with replies still held */

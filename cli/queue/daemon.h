@@ -66,6 +66,7 @@ typedef struct daemon {
   uv_loop_t* loop;
   vow_ctx_t* ctx;
   queue_paths paths;
+  int out_dir; /* PATH.out/, opened once and checked to be ours */
   qdb* db;
   char boot_id[64];
   bool paused, draining, stopping; /* paused: every group */
@@ -85,6 +86,9 @@ typedef struct daemon {
   pending* pending_head; /* replies held until the commit */
   pending* pending_tail;
   struct client* clients;
+  size_t nclients, max_clients; /* connections, and how many may be open */
+  size_t max_fds;               /* RLIMIT_NOFILE, raised as far as it goes */
+  uint64_t idle_ms; /* a connection that asks nothing goes after this */
   /* every job by id (ids are dense from 1) */
   qjob** jobs;
   size_t njobs_cap;

@@ -38,7 +38,22 @@ typedef struct queue_paths {
  * saying what is wrong. */
 int queue_paths_init(queue_paths* p, const char* socket_opt);
 
-/* ---- wire (queue_wire.c) ---------------------------------------------- */
+/* ---- files of ours (owned.c) ------------------------------------------ */
+
+/* Opens path (relative to dirfd when dirfd >= 0), never through a
+ * symbolic link, creating it with mode 0600 when flags has O_CREAT, and
+ * refuses what is not ours: not a regular file, another uid's, writable
+ * by group or others, or with more than one link. Returns the
+ * descriptor (close-on-exec), or -1 with the reason in err. */
+int qf_open(int dirfd, const char* path, int flags, char* err, size_t errlen);
+/* Makes the folder (mode 0700), or opens the one there, refused as
+ * qf_open refuses a file; returns its descriptor or -1 with err. */
+int qf_open_dir(const char* path, char* err, size_t errlen);
+/* 0 when nothing is at path or what is there is ours (as qf_open
+ * checks it); else -1 with err. */
+int qf_check(const char* path, char* err, size_t errlen);
+
+/* ---- wire (wire.c) ---------------------------------------------- */
 
 /* Writes one frame, whole, on a blocking descriptor. 0 or -errno. */
 int qw_write_frame(int fd, const void* data, size_t len);

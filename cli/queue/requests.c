@@ -53,7 +53,7 @@ static void pack_job(msgpack_packer* pk, int64_t id) {
     return;
   }
   qjob_command(j, &cmd);
-  msgpack_pack_map(pk, 17);
+  msgpack_pack_map(pk, 18);
   qw_pack_kv_int(pk, "id", j->id);
   qw_pack_kv_str(pk, "name", j->name);
   qw_pack_kv_str(pk, "group", j->grp ? j->grp->name : QD_DEFAULT_GROUP);
@@ -66,6 +66,7 @@ static void pack_job(msgpack_packer* pk, int64_t id) {
   qw_pack_kv_str(pk, "command", cmd.data ? cmd.data : "");
   qw_pack_kv_str(pk, "error", j->error);
   qw_pack_kv_str(pk, "result", j->result);
+  qw_pack_kv_str(pk, "output_error", j->output_error);
   qw_pack_str(pk, "submitted");
   msgpack_pack_double(pk, j->submitted);
   qw_pack_str(pk, "started");
@@ -389,10 +390,11 @@ static void op_output(client* c, const msgpack_object* req) {
            (long long)j->id);
   snprintf(err, sizeof(err), "%s/%lld.err", the_daemon.paths.out,
            (long long)j->id);
-  begin_ok(&sb, &pk, 3);
+  begin_ok(&sb, &pk, 4);
   qw_pack_kv_str(&pk, "state", qstate_name(j->state));
   qw_pack_kv_str(&pk, "out", out);
   qw_pack_kv_str(&pk, "err", err);
+  qw_pack_kv_str(&pk, "output_error", j->output_error);
   qconn_reply(c, &sb);
 }
 

@@ -450,7 +450,7 @@ void qd_forget(qjob* j) {
 }
 
 void qd_remove(qjob* j) {
-  char path[256];
+  char name[48];
   int k;
   if (j->state == QS_QUEUED) {
     /* Taken out of the queue first, so what waits on it is cancelled. */
@@ -464,9 +464,9 @@ void qd_remove(qjob* j) {
   if (qdb_delete(the_daemon.db, j->id) != 0)
     qd_log("job %lld: %s", (long long)j->id, qdb_error(the_daemon.db));
   for (k = 0; k < 2; k++) {
-    snprintf(path, sizeof(path), "%s/%lld.%s", the_daemon.paths.out,
-             (long long)j->id, k == 0 ? "out" : "err");
-    unlink(path);
+    snprintf(name, sizeof(name), "%lld.%s", (long long)j->id,
+             k == 0 ? "out" : "err");
+    unlinkat(the_daemon.out_dir, name, 0);
   }
   qd_forget(j);
   qd_maybe_drained();

@@ -7,6 +7,7 @@
  * (SO_PEERCRED), root included: the socket's mode 0600 does not stop
  * root. A client that sends what is not a request (bad msgpack, a frame
  * over the limit, an unknown op) gets an error and is dropped. */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -16,6 +17,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -25,6 +27,10 @@
 #include "uv_buf.h"
 #include "conn.h"
 #include "requests.h"
+
+/* A connection that asks nothing and waits on nothing is closed after
+ * this (--idle-timeout). */
+#define DEFAULT_IDLE_MS 300000
 
 /* ---- start and stop --------------------------------------------------- */
 
@@ -105,15 +111,34 @@ static void usage(FILE* f) {
       "                  _COMMAND, _STDOUT and _STDERR in its environment\n"
       "                  (default: $VOW_ON_FINISH); its output goes to the\n"
       "                  log\n"
+      "  --idle-timeout S  close a connection that asks nothing and waits\n"
+      "                  on nothing for S seconds (default 300; 0: never)\n"
       "  --foreground    stay attached, log to stderr\n",
       f);
 }
 
-/* Detaches: a new session, stdio to the log, the parent gone, so a
- * shell or test that started us never waits on us. ready_fd (or -1)
- * is written to once we listen. */
-static int detach(int* ready_fd) {
-  int fds[2], log;
+/* Connections take at most half of the descriptors, so that no number
+ * of open connections can leave the jobs' pipes and output files, or the
+ * database, without one. The soft limit is left as it is: jobs inherit
+ * it, and a raised one breaks programs that still use select(2). */
+static void size_descriptors(void) {
+  struct rlimit rl;
+  the_daemon.max_fds =
+      getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY
+          ? (size_t)rl.rlim_cur
+          : 1024;
+  the_daemon.max_clients = the_daemon.max_fds / 2;
+  if (the_daemon.max_clients > 4096)
+    the_daemon.max_clients = 4096;
+  if (the_daemon.max_clients < 4)
+    the_daemon.max_clients = 4;
+}
+
+/* Detaches: a new session, stdio to the log (log_fd, already opened and
+ * checked), the parent gone, so a shell or test that started us never
+ * waits on us. ready_fd (or -1) is written to once we listen. */
+static int detach(int log_fd, int* ready_fd) {
+  int fds[2];
   pid_t pid;
   char c;
   if (pipe(fds) != 0)
@@ -133,13 +158,9 @@ static int detach(int* ready_fd) {
     _exit(1);
   if (pid > 0)
     _exit(0);
-  log = open(the_daemon.paths.log,
-             O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0600);
-  if (log >= 0) {
-    dup2(log, 1);
-    dup2(log, 2);
-    close(log);
-  }
+  dup2(log_fd, 1);
+  dup2(log_fd, 2);
+  close(log_fd);
   {
     int devnull = open("/dev/null", O_RDONLY);
     if (devnull >= 0) {
@@ -149,6 +170,62 @@ static int detach(int* ready_fd) {
   }
   *ready_fd = fds[1];
   return 0;
+}
+
+/* SQLite opens PATH.db and beside it PATH.db-wal and PATH.db-journal,
+ * both of which it would replay into the database, and PATH.db-shm.
+ * The first three are made here (empty) or checked to be ours before
+ * SQLite looks, so none can be planted in between; the fourth is only
+ * checked, as exclusive locking never makes it. */
+static int claim_database_files(char* err, size_t errlen) {
+  static const char* const made[] = {"", "-wal", "-journal"};
+  char path[sizeof(the_daemon.paths.db) + 16];
+  size_t i;
+  for (i = 0; i < sizeof(made) / sizeof(made[0]); i++) {
+    int fd;
+    snprintf(path, sizeof(path), "%s%s", the_daemon.paths.db, made[i]);
+    fd = qf_open(-1, path, O_RDWR | O_CREAT, err, errlen);
+    if (fd < 0)
+      return -1;
+    close(fd);
+  }
+  snprintf(path, sizeof(path), "%s-shm", the_daemon.paths.db);
+  return qf_check(path, err, errlen);
+}
+
+/* The empty journal claim_database_files made: in WAL mode SQLite never
+ * writes one, and its only check for one is done once it is open. */
+static void drop_empty_journal(void) {
+  char path[sizeof(the_daemon.paths.db) + 16];
+  struct stat st;
+  snprintf(path, sizeof(path), "%s-journal", the_daemon.paths.db);
+  if (lstat(path, &st) == 0 && S_ISREG(st.st_mode) && st.st_size == 0 &&
+      st.st_uid == geteuid())
+    unlink(path);
+}
+
+/* The highest job id with a file in PATH.out/: a database deleted or
+ * emptied beside it must not give those ids again, or a new job's output
+ * would be written after an old one's. */
+static int64_t highest_output_id(void) {
+  int fd = dup(the_daemon.out_dir);
+  DIR* d = fd >= 0 ? fdopendir(fd) : NULL;
+  struct dirent* e;
+  int64_t top = 0;
+  if (d == NULL) {
+    if (fd >= 0)
+      close(fd);
+    return 0;
+  }
+  while ((e = readdir(d)) != NULL) {
+    char* end;
+    long long id = strtoll(e->d_name, &end, 10);
+    if (end != e->d_name && id > top &&
+        (strcmp(end, ".out") == 0 || strcmp(end, ".err") == 0))
+      top = id;
+  }
+  closedir(d);
+  return top;
 }
 
 /* The socket's place must be ours before anything there is replaced: a
@@ -212,7 +289,8 @@ static int check_socket_place(const char* sock, bool user_given) {
 int vow_cli_serve(int argc, char** argv) {
   const char* sock = NULL;
   bool foreground = false;
-  int i, lock, ready_fd = -1, rc;
+  int i, lock, ready_fd = -1, log_fd = -1, rc;
+  int64_t top;
   char err[512];
   bool slots_given = false;
   unsigned slots = vow_cli_cpus();
@@ -222,6 +300,7 @@ int vow_cli_serve(int argc, char** argv) {
   the_daemon.hooks.stop = stop_serving;
   the_daemon.hooks.request = qd_request;
   the_daemon.on_finish = getenv("VOW_ON_FINISH");
+  the_daemon.idle_ms = DEFAULT_IDLE_MS;
   for (i = 1; i < argc; i++) {
     if (strcmp(argv[i], "--socket") == 0 && i + 1 < argc) {
       sock = argv[++i];
@@ -234,6 +313,14 @@ int vow_cli_serve(int argc, char** argv) {
       }
     } else if (strcmp(argv[i], "--on-finish") == 0 && i + 1 < argc) {
       the_daemon.on_finish = argv[++i];
+    } else if (strcmp(argv[i], "--idle-timeout") == 0 && i + 1 < argc) {
+      char* end;
+      double t = strtod(argv[++i], &end);
+      if (end == argv[i] || *end != '\0' || !(t >= 0) || t > 1e7) {
+        vow_cli_error("--idle-timeout %s: not a number of seconds", argv[i]);
+        return VOW_EXIT_ERROR;
+      }
+      the_daemon.idle_ms = (uint64_t)(t * 1000.0);
     } else if (strcmp(argv[i], "--foreground") == 0) {
       foreground = true;
     } else if (strcmp(argv[i], "--help") == 0) {
@@ -252,33 +339,48 @@ int vow_cli_serve(int argc, char** argv) {
                          sock != NULL && *sock != '\0') != 0)
     return VOW_EXIT_ERROR;
   the_daemon.job_umask = umask(077);
-  /* One daemon per socket: the lock is held for our whole life. Neither
-   * it nor the log is followed through a link someone planted. */
-  lock = open(the_daemon.paths.lock, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW,
-              0600);
+  /* One daemon per socket: the lock is held for our whole life. It, the
+   * log, the output folder and the database's files are each made here
+   * or refused unless they are ours (owned.c). */
+  lock = qf_open(-1, the_daemon.paths.lock, O_RDWR | O_CREAT, err, sizeof(err));
   if (lock < 0) {
-    vow_cli_error("cannot open %s: %s", the_daemon.paths.lock, strerror(errno));
+    vow_cli_error("%s", err);
     return VOW_EXIT_ERROR;
   }
   if (flock(lock, LOCK_EX | LOCK_NB) != 0) {
     vow_cli_error("a daemon already serves %s", the_daemon.paths.sock);
     return VOW_EXIT_ERROR;
   }
-  if (!foreground && detach(&ready_fd) != 0) {
+  if (!foreground &&
+      (log_fd = qf_open(-1, the_daemon.paths.log, O_WRONLY | O_CREAT | O_APPEND,
+                        err, sizeof(err))) < 0) {
+    vow_cli_error("%s", err);
+    return VOW_EXIT_ERROR;
+  }
+  the_daemon.out_dir = qf_open_dir(the_daemon.paths.out, err, sizeof(err));
+  if (the_daemon.out_dir < 0 || claim_database_files(err, sizeof(err)) != 0) {
+    vow_cli_error("%s", err);
+    return VOW_EXIT_ERROR;
+  }
+  if (!foreground && detach(log_fd, &ready_fd) != 0) {
     vow_cli_error("cannot detach: %s", strerror(errno));
     return VOW_EXIT_ERROR;
   }
   /* What ps and pgrep show: "vow serve", not "vow". */
   prctl(PR_SET_NAME, "vow serve", 0, 0, 0);
-  if (mkdir(the_daemon.paths.out, 0700) != 0 && errno != EEXIST) {
-    qd_log("cannot make %s: %s", the_daemon.paths.out, strerror(errno));
-    return VOW_EXIT_ERROR;
-  }
+  size_descriptors();
   the_daemon.db = qdb_open(the_daemon.paths.db, err, sizeof(err));
   if (the_daemon.db == NULL) {
     qd_log("%s", err);
     return VOW_EXIT_ERROR;
   }
+  drop_empty_journal();
+  top = highest_output_id();
+  if (qdb_ids_after(the_daemon.db, top) > 0)
+    qd_log(
+        "%s holds output of jobs up to %lld that %s does not know: new "
+        "jobs are numbered after them",
+        the_daemon.paths.out, (long long)top, the_daemon.paths.db);
   read_boot_id();
   the_daemon.loop = uv_default_loop();
   the_daemon.ctx = vow_ctx_new(the_daemon.loop, NULL);

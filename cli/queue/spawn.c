@@ -38,6 +38,7 @@ typedef struct jobio {
   bool exited;
   int status;
   uv_timer_t grace;
+  char lost[300]; /* why some of its output could not be kept, if so */
 } jobio;
 
 static const char* const exts[2] = {"out", "err"};
@@ -47,38 +48,64 @@ static void marker(char* buf, size_t size, int64_t id) {
            (long long)id);
 }
 
+/* Output that cannot be kept (a full disk, a quota, no descriptors) is
+ * still read, so the job never blocks on a full pipe, and the job's end
+ * says what was lost: it is never reported done with its output cut. */
+static void lose_output(jobio* io, const char* name, int err) {
+  if (io->lost[0] == '\0') {
+    snprintf(io->lost, sizeof(io->lost), "writing %s/%s: %s",
+             the_daemon.paths.out, name, strerror(err));
+    qd_log("job %lld: %s; the rest of that output is dropped",
+           (long long)io->j->id, io->lost);
+  }
+}
+
 /* ---- ending ----------------------------------------------------------- */
 
 static void on_io_closed(uv_handle_t* h) {
   jobio* io = h->data;
   qjob* j = io->j;
   int status = io->status, k;
-  char why[64];
+  char why[512];
   if (--io->open_handles > 0)
     return;
   for (k = 0; k < 2; k++)
-    if (io->files[k] >= 0)
-      close(io->files[k]);
+    if (io->files[k] >= 0 && close(io->files[k]) != 0) {
+      char name[48];
+      snprintf(name, sizeof(name), "%lld.%s", (long long)j->id, exts[k]);
+      lose_output(io, name, errno);
+    }
+  free(j->output_error);
+  j->output_error = io->lost[0] ? strdup(io->lost) : NULL;
   free(io);
   j->io = NULL;
   j->exit_status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
   j->term_signal = WIFSIGNALED(status) ? WTERMSIG(status) : 0;
   if (j->cancel_asked) {
     the_daemon.hooks.job_ended(j, QS_CANCELLED, "cancelled");
-  } else if (the_daemon.stopping) {
+    return;
+  }
+  if (the_daemon.stopping) {
     the_daemon.hooks.job_ended(j, QS_INTERRUPTED,
                                "the daemon was shut down while it ran");
-  } else if (j->term_sent) {
+    return;
+  }
+  if (j->term_sent)
     snprintf(why, sizeof(why), "timed out after %g s", j->timeout_s);
+  else if (WIFSIGNALED(status))
+    snprintf(why, sizeof(why), "killed by signal %d (%s)", WTERMSIG(status),
+             strsignal(WTERMSIG(status)));
+  else
+    snprintf(why, sizeof(why), "exited with status %d", WEXITSTATUS(status));
+  if (j->output_error != NULL) {
+    /* Its output is cut: whatever the job did, it did not all reach us. */
+    size_t len = strlen(why);
+    snprintf(why + len, sizeof(why) - len, "; its output is incomplete: %s",
+             j->output_error);
     the_daemon.hooks.job_ended(j, QS_FAILED, why);
-  } else if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
+  } else if (!j->term_sent && WIFEXITED(status) && WEXITSTATUS(status) == 0) {
     the_daemon.hooks.job_ended(j, QS_DONE, NULL);
   } else {
-    if (WIFSIGNALED(status))
-      snprintf(why, sizeof(why), "killed by signal %d (%s)", WTERMSIG(status),
-               strsignal(WTERMSIG(status)));
-    else
-      snprintf(why, sizeof(why), "exited with status %d", WEXITSTATUS(status));
     the_daemon.hooks.job_ended(j, QS_FAILED, why);
   }
 }
@@ -155,28 +182,35 @@ static void on_alloc(uv_handle_t* h, size_t suggested, uv_buf_t* buf) {
 static void on_read(uv_stream_t* s, ssize_t n, const uv_buf_t* buf) {
   jobio* io = s->data;
   int k = s == (uv_stream_t*)&io->pipes[0] ? 0 : 1;
-  const char* p = buf->base;
+  char name[48];
+  int rc;
   if (n < 0) {
     io->eof[k] = true;
     uv_read_stop(s);
     maybe_done(io);
     return;
   }
+  snprintf(name, sizeof(name), "%lld.%s", (long long)io->j->id, exts[k]);
+  if (io->files[k] == -2)
+    return; /* already lost */
   if (io->files[k] < 0) {
-    char path[192];
-    snprintf(path, sizeof(path), "%s/%lld.%s", the_daemon.paths.out,
-             (long long)io->j->id, exts[k]);
-    io->files[k] = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+    /* A new file in our own folder: never one that is there already
+     * (qd_spawn removed the last try's), never through a link. */
+    io->files[k] =
+        openat(the_daemon.out_dir, name,
+               O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
     if (io->files[k] < 0) {
-      qd_log("job %lld: cannot write %s: %s; its output is lost",
-             (long long)io->j->id, path, strerror(errno));
+      lose_output(io, name, errno);
+      io->files[k] = -2;
       return;
     }
   }
-  int rc = vowp_write_all(io->files[k], p, (size_t)n);
-  if (rc != 0)
-    qd_log("job %lld: writing its output: %s", (long long)io->j->id,
-           strerror(-rc));
+  rc = vowp_write_all(io->files[k], buf->base, (size_t)n);
+  if (rc != 0) {
+    lose_output(io, name, -rc);
+    close(io->files[k]);
+    io->files[k] = -2;
+  }
 }
 
 /* ---- spawning --------------------------------------------------------- */
@@ -307,6 +341,14 @@ int qd_spawn(qjob* j, char* why, size_t whylen) {
   posix_spawnattr_setsigdefault(&at, &all);
   posix_spawnattr_setflags(
       &at, POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+  /* A try's output replaces the last try's: never appended to it. */
+  for (k = 0; k < 2; k++) {
+    char name[48];
+    snprintf(name, sizeof(name), "%lld.%s", (long long)j->id, exts[k]);
+    unlinkat(the_daemon.out_dir, name, 0);
+  }
+  free(j->output_error);
+  j->output_error = NULL;
   umask(the_daemon.job_umask); /* inherited at the spawn; ours again at once */
   rc = posix_spawn(&pid, exe, &fa, &at, j->argv, envp);
   umask(077);

@@ -13,7 +13,7 @@
 #include "cli.h"
 #include "store.h"
 
-#define SCHEMA_VERSION 2
+#define SCHEMA_VERSION 3
 
 struct qdb {
   sqlite3* db;
@@ -64,6 +64,7 @@ void qjob_free(qjob* j) {
   free(j->boot_id);
   free(j->result);
   free(j->error);
+  free(j->output_error);
   free(j);
 }
 
@@ -118,15 +119,19 @@ static const char* const schema =
     " after BLOB, state INTEGER NOT NULL, pgid INTEGER, start_ticks INTEGER,"
     " boot_id TEXT, exit_status INTEGER, term_signal INTEGER,"
     " result TEXT, error TEXT, submitted REAL, started REAL, ended REAL,"
-    " grp TEXT);"
+    " grp TEXT, output_error TEXT);"
     "CREATE TABLE IF NOT EXISTS envs(id INTEGER PRIMARY KEY, env BLOB);"
     "CREATE TABLE IF NOT EXISTS groups(name TEXT PRIMARY KEY,"
     " slots INTEGER NOT NULL, paused INTEGER NOT NULL);";
 
-/* Version 1 had no groups: its jobs are all in the default one. */
+/* Version 1 had no groups: its jobs are all in the default one. Version
+ * 2 did not say when a job's output could not all be kept. */
 static const char* const upgrade_from_1 =
     "ALTER TABLE jobs ADD COLUMN grp TEXT;"
     "UPDATE meta SET value = 2 WHERE key = 'schema';";
+static const char* const upgrade_from_2 =
+    "ALTER TABLE jobs ADD COLUMN output_error TEXT;"
+    "UPDATE meta SET value = 3 WHERE key = 'schema';";
 
 static int64_t query_int(qdb* db, const char* sql) {
   sqlite3_stmt* st;
@@ -147,10 +152,10 @@ qdb* qdb_open(const char* path, char* err, size_t errlen) {
     snprintf(err, errlen, "no memory");
     return NULL;
   }
-  if (sqlite3_open_v2(
-          path, &db->db,
-          SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
-          NULL) != SQLITE_OK)
+  if (sqlite3_open_v2(path, &db->db,
+                      SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
+                          SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_NOFOLLOW,
+                      NULL) != SQLITE_OK)
     goto bad;
   sqlite3_busy_timeout(db->db, 5000);
   if (sqlite3_exec(db->db,
@@ -169,11 +174,16 @@ qdb* qdb_open(const char* path, char* err, size_t errlen) {
     goto bad;
   if (version == 1)
     version = 2;
+  if (version == 2 &&
+      sqlite3_exec(db->db, upgrade_from_2, NULL, NULL, NULL) != SQLITE_OK)
+    goto bad;
+  if (version == 2)
+    version = 3;
   if (sqlite3_exec(db->db, schema, NULL, NULL, NULL) != SQLITE_OK)
     goto bad;
   if (version == 0) {
     if (sqlite3_exec(db->db,
-                     "INSERT INTO meta VALUES('schema', 2);"
+                     "INSERT INTO meta VALUES('schema', 3);"
                      "INSERT INTO meta VALUES('paused', 0);"
                      "INSERT INTO meta VALUES('last_id', 0);",
                      NULL, NULL, NULL) != SQLITE_OK)
@@ -198,7 +208,7 @@ qdb* qdb_open(const char* path, char* err, size_t errlen) {
           db->db,
           "UPDATE jobs SET state=?, attempts=?, pgid=?, start_ticks=?,"
           " boot_id=?, exit_status=?, term_signal=?, result=?, error=?,"
-          " started=?, ended=? WHERE id=?",
+          " started=?, ended=?, output_error=? WHERE id=?",
           -1, &db->update, NULL) != SQLITE_OK ||
       sqlite3_prepare_v2(db->db, "INSERT INTO envs(env) VALUES(?)", -1,
                          &db->insert_env, NULL) != SQLITE_OK)
@@ -441,6 +451,16 @@ int qdb_insert(qdb* db, qjob* j) {
   return 0;
 }
 
+int64_t qdb_ids_after(qdb* db, int64_t floor) {
+  int64_t skipped = floor - db->last_id;
+  if (skipped <= 0)
+    return 0;
+  if (set_meta(db, "last_id", floor) != 0 || qdb_flush(db) != 0)
+    return -1;
+  db->last_id = floor;
+  return skipped;
+}
+
 int qdb_delete(qdb* db, int64_t id) {
   sqlite3_stmt* st;
   int rc;
@@ -507,7 +527,8 @@ int qdb_update(qdb* db, const qjob* j) {
   bind_text(st, 9, j->error);
   sqlite3_bind_double(st, 10, j->started);
   sqlite3_bind_double(st, 11, j->ended);
-  sqlite3_bind_int64(st, 12, j->id);
+  bind_text(st, 12, j->output_error);
+  sqlite3_bind_int64(st, 13, j->id);
   rc = sqlite3_step(st);
   sqlite3_reset(st);
   if (rc != SQLITE_DONE)
@@ -525,7 +546,7 @@ int qdb_load(qdb* db, void (*fn)(qjob* j, void* data), void* data) {
           "priority,"
           " timeout, retries, attempts, after, state, pgid, start_ticks,"
           " boot_id, exit_status, term_signal, result, error, submitted,"
-          " started, ended, grp FROM jobs ORDER BY id",
+          " started, ended, grp, output_error FROM jobs ORDER BY id",
           -1, &st, NULL) != SQLITE_OK)
     return fail(db, "cannot read the job database");
   while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
@@ -558,6 +579,7 @@ int qdb_load(qdb* db, void (*fn)(qjob* j, void* data), void* data) {
     j->started = sqlite3_column_double(st, 23);
     j->ended = sqlite3_column_double(st, 24);
     j->group = column_text(st, 25);
+    j->output_error = column_text(st, 26);
     if (j->state < 0 || j->state >= QS_COUNT ||
         (j->kind == 0 && (j->argv == NULL || j->argv[0] == NULL))) {
       qjob_free(j); /* not ours to run */

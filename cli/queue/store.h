@@ -46,8 +46,9 @@ typedef struct qjob {
   int64_t start_ticks; /* the leader's start time, /proc clock ticks */
   char* boot_id;       /* the boot it ran in */
   int64_t exit_status, term_signal;
-  char* result; /* kind 1: the result as JSON */
-  char* error;  /* why it failed, was cancelled or interrupted */
+  char* result;       /* kind 1: the result as JSON */
+  char* error;        /* why it failed, was cancelled or interrupted */
+  char* output_error; /* why some of its output could not be kept */
   double submitted, started, ended;
 
   /* The daemon's, not stored. */
@@ -91,6 +92,9 @@ int qdb_flush(qdb* db);
 /* Inserts j and sets j->id: ids only grow, so a removed job's id is never
  * another's. */
 int qdb_insert(qdb* db, qjob* j);
+/* Ids given from now on are above floor. Returns how many were skipped
+ * (0 when the last id given is at floor or beyond), or -1. */
+int64_t qdb_ids_after(qdb* db, int64_t floor);
 /* Removes a job (vow remove, vow clean). */
 int qdb_delete(qdb* db, int64_t id);
 /* A group's slots and pause, kept across restarts. */
