@@ -44,10 +44,17 @@ int vow_cli_joblog_failed(const char* path, char*** cmds, size_t* n);
 /* Opens the joblog for writing, appending when resuming, with the header
  * when the file is new. NULL after an error message. */
 FILE* vow_cli_joblog_open(const char* path, bool resume);
-/* One line; flushed, so a run killed midway can be resumed. */
-void vow_cli_joblog_write(FILE* f, size_t seq, double start, double runtime,
-                          size_t received, long long exitval, int sig,
-                          const char* command);
+/* One line; flushed, so a run killed midway can be resumed. Write it
+ * only once the job's output is out. 0, or -errno when it could not be
+ * written. */
+int vow_cli_joblog_write(FILE* f, size_t seq, double start, double runtime,
+                         size_t received, long long exitval, int sig,
+                         const char* command);
+/* The same line, appended to out, for a caller that writes it later. */
+struct vbuf;
+void vow_cli_joblog_line(struct vbuf* out, size_t seq, double start,
+                         double runtime, size_t received, long long exitval,
+                         int sig, const char* command);
 
 /* A growing byte buffer. */
 typedef struct vbuf {

@@ -118,16 +118,37 @@ FILE* vow_cli_joblog_open(const char* path, bool resume) {
         "Seq\tHost\tStarttime\tJobRuntime\tSend\tReceive\tExitval\tSignal"
         "\tCommand\n",
         f);
-  fflush(f);
+  if (fflush(f) != 0) {
+    vow_cli_error("cannot write the joblog %s: %s", path, strerror(errno));
+    fclose(f);
+    return NULL;
+  }
   return f;
 }
 
-void vow_cli_joblog_write(FILE* f, size_t seq, double start, double runtime,
-                          size_t received, long long exitval, int sig,
-                          const char* command) {
+void vow_cli_joblog_line(vbuf* out, size_t seq, double start, double runtime,
+                         size_t received, long long exitval, int sig,
+                         const char* command) {
+  char head[160];
+  int n =
+      snprintf(head, sizeof(head), "%zu\t:\t%.3f\t%10.3f\t0\t%zu\t%lld\t%d\t",
+               seq, start, runtime, received, exitval, sig);
+  vbuf_add(out, head, (size_t)n);
+  vbuf_str(out, command);
+  vbuf_add(out, "\n", 1);
+}
+
+int vow_cli_joblog_write(FILE* f, size_t seq, double start, double runtime,
+                         size_t received, long long exitval, int sig,
+                         const char* command) {
+  vbuf line = {0};
   if (f == NULL)
-    return;
-  fprintf(f, "%zu\t:\t%.3f\t%10.3f\t0\t%zu\t%lld\t%d\t%s\n", seq, start,
-          runtime, received, exitval, sig, command);
-  fflush(f);
+    return 0;
+  vow_cli_joblog_line(&line, seq, start, runtime, received, exitval, sig,
+                      command);
+  fwrite(line.data, 1, line.len, f);
+  vbuf_free(&line);
+  if (fflush(f) != 0 || ferror(f))
+    return -(errno ? errno : EIO);
+  return 0;
 }

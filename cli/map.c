@@ -10,6 +10,7 @@
  * runs the pool. */
 #include <errno.h>
 #include <libgen.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -264,6 +265,7 @@ int vow_cli_map(int argc, char** argv) {
         vow_cli_joblog_read(joblog, &the_map.skip, &the_map.nskip, resume) != 0)
       return VOW_EXIT_ERROR;
     the_map.joblog = vow_cli_joblog_open(joblog, resume != 0);
+    the_map.joblog_path = joblog;
     if (the_map.joblog == NULL)
       return VOW_EXIT_ERROR;
     the_map.start = vow_cli_now();
@@ -295,19 +297,25 @@ int vow_cli_map(int argc, char** argv) {
     return VOW_EXIT_ERROR;
   while (!map_stream_finished()) {
     uv_run(loop, UV_RUN_ONCE);
-    fflush(stdout); /* what is written is seen before the loop waits */
+    map_flush(); /* what is written is seen before the loop waits */
   }
   map_progress(true);
-  fflush(stdout);
+  map_flush();
   uv_close((uv_handle_t*)&tick, NULL);
-  map_stream_close();
-  done = vow_pool_shutdown(the_map.pool, true);
+  /* Output that cannot be written: what still runs is not waited for,
+   * and the lines' callbacks run as it is cancelled, before the lines
+   * are freed. */
+  done = vow_pool_shutdown(the_map.pool, !the_map.output_failed);
   vow_ctx_wait(the_map.ctx, done);
   vow_promise_release(done);
+  map_stream_close();
   vow_pool_free(the_map.pool);
   vow_ctx_close(the_map.ctx);
-  if (the_map.joblog)
-    fclose(the_map.joblog);
+  if (the_map.joblog && fclose(the_map.joblog) != 0 && !the_map.output_failed) {
+    vow_cli_error("output is incomplete: writing %s: %s", joblog,
+                  strerror(errno));
+    the_map.output_failed = true;
+  }
   free(the_map.skip);
   free(worker_bin);
   if (worker_cmd)
@@ -317,7 +325,12 @@ int vow_cli_map(int argc, char** argv) {
     free((void*)launchers[i].argv);
     free(launcher_text[i]);
   }
-  if (the_map.read_errno != 0)
+  if (the_map.broken_pipe) {
+    signal(SIGPIPE, SIG_DFL);
+    raise(SIGPIPE);
+    return 128 + SIGPIPE;
+  }
+  if (the_map.read_errno != 0 || the_map.output_failed)
     return VOW_EXIT_ERROR;
   return the_map.failed > 100 ? VOW_EXIT_MANY : (int)the_map.failed;
 }

@@ -30,6 +30,9 @@ typedef struct map_state {
   bool unordered, numbers, errors_to_stderr, traceback;
   int bytes_mode;
   FILE* joblog;
+  const char* joblog_path;
+  vbuf joblog_due; /* lines for results not yet flushed out of stdout */
+  bool output_failed, broken_pipe;
   double start;
   char* skip; /* --resume: by line - 1, done in an earlier run */
   size_t nskip;
@@ -60,6 +63,10 @@ int map_stream_start(uv_loop_t* loop);
 /* Every line read, run and written, and the input ended. */
 bool map_stream_finished(void);
 void map_stream_close(void);
+/* Flushes stdout, then writes the joblog lines of the results it held: a
+ * joblog line never precedes its result. A write error is said once and
+ * ends the run (map_stream_finished), with status 255. */
+void map_flush(void);
 void map_progress(bool final);
 
 #endif

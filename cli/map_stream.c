@@ -7,6 +7,7 @@
  * arrives; a regular file is read as the window allows. A group goes to
  * the pool when it is full, or when no more input is there for now. */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -38,8 +39,45 @@ static void emit(size_t i) {
   if (the_map.numbers && !l->error)
     fputc('}', f);
   fputc('\n', f);
+  if (the_map.joblog) {
+    /* Written once this result has left stdout's buffer (map_flush). */
+    char cmd[300];
+    snprintf(cmd, sizeof(cmd), "%s line %zu", the_map.fn, i + 1);
+    vow_cli_joblog_line(&the_map.joblog_due, i + 1, the_map.start,
+                        vow_cli_now() - the_map.start, strlen(l->text),
+                        l->error ? 1 : 0, 0, cmd);
+  }
   free(l->text);
   l->text = NULL;
+}
+
+static void output_failed(const char* what, int err) {
+  /* A closed stdout (| head) ends the run quietly, as SIGPIPE would. */
+  if (err == EPIPE && strcmp(what, "standard output") == 0)
+    the_map.broken_pipe = true;
+  else if (!the_map.output_failed)
+    vow_cli_error("output is incomplete: writing %s: %s", what, strerror(err));
+  the_map.output_failed = true;
+}
+
+void map_flush(void) {
+  if (the_map.output_failed)
+    return;
+  if (fflush(stdout) != 0 || ferror(stdout)) {
+    output_failed("standard output", errno ? errno : EIO);
+    return;
+  }
+  if (the_map.joblog_due.len > 0) {
+    int rc = fwrite(the_map.joblog_due.data, 1, the_map.joblog_due.len,
+                    the_map.joblog) == the_map.joblog_due.len &&
+                     fflush(the_map.joblog) == 0
+                 ? 0
+             : errno ? errno
+                     : EIO;
+    the_map.joblog_due.len = 0;
+    if (rc != 0)
+      output_failed(the_map.joblog_path, rc);
+  }
 }
 
 /* Moves past the lines that are settled: written now in input order, or
@@ -65,13 +103,6 @@ static void settle_line(size_t i, char* text, bool error) {
   the_map.done++;
   if (error)
     the_map.failed++;
-  if (the_map.joblog) {
-    char cmd[300];
-    snprintf(cmd, sizeof(cmd), "%s line %zu", the_map.fn, i + 1);
-    vow_cli_joblog_write(the_map.joblog, i + 1, the_map.start,
-                         vow_cli_now() - the_map.start, strlen(text),
-                         error ? 1 : 0, 0, cmd);
-  }
   if (the_map.unordered)
     emit(i);
   advance();
@@ -324,6 +355,8 @@ static void watch(void) {
 static void pump(void) {
   const char* text;
   size_t len;
+  if (the_map.output_failed)
+    return; /* the run is ending: nothing more is read */
   for (;;) {
     int got;
     while (room() && next_line(&text, &len))
@@ -391,7 +424,8 @@ int map_stream_start(uv_loop_t* loop) {
 }
 
 bool map_stream_finished(void) {
-  return the_map.input_ended && the_map.next_out == the_map.nread;
+  return the_map.output_failed ||
+         (the_map.input_ended && the_map.next_out == the_map.nread);
 }
 
 void map_stream_close(void) {
@@ -401,6 +435,7 @@ void map_stream_close(void) {
   vbuf_free(&the_map.buf);
   vbuf_free(&the_map.group_items);
   vbuf_free(&the_map.group_sent);
+  vbuf_free(&the_map.joblog_due);
   if (the_map.read_errno != 0)
     vow_cli_error("reading the input: %s", strerror(the_map.read_errno));
 }

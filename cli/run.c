@@ -37,13 +37,19 @@ static void* xcalloc(size_t n, size_t size) {
 
 /* As GNU parallel logs a job: its own exit status and signal, -1 when
  * vow killed it (--timeout); a job the run itself ended (--halt now, a
- * signal, a closed stdout) is not logged, so --resume runs it again. */
+ * signal, a closed stdout) is not logged, so --resume runs it again.
+ * Called once the job's output has been written: a line in the joblog
+ * means its output is out, so --resume after a crash never skips a job
+ * whose output was lost. */
 static void log_job(job* j) {
-  if (j->ended_by_run)
+  int rc;
+  if (j->ended_by_run || the_run.joblog_f == NULL)
     return;
-  vow_cli_joblog_write(the_run.joblog_f, j->seq, j->start, j->runtime,
-                       j->out.total, j->timed_out ? -1 : j->exit_status,
-                       j->term_signal, j->cmdline);
+  rc = vow_cli_joblog_write(the_run.joblog_f, j->seq, j->start, j->runtime,
+                            j->out.total, j->timed_out ? -1 : j->exit_status,
+                            j->term_signal, j->cmdline);
+  if (rc != 0)
+    run_output_failed(the_run.joblog, -rc);
 }
 
 static int open_joblog(void) {
@@ -89,6 +95,18 @@ static void end_running_jobs(int sig) {
       j->ended_by_run = true;
       kill_job(j, sig);
     }
+  }
+}
+
+void run_output_failed(const char* what, int err) {
+  if (the_run.output_failed)
+    return;
+  the_run.output_failed = true;
+  vow_cli_error("output is incomplete: writing %s: %s%s", what, strerror(err),
+                err == ENOSPC || err == EDQUOT ? " (is the disk full?)" : "");
+  if (!the_run.signalled) {
+    end_running_jobs(SIGTERM);
+    stop_starting();
   }
 }
 
@@ -167,6 +185,7 @@ static void flush_ordered(void) {
       break;
     }
     out_print_job(j);
+    log_job(j);
     *ring_at(the_run.next_print) = NULL;
     free_job(j);
     the_run.next_print++;
@@ -248,13 +267,14 @@ static void job_finished(job* j) {
     uv_unref((uv_handle_t*)&the_run.sigchld);
   the_run.slot_busy[j->slot - 1] = false;
   the_run.running_jobs[j->slot - 1] = NULL;
-  if (j->requeue && !the_run.halting && !the_run.signalled) {
+  if (j->requeue && !the_run.halting && !the_run.signalled &&
+      !the_run.output_failed) {
     put_back(j);
     start_jobs();
     return;
   }
   if (failed_job(j) && j->attempts < the_run.retries && !the_run.halting &&
-      !the_run.signalled) {
+      !the_run.signalled && !the_run.output_failed) {
     /* Try again in the same slot: what this attempt printed is dropped,
      * and only the last attempt goes in the joblog. */
     reset_for_rerun(j);
@@ -277,7 +297,6 @@ static void job_finished(job* j) {
     }
     the_run.runtimes[the_run.nruntimes++] = j->runtime;
   }
-  log_job(j);
   out_results(j);
   check_halt(j);
   if (the_run.halt_when == 2 && the_run.halting)
@@ -288,6 +307,7 @@ static void job_finished(job* j) {
     flush_ordered();
   } else {
     out_print_job(j);
+    log_job(j);
     free_job(j);
   }
   if (the_run.broken_pipe && !the_run.signalled) {
@@ -704,7 +724,7 @@ static void on_input(void) {
 }
 
 static void start_jobs(void) {
-  while (!the_run.signalled && !the_run.halting &&
+  while (!the_run.signalled && !the_run.halting && !the_run.output_failed &&
          the_run.running < the_run.jobs) {
     run_args a;
     unsigned slot;
@@ -889,6 +909,10 @@ static int dry_run(void) {
     printf("%s\n", j->cmdline);
     free_job(j);
   }
+  if (fflush(stdout) != 0) {
+    vow_cli_error("writing standard output: %s", strerror(errno));
+    return VOW_EXIT_ERROR;
+  }
   return 0;
 }
 
@@ -978,8 +1002,8 @@ int vow_cli_run(int argc, char** argv) {
   out_progress(true);
   if (the_run.keep_order)
     flush_ordered();
-  if (the_run.joblog_f)
-    fclose(the_run.joblog_f);
+  if (the_run.joblog_f && fclose(the_run.joblog_f) != 0)
+    run_output_failed(the_run.joblog, errno);
   out_finish();
   run_inputs_close(&the_run.in);
   uv_close((uv_handle_t*)&the_run.sigchld, NULL);
@@ -998,6 +1022,8 @@ int vow_cli_run(int argc, char** argv) {
     raise(SIGPIPE);
     return 128 + SIGPIPE;
   }
+  if (the_run.output_failed)
+    return VOW_EXIT_ERROR;
   if (the_run.signalled)
     return 128 + the_run.signalled;
   if (the_run.halting)

@@ -18,13 +18,30 @@
 #define MEM_LIMIT (1u << 20) /* bytes kept in memory per stream per job */
 #define PARK_IN_MEMORY 4096  /* -k: less than this waits in memory */
 
-/* Writes all of it. A closed stdout (| head) is noted: the run stops
- * starting jobs, as GNU parallel does when SIGPIPE ends it. */
+/* Output that could not be written is never dropped without a word: the
+ * run is told (run_output_failed), which names what failed, starts
+ * nothing more and ends with status 255. */
+static void write_or_fail(int fd, const char* what, const char* p, size_t n) {
+  int rc = vowp_write_all(fd, p, n);
+  if (rc == 0)
+    return;
+  /* A closed stdout (| head) is noted: the run stops starting jobs, as
+   * GNU parallel does when SIGPIPE ends it. */
+  if (rc == -EPIPE && fd == 1) {
+    the_run.broken_pipe = true;
+    return;
+  }
+  run_output_failed(what, -rc);
+}
+
+static const char* spill_name(void) {
+  return the_run.spill_dir[0] ? the_run.spill_dir : "a spill file";
+}
+
 void out_write(int fd, const char* p, size_t n) {
   if (fd == 1 || fd == 2)
     vow_progress_erase(&the_run.progress);
-  if (vowp_write_all(fd, p, n) == -EPIPE && fd == 1)
-    the_run.broken_pipe = true;
+  write_or_fail(fd, fd == 1 ? "standard output" : "standard error", p, n);
 }
 
 static int spill_file(void) {
@@ -49,7 +66,7 @@ static int spill_file(void) {
 static void spill(capture* c) {
   c->spill_fd = spill_file();
   if (c->spill_fd >= 0) {
-    out_write(c->spill_fd, c->mem.data, c->mem.len);
+    write_or_fail(c->spill_fd, spill_name(), c->mem.data, c->mem.len);
     c->mem.len = 0;
   }
 }
@@ -93,14 +110,17 @@ static void put(capture* c, const char* p, size_t n) {
 
 /* Copies len bytes at off of fd through a fixed buffer, so a job's
  * gigabytes never sit in our memory. */
-static void copy_out(capture* c, int fd, off_t off, size_t len, int to) {
+static void copy_out(capture* c, int fd, off_t off, size_t len, int to,
+                     const char* to_name) {
   char buf[65536];
   while (len > 0) {
     ssize_t k = pread(fd, buf, len < sizeof(buf) ? len : sizeof(buf), off);
-    if (k <= 0)
+    if (k <= 0) {
+      run_output_failed(spill_name(), k < 0 ? errno : EIO);
       break;
+    }
     if (to >= 0)
-      out_write(to, buf, (size_t)k);
+      write_or_fail(to, to_name, buf, (size_t)k);
     else
       put(c, buf, (size_t)k);
     off += k;
@@ -108,15 +128,17 @@ static void copy_out(capture* c, int fd, off_t off, size_t len, int to) {
   }
 }
 
-/* Everything captured, in order, to fd `to`, or printed when to < 0. */
-static void emit(capture* c, int to) {
+/* Everything captured, in order, to fd `to` (named to_name), or printed
+ * when to < 0. */
+static void emit(capture* c, int to, const char* to_name) {
   if (c->parked_at >= 0)
-    copy_out(c, the_run.park_fd, c->parked_at, c->parked_len, to);
+    copy_out(c, the_run.park_fd, c->parked_at, c->parked_len, to, to_name);
   if (c->spill_fd >= 0)
-    copy_out(c, c->spill_fd, 0, (size_t)lseek(c->spill_fd, 0, SEEK_END), to);
+    copy_out(c, c->spill_fd, 0, (size_t)lseek(c->spill_fd, 0, SEEK_END), to,
+             to_name);
   if (c->mem.len) {
     if (to >= 0)
-      out_write(to, c->mem.data, c->mem.len);
+      write_or_fail(to, to_name, c->mem.data, c->mem.len);
     else
       put(c, c->mem.data, c->mem.len);
   }
@@ -141,7 +163,7 @@ void out_reset(capture* c) {
 }
 
 static void print_capture(capture* c) {
-  emit(c, -1);
+  emit(c, -1, NULL);
   clear_held(c);
 }
 
@@ -185,7 +207,7 @@ void out_received(capture* c, const char* p, size_t n) {
     return;
   }
   if (c->spill_fd >= 0) {
-    out_write(c->spill_fd, p, n);
+    write_or_fail(c->spill_fd, spill_name(), p, n);
     return;
   }
   vbuf_add(&c->mem, p, n);
@@ -297,14 +319,15 @@ static int make_dirs(char* path) {
 static void write_file(const char* path, capture* c, const char* text) {
   int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
   if (fd < 0) {
-    vow_cli_error("--results: cannot write %s: %s", path, strerror(errno));
+    run_output_failed(path, errno);
     return;
   }
   if (c != NULL)
-    emit(c, fd);
+    emit(c, fd, path);
   else
-    out_write(fd, text, strlen(text));
-  close(fd);
+    write_or_fail(fd, path, text, strlen(text));
+  if (close(fd) != 0)
+    run_output_failed(path, errno);
 }
 
 /* GNU parallel's layout: DIR/1/VALUE/2/VALUE/{stdout,stderr,seq}, with
@@ -342,7 +365,7 @@ void out_results(job* j) {
     }
   }
   if (make_dirs(path.data) != 0) {
-    vow_cli_error("--results: cannot make %s: %s", path.data, strerror(errno));
+    run_output_failed(path.data, errno);
     vbuf_free(&path);
     return;
   }

@@ -93,7 +93,8 @@ typedef struct run_state {
   double* runtimes;
   size_t nruntimes, runtimes_cap;
   int signalled;
-  bool broken_pipe; /* stdout was closed under us */
+  bool broken_pipe;   /* stdout was closed under us */
+  bool output_failed; /* some output could not be written: status 255 */
   uv_signal_t sigint, sigterm, sighup, sigchld;
   char spill_dir[64];
   int park_fd; /* -k: one file for the output of jobs waiting their turn */
@@ -101,6 +102,11 @@ typedef struct run_state {
 } run_state;
 
 extern run_state the_run;
+
+/* run.c: output (named `what`) could not be written, for errno err: said
+ * once, nothing more starts, the jobs running are ended, and the run's
+ * status is 255. */
+void run_output_failed(const char* what, int err);
 
 /* run_options.c */
 int run_parse_options(int argc, char** argv);

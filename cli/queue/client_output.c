@@ -10,19 +10,30 @@
 #include <poll.h>
 #include <sys/inotify.h>
 
-static void copy_new(int from, int to) {
+/* Copies what is new in from to to: 0, or -errno of a write that
+ * failed (a full disk, a closed pipe). */
+static int copy_new(int from, int to) {
   char buf[65536];
   ssize_t n;
   while ((n = read(from, buf, sizeof(buf))) > 0) {
-    const char* p = buf;
-    while (n > 0) {
-      ssize_t w = write(to, p, (size_t)n);
-      if (w <= 0)
-        return;
-      p += w;
-      n -= w;
-    }
+    int rc = vowp_write_all(to, buf, (size_t)n);
+    if (rc != 0)
+      return rc;
   }
+  return 0;
+}
+
+/* Copies, and on the first write error says so and gives the status to
+ * exit with. */
+static int copy_or_fail(int from, int to, int* rc) {
+  int e;
+  if (from < 0 || *rc == VOW_EXIT_ERROR || (e = copy_new(from, to)) == 0)
+    return 0;
+  if (e != -EPIPE)
+    vow_cli_error("writing standard %s: %s", to == 1 ? "output" : "error",
+                  strerror(-e));
+  *rc = VOW_EXIT_ERROR;
+  return -1;
 }
 
 int cmd_output(conn* c, int argc, char** argv) {
@@ -55,16 +66,16 @@ int cmd_output(conn* c, int argc, char** argv) {
   lost = qw_get_str(r, "output_error");
   if (out == NULL) {
     /* A task function's job: its result (or failure), as JSON. */
-    if (result != NULL)
-      printf("%s\n", result);
+    if (result != NULL && (printf("%s\n", result) < 0 || fflush(stdout) != 0)) {
+      vow_cli_error("writing standard output: %s", strerror(errno));
+      rc = VOW_EXIT_ERROR;
+    }
     goto done;
   }
   fo = open(out, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
   fe = open(err, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-  if (fo >= 0)
-    copy_new(fo, 1);
-  if (fe >= 0)
-    copy_new(fe, 2);
+  if (copy_or_fail(fo, 1, &rc) != 0 || copy_or_fail(fe, 2, &rc) != 0)
+    goto done;
   if (follow && state != NULL &&
       (strcmp(state, "queued") == 0 || strcmp(state, "running") == 0)) {
     /* New bytes by inotify, the end by a wait on the daemon: nothing is
@@ -99,20 +110,17 @@ int cmd_output(conn* c, int argc, char** argv) {
         fo = open(out, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
       if (fe < 0)
         fe = open(err, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-      if (fo >= 0)
-        copy_new(fo, 1);
-      if (fe >= 0)
-        copy_new(fe, 2);
-      if (pf[0].revents & (POLLIN | POLLHUP))
+      if (copy_or_fail(fo, 1, &rc) != 0 || copy_or_fail(fe, 2, &rc) != 0 ||
+          (pf[0].revents & (POLLIN | POLLHUP)))
         break;
     }
-    r = qc_reply(c);
-    if (fo >= 0)
-      copy_new(fo, 1);
-    if (fe >= 0)
-      copy_new(fe, 2);
     if (in >= 0)
       close(in);
+    if (rc == VOW_EXIT_ERROR)
+      goto done;
+    r = qc_reply(c);
+    if (copy_or_fail(fo, 1, &rc) != 0 || copy_or_fail(fe, 2, &rc) != 0)
+      goto done;
     if (r != NULL) {
       const msgpack_object* jobs = qw_get(r, "jobs");
       int64_t s = 0;

@@ -1,8 +1,8 @@
 #!/bin/sh
 # `vow map` under mpirun: ranks 1 and 2 become node agents and run the
 # workers; the output is the same as without MPI. A job that MPI aborts
-# (an agent rank killed) leaves a joblog of every result that arrived, and
-# --resume runs only the rest.
+# (an agent rank killed) leaves a joblog of every result written out, and
+# --resume runs only the rest: no result is lost.
 #   mpi_test.sh MPIEXEC VOW_BINARY PLUGIN
 set -u
 . "$(dirname "$0")/check.sh"
@@ -45,7 +45,7 @@ agent_pid() {
 # Abort: kill agent rank 1 while 40 tasks of 100 ms run; mpirun ends the
 # whole job. Every result that arrived is in the joblog.
 for i in $(seq 1 40); do echo '[100]'; done > "$T/slow"
-$MPIRUN $VOW map "$PLUGIN" sleep --joblog "$T/jl" < "$T/slow" > "$T/first" 2>"$T/first.err" &
+$MPIRUN $VOW map "$PLUGIN" sleep --line-numbers --joblog "$T/jl" < "$T/slow" > "$T/first" 2>"$T/first.err" &
 job=$!
 n=0
 results() { cat "$T/jl" 2>/dev/null | grep -c 'sleep line'; }
@@ -59,8 +59,16 @@ check "the aborted job fails" 1 "$([ $? -ne 0 ] && echo 1)"
 done_before=$(results)
 check "results arrived before the abort" 1 \
   "$([ "$done_before" -ge 6 ] && [ "$done_before" -lt 40 ] && echo 1)"
-rest=$($MPIRUN $VOW map "$PLUGIN" sleep --joblog "$T/jl" --resume < "$T/slow" | wc -l)
-check "--resume runs only the rest" $((40 - done_before)) "$(echo $rest)"
+logged=$(awk 'NR > 1 {print $1}' "$T/jl" | sort -n)
+written=$(grep -o '"line":[0-9]*' "$T/first" | cut -d: -f2 | sort -n)
+check "the joblog names only lines whose result was written" "" \
+  "$(echo "$logged" | grep -vxF "$written" | grep .)"
+$MPIRUN $VOW map "$PLUGIN" sleep --line-numbers --joblog "$T/jl" --resume \
+  < "$T/slow" > "$T/second"
+check "--resume runs only the rest" $((40 - done_before)) \
+  "$(wc -l < "$T/second" | tr -d ' ')"
+check "no result lost: each line in one run or the other" "$(seq 1 40)" \
+  "$(cat "$T/first" "$T/second" | grep -o '"line":[0-9]*' | cut -d: -f2 | sort -n | uniq)"
 check "every line once in the joblog" "$(seq 1 40)" \
   "$(awk 'NR > 1 {print $1}' "$T/jl" | sort -n)"
 report

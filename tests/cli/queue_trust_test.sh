@@ -151,6 +151,9 @@ third=$($VOW submit --socket "$N" -- echo third)
 check "an empty database: ids go on past the old output" 3 "$third"
 $VOW wait --socket "$N" "$third"
 check "... its output alone" third "$($VOW output --socket "$N" "$third")"
+$VOW output --socket "$N" "$third" >/dev/full 2>lost.txt
+check "vow output >/dev/full: status 255" 255 $?
+check "... says so" 1 "$(grep -c 'writing standard output: No space left' lost.txt)"
 $VOW shutdown --socket "$N"
 
 # 5. A full disk: a job whose output could not all be written is not
@@ -159,12 +162,16 @@ $VOW shutdown --socket "$N"
 mkdir full
 if mount -t tmpfs -o size=256k tmpfs full 2>/dev/null; then
   F=$T/full/q.sock
-  limit=""
+  limit=
 else
   F=$T/fsize.sock
-  limit="ulimit -f 256 &&"
+  limit=256
 fi
-(trap '' XFSZ && eval "$limit" exec $VOW serve --socket "$F")
+(
+  trap '' XFSZ
+  [ -z "$limit" ] || ulimit -f "$limit"
+  exec $VOW serve --socket "$F"
+)
 big=$($VOW submit --socket "$F" -- sh -c 'head -c 1000000 /dev/zero; exit 0')
 $VOW wait --socket "$F" "$big"
 check "full disk: wait is not 0" 1 $?
