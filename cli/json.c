@@ -10,10 +10,19 @@
 
 #include "json.h"
 
-static int pack_json(msgpack_packer* pk, const json_t* j) {
+/* Packs j, counting what the wire bounds: containers nested, objects. */
+typedef struct packing {
+  msgpack_packer pk;
+  size_t objects;
+  unsigned deepest;
+} packing;
+
+static int pack_json(packing* p, const json_t* j, unsigned depth) {
+  msgpack_packer* pk = &p->pk;
   size_t i;
   const char* key;
   json_t* v;
+  p->objects++;
   switch (json_typeof(j)) {
     case JSON_NULL:
       return msgpack_pack_nil(pk);
@@ -30,40 +39,68 @@ static int pack_json(msgpack_packer* pk, const json_t* j) {
       return msgpack_pack_str_body(pk, json_string_value(j),
                                    json_string_length(j));
     case JSON_ARRAY:
-      msgpack_pack_array(pk, json_array_size(j));
-      for (i = 0; i < json_array_size(j); i++)
-        if (pack_json(pk, json_array_get(j, i)) != 0)
-          return -1;
-      return 0;
     case JSON_OBJECT:
-      msgpack_pack_map(pk, json_object_size(j));
-      json_object_foreach((json_t*)j, key, v) {
-        msgpack_pack_str(pk, strlen(key));
-        msgpack_pack_str_body(pk, key, strlen(key));
-        if (pack_json(pk, v) != 0)
-          return -1;
-      }
-      return 0;
+      break;
   }
-  return -1;
+  if (++depth > p->deepest)
+    p->deepest = depth;
+  if (depth > VOWP_ITEM_MAX_DEPTH)
+    return -1; /* said by the caller; no deeper */
+  if (json_is_array(j)) {
+    msgpack_pack_array(pk, json_array_size(j));
+    for (i = 0; i < json_array_size(j); i++)
+      if (pack_json(p, json_array_get(j, i), depth) != 0)
+        return -1;
+    return 0;
+  }
+  msgpack_pack_map(pk, json_object_size(j));
+  json_object_foreach((json_t*)j, key, v) {
+    p->objects++;
+    msgpack_pack_str(pk, strlen(key));
+    msgpack_pack_str_body(pk, key, strlen(key));
+    if (pack_json(p, v, depth) != 0)
+      return -1;
+  }
+  return 0;
 }
 
 int vow_json_to_msgpack(const char* line, size_t len, vbuf* out, char* err,
                         size_t errsize) {
   json_error_t e;
   json_t* j = json_loadb(line, len, JSON_DECODE_ANY | JSON_ALLOW_NUL, &e);
-  msgpack_packer pk;
+  packing p;
+  size_t start = out->len;
   int rc;
   if (j == NULL) {
     snprintf(err, errsize, "not valid JSON: %s at column %d", e.text, e.column);
     return -1;
   }
-  msgpack_packer_init(&pk, out, vow_json_vbuf_write);
-  rc = pack_json(&pk, j);
+  memset(&p, 0, sizeof(p));
+  msgpack_packer_init(&p.pk, out, vow_json_vbuf_write);
+  rc = pack_json(&p, j, 0);
   json_decref(j);
-  if (rc != 0)
+  /* What the protocol cannot carry is refused here, with the reason,
+   * rather than sent to kill a worker or arrive as something else. */
+  if (rc != 0 && p.deepest > VOWP_ITEM_MAX_DEPTH)
+    snprintf(err, errsize,
+             "JSON nested more than %u levels deep: a task's value may nest "
+             "at most %u",
+             VOWP_ITEM_MAX_DEPTH, VOWP_ITEM_MAX_DEPTH);
+  else if (rc == 0 && p.objects > VOWP_VALUE_MAX_OBJECTS)
+    snprintf(err, errsize,
+             "JSON of %zu values: a task's value may hold at most %zu",
+             p.objects, (size_t)VOWP_VALUE_MAX_OBJECTS);
+  else if (rc == 0 && out->len - start > VOWP_DEFAULT_MAX_FRAME - 4096)
+    snprintf(
+        err, errsize,
+        "JSON of %zu bytes as msgpack: a task's value may take at most %zu",
+        out->len - start, VOWP_DEFAULT_MAX_FRAME - 4096);
+  else if (rc != 0)
     snprintf(err, errsize, "cannot convert to msgpack");
-  return rc;
+  else
+    return 0;
+  out->len = start;
+  return -1;
 }
 
 int vow_json_vbuf_write(void* data, const char* buf, size_t len) {
@@ -74,49 +111,85 @@ int vow_json_vbuf_write(void* data, const char* buf, size_t len) {
 static const char b64[] =
     "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
+/* The length of the well-formed UTF-8 sequence at p (at most n bytes
+ * there), or 0: overlong forms, surrogates and code points past U+10FFFF
+ * are not well formed (RFC 3629). */
+static size_t utf8_sequence(const unsigned char* p, size_t n) {
+  size_t len, i;
+  uint32_t cp;
+  if (p[0] < 0xc2 || p[0] > 0xf4)
+    return 0;
+  len = p[0] < 0xe0 ? 2 : p[0] < 0xf0 ? 3 : 4;
+  if (len > n)
+    return 0;
+  cp = p[0] & (0x7f >> len);
+  for (i = 1; i < len; i++) {
+    if ((p[i] & 0xc0) != 0x80)
+      return 0;
+    cp = cp << 6 | (p[i] & 0x3f);
+  }
+  if ((len == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
+      (len == 4 && (cp < 0x10000 || cp > 0x10ffff)))
+    return 0;
+  return len;
+}
+
 /* Results are written straight from the msgpack object into text, without
- * building a JSON tree first: this is the per-line hot path of vow map. */
+ * building a JSON tree first: this is the per-line hot path of vow map.
+ * A msgpack str need not be UTF-8 (a C function's bytes, a command's
+ * arguments): each byte that is not part of a well-formed sequence is
+ * written as U+FFFD, so the text is always valid JSON. */
 static void put_string(vbuf* b, const char* p, size_t n) {
   static const char hex[] = "0123456789abcdef";
-  size_t i, from = 0;
+  size_t i = 0, from = 0;
   vbuf_add(b, "\"", 1);
-  for (i = 0; i < n; i++) {
+  while (i < n) {
     unsigned char c = (unsigned char)p[i];
     const char* esc = NULL;
     char u[7];
-    if (c >= 0x20 && c != '"' && c != '\\')
+    if (c >= 0x80) {
+      size_t len = utf8_sequence((const unsigned char*)p + i, n - i);
+      if (len > 0) {
+        i += len;
+        continue;
+      }
+      esc = "\\ufffd";
+    } else if (c >= 0x20 && c != '"' && c != '\\') {
+      i++;
       continue;
-    vbuf_add(b, p + from, i - from);
-    from = i + 1;
-    switch (c) {
-      case '"':
-        esc = "\\\"";
-        break;
-      case '\\':
-        esc = "\\\\";
-        break;
-      case '\n':
-        esc = "\\n";
-        break;
-      case '\r':
-        esc = "\\r";
-        break;
-      case '\t':
-        esc = "\\t";
-        break;
-      case '\b':
-        esc = "\\b";
-        break;
-      case '\f':
-        esc = "\\f";
-        break;
-      default:
-        memcpy(u, "\\u00", 4);
-        u[4] = hex[c >> 4];
-        u[5] = hex[c & 15];
-        u[6] = '\0';
-        esc = u;
     }
+    vbuf_add(b, p + from, i - from);
+    from = ++i;
+    if (esc == NULL)
+      switch (c) {
+        case '"':
+          esc = "\\\"";
+          break;
+        case '\\':
+          esc = "\\\\";
+          break;
+        case '\n':
+          esc = "\\n";
+          break;
+        case '\r':
+          esc = "\\r";
+          break;
+        case '\t':
+          esc = "\\t";
+          break;
+        case '\b':
+          esc = "\\b";
+          break;
+        case '\f':
+          esc = "\\f";
+          break;
+        default:
+          memcpy(u, "\\u00", 4);
+          u[4] = hex[c >> 4];
+          u[5] = hex[c & 15];
+          u[6] = '\0';
+          esc = u;
+      }
     vbuf_str(b, esc);
   }
   vbuf_add(b, p + from, n - from);
@@ -256,13 +329,17 @@ char* vow_msgpack_to_json(const void* bytes, size_t len, int bytes_mode) {
 
 char* vow_json_error_line(size_t line, const char* message,
                           const char* detail) {
-  json_t* o = json_object();
-  char* text;
-  json_object_set_new(o, "line", json_integer((json_int_t)line));
-  json_object_set_new(o, "error", json_string(message));
-  if (detail != NULL && *detail != '\0')
-    json_object_set_new(o, "detail", json_string(detail));
-  text = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
-  json_decref(o);
-  return text;
+  /* Messages come from workers too: written as any string is, so a byte
+   * that is not UTF-8 never makes the line invalid or drops the key. */
+  vbuf b = {0};
+  char head[48];
+  int n = snprintf(head, sizeof(head), "{\"line\":%zu,\"error\":", line);
+  vbuf_add(&b, head, (size_t)n);
+  put_string(&b, message, strlen(message));
+  if (detail != NULL && *detail != '\0') {
+    vbuf_str(&b, ",\"detail\":");
+    put_string(&b, detail, strlen(detail));
+  }
+  vbuf_add(&b, "}", 2); /* and the terminating NUL */
+  return b.data;
 }

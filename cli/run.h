@@ -52,6 +52,7 @@ typedef struct run_inputs {
   regex_t colsep;
   char colsep_text[64];
   bool header;  /* --header */
+  bool warned_nul; /* a NUL in a record was replaced, and said so */
   char** names; /* --header's column names, by position */
   size_t nnames;
   size_t max_args;     /* -N/-n/-L N: tuples a job; 0 one */

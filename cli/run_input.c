@@ -183,9 +183,35 @@ static run_row make_row(run_inputs* in, const char* rec, size_t len) {
   vbuf cols = {0}; /* the columns, each NUL-terminated */
   size_t ncols = 0, i, off;
   run_row row;
-  char* text = xrealloc(NULL, len + 1);
-  const char* p = text;
-  memcpy(text, rec, len);
+  size_t nuls = 0, k;
+  char* text;
+  const char* p;
+  for (k = 0; k < len; k++)
+    nuls += rec[k] == '\0';
+  text = xrealloc(NULL, len + nuls + 1);
+  p = text;
+  if (nuls == 0) {
+    memcpy(text, rec, len);
+  } else {
+    /* As GNU parallel does: a NUL cannot be passed in an argument, so
+     * it becomes the two characters \0, and that is said once. */
+    char* at = text;
+    if (!in->warned_nul)
+      fprintf(stderr,
+              "vow: warning: a NUL character in the input was replaced with "
+              "\\0 (NUL cannot be passed in an argument; did you mean "
+              "-0?)\n");
+    in->warned_nul = true;
+    for (k = 0; k < len; k++) {
+      if (rec[k] != '\0') {
+        *at++ = rec[k];
+      } else {
+        *at++ = '\\';
+        *at++ = '0';
+      }
+    }
+    len += nuls;
+  }
   text[len] = '\0';
   for (;;) {
     const char* cut = NULL;

@@ -94,6 +94,15 @@ typedef struct vowp_limits {
 #define VOWP_DEFAULT_MAX_OBJECTS ((size_t)1 << 20)
 #define VOWP_MAX_DEPTH 31u
 
+/* What one value (a task's arguments, a map's item, a result) may hold
+ * so that every message carrying it stays within the default limits: a
+ * task's arguments sit three containers deep in TASKS, a map item or an
+ * item's result four deep in MAPS or RESULTS, and a message's own
+ * objects (type, ids, names, seeds) are far fewer than 64. */
+#define VOWP_TASK_MAX_DEPTH (VOWP_MAX_DEPTH - 3u)
+#define VOWP_ITEM_MAX_DEPTH (VOWP_MAX_DEPTH - 4u)
+#define VOWP_VALUE_MAX_OBJECTS (VOWP_DEFAULT_MAX_OBJECTS - 64u)
+
 /* The n-byte big-endian number at p (msgpack's byte order). */
 static inline uint64_t vowp_read_be(const unsigned char* p, int n) {
   uint64_t x = 0;

@@ -379,6 +379,23 @@ vow_promise_t* vow__pool_submit_task(vow_pool_t* pool, const char* fn,
                         "the protocol's message limit of %zu "
                         "bytes",
                         fn, alen, (size_t)VOWP_DEFAULT_MAX_FRAME));
+  /* Within the message's own limits, or the worker would refuse the
+   * whole message and die of it. A value of at most VOWP_TASK_MAX_DEPTH
+   * bytes cannot nest deeper, nor hold more objects, than allowed. */
+  if (alen > VOWP_TASK_MAX_DEPTH) {
+    vowp_limits lim = {0, VOWP_VALUE_MAX_OBJECTS, VOWP_TASK_MAX_DEPTH};
+    vowp_error e;
+    const char* bytes = vow_value_bytes(args, NULL);
+    if (vowp_prescan(bytes, alen, &lim, 0, &e) != VOWP_OK)
+      return reject_now(
+          pool, args,
+          vow_failure_new(VOW_FAIL_BAD_INPUT, UV_E2BIG,
+                          "arguments for %s cannot be sent: %s (a task's "
+                          "arguments may nest %u containers deep and hold "
+                          "%zu objects)",
+                          fn, e.text, VOWP_TASK_MAX_DEPTH,
+                          (size_t)VOWP_VALUE_MAX_OBJECTS));
+  }
   name = intern(pool, fn);
   if (name == NULL)
     return reject_now(pool, args,

@@ -92,7 +92,7 @@ vow_promise_t* vow_pool_map(vow_pool_t* pool, const char* fn,
   vow_promise_t** ps = NULL;
   vow_promise_t* all;
   map_run* m = NULL;
-  size_t n = 0, chunk, nchunks, c, i, len = 0;
+  size_t n = 0, chunk, nchunks, lo, hi, i, len = 0;
   const char* bytes = NULL;
   const char* at = NULL;
   bool is_array = items && vow_value_kind(items) == VOW_VALUE_ARRAY;
@@ -128,24 +128,8 @@ vow_promise_t* vow_pool_map(vow_pool_t* pool, const char* fn,
                                     "items"));
   }
   chunk = chunk_size(pool, n);
-  if (n > 0) {
-    /* Big items make small chunks: about a batch's worth of bytes each,
-     * far below the protocol's message limit. */
-    size_t total = 0, per;
-    if (is_array)
-      for (i = 0; i < n; i++) {
-        size_t ilen = 0;
-        vow_value_bytes(vow_value_array_at(items, i), &ilen);
-        total += ilen;
-      }
-    else
-      total = len;
-    per = total / n ? total / n : 1;
-    if (chunk > VOW__BATCH_BYTES / per)
-      chunk = VOW__BATCH_BYTES / per ? VOW__BATCH_BYTES / per : 1;
-  }
-  nchunks = (n + chunk - 1) / chunk;
-  ps = vow__malloc((nchunks ? nchunks : 1) * sizeof(*ps));
+  /* At most one chunk an item: ps has room for every chunk. */
+  ps = vow__malloc((n ? n : 1) * sizeof(*ps));
   m = vow__malloc(sizeof(*m));
   if (ps == NULL || m == NULL) {
     vow__free(ps);
@@ -157,13 +141,30 @@ vow_promise_t* vow_pool_map(vow_pool_t* pool, const char* fn,
   m->first = pool->next_id + 1;
   m->n = n;
   pool->next_id += n; /* the items' run indexes */
-  for (c = 0; c < nchunks; c++) {
-    size_t lo = c * chunk, hi = lo + chunk < n ? lo + chunk : n;
+  nchunks = 0;
+  for (lo = 0; lo < n; lo = hi) {
     msgpack_sbuffer sb;
     msgpack_packer pk;
     vow_value_t* args;
+    const char* from = at;
+    size_t taken = 0;
     msgpack_sbuffer_init(&sb);
     msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    /* Up to `chunk` items, and while their bytes stay within a batch's
+     * half: a big item goes alone, and a chunk's objects (never more
+     * than its bytes) stay far below what one message may hold. */
+    for (hi = lo; hi < n && hi - lo < chunk; hi++) {
+      size_t ilen;
+      if (is_array)
+        vow_value_bytes(vow_value_array_at(items, hi), &ilen);
+      else
+        ilen = vowp_object_size(at);
+      if (hi > lo && taken + ilen > VOW__BATCH_BYTES / 2)
+        break;
+      taken += ilen;
+      if (!is_array)
+        at += ilen;
+    }
     msgpack_pack_array(&pk, hi - lo);
     if (is_array) {
       for (i = lo; i < hi; i++) {
@@ -173,15 +174,13 @@ vow_promise_t* vow_pool_map(vow_pool_t* pool, const char* fn,
       }
     } else {
       /* The items of a chunk are contiguous in the encoded array. */
-      const char* from = at;
-      for (i = lo; i < hi; i++)
-        at += vowp_object_size(at);
       msgpack_sbuffer_write(&sb, from, (size_t)(at - from));
     }
     args = vow__value_from_encoded(sb.data, sb.size);
     msgpack_sbuffer_destroy(&sb);
-    ps[c] = vow__pool_submit_task(pool, fn, args ? args : vow_value_nil(), 0,
-                                  m->first + lo, (uint16_t)(hi - lo));
+    ps[nchunks++] =
+        vow__pool_submit_task(pool, fn, args ? args : vow_value_nil(), 0,
+                              m->first + lo, (uint16_t)(hi - lo));
   }
   vow_value_release(items);
   all = vow_all(pool->ctx, ps, nchunks);

@@ -428,6 +428,87 @@ static void oversized_arguments_refused(void** state) {
   end_pool(fx, pool, true);
 }
 
+/* The value p fulfils with (a reference); fails the test otherwise. */
+static vow_value_t* run_value(fixture* fx, vow_promise_t* p) {
+  outcome o = run(fx, p);
+  if (o.f)
+    fail_msg("task failed: %s", vow_failure_message(o.f));
+  return o.v;
+}
+
+/* Nested arrays n deep around nil, as one msgpack value. */
+static vow_value_t* nested_value(unsigned n) {
+  unsigned char buf[64];
+  memset(buf, 0x91, n); /* fixarray of one */
+  buf[n] = 0xc0;
+  return vow_value_new_msgpack(buf, n + 1, NULL);
+}
+
+/* An array of n nils: n + 1 objects in n + 5 bytes. */
+static vow_value_t* many_nils(size_t n) {
+  unsigned char* b = malloc(n + 5);
+  vow_value_t* v;
+  assert_non_null(b);
+  b[0] = 0xdd;
+  b[1] = (unsigned char)(n >> 24);
+  b[2] = (unsigned char)(n >> 16);
+  b[3] = (unsigned char)(n >> 8);
+  b[4] = (unsigned char)n;
+  memset(b + 5, 0xc0, n);
+  v = vow_value_new_msgpack(b, n + 5, NULL);
+  free(b);
+  return v;
+}
+
+/* Arguments a message cannot carry (nested past what TASKS leaves room
+ * for, or more objects than a frame may hold) are refused at submit: a
+ * worker sent them would refuse the whole message and die of it. A map
+ * never puts items together past those limits either. */
+static void unsendable_arguments_refused(void** state) {
+  fixture* fx = *state;
+  vow_pool_options_t o = defaults(1);
+  vow_pool_t* pool = make_pool(fx, &o);
+  vow_pool_stats_t st;
+  vow_failure_t* f;
+  vow_value_t* items[4];
+  vow_value_t* v;
+  size_t i;
+  f = run_fail(fx, vow_pool_submit(pool, "echo", nested_value(29)),
+               VOW_FAIL_BAD_INPUT);
+  assert_non_null(strstr(vow_failure_message(f), "cannot be sent"));
+  assert_non_null(strstr(vow_failure_message(f), "nesting"));
+  vow_failure_release(f);
+  f = run_fail(fx, vow_pool_submit(pool, "echo", many_nils((size_t)1 << 20)),
+               VOW_FAIL_BAD_INPUT);
+  assert_non_null(strstr(vow_failure_message(f), "objects"));
+  vow_failure_release(f);
+  /* As deep as a task may be: it goes and comes back. */
+  v = run_value(fx, vow_pool_submit(pool, "echo", nested_value(28)));
+  vow_value_release(v);
+  /* Two items of 600,000 objects each: each fits a message, both do not. */
+  items[0] = many_nils(600000);
+  items[1] = many_nils(600000);
+  items[2] = vow_value_new_int(1);
+  items[3] = vow_value_new_int(2);
+  v = run_value(fx, vow_pool_map(pool, "echo", vow_value_new_array(items, 4)));
+  {
+    msgpack_unpacked un;
+    msgpack_unpacked_init(&un);
+    assert_int_equal(vow_value_unpack(v, &un), 0);
+    assert_int_equal(un.data.via.array.size, 4);
+    for (i = 0; i < 2; i++)
+      assert_int_equal(un.data.via.array.ptr[i].via.array.size, 600000);
+    assert_int_equal(un.data.via.array.ptr[3].via.u64, 2);
+    msgpack_unpacked_destroy(&un);
+  }
+  vow_value_release(v);
+  vow_pool_stats(pool, &st);
+  assert_int_equal(st.worker_deaths, 0);
+  assert_int_equal(st.worker_starts, 1);
+  still_serves(fx, pool);
+  end_pool(fx, pool, true);
+}
+
 /* A worker that closes its channel but stays alive is killed, and its
  * task fails as worker-died. */
 static void closed_channel_is_a_death(void** state) {
@@ -881,6 +962,7 @@ int main(int argc, char** argv) {
         T(early_exit_fails_its_task),
         T(protocol_breakers_are_replaced),
         T(oversized_arguments_refused),
+        T(unsendable_arguments_refused),
         T(launchers_and_a_dead_one),
         T(closed_channel_is_a_death),
         T(stdout_cannot_corrupt_frames),

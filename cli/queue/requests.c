@@ -212,7 +212,7 @@ static void op_submit(client* c, const msgpack_object* req) {
     if (vow_json_to_msgpack(j->arg_json, strlen(j->arg_json), &packed, err,
                             sizeof(err)) != 0) {
       vbuf_free(&packed);
-      qconn_reply_error(c, "the argument is not JSON: %s", err);
+      qconn_reply_error(c, "the argument: %s", err);
       goto refuse;
     }
     vbuf_free(&packed);

@@ -64,7 +64,11 @@ static vow_outcome_t on_task(vow_value_t* v, vow_failure_t* f, void* data) {
     free(j->result);
     j->result = b ? vow_msgpack_to_json(b, len, 0) : NULL;
     vow_value_release(v);
-    the_daemon.hooks.job_ended(j, QS_DONE, NULL);
+    if (j->result == NULL)
+      the_daemon.hooks.job_ended(j, QS_FAILED,
+                                 "its result cannot be written as JSON");
+    else
+      the_daemon.hooks.job_ended(j, QS_DONE, NULL);
   }
   return vow_ok(NULL);
 }
@@ -74,6 +78,7 @@ void qd_task_start(qjob* j) {
   vbuf packed = {0};
   char err[256];
   vow_pool_t* pool = pool_for(j->lib, why, sizeof(why));
+  vow_value_t* args;
   vow_promise_t* p;
   if (pool == NULL) {
     the_daemon.hooks.job_ended(j, QS_FAILED, why);
@@ -85,9 +90,14 @@ void qd_task_start(qjob* j) {
     the_daemon.hooks.job_ended(j, QS_FAILED, err);
     return;
   }
-  p = vow_pool_submit(pool, j->fn,
-                      vow_value_new_msgpack(packed.data, packed.len, NULL));
+  args = vow_value_new_msgpack(packed.data, packed.len, NULL);
   vbuf_free(&packed);
+  if (args == NULL) {
+    /* Never run with nil instead: the job says what went wrong. */
+    the_daemon.hooks.job_ended(j, QS_FAILED, "no memory for its argument");
+    return;
+  }
+  p = vow_pool_submit(pool, j->fn, args);
   j->task_p = p; /* pending until on_task runs */
   vow_promise_release(vow_add_both(p, on_task, j));
 }
