@@ -136,6 +136,7 @@ static void free_job(job* j) {
     free(j->argv[i]);
   free(j->argv);
   free(j->cmdline);
+  free(j->refused);
   run_args_free(&j->args);
   out_reset(&j->out);
   out_reset(&j->err);
@@ -526,14 +527,15 @@ static int spawn_job(job* j) {
   j->start = vow_cli_now();
   if (the_run.ungroup) {
     j->out.eof = j->err.eof = true;
-    rc = -spawn_process(j, 1, 2);
+    rc = j->refused ? -EPERM : -spawn_process(j, 1, 2);
   } else {
     uv_pipe_init(the_run.loop, &j->out.pipe, 0);
     uv_pipe_init(the_run.loop, &j->err.pipe, 0);
     j->out.pipe.data = &j->out;
     j->err.pipe.data = &j->err;
     j->open_handles = 3;
-    rc = pipe2(out, O_CLOEXEC) != 0 || pipe2(err, O_CLOEXEC) != 0
+    rc = j->refused ? -EPERM
+         : pipe2(out, O_CLOEXEC) != 0 || pipe2(err, O_CLOEXEC) != 0
              ? -errno
              : -spawn_process(j, out[1], err[1]);
     if (out[1] >= 0)
@@ -548,8 +550,11 @@ static int spawn_job(job* j) {
   if (rc != 0) {
     /* As a shell says it: the job fails with 127, the run goes on. */
     char msg[512];
-    int len = snprintf(msg, sizeof(msg), "vow: %s: %s\n", j->argv[0],
-                       uv_strerror(rc));
+    int len = j->refused ? snprintf(msg, sizeof(msg), "vow: %s\n", j->refused)
+                         : snprintf(msg, sizeof(msg), "vow: %s: %s\n",
+                                    j->argv[0], uv_strerror(rc));
+    if (len >= (int)sizeof(msg))
+      len = (int)sizeof(msg) - 1;
     if (the_run.ungroup)
       out_write(2, msg, (size_t)len);
     else
@@ -609,7 +614,10 @@ static void build_command(job* j) {
   run_expand_command(&w, the_run.command, the_run.ncommand, &the_run.in,
                      &j->args, j->seq, j->slot);
   if (the_run.shell) {
-    char** sh = run_words_take(&w);
+    char** sh;
+    j->refused = w.refused; /* the job fails instead of running */
+    w.refused = NULL;
+    sh = run_words_take(&w);
     j->argv = xcalloc(4, sizeof(char*));
     j->argv[0] = strdup("/bin/sh");
     j->argv[1] = strdup("-c");
@@ -962,6 +970,14 @@ int vow_cli_run(int argc, char** argv) {
       run_inputs_open(&the_run.in, the_run.dry_run ? NULL : &loop, need_all) !=
           0)
     return close_early(&loop, VOW_EXIT_ERROR);
+  if (the_run.shell && the_run.retry_cmds == NULL) {
+    char why[512];
+    if (run_shell_check(the_run.command, the_run.ncommand, &the_run.in, why,
+                        sizeof(why)) != NULL) {
+      vow_cli_error("%s", why);
+      return close_early(&loop, VOW_EXIT_ERROR);
+    }
+  }
   the_run.in.ready = on_input;
   if (the_run.shuf)
     shuffle_all();

@@ -51,9 +51,9 @@ typedef struct run_inputs {
   bool colsep_on, colsep_literal;
   regex_t colsep;
   char colsep_text[64];
-  bool header;  /* --header */
+  bool header;     /* --header */
   bool warned_nul; /* a NUL in a record was replaced, and said so */
-  char** names; /* --header's column names, by position */
+  char** names;    /* --header's column names, by position */
   size_t nnames;
   size_t max_args;     /* -N/-n/-L N: tuples a job; 0 one */
   bool zero_args;      /* -N 0: a job per tuple, inserting none */
@@ -106,6 +106,30 @@ void run_inputs_pause(run_inputs* in);
 void run_inputs_close(run_inputs* in);
 void run_args_free(run_args* a);
 
+/* ---- quoting for sh (run_shell.c) -------------------------------------- */
+
+/* Reads a command's text as /bin/sh would, a character at a time, to know
+ * what a value inserted at the current place would be inside. */
+typedef struct sh_lexer {
+  unsigned char ctx[32]; /* nested contexts: quotes, $(...), `...` */
+  int parens[32];        /* open ( or { within each */
+  int depth;
+  char prev;
+  bool escaped, after_dollar, subst_opened, comment;
+  bool heredoc_pending, in_heredoc, too_deep;
+} sh_lexer;
+
+void sh_lex_init(sh_lexer* l);
+void sh_lex_feed(sh_lexer* l, char c);
+/* Why a value cannot be quoted exactly where the lexer stands (inside
+ * backquotes, ${...} or a here-document), or NULL. */
+const char* sh_lex_unquotable(const sh_lexer* l);
+/* Appends v to b, quoted so that sh reads it, where the lexer stands, as
+ * exactly those bytes and nothing else. False (nothing appended) where
+ * that cannot be done for this value: inside $((...)), a value that is
+ * not made of digits, letters, _, . and arithmetic operators. */
+bool sh_quote(sh_lexer* l, vbuf* b, const char* v);
+
 /* ---- expansion (run_expand.c) ----------------------------------------- */
 
 typedef enum { WORDS_ARGV, WORDS_SHELL, WORDS_PLAIN } words_mode;
@@ -118,6 +142,8 @@ typedef struct run_words {
   char** w;
   size_t n, cap;
   bool open;
+  sh_lexer sh;   /* WORDS_SHELL: where the command's text stands */
+  char* refused; /* a value sh_quote could not quote: the job must not run */
 } run_words;
 
 void run_words_end(run_words* w);    /* ends the current word */
@@ -126,6 +152,11 @@ void run_words_free(run_words* w);
 
 /* True when word holds a replacement string. */
 bool run_has_replacement(const char* word, const run_inputs* in);
+/* With --shell: NULL when every replacement string in the command (words
+ * cmd[0..n)) stands where a value can be quoted exactly; else why not
+ * (into why). */
+const char* run_shell_check(char** cmd, size_t n, const run_inputs* in,
+                            char* why, size_t whylen);
 /* Expands the command (words cmd[0..n)) for a job. */
 void run_expand_command(run_words* out, char** cmd, size_t n,
                         const run_inputs* in, const run_args* a, size_t seq,

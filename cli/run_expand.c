@@ -1,6 +1,7 @@
 /* vow run's replacement strings: {} {.} {/} {//} {/.} {#} {%} {n}
  * {-n} and --header's {name}, made into argv words, a /bin/sh command
  * with the values quoted, or a plain string. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -53,6 +54,15 @@ void run_words_free(run_words* w) {
 
 /* ---- replacement strings ---------------------------------------------- */
 
+/* The command's own text, which with --shell the lexer reads as sh will. */
+static void put_text(run_words* out, const char* p, size_t n) {
+  size_t i;
+  vbuf_add(&out->cur, p, n);
+  if (out->mode == WORDS_SHELL)
+    for (i = 0; i < n; i++)
+      sh_lex_feed(&out->sh, p[i]);
+}
+
 static const char* base_of(const char* s) {
   const char* slash = strrchr(s, '/');
   return slash ? slash + 1 : s;
@@ -84,10 +94,20 @@ static void put_value(run_words* out, const char* v, const char* how) {
     else
       vbuf_add(&t, v, (size_t)(slash - v));
   }
-  if (out->mode == WORDS_SHELL)
-    vow_cli_quote(&out->cur, t.data ? t.data : "");
-  else if (t.len)
-    vbuf_add(&out->cur, t.data, t.len);
+  if (out->mode != WORDS_SHELL) {
+    if (t.len)
+      vbuf_add(&out->cur, t.data, t.len);
+  } else if (!sh_quote(&out->sh, &out->cur, t.data ? t.data : "") &&
+             out->refused == NULL) {
+    vbuf why = {0};
+    vbuf_str(&why, "--shell: the value ");
+    vow_cli_quote(&why, t.data ? t.data : "");
+    vbuf_str(&why,
+             " stands inside $((...)), where sh evaluates it: only "
+             "numbers, names and operators may");
+    vbuf_add(&why, "", 1);
+    out->refused = why.data;
+  }
   vbuf_free(&t);
 }
 
@@ -160,7 +180,7 @@ static void separate(run_words* out) {
   if (out->mode == WORDS_ARGV)
     run_words_end(out);
   else
-    vbuf_add(&out->cur, " ", 1);
+    put_text(out, " ", 1);
 }
 
 /* Expands word with the values v[from..to). */
@@ -172,14 +192,15 @@ static void expand_word(run_words* out, const char* word, const run_inputs* in,
     token t;
     size_t len = parse_token(p, in, &t);
     if (len == 0) {
-      vbuf_add(&out->cur, p, 1);
+      put_text(out, p, 1);
       p++;
       continue;
     }
     if (t.kind != 'v') {
       char num[32];
-      snprintf(num, sizeof(num), "%zu", t.kind == '#' ? seq : (size_t)slot);
-      vbuf_str(&out->cur, num);
+      int k =
+          snprintf(num, sizeof(num), "%zu", t.kind == '#' ? seq : (size_t)slot);
+      put_text(out, num, (size_t)k);
     } else if (t.pos == 0) {
       size_t i;
       for (i = from; i < to; i++) {
@@ -216,11 +237,13 @@ void run_expand_command(run_words* out, char** cmd, size_t n,
                         unsigned slot) {
   bool any = false;
   size_t i, t;
+  if (out->mode == WORDS_SHELL)
+    sh_lex_init(&out->sh);
   for (i = 0; i < n; i++)
     any |= run_has_replacement(cmd[i], in);
   for (i = 0; i < n; i++) {
     if (out->mode != WORDS_ARGV && i > 0)
-      vbuf_add(&out->cur, " ", 1);
+      put_text(out, " ", 1);
     int taken = in->multi == 'X' ? values_taken(cmd[i], in) : 0;
     if (taken > 0) {
       /* -X: the word again for each tuple, made with that tuple alone;
@@ -241,10 +264,50 @@ void run_expand_command(run_words* out, char** cmd, size_t n,
   for (i = 0; !any && i < a->n; i++) {
     /* No replacement string: the values go at the end. */
     if (out->mode != WORDS_ARGV)
-      vbuf_add(&out->cur, " ", 1);
+      put_text(out, " ", 1);
     put_value(out, a->v[i], "");
     run_words_end(out);
   }
+}
+
+const char* run_shell_check(char** cmd, size_t n, const run_inputs* in,
+                            char* why, size_t whylen) {
+  sh_lexer l;
+  bool any = false;
+  size_t i;
+  sh_lex_init(&l);
+  for (i = 0; i < n; i++) {
+    const char* p = cmd[i];
+    if (i > 0)
+      sh_lex_feed(&l, ' ');
+    while (*p) {
+      token t;
+      size_t len = parse_token(p, in, &t);
+      const char* bad;
+      if (len == 0) {
+        sh_lex_feed(&l, *p++);
+        continue;
+      }
+      any = true;
+      if (t.kind == 'v' && (bad = sh_lex_unquotable(&l)) != NULL) {
+        snprintf(why, whylen,
+                 "--shell: %.*s is %s, where vow cannot quote a value so "
+                 "that it stays text",
+                 (int)len, p, bad);
+        return why;
+      }
+      sh_lex_feed(&l, '0'); /* what stands there: a word */
+      p += len;
+    }
+  }
+  if (!any && (sh_lex_feed(&l, ' '), sh_lex_unquotable(&l)) != NULL) {
+    snprintf(why, whylen,
+             "--shell: the values would go after the command, %s, where vow "
+             "cannot quote them so that they stay text",
+             sh_lex_unquotable(&l));
+    return why;
+  }
+  return NULL;
 }
 
 void run_expand_plain(vbuf* b, const char* word, const run_inputs* in,

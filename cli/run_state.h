@@ -25,6 +25,7 @@ typedef struct job {
   run_args args;
   char** argv;   /* what runs */
   char* cmdline; /* for the joblog, --dry-run and messages */
+  char* refused; /* --shell: a value that could not be quoted; never run */
   unsigned slot;
   unsigned attempts;
   int pid; /* 0 until spawned */
