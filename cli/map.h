@@ -52,8 +52,8 @@ typedef struct map_state {
   int read_errno;
   /* the group being filled */
   unsigned workers;
-  size_t group_first, group_valid, group_target;
-  vbuf group_items, group_sent;
+  size_t group_first, group_valid, group_target; /* lines [first, +valid) */
+  vbuf group_items;
 } map_state;
 
 extern map_state the_map;

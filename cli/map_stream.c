@@ -150,12 +150,11 @@ static vow_outcome_t on_result(vow_value_t* v, vow_failure_t* f, void* data) {
   return vow_ok(NULL);
 }
 
-/* Lines [first, first + n) went to the pool together; sent[k] says
- * whether line first + k was among them (a line that is not JSON, or was
- * done in an earlier run, was not). */
+/* Lines [first, first + n) went to the pool together, as one map: line L
+ * (from 1) has the seed of run index L, in its group or alone, so what
+ * fails around it never changes its result. */
 typedef struct group {
   size_t first, n;
-  char* sent;
 } group;
 
 static void run_alone(size_t i) {
@@ -167,8 +166,9 @@ static void run_alone(size_t i) {
     exit(VOW_EXIT_ERROR);
   }
   r->index = i;
-  p = vow_pool_submit(the_map.pool, the_map.fn,
-                      vow_value_new_msgpack(l->arg.data, l->arg.len, NULL));
+  p = vow_pool_submit_indexed(
+      the_map.pool, the_map.fn,
+      vow_value_new_msgpack(l->arg.data, l->arg.len, NULL), i + 1);
   vow_promise_release(vow_add_both(p, on_result, r));
 }
 
@@ -194,14 +194,12 @@ static vow_outcome_t on_group(vow_value_t* v, vow_failure_t* f, void* data) {
   size_t k;
   if (f == NULL) {
     msgpack_unpacked un;
-    uint32_t at = 0, have = 0;
+    uint32_t have = 0;
     msgpack_unpacked_init(&un);
     if (vow_value_unpack(v, &un) == 0 && un.data.type == MSGPACK_OBJECT_ARRAY)
       have = un.data.via.array.size;
     for (k = 0; k < g->n; k++) {
-      if (!g->sent[k])
-        continue;
-      if (at >= have) /* never trusted to line up */
+      if (k >= have) /* never trusted to line up */
         settle_line(g->first + k,
                     vow_json_error_line(g->first + k + 1,
                                         "the worker returned no result for "
@@ -209,7 +207,7 @@ static vow_outcome_t on_group(vow_value_t* v, vow_failure_t* f, void* data) {
                                         NULL),
                     true);
       else
-        settle_from(g->first + k, &un.data.via.array.ptr[at++]);
+        settle_from(g->first + k, &un.data.via.array.ptr[k]);
     }
     msgpack_unpacked_destroy(&un);
     vow_value_release(v);
@@ -217,10 +215,8 @@ static vow_outcome_t on_group(vow_value_t* v, vow_failure_t* f, void* data) {
     /* Each line alone: every failure on its own line, the rest fine. */
     vow_failure_release(f);
     for (k = 0; k < g->n; k++)
-      if (g->sent[k])
-        run_alone(g->first + k);
+      run_alone(g->first + k);
   }
-  free(g->sent);
   free(g);
   refill();
   return vow_ok(NULL);
@@ -244,13 +240,12 @@ static void flush_group(void) {
   h[3] = (unsigned char)(n >> 8);
   h[4] = (unsigned char)n;
   g->first = the_map.group_first;
-  g->n = the_map.group_sent.len;
-  g->sent = the_map.group_sent.data;
-  memset(&the_map.group_sent, 0, sizeof(the_map.group_sent));
+  g->n = the_map.group_valid;
   vow_promise_release(vow_add_both(
-      vow_pool_map(the_map.pool, the_map.fn,
-                   vow_value_new_msgpack(the_map.group_items.data,
-                                         the_map.group_items.len, NULL)),
+      vow_pool_map_indexed(the_map.pool, the_map.fn,
+                           vow_value_new_msgpack(the_map.group_items.data,
+                                                 the_map.group_items.len, NULL),
+                           g->first + 1),
       on_group, g));
   the_map.group_items.len = 0;
   the_map.group_valid = 0;
@@ -279,13 +274,16 @@ static void take_line(const char* text, size_t len) {
   char msg[256];
   memset(l, 0, sizeof(*l));
   if (i < the_map.nskip && the_map.skip[i]) {
-    /* Done in an earlier run: no output, nothing to run. */
+    /* Done in an earlier run: no output, nothing to run. A group is a
+     * run of lines that are all sent, so it ends here. */
+    flush_group();
     l->skipped = l->settled = true;
     the_map.done++;
     advance();
     return;
   }
   if (vow_json_to_msgpack(text, len, &l->arg, msg, sizeof(msg)) != 0) {
+    flush_group();
     vbuf_free(&l->arg);
     settle_line(i, vow_json_error_line(i + 1, msg, NULL), true);
     return;
@@ -294,12 +292,8 @@ static void take_line(const char* text, size_t len) {
     static const unsigned char header[5] = {0xdd, 0, 0, 0, 0};
     the_map.group_target = group_target();
     the_map.group_first = i;
-    the_map.group_sent.len = 0;
     vbuf_add(&the_map.group_items, header, sizeof(header));
   }
-  while (the_map.group_first + the_map.group_sent.len < i)
-    vbuf_add(&the_map.group_sent, "", 1); /* a line not sent */
-  vbuf_add(&the_map.group_sent, "\1", 1);
   vbuf_add(&the_map.group_items, l->arg.data, l->arg.len);
   if (++the_map.group_valid == the_map.group_target)
     flush_group();
@@ -434,7 +428,6 @@ void map_stream_close(void) {
   free(the_map.ring);
   vbuf_free(&the_map.buf);
   vbuf_free(&the_map.group_items);
-  vbuf_free(&the_map.group_sent);
   vbuf_free(&the_map.joblog_due);
   if (the_map.read_errno != 0)
     vow_cli_error("reading the input: %s", strerror(the_map.read_errno));

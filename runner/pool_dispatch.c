@@ -341,11 +341,10 @@ static vow_promise_t* reject_now(vow_pool_t* pool, vow_value_t* args,
   return vow_fail(pool->ctx, f);
 }
 
-/* Queues a task (count == 0) or a map chunk of count items whose first
- * has run index id; id 0 takes the next index. */
 vow_promise_t* vow__pool_submit_task(vow_pool_t* pool, const char* fn,
                                      vow_value_t* args, uint64_t timeout_ms,
-                                     uint64_t id, uint16_t count) {
+                                     uint64_t id, uint64_t index,
+                                     uint16_t count) {
   ptask* t;
   const char* name;
   size_t alen;
@@ -419,6 +418,7 @@ vow_promise_t* vow__pool_submit_task(vow_pool_t* pool, const char* fn,
     return reject_now(pool, args, vow__failure_nomem());
   }
   t->id = id ? id : ++pool->next_id;
+  t->index = index ? index : t->id;
   t->count = count;
   t->fn = name;
   t->args = args;
@@ -442,12 +442,22 @@ vow_promise_t* vow__pool_submit_task(vow_pool_t* pool, const char* fn,
 
 vow_promise_t* vow_pool_submit_timeout(vow_pool_t* pool, const char* fn,
                                        vow_value_t* args, uint64_t timeout_ms) {
-  return vow__pool_submit_task(pool, fn, args, timeout_ms, 0, 0);
+  return vow__pool_submit_task(pool, fn, args, timeout_ms, 0, 0, 0);
 }
 
 vow_promise_t* vow_pool_submit(vow_pool_t* pool, const char* fn,
                                vow_value_t* args) {
-  return vow__pool_submit_task(pool, fn, args, 0, 0, 0);
+  return vow__pool_submit_task(pool, fn, args, 0, 0, 0, 0);
+}
+
+vow_promise_t* vow_pool_submit_indexed(vow_pool_t* pool, const char* fn,
+                                       vow_value_t* args, uint64_t index) {
+  if (index == 0) {
+    vow_value_release(args);
+    return vow_fail(pool->ctx, vow_failure_new(VOW_FAIL_BAD_INPUT, UV_EINVAL,
+                                               "run indexes start at 1"));
+  }
+  return vow__pool_submit_task(pool, fn, args, 0, 0, index, 0);
 }
 
 /* At shutdown: producers waiting for room will not get it. */

@@ -230,10 +230,12 @@ static void settle_inflight(vow_pool_t* pool, pworker* w, const char* why) {
      * may be what broke it), with this task on it. A task counts a try only
      * when it was alone on the worker, the one certain culprit; when
      * several were, each becomes a suspect and runs alone from now on,
-     * so the one that kills its worker is found without blaming the
-     * others for the company they kept. */
-    if (pool->opt.retries > 0 && pool->closing != 2 &&
-        (!alone || ++t->attempts <= pool->opt.retries)) {
+     * without a try counted, retries or not, so the one that kills its
+     * worker is found without blaming the others for the company they
+     * kept: only the culprit fails. */
+    if (pool->closing != 2 &&
+        (!alone ||
+         (pool->opt.retries > 0 && ++t->attempts <= pool->opt.retries))) {
       pool->stats.retried++;
       t->flags |= PT_SUSPECT;
       vow__tlist_push(&retry, t);

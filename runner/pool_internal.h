@@ -22,8 +22,9 @@ enum ptask_flags {
  * if it was sent, its worker has replied or died. */
 struct ptask {
   ptask* prev;
-  ptask* next; /* in the pool's queue or a worker's in-flight list */
-  uint64_t id;
+  ptask* next;    /* in the pool's queue or a worker's in-flight list */
+  uint64_t id;    /* on the wire: unique in the pool */
+  uint64_t index; /* its seed's run index (a chunk's: its first item's) */
   const char* fn; /* interned in the pool */
   vow_value_t* args;
   vow_promise_t* p; /* NULL once settled by cancel or timeout */
@@ -35,7 +36,7 @@ struct ptask {
   uint8_t attempts; /* deaths it was on */
   uint8_t flags;
   uint16_t count; /* a map chunk of this many items; 0: one task */
-}; /* 64 bytes on LP64: a queued task costs this and its promise */
+}; /* 72 bytes on LP64: a queued task costs this and its promise */
 
 /* A task is settled exactly when its promise pointer is gone: whatever
  * settled it (a reply, cancel, a timeout, an immediate shutdown), a reply
@@ -198,11 +199,13 @@ void vow__worker_err_read(uv_stream_t* s, ssize_t n, const uv_buf_t* buf);
 /* ---- pool_dispatch.c: tasks in, tasks out ------------------------------ */
 
 void vow__pool_kick(vow_pool_t* pool);
-/* Queues a task (count == 0) or a map chunk of count items whose first
- * has run index id; id 0 takes the next index. Takes args. */
+/* Queues a task (count == 0) or a map chunk of count items. id: its id on
+ * the wire, 0 to take the next; index: its seed's run index (a chunk's
+ * first item's), 0 for its id. Takes args. */
 vow_promise_t* vow__pool_submit_task(vow_pool_t* pool, const char* fn,
                                      vow_value_t* args, uint64_t timeout_ms,
-                                     uint64_t id, uint16_t count);
+                                     uint64_t id, uint64_t index,
+                                     uint16_t count);
 void vow__pool_task_done(pworker* w, ptask* t);
 ptask* vow__pool_find_inflight(pworker* w, uint64_t id);
 /* Whether a task with this flag (ptask_flags) is on w: a suspect runs

@@ -87,8 +87,9 @@ static vow_outcome_t map_failed(vow_failure_t* f, void* data) {
   return vow_err(f);
 }
 
-vow_promise_t* vow_pool_map(vow_pool_t* pool, const char* fn,
-                            vow_value_t* items) {
+/* first_index: item 0's seed index, 0 for its run index. */
+static vow_promise_t* map_items(vow_pool_t* pool, const char* fn,
+                                vow_value_t* items, uint64_t first_index) {
   vow_promise_t** ps = NULL;
   vow_promise_t* all;
   map_run* m = NULL;
@@ -178,12 +179,27 @@ vow_promise_t* vow_pool_map(vow_pool_t* pool, const char* fn,
     }
     args = vow__value_from_encoded(sb.data, sb.size);
     msgpack_sbuffer_destroy(&sb);
-    ps[nchunks++] =
-        vow__pool_submit_task(pool, fn, args ? args : vow_value_nil(), 0,
-                              m->first + lo, (uint16_t)(hi - lo));
+    ps[nchunks++] = vow__pool_submit_task(
+        pool, fn, args ? args : vow_value_nil(), 0, m->first + lo,
+        first_index ? first_index + lo : 0, (uint16_t)(hi - lo));
   }
   vow_value_release(items);
   all = vow_all(pool->ctx, ps, nchunks);
   vow__free(ps);
   return vow_add_callbacks(all, map_join, map_failed, m);
+}
+
+vow_promise_t* vow_pool_map(vow_pool_t* pool, const char* fn,
+                            vow_value_t* items) {
+  return map_items(pool, fn, items, 0);
+}
+
+vow_promise_t* vow_pool_map_indexed(vow_pool_t* pool, const char* fn,
+                                    vow_value_t* items, uint64_t first_index) {
+  if (first_index == 0) {
+    vow_value_release(items);
+    return vow_fail(pool->ctx, vow_failure_new(VOW_FAIL_BAD_INPUT, UV_EINVAL,
+                                               "run indexes start at 1"));
+  }
+  return map_items(pool, fn, items, first_index);
 }

@@ -133,7 +133,8 @@ void vow__worker_send(pworker* w, size_t n) {
   if (n == 1 && batch[0]->count == 0 &&
       vow_value_bytes(batch[0]->args, &alen) != NULL &&
       alen >= VOW__BIG_VALUE &&
-      send_big_task(w, batch[0], vow__task_seed(pool->opt.seed, batch[0]->id)))
+      send_big_task(w, batch[0],
+                    vow__task_seed(pool->opt.seed, batch[0]->index)))
     encode = 0; /* already on its way */
   /* Tasks go in TASKS frames and map chunks in MAPS frames: one frame per
    * run of the same kind, all in one write. */
@@ -149,10 +150,10 @@ void vow__worker_send(pworker* w, size_t n) {
       ptask* t = batch[k];
       const void* a = vow_value_bytes(t->args, &alen);
       if (chunks)
-        vowp_chunk_raw(&e, t->id, t->fn, a, alen, pool->opt.seed, t->id);
+        vowp_chunk_raw(&e, t->id, t->fn, a, alen, pool->opt.seed, t->index);
       else
         vowp_task_raw(&e, t->id, t->fn, a, alen,
-                      vow__task_seed(pool->opt.seed, t->id));
+                      vow__task_seed(pool->opt.seed, t->index));
     }
     vowp_batch_end(&e);
   }

@@ -182,6 +182,28 @@ static void tasks_after_the_started_one_go_back(void** state) {
   end_pool(fx, pool, true);
 }
 
+/* Without retries too, a worker that dies with several tasks in flight
+ * and no word of which one it ran (a crash in a task's first instant)
+ * fails none of them yet: each reruns alone, no try counted, and only the
+ * one that kills the worker it has to itself fails. */
+static void only_the_culprit_fails_without_retries(void** state) {
+  fixture* fx = *state;
+  vow_pool_options_t o = defaults(1);
+  vow_collector_t* c = vow_collector_new(fx->ctx);
+  vow_pool_t* pool;
+  vow_pool_stats_t st;
+  o.worker_argv = plugin_worker;
+  o.in_flight = 16; /* all of them on the one worker at once */
+  pool = make_pool(fx, &o);
+  submit_with_one_odd(pool, c, 8, 3, "crash");
+  take_with_one_odd(fx, c, 8, 3, VOW_FAIL_WORKER_DIED, 0);
+  vow_pool_stats(pool, &st);
+  assert_int_equal(st.failed, 1);
+  assert_int_equal(st.completed, 7);
+  vow_collector_free(c);
+  end_pool(fx, pool, true);
+}
+
 /* Appends a record for vow_collector_submit_many: name as a fixstr or
  * str8, then the array [a, b]. */
 static size_t record(unsigned char* at, const char* name, int a, int b) {
@@ -363,6 +385,7 @@ int main(void) {
       T(context_closed_while_watching),
       T(worker_killed_mid_task),
       T(tasks_after_the_started_one_go_back),
+      T(only_the_culprit_fails_without_retries),
       T(submits_many_in_one_call),
       T(submits_one_or_says_why_not),
       T(takes_values_into_a_buffer),

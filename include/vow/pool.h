@@ -124,6 +124,15 @@ VOW_EXTERN vow_promise_t* vow_pool_submit_timeout(vow_pool_t* pool,
                                                   const char* fn,
                                                   vow_value_t* args,
                                                   uint64_t timeout_ms);
+/* As vow_pool_submit, with the seed of run index `index` (from 1) rather
+ * than of the next one: a caller that runs something again (an item of a
+ * map that failed, run alone) gives it the seed it had, so that its
+ * result never depends on what failed around it. The pool's own count
+ * does not move. */
+VOW_EXTERN vow_promise_t* vow_pool_submit_indexed(vow_pool_t* pool,
+                                                  const char* fn,
+                                                  vow_value_t* args,
+                                                  uint64_t index);
 /* Fulfils once the queue has room (at once when it has). */
 VOW_EXTERN vow_promise_t* vow_pool_space(vow_pool_t* pool);
 
@@ -136,6 +145,11 @@ VOW_EXTERN vow_promise_t* vow_pool_space(vow_pool_t* pool);
  * had if every item had been submitted alone, in order. */
 VOW_EXTERN vow_promise_t* vow_pool_map(vow_pool_t* pool, const char* fn,
                                        vow_value_t* items);
+/* As vow_pool_map, item K getting the seed of run index first_index + K
+ * (first_index from 1) rather than of the pool's next indexes. */
+VOW_EXTERN vow_promise_t* vow_pool_map_indexed(vow_pool_t* pool, const char* fn,
+                                               vow_value_t* items,
+                                               uint64_t first_index);
 
 /* fn over every element of items (an array value, taken over), results
  * as they complete. Each vow_stream_get fulfils with [index, value] (an

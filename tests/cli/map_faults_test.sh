@@ -1,0 +1,54 @@
+#!/bin/sh
+# vow map beside a line that kills its worker: every other line succeeds
+# (no retries asked, none needed), and with the result it has in a run
+# where nothing fails: a line's seed depends on the run's seed and the
+# line alone, not on what failed around it.
+#   map_faults_test.sh VOW_BINARY PLUGIN EXAMPLES_DIR
+set -u
+. "$(dirname "$0")/check.sh"
+VOW=$1
+PLUGIN=$2
+EXAMPLES=$3
+in_tmpdir
+
+cat >mod.py <<'EOF'
+import os, signal
+from vow.worker import seed
+
+def f(x):
+    if x == "die":
+        os.kill(os.getpid(), signal.SIGKILL)  # in its first instant
+    return [x, seed()]
+EOF
+WORKER="python3 $EXAMPLES/python/vow_worker.py $T/mod.py"
+
+seq 1 2000 >clean.jsonl
+sed '1000s/.*/"die"/' clean.jsonl >dies.jsonl
+$VOW map --worker "$WORKER" f --seed 7 -j 2 <clean.jsonl >clean.out 2>clean.err
+check "a clean run succeeds" 0 $?
+$VOW map --worker "$WORKER" f --seed 7 -j 2 <dies.jsonl >dies.out 2>dies.err
+check "one line kills its worker: only it fails" 1 $?
+check "... its line says so" 1 \
+  "$(sed -n 1000p dies.out | grep -c '"line":1000,"error":"worker died')"
+check "... every other line has its clean run's result, seed included" \
+  "$(sed 1000d clean.out)" "$(sed 1000d dies.out)"
+
+# The same for a C plugin, lines of a group that fails rerun alone: the
+# seeds do not move.
+seq 1 3000 | sed 's/.*/[&]/' >nums.jsonl
+$VOW map "$PLUGIN" seed --seed 11 <nums.jsonl >seeds_a.out
+sed '1500s/.*/not json/' nums.jsonl | $VOW map "$PLUGIN" seed --seed 11 \
+  >seeds_b.out 2>/dev/null
+check "seeds do not move beside a line that is not JSON" \
+  "$(sed 1500d seeds_a.out)" "$(sed 1500d seeds_b.out)"
+
+# --resume runs the rest with the seeds they would have had.
+head -c 0 /dev/null >jl
+$VOW map "$PLUGIN" seed --seed 11 --joblog jl <nums.jsonl >/dev/null
+awk 'NR == 1 || $1 % 3 != 0' jl >jl.part
+$VOW map "$PLUGIN" seed --seed 11 --joblog jl.part --resume <nums.jsonl \
+  >resumed.out
+check "--resume: the rest with their own seeds" \
+  "$(awk 'NR % 3 == 0' seeds_a.out)" "$(cat resumed.out)"
+
+report
