@@ -1,16 +1,20 @@
 /* The Linux side of a worker's set-up, done after exec because libuv's
- * spawn has no hook before it: parent-death signal, resource limits, the
- * channel's fds, and a crash handler that reports from memory set aside in
- * advance. */
+ * spawn has no hook before it: parent-death signal and a watch on the
+ * channel's hang-up, resource limits, the channel's fds, and a crash
+ * handler that reports from memory set aside in advance. */
 #include <errno.h>
 #include <execinfo.h>
 #include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -141,6 +145,56 @@ bad:
   return -1;
 }
 
+/* ---- the parent's end ------------------------------------------------ */
+
+/* PR_SET_PDEATHSIG ends a local worker with its parent. A worker under a
+ * launcher (ssh, srun) has the launcher's side for a parent, and learns
+ * that the parent is gone only as its channel hangs up, which a worker
+ * busy in a task would see at the task's end, long after. So a thread
+ * waits for the hang-up alone (POLLIN is not asked for: no byte is taken
+ * from the loop's reads) and ends the worker then: nobody is left to
+ * read what it would send. It waits in slices of HANGUP_POLL_MS: a poll
+ * holds the channel open while it sleeps, and a worker that closes its
+ * channel must be seen to (the parent sees EOF); between slices it
+ * checks that the descriptor is still the channel. */
+#define HANGUP_POLL_MS 400
+
+static void* watch_hangup(void* arg) {
+  int fd = (int)(intptr_t)arg;
+  struct stat first, now;
+  if (fstat(fd, &first) != 0)
+    return NULL;
+  for (;;) {
+    struct pollfd p = {fd, POLLRDHUP, 0};
+    int n = poll(&p, 1, HANGUP_POLL_MS);
+    if (n < 0 && errno != EINTR)
+      return NULL;
+    if (n > 0 && (p.revents & POLLNVAL))
+      return NULL; /* closed by the worker itself */
+    if (fstat(fd, &now) != 0 || now.st_ino != first.st_ino ||
+        now.st_dev != first.st_dev)
+      return NULL; /* closed, and the number taken by something else */
+    if (n > 0 && (p.revents & (POLLHUP | POLLRDHUP | POLLERR)))
+      _exit(0);
+  }
+}
+
+static void start_hangup_watch(int fd) {
+  pthread_attr_t at;
+  pthread_t t;
+  sigset_t all, old;
+  if (pthread_attr_init(&at) != 0)
+    return;
+  pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
+  pthread_attr_setstacksize(&at, 64 * 1024);
+  /* Signals stay the task's: the thread blocks them all. */
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &old);
+  pthread_create(&t, &at, watch_hangup, (void*)(intptr_t)fd);
+  pthread_sigmask(SIG_SETMASK, &old, NULL);
+  pthread_attr_destroy(&at);
+}
+
 /* ---- set-up ---------------------------------------------------------- */
 
 static int make_blocking(int fd) {
@@ -192,5 +246,6 @@ int vow__worker_setup(int* in_fd, int* out_fd) {
   if (apply_limits(getenv(VOWP_ENV_LIMITS)) != 0)
     return -1;
   install_crash_handler();
+  start_hangup_watch(*in_fd);
   return 0;
 }

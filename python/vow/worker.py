@@ -28,6 +28,7 @@ stderr so a print() cannot corrupt a frame.
 """
 import importlib.util
 import os
+import signal
 import struct
 import sys
 import threading
@@ -327,9 +328,58 @@ def _pack_error(value):
     return None
 
 
+PR_SET_PDEATHSIG = 1
+HANGUP_POLL_S = 0.4
+
+
+def _die_with_parent():
+    """Ends this worker with its parent, as the C worker ends (within a
+    second, whatever task runs): the kernel's parent-death signal for a
+    local worker; one under a launcher (ssh), whose parent is the
+    launcher's side, watches its channel's hang-up (_watch_hangup)."""
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+            ctypes.CDLL(None, use_errno=True).prctl(
+                PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        except (OSError, AttributeError):
+            pass
+    parent = os.environ.get("VOW_PARENT_PID")
+    if parent and parent.isdigit() and int(parent) != os.getppid():
+        sys.exit(f"vow.worker: parent {parent} is gone")
+
+
+def _watch_hangup(fd):
+    """Waits for the channel to hang up (no byte is read: only the hang-up
+    is asked for), in slices, so that the channel is not held open by the
+    wait, and ends the process then: nobody is left to read a result."""
+    import select
+    try:
+        first = os.fstat(fd)
+        poller = select.poll()
+        poller.register(fd, getattr(select, "POLLRDHUP", 0x2000))
+    except OSError:
+        return
+    while True:
+        events = poller.poll(HANGUP_POLL_S * 1000)
+        try:
+            now = os.fstat(fd)
+        except OSError:
+            return
+        if (now.st_ino, now.st_dev) != (first.st_ino, first.st_dev):
+            return
+        for _, ev in events:
+            if ev & select.POLLNVAL:
+                return
+            if ev & (select.POLLHUP | select.POLLERR |
+                     getattr(select, "POLLRDHUP", 0x2000)):
+                os._exit(0)
+
+
 def main():
     if len(sys.argv) != 2:
         sys.exit("usage: python3 -m vow.worker MODULE(.py)")
+    _die_with_parent()  # before the module's import, however long it takes
     # Run with -m, this module is __main__: a task module's
     # `import vow.worker` (or the older `import vow_worker`) must find this
     # one, whose seed() is the task's.
@@ -353,6 +403,8 @@ def main():
               "built-in codec, which is slower (apt-get install "
               "python3-msgpack, or pip install msgpack)", file=sys.stderr)
     ch = Channel()
+    threading.Thread(target=_watch_hangup, args=(ch.rfd,), daemon=True,
+                     name="vow hang-up watch").start()
     ch.write([HELLO, VERSION, os.getpid(), sorted(functions)])
     reporter = Reporter(ch)
     while True:

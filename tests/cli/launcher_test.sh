@@ -60,7 +60,7 @@ check "auth refused: its slot is given up, saying why" 1 \
 # (Workers of other tests may run meanwhile: ours have the stdio channel.)
 remote_workers() {
   for p in $(pgrep -f "vow-worker $PLUGIN"); do
-    tr '\0' '\n' < /proc/$p/environ 2>/dev/null | grep -qx 'VOW_WORKER_CHANNEL=stdio' && echo "$p"
+    { tr '\0' '\n' < /proc/$p/environ; } 2>/dev/null | grep -qx 'VOW_WORKER_CHANNEL=stdio' && echo "$p"
   done | wc -l | tr -d ' '
 }
 printf '[1500]\n[1500]\n[1500]\n[1500]\n' > slow.jsonl
@@ -83,4 +83,26 @@ check "ssh killed: a new connection replaced it" 3 \
   "$(( $(grep -c 'Accepted publickey' "$T/sshd.log") - before ))"
 sleep 0.5
 check "ssh killed: no worker left" 0 "$(remote_workers)"
+
+# The parent SIGKILLed while its remote workers are busy in long tasks:
+# each sees its channel hang up and goes then, not at its task's end.
+printf '[60000]\n[60000]\n' > long.jsonl
+$VOW map --launcher "2/$SSH" "$PLUGIN" sleep < long.jsonl > /dev/null 2>&1 &
+map=$!
+tries=0
+while [ "$(remote_workers)" -lt 2 ] && [ $tries -lt 100 ]; do
+  sleep 0.1
+  tries=$((tries + 1))
+done
+sleep 0.3 # into their tasks
+kill -9 $map
+tries=0
+while [ "$(remote_workers)" -gt 0 ] && [ $tries -lt 50 ]; do
+  sleep 0.1
+  tries=$((tries + 1))
+done
+wait $map 2>/dev/null
+check "parent killed: its remote workers go (not after their minute)" 0 \
+  "$(remote_workers)"
+echo "# remote workers gone within $tries tenths of a second"
 report
