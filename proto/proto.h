@@ -102,6 +102,8 @@ typedef struct vowp_limits {
 #define VOWP_TASK_MAX_DEPTH (VOWP_MAX_DEPTH - 3u)
 #define VOWP_ITEM_MAX_DEPTH (VOWP_MAX_DEPTH - 4u)
 #define VOWP_VALUE_MAX_OBJECTS (VOWP_DEFAULT_MAX_OBJECTS - 64u)
+/* The bytes one result may take: a RESULTS frame holding it alone. */
+#define VOWP_VALUE_MAX_BYTES (VOWP_DEFAULT_MAX_FRAME - 64u)
 
 /* The n-byte big-endian number at p (msgpack's byte order). */
 static inline uint64_t vowp_read_be(const unsigned char* p, int n) {

@@ -317,6 +317,17 @@ static int fn_big(vow_task_ctx_t* t, const msgpack_object* a,
   return 0;
 }
 
+/* [n] -> an array of n nils: n + 1 objects. */
+static int fn_nils(vow_task_ctx_t* t, const msgpack_object* a,
+                   msgpack_packer* r) {
+  int64_t i, n = int_arg(a, 0);
+  (void)t;
+  msgpack_pack_array(r, (size_t)n);
+  for (i = 0; i < n; i++)
+    msgpack_pack_nil(r);
+  return 0;
+}
+
 /* [n] -> a bin of the bytes 0, 1, ... n-1. */
 static int fn_bin3(vow_task_ctx_t* t, const msgpack_object* a,
                    msgpack_packer* r) {
@@ -387,6 +398,7 @@ const vow_function_t test_functions[] = {
     {"progress", fn_progress},
     {"monte", fn_monte},
     {"big", fn_big},
+    {"nils", fn_nils},
     {"two", fn_two},
     {"pidsleep", fn_pidsleep},
     {"env", fn_env},

@@ -246,6 +246,53 @@ static void big_arguments_and_results(void** state) {
   end_pool(fx, pool, true);
 }
 
+/* What one result may take: a frame of docs/protocol.md's 64 MiB holding
+ * it alone (VOWP_VALUE_MAX_BYTES). */
+#define RESULT_MAX_BYTES (((size_t)64 << 20) - 64)
+
+/* A result no frame can carry (past the message's bytes or objects)
+ * fails its own task, saying so, and the worker lives on; a big result
+ * after small ones still waiting to be sent goes in a frame of its own. */
+static void oversized_results_fail_their_task(void** state) {
+  fixture* fx = *state;
+  vow_pool_options_t o = defaults(1);
+  vow_pool_t* pool;
+  vow_pool_stats_t st;
+  vow_failure_t* f;
+  vow_promise_t *small, *large;
+  outcome r;
+  size_t len;
+  const void* back;
+  o.in_flight = 4;
+  pool = make_pool(fx, &o);
+  f = run_fail(fx, vow_pool_submit(pool, "big", num((int64_t)65 << 20)),
+               VOW_FAIL_TASK_ERROR);
+  assert_non_null(strstr(vow_failure_message(f), "result too big"));
+  assert_non_null(strstr(vow_failure_message(f), "bytes, limit"));
+  vow_failure_release(f);
+  f = run_fail(fx, vow_pool_submit(pool, "nils", num(1100000)),
+               VOW_FAIL_TASK_ERROR);
+  assert_non_null(strstr(vow_failure_message(f), "result too big"));
+  assert_non_null(strstr(vow_failure_message(f), "objects"));
+  vow_failure_release(f);
+  /* 60,000 bytes, then nearly a whole frame: sent apart. */
+  small = vow_pool_submit(pool, "big", num(60000));
+  large = vow_pool_submit(pool, "big", num((int64_t)RESULT_MAX_BYTES - 16));
+  r = run(fx, small);
+  assert_null(r.f);
+  vow_value_release(r.v);
+  r = run(fx, large);
+  assert_null(r.f);
+  assert_int_equal(vow_value_get_bin(r.v, &back, &len), 0);
+  assert_int_equal(len, RESULT_MAX_BYTES - 16);
+  vow_value_release(r.v);
+  vow_pool_stats(pool, &st);
+  assert_int_equal(st.worker_deaths, 0);
+  assert_int_equal(st.worker_starts, 1);
+  still_serves(fx, pool);
+  end_pool(fx, pool, true);
+}
+
 static void space_waits_for_room(void** state) {
   fixture* fx = *state;
   vow_pool_options_t o = defaults(1);
@@ -955,6 +1002,7 @@ int main(int argc, char** argv) {
         T(names_learnt_from_hello),
         T(task_error_has_origin),
         T(big_arguments_and_results),
+        T(oversized_results_fail_their_task),
         T(space_waits_for_room),
         T(cwd_and_limits_apply),
         T(kill9_fails_only_its_tasks),

@@ -94,6 +94,57 @@ static void ensure_batch(server* s) {
   }
 }
 
+/* Checks the value packed at value_at, the last thing in the encoder, as
+ * one object a RESULTS frame can carry: nested at most max_depth, within
+ * the objects and bytes one frame may hold. Returns 0, or -1 with why in
+ * task's error. A value too big goes out in no frame: its task fails,
+ * and the worker lives on. */
+static int check_result(server* s, vow_task_ctx_t* task, const char* fn,
+                        size_t value_at, unsigned max_depth) {
+  vowp_error err;
+  vowp_limits lim = {0, VOWP_VALUE_MAX_OBJECTS, max_depth};
+  size_t vlen = s->enc.len - value_at;
+  if (vlen == 0) {
+    vow_task_fail(task, "%s packed no result", fn);
+    return -1;
+  }
+  if (vlen > VOWP_VALUE_MAX_BYTES) {
+    vow_task_fail(task, "result too big (%zu bytes, limit %zu)", vlen,
+                  (size_t)VOWP_VALUE_MAX_BYTES);
+    return -1;
+  }
+  if (vowp_prescan(s->enc.data + value_at, vlen, &lim, 0, &err) == VOWP_OK)
+    return 0;
+  if (err.code == VOWP_E_TOO_MANY_OBJECTS)
+    vow_task_fail(task, "result too big (more than %zu objects, limit %zu)",
+                  (size_t)VOWP_VALUE_MAX_OBJECTS,
+                  (size_t)VOWP_VALUE_MAX_OBJECTS);
+  else
+    vow_task_fail(task, "%s packed %s", fn, err.text);
+  return -1;
+}
+
+/* A big result goes in a frame of its own: the results before it (less
+ * than FLUSH_BYTES) go out first, so no frame passes the limits one
+ * result is held to. */
+static void send_alone_if_big(server* s, uint64_t id, size_t mark,
+                              size_t value_at) {
+  size_t vlen = s->enc.len - value_at;
+  char* value;
+  if (vlen <= FLUSH_BYTES || s->enc.count == 1)
+    return;
+  value = vow__malloc(vlen);
+  if (value == NULL)
+    return; /* then it waits in this batch: the limits still hold */
+  memcpy(value, s->enc.data + value_at, vlen);
+  s->enc.len = mark;
+  s->enc.count--;
+  flush(s);
+  ensure_batch(s);
+  vowp_result_raw(&s->enc, id, value, vlen);
+  vow__free(value);
+}
+
 /* Writes the side encoder's frames now. They never cut into a result,
  * because a running task's result is built in the other encoder. */
 static void flush_side(server* s) {
@@ -301,21 +352,22 @@ static void run_chunk(server* s, job* j, const msgpack_object* items) {
   s->running = NULL;
   vow__worker_crash_context(0, NULL);
   if (k == n && !s->enc.failed) {
-    vowp_error err;
-    vowp_limits lim = {0, (size_t)-1, VOWP_MAX_DEPTH - 3};
-    if (vowp_prescan(s->enc.data + value_at, s->enc.len - value_at, &lim, 0,
-                     &err) == VOWP_OK)
+    if (check_result(s, &task, f->name, value_at, VOWP_TASK_MAX_DEPTH) == 0) {
+      send_alone_if_big(s, j->id, mark, value_at);
       return;
-    vow_task_fail(&task, "%s packed %s", f->name, err.text);
-    k = n - 1;
+    }
+    k = n; /* the chunk's results together, not one item */
   }
   s->enc.len = mark;
   s->enc.count--;
   s->enc.failed = false;
   {
     char msg[700];
-    snprintf(msg, sizeof(msg), "item %u of the chunk: %s", k,
-             task.failed ? task.error : "the task function failed");
+    if (k == n)
+      snprintf(msg, sizeof(msg), "the chunk's results: %s", task.error);
+    else
+      snprintf(msg, sizeof(msg), "item %u of the chunk: %s", k,
+               task.failed ? task.error : "the task function failed");
     send_error(s, j->id, KIND_TASK_ERROR, msg);
   }
 }
@@ -366,14 +418,12 @@ static void run_job(server* s, job* j) {
   msgpack_unpacked_destroy(&un);
   if (rc == 0 && !s->enc.failed) {
     /* Exactly one object must follow the id, or the frame is broken. */
-    vowp_error err;
-    vowp_limits lim = {0, (size_t)-1, VOWP_MAX_DEPTH - 3};
-    size_t vlen = s->enc.len - value_at;
-    if (vlen > 0 &&
-        vowp_prescan(s->enc.data + value_at, vlen, &lim, 0, &err) == VOWP_OK)
+    if (check_result(s, &task, s->fns[j->fn].name, value_at,
+                     VOWP_TASK_MAX_DEPTH) == 0) {
+      send_alone_if_big(s, j->id, mark, value_at);
       return;
-    rc = vow_task_fail(&task, "%s packed %s", s->fns[j->fn].name,
-                       vlen == 0 ? "no result" : err.text);
+    }
+    rc = -1;
   }
   /* Roll the half-packed result back and reply with an ERROR instead. */
   s->enc.len = mark;

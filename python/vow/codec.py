@@ -184,6 +184,41 @@ def _unpack_builtin(data, at=0):
     return _array_of(result), at
 
 
+def count_objects(data, limit):
+    """The msgpack objects in data (one packed value), counted no further
+    than limit + 1: what a frame's limit on objects is checked against."""
+    count, at, pending = 0, 0, 1
+    while pending and count <= limit:
+        pending -= 1
+        count += 1
+        m = data[at]
+        at += 1
+        if m < 0x80 or m >= 0xE0 or m in _FIXED:
+            continue
+        if 0xA0 <= m < 0xC0:
+            at += m & 0x1F
+        elif 0x90 <= m < 0xA0:
+            pending += m & 0x0F
+        elif 0x80 <= m < 0x90:
+            pending += 2 * (m & 0x0F)
+        elif 0xD4 <= m <= 0xD8:  # fixext: a type byte, then 1 to 16 bytes
+            at += 1 + (1 << (m - 0xD4))
+        elif 0xC7 <= m <= 0xC9:  # ext 8/16/32: length, type byte, bytes
+            size = 1 << (m - 0xC7)
+            at += size + 1 + int.from_bytes(data[at:at + size], "big")
+        else:
+            fmt, what = _SIZED[m]
+            n = struct.unpack_from(fmt, data, at)[0]
+            at += struct.calcsize(fmt)
+            if what in ("str", "bin"):
+                at += n
+            elif what == "array":
+                pending += n
+            elif what == "map":
+                pending += 2 * n
+    return count
+
+
 def packb(obj):
     if msgpack is not None:
         try:

@@ -43,6 +43,12 @@ HELLO, TASKS, RESULTS, ERROR, PROGRESS, CANCEL, PING, PONG, SHUTDOWN, MAPS = \
     range(1, 11)
 TASK_ERROR = 5  # vow_failure_kind_t
 MASK = (1 << 64) - 1
+# What one result may take (proto.h's VOWP_VALUE_MAX_BYTES and _OBJECTS):
+# a frame holding it alone. A batch of results is written before it
+# passes BATCH_BYTES, so it never passes a frame's limits either.
+VALUE_MAX_BYTES = (64 << 20) - 64
+VALUE_MAX_OBJECTS = (1 << 20) - 64
+BATCH_BYTES = 1 << 19
 
 # The running task's seed: given with a task; for an item of a map,
 # derived (only when asked for) from the map's seed and the item's index.
@@ -154,6 +160,7 @@ class Reporter:
     def __init__(self, ch):
         self.ch = ch
         self.results = []  # packed [id, value] pairs not yet written
+        self.bytes = 0  # their size
         self.running = None  # the running task's id
         self.said = None  # the last task whose start was written
         self.slow = False  # the last task took SLOW_NS or more
@@ -178,20 +185,28 @@ class Reporter:
         with self.ch.lock:
             self.running = None
             if result is not None:
+                if self.results and self.bytes + len(result) > BATCH_BYTES:
+                    self._write_results()
                 self.results.append(result)
+                self.bytes += len(result)
         self.slow = time.monotonic_ns() - self.t0 >= self.SLOW_NS
 
     def flush(self):
         with self.ch.lock:
             if self.results:
-                self.ch.write_packed(results_message(self.results))
-                self.results = []
+                self._write_results()
+
+    def _write_results(self):  # with ch.lock held
+        self.ch.write_packed(results_message(self.results))
+        self.results = []
+        self.bytes = 0
 
     def _say_started(self, task_id):  # with ch.lock held
         self.ch.write_packed(
             results_message(self.results) if self.results else b"",
             started(task_id))
         self.results = []
+        self.bytes = 0
         self.said = task_id
 
     def _watch(self):
@@ -223,6 +238,20 @@ class Reporter:
         if self.running is None:
             self.wake.wait()
         self.parked = False
+
+
+def too_big(value):
+    """Why a packed result can go in no frame, or None: it fails its own
+    task then, and the worker goes on."""
+    if len(value) > VALUE_MAX_BYTES:
+        return (f"result too big ({len(value)} bytes, "
+                f"limit {VALUE_MAX_BYTES})")
+    if (len(value) > VALUE_MAX_OBJECTS and
+            codec.count_objects(value, VALUE_MAX_OBJECTS) >
+            VALUE_MAX_OBJECTS):
+        return (f"result too big (more than {VALUE_MAX_OBJECTS} objects, "
+                f"limit {VALUE_MAX_OBJECTS})")
+    return None
 
 
 def failure_of(e):
@@ -285,6 +314,10 @@ def run_tasks(ch, reporter, functions, tasks, spread):
         except Exception as e:  # a task's failure, not the worker's
             fail(ch, reporter, task_id, *failure_of(e))
             continue
+        why = too_big(value)
+        if why is not None:
+            fail(ch, reporter, task_id, f"the result of {name}(): {why}")
+            continue
         reporter.finish(array_header(2) + packb(task_id) + value)
 
 
@@ -315,6 +348,17 @@ def run_chunks(ch, reporter, functions, chunks):
                         if e is not None)
             fail(ch, reporter, chunk_id,
                  f"item {k} of the chunk: the result of {name}(): {e}")
+            continue
+        why = too_big(packed)
+        if why is not None:
+            # An item too big alone, or the items together.
+            k, item_why = next(((k, w) for k, w in enumerate(
+                too_big(packb(v)) for v in out) if w is not None),
+                (None, None))
+            fail(ch, reporter, chunk_id,
+                 f"item {k} of the chunk: the result of {name}(): {item_why}"
+                 if k is not None else
+                 f"the chunk's results: the results of {name}(): {why}")
             continue
         reporter.finish(array_header(2) + packb(chunk_id) + packed)
 

@@ -33,6 +33,32 @@ check "... its line says so" 1 \
 check "... every other line has its clean run's result, seed included" \
   "$(sed 1000d clean.out)" "$(sed 1000d dies.out)"
 
+# A result no frame can carry fails its own line, saying why, and the
+# worker lives on (the lines around it come from the same process).
+cat >big.py <<'EOF'
+import os
+
+def f(x):
+    if x == "bytes":
+        return "x" * (65 << 20)
+    if x == "objects":
+        return [None] * 1100000
+    return os.getpid()
+EOF
+printf '"a"\n"bytes"\n"objects"\n"b"\n' |
+  $VOW map -j 1 --worker "python3 $EXAMPLES/python/vow_worker.py $T/big.py" f \
+    >big.out 2>big.err
+check "Python: results too big fail their lines" 2 $?
+check "... past the bytes, saying so" 1 \
+  "$(sed -n 2p big.out | grep -c 'result too big (68157445 bytes, limit 67108800)')"
+check "... past the objects, saying so" 1 \
+  "$(sed -n 3p big.out | grep -c 'result too big (more than 1048512 objects')"
+check "... and the worker lives on" "$(sed -n 1p big.out)" "$(sed -n 4p big.out)"
+printf '[1]\n[68157440]\n[1100000]\n[1]\n' >cbig.jsonl
+$VOW map -j 1 "$PLUGIN" big <cbig.jsonl | cut -c1-120 >cbig.out 2>/dev/null
+check "C: a result past the bytes fails its line, saying so" 1 \
+  "$(sed -n 2p cbig.out | grep -c 'result too big')"
+
 # The same for a C plugin, lines of a group that fails rerun alone: the
 # seeds do not move.
 seq 1 3000 | sed 's/.*/[&]/' >nums.jsonl
