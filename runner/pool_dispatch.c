@@ -93,9 +93,12 @@ void vow__pool_task_done(pworker* w, ptask* t) {
   vow_pool_t* pool = w->pool;
   vow__task_free(pool, t);
   if (pool->opt.recycle_after && w->state == PW_READY &&
-      w->completed >= pool->opt.recycle_after && !pool->closing) {
+      w->completed >= pool->opt.recycle_after && pool->closing != 2) {
     /* Recycled, like maxtasksperchild: it takes nothing new, finishes
-     * what it holds, and a fresh worker takes its slot now. */
+     * what it holds, and a fresh worker takes its slot now, a graceful
+     * shutdown included: one left at its limit would be sent nothing
+     * more, and what is queued would never run. A fresh worker with
+     * nothing to do is sent SHUTDOWN once it is ready. */
     w->state = PW_RETIRING;
     pool->workers[w->slot] = NULL;
     w->next_retiring = pool->retiring;

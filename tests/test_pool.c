@@ -712,6 +712,45 @@ static void recycling_loses_nothing(void** state) {
   end_pool(fx, pool, true);
 }
 
+static void on_deadline(uv_timer_t* t) {
+  *(bool*)t->data = true;
+}
+
+/* Recycling through a graceful shutdown: a worker at its limit as the
+ * pool closes is replaced and the rest of the queue runs; the shutdown
+ * completes (within a minute, far more than it needs). */
+static void recycling_through_a_graceful_shutdown(void** state) {
+  fixture* fx = *state;
+  vow_pool_options_t o = defaults(1);
+  vow_pool_t* pool;
+  vow_promise_t* ps[12];
+  vow_promise_t* done;
+  uv_timer_t deadline;
+  bool late = false;
+  int i;
+  o.recycle_after = 2;
+  o.in_flight = 2;
+  pool = make_pool(fx, &o);
+  for (i = 0; i < 12; i++)
+    ps[i] = vow_pool_submit(pool, "pid", NULL);
+  done = vow_pool_shutdown(pool, true);
+  uv_timer_init(vow_ctx_loop(fx->ctx), &deadline);
+  deadline.data = &late;
+  uv_timer_start(&deadline, on_deadline, 60000, 0);
+  while (vow_promise_state(done) == VOW_PENDING && !late)
+    uv_run(vow_ctx_loop(fx->ctx), UV_RUN_ONCE);
+  uv_close((uv_handle_t*)&deadline, NULL);
+  uv_run(vow_ctx_loop(fx->ctx), UV_RUN_NOWAIT); /* the timer is ours: gone */
+  assert_false(late);
+  assert_int_equal(vow_promise_state(done), VOW_FULFILLED);
+  for (i = 0; i < 12; i++) {
+    assert_int_equal(vow_promise_state(ps[i]), VOW_FULFILLED);
+    vow_promise_release(ps[i]);
+  }
+  vow_promise_release(done);
+  vow_pool_free(pool);
+}
+
 static void workers_that_cannot_start(void** state) {
   static const char* const missing[] = {"/nonexistent/vow-worker", NULL};
   static const char* const env_exit[] = {"VOW_TEST_START=exit", NULL};
@@ -1018,6 +1057,7 @@ int main(int argc, char** argv) {
         T(timeout_kills_and_requeues_others),
         T(cancel_queued_and_running),
         T(recycling_loses_nothing),
+        T(recycling_through_a_graceful_shutdown),
         T(workers_that_cannot_start),
         T(graceful_shutdown_drains),
         T(immediate_shutdown_cancels_everything),
