@@ -70,6 +70,7 @@ static void discard_collect(const vow__link* link) {
 static const vow__node_kind collect_kind = {run_collect, discard_collect};
 
 vow_collector_t* vow_collector_new(vow_ctx_t* ctx) {
+  VOW__NOT_NULL(ctx, "the context");
   vow_collector_t* c = vow__calloc(1, sizeof(*c));
   if (c == NULL)
     return NULL;
@@ -79,6 +80,8 @@ vow_collector_t* vow_collector_new(vow_ctx_t* ctx) {
 }
 
 int vow_collector_add(vow_collector_t* c, vow_promise_t* p, uint64_t tag) {
+  VOW__NOT_NULL(c, "the collector");
+  VOW__LIVE_PROMISE(p);
   entry* e;
   if (vow_promise_ctx(p) != c->ctx)
     return UV_EINVAL;
@@ -104,6 +107,9 @@ vow_promise_t* vow_collector_submit(vow_collector_t* c, vow_pool_t* pool,
                                     const char* fn, const void* args,
                                     size_t len, uint64_t timeout_ms,
                                     uint64_t tag, int* err) {
+  VOW__NOT_NULL(c, "the collector");
+  VOW__NOT_NULL(pool, "the pool");
+  VOW__NOT_NULL(fn, "the function name");
   vow_value_t* v;
   vow_promise_t* p;
   int rc;
@@ -146,6 +152,9 @@ size_t vow_collector_submit_many(vow_collector_t* c, vow_pool_t* pool,
                                  size_t n, uint64_t timeout_ms,
                                  uint64_t first_tag, vow_promise_t** out,
                                  int* errs) {
+  VOW__NOT_NULL(c, "the collector");
+  VOW__NOT_NULL(pool, "the pool");
+  VOW__NOT_NULL(out, "out");
   const unsigned char* rec = records;
   char small[128];
   size_t i, done = 0;
@@ -232,21 +241,25 @@ static size_t take(vow_collector_t* c, vow_settled_t* out, size_t max,
 }
 
 size_t vow_collector_take(vow_collector_t* c, vow_settled_t* out, size_t max) {
+  VOW__NOT_NULL(c, "the collector");
   return take(c, out, max, NULL, 0, NULL);
 }
 
 size_t vow_collector_take_into(vow_collector_t* c, vow_settled_t* out,
                                size_t max, void* buf, size_t cap,
                                size_t* used) {
+  VOW__NOT_NULL(c, "the collector");
   *used = 0;
   return take(c, out, max, buf, cap, used);
 }
 
 size_t vow_collector_ready(const vow_collector_t* c) {
+  VOW__NOT_NULL(c, "the collector");
   return c->nready;
 }
 
 size_t vow_collector_watching(const vow_collector_t* c) {
+  VOW__NOT_NULL(c, "the collector");
   return c->nwatching;
 }
 

@@ -205,14 +205,18 @@ static vow_promise_t* combine(vow_ctx_t* ctx, vow_promise_t** ps, size_t n,
 }
 
 vow_promise_t* vow_all(vow_ctx_t* ctx, vow_promise_t** ps, size_t n) {
+  VOW__NOT_NULL(ctx, "the context");
   return combine(ctx, ps, n, ALL);
 }
 vow_promise_t* vow_all_settled(vow_ctx_t* ctx, vow_promise_t** ps, size_t n) {
+  VOW__NOT_NULL(ctx, "the context");
   return combine(ctx, ps, n, ALL_SETTLED);
 }
 vow_promise_t* vow_first_settled(vow_ctx_t* ctx, vow_promise_t** ps, size_t n) {
+  VOW__NOT_NULL(ctx, "the context");
   return combine(ctx, ps, n, FIRST_SETTLED);
 }
 vow_promise_t* vow_any_fulfilled(vow_ctx_t* ctx, vow_promise_t** ps, size_t n) {
+  VOW__NOT_NULL(ctx, "the context");
   return combine(ctx, ps, n, ANY_FULFILLED);
 }

@@ -137,11 +137,27 @@ fail:
 }
 
 uv_loop_t* vow_ctx_loop(vow_ctx_t* ctx) {
+  VOW__NOT_NULL(ctx, "the context");
   return ctx->loop;
 }
 
+/* vow_ctx_run and vow_ctx_wait run the loop; a callback runs inside it
+ * (a chain's, or any the loop calls while one of them runs it), so one
+ * called from there would wait for its own caller, for ever. */
+#define NOT_IN_A_CALLBACK(ctx)                                              \
+  VOW__REQUIRE(!(ctx)->draining && (ctx)->looping == 0,                     \
+               "called inside a callback, where it would wait for the "     \
+               "loop that runs the callback, for ever (return vow_wait(p) " \
+               "from the callback instead)")
+
 int vow_ctx_run(vow_ctx_t* ctx) {
-  return uv_run(ctx->loop, UV_RUN_DEFAULT);
+  int rc;
+  VOW__NOT_NULL(ctx, "the context");
+  NOT_IN_A_CALLBACK(ctx);
+  ctx->looping++;
+  rc = uv_run(ctx->loop, UV_RUN_DEFAULT);
+  ctx->looping--;
+  return rc;
 }
 
 /* A link that does nothing: its only use is that running it takes a turn
@@ -157,6 +173,10 @@ static const vow__node_kind wake_kind = {run_wake, NULL};
 int vow_ctx_wait(vow_ctx_t* ctx, vow_promise_t* p) {
   int settled;
   bool woken;
+  VOW__NOT_NULL(ctx, "the context");
+  VOW__LIVE_PROMISE(p);
+  NOT_IN_A_CALLBACK(ctx);
+  ctx->looping++;
   vow_promise_ref(p);
   uv_ref((uv_handle_t*)&ctx->async);
   woken = vow__append(p, &wake_kind, NULL) != NULL;
@@ -175,21 +195,25 @@ int vow_ctx_wait(vow_ctx_t* ctx, vow_promise_t* p) {
     }
   }
   uv_unref((uv_handle_t*)&ctx->async);
+  ctx->looping--;
   settled = p->state;
   vow_promise_release(p);
   return settled;
 }
 
 size_t vow_ctx_drain(vow_ctx_t* ctx) {
+  VOW__NOT_NULL(ctx, "the context");
   return vow__drain(ctx);
 }
 
 void vow_ctx_set_report_handler(vow_ctx_t* ctx, vow_report_fn fn, void* data) {
+  VOW__NOT_NULL(ctx, "the context");
   ctx->report = fn ? fn : default_report;
   ctx->report_data = fn ? data : NULL;
 }
 
 uint64_t vow_ctx_now(vow_ctx_t* ctx) {
+  VOW__NOT_NULL(ctx, "the context");
   return ctx->clock->now(ctx);
 }
 
@@ -213,6 +237,8 @@ static void count_pending(void* obj, void* arg) {
 }
 
 void vow_ctx_stats(vow_ctx_t* ctx, vow_ctx_stats_t* out) {
+  VOW__NOT_NULL(ctx, "the context");
+  VOW__NOT_NULL(out, "out");
   stats_walk w = {ctx, 0};
   vow__arena_each(&ctx->promises, count_pending, &w);
   out->promises_live = ctx->promises.live - ctx->reserve_len;
@@ -299,12 +325,10 @@ static void destroy_leftover(void* obj, void* arg) {
 }
 
 void vow_ctx_close(vow_ctx_t* ctx) {
+  VOW__NOT_NULL(ctx, "the context");
   vow__op* op;
-  if (ctx->draining) {
-    /* Freeing the context under a running chain cannot be made safe. */
-    fprintf(stderr, "vow: vow_ctx_close called from inside a callback\n");
-    abort();
-  }
+  /* Freeing the context under a running chain cannot be made safe. */
+  NOT_IN_A_CALLBACK(ctx);
   /* What is already settled runs first: it would have run on the next
    * tick, and its errbacks may handle failures that are otherwise
    * reported. Threadsafe settles already sent count as arrived. */

@@ -103,6 +103,8 @@ static int dup_str(const char** dst, const char* src) {
 }
 
 int vow_failure_set_origin(vow_failure_t* f, const vow_origin_t* o) {
+  VOW__NOT_NULL(f, "the failure");
+  VOW__NOT_NULL(o, "the origin");
   if (f->refs == IMMORTAL)
     return UV_EINVAL;
   f->origin.task_id = o->task_id;
@@ -117,6 +119,7 @@ int vow_failure_set_origin(vow_failure_t* f, const vow_origin_t* o) {
 }
 
 int vow_failure_set_detail(vow_failure_t* f, const char* detail) {
+  VOW__NOT_NULL(f, "the failure");
   char* copy;
   if (f->refs == IMMORTAL)
     return UV_EINVAL;
@@ -129,10 +132,13 @@ int vow_failure_set_detail(vow_failure_t* f, const char* detail) {
 }
 
 const char* vow_failure_detail(const vow_failure_t* f) {
+  VOW__NOT_NULL(f, "the failure");
   return f->detail;
 }
 
 int vow_failure_add_cause(vow_failure_t* f, vow_failure_t* cause) {
+  VOW__NOT_NULL(f, "the failure");
+  VOW__NOT_NULL(cause, "the cause");
   vow_failure_t** grown;
   if (f->refs == IMMORTAL) {
     vow_failure_release(cause);
@@ -149,6 +155,7 @@ int vow_failure_add_cause(vow_failure_t* f, vow_failure_t* cause) {
 }
 
 vow_failure_t* vow_failure_ref(vow_failure_t* f) {
+  VOW__NOT_NULL(f, "the failure");
   if (f->refs != IMMORTAL)
     f->refs++;
   return f;
@@ -158,6 +165,9 @@ void vow_failure_release(vow_failure_t* f) {
   size_t i;
   if (f == NULL || f->refs == IMMORTAL)
     return;
+  VOW__REQUIRE(f->refs > 0,
+               "the failure was released once more than it was referenced "
+               "(released twice?)");
   if (--f->refs > 0)
     return;
   for (i = 0; i < f->ncauses; i++)
@@ -171,21 +181,27 @@ void vow_failure_release(vow_failure_t* f) {
 }
 
 int vow_failure_kind(const vow_failure_t* f) {
+  VOW__NOT_NULL(f, "the failure");
   return f->kind;
 }
 int vow_failure_code(const vow_failure_t* f) {
+  VOW__NOT_NULL(f, "the failure");
   return f->code;
 }
 const char* vow_failure_message(const vow_failure_t* f) {
+  VOW__NOT_NULL(f, "the failure");
   return f->message;
 }
 const vow_origin_t* vow_failure_origin(const vow_failure_t* f) {
+  VOW__NOT_NULL(f, "the failure");
   return &f->origin;
 }
 size_t vow_failure_cause_count(const vow_failure_t* f) {
+  VOW__NOT_NULL(f, "the failure");
   return f->ncauses;
 }
 vow_failure_t* vow_failure_cause(const vow_failure_t* f, size_t i) {
+  VOW__NOT_NULL(f, "the failure");
   return i < f->ncauses ? f->causes[i] : NULL;
 }
 
@@ -214,6 +230,7 @@ bool vow__failure_claim_report(vow_failure_t* f) {
 }
 
 size_t vow_failure_describe(const vow_failure_t* f, char* buf, size_t size) {
+  VOW__NOT_NULL(f, "the failure");
   const vow_origin_t* o = &f->origin;
   char extra[256] = "";
   size_t used = 0;

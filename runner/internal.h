@@ -12,6 +12,7 @@
 #include <uv.h>
 
 #include "alloc.h"
+#include "misuse.h"
 #include "vow/vow.h"
 
 #define VOW__CONTAINER_OF(ptr, type, field) \
@@ -266,6 +267,7 @@ struct vow_ctx {
   size_t ready_head;
   size_t ready_len;
   bool draining;
+  unsigned looping;    /* vow_ctx_run or vow_ctx_wait is running the loop */
   uv_idle_t idle;      /* active while the ready queue is non-empty */
   uv_timer_t uv_timer; /* the one loop timer behind the heap */
   const vow__clock* clock;

@@ -177,6 +177,8 @@ static void command_shutdown(vow__op* op) {
 }
 
 vow_promise_t* vow_run_command(vow_ctx_t* ctx, const char* const* argv) {
+  VOW__NOT_NULL(ctx, "the context");
+  VOW__NOT_NULL(argv, "argv");
   command* c;
   vow_promise_t* p;
   uv_process_options_t opts;

@@ -215,10 +215,14 @@ static vow_promise_t* start(vow_ctx_t* ctx, const char* path, bool writing,
 }
 
 vow_promise_t* vow_read_file(vow_ctx_t* ctx, const char* path) {
+  VOW__NOT_NULL(ctx, "the context");
+  VOW__NOT_NULL(path, "the path");
   return start(ctx, path, false, NULL, 0);
 }
 
 vow_promise_t* vow_write_file(vow_ctx_t* ctx, const char* path,
                               const void* data, size_t len) {
+  VOW__NOT_NULL(ctx, "the context");
+  VOW__NOT_NULL(path, "the path");
   return start(ctx, path, true, data, len);
 }

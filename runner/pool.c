@@ -78,6 +78,7 @@ static void refuse_in_worker(void) {
 }
 
 void vow_pool_options_init(vow_pool_options_t* o) {
+  VOW__NOT_NULL(o, "the options");
   memset(o, 0, sizeof(*o));
   o->size = sizeof(*o);
 }
@@ -104,6 +105,7 @@ static int take_options(const vow_pool_options_t* in, vow_pool_options_t* out) {
 
 vow_pool_t* vow_pool_new(vow_ctx_t* ctx, const vow_pool_options_t* given,
                          int* err) {
+  VOW__NOT_NULL(ctx, "the context");
   vow_pool_options_t taken;
   const vow_pool_options_t* options = &taken;
   vow_pool_t* pool = NULL;
@@ -227,6 +229,7 @@ fail:
 }
 
 vow_promise_t* vow_pool_shutdown(vow_pool_t* pool, bool graceful) {
+  VOW__NOT_NULL(pool, "the pool");
   if (pool->shutdown_p == NULL) {
     pool->shutdown_p = vow_promise_new(pool->ctx, NULL, NULL);
     if (pool->shutdown_p == NULL)
@@ -261,6 +264,7 @@ void vow__pool_maybe_destroy(vow_pool_t* pool) {
 }
 
 void vow_pool_free(vow_pool_t* pool) {
+  VOW__NOT_NULL(pool, "the pool");
   if (pool == NULL)
     return;
   if (pool->live_workers > 0) {
@@ -292,6 +296,8 @@ static void pool_shutdown_op(vow__op* op) {
 }
 
 void vow_pool_stats(const vow_pool_t* pool, vow_pool_stats_t* out) {
+  VOW__NOT_NULL(pool, "the pool");
+  VOW__NOT_NULL(out, "out");
   *out = pool->stats;
   out->queued = pool->queue.len;
   out->in_flight = vow__pool_in_flight(pool);
@@ -299,6 +305,7 @@ void vow_pool_stats(const vow_pool_t* pool, vow_pool_stats_t* out) {
 }
 
 void vow_pool_on_progress(vow_pool_t* pool, vow_progress_fn fn, void* data) {
+  VOW__NOT_NULL(pool, "the pool");
   pool->progress = fn;
   pool->progress_data = data;
 }

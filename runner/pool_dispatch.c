@@ -260,6 +260,7 @@ static void wake_space_waiters(vow_pool_t* pool) {
 }
 
 vow_promise_t* vow_pool_space(vow_pool_t* pool) {
+  VOW__NOT_NULL(pool, "the pool");
   space_wait* sw;
   if (has_room(pool) || pool->closing)
     return vow_succeed(pool->ctx, NULL);
@@ -445,16 +446,19 @@ vow_promise_t* vow__pool_submit_task(vow_pool_t* pool, const char* fn,
 
 vow_promise_t* vow_pool_submit_timeout(vow_pool_t* pool, const char* fn,
                                        vow_value_t* args, uint64_t timeout_ms) {
+  VOW__NOT_NULL(pool, "the pool");
   return vow__pool_submit_task(pool, fn, args, timeout_ms, 0, 0, 0);
 }
 
 vow_promise_t* vow_pool_submit(vow_pool_t* pool, const char* fn,
                                vow_value_t* args) {
+  VOW__NOT_NULL(pool, "the pool");
   return vow__pool_submit_task(pool, fn, args, 0, 0, 0, 0);
 }
 
 vow_promise_t* vow_pool_submit_indexed(vow_pool_t* pool, const char* fn,
                                        vow_value_t* args, uint64_t index) {
+  VOW__NOT_NULL(pool, "the pool");
   if (index == 0) {
     vow_value_release(args);
     return vow_fail(pool->ctx, vow_failure_new(VOW_FAIL_BAD_INPUT, UV_EINVAL,

@@ -191,11 +191,13 @@ static vow_promise_t* map_items(vow_pool_t* pool, const char* fn,
 
 vow_promise_t* vow_pool_map(vow_pool_t* pool, const char* fn,
                             vow_value_t* items) {
+  VOW__NOT_NULL(pool, "the pool");
   return map_items(pool, fn, items, 0);
 }
 
 vow_promise_t* vow_pool_map_indexed(vow_pool_t* pool, const char* fn,
                                     vow_value_t* items, uint64_t first_index) {
+  VOW__NOT_NULL(pool, "the pool");
   if (first_index == 0) {
     vow_value_release(items);
     return vow_fail(pool->ctx, vow_failure_new(VOW_FAIL_BAD_INPUT, UV_EINVAL,

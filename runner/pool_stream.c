@@ -140,6 +140,7 @@ static void stream_fill(vow_stream_t* s) {
 
 vow_stream_t* vow_pool_stream(vow_pool_t* pool, const char* fn,
                               vow_value_t* items, size_t window) {
+  VOW__NOT_NULL(pool, "the pool");
   vow_stream_t* s = vow__calloc(1, sizeof(*s));
   size_t n;
   if (s == NULL) {
@@ -168,6 +169,7 @@ vow_stream_t* vow_pool_stream(vow_pool_t* pool, const char* fn,
 
 vow_promise_t* vow_stream_get(vow_stream_t* s) {
   vow_promise_t* p;
+  VOW__NOT_NULL(s, "the stream");
   if (s->delivered == s->n && vow_queue_len(s->ready) == 0)
     return vow_succeed(s->pool->ctx, NULL);
   p = vow_queue_get(s->ready);

@@ -57,6 +57,9 @@ vow_outcome_t vow_errf(int kind, int code, const char* fmt, ...) {
 }
 
 vow_outcome_t vow_wait(vow_promise_t* p) {
+  /* NULL (a constructor out of memory) becomes a failure in the chain. */
+  VOW__REQUIRE(p == NULL || p->state != VOW__FREED,
+               "the promise was used after its last reference was released");
   vow_outcome_t o = {VOW__TAG_WAIT, p};
   return o;
 }
@@ -97,6 +100,7 @@ static int ready_room(vow_ctx_t* ctx) {
 
 vow_promise_t* vow_promise_new(vow_ctx_t* ctx, vow_canceller_fn canceller,
                                void* data) {
+  VOW__NOT_NULL(ctx, "the context");
   vow_promise_t* p;
   vow__node* record = NULL;
   if (ctx->closing)
@@ -121,6 +125,7 @@ vow_promise_t* vow_promise_new(vow_ctx_t* ctx, vow_canceller_fn canceller,
 }
 
 vow_promise_t* vow_succeed(vow_ctx_t* ctx, vow_value_t* v) {
+  VOW__NOT_NULL(ctx, "the context");
   vow_promise_t* p = vow_promise_new(ctx, NULL, NULL);
   if (p == NULL) {
     vow_value_release(v);
@@ -131,6 +136,7 @@ vow_promise_t* vow_succeed(vow_ctx_t* ctx, vow_value_t* v) {
 }
 
 vow_promise_t* vow_fail(vow_ctx_t* ctx, vow_failure_t* f) {
+  VOW__NOT_NULL(ctx, "the context");
   return vow__fail_always(ctx, f);
 }
 
@@ -179,6 +185,7 @@ static void maybe_free(vow_promise_t* p) {
 }
 
 vow_promise_t* vow_promise_ref(vow_promise_t* p) {
+  VOW__LIVE_PROMISE(p);
   p->refs++;
   return p;
 }
@@ -186,21 +193,25 @@ vow_promise_t* vow_promise_ref(vow_promise_t* p) {
 void vow_promise_release(vow_promise_t* p) {
   if (p == NULL)
     return;
-  if (p->refs == 0)
-    abort(); /* released more often than referenced */
+  VOW__REQUIRE(p->refs > 0 && p->state != VOW__FREED,
+               "the promise was released once more than it was referenced "
+               "(released twice?)");
   if (--p->refs == 0)
     maybe_free(p);
 }
 
 vow_state_t vow_promise_state(const vow_promise_t* p) {
+  VOW__LIVE_PROMISE(p);
   return (vow_state_t)p->state;
 }
 
 vow_value_t* vow_promise_value(const vow_promise_t* p) {
+  VOW__LIVE_PROMISE(p);
   return p->state == VOW_FULFILLED ? p->r.value : NULL;
 }
 
 vow_failure_t* vow_promise_failure(vow_promise_t* p) {
+  VOW__LIVE_PROMISE(p);
   if (p->state != VOW_REJECTED)
     return NULL;
   p->flags |= VOW__PASSED_ON; /* the caller has seen it */
@@ -208,6 +219,7 @@ vow_failure_t* vow_promise_failure(vow_promise_t* p) {
 }
 
 vow_ctx_t* vow_promise_ctx(const vow_promise_t* p) {
+  VOW__LIVE_PROMISE(p);
   return vow__ctx_of(p);
 }
 
@@ -262,10 +274,12 @@ void vow__clear_canceller(vow_promise_t* p) {
 }
 
 int vow_fulfil(vow_promise_t* p, vow_value_t* v) {
+  VOW__LIVE_PROMISE(p);
   return vow__settle(p, VOW_FULFILLED, v ? v : vow_value_nil());
 }
 
 int vow_reject(vow_promise_t* p, vow_failure_t* f) {
+  VOW__LIVE_PROMISE(p);
   return vow__settle(p, VOW_REJECTED, f ? f : vow__failure_nomem());
 }
 
@@ -353,6 +367,7 @@ static void fail_chain_nomem(vow_promise_t* p) {
 
 vow_promise_t* vow_add_callbacks(vow_promise_t* p, vow_callback_fn callback,
                                  vow_errback_fn errback, void* data) {
+  VOW__LIVE_PROMISE(p);
   vow__link* n;
   if (callback == NULL && errback == NULL)
     return p;
@@ -369,11 +384,13 @@ vow_promise_t* vow_add_callbacks(vow_promise_t* p, vow_callback_fn callback,
 
 vow_promise_t* vow_add_callback(vow_promise_t* p, vow_callback_fn callback,
                                 void* data) {
+  VOW__LIVE_PROMISE(p);
   return vow_add_callbacks(p, callback, NULL, data);
 }
 
 vow_promise_t* vow_add_errback(vow_promise_t* p, vow_errback_fn errback,
                                void* data) {
+  VOW__LIVE_PROMISE(p);
   return vow_add_callbacks(p, NULL, errback, data);
 }
 
@@ -381,6 +398,7 @@ static void run_both(vow_promise_t* p, const vow__link* n);
 static const vow__node_kind both_kind = {run_both, NULL};
 
 vow_promise_t* vow_add_both(vow_promise_t* p, vow_both_fn fn, void* data) {
+  VOW__LIVE_PROMISE(p);
   vow__link* n;
   if (fn == NULL)
     return p;
@@ -405,6 +423,7 @@ static const vow__node_kind trap_kinds[VOW_FAIL_KIND_COUNT] = {
 
 vow_promise_t* vow_trap(vow_promise_t* p, int kind, vow_errback_fn errback,
                         void* data) {
+  VOW__LIVE_PROMISE(p);
   vow__link* n;
   if (errback == NULL || kind <= 0 || kind >= VOW_FAIL_KIND_COUNT)
     return p;
@@ -570,6 +589,7 @@ static void discard_branch(const vow__link* n) {
 static const vow__node_kind branch_kind = {run_branch, discard_branch};
 
 vow_promise_t* vow_branch(vow_promise_t* p) {
+  VOW__LIVE_PROMISE(p);
   vow_promise_t* b = vow_promise_new(vow__ctx_of(p), NULL, NULL);
   if (b == NULL)
     return NULL;
@@ -611,6 +631,7 @@ void vow__cancel_as(vow_promise_t* p, int kind, const char* message) {
 }
 
 void vow_cancel(vow_promise_t* p) {
+  VOW__LIVE_PROMISE(p);
   vow__cancel_as(p, VOW_FAIL_CANCELLED, "cancelled");
 }
 

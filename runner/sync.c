@@ -101,6 +101,7 @@ struct vow_semaphore {
 };
 
 vow_semaphore_t* vow_semaphore_new(vow_ctx_t* ctx, size_t tokens) {
+  VOW__NOT_NULL(ctx, "the context");
   vow_semaphore_t* s;
   if (tokens == 0)
     return NULL;
@@ -113,10 +114,12 @@ vow_semaphore_t* vow_semaphore_new(vow_ctx_t* ctx, size_t tokens) {
 }
 
 vow_semaphore_t* vow_lock_new(vow_ctx_t* ctx) {
+  VOW__NOT_NULL(ctx, "the context");
   return vow_semaphore_new(ctx, 1);
 }
 
 vow_promise_t* vow_semaphore_acquire(vow_semaphore_t* s) {
+  VOW__NOT_NULL(s, "the semaphore");
   if (s->available > 0) {
     s->available--;
     return vow_succeed(s->ctx, NULL);
@@ -125,6 +128,7 @@ vow_promise_t* vow_semaphore_acquire(vow_semaphore_t* s) {
 }
 
 int vow_semaphore_release(vow_semaphore_t* s) {
+  VOW__NOT_NULL(s, "the semaphore");
   vow_promise_t* next = wl_pop(&s->waiters);
   if (next != NULL) {
     /* The token passes straight to the waiter. */
@@ -138,10 +142,12 @@ int vow_semaphore_release(vow_semaphore_t* s) {
 }
 
 size_t vow_semaphore_available(const vow_semaphore_t* s) {
+  VOW__NOT_NULL(s, "the semaphore");
   return s->available;
 }
 
 size_t vow_semaphore_waiting(const vow_semaphore_t* s) {
+  VOW__NOT_NULL(s, "the semaphore");
   return s->waiters.len;
 }
 
@@ -182,6 +188,8 @@ static vow_outcome_t sem_run_done(vow_value_t* v, vow_failure_t* f,
 
 vow_promise_t* vow_semaphore_run(vow_semaphore_t* s, vow_operation_fn fn,
                                  void* data) {
+  VOW__NOT_NULL(s, "the semaphore");
+  VOW__NOT_NULL(fn, "the function");
   sem_run* r = vow__malloc(sizeof(*r));
   vow_promise_t* p;
   if (r == NULL)
@@ -214,6 +222,7 @@ struct vow_queue {
 };
 
 vow_queue_t* vow_queue_new(vow_ctx_t* ctx, size_t size, size_t backlog) {
+  VOW__NOT_NULL(ctx, "the context");
   vow_queue_t* q = vow__calloc(1, sizeof(*q));
   if (q == NULL)
     return NULL;
@@ -251,6 +260,7 @@ static vow_value_t* ring_pop(vow_queue_t* q) {
 }
 
 int vow_queue_put(vow_queue_t* q, vow_value_t* v) {
+  VOW__NOT_NULL(q, "the queue");
   vow_promise_t* getter = wl_pop(&q->getters);
   int rc;
   if (v == NULL)
@@ -270,6 +280,7 @@ int vow_queue_put(vow_queue_t* q, vow_value_t* v) {
 }
 
 vow_promise_t* vow_queue_get(vow_queue_t* q) {
+  VOW__NOT_NULL(q, "the queue");
   if (q->len > 0)
     return vow_succeed(q->ctx, ring_pop(q));
   if (q->getters.len >= q->backlog)
@@ -280,6 +291,7 @@ vow_promise_t* vow_queue_get(vow_queue_t* q) {
 }
 
 size_t vow_queue_len(const vow_queue_t* q) {
+  VOW__NOT_NULL(q, "the queue");
   return q->len;
 }
 

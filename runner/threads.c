@@ -66,6 +66,8 @@ static void work_shutdown(vow__op* op) {
 }
 
 vow_promise_t* vow_run_blocking(vow_ctx_t* ctx, vow_work_fn fn, void* data) {
+  VOW__NOT_NULL(ctx, "the context");
+  VOW__NOT_NULL(fn, "the function");
   work* w = vow__calloc(1, sizeof(*w));
   vow_promise_t* p;
   int rc;
@@ -147,10 +149,12 @@ static int ts_push(vow_promise_t* p, bool fulfil, void* result) {
 }
 
 int vow_fulfil_threadsafe(vow_promise_t* p, vow_value_t* v) {
+  VOW__LIVE_PROMISE(p);
   return ts_push(p, true, v ? v : vow_value_nil());
 }
 
 int vow_reject_threadsafe(vow_promise_t* p, vow_failure_t* f) {
+  VOW__LIVE_PROMISE(p);
   return ts_push(p, false, f ? f : vow__failure_nomem());
 }
 

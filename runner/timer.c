@@ -42,6 +42,7 @@ static void fake_rearm(vow_ctx_t* ctx) {
 static const vow__clock fake_clock = {fake_now, fake_rearm};
 
 int vow_ctx_use_fake_clock(vow_ctx_t* ctx, uint64_t start_ms) {
+  VOW__NOT_NULL(ctx, "the context");
   if (ctx->heap_len > 0)
     return UV_EBUSY;
   uv_timer_stop(&ctx->uv_timer);
@@ -51,6 +52,7 @@ int vow_ctx_use_fake_clock(vow_ctx_t* ctx, uint64_t start_ms) {
 }
 
 int vow_ctx_advance(vow_ctx_t* ctx, uint64_t ms) {
+  VOW__NOT_NULL(ctx, "the context");
   if (ctx->clock != &fake_clock)
     return UV_EINVAL;
   vow__drain(ctx);
@@ -198,6 +200,7 @@ static const vow__node_kind timeout_kind = {timeout_node_run,
                                             timeout_node_discard};
 
 vow_promise_t* vow_timeout(vow_promise_t* p, uint64_t ms) {
+  VOW__LIVE_PROMISE(p);
   timeout* to = vow__malloc(sizeof(*to));
   if (to == NULL)
     goto nomem;
@@ -246,6 +249,7 @@ static void sleep_cancel(vow_promise_t* p, void* data) {
 }
 
 vow_promise_t* vow_sleep(vow_ctx_t* ctx, uint64_t ms) {
+  VOW__NOT_NULL(ctx, "the context");
   sleeper* s = vow__malloc(sizeof(*s));
   vow_promise_t* p;
   if (s == NULL)

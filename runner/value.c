@@ -170,6 +170,7 @@ vow_value_t* vow_value_new_array(vow_value_t** items, size_t n) {
 }
 
 vow_value_t* vow_value_new_failure(vow_failure_t* f) {
+  VOW__NOT_NULL(f, "the failure");
   vow_value_t* v = alloc_value(VOW_VALUE_FAILURE, 0);
   if (v == NULL) {
     vow_failure_release(f);
@@ -180,6 +181,7 @@ vow_value_t* vow_value_new_failure(vow_failure_t* f) {
 }
 
 vow_value_t* vow_value_ref(vow_value_t* v) {
+  VOW__NOT_NULL(v, "the value");
   if (v->refs != IMMORTAL)
     v->refs++;
   return v;
@@ -189,6 +191,9 @@ void vow_value_release(vow_value_t* v) {
   size_t i;
   if (v == NULL || v->refs == IMMORTAL)
     return;
+  VOW__REQUIRE(v->refs > 0,
+               "the value was released once more than it was referenced "
+               "(released twice?)");
   if (--v->refs > 0)
     return;
   switch (v->kind) {
@@ -214,10 +219,12 @@ void vow_value_release(vow_value_t* v) {
 }
 
 vow_value_kind_t vow_value_kind(const vow_value_t* v) {
+  VOW__NOT_NULL(v, "the value");
   return (vow_value_kind_t)v->kind;
 }
 
 const void* vow_value_bytes(const vow_value_t* v, size_t* len) {
+  VOW__NOT_NULL(v, "the value");
   if (v->kind != VOW_VALUE_MSGPACK)
     return NULL;
   if (len)
@@ -228,12 +235,15 @@ const void* vow_value_bytes(const vow_value_t* v, size_t* len) {
 }
 
 bool vow_value_is_nil(const vow_value_t* v) {
+  VOW__NOT_NULL(v, "the value");
   size_t len;
   const unsigned char* b = vow_value_bytes(v, &len);
   return b != NULL && len == 1 && b[0] == 0xc0;
 }
 
 int vow_value_get_int(const vow_value_t* v, int64_t* out) {
+  VOW__NOT_NULL(v, "the value");
+  VOW__NOT_NULL(out, "out");
   size_t len;
   const unsigned char* b = vow_value_bytes(v, &len);
   uint64_t u;
@@ -281,6 +291,8 @@ int vow_value_get_int(const vow_value_t* v, int64_t* out) {
 }
 
 int vow_value_get_double(const vow_value_t* v, double* out) {
+  VOW__NOT_NULL(v, "the value");
+  VOW__NOT_NULL(out, "out");
   size_t len;
   const unsigned char* b = vow_value_bytes(v, &len);
   int64_t i;
@@ -306,6 +318,8 @@ int vow_value_get_double(const vow_value_t* v, double* out) {
 }
 
 int vow_value_get_bool(const vow_value_t* v, bool* out) {
+  VOW__NOT_NULL(v, "the value");
+  VOW__NOT_NULL(out, "out");
   size_t len;
   const unsigned char* b = vow_value_bytes(v, &len);
   if (b == NULL || len != 1 || (b[0] != 0xc2 && b[0] != 0xc3))
@@ -344,13 +358,19 @@ static int get_blob(const vow_value_t* v, bool want_bin, const void** data,
 }
 
 int vow_value_get_str(const vow_value_t* v, const char** s, size_t* len) {
+  VOW__NOT_NULL(v, "the value");
+  VOW__NOT_NULL(s, "s");
   return get_blob(v, false, (const void**)s, len);
 }
 int vow_value_get_bin(const vow_value_t* v, const void** data, size_t* len) {
+  VOW__NOT_NULL(v, "the value");
+  VOW__NOT_NULL(data, "data");
   return get_blob(v, true, data, len);
 }
 
 int vow_value_unpack(const vow_value_t* v, msgpack_unpacked* out) {
+  VOW__NOT_NULL(v, "the value");
+  VOW__NOT_NULL(out, "out");
   size_t len, off = 0;
   const void* b = vow_value_bytes(v, &len);
   if (b == NULL)
@@ -361,9 +381,11 @@ int vow_value_unpack(const vow_value_t* v, msgpack_unpacked* out) {
 }
 
 void* vow_value_get_ptr(const vow_value_t* v) {
+  VOW__NOT_NULL(v, "the value");
   return v->kind == VOW_VALUE_PTR ? v->u.p.ptr : NULL;
 }
 size_t vow_value_array_len(const vow_value_t* v) {
+  VOW__NOT_NULL(v, "the value");
   size_t len;
   const unsigned char* b;
   if (v->kind == VOW_VALUE_ARRAY)
@@ -376,8 +398,10 @@ size_t vow_value_array_len(const vow_value_t* v) {
   return n;
 }
 vow_value_t* vow_value_array_at(const vow_value_t* v, size_t i) {
+  VOW__NOT_NULL(v, "the value");
   return v->kind == VOW_VALUE_ARRAY && i < v->len ? v->u.items[i] : NULL;
 }
 vow_failure_t* vow_value_get_failure(const vow_value_t* v) {
+  VOW__NOT_NULL(v, "the value");
   return v->kind == VOW_VALUE_FAILURE ? v->u.failure : NULL;
 }

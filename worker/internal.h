@@ -3,6 +3,7 @@
 #ifndef VOW_WORKER_INTERNAL_H
 #define VOW_WORKER_INTERNAL_H
 
+#include "misuse.h"
 #include "proto.h"
 #include "vow/worker.h"
 

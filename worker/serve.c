@@ -513,14 +513,18 @@ int vow_worker_serve(const vow_function_t* functions, size_t n) {
 /* ---- the task context ------------------------------------------------ */
 
 uint64_t vow_task_id(const vow_task_ctx_t* task) {
+  VOW__NOT_NULL(task, "the task");
   return task->id;
 }
 
 uint64_t vow_task_seed(const vow_task_ctx_t* task) {
+  VOW__NOT_NULL(task, "the task");
   return task->seed;
 }
 
 int vow_task_fail(vow_task_ctx_t* task, const char* fmt, ...) {
+  VOW__NOT_NULL(task, "the task");
+  VOW__NOT_NULL(fmt, "the format");
   va_list ap;
   va_start(ap, fmt);
   vsnprintf(task->error, sizeof(task->error), fmt, ap);
@@ -531,6 +535,7 @@ int vow_task_fail(vow_task_ctx_t* task, const char* fmt, ...) {
 
 void vow_task_progress(vow_task_ctx_t* task, double fraction,
                        const char* text) {
+  VOW__NOT_NULL(task, "the task");
   server* s = the_server;
   if (s == NULL)
     return;
@@ -539,6 +544,7 @@ void vow_task_progress(vow_task_ctx_t* task, double fraction,
 }
 
 bool vow_task_cancelled(vow_task_ctx_t* task) {
+  VOW__NOT_NULL(task, "the task");
   server* s = the_server;
   uint64_t now;
   if (task->cancelled || s == NULL)

@@ -40,6 +40,16 @@ VOW_EXTERN unsigned vow_version(void);
  * (a task, a file, a timeout) rejects the call's promise with a
  * vow_failure_t; such calls never also return an error.
  *
+ * Misuse. A bug in the calling program is not an error to return: NULL
+ * where an object is due (the comments say which arguments take NULL),
+ * a promise released once more than it was referenced or used after
+ * that, vow_ctx_wait, vow_ctx_run or vow_ctx_close inside a callback.
+ * Each stops the program at once, in every build, with one line on
+ * stderr naming the call: "vow: vow_add_callback: the promise is NULL (a
+ * bug in the calling program)". A value or failure released twice is
+ * caught while its memory is still vow's; AddressSanitizer or valgrind
+ * find the rest.
+ *
  * Ownership. A call that returns a promise, value or failure returns one
  * reference, the caller's (vow_add_* and vow_timeout return their
  * argument instead). An argument is borrowed for the call unless the

@@ -28,13 +28,19 @@ VOW_EXTERN vow_ctx_t* vow_ctx_new(uv_loop_t* loop, int* err);
 VOW_EXTERN uv_loop_t* vow_ctx_loop(vow_ctx_t* ctx);
 
 /* Runs the loop until nothing is left to do (uv_run, UV_RUN_DEFAULT).
- * Returns uv_run's result. */
+ * Returns uv_run's result. Not from inside a callback (see
+ * vow_ctx_wait). */
 VOW_EXTERN int vow_ctx_run(vow_ctx_t* ctx);
 
 /* Runs the loop until p is settled and its chain has run, for programs
  * and tests that need one result before going on. Returns p's final state
  * (VOW_FULFILLED or VOW_REJECTED). p is borrowed: its reference stays
- * the caller's. Blocks forever if p never settles. */
+ * the caller's. Blocks forever if p never settles. Not from inside a
+ * callback (a chain's, or any callback the loop runs while vow_ctx_run
+ * or vow_ctx_wait runs it): it would wait for the loop that runs its
+ * caller, so it stops the program saying so; a callback returns
+ * vow_wait(p) instead. vow_ctx_run and vow_ctx_close are held to the
+ * same rule. */
 VOW_EXTERN int vow_ctx_wait(vow_ctx_t* ctx, vow_promise_t* p);
 
 /* Runs every callback chain that is ready, without running the loop, and
