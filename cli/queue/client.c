@@ -340,16 +340,20 @@ static int cmd_ids(conn* c, const char* op, int argc, char** argv) {
   } else if (strcmp(op, "remove") == 0) {
     rc = ids_op(c, op, &a, "removed", "removed");
   } else {
-    /* restart: a request a job, each new id printed as it is given */
-    size_t i;
-    rc = 0;
-    for (i = 0; i < a.n && rc == 0; i++) {
-      msgpack_sbuffer sb;
-      msgpack_packer pk;
-      qc_begin(&sb, &pk, "restart", 1);
-      qc_pack_ids(&pk, &a.ids[i], 1);
-      if (qc_send(c, &sb) != 0 || qc_print_id(c) != 0)
-        rc = VOW_EXIT_ERROR;
+    /* restart: one request, so that the jobs restarted together keep
+     * their dependencies on one another; the new ids in the order given */
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    const msgpack_object *r, *ids;
+    uint32_t i;
+    rc = VOW_EXIT_ERROR;
+    qc_begin(&sb, &pk, "restart", 1);
+    qc_pack_ids(&pk, a.ids, a.n);
+    if (qc_send(c, &sb) == 0 && (r = qc_reply(c)) != NULL &&
+        (ids = qw_get(r, "ids")) != NULL && ids->type == MSGPACK_OBJECT_ARRAY) {
+      for (i = 0; i < ids->via.array.size; i++)
+        printf("%lld\n", (long long)ids->via.array.ptr[i].via.i64);
+      rc = 0;
     }
   }
   free(a.ids);
@@ -481,7 +485,9 @@ static const struct {
     {"restart",
      "usage: vow restart ID...\n"
      "Runs jobs that have ended again, as new jobs (their ids printed):\n"
-     "the same command, directory, environment, group and options.\n"},
+     "the same command, directory, environment, group and options, and\n"
+     "the same dependencies: on the new job of one restarted with it,\n"
+     "else on the same job as before.\n"},
     {"parallel",
      "usage: vow parallel N [--group GROUP]\n"
      "Sets how many jobs of the group (default: the default group) run at\n"

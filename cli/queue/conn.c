@@ -60,7 +60,8 @@ static void write_frame(client* c, char* frame, size_t len) {
 /* Sends the packed reply in sb (taken over) as one frame: at once, or,
  * when it follows changes not yet committed, after the commit. job: the
  * job a submission created, or NULL. */
-void qconn_reply_for(client* c, msgpack_sbuffer* sb, qjob* job) {
+void qconn_reply_for(client* c, msgpack_sbuffer* sb, qjob* const* jobs,
+                     size_t n) {
   char* frame;
   size_t len = sb->size + 4;
   if (c->closing || sb->size > VOW_QUEUE_MAX_FRAME) {
@@ -78,13 +79,19 @@ void qconn_reply_for(client* c, msgpack_sbuffer* sb, qjob* job) {
   msgpack_sbuffer_destroy(sb);
   if (qdb_in_txn(the_daemon.db) || the_daemon.pending_head != NULL) {
     pending* p = calloc(1, sizeof(*p));
+    if (p != NULL && n > 0 && (p->jobs = malloc(n * sizeof(qjob*))) == NULL) {
+      free(p);
+      p = NULL;
+    }
     if (p == NULL) {
       free(frame);
       qconn_close(c);
       return;
     }
     p->c = c;
-    p->job = job;
+    if (n > 0)
+      memcpy(p->jobs, jobs, n * sizeof(qjob*));
+    p->njobs = n;
     p->frame = frame;
     p->len = len;
     c->npending++;
@@ -99,7 +106,7 @@ void qconn_reply_for(client* c, msgpack_sbuffer* sb, qjob* job) {
 }
 
 void qconn_reply(client* c, msgpack_sbuffer* sb) {
-  qconn_reply_for(c, sb, NULL);
+  qconn_reply_for(c, sb, NULL, 0);
 }
 
 static void start_shutdown(client* c);
@@ -110,14 +117,15 @@ void qconn_flush_replies(bool ok) {
   while (p != NULL) {
     pending* next = p->next;
     client* c = p->c;
-    if (!ok && p->job != NULL) {
-      free(p->frame); /* run.c has forgotten the job */
+    if (!ok && p->njobs > 0) {
+      free(p->frame); /* run.c has forgotten the jobs */
       if (p->c != NULL)
         qconn_reply_error(p->c, "the job was not accepted: %s",
                           qdb_error(the_daemon.db));
     } else {
       write_frame(p->c, p->frame, p->len);
     }
+    free(p->jobs);
     free(p);
     p = next;
     if (c != NULL && --c->npending == 0 && c->close_after_flush)

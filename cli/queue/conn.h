@@ -35,10 +35,11 @@ struct waiter {
  * the_daemon.hooks.request. */
 void qconn_accept(uv_stream_t* listener, int status);
 /* Sends the packed reply in sb (taken over) as one frame: at once, or,
- * when it follows changes not yet committed, after the commit. job: the
- * job a submission created (its reply is a refusal if the commit fails),
- * or NULL. */
-void qconn_reply_for(client* c, msgpack_sbuffer* sb, qjob* job);
+ * when it follows changes not yet committed, after the commit. jobs[0..n):
+ * the jobs a submission or restart created (its reply is a refusal if the
+ * commit fails), copied; none for other replies. */
+void qconn_reply_for(client* c, msgpack_sbuffer* sb, qjob* const* jobs,
+                     size_t n);
 void qconn_reply(client* c, msgpack_sbuffer* sb);
 void qconn_reply_error(client* c, const char* fmt, ...)
     __attribute__((format(printf, 2, 3)));

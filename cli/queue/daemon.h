@@ -43,8 +43,11 @@ struct client;
 typedef struct pending {
   struct pending* next;
   struct client* c; /* NULL once the client has gone */
-  qjob* job;        /* a submission's job: refused if the commit fails */
-  char* frame;      /* header and payload */
+  qjob** jobs;      /* the jobs a submission or restart made (malloc'd):
+                       forgotten, and the reply a refusal, if the commit
+                       fails */
+  size_t njobs;
+  char* frame; /* header and payload */
   size_t len;
 } pending;
 

@@ -246,7 +246,7 @@ static void op_submit(client* c, const msgpack_object* req) {
   qd_add(j);
   begin_ok(&sb, &pk, 1);
   qw_pack_kv_int(&pk, "id", j->id);
-  qconn_reply_for(c, &sb, j);
+  qconn_reply_for(c, &sb, &j, 1);
   qd_schedule();
   return;
 refuse:
@@ -538,7 +538,8 @@ static void op_clean(client* c, const msgpack_object* req) {
 }
 
 /* A new queued job made from j: same command, place, environment,
- * group, name, priority, timeout and retries. */
+ * group, name, priority, timeout and retries. Its dependencies are set
+ * by the caller. */
 static qjob* copy_job(const qjob* j) {
   qjob* n = calloc(1, sizeof(*n));
   size_t k, len;
@@ -574,45 +575,102 @@ static qjob* copy_job(const qjob* j) {
   return n;
 }
 
-/* vow restart ID: a job that has ended runs again, as a new job (its id
- * in the reply, once committed); the old one keeps its result. The
- * client sends one request a job. */
+static int by_id(const void* a, const void* b) {
+  const qjob* x = *(qjob* const*)a;
+  const qjob* y = *(qjob* const*)b;
+  return (x->id > y->id) - (x->id < y->id);
+}
+
+/* vow restart ID...: jobs that have ended run again, as new jobs (their
+ * ids in the reply, in the order asked, once committed); the old ones
+ * keep their results. Each keeps its dependencies: on the new job of one
+ * restarted with it, else on the same job as before. A job only ever
+ * depends on older ones, so copies made in id order find the new ids of
+ * those they depend on. */
 static void op_restart(client* c, const msgpack_object* req) {
   msgpack_sbuffer sb;
   msgpack_packer pk;
-  size_t n;
+  size_t n, i, k, made = 0;
   int64_t* ids = request_ids(c, req, &n, false);
-  qjob* old;
-  qjob* j;
+  qjob **old = NULL, **copies = NULL;
   if (ids == NULL)
     return;
-  old = qd_job(ids[0]);
-  free(ids);
-  if (n != 1) {
-    qconn_reply_error(c, "restart takes one job a request");
-    return;
-  }
-  if (!qstate_final(old->state)) {
-    qconn_reply_error(c, "job %lld is %s: only a job that has ended restarts",
-                      (long long)old->id, qstate_name(old->state));
-    return;
-  }
   if (the_daemon.draining || the_daemon.stopping) {
     qconn_reply_error(c, "the daemon is shutting down and takes no new jobs");
-    return;
+    goto out;
   }
-  j = copy_job(old);
-  if (j == NULL || qdb_insert(the_daemon.db, j) != 0) {
-    qconn_reply_error(c, "the job was not accepted: %s",
-                      j ? qdb_error(the_daemon.db) : "out of memory");
-    qjob_free(j);
-    return;
+  old = calloc(n, sizeof(*old));
+  copies = calloc(n, sizeof(*copies));
+  if (old == NULL || copies == NULL) {
+    qconn_reply_error(c, "out of memory");
+    goto out;
   }
-  qd_add(j);
+  for (i = 0; i < n; i++) {
+    old[i] = qd_job(ids[i]);
+    if (!qstate_final(old[i]->state)) {
+      qconn_reply_error(c, "job %lld is %s: only a job that has ended restarts",
+                        (long long)old[i]->id, qstate_name(old[i]->state));
+      goto out;
+    }
+  }
+  qsort(old, n, sizeof(*old), by_id);
+  for (i = 0; i < n; i++) {
+    qjob* j;
+    if (i > 0 && old[i] == old[i - 1])
+      continue; /* named twice: one restart */
+    j = copy_job(old[i]);
+    if (j != NULL && old[i]->nafter > 0) {
+      j->after = calloc(old[i]->nafter, sizeof(int64_t));
+      for (k = 0; j->after != NULL && k < old[i]->nafter; k++) {
+        size_t d;
+        j->after[k] = old[i]->after[k];
+        for (d = 0; d < i; d++)
+          if (old[d]->id == old[i]->after[k] && copies[d] != NULL)
+            j->after[k] = copies[d]->id;
+      }
+      j->nafter = j->after ? old[i]->nafter : 0;
+    }
+    if (j == NULL || (old[i]->nafter > 0 && j->after == NULL) ||
+        qdb_insert(the_daemon.db, j) != 0) {
+      qconn_reply_error(c, "the job was not accepted: %s",
+                        j ? qdb_error(the_daemon.db) : "out of memory");
+      qjob_free(j);
+      /* All or none: the copies made so far go again. */
+      for (k = 0; k < i; k++)
+        if (copies[k] != NULL)
+          qd_remove(copies[k]);
+      goto out;
+    }
+    qd_add(j);
+    copies[i] = j;
+    made++;
+  }
   begin_ok(&sb, &pk, 1);
-  qw_pack_kv_int(&pk, "id", j->id);
-  qconn_reply_for(c, &sb, j);
+  qw_pack_str(&pk, "ids");
+  msgpack_pack_array(&pk, n);
+  for (i = 0; i < n; i++) /* in the order asked */
+    for (k = 0; k < n; k++)
+      if (old[k]->id == ids[i]) {
+        size_t first = k;
+        while (first > 0 && old[first - 1] == old[k])
+          first--;
+        msgpack_pack_int64(&pk, copies[first]->id);
+        break;
+      }
+  {
+    qjob** list = malloc((made ? made : 1) * sizeof(qjob*));
+    size_t m = 0;
+    for (i = 0; list != NULL && i < n; i++)
+      if (copies[i] != NULL)
+        list[m++] = copies[i];
+    qconn_reply_for(c, &sb, list, list ? m : 0);
+    free(list);
+  }
   qd_schedule();
+out:
+  free(old);
+  free(copies);
+  free(ids);
 }
 
 static void op_shutdown(client* c, const msgpack_object* req) {

@@ -492,8 +492,8 @@ static void clear_dirty(void) {
 static void forget_refused(void) {
   pending* p;
   for (p = the_daemon.pending_head; p != NULL; p = p->next)
-    if (p->job != NULL)
-      qd_forget(p->job);
+    for (size_t i = 0; i < p->njobs; i++)
+      qd_forget(p->jobs[i]);
 }
 
 void qd_final_commit(void) {

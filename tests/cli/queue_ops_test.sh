@@ -102,6 +102,30 @@ q wait "$r2"
 check "restart: the same command, name and status" "failed 5 again|run" \
   "$(row "$r2" | cut -d' ' -f1-3)|$(q output "$r2")"
 check "restart: the old job keeps its result" "failed 5 again" "$(row "$r1" | cut -d' ' -f1-3)"
+# restart keeps dependencies: B after A, restarted together, waits for
+# the new A; restarted alone, it waits for the old A (done: it runs).
+a=$(q submit -- sh -c 'sleep 0.5; echo A >> deps')
+b=$(q submit --after "$a" -- sh -c 'echo B >> deps')
+q wait "$b"
+rm deps
+set -- $(q restart "$b" "$a")
+check "restart A B: two new ids, in the order asked" 1 \
+  "$([ "$#" = 2 ] && [ "$1" -gt "$2" ] && [ "$2" -gt "$b" ] && echo 1)"
+check "... the new B waits on the new A" "$2" \
+  "$(q status --json "$1" | grep -o '"waiting_on":\[[0-9]*\]' | grep -o '[0-9][0-9]*')"
+q wait "$1" "$2"
+check "... and runs after it" "A${nl}B" "$(cat deps)"
+rm deps
+b2=$(q restart "$b")
+q wait "$b2"
+check "restart B alone: after the old A, done, so it runs" "B" "$(cat deps)"
+f=$(q submit -- false)
+g=$(q submit --after "$f" -- touch never_g)
+q wait "$g"
+g2=$(q restart "$g")
+q wait "$g2"
+check "restart after a failed dependency: cancelled, as before" "125|no" \
+  "$?|$([ -e never_g ] && echo yes || echo no)"
 running=$(q submit -- sleep 29.378)
 q restart "$running" 2>err
 check "restart a running job: refused" "255|1" "$?|$(grep -c 'only a job that has ended restarts' err)"
