@@ -228,6 +228,30 @@ const msgpack_object* qc_reply(conn* c) {
   return r;
 }
 
+int qc_jobs(conn* c, void (*head)(const msgpack_object* r, void* data),
+            void (*each)(const msgpack_object* job, void* data), void* data) {
+  bool first = true;
+  for (;;) {
+    const msgpack_object* r = qc_reply(c);
+    const msgpack_object* jobs;
+    uint32_t i;
+    if (r == NULL)
+      return -1;
+    jobs = qw_get(r, "jobs");
+    if (jobs == NULL || jobs->type != MSGPACK_OBJECT_ARRAY) {
+      vow_cli_error("the daemon's reply has no jobs");
+      return -1;
+    }
+    if (first && head != NULL)
+      head(r, data);
+    first = false;
+    for (i = 0; i < jobs->via.array.size; i++)
+      each(&jobs->via.array.ptr[i], data);
+    if (!qw_get_bool(r, "more"))
+      return 0;
+  }
+}
+
 void qc_begin(msgpack_sbuffer* sb, msgpack_packer* pk, const char* op,
               size_t more) {
   msgpack_sbuffer_init(sb);

@@ -30,6 +30,12 @@ int qc_send(conn* c, msgpack_sbuffer* sb);
 /* The next reply, a map with "ok" true (valid until the next call), or
  * NULL after saying what was wrong (its error, a closed connection). */
 const msgpack_object* qc_reply(conn* c);
+/* Reads a reply that lists jobs, which comes in pages (maps with "jobs"
+ * and "more"): head (or NULL) gets the first page, whose other fields
+ * are the reply's; each gets every job in order. Objects are valid only
+ * during the call. 0, or -1 after saying what was wrong. */
+int qc_jobs(conn* c, void (*head)(const msgpack_object* r, void* data),
+            void (*each)(const msgpack_object* job, void* data), void* data);
 /* Starts a request of op with `more` fields to follow. */
 void qc_begin(msgpack_sbuffer* sb, msgpack_packer* pk, const char* op,
               size_t more);

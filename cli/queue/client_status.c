@@ -90,7 +90,7 @@ static void print_job_line(const msgpack_object* j) {
 }
 
 /* A line for each group when there is more than one, or one is paused. */
-static void print_groups(const msgpack_object* r) {
+static void print_groups(FILE* f, const msgpack_object* r) {
   const msgpack_object* groups = qw_get(r, "groups");
   uint32_t i;
   bool any = false;
@@ -107,12 +107,83 @@ static void print_groups(const msgpack_object* r) {
     qw_get_int(g, "slots", &slots);
     qw_get_int(g, "running", &running);
     qw_get_int(g, "ready", &ready);
-    printf("group %s: %lld slot%s, %lld running, %lld ready%s\n",
-           name ? name : "?", (long long)slots, slots == 1 ? "" : "s",
-           (long long)running, (long long)ready,
-           qw_get_bool(g, "paused") ? " (paused)" : "");
+    fprintf(f, "group %s: %lld slot%s, %lld running, %lld ready%s\n",
+            name ? name : "?", (long long)slots, slots == 1 ? "" : "s",
+            (long long)running, (long long)ready,
+            qw_get_bool(g, "paused") ? " (paused)" : "");
     free(name);
   }
+}
+
+/* A msgpack object as JSON, to stdout. */
+static void put_json(const msgpack_object* o) {
+  msgpack_sbuffer sb;
+  msgpack_packer pk;
+  vbuf text = {0};
+  msgpack_sbuffer_init(&sb);
+  msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+  msgpack_pack_object(&pk, *o);
+  if (vow_msgpack_write_json(&text, sb.data, sb.size, 0) == 0)
+    fwrite(text.data, 1, text.len, stdout);
+  vbuf_free(&text);
+  msgpack_sbuffer_destroy(&sb);
+}
+
+typedef struct status_print {
+  bool json;
+  const char* group; /* --group: only its jobs */
+  size_t printed;
+  char* tail; /* what follows the jobs: the groups, the pause */
+  size_t tail_len;
+} status_print;
+
+/* The reply's own fields (the first page's): as JSON, everything but the
+ * jobs, which follow page by page; else the lines printed after them. */
+static void status_head(const msgpack_object* r, void* data) {
+  status_print* sp = data;
+  uint32_t i;
+  if (sp->json) {
+    putchar('{');
+    for (i = 0; i < r->via.map.size; i++) {
+      const msgpack_object* k = &r->via.map.ptr[i].key;
+      if (k->type == MSGPACK_OBJECT_STR &&
+          ((k->via.str.size == 4 && memcmp(k->via.str.ptr, "jobs", 4) == 0) ||
+           (k->via.str.size == 4 && memcmp(k->via.str.ptr, "more", 4) == 0)))
+        continue;
+      put_json(k);
+      putchar(':');
+      put_json(&r->via.map.ptr[i].val);
+      putchar(',');
+    }
+    fputs("\"jobs\":[", stdout);
+    return;
+  }
+  {
+    FILE* m = open_memstream(&sp->tail, &sp->tail_len);
+    if (m == NULL)
+      return;
+    print_groups(m, r);
+    if (qw_get_bool(r, "paused"))
+      fprintf(m, "(the queue is paused: vow resume starts it again)\n");
+    fclose(m);
+  }
+  printf("%-6s %-11s %-4s %-12s %-10s %-14s %-8s %s\n", "ID", "STATE", "EXIT",
+         "NAME", "GROUP", "STARTED", "TIME", "COMMAND");
+}
+
+static void status_job(const msgpack_object* j, void* data) {
+  status_print* sp = data;
+  char* group;
+  if (sp->json) {
+    if (sp->printed++ > 0)
+      putchar(',');
+    put_json(j);
+    return;
+  }
+  group = qw_get_str(j, "group");
+  if (sp->group == NULL || (group && strcmp(group, sp->group) == 0))
+    print_job_line(j);
+  free(group);
 }
 
 int cmd_status(conn* c, int argc, char** argv) {
@@ -120,8 +191,8 @@ int cmd_status(conn* c, int argc, char** argv) {
   msgpack_sbuffer sb;
   msgpack_packer pk;
   id_args a;
-  size_t i;
-  const msgpack_object *r, *jobs;
+  status_print sp;
+  int rc;
   if (qc_collect_ids(argc, argv, &a, flags, true) != 0) {
     free(a.ids);
     return VOW_EXIT_ERROR;
@@ -144,44 +215,56 @@ int cmd_status(conn* c, int argc, char** argv) {
   if (a.n > 0)
     qc_pack_ids(&pk, a.ids, a.n);
   free(a.ids);
-  if (qc_send(c, &sb) != 0 || (r = qc_reply(c)) == NULL)
+  if (qc_send(c, &sb) != 0)
     return VOW_EXIT_ERROR;
-  jobs = qw_get(r, "jobs");
-  if (jobs == NULL || jobs->type != MSGPACK_OBJECT_ARRAY) {
-    vow_cli_error("the daemon's reply has no jobs");
+  memset(&sp, 0, sizeof(sp));
+  sp.json = a.flag[0];
+  sp.group = a.group;
+  /* Printed as the pages come: any number of jobs in bounded memory. */
+  rc = qc_jobs(c, status_head, status_job, &sp);
+  if (rc == 0 && sp.json)
+    fputs("]}\n", stdout);
+  if (rc == 0 && sp.tail != NULL)
+    fwrite(sp.tail, 1, sp.tail_len, stdout);
+  free(sp.tail);
+  if (rc != 0)
+    return VOW_EXIT_ERROR;
+  if (fflush(stdout) != 0) {
+    vow_cli_error("writing standard output: %s", strerror(errno));
     return VOW_EXIT_ERROR;
   }
-  if (a.flag[0]) {
-    /* The reply, as JSON: paused, running, queued, pid, groups, jobs. */
-    char* text = vow_msgpack_to_json(c->in.data, c->in.len, 0);
-    if (text == NULL)
-      return VOW_EXIT_ERROR;
-    printf("%s\n", text);
-    free(text);
-    return 0;
-  }
-  printf("%-6s %-11s %-4s %-12s %-10s %-14s %-8s %s\n", "ID", "STATE", "EXIT",
-         "NAME", "GROUP", "STARTED", "TIME", "COMMAND");
-  for (i = 0; i < jobs->via.array.size; i++) {
-    const msgpack_object* j = &jobs->via.array.ptr[i];
-    char* group = qw_get_str(j, "group");
-    if (a.group == NULL || (group && strcmp(group, a.group) == 0))
-      print_job_line(j);
-    free(group);
-  }
-  print_groups(r);
-  if (qw_get_bool(r, "paused"))
-    printf("(the queue is paused: vow resume starts it again)\n");
   return 0;
+}
+
+typedef struct wait_result {
+  bool any;
+  bool decided;
+  int status;
+} wait_result;
+
+static void wait_job(const msgpack_object* j, void* data) {
+  wait_result* w = data;
+  int64_t s = -1;
+  qw_get_int(j, "status", &s);
+  if (w->decided)
+    return;
+  if (w->any) {
+    /* The first that ended: its status. */
+    if (s >= 0) {
+      w->status = (int)s;
+      w->decided = true;
+    }
+    return;
+  }
+  if (s != 0 && w->status == 0)
+    w->status = (int)s;
 }
 
 /* Sends a wait for ids and reads the reply: the exit status to give. */
 static int wait_for(conn* c, const int64_t* ids, size_t n, bool any) {
   msgpack_sbuffer sb;
   msgpack_packer pk;
-  const msgpack_object *r, *jobs;
-  size_t i;
-  int status = 0;
+  wait_result w = {any, false, 0};
   qc_begin(&sb, &pk, "wait", 2);
   qc_pack_ids(&pk, ids, n);
   qw_pack_str(&pk, "any");
@@ -189,24 +272,9 @@ static int wait_for(conn* c, const int64_t* ids, size_t n, bool any) {
     msgpack_pack_true(&pk);
   else
     msgpack_pack_false(&pk);
-  if (qc_send(c, &sb) != 0 || (r = qc_reply(c)) == NULL)
+  if (qc_send(c, &sb) != 0 || qc_jobs(c, NULL, wait_job, &w) != 0)
     return VOW_EXIT_ERROR;
-  jobs = qw_get(r, "jobs");
-  if (jobs == NULL || jobs->type != MSGPACK_OBJECT_ARRAY)
-    return VOW_EXIT_ERROR;
-  for (i = 0; i < jobs->via.array.size; i++) {
-    int64_t s = -1;
-    qw_get_int(&jobs->via.array.ptr[i], "status", &s);
-    if (any) {
-      /* The first that ended: its status. */
-      if (s >= 0)
-        return (int)s;
-      continue;
-    }
-    if (s != 0 && status == 0)
-      status = (int)s;
-  }
-  return status;
+  return w.status;
 }
 
 int cmd_wait(conn* c, int argc, char** argv) {

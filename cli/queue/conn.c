@@ -64,8 +64,19 @@ void qconn_reply_for(client* c, msgpack_sbuffer* sb, qjob* const* jobs,
                      size_t n) {
   char* frame;
   size_t len = sb->size + 4;
-  if (c->closing || sb->size > VOW_QUEUE_MAX_FRAME) {
+  if (c->closing) {
     msgpack_sbuffer_destroy(sb);
+    return;
+  }
+  if (sb->size > VOW_QUEUE_MAX_FRAME) {
+    /* Never dropped without a word: the client is told, not left
+     * waiting. (Replies that list jobs are paged and never get here.) */
+    size_t size = sb->size;
+    msgpack_sbuffer_destroy(sb);
+    qconn_reply_error(c,
+                      "the reply would take %zu bytes, more than a frame "
+                      "may (%zu)",
+                      size, VOW_QUEUE_MAX_FRAME);
     return;
   }
   frame = malloc(len);

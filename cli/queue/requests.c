@@ -41,6 +41,31 @@ static size_t pack_waiting_on(msgpack_packer* pk, const qjob* j, bool pack) {
   return n;
 }
 
+/* A text field of a job as status shows it: whole up to TEXT_SHOWN
+ * bytes, else cut there and said so, so that one job (a command of
+ * megabytes, quoted) always fits in a page of a reply. */
+#define TEXT_SHOWN ((size_t)1 << 20)
+
+static void pack_kv_text(msgpack_packer* pk, const char* key, const char* v,
+                         size_t len) {
+  char note[64];
+  int n;
+  qw_pack_str(pk, key);
+  if (v == NULL) {
+    msgpack_pack_nil(pk);
+    return;
+  }
+  if (len <= TEXT_SHOWN) {
+    msgpack_pack_str(pk, len);
+    msgpack_pack_str_body(pk, v, len);
+    return;
+  }
+  n = snprintf(note, sizeof(note), "... [cut: %zu bytes in all]", len);
+  msgpack_pack_str(pk, TEXT_SHOWN + (size_t)n);
+  msgpack_pack_str_body(pk, v, TEXT_SHOWN);
+  msgpack_pack_str_body(pk, note, (size_t)n);
+}
+
 static void pack_job(msgpack_packer* pk, int64_t id) {
   const qjob* j = qd_job(id);
   vbuf cmd = {0};
@@ -55,7 +80,7 @@ static void pack_job(msgpack_packer* pk, int64_t id) {
   qjob_command(j, &cmd);
   msgpack_pack_map(pk, 18);
   qw_pack_kv_int(pk, "id", j->id);
-  qw_pack_kv_str(pk, "name", j->name);
+  pack_kv_text(pk, "name", j->name, j->name ? strlen(j->name) : 0);
   qw_pack_kv_str(pk, "group", j->grp ? j->grp->name : QD_DEFAULT_GROUP);
   qw_pack_kv_str(pk, "state", qstate_name(j->state));
   qw_pack_kv_int(pk, "status", qstate_final(j->state) ? qjob_status(j) : -1);
@@ -63,9 +88,9 @@ static void pack_job(msgpack_packer* pk, int64_t id) {
   qw_pack_kv_int(pk, "signal", j->term_signal);
   qw_pack_kv_int(pk, "priority", j->priority);
   qw_pack_kv_int(pk, "attempts", j->attempts);
-  qw_pack_kv_str(pk, "command", cmd.data ? cmd.data : "");
-  qw_pack_kv_str(pk, "error", j->error);
-  qw_pack_kv_str(pk, "result", j->result);
+  pack_kv_text(pk, "command", cmd.data ? cmd.data : "", cmd.len);
+  pack_kv_text(pk, "error", j->error, j->error ? strlen(j->error) : 0);
+  pack_kv_text(pk, "result", j->result, j->result ? strlen(j->result) : 0);
   qw_pack_kv_str(pk, "output_error", j->output_error);
   qw_pack_str(pk, "submitted");
   msgpack_pack_double(pk, j->submitted);
@@ -80,6 +105,71 @@ static void pack_job(msgpack_packer* pk, int64_t id) {
   if (j->state == QS_QUEUED)
     pack_waiting_on(pk, j, true);
   vbuf_free(&cmd);
+}
+
+/* Replies that list jobs go in pages: frames of about PAGE_BYTES, each a
+ * map with "ok", "jobs" and "more" (true but on the last), the first
+ * with the reply's other fields too. However many jobs, or however long
+ * their commands, no frame passes VOW_QUEUE_MAX_FRAME. */
+#define PAGE_BYTES ((size_t)4 << 20)
+
+typedef struct page {
+  client* c;
+  void (*head)(msgpack_packer* pk, void* data); /* the first page's fields */
+  void* head_data;
+  size_t nhead;
+  bool first;
+  msgpack_sbuffer jobs; /* the packed jobs of this page */
+  msgpack_packer jpk;
+  size_t njobs;
+} page;
+
+static void page_init(page* pg, client* c, size_t nhead,
+                      void (*head)(msgpack_packer*, void*), void* data) {
+  memset(pg, 0, sizeof(*pg));
+  pg->c = c;
+  pg->nhead = nhead;
+  pg->head = head;
+  pg->head_data = data;
+  pg->first = true;
+  msgpack_sbuffer_init(&pg->jobs);
+  msgpack_packer_init(&pg->jpk, &pg->jobs, msgpack_sbuffer_write);
+}
+
+static void page_send(page* pg, bool more) {
+  msgpack_sbuffer sb;
+  msgpack_packer pk;
+  msgpack_sbuffer_init(&sb);
+  msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+  msgpack_pack_map(&pk, 3 + (pg->first ? pg->nhead : 0));
+  qw_pack_str(&pk, "ok");
+  msgpack_pack_true(&pk);
+  if (pg->first && pg->head != NULL)
+    pg->head(&pk, pg->head_data);
+  qw_pack_str(&pk, "jobs");
+  msgpack_pack_array(&pk, pg->njobs);
+  msgpack_sbuffer_write(&sb, pg->jobs.data, pg->jobs.size);
+  qw_pack_str(&pk, "more");
+  if (more)
+    msgpack_pack_true(&pk);
+  else
+    msgpack_pack_false(&pk);
+  qconn_reply(pg->c, &sb);
+  pg->first = false;
+  pg->jobs.size = 0;
+  pg->njobs = 0;
+}
+
+static void page_add(page* pg, int64_t id) {
+  pack_job(&pg->jpk, id);
+  pg->njobs++;
+  if (pg->jobs.size >= PAGE_BYTES)
+    page_send(pg, true);
+}
+
+static void page_end(page* pg) {
+  page_send(pg, false);
+  msgpack_sbuffer_destroy(&pg->jobs);
 }
 
 /* ---- requests --------------------------------------------------------- */
@@ -253,55 +343,53 @@ refuse:
   qjob_free(j);
 }
 
+static void pack_status_head(msgpack_packer* pk, void* data) {
+  size_t i, queued = qd_nready() + the_daemon.nwaiting;
+  (void)data;
+  qw_pack_str(pk, "paused");
+  if (the_daemon.paused)
+    msgpack_pack_true(pk);
+  else
+    msgpack_pack_false(pk);
+  qw_pack_kv_int(pk, "running", (int64_t)the_daemon.nrunning);
+  qw_pack_kv_int(pk, "queued", (int64_t)queued);
+  qw_pack_kv_int(pk, "pid", (int64_t)getpid());
+  qw_pack_str(pk, "groups");
+  msgpack_pack_array(pk, the_daemon.ngroups);
+  for (i = 0; i < the_daemon.ngroups; i++) {
+    const qgroup* g = the_daemon.groups[i];
+    msgpack_pack_map(pk, 5);
+    qw_pack_kv_str(pk, "name", g->name);
+    qw_pack_kv_int(pk, "slots", g->slots);
+    qw_pack_kv_int(pk, "running", (int64_t)g->nrunning);
+    qw_pack_kv_int(pk, "ready", (int64_t)g->ready.n);
+    qw_pack_str(pk, "paused");
+    if (g->paused)
+      msgpack_pack_true(pk);
+    else
+      msgpack_pack_false(pk);
+  }
+}
+
 static void op_status(client* c, const msgpack_object* req) {
-  msgpack_sbuffer sb;
-  msgpack_packer pk;
-  size_t n = 0, i, queued = qd_nready() + the_daemon.nwaiting;
+  size_t n = 0, i;
   int64_t* ids = NULL;
+  page pg;
   if (qw_get(req, "ids") != NULL &&
       (ids = request_ids(c, req, &n, true)) == NULL)
     return;
-  begin_ok(&sb, &pk, 6);
-  qw_pack_str(&pk, "paused");
-  if (the_daemon.paused)
-    msgpack_pack_true(&pk);
-  else
-    msgpack_pack_false(&pk);
-  qw_pack_kv_int(&pk, "running", (int64_t)the_daemon.nrunning);
-  qw_pack_kv_int(&pk, "queued", (int64_t)queued);
-  qw_pack_kv_int(&pk, "pid", (int64_t)getpid());
-  qw_pack_str(&pk, "groups");
-  msgpack_pack_array(&pk, the_daemon.ngroups);
-  for (i = 0; i < the_daemon.ngroups; i++) {
-    const qgroup* g = the_daemon.groups[i];
-    msgpack_pack_map(&pk, 5);
-    qw_pack_kv_str(&pk, "name", g->name);
-    qw_pack_kv_int(&pk, "slots", g->slots);
-    qw_pack_kv_int(&pk, "running", (int64_t)g->nrunning);
-    qw_pack_kv_int(&pk, "ready", (int64_t)g->ready.n);
-    qw_pack_str(&pk, "paused");
-    if (g->paused)
-      msgpack_pack_true(&pk);
-    else
-      msgpack_pack_false(&pk);
-  }
-  qw_pack_str(&pk, "jobs");
+  page_init(&pg, c, 5, pack_status_head, NULL);
   if (ids != NULL && n > 0) {
-    msgpack_pack_array(&pk, n);
     for (i = 0; i < n; i++)
-      pack_job(&pk, ids[i]);
+      page_add(&pg, ids[i]);
   } else {
     int64_t id;
-    size_t count = 0;
-    for (id = 1; id <= the_daemon.max_id; id++)
-      count += the_daemon.jobs[id] != NULL;
-    msgpack_pack_array(&pk, count);
     for (id = 1; id <= the_daemon.max_id; id++)
       if (the_daemon.jobs[id] != NULL)
-        pack_job(&pk, id);
+        page_add(&pg, id);
   }
+  page_end(&pg);
   free(ids);
-  qconn_reply(c, &sb);
 }
 
 static void drop_waiter(waiter* w) {
@@ -318,8 +406,7 @@ static void drop_waiter(waiter* w) {
 
 static vow_outcome_t on_waited(vow_value_t* v, vow_failure_t* f, void* data) {
   waiter* w = data;
-  msgpack_sbuffer sb;
-  msgpack_packer pk;
+  page pg;
   size_t i;
   vow_value_release(v);
   w->p = NULL;
@@ -329,12 +416,10 @@ static vow_outcome_t on_waited(vow_value_t* v, vow_failure_t* f, void* data) {
     drop_waiter(w);
     return vow_ok(NULL);
   }
-  begin_ok(&sb, &pk, 1);
-  qw_pack_str(&pk, "jobs");
-  msgpack_pack_array(&pk, w->nids);
+  page_init(&pg, w->c, 0, NULL, NULL);
   for (i = 0; i < w->nids; i++)
-    pack_job(&pk, w->ids[i]);
-  qconn_reply(w->c, &sb);
+    page_add(&pg, w->ids[i]);
+  page_end(&pg);
   drop_waiter(w);
   return vow_ok(NULL);
 }

@@ -47,54 +47,64 @@ static bool before(const qjob* a, const qjob* b) {
   return a->priority != b->priority ? a->priority > b->priority : a->id < b->id;
 }
 
-static void heap_push(qjob* j) {
-  qheap* h = &j->grp->ready;
-  size_t i;
-  push(&h->v, &h->n, &h->cap, j);
-  for (i = h->n - 1; i > 0 && before(h->v[i], h->v[(i - 1) / 2]);
-       i = (i - 1) / 2) {
-    qjob* t = h->v[i];
-    h->v[i] = h->v[(i - 1) / 2];
-    h->v[(i - 1) / 2] = t;
-  }
+/* Swaps two places of a heap, keeping each job's heap_at. */
+static void heap_swap(qheap* h, size_t a, size_t b) {
+  qjob* t = h->v[a];
+  h->v[a] = h->v[b];
+  h->v[b] = t;
+  h->v[a]->heap_at = a + 1;
+  h->v[b]->heap_at = b + 1;
 }
 
-static qjob* heap_pop(qheap* h) {
-  qjob* top;
-  size_t i = 0;
-  if (h->n == 0)
-    return NULL;
-  top = h->v[0];
-  h->v[0] = h->v[--h->n];
+static void sift_up(qheap* h, size_t i) {
+  for (; i > 0 && before(h->v[i], h->v[(i - 1) / 2]); i = (i - 1) / 2)
+    heap_swap(h, i, (i - 1) / 2);
+}
+
+static void sift_down(qheap* h, size_t i) {
   for (;;) {
     size_t l = 2 * i + 1, r = l + 1, m = i;
-    qjob* t;
     if (l < h->n && before(h->v[l], h->v[m]))
       m = l;
     if (r < h->n && before(h->v[r], h->v[m]))
       m = r;
     if (m == i)
-      break;
-    t = h->v[i];
-    h->v[i] = h->v[m];
-    h->v[m] = t;
+      return;
+    heap_swap(h, i, m);
     i = m;
   }
-  return top;
 }
 
-/* Removes a job from its heap (a cancel or removal of a ready job):
- * rebuilt, since those are rare next to starts. */
-static void heap_remove(qjob* j) {
+static void heap_push(qjob* j) {
   qheap* h = &j->grp->ready;
-  size_t i, n = h->n;
-  qjob** all = h->v;
-  h->v = NULL;
-  h->n = h->cap = 0;
-  for (i = 0; i < n; i++)
-    if (all[i] != j)
-      heap_push(all[i]);
-  free(all);
+  push(&h->v, &h->n, &h->cap, j);
+  j->heap_at = h->n;
+  sift_up(h, h->n - 1);
+}
+
+/* Takes the job at place i out of its heap. */
+static qjob* heap_take(qheap* h, size_t i) {
+  qjob* j = h->v[i];
+  if (i != h->n - 1)
+    heap_swap(h, i, h->n - 1);
+  h->n--;
+  j->heap_at = 0;
+  if (i < h->n) {
+    sift_down(h, i);
+    sift_up(h, i);
+  }
+  return j;
+}
+
+static qjob* heap_pop(qheap* h) {
+  return h->n == 0 ? NULL : heap_take(h, 0);
+}
+
+/* Removes a job from its heap (a cancel or removal of a ready job): by
+ * its place, so that cancelling many is not quadratic. */
+static void heap_remove(qjob* j) {
+  if (j->heap_at > 0 && j->grp != NULL)
+    heap_take(&j->grp->ready, j->heap_at - 1);
 }
 
 /* ---- groups ----------------------------------------------------------- */
@@ -192,21 +202,31 @@ vow_promise_t* qd_ended(qjob* j) {
 
 static void set_final(qjob* j, int state, const char* error);
 
-/* A job ended: the queued jobs that waited on it may go, or never will. */
+/* A job ended: the queued jobs that waited on it may go, or never will.
+ * One pass over the waiting jobs settles every one that can be settled;
+ * a cancellation may free others (a call from set_final below only asks
+ * for another pass), so passes go on until one changes nothing. */
 static void release_dependents(void) {
-  bool changed = true;
-  while (changed) {
-    size_t i;
-    changed = false;
-    for (i = 0; i < the_daemon.nwaiting; i++) {
+  static bool releasing, again;
+  if (releasing) {
+    again = true;
+    return;
+  }
+  releasing = true;
+  do {
+    size_t i = 0;
+    again = false;
+    while (i < the_daemon.nwaiting) {
       qjob* w = the_daemon.waiting[i];
       int64_t bad = 0;
       int st = deps_state(w, &bad);
       char why[96];
-      if (st == 0)
+      if (st == 0) {
+        i++;
         continue;
-      drop(the_daemon.waiting, &the_daemon.nwaiting, w);
-      changed = true;
+      }
+      /* Out of the list in place: the last one takes its place. */
+      the_daemon.waiting[i] = the_daemon.waiting[--the_daemon.nwaiting];
       if (st > 0) {
         heap_push(w);
       } else {
@@ -214,9 +234,9 @@ static void release_dependents(void) {
                  (long long)bad, qstate_name(qd_job(bad)->state));
         set_final(w, QS_CANCELLED, why);
       }
-      break;
     }
-  }
+  } while (again);
+  releasing = false;
 }
 
 void qd_add(qjob* j) {

@@ -60,6 +60,7 @@ typedef struct qjob {
   bool forgotten;        /* its submission was rolled back */
   struct jobio* io;      /* a running command's pipes (spawn.c) */
   struct qgroup* grp;    /* its group (the daemon's) */
+  size_t heap_at;        /* its place in its group's ready heap + 1; 0: none */
   vow_promise_t* task_p; /* a running task function's (borrowed) */
 } qjob;
 

@@ -156,6 +156,34 @@ check "vow output >/dev/full: status 255" 255 $?
 check "... says so" 1 "$(grep -c 'writing standard output: No space left' lost.txt)"
 $VOW shutdown --socket "$N"
 
+# 11. A status of any size answers: two jobs with 9 MB commands, then
+# 100,000 jobs (replies of 18 MB and more, past a frame's 16 MiB), paged.
+B=$T/big.sock
+$VOW serve --socket "$B"
+$VOW pause --socket "$B"
+python3 -c "
+import sys
+for i in range(2):
+    sys.stdout.write('echo ' + 'x' * 9000000 + '\\n')" >big.txt
+$VOW submit --socket "$B" --stdin <big.txt >/dev/null
+timeout 120 $VOW status --socket "$B" --json >big.json 2>big.err
+check "status of two 9 MB commands: answers" 0 $?
+check "... valid JSON, both jobs, each command cut and said so" "2 1" \
+  "$(python3 -c '
+import json, sys
+d = json.load(open(sys.argv[1]))
+print(len(d["jobs"]), sum("bytes in all]" in j["command"] for j in d["jobs"][:1]))' big.json)"
+seq 1 100000 | sed 's/^/echo /' | $VOW submit --socket "$B" --stdin >/dev/null
+timeout 120 $VOW status --socket "$B" >big.txt 2>big.err
+check "status of 100,002 jobs: answers" 0 $?
+check "... every job listed" 100002 "$(grep -c '^[0-9]' big.txt)"
+check "... --json: every job" 100002 "$(timeout 120 $VOW status --json \
+  --socket "$B" | python3 -c 'import json, sys; print(len(json.load(sys.stdin)["jobs"]))')"
+$VOW cancel --socket "$B" $(seq 3 100002) >/dev/null
+timeout 120 $VOW wait --socket "$B" $(seq 3 100002) 2>big.err
+check "wait on 100,000 jobs: answers (cancelled: 125)" 125 $?
+$VOW shutdown --socket "$B"
+
 # 5. A full disk: a job whose output could not all be written is not
 # done, whatever it exited with; wait, status and output say so. A tmpfs
 # of 256 KiB where it can be mounted (as root), else a file size limit.
