@@ -13,6 +13,23 @@ check() {
   fi
 }
 
+# Every process this test starts carries this mark in its environment
+# (jobs, daemons and workers inherit it), so that the test counts its own
+# processes, never another program's that happens to look the same.
+VOW_TEST_RUN="$$-$(date +%s%N)"
+export VOW_TEST_RUN
+
+# The pids of our own processes whose command line matches PATTERN
+# (pgrep -f), one a line.
+mine() {
+  for p in $(pgrep -f "$1"); do
+    { tr '\0' '\n' <"/proc/$p/environ"; } 2>/dev/null |
+      grep -qx "VOW_TEST_RUN=$VOW_TEST_RUN" && echo "$p"
+  done
+}
+# How many of our own processes match PATTERN.
+count_mine() { mine "$1" | wc -l | tr -d ' '; }
+
 # A newline, for expected values of several lines.
 nl='
 '

@@ -57,10 +57,20 @@ check "auth refused: its slot is given up, saying why" 1 \
 # new worker through a new connection, vow map runs the lines of the
 # failed chunk again one by one, every line gets its result, and no
 # worker is left running anywhere.
-# (Workers of other tests may run meanwhile: ours have the stdio channel.)
+# Ours: the workers that our own sshd started (ssh passes no environment,
+# so they are found by their ancestry, never by what they look like).
+under_our_sshd() {
+  q=$1
+  sshd=$(cat "$T/sshd.pid")
+  while [ -n "$q" ] && [ "$q" -gt 1 ]; do
+    [ "$q" = "$sshd" ] && return 0
+    q=$(sed 's/.*) //' "/proc/$q/stat" 2>/dev/null | awk '{print $2}')
+  done
+  return 1
+}
 remote_workers() {
   for p in $(pgrep -f "vow-worker $PLUGIN"); do
-    { tr '\0' '\n' < /proc/$p/environ; } 2>/dev/null | grep -qx 'VOW_WORKER_CHANNEL=stdio' && echo "$p"
+    under_our_sshd "$p" && echo "$p"
   done | wc -l | tr -d ' '
 }
 printf '[1500]\n[1500]\n[1500]\n[1500]\n' > slow.jsonl

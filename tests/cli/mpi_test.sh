@@ -33,7 +33,7 @@ check "task error: each line says why" 2 \
 
 # The rank of an agent, found by the environment mpirun gave it.
 agent_pid() {
-  for p in $(pgrep -f "vow map $PLUGIN sleep"); do
+  for p in $(mine "vow map $PLUGIN sleep"); do
     if { tr '\0' '\n' < "/proc/$p/environ"; } 2>/dev/null |
       grep -qx "OMPI_COMM_WORLD_RANK=$1"; then
       echo "$p"

@@ -142,30 +142,30 @@ check "clean: nothing ended is left" 1 "$(q status | wc -l | tr -d ' ')"
 q parallel 1
 for n in 1 2 3; do q submit -- sleep 29.379 >/dev/null; done
 sleep 0.5
-check "parallel 1: one runs" 1 "$(pgrep -f 'sleep 29.379' | wc -l | tr -d ' ')"
+check "parallel 1: one runs" 1 "$(count_mine 'sleep 29.379')"
 q parallel 3
-wait_for '[ "$(pgrep -f "sleep 29.379" | wc -l)" -ge 3 ]'
-check "parallel 3: three run" 3 "$(pgrep -f 'sleep 29.379' | wc -l | tr -d ' ')"
+wait_for '[ "$(count_mine "sleep 29.379")" -ge 3 ]'
+check "parallel 3: three run" 3 "$(count_mine 'sleep 29.379')"
 q parallel 0 2>err
 check "parallel 0: refused" "255|1" "$?|$(grep -c 'whole number from 1' err)"
 for id in $(q status | awk '$2 == "running" {print $1}'); do q cancel "$id" >/dev/null; done
-wait_for '[ "$(pgrep -f "sleep 29.379" | wc -l)" -eq 0 ]'
+wait_for '[ "$(count_mine "sleep 29.379")" -eq 0 ]'
 
 # Groups: slots of their own (1 until set), beside the default group.
 for n in 1 2; do q submit --group gpu -- sleep 29.381 >/dev/null; done
 g=$(q submit -g gpu -- echo third)
 sleep 0.5
-check "a new group has 1 slot" 1 "$(pgrep -f 'sleep 29.381' | wc -l | tr -d ' ')"
+check "a new group has 1 slot" 1 "$(count_mine 'sleep 29.381')"
 check "status shows the group" "queued - - gpu" "$(row "$g")"
 check "status: a line a group" 1 "$(q status | grep -c '^group gpu: 1 slot, 1 running, 2 ready$')"
 check "status --group: that group's jobs" 3 "$(q status --group gpu | tail -n +2 | grep -c ' gpu ')"
 q parallel 2 --group gpu
-wait_for '[ "$(pgrep -f "sleep 29.381" | wc -l)" -ge 2 ]'
-check "parallel 2 --group gpu" 2 "$(pgrep -f 'sleep 29.381' | wc -l | tr -d ' ')"
+wait_for '[ "$(count_mine "sleep 29.381")" -ge 2 ]'
+check "parallel 2 --group gpu" 2 "$(count_mine 'sleep 29.381')"
 check "the default group runs beside it" 0 "$(q submit -- true | xargs $VOW wait --socket "$S"; echo $?)"
 q pause --group gpu
 check "pause --group: its running jobs stopped" "T T" \
-  "$(for p in $(pgrep -f 'sleep 29.381'); do ps -o stat= -p $p | cut -c1; done | tr '\n' ' ' | sed 's/ $//')"
+  "$(for p in $(mine 'sleep 29.381'); do ps -o stat= -p $p | cut -c1; done | tr '\n' ' ' | sed 's/ $//')"
 check "pause --group: the others go on" 0 "$(q submit -- true | xargs $VOW wait --socket "$S"; echo $?)"
 q pause --group nosuch 2>err
 check "pause of a group that does not exist" "255|1" "$?|$(grep -c 'there is no group "nosuch"' err)"

@@ -69,11 +69,11 @@ check "--follow: stderr" "two" "$(cat follow.err)"
 
 # pause stops running jobs (SIGSTOP to their groups); resume continues.
 pz=$(q submit -- sh -c 'sleep 1.093; echo woke')
-wait_for '[ -n "$(pgrep -f "^sleep 1.093\$")" ]'
+wait_for '[ -n "$(mine "^sleep 1.093\$")" ]'
 q pause
 sleep 0.2
 check "pause stops a running job" T \
-  "$(ps -o stat= -p "$(pgrep -f '^sleep 1.093$' | head -1)" | cut -c1)"
+  "$(ps -o stat= -p "$(mine '^sleep 1.093$' | head -1)" | cut -c1)"
 q resume
 q wait "$pz"
 check "resume continues it" woke "$(q output "$pz")"
@@ -81,12 +81,12 @@ check "resume continues it" woke "$(q output "$pz")"
 # Cancel: queued jobs never run, running ones get TERM then KILL to their
 # whole process group.
 long=$(q submit -- sh -c 'trap "" TERM; (trap "" TERM; sleep 60.731) & sleep 60.731')
-wait_for '[ "$(pgrep -f "^sleep 60.731" | wc -l)" -ge 2 ]'
+wait_for '[ "$(count_mine "^sleep 60.731")" -ge 2 ]'
 q cancel "$long" >/dev/null
 q wait "$long"
 check "cancel a running job: status" 125 $?
 sleep 0.2
-check "cancel kills its group" 0 "$(pgrep -f '^sleep 60.731' | wc -l | tr -d ' ')"
+check "cancel kills its group" 0 "$(count_mine '^sleep 60.731')"
 q pause
 held=$(q submit -- touch ran.txt)
 q cancel "$held" >/dev/null
@@ -236,12 +236,12 @@ r1=$($VOW submit --socket "$K" -- sh -c 'echo start r1 >> runs; sleep 30.417; ec
 r2=$($VOW submit --socket "$K" --retries 1 -- sh -c 'echo start r2 >> runs; sleep 3; echo end r2 >> runs')
 q1=$($VOW submit --socket "$K" -- sh -c 'echo start q1 >> runs')
 q2=$($VOW submit --socket "$K" -- sh -c 'echo start q2 >> runs')
-wait_for '[ -n "$(pgrep -f "^sleep 30.417")" ] && grep -q "start r2" runs 2>/dev/null'
+wait_for '[ -n "$(mine "^sleep 30.417")" ] && grep -q "start r2" runs 2>/dev/null'
 kill -9 "$(daemon_pid "$K")"
 sleep 0.2
-check "jobs outlive a SIGKILLed daemon" 1 "$(pgrep -f '^sleep 30.417' | wc -l | tr -d ' ')"
+check "jobs outlive a SIGKILLed daemon" 1 "$(count_mine '^sleep 30.417')"
 $VOW serve --socket "$K" -j 2
-check "restart kills the dead daemon's jobs" 0 "$(pgrep -f '^sleep 30.417' | wc -l | tr -d ' ')"
+check "restart kills the dead daemon's jobs" 0 "$(count_mine '^sleep 30.417')"
 $VOW wait --socket "$K" "$r1"
 check "running job: interrupted" 125 $?
 check "interrupted says so" interrupted \

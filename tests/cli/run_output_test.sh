@@ -140,7 +140,7 @@ wait $pid
 check_rss "10M inputs from a file: peak RSS under 16 MB" 16384 "$kb"
 cat big.txt | $VOW run -j2 sleep 5.418 >/dev/null &
 sleep 1.5
-pid=$(pgrep -f -n 'run -j2 sleep 5.418')
+pid=$(mine 'run -j2 sleep 5.418' | tail -1)
 kb=$(awk '/^VmHWM/ {print $2}' /proc/$pid/status)
 kill $pid
 wait
@@ -177,7 +177,10 @@ check "stderr closed: status" 0 $?
 check "stdout closed: nothing said" "" "$(cat err.txt)"
 
 # --load N: no job starts while N processes run; --memfree SIZE: none
-# while less than SIZE is free. Both look again each second.
+# while less than SIZE is free. Both look again each second. The host's
+# own load is not ours to judge: two busy loops of ours hold a job for
+# sure, whatever else runs; once they are gone the job starts unless the
+# host itself is busy, and then that check is skipped, not waited for.
 check "--load 1000%: runs" "a" "$($VOW run --load 1000% echo ::: a)"
 check "--memfree 1M: runs" "a" "$($VOW run --memfree 1M echo ::: a)"
 sh -c 'while :; do :; done' &
@@ -188,10 +191,22 @@ sleep 0.2
 $VOW run --load 1 sh -c 'echo {}' ::: held >load.out &
 pid=$!
 sleep 1.5
-check "--load 1 with 2 busy processes: held" "" "$(cat load.out)"
+check "--load 1 with 2 busy processes of ours: held" "" "$(cat load.out)"
 kill $b1 $b2
-wait $pid
-check "--load 1: starts once the load is gone" "held" "$(cat load.out)"
+n=0
+while [ ! -s load.out ] && [ $n -lt 100 ]; do
+  sleep 0.1
+  n=$((n + 1))
+done
+if [ -s load.out ]; then
+  check "--load 1: starts once our load is gone" "held" "$(cat load.out)"
+elif [ "$(cut -d' ' -f4 /proc/loadavg | cut -d/ -f1)" -gt 2 ]; then
+  echo "skip: --load 1 after our load is gone (the host runs $(cut -d' ' -f4 /proc/loadavg) processes)"
+else
+  check "--load 1: starts once our load is gone" "held" "$(cat load.out)"
+fi
+kill $pid 2>/dev/null
+wait $pid 2>/dev/null
 timeout 2 $VOW run --memfree 100T echo ::: a >mem.out
 check "--memfree 100T: nothing starts" "124|" "$?|$(cat mem.out)"
 $VOW run --load x echo ::: a 2>err.txt

@@ -111,12 +111,12 @@ $VOW run --timeout 0.5 sh -c 'trap "" TERM; (trap "" TERM; sleep 29.813) & sleep
 check "--timeout status" 1 $?
 check "--timeout is prompt" 1 "$([ $(( $(date +%s) - start )) -lt 10 ] && echo 1)"
 sleep 0.3
-check "--timeout kills children" 0 "$(pgrep -f 'sleep 29.813' | wc -l | tr -d ' ')"
+check "--timeout kills children" 0 "$(count_mine 'sleep 29.813')"
 
 # Halt.
 $VOW run -j2 --halt now,fail=1 sh -c 'sleep {}; exit 4' ::: 0.1 5.129 2>/dev/null
 check "--halt now,fail=1 status" 4 $?
-check "--halt now kills the rest" 0 "$(pgrep -f 'sleep 5.129' | wc -l | tr -d ' ')"
+check "--halt now kills the rest" 0 "$(count_mine 'sleep 5.129')"
 out=$($VOW run -j1 --halt soon,fail=1 sh -c 'echo {}; exit 2' ::: a b c 2>/dev/null)
 check "--halt soon,fail=1 status" "2" "$?"
 check "--halt soon starts nothing more" "a" "$out"
@@ -167,14 +167,14 @@ wait $pid
 check "SIGINT status" 130 $?
 check "SIGINT joblog" 1 "$(tail -n +2 sigjl | cut -f7 | grep -c '^0$')"
 sleep 0.3
-check "SIGINT leaves no jobs" 0 "$(pgrep -f 'sleep 29.813' | wc -l | tr -d ' ')"
+check "SIGINT leaves no jobs" 0 "$(count_mine 'sleep 29.813')"
 
 # SIGHUP (the terminal went away) ends jobs as TERM does, even one that
 # ignores HUP: no orphans, 129.
 $VOW run -j2 sh -c 'trap "" HUP; sleep {}' ::: 0.1 29.851 29.851 &
 pid=$!
 wait_jobs=0
-while [ "$(pgrep -f 'sleep 29.851' | wc -l)" -lt 2 ] && [ $wait_jobs -lt 100 ]; do
+while [ "$(count_mine 'sleep 29.851')" -lt 2 ] && [ $wait_jobs -lt 100 ]; do
   sleep 0.1
   wait_jobs=$((wait_jobs + 1))
 done
@@ -182,7 +182,7 @@ kill -HUP $pid
 wait $pid
 check "SIGHUP status" 129 $?
 sleep 0.3
-check "SIGHUP leaves no jobs" 0 "$(pgrep -f 'sleep 29.851' | wc -l | tr -d ' ')"
+check "SIGHUP leaves no jobs" 0 "$(count_mine 'sleep 29.851')"
 
 # Slots, -j forms, --line-buffer, percent timeouts, --bar off a terminal.
 check "{%} slots" "1${nl}2" "$($VOW run -j2 sh -c 'sleep 0.2; echo {%}' ::: a b | sort)"
