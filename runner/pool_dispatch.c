@@ -456,14 +456,21 @@ vow_promise_t* vow_pool_submit(vow_pool_t* pool, const char* fn,
   return vow__pool_submit_task(pool, fn, args, 0, 0, 0, 0);
 }
 
+vow_promise_t* vow__pool_bad_index(vow_pool_t* pool, uint64_t index,
+                                   vow_value_t* args) {
+  if (index > 0)
+    return NULL;
+  vow_value_release(args);
+  return vow_fail(pool->ctx, vow_failure_new(VOW_FAIL_BAD_INPUT, UV_EINVAL,
+                                             "run indexes start at 1"));
+}
+
 vow_promise_t* vow_pool_submit_indexed(vow_pool_t* pool, const char* fn,
                                        vow_value_t* args, uint64_t index) {
+  vow_promise_t* refused;
   VOW__NOT_NULL(pool, "the pool");
-  if (index == 0) {
-    vow_value_release(args);
-    return vow_fail(pool->ctx, vow_failure_new(VOW_FAIL_BAD_INPUT, UV_EINVAL,
-                                               "run indexes start at 1"));
-  }
+  if ((refused = vow__pool_bad_index(pool, index, args)) != NULL)
+    return refused;
   return vow__pool_submit_task(pool, fn, args, 0, 0, index, 0);
 }
 

@@ -206,6 +206,10 @@ vow_promise_t* vow__pool_submit_task(vow_pool_t* pool, const char* fn,
                                      vow_value_t* args, uint64_t timeout_ms,
                                      uint64_t id, uint64_t index,
                                      uint16_t count);
+/* A run index a caller gave (vow_pool_*_indexed): NULL when it is one
+ * (from 1), else a promise rejected with the reason, args released. */
+vow_promise_t* vow__pool_bad_index(vow_pool_t* pool, uint64_t index,
+                                   vow_value_t* args);
 void vow__pool_task_done(pworker* w, ptask* t);
 ptask* vow__pool_find_inflight(pworker* w, uint64_t id);
 /* Whether a task with this flag (ptask_flags) is on w: a suspect runs

@@ -197,11 +197,9 @@ vow_promise_t* vow_pool_map(vow_pool_t* pool, const char* fn,
 
 vow_promise_t* vow_pool_map_indexed(vow_pool_t* pool, const char* fn,
                                     vow_value_t* items, uint64_t first_index) {
+  vow_promise_t* refused;
   VOW__NOT_NULL(pool, "the pool");
-  if (first_index == 0) {
-    vow_value_release(items);
-    return vow_fail(pool->ctx, vow_failure_new(VOW_FAIL_BAD_INPUT, UV_EINVAL,
-                                               "run indexes start at 1"));
-  }
+  if ((refused = vow__pool_bad_index(pool, first_index, items)) != NULL)
+    return refused;
   return map_items(pool, fn, items, first_index);
 }

@@ -125,6 +125,15 @@ static void promise_used_after_release(void) {
 
 static vow_ctx_t* the_ctx;
 
+/* Runs cb as a chain's callback, under vow_ctx_wait. */
+static void in_a_callback(vow_callback_fn cb) {
+  vow_promise_t* p;
+  the_ctx = vow_ctx_new(NULL, NULL);
+  p = vow_succeed(the_ctx, NULL);
+  vow_add_callback(p, cb, NULL);
+  vow_ctx_wait(the_ctx, p);
+}
+
 static vow_outcome_t wait_inside(vow_value_t* v, void* data) {
   vow_promise_t* later = vow_sleep(the_ctx, 10);
   (void)data;
@@ -133,11 +142,7 @@ static vow_outcome_t wait_inside(vow_value_t* v, void* data) {
 }
 
 static void wait_inside_a_callback(void) {
-  vow_promise_t* p;
-  the_ctx = vow_ctx_new(NULL, NULL);
-  p = vow_succeed(the_ctx, NULL);
-  vow_add_callback(p, wait_inside, NULL);
-  vow_ctx_wait(the_ctx, p);
+  in_a_callback(wait_inside);
 }
 
 static void on_timer(uv_timer_t* t) {
@@ -160,11 +165,7 @@ static vow_outcome_t close_inside(vow_value_t* v, void* data) {
 }
 
 static void close_inside_a_callback(void) {
-  vow_promise_t* p;
-  the_ctx = vow_ctx_new(NULL, NULL);
-  p = vow_succeed(the_ctx, NULL);
-  vow_add_callback(p, close_inside, NULL);
-  vow_ctx_wait(the_ctx, p);
+  in_a_callback(close_inside);
 }
 
 static void nulls_are_named(void** state) {

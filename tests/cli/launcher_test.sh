@@ -73,15 +73,20 @@ remote_workers() {
     under_our_sshd "$p" && echo "$p"
   done | wc -l | tr -d ' '
 }
+# Waits (up to 10 s) until the count of remote workers stands as TEST says
+# ("-lt 2": while fewer than 2), and leaves the tenths it took in $tries.
+wait_remote() {
+  tries=0
+  while [ "$(remote_workers)" $1 ] && [ $tries -lt 100 ]; do
+    sleep 0.1
+    tries=$((tries + 1))
+  done
+}
 printf '[1500]\n[1500]\n[1500]\n[1500]\n' > slow.jsonl
 before=$(grep -c 'Accepted publickey' "$T/sshd.log")
 $VOW map --launcher "2/$SSH" "$PLUGIN" sleep < slow.jsonl > out3.jsonl 2> err3.txt &
 map=$!
-tries=0
-while [ "$(remote_workers)" -lt 2 ] && [ $tries -lt 100 ]; do
-  sleep 0.1
-  tries=$((tries + 1))
-done
+wait_remote "-lt 2"
 check "ssh: two workers run over there" 2 "$(remote_workers)"
 sleep 0.3 # into their first tasks
 victim=$(pgrep -f "^ssh -T -p $SSH_PORT -i" | head -1)
@@ -99,18 +104,10 @@ check "ssh killed: no worker left" 0 "$(remote_workers)"
 printf '[60000]\n[60000]\n' > long.jsonl
 $VOW map --launcher "2/$SSH" "$PLUGIN" sleep < long.jsonl > /dev/null 2>&1 &
 map=$!
-tries=0
-while [ "$(remote_workers)" -lt 2 ] && [ $tries -lt 100 ]; do
-  sleep 0.1
-  tries=$((tries + 1))
-done
+wait_remote "-lt 2"
 sleep 0.3 # into their tasks
 kill -9 $map
-tries=0
-while [ "$(remote_workers)" -gt 0 ] && [ $tries -lt 50 ]; do
-  sleep 0.1
-  tries=$((tries + 1))
-done
+wait_remote "-gt 0"
 wait $map 2>/dev/null
 check "parent killed: its remote workers go (not after their minute)" 0 \
   "$(remote_workers)"
