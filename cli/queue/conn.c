@@ -176,9 +176,18 @@ static void on_client_closed(uv_handle_t* h) {
       *at = c->next;
       break;
     }
-  the_daemon.nclients--;
+  if (c->refusing)
+    the_daemon.nrefusing--;
+  else
+    the_daemon.nclients--;
   vowp_decoder_destroy(&c->dec);
   free(c);
+  /* A connection left waiting (accept_later) takes the place freed. */
+  if (the_daemon.accept_paused &&
+      !uv_is_closing((uv_handle_t*)&the_daemon.listener)) {
+    the_daemon.accept_paused = false;
+    qconn_accept((uv_stream_t*)&the_daemon.listener, 0);
+  }
 }
 
 static void close_handles(client* c) {
@@ -312,6 +321,11 @@ static void refuse_connection(uv_stream_t* server) {
   uv_close((uv_handle_t*)&refused, on_refused_closed);
 }
 
+/* Connections being refused at once, each holding a descriptor until its
+ * reason is out: past this many, the next connection waits unaccepted
+ * (in the kernel's backlog) until one has closed. */
+#define REFUSING_MAX 8
+
 void qconn_accept(uv_stream_t* server, int status) {
   client* c;
   struct ucred cred;
@@ -320,6 +334,13 @@ void qconn_accept(uv_stream_t* server, int status) {
   vowp_limits lim = {VOW_QUEUE_MAX_FRAME, 0, 0};
   if (status != 0)
     return;
+  if (the_daemon.nclients >= the_daemon.max_clients &&
+      the_daemon.nrefusing >= REFUSING_MAX) {
+    /* Not accepted: libuv waits for the next uv_accept, on_client_closed
+     * calls us again. */
+    the_daemon.accept_paused = true;
+    return;
+  }
   c = calloc(1, sizeof(*c));
   if (c == NULL) {
     refuse_connection(server);
@@ -333,14 +354,18 @@ void qconn_accept(uv_stream_t* server, int status) {
   vowp_decoder_init(&c->dec, &lim);
   c->next = the_daemon.clients;
   the_daemon.clients = c;
-  the_daemon.nclients++;
+  /* The descriptors the jobs, their output and the database need are
+   * kept: past the limit a connection is told why and closed. */
+  c->refusing = the_daemon.nclients >= the_daemon.max_clients;
+  if (c->refusing)
+    the_daemon.nrefusing++;
+  else
+    the_daemon.nclients++;
   if (uv_accept(server, (uv_stream_t*)&c->pipe) != 0) {
     qconn_close(c);
     return;
   }
-  if (the_daemon.nclients > the_daemon.max_clients) {
-    /* The descriptors the jobs, their output and the database need are
-     * kept: past the limit a connection is told why and closed. */
+  if (c->refusing) {
     qconn_reply_error(c,
                       "refused: too many connections (%zu, the limit for "
                       "this daemon's %zu descriptors)",

@@ -16,6 +16,7 @@ typedef struct client {
   int open_handles;
   int npending;           /* replies held for the commit */
   bool close_after_flush; /* closed with replies still held */
+  bool refusing;          /* accepted past the limit, to say so and close */
   bool shut_started;
   vowp_decoder dec;
   bool closing;

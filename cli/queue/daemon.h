@@ -90,8 +90,10 @@ typedef struct daemon {
   pending* pending_tail;
   struct client* clients;
   size_t nclients, max_clients; /* connections, and how many may be open */
-  size_t max_fds;               /* RLIMIT_NOFILE, raised as far as it goes */
-  uint64_t idle_ms; /* a connection that asks nothing goes after this */
+  size_t nrefusing;             /* connections past the limit, being told so */
+  bool accept_paused; /* one waits unaccepted until a refusal closes */
+  size_t max_fds;     /* RLIMIT_NOFILE, raised as far as it goes */
+  uint64_t idle_ms;   /* a connection that asks nothing goes after this */
   /* every job by id (ids are dense from 1) */
   qjob** jobs;
   size_t njobs_cap;

@@ -117,21 +117,22 @@ static void usage(FILE* f) {
       f);
 }
 
-/* Connections take at most half of the descriptors, so that no number
- * of open connections can leave the jobs' pipes and output files, or the
- * database, without one. The soft limit is left as it is: jobs inherit
- * it, and a raised one breaks programs that still use select(2). */
+/* Connections take at most half of the descriptors beyond 64 kept for
+ * the daemon itself (8 at the least), and refusals past that a few more,
+ * so that no number of open connections can leave the jobs' pipes and
+ * output files, or the database, without one. The soft limit is left as
+ * it is: jobs inherit it, and a raised one breaks programs that still
+ * use select(2). */
 static void size_descriptors(void) {
   struct rlimit rl;
   the_daemon.max_fds =
       getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY
           ? (size_t)rl.rlim_cur
           : 1024;
-  the_daemon.max_clients = the_daemon.max_fds / 2;
+  the_daemon.max_clients =
+      the_daemon.max_fds > 80 ? (the_daemon.max_fds - 64) / 2 : 8;
   if (the_daemon.max_clients > 4096)
     the_daemon.max_clients = 4096;
-  if (the_daemon.max_clients < 4)
-    the_daemon.max_clients = 4;
 }
 
 /* Detaches: a new session, stdio to the log (log_fd, already opened and
