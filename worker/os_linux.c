@@ -148,15 +148,17 @@ bad:
 /* ---- the parent's end ------------------------------------------------ */
 
 /* PR_SET_PDEATHSIG ends a local worker with its parent. A worker under a
- * launcher (ssh, srun) has the launcher's side for a parent, and learns
- * that the parent is gone only as its channel hangs up, which a worker
- * busy in a task would see at the task's end, long after. So a thread
- * waits for the hang-up alone (POLLIN is not asked for: no byte is taken
- * from the loop's reads) and ends the worker then: nobody is left to
- * read what it would send. It waits in slices of HANGUP_POLL_MS: a poll
- * holds the channel open while it sleeps, and a worker that closes its
- * channel must be seen to (the parent sees EOF); between slices it
- * checks that the descriptor is still the channel. */
+ * launcher (ssh, srun: the stdio channel) has the launcher's side for a
+ * parent, and learns that the parent is gone only as its channel hangs
+ * up, which a worker busy in a task would see at the task's end, long
+ * after. So there a thread waits for the hang-up alone (POLLIN is not
+ * asked for: no byte is taken from the loop's reads) and ends the worker
+ * then: nobody is left to read what it would send. It waits in slices of
+ * HANGUP_POLL_MS: a poll holds the channel open while it sleeps, and a
+ * worker that closes its channel must be seen to (the parent sees EOF);
+ * between slices it checks that the descriptor is still the channel.
+ * A local worker stays single-threaded: an exiting process with a second
+ * thread is reaped only once that thread has been scheduled to die too. */
 #define HANGUP_POLL_MS 400
 
 static void* watch_hangup(void* arg) {
@@ -246,6 +248,7 @@ int vow__worker_setup(int* in_fd, int* out_fd) {
   if (apply_limits(getenv(VOWP_ENV_LIMITS)) != 0)
     return -1;
   install_crash_handler();
-  start_hangup_watch(*in_fd);
+  if (strcmp(channel, "stdio") == 0)
+    start_hangup_watch(*in_fd);
   return 0;
 }

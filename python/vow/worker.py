@@ -379,8 +379,9 @@ HANGUP_POLL_S = 0.4
 def _die_with_parent():
     """Ends this worker with its parent, as the C worker ends (within a
     second, whatever task runs): the kernel's parent-death signal for a
-    local worker; one under a launcher (ssh), whose parent is the
-    launcher's side, watches its channel's hang-up (_watch_hangup)."""
+    local worker; one under a launcher (ssh, the stdio channel), whose
+    parent is the launcher's side, watches its channel's hang-up
+    (_watch_hangup)."""
     if sys.platform.startswith("linux"):
         try:
             import ctypes
@@ -447,8 +448,10 @@ def main():
               "built-in codec, which is slower (apt-get install "
               "python3-msgpack, or pip install msgpack)", file=sys.stderr)
     ch = Channel()
-    threading.Thread(target=_watch_hangup, args=(ch.rfd,), daemon=True,
-                     name="vow hang-up watch").start()
+    if os.environ.get("VOW_WORKER_CHANNEL") == "stdio":
+        # Under a launcher: the parent-death signal is the launcher's.
+        threading.Thread(target=_watch_hangup, args=(ch.rfd,), daemon=True,
+                         name="vow hang-up watch").start()
     ch.write([HELLO, VERSION, os.getpid(), sorted(functions)])
     reporter = Reporter(ch)
     while True:
