@@ -119,6 +119,23 @@ static char** split_words(const char* cmd) {
   return v;
 }
 
+/* What the options made: the worker's argv, the launchers'. */
+static void free_args(char* worker_bin, bool own_words, char** wargv,
+                      vow_launcher_t* launchers, char** launcher_text,
+                      size_t nlaunchers) {
+  size_t i;
+  free(the_map.skip);
+  the_map.skip = NULL;
+  free(worker_bin);
+  if (own_words && wargv != NULL)
+    free(wargv[0]);
+  free(wargv);
+  for (i = 0; i < nlaunchers; i++) {
+    free((void*)launchers[i].argv);
+    free(launcher_text[i]);
+  }
+}
+
 int vow_cli_map(int argc, char** argv) {
   vow_pool_options_t o;
   char* worker_cmd = NULL;
@@ -163,12 +180,12 @@ int vow_cli_map(int argc, char** argv) {
       style = 'p';
     } else if (a[0] == '-' && a[1] != '\0' && val == NULL) {
       vow_cli_error("%s needs a value (see vow map --help)", a);
-      return VOW_EXIT_ERROR;
+      goto fail;
     } else if (strcmp(a, "-j") == 0) {
       o.workers = vow_cli_jobs(val, vow_cli_cpus());
       if (o.workers == 0) {
         vow_cli_error("-j wants N, N%%, +N, -N or 0, not \"%s\"", val);
-        return VOW_EXIT_ERROR;
+        goto fail;
       }
       k++;
     } else if (strcmp(a, "--timeout") == 0) {
@@ -176,7 +193,7 @@ int vow_cli_map(int argc, char** argv) {
       double t = strtod(val, &end);
       if (end == val || *end != '\0' || t <= 0) {
         vow_cli_error("--timeout wants seconds, not \"%s\"", val);
-        return VOW_EXIT_ERROR;
+        goto fail;
       }
       o.timeout_ms = (uint64_t)(t * 1000.0);
       k++;
@@ -189,7 +206,7 @@ int vow_cli_map(int argc, char** argv) {
           n > VOW_POOL_MAX_RETRIES) {
         vow_cli_error("--retries %s: give a count from 0 to %d", val,
                       VOW_POOL_MAX_RETRIES);
-        return VOW_EXIT_ERROR;
+        goto fail;
       }
       o.retries = (unsigned)n;
       k++;
@@ -199,7 +216,7 @@ int vow_cli_map(int argc, char** argv) {
     } else if (strcmp(a, "--bytes") == 0) {
       if (strcmp(val, "array") != 0 && strcmp(val, "base64") != 0) {
         vow_cli_error("--bytes wants base64 or array, not \"%s\"", val);
-        return VOW_EXIT_ERROR;
+        goto fail;
       }
       the_map.bytes_mode =
           strcmp(val, "array") == 0 ? VOW_BYTES_ARRAY : VOW_BYTES_BASE64;
@@ -218,37 +235,37 @@ int vow_cli_map(int argc, char** argv) {
             "--launcher \"%s\": give [N/]COMMAND, e.g. "
             "\"4/ssh -T hostA\" (at most 64)",
             val);
-        return VOW_EXIT_ERROR;
+        goto fail;
       }
       nlaunchers++;
       k++;
     } else if (a[0] == '-') {
       vow_cli_error("unknown option %s (see vow map --help)", a);
-      return VOW_EXIT_ERROR;
+      goto fail;
     } else if (lib == NULL && worker_cmd == NULL) {
       lib = a;
     } else if (fn == NULL) {
       fn = a;
     } else {
       vow_cli_error("unexpected argument \"%s\" (see vow map --help)", a);
-      return VOW_EXIT_ERROR;
+      goto fail;
     }
   }
   if (fn == NULL && lib != NULL && worker_cmd != NULL)
     fn = lib, lib = NULL;
   if (fn == NULL || (lib == NULL && worker_cmd == NULL)) {
     usage(stderr);
-    return VOW_EXIT_ERROR;
+    goto fail;
   }
   if (lib != NULL && access(lib, R_OK) != 0) {
     vow_cli_error("cannot read the plugin %s: %s", lib, strerror(errno));
-    return VOW_EXIT_ERROR;
+    goto fail;
   }
   if (worker_cmd != NULL) {
     wargv = split_words(worker_cmd);
     if (wargv[0] == NULL) {
       vow_cli_error("--worker wants a command");
-      return VOW_EXIT_ERROR;
+      goto fail;
     }
   } else {
     worker_bin = vow_cli_find_worker();
@@ -258,16 +275,16 @@ int vow_cli_map(int argc, char** argv) {
   }
   if (resume && joblog == NULL) {
     vow_cli_error("--resume needs --joblog FILE");
-    return VOW_EXIT_ERROR;
+    goto fail;
   }
   if (joblog != NULL) {
     if (resume &&
         vow_cli_joblog_read(joblog, &the_map.skip, &the_map.nskip, resume) != 0)
-      return VOW_EXIT_ERROR;
+      goto fail;
     the_map.joblog = vow_cli_joblog_open(joblog, resume != 0);
     the_map.joblog_path = joblog;
     if (the_map.joblog == NULL)
-      return VOW_EXIT_ERROR;
+      goto fail;
     the_map.start = vow_cli_now();
   }
   the_map.fn = fn;
@@ -281,7 +298,7 @@ int vow_cli_map(int argc, char** argv) {
   the_map.pool = vow_pool_new(the_map.ctx, &o, &err);
   if (the_map.pool == NULL) {
     vow_cli_error("cannot start workers: %s", vow_strerror(err));
-    return VOW_EXIT_ERROR;
+    goto fail;
   }
   the_map.workers = o.workers ? o.workers : vow_cli_cpus();
   if (nlaunchers > 0)
@@ -293,8 +310,10 @@ int vow_cli_map(int argc, char** argv) {
     uv_timer_start(&tick, on_tick, 200, 200);
     uv_unref((uv_handle_t*)&tick);
   }
-  if (map_stream_start(loop) != 0)
-    return VOW_EXIT_ERROR;
+  if (map_stream_start(loop) != 0) {
+    uv_close((uv_handle_t*)&tick, NULL);
+    goto fail;
+  }
   while (!map_stream_finished()) {
     uv_run(loop, UV_RUN_ONCE);
     map_flush(); /* what is written is seen before the loop waits */
@@ -316,15 +335,8 @@ int vow_cli_map(int argc, char** argv) {
                   strerror(errno));
     the_map.output_failed = true;
   }
-  free(the_map.skip);
-  free(worker_bin);
-  if (worker_cmd)
-    free(wargv[0]);
-  free(wargv);
-  for (i = 0; i < nlaunchers; i++) {
-    free((void*)launchers[i].argv);
-    free(launcher_text[i]);
-  }
+  free_args(worker_bin, worker_cmd != NULL, wargv, launchers, launcher_text,
+            nlaunchers);
   if (the_map.broken_pipe) {
     signal(SIGPIPE, SIG_DFL);
     raise(SIGPIPE);
@@ -333,4 +345,19 @@ int vow_cli_map(int argc, char** argv) {
   if (the_map.read_errno != 0 || the_map.output_failed)
     return VOW_EXIT_ERROR;
   return the_map.failed > 100 ? VOW_EXIT_MANY : (int)the_map.failed;
+fail:
+  /* Before any line ran: what was set up so far goes, and no more. */
+  if (the_map.pool != NULL) {
+    done = vow_pool_shutdown(the_map.pool, false);
+    vow_ctx_wait(the_map.ctx, done);
+    vow_promise_release(done);
+    vow_pool_free(the_map.pool);
+  }
+  if (the_map.ctx != NULL)
+    vow_ctx_close(the_map.ctx);
+  if (the_map.joblog != NULL)
+    fclose(the_map.joblog);
+  free_args(worker_bin, worker_cmd != NULL, wargv, launchers, launcher_text,
+            nlaunchers);
+  return VOW_EXIT_ERROR;
 }
