@@ -41,6 +41,23 @@ in_tmpdir() {
   cd "$T" || exit 1
 }
 
+# Like in_tmpdir, for the queue's tests: $T is reachable by a daemon run
+# as another user, and at exit every daemon whose socket lies in $T (or
+# one folder down) is shut down and a disk mounted at $T/full unmounted.
+in_queue_tmpdir() {
+  T=$(mktemp -d)
+  chmod 711 "$T"
+  trap queue_cleanup EXIT
+  cd "$T" || exit 1
+}
+queue_cleanup() {
+  for s in "$T"/*.sock "$T"/*/*.sock; do
+    [ -S "$s" ] && $VOW shutdown --socket "$s" >/dev/null 2>&1
+  done
+  mountpoint -q "$T/full" 2>/dev/null && umount "$T/full"
+  rm -rf "$T"
+}
+
 report() {
   echo "$passes passed, $fails failed"
   [ "$fails" -eq 0 ]

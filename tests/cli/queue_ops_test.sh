@@ -9,16 +9,8 @@
 set -u
 . "$(dirname "$0")/check.sh"
 VOW=$1
-T=$(mktemp -d)
+in_queue_tmpdir
 S=$T/q.sock
-cleanup() {
-  for s in "$T"/*.sock; do
-    [ -S "$s" ] && $VOW shutdown --socket "$s" >/dev/null 2>&1
-  done
-  rm -rf "$T"
-}
-trap cleanup EXIT
-cd "$T"
 unset VOW_SOCKET VOW_ON_FINISH
 q() {
   cmd=$1

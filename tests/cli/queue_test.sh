@@ -9,18 +9,8 @@ set -u
 # ...): another test's or the machine's `sleep 30` is never taken for one.
 . "$(dirname "$0")/check.sh"
 VOW=$1
-T=$(mktemp -d)
-chmod 711 "$T" # the daemon run as another user must reach its directory
+in_queue_tmpdir
 S=$T/q.sock
-cleanup() {
-  for s in "$T"/*.sock; do
-    [ -S "$s" ] && $VOW shutdown --socket "$s" >/dev/null 2>&1
-  done
-  mountpoint -q "$T/full" 2>/dev/null && umount "$T/full"
-  rm -rf "$T"
-}
-trap cleanup EXIT
-cd "$T"
 
 q() {
   cmd=$1

@@ -9,17 +9,7 @@
 set -u
 . "$(dirname "$0")/check.sh"
 VOW=$1
-T=$(mktemp -d)
-chmod 711 "$T"
-cleanup() {
-  for s in "$T"/*.sock "$T"/*/*.sock; do
-    [ -S "$s" ] && $VOW shutdown --socket "$s" >/dev/null 2>&1
-  done
-  mountpoint -q "$T/full" 2>/dev/null && umount "$T/full"
-  rm -rf "$T"
-}
-trap cleanup EXIT
-cd "$T"
+in_queue_tmpdir
 mkdir -m 1777 shared
 
 as_other=
