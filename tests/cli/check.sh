@@ -58,6 +58,19 @@ queue_cleanup() {
   rm -rf "$T"
 }
 
+# await_output FILE: waits until FILE has something in it, up to 30 s,
+# then prints 1 if it has, else 0. A producer that holds back the rest of
+# its input this way tells a stream (output before the input ends) from
+# a batch whatever the host's speed.
+await_output() {
+  n=0
+  while [ ! -s "$1" ] && [ $n -lt 300 ]; do
+    sleep 0.1
+    n=$((n + 1))
+  done
+  if [ -s "$1" ]; then echo 1; else echo 0; fi
+}
+
 report() {
   echo "$passes passed, $fails failed"
   [ "$fails" -eq 0 ]

@@ -14,16 +14,14 @@ WORKER="$EXAMPLES/python/vow_worker.py"
 PY="/usr/bin/python3 $WORKER $EXAMPLES/python/tasks.py"
 echo() { printf '%s\n' "$*"; } # dash's echo would read \n in JSON
 
-# A result is out as soon as its line is done, before the input ends.
-(echo 3; sleep 2; echo 4) | $VOW map --worker "$PY" square |
-  while read -r line; do echo "$(date +%s%N) $line"; done >timed &
-start=$(date +%s%N)
-wait
-first=$(head -1 timed)
-check "stream: the first result" 9 "${first#* }"
-check "stream: ... before the input ends" 1 \
-  "$([ $(((${first% *} - start) / 1000000)) -lt 1500 ] && echo 1)"
-check "stream: then the rest" 16 "$(sed -n 2p timed | cut -d' ' -f2)"
+# A result is out as soon as its line is done, before the input ends:
+# the second line is sent only once the first result is out.
+rm -f timed
+(echo 3; await_output timed >seen; echo 4) |
+  $VOW map --worker "$PY" square >timed
+check "stream: the first result, before the input ends" "1|9" \
+  "$(cat seen)|$(head -1 timed)"
+check "stream: then the rest" 16 "$(sed -n 2p timed)"
 
 # A closed stdin is an empty input, a closed stdout a discarded one: no
 # crash either way.
