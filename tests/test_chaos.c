@@ -235,11 +235,16 @@ static size_t heap_in_use(void) {
 typedef struct zombies {
   int pid[256];
   uint64_t since[256]; /* when first seen as a zombie, 0: not one */
+  unsigned seen[256];  /* in how many samples in a row */
   uint64_t worst_ns;
+  unsigned worst_seen;
   unsigned samples;
 } zombies;
 
-/* Samples our children from /proc: how long any of them stays a zombie. */
+/* Samples our children from /proc: how long any of them stays a zombie,
+ * in time (reported) and in samples (judged). Each sample is a turn of
+ * the loop, and a turn is all the pool needs to reap a child whose
+ * SIGCHLD has come: on a busy host the time grows, the turns do not. */
 static void sample_zombies(uv_timer_t* t) {
   zombies* z = t->data;
   char path[64], buf[8192];
@@ -285,8 +290,11 @@ static void sample_zombies(uv_timer_t* t) {
       z->pid[i] = 0;
       continue;
     }
+    z->seen[i]++;
     if (now - z->since[i] > z->worst_ns)
       z->worst_ns = now - z->since[i];
+    if (z->seen[i] > z->worst_seen)
+      z->worst_seen = z->seen[i];
   }
   for (i = 0; i < nseen; i++) {
     unsigned k, free_slot = 256;
@@ -300,6 +308,9 @@ static void sample_zombies(uv_timer_t* t) {
     if (!known && free_slot < 256) {
       z->pid[free_slot] = zpids[i];
       z->since[free_slot] = now;
+      z->seen[free_slot] = 1;
+      if (z->worst_seen == 0)
+        z->worst_seen = 1;
     }
   }
 }
@@ -356,11 +367,14 @@ static void thousand_respawns_leave_nothing(void** state) {
   heap1 = heap_in_use();
   printf(
       "# %zu respawns: fds %d -> %d, heap %zu -> %zu bytes, worst zombie "
-      "%.1f ms over %u samples\n",
-      n, fds0, fds1, heap0, heap1, (double)z.worst_ns / 1e6, z.samples);
+      "%.1f ms, seen in %u samples in a row, over %u samples\n",
+      n, fds0, fds1, heap0, heap1, (double)z.worst_ns / 1e6, z.worst_seen,
+      z.samples);
   assert_int_equal(fds1, fds0);
   assert_true(heap1 <= heap0 + 64 * 1024);
-  assert_true(z.worst_ns < 100000000ull);
+  /* Seen by the sample of the turn it appeared in and, at worst, by the
+   * next one if its SIGCHLD came while that sample was being taken. */
+  assert_true(z.worst_seen <= 3);
   assert_true(z.samples > 0);
   vow_ctx_close(ctx);
 }
