@@ -36,19 +36,13 @@ def facts():
 def test_the_worker_speaks_the_c_protocol(facts):
     consts = facts[0]
     assert worker.VERSION == consts["VERSION"]
-    for name in ("HELLO", "TASKS", "RESULTS", "ERROR", "PROGRESS", "CANCEL",
-                 "PING", "PONG", "SHUTDOWN", "MAPS"):
-        assert getattr(worker, name) == consts["MSG_" + name], name
+    for key, value in consts.items():
+        if key.startswith("MSG_"):  # every message type the C side has
+            assert getattr(worker, key[4:], None) == value, key
     assert worker.VALUE_MAX_BYTES == consts["VALUE_MAX_BYTES"]
     assert worker.VALUE_MAX_OBJECTS == consts["VALUE_MAX_OBJECTS"]
     assert worker.TASK_ERROR == consts["FAIL_TASK_ERROR"]
     assert worker.PR_SET_PDEATHSIG == consts["PR_SET_PDEATHSIG"]
-
-
-def test_every_message_type_is_known_to_the_worker(facts):
-    c_types = {k[4:] for k in facts[0] if k.startswith("MSG_")}
-    py_types = {name for name in c_types if hasattr(worker, name)}
-    assert py_types == c_types
 
 
 def test_failure_kinds_map_to_their_classes(facts):

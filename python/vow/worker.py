@@ -99,7 +99,9 @@ class Channel:
         if mode is None:
             sys.exit("vow.worker: started outside a vow pool "
                      "(VOW_WORKER_CHANNEL is not set)")
-        if mode == "stdio":
+        # stdio: under a launcher (ssh, srun), whose side is our parent.
+        self.stdio = mode == "stdio"
+        if self.stdio:
             self.rfd, self.wfd = 0, os.dup(1)
         else:
             self.rfd = self.wfd = int(mode)
@@ -448,7 +450,7 @@ def main():
               "built-in codec, which is slower (apt-get install "
               "python3-msgpack, or pip install msgpack)", file=sys.stderr)
     ch = Channel()
-    if os.environ.get("VOW_WORKER_CHANNEL") == "stdio":
+    if ch.stdio:
         # Under a launcher: the parent-death signal is the launcher's.
         threading.Thread(target=_watch_hangup, args=(ch.rfd,), daemon=True,
                          name="vow hang-up watch").start()
