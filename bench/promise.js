@@ -1,4 +1,4 @@
-// The shapes of bench/promise.c with Node.js's native Promise, one shape
+// The shapes of bench/bench_promise.c with Node.js's native Promise, one shape
 // per process, printed the same way: "shape<TAB>n<TAB>run<TAB>value<TAB>unit".
 //   node --expose-gc promise.js SHAPE [N [cold|warm]]
 // "warm" runs the shape once untimed, then times a second run. The memory

@@ -8,7 +8,7 @@
 #include <uv.h>
 
 #include "cli.h"
-#include "queue/queue.h"
+#include "vow_serve.h"
 #include "vow/vow.h"
 
 static void usage(FILE* f) {

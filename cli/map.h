@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <uv.h>
 
+#include "cli.h"
 #include "json.h"
 #include "vow/vow.h"
 

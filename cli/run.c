@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "run_state.h"
+#include "os.h"
 
 #define KILL_GRACE_MS 200
 #define RUNTIMES_KEPT 65536 /* for --timeout N%: a median of this many */
@@ -671,32 +672,15 @@ static void on_delay_over(uv_timer_t* t) {
   start_jobs();
 }
 
-/* --load: processes running now, from /proc/loadavg's fourth field, less
- * this one. */
+/* --load: processes running now, less this one. */
 static double running_processes(void) {
-  FILE* f = fopen("/proc/loadavg", "r");
-  double a, b, c;
-  int running = 0, total;
-  if (f == NULL)
-    return 0;
-  if (fscanf(f, "%lf %lf %lf %d/%d", &a, &b, &c, &running, &total) != 5)
-    running = 1;
-  fclose(f);
+  int running = vow__os_running_processes();
   return running > 0 ? running - 1 : 0;
 }
 
-/* --memfree: MemAvailable from /proc/meminfo, in bytes. */
+/* --memfree: memory available, in bytes. */
 static double free_memory(void) {
-  FILE* f = fopen("/proc/meminfo", "r");
-  char line[256];
-  double kb = -1;
-  if (f == NULL)
-    return -1;
-  while (fgets(line, sizeof(line), f) != NULL)
-    if (sscanf(line, "MemAvailable: %lf kB", &kb) == 1)
-      break;
-  fclose(f);
-  return kb < 0 ? -1 : kb * 1024;
+  return vow__os_memory_available();
 }
 
 /* --load and --memfree hold starts while the machine is busy; looked at

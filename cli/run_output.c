@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "run_state.h"
+#include "fdio.h"
 
 #define MEM_LIMIT (1u << 20) /* bytes kept in memory per stream per job */
 #define PARK_IN_MEMORY 4096  /* -k: less than this waits in memory */

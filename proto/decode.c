@@ -1,6 +1,6 @@
 /* Messages from pre-scanned frames: the shape of each message type, and
  * the iterators over batches. */
-#include "internal.h"
+#include "proto_internal.h"
 
 const char* vowp_type_name(int type) {
   switch (type) {

@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "internal.h"
+#include "proto_internal.h"
 
 #define HEADER 4
 #define CHUNK ((size_t)64 << 10)

@@ -1,7 +1,7 @@
 /* The one table of msgpack's header bytes: what each says, how long its
  * header is, and what follows it. The pre-scan checks frames with it; the
  * reader skips and names objects with it. */
-#include "internal.h"
+#include "proto_internal.h"
 
 bool vowp__read_head(const unsigned char* p, size_t left, vowp__head* h) {
   unsigned char b = p[0];

@@ -7,7 +7,7 @@
  * remaining counts, at most VOWP_MAX_DEPTH + 1 deep. */
 #include <stdio.h>
 
-#include "internal.h"
+#include "proto_internal.h"
 
 vowp_err vowp_prescan(const char* buf, size_t len, const vowp_limits* lim,
                       uint64_t base, vowp_error* err) {

@@ -12,8 +12,8 @@
  *
  * Not thread-safe: one encoder or decoder per thread at a time.
  */
-#ifndef VOW_PROTO_H
-#define VOW_PROTO_H
+#ifndef VOW_PROTO_PROTO_H
+#define VOW_PROTO_PROTO_H
 
 #include <msgpack.h>
 #include <stdbool.h>
@@ -238,15 +238,6 @@ bool vowp_array_header(const void* bytes, size_t len, uint32_t* n,
 /* The same for a str: true with its byte length in *n and the header's
  * length in *head, false when bytes does not start with a str header. */
 bool vowp_str_header(const void* bytes, size_t len, size_t* n, size_t* head);
-
-/* ---- blocking descriptors (fdio.c) ----------------------------------- */
-
-/* Writes all len bytes, through short writes and EINTR. Returns 0, or a
- * negative errno (-EIO for a write of 0). */
-int vowp_write_all(int fd, const void* data, size_t len);
-/* Reads exactly len bytes. Returns 1, 0 at EOF before any byte, -EPIPE at
- * EOF in the middle, or a negative errno. */
-int vowp_read_full(int fd, void* data, size_t len);
 
 /* ---- pre-scan -------------------------------------------------------- */
 

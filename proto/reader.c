@@ -3,7 +3,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "internal.h"
+#include "proto_internal.h"
 
 vowp_err vowp__fail(vowp_error* err, vowp_err code, uint64_t offset,
                     const char* fmt, ...) {

@@ -42,6 +42,7 @@
 #include <unistd.h>
 
 #include "proto.h"
+#include "fdio.h"
 
 /* fd 3, or stdin and stdout under a launcher (VOW_WORKER_CHANNEL=stdio). */
 static int chan_in = 3, chan_out = 3;

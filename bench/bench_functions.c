@@ -1,0 +1,75 @@
+/* Task functions for bench/pool: the bench binary serves them as its own
+ * worker, and the same file builds the plugin that the idle-memory
+ * measurement loads into the stock vow-worker. */
+#include <stdint.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "bench_functions.h"
+
+static int noop(vow_task_ctx_t* t, const msgpack_object* a, msgpack_packer* r) {
+  (void)a;
+  (void)t;
+  return msgpack_pack_nil(r);
+}
+
+static int echo(vow_task_ctx_t* t, const msgpack_object* a, msgpack_packer* r) {
+  (void)t;
+  return msgpack_pack_object(r, *a);
+}
+
+int bench_spin(uint64_t iterations, uint64_t* out) {
+  volatile uint64_t x = 88172645463325252ull;
+  uint64_t i;
+  for (i = 0; i < iterations; i++) {
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+  }
+  *out = x;
+  return 0;
+}
+
+/* [iterations] of pure CPU work. */
+static int busy(vow_task_ctx_t* t, const msgpack_object* a, msgpack_packer* r) {
+  uint64_t x;
+  (void)t;
+  bench_spin(a->via.u64, &x);
+  return msgpack_pack_uint64(r, x);
+}
+
+/* [bytes] -> a bin that size. */
+static int big(vow_task_ctx_t* t, const msgpack_object* a, msgpack_packer* r) {
+  static char chunk[65536];
+  uint64_t n = a->via.u64, done;
+  (void)t;
+  msgpack_pack_bin(r, (size_t)n);
+  for (done = 0; done < n; done += sizeof(chunk)) {
+    size_t k = n - done < sizeof(chunk) ? (size_t)(n - done) : sizeof(chunk);
+    msgpack_pack_bin_body(r, chunk, k);
+  }
+  return 0;
+}
+
+static int pid(vow_task_ctx_t* t, const msgpack_object* a, msgpack_packer* r) {
+  (void)a;
+  (void)t;
+  return msgpack_pack_int64(r, (int64_t)getpid());
+}
+
+/* The worker's parent: the pool's process, or the node agent under MPI. */
+static int ppid(vow_task_ctx_t* t, const msgpack_object* a, msgpack_packer* r) {
+  (void)a;
+  (void)t;
+  return msgpack_pack_int64(r, (int64_t)getppid());
+}
+
+const vow_function_t bench_functions[] = {{"noop", noop}, {"echo", echo},
+                                          {"busy", busy}, {"big", big},
+                                          {"pid", pid},   {"ppid", ppid}};
+const size_t bench_nfunctions =
+    sizeof(bench_functions) / sizeof(bench_functions[0]);
+
+#ifdef VOW_BENCH_PLUGIN
+VOW_PLUGIN(bench_functions);
+#endif

@@ -1,0 +1,18 @@
+/* worker/worker_internal.h — private to the worker side of libvow; not for use
+ * outside worker/. */
+#ifndef VOW_WORKER_INTERNAL_H
+#define VOW_WORKER_INTERNAL_H
+
+#include "misuse.h"
+#include "proto.h"
+#include "vow/worker.h"
+
+/* The process-level set-up of a worker (worker_setup.c): parent-death signal,
+ * resource limits, crash reports, and fd 1 pointed at stderr. Fills the
+ * channel's fds. Returns 0, or -1 after writing why to stderr. */
+int vow__worker_setup(int* in_fd, int* out_fd);
+/* Names the task running now in a crash report (NULL: none). The strings
+ * must stay valid while the task runs. */
+void vow__worker_crash_context(uint64_t task_id, const char* fn);
+
+#endif
