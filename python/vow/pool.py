@@ -147,6 +147,12 @@ class Task:
             self._pool._flush()
             if self._done:  # refused there
                 return False
+        if _lib.promise_state(self._promise) not in (_lib.PENDING,
+                                                     _lib.WAITING):
+            # Settled in libvow (the loop ran inside submit) and not yet
+            # taken here: the result stands.
+            self._pool._dispatch()
+            return False
         _lib.cancel(self._promise)
         self._pool._pump(0)
         return True
