@@ -83,14 +83,19 @@ wait_remote() {
   done
 }
 printf '[1500]\n[1500]\n[1500]\n[1500]\n' > slow.jsonl
+# The workers of the runs before are gone first: counted as this run's,
+# they would let the kill below come before its ssh clients exist.
+wait_remote "-gt 0"
 before=$(grep -c 'Accepted publickey' "$T/sshd.log")
 $VOW map --launcher "2/$SSH" "$PLUGIN" sleep < slow.jsonl > out3.jsonl 2> err3.txt &
 map=$!
 wait_remote "-lt 2"
 check "ssh: two workers run over there" 2 "$(remote_workers)"
 sleep 0.3 # into their first tasks
-victim=$(pgrep -f "^ssh -T -p $SSH_PORT -i" | head -1)
-kill -9 "$victim"
+victim=$(pgrep -P $map -f "^ssh -T -p $SSH_PORT -i" | head -1)
+check "ssh killed: a client of this run to kill" yes \
+  "$([ -n "$victim" ] && echo yes || echo "none among pid $map's children")"
+[ -n "$victim" ] && kill -9 "$victim"
 wait $map
 check "ssh killed: status" 0 $?
 check "ssh killed: every line" "1500${nl}1500${nl}1500${nl}1500" "$(cat out3.jsonl)"
