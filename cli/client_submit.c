@@ -89,8 +89,8 @@ typedef struct line_reader {
 /* The next line (its newline gone, NUL-terminated, valid until the next
  * call), or NULL when none is whole in the buffer yet (or at the end). */
 static char* take_line(line_reader* r) {
-  char* start = r->buf.data + r->pos;
   size_t left = r->buf.len - r->pos;
+  char* start = left ? r->buf.data + r->pos : NULL;
   char* nl = left ? memchr(start, '\n', left) : NULL;
   size_t len, i;
   if (nl == NULL && !(r->eof && left > 0))

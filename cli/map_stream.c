@@ -301,10 +301,11 @@ static void take_line(const char* text, size_t len) {
 
 /* The next whole line held in the buffer. */
 static bool next_line(const char** text, size_t* len) {
-  const char* start = the_map.buf.data + the_map.pos;
+  const char* start;
   const char* nl;
   if (the_map.pos >= the_map.buf.len)
     return false;
+  start = the_map.buf.data + the_map.pos;
   nl = memchr(start, '\n', the_map.buf.len - the_map.pos);
   if (nl == NULL)
     return false;

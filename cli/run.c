@@ -867,7 +867,8 @@ static void shuffle_all(void) {
     }
     the_run.shuffled[the_run.nshuffled++] = a;
   }
-  srand((unsigned)(vow_cli_now() * 1e6) ^ (unsigned)getpid());
+  /* The clock's microseconds, wrapped to the seed's width. */
+  srand((unsigned)(uint64_t)(vow_cli_now() * 1e6) ^ (unsigned)getpid());
   for (i = the_run.nshuffled; i > 1; i--) {
     size_t k = (size_t)rand() % i;
     run_args t = the_run.shuffled[i - 1];

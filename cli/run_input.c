@@ -287,11 +287,11 @@ static int read_some(run_source* s) {
  * delimiter); false when none is in the buffer yet. */
 static bool next_record(run_inputs* in, run_source* s, const char** rec,
                         size_t* len) {
-  const char* base = s->buf.data + s->pos;
+  /* NULL + 0 is undefined: an empty buffer may have no storage yet. */
+  const char* base = s->buf.data == NULL ? NULL : s->buf.data + s->pos;
   size_t avail = s->buf.len - s->pos;
-  const char* d = s->buf.data == NULL
-                      ? NULL
-                      : memmem(base, avail, in->delim, in->delim_len);
+  const char* d =
+      base == NULL ? NULL : memmem(base, avail, in->delim, in->delim_len);
   if (d != NULL) {
     *rec = base;
     *len = (size_t)(d - base);

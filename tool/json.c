@@ -193,7 +193,8 @@ static void put_string(vbuf* b, const char* p, size_t n) {
       }
     vbuf_str(b, esc);
   }
-  vbuf_add(b, p + from, n - from);
+  if (n > from) /* p may be NULL for an empty string */
+    vbuf_add(b, p + from, n - from);
   vbuf_add(b, "\"", 1);
 }
 
