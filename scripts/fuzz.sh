@@ -6,9 +6,11 @@
 set -eu
 cd "$(dirname "$0")/.."
 seconds=${1:-60}
-sh scripts/install-deps.sh
-dpkg-query -W -f='${Status}' libclang-rt-14-dev 2>/dev/null |
-  grep -q "install ok installed" || VOW_DEPS_FULL=1 sh scripts/install-deps.sh
+if [ "${VOW_DEPS_CHECKED:-0}" != 1 ]; then
+  sh scripts/install-deps.sh
+  dpkg-query -W -f='${Status}' libclang-rt-14-dev 2>/dev/null |
+    grep -q "install ok installed" || VOW_DEPS_FULL=1 sh scripts/install-deps.sh
+fi
 cmake -S . -B build-fuzz -DCMAKE_C_COMPILER=clang -DVOW_FUZZ=ON \
   -DVOW_BUILD_TESTS=OFF -DVOW_BUILD_EXAMPLES=OFF -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build build-fuzz -j "$(nproc)" --target fuzz_decoder fuzz_seeds >/dev/null

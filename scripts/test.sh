@@ -3,9 +3,10 @@
 #   scripts/test.sh                 normal build in build/
 #   VOW_SANITIZE=1 scripts/test.sh  ASan + UBSan build in build-asan/
 #   VOW_QUICK=1 scripts/test.sh     long tests scaled down 100x
+#   CC=clang, VOW_BUILD_DIR=DIR, VOW_CTEST_FLAGS="-L core", as named
 set -eu
 cd "$(dirname "$0")/.."
-sh scripts/install-deps.sh
+[ "${VOW_DEPS_CHECKED:-0}" = 1 ] || sh scripts/install-deps.sh
 
 if [ "${VOW_SANITIZE:-0}" = 1 ]; then
   dir=${VOW_BUILD_DIR:-build-asan}
