@@ -135,6 +135,7 @@ vow_pool_t* vow_pool_new(vow_ctx_t* ctx, const vow_pool_options_t* given,
   pool->opt.launchers = NULL;
   pool->opt.limits = NULL;
   pool->opt.cwd = NULL;
+  vow__trace_init();
   pool->transport = vow__transport_for(options);
   pool->opt.workers = pool->transport->slots(options);
   if (pool->opt.workers == 0) {

@@ -85,6 +85,8 @@ void vow__pool_fail_task(vow_pool_t* pool, ptask* t, vow_failure_t* f) {
     return;
   }
   pool->stats.failed++;
+  VOW__TRACE(NULL, "task %llu failed: %s", (unsigned long long)t->id,
+             vow_failure_message(f));
   vow_reject(t->p, f);
   t->p = NULL;
 }
@@ -99,7 +101,7 @@ void vow__pool_task_done(pworker* w, ptask* t) {
      * shutdown included: one left at its limit would be sent nothing
      * more, and what is queued would never run. A fresh worker with
      * nothing to do is sent SHUTDOWN once it is ready. */
-    w->state = PW_RETIRING;
+    vow__worker_set_state(w, PW_RETIRING);
     pool->workers[w->slot] = NULL;
     w->next_retiring = pool->retiring;
     pool->retiring = w;

@@ -60,6 +60,7 @@ static void on_task_timeout(vow__timer* timer) {
   char why[64];
   if (t == NULL)
     return;
+  VOW__TRACE(w, "task %llu ran past its timeout", (unsigned long long)t->id);
   vow__task_recall(w, t);
   snprintf(why, sizeof(why), "%llu ms",
            (unsigned long long)(t->timeout_ms ? t->timeout_ms
@@ -127,7 +128,7 @@ void vow__pool_start_later(vow_pool_t* pool) {
 
 void vow__pool_worker_ready(pworker* w) {
   vow_pool_t* pool = w->pool;
-  w->state = PW_READY;
+  vow__worker_set_state(w, PW_READY);
   w->said_hello = true;
   pool->start_failures = 0;
   pool->slot_failures[w->slot] = 0;
@@ -212,6 +213,8 @@ static void settle_inflight(vow_pool_t* pool, pworker* w, const char* why) {
       continue;
     }
     if (never_ran) {
+      VOW__TRACE(w, "task %llu back to the queue: it never started",
+                 (unsigned long long)t->id);
       vow__tlist_push(&retry, t);
       continue;
     }
@@ -223,6 +226,8 @@ static void settle_inflight(vow_pool_t* pool, pworker* w, const char* why) {
       continue;
     }
     if (w->kill == PK_ASKED || w->kill == PK_TIMEOUT || w->kill == PK_GRACE) {
+      VOW__TRACE(w, "task %llu back to the queue: not its fault",
+                 (unsigned long long)t->id);
       vow__tlist_push(&retry, t); /* not its fault: as it was */
       continue;
     }
@@ -238,6 +243,8 @@ static void settle_inflight(vow_pool_t* pool, pworker* w, const char* why) {
          (pool->opt.retries > 0 && ++t->attempts <= pool->opt.retries))) {
       pool->stats.retried++;
       t->flags |= PT_SUSPECT;
+      VOW__TRACE(w, "task %llu back to the queue to run alone (try %u)",
+                 (unsigned long long)t->id, (unsigned)t->attempts);
       vow__tlist_push(&retry, t);
       continue;
     }
@@ -273,6 +280,7 @@ void vow__pool_worker_gone(pworker* w) {
   char why[700];
   bool in_slot = pool->workers[w->slot] == w;
   describe_end(w, why, sizeof(why));
+  VOW__TRACE(w, "gone: %s", why);
   if (w->kill == PK_NONE)
     pool->stats.worker_deaths++;
   if (!pool->ctx->closing) {

@@ -248,6 +248,24 @@ void vow__pool_kill_all(vow_pool_t* pool);
 /* Fulfils the shutdown promise once no worker is left. */
 void vow__pool_finish_shutdown(vow_pool_t* pool);
 
+/* ---- pool_trace.c: VOW_DEBUG ------------------------------------------- */
+
+/* The trace's descriptor, or -1 when VOW_DEBUG is off. */
+extern int vow__trace_fd;
+/* Reads VOW_DEBUG, once per process (vow_pool_new calls it). */
+void vow__trace_init(void);
+/* One line about worker w (NULL: the pool): printf-style, no newline. */
+void vow__trace(const pworker* w, const char* fmt, ...) VOW_PRINTF(2, 3);
+#define VOW__TRACE(w, ...)          \
+  do {                              \
+    if (vow__trace_fd >= 0)         \
+      vow__trace((w), __VA_ARGS__); \
+  } while (0)
+const char* vow__worker_state_name(int state);
+/* Every change of a worker's state goes through here, so the trace sees
+ * it. */
+void vow__worker_set_state(pworker* w, int state);
+
 /* ---- pool.c: the pool's life ------------------------------------------- */
 
 /* Frees the pool once nothing of it is left on the loop: after

@@ -127,6 +127,12 @@ void vow__worker_send(pworker* w, size_t n) {
     t->flags = (uint8_t)((t->flags | PT_INFLIGHT) & ~PT_STARTED);
     vow__tlist_push(&w->inflight, t);
     batch[i] = t;
+    if (t->count > 0)
+      VOW__TRACE(w, "-> CHUNK task %llu %s (%u items from %llu)",
+                 (unsigned long long)t->id, t->fn, (unsigned)t->count,
+                 (unsigned long long)t->index);
+    else
+      VOW__TRACE(w, "-> TASK %llu %s", (unsigned long long)t->id, t->fn);
   }
   vowp_encoder_init(&e);
   encode = n;
@@ -179,6 +185,7 @@ void vow__worker_send(pworker* w, size_t n) {
 
 void vow__worker_send_cancel(pworker* w, uint64_t id) {
   vowp_encoder e;
+  VOW__TRACE(w, "-> CANCEL task %llu", (unsigned long long)id);
   vowp_encoder_init(&e);
   vowp_encode_cancel(&e, id);
   write_control(w, &e);
@@ -187,11 +194,12 @@ void vow__worker_send_cancel(pworker* w, uint64_t id) {
 
 void vow__worker_send_shutdown(pworker* w) {
   vowp_encoder e;
+  VOW__TRACE(w, "-> SHUTDOWN");
   vowp_encoder_init(&e);
   vowp_encode_shutdown(&e);
   write_control(w, &e);
   vowp_encoder_destroy(&e);
-  w->state = PW_STOPPING;
+  vow__worker_set_state(w, PW_STOPPING);
   if (w->kill == PK_NONE)
     w->kill = PK_ASKED;
 }

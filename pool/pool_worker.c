@@ -20,8 +20,12 @@
 void vow__worker_kill(pworker* w, int why) {
   if (w->kill == PK_NONE || w->kill == PK_ASKED)
     w->kill = why;
+  static const char* const reasons[] = {"it died by itself", "task timeout",
+                                        "cancel grace over", "protocol error",
+                                        "asked to stop"};
+  VOW__TRACE(w, "kill (%s)", reasons[w->kill]);
   if (w->state != PW_DEAD)
-    w->state = PW_STOPPING;
+    vow__worker_set_state(w, PW_STOPPING);
   if (w->spawned && !w->exited)
     w->pool->transport->kill(w);
 }
@@ -61,7 +65,7 @@ void vow__worker_maybe_finished(pworker* w) {
     return;
   if (w->state == PW_DEAD)
     return;
-  w->state = PW_DEAD;
+  vow__worker_set_state(w, PW_DEAD);
   vow__timer_stop(w->pool->ctx, &w->task_timer);
   vow__timer_stop(w->pool->ctx, &w->grace_timer);
   vow__timer_stop(w->pool->ctx, &w->eof_timer);
@@ -89,6 +93,7 @@ static void on_pipes_held(vow__timer* t) {
 }
 
 void vow__worker_exited(pworker* w, int64_t status, int sig) {
+  VOW__TRACE(w, "exited: status %lld, signal %d", (long long)status, sig);
   w->exited = true;
   w->exit_status = status;
   w->term_signal = sig;
@@ -117,6 +122,7 @@ static void protocol_error(pworker* w, const char* fmt, ...) {
   va_start(ap, fmt);
   vsnprintf(w->why, sizeof(w->why), fmt, ap);
   va_end(ap);
+  VOW__TRACE(w, "protocol error: %s", w->why);
   vow__worker_kill(w, PK_PROTOCOL);
 }
 
@@ -301,6 +307,36 @@ static void watch_partial(pworker* w) {
   vow__timer_start(w->pool->ctx, &w->stall_timer, stall_ms(w->pool));
 }
 
+/* The trace's line for one message from the worker; a RESULTS frame is a
+ * line per result. */
+static void trace_received(pworker* w, const vowp_msg* m) {
+  vowp_iter it;
+  vowp_result r;
+  switch (m->type) {
+    case VOWP_HELLO:
+      VOW__TRACE(w, "<- HELLO (pid %llu)", (unsigned long long)m->u.hello.pid);
+      break;
+    case VOWP_RESULTS:
+      for (it = m->u.results.items; vowp_next_result(&it, &r);)
+        VOW__TRACE(w, "<- RESULT task %llu (%zu bytes)",
+                   (unsigned long long)r.id, r.value.len);
+      break;
+    case VOWP_ERROR:
+      VOW__TRACE(
+          w, "<- ERROR task %llu: %.*s", (unsigned long long)m->u.error.id,
+          (int)(m->u.error.message.len > 200 ? 200 : m->u.error.message.len),
+          m->u.error.message.data);
+      break;
+    case VOWP_PROGRESS:
+      VOW__TRACE(w, "<- PROGRESS task %llu %.3f",
+                 (unsigned long long)m->u.progress.id, m->u.progress.fraction);
+      break;
+    default:
+      VOW__TRACE(w, "<- %s", vowp_type_name(m->type));
+      break;
+  }
+}
+
 static void on_chan_read(uv_stream_t* s, ssize_t n, const uv_buf_t* buf) {
   pworker* w = s->data;
   vowp_msg m;
@@ -308,6 +344,8 @@ static void on_chan_read(uv_stream_t* s, ssize_t n, const uv_buf_t* buf) {
   size_t replies = 0;
   (void)buf;
   if (n < 0) {
+    VOW__TRACE(w, "channel %s",
+               n == UV_EOF ? "closed (EOF)" : uv_strerror((int)n));
     if (n != UV_EOF && w->why[0] == '\0')
       snprintf(w->why, sizeof(w->why), "reading from the worker failed: %s",
                uv_strerror((int)n));
@@ -336,6 +374,8 @@ static void on_chan_read(uv_stream_t* s, ssize_t n, const uv_buf_t* buf) {
                      vowp_type_name(m.type));
       break;
     }
+    if (vow__trace_fd >= 0)
+      trace_received(w, &m);
     switch (m.type) {
       case VOWP_HELLO:
         if (w->state != PW_STARTING) {
@@ -437,6 +477,7 @@ static void watch_hello(pworker* w) {
 /* A worker that could not be started is finished at once, as one that
  * died before its HELLO, with the transport's reason in w->why. */
 static void start_failed(pworker* w) {
+  VOW__TRACE(w, "could not start: %s", w->why);
   w->exited = w->chan_eof = w->err_eof = true;
   w->exit_status = -1;
   vow__worker_maybe_finished(w);
@@ -468,6 +509,8 @@ void vow__worker_start(vow_pool_t* pool, unsigned slot) {
     return;
   }
   w->spawned = true;
+  VOW__TRACE(w, "spawned (%s transport), state STARTING",
+             pool->transport->name);
   watch_hello(w);
   uv_read_start((uv_stream_t*)&w->chan, on_chan_alloc, on_chan_read);
   if (w->err_piped)
