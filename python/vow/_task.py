@@ -1,0 +1,329 @@
+"""The Python side of a task: Task (one task's outcome, settled exactly
+once), the map's _MapTask over its slices, the concurrent.futures view,
+and waiting on many (as_completed, wait)."""
+import collections
+import concurrent.futures
+import functools
+import itertools
+import logging
+import re
+import time
+
+from . import _lib
+from .errors import VowError, error_class
+
+_log = logging.getLogger("vow")
+_MAP_ITEM = re.compile(r"map item (\d+):")
+
+
+def _error_of(failure):
+    kind = _lib.failure_kind(failure)
+    name = _lib.failure_kind_name(kind).decode()
+    message = (_lib.failure_message(failure) or b"").decode(errors="replace")
+    detail = _lib.failure_detail(failure)
+    origin = _lib.failure_origin(failure)
+    pid = function = exit_status = term_signal = None
+    if origin:
+        o = origin.contents
+        pid = o.pid or None
+        function = o.function.decode() if o.function else None
+        exit_status = o.exit_status if o.exit_status >= 0 else None
+        term_signal = o.term_signal if o.term_signal >= 0 else None
+    return error_class(kind)(
+        message, kind=name, code=_lib.failure_code(failure), pid=pid,
+        function=function, exit_status=exit_status, term_signal=term_signal,
+        remote_traceback=detail.decode(errors="replace") if detail else None)
+
+
+def _with_callbacks(task, callback, error_callback):
+    """task, with multiprocessing's callback(value) and
+    error_callback(error) added."""
+    if callback is not None or error_callback is not None:
+        def done(t):
+            if t._error is None:
+                if callback is not None:
+                    callback(t._value)
+            elif error_callback is not None:
+                error_callback(t._error)
+        task.add_done_callback(done)
+    return task
+
+
+class Task:
+    """One task's outcome, settled exactly once: a value or a VowError.
+    result() and exception() wait for it (running the pool's loop);
+    future(), an asyncio await or deferred() hand the same outcome to the
+    other ways of waiting."""
+
+    __slots__ = ("_pool", "_promise", "_done", "_value", "_error",
+                 "_callbacks", "__weakref__")
+
+    def __init__(self, pool, promise):
+        self._pool = pool
+        self._promise = promise
+        self._done = False
+        self._value = None
+        self._error = None
+        self._callbacks = None
+
+    def done(self):
+        return self._done
+
+    def result(self, timeout=None):
+        """The task's value; raises its VowError, or TimeoutError when
+        timeout (seconds) passes first."""
+        if not self._done:
+            self._pool._wait(lambda: self._done, timeout)
+        if self._error is not None:
+            raise self._error
+        return self._value
+
+    def exception(self, timeout=None):
+        if not self._done:
+            self._pool._wait(lambda: self._done, timeout)
+        return self._error
+
+    def cancel(self):
+        """Cancels the task if it has not settled: it then fails with
+        Cancelled (its worker is stopped if it had started). Returns
+        whether it was still pending."""
+        if self._done:
+            return False
+        if self._promise is None:  # still gathered in the pool
+            self._pool._flush()
+            if self._done:  # refused there
+                return False
+        if _lib.promise_state(self._promise) not in (_lib.PENDING,
+                                                     _lib.WAITING):
+            # Settled in libvow (the loop ran inside submit) and not yet
+            # taken here: the result stands.
+            self._pool._dispatch()
+            return False
+        _lib.cancel(self._promise)
+        self._pool._pump(0)
+        return True
+
+    def cancelled(self):
+        from .errors import Cancelled
+        return isinstance(self._error, Cancelled)
+
+    # multiprocessing's AsyncResult, for code written against it.
+    def get(self, timeout=None):
+        """result(timeout)."""
+        return self.result(timeout)
+
+    def ready(self):
+        return self._done
+
+    def successful(self):
+        """Whether it settled with a value; ValueError if not settled."""
+        if not self._done:
+            raise ValueError(f"{self!r} not ready")
+        return self._error is None
+
+    def wait(self, timeout=None):
+        """Waits until it settles or timeout passes; raises nothing."""
+        if not self._done:
+            try:
+                self._pool._wait(lambda: self._done, timeout)
+            except TimeoutError:
+                pass
+
+    def add_done_callback(self, fn):
+        """fn(task) once the task has settled (now, if it has)."""
+        if self._done:
+            fn(self)
+        elif self._callbacks is None:
+            self._callbacks = [fn]
+        else:
+            self._callbacks.append(fn)
+
+    def aio(self):
+        """An asyncio future for this task (vow.aio): the pool's loop is
+        then driven from asyncio's."""
+        from . import aio
+        return aio.future(self)
+
+    def __await__(self):
+        return self.aio().__await__()
+
+    def deferred(self, reactor=None):
+        """A Twisted Deferred for this task (vow.twisted): the pool's loop
+        is then driven from the reactor."""
+        from . import twisted
+        return twisted.deferred(self, reactor)
+
+    def future(self):
+        """A concurrent.futures.Future settled with this task's outcome.
+        Its result() and exception() run the pool's loop while they wait
+        (call them from the pool's thread); cancel() cancels the task.
+        concurrent.futures.wait and as_completed do not run the loop: use
+        vow.wait and vow.as_completed."""
+        f = _Future(self)
+        f.set_running_or_notify_cancel()
+        self.add_done_callback(lambda task: task._pass_to(f))
+        return f
+
+    def _pass_to(self, fut):
+        """Settles fut (a concurrent.futures or asyncio future) with this
+        task's outcome, unless it is done already (cancelled)."""
+        if fut.done():
+            return
+        if self._error is not None:
+            fut.set_exception(self._error)
+        else:
+            fut.set_result(self._value)
+
+    def _settle(self, value, error):
+        self._done = True
+        self._value = value
+        self._error = error
+        self._promise = None
+        callbacks, self._callbacks = self._callbacks, None
+        for fn in callbacks or ():
+            try:
+                fn(self)
+            except Exception:  # as concurrent.futures: the others still run
+                _log.exception("vow: exception in a callback of %r", self)
+
+    def __repr__(self):
+        state = "pending" if not self._done else (
+            "failed" if self._error is not None else "done")
+        return f"<vow.Task {state}>"
+
+
+def _in_map(error, first):
+    """error of a slice whose first item is item first of the whole map,
+    its "map item K" counted from the start of the map."""
+    m = _MAP_ITEM.match(error.message or "") if first else None
+    if m is None:
+        return error
+    copy = type(error)(
+        f"map item {int(m.group(1)) + first}:{error.message[m.end():]}",
+        kind=error.kind, code=error.code, pid=error.pid,
+        function=error.function, exit_status=error.exit_status,
+        term_signal=error.term_signal,
+        remote_traceback=error.remote_traceback)
+    return copy
+
+
+def _slice_values(part, timeout):
+    first, task = part
+    try:
+        return task.result(timeout)
+    except VowError as e:
+        raise _in_map(e, first) from None
+
+
+class _MapTask(Task):
+    """A map's Task: settled from the Tasks of its slices, with the list
+    of all their values, or the first failure among them."""
+
+    __slots__ = ("_slices", "_parts", "_left")
+
+    def __init__(self, pool, slices):
+        super().__init__(pool, None)
+        self._slices = slices
+        self._parts = [None] * len(slices)
+        self._left = len(slices)
+        if not slices:
+            self._settle([], None)
+        for k, (first, task) in enumerate(slices):
+            task.add_done_callback(functools.partial(self._part_done, k,
+                                                     first))
+
+    def _part_done(self, k, first, task):
+        if self._done:
+            return
+        if task._error is not None:
+            self._settle(None, _in_map(task._error, first))
+            self._cancel_slices()
+            return
+        self._parts[k] = task._value
+        self._left -= 1
+        if self._left == 0:
+            parts, self._parts = self._parts, None
+            values = parts[0]
+            for part in itertools.islice(parts, 1, None):
+                values.extend(part)
+            self._settle(values, None)
+
+    def _cancel_slices(self):
+        # Not Task.cancel: this runs while the pool settles tasks, and
+        # must not run the loop again from inside that.
+        for _, task in self._slices:
+            if not task._done and task._promise is not None:
+                _lib.cancel(task._promise)
+
+    def cancel(self):
+        if self._done:
+            return False
+        self._cancel_slices()
+        self._pool._pump(0)
+        return True
+
+
+class _Future(concurrent.futures.Future):
+    """concurrent.futures.Future over a task: waiting runs the loop."""
+
+    def __init__(self, task):
+        super().__init__()
+        self._vow_task = task
+
+    def _drive(self, timeout):
+        if not self.done():
+            try:
+                self._vow_task._pool._wait(self.done, timeout)
+            except TimeoutError:
+                pass  # the base class says so below
+
+    def result(self, timeout=None):
+        self._drive(timeout)
+        return super().result(timeout=0)
+
+    def exception(self, timeout=None):
+        self._drive(timeout)
+        return super().exception(timeout=0)
+
+    def cancel(self):
+        return self._vow_task.cancel() or self.cancelled()
+
+
+def as_completed(tasks, timeout=None):
+    """Yields the tasks (all of one pool) as they settle."""
+    tasks = list(tasks)
+    if not tasks:
+        return
+    pool = tasks[0]._pool
+    finished = collections.deque()
+    for t in tasks:
+        t.add_done_callback(finished.append)
+    deadline = None if timeout is None else time.monotonic() + timeout
+    for _ in range(len(tasks)):
+        if not finished:
+            left = None if deadline is None else \
+                max(0.0, deadline - time.monotonic())
+            pool._wait(lambda: finished, left)
+        yield finished.popleft()
+
+
+def wait(tasks, timeout=None):
+    """Waits until every task has settled; returns (done, not_done)."""
+    tasks = list(tasks)
+    if tasks:
+        # Tasks mostly settle in the order they were sent: each check
+        # resumes where the last stopped, so waiting on n tasks is O(n),
+        # not O(n) per turn of the loop.
+        at = 0
+
+        def all_done():
+            nonlocal at
+            while at < len(tasks) and tasks[at]._done:
+                at += 1
+            return at == len(tasks)
+        try:
+            tasks[0]._pool._wait(all_done, timeout)
+        except TimeoutError:
+            pass
+    done = {t for t in tasks if t._done}
+    return done, {t for t in tasks if not t._done}
