@@ -178,7 +178,7 @@ static void dispatch(vow_pool_t* pool) {
       /* A worker that is not reading what we send gets no more until
        * it has: bytes waiting for it stay within SEND_BACKLOG and one
        * batch. */
-      if (w->chan.write_queue_size >= SEND_BACKLOG)
+      if (vow__chan_backlog(&w->chan) >= SEND_BACKLOG)
         continue;
       n = vow__sched_take(&pool->queue, w->inflight.len, w->limit,
                           vow__worker_holds(w, PT_SUSPECT));

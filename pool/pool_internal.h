@@ -3,6 +3,7 @@
 #ifndef VOW_POOL_INTERNAL_H
 #define VOW_POOL_INTERNAL_H
 
+#include "channel.h"
 #include "core.h"
 #include "proto.h"
 #include "transport.h"
@@ -78,7 +79,7 @@ struct pworker {
   int kill; /* pworker_kill */
   int pid;  /* the worker's: the spawned process's until HELLO names it */
   uv_process_t proc; /* the process we spawned, if the transport did */
-  uv_pipe_t chan;    /* the channel: fd 3 in the worker */
+  vow__chan chan;    /* the channel: fd 3 in a local worker */
   uv_pipe_t errp;    /* its stderr, when relayed */
   int open_handles;
   bool spawned, exited, chan_eof, err_eof, err_piped, said_hello;
@@ -87,7 +88,6 @@ struct pworker {
   pworker* next_retiring;
   int64_t exit_status;
   int term_signal;
-  vowp_decoder dec;
   tlist inflight;   /* sent, in the order the worker runs them */
   unsigned limit;   /* in-flight limit now */
   uint64_t ewma_ns; /* recent time per task */

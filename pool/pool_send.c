@@ -1,29 +1,11 @@
 /* What the pool sends a worker: batches of tasks (a big lone task's
- * arguments written where they are, not copied), CANCEL and SHUTDOWN. */
+ * arguments written where they are, not copied), CANCEL and SHUTDOWN,
+ * encoded here and written by its channel. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "pool_internal.h"
-
-typedef struct wreq {
-  uv_write_t req;
-  char* data;
-  vow_value_t* hold; /* args written in place, kept alive until written */
-  char tail[16];
-} wreq;
-
-static void on_written(uv_write_t* req, int status) {
-  wreq* w = (wreq*)req;
-  pworker* to = req->handle->data;
-  vow__free(w->data);
-  vow_value_release(w->hold);
-  vow__free(w);
-  /* A worker held back for its backlog may take more now. A failed write
-   * means a dead worker, which is noticed by its exit, not here. */
-  if (status == 0 && to->pool->queue.head != NULL)
-    vow__pool_kick(to->pool);
-}
 
 /* A lone task with big arguments goes out without copying them: the
  * frame is written as its head, the argument bytes where they are, and
@@ -31,78 +13,42 @@ static void on_written(uv_write_t* req, int status) {
  * and the caller encodes it the ordinary way. */
 static bool send_big_task(pworker* w, ptask* t, uint64_t seed) {
   vowp_encoder head, tail;
-  wreq* r;
-  uv_buf_t bufs[3];
-  size_t alen, hlen, tlen, frame;
-  const void* a = vow_value_bytes(t->args, &alen);
-  unsigned char* h;
-  if (!w->spawned || w->state == PW_DEAD ||
-      uv_is_closing((uv_handle_t*)&w->chan))
+  size_t alen, hlen;
+  char* h;
+  bool sent;
+  if (!w->spawned || w->state == PW_DEAD || !vow__chan_writable(&w->chan))
     return false;
-  r = vow__calloc(1, sizeof(*r));
-  if (r == NULL)
-    return false;
+  vow_value_bytes(t->args, &alen);
   vowp_encoder_init(&head);
   vowp_encoder_init(&tail);
   vowp_tasks_begin(&head, 1);
   vowp_task_open(&head, t->id, t->fn);
   msgpack_pack_uint64(&tail.pk, seed);
-  if (head.failed || tail.failed || tail.len > sizeof(r->tail)) {
+  if (head.failed || tail.failed) {
     vowp_encoder_destroy(&head);
     vowp_encoder_destroy(&tail);
-    vow__free(r);
     return false;
   }
-  tlen = tail.len;
-  memcpy(r->tail, tail.data, tlen);
+  h = vowp_encoder_release(&head, &hlen);
+  /* The frame's length covers the argument bytes and the seed too. */
+  vowp_write_be32((unsigned char*)h, (uint32_t)(hlen - 4 + alen + tail.len));
+  sent =
+      vow__chan_write_around(&w->chan, h, hlen, t->args, tail.data, tail.len);
+  if (!sent)
+    vow__free(h);
   vowp_encoder_destroy(&tail);
-  r->data = vowp_encoder_release(&head, &hlen);
-  frame = hlen - 4 + alen + tlen;
-  h = (unsigned char*)r->data;
-  vowp_write_be32(h, (uint32_t)frame);
-  r->hold = vow_value_ref(t->args);
-  bufs[0] = uv_buf_init(r->data, (unsigned)hlen);
-  bufs[1] = uv_buf_init((char*)a, (unsigned)alen);
-  bufs[2] = uv_buf_init(r->tail, (unsigned)tlen);
-  if (uv_write(&r->req, (uv_stream_t*)&w->chan, bufs, 3, on_written) != 0) {
-    vow_value_release(r->hold);
-    vow__free(r->data);
-    vow__free(r);
-    return false;
-  }
-  return true;
+  return sent;
 }
 
-/* Writes the encoder's frames and hands its buffer to libuv. Returns
- * false when memory ran out before they could go (an encoder that could
- * not grow, or no request); a worker that is gone counts as written, as
- * its death deals with what it held. */
+/* Writes the encoder's frames (see vow__chan_write); a worker that is
+ * gone counts as written, as its death deals with what it held. */
 static bool write_frames(pworker* w, vowp_encoder* e) {
-  wreq* r;
-  size_t len;
-  uv_buf_t buf;
-  char* data;
-  if (e->failed)
-    return false;
-  data = vowp_encoder_release(e, &len);
-  if (data == NULL || len == 0 || w->state == PW_DEAD || !w->spawned ||
-      uv_is_closing((uv_handle_t*)&w->chan)) {
-    vow__free(data);
+  if (!e->failed && (w->state == PW_DEAD || !w->spawned)) {
+    size_t len;
+    vow__free(vowp_encoder_release(e, &len));
     return true;
   }
-  r = vow__malloc(sizeof(*r));
-  if (r == NULL) {
-    vow__free(data);
-    return false;
-  }
-  r->data = data;
-  r->hold = NULL;
-  buf = uv_buf_init(data, (unsigned)len);
-  if (uv_write(&r->req, (uv_stream_t*)&w->chan, &buf, 1, on_written) != 0) {
-    vow__free(data);
-    vow__free(r);
-  }
-  return true;
+  return vow__chan_write(&w->chan, e);
 }
 
 /* Control frames that cannot be sent for want of memory: the worker is

@@ -10,12 +10,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <errno.h>
-#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include "pool_internal.h"
-#include "uv_buf.h"
 
 void vow__worker_kill(pworker* w, int why) {
   if (w->kill == PK_NONE || w->kill == PK_ASKED)
@@ -32,30 +30,39 @@ void vow__worker_kill(pworker* w, int why) {
 
 /* ---- finishing ------------------------------------------------------- */
 
-static void on_closed(uv_handle_t* h) {
-  pworker* w = h->data;
+static void closed_one(pworker* w) {
   if (--w->open_handles > 0)
     return;
-  vowp_decoder_destroy(&w->dec);
+  vow__chan_destroy(&w->chan);
   w->pool->live_workers--;
   vow__pool_worker_gone(w); /* frees w */
 }
 
+static void on_closed(uv_handle_t* h) {
+  closed_one(h->data);
+}
+
+static void on_chan_closed(uv_handle_t* h) {
+  vow__chan* ch = h->data;
+  closed_one(ch->owner);
+}
+
 static void close_all(pworker* w) {
-  uv_handle_t* hs[3];
+  uv_handle_t* hs[2];
   int i;
   if (!w->proc_init) {
     /* Never spawned: there is no process handle to close. */
     w->open_handles--;
     w->proc_init = true;
-    uv_close((uv_handle_t*)&w->chan, on_closed);
+    vow__chan_close(&w->chan, on_chan_closed);
     uv_close((uv_handle_t*)&w->errp, on_closed);
     return;
   }
+  if (!vow__chan_closing(&w->chan))
+    vow__chan_close(&w->chan, on_chan_closed);
   hs[0] = (uv_handle_t*)&w->proc;
-  hs[1] = (uv_handle_t*)&w->chan;
-  hs[2] = (uv_handle_t*)&w->errp;
-  for (i = 0; i < 3; i++)
+  hs[1] = (uv_handle_t*)&w->errp;
+  for (i = 0; i < 2; i++)
     if (!uv_is_closing(hs[i]))
       uv_close(hs[i], on_closed);
 }
@@ -85,7 +92,7 @@ static void on_pipes_held(vow__timer* t) {
     vow__worker_relay_line(w, w->line, w->line_len);
   w->line_len = 0;
   if (!w->chan_eof)
-    uv_read_stop((uv_stream_t*)&w->chan);
+    vow__chan_stop_reading(&w->chan);
   if (w->err_piped && !w->err_eof)
     uv_read_stop((uv_stream_t*)&w->errp);
   w->chan_eof = w->err_eof = true;
@@ -110,10 +117,13 @@ void vow__worker_exited(pworker* w, int64_t status, int sig) {
 
 /* ---- the channel ----------------------------------------------------- */
 
-static void on_chan_alloc(uv_handle_t* h, size_t suggested, uv_buf_t* buf) {
-  pworker* w = h->data;
-  (void)suggested;
-  *buf = vowp_decoder_uv_buf(&w->dec);
+/* A write to the worker has finished: one held back for its backlog may
+ * take more now. A failed write means a dead worker, which is noticed by
+ * its exit, not here. */
+static void on_chan_sent(vow__chan* ch, int status) {
+  pworker* w = ch->owner;
+  if (status == 0 && w->pool->queue.head != NULL)
+    vow__pool_kick(w->pool);
 }
 
 static void protocol_error(pworker* w, const char* fmt, ...) VOW_PRINTF(2, 3);
@@ -279,19 +289,16 @@ static uint64_t stall_ms(const vow_pool_t* pool) {
 
 static void on_stall(vow__timer* t) {
   pworker* w = VOW__CONTAINER_OF(t, pworker, stall_timer);
-  uv_os_fd_t fd;
-  int pending = 0;
   /* Bytes waiting in the pipe mean our loop was busy, not the worker:
    * the read callback comes next. */
-  if (uv_fileno((uv_handle_t*)&w->chan, &fd) == 0 &&
-      ioctl(fd, FIONREAD, &pending) == 0 && pending > 0) {
+  if (vow__chan_unread(&w->chan) > 0) {
     vow__timer_start(w->pool->ctx, &w->stall_timer, stall_ms(w->pool));
     return;
   }
   protocol_error(w,
                  "the worker stopped in the middle of a message: %zu bytes "
                  "of it arrived, then nothing for %llu ms",
-                 vowp_decoder_partial(&w->dec),
+                 vow__chan_partial(&w->chan),
                  (unsigned long long)stall_ms(w->pool));
 }
 
@@ -299,7 +306,7 @@ static void on_stall(vow__timer* t) {
  * that brings bytes of it proves the worker is still sending. */
 static void watch_partial(pworker* w) {
   vow__timer_stop(w->pool->ctx, &w->stall_timer);
-  if (vowp_decoder_partial(&w->dec) == 0 || w->state == PW_STOPPING ||
+  if (vow__chan_partial(&w->chan) == 0 || w->state == PW_STOPPING ||
       w->state == PW_DEAD)
     return;
   w->stall_timer.fire = on_stall;
@@ -337,23 +344,22 @@ static void trace_received(pworker* w, const vowp_msg* m) {
   }
 }
 
-static void on_chan_read(uv_stream_t* s, ssize_t n, const uv_buf_t* buf) {
-  pworker* w = s->data;
+static void on_chan_read(vow__chan* ch, ssize_t n) {
+  pworker* w = ch->owner;
   vowp_msg m;
   int rc;
   size_t replies = 0;
-  (void)buf;
   if (n < 0) {
     VOW__TRACE(w, "channel %s",
                n == UV_EOF ? "closed (EOF)" : uv_strerror((int)n));
     if (n != UV_EOF && w->why[0] == '\0')
       snprintf(w->why, sizeof(w->why), "reading from the worker failed: %s",
                uv_strerror((int)n));
-    if (vowp_decoder_finish(&w->dec) != 0 && w->why[0] == '\0' &&
+    if (vow__chan_finish(ch) != 0 && w->why[0] == '\0' &&
         w->state != PW_STOPPING)
-      snprintf(w->why, sizeof(w->why), "%s", vowp_decoder_error(&w->dec)->text);
+      snprintf(w->why, sizeof(w->why), "%s", vow__chan_error(ch));
     w->chan_eof = true;
-    uv_read_stop(s);
+    vow__chan_stop_reading(ch);
     if (!w->exited && w->state != PW_STOPPING && w->spawned) {
       /* EOF usually comes just before the exit. A worker that closed its
        * channel and still lives a moment later can never reply: it is a
@@ -365,8 +371,7 @@ static void on_chan_read(uv_stream_t* s, ssize_t n, const uv_buf_t* buf) {
     vow__worker_maybe_finished(w);
     return;
   }
-  vowp_decoder_commit(&w->dec, (size_t)n);
-  while (w->kill != PK_PROTOCOL && (rc = vowp_decoder_next(&w->dec, &m)) == 1) {
+  while (w->kill != PK_PROTOCOL && (rc = vow__chan_next(ch, &m)) == 1) {
     vowp_result r;
     if (w->state == PW_STARTING && m.type != VOWP_HELLO &&
         m.type != VOWP_ERROR) {
@@ -390,7 +395,7 @@ static void on_chan_read(uv_stream_t* s, ssize_t n, const uv_buf_t* buf) {
           vowp_iter peek = m.u.results.items;
           char* base;
           if (vowp_next_result(&peek, &r) && r.value.len >= VOW__BIG_VALUE &&
-              (base = vowp_decoder_steal(&w->dec)) != NULL) {
+              (base = vow__chan_steal(ch)) != NULL) {
             on_result(w, r.id, 1, &m, r.value, base);
             replies++;
             break;
@@ -436,8 +441,7 @@ static void on_chan_read(uv_stream_t* s, ssize_t n, const uv_buf_t* buf) {
     }
   }
   if (w->kill != PK_PROTOCOL && rc < 0)
-    protocol_error(w, "the worker broke the protocol: %s",
-                   vowp_decoder_error(&w->dec)->text);
+    protocol_error(w, "the worker broke the protocol: %s", vow__chan_error(ch));
   watch_partial(w);
   if (replies > 0) {
     uint64_t now = vow__now_ns();
@@ -495,13 +499,12 @@ void vow__worker_start(vow_pool_t* pool, unsigned slot) {
   w->limit = vow__sched_limit(0, pool->opt.in_flight);
   w->task_timer.index = w->grace_timer.index = w->eof_timer.index =
       w->stall_timer.index = w->hello_timer.index = SIZE_MAX;
-  vowp_decoder_init(&w->dec, NULL);
   pool->workers[slot] = w;
   pool->live_workers++;
   pool->stats.worker_starts++;
-  uv_pipe_init(pool->ctx->loop, &w->chan, 0);
+  vow__chan_init(&w->chan, pool->ctx->loop, w);
   uv_pipe_init(pool->ctx->loop, &w->errp, 0);
-  w->proc.data = w->chan.data = w->errp.data = w;
+  w->proc.data = w->errp.data = w;
   w->open_handles = 3;
   w->err_piped = pool->opt.stderr_mode == VOW_STDERR_RELAY;
   if (pool->transport->start(w) != 0) {
@@ -512,7 +515,7 @@ void vow__worker_start(vow_pool_t* pool, unsigned slot) {
   VOW__TRACE(w, "spawned (%s transport), state STARTING",
              pool->transport->name);
   watch_hello(w);
-  uv_read_start((uv_stream_t*)&w->chan, on_chan_alloc, on_chan_read);
+  vow__chan_start(&w->chan, on_chan_read, on_chan_sent);
   if (w->err_piped)
     uv_read_start((uv_stream_t*)&w->errp, vow__worker_err_alloc,
                   vow__worker_err_read);

@@ -88,7 +88,7 @@ static int launcher_start(pworker* w) {
   rc = vow__spawn(w, k->slot_argv[w->slot], k->env, stdio, 3);
   close(sv[1]);
   if (rc == 0)
-    uv_pipe_open(&w->chan, sv[0]);
+    uv_pipe_open(&w->chan.pipe, sv[0]);
   else
     close(sv[0]);
   return rc;

@@ -23,7 +23,7 @@ static int local_start(pworker* w) {
   uv_stdio_container_t stdio[4];
   vow__spawn_stdio(w, stdio);
   stdio[3].flags = UV_CREATE_PIPE | UV_READABLE_PIPE | UV_WRITABLE_PIPE;
-  stdio[3].data.stream = (uv_stream_t*)&w->chan;
+  stdio[3].data.stream = (uv_stream_t*)&w->chan.pipe;
   return vow__spawn(w, w->pool->argv, w->pool->env, stdio, 4);
 }
 

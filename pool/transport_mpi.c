@@ -126,7 +126,7 @@ static int mpi_start(pworker* w) {
              uv_strerror(rc));
     return rc;
   }
-  uv_pipe_open(&w->chan, sv[0]);
+  uv_pipe_open(&w->chan.pipe, sv[0]);
   if (relay)
     uv_pipe_open(&w->errp, ev[0]);
   err = relay                                         ? ev[1]

@@ -166,7 +166,7 @@ static void on_tick(uv_timer_t* t) {
     size_t q;
     if (w == NULL || w->pid != wa->hung_pid)
       continue;
-    q = uv_stream_get_write_queue_size((uv_stream_t*)&w->chan);
+    q = vow__chan_backlog(&w->chan);
     if (q > wa->worst_backlog)
       wa->worst_backlog = q;
   }
@@ -257,7 +257,7 @@ static void worker_that_stops_reading(void** state) {
                   "unsent %zu\n",
                   k, pool->workers[k]->pid, pool->workers[k]->state,
                   pool->workers[k]->inflight.len, pool->workers[k]->limit,
-                  pool->workers[k]->chan.write_queue_size);
+                  vow__chan_backlog(&pool->workers[k]->chan));
       abort();
     }
     for (settled = 0, i = 0; i < N; i++)
