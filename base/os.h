@@ -25,6 +25,17 @@ void vow__os_advise_huge_pages(void* at, size_t bytes);
  * kernel cannot (nothing changed). */
 bool vow__os_populate_pages(void* at, size_t bytes);
 
+/* A pipe whose ends close on exec (and do not block, with nonblock).
+ * 0, or -1 with errno set. */
+int vow__os_pipe(int fds[2], bool nonblock);
+/* A descriptor that wakes a poll(): writing an 8-byte count makes it
+ * readable, reading those 8 bytes makes it quiet again. Close-on-exec and
+ * non-blocking. -1 with errno set when it cannot be made. */
+int vow__os_wake_fd(void);
+/* The poll() events, besides POLLHUP, that say the other end of a pipe
+ * or socket has gone even while its data is unread. */
+short vow__os_hangup_events(void);
+
 /* The uid of the process at the other end of a connected unix socket.
  * 0, or -1 with errno set; *pid gets its pid. */
 int vow__os_peer_uid(int fd, uid_t* uid, pid_t* pid);

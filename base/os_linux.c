@@ -1,5 +1,5 @@
 /* base/os_linux.c — the Linux side of base/os.h: prctl, madvise,
- * SO_PEERCRED and /proc. */
+ * pipe2, eventfd, POLLRDHUP, SO_PEERCRED and /proc. */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -7,6 +7,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
+#include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
@@ -38,6 +40,18 @@ bool vow__os_populate_pages(void* at, size_t bytes) {
   (void)bytes;
   return false;
 #endif
+}
+
+int vow__os_pipe(int fds[2], bool nonblock) {
+  return pipe2(fds, O_CLOEXEC | (nonblock ? O_NONBLOCK : 0));
+}
+
+int vow__os_wake_fd(void) {
+  return eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+}
+
+short vow__os_hangup_events(void) {
+  return POLLRDHUP;
 }
 
 int vow__os_peer_uid(int fd, uid_t* uid, pid_t* pid) {

@@ -90,7 +90,7 @@ static int start_daemon(const char* sock, const char* log) {
   char buf[1024];
   ssize_t n;
   pid_t pid;
-  if (pipe2(fds, O_CLOEXEC) != 0)
+  if (vow__os_pipe(fds, false) != 0)
     return 0; /* the tries to connect say the rest */
   pid = fork();
   if (pid == 0) {

@@ -536,7 +536,7 @@ static int spawn_job(job* j) {
     j->err.pipe.data = &j->err;
     j->open_handles = 3;
     rc = j->refused ? -EPERM
-         : pipe2(out, O_CLOEXEC) != 0 || pipe2(err, O_CLOEXEC) != 0
+         : vow__os_pipe(out, false) != 0 || vow__os_pipe(err, false) != 0
              ? -errno
              : -spawn_process(j, out[1], err[1]);
     if (out[1] >= 0)

@@ -286,8 +286,8 @@ int qd_spawn(qjob* j, char* why, size_t whylen) {
     nenv++;
   envp = calloc(nenv + 2, sizeof(char*));
   io = calloc(1, sizeof(*io));
-  if (envp == NULL || io == NULL || pipe2(out, O_CLOEXEC) != 0 ||
-      pipe2(err, O_CLOEXEC) != 0) {
+  if (envp == NULL || io == NULL || vow__os_pipe(out, false) != 0 ||
+      vow__os_pipe(err, false) != 0) {
     snprintf(why, whylen, "cannot start: %s", strerror(errno));
     free(envp);
     free(io);

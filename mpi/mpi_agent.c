@@ -142,12 +142,12 @@ static void start_worker(agent* a, uint32_t id, const char* payload, size_t n,
   }
   if (argc == 0 || socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0)
     goto fail;
-  if (err_mode == 1 && pipe2(er, O_CLOEXEC) != 0) {
+  if (err_mode == 1 && vow__os_pipe(er, false) != 0) {
     close(sv[0]);
     close(sv[1]);
     goto fail;
   }
-  if (pipe2(ep, O_CLOEXEC) != 0) {
+  if (vow__os_pipe(ep, false) != 0) {
     close(sv[0]);
     close(sv[1]);
     if (er[0] >= 0) {
@@ -286,7 +286,7 @@ int vow__mpi_agent_run(int rank) {
   memset(&a, 0, sizeof(a));
   a.rank = rank;
   a.env = worker_env();
-  if (a.env == NULL || pipe2(chld_pipe, O_CLOEXEC | O_NONBLOCK) != 0) {
+  if (a.env == NULL || vow__os_pipe(chld_pipe, true) != 0) {
     fprintf(stderr, "vow agent (rank %d): cannot start: %s\n", rank,
             strerror(errno));
     MPI_Abort(MPI_COMM_WORLD, 1);

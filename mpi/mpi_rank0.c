@@ -9,7 +9,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
 #include <unistd.h>
 
 #include "mpi_agent.h"
@@ -228,7 +227,7 @@ static int mpi_join(unsigned* nslots, int* agent_status, char* err,
   }
   r = spread_slots(offered);
   free(offered);
-  R.wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  R.wake_fd = vow__os_wake_fd();
   if (r != 0 || R.wake_fd < 0 ||
       pthread_create(&R.thread, NULL, relay_main, NULL) != 0) {
     snprintf(err, errlen, "cannot start the MPI relay: %s", strerror(errno));

@@ -167,7 +167,8 @@ static void* watch_hangup(void* arg) {
   if (fstat(fd, &first) != 0)
     return NULL;
   for (;;) {
-    struct pollfd p = {fd, POLLRDHUP, 0};
+    short hangup = vow__os_hangup_events();
+    struct pollfd p = {fd, hangup, 0};
     int n = poll(&p, 1, HANGUP_POLL_MS);
     if (n < 0 && errno != EINTR)
       return NULL;
@@ -176,7 +177,7 @@ static void* watch_hangup(void* arg) {
     if (fstat(fd, &now) != 0 || now.st_ino != first.st_ino ||
         now.st_dev != first.st_dev)
       return NULL; /* closed, and the number taken by something else */
-    if (n > 0 && (p.revents & (POLLHUP | POLLRDHUP | POLLERR)))
+    if (n > 0 && (p.revents & (POLLHUP | hangup | POLLERR)))
       _exit(0);
   }
 }
