@@ -678,18 +678,13 @@ static double running_processes(void) {
   return running > 0 ? running - 1 : 0;
 }
 
-/* --memfree: memory available, in bytes. */
-static double free_memory(void) {
-  return vow__os_memory_available();
-}
-
 /* --load and --memfree hold starts while the machine is busy; looked at
  * again each second, as GNU parallel does. */
 static bool machine_busy(void) {
   if (the_run.load_max > 0 && running_processes() >= the_run.load_max)
     return true;
   if (the_run.memfree > 0) {
-    double avail = free_memory();
+    double avail = vow__os_memory_available();
     if (avail >= 0 && avail < the_run.memfree / 2 && the_run.running > 1) {
       /* The youngest job goes back to be run later. */
       job* youngest = NULL;

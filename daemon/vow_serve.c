@@ -65,10 +65,6 @@ static void on_term(uv_signal_t* h, int sig) {
   qd_maybe_drained();
 }
 
-static void read_boot_id(void) {
-  vow__os_boot_id(the_daemon.boot_id, sizeof(the_daemon.boot_id));
-}
-
 static void load_one(qjob* j, void* data) {
   (void)data;
   qd_add(j);
@@ -374,7 +370,7 @@ int vow_cli_serve(int argc, char** argv) {
         "%s holds output of jobs up to %lld that %s does not know: new "
         "jobs are numbered after them",
         the_daemon.paths.out, (long long)top, the_daemon.paths.db);
-  read_boot_id();
+  vow__os_boot_id(the_daemon.boot_id, sizeof(the_daemon.boot_id));
   the_daemon.loop = uv_default_loop();
   the_daemon.ctx = vow_ctx_new(the_daemon.loop, NULL);
   the_daemon.paused = qdb_paused(the_daemon.db);
