@@ -116,6 +116,7 @@ vow_ctx_t* vow_ctx_new(uv_loop_t* loop, int* err) {
     ctx->reserve[ctx->reserve_len++] = p;
   }
   ctx->clock = &vow__real_clock;
+  vow__procs_init(&ctx->procs, loop);
   ctx->ops.prev = ctx->ops.next = &ctx->ops;
   ctx->report = default_report;
   uv_idle_init(loop, &ctx->idle);
@@ -284,7 +285,22 @@ static void free_ctx(vow_ctx_t* ctx) {
   vow__free(ctx);
 }
 
+static void on_procs_closed(vow__procs* set) {
+  vow_ctx_t* ctx = VOW__CONTAINER_OF(set, vow_ctx_t, procs);
+  ctx->handles_open--;
+  maybe_finish(ctx);
+}
+
+/* The children's SIGCHLD watch goes last: until every op is done, a
+ * worker's exit may still be on its way. */
+static void close_procs_when_idle(vow_ctx_t* ctx) {
+  if (ctx->ops.next == &ctx->ops &&
+      vow__procs_close(&ctx->procs, on_procs_closed))
+    ctx->handles_open++;
+}
+
 static void maybe_finish(vow_ctx_t* ctx) {
+  close_procs_when_idle(ctx);
   if (ctx->handles_open > 0 || ctx->ops.next != &ctx->ops)
     return;
   /* With its own loop, vow_ctx_close frees after closing the loop. */
@@ -359,6 +375,7 @@ void vow_ctx_close(vow_ctx_t* ctx) {
   uv_close((uv_handle_t*)&ctx->idle, on_handle_closed);
   uv_close((uv_handle_t*)&ctx->uv_timer, on_handle_closed);
   uv_close((uv_handle_t*)&ctx->async, on_handle_closed);
+  close_procs_when_idle(ctx);
 
   if (ctx->owns_loop) {
     while (ctx->handles_open > 0 || ctx->ops.next != &ctx->ops)

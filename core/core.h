@@ -15,6 +15,7 @@
 #include "alloc.h"
 #include "arena.h"
 #include "misuse.h"
+#include "proc.h"
 #include "vow/vow.h"
 
 #define VOW__CONTAINER_OF(ptr, type, field) \
@@ -242,6 +243,7 @@ struct vow_ctx {
   size_t heap_cap;
   uint64_t timer_seq;
   vow__op ops; /* sentinel of the circular list of ops */
+  vow__procs procs; /* children: commands, workers */
   vow_report_fn report;
   void* report_data;
   uv_async_t async; /* wakes the loop for threadsafe settles */

@@ -15,6 +15,7 @@
 
 #include <sys/types.h>
 
+#include "proc.h"
 #include "proto.h"
 #include "queue.h"
 #include "store.h"
@@ -78,7 +79,8 @@ typedef struct daemon {
   size_t ngroups;
   const char* on_finish; /* --on-finish CMD: run as each job ends */
   uv_pipe_t listener;
-  uv_signal_t sigchld, sigterm, sigint;
+  vow__procs procs; /* command jobs and --on-finish hooks */
+  uv_signal_t sigterm, sigint;
   uv_timer_t retry_timer; /* a start that failed on the database */
   uv_prepare_t committer; /* commits once per turn of the loop */
   qjob** to_start;        /* recorded as running; started once committed */
@@ -151,7 +153,6 @@ void qd_signal_running(int sig, const qgroup* g);
 /* Every running job killed (TERM, then KILL after 2 s); they end
  * interrupted. */
 void qd_stop_all(void);
-void qd_on_sigchld(uv_signal_t* h, int sig);
 /* Writes j's state into the open transaction. */
 void qd_store(qjob* j);
 /* The prepare callback: commit, answer, start. */
@@ -169,10 +170,17 @@ void qd_maybe_drained(void);
 
 /* ---- job_spawn.c: command jobs' processes and output ------------------ */
 
-int qd_spawn(qjob* j, char* why, size_t whylen);
-/* Reaps command jobs whose leader exited, calling left_slot for each;
- * returns whether any did. Their ends follow once their output is in. */
-bool qd_reap(void (*left_slot)(qjob* j));
+/* Starts command job j; left_slot is called when its leader has exited
+ * (and the rest of its group is killed), its end once its output is in. */
+int qd_spawn(qjob* j, void (*left_slot)(qjob* j), char* why, size_t whylen);
+/* Signals a running command job's process group. */
+void qd_job_signal(qjob* j, int sig);
+/* Stops a running command job: TERM, then KILL after proc/'s queue
+ * grace. */
+void qd_job_stop(qjob* j);
+/* Closes the --on-finish hooks still running (they go on) and the watch
+ * on the daemon's children, as the daemon stops. */
+void qd_spawn_close(void);
 /* Kills what a dead daemon left running; returns how many. */
 unsigned qd_kill_leftovers(void);
 /* Runs --on-finish's command for a job that has ended. */

@@ -1,8 +1,8 @@
-/* Command jobs as processes: spawned with posix_spawn (vfork-fast) into a
- * session of their own, so the job is its process group; stdout and
- * stderr come back over pipes and go to PATH.out/ID.out and ID.err,
- * files made only when the job writes something; the end of a job is its
- * leader's exit, after which the rest of its group is killed.
+/* Command jobs as processes: children of proc/ in a session of their
+ * own, so the job is its process group; stdout and stderr come back over
+ * pipes and go to PATH.out/ID.out and ID.err, files made only when the
+ * job writes something; the end of a job is its leader's exit, after
+ * which the rest of its group is killed.
  *
  * A job is recorded as running before it is spawned, and its process
  * group right after; every job process also carries VOW_QUEUE_JOB=DB#ID
@@ -12,7 +12,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
-#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,24 +20,17 @@
 #include <unistd.h>
 
 #include "daemon.h"
-#include "os.h"
 #include "fdio.h"
+#include "os.h"
+#include "proc.h"
 
 extern char** environ;
 
-/* After the leader exits, how long the pipes may stay open (a process
- * that left the group keeps them) before they are closed anyway. */
-#define EOF_GRACE_MS 1000
-
 typedef struct jobio {
   qjob* j;
-  uv_pipe_t pipes[2]; /* stdout, stderr */
-  int files[2];       /* -1 until the job writes to that stream */
-  bool eof[2];
-  int open_handles;
-  bool exited;
-  int status;
-  uv_timer_t grace;
+  vow__proc proc;
+  int files[2]; /* -1 until the job writes to that stream */
+  void (*left_slot)(qjob* j);
   char lost[300]; /* why some of its output could not be kept, if so */
 } jobio;
 
@@ -63,13 +55,11 @@ static void lose_output(jobio* io, const char* name, int err) {
 
 /* ---- ending ----------------------------------------------------------- */
 
-static void on_io_closed(uv_handle_t* h) {
-  jobio* io = h->data;
+static void on_io_closed(vow__proc* proc) {
+  jobio* io = proc->data;
   qjob* j = io->j;
-  int status = io->status, k;
+  int status = proc->exit_status, sig = proc->term_signal, k;
   char why[512];
-  if (--io->open_handles > 0)
-    return;
   for (k = 0; k < 2; k++)
     if (io->files[k] >= 0 && close(io->files[k]) != 0) {
       char name[48];
@@ -80,8 +70,8 @@ static void on_io_closed(uv_handle_t* h) {
   j->output_error = io->lost[0] ? strdup(io->lost) : NULL;
   free(io);
   j->io = NULL;
-  j->exit_status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  j->term_signal = WIFSIGNALED(status) ? WTERMSIG(status) : 0;
+  j->exit_status = status;
+  j->term_signal = sig;
   if (j->cancel_asked) {
     the_daemon.hooks.job_ended(j, QS_CANCELLED, "cancelled");
     return;
@@ -93,104 +83,68 @@ static void on_io_closed(uv_handle_t* h) {
   }
   if (j->term_sent)
     snprintf(why, sizeof(why), "timed out after %g s", j->timeout_s);
-  else if (WIFSIGNALED(status))
-    snprintf(why, sizeof(why), "killed by signal %d (%s)", WTERMSIG(status),
-             strsignal(WTERMSIG(status)));
+  else if (sig != 0)
+    snprintf(why, sizeof(why), "killed by signal %d (%s)", sig,
+             strsignal(sig));
   else
-    snprintf(why, sizeof(why), "exited with status %d", WEXITSTATUS(status));
+    snprintf(why, sizeof(why), "exited with status %d", status);
   if (j->output_error != NULL) {
     /* Its output is cut: whatever the job did, it did not all reach us. */
     size_t len = strlen(why);
     snprintf(why + len, sizeof(why) - len, "; its output is incomplete: %s",
              j->output_error);
     the_daemon.hooks.job_ended(j, QS_FAILED, why);
-  } else if (!j->term_sent && WIFEXITED(status) && WEXITSTATUS(status) == 0) {
+  } else if (!j->term_sent && sig == 0 && status == 0) {
     the_daemon.hooks.job_ended(j, QS_DONE, NULL);
   } else {
     the_daemon.hooks.job_ended(j, QS_FAILED, why);
   }
 }
 
-static void close_io(jobio* io) {
-  int k;
-  uv_timer_stop(&io->grace);
-  if (!uv_is_closing((uv_handle_t*)&io->grace))
-    uv_close((uv_handle_t*)&io->grace, on_io_closed);
-  for (k = 0; k < 2; k++)
-    if (!uv_is_closing((uv_handle_t*)&io->pipes[k]))
-      uv_close((uv_handle_t*)&io->pipes[k], on_io_closed);
+/* Its output is all in (or past the grace): its end is recorded now. */
+static void on_io_done(vow__proc* proc) {
+  vow__proc_close(proc, on_io_closed);
 }
 
-static void maybe_done(jobio* io) {
-  if (io->exited && io->eof[0] && io->eof[1])
-    close_io(io);
-}
-
-static void on_grace(uv_timer_t* t) {
-  close_io(t->data); /* escaped processes keep writing: not ours to wait */
-}
-
-bool qd_reap(void (*left_slot)(qjob* j)) {
-  size_t i = 0;
-  bool freed = false;
-  while (i < the_daemon.nrunning) {
-    qjob* j = the_daemon.running[i];
-    jobio* io = j->io;
-    int status;
-    siginfo_t info;
-    memset(&info, 0, sizeof(info));
-    /* Seen without reaping first: the leader stays a zombie, so its pid
-     * (the group's id) cannot be reused by the time we kill the rest of
-     * its group, which a job is. */
-    if (j->kind != 0 || io == NULL || io->exited ||
-        waitid(P_PID, (id_t)j->pgid, &info, WEXITED | WNOHANG | WNOWAIT) != 0 ||
-        info.si_pid == 0) {
-      i++;
-      continue;
+/* The leader exited and the rest of its group is gone: its slot is free
+ * now; its end is recorded once its output is all in, which needs no
+ * slot. */
+static void on_job_exit(vow__proc* proc) {
+  jobio* io = proc->data;
+  qjob* j = io->j;
+  size_t i;
+  /* Its group id is free for reuse from now on: nothing may signal it
+   * any more, and its timeout (TERM, then KILL) is moot. */
+  j->pgid = 0;
+  if (j->timer != NULL)
+    uv_timer_stop(j->timer);
+  for (i = 0; i < the_daemon.nrunning; i++)
+    if (the_daemon.running[i] == j) {
+      the_daemon.running[i] = the_daemon.running[--the_daemon.nrunning];
+      break;
     }
-    kill(-(pid_t)j->pgid, SIGKILL);
-    if (waitpid((pid_t)j->pgid, &status, 0) != (pid_t)j->pgid) {
-      i++;
-      continue;
-    }
-    io->exited = true;
-    io->status = status;
-    /* Its group id is free for reuse from now on: nothing may signal it
-     * any more, and its timeout (TERM, then KILL) is moot. */
-    j->pgid = 0;
-    if (j->timer != NULL)
-      uv_timer_stop(j->timer);
-    /* Its slot is free now; its end is recorded once its output is all
-     * in (maybe_done), which needs no slot. */
-    the_daemon.running[i] = the_daemon.running[--the_daemon.nrunning];
-    left_slot(j);
-    freed = true;
-    uv_timer_start(&io->grace, on_grace, EOF_GRACE_MS, 0);
-    maybe_done(io);
-  }
-  return freed;
+  io->left_slot(j);
+  qd_schedule();
+}
+
+void qd_job_signal(qjob* j, int sig) {
+  if (j->kind == 0 && j->io != NULL)
+    vow__proc_signal(&j->io->proc, sig);
+}
+
+void qd_job_stop(qjob* j) {
+  if (j->kind == 0 && j->io != NULL)
+    vow__proc_stop(&j->io->proc, VOW__GRACE_QUEUE_MS);
 }
 
 /* ---- output ----------------------------------------------------------- */
 
-static void on_alloc(uv_handle_t* h, size_t suggested, uv_buf_t* buf) {
-  static char scratch[65536]; /* consumed before the next read */
-  (void)h;
-  (void)suggested;
-  *buf = uv_buf_init(scratch, sizeof(scratch));
-}
-
-static void on_read(uv_stream_t* s, ssize_t n, const uv_buf_t* buf) {
-  jobio* io = s->data;
-  int k = s == (uv_stream_t*)&io->pipes[0] ? 0 : 1;
+static void on_output(vow__proc* proc, int stream, const char* data,
+                      size_t n) {
+  jobio* io = proc->data;
+  int k = stream - 1;
   char name[48];
   int rc;
-  if (n < 0) {
-    io->eof[k] = true;
-    uv_read_stop(s);
-    maybe_done(io);
-    return;
-  }
   snprintf(name, sizeof(name), "%lld.%s", (long long)io->j->id, exts[k]);
   if (io->files[k] == -2)
     return; /* already lost */
@@ -206,7 +160,7 @@ static void on_read(uv_stream_t* s, ssize_t n, const uv_buf_t* buf) {
       return;
     }
   }
-  rc = vowp_write_all(io->files[k], buf->base, (size_t)n);
+  rc = vowp_write_all(io->files[k], data, n);
   if (rc != 0) {
     lose_output(io, name, -rc);
     close(io->files[k]);
@@ -214,109 +168,36 @@ static void on_read(uv_stream_t* s, ssize_t n, const uv_buf_t* buf) {
   }
 }
 
+static const vow__proc_calls job_calls = {on_output, on_job_exit, on_io_done};
+
 /* ---- spawning --------------------------------------------------------- */
-
-/* The last lookup: jobs in a row are often the same command from the
- * same shell, and a lookup walks every PATH entry. */
-static struct {
-  char* cmd;
-  char* path;
-  char* exe;
-} last;
-
-/* PATH lookup in the job's own environment. */
-static char* resolve(const char* cmd, char** env) {
-  const char* path = "/usr/local/bin:/usr/bin:/bin";
-  const char* search;
-  size_t i;
-  if (strchr(cmd, '/') != NULL)
-    return strdup(cmd);
-  for (i = 0; env != NULL && env[i] != NULL; i++)
-    if (strncmp(env[i], "PATH=", 5) == 0)
-      path = env[i] + 5;
-  if (last.exe != NULL && strcmp(last.cmd, cmd) == 0 &&
-      strcmp(last.path, path) == 0 && access(last.exe, X_OK) == 0)
-    return strdup(last.exe);
-  for (search = path; *search != '\0';) {
-    const char* end = strchr(search, ':');
-    size_t len = end ? (size_t)(end - search) : strlen(search);
-    char full[4096];
-    if (len > 0 && len + strlen(cmd) + 2 < sizeof(full)) {
-      snprintf(full, sizeof(full), "%.*s/%s", (int)len, search, cmd);
-      if (access(full, X_OK) == 0) {
-        free(last.cmd);
-        free(last.path);
-        free(last.exe);
-        last.cmd = strdup(cmd);
-        last.path = strdup(path);
-        last.exe = strdup(full);
-        if (last.cmd == NULL || last.path == NULL || last.exe == NULL) {
-          free(last.exe);
-          last.exe = NULL;
-        }
-        return strdup(full);
-      }
-    }
-    search += len + (end != NULL);
-  }
-  return NULL;
-}
 
 static int64_t start_ticks_of(pid_t pid) {
   long long pgrp, sid, ticks;
   return vow__os_process_ids(pid, &pgrp, &sid, &ticks) ? ticks : 0;
 }
 
-int qd_spawn(qjob* j, char* why, size_t whylen) {
-  int out[2] = {-1, -1}, err[2] = {-1, -1}, rc, k;
-  char* exe = resolve(j->argv[0], j->env);
+int qd_spawn(qjob* j, void (*left_slot)(qjob* j), char* why, size_t whylen) {
+  vow__proc_spec spec = {0};
   char mark[256];
   char** envp;
   size_t nenv = 0, i;
-  posix_spawn_file_actions_t fa;
-  posix_spawnattr_t at;
-  sigset_t none, all;
-  pid_t pid;
   jobio* io;
-  if (exe == NULL) {
-    snprintf(why, whylen, "%s: command not found", j->argv[0]);
-    return -1;
-  }
+  int rc, k;
   while (j->env != NULL && j->env[nenv] != NULL)
     nenv++;
   envp = calloc(nenv + 2, sizeof(char*));
   io = calloc(1, sizeof(*io));
-  if (envp == NULL || io == NULL || vow__os_pipe(out, false) != 0 ||
-      vow__os_pipe(err, false) != 0) {
-    snprintf(why, whylen, "cannot start: %s", strerror(errno));
+  if (envp == NULL || io == NULL) {
+    snprintf(why, whylen, "cannot start: %s", strerror(ENOMEM));
     free(envp);
     free(io);
-    free(exe);
-    for (k = 0; k < 2; k++) {
-      if (out[k] >= 0)
-        close(out[k]);
-      if (err[k] >= 0)
-        close(err[k]);
-    }
     return -1;
   }
   for (i = 0; i < nenv; i++)
     envp[i] = j->env[i];
   marker(mark, sizeof(mark), j->id);
   envp[nenv] = mark;
-  posix_spawn_file_actions_init(&fa);
-  posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-  posix_spawn_file_actions_adddup2(&fa, out[1], 1);
-  posix_spawn_file_actions_adddup2(&fa, err[1], 2);
-  if (j->cwd != NULL)
-    posix_spawn_file_actions_addchdir_np(&fa, j->cwd);
-  posix_spawnattr_init(&at);
-  sigemptyset(&none);
-  sigfillset(&all);
-  posix_spawnattr_setsigmask(&at, &none);
-  posix_spawnattr_setsigdefault(&at, &all);
-  posix_spawnattr_setflags(
-      &at, POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
   /* A try's output replaces the last try's: never appended to it. */
   for (k = 0; k < 2; k++) {
     char name[48];
@@ -325,37 +206,33 @@ int qd_spawn(qjob* j, char* why, size_t whylen) {
   }
   free(j->output_error);
   j->output_error = NULL;
+  io->j = j;
+  io->files[0] = io->files[1] = -1;
+  io->left_slot = left_slot;
+  spec.argv = j->argv;
+  spec.env = envp;
+  spec.cwd = j->cwd;
+  spec.fd[0] = VOW__PROC_NULL;
+  spec.fd[1] = spec.fd[2] = VOW__PROC_PIPE;
+  spec.fd3 = -1;
+  spec.own_group = spec.end_group_at_exit = spec.default_signals = true;
+  spec.eof_grace_ms = VOW__GRACE_EOF_MS;
   umask(the_daemon.job_umask); /* inherited at the spawn; ours again at once */
-  rc = posix_spawn(&pid, exe, &fa, &at, j->argv, envp);
+  rc = vow__proc_spawn(&io->proc, &the_daemon.procs, &spec, &job_calls, io);
   umask(077);
-  posix_spawn_file_actions_destroy(&fa);
-  posix_spawnattr_destroy(&at);
-  close(out[1]);
-  close(err[1]);
   free(envp);
-  free(exe);
   if (rc != 0) {
-    snprintf(why, whylen, "cannot run %s: %s", j->argv[0], strerror(rc));
-    close(out[0]);
-    close(err[0]);
+    if (rc == ENOENT && strchr(j->argv[0], '/') == NULL)
+      snprintf(why, whylen, "%s: command not found", j->argv[0]);
+    else
+      snprintf(why, whylen, "cannot run %s: %s", j->argv[0], strerror(rc));
     free(io);
     return -1;
   }
-  j->pgid = pid;
-  j->start_ticks = start_ticks_of(pid);
+  j->pgid = io->proc.pid;
+  j->start_ticks = start_ticks_of(io->proc.pid);
   free(j->boot_id);
   j->boot_id = strdup(the_daemon.boot_id);
-  io->j = j;
-  io->files[0] = io->files[1] = -1;
-  io->open_handles = 3;
-  uv_timer_init(the_daemon.loop, &io->grace);
-  io->grace.data = io;
-  for (k = 0; k < 2; k++) {
-    uv_pipe_init(the_daemon.loop, &io->pipes[k], 0);
-    io->pipes[k].data = io;
-    uv_pipe_open(&io->pipes[k], k == 0 ? out[0] : err[0]);
-    uv_read_start((uv_stream_t*)&io->pipes[k], on_alloc, on_read);
-  }
   j->io = io;
   return 0;
 }
@@ -417,11 +294,39 @@ unsigned qd_kill_leftovers(void) {
 
 /* ---- --on-finish ------------------------------------------------------- */
 
-static void on_hook_exit(uv_process_t* p, int64_t status, int sig) {
-  if (status != 0 || sig != 0)
-    qd_log("--on-finish exited with status %lld, signal %d", (long long)status,
-           sig);
-  uv_close((uv_handle_t*)p, (uv_close_cb)free);
+/* Hooks still running, closed (and left to run) when the daemon stops. */
+typedef struct hook {
+  vow__proc proc;
+  struct hook *prev, *next;
+} hook;
+static hook* hooks;
+
+static void on_hook_closed(vow__proc* proc) {
+  hook* h = proc->data;
+  if (h->prev != NULL)
+    h->prev->next = h->next;
+  else
+    hooks = h->next;
+  if (h->next != NULL)
+    h->next->prev = h->prev;
+  free(h);
+}
+
+static void on_hook_exit(vow__proc* proc) {
+  if (proc->exit_status != 0 || proc->term_signal != 0)
+    qd_log("--on-finish exited with status %d, signal %d", proc->exit_status,
+           proc->term_signal);
+  vow__proc_close(proc, on_hook_closed);
+}
+
+static const vow__proc_calls hook_calls = {NULL, on_hook_exit, NULL};
+
+void qd_spawn_close(void) {
+  hook* h;
+  for (h = hooks; h != NULL; h = h->next)
+    if (h->proc.running)
+      vow__proc_close(&h->proc, on_hook_closed);
+  vow__procs_close(&the_daemon.procs, NULL);
 }
 
 /* Runs the hook through /bin/sh with the job in its environment. Its
@@ -435,9 +340,8 @@ void qd_on_finish(const qjob* j) {
   vbuf cmd = {0};
   char** env;
   size_t nenv = 0, i, k = 0;
-  uv_process_t* p;
-  uv_process_options_t o;
-  uv_stdio_container_t stdio[3];
+  hook* h;
+  vow__proc_spec spec = {0};
   char* args[4];
   int rc;
   if (the_daemon.on_finish == NULL)
@@ -446,10 +350,10 @@ void qd_on_finish(const qjob* j) {
   while (environ[nenv] != NULL)
     nenv++;
   env = calloc(nenv + NVARS + 1, sizeof(char*));
-  p = calloc(1, sizeof(*p));
-  if (env == NULL || p == NULL) {
+  h = calloc(1, sizeof(*h));
+  if (env == NULL || h == NULL) {
     free(env);
-    free(p);
+    free(h);
     vbuf_free(&cmd);
     return;
   }
@@ -497,24 +401,21 @@ void qd_on_finish(const qjob* j) {
   args[1] = (char*)"-c";
   args[2] = (char*)the_daemon.on_finish;
   args[3] = NULL;
-  memset(&o, 0, sizeof(o));
-  stdio[0].flags = UV_IGNORE;
-  stdio[1].flags = UV_INHERIT_FD;
-  stdio[1].data.fd = 2; /* the log */
-  stdio[2].flags = UV_INHERIT_FD;
-  stdio[2].data.fd = 2;
-  o.file = args[0];
-  o.args = args;
-  o.env = env;
-  o.stdio = stdio;
-  o.stdio_count = 3;
-  o.exit_cb = on_hook_exit;
-  rc = uv_spawn(the_daemon.loop, p, &o);
+  spec.argv = args;
+  spec.env = env;
+  spec.fd[0] = VOW__PROC_NULL;
+  spec.fd[1] = spec.fd[2] = 2; /* the log */
+  spec.fd3 = -1;
+  spec.default_signals = spec.background = true;
+  rc = vow__proc_spawn(&h->proc, &the_daemon.procs, &spec, &hook_calls, h);
   if (rc != 0) {
-    qd_log("--on-finish: cannot start /bin/sh: %s", uv_strerror(rc));
-    uv_close((uv_handle_t*)p, (uv_close_cb)free);
+    qd_log("--on-finish: cannot start /bin/sh: %s", strerror(rc));
+    free(h);
   } else {
-    uv_unref((uv_handle_t*)p);
+    h->next = hooks;
+    if (hooks != NULL)
+      hooks->prev = h;
+    hooks = h;
   }
   for (i = 0; i < NVARS; i++)
     free(values[i]);

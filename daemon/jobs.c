@@ -15,7 +15,6 @@
 
 #include "daemon.h"
 
-#define KILL_GRACE_MS 2000
 
 /* ---- lists ------------------------------------------------------------ */
 
@@ -314,25 +313,13 @@ void qd_job_ended(qjob* j, int state, const char* error) {
   qd_maybe_drained();
 }
 
-void qd_on_sigchld(uv_signal_t* h, int sig) {
-  (void)h;
-  (void)sig;
-  if (qd_reap(qd_left_slot))
-    qd_schedule();
-}
-
-static void on_kill_timer(uv_timer_t* t) {
+/* Its timeout: TERM now, KILL if it is still there after the grace. */
+static void on_timeout(uv_timer_t* t) {
   qjob* j = t->data;
   if (j->pgid <= 0)
-    return; /* reaped: its group id may be another's now */
-  if (!j->term_sent) {
-    /* Its timeout: TERM now, KILL if it is still there later. */
-    j->term_sent = true;
-    kill(-(pid_t)j->pgid, SIGTERM);
-    uv_timer_start(t, on_kill_timer, KILL_GRACE_MS, 0);
-  } else {
-    kill(-(pid_t)j->pgid, SIGKILL);
-  }
+    return; /* ended already */
+  j->term_sent = true;
+  qd_job_stop(j);
 }
 
 static void terminate(qjob* j) {
@@ -342,17 +329,8 @@ static void terminate(qjob* j) {
   }
   if (j->kind != 0 || j->pgid <= 0)
     return;
-  kill(-(pid_t)j->pgid, SIGCONT); /* a paused job must hear it */
-  kill(-(pid_t)j->pgid, SIGTERM);
   j->term_sent = true;
-  if (j->timer == NULL) {
-    j->timer = malloc(sizeof(*j->timer));
-    if (j->timer == NULL)
-      return;
-    uv_timer_init(the_daemon.loop, j->timer);
-    j->timer->data = j;
-  }
-  uv_timer_start(j->timer, on_kill_timer, KILL_GRACE_MS, 0);
+  qd_job_stop(j); /* a paused job is sent CONT too, to hear it */
 }
 
 void qd_cancel(qjob* j, const char* why) {
@@ -370,9 +348,8 @@ void qd_cancel(qjob* j, const char* why) {
 void qd_signal_running(int sig, const qgroup* g) {
   size_t i;
   for (i = 0; i < the_daemon.nrunning; i++)
-    if (the_daemon.running[i]->kind == 0 && the_daemon.running[i]->pgid > 0 &&
-        (g == NULL || the_daemon.running[i]->grp == g))
-      kill(-(pid_t)the_daemon.running[i]->pgid, sig);
+    if (g == NULL || the_daemon.running[i]->grp == g)
+      qd_job_signal(the_daemon.running[i], sig);
 }
 
 void qd_stop_all(void) {
@@ -397,7 +374,7 @@ static void start_timeout(qjob* j) {
     return;
   uv_timer_init(the_daemon.loop, j->timer);
   j->timer->data = j;
-  uv_timer_start(j->timer, on_kill_timer, (uint64_t)(j->timeout_s * 1000.0), 0);
+  uv_timer_start(j->timer, on_timeout, (uint64_t)(j->timeout_s * 1000.0), 0);
 }
 
 /* Records j as running; it starts once that is committed (qd_commit), so
@@ -425,7 +402,7 @@ static void launch(qjob* j) {
     qd_task_start(j);
     return;
   }
-  if (qd_spawn(j, why, sizeof(why)) != 0) {
+  if (qd_spawn(j, qd_left_slot, why, sizeof(why)) != 0) {
     j->exit_status = 127;
     qd_job_ended(j, QS_FAILED, why);
     return;

@@ -49,7 +49,7 @@ static void stop_serving(void) {
   uv_close((uv_handle_t*)&the_daemon.committer, NULL);
   for (c = the_daemon.clients; c != NULL; c = c->next)
     qconn_close(c);
-  uv_close((uv_handle_t*)&the_daemon.sigchld, NULL);
+  qd_spawn_close();
   uv_close((uv_handle_t*)&the_daemon.sigterm, NULL);
   uv_close((uv_handle_t*)&the_daemon.sigint, NULL);
   if (the_daemon.retry_timer.data != NULL)
@@ -372,6 +372,7 @@ int vow_cli_serve(int argc, char** argv) {
         the_daemon.paths.out, (long long)top, the_daemon.paths.db);
   vow__os_boot_id(the_daemon.boot_id, sizeof(the_daemon.boot_id));
   the_daemon.loop = uv_default_loop();
+  vow__procs_init(&the_daemon.procs, the_daemon.loop);
   the_daemon.ctx = vow_ctx_new(the_daemon.loop, NULL);
   the_daemon.paused = qdb_paused(the_daemon.db);
   qd_group(QD_DEFAULT_GROUP, true)->slots = slots;
@@ -396,8 +397,6 @@ int vow_cli_serve(int argc, char** argv) {
     return VOW_EXIT_ERROR;
   }
   chmod(the_daemon.paths.sock, 0600);
-  uv_signal_init(the_daemon.loop, &the_daemon.sigchld);
-  uv_signal_start(&the_daemon.sigchld, qd_on_sigchld, SIGCHLD);
   uv_signal_init(the_daemon.loop, &the_daemon.sigterm);
   uv_signal_start(&the_daemon.sigterm, on_term, SIGTERM);
   uv_signal_init(the_daemon.loop, &the_daemon.sigint);
@@ -413,7 +412,6 @@ int vow_cli_serve(int argc, char** argv) {
   uv_prepare_init(the_daemon.loop, &the_daemon.committer);
   uv_prepare_start(&the_daemon.committer, qd_commit);
   qd_schedule();
-  qd_on_sigchld(NULL, SIGCHLD); /* children that ended before we watched */
   vow_ctx_run(the_daemon.ctx);
   /* What the last turns recorded (jobs that ended as we stopped). */
   if (qdb_flush(the_daemon.db) != 0)

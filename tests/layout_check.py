@@ -16,7 +16,7 @@ import os
 import re
 import sys
 
-LIBRARY = ("base", "proto", "core", "mpi", "worker", "runner", "pool")
+LIBRARY = ("base", "proto", "proc", "core", "mpi", "worker", "runner", "pool")
 
 
 def read_arrows(root):
