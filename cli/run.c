@@ -1,25 +1,21 @@
 /* vow run: command lines in parallel, in the manner of GNU parallel.
  *
- * Each job is a child process in its own session (so its process group
- * can be signalled whole), spawned and awaited on the loop, its output
- * captured by run_output.c. Jobs are made from the inputs as they are
+ * Each job is a child process (proc/) in its own session (so its process
+ * group can be signalled whole), its output captured by run_output.c. Jobs are made from the inputs as they are
  * read (run_input.c), so the first starts as the first line arrives. */
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
 #include <signal.h>
-#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "run_state.h"
 #include "os.h"
 
-#define KILL_GRACE_MS 200
 #define RUNTIMES_KEPT 65536 /* for --timeout N%: a median of this many */
 
 run_state the_run;
@@ -245,7 +241,7 @@ static int spawn_job(job* j);
 
 /* A job about to run again: what its last run left is dropped. */
 static void reset_for_rerun(job* j) {
-  j->requeue = j->exited = j->finished = j->timed_out = j->killed_term = false;
+  j->requeue = j->exited = j->finished = j->timed_out = false;
   j->exit_status = 0;
   j->term_signal = 0;
   out_reset(&j->out);
@@ -265,8 +261,6 @@ static void job_finished(job* j) {
   j->runtime = vow_cli_now() - j->start;
   j->finished = true;
   the_run.running--;
-  if (the_run.running == 0)
-    uv_unref((uv_handle_t*)&the_run.sigchld);
   the_run.slot_busy[j->slot - 1] = false;
   the_run.running_jobs[j->slot - 1] = NULL;
   if (j->requeue && !the_run.halting && !the_run.signalled &&
@@ -325,112 +319,71 @@ static void job_finished(job* j) {
 
 /* ---- one job's process ------------------------------------------------- */
 
-static void on_job_closed(uv_handle_t* h) {
-  /* A pipe's data is its capture; the timer's, the job. */
-  job* j = h->type == UV_NAMED_PIPE ? ((capture*)h->data)->job : h->data;
+/* The job's timer and its process. */
+static void on_job_part_closed(job* j) {
   if (--j->open_handles == 0)
     job_finished(j);
+}
+
+static void on_timer_closed(uv_handle_t* h) {
+  on_job_part_closed(h->data);
+}
+
+static void on_proc_closed(vow__proc* p) {
+  on_job_part_closed(p->data);
 }
 
 static void maybe_done(job* j) {
   if (!j->exited || !j->out.eof || !j->err.eof)
     return;
-  if (!the_run.ungroup) {
-    uv_close((uv_handle_t*)&j->out.pipe, on_job_closed);
-    uv_close((uv_handle_t*)&j->err.pipe, on_job_closed);
-  }
-  uv_close((uv_handle_t*)&j->timer, on_job_closed);
+  if (j->spawned)
+    vow__proc_close(&j->proc, on_proc_closed);
+  uv_close((uv_handle_t*)&j->timer, on_timer_closed);
 }
 
-/* Takes what is in the pipe now. Once the job has exited, all it wrote
- * is there: a background process it left holding the pipe does not hold
- * the run (GNU parallel, writing to files, does not wait for one). */
-static void drain(capture* c) {
-  char buf[65536];
-  uv_os_fd_t fd;
-  ssize_t k;
-  if (c->eof || uv_fileno((uv_handle_t*)&c->pipe, &fd) != 0)
-    return;
-  uv_read_stop((uv_stream_t*)&c->pipe);
-  while ((k = read(fd, buf, sizeof(buf))) > 0 || (k < 0 && errno == EINTR))
-    if (k > 0)
-      out_received(c, buf, (size_t)k);
-  out_ended(c);
+static void on_job_output(vow__proc* p, int stream, const char* data,
+                          size_t n) {
+  job* j = p->data;
+  out_received(stream == 1 ? &j->out : &j->err, data, n);
 }
 
-static void on_job_exit(job* j, int64_t status, int sig) {
+static void on_job_eof(vow__proc* p, int stream) {
+  job* j = p->data;
+  out_ended(stream == 1 ? &j->out : &j->err);
+}
+
+static void on_job_exit(vow__proc* p) {
+  job* j = p->data;
   j->exited = true;
-  j->exit_status = status;
-  j->term_signal = sig;
+  j->exit_status = p->exit_status < 0 ? 0 : p->exit_status;
+  j->term_signal = p->term_signal;
   uv_timer_stop(&j->timer);
-  if (!the_run.ungroup) {
-    drain(&j->out);
-    drain(&j->err);
-  }
-  maybe_done(j);
 }
+
+/* Exited, and what it wrote while it ran is in: a background process it
+ * left holding the pipe does not hold the run (GNU parallel, writing to
+ * files, does not wait for one). */
+static void on_job_done(vow__proc* p) {
+  maybe_done(p->data);
+}
+
+static const vow__proc_calls job_calls = {on_job_output, on_job_eof,
+                                          on_job_exit, on_job_done};
 
 static void kill_job(job* j, int sig) {
-  if (j->exited || j->pid <= 0)
-    return;
-  /* The job leads its own session: the whole group gets it. */
-  kill(-j->pid, sig);
-}
-
-/* Reaps every job that has exited. The run's only children are its jobs,
- * so waitpid(-1) takes nothing that is not ours. */
-static void on_sigchld(uv_signal_t* h, int sig) {
-  int status;
-  pid_t pid;
-  (void)h;
-  (void)sig;
-  while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
-    unsigned i;
-    for (i = 0; i < the_run.jobs; i++) {
-      job* j = the_run.running_jobs[i];
-      if (j == NULL || j->pid != pid)
-        continue;
-      if (WIFSIGNALED(status))
-        on_job_exit(j, 0, WTERMSIG(status));
-      else
-        on_job_exit(j, WEXITSTATUS(status), 0);
-      break;
-    }
-  }
+  if (j->spawned && !j->exited)
+    vow__proc_signal(&j->proc, sig); /* its whole group */
 }
 
 static void on_job_timer(uv_timer_t* t) {
   job* j = t->data;
-  if (!j->killed_term) {
-    j->timed_out = j->killed_term = true;
-    kill_job(j, SIGTERM);
-    uv_timer_start(&j->timer, on_job_timer, KILL_GRACE_MS, 0);
-  } else {
-    kill_job(j, SIGKILL); /* it ignored TERM */
-  }
-}
-
-static void on_alloc(uv_handle_t* h, size_t suggested, uv_buf_t* buf) {
-  static char scratch[65536];
-  (void)h;
-  (void)suggested;
-  *buf = uv_buf_init(scratch, sizeof(scratch));
-}
-
-static void on_read(uv_stream_t* s, ssize_t n, const uv_buf_t* buf) {
-  capture* c = s->data;
-  if (n < 0) {
-    out_ended(c);
-    uv_read_stop(s);
-    maybe_done(c->job);
-    return;
-  }
-  out_received(c, buf->base, (size_t)n);
+  j->timed_out = true;
+  vow__proc_stop(&j->proc, VOW__GRACE_RUN_MS);
 }
 
 /* The environment of a job: ours, with GNU parallel's $PARALLEL_SEQ (its
  * job number, {#}) and $PARALLEL_JOBSLOT (its slot, {%}). Built in place
- * for each spawn; posix_spawn copies it before it returns. */
+ * for each spawn; the spawn copies it before it returns. */
 static char** job_environ(const job* j) {
   static char** env;
   static size_t cap;
@@ -457,62 +410,42 @@ static char** job_environ(const job* j) {
   return env;
 }
 
-/* Starts the job with posix_spawn (clone with a shared address space, no
- * page-table copy: a fork of this process costs more than the job it
- * starts), in a new session, stdin from /dev/null, stdout and stderr into
- * pipes (with -u, ours), and SIGPIPE back at its default. */
-static int spawn_process(job* j, int out_fd, int err_fd) {
-  posix_spawn_file_actions_t fa;
-  posix_spawnattr_t at;
-  sigset_t none, dflt;
-  pid_t pid;
+/* Starts the job in a session of its own, stdin from /dev/null, stdout
+ * and stderr into pipes (with -u, ours), and SIGPIPE back at its
+ * default. Returns 0 or a positive errno. */
+static int spawn_process(job* j) {
+  vow__proc_spec spec = {0};
+  char** av = NULL;
   int rc;
-  posix_spawn_file_actions_init(&fa);
-  posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-  /* With -u these are 1 and 2 themselves: adddup2 onto itself clears
-   * close-on-exec, which libuv set on our stdio. */
-  posix_spawn_file_actions_adddup2(&fa, out_fd, 1);
-  posix_spawn_file_actions_adddup2(&fa, err_fd, 2);
-  if (the_run.workdir != NULL)
-    posix_spawn_file_actions_addchdir_np(&fa, the_run.workdir);
-  posix_spawnattr_init(&at);
-  sigemptyset(&none);
-  sigemptyset(&dflt);
-  sigaddset(&dflt, SIGPIPE);
-  posix_spawnattr_setsigmask(&at, &none);
-  posix_spawnattr_setsigdefault(&at, &dflt);
-  posix_spawnattr_setflags(
-      &at, POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+  spec.argv = j->argv;
+  spec.env = job_environ(j);
+  spec.cwd = the_run.workdir;
+  spec.fd[0] = VOW__PROC_NULL;
+  spec.fd[1] = the_run.ungroup ? 1 : VOW__PROC_PIPE;
+  spec.fd[2] = the_run.ungroup ? 2 : VOW__PROC_PIPE;
+  spec.fd3 = -1;
+  spec.own_group = true;
+  spec.drain_at_exit = true;
   if (the_run.nice != NULL) {
-    /* posix_spawn cannot set a priority, and lowering our own would take
+    /* A spawn cannot set a priority, and lowering our own would take
      * vow's loop down with its jobs: nice(1) runs the command. */
     size_t n = 0;
-    char** av;
     while (j->argv[n] != NULL)
       n++;
-    av = calloc(n + 4, sizeof(char*));
-    if (av == NULL) {
-      rc = ENOMEM;
-    } else {
-      av[0] = (char*)"nice";
-      av[1] = (char*)"-n";
-      av[2] = (char*)the_run.nice;
-      memcpy(av + 3, j->argv, n * sizeof(char*));
-      rc = posix_spawnp(&pid, "nice", &fa, &at, av, job_environ(j));
-      free(av);
-    }
-  } else {
-    rc = posix_spawnp(&pid, j->argv[0], &fa, &at, j->argv, job_environ(j));
+    if ((av = calloc(n + 4, sizeof(char*))) == NULL)
+      return ENOMEM;
+    av[0] = (char*)"nice";
+    av[1] = (char*)"-n";
+    av[2] = (char*)the_run.nice;
+    memcpy(av + 3, j->argv, n * sizeof(char*));
+    spec.argv = av;
   }
-  posix_spawn_file_actions_destroy(&fa);
-  posix_spawnattr_destroy(&at);
-  if (rc == 0)
-    j->pid = pid;
+  rc = vow__proc_spawn(&j->proc, &the_run.procs, &spec, &job_calls, j);
+  free(av);
   return rc;
 }
 
 static int spawn_job(job* j) {
-  int out[2] = {-1, -1}, err[2] = {-1, -1};
   int rc;
   j->attempts++;
   the_run.slot_busy[j->slot - 1] = true;
@@ -524,36 +457,17 @@ static int spawn_job(job* j) {
   uv_timer_init(the_run.loop, &j->timer);
   j->timer.data = j;
   j->open_handles = 1;
-  j->pid = 0;
+  j->spawned = false;
   j->start = vow_cli_now();
-  if (the_run.ungroup) {
-    j->out.eof = j->err.eof = true;
-    rc = j->refused ? -EPERM : -spawn_process(j, 1, 2);
-  } else {
-    uv_pipe_init(the_run.loop, &j->out.pipe, 0);
-    uv_pipe_init(the_run.loop, &j->err.pipe, 0);
-    j->out.pipe.data = &j->out;
-    j->err.pipe.data = &j->err;
-    j->open_handles = 3;
-    rc = j->refused ? -EPERM
-         : vow__os_pipe(out, false) != 0 || vow__os_pipe(err, false) != 0
-             ? -errno
-             : -spawn_process(j, out[1], err[1]);
-    if (out[1] >= 0)
-      close(out[1]);
-    if (err[1] >= 0)
-      close(err[1]);
-    if (out[0] >= 0)
-      uv_pipe_open(&j->out.pipe, out[0]);
-    if (err[0] >= 0)
-      uv_pipe_open(&j->err.pipe, err[0]);
-  }
+  rc = j->refused ? EPERM : spawn_process(j);
   if (rc != 0) {
     /* As a shell says it: the job fails with 127, the run goes on. */
     char msg[512];
-    int len = j->refused ? snprintf(msg, sizeof(msg), "vow: %s\n", j->refused)
-                         : snprintf(msg, sizeof(msg), "vow: %s: %s\n",
-                                    j->argv[0], uv_strerror(rc));
+    int len =
+        j->refused
+            ? snprintf(msg, sizeof(msg), "vow: %s\n", j->refused)
+            : snprintf(msg, sizeof(msg), "vow: %s: %s\n", j->argv[0],
+                       uv_strerror(uv_translate_sys_error(rc)));
     if (len >= (int)sizeof(msg))
       len = (int)sizeof(msg) - 1;
     if (the_run.ungroup)
@@ -566,23 +480,10 @@ static int spawn_job(job* j) {
     maybe_done(j);
     return 0;
   }
-  /* The loop lives while a job runs: its exit comes only as SIGCHLD. */
-  uv_ref((uv_handle_t*)&the_run.sigchld);
-  if (!the_run.ungroup) {
-    uv_read_start((uv_stream_t*)&j->out.pipe, on_alloc, on_read);
-    uv_read_start((uv_stream_t*)&j->err.pipe, on_alloc, on_read);
-  }
-  /* A job that exited before its pid was known to on_sigchld was reaped
-   * there as nobody's; look again now that it is. */
-  {
-    int status;
-    if (waitpid(j->pid, &status, WNOHANG) == j->pid) {
-      if (WIFSIGNALED(status))
-        on_job_exit(j, 0, WTERMSIG(status));
-      else
-        on_job_exit(j, WEXITSTATUS(status), 0);
-    }
-  }
+  j->spawned = true;
+  j->open_handles++;
+  if (the_run.ungroup)
+    j->out.eof = j->err.eof = true; /* nothing comes through us */
   if (!j->exited) {
     double limit = the_run.timeout_s;
     if (the_run.timeout_pct > 0) {
@@ -977,9 +878,7 @@ int vow_cli_run(int argc, char** argv) {
   uv_signal_init(&loop, &the_run.sigint);
   uv_signal_init(&loop, &the_run.sigterm);
   uv_signal_init(&loop, &the_run.sighup);
-  uv_signal_init(&loop, &the_run.sigchld);
-  uv_signal_start(&the_run.sigchld, on_sigchld, SIGCHLD);
-  uv_unref((uv_handle_t*)&the_run.sigchld);
+  vow__procs_init(&the_run.procs, &loop);
   uv_signal_start(&the_run.sigint, on_signal, SIGINT);
   uv_signal_start(&the_run.sigterm, on_signal, SIGTERM);
   uv_signal_start(&the_run.sighup, on_signal, SIGHUP);
@@ -1002,7 +901,7 @@ int vow_cli_run(int argc, char** argv) {
     run_output_failed(the_run.joblog, errno);
   out_finish();
   run_inputs_close(&the_run.in);
-  uv_close((uv_handle_t*)&the_run.sigchld, NULL);
+  vow__procs_close(&the_run.procs, NULL);
   uv_close((uv_handle_t*)&the_run.sigint, NULL);
   uv_close((uv_handle_t*)&the_run.sigterm, NULL);
   uv_close((uv_handle_t*)&the_run.sighup, NULL);

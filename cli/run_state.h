@@ -4,10 +4,10 @@
 #ifndef VOW_CLI_RUN_STATE_H
 #define VOW_CLI_RUN_STATE_H
 
+#include "proc.h"
 #include "run.h"
 
 typedef struct capture {
-  uv_pipe_t pipe;
   vbuf mem;
   int spill_fd;    /* -1 until the memory limit is passed */
   size_t total;    /* bytes received */
@@ -28,11 +28,11 @@ typedef struct job {
   char* refused; /* --shell: a value that could not be quoted; never run */
   unsigned slot;
   unsigned attempts;
-  int pid; /* 0 until spawned */
+  vow__proc proc;
   capture out, err;
-  uv_timer_t timer; /* --timeout, then the KILL after TERM */
-  int open_handles;
-  bool exited, timed_out, killed_term, finished, printed, requeue;
+  uv_timer_t timer; /* --timeout */
+  int open_handles; /* the timer, and the process once spawned */
+  bool spawned, exited, timed_out, finished, printed, requeue;
   bool ended_by_run; /* killed as the run ends: not logged as run */
   bool direct; /* -k: the job printed next writes its stdout as it comes */
   int64_t exit_status;
@@ -96,7 +96,8 @@ typedef struct run_state {
   int signalled;
   bool broken_pipe;   /* stdout was closed under us */
   bool output_failed; /* some output could not be written: status 255 */
-  uv_signal_t sigint, sigterm, sighup, sigchld;
+  uv_signal_t sigint, sigterm, sighup;
+  vow__procs procs; /* the jobs' processes */
   char spill_dir[64];
   int park_fd; /* -k: one file for the output of jobs waiting their turn */
   off_t park_end;

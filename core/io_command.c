@@ -99,7 +99,7 @@ static void on_done(vow__proc* proc) {
   vow__proc_close(&c->proc, on_closed);
 }
 
-static const vow__proc_calls command_calls = {on_output, NULL, on_done};
+static const vow__proc_calls command_calls = {on_output, NULL, NULL, on_done};
 
 /* Nobody is left to want its output: SIGKILL at once. */
 static void command_cancel(vow_promise_t* p, void* data) {

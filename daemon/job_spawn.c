@@ -168,7 +168,8 @@ static void on_output(vow__proc* proc, int stream, const char* data,
   }
 }
 
-static const vow__proc_calls job_calls = {on_output, on_job_exit, on_io_done};
+static const vow__proc_calls job_calls = {on_output, NULL, on_job_exit,
+                                          on_io_done};
 
 /* ---- spawning --------------------------------------------------------- */
 
@@ -319,7 +320,7 @@ static void on_hook_exit(vow__proc* proc) {
   vow__proc_close(proc, on_hook_closed);
 }
 
-static const vow__proc_calls hook_calls = {NULL, on_hook_exit, NULL};
+static const vow__proc_calls hook_calls = {NULL, NULL, on_hook_exit, NULL};
 
 void qd_spawn_close(void) {
   hook* h;

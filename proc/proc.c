@@ -151,6 +151,8 @@ static void stop_reading(vow__proc* p, int k) {
     return;
   p->eof[k] = true;
   uv_read_stop((uv_stream_t*)&p->pipes[k]);
+  if (p->calls->on_eof != NULL)
+    p->calls->on_eof(p, k + 1);
 }
 
 static void on_timer(uv_timer_t* t) {
@@ -164,6 +166,21 @@ static void on_timer(uv_timer_t* t) {
   stop_reading(p, 0);
   stop_reading(p, 1);
   maybe_done(p);
+}
+
+/* Takes what is in pipe k now and ends it: the exit is in, so all the
+ * child itself wrote is there. */
+static void drain(vow__proc* p, int k) {
+  uv_os_fd_t fd;
+  ssize_t n;
+  if (p->eof[k] || uv_fileno((uv_handle_t*)&p->pipes[k], &fd) != 0)
+    return;
+  uv_read_stop((uv_stream_t*)&p->pipes[k]);
+  while ((n = read(fd, p->set->scratch, SCRATCH_BYTES)) > 0 ||
+         (n < 0 && errno == EINTR))
+    if (n > 0)
+      p->calls->on_output(p, k + 1, p->set->scratch, (size_t)n);
+  stop_reading(p, k);
 }
 
 /* Reaps p, whose exit waitid has seen and left in place. */
@@ -181,8 +198,12 @@ static void take(vow__proc* p) {
   uv_timer_stop(&p->timer);
   if (p->calls->on_exit != NULL)
     p->calls->on_exit(p);
-  if (!p->done && (!p->eof[0] || !p->eof[1]) && p->eof_grace_ms > 0)
+  if (p->drain) {
+    drain(p, 0);
+    drain(p, 1);
+  } else if (!p->done && (!p->eof[0] || !p->eof[1]) && p->eof_grace_ms > 0) {
     uv_timer_start(&p->timer, on_timer, p->eof_grace_ms, 0);
+  }
   maybe_done(p);
 }
 
@@ -391,6 +412,7 @@ int vow__proc_spawn(vow__proc* p, vow__procs* set, const vow__proc_spec* spec,
   p->end_group = spec->own_group && spec->end_group_at_exit;
   p->eof_grace_ms = spec->eof_grace_ms;
   p->background = spec->background;
+  p->drain = spec->drain_at_exit;
   link_live(p);
   uv_timer_init(set->loop, &p->timer);
   p->timer.data = p;

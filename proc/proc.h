@@ -6,8 +6,8 @@
  * A child is done when its exit has been reaped and each of its piped
  * streams has reached EOF: the exit can arrive before its last output
  * (libuv #610). A process it left behind holding a pipe may be waited
- * for without end (as a shell's $(...) waits) or for a grace after the
- * exit, as the spec says.
+ * for without end (as a shell's $(...) waits), for a grace after the
+ * exit, or not at all, as the spec says.
  *
  * ---- Stopping: one policy -----------------------------------------------
  * vow__proc_stop sends SIGCONT (a stopped process must hear what follows)
@@ -78,6 +78,10 @@ typedef struct vow__proc_spec {
   bool default_signals;
   /* After the exit, how long the pipes may stay open; 0: until EOF. */
   unsigned eof_grace_ms;
+  /* At the exit, what is in the pipes is read and nothing more is waited
+   * for (GNU parallel's way: a job's background process does not hold
+   * the run). */
+  bool drain_at_exit;
   /* It does not keep the loop alive, and closing it before its exit
    * leaves it running (a hook that must never hold its caller up). */
   bool background;
@@ -87,6 +91,9 @@ typedef struct vow__proc_calls {
   /* Bytes from the child's stdout (stream 1) or stderr (2); data is
    * valid only during the call. May be NULL when nothing is piped. */
   void (*on_output)(vow__proc* p, int stream, const char* data, size_t len);
+  /* That stream has ended (EOF, or not waited for any more). May be
+   * NULL. */
+  void (*on_eof)(vow__proc* p, int stream);
   /* The exit is reaped (exit_status, term_signal); output may follow.
    * May be NULL. */
   void (*on_exit)(vow__proc* p);
@@ -101,7 +108,7 @@ struct vow__proc {
   void* data; /* the caller's */
   pid_t pid;  /* the child's, kept after the exit for messages */
   bool running; /* spawned and not yet reaped: safe to signal */
-  bool exited, done, stopping, group, end_group, background;
+  bool exited, done, stopping, group, end_group, background, drain;
   int exit_status; /* once exited: its status, or -1 when killed */
   int term_signal; /* the signal that killed it, or 0 */
   unsigned eof_grace_ms;
