@@ -4,6 +4,7 @@
 #define VOW_POOL_INTERNAL_H
 
 #include "channel.h"
+#include "proc.h"
 #include "core.h"
 #include "proto.h"
 #include "transport.h"
@@ -78,12 +79,13 @@ struct pworker {
   int state;
   int kill; /* pworker_kill */
   int pid;  /* the worker's: the spawned process's until HELLO names it */
-  uv_process_t proc; /* the process we spawned, if the transport did */
+  vow__proc proc;    /* the process we spawned, if the transport did */
   vow__chan chan;    /* the channel: fd 3 in a local worker */
   uv_pipe_t errp;    /* its stderr, when relayed */
   int open_handles;
   bool spawned, exited, chan_eof, err_eof, err_piped, said_hello;
-  bool proc_init;   /* uv_spawn was called on proc */
+  bool has_proc;     /* proc was spawned: it must be closed */
+  bool proc_closing; /* close_all has seen to proc */
   uint32_t link_id; /* the transport's name for it, if it needs one */
   pworker* next_retiring;
   int64_t exit_status;

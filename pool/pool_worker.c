@@ -47,24 +47,22 @@ static void on_chan_closed(uv_handle_t* h) {
   closed_one(ch->owner);
 }
 
+static void on_proc_closed(vow__proc* p) {
+  closed_one(p->data);
+}
+
 static void close_all(pworker* w) {
-  uv_handle_t* hs[2];
-  int i;
-  if (!w->proc_init) {
-    /* Never spawned: there is no process handle to close. */
-    w->open_handles--;
-    w->proc_init = true;
-    vow__chan_close(&w->chan, on_chan_closed);
-    uv_close((uv_handle_t*)&w->errp, on_closed);
-    return;
+  if (!w->proc_closing) {
+    w->proc_closing = true;
+    if (w->has_proc)
+      vow__proc_close(&w->proc, on_proc_closed);
+    else
+      w->open_handles--; /* not spawned here: nothing to close */
   }
   if (!vow__chan_closing(&w->chan))
     vow__chan_close(&w->chan, on_chan_closed);
-  hs[0] = (uv_handle_t*)&w->proc;
-  hs[1] = (uv_handle_t*)&w->errp;
-  for (i = 0; i < 2; i++)
-    if (!uv_is_closing(hs[i]))
-      uv_close(hs[i], on_closed);
+  if (!uv_is_closing((uv_handle_t*)&w->errp))
+    uv_close((uv_handle_t*)&w->errp, on_closed);
 }
 
 void vow__worker_maybe_finished(pworker* w) {
@@ -80,11 +78,6 @@ void vow__worker_maybe_finished(pworker* w) {
   vow__timer_stop(w->pool->ctx, &w->hello_timer);
   close_all(w);
 }
-
-/* How long a dead worker's pipes may stay open: a process it left behind
- * (a forked child that kept fd 3 or stderr) must not keep it from being
- * finished. */
-#define AFTER_EXIT_MS 500
 
 static void on_pipes_held(vow__timer* t) {
   pworker* w = VOW__CONTAINER_OF(t, pworker, eof_timer);
@@ -104,13 +97,13 @@ void vow__worker_exited(pworker* w, int64_t status, int sig) {
   w->exited = true;
   w->exit_status = status;
   w->term_signal = sig;
-  if (w->spawned)
-    w->pool->transport->reap(w);
   vow__timer_stop(w->pool->ctx, &w->eof_timer);
   if (!w->chan_eof || (w->err_piped && !w->err_eof)) {
     w->eof_timer.fire = on_pipes_held;
     w->eof_timer.discard = NULL;
-    vow__timer_start(w->pool->ctx, &w->eof_timer, AFTER_EXIT_MS);
+    /* A process it left behind (a forked child that kept fd 3 or stderr)
+     * must not keep it from being finished: proc/'s EOF grace. */
+    vow__timer_start(w->pool->ctx, &w->eof_timer, VOW__GRACE_EOF_MS);
   }
   vow__worker_maybe_finished(w);
 }
@@ -504,7 +497,7 @@ void vow__worker_start(vow_pool_t* pool, unsigned slot) {
   pool->stats.worker_starts++;
   vow__chan_init(&w->chan, pool->ctx->loop, w);
   uv_pipe_init(pool->ctx->loop, &w->errp, 0);
-  w->proc.data = w->errp.data = w;
+  w->errp.data = w;
   w->open_handles = 3;
   w->err_piped = pool->opt.stderr_mode == VOW_STDERR_RELAY;
   if (pool->transport->start(w) != 0) {

@@ -2,9 +2,12 @@
  * another machine, and spawning a worker process. */
 #include "transport.h"
 
-#include <signal.h>
+#include <errno.h>
 #include <stdio.h>
+#include <string.h>
+#include <unistd.h>
 
+#include "os.h"
 #include "pool_internal.h"
 #include "runner.h"
 #include "strv.h"
@@ -38,46 +41,54 @@ char** vow__remote_argv(const vow_pool_t* pool, const vow_pool_options_t* o) {
   return v;
 }
 
-void vow__spawn_stdio(pworker* w, uv_stdio_container_t stdio[3]) {
-  memset(stdio, 0, 3 * sizeof(*stdio));
-  stdio[0].flags = UV_IGNORE;
-  if (w->err_piped) {
-    stdio[2].flags = UV_CREATE_PIPE | UV_WRITABLE_PIPE;
-    stdio[2].data.stream = (uv_stream_t*)&w->errp;
-  } else if (w->pool->opt.stderr_mode == VOW_STDERR_INHERIT) {
-    stdio[2].flags = UV_INHERIT_FD;
-    stdio[2].data.fd = 2;
-  } else {
-    stdio[2].flags = UV_IGNORE;
-  }
-  stdio[1] = stdio[2].flags == UV_INHERIT_FD ? stdio[2] : stdio[0];
+static void on_exit_cb(vow__proc* p) {
+  /* As libuv reports it: a status only when no signal ended it. */
+  vow__worker_exited(p->data, p->term_signal ? 0 : p->exit_status,
+                     p->term_signal);
 }
 
-static void on_exit_cb(uv_process_t* proc, int64_t status, int sig) {
-  vow__worker_exited(proc->data, status, sig);
-}
+static const vow__proc_calls worker_calls = {NULL, NULL, on_exit_cb, NULL};
 
-int vow__spawn(pworker* w, char** argv, char** env, uv_stdio_container_t* stdio,
-               int nstdio) {
+int vow__spawn(pworker* w, char** argv, char** env, int chan_fd, int fd3) {
   vow_pool_t* pool = w->pool;
-  uv_process_options_t o;
-  int rc;
-  memset(&o, 0, sizeof(o));
-  o.file = argv[0];
-  o.args = argv;
-  o.env = env;
-  o.cwd = pool->opt.cwd;
-  o.stdio = stdio;
-  o.stdio_count = nstdio;
-  o.exit_cb = on_exit_cb;
-  o.flags = UV_PROCESS_DETACHED; /* a process group of its own */
-  rc = uv_spawn(pool->ctx->loop, &w->proc, &o);
-  w->proc_init = true;
-  if (rc != 0) {
-    snprintf(w->why, sizeof(w->why), "cannot start %s: %s", pool->argv[0],
+  vow__proc_spec spec = {0};
+  int errp[2] = {-1, -1}, rc;
+  int mode = pool->opt.stderr_mode;
+  if (w->err_piped && vow__os_pipe(errp, false) != 0) {
+    rc = uv_translate_sys_error(errno);
+    snprintf(w->why, sizeof(w->why), "cannot make a pipe: %s",
              uv_strerror(rc));
     return rc;
   }
+  spec.argv = argv;
+  spec.env = env;
+  spec.cwd = pool->opt.cwd;
+  spec.fd[2] = w->err_piped                  ? errp[1]
+               : mode == VOW_STDERR_INHERIT ? 2
+                                            : VOW__PROC_NULL;
+  /* stdout is stderr's when stderr is ours: a stray print is seen. */
+  spec.fd[1] = mode == VOW_STDERR_INHERIT && !w->err_piped ? 2 : VOW__PROC_NULL;
+  spec.fd[0] = VOW__PROC_NULL;
+  if (chan_fd >= 0)
+    spec.fd[0] = spec.fd[1] = chan_fd;
+  spec.fd3 = fd3;
+  /* A group of its own, so that a kill takes what it started too, and
+   * what it left running goes with it. */
+  spec.own_group = spec.end_group_at_exit = true;
+  spec.default_signals = true;
+  rc = vow__proc_spawn(&w->proc, &pool->ctx->procs, &spec, &worker_calls, w);
+  if (errp[1] >= 0)
+    close(errp[1]);
+  if (rc != 0) {
+    if (errp[0] >= 0)
+      close(errp[0]);
+    snprintf(w->why, sizeof(w->why), "cannot start %s: %s", pool->argv[0],
+             strerror(rc));
+    return uv_translate_sys_error(rc);
+  }
+  if (errp[0] >= 0)
+    uv_pipe_open(&w->errp, errp[0]);
+  w->has_proc = true;
   w->pid = w->proc.pid; /* until its HELLO names the worker itself */
   return 0;
 }
@@ -85,12 +96,5 @@ int vow__spawn(pworker* w, char** argv, char** env, uv_stdio_container_t* stdio,
 /* The process we spawned, not w->pid: under a launcher the worker's own
  * pid is another machine's. */
 void vow__spawn_kill(pworker* w) {
-  if (w->proc.pid > 0)
-    kill(-w->proc.pid, SIGKILL);
-  uv_process_kill(&w->proc, SIGKILL);
-}
-
-void vow__spawn_reap(pworker* w) {
-  if (w->proc_init && w->proc.pid > 0)
-    kill(-w->proc.pid, SIGKILL);
+  vow__proc_kill(&w->proc);
 }

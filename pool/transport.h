@@ -30,10 +30,10 @@ typedef struct vow__transport {
    * vow__worker_exited. On failure returns a negative libuv error with
    * w->why saying what could not be done. */
   int (*start)(pworker* w);
-  /* Kills w's worker and whatever it started. */
+  /* Kills w's worker and whatever it started (what it left running at
+   * its exit goes by itself: proc/ ends a worker's group, an MPI agent
+   * takes what its worker left). */
   void (*kill)(pworker* w);
-  /* w's exit is in: anything it left running goes too. */
-  void (*reap)(pworker* w);
   /* Closes the handles `open` counted, each calling on_closed; NULL
    * when open makes none. */
   void (*close)(vow_pool_t* pool, uv_close_cb on_closed);
@@ -57,17 +57,14 @@ const vow__transport* vow__transport_for(const vow_pool_options_t* o);
  * command, as launchers such as ssh pass no environment; the channel is
  * the worker's stdin and stdout. NULL when memory ran out. */
 char** vow__remote_argv(const vow_pool_t* pool, const vow_pool_options_t* o);
-/* stdio[0..2] of a spawned worker, per the pool's stderr mode: stdin
- * ignored, stderr piped to w->errp, inherited or ignored, stdout as
- * stderr when inherited. */
-void vow__spawn_stdio(pworker* w, uv_stdio_container_t stdio[3]);
-/* Spawns argv in a process group of its own (so that kill takes what it
- * started too), its exit reported to vow__worker_exited. */
-int vow__spawn(pworker* w, char** argv, char** env, uv_stdio_container_t* stdio,
-               int nstdio);
-/* Kills the spawned process's group and the process. */
+/* Starts argv as w's process (proc/) in a group of its own, its exit
+ * reported to vow__worker_exited. Its stderr goes to w->errp when
+ * w->err_piped, else ours or nowhere per the pool's stderr mode; its
+ * stdin and stdout are chan_fd when that is not -1 (a launcher's
+ * channel); fd3 is given to it as fd 3 when not -1 (a local worker's
+ * channel). 0, or a negative libuv error with w->why saying why. */
+int vow__spawn(pworker* w, char** argv, char** env, int chan_fd, int fd3);
+/* Kills the spawned process and its group. */
 void vow__spawn_kill(pworker* w);
-/* Kills what is left of the spawned process's group after its exit. */
-void vow__spawn_reap(pworker* w);
 
 #endif

@@ -74,7 +74,6 @@ nomem:
 
 static int launcher_start(pworker* w) {
   launch_link* k = w->pool->link;
-  uv_stdio_container_t stdio[3];
   int sv[2], rc;
   if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) {
     rc = uv_translate_sys_error(errno);
@@ -82,10 +81,7 @@ static int launcher_start(pworker* w) {
              uv_strerror(rc));
     return rc;
   }
-  vow__spawn_stdio(w, stdio);
-  stdio[0].flags = stdio[1].flags = UV_INHERIT_FD;
-  stdio[0].data.fd = stdio[1].data.fd = sv[1];
-  rc = vow__spawn(w, k->slot_argv[w->slot], k->env, stdio, 3);
+  rc = vow__spawn(w, k->slot_argv[w->slot], k->env, sv[1], -1);
   close(sv[1]);
   if (rc == 0)
     uv_pipe_open(&w->chan.pipe, sv[0]);
@@ -108,5 +104,5 @@ static void launcher_free(vow_pool_t* pool) {
 }
 
 const vow__transport vow__transport_launcher = {
-    "launcher",      launcher_slots,  launcher_open, launcher_start,
-    vow__spawn_kill, vow__spawn_reap, NULL,          launcher_free};
+    "launcher",      launcher_slots, launcher_open, launcher_start,
+    vow__spawn_kill, NULL,           launcher_free};

@@ -1,4 +1,7 @@
 /* Local workers: a child process each, the channel on its fd 3. */
+#include <errno.h>
+#include <stdio.h>
+#include <sys/socket.h>
 #include <sys/types.h>
 #include <unistd.h>
 
@@ -20,13 +23,22 @@ static int local_open(vow_pool_t* pool, const vow_pool_options_t* o) {
 }
 
 static int local_start(pworker* w) {
-  uv_stdio_container_t stdio[4];
-  vow__spawn_stdio(w, stdio);
-  stdio[3].flags = UV_CREATE_PIPE | UV_READABLE_PIPE | UV_WRITABLE_PIPE;
-  stdio[3].data.stream = (uv_stream_t*)&w->chan.pipe;
-  return vow__spawn(w, w->pool->argv, w->pool->env, stdio, 4);
+  int sv[2], rc;
+  if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) {
+    rc = uv_translate_sys_error(errno);
+    snprintf(w->why, sizeof(w->why), "cannot make a channel: %s",
+             uv_strerror(rc));
+    return rc;
+  }
+  rc = vow__spawn(w, w->pool->argv, w->pool->env, -1, sv[1]);
+  close(sv[1]);
+  if (rc == 0)
+    uv_pipe_open(&w->chan.pipe, sv[0]);
+  else
+    close(sv[0]);
+  return rc;
 }
 
 const vow__transport vow__transport_local = {
-    "local",         local_slots,     local_open, local_start,
-    vow__spawn_kill, vow__spawn_reap, NULL,       NULL};
+    "local",         local_slots, local_open, local_start,
+    vow__spawn_kill, NULL,        NULL};

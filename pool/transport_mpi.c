@@ -151,10 +151,6 @@ static void mpi_kill(pworker* w) {
   vow__mpi_ops()->kill(w->link_id, SIGKILL);
 }
 
-static void mpi_reap(pworker* w) {
-  (void)w; /* its agent takes what it left */
-}
-
 /* Closed once the last remote worker's exit is in: until then the
  * handle is how that exit arrives. */
 static void mpi_close(vow_pool_t* pool, uv_close_cb on_closed) {
@@ -173,6 +169,6 @@ static void mpi_free(vow_pool_t* pool) {
   pool->link = NULL;
 }
 
-const vow__transport vow__transport_mpi = {"mpi",     mpi_slots, mpi_open,
-                                           mpi_start, mpi_kill,  mpi_reap,
-                                           mpi_close, mpi_free};
+const vow__transport vow__transport_mpi = {"mpi",    mpi_slots, mpi_open,
+                                           mpi_start, mpi_kill, mpi_close,
+                                           mpi_free};

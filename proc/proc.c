@@ -450,6 +450,8 @@ void vow__proc_stop(vow__proc* p, unsigned grace_ms) {
 
 void vow__proc_kill(vow__proc* p) {
   vow__proc_signal(p, SIGKILL);
+  if (p->running && p->group)
+    kill(p->pid, SIGKILL); /* the leader too, had it left its group */
 }
 
 /* ---- closing ------------------------------------------------------------- */
