@@ -46,8 +46,12 @@ kill_parent() {
   printf '%s\n%s\n' "$line" "$line" |
     VOW_TEST_MARK=$mark $VOW map -j 2 "$@" >/dev/null 2>&1 &
   parent=$!
-  wait_for '[ "$(marked "$mark" $(pgrep -P "$parent") | wc -l)" -ge 2 ]'
-  workers=$(marked "$mark" $(pgrep -P "$parent"))
+  # The list that was seen whole is kept: a child in the middle of its
+  # exec may not show its environment to a second look.
+  workers=
+  wait_for 'workers=$(marked "$mark" $(pgrep -P "$parent"))
+            [ "$(echo $workers | wc -w)" -ge 2 ]'
+  workers=$(echo $workers)
   sleep 0.3 # into their tasks
   kill -9 "$parent"
   n=0
