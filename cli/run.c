@@ -1,8 +1,9 @@
 /* vow run: command lines in parallel, in the manner of GNU parallel.
  *
  * Each job is a child process (proc/) in its own session (so its process
- * group can be signalled whole), its output captured by run_output.c. Jobs are made from the inputs as they are
- * read (run_input.c), so the first starts as the first line arrives. */
+ * group can be signalled whole), its output captured by run_output.c. Jobs are
+ * made from the inputs as they are read (run_input.c), so the first starts as
+ * the first line arrives. */
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
@@ -463,11 +464,10 @@ static int spawn_job(job* j) {
   if (rc != 0) {
     /* As a shell says it: the job fails with 127, the run goes on. */
     char msg[512];
-    int len =
-        j->refused
-            ? snprintf(msg, sizeof(msg), "vow: %s\n", j->refused)
-            : snprintf(msg, sizeof(msg), "vow: %s: %s\n", j->argv[0],
-                       uv_strerror(uv_translate_sys_error(rc)));
+    int len = j->refused
+                  ? snprintf(msg, sizeof(msg), "vow: %s\n", j->refused)
+                  : snprintf(msg, sizeof(msg), "vow: %s: %s\n", j->argv[0],
+                             uv_strerror(uv_translate_sys_error(rc)));
     if (len >= (int)sizeof(msg))
       len = (int)sizeof(msg) - 1;
     if (the_run.ungroup)

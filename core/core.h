@@ -242,7 +242,7 @@ struct vow_ctx {
   size_t heap_len;
   size_t heap_cap;
   uint64_t timer_seq;
-  vow__op ops; /* sentinel of the circular list of ops */
+  vow__op ops;      /* sentinel of the circular list of ops */
   vow__procs procs; /* children: commands, workers */
   vow_report_fn report;
   void* report_data;

@@ -84,8 +84,7 @@ static void on_io_closed(vow__proc* proc) {
   if (j->term_sent)
     snprintf(why, sizeof(why), "timed out after %g s", j->timeout_s);
   else if (sig != 0)
-    snprintf(why, sizeof(why), "killed by signal %d (%s)", sig,
-             strsignal(sig));
+    snprintf(why, sizeof(why), "killed by signal %d (%s)", sig, strsignal(sig));
   else
     snprintf(why, sizeof(why), "exited with status %d", status);
   if (j->output_error != NULL) {
@@ -139,8 +138,7 @@ void qd_job_stop(qjob* j) {
 
 /* ---- output ----------------------------------------------------------- */
 
-static void on_output(vow__proc* proc, int stream, const char* data,
-                      size_t n) {
+static void on_output(vow__proc* proc, int stream, const char* data, size_t n) {
   jobio* io = proc->data;
   int k = stream - 1;
   char name[48];

@@ -15,7 +15,6 @@
 
 #include "daemon.h"
 
-
 /* ---- lists ------------------------------------------------------------ */
 
 static void push(qjob*** v, size_t* n, size_t* cap, qjob* j) {

@@ -77,16 +77,16 @@ struct pworker {
   vow_pool_t* pool;
   unsigned slot;
   int state;
-  int kill; /* pworker_kill */
-  int pid;  /* the worker's: the spawned process's until HELLO names it */
-  vow__proc proc;    /* the process we spawned, if the transport did */
-  vow__chan chan;    /* the channel: fd 3 in a local worker */
-  uv_pipe_t errp;    /* its stderr, when relayed */
+  int kill;       /* pworker_kill */
+  int pid;        /* the worker's: the spawned process's until HELLO names it */
+  vow__proc proc; /* the process we spawned, if the transport did */
+  vow__chan chan; /* the channel: fd 3 in a local worker */
+  uv_pipe_t errp; /* its stderr, when relayed */
   int open_handles;
   bool spawned, exited, chan_eof, err_eof, err_piped, said_hello;
   bool has_proc;     /* proc was spawned: it must be closed */
   bool proc_closing; /* close_all has seen to proc */
-  uint32_t link_id; /* the transport's name for it, if it needs one */
+  uint32_t link_id;  /* the transport's name for it, if it needs one */
   pworker* next_retiring;
   int64_t exit_status;
   int term_signal;

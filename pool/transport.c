@@ -56,14 +56,13 @@ int vow__spawn(pworker* w, char** argv, char** env, int chan_fd, int fd3) {
   int mode = pool->opt.stderr_mode;
   if (w->err_piped && vow__os_pipe(errp, false) != 0) {
     rc = uv_translate_sys_error(errno);
-    snprintf(w->why, sizeof(w->why), "cannot make a pipe: %s",
-             uv_strerror(rc));
+    snprintf(w->why, sizeof(w->why), "cannot make a pipe: %s", uv_strerror(rc));
     return rc;
   }
   spec.argv = argv;
   spec.env = env;
   spec.cwd = pool->opt.cwd;
-  spec.fd[2] = w->err_piped                  ? errp[1]
+  spec.fd[2] = w->err_piped                 ? errp[1]
                : mode == VOW_STDERR_INHERIT ? 2
                                             : VOW__PROC_NULL;
   /* stdout is stderr's when stderr is ours: a stray print is seen. */

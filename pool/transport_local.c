@@ -40,5 +40,4 @@ static int local_start(pworker* w) {
 }
 
 const vow__transport vow__transport_local = {
-    "local",         local_slots, local_open, local_start,
-    vow__spawn_kill, NULL,        NULL};
+    "local", local_slots, local_open, local_start, vow__spawn_kill, NULL, NULL};

@@ -169,6 +169,5 @@ static void mpi_free(vow_pool_t* pool) {
   pool->link = NULL;
 }
 
-const vow__transport vow__transport_mpi = {"mpi",    mpi_slots, mpi_open,
-                                           mpi_start, mpi_kill, mpi_close,
-                                           mpi_free};
+const vow__transport vow__transport_mpi = {
+    "mpi", mpi_slots, mpi_open, mpi_start, mpi_kill, mpi_close, mpi_free};

@@ -51,11 +51,11 @@ struct vow__procs {
   uv_loop_t* loop;
   uv_signal_t sigchld;
   bool started;
-  vow__proc* live; /* spawned and not yet reaped */
+  vow__proc* live;             /* spawned and not yet reaped */
   struct vow__orphan* orphans; /* closed while running, not yet reaped */
   size_t norphans, orphans_cap;
   size_t nforeground; /* live, and keeping the loop alive */
-  char* scratch; /* read buffer, consumed by on_output before the next */
+  char* scratch;      /* read buffer, consumed by on_output before the next */
   void (*on_closed)(vow__procs* set);
 };
 
@@ -105,8 +105,8 @@ typedef struct vow__proc_calls {
 struct vow__proc {
   vow__procs* set;
   const vow__proc_calls* calls;
-  void* data; /* the caller's */
-  pid_t pid;  /* the child's, kept after the exit for messages */
+  void* data;   /* the caller's */
+  pid_t pid;    /* the child's, kept after the exit for messages */
   bool running; /* spawned and not yet reaped: safe to signal */
   bool exited, done, stopping, group, end_group, background, drain;
   int exit_status; /* once exited: its status, or -1 when killed */
