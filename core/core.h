@@ -269,4 +269,16 @@ void vow__threadsafe_door_unlock(void);
  * finds a context that refuses it instead of freed memory. */
 extern vow_ctx_t vow__closed_ctx;
 
-#endif /* VOW_RUNNER_INTERNAL_H */
+/* ---- value.c: values made by libvow's own readers --------------------- */
+
+/* A value over bytes already known to be one msgpack object. */
+vow_value_t* vow__value_from_encoded(const void* bytes, size_t len);
+/* A msgpack value of len bytes for the caller to fill at *bytes before
+ * anyone else sees it. */
+vow_value_t* vow__value_alloc_encoded(size_t len, unsigned char** bytes);
+void vow__value_set_len(vow_value_t* v, size_t len);
+/* A value whose bytes stay where they are, inside base (malloc'd), which
+ * the value frees when it goes: a big result taken without a copy. */
+vow_value_t* vow__value_adopt(void* base, const void* bytes, size_t len);
+
+#endif /* VOW_CORE_CORE_H */

@@ -5,7 +5,8 @@
 #include <string.h>
 
 #include "core.h"
-#include "pool_internal.h"
+#include "pool_submit.h"
+#include "proto.h"
 #include "vow/collect.h"
 
 typedef struct entry entry;
@@ -113,7 +114,7 @@ vow_promise_t* vow_collector_submit(vow_collector_t* c, vow_pool_t* pool,
   vow_value_t* v;
   vow_promise_t* p;
   int rc;
-  if (pool->ctx != c->ctx) {
+  if (vow__pool_ctx(pool) != c->ctx) {
     *err = UV_EINVAL;
     return NULL;
   }

@@ -458,6 +458,20 @@ vow_promise_t* vow_pool_submit(vow_pool_t* pool, const char* fn,
   return vow__pool_submit_task(pool, fn, args, 0, 0, 0, 0);
 }
 
+vow_ctx_t* vow__pool_ctx(const vow_pool_t* pool) {
+  return pool->ctx;
+}
+
+unsigned vow__pool_slots(const vow_pool_t* pool) {
+  return pool->nworkers;
+}
+
+uint64_t vow__pool_take_ids(vow_pool_t* pool, uint64_t n) {
+  uint64_t first = pool->next_id + 1;
+  pool->next_id += n;
+  return first;
+}
+
 vow_promise_t* vow__pool_bad_index(vow_pool_t* pool, uint64_t index,
                                    vow_value_t* args) {
   if (index > 0)

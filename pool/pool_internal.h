@@ -6,6 +6,7 @@
 #include "channel.h"
 #include "proc.h"
 #include "core.h"
+#include "pool_submit.h"
 #include "proto.h"
 #include "transport.h"
 #include "vow/pool.h"
@@ -191,9 +192,6 @@ void vow__worker_relay_line(pworker* w, const char* p, size_t n);
 void vow__worker_err_alloc(uv_handle_t* h, size_t suggested, uv_buf_t* buf);
 void vow__worker_err_read(uv_stream_t* s, ssize_t n, const uv_buf_t* buf);
 
-/* Arguments per batch: a frame stays far below the protocol's limit and
- * one worker does not take a long run of big tasks at once. */
-#define VOW__BATCH_BYTES ((size_t)1 << 20)
 /* Values this big go without a copy: a lone task's arguments are written
  * where they are, a result is taken from the decoder whole. */
 #define VOW__BIG_VALUE ((size_t)1 << 20)
@@ -201,17 +199,6 @@ void vow__worker_err_read(uv_stream_t* s, ssize_t n, const uv_buf_t* buf);
 /* ---- pool_dispatch.c: tasks in, tasks out ------------------------------ */
 
 void vow__pool_kick(vow_pool_t* pool);
-/* Queues a task (count == 0) or a map chunk of count items. id: its id on
- * the wire, 0 to take the next; index: its seed's run index (a chunk's
- * first item's), 0 for its id. Takes args. */
-vow_promise_t* vow__pool_submit_task(vow_pool_t* pool, const char* fn,
-                                     vow_value_t* args, uint64_t timeout_ms,
-                                     uint64_t id, uint64_t index,
-                                     uint16_t count);
-/* A run index a caller gave (vow_pool_*_indexed): NULL when it is one
- * (from 1), else a promise rejected with the reason, args released. */
-vow_promise_t* vow__pool_bad_index(vow_pool_t* pool, uint64_t index,
-                                   vow_value_t* args);
 void vow__pool_task_done(pworker* w, ptask* t);
 ptask* vow__pool_find_inflight(pworker* w, uint64_t id);
 /* Whether a task with this flag (ptask_flags) is on w: a suspect runs
@@ -274,15 +261,5 @@ void vow__worker_set_state(pworker* w, int state);
  * vow_pool_free, or when its context closes. */
 void vow__pool_maybe_destroy(vow_pool_t* pool);
 uint64_t vow__now_ns(void);
-
-/* value.c: a value over bytes already known to be one msgpack object. */
-vow_value_t* vow__value_from_encoded(const void* bytes, size_t len);
-/* A msgpack value of len bytes for the caller to fill at *bytes before
- * anyone else sees it. */
-vow_value_t* vow__value_alloc_encoded(size_t len, unsigned char** bytes);
-void vow__value_set_len(vow_value_t* v, size_t len);
-/* A value whose bytes stay where they are, inside base (malloc'd), which
- * the value frees when it goes: a big result taken without a copy. */
-vow_value_t* vow__value_adopt(void* base, const void* bytes, size_t len);
 
 #endif

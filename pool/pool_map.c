@@ -6,7 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "pool_internal.h"
+#include "core.h"
+#include "pool_submit.h"
+#include "proto.h"
 
 /* A map runs in chunks: one task applies fn to a run of items, so a
  * million tiny items cost a few hundred messages, not a million. Chunks
@@ -20,7 +22,7 @@ typedef struct map_run {
 } map_run;
 
 static size_t chunk_size(const vow_pool_t* pool, size_t n) {
-  size_t c = n / ((size_t)pool->nworkers * 64);
+  size_t c = n / ((size_t)vow__pool_slots(pool) * 64);
   if (c < 1)
     c = 1;
   if (c > 4096)
@@ -98,7 +100,7 @@ static vow_promise_t* map_items(vow_pool_t* pool, const char* fn,
   const char* at = NULL;
   bool is_array = items && vow_value_kind(items) == VOW_VALUE_ARRAY;
   if (items == NULL) /* what a constructor returns when memory ran out */
-    return vow_fail(pool->ctx, vow__failure_nomem());
+    return vow_fail(vow__pool_ctx(pool), vow__failure_nomem());
   if (!is_array) {
     vowp_limits lim = {0, (size_t)-1, VOWP_MAX_DEPTH};
     vowp_error err;
@@ -123,7 +125,7 @@ static vow_promise_t* map_items(vow_pool_t* pool, const char* fn,
   }
   if (at == NULL) {
     vow_value_release(items);
-    return vow_fail(pool->ctx,
+    return vow_fail(vow__pool_ctx(pool),
                     vow_failure_new(VOW_FAIL_BAD_INPUT, UV_EINVAL,
                                     "vow_pool_map needs an array of msgpack "
                                     "items"));
@@ -136,12 +138,11 @@ static vow_promise_t* map_items(vow_pool_t* pool, const char* fn,
     vow__free(ps);
     vow__free(m);
     vow_value_release(items);
-    return vow_fail(pool->ctx, vow__failure_nomem());
+    return vow_fail(vow__pool_ctx(pool), vow__failure_nomem());
   }
   m->pool = pool;
-  m->first = pool->next_id + 1;
+  m->first = vow__pool_take_ids(pool, n); /* the items' run indexes */
   m->n = n;
-  pool->next_id += n; /* the items' run indexes */
   nchunks = 0;
   for (lo = 0; lo < n; lo = hi) {
     msgpack_sbuffer sb;
@@ -184,7 +185,7 @@ static vow_promise_t* map_items(vow_pool_t* pool, const char* fn,
         first_index ? first_index + lo : 0, (uint16_t)(hi - lo));
   }
   vow_value_release(items);
-  all = vow_all(pool->ctx, ps, nchunks);
+  all = vow_all(vow__pool_ctx(pool), ps, nchunks);
   vow__free(ps);
   return vow_add_callbacks(all, map_join, map_failed, m);
 }

@@ -6,7 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "pool_internal.h"
+#include "core.h"
+#include "pool_submit.h"
+#include "proto.h"
 
 /* The elements of items as separate values: an array value's own items,
  * or each element of an encoded msgpack array. Returns the count, or
@@ -155,7 +157,7 @@ vow_stream_t* vow_pool_stream(vow_pool_t* pool, const char* fn,
   s->n = n;
   s->window = window ? window : 1024;
   s->fn = vow__strdup(fn ? fn : "");
-  s->ready = vow_queue_new(pool->ctx, VOW_UNBOUNDED, VOW_UNBOUNDED);
+  s->ready = vow_queue_new(vow__pool_ctx(pool), VOW_UNBOUNDED, VOW_UNBOUNDED);
   s->ps = vow__calloc(n ? n : 1, sizeof(*s->ps));
   s->recs = vow__calloc(n ? n : 1, sizeof(*s->recs));
   if (s->fn == NULL || s->ready == NULL || s->ps == NULL || s->recs == NULL) {
@@ -171,7 +173,7 @@ vow_promise_t* vow_stream_get(vow_stream_t* s) {
   vow_promise_t* p;
   VOW__NOT_NULL(s, "the stream");
   if (s->delivered == s->n && vow_queue_len(s->ready) == 0)
-    return vow_succeed(s->pool->ctx, NULL);
+    return vow_succeed(vow__pool_ctx(s->pool), NULL);
   p = vow_queue_get(s->ready);
   stream_fill(s); /* taking one makes room for the next */
   return p;

@@ -7,7 +7,9 @@ Fails, saying where, when:
   - the arrows themselves make a circle;
   - two C files (.c, .h) share a name, except a public header
     include/vow/X.h with its implementation X.c;
-  - a file outside runner/entry.c in libvow's folders calls exit().
+  - a file outside runner/entry.c in libvow's folders calls exit();
+  - one of the pool's front ends (map, stream, collect) includes
+    pool_internal.h instead of pool_submit.h.
 
 Usage: layout_check.py SOURCE_DIR
 """
@@ -15,6 +17,11 @@ import collections
 import os
 import re
 import sys
+
+# The pool's front ends call its engine one way, through pool_submit.h:
+# they never see struct vow_pool or its workers.
+FRONT_ENDS = tuple(os.path.join("pool", f)
+                   for f in ("pool_map.c", "pool_stream.c", "collect.c"))
 
 LIBRARY = ("base", "proto", "proc", "core", "mpi", "worker", "runner", "pool")
 
@@ -108,6 +115,10 @@ def main():
         here = concern(f)
         text = open(os.path.join(root, f), errors="replace").read()
         for inc in re.findall(r'^\s*#\s*include\s+"([^"]+)"', text, re.M):
+            if f in FRONT_ENDS and os.path.basename(inc) == "pool_internal.h":
+                problems.append('%s includes "pool_internal.h": a front end '
+                                "uses the engine through pool_submit.h only"
+                                % f)
             if inc.startswith("vow/"):
                 continue  # the public API: anyone's
             targets = by_name.get(os.path.basename(inc), [])
