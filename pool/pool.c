@@ -19,10 +19,6 @@
 
 extern char** environ;
 
-uint64_t vow__now_ns(void) {
-  return uv_hrtime();
-}
-
 /* ---- the pool -------------------------------------------------------- */
 
 static void pool_shutdown_op(vow__op* op);
@@ -127,6 +123,7 @@ vow_pool_t* vow_pool_new(vow_ctx_t* ctx, const vow_pool_options_t* given,
   if ((pool = vow__calloc(1, sizeof(*pool))) == NULL)
     goto fail;
   pool->ctx = ctx;
+  pool->events = &vow__engine_events;
   pool->opt = *options;
   /* Pointers the caller owns are copied below or not kept. */
   pool->opt.worker_argv = NULL;

@@ -9,50 +9,7 @@
 
 #include "pool_internal.h"
 
-/* ---- task lists ------------------------------------------------------ */
-
-void vow__tlist_push(tlist* l, ptask* t) {
-  t->next = NULL;
-  t->prev = l->tail;
-  if (l->tail)
-    l->tail->next = t;
-  else
-    l->head = t;
-  l->tail = t;
-  l->len++;
-}
-
-void vow__tlist_push_front(tlist* l, ptask* t) {
-  t->prev = NULL;
-  t->next = l->head;
-  if (l->head)
-    l->head->prev = t;
-  else
-    l->tail = t;
-  l->head = t;
-  l->len++;
-}
-
-void vow__tlist_remove(tlist* l, ptask* t) {
-  if (t->prev)
-    t->prev->next = t->next;
-  else
-    l->head = t->next;
-  if (t->next)
-    t->next->prev = t->prev;
-  else
-    l->tail = t->prev;
-  t->prev = t->next = NULL;
-  l->len--;
-}
-
 /* ---- tasks ----------------------------------------------------------- */
-
-void vow__task_recall(pworker* w, ptask* t) {
-  vow__tlist_remove(&w->inflight, t);
-  t->flags &= (uint8_t)~PT_INFLIGHT;
-  t->at.pool = w->pool;
-}
 
 size_t vow__pool_in_flight(const vow_pool_t* pool) {
   const pworker* w;
@@ -74,62 +31,7 @@ unsigned vow__pool_workers_alive(const vow_pool_t* pool) {
   return n;
 }
 
-void vow__task_free(vow_pool_t* pool, ptask* t) {
-  vow_value_release(t->args);
-  vow__arena_put(&pool->tasks, t);
-}
-
-void vow__pool_fail_task(vow_pool_t* pool, ptask* t, vow_failure_t* f) {
-  if (t->p == NULL) {
-    vow_failure_release(f);
-    return;
-  }
-  pool->stats.failed++;
-  VOW__TRACE(NULL, "task %llu failed: %s", (unsigned long long)t->id,
-             vow_failure_message(f));
-  vow_reject(t->p, f);
-  t->p = NULL;
-}
-
-void vow__pool_task_done(pworker* w, ptask* t) {
-  vow_pool_t* pool = w->pool;
-  vow__task_free(pool, t);
-  if (pool->opt.recycle_after && w->state == PW_READY &&
-      w->completed >= pool->opt.recycle_after && pool->closing != 2) {
-    /* Recycled, like maxtasksperchild: it takes nothing new, finishes
-     * what it holds, and a fresh worker takes its slot now, a graceful
-     * shutdown included: one left at its limit would be sent nothing
-     * more, and what is queued would never run. A fresh worker with
-     * nothing to do is sent SHUTDOWN once it is ready. */
-    vow__worker_set_state(w, PW_RETIRING);
-    pool->workers[w->slot] = NULL;
-    w->next_retiring = pool->retiring;
-    pool->retiring = w;
-    vow__worker_start(pool, w->slot);
-  }
-  if (w->state == PW_RETIRING && w->inflight.len == 0)
-    vow__worker_send_shutdown(w);
-}
-
-ptask* vow__pool_find_inflight(pworker* w, uint64_t id) {
-  ptask* t;
-  /* Replies come in the order the worker runs its tasks: the head, almost
-   * always. */
-  for (t = w->inflight.head; t != NULL; t = t->next)
-    if (t->id == id)
-      return t;
-  return NULL;
-}
-
 /* ---- dispatch -------------------------------------------------------- */
-
-bool vow__worker_holds(const pworker* w, unsigned flag) {
-  const ptask* t;
-  for (t = w->inflight.head; t != NULL; t = t->next)
-    if (t->flags & flag)
-      return true;
-  return false;
-}
 
 static void wake_space_waiters(vow_pool_t* pool);
 static pworker* idle_worker(const vow_pool_t* pool) {
@@ -338,7 +240,7 @@ static void task_cancel(vow_promise_t* p, void* data) {
         pool->opt.cancel_grace_ms ? pool->opt.cancel_grace_ms : 1000);
   }
   if (t == w->inflight.head)
-    vow__pool_arm_head(w);
+    vow__worker_arm_head(w);
 }
 
 static vow_promise_t* reject_now(vow_pool_t* pool, vow_value_t* args,

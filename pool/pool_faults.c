@@ -53,8 +53,9 @@ static void requeue_front(pworker* w, bool suspect) {
 
 /* ---- timers ---------------------------------------------------------- */
 
-static void on_task_timeout(vow__timer* timer) {
-  pworker* w = VOW__CONTAINER_OF(timer, pworker, task_timer);
+/* w's head task ran past its timeout (the event vow__worker_arm_head's
+ * timer raises). */
+static void head_timed_out(pworker* w) {
   vow_pool_t* pool = w->pool;
   ptask* t = w->inflight.head;
   char why[64];
@@ -84,21 +85,6 @@ void vow__worker_grace_over(vow__timer* timer) {
   requeue_front(w, false);
   vow__worker_kill(w, PK_GRACE);
   vow__pool_kick(w->pool);
-}
-
-void vow__pool_arm_head(pworker* w) {
-  vow_pool_t* pool = w->pool;
-  ptask* t = w->inflight.head;
-  uint64_t ms;
-  vow__timer_stop(pool->ctx, &w->task_timer);
-  if (t == NULL || w->state == PW_STOPPING || w->state == PW_DEAD)
-    return;
-  ms = t->timeout_ms ? t->timeout_ms : pool->opt.timeout_ms;
-  if (ms == 0 || vow__task_settled(t))
-    return;
-  w->task_timer.fire = on_task_timeout;
-  w->task_timer.discard = NULL;
-  vow__timer_start(pool->ctx, &w->task_timer, ms);
 }
 
 /* ---- worker life ----------------------------------------------------- */
@@ -381,3 +367,9 @@ void vow__pool_kill_all(vow_pool_t* pool) {
   for (w = pool->retiring; w != NULL; w = w->next_retiring)
     vow__worker_kill(w, PK_ASKED);
 }
+
+/* ---- what workers tell the engine ---------------------------------- */
+
+const vow__pool_events vow__engine_events = {
+    vow__pool_kick, vow__pool_worker_ready, vow__pool_worker_gone,
+    vow__pool_start_later, head_timed_out};

@@ -112,6 +112,7 @@ struct pworker {
 
 struct vow_pool {
   vow_ctx_t* ctx;
+  const struct vow__pool_events* events; /* the engine, to its workers */
   vow__op op;
   vow_pool_options_t opt; /* strings and arrays copied */
   char** argv;
@@ -149,6 +150,41 @@ struct vow_pool {
   bool freeing; /* vow_pool_free was called */
 };
 
+/* ---- pool_tasks.c: task records (the parts) --------------------------- */
+
+uint64_t vow__now_ns(void);
+/* Finds w's in-flight task by id, or NULL. */
+ptask* vow__pool_find_inflight(pworker* w, uint64_t id);
+/* Whether a task with this flag (ptask_flags) is on w: a suspect runs
+ * alone; a cancel's grace runs until no cancelled task is left. */
+bool vow__worker_holds(const pworker* w, unsigned flag);
+/* Rejects t's promise with f (taken) unless it is settled already. */
+void vow__pool_fail_task(vow_pool_t* pool, ptask* t, vow_failure_t* f);
+/* Frees the record of a task that left every list. */
+void vow__task_free(vow_pool_t* pool, ptask* t);
+/* t leaves w's in-flight list and is the pool's again. */
+void vow__task_recall(pworker* w, ptask* t);
+
+/* ---- what a worker tells the engine ------------------------------------ */
+
+/* The worker files (pool_worker.c, pool_send.c, the transports) call the
+ * engine (pool.c, pool_dispatch.c, pool_faults.c) only through these,
+ * set in pool->events: the engine calls them by name, never the other
+ * way round. */
+typedef struct vow__pool_events {
+  /* A worker may take more: dispatch on the next tick. */
+  void (*kick)(vow_pool_t* pool);
+  /* w said HELLO. */
+  void (*ready)(pworker* w);
+  /* w is finished (exit and EOFs in, handles closed): settle or requeue
+   * what it held and free it. */
+  void (*gone)(pworker* w);
+  /* No memory for a worker now: start the empty slots later. */
+  void (*start_later)(vow_pool_t* pool);
+  /* w's head task ran past its timeout. */
+  void (*task_timeout)(pworker* w);
+} vow__pool_events;
+
 /* ---- sched.c: the decisions, kept free of I/O for unit tests -------- */
 
 /* The in-flight limit for a worker whose tasks take ewma_ns each:
@@ -184,13 +220,21 @@ void vow__worker_kill(pworker* w, int why);
 void vow__worker_exited(pworker* w, int64_t status, int sig);
 /* Finishes w once its exit and both EOFs are in. */
 void vow__worker_maybe_finished(pworker* w);
+/* Starts or stops w's head-task timer after the head changed. */
+void vow__worker_arm_head(pworker* w);
+/* t (settled) is done with on w: freed; w retires when it has done
+ * recycle_after tasks, and a retiring w with nothing left gets
+ * SHUTDOWN. */
+void vow__worker_task_done(pworker* w, ptask* t);
 
 /* ---- pool_stderr.c ------------------------------------------------------ */
 
 /* Writes one line to our stderr with the worker's name in front. */
 void vow__worker_relay_line(pworker* w, const char* p, size_t n);
-void vow__worker_err_alloc(uv_handle_t* h, size_t suggested, uv_buf_t* buf);
-void vow__worker_err_read(uv_stream_t* s, ssize_t n, const uv_buf_t* buf);
+/* Bytes of w's stderr: kept in its tail, relayed line by line. */
+void vow__worker_err_take(pworker* w, const char* p, size_t len);
+/* Relays a last line that has no newline. */
+void vow__worker_err_flush(pworker* w);
 
 /* Values this big go without a copy: a lone task's arguments are written
  * where they are, a result is taken from the decoder whole. */
@@ -199,17 +243,6 @@ void vow__worker_err_read(uv_stream_t* s, ssize_t n, const uv_buf_t* buf);
 /* ---- pool_dispatch.c: tasks in, tasks out ------------------------------ */
 
 void vow__pool_kick(vow_pool_t* pool);
-void vow__pool_task_done(pworker* w, ptask* t);
-ptask* vow__pool_find_inflight(pworker* w, uint64_t id);
-/* Whether a task with this flag (ptask_flags) is on w: a suspect runs
- * alone; a cancel's grace runs until no cancelled task is left. */
-bool vow__worker_holds(const pworker* w, unsigned flag);
-/* Rejects t's promise with f (taken) unless it is settled already. */
-void vow__pool_fail_task(vow_pool_t* pool, ptask* t, vow_failure_t* f);
-/* Frees the record of a task that left every list. */
-void vow__task_free(vow_pool_t* pool, ptask* t);
-/* t leaves w's in-flight list and is the pool's again. */
-void vow__task_recall(pworker* w, ptask* t);
 /* Counted, not kept: tasks on workers, and workers that said HELLO and
  * hold a slot. */
 size_t vow__pool_in_flight(const vow_pool_t* pool);
@@ -221,8 +254,6 @@ void vow__pool_refuse_space_waiters(vow_pool_t* pool);
 /* A failure of task t (on w, or NULL) with its origin and w's stderr. */
 vow_failure_t* vow__task_failure(int kind, int code, ptask* t, pworker* w,
                                  const char* fmt, ...) VOW_PRINTF(5, 6);
-/* Starts or stops w's head-task timer after the head changed. */
-void vow__pool_arm_head(pworker* w);
 /* Timer callback: a cancelled task did not stop within the grace. */
 void vow__worker_grace_over(vow__timer* timer);
 void vow__pool_start_empty_slots(vow_pool_t* pool);
@@ -236,6 +267,8 @@ void vow__pool_cancel_all(vow_pool_t* pool, const char* why);
 void vow__pool_kill_all(vow_pool_t* pool);
 /* Fulfils the shutdown promise once no worker is left. */
 void vow__pool_finish_shutdown(vow_pool_t* pool);
+/* The engine's answers to its workers' events (pool->events). */
+extern const struct vow__pool_events vow__engine_events;
 
 /* ---- pool_trace.c: VOW_DEBUG ------------------------------------------- */
 
@@ -260,6 +293,5 @@ void vow__worker_set_state(pworker* w, int state);
 /* Frees the pool once nothing of it is left on the loop: after
  * vow_pool_free, or when its context closes. */
 void vow__pool_maybe_destroy(vow_pool_t* pool);
-uint64_t vow__now_ns(void);
 
 #endif

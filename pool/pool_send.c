@@ -113,7 +113,7 @@ void vow__worker_send(pworker* w, size_t n) {
   if (w->inflight.len == n) {
     /* It was idle: its busy time starts now. */
     w->busy_since_ns = w->last_event_ns = vow__now_ns();
-    vow__pool_arm_head(w);
+    vow__worker_arm_head(w);
   }
   if (!write_frames(w, &e)) {
     /* Never sent: these fail now with out-of-memory, rather than wait
@@ -122,9 +122,9 @@ void vow__worker_send(pworker* w, size_t n) {
       ptask* t = batch[i];
       vow__task_recall(w, t);
       vow__pool_fail_task(pool, t, vow__failure_nomem());
-      vow__pool_task_done(w, t);
+      vow__worker_task_done(w, t);
     }
-    vow__pool_arm_head(w);
+    vow__worker_arm_head(w);
   }
   vowp_encoder_destroy(&e);
 }

@@ -1,5 +1,6 @@
 /* A worker's stderr: the end kept for crash reports, and each line
- * relayed to ours with the worker's name in front. */
+ * relayed to ours with the worker's name in front. Bytes come from
+ * pool_worker.c, which reads the pipe. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,41 +29,29 @@ void vow__worker_relay_line(pworker* w, const char* p, size_t n) {
   vow__relay_line(head, (size_t)h, p, n);
 }
 
-void vow__worker_err_alloc(uv_handle_t* h, size_t suggested, uv_buf_t* buf) {
-  static char scratch[16384]; /* loop thread only; consumed at once */
-  (void)h;
-  (void)suggested;
-  *buf = uv_buf_init(scratch, sizeof(scratch));
+void vow__worker_err_flush(pworker* w) {
+  if (w->line_len > 0 && w->pool->opt.stderr_mode == VOW_STDERR_RELAY)
+    vow__worker_relay_line(w, w->line, w->line_len);
+  w->line_len = 0;
 }
 
-void vow__worker_err_read(uv_stream_t* s, ssize_t n, const uv_buf_t* buf) {
-  pworker* w = s->data;
-  ssize_t i, start = 0;
-  if (n < 0) {
-    /* Flush a last line without newline. */
-    if (w->line_len > 0 && w->pool->opt.stderr_mode == VOW_STDERR_RELAY)
-      vow__worker_relay_line(w, w->line, w->line_len);
-    w->line_len = 0;
-    w->err_eof = true;
-    uv_read_stop(s);
-    vow__worker_maybe_finished(w);
-    return;
-  }
-  keep_tail(w, buf->base, (size_t)n);
+void vow__worker_err_take(pworker* w, const char* p, size_t len) {
+  size_t i, start = 0, n = len;
+  keep_tail(w, p, n);
   if (w->pool->opt.stderr_mode != VOW_STDERR_RELAY)
     return;
   for (i = 0; i < n; i++) {
-    if (buf->base[i] != '\n')
+    if (p[i] != '\n')
       continue;
     if (w->line_len > 0) {
       size_t take = (size_t)(i + 1 - start);
       if (w->line_len + take > sizeof(w->line))
         take = sizeof(w->line) - w->line_len;
-      memcpy(w->line + w->line_len, buf->base + start, take);
+      memcpy(w->line + w->line_len, p + start, take);
       vow__worker_relay_line(w, w->line, w->line_len + take);
       w->line_len = 0;
     } else {
-      vow__worker_relay_line(w, buf->base + start, (size_t)(i + 1 - start));
+      vow__worker_relay_line(w, p + start, (size_t)(i + 1 - start));
     }
     start = i + 1;
   }
@@ -75,7 +64,7 @@ void vow__worker_err_read(uv_stream_t* s, ssize_t n, const uv_buf_t* buf) {
       if (rest > sizeof(w->line))
         rest = sizeof(w->line);
     }
-    memcpy(w->line + w->line_len, buf->base + start, rest);
+    memcpy(w->line + w->line_len, p + start, rest);
     w->line_len += rest;
   }
 }

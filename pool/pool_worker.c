@@ -28,6 +28,48 @@ void vow__worker_kill(pworker* w, int why) {
     w->pool->transport->kill(w);
 }
 
+/* ---- tasks on it ------------------------------------------------------ */
+
+static void on_head_timeout(vow__timer* timer) {
+  pworker* w = VOW__CONTAINER_OF(timer, pworker, task_timer);
+  w->pool->events->task_timeout(w);
+}
+
+void vow__worker_arm_head(pworker* w) {
+  vow_pool_t* pool = w->pool;
+  ptask* t = w->inflight.head;
+  uint64_t ms;
+  vow__timer_stop(pool->ctx, &w->task_timer);
+  if (t == NULL || w->state == PW_STOPPING || w->state == PW_DEAD)
+    return;
+  ms = t->timeout_ms ? t->timeout_ms : pool->opt.timeout_ms;
+  if (ms == 0 || vow__task_settled(t))
+    return;
+  w->task_timer.fire = on_head_timeout;
+  w->task_timer.discard = NULL;
+  vow__timer_start(pool->ctx, &w->task_timer, ms);
+}
+
+void vow__worker_task_done(pworker* w, ptask* t) {
+  vow_pool_t* pool = w->pool;
+  vow__task_free(pool, t);
+  if (pool->opt.recycle_after && w->state == PW_READY &&
+      w->completed >= pool->opt.recycle_after && pool->closing != 2) {
+    /* Recycled, like maxtasksperchild: it takes nothing new, finishes
+     * what it holds, and a fresh worker takes its slot now, a graceful
+     * shutdown included: one left at its limit would be sent nothing
+     * more, and what is queued would never run. A fresh worker with
+     * nothing to do is sent SHUTDOWN once it is ready. */
+    vow__worker_set_state(w, PW_RETIRING);
+    pool->workers[w->slot] = NULL;
+    w->next_retiring = pool->retiring;
+    pool->retiring = w;
+    vow__worker_start(pool, w->slot);
+  }
+  if (w->state == PW_RETIRING && w->inflight.len == 0)
+    vow__worker_send_shutdown(w);
+}
+
 /* ---- finishing ------------------------------------------------------- */
 
 static void closed_one(pworker* w) {
@@ -35,7 +77,7 @@ static void closed_one(pworker* w) {
     return;
   vow__chan_destroy(&w->chan);
   w->pool->live_workers--;
-  vow__pool_worker_gone(w); /* frees w */
+  w->pool->events->gone(w); /* frees w */
 }
 
 static void on_closed(uv_handle_t* h) {
@@ -81,9 +123,7 @@ void vow__worker_maybe_finished(pworker* w) {
 
 static void on_pipes_held(vow__timer* t) {
   pworker* w = VOW__CONTAINER_OF(t, pworker, eof_timer);
-  if (w->line_len > 0 && w->pool->opt.stderr_mode == VOW_STDERR_RELAY)
-    vow__worker_relay_line(w, w->line, w->line_len);
-  w->line_len = 0;
+  vow__worker_err_flush(w);
   if (!w->chan_eof)
     vow__chan_stop_reading(&w->chan);
   if (w->err_piped && !w->err_eof)
@@ -108,6 +148,27 @@ void vow__worker_exited(pworker* w, int64_t status, int sig) {
   vow__worker_maybe_finished(w);
 }
 
+/* ---- its stderr ------------------------------------------------------ */
+
+static void on_err_alloc(uv_handle_t* h, size_t suggested, uv_buf_t* buf) {
+  static char scratch[16384]; /* loop thread only; consumed at once */
+  (void)h;
+  (void)suggested;
+  *buf = uv_buf_init(scratch, sizeof(scratch));
+}
+
+static void on_err_read(uv_stream_t* s, ssize_t n, const uv_buf_t* buf) {
+  pworker* w = s->data;
+  if (n < 0) {
+    vow__worker_err_flush(w); /* a last line without a newline */
+    w->err_eof = true;
+    uv_read_stop(s);
+    vow__worker_maybe_finished(w);
+    return;
+  }
+  vow__worker_err_take(w, buf->base, (size_t)n);
+}
+
 /* ---- the channel ----------------------------------------------------- */
 
 /* A write to the worker has finished: one held back for its backlog may
@@ -116,7 +177,7 @@ void vow__worker_exited(pworker* w, int64_t status, int sig) {
 static void on_chan_sent(vow__chan* ch, int status) {
   pworker* w = ch->owner;
   if (status == 0 && w->pool->queue.head != NULL)
-    vow__pool_kick(w->pool);
+    w->pool->events->kick(w->pool);
 }
 
 static void protocol_error(pworker* w, const char* fmt, ...) VOW_PRINTF(2, 3);
@@ -181,7 +242,7 @@ static void on_hello(pworker* w, vowp_msg* m) {
       return;
     }
   }
-  vow__pool_worker_ready(w);
+  w->pool->events->ready(w);
 }
 
 /* base: the decoder's buffer when a big value was taken from it whole
@@ -261,7 +322,7 @@ static void on_result(pworker* w, uint64_t id, int ok, vowp_msg* m,
       set_detail(f, m->u.error.detail);
     vow__pool_fail_task(pool, t, f);
   }
-  vow__pool_task_done(w, t);
+  vow__worker_task_done(w, t);
 }
 
 static void on_eof_wait_over(vow__timer* t) {
@@ -443,8 +504,8 @@ static void on_chan_read(vow__chan* ch, ssize_t n) {
     w->limit = vow__sched_limit(w->ewma_ns, w->pool->opt.in_flight);
     if (w->inflight.len == 0)
       w->pool->stats.busy_ns += now - w->busy_since_ns;
-    vow__pool_arm_head(w);
-    vow__pool_kick(w->pool);
+    vow__worker_arm_head(w);
+    w->pool->events->kick(w->pool);
   }
 }
 
@@ -483,7 +544,7 @@ static void start_failed(pworker* w) {
 void vow__worker_start(vow_pool_t* pool, unsigned slot) {
   pworker* w = vow__calloc(1, sizeof(*w));
   if (w == NULL) {
-    vow__pool_start_later(pool); /* the slot stays empty until then */
+    pool->events->start_later(pool); /* the slot stays empty until then */
     return;
   }
   w->pool = pool;
@@ -510,6 +571,5 @@ void vow__worker_start(vow_pool_t* pool, unsigned slot) {
   watch_hello(w);
   vow__chan_start(&w->chan, on_chan_read, on_chan_sent);
   if (w->err_piped)
-    uv_read_start((uv_stream_t*)&w->errp, vow__worker_err_alloc,
-                  vow__worker_err_read);
+    uv_read_start((uv_stream_t*)&w->errp, on_err_alloc, on_err_read);
 }

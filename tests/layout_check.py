@@ -9,7 +9,9 @@ Fails, saying where, when:
     include/vow/X.h with its implementation X.c;
   - a file outside runner/entry.c in libvow's folders calls exit();
   - one of the pool's front ends (map, stream, collect) includes
-    pool_internal.h instead of pool_submit.h.
+    pool_internal.h instead of pool_submit.h;
+  - a pool/ file calls a function of another of the pool's concerns
+    that the ```pool block does not let it call (calls go one way).
 
 Usage: layout_check.py SOURCE_DIR
 """
@@ -38,6 +40,59 @@ def read_arrows(root):
         left, _, right = line.partition("->")
         arrows[left.strip()] = set(right.split())
     return arrows
+
+
+def read_pool_concerns(root):
+    """The ```pool block: each line `concern: files -> concerns it may
+    call`."""
+    text = open(os.path.join(root, "docs", "ARCHITECTURE.md")).read()
+    m = re.search(r"```pool\n(.*?)```", text, re.S)
+    if not m:
+        sys.exit("docs/ARCHITECTURE.md has no ```pool block")
+    of_file, may_call = {}, {}
+    for line in m.group(1).splitlines():
+        if not line.strip():
+            continue
+        name, _, rest = line.partition(":")
+        files, _, calls = rest.partition("->")
+        name = name.strip()
+        for f in files.split():
+            of_file[f] = name
+        may_call[name] = set(calls.split())
+    return of_file, may_call
+
+
+DEFINITION = re.compile(r"^[A-Za-z][\w \*]*?\b(vow__\w+)\s*\([^;{]*\)\s*\{",
+                        re.M | re.S)
+CALL = re.compile(r"\b(vow__\w+)\s*\(")
+
+
+def pool_calls(root, problems):
+    """Between the pool's concerns, calls go one way: a function of
+    another concern is called only when the block draws that arrow."""
+    of_file, may_call = read_pool_concerns(root)
+    folder = os.path.join(root, "pool")
+    code, defined_in = {}, {}
+    for f in sorted(os.listdir(folder)):
+        if not f.endswith(".c"):
+            continue
+        if f not in of_file:
+            problems.append("pool/%s is in no concern of the ```pool block"
+                            % f)
+            continue
+        text = open(os.path.join(folder, f), errors="replace").read()
+        code[f] = re.sub(r"/\*.*?\*/", "", text, flags=re.S)
+        for m in DEFINITION.finditer(code[f]):
+            defined_in[m.group(1)] = f
+    for f, text in sorted(code.items()):
+        here = of_file[f]
+        for fn in sorted(set(CALL.findall(text))):
+            there = of_file.get(defined_in.get(fn, f))
+            if there != here and there not in may_call[here]:
+                problems.append("pool/%s (%s) calls %s of pool/%s (%s): "
+                                "%s -> %s is not drawn in the ```pool block"
+                                % (f, here, fn, defined_in[fn], there,
+                                   here, there))
 
 
 def c_files(root):
@@ -140,6 +195,8 @@ def main():
                 line = code.count("\n", 0, m.start()) + 1
                 problems.append("%s:%d calls exit(): only runner/entry.c "
                                 "ends the process" % (f, line))
+
+    pool_calls(root, problems)
 
     # An arrow nothing uses is a drawing the code does not match.
     for here, theres in sorted(arrows.items()):
