@@ -66,8 +66,10 @@ static char* resolve(const char* cmd, char* const* env) {
   char* found = NULL;
   size_t i;
   int err = ENOENT;
+  /* Checked here too, not only by the exec: where the spawn is a fork
+   * (under valgrind), the exec's errno cannot come back. */
   if (strchr(cmd, '/') != NULL)
-    return vow__strdup(cmd);
+    return access(cmd, X_OK) == 0 ? vow__strdup(cmd) : NULL;
   if (*cmd == '\0') {
     errno = ENOENT;
     return NULL;
