@@ -4,6 +4,7 @@ of what has been taken."""
 import itertools
 
 from . import _lib
+from ._options import check_chunksize
 from ._submit import _fn_name
 from ._task import _MapTask, _slice_values, _with_callbacks, as_completed
 
@@ -56,23 +57,27 @@ class Mapping:
         first item's failure ("map item K: ..."), and the rest is then
         cancelled. vow sizes the chunks itself: chunksize is accepted, as
         multiprocessing and concurrent.futures take it, and not needed."""
+        check_chunksize(chunksize)
         task = _MapTask(self, list(self._start_map(fn, iterables)))
         return _with_callbacks(task, callback, error_callback)
 
     def map(self, fn, *iterables, timeout=None, chunksize=None):
         """[fn(x) for x in iterable] on the workers, in order (with several
         iterables, fn(x, y, ...) over them in step)."""
-        return self.map_async(fn, *iterables).result(timeout)
+        return self.map_async(fn, *iterables,
+                              chunksize=chunksize).result(timeout)
 
     def starmap_async(self, fn, iterable, chunksize=None, callback=None,
                       error_callback=None):
         """map_async of fn(*args) for each args in iterable."""
+        check_chunksize(chunksize)
         task = _MapTask(self, list(self._start_map(fn, (iterable,), True)))
         return _with_callbacks(task, callback, error_callback)
 
     def starmap(self, fn, iterable, chunksize=None, timeout=None):
         """[fn(*args) for args in iterable] on the workers, in order."""
-        return self.starmap_async(fn, iterable).result(timeout)
+        return self.starmap_async(fn, iterable,
+                                  chunksize=chunksize).result(timeout)
 
     def imap(self, fn, *iterables, chunksize=None, timeout=None):
         """fn(x) for x in iterable, yielded in order as they come in. The
@@ -80,12 +85,15 @@ class Mapping:
         yielded (two per worker), so an endless one works; timeout
         bounds each wait for the next slice. Raises the first failure
         ("map item K: ..."); closing the generator cancels the rest."""
+        check_chunksize(chunksize)
         return self._ahead(fn, iterables, timeout,
                            lambda ahead: ahead.pop(0))
 
     def imap_unordered(self, fn, *iterables, chunksize=None, timeout=None):
         """As imap, but each slice's results are yielded as soon as that
         slice is done, whichever it is."""
+        check_chunksize(chunksize)
+
         def first_done(ahead):
             def find():
                 return next((k for k, (_, task) in enumerate(ahead)

@@ -34,6 +34,28 @@ def worker_env(extra):
     return [f"{k}={v}" for k, v in entries.items()]
 
 
+def check_counts(**counts):
+    """As multiprocessing and concurrent.futures check theirs: a count
+    given (not None) is an int of at least 1, else TypeError or
+    ValueError naming it."""
+    for name, value in counts.items():
+        if value is None:
+            continue
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise TypeError(f"{name} must be an int or None, "
+                            f"not {type(value).__name__}")
+        if value < 1:
+            raise ValueError(f"{name} must be at least 1 (or None), "
+                             f"not {value}")
+
+
+def check_chunksize(chunksize):
+    """A chunksize given is at least 1, as Executor.map and Pool.imap
+    require."""
+    if chunksize is not None and chunksize < 1:
+        raise ValueError(f"chunksize must be at least 1, not {chunksize}")
+
+
 class Options:
     """vow_pool_options_t filled in, with the arrays it points into kept
     alive as long as this object is."""

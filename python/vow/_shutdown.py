@@ -51,6 +51,8 @@ class Ending:
         self._free()
 
     async def __aenter__(self):
+        if self._closed:
+            raise ValueError("Pool not running")
         return self
 
     async def __aexit__(self, exc_type, *exc):
@@ -58,6 +60,9 @@ class Ending:
         return False
 
     def __enter__(self):
+        # As multiprocessing.Pool: a pool shut down cannot be entered.
+        if self._closed:
+            raise ValueError("Pool not running")
         return self
 
     def __exit__(self, exc_type, *exc):

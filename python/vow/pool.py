@@ -19,7 +19,7 @@ import os
 from . import _lib
 from . import codec
 from ._maps import Mapping
-from ._options import Options, worker_argv
+from ._options import Options, check_counts, worker_argv
 from ._pump import TAKE, VALUES_BUF, Pumping
 from ._shutdown import Ending
 from ._submit import BATCH, Submitting
@@ -50,6 +50,7 @@ class Pool(Submitting, Mapping, Pumping, Ending):
                  timeout=None, retries=0, queue_limit=None,
                  recycle_after=None, in_flight=None, env=None, cwd=None,
                  stderr="relay", seed=0):
+        check_counts(workers=workers, recycle_after=recycle_after)
         argv = worker_argv(worker, module)
         options = Options(argv, workers=workers, timeout=timeout,
                           retries=retries, queue_limit=queue_limit,

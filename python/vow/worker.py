@@ -55,15 +55,19 @@ BATCH_BYTES = 1 << 19
 # A chunk's items run in a C loop (list(map(...))), twice as fast as a
 # Python one, so the index is read off the chunk's iterator: a list
 # iterator's length hint is exactly the items it has not yet handed out.
-_seed = 0
+_seed = None  # the running task's, None outside a task
 _run_seed = None
 _items = None  # the running chunk's iterator
 _items_end = 0  # the index after its last item
 
 
 def seed():
-    """The seed of the task running now."""
+    """The seed of the task running now. Outside a task (in the parent,
+    or in a worker between tasks) there is none: RuntimeError."""
     if _run_seed is None:
+        if _seed is None:
+            raise RuntimeError("vow.worker.seed() is called outside a task: "
+                               "only a task running on a worker has a seed")
         return _seed
     return task_seed(_run_seed, _item_index())
 
@@ -321,6 +325,7 @@ def run_tasks(ch, reporter, functions, tasks, spread):
             fail(ch, reporter, task_id, f"the result of {name}(): {why}")
             continue
         reporter.finish(array_header(2) + packb(task_id) + value)
+    _seed = None
 
 
 def run_chunks(ch, reporter, functions, chunks):
@@ -363,6 +368,7 @@ def run_chunks(ch, reporter, functions, chunks):
                  f"the chunk's results: the results of {name}(): {why}")
             continue
         reporter.finish(array_header(2) + packb(chunk_id) + packed)
+    _run_seed = None
 
 
 def _pack_error(value):

@@ -1,0 +1,68 @@
+"""Bad arguments are refused as multiprocessing and concurrent.futures
+refuse them: ValueError for a count below 1, TypeError for one that is
+not an int, before any worker starts."""
+import multiprocessing
+
+import pytest
+
+import vow
+import vow.worker
+from conftest import TASKS
+
+
+@pytest.mark.parametrize("workers", [0, -1])
+def test_too_few_workers_is_a_value_error(workers):
+    with pytest.raises(ValueError, match="workers must be at least 1"):
+        vow.Pool(workers=workers, module=TASKS)
+    # The peer refuses it the same way.
+    with pytest.raises(ValueError):
+        multiprocessing.Pool(processes=workers)
+
+
+def test_workers_that_are_not_an_int_is_a_type_error():
+    with pytest.raises(TypeError, match="workers must be an int"):
+        vow.Pool(workers="2", module=TASKS)
+    with pytest.raises(TypeError):
+        vow.Pool(workers=2.0, module=TASKS)
+
+
+@pytest.mark.parametrize("n", [0, -3])
+def test_recycle_after_below_one_is_a_value_error(n):
+    with pytest.raises(ValueError, match="recycle_after must be at least 1"):
+        vow.Pool(workers=1, module=TASKS, recycle_after=n)
+    with pytest.raises(ValueError):
+        multiprocessing.Pool(processes=1, maxtasksperchild=n)
+
+
+def test_chunksize_below_one_is_refused_at_the_call(pool):
+    with pytest.raises(ValueError, match="chunksize must be at least 1"):
+        pool.map("square", range(3), chunksize=0)
+    with pytest.raises(ValueError):
+        pool.map_async("square", range(3), chunksize=-1)
+    with pytest.raises(ValueError):
+        pool.starmap("add", [(1, 2)], chunksize=0)
+    # imap refuses at the call, not at the first next(), as the peers do.
+    with pytest.raises(ValueError):
+        pool.imap("square", range(3), chunksize=0)
+    with pytest.raises(ValueError):
+        pool.imap_unordered("square", range(3), chunksize=0)
+    # A good chunksize still works, and the pool is unharmed.
+    assert pool.map("square", range(4), chunksize=2) == [0, 1, 4, 9]
+
+
+def test_a_pool_shut_down_cannot_be_entered_again():
+    p = vow.Pool(workers=1, module=TASKS)
+    with p:
+        assert p.submit("add", 1, 2).result(timeout=30) == 3
+    with pytest.raises(ValueError, match="Pool not running"):
+        with p:
+            pass
+
+
+def test_seed_outside_a_task_is_an_error(pool):
+    with pytest.raises(RuntimeError, match="outside a task"):
+        vow.worker.seed()
+    # Inside a task it is the task's, on every call.
+    a = pool.submit("my_seed").result(timeout=30)
+    b = pool.submit("my_seed").result(timeout=30)
+    assert isinstance(a, int) and isinstance(b, int) and a != b
