@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "pool_internal.h"
+#include "vow/worker.h"
 
 vow_failure_t* vow__task_failure(int kind, int code, ptask* t, pworker* w,
                                  const char* fmt, ...) {
@@ -116,6 +117,7 @@ void vow__pool_worker_ready(pworker* w) {
   vow_pool_t* pool = w->pool;
   vow__worker_set_state(w, PW_READY);
   w->said_hello = true;
+  pool->served = true;
   pool->start_failures = 0;
   pool->slot_failures[w->slot] = 0;
   vow__pool_kick(pool);
@@ -138,6 +140,23 @@ static bool killed_from_outside(const pworker* w) {
     default:
       return false;
   }
+}
+
+/* The last non-empty line of a worker's stderr tail, without its
+ * newline, in a buffer of its own. */
+static const char* last_line(const char* tail, size_t len) {
+  static char line[512]; /* the loop's thread only; used at once */
+  size_t end = len, start;
+  while (end > 0 && (tail[end - 1] == '\n' || tail[end - 1] == '\r'))
+    end--;
+  start = end;
+  while (start > 0 && tail[start - 1] != '\n')
+    start--;
+  if (end - start >= sizeof(line))
+    start = end - (sizeof(line) - 1);
+  memcpy(line, tail + start, end - start);
+  line[end - start] = '\0';
+  return line;
 }
 
 /* Describes how a worker ended, for failures and for the pool's reason to
@@ -298,8 +317,27 @@ void vow__pool_worker_gone(pworker* w) {
        * up, and the pool only when every slot is. */
       unsigned attempts =
           pool->opt.start_attempts ? pool->opt.start_attempts : 5;
+      /* A worker that says it can never serve (its module does not
+       * import) is not tried again: its slot is given up at once, and
+       * every slot while no worker has ever served (they run the same
+       * command; under launchers, a host that served shows the command
+       * can run somewhere). */
+      bool hopeless = w->exited && w->term_signal == 0 &&
+                      w->exit_status == VOW_WORKER_EXIT_CANNOT_SERVE;
       pool->start_failures++;
-      if (++pool->slot_failures[w->slot] >= attempts) {
+      if (hopeless) {
+        unsigned i;
+        for (i = 0; i < pool->nworkers; i++)
+          if (!pool->slot_given_up[i] && (i == w->slot || !pool->served)) {
+            pool->slot_given_up[i] = true;
+            pool->stats.slots_given_up++;
+          }
+        /* Its stderr was relayed (or is in the failure of a worker's
+         * start): the reason quotes only its last line. */
+        snprintf(pool->broken_why, sizeof(pool->broken_why),
+                 "the worker cannot serve: %s%s%s", why,
+                 w->tail_len ? ": " : "", last_line(w->tail, w->tail_len));
+      } else if (++pool->slot_failures[w->slot] >= attempts) {
         pool->slot_given_up[w->slot] = true;
         pool->stats.slots_given_up++;
         snprintf(pool->broken_why, sizeof(pool->broken_why),

@@ -137,6 +137,7 @@ struct vow_pool {
   int handles_open;        /* the pool's own and its transport's handles */
   unsigned start_failures; /* in a row */
   bool broken;             /* gave up starting workers */
+  bool served;             /* a worker has said HELLO */
   char broken_why[5120];   /* why, and the end of the last stderr */
   vow__timer respawn_timer;
   unsigned respawn_pending;

@@ -11,6 +11,7 @@
 
 #include "proto.h"
 #include "vow/vow.h"
+#include "vow/worker.h"
 
 #define CONST(name, value) printf("const %s %lld\n", name, (long long)(value))
 #define FIELD(type, name)                                             \
@@ -40,6 +41,7 @@ int main(void) {
   CONST("UV_RUN_ONCE", UV_RUN_ONCE);
   CONST("UV_RUN_NOWAIT", UV_RUN_NOWAIT);
   CONST("PR_SET_PDEATHSIG", PR_SET_PDEATHSIG);
+  CONST("WORKER_EXIT_CANNOT_SERVE", VOW_WORKER_EXIT_CANNOT_SERVE);
 
   FIELD(vow_pool_options_t, size);
   FIELD(vow_pool_options_t, workers);

@@ -1015,6 +1015,39 @@ static void vow_worker_plugin(void** state) {
   end_pool(fx, pool, false);
 }
 
+/* A plugin that does not load can never serve: vow-worker says so by its
+ * exit status, and the pool gives every slot up after one start each,
+ * quoting the reason once, not its stderr whole. */
+static void a_worker_that_cannot_serve_is_not_started_again(void** state) {
+  static const char* const missing[] = {
+      VOW_WORKER_BIN, "/nonexistent/vow-no-such-plugin.so", NULL};
+  fixture* fx = *state;
+  vow_pool_options_t o = defaults(2);
+  vow_pool_t* pool;
+  vow_failure_t* f;
+  vow_pool_stats_t st;
+  o.worker_argv = missing;
+  o.stderr_mode = VOW_STDERR_RELAY; /* the failure quotes its stderr */
+  pool = make_pool(fx, &o);
+  f = run_fail(fx, vow_pool_submit(pool, "add", pair(1, 1)),
+               VOW_FAIL_WORKER_DIED);
+  assert_non_null(strstr(vow_failure_message(f), "cannot serve"));
+  assert_non_null(strstr(vow_failure_message(f), "status 78"));
+  assert_non_null(strstr(vow_failure_message(f), "cannot load plugin"));
+  assert_null(strstr(vow_failure_message(f), "tries"));
+  vow_failure_release(f);
+  /* Later submissions fail at once with the same reason. */
+  f = run_fail(fx, vow_pool_submit(pool, "add", pair(2, 2)),
+               VOW_FAIL_WORKER_DIED);
+  assert_non_null(strstr(vow_failure_message(f), "cannot serve"));
+  vow_failure_release(f);
+  vow_pool_stats(pool, &st);
+  assert_true(st.worker_starts >= 1);
+  assert_true(st.worker_starts <= 2); /* one start a slot at most */
+  assert_int_equal(st.slots_given_up, 2);
+  end_pool(fx, pool, false);
+}
+
 /* ---- the scheduler's decisions ---------------------------------------- */
 
 #define T(name) cmocka_unit_test_setup_teardown(name, fx_setup, fx_teardown)
@@ -1070,6 +1103,7 @@ int main(int argc, char** argv) {
         cmocka_unit_test(context_close_takes_the_pool),
         cmocka_unit_test(parent_death_takes_workers),
         T(vow_worker_plugin),
+        T(a_worker_that_cannot_serve_is_not_started_again),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
   }

@@ -5,7 +5,8 @@
  *
  * Started by a pool, which sets the channel in the environment; anything
  * wrong with the plugin is said on stderr, which the pool attaches to the
- * failure of the worker's start. */
+ * failure of the worker's start, and the exit status says that trying
+ * again will not help (VOW_WORKER_EXIT_CANNOT_SERVE). */
 #include <dlfcn.h>
 #include <stdio.h>
 #include <string.h>
@@ -27,7 +28,7 @@ int main(int argc, char** argv) {
   lib = dlopen(argv[1], RTLD_NOW | RTLD_LOCAL);
   if (lib == NULL) {
     fprintf(stderr, "vow-worker: cannot load plugin: %s\n", dlerror());
-    return 2;
+    return VOW_WORKER_EXIT_CANNOT_SERVE;
   }
   plugin = dlsym(lib, VOW_PLUGIN_SYMBOL);
   if (plugin == NULL) {
@@ -39,21 +40,21 @@ int main(int argc, char** argv) {
                 "vow-worker speaks ABI %d (symbol %s): rebuild the plugin "
                 "against this vow\n",
                 argv[1], v, VOW_PLUGIN_ABI, VOW_PLUGIN_SYMBOL);
-        return 2;
+        return VOW_WORKER_EXIT_CANNOT_SERVE;
       }
     }
     fprintf(stderr,
             "vow-worker: %s exports no %s symbol: is it a vow plugin "
             "(VOW_PLUGIN in <vow/worker.h>)?\n",
             argv[1], VOW_PLUGIN_SYMBOL);
-    return 2;
+    return VOW_WORKER_EXIT_CANNOT_SERVE;
   }
   if (plugin->abi != VOW_PLUGIN_ABI) {
     fprintf(stderr,
             "vow-worker: %s declares plugin ABI %u; this vow-worker speaks "
             "ABI %d: rebuild the plugin against this vow\n",
             argv[1], plugin->abi, VOW_PLUGIN_ABI);
-    return 2;
+    return VOW_WORKER_EXIT_CANNOT_SERVE;
   }
   return vow_worker_serve(plugin->functions, plugin->count);
 }

@@ -61,6 +61,12 @@ VOW_EXTERN void vow_worker_main(const vow_function_t* functions, size_t n);
  * uses it. */
 VOW_EXTERN int vow_worker_serve(const vow_function_t* functions, size_t n);
 
+/* The exit status of a worker that can never serve, however often it is
+ * started (its module does not import, its plugin does not load), before
+ * its HELLO: the pool then gives up at once instead of starting it again
+ * (sysexits' EX_CONFIG). Any program that serves as a worker may use it. */
+#define VOW_WORKER_EXIT_CANNOT_SERVE 78
+
 /* ---- plugins for the stock vow-worker ------------------------------------ */
 
 /* 2: task functions take their context first. */

@@ -66,3 +66,23 @@ def test_seed_outside_a_task_is_an_error(pool):
     a = pool.submit("my_seed").result(timeout=30)
     b = pool.submit("my_seed").result(timeout=30)
     assert isinstance(a, int) and isinstance(b, int) and a != b
+
+
+def test_a_module_that_does_not_import_fails_the_pool_once(tmp_path):
+    """Its workers exit saying they cannot serve: every slot is given up
+    after one start, and each task fails with the import error's line,
+    not with its traceback."""
+    bad = tmp_path / "bad_tasks.py"
+    bad.write_text("import vow_no_such_module_anywhere\n"
+                   "def f(x):\n    return x\n")
+    with vow.Pool(workers=2, module=str(bad)) as p:
+        tasks = [p.submit("f", i) for i in range(5)]
+        for t in tasks:
+            with pytest.raises(vow.WorkerDied) as e:
+                t.result(timeout=60)
+            text = str(e.value)
+            assert "cannot serve" in text
+            assert "No module named 'vow_no_such_module_anywhere'" in text
+            assert "Traceback" not in text
+        with pytest.raises(vow.WorkerDied):
+            p.map("f", range(3))

@@ -381,6 +381,10 @@ def _pack_error(value):
 
 
 PR_SET_PDEATHSIG = 1
+# A worker that can never serve (its module does not import) exits with
+# this before its HELLO, so the pool does not start it again
+# (VOW_WORKER_EXIT_CANNOT_SERVE in vow/worker.h).
+EXIT_CANNOT_SERVE = 78
 HANGUP_POLL_S = 0.4
 
 
@@ -446,7 +450,17 @@ def main():
     # gets one argument and arrays as lists.
     spread = os.environ.get("VOW_PYTHON_PARENT") == "1"
     codec.arrays_as_bin = spread
-    functions = load(sys.argv[1])
+    try:
+        functions = load(sys.argv[1])
+    except (Exception, SystemExit):  # a sys.exit() at import too
+        kind, e = sys.exc_info()[:2]
+        traceback.print_exc()
+        # The last line is what the pool's failures quote.
+        print(f"vow.worker: cannot serve {sys.argv[1]}: "
+              f"{''.join(traceback.format_exception_only(kind, e)).strip()}",
+              file=sys.stderr)
+        sys.stderr.flush()
+        os._exit(EXIT_CANNOT_SERVE)
     if spread:
         # "name*" maps over items that are argument lists (starmap).
         functions.update({name + "*": _starred(fn)
