@@ -1,0 +1,38 @@
+"""docs/python.md's snippets run as written: the task module is written
+to a folder as mytasks.py, and each of the others runs there as a
+script of its own (imports included), printing what the guide says."""
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+
+GUIDE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..",
+                     "docs", "python.md")
+
+
+def snippets():
+    text = open(GUIDE).read()
+    head = text[:text.index("## The pool")]  # the chained-calls section
+    return re.findall(r"```python\n(.*?)```", head, re.S)
+
+
+def test_the_guide_has_its_four_snippets():
+    blocks = snippets()
+    assert len(blocks) == 4
+    assert "def fetch" in blocks[0]
+
+
+@pytest.mark.parametrize("k", [1, 2, 3])
+def test_a_snippet_runs_as_written(tmp_path, k):
+    blocks = snippets()
+    if "twisted" in blocks[k]:
+        pytest.importorskip("twisted")
+    (tmp_path / "mytasks.py").write_text(blocks[0])
+    script = tmp_path / f"snippet{k}.py"
+    script.write_text(blocks[k])
+    run = subprocess.run([sys.executable, str(script)], cwd=tmp_path,
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip().splitlines()[-1] == f"total {sum(range(1000))}"
