@@ -2,6 +2,7 @@
 refuse them: ValueError for a count below 1, TypeError for one that is
 not an int, before any worker starts."""
 import multiprocessing
+import os
 
 import pytest
 
@@ -86,3 +87,36 @@ def test_a_module_that_does_not_import_fails_the_pool_once(tmp_path):
             assert "Traceback" not in text
         with pytest.raises(vow.WorkerDied):
             p.map("f", range(3))
+
+
+def test_a_forked_child_cannot_use_its_parents_pool(pool):
+    """The child gets a RuntimeError naming both processes, for a
+    submit, waiting on a pending task, a map, shutdown and `with`; the
+    parent's pool goes on unharmed. (A task settled before the fork keeps
+    its value in the child: nothing of the pool is needed to read it.)"""
+    assert pool.submit("add", 1, 2).result(timeout=30) == 3
+    pending = pool.submit("sleep_then", 7, 0.5)  # still running at the fork
+    pid = os.fork()
+    if pid == 0:
+        refused = 0
+        for use in (lambda: pool.submit("add", 1, 1),
+                    lambda: pending.result(),
+                    lambda: pool.map("square", [1]),
+                    lambda: pool.shutdown()):
+            try:
+                use()
+            except RuntimeError as e:
+                refused += "a child it forked" in str(e)
+            except BaseException:
+                pass
+        try:
+            with pool:
+                pass
+        except RuntimeError:
+            refused += 1
+        os._exit(0 if refused == 5 else 1)
+    _, status = os.waitpid(pid, 0)
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
+    assert pending.result(timeout=30) == 7
+    assert pool.submit("add", 20, 22).result(timeout=30) == 42
+    assert pool.map("square", range(5)) == [0, 1, 4, 9, 16]

@@ -15,6 +15,7 @@ This file is the façade; each concern has a file of its own:
   _shutdown.py  shutdown, aclose, the context managers"""
 import ctypes
 import os
+import weakref
 
 from . import _lib
 from . import codec
@@ -94,6 +95,41 @@ class Pool(Submitting, Mapping, Pumping, Ending):
         self._errs = (ctypes.c_int * BATCH)()
         self._closed = False
         self._driver = None  # an asyncio or Twisted loop driving ours
+        self._owner = os.getpid()
+        _live.add(self)
+
+
+class _ForkedPool(Pool):
+    """A pool as a forked child sees it: its loop, channels and workers
+    are the parent's, and touching them would break the parent's (the
+    epoll set is shared) or abort in libuv. Every use says so instead;
+    the object does nothing when it goes."""
+
+    def _refuse(self, *args, **kwargs):
+        owner = object.__getattribute__(self, "_owner")
+        raise RuntimeError(
+            f"vow.Pool: this pool belongs to process {owner}, and this is "
+            f"a child it forked ({os.getpid()}): the child cannot use it; "
+            f"make a pool in the child")
+
+    def __getattribute__(self, name):
+        if name in ("__class__", "__dict__", "_refuse", "_owner"):
+            return object.__getattribute__(self, name)
+        object.__getattribute__(self, "_refuse")()
+
+    __enter__ = __exit__ = __aenter__ = __aexit__ = _refuse
+
+
+_live = weakref.WeakSet()  # pools of this process
+
+
+def _disown_after_fork():
+    for pool in list(_live):
+        pool.__class__ = _ForkedPool
+    _live.clear()
+
+
+os.register_at_fork(after_in_child=_disown_after_fork)
 
 
 __all__ = ["Pool", "Task", "as_completed", "wait", "VowError"]
