@@ -1,8 +1,13 @@
-"""Bad arguments are refused as multiprocessing and concurrent.futures
-refuse them: ValueError for a count below 1, TypeError for one that is
-not an int, before any worker starts."""
+"""Where users of multiprocessing and concurrent.futures arrive: bad
+arguments refused as those refuse them (ValueError for a count below 1,
+TypeError for one that is not an int, before any worker starts), a
+module that does not import, a forked child, a pool dropped or left
+open at exit."""
+import gc
 import multiprocessing
 import os
+import subprocess
+import sys
 
 import pytest
 
@@ -120,3 +125,35 @@ def test_a_forked_child_cannot_use_its_parents_pool(pool):
     assert pending.result(timeout=30) == 7
     assert pool.submit("add", 20, 22).result(timeout=30) == 42
     assert pool.map("square", range(5)) == [0, 1, 4, 9, 16]
+
+
+def test_a_dropped_pool_stops_its_workers():
+    p = vow.Pool(workers=2, module=TASKS)
+    pids = {p.submit("pid").result(timeout=30) for _ in range(8)}
+    p.submit("sleep_then", 1, 60)  # unfinished: cancelled
+    del p
+    gc.collect()
+    for pid in pids:  # our own children: reaped, not just signalled
+        with pytest.raises(ChildProcessError):
+            os.waitpid(pid, os.WNOHANG)
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
+
+
+def test_a_script_that_exits_without_shutdown_runs_its_tasks(tmp_path):
+    """As concurrent.futures joins its executors at exit: the tasks
+    submitted run before the interpreter goes."""
+    script = tmp_path / "script.py"
+    script.write_text(
+        "import sys\n"
+        "import vow\n"
+        f"p = vow.Pool(workers=2, module={TASKS!r})\n"
+        f"for i in range(4):\n"
+        f"    p.submit('mark_then_sleep', {str(tmp_path)!r} + f'/m{{i}}', 0.2)\n"
+        "print('submitted')\n")
+    run = subprocess.run([sys.executable, str(script)], capture_output=True,
+                         text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip() == "submitted"
+    assert sorted(f.name for f in tmp_path.iterdir() if f.name[0] == "m") == \
+        ["m0", "m1", "m2", "m3"]

@@ -13,6 +13,7 @@ This file is the façade; each concern has a file of its own:
   _maps.py      map, starmap, imap, imap_unordered, apply
   _pump.py      running the loop, taking what has settled
   _shutdown.py  shutdown, aclose, the context managers"""
+import atexit
 import ctypes
 import os
 import weakref
@@ -98,6 +99,16 @@ class Pool(Submitting, Mapping, Pumping, Ending):
         self._owner = os.getpid()
         _live.add(self)
 
+    def __del__(self):
+        # A pool dropped without shutdown (del p; gc.collect()) stops its
+        # workers: what was left unfinished is cancelled.
+        if getattr(self, "_pool", None) is None or self._closed:
+            return
+        try:
+            self.shutdown(wait=False)
+        except Exception:
+            pass
+
 
 class _ForkedPool(Pool):
     """A pool as a forked child sees it: its loop, channels and workers
@@ -119,6 +130,9 @@ class _ForkedPool(Pool):
 
     __enter__ = __exit__ = __aenter__ = __aexit__ = _refuse
 
+    def __del__(self):
+        pass  # the parent's to end, not ours
+
 
 _live = weakref.WeakSet()  # pools of this process
 
@@ -130,6 +144,20 @@ def _disown_after_fork():
 
 
 os.register_at_fork(after_in_child=_disown_after_fork)
+
+
+def _finish_at_exit():
+    """A script that submits and exits without shutdown has its tasks run
+    first, as concurrent.futures joins its executors at exit."""
+    for pool in list(_live):
+        try:
+            if not pool._closed:
+                pool.shutdown(wait=True)
+        except Exception:
+            pass
+
+
+atexit.register(_finish_at_exit)
 
 
 __all__ = ["Pool", "Task", "as_completed", "wait", "VowError"]
