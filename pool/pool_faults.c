@@ -142,6 +142,14 @@ static bool killed_from_outside(const pworker* w) {
   }
 }
 
+/* No worker is started in slot any more; counted once. */
+static void give_up_slot(vow_pool_t* pool, unsigned slot) {
+  if (pool->slot_given_up[slot])
+    return;
+  pool->slot_given_up[slot] = true;
+  pool->stats.slots_given_up++;
+}
+
 /* The last non-empty line of a worker's stderr tail, without its
  * newline, in a buffer of its own. */
 static const char* last_line(const char* tail, size_t len) {
@@ -328,18 +336,15 @@ void vow__pool_worker_gone(pworker* w) {
       if (hopeless) {
         unsigned i;
         for (i = 0; i < pool->nworkers; i++)
-          if (!pool->slot_given_up[i] && (i == w->slot || !pool->served)) {
-            pool->slot_given_up[i] = true;
-            pool->stats.slots_given_up++;
-          }
+          if (i == w->slot || !pool->served)
+            give_up_slot(pool, i);
         /* Its stderr was relayed (or is in the failure of a worker's
          * start): the reason quotes only its last line. */
         snprintf(pool->broken_why, sizeof(pool->broken_why),
                  "the worker cannot serve: %s%s%s", why,
                  w->tail_len ? ": " : "", last_line(w->tail, w->tail_len));
       } else if (++pool->slot_failures[w->slot] >= attempts) {
-        pool->slot_given_up[w->slot] = true;
-        pool->stats.slots_given_up++;
+        give_up_slot(pool, w->slot);
         snprintf(pool->broken_why, sizeof(pool->broken_why),
                  "workers cannot start (%u tries): %s%s%s", attempts, why,
                  w->tail_len ? "; its stderr ends: " : "",

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "os.h"
@@ -49,14 +50,20 @@ static void on_exit_cb(vow__proc* p) {
 
 static const vow__proc_calls worker_calls = {NULL, NULL, on_exit_cb, NULL};
 
-int vow__spawn(pworker* w, char** argv, char** env, int chan_fd, int fd3) {
+int vow__spawn(pworker* w, char** argv, char** env, bool chan_on_stdio) {
   vow_pool_t* pool = w->pool;
   vow__proc_spec spec = {0};
-  int errp[2] = {-1, -1}, rc;
+  int chan[2] = {-1, -1}, errp[2] = {-1, -1}, rc;
   int mode = pool->opt.stderr_mode;
-  if (w->err_piped && vow__os_pipe(errp, false) != 0) {
+  if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, chan) != 0 ||
+      (w->err_piped && vow__os_pipe(errp, false) != 0)) {
     rc = uv_translate_sys_error(errno);
-    snprintf(w->why, sizeof(w->why), "cannot make a pipe: %s", uv_strerror(rc));
+    snprintf(w->why, sizeof(w->why), "cannot make a channel: %s",
+             uv_strerror(rc));
+    if (chan[0] >= 0) {
+      close(chan[0]);
+      close(chan[1]);
+    }
     return rc;
   }
   spec.argv = argv;
@@ -68,23 +75,28 @@ int vow__spawn(pworker* w, char** argv, char** env, int chan_fd, int fd3) {
   /* stdout is stderr's when stderr is ours: a stray print is seen. */
   spec.fd[1] = mode == VOW_STDERR_INHERIT && !w->err_piped ? 2 : VOW__PROC_NULL;
   spec.fd[0] = VOW__PROC_NULL;
-  if (chan_fd >= 0)
-    spec.fd[0] = spec.fd[1] = chan_fd;
-  spec.fd3 = fd3;
+  spec.fd3 = -1;
+  if (chan_on_stdio)
+    spec.fd[0] = spec.fd[1] = chan[1];
+  else
+    spec.fd3 = chan[1];
   /* A group of its own, so that a kill takes what it started too, and
    * what it left running goes with it. */
   spec.own_group = spec.end_group_at_exit = true;
   spec.default_signals = true;
   rc = vow__proc_spawn(&w->proc, &pool->ctx->procs, &spec, &worker_calls, w);
+  close(chan[1]);
   if (errp[1] >= 0)
     close(errp[1]);
   if (rc != 0) {
+    close(chan[0]);
     if (errp[0] >= 0)
       close(errp[0]);
     snprintf(w->why, sizeof(w->why), "cannot start %s: %s", pool->argv[0],
              strerror(rc));
     return uv_translate_sys_error(rc);
   }
+  uv_pipe_open(&w->chan.pipe, chan[0]);
   if (errp[0] >= 0)
     uv_pipe_open(&w->errp, errp[0]);
   w->has_proc = true;

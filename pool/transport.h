@@ -10,6 +10,7 @@
 #ifndef VOW_POOL_TRANSPORT_H
 #define VOW_POOL_TRANSPORT_H
 
+#include <stdbool.h>
 #include <uv.h>
 
 #include "vow/pool.h"
@@ -58,12 +59,13 @@ const vow__transport* vow__transport_for(const vow_pool_options_t* o);
  * the worker's stdin and stdout. NULL when memory ran out. */
 char** vow__remote_argv(const vow_pool_t* pool, const vow_pool_options_t* o);
 /* Starts argv as w's process (proc/) in a group of its own, its exit
- * reported to vow__worker_exited. Its stderr goes to w->errp when
- * w->err_piped, else ours or nowhere per the pool's stderr mode; its
- * stdin and stdout are chan_fd when that is not -1 (a launcher's
- * channel); fd3 is given to it as fd 3 when not -1 (a local worker's
- * channel). 0, or a negative libuv error with w->why saying why. */
-int vow__spawn(pworker* w, char** argv, char** env, int chan_fd, int fd3);
+ * reported to vow__worker_exited, with w->chan open on one end of a
+ * socketpair whose other end is the worker's stdin and stdout
+ * (chan_on_stdio: a launcher's channel) or its fd 3 (a local worker's).
+ * Its stderr goes to w->errp when w->err_piped, else ours or nowhere per
+ * the pool's stderr mode. 0, or a negative libuv error with w->why
+ * saying why. */
+int vow__spawn(pworker* w, char** argv, char** env, bool chan_on_stdio);
 /* Kills the spawned process and its group. */
 void vow__spawn_kill(pworker* w);
 

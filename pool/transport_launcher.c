@@ -1,11 +1,7 @@
 /* Workers through launchers (ssh, srun...): each slot runs its launcher
  * with the remote command after it; the channel is the launcher's stdin
  * and stdout, one end of a socketpair whose other end is ours. */
-#include <errno.h>
-#include <stdio.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include "pool_internal.h"
 #include "strv.h"
@@ -74,20 +70,7 @@ nomem:
 
 static int launcher_start(pworker* w) {
   launch_link* k = w->pool->link;
-  int sv[2], rc;
-  if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) {
-    rc = uv_translate_sys_error(errno);
-    snprintf(w->why, sizeof(w->why), "cannot make a channel: %s",
-             uv_strerror(rc));
-    return rc;
-  }
-  rc = vow__spawn(w, k->slot_argv[w->slot], k->env, sv[1], -1);
-  close(sv[1]);
-  if (rc == 0)
-    uv_pipe_open(&w->chan.pipe, sv[0]);
-  else
-    close(sv[0]);
-  return rc;
+  return vow__spawn(w, k->slot_argv[w->slot], k->env, true);
 }
 
 static void launcher_free(vow_pool_t* pool) {
