@@ -80,7 +80,8 @@ enum vow__flags {
   VOW__RUNNING = 2,    /* its chain is running now */
   VOW__CANCELLED = 4,  /* cancelled: late settles are dropped silently */
   VOW__CANCELLING = 8, /* its canceller is running */
-  VOW__PASSED_ON = 16  /* its result was shared with another promise */
+  VOW__PASSED_ON = 16, /* its result was shared with another promise */
+  VOW__STARTED = 32    /* the work it stands for has begun */
 };
 
 /* The state of an arena slot that holds no promise (free, or kept back in
@@ -118,6 +119,12 @@ extern vow_ctx_t* vow__ctxs[VOW__CTX_MAX];
 
 static inline vow_ctx_t* vow__ctx_of(const vow_promise_t* p) {
   return vow__ctxs[p->ctx_id];
+}
+
+/* Marks the work p stands for as begun (a pool task: a worker runs it);
+ * vow_promise_started reads it. */
+static inline void vow__promise_mark_started(vow_promise_t* p) {
+  p->flags |= VOW__STARTED;
 }
 
 /* True while links are left on p's chain. */

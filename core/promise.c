@@ -205,6 +205,11 @@ vow_state_t vow_promise_state(const vow_promise_t* p) {
   return (vow_state_t)p->state;
 }
 
+bool vow_promise_started(const vow_promise_t* p) {
+  VOW__LIVE_PROMISE(p);
+  return (p->flags & VOW__STARTED) != 0;
+}
+
 vow_value_t* vow_promise_value(const vow_promise_t* p) {
   VOW__LIVE_PROMISE(p);
   return p->state == VOW_FULFILLED ? p->r.value : NULL;

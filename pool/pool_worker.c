@@ -42,6 +42,8 @@ void vow__worker_arm_head(pworker* w) {
   vow__timer_stop(pool->ctx, &w->task_timer);
   if (t == NULL || w->state == PW_STOPPING || w->state == PW_DEAD)
     return;
+  if (!vow__task_settled(t))
+    vow__promise_mark_started(t->p); /* workers run what they hold in order */
   ms = t->timeout_ms ? t->timeout_ms : pool->opt.timeout_ms;
   if (ms == 0 || vow__task_settled(t))
     return;
@@ -221,12 +223,25 @@ static void learn_functions(vow_pool_t* pool, vowp_iter it) {
   }
 }
 
+/* A worker that offers "*" looks names up as tasks ask for them. */
+static bool offers_any(vowp_iter it) {
+  vowp_slice s;
+  while (vowp_next_function(&it, &s))
+    if (slice_is(s, "*"))
+      return true;
+  return false;
+}
+
 static void on_hello(pworker* w, vowp_msg* m) {
   vow_pool_t* pool = w->pool;
   vowp_slice s;
   size_t i;
   vow__timer_stop(pool->ctx, &w->hello_timer);
   w->pid = (int)m->u.hello.pid;
+  if (offers_any(m->u.hello.functions)) {
+    w->pool->events->ready(w);
+    return;
+  }
   if (pool->names_from_hello && pool->nknown == 0)
     learn_functions(pool, m->u.hello.functions);
   /* Every name the pool accepts must be offered by this worker. */

@@ -107,6 +107,12 @@ VOW_EXTERN vow_promise_t* vow_promise_ref(vow_promise_t* p);
 VOW_EXTERN void vow_promise_release(vow_promise_t* p);
 
 VOW_EXTERN vow_state_t vow_promise_state(const vow_promise_t* p);
+/* Whether the work p stands for has begun: a pool task's promise once a
+ * worker runs it (the oldest task a worker holds; the others wait behind
+ * it), and from then on, settled or not. A task still queued, or sent
+ * ahead to a busy worker, has not begun, and cancelling it stops nothing
+ * that ran. Promises made otherwise never say so. */
+VOW_EXTERN bool vow_promise_started(const vow_promise_t* p);
 /* The result of a settled promise, borrowed: valid while you hold p and
  * its chain does not run again (take vow_value_ref / vow_failure_ref to
  * keep it). vow_promise_value is NULL unless p is VOW_FULFILLED, and

@@ -1,6 +1,7 @@
 """Task functions the Python package's tests run on vow.worker."""
 import os
 import signal
+import threading
 import time
 
 
@@ -64,7 +65,14 @@ def describe(array):
 
 
 def unsendable():
-    return object()
+    return threading.Lock()  # no msgpack form, and it does not pickle
+
+
+def typed_values():
+    """Values msgpack has no form for, which a Python parent gets back as
+    they were: a tuple, a set, a big int, a datetime."""
+    import datetime
+    return ((1, 2), {3}, 1 << 80, datetime.date(2026, 12, 7))
 
 
 def my_seed(_=None):

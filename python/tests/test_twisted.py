@@ -18,11 +18,11 @@ def test_deferred_chains_failures_and_cancel():
         d.addCallback(lambda a: pool.submit("square", a).deferred())
         d.addCallback(lambda b: pool.submit("add", b, 1).deferred())
         seen["chain"] = yield d
-        # A failure reaches the errback as a Failure of the VowError.
+        # A failure reaches the errback as a Failure of the exception.
         try:
             yield pool.submit("fail", "under twisted").deferred()
-        except vow.TaskError as e:
-            seen["error"] = e.remote_traceback
+        except ValueError as e:
+            seen["error"] = e.vow_error.remote_traceback
         # Cancelling the Deferred cancels the task.
         task = pool.submit("sleep_then", 1, 30)
         d = task.deferred()

@@ -6,16 +6,21 @@ a promise the parent can wait on three ways (blocking, asyncio, Twisted).
         print(pool.submit("square", 7).result())
         print(pool.map("square", range(1000))[:3])
 
+vow.Pool is multiprocessing.Pool's interface, vow.ProcessPoolExecutor
+concurrent.futures'; both run on one engine.
+
 The package loads libvow only when the pool is used, so a worker
 (python3 -m vow.worker MODULE) needs nothing but python3. See
 docs/python.md."""
 
-__all__ = ["Pool", "Task", "VowError", "TaskError", "WorkerDied",
-           "PoisonTask", "TaskTimeout", "Cancelled", "ProtocolError",
-           "QueueFull", "BadInput", "as_completed", "wait"]
+__all__ = ["Pool", "ProcessPoolExecutor", "Task", "VowError", "TaskError",
+           "WorkerDied", "PoisonTask", "TaskTimeout", "Cancelled",
+           "ProtocolError", "QueueFull", "BadInput", "WaitTimeout",
+           "PoolNotRunning", "as_completed", "wait"]
 
-from .errors import (BadInput, Cancelled, PoisonTask, ProtocolError,  # noqa
-                     QueueFull, TaskError, TaskTimeout, VowError, WorkerDied)
+from .errors import (BadInput, Cancelled, PoisonTask, PoolNotRunning,  # noqa
+                     ProtocolError, QueueFull, TaskError, TaskTimeout,
+                     VowError, WaitTimeout, WorkerDied)
 
 
 def __getattr__(name):
@@ -23,4 +28,8 @@ def __getattr__(name):
         from . import pool
         value = globals()[name] = getattr(pool, name)  # once: hot paths
         return value
+    if name == "ProcessPoolExecutor":
+        from .executor import ProcessPoolExecutor
+        globals()[name] = ProcessPoolExecutor
+        return ProcessPoolExecutor
     raise AttributeError(f"module 'vow' has no attribute {name!r}")

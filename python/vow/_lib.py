@@ -75,6 +75,11 @@ class PoolOptions(ctypes.Structure):
     ]
 
 
+class Launcher(ctypes.Structure):
+    """vow_launcher_t."""
+    _fields_ = [("workers", c_uint), ("argv", ctypes.POINTER(c_char_p))]
+
+
 class Origin(ctypes.Structure):
     """vow_origin_t."""
     _fields_ = [
@@ -131,6 +136,7 @@ value_new_msgpack = _fn("vow_value_new_msgpack", c_void_p, c_char_p, c_size_t,
 promise_release = _fn("vow_promise_release", None, c_void_p)
 cancel = _fn("vow_cancel", None, c_void_p)
 promise_state = _fn("vow_promise_state", c_int, c_void_p)
+promise_started = _fn("vow_promise_started", c_bool, c_void_p)
 
 failure_kind = _fn("vow_failure_kind", c_int, c_void_p)
 failure_code = _fn("vow_failure_code", c_int, c_void_p)

@@ -1,27 +1,134 @@
-"""map, starmap, imap and their kin: an iterable cut into slices, each
-slice one vow_pool_map (run in chunks on the workers), sent a few ahead
-of what has been taken."""
+"""map, starmap, imap and their kin, as multiprocessing.Pool has them.
+
+map and starmap cut the iterable into slices, each one vow_pool_map (run
+in chunks on the workers), and fail as a whole with the first failing
+item. imap and imap_unordered stream: each item (or each chunk of
+chunksize items) is a task of its own, sent a window ahead of what has
+been taken, so the first result is there as soon as it exists and a
+failing item raises at its position, after the results before it."""
+import collections
 import itertools
 
 from . import _lib
 from ._options import check_chunksize
 from ._submit import _fn_name
-from ._task import _MapTask, _slice_values, _with_callbacks, as_completed
+from ._task import _MapTask, _with_callbacks, as_completed
+from .errors import WaitTimeout
 
 _SLICE_MIN, _SLICE_MAX = 1024, 16384  # items per vow_pool_map of a map
+_WINDOW = 4096  # items an imap keeps sent ahead of what has been taken
+
+
+def _star_name(fn, star):
+    """fn's name as a map sends it; "name*" takes each item as a list of
+    arguments."""
+    return _fn_name(fn) + (b"*" if star else b"")
+
+
+class _IMap:
+    """multiprocessing's IMapIterator: next(timeout) raises
+    multiprocessing.TimeoutError (a TimeoutError too) and loses nothing:
+    a later next() goes on where it stopped. A failing item raises its
+    exception at its position; the items after it follow. close(), or the
+    iterator going away, cancels what is left."""
+
+    def __init__(self, pool, units, window, ordered, timeout):
+        self._pool = pool
+        self._units = units  # (task, is a chunk) in order
+        self._window = window
+        self._ordered = ordered
+        self._timeout = timeout
+        self._ahead = collections.deque()  # units sent, in order
+        self._finished = collections.deque()  # unordered: units done
+        self._values = collections.deque()  # a chunk's values to hand out
+        self._more = True
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        return self.next(self._timeout)
+
+    def _fill(self):
+        while self._more and len(self._ahead) < self._window:
+            unit = next(self._units, None)
+            if unit is None:
+                self._more = False
+                break
+            self._ahead.append(unit)
+            if not self._ordered:
+                finished = self._finished  # not self: no cycle through it
+                unit[0].add_done_callback(
+                    lambda task, unit=unit: finished.append(unit))
+
+    def next(self, timeout=None):
+        if self._values:
+            return self._values.popleft()
+        self._fill()
+        if not self._ahead:
+            raise StopIteration
+        if self._ordered:
+            unit = self._ahead[0]
+            try:
+                unit[0].wait_done(timeout)
+            except TimeoutError:
+                raise WaitTimeout("vow: the next result did not come "
+                                  "within the timeout") from None
+            self._ahead.popleft()
+        else:
+            try:
+                self._pool._wait(lambda: self._finished, timeout)
+            except TimeoutError:
+                raise WaitTimeout("vow: no result came within the "
+                                  "timeout") from None
+            unit = self._finished.popleft()
+            self._ahead.remove(unit)
+        task, chunk = unit
+        self._fill()
+        if task._error is not None:
+            raise task._error
+        if not chunk:
+            return task._value
+        self._values.extend(task._value)
+        return self._values.popleft() if self._values else self.next(timeout)
+
+    def close(self):
+        """Cancels what was sent and not yet taken; reads no more."""
+        self._more = False
+        ahead, self._ahead = self._ahead, collections.deque()
+        for task, _ in ahead:
+            task.cancel()
+
+    def __del__(self):
+        try:
+            if self._ahead and self._pool._ctx is not None:
+                self.close()
+        except Exception:
+            pass
 
 
 class Mapping:
     """Pool's map half, and multiprocessing's apply."""
 
+    def _map_task(self, name, items):
+        """A Task for vow_pool_map of name over items: the list of
+        results, or the first item's failure."""
+        with self._lock:
+            self._check_open()
+            task = self._watch(_lib.pool_map(self._pool, name,
+                                             self._value(items)))
+            if self._driver is None:
+                _lib.uv_run(self._loop, _lib.UV_RUN_NOWAIT)  # sends it
+                self._wake()
+        return task
+
     def _map_slices(self, fn, iterable, star=False):
         """Yields (index of its first item, its Task) for consecutive
-        slices of iterable, each one vow_pool_map (run in chunks on the
-        workers), about 8 slices per worker: the workers start on the
-        first while the next are packed, and each slice's results are
-        decoded as it arrives, not all at the end. With star, each item is
-        a sequence of arguments."""
-        name = _fn_name(fn) + (b"*" if star else b"")
+        slices of iterable, about 8 slices per worker: the workers start
+        on the first while the next are packed, and each slice's results
+        are decoded as it arrives, not all at the end. With star, each
+        item is a sequence of arguments."""
+        name = _star_name(fn, star)
         try:
             n = len(iterable)
         except TypeError:
@@ -34,100 +141,89 @@ class Mapping:
             items = list(itertools.islice(it, size))
             if not items:
                 return
-            task = self._watch(_lib.pool_map(self._pool, name,
-                                             self._value(items)))
-            if self._driver is None:
-                _lib.uv_run(self._loop, _lib.UV_RUN_NOWAIT)  # sends it
-            yield first, task
+            yield first, self._map_task(name, items)
             first += len(items)
 
-    def _start_map(self, fn, iterables, star=False):
-        self._check_open()
-        self._flush()
-        if not iterables:
-            raise TypeError("map needs at least one iterable")
-        if len(iterables) > 1:  # fn(x, y, ...) over zip(xs, ys, ...)
-            return self._map_slices(fn, zip(*iterables), True)
-        return self._map_slices(fn, iterables[0], star)
+    def _start_map(self, fn, iterable, star=False):
+        with self._lock:
+            self._check_open()
+            self._flush()
+        return list(self._map_slices(fn, iterable, star))
 
-    def map_async(self, fn, *iterables, chunksize=None, callback=None,
+    def map_async(self, func, iterable, chunksize=None, callback=None,
                   error_callback=None):
-        """A Task whose value is [fn(x) for x in iterable] (with several
-        iterables, fn(x, y, ...) over them in step); it fails with the
-        first item's failure ("map item K: ..."), and the rest is then
-        cancelled. vow sizes the chunks itself: chunksize is accepted, as
-        multiprocessing and concurrent.futures take it, and not needed."""
+        """A Task whose value is [func(x) for x in iterable]; it fails with
+        the first failing item's exception (its vow_error says "map item
+        K"), and the rest is then cancelled. vow sizes the chunks itself:
+        chunksize is checked, and not needed."""
         check_chunksize(chunksize)
-        task = _MapTask(self, list(self._start_map(fn, iterables)))
+        task = _MapTask(self, self._start_map(func, iterable))
         return _with_callbacks(task, callback, error_callback)
 
-    def map(self, fn, *iterables, timeout=None, chunksize=None):
-        """[fn(x) for x in iterable] on the workers, in order (with several
-        iterables, fn(x, y, ...) over them in step)."""
-        return self.map_async(fn, *iterables,
-                              chunksize=chunksize).result(timeout)
+    def map(self, func, iterable, chunksize=None, timeout=None):
+        """[func(x) for x in iterable] on the workers, in order."""
+        return self.map_async(func, iterable, chunksize).result(timeout)
 
-    def starmap_async(self, fn, iterable, chunksize=None, callback=None,
+    def starmap_async(self, func, iterable, chunksize=None, callback=None,
                       error_callback=None):
-        """map_async of fn(*args) for each args in iterable."""
+        """map_async of func(*args) for each args in iterable."""
         check_chunksize(chunksize)
-        task = _MapTask(self, list(self._start_map(fn, (iterable,), True)))
+        task = _MapTask(self, self._start_map(func, iterable, True))
         return _with_callbacks(task, callback, error_callback)
 
-    def starmap(self, fn, iterable, chunksize=None, timeout=None):
-        """[fn(*args) for args in iterable] on the workers, in order."""
-        return self.starmap_async(fn, iterable,
-                                  chunksize=chunksize).result(timeout)
+    def starmap(self, func, iterable, chunksize=None, timeout=None):
+        """[func(*args) for args in iterable] on the workers, in order."""
+        return self.starmap_async(func, iterable, chunksize).result(timeout)
 
-    def imap(self, fn, *iterables, chunksize=None, timeout=None):
-        """fn(x) for x in iterable, yielded in order as they come in. The
-        iterable is read and sent a few slices ahead of what has been
-        yielded (two per worker), so an endless one works; timeout
-        bounds each wait for the next slice. Raises the first failure
-        ("map item K: ..."); closing the generator cancels the rest."""
+    def _units(self, func, iterable, chunksize, star):
+        """(Task, is a chunk) for each item, or each chunk of chunksize
+        items, of iterable, sent as it is read."""
+        it = iter(iterable)
+        if chunksize == 1:
+            submit = self.submit
+            for item in it:
+                yield (submit(func, *item) if star else submit(func, item),
+                       False)
+            return
+        name = _star_name(func, star)
+        while True:
+            items = list(itertools.islice(it, chunksize))
+            if not items:
+                return
+            yield self._map_task(name, items), True
+
+    def _imap(self, func, iterable, chunksize, timeout, ordered, star=False):
         check_chunksize(chunksize)
-        return self._ahead(fn, iterables, timeout,
-                           lambda ahead: ahead.pop(0))
+        self._check_open()
+        chunksize = chunksize or 1
+        window = max(2 * self._nworkers, _WINDOW // chunksize)
+        return _IMap(self, self._units(func, iterable, chunksize, star),
+                     window, ordered, timeout)
 
-    def imap_unordered(self, fn, *iterables, chunksize=None, timeout=None):
-        """As imap, but each slice's results are yielded as soon as that
-        slice is done, whichever it is."""
-        check_chunksize(chunksize)
+    def imap(self, func, iterable, chunksize=1, *, timeout=None):
+        """func(x) for x in iterable, yielded in order as each comes in
+        (with chunksize, chunks of that many items go to a worker
+        together). The iterable is read a window ahead of what has been
+        taken, so an endless one works; timeout bounds each wait for the
+        next result (see _IMap). Closing it cancels the rest."""
+        return self._imap(func, iterable, chunksize, timeout, True)
 
-        def first_done(ahead):
-            def find():
-                return next((k for k, (_, task) in enumerate(ahead)
-                             if task._done), None)
-            self._wait(lambda: find() is not None, timeout)
-            return ahead.pop(find())
-        return self._ahead(fn, iterables, timeout, first_done)
+    def imap_unordered(self, func, iterable, chunksize=1, *, timeout=None):
+        """As imap, but each result (or chunk) is yielded as soon as it is
+        done, whichever it is."""
+        return self._imap(func, iterable, chunksize, timeout, False)
 
-    def _ahead(self, fn, iterables, timeout, take):
-        """The values of a map's slices, sent two per worker ahead of what
-        has been yielded, each yielded slice the one take(ahead) picks."""
-        ahead = []
-        try:
-            for part in self._start_map(fn, iterables):
-                ahead.append(part)
-                if len(ahead) >= 2 * self._nworkers:
-                    yield from _slice_values(take(ahead), timeout)
-            while ahead:
-                yield from _slice_values(take(ahead), timeout)
-        finally:
-            for _, task in ahead:
-                task.cancel()
-
-    def apply_async(self, fn, args=(), kwds=None, callback=None,
+    def apply_async(self, func, args=(), kwds=None, callback=None,
                     error_callback=None):
-        """multiprocessing's apply_async: submit(fn, *args, **kwds), with
-        callback(value) or error_callback(error) once it settles (run
-        where the pool's loop runs, not on another thread)."""
-        task = self.submit(fn, *args, **(kwds or {}))
+        """multiprocessing's apply_async: submit(func, *args, **kwds), with
+        callback(value) or error_callback(error) once it settles (on the
+        thread that runs the pool's loop then)."""
+        task = self.submit(func, *args, **(kwds or {}))
         return _with_callbacks(task, callback, error_callback)
 
-    def apply(self, fn, args=(), kwds=None):
-        """fn(*args, **kwds) on a worker, waited for."""
-        return self.submit(fn, *args, **(kwds or {})).result()
+    def apply(self, func, args=(), kwds=None):
+        """func(*args, **kwds) on a worker, waited for."""
+        return self.submit(func, *args, **(kwds or {})).result()
 
     def as_completed(self, tasks, timeout=None):
         return as_completed(tasks, timeout)

@@ -1,8 +1,10 @@
 """A pool's options, from Pool's keyword arguments to libvow's
 vow_pool_options_t: the worker's command line, its environment, the
 limits."""
+import base64
 import ctypes
 import os
+import pickle
 import shlex
 import sys
 
@@ -12,12 +14,15 @@ _PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def worker_argv(worker, module):
-    """The worker's command line from Pool's worker= or module=."""
-    if (worker is None) == (module is None):
+    """The worker's command line from Pool's worker= or module= (neither:
+    this interpreter running vow.worker with no module of its own, which
+    finds each function by the name the parent sends)."""
+    if worker is not None and module is not None:
         raise ValueError("give the worker command (worker=...) or a "
-                         "Python module for vow.worker (module=...)")
-    if module is not None:
-        return [sys.executable, "-m", "vow.worker", module]
+                         "Python module for vow.worker (module=...), "
+                         "not both")
+    if worker is None:
+        return [sys.executable, "-m", "vow.worker", module or "--any"]
     if isinstance(worker, str):
         return shlex.split(worker)
     return [str(a) for a in worker]
@@ -25,11 +30,19 @@ def worker_argv(worker, module):
 
 def worker_env(extra):
     """Workers know their parent is Python (they spread a task's argument
-    list, and send numpy arrays as arrays) and find this package."""
+    list, send numpy arrays as arrays and exceptions as they were raised),
+    find this package and the parent's sys.path, and the parent's main
+    script, where functions defined in it are found."""
     path = os.environ.get("PYTHONPATH")
     entries = {"VOW_PYTHON_PARENT": "1",
                "PYTHONPATH": _PACKAGE_PARENT + (os.pathsep + path
-                                                if path else "")}
+                                                if path else ""),
+               # A function's module imports there as it does here.
+               "VOW_SYS_PATH": os.pathsep.join(
+                   p for p in sys.path if isinstance(p, str))}
+    main = getattr(sys.modules.get("__main__"), "__file__", None)
+    if main:
+        entries["VOW_MAIN_PATH"] = os.path.abspath(main)
     entries.update(extra or {})
     return [f"{k}={v}" for k, v in entries.items()]
 
@@ -49,10 +62,28 @@ def check_counts(**counts):
                              f"not {value}")
 
 
+def initializer_env(initializer, initargs):
+    """VOW_INITIALIZER: the initializer's name and its arguments, which
+    the worker calls before it serves (pickled: they stay in this
+    program's own workers)."""
+    from ._submit import _fn_name
+    return base64.b64encode(pickle.dumps(
+        (_fn_name(initializer).decode(), tuple(initargs)))).decode("ascii")
+
+
 def check_chunksize(chunksize):
-    """A chunksize given is at least 1, as Executor.map and Pool.imap
-    require."""
-    if chunksize is not None and chunksize < 1:
+    """A chunksize given is an int of at least 1, as Executor.map and
+    Pool.imap require."""
+    if chunksize is None:
+        return
+    if not isinstance(chunksize, int) or isinstance(chunksize, bool):
+        hint = "" if not hasattr(chunksize, "__iter__") else (
+            ": Pool.map takes one iterable, as multiprocessing's does "
+            "(for several, starmap(f, zip(xs, ys)) or "
+            "ProcessPoolExecutor.map(f, xs, ys))")
+        raise TypeError(f"chunksize must be an int, not "
+                        f"{type(chunksize).__name__}{hint}")
+    if chunksize < 1:
         raise ValueError(f"chunksize must be at least 1, not {chunksize}")
 
 
@@ -61,10 +92,14 @@ class Options:
     alive as long as this object is."""
 
     def __init__(self, argv, *, workers, timeout, retries, queue_limit,
-                 recycle_after, in_flight, env, cwd, stderr, seed):
+                 recycle_after, in_flight, env, cwd, stderr, seed,
+                 initializer=None, initargs=(), launchers=None):
         if stderr not in _lib.STDERR_MODES:
             raise ValueError(f"stderr is one of {sorted(_lib.STDERR_MODES)}")
         self._keep = []
+        env = dict(env or {})
+        if initializer is not None:
+            env["VOW_INITIALIZER"] = initializer_env(initializer, initargs)
         o = self.struct = _lib.PoolOptions()
         _lib.pool_options_init(ctypes.byref(o))
         o.workers = workers or 0
@@ -78,6 +113,26 @@ class Options:
         o.env = self._strv(worker_env(env))
         o.cwd = os.fsencode(cwd) if cwd else None
         o.stderr_mode = _lib.STDERR_MODES[stderr]
+        if launchers:
+            self._launchers(launchers)
+            o.workers = sum(L.workers for L in self._keep[-1])
+
+    def _launchers(self, launchers):
+        """vow_launcher_t[] from launchers=: each a command (a string or a
+        list of words: one worker) or a pair (command, workers)."""
+        table = (_lib.Launcher * len(launchers))()
+        for k, spec in enumerate(launchers):
+            command, n = spec if isinstance(spec, tuple) else (spec, 1)
+            words = shlex.split(command) if isinstance(command, str) else \
+                [str(w) for w in command]
+            check_counts(workers=n)
+            if not words:
+                raise ValueError("a launcher's command is empty")
+            table[k].workers = n
+            table[k].argv = self._strv(words)
+        self._keep.append(table)
+        self.struct.launchers = ctypes.cast(table, ctypes.c_void_p)
+        self.struct.nlaunchers = len(launchers)
 
     def _strv(self, words):
         arr = (ctypes.c_char_p * (len(words) + 1))(

@@ -1,13 +1,27 @@
 """The loop pump: libuv's loop run without blocking in it, and what has
-settled taken from the collector in bulk and handed to the tasks."""
+settled taken from the collector in bulk and handed to the tasks.
+
+libvow is not thread-safe, so every call into it is made under the pool's
+lock. Whoever waits drives the loop: the first thread to wait sleeps in
+select() on the loop's backend fd with the lock released, then runs the
+loop and settles tasks under it; other threads waiting meanwhile sleep on
+the pool's condition, woken after each turn, and one of them drives next
+once the first has what it waited for. A thread that runs the loop while
+another sleeps in select() wakes it through a pipe, so that a result it
+took, or a timer it added, is seen at once. A pool may also have a driver
+thread of its own (Executor futures, concurrent.futures.wait and
+callbacks then need no waiter): it is the one waiter that never leaves."""
 import ctypes
+import os
 import select
 import struct
+import threading
 import time
 
 from . import _lib
 from ._task import _error_of
 from .codec import unpackb
+from .errors import PoolNotRunning, WaitTimeout
 
 TAKE = 512  # settled promises taken per call
 VALUES_BUF = 1 << 18  # bytes of values copied out per take
@@ -19,62 +33,151 @@ _string_at = ctypes.string_at
 class Pumping:
     """Pool's loop half."""
 
+    def _init_pump(self):
+        self._lock = threading.RLock()
+        self._cond = threading.Condition(self._lock)
+        self._driving = False  # a thread sleeps in select(), lock released
+        self._dispatching = 0  # settling tasks (callbacks may run)
+        self._freeing = False  # the driver thread is to end
+        self._shutdown_task = None
+        self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        self._woken = False
+        self._thread = None  # the pool's own driver thread, if any
+
+    def _close_pump(self):
+        for fd in (self._wake_r, self._wake_w):
+            os.close(fd)
+        self._wake_r = self._wake_w = -1
+
     def _dispatch(self):
-        """Settles the tasks whose promises have settled."""
+        """Settles the tasks whose promises have settled (lock held)."""
         tasks = self._tasks
         used = self._used
-        while _lib.collector_ready(self._collector):
-            took = _lib.collector_take_into(
-                self._collector, self._settled, TAKE, self._values_buf,
-                VALUES_BUF, self._used_ref)
-            # A task's share of the parent's work is a few hundred
-            # nanoseconds, so each part is read in bulk: the entries in one
-            # pass of struct (not field by field through ctypes), the
-            # values as one msgpack stream copied out by libvow.
-            values = self._read_values(self._values_view[:used.value]) \
-                if used.value else None
-            for tag, state, _, data, length, failure, _ in \
-                    _SETTLED.iter_unpack(
-                        self._settled_bytes[:took * _SETTLED.size]):
-                task = tasks.pop(tag)
-                if state != _lib.FULFILLED:
-                    task._settle(None, _error_of(failure))
-                    continue
-                if not data:
-                    value = None
-                elif values is not None:
-                    value = next(values)
-                else:  # one value too big for the buffer
-                    value = unpackb(_string_at(data, length))
-                if task._callbacks is None:  # _settle, inline
-                    task._value = value
-                    task._done = True
-                    task._promise = None
-                else:
-                    task._settle(value, None)
+        self._dispatching += 1
+        try:
+            while _lib.collector_ready(self._collector):
+                took = _lib.collector_take_into(
+                    self._collector, self._settled, TAKE, self._values_buf,
+                    VALUES_BUF, self._used_ref)
+                # A task's share of the parent's work is a few hundred
+                # nanoseconds, so each part is read in bulk: the entries in
+                # one pass of struct (not field by field through ctypes),
+                # the values as one msgpack stream copied out by libvow.
+                # Both are copied first: a callback may wait on another
+                # task, and the take that wait makes reuses the buffers.
+                values = self._read_values(
+                    self._values_view[:used.value].tobytes()) \
+                    if used.value else None
+                entries = self._settled_bytes[:took * _SETTLED.size].tobytes()
+                for tag, state, _, data, length, failure, _ in \
+                        _SETTLED.iter_unpack(entries):
+                    task = tasks.pop(tag)
+                    if state != _lib.FULFILLED:
+                        task._settle(None, _error_of(failure, self._remote_tb))
+                        continue
+                    if not data:
+                        value = None
+                    elif values is not None:
+                        value = next(values)
+                    else:  # one value too big for the buffer
+                        value = unpackb(_string_at(data, length))
+                    if task._callbacks is None:  # _settle, inline
+                        task._value = value
+                        task._done = True
+                        task._promise = None
+                    else:
+                        task._settle(value, None)
+        finally:
+            self._dispatching -= 1
+
+    def _wake(self):
+        """Wakes the thread sleeping in select(), if one is (lock held)."""
+        if self._driving and not self._woken:
+            self._woken = True
+            try:
+                os.write(self._wake_w, b"!")
+            except BlockingIOError:
+                pass
+
+    def _sleep(self, wait_s):
+        """Sleeps until the loop has something to do, the wait_s passes
+        (None: no limit) or another thread wakes us; with the lock
+        released unless tasks are being settled (a callback waiting),
+        whose buffers another thread must not touch meanwhile."""
+        ms = _lib.uv_backend_timeout(self._loop)
+        if ms >= 0:
+            wait_s = ms / 1000 if wait_s is None else min(wait_s, ms / 1000)
+        if self._dispatching:
+            select.select([self._fd], [], [], wait_s)
+            return
+        self._driving = True
+        saved = self._lock._release_save()
+        try:
+            select.select([self._fd, self._wake_r], [], [], wait_s)
+        finally:
+            self._lock._acquire_restore(saved)
+            self._driving = False
+            if self._woken:
+                self._woken = False
+                try:
+                    os.read(self._wake_r, 64)
+                except BlockingIOError:
+                    pass
 
     def _pump(self, wait_s):
         """Runs what is due on the loop; with wait_s (None: no limit),
-        first waits that long for something to happen."""
+        first waits that long for something to happen. Lock held."""
         self._flush()
         if wait_s != 0:
-            ms = _lib.uv_backend_timeout(self._loop)
-            if ms >= 0:
-                wait_s = ms / 1000 if wait_s is None else min(wait_s, ms / 1000)
-            select.select([self._fd], [], [], wait_s)
+            self._sleep(wait_s)
+            if self._ctx is None:  # freed by another thread meanwhile
+                return
         _lib.uv_run(self._loop, _lib.UV_RUN_NOWAIT)
         self._dispatch()
+        self._wake()  # what it took may be what the sleeper waits for
+        self._cond.notify_all()
 
     def _wait(self, done, timeout):
+        """Returns once done() is true (checked under the lock), driving
+        the loop unless another thread is; TimeoutError after timeout."""
         deadline = None if timeout is None else time.monotonic() + timeout
-        self._pump(0)
-        while not done():
-            left = None
-            if deadline is not None:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise TimeoutError("vow: the wait timed out")
-            self._pump(left)
+        with self._lock:
+            if self._ctx is not None:
+                self._pump(0)
+            while not done():
+                if self._ctx is None:
+                    raise PoolNotRunning("vow: the pool is shut down")
+                left = None
+                if deadline is not None:
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        raise WaitTimeout("vow: the wait timed out")
+                if self._driving and not self._dispatching:
+                    self._cond.wait(left)  # the driver notifies each turn
+                else:
+                    self._pump(left)
+
+    def _start_thread(self):
+        """Gives the pool a driver thread of its own (lock held): tasks
+        settle, and callbacks run, with nobody waiting."""
+        if self._thread is not None or self._closed:
+            return
+        self._thread = threading.Thread(target=self._drive_until_freed,
+                                        name="vow.Pool driver", daemon=True)
+        self._thread.start()
+
+    def _drive_until_freed(self):
+        """The driver thread: runs the loop until the pool is freed, and
+        frees it itself once a shutdown that nobody waits for is over."""
+        def over():
+            done = self._shutdown_task
+            return self._ctx is None or self._freeing or (
+                done is not None and done._done and not self._tasks)
+        try:
+            self._wait(over, None)
+        except PoolNotRunning:  # freed meanwhile
+            return
+        self._free()  # nothing if another thread frees it
 
     def fileno(self):
         """The loop's backend fd: readable when the pool has work for
@@ -84,11 +187,16 @@ class Pumping:
     def poll(self):
         """Runs what is due without waiting; settles tasks whose results
         have arrived."""
-        self._pump(0)
+        with self._lock:
+            if self._ctx is not None:
+                self._pump(0)
 
     def next_timeout(self):
         """Seconds until the loop's next timer (None: none)."""
-        if self._batch:
-            return 0  # submissions wait to be sent
-        ms = _lib.uv_backend_timeout(self._loop)
+        with self._lock:
+            if self._batch:
+                return 0  # submissions wait to be sent
+            if self._ctx is None:
+                return None
+            ms = _lib.uv_backend_timeout(self._loop)
         return None if ms < 0 else ms / 1000

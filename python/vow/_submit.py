@@ -4,11 +4,12 @@ submit), each promise watched by the pool's collector under the task's
 tag."""
 import array
 import ctypes
+import types
 
 from . import _lib
 from ._task import Task
 from .codec import CannotPack, packb
-from .errors import BadInput
+from .errors import BadInput, PoolNotRunning
 
 BATCH = 256  # submissions handed to libvow per call
 _SIZE_T = next(code for code in "LQI" if array.array(code).itemsize ==
@@ -16,15 +17,33 @@ _SIZE_T = next(code for code in "LQI" if array.array(code).itemsize ==
 
 
 def _fn_name(fn):
-    name = fn if isinstance(fn, str) else getattr(fn, "__name__", None)
-    if not name:
-        raise TypeError(f"a task function is a name or a function, not {fn!r}")
-    if not isinstance(fn, str) and not name.isidentifier():
-        # A lambda or the like: nothing else carries the code over.
+    """What names fn to a worker: a name as given ("square": the worker
+    module's function, or a builtin); a function as "module:qualname",
+    which a Python worker imports (a function of the parent's main script
+    is found in the worker's copy of it, as multiprocessing's spawn does)."""
+    if isinstance(fn, str):
+        if not fn:
+            raise TypeError("a task function's name is empty")
+        return fn.encode()
+    qualname = getattr(fn, "__qualname__", None) or \
+        getattr(fn, "__name__", None)
+    module = getattr(fn, "__module__", None)
+    if not callable(fn) or not qualname:
+        raise TypeError(f"a task function is a name or a function, not "
+                        f"{fn!r}")
+    if "<locals>" in qualname and fn.__name__.isidentifier():
+        return fn.__name__.encode()  # the worker module's function so named
+    if "<" in qualname or not module:
+        # A lambda, a nested function: nothing else carries the code over.
         raise TypeError(f"{fn!r} has no name a worker can look up: vow "
-                        "sends a task function by name, so it must be a "
-                        "function defined at the top of the worker's module")
-    return name.encode()
+                        "sends a task function by name, so it must be "
+                        "defined at the top of a module (or a class in it)")
+    owner = getattr(fn, "__self__", None)
+    if owner is not None and not isinstance(owner, (type, types.ModuleType)):
+        raise TypeError(f"{fn!r} is a method of an object, which a worker "
+                        "cannot look up by name: vow sends task functions "
+                        "by name, not the objects they belong to")
+    return f"{module}:{qualname}".encode()
 
 
 def _call_args(args, kwargs):
@@ -64,7 +83,7 @@ class Submitting:
         # (and whenever the loop runs): a call through ctypes costs more
         # than the rest of a submit.
         if self._closed:  # _check_open, without a call on the hot path
-            raise RuntimeError("vow: the pool is shut down")
+            raise PoolNotRunning("Pool not running")
         name = self._names.get(fn) or self._name(fn)
         try:
             data = self._packb(_call_args(args, kwargs))
@@ -77,28 +96,31 @@ class Submitting:
         self._batch_tasks.append(task)
         return task
 
-    def submit(self, fn, *args, **kwargs):
+    def submit(self, fn, /, *args, **kwargs):
         """Runs fn(*args, **kwargs) on a worker; returns its Task. fn is
-        the function's name in the worker's module (or the function, whose
-        __name__ is used)."""
-        task = self._gather(fn, args, kwargs)
-        if self._driver is not None:
-            self._driver.kick()
-            if len(self._batch) == BATCH:
+        the function's name in the worker's module (or the function: see
+        _fn_name)."""
+        with self._lock:
+            task = self._gather(fn, args, kwargs)
+            driver = self._driver
+            if driver is not None and driver.kick():
+                if len(self._batch) == BATCH:
+                    self._flush()
+            elif len(self._batch) == BATCH or len(self._tasks) <= self._eager:
+                # Tasks reach the workers when the loop runs. It runs here,
+                # in C only (no Python callback runs inside submit), for
+                # each of the first tasks while the workers may be idle,
+                # and then once a batch: the workers start at once, and go
+                # on with the first tasks while the caller still submits
+                # the rest.
                 self._flush()
-        elif len(self._batch) == BATCH or len(self._tasks) <= self._eager:
-            # Tasks reach the workers when the loop runs. It runs here, in
-            # C only (no Python callback runs inside submit), for each of
-            # the first tasks while the workers may be idle, and then once
-            # a batch: the workers start at once, and go on with the first
-            # tasks while the caller still submits the rest.
-            self._flush()
-            _lib.uv_run(self._loop, _lib.UV_RUN_NOWAIT)
+                _lib.uv_run(self._loop, _lib.UV_RUN_NOWAIT)
+            self._wake()  # a thread sleeping in the loop sends the rest
         return task
 
     def _flush(self, timeout_ms=0):
         """Hands the gathered submissions to libvow (with timeout_ms, each
-        its own timeout)."""
+        its own timeout). Lock held."""
         batch, tasks = self._batch, self._batch_tasks
         n = len(batch)
         if n == 0:
@@ -119,22 +141,25 @@ class Submitting:
                     del self._tasks[first_tag + i]
                     task._settle(None, _refused(self._errs[i]))
 
-    def submit_timeout(self, timeout, fn, *args, **kwargs):
+    def submit_timeout(self, timeout, fn, /, *args, **kwargs):
         """submit with this task's own timeout in seconds."""
-        self._flush()  # the order of submission is the order of sending
-        task = self._gather(fn, args, kwargs)
-        self._flush(max(1, int(timeout * 1000)))
-        if task._done:  # refused
-            raise task._error
-        if self._driver is not None:
-            self._driver.kick()
+        with self._lock:
+            self._flush()  # the order of submission is the order of sending
+            task = self._gather(fn, args, kwargs)
+            self._flush(max(1, int(timeout * 1000)))
+            if task._done:  # refused
+                raise task._error
+            driver = self._driver
+            if driver is None or not driver.kick():
+                _lib.uv_run(self._loop, _lib.UV_RUN_NOWAIT)
+            self._wake()
         return task
 
     def _value(self, obj):
         try:
-            data = packb(obj)
-        except CannotPack as e:
-            raise BadInput(str(e), kind="bad input") from None
+            data = self._packb(obj)
+        except (TypeError, ValueError, OverflowError) as e:
+            raise _bad_input(e) from None
         err = ctypes.c_int(0)
         v = _lib.value_new_msgpack(data, len(data), ctypes.byref(err))
         if not v:
@@ -142,6 +167,7 @@ class Submitting:
         return v
 
     def _watch(self, promise):
+        """A Task for promise, watched by the collector (lock held)."""
         if not promise:
             raise RuntimeError("vow: the pool's context is closed")
         tag = self._next_tag
@@ -154,4 +180,5 @@ class Submitting:
         self._tasks[tag] = task
         if self._driver is not None:
             self._driver.kick()
+        self._wake()
         return task

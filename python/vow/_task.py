@@ -1,11 +1,14 @@
 """The Python side of a task: Task (one task's outcome, settled exactly
 once), the map's _MapTask over its slices, the concurrent.futures view,
 and waiting on many (as_completed, wait)."""
+import base64
 import collections
 import concurrent.futures
 import functools
+import io
 import itertools
 import logging
+import pickle
 import re
 import time
 
@@ -16,7 +19,40 @@ _log = logging.getLogger("vow")
 _MAP_ITEM = re.compile(r"map item (\d+):")
 
 
-def _error_of(failure):
+_EXCEPTION_MARK = "\nvow-python-exception: "  # vow.worker's EXCEPTION_MARK
+_SAFE_GLOBALS = {("copyreg", "_reconstructor"), ("builtins", "object"),
+                 ("builtins", "set"), ("builtins", "frozenset"),
+                 ("builtins", "bytearray"), ("builtins", "complex"),
+                 ("builtins", "range"), ("builtins", "slice")}
+
+
+class _ExceptionUnpickler(pickle.Unpickler):
+    """Loads an exception a worker pickled, and nothing that could run
+    code: the only classes it makes are exception classes (and the few
+    builtin types their arguments may hold)."""
+
+    def find_class(self, module, name):
+        found = super().find_class(module, name)
+        if (module, name) in _SAFE_GLOBALS or (
+                isinstance(found, type) and issubclass(found, BaseException)):
+            return found
+        raise pickle.UnpicklingError(f"{module}.{name} is not an exception")
+
+
+def _raised(blob):
+    """The exception a worker raised, from its pickle; None if it cannot be
+    made here (its class does not import, say)."""
+    try:
+        e = _ExceptionUnpickler(io.BytesIO(base64.b64decode(blob))).load()
+    except Exception:
+        return None
+    return e if isinstance(e, BaseException) else None
+
+
+def _error_of(failure, remote_traceback_class=None):
+    """What a failed task raises: the exception the function raised, as
+    it was raised (its __cause__ the worker's traceback, its vow_error the
+    VowError with where it happened), else the VowError."""
     kind = _lib.failure_kind(failure)
     name = _lib.failure_kind_name(kind).decode()
     message = (_lib.failure_message(failure) or b"").decode(errors="replace")
@@ -29,10 +65,24 @@ def _error_of(failure):
         function = o.function.decode() if o.function else None
         exit_status = o.exit_status if o.exit_status >= 0 else None
         term_signal = o.term_signal if o.term_signal >= 0 else None
-    return error_class(kind)(
+    detail = detail.decode(errors="replace") if detail else None
+    raised = None
+    if detail and _EXCEPTION_MARK in detail:
+        detail, _, blob = detail.rpartition(_EXCEPTION_MARK)
+        raised = _raised(blob)
+    error = error_class(kind)(
         message, kind=name, code=_lib.failure_code(failure), pid=pid,
         function=function, exit_status=exit_status, term_signal=term_signal,
-        remote_traceback=detail.decode(errors="replace") if detail else None)
+        remote_traceback=detail)
+    if raised is None:
+        return error
+    if remote_traceback_class is None:
+        from multiprocessing.pool import RemoteTraceback
+        remote_traceback_class = RemoteTraceback
+    raised.__cause__ = remote_traceback_class(
+        f'\n"""\n{detail.rstrip()}\n"""')
+    raised.vow_error = error
+    return raised
 
 
 def _with_callbacks(task, callback, error_callback):
@@ -87,21 +137,30 @@ class Task:
         """Cancels the task if it has not settled: it then fails with
         Cancelled (its worker is stopped if it had started). Returns
         whether it was still pending."""
-        if self._done:
-            return False
-        if self._promise is None:  # still gathered in the pool
-            self._pool._flush()
-            if self._done:  # refused there
+        pool = self._pool
+        with pool._lock:
+            if self._done:
                 return False
-        if _lib.promise_state(self._promise) not in (_lib.PENDING,
-                                                     _lib.WAITING):
-            # Settled in libvow (the loop ran inside submit) and not yet
-            # taken here: the result stands.
-            self._pool._dispatch()
-            return False
-        _lib.cancel(self._promise)
-        self._pool._pump(0)
+            if self._promise is None:  # still gathered in the pool
+                pool._flush()
+                if self._done:  # refused there
+                    return False
+            if _lib.promise_state(self._promise) not in (_lib.PENDING,
+                                                         _lib.WAITING):
+                # Settled in libvow (the loop ran inside submit) and not
+                # yet taken here: the result stands.
+                pool._dispatch()
+                return False
+            _lib.cancel(self._promise)
+            pool._pump(0)
         return True
+
+    def started(self):
+        """Whether a worker runs it now: false while it is queued or sent
+        ahead to a busy worker, and once it has settled."""
+        with self._pool._lock:
+            p = self._promise
+            return p is not None and bool(_lib.promise_started(p))
 
     def cancelled(self):
         from .errors import Cancelled
@@ -121,6 +180,11 @@ class Task:
             raise ValueError(f"{self!r} not ready")
         return self._error is None
 
+    def wait_done(self, timeout=None):
+        """Waits until it settles; WaitTimeout if timeout passes first."""
+        if not self._done:
+            self._pool._wait(lambda: self._done, timeout)
+
     def wait(self, timeout=None):
         """Waits until it settles or timeout passes; raises nothing."""
         if not self._done:
@@ -131,12 +195,14 @@ class Task:
 
     def add_done_callback(self, fn):
         """fn(task) once the task has settled (now, if it has)."""
-        if self._done:
-            fn(self)
-        elif self._callbacks is None:
-            self._callbacks = [fn]
-        else:
-            self._callbacks.append(fn)
+        with self._pool._lock:
+            if not self._done:
+                if self._callbacks is None:
+                    self._callbacks = [fn]
+                else:
+                    self._callbacks.append(fn)
+                return
+        fn(self)
 
     def aio(self):
         """An asyncio future for this task (vow.aio): the pool's loop is
@@ -195,6 +261,11 @@ class Task:
 def _in_map(error, first):
     """error of a slice whose first item is item first of the whole map,
     its "map item K" counted from the start of the map."""
+    if not isinstance(error, VowError):  # the function's own exception
+        vow_error = getattr(error, "vow_error", None)
+        if first and vow_error is not None:
+            error.vow_error = _in_map(vow_error, first)
+        return error
     m = _MAP_ITEM.match(error.message or "") if first else None
     if m is None:
         return error
@@ -205,14 +276,6 @@ def _in_map(error, first):
         term_signal=error.term_signal,
         remote_traceback=error.remote_traceback)
     return copy
-
-
-def _slice_values(part, timeout):
-    first, task = part
-    try:
-        return task.result(timeout)
-    except VowError as e:
-        raise _in_map(e, first) from None
 
 
 class _MapTask(Task):
@@ -256,10 +319,11 @@ class _MapTask(Task):
                 _lib.cancel(task._promise)
 
     def cancel(self):
-        if self._done:
-            return False
-        self._cancel_slices()
-        self._pool._pump(0)
+        with self._pool._lock:
+            if self._done:
+                return False
+            self._cancel_slices()
+            self._pool._pump(0)
         return True
 
 

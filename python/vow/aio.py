@@ -1,6 +1,7 @@
 """vow tasks as asyncio futures: `await task` (or task.aio()) in a
 coroutine. The pool's loop is driven from asyncio's through
-loop.add_reader on its backend fd; no second thread."""
+loop.add_reader on its backend fd; no second thread. A pool outlives the
+loop: once asyncio.run() has closed it, the pool goes on without it."""
 import asyncio
 
 from .drive import Driver
@@ -21,7 +22,8 @@ def attach(pool, loop=None):
         if not loop.is_closed():
             loop.remove_reader(fd)
 
-    driver = Driver(pool, loop.call_soon, loop.call_later, stop)
+    # call_soon_threadsafe: a thread other than the loop's may submit.
+    driver = Driver(pool, loop.call_soon_threadsafe, loop.call_later, stop)
     driver.loop = loop
     loop.add_reader(fd, driver.run)
     pool._driver = driver

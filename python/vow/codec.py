@@ -219,7 +219,81 @@ def count_objects(data, limit):
     return count
 
 
+# Between two Python ends (vow.Pool and vow.worker) a value keeps its
+# Python type: a tuple travels as msgpack ext TUPLE_EXT (its items as an
+# array), any other value msgpack has no form for (a set, a datetime, a
+# subclass of int or dict, an int past 64 bits, an object of one's own) as
+# ext PICKLE_EXT, pickled, as multiprocessing sends everything. Other ends
+# (C workers, the vow command) never see either.
+TUPLE_EXT = 1
+PICKLE_EXT = 2
+python_peer = False  # set in a worker whose parent is Python
+
+
+def _default_python(obj):
+    """_default for a Python peer: tuples and pickles as ext types."""
+    if type(obj) is tuple:
+        return msgpack.ExtType(TUPLE_EXT, _python_packer().pack(list(obj)))
+    if hasattr(obj, "__array_interface__") and hasattr(obj, "dtype") and \
+            not obj.dtype.hasobject:
+        return _default(obj)
+    return msgpack.ExtType(PICKLE_EXT, _pickled(obj))
+
+
+def _pickled(obj):
+    import pickle
+    try:
+        return pickle.dumps(obj, protocol=5)
+    except Exception as e:
+        kind = type(obj)
+        raise CannotPack(f"a value of type {kind.__module__}."
+                         f"{kind.__qualname__} cannot be sent: it has no "
+                         f"msgpack form and does not pickle ({e})") from None
+
+
+def _python_packer():
+    return msgpack.Packer(use_bin_type=True, strict_types=True,
+                          default=_default_python)
+
+
+def _ext_hook(code, data):
+    if code == TUPLE_EXT:
+        return tuple(unpackb(data))
+    if code == PICKLE_EXT:
+        import pickle
+        return pickle.loads(data)
+    return msgpack.ExtType(code, data)
+
+
+def python_packer():
+    """packer() for a Python peer: a value whose msgpack form would change
+    its type (a tuple, a set...) keeps it (TUPLE_EXT, PICKLE_EXT)."""
+    if msgpack is None:
+        return packb
+    pack = _python_packer().pack
+
+    def pack_python(obj):
+        try:
+            return pack(obj)
+        except OverflowError:  # an int past 64 bits, somewhere inside
+            return pack(msgpack.ExtType(PICKLE_EXT, _pickled(obj)))
+    return pack_python
+
+
+_pack_python = None
+
+
 def packb(obj):
+    global _pack_python
+    if python_peer and msgpack is not None:
+        if _pack_python is None:
+            _pack_python = python_packer()
+        try:
+            return _pack_python(obj)
+        except CannotPack:
+            raise
+        except (TypeError, ValueError) as e:
+            raise CannotPack(f"the value cannot be sent to vow: {e}") from e
     if msgpack is not None:
         try:
             return msgpack.packb(obj, use_bin_type=True, default=_default)
@@ -252,7 +326,8 @@ def stream_reader():
             # A new Unpacker each time (it costs about a microsecond): no
             # object left unread in one can be mistaken for the next's.
             unpacker = msgpack.Unpacker(raw=False, strict_map_key=False,
-                                        object_hook=_array_of)
+                                        object_hook=_array_of,
+                                        ext_hook=_ext_hook)
             unpacker.feed(data)
             return unpacker
         return read
@@ -269,7 +344,7 @@ def stream_reader():
 def unpackb(data):
     if msgpack is not None:
         return msgpack.unpackb(data, raw=False, strict_map_key=False,
-                               object_hook=_array_of)
+                               object_hook=_array_of, ext_hook=_ext_hook)
     return _unpack_builtin(memoryview(data).tobytes())[0]
 
 

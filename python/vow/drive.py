@@ -1,8 +1,9 @@
 """Running a pool's loop from another event loop (asyncio, Twisted): the
 other loop watches the pool's backend fd and its next timer, and polls
 the pool when either fires; a submit asks for a poll on the next turn,
-so the task is sent without waiting for the fd. One thread: the pool is
-polled only from the loop that drives it."""
+so the task is sent without waiting for the fd. A loop that has closed
+(asyncio.run() returned) is let go: the pool is then driven by whoever
+waits, or by the next loop that awaits one of its tasks."""
 
 
 class Driver:
@@ -25,8 +26,18 @@ class Driver:
         self._arm()
 
     def kick(self):
+        """Asks for a poll on the loop's next turn; False (and the driver
+        detached from the pool) if that loop has closed, so the pool
+        goes on without it."""
         if self._soon is None:
-            self._soon = self._call_soon(self.run)
+            try:
+                self._soon = self._call_soon(self.run)
+            except RuntimeError:  # asyncio.run() has closed the loop
+                self.detach()
+                if self.pool._driver is self:
+                    self.pool._driver = None
+                return False
+        return True
 
     def _arm(self):
         if self._timer is not None:
@@ -41,6 +52,12 @@ class Driver:
     def detach(self):
         for handle in (self._soon, self._timer):
             if handle is not None:
-                handle.cancel()
+                try:
+                    handle.cancel()
+                except RuntimeError:
+                    pass
         self._soon = self._timer = None
-        self._stop()
+        try:
+            self._stop()
+        except RuntimeError:
+            pass

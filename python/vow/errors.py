@@ -1,6 +1,7 @@
 """What a task's failure raises: VowError, one subclass per kind of
 failure, with where it happened and the remote traceback."""
 import concurrent.futures
+import multiprocessing
 
 
 class VowError(Exception):
@@ -61,6 +62,17 @@ class QueueFull(VowError):
 class BadInput(VowError):
     """The task was refused: an unknown function, arguments that cannot
     be sent, a pool shutting down."""
+
+
+class WaitTimeout(multiprocessing.TimeoutError, TimeoutError):
+    """A wait ran out of time (Task.result(timeout), get(timeout), an
+    imap's next(timeout)); the task goes on. Both multiprocessing's
+    TimeoutError and the builtin one (concurrent.futures') catch it."""
+
+
+class PoolNotRunning(RuntimeError, ValueError):
+    """The pool is closed or shut down: multiprocessing raises ValueError
+    there, concurrent.futures RuntimeError; this is both."""
 
 
 # vow_failure_kind_t values (include/vow/failure.h), in order from 1.

@@ -16,6 +16,7 @@ This file is the façade; each concern has a file of its own:
 import atexit
 import ctypes
 import os
+import sys
 import weakref
 
 from . import _lib
@@ -31,39 +32,67 @@ from .errors import VowError
 
 class Pool(Submitting, Mapping, Pumping, Ending):
     """Worker processes running Python functions (or C ones: any vow
-    worker command).
+    worker command). The first arguments are multiprocessing.Pool's:
 
-    worker:   the worker command, a string or a list: e.g.
-              "python3 -m vow.worker mymodule"; or module="mymodule" for
-              this interpreter running vow.worker on that module.
-    workers:  how many (default: the CPUs online).
+    processes: how many workers (default: the CPUs online); workers= is
+              the same.
+    initializer, initargs: initializer(*initargs) runs in each worker as
+              it starts; if it raises, the pool fails its tasks at once.
+    maxtasksperchild: a worker is replaced after this many tasks (also
+              recycle_after=).
+    context:  accepted, unused: workers are always fresh interpreters.
+
+    vow's own:
+    module:   the module whose functions the workers serve ("mymodule",
+              or a path); without module= or worker=, each function is
+              found by the name the parent sends (a builtin, or a
+              function's module:qualname).
+    worker:   any vow worker command instead, a string or a list.
     timeout:  seconds a task may run (default: none); retries: how many
               times a task whose worker died is given to another. Only
-              the task the worker was running is failed or retried; the
-              others sent to it run on its replacement (docs/python.md
-              says when the pool cannot tell which it was running).
-    in_flight: tasks sent ahead to each worker (default: adaptive).
+              the task the worker was running is failed or retried.
+    in_flight: tasks sent ahead to each busy worker (default: adaptive).
     seed:     the run's seed: task k (in the order submitted, a map's
               items one by one) sees vow.worker.seed() derived from it,
               the same on any number of workers.
+    launchers: start workers through ssh, srun...: a list of launchers,
+              each a command (string or list; one worker) or a pair
+              (command, workers); see docs/cluster.md.
     """
 
-    def __init__(self, workers=None, worker=None, *, module=None,
-                 timeout=None, retries=0, queue_limit=None,
-                 recycle_after=None, in_flight=None, env=None, cwd=None,
-                 stderr="relay", seed=0):
-        check_counts(workers=workers, recycle_after=recycle_after)
+    def __init__(self, processes=None, initializer=None, initargs=(),
+                 maxtasksperchild=None, context=None, *, workers=None,
+                 worker=None, module=None, timeout=None, retries=0,
+                 queue_limit=None, recycle_after=None, in_flight=None,
+                 env=None, cwd=None, stderr="relay", seed=0,
+                 launchers=None):
+        _refuse_in_worker()
+        check_counts(processes=processes, workers=workers,
+                     maxtasksperchild=maxtasksperchild,
+                     recycle_after=recycle_after)
+        workers = _one_of("processes", processes, "workers", workers)
+        recycle_after = _one_of("maxtasksperchild", maxtasksperchild,
+                                "recycle_after", recycle_after)
+        if initializer is not None and not callable(initializer) and \
+                not isinstance(initializer, str):
+            raise TypeError("initializer must be a callable")
         argv = worker_argv(worker, module)
         options = Options(argv, workers=workers, timeout=timeout,
                           retries=retries, queue_limit=queue_limit,
                           recycle_after=recycle_after, in_flight=in_flight,
-                          env=env, cwd=cwd, stderr=stderr, seed=seed)
+                          env=env, cwd=cwd, stderr=stderr, seed=seed,
+                          initializer=initializer, initargs=initargs,
+                          launchers=launchers)
         self._ctx = None
         self._pool = None
         self._collector = None
+        self._closed = True  # until made
+        self._init_pump()
+        self._remote_tb = None  # the class of a raised exception's __cause__
         err = ctypes.c_int(0)
         self._ctx = _lib.ctx_new(None, ctypes.byref(err))
         if not self._ctx:
+            self._close_pump()
             raise OSError(f"vow: cannot make a context: "
                           f"{_lib.strerror(err.value)}")
         self._pool = _lib.pool_new(self._ctx, ctypes.byref(options.struct),
@@ -71,12 +100,13 @@ class Pool(Submitting, Mapping, Pumping, Ending):
         if not self._pool:
             _lib.ctx_close(self._ctx)
             self._ctx = None
+            self._close_pump()
             raise ValueError(f"vow: the pool's options were refused: "
                              f"{_lib.strerror(err.value)}")
         self._collector = _lib.collector_new(self._ctx)
         self._loop = _lib.ctx_loop(self._ctx)
         self._fd = _lib.uv_backend_fd(self._loop)
-        self._nworkers = workers or os.cpu_count() or 1
+        self._nworkers = options.struct.workers or os.cpu_count() or 1
         self._eager = 2 * self._nworkers  # tasks sent as soon as submitted
         self._tasks = {}
         self._next_tag = 1
@@ -88,7 +118,9 @@ class Pool(Submitting, Mapping, Pumping, Ending):
         self._used = ctypes.c_size_t(0)
         self._used_ref = ctypes.byref(self._used)
         self._names = {}  # task function -> its name as bytes
-        self._packb = codec.packer()  # the pool is used from one thread
+        # Used under the lock. A Python worker takes tuples and pickles.
+        self._packb = codec.python_packer() if _python_worker(argv) \
+            else codec.packer()
         self._batch = []  # records gathered by submit, and their tasks
         self._batch_tasks = []
         self._out = (ctypes.c_void_p * BATCH)()
@@ -108,6 +140,31 @@ class Pool(Submitting, Mapping, Pumping, Ending):
             self.shutdown(wait=False)
         except Exception:
             pass
+
+
+def _python_worker(argv):
+    """Whether argv runs vow.worker (module= or no worker= does)."""
+    return len(argv) >= 3 and argv[1:3] == ["-m", "vow.worker"]
+
+
+def _one_of(name, value, alias, alias_value):
+    """The count given under either of its two names."""
+    if value is not None and alias_value is not None:
+        raise TypeError(f"give {name} or {alias}, not both")
+    return value if value is not None else alias_value
+
+
+def _refuse_in_worker():
+    """A pool made while a worker loads the parent's main script (one with
+    no `if __name__ == "__main__":` guard) would start workers without
+    end, each loading the script again."""
+    worker = sys.modules.get("vow.worker")
+    if worker is not None and getattr(worker, "_loading_main", False):
+        raise RuntimeError(
+            "vow.Pool: the main script makes a pool at import: a worker "
+            "loading it (to find a function defined there) would make one "
+            "too. Make pools under `if __name__ == \"__main__\":`, as "
+            "multiprocessing requires")
 
 
 class _ForkedPool(Pool):

@@ -26,8 +26,11 @@ codec, so any python3 will do. The channel is fd 3 (or
 stdin/stdout when VOW_WORKER_CHANNEL is "stdio"); fd 1 is pointed at
 stderr so a print() cannot corrupt a frame.
 """
+import base64
+import builtins
 import importlib.util
 import os
+import pickle
 import signal
 import struct
 import sys
@@ -95,6 +98,102 @@ def load(path):
     return {name: f for name, f in vars(module).items()
             if callable(f) and not name.startswith("_")
             and getattr(f, "__module__", None) == module.__name__}
+
+
+ANY = "--any"  # the module argument of a worker with no module of its own
+_loading_main = False  # the parent's main script is being loaded
+
+
+_main = None  # the parent's main script, once loaded
+
+
+def _parent_main():
+    """The parent's main script, loaded as __vow_main__ (as
+    multiprocessing's spawn loads it as __mp_main__: its `if __name__ ==
+    "__main__":` block does not run)."""
+    global _loading_main, _main
+    if _main is not None:
+        return _main
+    path = os.environ.get("VOW_MAIN_PATH")
+    if not path:
+        raise ImportError("the parent's main module has no file (an "
+                          "interactive session or python -c): define task "
+                          "functions in a module or a script")
+    spec = importlib.util.spec_from_file_location("__vow_main__", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["__vow_main__"] = module
+    _loading_main = True
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        del sys.modules["__vow_main__"]
+        raise
+    finally:
+        _loading_main = False
+    _main = module
+    return module
+
+
+class Functions:
+    """The functions a task may name: the module's own (offered in HELLO,
+    with "*"), a builtin ("pow"), or "module:qualname" (a Python parent
+    sends functions so), imported on first use; "name*" takes an item of
+    argument lists (starmap)."""
+
+    def __init__(self, offered, spread, any_name):
+        self.table = dict(offered)
+        self.spread = spread
+        self.any_name = any_name  # offer "*"
+        self.why = {}  # name -> why it cannot be found
+
+    def offered(self):
+        return sorted(self.table) + (["*"] if self.any_name else [])
+
+    def get(self, name):
+        fn = self.table.get(name)
+        if fn is None and name not in self.why:
+            try:
+                fn = self._find(name)
+            except Exception as e:  # an import that fails, say
+                self.why[name] = "".join(
+                    traceback.format_exception_only(type(e), e)).strip()
+                return None
+            if fn is None:
+                self.why[name] = ""
+            else:
+                self.table[name] = fn
+        return fn
+
+    def _find(self, name):
+        if name.endswith("*") and self.spread:
+            fn = self.get(name[:-1])
+            return _starred(fn) if fn is not None else None
+        if not self.any_name:
+            return None
+        if ":" not in name:
+            fn = getattr(builtins, name, None)
+            return fn if callable(fn) else None
+        module_name, _, qualname = name.partition(":")
+        try:
+            obj = _parent_main() if module_name == "__main__" else \
+                importlib.import_module(module_name)
+            for part in qualname.split("."):
+                obj = getattr(obj, part)
+        except (ImportError, AttributeError):
+            # A function of the worker's own module, loaded from a path or
+            # under another name in the parent.
+            obj = self.table.get(qualname.rpartition(".")[2])
+            if obj is None:
+                raise
+        return obj if callable(obj) else None
+
+
+def _extend_path():
+    """The parent's sys.path entries this worker lacks, so a function's
+    module imports here as it did there."""
+    for entry in os.environ.get("VOW_SYS_PATH", "").split(os.pathsep):
+        if entry and entry not in sys.path:
+            sys.path.append(entry)
 
 
 class Channel:
@@ -260,11 +359,42 @@ def too_big(value):
     return None
 
 
+def _text(e):
+    """format_exception_only's last line for e, whatever its __str__ does,
+    as text that travels: a NUL or a character UTF-8 cannot hold is
+    written as its escape."""
+    try:
+        text = traceback.format_exception_only(type(e), e)[-1].strip()
+    except Exception:  # a __str__ that raises
+        text = f"{type(e).__qualname__}: <exception str() failed>"
+    return text.encode("utf-8", "backslashreplace").decode(
+        "utf-8").replace("\0", "\\x00")
+
+
+EXCEPTION_MARK = "\nvow-python-exception: "
+
+
 def failure_of(e):
     """The task's failure: "Type: message", as Python prints it, and the
-    traceback as the detail."""
-    text = traceback.format_exception_only(type(e), e)[-1].strip()
-    return text, traceback.format_exc()
+    traceback as the detail; for a Python parent the exception itself
+    follows, pickled (base64, after EXCEPTION_MARK), so the parent raises
+    it as it was raised here."""
+    text = _text(e)
+    try:
+        tb = "".join(traceback.format_exception(type(e), e,
+                                                e.__traceback__))
+    except Exception:
+        tb = traceback.format_exc()
+    tb = tb.encode("utf-8", "backslashreplace").decode(
+        "utf-8").replace("\0", "\\x00")
+    if codec.arrays_as_bin:  # a Python parent
+        try:
+            e.__traceback__ = None  # kept out of the pickle
+            tb += EXCEPTION_MARK + base64.b64encode(
+                pickle.dumps(e, protocol=4)).decode("ascii")
+        except Exception:  # not picklable: the parent raises TaskError
+            pass
+    return text, tb
 
 
 def started(task_id):
@@ -286,9 +416,10 @@ def _starred(fn):
     return call
 
 
-def no_function(ch, task_id, name):
+def no_function(ch, task_id, name, why=""):
     ch.write([ERROR, task_id, 12, 0,
-              f'this worker has no function named "{name}"', None])
+              f'this worker has no function named "{name}"' +
+              (f": {why}" if why else ""), None])
 
 
 def fail(ch, reporter, task_id, message, detail=None):
@@ -303,7 +434,7 @@ def run_tasks(ch, reporter, functions, tasks, spread):
     for task_id, name, args, task_seed_value in tasks:
         fn = functions.get(name)
         if fn is None:
-            no_function(ch, task_id, name)
+            no_function(ch, task_id, name, functions.why.get(name))
             continue
         _seed = task_seed_value
         reporter.start(task_id)
@@ -334,7 +465,7 @@ def run_chunks(ch, reporter, functions, chunks):
     for chunk_id, name, items, run_seed, first in chunks:
         fn = functions.get(name)
         if fn is None:
-            no_function(ch, chunk_id, name)
+            no_function(ch, chunk_id, name, functions.why.get(name))
             continue
         reporter.start(chunk_id)
         _run_seed = run_seed
@@ -433,9 +564,24 @@ def _watch_hangup(fd):
                 os._exit(0)
 
 
+def _run_initializer(functions):
+    """The pool's initializer(*initargs) (VOW_INITIALIZER), before HELLO:
+    one that raises leaves this worker unable to serve."""
+    spec = os.environ.get("VOW_INITIALIZER")
+    if not spec:
+        return
+    name, args = pickle.loads(base64.b64decode(spec))
+    fn = functions.get(name)
+    if fn is None:
+        why = functions.why.get(name)
+        raise LookupError(f'no function named "{name}"' +
+                          (f": {why}" if why else ""))
+    fn(*args)
+
+
 def main():
     if len(sys.argv) != 2:
-        sys.exit("usage: python3 -m vow.worker MODULE(.py)")
+        sys.exit(f"usage: python3 -m vow.worker MODULE(.py) | {ANY}")
     _die_with_parent()  # before the module's import, however long it takes
     # Run with -m, this module is __main__: a task module's
     # `import vow.worker` (or the older `import vow_worker`) must find this
@@ -450,8 +596,14 @@ def main():
     # gets one argument and arrays as lists.
     spread = os.environ.get("VOW_PYTHON_PARENT") == "1"
     codec.arrays_as_bin = spread
+    codec.python_peer = spread  # tuples stay tuples; the rest pickled
+    _extend_path()
     try:
-        functions = load(sys.argv[1])
+        # A Python parent may name any function; to other parents (the
+        # vow command) the module's functions are the ones offered.
+        functions = Functions({} if sys.argv[1] == ANY else
+                              load(sys.argv[1]), spread,
+                              spread or sys.argv[1] == ANY)
     except (Exception, SystemExit):  # a sys.exit() at import too
         kind, e = sys.exc_info()[:2]
         traceback.print_exc()
@@ -461,10 +613,16 @@ def main():
               file=sys.stderr)
         sys.stderr.flush()
         os._exit(EXIT_CANNOT_SERVE)
-    if spread:
-        # "name*" maps over items that are argument lists (starmap).
-        functions.update({name + "*": _starred(fn)
-                          for name, fn in list(functions.items())})
+    try:
+        _run_initializer(functions)
+    except (Exception, SystemExit):
+        kind, e = sys.exc_info()[:2]
+        traceback.print_exc()
+        print(f"vow.worker: cannot serve: the initializer failed: "
+              f"{''.join(traceback.format_exception_only(kind, e)).strip()}",
+              file=sys.stderr)
+        sys.stderr.flush()
+        os._exit(EXIT_CANNOT_SERVE)
     if msgpack is None and not os.environ.get("VOW_WORKER_QUIET"):
         print("vow.worker: no msgpack module for this python3; using the "
               "built-in codec, which is slower (apt-get install "
@@ -474,7 +632,7 @@ def main():
         # Under a launcher: the parent-death signal is the launcher's.
         threading.Thread(target=_watch_hangup, args=(ch.rfd,), daemon=True,
                          name="vow hang-up watch").start()
-    ch.write([HELLO, VERSION, os.getpid(), sorted(functions)])
+    ch.write([HELLO, VERSION, os.getpid(), functions.offered()])
     reporter = Reporter(ch)
     while True:
         msg = ch.read()
