@@ -141,6 +141,7 @@ vow_pool_t* vow_pool_new(vow_ctx_t* ctx, const vow_pool_options_t* given,
   }
   pool->nworkers = pool->opt.workers;
   pool->respawn_timer.index = SIZE_MAX;
+  pool->recall_timer.index = SIZE_MAX;
   vow__arena_init(&pool->tasks, sizeof(ptask), 256);
 
   /* The worker command: given, or this very program. */
@@ -236,6 +237,7 @@ vow_promise_t* vow_pool_shutdown(vow_pool_t* pool, bool graceful) {
   if (!graceful && pool->closing != 2) {
     pool->closing = 2;
     vow__timer_stop(pool->ctx, &pool->respawn_timer);
+    vow__timer_stop(pool->ctx, &pool->recall_timer);
     vow__pool_cancel_all(pool, "the pool was shut down");
     vow__pool_kill_all(pool);
   } else if (pool->closing == 0) {
@@ -289,6 +291,7 @@ static void pool_shutdown_op(vow__op* op) {
   vow_pool_t* pool = VOW__CONTAINER_OF(op, vow_pool_t, op);
   pool->closing = 2;
   vow__timer_stop(pool->ctx, &pool->respawn_timer);
+  vow__timer_stop(pool->ctx, &pool->recall_timer);
   vow__pool_kill_all(pool);
   close_handles(pool);
 }

@@ -63,19 +63,94 @@ static size_t batch_within_bytes(const tlist* queue, size_t n) {
   return k;
 }
 
+/* A task sent ahead to a busy worker waits behind what it runs; once
+ * another worker is idle with nothing queued, it is asked back (a CANCEL
+ * the worker answers "cancelled before it started", if it had not begun
+ * it, and the task goes back to the queue's front) from a worker that
+ * has sent nothing for RECALL_AFTER_NS, so tiny tasks, always briefly
+ * queued, are left where they are. */
+#define RECALL_AFTER_NS 5000000ull
+
+static void on_recall_timer(vow__timer* timer);
+
+static unsigned idle_workers(const vow_pool_t* pool) {
+  unsigned i, n = 0;
+  for (i = 0; i < pool->nworkers; i++) {
+    const pworker* w = pool->workers[i];
+    if (w != NULL && w->state == PW_READY && w->inflight.len == 0)
+      n++;
+  }
+  return n;
+}
+
+/* The last task w holds that it has not begun and that can be asked
+ * back, or NULL. */
+static ptask* recallable(const pworker* w) {
+  ptask* t;
+  for (t = w->inflight.tail; t != NULL && t != w->inflight.head; t = t->prev)
+    if (!vow__task_settled(t) &&
+        !(t->flags & (PT_CANCELLED | PT_RECALLED | PT_STARTED | PT_SUSPECT)))
+      return t;
+  return NULL;
+}
+
+static void recall_for_idle(vow_pool_t* pool) {
+  unsigned idle, i;
+  uint64_t now, soonest = 0;
+  if (pool->queue.head != NULL || pool->closing == 2 ||
+      (idle = idle_workers(pool)) == 0)
+    return;
+  now = vow__now_ns();
+  for (i = 0; i < pool->nworkers && idle > 0; i++) {
+    pworker* w = pool->workers[i];
+    ptask* t;
+    if (w == NULL || w->state != PW_READY || w->inflight.len < 2)
+      continue;
+    while (idle > 0 && (t = recallable(w)) != NULL) {
+      uint64_t quiet = now - w->last_event_ns;
+      if (quiet < RECALL_AFTER_NS) {
+        uint64_t wait = RECALL_AFTER_NS - quiet;
+        if (soonest == 0 || wait < soonest)
+          soonest = wait;
+        break;
+      }
+      VOW__TRACE(w, "task %llu asked back for an idle worker",
+                 (unsigned long long)t->id);
+      t->flags |= PT_RECALLED;
+      vow__worker_send_cancel(w, t->id);
+      idle--;
+    }
+  }
+  if (soonest && idle > 0 && pool->recall_timer.index == SIZE_MAX) {
+    pool->recall_timer.fire = on_recall_timer;
+    pool->recall_timer.discard = NULL;
+    vow__timer_start(pool->ctx, &pool->recall_timer, soonest / 1000000 + 1);
+  }
+}
+
+static void on_recall_timer(vow__timer* timer) {
+  vow_pool_t* pool = VOW__CONTAINER_OF(timer, vow_pool_t, recall_timer);
+  recall_for_idle(pool);
+}
+
 static void dispatch(vow_pool_t* pool) {
   unsigned i, start;
   bool sent = true;
+  bool idle_only = true;
   if (pool->closing == 2)
     return;
-  /* Round after round, so workers share a backlog in turn. */
+  /* Round after round, so workers share a backlog in turn; the first
+   * round only to idle workers, so a task is sent ahead to a busy worker
+   * only when no worker is idle. */
   start = (unsigned)(pool->next_id % (pool->nworkers ? pool->nworkers : 1));
-  while (sent && pool->queue.head != NULL) {
-    sent = false;
+  while ((sent || idle_only) && pool->queue.head != NULL) {
+    bool idle_round = idle_only;
+    sent = idle_only = false;
     for (i = 0; i < pool->nworkers; i++) {
       pworker* w = pool->workers[(start + i) % pool->nworkers];
       size_t n;
-      if (w == NULL || w->state != PW_READY)
+      if (w == NULL || w->state != PW_READY ||
+          (idle_round && w->inflight.len != 0))
         continue;
       /* A worker that is not reading what we send gets no more until
        * it has: bytes waiting for it stay within SEND_BACKLOG and one
@@ -103,6 +178,7 @@ static void dispatch(vow_pool_t* pool) {
     }
   }
   wake_space_waiters(pool);
+  recall_for_idle(pool);
   if (pool->closing == 1 && pool->queue.head == NULL &&
       vow__pool_in_flight(pool) == 0) {
     for (i = 0; i < pool->nworkers; i++) {
@@ -232,13 +308,11 @@ static void task_cancel(vow_promise_t* p, void* data) {
   }
   t->flags |= PT_CANCELLED;
   vow__worker_send_cancel(w, t->id);
-  if (w->grace_timer.index == SIZE_MAX && w->state != PW_STOPPING) {
-    w->grace_timer.fire = vow__worker_grace_over;
-    w->grace_timer.discard = NULL;
-    vow__timer_start(
-        pool->ctx, &w->grace_timer,
-        pool->opt.cancel_grace_ms ? pool->opt.cancel_grace_ms : 1000);
-  }
+  /* Only the task the worker runs (its oldest) has a grace: one behind
+   * it has not begun, and its worker answers when it gets there (the
+   * grace starts if it becomes the oldest unanswered). */
+  w->grace_timer.fire = vow__worker_grace_over;
+  w->grace_timer.discard = NULL;
   if (t == w->inflight.head)
     vow__worker_arm_head(w);
 }

@@ -18,7 +18,8 @@ enum ptask_flags {
   PT_SUSPECT = 1,   /* was on a worker that died: runs alone */
   PT_CANCELLED = 2, /* cancelled in flight: its worker is on grace */
   PT_INFLIGHT = 4,  /* at.w is valid (else at.pool) */
-  PT_STARTED = 8    /* its worker said it started it (PROGRESS) */
+  PT_STARTED = 8,   /* its worker said it started it (PROGRESS) */
+  PT_RECALLED = 16  /* asked back (CANCEL) for an idle worker */
 };
 
 /* One submitted task. Lives from submit until its promise is settled and,
@@ -140,6 +141,7 @@ struct vow_pool {
   bool served;             /* a worker has said HELLO */
   char broken_why[5120];   /* why, and the end of the last stderr */
   vow__timer respawn_timer;
+  vow__timer recall_timer; /* looks again for tasks to take back */
   unsigned respawn_pending;
   int closing; /* 0, or 1 graceful, 2 immediate */
   vow_promise_t* shutdown_p;

@@ -44,6 +44,11 @@ void vow__worker_arm_head(pworker* w) {
     return;
   if (!vow__task_settled(t))
     vow__promise_mark_started(t->p); /* workers run what they hold in order */
+  if ((t->flags & PT_CANCELLED) && w->grace_timer.index == SIZE_MAX &&
+      w->grace_timer.fire != NULL)
+    vow__timer_start(
+        pool->ctx, &w->grace_timer,
+        pool->opt.cancel_grace_ms ? pool->opt.cancel_grace_ms : 1000);
   ms = t->timeout_ms ? t->timeout_ms : pool->opt.timeout_ms;
   if (ms == 0 || vow__task_settled(t))
     return;
@@ -306,9 +311,22 @@ static void on_result(pworker* w, uint64_t id, int ok, vowp_msg* m,
       return;
     }
   }
+  if ((t->flags & PT_RECALLED) && !ok && !vow__task_settled(t) &&
+      m->u.error.kind == VOW_FAIL_CANCELLED) {
+    /* Given back unbegun, as asked: to the queue's front, for the idle
+     * worker it was asked back for. */
+    vow__free(base);
+    vow__task_recall(w, t);
+    t->flags &= (uint8_t)~PT_RECALLED;
+    vow__tlist_push_front(&pool->queue, t);
+    return;
+  }
+  t->flags &= (uint8_t)~PT_RECALLED;
   vow__task_recall(w, t);
   w->completed++;
-  if ((t->flags & PT_CANCELLED) && !vow__worker_holds(w, PT_CANCELLED))
+  /* The grace was the task's its worker ran: arm_head starts it again
+   * if the next one is cancelled too. */
+  if (t->flags & PT_CANCELLED)
     vow__timer_stop(pool->ctx, &w->grace_timer);
   if (vow__task_settled(t)) {
     /* Stale: its promise was settled already (cancelled, or failed by an

@@ -72,8 +72,11 @@ int vow__spawn(pworker* w, char** argv, char** env, bool chan_on_stdio) {
   spec.fd[2] = w->err_piped                 ? errp[1]
                : mode == VOW_STDERR_INHERIT ? 2
                                             : VOW__PROC_NULL;
-  /* stdout is stderr's when stderr is ours: a stray print is seen. */
-  spec.fd[1] = mode == VOW_STDERR_INHERIT && !w->err_piped ? 2 : VOW__PROC_NULL;
+  /* stdout is ours when asked, else stderr's when stderr is ours: a
+   * stray print is seen. */
+  spec.fd[1] = pool->opt.inherit_stdout                      ? 1
+               : mode == VOW_STDERR_INHERIT && !w->err_piped ? 2
+                                                             : VOW__PROC_NULL;
   spec.fd[0] = VOW__PROC_NULL;
   spec.fd3 = -1;
   if (chan_on_stdio)

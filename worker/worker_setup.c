@@ -205,6 +205,15 @@ static int make_blocking(int fd) {
   return flags < 0 ? -1 : fcntl(fd, F_SETFL, flags & ~O_NONBLOCK);
 }
 
+/* Whether fd 1 is /dev/null (what a pool gives a worker whose stdout it
+ * does not want). */
+static bool stdout_is_null(void) {
+  struct stat out, null;
+  return fstat(1, &out) != 0 ||
+         (stat("/dev/null", &null) == 0 && S_ISCHR(out.st_mode) &&
+          out.st_rdev == null.st_rdev);
+}
+
 int vow__worker_setup(int* in_fd, int* out_fd) {
   const char* channel = getenv(VOWP_ENV_CHANNEL);
   const char* parent = getenv(VOWP_ENV_PARENT);
@@ -240,8 +249,10 @@ int vow__worker_setup(int* in_fd, int* out_fd) {
             strerror(errno));
     return -1;
   }
-  /* A task's printf must never reach the channel. */
-  if (dup2(2, 1) < 0)
+  /* A task's printf must never reach the channel (fd 1 under a
+   * launcher), nor vanish: it goes to stderr unless the pool gave the
+   * worker a stdout of its own (inherit_stdout). */
+  if ((strcmp(channel, "stdio") == 0 || stdout_is_null()) && dup2(2, 1) < 0)
     return -1;
   /* A parent that stops reading must not kill us with SIGPIPE mid-write;
    * the write error says it instead. */

@@ -85,6 +85,12 @@ typedef struct vow_pool_options {
    * killed, and counts as a failed start. Default 30000 (room for a slow
    * launcher or a sanitizer build). */
   uint64_t hello_timeout_ms;
+  /* Local workers write to our stdout (their fd 1), as child processes
+   * usually do. Default false: a worker's stdout goes where stderr_mode
+   * sends its stderr (nowhere under VOW_STDERR_RELAY: the C worker points
+   * fd 1 at its stderr, so a stray printf is relayed). Under a launcher
+   * fd 1 is the channel, and this is ignored. */
+  bool inherit_stdout;
 } vow_pool_options_t;
 
 #define VOW_POOL_OPTIONS_INIT \

@@ -78,3 +78,33 @@ def typed_values():
 def my_seed(_=None):
     import vow.worker
     return vow.worker.seed()
+
+
+def wait_for_file(value, path):
+    """value, once path exists ("" for none)."""
+    while path and not os.path.exists(path):
+        time.sleep(0.01)
+    return value
+
+
+def wait_for_file_item(item):
+    return wait_for_file(*item)
+
+
+def pid_of(_):
+    return os.getpid()
+
+
+class _StrRaises(ValueError):
+    def __str__(self):
+        raise RuntimeError("no text")
+
+
+def raise_odd(how):
+    """An exception whose text is not plain: a NUL in it, a character
+    UTF-8 cannot hold, or a __str__ that raises."""
+    if how == "nul":
+        raise ValueError("a\x00b")
+    if how == "not utf-8":
+        raise ValueError("bad \udcff byte")
+    raise _StrRaises()

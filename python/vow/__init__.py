@@ -10,7 +10,8 @@ vow.Pool is multiprocessing.Pool's interface, vow.ProcessPoolExecutor
 concurrent.futures'; both run on one engine.
 
 The package loads libvow only when the pool is used, so a worker
-(python3 -m vow.worker MODULE) needs nothing but python3. See
+(python3 -m vow.worker MODULE) needs nothing but python3, and starts
+without the parent's imports. See
 docs/python.md."""
 
 __all__ = ["Pool", "ProcessPoolExecutor", "Task", "VowError", "TaskError",
@@ -18,12 +19,17 @@ __all__ = ["Pool", "ProcessPoolExecutor", "Task", "VowError", "TaskError",
            "ProtocolError", "QueueFull", "BadInput", "WaitTimeout",
            "PoolNotRunning", "as_completed", "wait"]
 
-from .errors import (BadInput, Cancelled, PoisonTask, PoolNotRunning,  # noqa
-                     ProtocolError, QueueFull, TaskError, TaskTimeout,
-                     VowError, WaitTimeout, WorkerDied)
+_ERRORS = {"VowError", "TaskError", "WorkerDied", "PoisonTask",
+           "TaskTimeout", "Cancelled", "ProtocolError", "QueueFull",
+           "BadInput", "WaitTimeout", "PoolNotRunning"}
 
 
 def __getattr__(name):
+    # Loaded when first used: a worker (vow.worker) imports none of it.
+    if name in _ERRORS:
+        from . import errors
+        value = globals()[name] = getattr(errors, name)
+        return value
     if name in ("Pool", "Task", "as_completed", "wait"):
         from . import pool
         value = globals()[name] = getattr(pool, name)  # once: hot paths

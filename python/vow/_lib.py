@@ -72,6 +72,7 @@ class PoolOptions(ctypes.Structure):
         ("launchers", c_void_p),
         ("nlaunchers", c_size_t),
         ("hello_timeout_ms", c_uint64),
+        ("inherit_stdout", c_bool),
     ]
 
 

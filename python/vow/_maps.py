@@ -42,6 +42,7 @@ class _IMap:
         self._finished = collections.deque()  # unordered: units done
         self._values = collections.deque()  # a chunk's values to hand out
         self._more = True
+        self._failed = None  # unordered: what the iterable raised
 
     def __iter__(self):
         return self
@@ -51,7 +52,16 @@ class _IMap:
 
     def _fill(self):
         while self._more and len(self._ahead) < self._window:
-            unit = next(self._units, None)
+            try:
+                unit = next(self._units, None)
+            except Exception as e:
+                # The iterable raised: that is raised at its position,
+                # after the results before it, as multiprocessing does.
+                self._more = False
+                self._ahead.append((None, e))
+                if not self._ordered:
+                    self._failed = e
+                break
             if unit is None:
                 self._more = False
                 break
@@ -69,6 +79,9 @@ class _IMap:
             raise StopIteration
         if self._ordered:
             unit = self._ahead[0]
+            if unit[0] is None:  # what the iterable raised
+                self._ahead.popleft()
+                raise unit[1]
             try:
                 unit[0].wait_done(timeout)
             except TimeoutError:
@@ -76,6 +89,10 @@ class _IMap:
                                   "within the timeout") from None
             self._ahead.popleft()
         else:
+            if self._failed is not None and len(self._ahead) == 1:
+                self._ahead.clear()
+                failed, self._failed = self._failed, None
+                raise failed
             try:
                 self._pool._wait(lambda: self._finished, timeout)
             except TimeoutError:
@@ -97,7 +114,8 @@ class _IMap:
         self._more = False
         ahead, self._ahead = self._ahead, collections.deque()
         for task, _ in ahead:
-            task.cancel()
+            if task is not None:
+                task.cancel()
 
     def __del__(self):
         try:

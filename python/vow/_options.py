@@ -93,7 +93,8 @@ class Options:
 
     def __init__(self, argv, *, workers, timeout, retries, queue_limit,
                  recycle_after, in_flight, env, cwd, stderr, seed,
-                 initializer=None, initargs=(), launchers=None):
+                 initializer=None, initargs=(), launchers=None,
+                 stdout="inherit"):
         if stderr not in _lib.STDERR_MODES:
             raise ValueError(f"stderr is one of {sorted(_lib.STDERR_MODES)}")
         self._keep = []
@@ -113,6 +114,11 @@ class Options:
         o.env = self._strv(worker_env(env))
         o.cwd = os.fsencode(cwd) if cwd else None
         o.stderr_mode = _lib.STDERR_MODES[stderr]
+        if stdout not in ("inherit", "stderr"):
+            raise ValueError('stdout is "inherit" or "stderr"')
+        # A task's print() reaches this program's stdout, as a
+        # multiprocessing worker's does; "stderr": where its stderr goes.
+        o.inherit_stdout = stdout == "inherit"
         if launchers:
             self._launchers(launchers)
             o.workers = sum(L.workers for L in self._keep[-1])

@@ -13,7 +13,7 @@ import re
 import time
 
 from . import _lib
-from .errors import VowError, error_class
+from .errors import TaskError, VowError, error_class
 
 _log = logging.getLogger("vow")
 _MAP_ITEM = re.compile(r"map item (\d+):")
@@ -76,13 +76,73 @@ def _error_of(failure, remote_traceback_class=None):
         remote_traceback=detail)
     if raised is None:
         return error
-    if remote_traceback_class is None:
-        from multiprocessing.pool import RemoteTraceback
-        remote_traceback_class = RemoteTraceback
-    raised.__cause__ = remote_traceback_class(
-        f'\n"""\n{detail.rstrip()}\n"""')
-    raised.vow_error = error
+    raised = _as_task_error(raised, error)
+    if detail.strip():
+        if remote_traceback_class is None:
+            from multiprocessing.pool import RemoteTraceback
+            remote_traceback_class = RemoteTraceback
+        raised.__cause__ = remote_traceback_class(
+            f'\n"""\n{detail.rstrip()}\n"""')
     return raised
+
+
+_TASK_ERROR_OF = {}  # an exception class -> its TaskError twin
+
+
+def _twin(cls):
+    """A class that is cls (its name, its str and repr) and vow's
+    TaskError too, so that `except ZeroDivisionError` and
+    `except vow.TaskError` both catch a task's ZeroDivisionError; None if
+    the two cannot be joined."""
+    twin = _TASK_ERROR_OF.get(cls)
+    if twin is None and cls not in _TASK_ERROR_OF:
+        try:
+            twin = type(cls.__name__, (cls, TaskError),
+                        {"__module__": cls.__module__,
+                         "__qualname__": cls.__qualname__,
+                         "__str__": cls.__str__, "__repr__": cls.__repr__,
+                         "__reduce__": _reduce_as_original})
+        except TypeError:  # a layout of its own
+            twin = None
+        _TASK_ERROR_OF[cls] = twin
+    return twin
+
+
+def _reduce_as_original(self):
+    """Pickled, a twin is the exception it stands for."""
+    original = type(self).__mro__[1]
+    return (original, self.args, dict(self.__dict__) or None)
+
+
+def _as_task_error(raised, error):
+    """raised, the worker's exception as unpickled here, as an instance of
+    its TaskError twin carrying error's facts (kind, pid, message, the
+    remote traceback); raised itself, with error as its vow_error, when it
+    cannot be."""
+    cls = type(raised)
+    twin = _twin(cls)
+    made = None
+    if twin is not None:
+        try:
+            func, args, *rest = raised.__reduce_ex__(4)
+            if func is cls:
+                made = twin(*args)
+                state = rest[0] if rest else None
+                if isinstance(state, dict):
+                    made.__dict__.update(state)
+        except Exception:
+            made = None
+    if made is None:
+        raised.vow_error = error
+        return raised
+    made.__dict__.update(message=error.message, kind=error.kind,
+                         code=error.code, pid=error.pid,
+                         function=error.function,
+                         exit_status=error.exit_status,
+                         term_signal=error.term_signal,
+                         remote_traceback=error.remote_traceback,
+                         vow_error=error)
+    return made
 
 
 def _with_callbacks(task, callback, error_callback):
@@ -158,7 +218,10 @@ class Task:
     def started(self):
         """Whether a worker runs it now: false while it is queued or sent
         ahead to a busy worker, and once it has settled."""
-        with self._pool._lock:
+        pool = self._pool
+        with pool._lock:
+            if pool._thread is None and pool._ctx is not None:
+                pool._pump(0)  # nobody else runs the loop
             p = self._promise
             return p is not None and bool(_lib.promise_started(p))
 
@@ -261,10 +324,12 @@ class Task:
 def _in_map(error, first):
     """error of a slice whose first item is item first of the whole map,
     its "map item K" counted from the start of the map."""
-    if not isinstance(error, VowError):  # the function's own exception
-        vow_error = getattr(error, "vow_error", None)
-        if first and vow_error is not None:
-            error.vow_error = _in_map(vow_error, first)
+    vow_error = getattr(error, "vow_error", None)
+    if vow_error is not None and vow_error is not error:
+        # The function's own exception: its facts say where.
+        error.vow_error = vow_error = _in_map(vow_error, first)
+        if isinstance(error, VowError):
+            error.message = vow_error.message
         return error
     m = _MAP_ITEM.match(error.message or "") if first else None
     if m is None:

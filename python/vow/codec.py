@@ -241,10 +241,13 @@ def _default_python(obj):
 
 
 def _pickled(obj):
+    """obj pickled; a value that cannot be raises CannotPack, except that
+    an exception its own __reduce__ raises is raised as it is, as
+    multiprocessing lets it through."""
     import pickle
     try:
         return pickle.dumps(obj, protocol=5)
-    except Exception as e:
+    except (TypeError, AttributeError, pickle.PicklingError) as e:
         kind = type(obj)
         raise CannotPack(f"a value of type {kind.__module__}."
                          f"{kind.__qualname__} cannot be sent: it has no "

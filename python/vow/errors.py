@@ -2,6 +2,7 @@
 failure, with where it happened and the remote traceback."""
 import concurrent.futures
 import multiprocessing
+from concurrent.futures.process import BrokenProcessPool
 
 
 class VowError(Exception):
@@ -35,8 +36,11 @@ class TaskError(VowError):
     """The task's function raised (or returned what cannot be sent)."""
 
 
-class WorkerDied(VowError):
-    """The worker running the task died (killed, crashed, exited)."""
+class WorkerDied(VowError, BrokenProcessPool):
+    """The worker running the task died (killed, crashed, exited). Only
+    that task fails, and the pool goes on; code written for
+    ProcessPoolExecutor, where the whole pool breaks, catches it as the
+    BrokenProcessPool it expects."""
 
 
 class PoisonTask(VowError):

@@ -14,6 +14,7 @@ a worker that dies fails only the task it was running (CPython's executor
 breaks and fails every pending future)."""
 import concurrent.futures
 import concurrent.futures.process as cf_process
+import itertools
 import threading
 import time
 from concurrent.futures import _base
@@ -39,10 +40,10 @@ class _Future(concurrent.futures.Future):
     """A future over one vow task: running() and cancel() ask the pool
     whether a worker runs the task now."""
 
-    def __init__(self, task, executor):
+    def __init__(self, task, state):
         super().__init__()
         self._vow_task = task
-        self._executor = executor
+        self._state_of_pool = state  # not the executor: a dropped one ends
 
     def running(self):
         started = self._vow_task.started()  # the pool's lock, not ours
@@ -85,7 +86,7 @@ class _Future(concurrent.futures.Future):
     def _from_task(self, task):
         """The task has settled (under the pool's lock, on the driver
         thread or a waiter): so does the future."""
-        self._executor._pending.pop(task, None)
+        self._state_of_pool.pending.pop(task, None)
         error = task._error
         if isinstance(error, Cancelled):
             with self._condition:
@@ -103,7 +104,7 @@ class _Future(concurrent.futures.Future):
         else:
             broken = _broken(error)
             if broken is not None:
-                self._executor._broken = broken.args[0]
+                self._state_of_pool.broken = broken.args[0]
                 error = broken
             self.set_exception(error)
 
@@ -114,6 +115,15 @@ def _check_workers(max_workers):
             raise TypeError("max_workers must be an integer")
         if max_workers <= 0:
             raise ValueError("max_workers must be greater than 0")
+
+
+class _PoolState:
+    """What the futures of an executor share with it: the tasks not yet
+    settled, and why the pool is broken, if it is."""
+
+    def __init__(self):
+        self.pending = {}  # Task -> its future
+        self.broken = False
 
 
 class ProcessPoolExecutor(concurrent.futures.Executor):
@@ -137,8 +147,7 @@ class ProcessPoolExecutor(concurrent.futures.Executor):
                 raise ValueError("max_tasks_per_child must be >= 1")
         self._shutdown_lock = threading.Lock()
         self._shutdown_thread = False
-        self._broken = False
-        self._pending = {}  # Task -> its future, until it settles
+        self._state = _PoolState()
         self._pool = Pool(max_workers, initializer, initargs,
                           max_tasks_per_child, **options)
         self._pool._remote_tb = cf_process._RemoteTraceback
@@ -148,8 +157,8 @@ class ProcessPoolExecutor(concurrent.futures.Executor):
 
     def submit(self, fn, /, *args, **kwargs):
         with self._shutdown_lock:
-            if self._broken:
-                raise cf_process.BrokenProcessPool(self._broken)
+            if self._state.broken:
+                raise cf_process.BrokenProcessPool(self._state.broken)
             if self._shutdown_thread:
                 raise RuntimeError("cannot schedule new futures after "
                                    "shutdown")
@@ -159,8 +168,8 @@ class ProcessPoolExecutor(concurrent.futures.Executor):
             pool = self._pool
             with pool._lock:
                 task = pool.submit(fn, *args, **kwargs)
-                future = _Future(task, self)
-                self._pending[task] = future
+                future = _Future(task, self._state)
+                self._state.pending[task] = future
                 task.add_done_callback(future._from_task)
             return future
 
@@ -197,7 +206,10 @@ class ProcessPoolExecutor(concurrent.futures.Executor):
                     if unpack:
                         yield from value
                     else:
-                        yield value
+                        # Held by the caller alone, not this frame too.
+                        box = [value]
+                        del value
+                        yield box.pop()
             finally:
                 for future in fs:
                     future.cancel()
@@ -206,7 +218,6 @@ class ProcessPoolExecutor(concurrent.futures.Executor):
     def _submit_chunks(self, fn, iterables, chunksize):
         """One future per chunk of chunksize calls, its value their
         results (vow_pool_map runs the chunk on one worker)."""
-        import itertools
         from ._maps import _star_name
         pool = self._pool
         name = _star_name(fn, True)
@@ -222,8 +233,8 @@ class ProcessPoolExecutor(concurrent.futures.Executor):
                                        "shutdown")
                 with pool._lock:
                     task = pool._map_task(name, items)
-                    future = _Future(task, self)
-                    self._pending[task] = future
+                    future = _Future(task, self._state)
+                    self._state.pending[task] = future
                     task.add_done_callback(future._from_task)
             fs.append(future)
 
@@ -232,9 +243,12 @@ class ProcessPoolExecutor(concurrent.futures.Executor):
             self._shutdown_thread = True
         if cancel_futures:
             # As CPython: what no worker has started is cancelled; what
-            # runs finishes.
+            # runs finishes. Workers just started have not yet taken
+            # anything: the first tasks are let begin (CPython counts
+            # those in its call queue as running).
+            self._let_first_begin()
             with self._pool._lock:
-                pending = list(self._pending.values())
+                pending = list(self._state.pending.values())
             for future in pending:
                 future.cancel()
         pool = self._pool
@@ -249,6 +263,19 @@ class ProcessPoolExecutor(concurrent.futures.Executor):
             pool._begin_shutdown(True, False)
 
     shutdown.__doc__ = concurrent.futures.Executor.shutdown.__doc__
+
+    def _let_first_begin(self):
+        pool = self._pool
+        with pool._lock:
+            first = list(itertools.islice(self._state.pending,
+                                          self._max_workers))
+        if first and not pool._closed:
+            pool._wait(lambda: any(t._done or t.started() for t in first),
+                       None)
+
+    @property
+    def _broken(self):
+        return self._state.broken
 
     def __del__(self):
         if getattr(self, "_pool", None) is not None and \

@@ -55,6 +55,8 @@ class Pool(Submitting, Mapping, Pumping, Ending):
     seed:     the run's seed: task k (in the order submitted, a map's
               items one by one) sees vow.worker.seed() derived from it,
               the same on any number of workers.
+    stdout:   "inherit" (a task's print() reaches this program's stdout)
+              or "stderr" (it goes where stderr= sends the workers').
     launchers: start workers through ssh, srun...: a list of launchers,
               each a command (string or list; one worker) or a pair
               (command, workers); see docs/cluster.md.
@@ -64,11 +66,15 @@ class Pool(Submitting, Mapping, Pumping, Ending):
                  maxtasksperchild=None, context=None, *, workers=None,
                  worker=None, module=None, timeout=None, retries=0,
                  queue_limit=None, recycle_after=None, in_flight=None,
-                 env=None, cwd=None, stderr="relay", seed=0,
-                 launchers=None):
+                 env=None, cwd=None, stderr="relay", stdout="inherit",
+                 seed=0, launchers=None):
         _refuse_in_worker()
+        if maxtasksperchild is not None and (
+                not isinstance(maxtasksperchild, int) or
+                isinstance(maxtasksperchild, bool) or maxtasksperchild < 1):
+            raise ValueError("maxtasksperchild must be a positive int or "
+                             "None")  # multiprocessing's words
         check_counts(processes=processes, workers=workers,
-                     maxtasksperchild=maxtasksperchild,
                      recycle_after=recycle_after)
         workers = _one_of("processes", processes, "workers", workers)
         recycle_after = _one_of("maxtasksperchild", maxtasksperchild,
@@ -82,7 +88,7 @@ class Pool(Submitting, Mapping, Pumping, Ending):
                           recycle_after=recycle_after, in_flight=in_flight,
                           env=env, cwd=cwd, stderr=stderr, seed=seed,
                           initializer=initializer, initargs=initargs,
-                          launchers=launchers)
+                          launchers=launchers, stdout=stdout)
         self._ctx = None
         self._pool = None
         self._collector = None
@@ -205,11 +211,17 @@ os.register_at_fork(after_in_child=_disown_after_fork)
 
 def _finish_at_exit():
     """A script that submits and exits without shutdown has its tasks run
-    first, as concurrent.futures joins its executors at exit."""
+    first, as concurrent.futures joins its executors at exit; so does one
+    that shut down without waiting."""
     for pool in list(_live):
         try:
+            if pool._ctx is None:
+                continue
             if not pool._closed:
                 pool.shutdown(wait=True)
+            elif pool._shutdown_task is not None:
+                pool._wait(pool._shutdown_task.done, None)
+                pool._free()
         except Exception:
             pass
 

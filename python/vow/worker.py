@@ -28,9 +28,11 @@ stderr so a print() cannot corrupt a frame.
 """
 import base64
 import builtins
+import collections
 import importlib.util
 import os
 import pickle
+import select
 import signal
 import struct
 import sys
@@ -45,6 +47,7 @@ VERSION = 1
 HELLO, TASKS, RESULTS, ERROR, PROGRESS, CANCEL, PING, PONG, SHUTDOWN, MAPS = \
     range(1, 11)
 TASK_ERROR = 5  # vow_failure_kind_t
+KIND_CANCELLED = 1
 MASK = (1 << 64) - 1
 # What one result may take (proto.h's VOWP_VALUE_MAX_BYTES and _OBJECTS):
 # a frame holding it alone. A batch of results is written before it
@@ -196,6 +199,15 @@ def _extend_path():
             sys.path.append(entry)
 
 
+def _is_null(fd):
+    try:
+        st = os.fstat(fd)
+        null = os.stat(os.devnull)
+    except OSError:
+        return True
+    return st.st_rdev == null.st_rdev and st.st_ino == null.st_ino
+
+
 class Channel:
     def __init__(self):
         mode = os.environ.get("VOW_WORKER_CHANNEL")
@@ -208,9 +220,13 @@ class Channel:
             self.rfd, self.wfd = 0, os.dup(1)
         else:
             self.rfd = self.wfd = int(mode)
-        self.lock = threading.RLock()
+        self.lock = threading.RLock()  # whoever writes a frame
+        self.read_lock = threading.Lock()  # whoever reads one
         os.set_blocking(self.rfd, True)
-        os.dup2(2, 1)  # print() goes to stderr, never into a frame
+        # print() never goes into a frame (fd 1 under a launcher), nor
+        # nowhere: to stderr, unless the pool gave us its stdout.
+        if self.stdio or _is_null(1):
+            os.dup2(2, 1)
 
     def read_exact(self, n):
         chunks = []
@@ -272,10 +288,35 @@ class Reporter:
         self.t0 = 0
         self.parked = False  # the watch thread waits for `wake`
         self.wake = threading.Event()
+        # What the watch thread read while a task ran (TASKS, MAPS,
+        # SHUTDOWN, None for the end of the channel), for the main loop.
+        self.pending = collections.deque()
+        self.batch = ()  # the TASKS or MAPS items being run
+        self.last_started = None  # the last of them started
+        self.cancelled = set()  # not started, answered "cancelled"
+        self.cancel_seen = False
         threading.Thread(target=self._watch, name="vow.worker-watch",
                          daemon=True).start()
 
+    def begin(self, items):
+        """A batch of tasks or chunks starts (main thread). The batch is
+        published before the mark, so the watch thread never pairs this
+        batch's "nothing started" with the last one's items."""
+        self.batch = items
+        self.last_started = None
+
     def start(self, task_id):
+        """The task starts now, unless a CANCEL answered it first (False).
+        last_started is written before cancel_seen is read, and _cancel
+        writes cancel_seen before it reads last_started: one of the two
+        threads sees the other, so a task never both runs and is
+        answered "cancelled"."""
+        self.last_started = task_id
+        if self.cancel_seen:
+            with self.ch.lock:
+                if task_id in self.cancelled:
+                    self.cancelled.discard(task_id)
+                    return False
         if self.slow:
             with self.ch.lock:
                 self._say_started(task_id)
@@ -283,6 +324,63 @@ class Reporter:
         self.running = task_id
         if self.parked:
             self.wake.set()
+        return True
+
+    def next_message(self):
+        """The next message for the main loop: one the watch thread read,
+        else the channel's next (None at its end)."""
+        if self.pending:
+            return self.pending.popleft()
+        with self.ch.read_lock:
+            if self.pending:
+                return self.pending.popleft()
+            return self.ch.read()
+
+    def read_ahead(self):
+        """While a task runs (watch thread): reads what has come, answers
+        PING and CANCELs of tasks not yet started at once (the parent takes
+        a task back from a busy worker so, for an idle one), and keeps the
+        rest for the main loop."""
+        ch = self.ch
+        if not ch.read_lock.acquire(blocking=False):
+            return
+        try:
+            while select.select([ch.rfd], [], [], 0)[0]:
+                msg = ch.read()
+                if msg is None or msg[0] not in (PING, CANCEL):
+                    self.pending.append(msg)
+                    if msg is None:
+                        return
+                elif msg[0] == PING:
+                    ch.write([PONG, msg[1]])
+                else:
+                    self.cancel(msg[1])
+        finally:
+            ch.read_lock.release()
+
+    def cancel(self, task_id):
+        """A CANCEL: a task received and not yet started is answered
+        "cancelled before it started" now and skipped; one that runs or
+        has run is let be (a Python function cannot be stopped midway; the
+        parent kills the worker after its grace period)."""
+        self.cancel_seen = True
+        with self.ch.lock:
+            if self._waiting(task_id):
+                self.cancelled.add(task_id)
+                self.ch.write([ERROR, task_id, KIND_CANCELLED, 0,
+                               "cancelled before it started", None])
+
+    def _waiting(self, task_id):
+        last = self.last_started
+        seen_last = last is None
+        for item in self.batch:
+            if seen_last and item[0] == task_id:
+                return True
+            if item[0] == last:
+                seen_last = True
+        return any(msg is not None and msg[0] in (TASKS, MAPS) and
+                   any(item[0] == task_id for item in msg[1])
+                   for msg in self.pending)
 
     def finish(self, result=None):
         """The running task has ended, with a packed [id, value], or with
@@ -328,10 +426,12 @@ class Reporter:
                 seen = None
                 continue
             idle = 0
-            if running == seen and running != self.said:
-                with self.ch.lock:
-                    if self.running == running:
-                        self._say_started(running)
+            if running == seen:
+                if running != self.said:
+                    with self.ch.lock:
+                        if self.running == running:
+                            self._say_started(running)
+                self.read_ahead()
             seen = running
 
     def _park(self):
@@ -410,6 +510,20 @@ def results_message(results):
             + b"".join(results))
 
 
+def _encoding_error(e, name):
+    """For a Python parent, the detail of a result that cannot be sent:
+    multiprocessing's MaybeEncodingError, pickled, which the parent
+    raises as multiprocessing would."""
+    if not codec.arrays_as_bin:
+        return None
+    from multiprocessing.pool import MaybeEncodingError
+    try:
+        return EXCEPTION_MARK + base64.b64encode(pickle.dumps(
+            MaybeEncodingError(e, f"the result of {name}()"))).decode("ascii")
+    except Exception:
+        return None
+
+
 def _starred(fn):
     def call(args):
         return fn(*args)
@@ -431,13 +545,16 @@ def fail(ch, reporter, task_id, message, detail=None):
 def run_tasks(ch, reporter, functions, tasks, spread):
     global _seed, _run_seed
     _run_seed = None
+    reporter.begin(tasks)
     for task_id, name, args, task_seed_value in tasks:
+        if not reporter.start(task_id):
+            continue  # cancelled before it started, and answered so
         fn = functions.get(name)
         if fn is None:
             no_function(ch, task_id, name, functions.why.get(name))
+            reporter.finish()
             continue
         _seed = task_seed_value
-        reporter.start(task_id)
         try:
             if not spread:
                 value = packb(fn(args))
@@ -446,7 +563,8 @@ def run_tasks(ch, reporter, functions, tasks, spread):
             else:
                 value = packb(fn(*args))
         except CannotPack as e:  # the traceback would be ours
-            fail(ch, reporter, task_id, f"the result of {name}(): {e}")
+            fail(ch, reporter, task_id, f"the result of {name}(): {e}",
+                 _encoding_error(e, name))
             continue
         except Exception as e:  # a task's failure, not the worker's
             fail(ch, reporter, task_id, *failure_of(e))
@@ -462,12 +580,15 @@ def run_tasks(ch, reporter, functions, tasks, spread):
 def run_chunks(ch, reporter, functions, chunks):
     """Map chunks: each item's result, packed as one array."""
     global _run_seed, _items, _items_end
+    reporter.begin(chunks)
     for chunk_id, name, items, run_seed, first in chunks:
+        if not reporter.start(chunk_id):
+            continue
         fn = functions.get(name)
         if fn is None:
             no_function(ch, chunk_id, name, functions.why.get(name))
+            reporter.finish()
             continue
-        reporter.start(chunk_id)
         _run_seed = run_seed
         _items = iter(items)
         _items_end = first + len(items)
@@ -635,7 +756,7 @@ def main():
     ch.write([HELLO, VERSION, os.getpid(), functions.offered()])
     reporter = Reporter(ch)
     while True:
-        msg = ch.read()
+        msg = reporter.next_message()
         if msg is None or msg[0] == SHUTDOWN:
             reporter.flush()
             return
@@ -646,9 +767,9 @@ def main():
             run_tasks(ch, reporter, functions, msg[1], spread)
         elif kind == MAPS:
             run_chunks(ch, reporter, functions, msg[1])
+        elif kind == CANCEL:
+            reporter.cancel(msg[1])
         reporter.flush()
-        # CANCEL is advisory: a Python function cannot be stopped midway,
-        # and the parent kills the worker after its grace period.
 
 
 if __name__ == "__main__":
