@@ -135,17 +135,15 @@ static void on_recall_timer(vow__timer* timer) {
 
 static void dispatch(vow_pool_t* pool) {
   unsigned i, start;
-  bool sent = true;
-  bool idle_only = true;
+  bool sent, idle_round = true;
   if (pool->closing == 2)
     return;
   /* Round after round, so workers share a backlog in turn; the first
    * round only to idle workers, so a task is sent ahead to a busy worker
    * only when no worker is idle. */
   start = (unsigned)(pool->next_id % (pool->nworkers ? pool->nworkers : 1));
-  while ((sent || idle_only) && pool->queue.head != NULL) {
-    bool idle_round = idle_only;
-    sent = idle_only = false;
+  while (pool->queue.head != NULL) {
+    sent = false;
     for (i = 0; i < pool->nworkers; i++) {
       pworker* w = pool->workers[(start + i) % pool->nworkers];
       size_t n;
@@ -165,6 +163,10 @@ static void dispatch(vow_pool_t* pool) {
         n = pool->opt.recycle_after - w->sent;
       if (n == 0)
         continue;
+      /* An idle worker takes one task in the first round: one more would
+       * wait behind it while another worker may be idle too. */
+      if (idle_round)
+        n = 1;
       /* Share a backlog rather than fill the first worker to its limit. */
       if (n > 1 && pool->queue.len < (size_t)w->limit * pool->nworkers) {
         size_t share = (pool->queue.len + pool->nworkers - 1) / pool->nworkers;
@@ -176,6 +178,10 @@ static void dispatch(vow_pool_t* pool) {
       if (pool->queue.head == NULL)
         break;
     }
+    if (idle_round)
+      idle_round = false; /* then the rounds that send ahead */
+    else if (!sent)
+      break;
   }
   wake_space_waiters(pool);
   recall_for_idle(pool);

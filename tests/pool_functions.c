@@ -270,6 +270,16 @@ static int fn_pidsleep(vow_task_ctx_t* t, const msgpack_object* a,
   return msgpack_pack_int64(r, getpid());
 }
 
+/* Sleeps [ms] a millisecond at a time, reading the channel as it goes
+ * (as a task that checks vow_task_cancelled does), then says its pid. */
+static int fn_pidnap(vow_task_ctx_t* t, const msgpack_object* a,
+                     msgpack_packer* r) {
+  int64_t ms = int_arg(a, 0), i;
+  for (i = 0; i < ms && !vow_task_cancelled(t); i++)
+    sleep_ms(1);
+  return msgpack_pack_int64(r, getpid());
+}
+
 /* Where it runs and what it may open: [cwd, open-files limit]. */
 static int fn_env(vow_task_ctx_t* t, const msgpack_object* a,
                   msgpack_packer* r) {
@@ -383,6 +393,7 @@ const vow_function_t test_functions[] = {
     {"add_after", fn_add_after},
     {"noop", fn_noop},
     {"sleep", fn_sleep},
+    {"pidnap", fn_pidnap},
     {"pid", fn_pid},
     {"seed", fn_seed},
     {"fail", fn_fail},

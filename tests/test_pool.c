@@ -1048,6 +1048,69 @@ static void a_worker_that_cannot_serve_is_not_started_again(void** state) {
   end_pool(fx, pool, false);
 }
 
+/* ---- which worker runs what -------------------------------------------- */
+
+/* Three tasks on two warm workers: the third is sent ahead behind the
+ * long one or the short one; either way it runs on the worker that
+ * finished the short one (asked back from the long one's worker). */
+static void an_idle_worker_takes_what_waits_behind_a_busy_one(void** state) {
+  fixture* fx = *state;
+  vow_pool_options_t o = defaults(2);
+  vow_pool_t* pool = make_pool(fx, &o);
+  int i, round;
+  wait_alive(fx, pool, 2);
+  for (i = 0; i < 50; i++) /* tiny tasks measured: deep in-flight */
+    assert_int_equal(run_int(fx, vow_pool_submit(pool, "add", pair(i, 1))),
+                     i + 1);
+  /* Twice, an odd number of task ids apart: the third is sent ahead
+   * behind the long task in one of the rounds (dispatch starts at a
+   * worker chosen by the task ids). */
+  for (round = 0; round < 2; round++) {
+    vow_promise_t *lng, *shrt, *third;
+    int64_t t, s, l;
+    if (round == 1) /* 3 + 2 ids: the other parity */
+      for (i = 0; i < 2; i++)
+        assert_int_equal(run_int(fx, vow_pool_submit(pool, "add", pair(1, 1))),
+                         2);
+    lng = vow_pool_submit(pool, "pidnap", num(1500));
+    shrt = vow_pool_submit(pool, "pidnap", num(50));
+    third = vow_pool_submit(pool, "pidnap", num(300));
+    t = run_int(fx, third);
+    s = run_int(fx, shrt);
+    l = run_int(fx, lng);
+    assert_int_equal(t, s);
+    assert_int_not_equal(t, l);
+  }
+  end_pool(fx, pool, true);
+}
+
+/* A task sent ahead and cancelled before it begins is answered by its
+ * worker and dropped: the worker and the task it runs are not touched,
+ * however short the grace. */
+static void a_task_cancelled_before_it_begins_costs_nothing(void** state) {
+  fixture* fx = *state;
+  vow_pool_options_t o = defaults(1);
+  vow_pool_t* pool;
+  vow_promise_t *lng, *queued;
+  vow_pool_stats_t st;
+  int64_t pid;
+  o.cancel_grace_ms = 50;
+  pool = make_pool(fx, &o);
+  wait_alive(fx, pool, 1);
+  pid = run_int(fx, vow_pool_submit(pool, "pid", NULL));
+  lng = vow_pool_submit(pool, "pidnap", num(600));
+  queued = vow_pool_submit(pool, "add", pair(1, 2));
+  while (!vow_promise_started(lng))
+    uv_run(vow_ctx_loop(fx->ctx), UV_RUN_ONCE);
+  assert_false(vow_promise_started(queued));
+  vow_cancel(queued);
+  vow_failure_release(run_fail(fx, queued, VOW_FAIL_CANCELLED));
+  assert_int_equal(run_int(fx, lng), pid); /* ran to its end, on it */
+  vow_pool_stats(pool, &st);
+  assert_int_equal(st.worker_starts, 1);
+  end_pool(fx, pool, true);
+}
+
 /* ---- the scheduler's decisions ---------------------------------------- */
 
 #define T(name) cmocka_unit_test_setup_teardown(name, fx_setup, fx_teardown)
@@ -1104,6 +1167,8 @@ int main(int argc, char** argv) {
         cmocka_unit_test(parent_death_takes_workers),
         T(vow_worker_plugin),
         T(a_worker_that_cannot_serve_is_not_started_again),
+        T(an_idle_worker_takes_what_waits_behind_a_busy_one),
+        T(a_task_cancelled_before_it_begins_costs_nothing),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
   }

@@ -237,13 +237,32 @@ static void enqueue_owned(server* s, const vowp_task* t, char* owned) {
   s->tail = j;
 }
 
+static void free_job(job* j) {
+  vow__free(j->name);
+  vow__free(j->owned);
+  vow__free(j);
+}
+
+/* A CANCEL: the running task sees it through vow_task_cancelled; a queued
+ * one is answered now and dropped, so the parent may give it to another
+ * worker at once (it asks a busy worker back for an idle one so). */
 static void mark_cancelled(server* s, uint64_t id) {
-  job* j;
+  job *j, *prev = NULL;
   if (s->running && s->running->id == id)
     s->running->cancelled = true;
-  for (j = s->head; j; j = j->next)
-    if (j->id == id)
-      j->cancelled = true;
+  for (j = s->head; j; prev = j, j = j->next) {
+    if (j->id != id)
+      continue;
+    if (prev)
+      prev->next = j->next;
+    else
+      s->head = j->next;
+    if (s->tail == j)
+      s->tail = prev;
+    send_error(s, id, KIND_CANCELLED, "cancelled before it started");
+    free_job(j);
+    return;
+  }
 }
 
 /* Handles every whole message in the decoder. */
@@ -468,9 +487,7 @@ static int serve_loop(server* s) {
     if (s->head == NULL)
       s->tail = NULL;
     run_job(s, j);
-    vow__free(j->name);
-    vow__free(j->owned);
-    vow__free(j);
+    free_job(j);
     /* Results go out when nothing else is queued, at 64 KiB, or once the
      * oldest waiting result is 1 ms old: a task that ran longer than that
      * is reported before the next one starts (the parent times the task

@@ -14,8 +14,14 @@ GUIDE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..",
 
 def snippets():
     text = open(GUIDE).read()
-    head = text[:text.index("## The pool")]  # the chained-calls section
+    head = text[:text.index("## Two faces")]  # the chained-calls section
     return re.findall(r"```python\n(.*?)```", head, re.S)
+
+
+def faces_snippet():
+    text = open(GUIDE).read()
+    part = text[text.index("## Two faces"):text.index("## The pool")]
+    return re.findall(r"```python\n(.*?)```", part, re.S)
 
 
 def test_the_guide_has_its_four_snippets():
@@ -36,3 +42,15 @@ def test_a_snippet_runs_as_written(tmp_path, k):
                          capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stderr
     assert run.stdout.strip().splitlines()[-1] == f"total {sum(range(1000))}"
+
+
+def test_the_two_faces_snippet_runs_as_written(tmp_path):
+    (block,) = faces_snippet()
+    script = tmp_path / "faces.py"
+    script.write_text(block)
+    run = subprocess.run([sys.executable, str(script)], cwd=tmp_path,
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.splitlines() == [
+        str([x ** 3 for x in range(10)]), "1024",
+        str([pow(x, x) for x in range(5)])]
