@@ -120,3 +120,12 @@ class CountedObject(object):
 
     def __del__(self):
         type(self).n_instances -= 1
+
+
+class StrRaises(ValueError):
+    def __str__(self):
+        raise RuntimeError("no text")
+
+
+def raise_str_raises():
+    raise StrRaises("hidden")

@@ -157,3 +157,14 @@ def test_running_and_cancel_follow_the_worker():
         with pytest.raises(vow.Cancelled):
             second.result(timeout=60)
         assert first.result(timeout=60) == 1
+
+
+def test_an_exception_whose_str_raises_reads_as_its_message():
+    # Its class imports here (cpython_tasks), so it arrives as its twin;
+    # str() of it gives the worker's message instead of raising again.
+    from cpython_tasks import raise_str_raises
+    with vow.Pool(1) as pool:
+        with pytest.raises(vow.TaskError) as info:
+            pool.submit(raise_str_raises).result(timeout=60)
+    assert type(info.value).__name__ == "StrRaises"
+    assert "str() failed" in str(info.value)

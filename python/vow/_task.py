@@ -100,12 +100,24 @@ def _twin(cls):
             twin = type(cls.__name__, (cls, TaskError),
                         {"__module__": cls.__module__,
                          "__qualname__": cls.__qualname__,
-                         "__str__": cls.__str__, "__repr__": cls.__repr__,
+                         "__str__": _text_of(cls.__str__),
+                         "__repr__": _text_of(cls.__repr__),
                          "__reduce__": _reduce_as_original})
         except TypeError:  # a layout of its own
             twin = None
         _TASK_ERROR_OF[cls] = twin
     return twin
+
+
+def _text_of(method):
+    """cls's __str__ or __repr__, or, where it raises (as it did in the
+    worker, say), the message the worker sent."""
+    def text(self):
+        try:
+            return method(self)
+        except Exception:
+            return self.__dict__.get("message") or object.__repr__(self)
+    return text
 
 
 def _reduce_as_original(self):
