@@ -49,7 +49,9 @@ def _fn_name(fn):
 def _call_args(args, kwargs):
     """A call's arguments as the worker reads them: the list of positional
     arguments, or with keyword arguments {"args": [...], "kwargs": {...}}."""
-    return {"args": args, "kwargs": kwargs} if kwargs else args
+    # A list, not the tuple: a Python worker's codec would keep the tuple
+    # a tuple (an ext type, slower both ways) for no one's benefit.
+    return {"args": list(args), "kwargs": kwargs} if kwargs else list(args)
 
 
 def _bad_input(e):
@@ -87,7 +89,9 @@ class Submitting:
         name = self._names.get(fn) or self._name(fn)
         try:
             data = self._packb(_call_args(args, kwargs))
-        except (TypeError, ValueError, OverflowError) as e:
+        except OverflowError:  # an int past 64 bits: pickled, if it may
+            data = self._pack_big(_call_args(args, kwargs))
+        except (TypeError, ValueError) as e:
             raise _bad_input(e) from None
         task = Task(self, None)
         self._tasks[self._next_tag] = task
@@ -95,6 +99,12 @@ class Submitting:
         self._batch.append(name + data)
         self._batch_tasks.append(task)
         return task
+
+    def _pack_big(self, value):
+        try:
+            return self._pack_overflow(value)
+        except (TypeError, ValueError, OverflowError) as e:
+            raise _bad_input(e) from None
 
     def submit(self, fn, /, *args, **kwargs):
         """Runs fn(*args, **kwargs) on a worker; returns its Task. fn is
@@ -115,7 +125,8 @@ class Submitting:
                 # the rest.
                 self._flush()
                 _lib.uv_run(self._loop, _lib.UV_RUN_NOWAIT)
-            self._wake()  # a thread sleeping in the loop sends the rest
+            if self._driving:
+                self._wake()  # the thread sleeping in the loop sends it
         return task
 
     def _flush(self, timeout_ms=0):
@@ -158,7 +169,9 @@ class Submitting:
     def _value(self, obj):
         try:
             data = self._packb(obj)
-        except (TypeError, ValueError, OverflowError) as e:
+        except OverflowError:
+            data = self._pack_big(obj)
+        except (TypeError, ValueError) as e:
             raise _bad_input(e) from None
         err = ctypes.c_int(0)
         v = _lib.value_new_msgpack(data, len(data), ctypes.byref(err))

@@ -233,11 +233,22 @@ python_peer = False  # set in a worker whose parent is Python
 def _default_python(obj):
     """_default for a Python peer: tuples and pickles as ext types."""
     if type(obj) is tuple:
-        return msgpack.ExtType(TUPLE_EXT, _python_packer().pack(list(obj)))
+        return msgpack.ExtType(TUPLE_EXT, _pack_nested(list(obj)))
     if hasattr(obj, "__array_interface__") and hasattr(obj, "dtype") and \
             not obj.dtype.hasobject:
         return _default(obj)
     return msgpack.ExtType(PICKLE_EXT, _pickled(obj))
+
+
+_spare_packers = []  # a Packer is not re-entrant: one per nesting level
+
+
+def _pack_nested(obj):
+    pk = _spare_packers.pop() if _spare_packers else _python_packer()
+    try:
+        return pk.pack(obj)
+    finally:
+        _spare_packers.append(pk)
 
 
 def _pickled(obj):
@@ -270,17 +281,17 @@ def _ext_hook(code, data):
 
 def python_packer():
     """packer() for a Python peer: a value whose msgpack form would change
-    its type (a tuple, a set...) keeps it (TUPLE_EXT, PICKLE_EXT)."""
+    its type (a tuple, a set...) keeps it (TUPLE_EXT, PICKLE_EXT). Like
+    packer() it may raise OverflowError (an int past 64 bits); then
+    pack_overflow does."""
     if msgpack is None:
         return packb
-    pack = _python_packer().pack
+    return _python_packer().pack
 
-    def pack_python(obj):
-        try:
-            return pack(obj)
-        except OverflowError:  # an int past 64 bits, somewhere inside
-            return pack(msgpack.ExtType(PICKLE_EXT, _pickled(obj)))
-    return pack_python
+
+def pack_overflow(obj):
+    """obj, which holds an int past 64 bits somewhere, pickled whole."""
+    return _pack_nested(msgpack.ExtType(PICKLE_EXT, _pickled(obj)))
 
 
 _pack_python = None
@@ -295,6 +306,8 @@ def packb(obj):
             return _pack_python(obj)
         except CannotPack:
             raise
+        except OverflowError:
+            return pack_overflow(obj)
         except (TypeError, ValueError) as e:
             raise CannotPack(f"the value cannot be sent to vow: {e}") from e
     if msgpack is not None:

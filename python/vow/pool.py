@@ -125,8 +125,11 @@ class Pool(Submitting, Mapping, Pumping, Ending):
         self._used_ref = ctypes.byref(self._used)
         self._names = {}  # task function -> its name as bytes
         # Used under the lock. A Python worker takes tuples and pickles.
-        self._packb = codec.python_packer() if _python_worker(argv) \
+        python_worker = _python_worker(argv)
+        self._packb = codec.python_packer() if python_worker \
             else codec.packer()
+        self._pack_overflow = codec.pack_overflow if python_worker \
+            else self._packb
         self._batch = []  # records gathered by submit, and their tasks
         self._batch_tasks = []
         self._out = (ctypes.c_void_p * BATCH)()

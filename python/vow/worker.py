@@ -137,39 +137,42 @@ def _parent_main():
     return module
 
 
-class Functions:
+class Functions(dict):
     """The functions a task may name: the module's own (offered in HELLO,
     with "*"), a builtin ("pow"), or "module:qualname" (a Python parent
     sends functions so), imported on first use; "name*" takes an item of
-    argument lists (starmap)."""
+    argument lists (starmap). functions[name] is the function, or None
+    (why[name] says why); a dict, so that a name seen before costs a
+    lookup in C."""
 
     def __init__(self, offered, spread, any_name):
-        self.table = dict(offered)
+        super().__init__(offered)
+        self.offered_names = sorted(offered)
         self.spread = spread
         self.any_name = any_name  # offer "*"
         self.why = {}  # name -> why it cannot be found
 
     def offered(self):
-        return sorted(self.table) + (["*"] if self.any_name else [])
+        return self.offered_names + (["*"] if self.any_name else [])
 
-    def get(self, name):
-        fn = self.table.get(name)
-        if fn is None and name not in self.why:
-            try:
-                fn = self._find(name)
-            except Exception as e:  # an import that fails, say
-                self.why[name] = "".join(
-                    traceback.format_exception_only(type(e), e)).strip()
-                return None
-            if fn is None:
-                self.why[name] = ""
-            else:
-                self.table[name] = fn
+    def __missing__(self, name):
+        if name in self.why:
+            return None
+        try:
+            fn = self._find(name)
+        except Exception as e:  # an import that fails, say
+            self.why[name] = "".join(
+                traceback.format_exception_only(type(e), e)).strip()
+            return None
+        if fn is None:
+            self.why[name] = ""
+        else:
+            self[name] = fn
         return fn
 
     def _find(self, name):
         if name.endswith("*") and self.spread:
-            fn = self.get(name[:-1])
+            fn = self[name[:-1]]
             return _starred(fn) if fn is not None else None
         if not self.any_name:
             return None
@@ -185,7 +188,7 @@ class Functions:
         except (ImportError, AttributeError):
             # A function of the worker's own module, loaded from a path or
             # under another name in the parent.
-            obj = self.table.get(qualname.rpartition(".")[2])
+            obj = dict.get(self, qualname.rpartition(".")[2])
             if obj is None:
                 raise
         return obj if callable(obj) else None
@@ -549,7 +552,7 @@ def run_tasks(ch, reporter, functions, tasks, spread):
     for task_id, name, args, task_seed_value in tasks:
         if not reporter.start(task_id):
             continue  # cancelled before it started, and answered so
-        fn = functions.get(name)
+        fn = functions[name]
         if fn is None:
             no_function(ch, task_id, name, functions.why.get(name))
             reporter.finish()
@@ -584,7 +587,7 @@ def run_chunks(ch, reporter, functions, chunks):
     for chunk_id, name, items, run_seed, first in chunks:
         if not reporter.start(chunk_id):
             continue
-        fn = functions.get(name)
+        fn = functions[name]
         if fn is None:
             no_function(ch, chunk_id, name, functions.why.get(name))
             reporter.finish()
@@ -692,7 +695,7 @@ def _run_initializer(functions):
     if not spec:
         return
     name, args = pickle.loads(base64.b64decode(spec))
-    fn = functions.get(name)
+    fn = functions[name]
     if fn is None:
         why = functions.why.get(name)
         raise LookupError(f'no function named "{name}"' +
