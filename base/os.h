@@ -5,13 +5,17 @@
 #ifndef VOW_BASE_OS_H
 #define VOW_BASE_OS_H
 
+#include <signal.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
 
-/* Asks the kernel to SIGKILL this process when the thread that forked it
- * exits. Not inherited across fork; kept across exec. */
+/* Ends this process (SIGKILL) when the process that started it dies,
+ * through the kernel's parent-death signal: VOW__PARENT_DEATH_SIGNAL,
+ * whose handler tells the exit of the thread that started us (the
+ * parent lives on) from the parent's. Not inherited across fork. */
+#define VOW__PARENT_DEATH_SIGNAL (SIGRTMIN + 6)
 void vow__os_die_with_parent(void);
 /* Lets the kernel merge this process's timer wake-ups no later than
  * slack_ns apart (the default is 50 us). */

@@ -16,8 +16,32 @@
 
 #include "os.h"
 
+/* The kernel sends the parent-death signal when the *thread* that started
+ * us exits, and a parent drives its pool from whichever thread waits: a
+ * worker started by a thread that has since ended must live on. So the
+ * signal is one of ours, and it ends us only if the parent process is
+ * gone (we have been given another parent); otherwise the thread that
+ * will send it next is another of the same parent's. */
+static pid_t parent_at_start;
+
+static void on_parent_death_signal(int sig) {
+  (void)sig;
+  if (getppid() != parent_at_start)
+    kill(getpid(), SIGKILL);
+}
+
 void vow__os_die_with_parent(void) {
-  prctl(PR_SET_PDEATHSIG, SIGKILL);
+  struct sigaction sa;
+  memset(&sa, 0, sizeof(sa));
+  sa.sa_handler = on_parent_death_signal;
+  sa.sa_flags = SA_RESTART;
+  sigemptyset(&sa.sa_mask);
+  parent_at_start = getppid();
+  if (sigaction(VOW__PARENT_DEATH_SIGNAL, &sa, NULL) != 0) {
+    prctl(PR_SET_PDEATHSIG, SIGKILL); /* the old way, thread and all */
+    return;
+  }
+  prctl(PR_SET_PDEATHSIG, VOW__PARENT_DEATH_SIGNAL);
 }
 
 void vow__os_timer_slack(unsigned long slack_ns) {

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <sys/prctl.h>
 
+#include "os.h"
 #include "proto.h"
 #include "vow/vow.h"
 #include "vow/worker.h"
@@ -41,6 +42,7 @@ int main(void) {
   CONST("UV_RUN_ONCE", UV_RUN_ONCE);
   CONST("UV_RUN_NOWAIT", UV_RUN_NOWAIT);
   CONST("PR_SET_PDEATHSIG", PR_SET_PDEATHSIG);
+  CONST("PARENT_DEATH_SIGNAL", VOW__PARENT_DEATH_SIGNAL);
   CONST("WORKER_EXIT_CANNOT_SERVE", VOW_WORKER_EXIT_CANNOT_SERVE);
 
   FIELD(vow_pool_options_t, size);

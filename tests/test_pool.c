@@ -4,6 +4,7 @@
  * promise has settled exactly once and the pool still serves. */
 #include <dirent.h>
 #include <errno.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <sys/wait.h>
@@ -1111,6 +1112,40 @@ static void a_task_cancelled_before_it_begins_costs_nothing(void** state) {
   end_pool(fx, pool, true);
 }
 
+/* The kernel's parent-death signal comes when the thread that started a
+ * worker ends, not the process: a pool driven from a thread that has
+ * since ended keeps its workers. */
+typedef struct started_in_thread {
+  fixture* fx;
+  vow_pool_t* pool;
+  int64_t pid;
+} started_in_thread;
+
+static void* start_pool_in_thread(void* arg) {
+  started_in_thread* s = arg;
+  vow_pool_options_t o = defaults(1);
+  s->pool = make_pool(s->fx, &o);
+  wait_alive(s->fx, s->pool, 1);
+  s->pid = run_int(s->fx, vow_pool_submit(s->pool, "pid", NULL));
+  return NULL;
+}
+
+static void a_worker_outlives_the_thread_that_started_it(void** state) {
+  started_in_thread s = {*state, NULL, 0};
+  pthread_t t;
+  vow_pool_stats_t st;
+  vow_promise_t* nap;
+  assert_int_equal(pthread_create(&t, NULL, start_pool_in_thread, &s), 0);
+  assert_int_equal(pthread_join(t, NULL), 0);
+  nap = vow_sleep(s.fx->ctx, 200); /* time for a signal to be acted on */
+  vow_ctx_wait(s.fx->ctx, nap);
+  vow_promise_release(nap);
+  assert_int_equal(run_int(s.fx, vow_pool_submit(s.pool, "pid", NULL)), s.pid);
+  vow_pool_stats(s.pool, &st);
+  assert_int_equal(st.worker_starts, 1);
+  end_pool(s.fx, s.pool, true);
+}
+
 /* ---- the scheduler's decisions ---------------------------------------- */
 
 #define T(name) cmocka_unit_test_setup_teardown(name, fx_setup, fx_teardown)
@@ -1169,6 +1204,7 @@ int main(int argc, char** argv) {
         T(a_worker_that_cannot_serve_is_not_started_again),
         T(an_idle_worker_takes_what_waits_behind_a_busy_one),
         T(a_task_cancelled_before_it_begins_costs_nothing),
+        T(a_worker_outlives_the_thread_that_started_it),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
   }

@@ -168,3 +168,23 @@ def test_an_exception_whose_str_raises_reads_as_its_message():
             pool.submit(raise_str_raises).result(timeout=60)
     assert type(info.value).__name__ == "StrRaises"
     assert "str() failed" in str(info.value)
+
+
+def test_a_worker_outlives_the_thread_that_started_it():
+    # The kernel's parent-death signal comes when the thread that started
+    # a worker ends; the pool lives on in the process, and so must its
+    # workers.
+    box = {}
+
+    def start():
+        box["pool"] = vow.Pool(1, module=TASKS)
+        box["pid"] = box["pool"].submit("pid_of", 0).result(timeout=60)
+    t = threading.Thread(target=start)
+    t.start()
+    t.join()
+    pool = box["pool"]
+    try:
+        time.sleep(0.2)  # time for a signal to be acted on
+        assert pool.submit("pid_of", 0).result(timeout=60) == box["pid"]
+    finally:
+        pool.shutdown()

@@ -43,6 +43,7 @@ def test_the_worker_speaks_the_c_protocol(facts):
     assert worker.VALUE_MAX_OBJECTS == consts["VALUE_MAX_OBJECTS"]
     assert worker.TASK_ERROR == consts["FAIL_TASK_ERROR"]
     assert worker.PR_SET_PDEATHSIG == consts["PR_SET_PDEATHSIG"]
+    assert worker.PARENT_DEATH_SIGNAL == consts["PARENT_DEATH_SIGNAL"]
     assert worker.EXIT_CANNOT_SERVE == consts["WORKER_EXIT_CANNOT_SERVE"]
 
 

@@ -430,6 +430,9 @@ class Reporter:
                 continue
             idle = 0
             if running == seen:
+                if _parent_at_start is not None and not self.ch.stdio \
+                        and _parent_gone():
+                    os.kill(os.getpid(), signal.SIGKILL)
                 if running != self.said:
                     with self.ch.lock:
                         if self.running == running:
@@ -636,6 +639,9 @@ def _pack_error(value):
 
 
 PR_SET_PDEATHSIG = 1
+# The parent-death signal (VOW__PARENT_DEATH_SIGNAL in base/os.h).
+PARENT_DEATH_SIGNAL = signal.SIGRTMIN + 6 if hasattr(signal, "SIGRTMIN") \
+    else signal.SIGKILL
 # A worker that can never serve (its module does not import) exits with
 # this before its HELLO, so the pool does not start it again
 # (VOW_WORKER_EXIT_CANNOT_SERVE in vow/worker.h).
@@ -643,18 +649,37 @@ EXIT_CANNOT_SERVE = 78
 HANGUP_POLL_S = 0.4
 
 
+_parent_at_start = None
+
+
+def _parent_gone():
+    return os.getppid() != _parent_at_start
+
+
+def _on_parent_death_signal(signum, frame):
+    # The kernel says the thread that started us has ended: the parent
+    # process may live on (it drives its pool from any thread).
+    if _parent_gone():
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
 def _die_with_parent():
-    """Ends this worker with its parent, as the C worker ends (within a
-    second, whatever task runs): the kernel's parent-death signal for a
-    local worker; one under a launcher (ssh, the stdio channel), whose
-    parent is the launcher's side, watches its channel's hang-up
-    (_watch_hangup)."""
+    """Ends this worker with its parent, as the C worker ends: the
+    kernel's parent-death signal for a local worker, sent when the thread
+    that started us ends, which ends us only if the parent process is gone
+    (the watch thread checks too while a task runs, for a task deep in C
+    code that would hold the handler off); one under a launcher (ssh, the
+    stdio channel), whose parent is the launcher's side, watches its
+    channel's hang-up (_watch_hangup)."""
+    global _parent_at_start
+    _parent_at_start = os.getppid()
     if sys.platform.startswith("linux"):
         try:
             import ctypes
+            signal.signal(PARENT_DEATH_SIGNAL, _on_parent_death_signal)
             ctypes.CDLL(None, use_errno=True).prctl(
-                PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-        except (OSError, AttributeError):
+                PR_SET_PDEATHSIG, PARENT_DEATH_SIGNAL, 0, 0, 0)
+        except (OSError, AttributeError, ValueError):
             pass
     parent = os.environ.get("VOW_PARENT_PID")
     if parent and parent.isdigit() and int(parent) != os.getppid():
