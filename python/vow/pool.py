@@ -2,17 +2,19 @@
 
 Every task is a libvow promise added to one collector with the task's tag;
 whoever waits (Task.result, as_completed, an asyncio or Twisted reader on
-the loop's backend fd) runs libuv's loop without blocking in it, takes
-what has settled in batches, and settles the Python side. Nothing runs on
-another thread.
+the loop's backend fd, the executor's driver thread) runs libuv's loop
+without blocking in it, takes what has settled in batches, and settles the
+Python side, under the pool's lock (any thread may use the pool).
 
-This file is the façade; each concern has a file of its own:
-  _task.py      Task, a map's task, the concurrent.futures view, waiting
+This file is the façade, multiprocessing.Pool's interface; each concern
+has a file of its own:
+  _task.py      Task, a map's task, failures as exceptions, waiting
   _options.py   Pool's arguments as vow_pool_options_t
-  _submit.py    gathering submissions, handing them to libvow in batches
+  _submit.py    naming functions, gathering submissions, handing them over
   _maps.py      map, starmap, imap, imap_unordered, apply
-  _pump.py      running the loop, taking what has settled
-  _shutdown.py  shutdown, aclose, the context managers"""
+  _pump.py      the lock, running the loop, taking what has settled
+  _shutdown.py  shutdown, close, terminate, join, the context managers
+  executor.py   concurrent.futures' ProcessPoolExecutor on the same engine"""
 import atexit
 import ctypes
 import os
