@@ -8,7 +8,9 @@ between them.
     vow.Pool(module="tasks")          # a Python parent (docs/python.md)
 
 Every public function of the module (a name not starting with _) is
-offered. A function gets the task's argument, decoded from msgpack, and
+offered; for a Python parent, also any function it names as
+"module:qualname" or a builtin's name, imported when first asked for
+(`python3 -m vow.worker --any` serves those alone). A function gets the task's argument, decoded from msgpack, and
 returns its result; an exception fails the task with its type, message
 and traceback. vow.worker.seed() is the running task's seed. numpy arrays
 travel with their dtype and shape to a Python parent (vow/codec.py),
