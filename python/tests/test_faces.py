@@ -188,3 +188,23 @@ def test_a_worker_outlives_the_thread_that_started_it():
         assert pool.submit("pid_of", 0).result(timeout=60) == box["pid"]
     finally:
         pool.shutdown()
+
+
+def test_a_function_of_a_module_loaded_by_path_is_found(tmp_path):
+    # As pytest's importlib mode loads a test module: by its file, under a
+    # name sys.path does not find. The worker loads the same file.
+    import importlib.util
+    import sys
+    path = tmp_path / "loaded_by_path_only.py"
+    path.write_text("def triple(x):\n    return 3 * x\n")
+    spec = importlib.util.spec_from_file_location("loaded_by_path_only",
+                                                  path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["loaded_by_path_only"] = module
+    spec.loader.exec_module(module)
+    try:
+        with vow.Pool(1) as pool:
+            assert pool.map(module.triple, range(5)) == [0, 3, 6, 9, 12]
+            assert pool.submit(module.triple, 7).result(timeout=60) == 21
+    finally:
+        del sys.modules["loaded_by_path_only"]

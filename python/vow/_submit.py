@@ -4,6 +4,9 @@ submit), each promise watched by the pool's collector under the task's
 tag."""
 import array
 import ctypes
+import importlib.machinery
+import os
+import sys
 import types
 
 from . import _lib
@@ -43,7 +46,36 @@ def _fn_name(fn):
         raise TypeError(f"{fn!r} is a method of an object, which a worker "
                         "cannot look up by name: vow sends task functions "
                         "by name, not the objects they belong to")
-    return f"{module}:{qualname}".encode()
+    return f"{module}:{qualname}{_where_unimportable(module)}".encode()
+
+
+def _where_unimportable(module_name):
+    """"@path" for a module that a worker could not import by its name (one
+    loaded from a file by path, as pytest's importlib mode does), so the
+    worker loads it from there; "" for any other (checked once each)."""
+    where = _WHERE.get(module_name)
+    if where is None:
+        where = ""
+        module = sys.modules.get(module_name)
+        path = getattr(module, "__file__", None)
+        if path and module_name not in ("__main__", "builtins"):
+            # sys.path alone, not sys.modules (where the module is): what
+            # a worker's import finds. A package's module stands or falls
+            # with its top-level package.
+            top = module_name.partition(".")[0]
+            try:
+                spec = importlib.machinery.PathFinder.find_spec(top)
+            except (ImportError, ValueError):
+                spec = None
+            if spec is None or (top == module_name and spec.origin and
+                                os.path.realpath(spec.origin) !=
+                                os.path.realpath(path)):
+                where = "@" + os.path.abspath(path)
+        _WHERE[module_name] = where
+    return where
+
+
+_WHERE = {}  # a module's name -> its "@path", or ""
 
 
 def _call_args(args, kwargs):

@@ -182,9 +182,10 @@ class Functions(dict):
             fn = getattr(builtins, name, None)
             return fn if callable(fn) else None
         module_name, _, qualname = name.partition(":")
+        qualname, _, path = qualname.partition("@")
         try:
             obj = _parent_main() if module_name == "__main__" else \
-                importlib.import_module(module_name)
+                _import(module_name, path)
             for part in qualname.split("."):
                 obj = getattr(obj, part)
         except (ImportError, AttributeError):
@@ -194,6 +195,27 @@ class Functions(dict):
             if obj is None:
                 raise
         return obj if callable(obj) else None
+
+
+def _import(module_name, path):
+    """The module by its name, or, when the parent loaded it from a file
+    that its name does not find (path given), from that file."""
+    if not path or module_name in sys.modules:
+        return importlib.import_module(module_name)
+    try:
+        return importlib.import_module(module_name)
+    except ImportError:
+        spec = importlib.util.spec_from_file_location(module_name, path)
+        if spec is None:
+            raise
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[module_name] = module
+        try:
+            spec.loader.exec_module(module)
+        except BaseException:
+            del sys.modules[module_name]
+            raise
+        return module
 
 
 def _extend_path():
