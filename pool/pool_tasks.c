@@ -49,7 +49,8 @@ void vow__tlist_remove(tlist* l, ptask* t) {
 
 void vow__task_recall(pworker* w, ptask* t) {
   vow__tlist_remove(&w->inflight, t);
-  t->flags &= (uint8_t)~PT_INFLIGHT;
+  /* Off its worker, it is no longer asked back from it either. */
+  t->flags &= (uint8_t) ~(PT_INFLIGHT | PT_RECALLED);
   t->at.pool = w->pool;
 }
 

@@ -317,11 +317,9 @@ static void on_result(pworker* w, uint64_t id, int ok, vowp_msg* m,
      * worker it was asked back for. */
     vow__free(base);
     vow__task_recall(w, t);
-    t->flags &= (uint8_t)~PT_RECALLED;
     vow__tlist_push_front(&pool->queue, t);
     return;
   }
-  t->flags &= (uint8_t)~PT_RECALLED;
   vow__task_recall(w, t);
   w->completed++;
   /* The grace was the task's its worker ran: arm_head starts it again

@@ -105,11 +105,20 @@ def test_launchers_start_workers_through_a_command():
     assert 1 <= len(pids) <= 2 and os.getpid() not in pids
 
 
-def test_a_function_of_the_main_script_runs_as_spawn_runs_it(tmp_path):
+def run_script(path, text):
+    """text written to path and run by this interpreter, with this
+    sys.path."""
     import subprocess
     import sys
-    script = tmp_path / "main_script.py"
-    script.write_text(
+    path.write_text(text)
+    return subprocess.run([sys.executable, str(path)], capture_output=True,
+                          timeout=120, env=dict(os.environ, PYTHONPATH=
+                                                os.pathsep.join(sys.path)))
+
+
+def test_a_function_of_the_main_script_runs_as_spawn_runs_it(tmp_path):
+    r = run_script(
+        tmp_path / "main_script.py",
         "import vow\n"
         "def cube(x):\n"
         "    return x ** 3\n"
@@ -118,27 +127,19 @@ def test_a_function_of_the_main_script_runs_as_spawn_runs_it(tmp_path):
         "        print(list(ex.map(cube, range(5))))\n"
         "    with vow.Pool(2) as p:\n"
         "        print(p.map(cube, range(5)))\n")
-    r = subprocess.run([sys.executable, str(script)], capture_output=True,
-                       timeout=120, env=dict(os.environ, PYTHONPATH=
-                                             os.pathsep.join(sys.path)))
     assert r.stdout.decode().split("\n")[:2] == ["[0, 1, 8, 27, 64]"] * 2, \
         r.stderr.decode()
 
 
 def test_a_pool_made_at_import_of_the_main_script_is_refused(tmp_path):
-    import subprocess
-    import sys
-    script = tmp_path / "unguarded.py"
-    script.write_text(
+    r = run_script(
+        tmp_path / "unguarded.py",
         "import vow\n"
         "def cube(x):\n"
         "    return x ** 3\n"
         "pool = vow.Pool(1)\n"
         "print(pool.submit(cube, 2).exception(60).__class__.__name__)\n"
         "pool.shutdown()\n")
-    r = subprocess.run([sys.executable, str(script)], capture_output=True,
-                       timeout=120, env=dict(os.environ, PYTHONPATH=
-                                             os.pathsep.join(sys.path)))
     # The worker cannot load the script (it would make a pool of its own):
     # the task fails, once, saying why; no pool starts another.
     assert r.stdout.decode().strip() == "BadInput"

@@ -42,7 +42,9 @@ class _IMap:
         self._finished = collections.deque()  # unordered: units done
         self._values = collections.deque()  # a chunk's values to hand out
         self._more = True
-        self._failed = None  # unordered: what the iterable raised
+        # What the iterable raised: raised once the results before it are
+        # taken, as multiprocessing does.
+        self._failed = None
 
     def __iter__(self):
         return self
@@ -55,12 +57,8 @@ class _IMap:
             try:
                 unit = next(self._units, None)
             except Exception as e:
-                # The iterable raised: that is raised at its position,
-                # after the results before it, as multiprocessing does.
                 self._more = False
-                self._ahead.append((None, e))
-                if not self._ordered:
-                    self._failed = e
+                self._failed = e
                 break
             if unit is None:
                 self._more = False
@@ -76,12 +74,12 @@ class _IMap:
             return self._values.popleft()
         self._fill()
         if not self._ahead:
+            if self._failed is not None:
+                failed, self._failed = self._failed, None
+                raise failed
             raise StopIteration
         if self._ordered:
             unit = self._ahead[0]
-            if unit[0] is None:  # what the iterable raised
-                self._ahead.popleft()
-                raise unit[1]
             try:
                 unit[0].wait_done(timeout)
             except TimeoutError:
@@ -89,10 +87,6 @@ class _IMap:
                                   "within the timeout") from None
             self._ahead.popleft()
         else:
-            if self._failed is not None and len(self._ahead) == 1:
-                self._ahead.clear()
-                failed, self._failed = self._failed, None
-                raise failed
             try:
                 self._pool._wait(lambda: self._finished, timeout)
             except TimeoutError:
@@ -112,10 +106,10 @@ class _IMap:
     def close(self):
         """Cancels what was sent and not yet taken; reads no more."""
         self._more = False
+        self._failed = None
         ahead, self._ahead = self._ahead, collections.deque()
         for task, _ in ahead:
-            if task is not None:
-                task.cancel()
+            task.cancel()
 
     def __del__(self):
         try:

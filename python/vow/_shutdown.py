@@ -65,9 +65,15 @@ class Ending:
         with cancel_futures, unfinished tasks fail with Cancelled. The
         workers are gone when this returns. From a coroutine, await
         aclose() instead: this blocks the event loop while it waits."""
-        done = self._begin_shutdown(wait, cancel_futures)
-        if done is None:
-            return
+        if self._begin_shutdown(wait, cancel_futures) is not None:
+            self._end()
+
+    def _end(self):
+        """Waits for the shutdown begun to be over, then frees the pool."""
+        with self._lock:
+            if self._ctx is None:
+                return
+            done = self._shutdown_task
         self._wait(done.done, None)
         self._free()
 
@@ -112,11 +118,7 @@ class Ending:
         with self._lock:
             if not self._closed:
                 raise ValueError("Pool is still running")
-            if self._ctx is None:
-                return
-            done = self._shutdown_task
-        self._wait(done.done, None)
-        self._free()
+        self._end()
 
     async def __aenter__(self):
         if self._closed:

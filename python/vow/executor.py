@@ -20,7 +20,7 @@ import time
 from concurrent.futures import _base
 
 from .errors import Cancelled, WorkerDied
-from .pool import Pool, _live
+from .pool import Pool
 
 _BROKEN = ("the worker cannot serve", "workers cannot start")
 
@@ -251,16 +251,11 @@ class ProcessPoolExecutor(concurrent.futures.Executor):
                 pending = list(self._state.pending.values())
             for future in pending:
                 future.cancel()
-        pool = self._pool
-        if pool._closed:
-            if wait:
-                pool.shutdown(wait=True)
-            return
         if wait:
-            pool.shutdown(wait=True)
+            self._pool.shutdown(wait=True)
         else:
             # The driver thread runs what is left and frees the pool.
-            pool._begin_shutdown(True, False)
+            self._pool._begin_shutdown(True, False)
 
     shutdown.__doc__ = concurrent.futures.Executor.shutdown.__doc__
 
@@ -286,4 +281,4 @@ class ProcessPoolExecutor(concurrent.futures.Executor):
                 pass
 
 
-__all__ = ["ProcessPoolExecutor", "_live"]
+__all__ = ["ProcessPoolExecutor"]

@@ -220,13 +220,9 @@ def _finish_at_exit():
     that shut down without waiting."""
     for pool in list(_live):
         try:
-            if pool._ctx is None:
-                continue
-            if not pool._closed:
-                pool.shutdown(wait=True)
-            elif pool._shutdown_task is not None:
-                pool._wait(pool._shutdown_task.done, None)
-                pool._free()
+            if pool._ctx is not None:
+                pool._begin_shutdown(True, False)  # if not begun already
+                pool._end()
         except Exception:
             pass
 

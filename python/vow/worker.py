@@ -737,6 +737,19 @@ def _watch_hangup(fd):
                 os._exit(0)
 
 
+def _cannot_serve(why):
+    """Ends a worker that can never serve (in an except clause): the
+    traceback, then a last line the pool's failures quote, and the exit
+    status that tells the pool not to start it again."""
+    kind, e = sys.exc_info()[:2]
+    traceback.print_exc()
+    print(f"vow.worker: {why}: "
+          f"{''.join(traceback.format_exception_only(kind, e)).strip()}",
+          file=sys.stderr)
+    sys.stderr.flush()
+    os._exit(EXIT_CANNOT_SERVE)
+
+
 def _run_initializer(functions):
     """The pool's initializer(*initargs) (VOW_INITIALIZER), before HELLO:
     one that raises leaves this worker unable to serve."""
@@ -778,24 +791,11 @@ def main():
                               load(sys.argv[1]), spread,
                               spread or sys.argv[1] == ANY)
     except (Exception, SystemExit):  # a sys.exit() at import too
-        kind, e = sys.exc_info()[:2]
-        traceback.print_exc()
-        # The last line is what the pool's failures quote.
-        print(f"vow.worker: cannot serve {sys.argv[1]}: "
-              f"{''.join(traceback.format_exception_only(kind, e)).strip()}",
-              file=sys.stderr)
-        sys.stderr.flush()
-        os._exit(EXIT_CANNOT_SERVE)
+        _cannot_serve(f"cannot serve {sys.argv[1]}")
     try:
         _run_initializer(functions)
     except (Exception, SystemExit):
-        kind, e = sys.exc_info()[:2]
-        traceback.print_exc()
-        print(f"vow.worker: cannot serve: the initializer failed: "
-              f"{''.join(traceback.format_exception_only(kind, e)).strip()}",
-              file=sys.stderr)
-        sys.stderr.flush()
-        os._exit(EXIT_CANNOT_SERVE)
+        _cannot_serve("cannot serve: the initializer failed")
     if msgpack is None and not os.environ.get("VOW_WORKER_QUIET"):
         print("vow.worker: no msgpack module for this python3; using the "
               "built-in codec, which is slower (apt-get install "
