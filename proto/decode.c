@@ -53,12 +53,22 @@ static vowp_err read_task(vowp__cursor* c, vowp_task* t) {
   return vowp__read_uint(c, "task seed", &t->seed);
 }
 
-static vowp_err read_result(vowp__cursor* c, vowp_result* r) {
+/* last: the batch's last result, whose value is the message's last
+ * object: it ends where the message does (the pre-scan proved the bytes
+ * one object), so its bytes are not walked. A map chunk's results, often
+ * alone in their message, are most of the bytes a parent reads. */
+static vowp_err read_result(vowp__cursor* c, vowp_result* r, bool last) {
   vowp_err rc;
   if ((rc = read_tuple(c, "result", 2)) != VOWP_OK)
     return rc;
   if ((rc = vowp__read_uint(c, "result id", &r->id)) != VOWP_OK)
     return rc;
+  if (last && c->end != NULL) {
+    r->value.data = (const char*)c->p;
+    r->value.len = (size_t)(c->end - c->p);
+    c->p = c->end;
+    return VOWP_OK;
+  }
   vowp__read_any(c, &r->value);
   return VOWP_OK;
 }
@@ -89,6 +99,7 @@ static vowp__cursor iter_cursor(vowp_iter* it, vowp_error* sink) {
   vowp__cursor c;
   c.p = it->p;
   c.start = it->p;
+  c.end = it->end;
   c.base = 0;
   c.msg = "";
   c.err = sink;
@@ -125,7 +136,7 @@ bool vowp_next_result(vowp_iter* it, vowp_result* out) {
   if (it->left == 0)
     return false;
   c = iter_cursor(it, &sink);
-  read_result(&c, out);
+  read_result(&c, out, it->left == 1);
   it->p = c.p;
   it->left--;
   return true;
@@ -152,6 +163,7 @@ static vowp_err read_batch(vowp__cursor* c, const char* field, size_t* n,
     return rc;
   it->p = c->p;
   it->left = *n;
+  it->end = c->end;
   for (i = 0; i < *n; i++) {
     vowp_slice s;
     vowp_task t;
@@ -160,7 +172,7 @@ static vowp_err read_batch(vowp__cursor* c, const char* field, size_t* n,
     rc = kind == VOWP_HELLO   ? vowp__read_str(c, field, &s)
          : kind == VOWP_TASKS ? read_task(c, &t)
          : kind == VOWP_MAPS  ? read_chunk(c, &k)
-                              : read_result(c, &r);
+                              : read_result(c, &r, i + 1 == *n);
     if (rc != VOWP_OK)
       return rc;
   }
@@ -201,9 +213,10 @@ vowp_err vowp__decode(const char* payload, size_t len, uint64_t base,
   size_t n;
   uint64_t type, u;
   vowp_err rc;
-  (void)len; /* the pre-scan bounded every read below */
+  /* the pre-scan bounded every read below */
   c.p = (const unsigned char*)payload;
   c.start = c.p;
+  c.end = c.p + len;
   c.base = base;
   c.msg = "message";
   c.err = err;

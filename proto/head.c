@@ -3,6 +3,35 @@
  * reader skips and names objects with it. */
 #include "proto_internal.h"
 
+// clang-format off
+#define R2(x) x, x
+#define R4(x) R2(x), R2(x)
+#define R8(x) R4(x), R4(x)
+#define R16(x) R8(x), R8(x)
+#define R32(x) R16(x), R16(x)
+#define R64(x) R32(x), R32(x)
+#define R128(x) R64(x), R64(x)
+const unsigned char vowp_scalar_size[256] = {
+  R128(1),          /* 0x00-0x7f positive fixint */
+  R16(0),           /* 0x80-0x8f fixmap */
+  R16(0),           /* 0x90-0x9f fixarray */
+  1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16,
+  17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32,
+                    /* 0xa0-0xbf fixstr: the byte, then 0 to 31 bytes */
+  1, 0, 1, 1,       /* 0xc0 nil, 0xc1 reserved, 0xc2-0xc3 bool */
+  0, 0, 0,          /* 0xc4-0xc6 bin */
+  0, 0, 0,          /* 0xc7-0xc9 ext */
+  5, 9,             /* 0xca-0xcb float 32, 64 */
+  2, 3, 5, 9,       /* 0xcc-0xcf uint 8-64 */
+  2, 3, 5, 9,       /* 0xd0-0xd3 int 8-64 */
+  3, 4, 6, 10, 18,  /* 0xd4-0xd8 fixext 1-16: the byte, type, data */
+  0, 0, 0,          /* 0xd9-0xdb str */
+  0, 0,             /* 0xdc-0xdd array */
+  0, 0,             /* 0xde-0xdf map */
+  R32(1),           /* 0xe0-0xff negative fixint */
+};
+// clang-format on
+
 bool vowp__read_head(const unsigned char* p, size_t left, vowp__head* h) {
   unsigned char b = p[0];
   int w = 0;

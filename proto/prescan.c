@@ -19,6 +19,23 @@ vowp_err vowp_prescan(const char* buf, size_t len, const vowp_limits* lim,
   for (;;) {
     vowp__head h;
     size_t left;
+    /* A run of scalars, the bulk of most frames, in a tight loop: each is
+     * bounded and counted as below, and any that is not (or would pass a
+     * limit) is left to the full step, which names the error. */
+    {
+      uint64_t run = remaining[depth], ran = 0;
+      if (run > lim->max_objects - objects)
+        run = lim->max_objects - objects;
+      while (ran < run && pos < len) {
+        size_t scalar = vowp_scalar_size[p[pos]];
+        if (scalar == 0 || scalar > len - pos)
+          break;
+        pos += scalar;
+        ran++;
+      }
+      remaining[depth] -= ran;
+      objects += ran;
+    }
     while (remaining[depth] == 0) {
       if (depth == 0)
         goto done;

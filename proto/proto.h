@@ -171,8 +171,9 @@ typedef struct vowp_result {
  * decoder has already checked every item, so reading allocates nothing and
  * cannot fail. */
 typedef struct vowp_iter {
-  const unsigned char* p; /* next item */
-  size_t left;            /* items not yet read */
+  const unsigned char* p;   /* next item */
+  size_t left;              /* items not yet read */
+  const unsigned char* end; /* the message's end: where its last item ends */
 } vowp_iter;
 
 /* A decoded message. Slices and iterators point into the decoder's buffer
@@ -230,6 +231,12 @@ bool vowp_next_chunk(vowp_iter* it, vowp_chunk* out);
 /* The size of the msgpack object at p, which vowp_prescan has accepted as
  * part of a larger whole: for walking an array's elements. */
 size_t vowp_object_size(const char* p);
+
+/* The whole size of a scalar whose size its first byte alone gives
+ * (fixint, nil, bool, the fixed-width numbers, fixstr, fixext), indexed by
+ * that byte; 0 for every other byte (containers, str, bin, ext and the
+ * reserved 0xc1). The walks' fast path past the common objects. */
+extern const unsigned char vowp_scalar_size[256];
 /* Reads the array header at the start of an encoded object of len bytes:
  * true with the element count in *n and the header's length in *head,
  * false when the object is not an array. */

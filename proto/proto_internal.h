@@ -35,8 +35,9 @@ bool vowp__read_head(const unsigned char* p, size_t left, vowp__head* h);
 typedef struct vowp__cursor {
   const unsigned char* p;
   const unsigned char* start;
-  uint64_t base;   /* stream offset of start */
-  const char* msg; /* message type name, for errors */
+  const unsigned char* end; /* the message's end; NULL: not known */
+  uint64_t base;            /* stream offset of start */
+  const char* msg;          /* message type name, for errors */
   vowp_error* err;
 } vowp__cursor;
 

@@ -161,6 +161,11 @@ vowp_err vowp__read_opt_str(vowp__cursor* c, const char* field, vowp_slice* out,
  * and through it (elements). The bytes were validated by the pre-scan. */
 static size_t skip_head(const unsigned char* p, uint64_t* items) {
   vowp__head h;
+  size_t scalar = vowp_scalar_size[p[0]];
+  if (scalar != 0) {
+    *items = 0;
+    return scalar;
+  }
   vowp__read_head(p, SIZE_MAX, &h);
   *items = h.items;
   return h.size + (size_t)h.body;
@@ -184,6 +189,7 @@ size_t vowp_object_size(const char* p) {
   vowp_slice out;
   c.p = (const unsigned char*)p;
   c.start = c.p;
+  c.end = NULL;
   c.base = 0;
   c.msg = "";
   c.err = &sink;

@@ -718,6 +718,39 @@ static void claimed_length_is_not_allocated(void** state) {
   vowp_decoder_destroy(&d);
 }
 
+/* Every first byte, followed by 0 to 40 zero bytes (a zero is a whole
+ * object: fixint 0): the pre-scan accepts exactly what msgpack-c reads as
+ * one object with nothing left over, and vowp_object_size measures it as
+ * msgpack-c does. The walks' fast path for scalars is checked here
+ * against an independent reader, byte value by byte value. */
+static void every_first_byte_as_msgpack_c_reads_it(void** state) {
+  unsigned char buf[48];
+  unsigned b;
+  size_t len;
+  (void)state;
+  for (b = 0; b < 256; b++) {
+    for (len = 1; len <= 41; len++) {
+      vowp_limits lim = {0, (size_t)-1, VOWP_MAX_DEPTH};
+      vowp_error err;
+      msgpack_unpacked un;
+      size_t off = 0;
+      msgpack_unpack_return raw;
+      vowp_err ours;
+      memset(buf, 0, sizeof(buf));
+      buf[0] = (unsigned char)b;
+      ours = vowp_prescan((const char*)buf, len, &lim, 0, &err);
+      msgpack_unpacked_init(&un);
+      raw = msgpack_unpack_next(&un, (const char*)buf, len, &off);
+      msgpack_unpacked_destroy(&un);
+      if ((ours == VOWP_OK) != (raw == MSGPACK_UNPACK_SUCCESS && off == len))
+        fail_msg("byte 0x%02x, %zu bytes: prescan %s, msgpack-c %d after %zu",
+                 b, len, ours == VOWP_OK ? "accepts" : err.text, (int)raw, off);
+      if (ours == VOWP_OK)
+        assert_int_equal(vowp_object_size((const char*)buf), len);
+    }
+  }
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(golden_vectors_match_spec),
@@ -731,6 +764,7 @@ int main(void) {
       cmocka_unit_test(hostile_headers_rejected),
       cmocka_unit_test(hostile_headers_keep_peak_memory_small),
       cmocka_unit_test(claimed_length_is_not_allocated),
+      cmocka_unit_test(every_first_byte_as_msgpack_c_reads_it),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
