@@ -332,7 +332,7 @@ static vow_promise_t* reject_now(vow_pool_t* pool, vow_value_t* args,
 vow_promise_t* vow__pool_submit_task(vow_pool_t* pool, const char* fn,
                                      vow_value_t* args, uint64_t timeout_ms,
                                      uint64_t id, uint64_t index,
-                                     uint16_t count) {
+                                     uint16_t count, bool flat) {
   ptask* t;
   const char* name;
   size_t alen;
@@ -368,8 +368,9 @@ vow_promise_t* vow__pool_submit_task(vow_pool_t* pool, const char* fn,
                         fn, alen, (size_t)VOWP_DEFAULT_MAX_FRAME));
   /* Within the message's own limits, or the worker would refuse the
    * whole message and die of it. A value of at most VOWP_TASK_MAX_DEPTH
-   * bytes cannot nest deeper, nor hold more objects, than allowed. */
-  if (alen > VOWP_TASK_MAX_DEPTH) {
+   * bytes cannot nest deeper, nor hold more objects, than allowed; nor
+   * can a flat chunk. */
+  if (alen > VOWP_TASK_MAX_DEPTH && !flat) {
     vowp_limits lim = {0, VOWP_VALUE_MAX_OBJECTS, VOWP_TASK_MAX_DEPTH};
     vowp_error e;
     const char* bytes = vow_value_bytes(args, NULL);
@@ -431,13 +432,13 @@ vow_promise_t* vow__pool_submit_task(vow_pool_t* pool, const char* fn,
 vow_promise_t* vow_pool_submit_timeout(vow_pool_t* pool, const char* fn,
                                        vow_value_t* args, uint64_t timeout_ms) {
   VOW__NOT_NULL(pool, "the pool");
-  return vow__pool_submit_task(pool, fn, args, timeout_ms, 0, 0, 0);
+  return vow__pool_submit_task(pool, fn, args, timeout_ms, 0, 0, 0, false);
 }
 
 vow_promise_t* vow_pool_submit(vow_pool_t* pool, const char* fn,
                                vow_value_t* args) {
   VOW__NOT_NULL(pool, "the pool");
-  return vow__pool_submit_task(pool, fn, args, 0, 0, 0, 0);
+  return vow__pool_submit_task(pool, fn, args, 0, 0, 0, 0, false);
 }
 
 vow_ctx_t* vow__pool_ctx(const vow_pool_t* pool) {
@@ -469,7 +470,7 @@ vow_promise_t* vow_pool_submit_indexed(vow_pool_t* pool, const char* fn,
   VOW__NOT_NULL(pool, "the pool");
   if ((refused = vow__pool_bad_index(pool, index, args)) != NULL)
     return refused;
-  return vow__pool_submit_task(pool, fn, args, 0, 0, index, 0);
+  return vow__pool_submit_task(pool, fn, args, 0, 0, index, 0, false);
 }
 
 /* At shutdown: producers waiting for room will not get it. */

@@ -21,12 +21,14 @@ typedef struct map_run {
   size_t n;
 } map_run;
 
+#define MAX_CHUNK 4096
+
 static size_t chunk_size(const vow_pool_t* pool, size_t n) {
   size_t c = n / ((size_t)vow__pool_slots(pool) * 64);
   if (c < 1)
     c = 1;
-  if (c > 4096)
-    c = 4096;
+  if (c > MAX_CHUNK)
+    c = MAX_CHUNK;
   return c;
 }
 
@@ -89,23 +91,103 @@ static vow_outcome_t map_failed(vow_failure_t* f, void* data) {
   return vow_err(f);
 }
 
-/* first_index: item 0's seed index, 0 for its run index. */
+/* A chunk holds up to `chunk` items, and only while their bytes stay
+ * within a batch's half: a big item goes alone, and a chunk's objects
+ * (never more than its bytes) stay far below what one message may hold.
+ * *flat: whether every item is a scalar. */
+
+/* The chunk of the items of an array value from item lo; *hi: where the
+ * next chunk starts. */
+static vow_value_t* chunk_of_values(vow_value_t* items, size_t lo, size_t chunk,
+                                    size_t* hi, bool* flat) {
+  msgpack_sbuffer sb;
+  msgpack_packer pk;
+  vow_value_t* args;
+  size_t i, n = vow_value_array_len(items), taken = 0;
+  for (i = lo; i < n && i - lo < chunk; i++) {
+    size_t ilen;
+    const char* item = vow_value_bytes(vow_value_array_at(items, i), &ilen);
+    *flat = *flat && vowp_scalar_size[(unsigned char)item[0]] == ilen;
+    if (i > lo && taken + ilen > VOW__BATCH_BYTES / 2)
+      break;
+    taken += ilen;
+  }
+  *hi = i;
+  msgpack_sbuffer_init(&sb);
+  msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+  msgpack_pack_array(&pk, *hi - lo);
+  for (i = lo; i < *hi; i++) {
+    size_t ilen;
+    const void* ib = vow_value_bytes(vow_value_array_at(items, i), &ilen);
+    msgpack_sbuffer_write(&sb, ib, ilen);
+  }
+  args = vow__value_from_encoded(sb.data, sb.size);
+  msgpack_sbuffer_destroy(&sb);
+  return args;
+}
+
+/* The chunk of the encoded items at *at, `left` of them still to go: one
+ * walk to find where it ends (a scalar's size is its first byte's), one
+ * copy into the task's value. Advances *at; *count: the chunk's items. */
+static vow_value_t* chunk_of_bytes(const char** at, size_t left, size_t chunk,
+                                   bool* flat, size_t* count) {
+  const unsigned char* from = (const unsigned char*)*at;
+  const unsigned char* q = from;
+  size_t k, max = left < chunk ? left : chunk, taken = 0, head;
+  unsigned char* out;
+  vow_value_t* args;
+  for (k = 0; k < max; k++) {
+    size_t ilen = vowp_scalar_size[q[0]];
+    if (ilen == 0) {
+      ilen = vowp_object_size((const char*)q);
+      *flat = false;
+    }
+    if (k > 0 && taken + ilen > VOW__BATCH_BYTES / 2)
+      break;
+    taken += ilen;
+    q += ilen;
+  }
+  *count = k;
+  *at = (const char*)q;
+  args = vow__value_alloc_encoded(5 + taken, &out);
+  if (args == NULL)
+    return NULL;
+  if (k < 16) {
+    out[0] = (unsigned char)(0x90 | k);
+    head = 1;
+  } else if (k <= 0xffff) {
+    out[0] = 0xdc;
+    out[1] = (unsigned char)(k >> 8);
+    out[2] = (unsigned char)k;
+    head = 3;
+  } else {
+    vowp_write_array32(out, (uint32_t)k);
+    head = 5;
+  }
+  memcpy(out + head, from, taken);
+  vow__value_set_len(args, head + taken);
+  return args;
+}
+
+/* first_index: item 0's seed index, 0 for its run index; chunk: items
+ * per task, 0 for chunk_size's. */
 static vow_promise_t* map_items(vow_pool_t* pool, const char* fn,
-                                vow_value_t* items, uint64_t first_index) {
+                                vow_value_t* items, uint64_t first_index,
+                                size_t chunk) {
   vow_promise_t** ps = NULL;
   vow_promise_t* all;
   map_run* m = NULL;
-  size_t n = 0, chunk, nchunks, lo, hi, i, len = 0;
+  size_t n = 0, nchunks, lo, hi = 0, i, len = 0;
   const char* bytes = NULL;
   const char* at = NULL;
   bool is_array = items && vow_value_kind(items) == VOW_VALUE_ARRAY;
   if (items == NULL) /* what a constructor returns when memory ran out */
     return vow_fail(vow__pool_ctx(pool), vow__failure_nomem());
   if (!is_array) {
-    vowp_limits lim = {0, (size_t)-1, VOWP_MAX_DEPTH};
-    vowp_error err;
+    /* A value's bytes were checked when it was made (one object, nesting
+     * within VOWP_MAX_DEPTH): only its header is read here. */
     bytes = vow_value_bytes(items, &len);
-    if (bytes != NULL && vowp_prescan(bytes, len, &lim, 0, &err) == VOWP_OK) {
+    if (bytes != NULL) {
       uint32_t count;
       size_t head;
       if (vowp_array_header(bytes, len, &count, &head)) {
@@ -130,7 +212,10 @@ static vow_promise_t* map_items(vow_pool_t* pool, const char* fn,
                                     "vow_pool_map needs an array of msgpack "
                                     "items"));
   }
-  chunk = chunk_size(pool, n);
+  if (chunk == 0)
+    chunk = chunk_size(pool, n);
+  else if (chunk > MAX_CHUNK)
+    chunk = MAX_CHUNK;
   /* At most one chunk an item: ps has room for every chunk. */
   ps = vow__malloc((n ? n : 1) * sizeof(*ps));
   m = vow__malloc(sizeof(*m));
@@ -145,44 +230,17 @@ static vow_promise_t* map_items(vow_pool_t* pool, const char* fn,
   m->n = n;
   nchunks = 0;
   for (lo = 0; lo < n; lo = hi) {
-    msgpack_sbuffer sb;
-    msgpack_packer pk;
     vow_value_t* args;
-    const char* from = at;
-    size_t taken = 0;
-    msgpack_sbuffer_init(&sb);
-    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-    /* Up to `chunk` items, and while their bytes stay within a batch's
-     * half: a big item goes alone, and a chunk's objects (never more
-     * than its bytes) stay far below what one message may hold. */
-    for (hi = lo; hi < n && hi - lo < chunk; hi++) {
-      size_t ilen;
-      if (is_array)
-        vow_value_bytes(vow_value_array_at(items, hi), &ilen);
-      else
-        ilen = vowp_object_size(at);
-      if (hi > lo && taken + ilen > VOW__BATCH_BYTES / 2)
-        break;
-      taken += ilen;
-      if (!is_array)
-        at += ilen;
-    }
-    msgpack_pack_array(&pk, hi - lo);
-    if (is_array) {
-      for (i = lo; i < hi; i++) {
-        size_t ilen;
-        const void* ib = vow_value_bytes(vow_value_array_at(items, i), &ilen);
-        msgpack_sbuffer_write(&sb, ib, ilen);
-      }
-    } else {
-      /* The items of a chunk are contiguous in the encoded array. */
-      msgpack_sbuffer_write(&sb, from, (size_t)(at - from));
-    }
-    args = vow__value_from_encoded(sb.data, sb.size);
-    msgpack_sbuffer_destroy(&sb);
-    ps[nchunks++] = vow__pool_submit_task(
-        pool, fn, args ? args : vow_value_nil(), 0, m->first + lo,
-        first_index ? first_index + lo : 0, (uint16_t)(hi - lo));
+    bool flat = true; /* every item a scalar */
+    if (is_array)
+      args = chunk_of_values(items, lo, chunk, &hi, &flat);
+    else
+      args = chunk_of_bytes(&at, n - lo, chunk, &flat, &hi), hi += lo;
+    ps[nchunks++] =
+        args == NULL ? vow_fail(vow__pool_ctx(pool), vow__failure_nomem())
+                     : vow__pool_submit_task(pool, fn, args, 0, m->first + lo,
+                                             first_index ? first_index + lo : 0,
+                                             (uint16_t)(hi - lo), flat);
   }
   vow_value_release(items);
   all = vow_all(vow__pool_ctx(pool), ps, nchunks);
@@ -193,7 +251,13 @@ static vow_promise_t* map_items(vow_pool_t* pool, const char* fn,
 vow_promise_t* vow_pool_map(vow_pool_t* pool, const char* fn,
                             vow_value_t* items) {
   VOW__NOT_NULL(pool, "the pool");
-  return map_items(pool, fn, items, 0);
+  return map_items(pool, fn, items, 0, 0);
+}
+
+vow_promise_t* vow_pool_map_chunked(vow_pool_t* pool, const char* fn,
+                                    vow_value_t* items, size_t chunk) {
+  VOW__NOT_NULL(pool, "the pool");
+  return map_items(pool, fn, items, 0, chunk);
 }
 
 vow_promise_t* vow_pool_map_indexed(vow_pool_t* pool, const char* fn,
@@ -202,5 +266,5 @@ vow_promise_t* vow_pool_map_indexed(vow_pool_t* pool, const char* fn,
   VOW__NOT_NULL(pool, "the pool");
   if ((refused = vow__pool_bad_index(pool, first_index, items)) != NULL)
     return refused;
-  return map_items(pool, fn, items, first_index);
+  return map_items(pool, fn, items, first_index, 0);
 }

@@ -24,11 +24,13 @@ unsigned vow__pool_slots(const vow_pool_t* pool);
 uint64_t vow__pool_take_ids(vow_pool_t* pool, uint64_t n);
 /* Queues a task (count == 0) or a map chunk of count items. id: its id on
  * the wire, 0 to take the next; index: its seed's run index (a chunk's
- * first item's), 0 for its id. Takes args. */
+ * first item's), 0 for its id; flat: args is an array of at most 4096
+ * scalars, within a message's limits without a walk to prove it. Takes
+ * args. */
 vow_promise_t* vow__pool_submit_task(vow_pool_t* pool, const char* fn,
                                      vow_value_t* args, uint64_t timeout_ms,
                                      uint64_t id, uint64_t index,
-                                     uint16_t count);
+                                     uint16_t count, bool flat);
 /* A run index a caller gave (vow_pool_*_indexed): NULL when it is one
  * (from 1), else a promise rejected with the reason, args released. */
 vow_promise_t* vow__pool_bad_index(vow_pool_t* pool, uint64_t index,

@@ -557,6 +557,69 @@ static void unsendable_arguments_refused(void** state) {
   end_pool(fx, pool, true);
 }
 
+/* vow_pool_map_chunked gives each task that many items (the pool's own
+ * rule for 0, at most 4096), flat chunks and chunks of containers alike,
+ * and the results are the same either way. */
+static void map_chunked_gives_each_task_that_many_items(void** state) {
+  fixture* fx = *state;
+  vow_pool_options_t o = defaults(2);
+  vow_pool_t* pool = make_pool(fx, &o);
+  /* 10 items: 3 ints, a str, an array, a map, nil, 3 more ints */
+  static const char items[] =
+      "\x9a\x01\xcd\x01\x00\xd3\xff\xff\xff\xff\xff"
+      "\xff\xff\xfe\xa2hi\x92\x01\x91\x02\x81\xa1k"
+      "\xc3\xc0\x7f\xce\x00\x01\x00\x00\xe0";
+  static const struct {
+    size_t chunk;
+    uint64_t tasks;
+  } cases[] = {{3, 4}, {1, 10}, {10, 1}, {5000, 1}, {0, 10}};
+  char first[64];
+  size_t i, first_len = 0;
+  for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+    vow_pool_stats_t before, after;
+    size_t len;
+    const char* got;
+    vow_value_t* v;
+    vow_pool_stats(pool, &before);
+    v = run_value(fx, vow_pool_map_chunked(
+                          pool, "echo",
+                          vow_value_new_msgpack(items, sizeof(items) - 1, NULL),
+                          cases[i].chunk));
+    vow_pool_stats(pool, &after);
+    got = vow_value_bytes(v, &len);
+    /* echo of every item, as the worker encodes it: the same whatever the
+     * chunks were */
+    assert_int_equal(vow_value_array_len(v), 10);
+    if (i == 0) {
+      msgpack_unpacked un;
+      msgpack_object* a;
+      msgpack_unpacked_init(&un);
+      assert_int_equal(vow_value_unpack(v, &un), 0);
+      a = un.data.via.array.ptr;
+      assert_int_equal(a[1].via.u64, 256);
+      assert_int_equal(a[2].via.i64, -2);
+      assert_int_equal(a[3].via.str.size, 2);
+      assert_int_equal(a[4].via.array.size, 2);
+      assert_int_equal(a[5].via.map.size, 1);
+      assert_int_equal(a[6].type, MSGPACK_OBJECT_NIL);
+      assert_int_equal(a[8].via.u64, 65536);
+      assert_int_equal(a[9].via.i64, -32);
+      msgpack_unpacked_destroy(&un);
+      assert_true(len < sizeof(first));
+      memcpy(first, got, len);
+      first_len = len;
+    }
+    assert_int_equal(len, first_len);
+    assert_memory_equal(got, first, len);
+    if (after.submitted - before.submitted != cases[i].tasks)
+      fail_msg("chunk %zu: %llu tasks, expected %llu", cases[i].chunk,
+               (unsigned long long)(after.submitted - before.submitted),
+               (unsigned long long)cases[i].tasks);
+    vow_value_release(v);
+  }
+  end_pool(fx, pool, true);
+}
+
 /* A worker that closes its channel but stays alive is killed, and its
  * task fails as worker-died. */
 static void closed_channel_is_a_death(void** state) {
@@ -1171,6 +1234,7 @@ int main(int argc, char** argv) {
     const struct CMUnitTest tests[] = {
         T(results_settle_promises),
         T(map_keeps_input_order),
+        T(map_chunked_gives_each_task_that_many_items),
         T(stream_delivers_each_once),
         T(bad_input_rejected_clearly),
         T(names_learnt_from_hello),

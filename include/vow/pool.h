@@ -151,6 +151,14 @@ VOW_EXTERN vow_promise_t* vow_pool_space(vow_pool_t* pool);
  * had if every item had been submitted alone, in order. */
 VOW_EXTERN vow_promise_t* vow_pool_map(vow_pool_t* pool, const char* fn,
                                        vow_value_t* items);
+/* As vow_pool_map, with `chunk` items to a task (the last may have
+ * fewer; a chunk never passes 4096 items, nor half a message's bytes
+ * unless one item does). 0: vow_pool_map's rule. For a caller that maps
+ * one large input in several calls (as the Python pool does), whose
+ * chunks should be sized for the whole of it. */
+VOW_EXTERN vow_promise_t* vow_pool_map_chunked(vow_pool_t* pool, const char* fn,
+                                               vow_value_t* items,
+                                               size_t chunk);
 /* As vow_pool_map, item K getting the seed of run index first_index + K
  * (first_index from 1) rather than of the pool's next indexes. */
 VOW_EXTERN vow_promise_t* vow_pool_map_indexed(vow_pool_t* pool, const char* fn,
