@@ -6,8 +6,9 @@ set -eu
 
 # python3-msgpack, python3-numpy, python3-pytest, python3-twisted: the
 # Python package (python/) and its tests, which the test suite runs;
+# python3-dev: the headers its C part (vow._fastcodec) is built with;
 # procps: pgrep, with which the CLI tests look for leftover processes.
-packages="gcc libc6-dev make cmake pkg-config libuv1-dev libmsgpack-dev libcmocka-dev libjansson-dev libsqlite3-dev python3-msgpack python3-numpy python3-pytest python3-twisted procps"
+packages="gcc libc6-dev make cmake pkg-config libuv1-dev libmsgpack-dev libcmocka-dev libjansson-dev libsqlite3-dev python3-dev python3-msgpack python3-numpy python3-pytest python3-twisted procps"
 # Extra tools for the CI stages: the clang build, the valgrind run, an
 # sshd for the launcher test (which skips without one), and Open MPI for
 # the MPI transport and its tests (neither is built without it).

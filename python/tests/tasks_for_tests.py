@@ -108,3 +108,10 @@ def raise_odd(how):
     if how == "not utf-8":
         raise ValueError("bad \udcff byte")
     raise _StrRaises()
+
+
+def fail_at(item, bad):
+    """item, or a ValueError when item is bad."""
+    if item == bad:
+        raise ValueError(f"item {item} is bad")
+    return item

@@ -129,6 +129,8 @@ pool_options_init = _fn("vow_pool_options_init", None,
 pool_new = _fn("vow_pool_new", c_void_p, c_void_p,
                ctypes.POINTER(PoolOptions), ctypes.POINTER(c_int))
 pool_map = _fn("vow_pool_map", c_void_p, c_void_p, c_char_p, c_void_p)
+pool_map_chunked = _fn("vow_pool_map_chunked", c_void_p, c_void_p, c_char_p,
+                       c_void_p, c_size_t)
 pool_shutdown = _fn("vow_pool_shutdown", c_void_p, c_void_p, c_bool)
 pool_free = _fn("vow_pool_free", None, c_void_p)
 

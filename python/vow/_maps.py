@@ -9,9 +9,9 @@ failing item raises at its position, after the results before it."""
 import collections
 import itertools
 
-from . import _lib
+from . import _lib, codec
 from ._options import check_chunksize
-from ._submit import _fn_name
+from ._submit import _bad_input, _fn_name
 from ._task import _MapTask, _with_callbacks, as_completed
 from .errors import WaitTimeout
 
@@ -122,24 +122,51 @@ class _IMap:
 class Mapping:
     """Pool's map half, and multiprocessing's apply."""
 
-    def _map_task(self, name, items):
-        """A Task for vow_pool_map of name over items: the list of
-        results, or the first item's failure."""
+    def _map_task(self, name, items, packed=None, chunk=0):
+        """A Task for vow_pool_map of name over items (or over packed,
+        their msgpack array), chunk items to a worker's task (0: libvow's
+        rule): the list of results, or the first item's failure."""
         with self._lock:
             self._check_open()
-            task = self._watch(_lib.pool_map(self._pool, name,
-                                             self._value(items)))
+            if packed is None:
+                packed = self._pack_items(items)
+            task = self._watch(_lib.pool_map_chunked(
+                self._pool, name, self._value(items, packed), chunk))
             if self._driver is None:
                 _lib.uv_run(self._loop, _lib.UV_RUN_NOWAIT)  # sends it
                 self._wake()
         return task
 
-    def _map_slices(self, fn, iterable, star=False):
-        """Yields (index of its first item, its Task) for consecutive
-        slices of iterable, about 8 slices per worker: the workers start
-        on the first while the next are packed, and each slice's results
-        are decoded as it arrives, not all at the end. With star, each
-        item is a sequence of arguments."""
+    def _pack_items(self, items):
+        """items as one msgpack array; one that holds an int past 64 bits
+        (which only pickling carries) is packed item by item, so that it
+        stays an array of items."""
+        try:
+            return self._packb(items)
+        except OverflowError:
+            pass
+        except (TypeError, ValueError) as e:
+            raise _bad_input(e) from None
+        parts = [codec.array_header(len(items))]
+        for item in items:
+            try:
+                parts.append(self._packb(item))
+            except OverflowError:
+                parts.append(self._pack_big(item))
+            except (TypeError, ValueError) as e:
+                raise _bad_input(e) from None
+        return b"".join(parts)
+
+    def _map_slices(self, fn, iterable, chunksize, star=False):
+        """Yields (index of its first item, item count, its Task) for
+        consecutive slices of iterable, about 8 slices per worker: the
+        workers start on the first while the next are packed, and each
+        slice's results are decoded as it arrives, not all at the end.
+        Each slice runs in chunks of chunksize items, or else chunks sized
+        as libvow sizes a map's, for the whole iterable when its length is
+        known. With star, each item is a sequence of arguments. A range is
+        packed without making its ints; a list or tuple is sliced, not
+        iterated."""
         name = _star_name(fn, star)
         try:
             n = len(iterable)
@@ -147,29 +174,62 @@ class Mapping:
             n = None
         size = _SLICE_MAX if n is None else \
             min(_SLICE_MAX, max(_SLICE_MIN, -(-n // (8 * self._nworkers))))
+        chunk = chunksize or (0 if n is None else max(
+            1, n // (64 * self._nworkers)))
+        if chunksize:  # slices of whole chunks
+            size = chunksize * max(1, size // chunksize)
+        kind = type(iterable)
+        if kind is range and not star and codec.packs_range(iterable):
+            for first in range(0, n, size):
+                part = iterable[first:first + size]
+                yield first, len(part), self._map_task(
+                    name, None, codec.pack_range(part), chunk)
+            return
+        if kind is list or kind is tuple:
+            for first in range(0, n, size):
+                # a list: a tuple would travel as one tuple, not its items
+                items = list(iterable[first:first + size])
+                yield first, len(items), self._map_task(name, items,
+                                                        chunk=chunk)
+            return
         it = iter(iterable)
         first = 0
         while True:
             items = list(itertools.islice(it, size))
             if not items:
                 return
-            yield first, self._map_task(name, items)
+            yield first, len(items), self._map_task(name, items, chunk=chunk)
             first += len(items)
 
-    def _start_map(self, fn, iterable, star=False):
+    def _start_map(self, fn, iterable, chunksize, star=False):
         with self._lock:
             self._check_open()
             self._flush()
-        return list(self._map_slices(fn, iterable, star))
+        # The results' list is made first, when the length is known: then
+        # it takes memory the last map's list left, before the slices'
+        # buffers come and go there.
+        out = None
+        if codec.fastcodec is not None:
+            try:
+                out = [None] * len(iterable)
+            except TypeError:
+                pass
+        slices = list(self._map_slices(fn, iterable, chunksize, star))
+        if codec.fastcodec is not None and slices:
+            first, count, _ = slices[-1]
+            if out is None or len(out) != first + count:
+                out = [None] * (first + count)
+        return _MapTask(self, slices, out)
 
     def map_async(self, func, iterable, chunksize=None, callback=None,
                   error_callback=None):
         """A Task whose value is [func(x) for x in iterable]; it fails with
         the first failing item's exception (its vow_error says "map item
-        K"), and the rest is then cancelled. vow sizes the chunks itself:
-        chunksize is checked, and not needed."""
+        K"), and the rest is then cancelled. With chunksize, the workers
+        take chunksize items at a time (at most 4096), else as many as
+        give each worker about 64 chunks of the whole map."""
         check_chunksize(chunksize)
-        task = _MapTask(self, self._start_map(func, iterable))
+        task = self._start_map(func, iterable, chunksize)
         return _with_callbacks(task, callback, error_callback)
 
     def map(self, func, iterable, chunksize=None, timeout=None):
@@ -180,7 +240,7 @@ class Mapping:
                       error_callback=None):
         """map_async of func(*args) for each args in iterable."""
         check_chunksize(chunksize)
-        task = _MapTask(self, self._start_map(func, iterable, True))
+        task = self._start_map(func, iterable, chunksize, True)
         return _with_callbacks(task, callback, error_callback)
 
     def starmap(self, func, iterable, chunksize=None, timeout=None):

@@ -30,6 +30,25 @@ assert _SETTLED.size == ctypes.sizeof(_lib.Settled)
 _string_at = ctypes.string_at
 
 
+class _TakeBuffers:
+    """Where one depth of _dispatch takes settled promises to: their
+    entries and their values' bytes, read in place. A callback that waits
+    on another task dispatches again from inside the first dispatch, into
+    the next depth's buffers, so that nothing the outer one still reads is
+    overwritten."""
+
+    __slots__ = ("settled", "settled_bytes", "values", "values_view",
+                 "used", "used_ref")
+
+    def __init__(self):
+        self.settled = (_lib.Settled * TAKE)()
+        self.settled_bytes = memoryview(self.settled).cast("B")
+        self.values = ctypes.create_string_buffer(VALUES_BUF)
+        self.values_view = memoryview(self.values).cast("B")
+        self.used = ctypes.c_size_t(0)
+        self.used_ref = ctypes.byref(self.used)
+
+
 class Pumping:
     """Pool's loop half."""
 
@@ -52,23 +71,25 @@ class Pumping:
     def _dispatch(self):
         """Settles the tasks whose promises have settled (lock held)."""
         tasks = self._tasks
-        used = self._used
+        depth = self._dispatching
+        if depth == len(self._take_buffers):
+            self._take_buffers.append(_TakeBuffers())
+        bufs = self._take_buffers[depth]
+        used = bufs.used
         self._dispatching += 1
         try:
             while _lib.collector_ready(self._collector):
                 took = _lib.collector_take_into(
-                    self._collector, self._settled, TAKE, self._values_buf,
-                    VALUES_BUF, self._used_ref)
+                    self._collector, bufs.settled, TAKE, bufs.values,
+                    VALUES_BUF, bufs.used_ref)
                 # A task's share of the parent's work is a few hundred
-                # nanoseconds, so each part is read in bulk: the entries in
-                # one pass of struct (not field by field through ctypes),
-                # the values as one msgpack stream copied out by libvow.
-                # Both are copied first: a callback may wait on another
-                # task, and the take that wait makes reuses the buffers.
+                # nanoseconds, so each part is read in bulk and in place:
+                # the entries in one pass of struct (not field by field
+                # through ctypes), the values as one msgpack stream
+                # copied out by libvow.
                 values = self._read_values(
-                    self._values_view[:used.value].tobytes()) \
-                    if used.value else None
-                entries = self._settled_bytes[:took * _SETTLED.size].tobytes()
+                    bufs.values_view[:used.value]) if used.value else None
+                entries = bufs.settled_bytes[:took * _SETTLED.size]
                 for tag, state, _, data, length, failure, _ in \
                         _SETTLED.iter_unpack(entries):
                     task = tasks.pop(tag)
@@ -77,10 +98,14 @@ class Pumping:
                         continue
                     if not data:
                         value = None
-                    elif values is not None:
+                    elif values is None:  # one value too big for the buffer
+                        big = _string_at(data, length)
+                        value = unpackb(big) if task._into is None else \
+                            self._read_values(big).into(*task._into)
+                    elif task._into is None:
                         value = next(values)
-                    else:  # one value too big for the buffer
-                        value = unpackb(_string_at(data, length))
+                    else:  # a map's slice, decoded into the map's list
+                        value = values.into(*task._into)
                     if task._callbacks is None:  # _settle, inline
                         task._value = value
                         task._done = True

@@ -198,9 +198,11 @@ class Submitting:
             self._wake()
         return task
 
-    def _value(self, obj):
+    def _value(self, obj, data=None):
+        """A vow_value_t of obj, or of data, obj already packed."""
         try:
-            data = self._packb(obj)
+            if data is None:
+                data = self._packb(obj)
         except OverflowError:
             data = self._pack_big(obj)
         except (TypeError, ValueError) as e:

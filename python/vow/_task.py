@@ -13,7 +13,7 @@ import re
 import time
 
 from . import _lib
-from .errors import TaskError, VowError, error_class
+from .errors import ProtocolError, TaskError, VowError, error_class
 
 _log = logging.getLogger("vow")
 _MAP_ITEM = re.compile(r"map item (\d+):")
@@ -178,7 +178,7 @@ class Task:
     other ways of waiting."""
 
     __slots__ = ("_pool", "_promise", "_done", "_value", "_error",
-                 "_callbacks", "__weakref__")
+                 "_callbacks", "_into", "__weakref__")
 
     def __init__(self, pool, promise):
         self._pool = pool
@@ -187,6 +187,9 @@ class Task:
         self._value = None
         self._error = None
         self._callbacks = None
+        # (list, offset): a map's slice whose value, an array, is decoded
+        # into its place in the map's list (its _value is then the count).
+        self._into = None
 
     def done(self):
         return self._done
@@ -357,41 +360,69 @@ def _in_map(error, first):
 
 class _MapTask(Task):
     """A map's Task: settled from the Tasks of its slices, with the list
-    of all their values, or the first failure among them."""
+    of all their values, or the first failure among them. Where the pool's
+    reader can, each slice's results are decoded straight into their
+    place in the list, made once up front (see Task._into)."""
 
-    __slots__ = ("_slices", "_parts", "_left")
+    __slots__ = ("_slices", "_out", "_parts", "_left")
 
-    def __init__(self, pool, slices):
+    def __init__(self, pool, slices, out):
+        """slices: (first item, item count, Task) in order; out: a list of
+        as many items as all slices hold, for the pool's reader to decode
+        into, or None when it cannot."""
         super().__init__(pool, None)
         self._slices = slices
         self._parts = [None] * len(slices)
         self._left = len(slices)
+        self._out = out
         if not slices:
             self._settle([], None)
-        for k, (first, task) in enumerate(slices):
-            task.add_done_callback(functools.partial(self._part_done, k,
-                                                     first))
+            return
+        with pool._lock:  # against a settling on another thread meanwhile
+            for k, (first, count, task) in enumerate(slices):
+                if self._out is not None and not task._done:
+                    task._into = (self._out, first)
+                task.add_done_callback(functools.partial(self._part_done, k))
 
-    def _part_done(self, k, first, task):
+    def _part_done(self, k, task):
         if self._done:
             return
+        first, count, _ = self._slices[k]
         if task._error is not None:
             self._settle(None, _in_map(task._error, first))
             self._cancel_slices()
             return
-        self._parts[k] = task._value
+        part = task._value
+        if task._into is not None:
+            part = None
+            if task._value != count:
+                self._settle(None, ProtocolError(
+                    f"a map slice of {count} items came back with "
+                    f"{task._value} results", kind="protocol error"))
+                self._cancel_slices()
+                return
+        self._parts[k] = part
         self._left -= 1
         if self._left == 0:
-            parts, self._parts = self._parts, None
-            values = parts[0]
+            self._settle(self._joined(), None)
+
+    def _joined(self):
+        parts, self._parts = self._parts, None
+        out, self._out = self._out, None
+        if out is None:
+            out = parts[0]
             for part in itertools.islice(parts, 1, None):
-                values.extend(part)
-            self._settle(values, None)
+                out.extend(part)
+            return out
+        for (first, count, _), part in zip(self._slices, parts):
+            if part is not None:  # settled before it could be told where
+                out[first:first + count] = part
+        return out
 
     def _cancel_slices(self):
         # Not Task.cancel: this runs while the pool settles tasks, and
         # must not run the loop again from inside that.
-        for _, task in self._slices:
+        for _, _, task in self._slices:
             if not task._done and task._promise is not None:
                 _lib.cancel(task._promise)
 

@@ -4,10 +4,22 @@ the protocol uses, so a worker runs on any python3. numpy arrays travel as
 msgpack bin with their dtype and shape, and come back as arrays."""
 import struct
 
+import os
+
 try:
     import msgpack
 except ImportError:  # any python3 will do: the built-in codec below
     msgpack = None
+
+# The parent's hot paths in C (python/vow/_fastcodec.c), where CMake built
+# it for this interpreter; VOW_FASTCODEC=0 turns it off (the results are
+# the same, it is only slower).
+fastcodec = None
+if msgpack is not None and os.environ.get("VOW_FASTCODEC", "1") != "0":
+    try:
+        from . import _fastcodec as fastcodec
+    except ImportError:
+        pass
 
 class CannotPack(TypeError):
     """A value with no msgpack form."""
@@ -336,7 +348,15 @@ def packer():
 def stream_reader():
     """A function of a buffer of msgpack objects back to back that returns
     an iterator over them, decoded as unpackb would. The buffer may be
-    reused once the iterator is made."""
+    reused once the iterator is made. With fastcodec, the iterator also
+    has into(list, offset): the next value, an array, decoded into
+    list[offset:offset + n] (returns n)."""
+    if fastcodec is not None:
+        stream = fastcodec.stream
+
+        def read_fast(data):
+            return stream(data, _ext_hook, _array_of, unpackb, TUPLE_EXT)
+        return read_fast
     if msgpack is not None:
         def read(data):
             # A new Unpacker each time (it costs about a microsecond): no
@@ -362,6 +382,18 @@ def unpackb(data):
         return msgpack.unpackb(data, raw=False, strict_map_key=False,
                                object_hook=_array_of, ext_hook=_ext_hook)
     return _unpack_builtin(memoryview(data).tobytes())[0]
+
+
+def packs_range(r):
+    """Whether pack_range can pack range r (and any slice of it)."""
+    return fastcodec is not None and bool(r) and \
+        -(1 << 63) <= min(r[0], r[-1]) and max(r[0], r[-1]) < 1 << 63
+
+
+def pack_range(r):
+    """The msgpack array of range r's ints (packs_range(r) holds), packed
+    without making them."""
+    return fastcodec.pack_int_range(r.start, r.step, len(r))
 
 
 def array_header(n):

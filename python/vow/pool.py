@@ -25,7 +25,7 @@ from . import _lib
 from . import codec
 from ._maps import Mapping
 from ._options import Options, check_counts, worker_argv
-from ._pump import TAKE, VALUES_BUF, Pumping
+from ._pump import Pumping, _TakeBuffers
 from ._shutdown import Ending
 from ._submit import BATCH, Submitting
 from ._task import Task, as_completed, wait
@@ -118,13 +118,8 @@ class Pool(Submitting, Mapping, Pumping, Ending):
         self._eager = 2 * self._nworkers  # tasks sent as soon as submitted
         self._tasks = {}
         self._next_tag = 1
-        self._settled = (_lib.Settled * TAKE)()
-        self._settled_bytes = memoryview(self._settled).cast("B")
-        self._values_buf = ctypes.create_string_buffer(VALUES_BUF)
-        self._values_view = memoryview(self._values_buf).cast("B")
+        self._take_buffers = [_TakeBuffers()]  # one per depth of _dispatch
         self._read_values = codec.stream_reader()
-        self._used = ctypes.c_size_t(0)
-        self._used_ref = ctypes.byref(self._used)
         self._names = {}  # task function -> its name as bytes
         # Used under the lock. A Python worker takes tuples and pickles.
         python_worker = _python_worker(argv)
