@@ -11,7 +11,7 @@ import itertools
 
 from . import _lib, codec
 from ._options import check_chunksize
-from ._submit import _bad_input, _fn_name
+from ._submit import _fn_name
 from ._task import _MapTask, _with_callbacks, as_completed
 from .errors import WaitTimeout
 
@@ -128,34 +128,12 @@ class Mapping:
         rule): the list of results, or the first item's failure."""
         with self._lock:
             self._check_open()
-            if packed is None:
-                packed = self._pack_items(items)
             task = self._watch(_lib.pool_map_chunked(
                 self._pool, name, self._value(items, packed), chunk))
             if self._driver is None:
                 _lib.uv_run(self._loop, _lib.UV_RUN_NOWAIT)  # sends it
                 self._wake()
         return task
-
-    def _pack_items(self, items):
-        """items as one msgpack array; one that holds an int past 64 bits
-        (which only pickling carries) is packed item by item, so that it
-        stays an array of items."""
-        try:
-            return self._packb(items)
-        except OverflowError:
-            pass
-        except (TypeError, ValueError) as e:
-            raise _bad_input(e) from None
-        parts = [codec.array_header(len(items))]
-        for item in items:
-            try:
-                parts.append(self._packb(item))
-            except OverflowError:
-                parts.append(self._pack_big(item))
-            except (TypeError, ValueError) as e:
-                raise _bad_input(e) from None
-        return b"".join(parts)
 
     def _map_slices(self, fn, iterable, chunksize, star=False):
         """Yields (index of its first item, item count, its Task) for
