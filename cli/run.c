@@ -778,16 +778,8 @@ static void shuffle_all(void) {
 /* The budget of -X, -m and --xargs: a command line of GNU parallel's
  * length, less the command's own words. */
 static void size_multi(void) {
-  size_t i;
-  the_run.in.max_chars = 63658;
-  for (i = 0; i < the_run.ncommand; i++) {
-    if (run_has_replacement(the_run.command[i], &the_run.in))
-      the_run.in.repl_words++;
-    else if (i > 0)
-      the_run.in.fixed_chars += strlen(the_run.command[i]) + 1;
-  }
-  if (the_run.in.multi != 'X')
-    the_run.in.repl_words = 0;
+  run_linelen_init(&the_run.in, the_run.command, the_run.ncommand,
+                   the_run.shell);
 }
 
 static int dry_run(void) {

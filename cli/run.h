@@ -29,6 +29,7 @@ typedef struct run_source {
   int fd;
   vbuf buf; /* read, not yet cut into records */
   size_t pos;
+  size_t sub; /* a ::: value cut by -d: where its next record starts */
   bool eof, linked, header_read;
 } run_source;
 
@@ -39,6 +40,36 @@ typedef struct run_group {
   bool eof;
 } run_group;
 
+/* A replacement string: kind 'v' (values), '#' (job number) or '%'
+ * (slot); pos 0 every value, n the n-th, -n the n-th from the end; how
+ * the transformation ("", ".", "/", "//", "/."). */
+typedef struct run_token {
+  char kind;
+  long pos;
+  char how[4];
+} run_token;
+
+#define RUN_MAX_KINDS 16
+
+/* -X/-m/--xargs: the command's shape, measured once (run_linelen.c). */
+typedef struct run_linelen {
+  size_t max;            /* a line's budget */
+  size_t noncontext_len; /* the command's text outside context groups */
+  size_t context_len;    /* ... inside them (around replacement strings) */
+  size_t context_groups; /* words (or parts between blanks) holding one */
+  size_t words;
+  run_token kinds[RUN_MAX_KINDS]; /* the distinct replacement strings */
+  unsigned counts[RUN_MAX_KINDS]; /* how often each stands */
+  size_t nkinds;
+  bool shell; /* values counted shell-quoted; else the total tripled */
+} run_linelen;
+
+/* What one job's values add to its line so far. */
+typedef struct run_linelen_job {
+  size_t sums[RUN_MAX_KINDS];
+  size_t records, width;
+} run_linelen_job;
+
 typedef struct run_inputs {
   run_source* src;
   size_t nsrc;
@@ -47,7 +78,9 @@ typedef struct run_inputs {
   bool link;      /* --link */
   char delim[16]; /* -d / -0; "\n" by default */
   size_t delim_len;
-  int trim; /* --trim: 1 left, 2 right, 3 both */
+  bool delim_set; /* -d given: it splits ::: values too */
+  int trim;       /* --trim: 1 left, 2 right, 3 both */
+  bool trim_set;  /* --trim given (else --colsep trims both ends) */
   bool colsep_on, colsep_literal;
   regex_t colsep;
   char colsep_text[64];
@@ -57,10 +90,10 @@ typedef struct run_inputs {
   size_t nnames;
   size_t max_args;     /* -N/-n/-L N: tuples a job; 0 one */
   bool zero_args;      /* -N 0: a job per tuple, inserting none */
+  char arg_opt;        /* which of -N, -n, -L set max_args */
   char multi;          /* 'X' -X, 'm' -m, 'x' --xargs, 0 none */
-  size_t max_chars;    /* -X/-m/--xargs: a command line's budget */
-  size_t fixed_chars;  /* ... taken by the command's own words */
-  unsigned repl_words; /* ... and words with replacement strings */
+  bool context;        /* context replace (-X, -N, -L): see run_expand.c */
+  run_linelen linelen; /* -X/-m/--xargs: a line's measure */
   size_t cap_tuples;   /* -X/-m: tuples a job once the end is read */
   unsigned jobs;
   bool stream;   /* the first group is read as jobs need it */
@@ -149,6 +182,19 @@ typedef struct run_words {
 void run_words_end(run_words* w);    /* ends the current word */
 char** run_words_take(run_words* w); /* NULL-terminated; w is emptied */
 void run_words_free(run_words* w);
+
+/* Reads a replacement string at p ("{...}"); returns its length, 0 when
+ * p starts none. */
+size_t run_parse_token(const char* p, const run_inputs* in, run_token* t);
+/* Appends v after the transformation how ("", ".", "/", "//", "/."). */
+void run_transform(vbuf* b, const char* v, const char* how);
+/* -X/-m/--xargs: measures the command (words cmd[0..n)) once. */
+void run_linelen_init(run_inputs* in, char** cmd, size_t n, bool shell);
+/* Adds a record (a tuple of nv values) to a job's measure. */
+void run_linelen_add(const run_inputs* in, run_linelen_job* job, char** v,
+                     size_t nv);
+/* The job's command line length by GNU parallel's measure. */
+size_t run_linelen_of(const run_inputs* in, const run_linelen_job* job);
 
 /* True when word holds a replacement string. */
 bool run_has_replacement(const char* word, const run_inputs* in);

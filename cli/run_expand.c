@@ -68,32 +68,36 @@ static const char* base_of(const char* s) {
   return slash ? slash + 1 : s;
 }
 
-/* Appends the value after the named transformation, quoted for the shell
- * when the words are a shell command. */
-static void put_value(run_words* out, const char* v, const char* how) {
-  vbuf t = {0};
+void run_transform(vbuf* t, const char* v, const char* how) {
   if (strcmp(how, "") == 0) {
-    vbuf_str(&t, v);
+    vbuf_str(t, v);
   } else if (strcmp(how, ".") == 0 || strcmp(how, "/.") == 0) {
     const char* from = how[0] == '/' ? base_of(v) : v;
     const char* dot = strrchr(from, '.');
     const char* slash = strrchr(from, '/');
     if (dot != NULL && (slash == NULL || dot > slash) && dot != from &&
         dot[-1] != '/')
-      vbuf_add(&t, from, (size_t)(dot - from));
+      vbuf_add(t, from, (size_t)(dot - from));
     else
-      vbuf_str(&t, from);
+      vbuf_str(t, from);
   } else if (strcmp(how, "/") == 0) {
-    vbuf_str(&t, base_of(v));
+    vbuf_str(t, base_of(v));
   } else if (strcmp(how, "//") == 0) {
     const char* slash = strrchr(v, '/');
     if (slash == NULL)
-      vbuf_str(&t, ".");
+      vbuf_str(t, ".");
     else if (slash == v)
-      vbuf_str(&t, "/");
+      vbuf_str(t, "/");
     else
-      vbuf_add(&t, v, (size_t)(slash - v));
+      vbuf_add(t, v, (size_t)(slash - v));
   }
+}
+
+/* Appends the value after the named transformation, quoted for the shell
+ * when the words are a shell command. */
+static void put_value(run_words* out, const char* v, const char* how) {
+  vbuf t = {0};
+  run_transform(&t, v, how);
   if (out->mode != WORDS_SHELL) {
     if (t.len)
       vbuf_add(&out->cur, t.data, t.len);
@@ -111,20 +115,12 @@ static void put_value(run_words* out, const char* v, const char* how) {
   vbuf_free(&t);
 }
 
-typedef struct token {
-  char kind;   /* 'v' value(s), '#' job number, '%' slot */
-  long pos;    /* 0 every value; n the n-th; -n the n-th from the end */
-  char how[4]; /* the transformation */
-} token;
-
 static bool transformation(const char* q, size_t len) {
   return len == 0 || (len == 1 && (q[0] == '.' || q[0] == '/')) ||
          (len == 2 && q[0] == '/' && (q[1] == '/' || q[1] == '.'));
 }
 
-/* Reads a replacement string at p ("{...}"); returns its length, 0 when
- * p starts none. */
-static size_t parse_token(const char* p, const run_inputs* in, token* t) {
+size_t run_parse_token(const char* p, const run_inputs* in, run_token* t) {
   const char* q = p + 1;
   const char* close;
   size_t len, i;
@@ -140,11 +136,14 @@ static size_t parse_token(const char* p, const run_inputs* in, token* t) {
     return 3;
   }
   for (i = 0; i < in->nnames; i++) {
-    /* --header's names: {name} is that column. */
-    if (in->names[i] != NULL && strlen(in->names[i]) == len &&
-        strncmp(in->names[i], q, len) == 0) {
+    /* --header's names: {name} is that column, {name/} and the other
+     * transformations too. */
+    size_t nlen = in->names[i] != NULL ? strlen(in->names[i]) : 0;
+    if (nlen > 0 && nlen <= len && strncmp(in->names[i], q, nlen) == 0 &&
+        transformation(q + nlen, len - nlen)) {
       t->pos = (long)i + 1;
-      t->how[0] = '\0';
+      memcpy(t->how, q + nlen, len - nlen);
+      t->how[len - nlen] = '\0';
       return len + 2;
     }
   }
@@ -167,9 +166,9 @@ static size_t parse_token(const char* p, const run_inputs* in, token* t) {
 
 bool run_has_replacement(const char* word, const run_inputs* in) {
   const char* p;
-  token t;
+  run_token t;
   for (p = word; (p = strchr(p, '{')) != NULL; p++)
-    if (parse_token(p, in, &t) > 0)
+    if (run_parse_token(p, in, &t) > 0)
       return true;
   return false;
 }
@@ -189,8 +188,8 @@ static void expand_word(run_words* out, const char* word, const run_inputs* in,
                         unsigned slot) {
   const char* p = word;
   while (*p) {
-    token t;
-    size_t len = parse_token(p, in, &t);
+    run_token t;
+    size_t len = run_parse_token(p, in, &t);
     if (len == 0) {
       put_text(out, p, 1);
       p++;
@@ -218,25 +217,88 @@ static void expand_word(run_words* out, const char* word, const run_inputs* in,
   }
 }
 
-/* Which values word takes: 0 none (no replacement string, or only {#}
- * and {%}), 1 every value ({} and its transformations), 2 chosen ones
- * ({n}, --header's names). -X repeats a word that takes values: for each
- * value when it takes every one, as GNU parallel does, else each tuple. */
-static int values_taken(const char* word, const run_inputs* in) {
-  const char* p;
-  token t;
-  int taken = 0;
-  for (p = word; (p = strchr(p, '{')) != NULL; p++)
-    if (parse_token(p, in, &t) > 0 && t.kind == 'v')
-      taken = t.pos != 0 ? 2 : taken > 1 ? taken : 1;
-  return taken;
+static bool blank(char c) {
+  return c == ' ' || c == '\t' || c == '\n';
+}
+
+/* Expands the replacement strings in [p, end) for context replace: {}
+ * (and its transformations) is value cur (none past the values: empty),
+ * {n} the job's n-th value. */
+static void expand_span(run_words* out, const char* p, const char* end,
+                        const run_inputs* in, const run_args* a, size_t cur,
+                        size_t seq, unsigned slot) {
+  while (p < end) {
+    run_token t;
+    size_t len = run_parse_token(p, in, &t);
+    if (len == 0 || p + len > end) {
+      put_text(out, p, 1);
+      p++;
+      continue;
+    }
+    if (t.kind != 'v') {
+      char num[32];
+      int k =
+          snprintf(num, sizeof(num), "%zu", t.kind == '#' ? seq : (size_t)slot);
+      put_text(out, num, (size_t)k);
+    } else if (t.pos == 0) {
+      /* none (-N0): nothing, not even an empty quoted word */
+      if (cur < a->n)
+        put_value(out, a->v[cur], t.how);
+    } else {
+      size_t k = (size_t)(t.pos < 0 ? -t.pos : t.pos);
+      if (k <= a->n)
+        put_value(out, a->v[t.pos > 0 ? k - 1 : a->n - k], t.how);
+    }
+    p += len;
+  }
+}
+
+/* GNU parallel's context replace (with -X, -N, and -L without -m or
+ * --xargs): a group of a word (the word, or a part of it between blanks)
+ * that holds {} or a transformation of it stands once for each of the
+ * job's values, {} being that value in each copy and {n} the job's n-th
+ * value throughout; a group of {n}s alone stands once. So seq 19 | vow
+ * run -N10 echo a{}b gives a1b a2b ... a10b. */
+static void expand_context(run_words* out, const char* word,
+                           const run_inputs* in, const run_args* a, size_t seq,
+                           unsigned slot) {
+  const char* p = word;
+  while (*p) {
+    const char* end = p;
+    const char* q;
+    bool values = false, every = false;
+    size_t i, copies;
+    if (blank(*p)) {
+      put_text(out, p, 1);
+      p++;
+      continue;
+    }
+    while (*end && !blank(*end))
+      end++;
+    for (q = p; q < end; q++) {
+      run_token t;
+      size_t len = run_parse_token(q, in, &t);
+      if (len > 0 && q + len <= end && t.kind == 'v') {
+        values = true;
+        every |= t.pos == 0;
+        q += len - 1;
+      }
+    }
+    copies = every && a->n > 1 ? a->n : 1;
+    for (i = 0; i < copies; i++) {
+      if (i > 0)
+        separate(out);
+      expand_span(out, p, end, in, a, values ? i : 0, seq, slot);
+    }
+    p = end;
+  }
 }
 
 void run_expand_command(run_words* out, char** cmd, size_t n,
                         const run_inputs* in, const run_args* a, size_t seq,
                         unsigned slot) {
   bool any = false;
-  size_t i, t;
+  size_t i;
   if (out->mode == WORDS_SHELL)
     sh_lex_init(&out->sh);
   for (i = 0; i < n; i++)
@@ -244,21 +306,10 @@ void run_expand_command(run_words* out, char** cmd, size_t n,
   for (i = 0; i < n; i++) {
     if (out->mode != WORDS_ARGV && i > 0)
       put_text(out, " ", 1);
-    int taken = in->multi == 'X' ? values_taken(cmd[i], in) : 0;
-    if (taken > 0) {
-      /* -X: the word again for each tuple, made with that tuple alone;
-       * a word of {} alone, again for each value. */
-      bool each_value = taken == 1;
-      size_t parts = each_value ? a->n : a->ntup;
-      for (t = 0; t < parts; t++) {
-        if (t > 0)
-          separate(out);
-        expand_word(out, cmd[i], in, a, each_value ? t : a->tup[t],
-                    each_value ? t + 1 : a->tup[t + 1], seq, slot);
-      }
-    } else {
+    if (in->context)
+      expand_context(out, cmd[i], in, a, seq, slot);
+    else
       expand_word(out, cmd[i], in, a, 0, a->n, seq, slot);
-    }
     run_words_end(out);
   }
   for (i = 0; !any && i < a->n; i++) {
@@ -281,8 +332,8 @@ const char* run_shell_check(char** cmd, size_t n, const run_inputs* in,
     if (i > 0)
       sh_lex_feed(&l, ' ');
     while (*p) {
-      token t;
-      size_t len = parse_token(p, in, &t);
+      run_token t;
+      size_t len = run_parse_token(p, in, &t);
       const char* bad;
       if (len == 0) {
         sh_lex_feed(&l, *p++);

@@ -47,27 +47,23 @@ int run_inputs_parse(run_inputs* in, int argc, char** argv, int first,
       i++;
       continue;
     }
-    if (linked && in->nsrc == 0) {
-      vow_cli_error("%s links to the source before it, and there is none", a);
-      return -1;
-    }
     i++;
     if (files) {
-      bool first_file = true;
       for (; i < argc && strncmp(argv[i], "::::", 4) != 0 &&
              strcmp(argv[i], ":::") != 0 && strcmp(argv[i], ":::+") != 0;
            i++) {
-        /* Each file after :::: is a source of its own. */
+        /* Each file after :::: is a source of its own; after ::::+ each
+         * is linked to the one before (the first of all to none), as
+         * GNU parallel links them. */
         run_source* s = &in->src[in->nsrc++];
         s->path = argv[i];
         s->fd = -1;
-        s->linked = linked && first_file;
-        first_file = false;
+        s->linked = linked && in->nsrc > 1;
       }
     } else {
       run_source* s = &in->src[in->nsrc++];
       s->args = argv + i;
-      s->linked = linked;
+      s->linked = linked && in->nsrc > 1;
       while (i < argc && strcmp(argv[i], ":::") != 0 &&
              strcmp(argv[i], ":::+") != 0 && strncmp(argv[i], "::::", 4) != 0)
         i++;
@@ -129,6 +125,7 @@ int run_inputs_delim(run_inputs* in, const char* spec) {
   if (n == 0)
     return -1;
   in->delim_len = n;
+  in->delim_set = true;
   return 0;
 }
 
@@ -313,10 +310,24 @@ static int source_row(run_inputs* in, run_source* s, bool block, run_row* row) {
   const char* rec;
   size_t len;
   if (s->path == NULL) {
+    const char* cut;
     if (s->pos >= s->nargs)
       return -1;
-    rec = s->args[s->pos++];
-    *row = make_row(in, rec, strlen(rec));
+    rec = s->args[s->pos] + s->sub;
+    len = strlen(rec);
+    /* With -d, a ::: value is records too, as in GNU parallel: -d , :::
+     * a,b gives a and b. */
+    cut = in->delim_set ? memmem(rec, len, in->delim, in->delim_len) : NULL;
+    if (cut != NULL && cut + in->delim_len < rec + len) {
+      len = (size_t)(cut - rec);
+      s->sub += len + in->delim_len;
+    } else {
+      if (cut != NULL)
+        len = (size_t)(cut - rec);
+      s->pos++;
+      s->sub = 0;
+    }
+    *row = make_row(in, rec, len);
     return 1;
   }
   while (!next_record(in, s, &rec, &len)) {
@@ -346,8 +357,13 @@ static int read_header(run_inputs* in, run_source* s, size_t* pos) {
   in->names = xrealloc(in->names, (*pos + row.n) * sizeof(char*));
   for (i = in->nnames; i < *pos; i++)
     in->names[i] = NULL;
-  for (i = 0; i < row.n; i++)
-    in->names[*pos + i] = strdup(row.v[i]);
+  for (i = 0; i < row.n; i++) {
+    char* name = strdup(row.v[i]);
+    size_t n = strlen(name);
+    if (i + 1 == row.n && n > 0 && name[n - 1] == '\r')
+      name[n - 1] = '\0'; /* a CR-LF line names its columns too */
+    in->names[*pos + i] = name;
+  }
   in->nnames = *pos + row.n;
   *pos += row.n;
   free(row.v);
@@ -488,6 +504,9 @@ int run_inputs_open(run_inputs* in, uv_loop_t* loop, bool all) {
     in->groups[in->ngroups].nsrc = 1;
     in->ngroups++;
   }
+  /* --header without --colsep splits at tabs, as GNU parallel does. */
+  if (in->header && !in->colsep_on)
+    run_inputs_colsep(in, "\t");
   if (in->header)
     for (i = 0; i < in->nsrc; i++)
       if (read_header(in, &in->src[i], &pos) != 0)
@@ -550,21 +569,37 @@ static void tuple_values(const run_inputs* in, size_t j,
   free(idx);
 }
 
-static void add_cost(void* arg, const char* v) {
-  *(size_t*)arg += strlen(v) + 1;
+typedef struct measure {
+  const run_inputs* in;
+  run_linelen_job* job;
+  char* v[64];
+  size_t n;
+} measure;
+
+static void add_measured(void* arg, const char* v) {
+  measure* m = arg;
+  if (m->n < sizeof(m->v) / sizeof(m->v[0]))
+    m->v[m->n++] = (char*)v;
 }
 
-/* -X/-m/--xargs: what a tuple adds to the command line. */
-static size_t tuple_cost(const run_inputs* in, size_t j) {
-  size_t cost = 0;
-  tuple_values(in, j, add_cost, &cost);
-  return cost * (in->repl_words ? in->repl_words : 1);
+/* -X/-m/--xargs: adds tuple j to the job's measure. */
+static void measure_tuple(const run_inputs* in, size_t j,
+                          run_linelen_job* job) {
+  measure m;
+  m.in = in;
+  m.job = job;
+  m.n = 0;
+  tuple_values(in, j, add_measured, &m);
+  run_linelen_add(in, job, m.v, m.n);
 }
 
 /* How many tuples the next job takes of the n available; 0 when it
- * cannot be told before more is read. */
+ * cannot be told before more is read. -X/-m/--xargs fill a line as GNU
+ * parallel does: a tuple that brings the line to its budget goes to the
+ * next job (unless it is the first). */
 static size_t job_tuples(run_inputs* in, size_t n) {
-  size_t used = in->fixed_chars, j;
+  run_linelen_job job;
+  size_t j;
   bool ended = in->groups[0].eof;
   if (in->multi == 0) {
     size_t want = in->max_args ? in->max_args : 1;
@@ -573,21 +608,26 @@ static size_t job_tuples(run_inputs* in, size_t n) {
   if (ended && in->multi != 'x' && in->cap_tuples == 0) {
     /* -X/-m: once the rest fits one command line, it is spread evenly
      * over the job slots, as GNU parallel spreads it. */
-    size_t all = used;
-    for (j = 0; j < n && all <= in->max_chars; j++)
-      all += tuple_cost(in, j);
-    if (all <= in->max_chars)
+    memset(&job, 0, sizeof(job));
+    for (j = 0; j < n; j++) {
+      measure_tuple(in, j, &job);
+      if (run_linelen_of(in, &job) >= in->linelen.max && j > 0)
+        break;
+      if (in->max_args && j + 1 == in->max_args)
+        break;
+    }
+    if (j == n)
       in->cap_tuples = (n + in->jobs - 1) / in->jobs;
   }
+  memset(&job, 0, sizeof(job));
   for (j = 0; j < n; j++) {
-    size_t cost = tuple_cost(in, j);
-    if (j > 0 && used + cost > in->max_chars)
+    measure_tuple(in, j, &job);
+    if (j > 0 && run_linelen_of(in, &job) >= in->linelen.max)
       return j;
-    if (in->cap_tuples && j == in->cap_tuples)
-      return j;
-    if (in->max_args && j == in->max_args)
-      return j;
-    used += cost;
+    if (in->cap_tuples && j + 1 == in->cap_tuples)
+      return j + 1;
+    if (in->max_args && j + 1 == in->max_args)
+      return j + 1;
   }
   return ended ? n : 0;
 }

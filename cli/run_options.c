@@ -162,6 +162,7 @@ static int set_max_args(char opt, const char* spec) {
     return -1;
   }
   the_run.in.max_args = (size_t)n;
+  the_run.in.arg_opt = opt;
   the_run.in.zero_args = n == 0;
   if (n == 0)
     the_run.in.max_args = 1;
@@ -321,9 +322,14 @@ int run_parse_options(int argc, char** argv) {
     } else if (TAKES("--delimiter")) {
       if (set_delim(val) != 0)
         return -1;
-    } else if (TAKES("--max-args") || TAKES("--max-replace-args") ||
-               TAKES("--max-lines")) {
+    } else if (TAKES("--max-args")) {
+      if (set_max_args('n', val) != 0)
+        return -1;
+    } else if (TAKES("--max-replace-args")) {
       if (set_max_args('N', val) != 0)
+        return -1;
+    } else if (TAKES("--max-lines")) {
+      if (set_max_args('L', val) != 0)
         return -1;
     } else if (TAKES("--colsep")) {
       if (*val == '\0') {
@@ -334,6 +340,7 @@ int run_parse_options(int argc, char** argv) {
     } else if (TAKES("--header")) {
       the_run.in.header = true;
     } else if (TAKES("--trim")) {
+      the_run.in.trim_set = true;
       if (strcmp(val, "n") == 0)
         the_run.in.trim = 0;
       else if (strcmp(val, "l") == 0)
@@ -440,6 +447,15 @@ int run_parse_options(int argc, char** argv) {
   } else {
     the_run.jobs = vow_cli_cpus();
   }
+  /* --colsep trims blanks around the columns unless --trim says
+   * otherwise, as GNU parallel does. */
+  if (the_run.in.colsep_on && !the_run.in.trim_set)
+    the_run.in.trim = 3;
+  /* GNU parallel's context replace: -X, -N, and -L unless -m or --xargs
+   * (run_expand.c). */
+  the_run.in.context = the_run.in.multi == 'X' || the_run.in.arg_opt == 'N' ||
+                       (the_run.in.arg_opt == 'L' && the_run.in.multi != 'm' &&
+                        the_run.in.multi != 'x');
   if (the_run.resume && the_run.joblog == NULL) {
     vow_cli_error("%s needs --joblog FILE",
                   the_run.resume == 3   ? "--retry-failed"

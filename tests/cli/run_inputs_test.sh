@@ -72,17 +72,28 @@ both "-X {.}: each value its own word" "a1b a2b" -k -j1 -X echo a{.}b ::: 1.c 2.
 both "-X {} over two sources: each value its own word" \
   "a1b axb a1b ayb a2b axb${nl}a2b ayb a3b axb a3b ayb" \
   -k -X echo a{}b ::: 1 2 3 ::: x y
-# A command line holds what GNU parallel puts in one: 20,000 values make
-# one full line, then the rest spread over the 2 slots.
+# A command line holds what GNU parallel puts in one, by its measure:
+# without a shell (parallel -q) it counts three times the values' length
+# against its budget, so 20,000 values make five full lines, then the
+# rest spread over the 2 slots; with --shell (parallel without -q) the
+# values as the shell sees them, so 12,460 make one line.
 seq 20000 >many
 $VOW run -k -j2 -X echo <many >x.out
-check "-X fills command lines as parallel does" \
-  "12460 63653${nl}3770 22619${nl}3770 22619" \
+check "-X fills command lines as parallel -q does" \
+  "4464 21212${nl}4243 21214${nl}3751 21213${nl}3536 21215${nl}3536 21215${nl}235 1409${nl}235 1409" \
   "$(awk '{print NF, length($0)}' x.out)"
+$VOW run --shell -k -j2 -X echo <many >xs.out
+check "-X --shell fills command lines as parallel does" \
+  "12460 63653${nl}3770 22619${nl}3770 22619" \
+  "$(awk '{print NF, length($0)}' xs.out)"
 if [ -n "$PAR" ]; then
-  # (without -q: parallel -q counts its own quoting against the line)
-  check "-X fills command lines: as parallel" \
-    "$(parallel --will-cite -k -j2 -X echo <many | cksum)" "$(cksum <x.out)"
+  check "-X fills command lines: as parallel -q" \
+    "$(parallel --will-cite -q -k -j2 -X echo <many | cksum)" "$(cksum <x.out)"
+  check "-X --shell fills command lines: as parallel" \
+    "$(parallel --will-cite -k -j2 -X echo <many | cksum)" "$(cksum <xs.out)"
+  check "--xargs: as many lines as parallel -q" \
+    "$(parallel --will-cite -q --xargs echo <many | wc -l)" \
+    "$($VOW run --xargs echo <many | wc -l)"
 fi
 both "-X with {#}: the job number once" "1 a b" -k -j1 -X echo {#} {} ::: a b
 
