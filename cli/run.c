@@ -6,6 +6,7 @@
  * the first line arrives. */
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
@@ -31,6 +32,21 @@ static void* xcalloc(size_t n, size_t size) {
   return p;
 }
 
+/* --retries N: N tries in all; --retries with replacement strings is
+ * worked out for each job, as GNU parallel does (--retries {//}). */
+static unsigned job_tries(const job* j) {
+  vbuf b = {0};
+  long n;
+  if (the_run.retries_spec == NULL)
+    return the_run.retries;
+  run_expand_plain(&b, the_run.retries_spec, &the_run.in, &j->args, j->seq,
+                   j->slot);
+  vbuf_add(&b, "", 1);
+  n = strtol(b.data, NULL, 10);
+  vbuf_free(&b);
+  return n > 0 ? (unsigned)n : 1;
+}
+
 /* ---- joblog ----------------------------------------------------------- */
 
 /* As GNU parallel logs a job: its own exit status and signal, -1 when
@@ -50,9 +66,29 @@ static void log_job(job* j) {
     run_output_failed(the_run.joblog, -rc);
 }
 
+/* --joblog FILE; +FILE appends to it, as GNU parallel's does; - is
+ * standard output. */
 static int open_joblog(void) {
   if (the_run.joblog == NULL)
     return 0;
+  if (strcmp(the_run.joblog, "-") == 0) {
+    int fd = dup(STDOUT_FILENO);
+    the_run.joblog_f = fd < 0 ? NULL : fdopen(fd, "w");
+    if (the_run.joblog_f == NULL) {
+      vow_cli_error("cannot write the joblog to standard output: %s",
+                    strerror(errno));
+      return -1;
+    }
+    fputs(
+        "Seq\tHost\tStarttime\tJobRuntime\tSend\tReceive\tExitval\tSignal"
+        "\tCommand\n",
+        the_run.joblog_f);
+    return 0;
+  }
+  if (the_run.joblog[0] == '+') {
+    the_run.joblog++;
+    the_run.joblog_append = true;
+  }
   if (the_run.resume == 3) {
     if (vow_cli_joblog_failed(the_run.joblog, &the_run.retry_cmds,
                               &the_run.skip_n) != 0)
@@ -62,7 +98,8 @@ static int open_joblog(void) {
                                  the_run.resume) != 0) {
     return -1;
   }
-  the_run.joblog_f = vow_cli_joblog_open(the_run.joblog, the_run.resume != 0);
+  the_run.joblog_f = vow_cli_joblog_open(
+      the_run.joblog, the_run.resume != 0 || the_run.joblog_append);
   return the_run.joblog_f ? 0 : -1;
 }
 
@@ -128,8 +165,25 @@ static double median_runtime(void) {
   return m;
 }
 
+static int remove_entry(const char* path, const struct stat* st, int flag,
+                        struct FTW* ftw) {
+  (void)st, (void)flag, (void)ftw;
+  remove(path);
+  return 0;
+}
+
+/* --wd ...: the job's directory goes with it, whatever it left there. */
+static void remove_tmp_wd(job* j) {
+  if (j->tmp_wd == NULL)
+    return;
+  nftw(j->tmp_wd, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+  free(j->tmp_wd);
+  j->tmp_wd = NULL;
+}
+
 static void free_job(job* j) {
   size_t i;
+  remove_tmp_wd(j);
   for (i = 0; j->argv[i]; i++)
     free(j->argv[i]);
   free(j->argv);
@@ -270,7 +324,7 @@ static void job_finished(job* j) {
     start_jobs();
     return;
   }
-  if (failed_job(j) && j->attempts < the_run.retries && !the_run.halting &&
+  if (failed_job(j) && j->attempts < job_tries(j) && !the_run.halting &&
       !the_run.signalled && !the_run.output_failed) {
     /* Try again in the same slot: what this attempt printed is dropped,
      * and only the last attempt goes in the joblog. */
@@ -383,32 +437,79 @@ static void on_job_timer(uv_timer_t* t) {
 }
 
 /* The environment of a job: ours, with GNU parallel's $PARALLEL_SEQ (its
- * job number, {#}) and $PARALLEL_JOBSLOT (its slot, {%}). Built in place
- * for each spawn; the spawn copies it before it returns. */
+ * job number, {#}) and $PARALLEL_JOBSLOT (its slot, {%}); with --wd, its
+ * $PWD is the directory as named (so that a shell's pwd says /bin, not
+ * /usr/bin) and $OLDPWD where vow was started, as a cd would leave them.
+ * Built in place for each spawn; the spawn copies it before it returns. */
 static char** job_environ(const job* j) {
   static char** env;
   static size_t cap;
   static char seq[48], slot[48];
+  static vbuf pwd, oldpwd;
   size_t n = 0, k = 0;
+  bool wd = the_run.workdir != NULL;
   while (environ[n] != NULL)
     n++;
-  if (cap < n + 3) {
-    char** grown = realloc(env, (n + 3) * sizeof(char*));
+  if (cap < n + 5) {
+    char** grown = realloc(env, (n + 5) * sizeof(char*));
     if (grown == NULL)
-      return environ; /* without the two variables rather than not at all */
+      return environ; /* without the variables rather than not at all */
     env = grown;
-    cap = n + 3;
+    cap = n + 5;
   }
   for (size_t i = 0; i < n; i++)
     if (strncmp(environ[i], "PARALLEL_SEQ=", 13) != 0 &&
-        strncmp(environ[i], "PARALLEL_JOBSLOT=", 17) != 0)
+        strncmp(environ[i], "PARALLEL_JOBSLOT=", 17) != 0 &&
+        !(wd && (strncmp(environ[i], "PWD=", 4) == 0 ||
+                 strncmp(environ[i], "OLDPWD=", 7) == 0)))
       env[k++] = environ[i];
   snprintf(seq, sizeof(seq), "PARALLEL_SEQ=%zu", j->seq);
   snprintf(slot, sizeof(slot), "PARALLEL_JOBSLOT=%u", j->slot);
   env[k++] = seq;
   env[k++] = slot;
+  if (wd) {
+    pwd.len = oldpwd.len = 0;
+    vbuf_str(&pwd, "PWD=");
+    vbuf_str(&pwd, j->tmp_wd ? j->tmp_wd : the_run.wd_pwd);
+    vbuf_add(&pwd, "", 1);
+    vbuf_str(&oldpwd, "OLDPWD=");
+    vbuf_str(&oldpwd, the_run.caller_dir);
+    vbuf_add(&oldpwd, "", 1);
+    env[k++] = pwd.data;
+    env[k++] = oldpwd.data;
+  }
   env[k] = NULL;
   return env;
+}
+
+static int make_workdir(const char* dir);
+
+/* --wd ...: a directory of the job's own, as GNU parallel makes it:
+ * $HOME/.parallel/tmp/HOST-PID-SEQ. NULL after an error message. */
+static char* make_tmp_wd(const job* j) {
+  const char* home = getenv("HOME");
+  char host[256] = "localhost";
+  char tail[320];
+  vbuf dir = {0};
+  int k;
+  gethostname(host, sizeof(host) - 1);
+  vbuf_str(&dir, home && *home ? home : "/tmp");
+  vbuf_str(&dir, "/.parallel/tmp");
+  vbuf_add(&dir, "", 1);
+  if (make_workdir(dir.data) != 0) {
+    vbuf_free(&dir);
+    return NULL;
+  }
+  dir.len--;
+  k = snprintf(tail, sizeof(tail), "/%s-%ld-%zu", host, (long)getpid(), j->seq);
+  vbuf_add(&dir, tail, (size_t)k);
+  vbuf_add(&dir, "", 1);
+  if (mkdir(dir.data, 0700) != 0 && errno != EEXIST) {
+    vow_cli_error("--wd ...: cannot make %s: %s", dir.data, strerror(errno));
+    vbuf_free(&dir);
+    return NULL;
+  }
+  return dir.data;
 }
 
 /* Starts the job in a session of its own, stdin from /dev/null, stdout
@@ -419,8 +520,11 @@ static int spawn_process(job* j) {
   char** av = NULL;
   int rc;
   spec.argv = j->argv;
+  if (the_run.workdir != NULL && strcmp(the_run.workdir, "...") == 0 &&
+      j->tmp_wd == NULL && (j->tmp_wd = make_tmp_wd(j)) == NULL)
+    return EIO;
   spec.env = job_environ(j);
-  spec.cwd = the_run.workdir;
+  spec.cwd = j->tmp_wd ? j->tmp_wd : the_run.workdir;
   spec.fd[0] = VOW__PROC_NULL;
   spec.fd[1] = the_run.ungroup ? 1 : VOW__PROC_PIPE;
   spec.fd[2] = the_run.ungroup ? 2 : VOW__PROC_PIPE;
@@ -499,17 +603,42 @@ static int spawn_job(job* j) {
 /* Builds the job's command: each word with its replacements made (or the
  * values appended when no word has one); with --shell, one string for
  * /bin/sh in which every value is quoted. */
+/* argv for the shell running text. */
+static char** shell_argv(const char* text) {
+  char** argv = xcalloc(4, sizeof(char*));
+  argv[0] = strdup(the_run.shell_path);
+  argv[1] = strdup("-c");
+  argv[2] = strdup(text);
+  return argv;
+}
+
 static void build_command(job* j) {
   run_words w = {0};
   size_t i;
   vbuf line = {0};
   if (the_run.retry_cmds != NULL) {
     /* --retry-failed: the joblog's command, as the shell it ran in. */
-    j->argv = xcalloc(4, sizeof(char*));
-    j->argv[0] = strdup("/bin/sh");
-    j->argv[1] = strdup("-c");
-    j->argv[2] = strdup(the_run.retry_cmds[j->seq - 1]);
+    j->argv = shell_argv(the_run.retry_cmds[j->seq - 1]);
     j->cmdline = strdup(the_run.retry_cmds[j->seq - 1]);
+    return;
+  }
+  if (the_run.values_command) {
+    /* No command given: the values are the command, as in GNU parallel
+     * (cat commands | parallel): with --shell their text, joined by
+     * spaces, for the shell; else each value one word. */
+    for (i = 0; i < j->args.n; i++) {
+      if (i)
+        vbuf_add(&line, " ", 1);
+      vbuf_str(&line, j->args.v[i]);
+    }
+    j->cmdline = line.data ? line.data : strdup("");
+    if (the_run.shell || j->args.n == 0) {
+      j->argv = shell_argv(j->cmdline);
+    } else {
+      j->argv = xcalloc(j->args.n + 1, sizeof(char*));
+      for (i = 0; i < j->args.n; i++)
+        j->argv[i] = strdup(j->args.v[i]);
+    }
     return;
   }
   w.mode = the_run.shell ? WORDS_SHELL : WORDS_ARGV;
@@ -520,11 +649,8 @@ static void build_command(job* j) {
     j->refused = w.refused; /* the job fails instead of running */
     w.refused = NULL;
     sh = run_words_take(&w);
-    j->argv = xcalloc(4, sizeof(char*));
-    j->argv[0] = strdup("/bin/sh");
-    j->argv[1] = strdup("-c");
-    j->argv[2] = sh[0];
-    j->cmdline = strdup(sh[0]);
+    j->argv = shell_argv(sh[0]);
+    j->cmdline = sh[0];
     free(sh);
     return;
   }
@@ -745,6 +871,64 @@ static int make_workdir(const char* dir) {
   return 0;
 }
 
+/* A path with . and .. taken out as a cd takes them (lexically). */
+static void normalize_path(char* path) {
+  char* out = path;
+  const char* p = path;
+  while (*p) {
+    const char* end;
+    size_t n;
+    while (*p == '/')
+      p++;
+    end = strchrnul(p, '/');
+    n = (size_t)(end - p);
+    if (n == 1 && p[0] == '.') {
+      /* nothing */
+    } else if (n == 2 && p[0] == '.' && p[1] == '.') {
+      while (out > path && *--out != '/')
+        ;
+    } else if (n > 0) {
+      *out++ = '/';
+      memmove(out, p, n);
+      out += n;
+    }
+    p = end;
+  }
+  if (out == path)
+    *out++ = '/';
+  *out = '\0';
+}
+
+/* --workdir DIR: made now (--wd ...: one for each job as it starts), and
+ * the $PWD and $OLDPWD its jobs will see. */
+static int set_workdir(void) {
+  const char* pwd = getenv("PWD");
+  char cwd[4096];
+  struct stat here, st;
+  vbuf p = {0};
+  if (getcwd(cwd, sizeof(cwd)) == NULL)
+    snprintf(cwd, sizeof(cwd), "/");
+  /* $PWD names where vow runs the way the caller's shell named it */
+  if (pwd != NULL && pwd[0] == '/' && stat(pwd, &st) == 0 &&
+      stat(".", &here) == 0 && st.st_dev == here.st_dev &&
+      st.st_ino == here.st_ino)
+    snprintf(cwd, sizeof(cwd), "%s", pwd);
+  the_run.caller_dir = strdup(cwd);
+  if (strcmp(the_run.workdir, "...") == 0)
+    return 0;
+  if (make_workdir(the_run.workdir) != 0)
+    return -1;
+  if (the_run.workdir[0] != '/') {
+    vbuf_str(&p, cwd);
+    vbuf_add(&p, "/", 1);
+  }
+  vbuf_str(&p, the_run.workdir);
+  vbuf_add(&p, "", 1);
+  normalize_path(p.data);
+  the_run.wd_pwd = p.data;
+  return 0;
+}
+
 static void on_tick(uv_timer_t* t) {
   (void)t;
   out_progress(false);
@@ -780,6 +964,53 @@ static void shuffle_all(void) {
 static void size_multi(void) {
   run_linelen_init(&the_run.in, the_run.command, the_run.ncommand,
                    the_run.shell);
+}
+
+/* --shell: whether a replacement string stands in the command's first
+ * word (before a blank or =: vow run --shell {} ::: 'ls -l', l{}). Then
+ * the values are the command's own text and go in unquoted, everywhere
+ * in it, as GNU parallel does; V={} cmd is an assignment, quoted. */
+static bool command_in_first_word(void) {
+  size_t i;
+  for (i = 0; i < the_run.ncommand; i++) {
+    const char* p = the_run.command[i];
+    for (; *p; p++) {
+      run_token t;
+      if (*p == ' ' || *p == '\t' || *p == '\n' || *p == '=')
+        return false;
+      if (run_parse_token(p, &the_run.in, &t) > 0)
+        return true;
+    }
+    return false; /* the first word ended without one */
+  }
+  return false;
+}
+
+/* The shell that runs shell commands, as GNU parallel picks it:
+ * $PARALLEL_SHELL, else $SHELL (the user's own, so that what works at
+ * their prompt works here: bash's exported functions, say), when it is
+ * one that reads sh's grammar, which --shell quotes for; else /bin/sh,
+ * with a warning when $SHELL is not set at all. */
+static void pick_shell(void) {
+  static const char* sh_family[] = {"sh",   "bash", "dash", "ksh",  "ksh93",
+                                    "mksh", "zsh",  "ash",  "posh", "yash"};
+  const char* names[2] = {getenv("PARALLEL_SHELL"), getenv("SHELL")};
+  size_t i, k;
+  the_run.shell_path = "/bin/sh";
+  for (i = 0; i < 2; i++) {
+    const char* base;
+    if (names[i] == NULL || names[i][0] != '/')
+      continue;
+    base = strrchr(names[i], '/') + 1;
+    for (k = 0; k < sizeof(sh_family) / sizeof(sh_family[0]); k++)
+      if (strcmp(base, sh_family[k]) == 0 && access(names[i], X_OK) == 0) {
+        the_run.shell_path = names[i];
+        return;
+      }
+  }
+  if (names[1] == NULL &&
+      (the_run.shell || the_run.values_command || the_run.resume == 3))
+    fprintf(stderr, "vow: warning: $SHELL is not set: using /bin/sh\n");
 }
 
 static int dry_run(void) {
@@ -819,15 +1050,14 @@ int vow_cli_run(int argc, char** argv) {
   while (first + (int)the_run.ncommand < argc &&
          strncmp(argv[first + (int)the_run.ncommand], ":::", 3) != 0)
     the_run.ncommand++;
-  if (the_run.ncommand == 0 && the_run.resume != 3) {
-    vow_cli_error("no command to run (see vow run --help)");
-    return VOW_EXIT_ERROR;
-  }
+  the_run.values_command = the_run.ncommand == 0 && the_run.resume != 3;
+  pick_shell();
+  the_run.in.raw_values = the_run.shell && command_in_first_word();
   if (run_inputs_parse(&the_run.in, argc, argv, first + (int)the_run.ncommand,
                        the_run.arg_files, the_run.narg_files) != 0)
     return VOW_EXIT_ERROR;
   hint_shell_words();
-  if (the_run.workdir != NULL && make_workdir(the_run.workdir) != 0)
+  if (the_run.workdir != NULL && set_workdir() != 0)
     return VOW_EXIT_ERROR;
   if (the_run.retries == 0)
     the_run.retries = 1; /* --retries N: N tries in all */
@@ -843,7 +1073,7 @@ int vow_cli_run(int argc, char** argv) {
       run_inputs_open(&the_run.in, the_run.dry_run ? NULL : &loop, need_all) !=
           0)
     return close_early(&loop, VOW_EXIT_ERROR);
-  if (the_run.shell && the_run.retry_cmds == NULL) {
+  if (the_run.shell && !the_run.in.raw_values && the_run.retry_cmds == NULL) {
     char why[512];
     if (run_shell_check(the_run.command, the_run.ncommand, &the_run.in, why,
                         sizeof(why)) != NULL) {

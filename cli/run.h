@@ -61,7 +61,8 @@ typedef struct run_linelen {
   run_token kinds[RUN_MAX_KINDS]; /* the distinct replacement strings */
   unsigned counts[RUN_MAX_KINDS]; /* how often each stands */
   size_t nkinds;
-  bool shell; /* values counted shell-quoted; else the total tripled */
+  bool shell; /* a shell runs it; else the total counts three times */
+  bool quote; /* values counted shell-quoted */
 } run_linelen;
 
 /* What one job's values add to its line so far. */
@@ -93,6 +94,7 @@ typedef struct run_inputs {
   char arg_opt;        /* which of -N, -n, -L set max_args */
   char multi;          /* 'X' -X, 'm' -m, 'x' --xargs, 0 none */
   bool context;        /* context replace (-X, -N, -L): see run_expand.c */
+  bool raw_values;     /* --shell, {} in the first word: values unquoted */
   run_linelen linelen; /* -X/-m/--xargs: a line's measure */
   size_t cap_tuples;   /* -X/-m: tuples a job once the end is read */
   unsigned jobs;
@@ -176,6 +178,7 @@ typedef struct run_words {
   size_t n, cap;
   bool open;
   sh_lexer sh;   /* WORDS_SHELL: where the command's text stands */
+  bool raw;      /* WORDS_SHELL: values as they are (run_inputs.raw_values) */
   char* refused; /* a value sh_quote could not quote: the job must not run */
 } run_words;
 

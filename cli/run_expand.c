@@ -101,6 +101,8 @@ static void put_value(run_words* out, const char* v, const char* how) {
   if (out->mode != WORDS_SHELL) {
     if (t.len)
       vbuf_add(&out->cur, t.data, t.len);
+  } else if (out->raw) {
+    put_text(out, t.data ? t.data : "", t.len);
   } else if (!sh_quote(&out->sh, &out->cur, t.data ? t.data : "") &&
              out->refused == NULL) {
     vbuf why = {0};
@@ -156,6 +158,8 @@ size_t run_parse_token(const char* p, const run_inputs* in, run_token* t) {
       return 0;
   }
   len = (size_t)(close - q);
+  if (n > 0 && len > 0 && strspn(q, " \t\n") == len)
+    len = 0; /* {1 }: white space after a position, as parallel takes it */
   if (!transformation(q, len))
     return 0;
   memcpy(t->how, q, len);
@@ -299,6 +303,7 @@ void run_expand_command(run_words* out, char** cmd, size_t n,
                         unsigned slot) {
   bool any = false;
   size_t i;
+  out->raw = in->raw_values;
   if (out->mode == WORDS_SHELL)
     sh_lex_init(&out->sh);
   for (i = 0; i < n; i++)

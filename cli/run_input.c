@@ -593,6 +593,19 @@ static void measure_tuple(const run_inputs* in, size_t j,
   run_linelen_add(in, job, m.v, m.n);
 }
 
+static void note_last(void* arg, const char* v) {
+  *(const char**)arg = v;
+}
+
+/* -L: whether tuple j's line ends in a blank. */
+static bool ends_in_blank(const run_inputs* in, size_t j) {
+  const char* last = NULL;
+  size_t n;
+  tuple_values(in, j, note_last, &last);
+  n = last ? strlen(last) : 0;
+  return n > 0 && (last[n - 1] == ' ' || last[n - 1] == '\t');
+}
+
 /* How many tuples the next job takes of the n available; 0 when it
  * cannot be told before more is read. -X/-m/--xargs fill a line as GNU
  * parallel does: a tuple that brings the line to its budget goes to the
@@ -603,6 +616,15 @@ static size_t job_tuples(run_inputs* in, size_t n) {
   bool ended = in->groups[0].eof;
   if (in->multi == 0) {
     size_t want = in->max_args ? in->max_args : 1;
+    if (in->arg_opt == 'L' && !in->zero_args) {
+      /* -L N: N lines a job, a line that ends in a blank going on to the
+       * next, as xargs and GNU parallel read them. */
+      size_t lines = 0;
+      for (j = 0; j < n; j++)
+        if (!ends_in_blank(in, j) && ++lines == want)
+          return j + 1;
+      return ended ? n : 0;
+    }
     return n >= want ? want : ended ? n : 0;
   }
   if (ended && in->multi != 'x' && in->cap_tuples == 0) {
@@ -635,19 +657,26 @@ static size_t job_tuples(run_inputs* in, size_t n) {
 typedef struct collect {
   vbuf strings;
   size_t n;
+  bool strip; /* -L: a line's trailing blanks are not part of it */
 } collect;
 
 static void add_value(void* arg, const char* v) {
   collect* c = arg;
-  vbuf_add(&c->strings, v, strlen(v) + 1);
+  size_t len = strlen(v);
+  if (c->strip)
+    while (len > 0 && (v[len - 1] == ' ' || v[len - 1] == '\t'))
+      len--;
+  vbuf_add(&c->strings, v, len);
+  vbuf_add(&c->strings, "", 1);
   c->n++;
 }
 
 static void take_tuples(run_inputs* in, size_t take, run_args* out) {
-  collect c = {{0}, 0};
+  collect c = {{0}, 0, false};
   size_t j, i, off;
   run_group* g0 = &in->groups[0];
   memset(out, 0, sizeof(*out));
+  c.strip = in->arg_opt == 'L' && in->multi == 0;
   out->tup = xrealloc(NULL, (take + 1) * sizeof(size_t));
   for (j = 0; j < take; j++) {
     out->tup[j] = c.n;

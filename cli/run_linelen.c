@@ -53,6 +53,7 @@ void run_linelen_init(run_inputs* in, char** cmd, size_t n, bool shell) {
   memset(L, 0, sizeof(*L));
   L->max = BUDGET;
   L->shell = shell;
+  L->quote = shell && !in->raw_values;
   L->words = n;
   for (i = 0; i < n; i++) {
     const char* p = cmd[i];
@@ -119,7 +120,7 @@ static size_t value_len(const run_linelen* L, const char* v,
   vbuf b = {0};
   size_t len;
   run_transform(&b, v, t->how);
-  len = L->shell ? quoted_len(b.data ? b.data : "", b.len) : b.len;
+  len = L->quote ? quoted_len(b.data ? b.data : "", b.len) : b.len;
   vbuf_free(&b);
   return len;
 }

@@ -153,11 +153,74 @@ static int set_delim(const char* spec) {
   return 0;
 }
 
+/* A count with GNU parallel's prefixes: k, m, g, t powers of 1000; K, M,
+ * G, T (and Ki, ki...) powers of 1024. -1 when spec is not one. */
+static double parse_count(const char* spec) {
+  static const char* decimal = "kmgt";
+  static const char* binary = "KMGT";
+  char* end;
+  double n = strtod(spec, &end);
+  const char* u;
+  int power;
+  if (end == spec || n < 0)
+    return -1;
+  if (*end == '\0')
+    return n;
+  if ((u = strchr(binary, end[0])) != NULL ||
+      (end[1] == 'i' && (u = strchr(binary, end[0] & ~0x20)) != NULL)) {
+    if (end[1] != '\0' && !(end[1] == 'i' && end[2] == '\0'))
+      return -1;
+    for (power = (int)(u - binary) + 1; power > 0; power--)
+      n *= 1024;
+    return n;
+  }
+  if ((u = strchr(decimal, end[0])) == NULL || end[1] != '\0')
+    return -1;
+  for (power = (int)(u - decimal) + 1; power > 0; power--)
+    n *= 1000;
+  return n;
+}
+
+/* Seconds with GNU parallel's units: 1.5, 0.1s, 0.01m, 1h30m, 2d; -1 when
+ * spec is not that. */
+static double parse_time(const char* spec) {
+  double total = 0;
+  const char* p = spec;
+  if (*p == '\0')
+    return -1;
+  while (*p) {
+    char* end;
+    double n = strtod(p, &end);
+    if (end == p || n < 0)
+      return -1;
+    switch (*end | 0x20) {
+      case 's':
+        end++;
+        break;
+      case 'm':
+        n *= 60, end++;
+        break;
+      case 'h':
+        n *= 3600, end++;
+        break;
+      case 'd':
+        n *= 86400, end++;
+        break;
+      default:
+        if (*end != '\0')
+          return -1;
+    }
+    total += n;
+    p = end;
+  }
+  return total;
+}
+
 /* -N N, -n N, -L N: N inputs a job; -N 0 reads one and inserts none. */
 static int set_max_args(char opt, const char* spec) {
-  char* end;
-  long n = strtol(spec, &end, 10);
-  if (end == spec || *end != '\0' || n < 0 || n > 1000000) {
+  double count = parse_count(spec);
+  long n = (long)count;
+  if (count < 0 || count != (double)n || n > 1000000) {
     vow_cli_error("-%c wants a count, not \"%s\"", opt, spec);
     return -1;
   }
@@ -221,6 +284,7 @@ static int parse_short(const char* a, int* i, int argc, char** argv,
       case 'N':
       case 'n':
       case 'L':
+      case 'C':
       case 'a': {
         const char* value;
         if (a[k + 1] != '\0') {
@@ -235,9 +299,15 @@ static int parse_short(const char* a, int* i, int argc, char** argv,
                                                      : "a number");
           return -1;
         }
-        if (a[k] == 'a')
+        if (a[k] == 'a') {
           the_run.arg_files[the_run.narg_files++] = value;
-        else if (a[k] == 'd')
+        } else if (a[k] == 'C') {
+          if (*value == '\0') {
+            vow_cli_error("--colsep wants a separator");
+            return -1;
+          }
+          run_inputs_colsep(&the_run.in, value);
+        } else if (a[k] == 'd')
           return set_delim(value);
         else if (a[k] == 'j' || a[k] == 'P')
           *jobs = value;
@@ -289,13 +359,14 @@ int run_parse_options(int argc, char** argv) {
       exit(0);
     } else if (strcmp(a, "--keep-order") == 0) {
       the_run.keep_order = true;
-    } else if (strcmp(a, "--line-buffer") == 0) {
+    } else if (strcmp(a, "--line-buffer") == 0 ||
+               strcmp(a, "--linebuffer") == 0 || strcmp(a, "--lb") == 0) {
       the_run.line_buffer = true;
     } else if (strcmp(a, "--tag") == 0) {
       the_run.tag = true;
     } else if (strcmp(a, "--shell") == 0) {
       the_run.shell = true;
-    } else if (strcmp(a, "--dry-run") == 0) {
+    } else if (strcmp(a, "--dry-run") == 0 || strcmp(a, "--dryrun") == 0) {
       the_run.dry_run = true;
     } else if (strcmp(a, "--null") == 0) {
       the_run.in.delim[0] = '\0', the_run.in.delim_len = 1;
@@ -303,7 +374,7 @@ int run_parse_options(int argc, char** argv) {
                strcmp(a, "--no-notice") == 0) {
       /* accepted as GNU parallel users type them: --quote is vow's
        * default, and vow asks for no citation */
-    } else if (strcmp(a, "--link") == 0) {
+    } else if (strcmp(a, "--link") == 0 || strcmp(a, "--xapply") == 0) {
       the_run.in.link = true;
     } else if (strcmp(a, "--ungroup") == 0) {
       the_run.ungroup = true;
@@ -383,10 +454,10 @@ int run_parse_options(int argc, char** argv) {
     } else if (TAKES("--jobs") || TAKES("--max-procs")) {
       jobs = val;
     } else if (TAKES("--delay")) {
-      char* end;
-      the_run.delay_s = strtod(val, &end);
-      if (end == val || *end != '\0' || the_run.delay_s < 0) {
-        vow_cli_error("--delay wants seconds, not \"%s\"", val);
+      the_run.delay_s = parse_time(val);
+      if (the_run.delay_s < 0) {
+        vow_cli_error("--delay wants seconds (units s, m, h, d), not \"%s\"",
+                      val);
         return -1;
       }
     } else if (TAKES("--nice")) {
@@ -408,25 +479,29 @@ int run_parse_options(int argc, char** argv) {
     } else if (TAKES("--timeout")) {
       char* end;
       double t = strtod(val, &end);
-      if (end == val || t <= 0 || (*end != '\0' && strcmp(end, "%") != 0)) {
-        vow_cli_error("--timeout wants seconds or N%%, not \"%s\"", val);
+      if (end != val && strcmp(end, "%") == 0 && t > 0) {
+        the_run.timeout_pct = t;
+      } else if ((t = parse_time(val)) > 0) {
+        the_run.timeout_s = t;
+      } else {
+        vow_cli_error(
+            "--timeout wants seconds (units s, m, h, d) or N%%, not \"%s\"",
+            val);
         return -1;
       }
-      if (*end == '%')
-        the_run.timeout_pct = t;
-      else
-        the_run.timeout_s = t;
-    } else if (TAKES("--joblog")) {
+    } else if (TAKES("--joblog") || TAKES("--jl")) {
       the_run.joblog = val;
     } else if (TAKES("--retries")) {
       char* end;
       long n = strtol(val, &end, 10);
-      if (*end != '\0' || n < 0) {
+      if (strchr(val, '{') != NULL) {
+        the_run.retries_spec = val; /* per job: {} and the others */
+      } else if (*end != '\0' || n < 0) {
         vow_cli_error("--retries wants a count, not \"%s\"", val);
         return -1;
       }
-      the_run.retries = (unsigned)n;
-    } else if (TAKES("--halt")) {
+      the_run.retries = (unsigned)(n > 0 ? n : 0);
+    } else if (TAKES("--halt") || TAKES("--halt-on-error")) {
       if (parse_halt(val) != 0) {
         vow_cli_error(
             "--halt wants now|soon,fail|success|done=N[%%], not \"%s\"", val);

@@ -288,8 +288,10 @@ void out_print_job(job* j) {
 /* ---- --results -------------------------------------------------------- */
 
 /* A value as one path component: \ as \\ and / as \_, as GNU parallel
- * writes them; "." and ".." escaped too, so no value leaves DIR. */
+ * writes them; "." and ".." escaped too, so no value leaves DIR; cut to
+ * the 255 bytes a file name may have, as GNU parallel cuts it. */
 static void put_component(vbuf* b, const char* v) {
+  size_t start = b->len;
   if (strcmp(v, ".") == 0 || strcmp(v, "..") == 0)
     vbuf_add(b, "\\", 1);
   for (; *v; v++) {
@@ -297,9 +299,13 @@ static void put_component(vbuf* b, const char* v) {
       vbuf_str(b, "\\\\");
     else if (*v == '/')
       vbuf_str(b, "\\_");
+    else if (*v == '\t')
+      vbuf_str(b, "\\t");
     else
       vbuf_add(b, v, 1);
   }
+  if (b->len - start > 255)
+    b->len = start + 255;
 }
 
 static int make_dirs(char* path) {
@@ -331,8 +337,30 @@ static void write_file(const char* path, capture* c, const char* text) {
     run_output_failed(path, errno);
 }
 
+/* The name of column i (from 0) in --results' layout: --header's, or its
+ * number. */
+static const char* column_name(size_t i, char* num, size_t len) {
+  if (i < the_run.in.nnames && the_run.in.names[i] != NULL)
+    return the_run.in.names[i];
+  snprintf(num, len, "%zu", i + 1);
+  return num;
+}
+
+/* GNU parallel's order of the columns in the path: by their names, as
+ * numbers first (a name that is no number counts as 0), then as text. */
+static int column_cmp(size_t a, size_t b) {
+  char na[32], nb[32];
+  const char* x = column_name(a, na, sizeof(na));
+  const char* y = column_name(b, nb, sizeof(nb));
+  double dx = strtod(x, NULL), dy = strtod(y, NULL);
+  if (dx != dy)
+    return dx < dy ? -1 : 1;
+  return strcmp(x, y);
+}
+
 /* GNU parallel's layout: DIR/1/VALUE/2/VALUE/{stdout,stderr,seq}, with
- * --header's names for the numbers; DIR with replacement strings names
+ * --header's names for the numbers (in the order of the names); DIR with
+ * replacement strings names
  * the stdout file itself (.err and .seq beside it), or a directory when
  * it ends in /. */
 void out_results(job* j) {
@@ -342,7 +370,7 @@ void out_results(job* j) {
   const char *o = "stdout", *e = "stderr", *q = "seq";
   if (the_run.results == NULL)
     return;
-  snprintf(seq, sizeof(seq), "%zu\n", j->seq);
+  snprintf(seq, sizeof(seq), "%zu", j->seq); /* as parallel: no newline */
   if (run_has_replacement(the_run.results, &the_run.in)) {
     run_expand_plain(&path, the_run.results, &the_run.in, &j->args, j->seq,
                      j->slot);
@@ -355,15 +383,23 @@ void out_results(job* j) {
     vbuf_str(&path, the_run.results);
     if (path.data[path.len - 1] != '/')
       vbuf_add(&path, "/", 1);
-    for (i = 0; i < (j->args.ntup ? j->args.tup[1] : 0); i++) {
+    size_t ncols = j->args.ntup ? j->args.tup[1] : 0, k;
+    size_t* order = calloc(ncols + 1, sizeof(size_t));
+    for (i = 0; order != NULL && i < ncols; i++) {
+      /* insertion sort: a handful of columns */
+      for (k = i; k > 0 && column_cmp(order[k - 1], i) > 0; k--)
+        order[k] = order[k - 1];
+      order[k] = i;
+    }
+    for (k = 0; k < ncols; k++) {
       char num[32];
-      const char* name = i < the_run.in.nnames ? the_run.in.names[i] : NULL;
-      snprintf(num, sizeof(num), "%zu", i + 1);
-      put_component(&path, name ? name : num);
+      i = order != NULL ? order[k] : k;
+      put_component(&path, column_name(i, num, sizeof(num)));
       vbuf_add(&path, "/", 1);
       put_component(&path, j->args.v[i]);
       vbuf_add(&path, "/", 1);
     }
+    free(order);
   }
   if (make_dirs(path.data) != 0) {
     run_output_failed(path.data, errno);

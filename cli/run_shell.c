@@ -173,10 +173,16 @@ bool sh_quote(sh_lexer* l, vbuf* b, const char* v) {
      * instead of escaping the value's first character. */
     if (l->escaped)
       vbuf_add(b, "\n", 1);
-    /* The command's own $ right before: "" keeps the value from making
-     * $(...), ${...} or $name of it. */
-    if (l->after_dollar || l->subst_opened)
+    /* The command's own $ right before: written \$, it stays a $ and
+     * makes no $(...), ${...} or $name of the value (nor, in bash, a
+     * $'...' or $"..."). Right after the command's own $(: "" keeps the
+     * value from making $((...)) of it. */
+    if (l->after_dollar && b->len > 0 && b->data[b->len - 1] == '$') {
+      b->data[b->len - 1] = '\\';
+      vbuf_add(b, "$", 1);
+    } else if (l->after_dollar || l->subst_opened) {
       vbuf_add(b, "\"\"", 2);
+    }
   }
   if (ctx == SH_SINGLE) {
     /* Nothing is special in '...' but its end: each ' of the value ends

@@ -39,6 +39,7 @@ typedef struct job {
   int term_signal;
   double start, runtime;
   struct job* next_waiting; /* --memfree: put back, to run again */
+  char* tmp_wd; /* --wd ...: the job's own directory, removed after it */
 } job;
 
 enum { HALT_FAIL, HALT_SUCCESS, HALT_DONE };
@@ -49,7 +50,9 @@ typedef struct run_state {
   char** command;
   size_t ncommand;
   bool shell, keep_order, line_buffer, tag, dry_run, ungroup, shuf;
-  int progress_style; /* 0, 'b' --bar, 'e' --eta, 'p' --progress */
+  bool values_command;    /* no command: each job's values are its command */
+  const char* shell_path; /* what runs a shell command: see pick_shell */
+  int progress_style;     /* 0, 'b' --bar, 'e' --eta, 'p' --progress */
   vow_progress progress;
   unsigned jobs;
   double timeout_s;   /* 0: none */
@@ -60,15 +63,19 @@ typedef struct run_state {
   int resume; /* 0, 1 --resume, 2 --resume-failed, 3 --retry-failed */
   char* skip; /* by seq: already done according to the joblog */
   size_t skip_n;
-  char** retry_cmds;      /* --retry-failed: the failed jobs' commands by seq */
-  const char* results;    /* --results DIR */
-  const char* tagstring;  /* --tagstring STR */
-  const char* workdir;    /* --workdir DIR: where jobs run */
-  const char* nice;       /* --nice N: run jobs under nice -n N */
-  double load_max;        /* --load N: 0 none */
-  double memfree;         /* --memfree SIZE in bytes: 0 none */
-  double delay_s;         /* --delay S: between job starts */
-  double last_start;      /* when the last job started, for --delay */
+  char** retry_cmds;  /* --retry-failed: the failed jobs' commands by seq */
+  bool joblog_append; /* --joblog +FILE */
+  char* wd_pwd;       /* --wd: the job's $PWD (NULL for --wd ...) */
+  char* caller_dir;   /* --wd: the job's $OLDPWD, where vow started */
+  const char* retries_spec; /* --retries with replacement strings */
+  const char* results;      /* --results DIR */
+  const char* tagstring;    /* --tagstring STR */
+  const char* workdir;      /* --workdir DIR: where jobs run */
+  const char* nice;         /* --nice N: run jobs under nice -n N */
+  double load_max;          /* --load N: 0 none */
+  double memfree;           /* --memfree SIZE in bytes: 0 none */
+  double delay_s;           /* --delay S: between job starts */
+  double last_start;        /* when the last job started, for --delay */
   uv_timer_t delay;       /* the next start, while --delay or --load hold it */
   const char** arg_files; /* -a FILE, in order: input sources first */
   size_t narg_files;
