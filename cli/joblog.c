@@ -37,7 +37,10 @@ static int each_line(const char* path,
       return -1;
     }
     if (len > 0 && line[len - 1] == '\n')
-      line[len - 1] = '\0';
+      line[--len] = '\0';
+    for (ssize_t k = at; k < len; k++)
+      if (line[k] == '\0')
+        line[k] = '\n'; /* a command's newlines, as they are logged */
     fn(arg, seq, exitval, sig, line + at);
   }
   free(line);
@@ -134,7 +137,10 @@ void vow_cli_joblog_line(vbuf* out, size_t seq, double start, double runtime,
       snprintf(head, sizeof(head), "%zu\t:\t%.3f\t%10.3f\t0\t%zu\t%lld\t%d\t",
                seq, start, runtime, received, exitval, sig);
   vbuf_add(out, head, (size_t)n);
-  vbuf_str(out, command);
+  /* A newline in the command is logged as a NUL, as GNU parallel logs
+   * it: a job stays one line, and --resume reads it back. */
+  for (; *command; command++)
+    vbuf_add(out, *command == '\n' ? "" : command, 1);
   vbuf_add(out, "\n", 1);
 }
 

@@ -133,6 +133,18 @@ static void end_running_jobs(int sig) {
   }
 }
 
+void run_stdout_closed(void) {
+  the_run.broken_pipe = true;
+  if (the_run.signalled)
+    return;
+  /* stdout is gone: start nothing more and end the rest, as a closed
+   * pipe ends GNU parallel; at once, not when a job ends (a job that
+   * never ends, under --line-buffer, would hold the run). */
+  the_run.signalled = SIGPIPE;
+  end_running_jobs(SIGTERM);
+  stop_starting();
+}
+
 void run_output_failed(const char* what, int err) {
   if (the_run.output_failed)
     return;
@@ -254,7 +266,8 @@ static bool failed_job(const job* j) {
  * that had failed when the halt was decided, rounded up; otherwise their
  * number (101 past 100). */
 static int halt_exit_status(void) {
-  if (the_run.halt_why == HALT_FAIL && !the_run.halt_pct &&
+  /* fail=1 and done=1: the job's own status, as GNU parallel has it */
+  if (the_run.halt_why != HALT_SUCCESS && !the_run.halt_pct &&
       the_run.halt_count == 1)
     return the_run.halt_status;
   if (the_run.halt_why == HALT_SUCCESS)
@@ -361,12 +374,6 @@ static void job_finished(job* j) {
     log_job(j);
     free_job(j);
   }
-  if (the_run.broken_pipe && !the_run.signalled) {
-    /* stdout is gone: start nothing more and end the rest, as a closed
-     * pipe ends GNU parallel. */
-    the_run.signalled = SIGPIPE;
-    end_running_jobs(SIGTERM);
-  }
   start_jobs();
   if (the_run.signalled || the_run.halting)
     stop_starting();
@@ -433,6 +440,10 @@ static void kill_job(job* j, int sig) {
 static void on_job_timer(uv_timer_t* t) {
   job* j = t->data;
   j->timed_out = true;
+  /* said as GNU parallel says it */
+  fprintf(stderr,
+          "vow: warning: this job was killed because it timed out:\n%s\n",
+          j->cmdline);
   vow__proc_stop(&j->proc, VOW__GRACE_RUN_MS);
 }
 
@@ -739,7 +750,7 @@ static void on_input(void) {
 
 static void start_jobs(void) {
   while (!the_run.signalled && !the_run.halting && !the_run.output_failed &&
-         the_run.running < the_run.jobs) {
+         !the_run.hung_up && the_run.running < the_run.jobs) {
     run_args a;
     unsigned slot;
     job* j;
@@ -800,13 +811,25 @@ static void start_jobs(void) {
 
 static void on_signal(uv_signal_t* h, int sig) {
   (void)h;
+  if (sig == SIGHUP && !the_run.hung_up) {
+    /* A hang-up (the terminal went away), as GNU parallel takes it:
+     * nothing new starts, the running jobs finish and are logged, and
+     * the run ends as it would have (a joblog's --resume runs the rest).
+     * Each job leads a session of its own, so the terminal's SIGHUP does
+     * not reach it. */
+    the_run.hung_up = true;
+    fprintf(stderr,
+            "vow: SIGHUP received: no new jobs will start; waiting for %zu "
+            "to finish (SIGTERM stops them now)\n",
+            the_run.running);
+    stop_starting();
+    uv_signal_stop(&the_run.sighup);
+    return;
+  }
   /* Running jobs get the signal; nothing new starts; what finishes is
-   * logged; then we exit with 128 + the signal. A hang-up ends them as
-   * TERM does: each job leads a session of its own, so the terminal's
-   * SIGHUP never reaches it, and passing HUP on would spare a job that
-   * ignores it (nohup), leaving an orphan. */
+   * logged; then we exit with 128 + the signal. */
   the_run.signalled = sig;
-  end_running_jobs(sig == SIGHUP ? SIGTERM : sig);
+  end_running_jobs(sig);
   stop_starting();
   uv_signal_stop(&the_run.sigint);
   uv_signal_stop(&the_run.sigterm);

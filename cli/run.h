@@ -85,9 +85,10 @@ typedef struct run_inputs {
   bool colsep_on, colsep_literal;
   regex_t colsep;
   char colsep_text[64];
-  bool header;     /* --header */
-  bool warned_nul; /* a NUL in a record was replaced, and said so */
-  char** names;    /* --header's column names, by position */
+  bool header;                 /* --header */
+  bool warned_nul;             /* a NUL in a record was replaced, and said so */
+  unsigned cr_lines, nl_lines; /* CR-LF or not: the first values' ends */
+  char** names;                /* --header's column names, by position */
   size_t nnames;
   size_t max_args;     /* -N/-n/-L N: tuples a job; 0 one */
   bool zero_args;      /* -N 0: a job per tuple, inserting none */

@@ -185,6 +185,17 @@ static run_row make_row(run_inputs* in, const char* rec, size_t len) {
   const char* p;
   for (k = 0; k < len; k++)
     nuls += rec[k] == '\0';
+  if (!in->delim_set && in->cr_lines < 3 && in->nl_lines < 3) {
+    /* As GNU parallel warns: input from Windows keeps its CRs. */
+    if (len > 0 && rec[len - 1] == '\r')
+      in->cr_lines++;
+    else
+      in->nl_lines++;
+    if (in->cr_lines == 3 && in->nl_lines == 0)
+      fprintf(stderr,
+              "vow: warning: the first three values end in CR-LF; consider "
+              "-d '\\r\\n'\n");
+  }
   text = xrealloc(NULL, len + nuls + 1);
   p = text;
   if (nuls == 0) {

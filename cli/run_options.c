@@ -1,6 +1,8 @@
 /* vow run's options, as GNU parallel spells them; one vow does not know
  * is refused by name, never taken as input. */
 #include <stdlib.h>
+#include <dirent.h>
+#include <sys/resource.h>
 #include <string.h>
 
 #include "run_state.h"
@@ -52,9 +54,11 @@ static void usage(FILE* f) {
       "  --load N[%]       start jobs only while fewer than N processes run\n"
       "  --memfree SIZE    start jobs only while SIZE (k/M/G) is free; kill\n"
       "                    the youngest, to rerun later, below half of it\n"
-      "  --shell           run COMMAND through /bin/sh; each value quoted\n"
-      "                    for where it stands in the text (in '...',\n"
-      "                    \"...\", $(...)): never run as a command\n"
+      "  --shell           run COMMAND through $SHELL (if sh-like, else\n"
+      "                    /bin/sh); each value quoted for where it\n"
+      "                    stands in the text (in '...', \"...\", $(...)):\n"
+      "                    never run as a command, unless in the first\n"
+      "                    word (or no COMMAND: the values are commands)\n"
       "  --timeout S|N%    kill a job (TERM, then KILL) after S seconds, or\n"
       "                    N% of the median runtime\n"
       "  --joblog FILE     a line per finished job, GNU parallel's columns\n"
@@ -327,6 +331,66 @@ static int parse_short(const char* a, int* i, int argc, char** argv,
   return 0;
 }
 
+/* \t \n \r \NNN and \N as printf reads them, as GNU parallel reads
+ * --tagstring. */
+static char* unescape_printf(const char* s) {
+  char* out = strdup(s);
+  char* o = out;
+  if (out == NULL)
+    return (char*)s;
+  while (*s) {
+    if (s[0] != '\\' || s[1] == '\0') {
+      *o++ = *s++;
+      continue;
+    }
+    if (s[1] == 't' || s[1] == 'n' || s[1] == 'r') {
+      *o++ = s[1] == 't' ? '\t' : s[1] == 'n' ? '\n' : '\r';
+      s += 2;
+    } else if (s[1] >= '0' && s[1] <= '7') {
+      int v = 0, k = 1;
+      while (k <= 3 && s[k] >= '0' && s[k] <= '7')
+        v = v * 8 + (s[k++] - '0');
+      *o++ = (char)v;
+      s += k;
+    } else {
+      *o++ = *s++;
+    }
+  }
+  *o = '\0';
+  return out;
+}
+
+/* A job holds about three of our file handles while it runs (its stdout
+ * and stderr pipes, and with -k a file its output may spill to), more for
+ * a moment as it starts: more jobs at once than the open-file limit
+ * allows would fail with "too many open files". As GNU parallel does,
+ * run fewer, and say so. */
+static void cap_jobs_by_file_handles(void) {
+  struct rlimit rl;
+  unsigned in_use = 0, room;
+  DIR* d;
+  if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY)
+    return;
+  if ((d = opendir("/proc/self/fd")) != NULL) {
+    while (readdir(d) != NULL)
+      in_use++;
+    closedir(d);
+  }
+  if (in_use < 8)
+    in_use = 8;
+  room =
+      rl.rlim_cur > in_use + 16 ? (unsigned)(rl.rlim_cur - in_use - 16) / 3 : 1;
+  if (room < 1)
+    room = 1;
+  if (the_run.jobs <= room)
+    return;
+  fprintf(stderr,
+          "vow: warning: only enough file handles to run %u jobs at once "
+          "(raise ulimit -n, now %llu, for more)\n",
+          room, (unsigned long long)rl.rlim_cur);
+  the_run.jobs = room;
+}
+
 int run_parse_options(int argc, char** argv) {
   int i;
   const char* jobs = NULL;
@@ -472,7 +536,7 @@ int run_parse_options(int argc, char** argv) {
     } else if (TAKES("--workdir") || TAKES("--wd")) {
       the_run.workdir = val;
     } else if (TAKES("--tagstring")) {
-      the_run.tagstring = val;
+      the_run.tagstring = unescape_printf(val);
       the_run.tag = true;
     } else if (TAKES("--arg-file")) {
       the_run.arg_files[the_run.narg_files++] = val;
@@ -522,6 +586,7 @@ int run_parse_options(int argc, char** argv) {
   } else {
     the_run.jobs = vow_cli_cpus();
   }
+  cap_jobs_by_file_handles();
   /* --colsep trims blanks around the columns unless --trim says
    * otherwise, as GNU parallel does. */
   if (the_run.in.colsep_on && !the_run.in.trim_set)

@@ -29,7 +29,7 @@ static void write_or_fail(int fd, const char* what, const char* p, size_t n) {
   /* A closed stdout (| head) is noted: the run stops starting jobs, as
    * GNU parallel does when SIGPIPE ends it. */
   if (rc == -EPIPE && fd == 1) {
-    the_run.broken_pipe = true;
+    run_stdout_closed();
     return;
   }
   run_output_failed(what, -rc);

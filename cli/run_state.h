@@ -51,6 +51,7 @@ typedef struct run_state {
   size_t ncommand;
   bool shell, keep_order, line_buffer, tag, dry_run, ungroup, shuf;
   bool values_command;    /* no command: each job's values are its command */
+  bool hung_up;           /* SIGHUP: no new jobs; the running ones finish */
   const char* shell_path; /* what runs a shell command: see pick_shell */
   int progress_style;     /* 0, 'b' --bar, 'e' --eta, 'p' --progress */
   vow_progress progress;
@@ -116,6 +117,9 @@ extern run_state the_run;
  * once, nothing more starts, the jobs running are ended, and the run's
  * status is 255. */
 void run_output_failed(const char* what, int err);
+/* Standard output was closed (| head): the run ends as SIGPIPE ends GNU
+ * parallel. */
+void run_stdout_closed(void);
 
 /* run_options.c */
 int run_parse_options(int argc, char** argv);

@@ -170,9 +170,23 @@ check "SIGINT joblog" 1 "$(tail -n +2 sigjl | cut -f7 | grep -c '^0$')"
 sleep 0.3
 check "SIGINT leaves no jobs" 0 "$(count_mine 'sleep 29.813')"
 
-# SIGHUP (the terminal went away) ends jobs as TERM does, even one that
-# ignores HUP: no orphans, 129.
-$VOW run -j2 sh -c 'trap "" HUP; sleep {}' ::: 0.1 29.851 29.851 &
+# SIGHUP (the terminal went away), as GNU parallel takes it: nothing new
+# starts, the running jobs finish (their output kept), the status is the
+# run's own (0 here); a SIGTERM after it stops them at once.
+$VOW run -j2 sh -c 'sleep {}; echo done {}' ::: 1.251 1.251 3 4 >hup.out 2>hup.err &
+pid=$!
+wait_jobs=0
+while [ "$(count_mine 'sleep 1.251')" -lt 2 ] && [ $wait_jobs -lt 100 ]; do
+  sleep 0.1
+  wait_jobs=$((wait_jobs + 1))
+done
+kill -HUP $pid
+wait $pid
+check "SIGHUP status: the run's own" 0 $?
+check "SIGHUP: the running jobs finish, nothing new starts" \
+  "done 1.251${nl}done 1.251" "$(cat hup.out)"
+check "SIGHUP: said on stderr" 1 "$(grep -c 'SIGHUP received' hup.err)"
+$VOW run -j2 sh -c 'sleep {}' ::: 29.851 29.851 &
 pid=$!
 wait_jobs=0
 while [ "$(count_mine 'sleep 29.851')" -lt 2 ] && [ $wait_jobs -lt 100 ]; do
@@ -180,10 +194,12 @@ while [ "$(count_mine 'sleep 29.851')" -lt 2 ] && [ $wait_jobs -lt 100 ]; do
   wait_jobs=$((wait_jobs + 1))
 done
 kill -HUP $pid
+sleep 0.2
+kill -TERM $pid
 wait $pid
-check "SIGHUP status" 129 $?
+check "SIGHUP then SIGTERM: status" 143 $?
 sleep 0.3
-check "SIGHUP leaves no jobs" 0 "$(count_mine 'sleep 29.851')"
+check "SIGHUP then SIGTERM leaves no jobs" 0 "$(count_mine 'sleep 29.851')"
 
 # Slots, -j forms, --line-buffer, percent timeouts, --bar off a terminal.
 check "{%} slots" "1${nl}2" "$($VOW run -j2 sh -c 'sleep 0.2; echo {%}' ::: a b | sort)"
