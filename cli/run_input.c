@@ -315,6 +315,42 @@ static bool next_record(run_inputs* in, run_source* s, const char** rec,
   return false;
 }
 
+/* -L: a file source's next row, a line that ends in white space going
+ * on to the next, the two one value, as xargs and GNU parallel read
+ * lines. Returns as source_row does. */
+static int continued_row(run_inputs* in, run_source* s, bool block,
+                         run_row* row) {
+  for (;;) {
+    size_t start = s->pos, len;
+    const char* rec;
+    vbuf line = {0};
+    bool got = false, whole = false;
+    int r;
+    while (next_record(in, s, &rec, &len)) {
+      got = true;
+      vbuf_add(&line, rec, len);
+      if (len == 0 || !isspace((unsigned char)rec[len - 1])) {
+        whole = true;
+        break;
+      }
+    }
+    if (whole || (got && s->eof)) {
+      *row = make_row(in, line.data ? line.data : "", line.len);
+      vbuf_free(&line);
+      return 1;
+    }
+    vbuf_free(&line);
+    s->pos = start; /* the line goes on in what is not read yet */
+    if (s->eof)
+      return -1;
+    if (!block)
+      return 0;
+    r = read_some(s);
+    if (r < 0)
+      return -2;
+  }
+}
+
 /* A source's next row: 1, 0 none yet (with block unset), -1 at its end,
  * -2 after a read error. */
 static int source_row(run_inputs* in, run_source* s, bool block, run_row* row) {
@@ -341,6 +377,8 @@ static int source_row(run_inputs* in, run_source* s, bool block, run_row* row) {
     *row = make_row(in, rec, len);
     return 1;
   }
+  if (in->arg_opt == 'L')
+    return continued_row(in, s, block, row);
   while (!next_record(in, s, &rec, &len)) {
     int r;
     if (s->eof)
@@ -604,19 +642,6 @@ static void measure_tuple(const run_inputs* in, size_t j,
   run_linelen_add(in, job, m.v, m.n);
 }
 
-static void note_last(void* arg, const char* v) {
-  *(const char**)arg = v;
-}
-
-/* -L: whether tuple j's line ends in a blank. */
-static bool ends_in_blank(const run_inputs* in, size_t j) {
-  const char* last = NULL;
-  size_t n;
-  tuple_values(in, j, note_last, &last);
-  n = last ? strlen(last) : 0;
-  return n > 0 && (last[n - 1] == ' ' || last[n - 1] == '\t');
-}
-
 /* How many tuples the next job takes of the n available; 0 when it
  * cannot be told before more is read. -X/-m/--xargs fill a line as GNU
  * parallel does: a tuple that brings the line to its budget goes to the
@@ -627,15 +652,6 @@ static size_t job_tuples(run_inputs* in, size_t n) {
   bool ended = in->groups[0].eof;
   if (in->multi == 0) {
     size_t want = in->max_args ? in->max_args : 1;
-    if (in->arg_opt == 'L' && !in->zero_args) {
-      /* -L N: N lines a job, a line that ends in a blank going on to the
-       * next, as xargs and GNU parallel read them. */
-      size_t lines = 0;
-      for (j = 0; j < n; j++)
-        if (!ends_in_blank(in, j) && ++lines == want)
-          return j + 1;
-      return ended ? n : 0;
-    }
     return n >= want ? want : ended ? n : 0;
   }
   if (ended && in->multi != 'x' && in->cap_tuples == 0) {
@@ -668,26 +684,19 @@ static size_t job_tuples(run_inputs* in, size_t n) {
 typedef struct collect {
   vbuf strings;
   size_t n;
-  bool strip; /* -L: a line's trailing blanks are not part of it */
 } collect;
 
 static void add_value(void* arg, const char* v) {
   collect* c = arg;
-  size_t len = strlen(v);
-  if (c->strip)
-    while (len > 0 && (v[len - 1] == ' ' || v[len - 1] == '\t'))
-      len--;
-  vbuf_add(&c->strings, v, len);
-  vbuf_add(&c->strings, "", 1);
+  vbuf_add(&c->strings, v, strlen(v) + 1);
   c->n++;
 }
 
 static void take_tuples(run_inputs* in, size_t take, run_args* out) {
-  collect c = {{0}, 0, false};
+  collect c = {{0}, 0};
   size_t j, i, off;
   run_group* g0 = &in->groups[0];
   memset(out, 0, sizeof(*out));
-  c.strip = in->arg_opt == 'L' && in->multi == 0;
   out->tup = xrealloc(NULL, (take + 1) * sizeof(size_t));
   for (j = 0; j < take; j++) {
     out->tup[j] = c.n;
