@@ -37,7 +37,7 @@ import tempfile
 HERE = os.path.dirname(os.path.abspath(__file__))
 CASES = os.path.join(HERE, "parallel_suite")
 DOCS = os.path.join(HERE, "..", "..", "docs", "cli.md")
-TIMEOUT = 60
+TIMEOUT = 180
 
 PREAMBLE = r"""
 set -o pipefail
