@@ -994,17 +994,11 @@ static void size_multi(void) {
  * the values are the command's own text and go in unquoted, everywhere
  * in it, as GNU parallel does; V={} cmd is an assignment, quoted. */
 static bool command_in_first_word(void) {
-  size_t i;
-  for (i = 0; i < the_run.ncommand; i++) {
-    const char* p = the_run.command[i];
-    for (; *p; p++) {
-      run_token t;
-      if (*p == ' ' || *p == '\t' || *p == '\n' || *p == '=')
-        return false;
-      if (run_parse_token(p, &the_run.in, &t) > 0)
-        return true;
-    }
-    return false; /* the first word ended without one */
+  const char* p = the_run.ncommand > 0 ? the_run.command[0] : "";
+  for (; *p && strchr(" \t\n=", *p) == NULL; p++) {
+    run_token t;
+    if (run_parse_token(p, &the_run.in, &t) > 0)
+      return true;
   }
   return false;
 }

@@ -186,15 +186,21 @@ static void separate(run_words* out) {
     put_text(out, " ", 1);
 }
 
-/* Expands word with the values v[from..to). */
-static void expand_word(run_words* out, const char* word, const run_inputs* in,
-                        const run_args* a, size_t from, size_t to, size_t seq,
-                        unsigned slot) {
-  const char* p = word;
-  while (*p) {
+static bool blank(char c) {
+  return c == ' ' || c == '\t' || c == '\n';
+}
+
+/* Expands the replacement strings in [p, end): {} (and its
+ * transformations) is the values v[from..to), one word each (none: no
+ * word at all, not even an empty quoted one, as with -N0); {n} is the
+ * job's n-th value, nothing past them, as in GNU parallel. */
+static void expand_span(run_words* out, const char* p, const char* end,
+                        const run_inputs* in, const run_args* a, size_t from,
+                        size_t to, size_t seq, unsigned slot) {
+  while (p < end) {
     run_token t;
     size_t len = run_parse_token(p, in, &t);
-    if (len == 0) {
+    if (len == 0 || p + len > end) {
       put_text(out, p, 1);
       p++;
       continue;
@@ -212,49 +218,18 @@ static void expand_word(run_words* out, const char* word, const run_inputs* in,
         put_value(out, a->v[i], t.how);
       }
     } else {
-      /* Past the values is nothing, as in GNU parallel. */
-      size_t n = to - from, k = (size_t)(t.pos < 0 ? -t.pos : t.pos);
-      if (k <= n)
-        put_value(out, a->v[t.pos > 0 ? from + k - 1 : to - k], t.how);
-    }
-    p += len;
-  }
-}
-
-static bool blank(char c) {
-  return c == ' ' || c == '\t' || c == '\n';
-}
-
-/* Expands the replacement strings in [p, end) for context replace: {}
- * (and its transformations) is value cur (none past the values: empty),
- * {n} the job's n-th value. */
-static void expand_span(run_words* out, const char* p, const char* end,
-                        const run_inputs* in, const run_args* a, size_t cur,
-                        size_t seq, unsigned slot) {
-  while (p < end) {
-    run_token t;
-    size_t len = run_parse_token(p, in, &t);
-    if (len == 0 || p + len > end) {
-      put_text(out, p, 1);
-      p++;
-      continue;
-    }
-    if (t.kind != 'v') {
-      char num[32];
-      int k =
-          snprintf(num, sizeof(num), "%zu", t.kind == '#' ? seq : (size_t)slot);
-      put_text(out, num, (size_t)k);
-    } else if (t.pos == 0) {
-      /* none (-N0): nothing, not even an empty quoted word */
-      if (cur < a->n)
-        put_value(out, a->v[cur], t.how);
-    } else {
       size_t k = (size_t)(t.pos < 0 ? -t.pos : t.pos);
       if (k <= a->n)
         put_value(out, a->v[t.pos > 0 ? k - 1 : a->n - k], t.how);
     }
     p += len;
   }
+}
+
+/* Expands word with every value of the job. */
+static void expand_word(run_words* out, const char* word, const run_inputs* in,
+                        const run_args* a, size_t seq, unsigned slot) {
+  expand_span(out, word, word + strlen(word), in, a, 0, a->n, seq, slot);
 }
 
 /* GNU parallel's context replace (with -X, -N, and -L without -m or
@@ -292,7 +267,9 @@ static void expand_context(run_words* out, const char* word,
     for (i = 0; i < copies; i++) {
       if (i > 0)
         separate(out);
-      expand_span(out, p, end, in, a, values ? i : 0, seq, slot);
+      size_t cur = values ? i : 0;
+      expand_span(out, p, end, in, a, cur, cur < a->n ? cur + 1 : cur, seq,
+                  slot);
     }
     p = end;
   }
@@ -314,7 +291,7 @@ void run_expand_command(run_words* out, char** cmd, size_t n,
     if (in->context)
       expand_context(out, cmd[i], in, a, seq, slot);
     else
-      expand_word(out, cmd[i], in, a, 0, a->n, seq, slot);
+      expand_word(out, cmd[i], in, a, seq, slot);
     run_words_end(out);
   }
   for (i = 0; !any && i < a->n; i++) {
@@ -371,6 +348,6 @@ void run_expand_plain(vbuf* b, const char* word, const run_inputs* in,
   run_words w = {0};
   w.mode = WORDS_PLAIN;
   w.cur = *b;
-  expand_word(&w, word, in, a, 0, a->n, seq, slot);
+  expand_word(&w, word, in, a, seq, slot);
   *b = w.cur;
 }

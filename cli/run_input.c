@@ -315,6 +315,16 @@ static bool next_record(run_inputs* in, run_source* s, const char** rec,
   return false;
 }
 
+/* No whole record is buffered: -1 at the source's end, 0 when not to
+ * wait (block unset), -2 after a read error, 1 once more was read. */
+static int read_more(run_source* s, bool block) {
+  if (s->eof)
+    return -1;
+  if (!block)
+    return 0;
+  return read_some(s) < 0 ? -2 : 1;
+}
+
 /* -L: a file source's next row, a line that ends in white space going
  * on to the next, the two one value, as xargs and GNU parallel read
  * lines. Returns as source_row does. */
@@ -341,13 +351,8 @@ static int continued_row(run_inputs* in, run_source* s, bool block,
     }
     vbuf_free(&line);
     s->pos = start; /* the line goes on in what is not read yet */
-    if (s->eof)
-      return -1;
-    if (!block)
-      return 0;
-    r = read_some(s);
-    if (r < 0)
-      return -2;
+    if ((r = read_more(s, block)) != 1)
+      return r;
   }
 }
 
@@ -380,14 +385,9 @@ static int source_row(run_inputs* in, run_source* s, bool block, run_row* row) {
   if (in->arg_opt == 'L')
     return continued_row(in, s, block, row);
   while (!next_record(in, s, &rec, &len)) {
-    int r;
-    if (s->eof)
-      return -1;
-    if (!block)
-      return 0;
-    r = read_some(s);
-    if (r < 0)
-      return -2;
+    int r = read_more(s, block);
+    if (r != 1)
+      return r;
   }
   *row = make_row(in, rec, len);
   return 1;
@@ -618,28 +618,38 @@ static void tuple_values(const run_inputs* in, size_t j,
   free(idx);
 }
 
+/* A tuple's values, gathered to be measured: on the stack for the usual
+ * few, on the heap past that. */
 typedef struct measure {
-  const run_inputs* in;
-  run_linelen_job* job;
-  char* v[64];
-  size_t n;
+  char* few[64];
+  char** v;
+  size_t n, cap;
 } measure;
 
 static void add_measured(void* arg, const char* v) {
   measure* m = arg;
-  if (m->n < sizeof(m->v) / sizeof(m->v[0]))
-    m->v[m->n++] = (char*)v;
+  if (m->n == m->cap) {
+    char** grown =
+        xrealloc(m->v == m->few ? NULL : m->v, 2 * m->cap * sizeof(char*));
+    if (m->v == m->few)
+      memcpy(grown, m->few, sizeof(m->few));
+    m->v = grown;
+    m->cap *= 2;
+  }
+  m->v[m->n++] = (char*)v;
 }
 
 /* -X/-m/--xargs: adds tuple j to the job's measure. */
 static void measure_tuple(const run_inputs* in, size_t j,
                           run_linelen_job* job) {
   measure m;
-  m.in = in;
-  m.job = job;
+  m.v = m.few;
   m.n = 0;
+  m.cap = sizeof(m.few) / sizeof(m.few[0]);
   tuple_values(in, j, add_measured, &m);
   run_linelen_add(in, job, m.v, m.n);
+  if (m.v != m.few)
+    free(m.v);
 }
 
 /* How many tuples the next job takes of the n available; 0 when it

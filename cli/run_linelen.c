@@ -29,7 +29,7 @@ static size_t quoted_len(const char* v, size_t n) {
   for (i = 0; i < n; i++) {
     unsigned char c = (unsigned char)v[i];
     if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-          (c >= '0' && c <= '9') || strchr("-_.+/", c) != NULL || c == '\0'))
+          (c >= '0' && c <= '9') || (c != '\0' && strchr("-_.+/", c))))
       plain = false;
     if (c == '\'')
       quotes++;

@@ -30,6 +30,16 @@ mine() {
 # How many of our own processes match PATTERN.
 count_mine() { mine "$1" | wc -l | tr -d ' '; }
 
+# await_mine PATTERN N: waits (up to 10 s) until N of our own processes
+# match PATTERN.
+await_mine() {
+  n=0
+  while [ "$(count_mine "$1")" -lt "$2" ] && [ $n -lt 100 ]; do
+    sleep 0.1
+    n=$((n + 1))
+  done
+}
+
 # A newline, for expected values of several lines.
 nl='
 '

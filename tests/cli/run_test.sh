@@ -175,11 +175,7 @@ check "SIGINT leaves no jobs" 0 "$(count_mine 'sleep 29.813')"
 # run's own (0 here); a SIGTERM after it stops them at once.
 $VOW run -j2 sh -c 'sleep {}; echo done {}' ::: 1.251 1.251 3 4 >hup.out 2>hup.err &
 pid=$!
-wait_jobs=0
-while [ "$(count_mine 'sleep 1.251')" -lt 2 ] && [ $wait_jobs -lt 100 ]; do
-  sleep 0.1
-  wait_jobs=$((wait_jobs + 1))
-done
+await_mine 'sleep 1.251' 2
 kill -HUP $pid
 wait $pid
 check "SIGHUP status: the run's own" 0 $?
@@ -188,11 +184,7 @@ check "SIGHUP: the running jobs finish, nothing new starts" \
 check "SIGHUP: said on stderr" 1 "$(grep -c 'SIGHUP received' hup.err)"
 $VOW run -j2 sh -c 'sleep {}' ::: 29.851 29.851 &
 pid=$!
-wait_jobs=0
-while [ "$(count_mine 'sleep 29.851')" -lt 2 ] && [ $wait_jobs -lt 100 ]; do
-  sleep 0.1
-  wait_jobs=$((wait_jobs + 1))
-done
+await_mine 'sleep 29.851' 2
 kill -HUP $pid
 sleep 0.2
 kill -TERM $pid
