@@ -1003,33 +1003,6 @@ static bool command_in_first_word(void) {
   return false;
 }
 
-/* The shell that runs shell commands, as GNU parallel picks it:
- * $PARALLEL_SHELL, else $SHELL (the user's own, so that what works at
- * their prompt works here: bash's exported functions, say), when it is
- * one that reads sh's grammar, which --shell quotes for; else /bin/sh,
- * with a warning when $SHELL is not set at all. */
-static void pick_shell(void) {
-  static const char* sh_family[] = {"sh",   "bash", "dash", "ksh",  "ksh93",
-                                    "mksh", "zsh",  "ash",  "posh", "yash"};
-  const char* names[2] = {getenv("PARALLEL_SHELL"), getenv("SHELL")};
-  size_t i, k;
-  the_run.shell_path = "/bin/sh";
-  for (i = 0; i < 2; i++) {
-    const char* base;
-    if (names[i] == NULL || names[i][0] != '/')
-      continue;
-    base = strrchr(names[i], '/') + 1;
-    for (k = 0; k < sizeof(sh_family) / sizeof(sh_family[0]); k++)
-      if (strcmp(base, sh_family[k]) == 0 && access(names[i], X_OK) == 0) {
-        the_run.shell_path = names[i];
-        return;
-      }
-  }
-  if (names[1] == NULL &&
-      (the_run.shell || the_run.values_command || the_run.resume == 3))
-    fprintf(stderr, "vow: warning: $SHELL is not set: using /bin/sh\n");
-}
-
 static int dry_run(void) {
   run_args a;
   while (the_run.shuffled ? next_args(&a) == 1
@@ -1068,7 +1041,8 @@ int vow_cli_run(int argc, char** argv) {
          strncmp(argv[first + (int)the_run.ncommand], ":::", 3) != 0)
     the_run.ncommand++;
   the_run.values_command = the_run.ncommand == 0 && the_run.resume != 3;
-  pick_shell();
+  if (run_pick_shell(the_run.shell_path, sizeof(the_run.shell_path)) != 0)
+    return VOW_EXIT_ERROR;
   the_run.in.raw_values = the_run.shell && command_in_first_word();
   if (run_inputs_parse(&the_run.in, argc, argv, first + (int)the_run.ncommand,
                        the_run.arg_files, the_run.narg_files) != 0)

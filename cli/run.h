@@ -200,6 +200,10 @@ void run_linelen_add(const run_inputs* in, run_linelen_job* job, char** v,
 /* The job's command line length by GNU parallel's measure. */
 size_t run_linelen_of(const run_inputs* in, const run_linelen_job* job);
 
+/* The shell that runs --shell commands (run_pick_shell.c); -1 after an
+ * error message when $PARALLEL_SHELL names none that can run them. */
+int run_pick_shell(char* out, size_t outlen);
+
 /* True when word holds a replacement string. */
 bool run_has_replacement(const char* word, const run_inputs* in);
 /* With --shell: NULL when every replacement string in the command (words

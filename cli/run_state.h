@@ -4,6 +4,8 @@
 #ifndef VOW_CLI_RUN_STATE_H
 #define VOW_CLI_RUN_STATE_H
 
+#include <limits.h>
+
 #include "proc.h"
 #include "run.h"
 
@@ -50,10 +52,10 @@ typedef struct run_state {
   char** command;
   size_t ncommand;
   bool shell, keep_order, line_buffer, tag, dry_run, ungroup, shuf;
-  bool values_command;    /* no command: each job's values are its command */
-  bool hung_up;           /* SIGHUP: no new jobs; the running ones finish */
-  const char* shell_path; /* what runs a shell command: see pick_shell */
-  int progress_style;     /* 0, 'b' --bar, 'e' --eta, 'p' --progress */
+  bool values_command;       /* no command: each job's values are its command */
+  bool hung_up;              /* SIGHUP: no new jobs; the running ones finish */
+  char shell_path[PATH_MAX]; /* what runs a shell command */
+  int progress_style;        /* 0, 'b' --bar, 'e' --eta, 'p' --progress */
   vow_progress progress;
   unsigned jobs;
   double timeout_s;   /* 0: none */

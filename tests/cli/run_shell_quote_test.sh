@@ -77,4 +77,26 @@ check "... and nothing ran" "" "$(pwned)"
 check "--dry-run shows the quoted command" "printf '%s\\n' 'it'\\''s'" \
   "$($VOW run --dry-run --shell "printf '%s\n' '{}'" ::: "it's")"
 
+# Which shell runs the commands: the one vow was started from, as GNU
+# parallel picks it (exported bash functions then work where $SHELL is
+# unset, as under CI runners and cron), unless $PARALLEL_SHELL says.
+# (Each -c script ends in ":" so that the shell stays vow's parent rather
+# than exec'ing it.)
+shell_of='readlink /proc/$$/exe; true'
+check "started from bash, \$SHELL unset: bash" /usr/bin/bash \
+  "$(env -u SHELL bash -c '"$1" run --shell "$2" ::: 1; :' - "$VOW" "$shell_of")"
+check "started from dash, \$SHELL=bash: dash" /usr/bin/dash \
+  "$(SHELL=/bin/bash dash -c '"$1" run --shell "$2" ::: 1; :' - "$VOW" "$shell_of")"
+check "an exported bash function runs" "in f: x" \
+  "$(env -u SHELL bash -c 'f() { echo "in f: $1"; }; export -f f
+    "$1" run --shell f ::: x; :' - "$VOW")"
+check "\$PARALLEL_SHELL first" /usr/bin/dash \
+  "$(PARALLEL_SHELL=dash bash -c '"$1" run --shell "$2" ::: 1; :' - "$VOW" "$shell_of")"
+PARALLEL_SHELL=/nonexistent/bash $VOW run --shell echo ::: 1 >out 2>err
+check "\$PARALLEL_SHELL not found: refused" "255 0" "$? $(wc -c <out | tr -d ' ')"
+check "... saying so" 1 "$(grep -c 'PARALLEL_SHELL is /nonexistent/bash, which is not found' err)"
+PARALLEL_SHELL=csh $VOW run --shell echo ::: 1 >out 2>err
+check "\$PARALLEL_SHELL not sh-like: refused" 255 $?
+check "... saying why" 1 "$(grep -c "quotes values for sh's grammar" err)"
+
 report
