@@ -5,6 +5,7 @@
  * node that must not die, and runs no task code at all. */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -277,6 +278,27 @@ static void reap(agent* a) {
   }
 }
 
+/* srun gives stdin to every task unless told --input=0. An agent never
+ * uses it, but left unread its pipe fills and srun stops feeding rank 0
+ * as well (vow map < a large input hung half-way; closing it does not
+ * help, srun's step daemon keeps queueing for it). So a thread of the
+ * agent reads and drops it. */
+static void* drain_stdin(void* unused) {
+  char buf[16384];
+  (void)unused;
+  for (;;) {
+    ssize_t n = read(STDIN_FILENO, buf, sizeof(buf));
+    if (n == 0 || (n < 0 && errno != EINTR))
+      return NULL;
+  }
+}
+
+static void drop_stdin(void) {
+  pthread_t t;
+  if (pthread_create(&t, NULL, drain_stdin, NULL) == 0)
+    pthread_detach(t);
+}
+
 int vow__mpi_agent_run(int rank) {
   agent a;
   struct sigaction sa;
@@ -285,6 +307,7 @@ int vow__mpi_agent_run(int rank) {
   size_t i;
   memset(&a, 0, sizeof(a));
   a.rank = rank;
+  drop_stdin();
   a.env = worker_env();
   if (a.env == NULL || vow__os_pipe(chld_pipe, true) != 0) {
     fprintf(stderr, "vow agent (rank %d): cannot start: %s\n", rank,

@@ -27,12 +27,19 @@ static int agent_status_; /* what an agent rank exits with */
 static const vow_mpi_ops* ops;
 static unsigned nslots;
 
-/* The launcher's word for the job's size: Open MPI's, else PMI's (MPICH,
- * Slurm's srun). */
+/* The launcher's word for the job's size: Open MPI's mpirun, PMI's
+ * (MPICH's and Intel's mpiexec, srun --mpi=pmi2), else a PMIx rank
+ * started by srun --mpi=pmix, which sets no size of PMIx's own: the
+ * step's task count is the job's size. */
 static int job_size(void) {
   const char* s = getenv("OMPI_COMM_WORLD_SIZE");
   if (s == NULL)
     s = getenv("PMI_SIZE");
+  if (s == NULL && getenv("PMIX_RANK") != NULL) {
+    s = getenv("PMIX_SIZE");
+    if (s == NULL)
+      s = getenv("SLURM_STEP_NUM_TASKS");
+  }
   return s != NULL ? atoi(s) : 0;
 }
 

@@ -26,6 +26,22 @@ static unsigned launcher_slots(const vow_pool_options_t* o) {
   return n;
 }
 
+/* srun holds a step's output until a newline unless told -u, and the
+ * channel's frames are binary: the worker's HELLO would never arrive. So
+ * an srun launcher always runs with -u, whether or not the user wrote it
+ * (a second -u is harmless to srun). */
+static bool needs_unbuffered(const char* const* argv) {
+  const char* base = strrchr(argv[0], '/');
+  size_t i;
+  base = base ? base + 1 : argv[0];
+  if (strcmp(base, "srun") != 0)
+    return false;
+  for (i = 1; argv[i] != NULL; i++)
+    if (strcmp(argv[i], "-u") == 0 || strcmp(argv[i], "--unbuffered") == 0)
+      return false;
+  return true;
+}
+
 static int launcher_open(vow_pool_t* pool, const vow_pool_options_t* o) {
   launch_link* k = vow__calloc(1, sizeof(*k));
   char** remote = vow__remote_argv(pool, o);
@@ -49,12 +65,14 @@ static int launcher_open(vow_pool_t* pool, const vow_pool_options_t* o) {
     const vow_launcher_t* L = &o->launchers[l];
     unsigned n = L->workers ? L->workers : 1, s;
     size_t nl = vow__strv_len(L->argv);
+    bool add_u = needs_unbuffered(L->argv);
     for (s = 0; s < n && slot < k->nslots; s++, slot++) {
-      char** v = vow__calloc(nl + nremote + 1, sizeof(char*));
+      char** v = vow__calloc(nl + nremote + 2, sizeof(char*));
       if ((k->slot_argv[slot] = v) == NULL)
         goto nomem;
       for (i = 0; i < nl; i++)
-        if (vow__strv_push(v, L->argv[i]) != 0)
+        if (vow__strv_push(v, L->argv[i]) != 0 ||
+            (i == 0 && add_u && vow__strv_push(v, "-u") != 0))
           goto nomem;
       for (i = 0; i < nremote; i++)
         if (vow__strv_push(v, remote[i]) != 0)

@@ -381,6 +381,9 @@ static int fn_parent_rank(vow_task_ctx_t* t, const msgpack_object* a,
     env[n] = '\0';
     if (strncmp(env + at, "OMPI_COMM_WORLD_RANK=", 21) == 0)
       rank = atoll(env + at + 21);
+    else if (strncmp(env + at, "PMIX_RANK=", 10) == 0 ||
+             strncmp(env + at, "PMI_RANK=", 9) == 0)
+      rank = atoll(strchr(env + at, '=') + 1); /* under srun --mpi= */
   }
   return msgpack_pack_int64(r, rank);
 }

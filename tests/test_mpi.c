@@ -10,9 +10,13 @@
 
 #include "pool_helpers.h"
 
-/* The ranks the workers' parents are: 1..size-1 under mpirun (-1 none). */
+/* The job's ranks, under mpirun or srun --mpi=pmix|pmi2; 1 alone. */
 static int job_size(void) {
   const char* s = getenv("OMPI_COMM_WORLD_SIZE");
+  if (s == NULL)
+    s = getenv("PMI_SIZE");
+  if (s == NULL && getenv("PMIX_RANK") != NULL)
+    s = getenv("SLURM_STEP_NUM_TASKS");
   return s != NULL ? atoi(s) : 1;
 }
 
