@@ -15,8 +15,9 @@ packages="gcc libc6-dev make cmake pkg-config libuv1-dev libmsgpack-dev libcmock
 if [ "${VOW_DEPS_FULL:-0}" = 1 ]; then
   packages="$packages clang valgrind libclang-rt-14-dev openssh-server"
   packages="$packages openssh-client libopenmpi-dev openmpi-bin"
-  # GNU parallel, for the CLI tests that compare vow run with it.
-  packages="$packages parallel"
+  # GNU parallel, for the CLI tests that compare vow run with it; Slurm
+  # and munge, for the one-node Slurm the cluster test starts.
+  packages="$packages parallel slurm-wlm munge"
 fi
 
 missing=""

@@ -1,0 +1,93 @@
+#!/bin/sh
+# vow on Slurm, for real: a one-node Slurm of our own (slurm_up.sh), srun
+# launchers with and without -u, the C tests of the MPI transport under
+# srun --mpi=pmix, vow map as MPI ranks under srun with a large stdin,
+# and every #SBATCH script of docs/cluster.md submitted exactly as
+# written, each compared with a local run.
+#   slurm_test.sh BUILD_DIR SOURCE_DIR
+set -u
+. "$(dirname "$0")/../cli/check.sh"
+BUILD=$(cd "$1" && pwd)
+SRC=$(cd "$2" && pwd)
+VOW=$BUILD/vow
+PLUGIN=$BUILD/tests/libtest_plugin.so
+if [ "$(id -u)" != 0 ] || ! command -v slurmctld >/dev/null ||
+  ! command -v munged >/dev/null; then
+  echo "skip: needs root, slurm-wlm and munge; .ci/run installs them"
+  exit 77
+fi
+T=$(mktemp -d)
+cleanup() {
+  sh "$SRC/tests/cluster/slurm_down.sh" "$T/slurm"
+  rm -rf "$T"
+}
+trap cleanup EXIT
+mkdir "$T/slurm"
+if ! sh "$SRC/tests/cluster/slurm_up.sh" "$T/slurm"; then
+  echo "FAIL: the one-node Slurm did not start"
+  exit 1
+fi
+export SLURM_CONF="$T/slurm/slurm.conf"
+# Open MPI refuses root unless told; CI runs as root.
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+cd "$T"
+
+# srun launchers: vow adds the -u that a binary channel needs.
+seq 0 1999 | awk '{print "[" $1 ", 1]"}' >in.jsonl
+seq 1 2000 >want
+for launcher in "2/srun -N1 -n1 --exact --quiet" "2/srun -u -N1 -n1 --exact --quiet"; do
+  timeout 120 "$VOW" map "$PLUGIN" add --launcher "$launcher" <in.jsonl >out 2>err
+  check "$launcher: status" 0 $?
+  check "$launcher: every result once, in order" "$(cat want)" "$(cat out)"
+done
+steps=$(grep -c 'launch task' "$T/slurm/slurmd.log")
+check "the workers were Slurm steps (4 or more: $steps)" 1 \
+  "$([ "$steps" -ge 4 ] && echo 1)"
+
+# The MPI transport's own tests, with srun's PMIx as the launcher: rank 0
+# runs them, ranks 1 and 2 are agents (test_mpi checks every result came
+# from an agent).
+timeout 300 srun --mpi=pmix -n 3 "$BUILD/tests/test_mpi" >mpi.out 2>&1
+check "test_mpi under srun --mpi=pmix -n 3" 0 $?
+check "... all of them ran" 1 "$(grep -c 'PASSED  \] 11 test' mpi.out)"
+
+# vow map as three ranks, 1.6 MB on stdin, which srun gives every task.
+seq 0 199999 | awk '{print "[" $1 ", 1]"}' >big.jsonl
+timeout 120 srun --mpi=pmix -n 3 "$VOW" map "$PLUGIN" add <big.jsonl >big.out 2>err
+check "srun --mpi=pmix -n 3 vow map: status" 0 $?
+check "... every line once, in order" "$(seq 1 200000 | md5sum)" \
+  "$(md5sum <big.out)"
+
+# docs/cluster.md's batch scripts, as written, from a directory laid out
+# as they expect (build/, jobs.jsonl, vow on PATH).
+mkdir docs && cd docs
+ln -s "$BUILD" build
+for i in $(seq 1 40); do
+  echo "{\"f\": \"sin\", \"a\": 0, \"b\": $i, \"n\": 20000}"
+done >jobs.jsonl
+"$VOW" map build/examples/integrate.so integrate <jobs.jsonl >want.jsonl
+PATH=$BUILD:$PATH
+export PATH
+awk '
+  /^```sh$/ { inblock = 1; text = ""; next }
+  /^```$/ && inblock {
+    inblock = 0
+    if (text ~ /^#!\/bin\/sh\n/ && text ~ /#SBATCH/) {
+      n++; f = "script" n ".sh"; printf "%s", text > f; close(f)
+    }
+    next
+  }
+  inblock { text = text $0 "\n" }
+' "$SRC/docs/cluster.md"
+scripts=$(ls script*.sh 2>/dev/null | wc -l | tr -d ' ')
+check "docs/cluster.md has its batch scripts" 1 "$([ "$scripts" -ge 3 ] && echo 1)"
+for s in script*.sh; do
+  out=$(sed -n 's/.*> *\([a-z_.]*jsonl\) *$/\1/p' "$s" | tail -1)
+  rm -f "$out"
+  timeout 300 sbatch --wait -o "$s.log" "$s" >/dev/null 2>&1
+  check "$(sed -n 3p "$s"): sbatch --wait" 0 $?
+  check "... its results are a local run's" "$(cat want.jsonl)" "$(cat "$out" 2>/dev/null)"
+  [ -s "$s.log" ] && sed 's/^/  | /' "$s.log"
+done
+
+report
