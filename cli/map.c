@@ -48,6 +48,9 @@ static void usage(FILE* f) {
       "                    e.g. \"4/ssh -T hostA\" or \"8/srun -N1 -n1\";\n"
       "                    repeat for more hosts; -j is then their sum. The\n"
       "                    worker command must exist at the same path there\n"
+      "  --liveness S      a worker under a launcher silent S seconds while\n"
+      "                    it holds tasks is lost: its tasks run elsewhere,\n"
+      "                    its slot starts again (default 20)\n"
       "Lines are read as they arrive and run in groups; memory holds a\n"
       "window of lines, not the input.\n"
       "exit status: 0 all lines succeeded; 1-100 failed lines; 101 more;\n"
@@ -196,6 +199,16 @@ int vow_cli_map(int argc, char** argv) {
         goto fail;
       }
       o.timeout_ms = (uint64_t)(t * 1000.0);
+      k++;
+    } else if (strcmp(a, "--liveness") == 0) {
+      char* end;
+      double t = strtod(val, &end);
+      if (end == val || *end != '\0' || t < 0.4) {
+        vow_cli_error("--liveness wants seconds (0.4 or more), not \"%s\"",
+                      val);
+        goto fail;
+      }
+      o.liveness_ms = (uint64_t)(t * 1000.0);
       k++;
     } else if (strcmp(a, "--retries") == 0) {
       char* end;

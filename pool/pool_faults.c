@@ -238,7 +238,8 @@ static void settle_inflight(vow_pool_t* pool, pworker* w, const char* why) {
       vow__task_free(pool, t);
       continue;
     }
-    if (w->kill == PK_ASKED || w->kill == PK_TIMEOUT || w->kill == PK_GRACE) {
+    if (w->kill == PK_ASKED || w->kill == PK_TIMEOUT || w->kill == PK_GRACE ||
+        w->kill == PK_SILENT) {
       VOW__TRACE(w, "task %llu back to the queue: not its fault",
                  (unsigned long long)t->id);
       vow__tlist_push(&retry, t); /* not its fault: as it was */
@@ -294,7 +295,7 @@ void vow__pool_worker_gone(pworker* w) {
   bool in_slot = pool->workers[w->slot] == w;
   describe_end(w, why, sizeof(why));
   VOW__TRACE(w, "gone: %s", why);
-  if (w->kill == PK_NONE)
+  if (w->kill == PK_NONE || w->kill == PK_SILENT)
     pool->stats.worker_deaths++;
   if (!pool->ctx->closing) {
     settle_inflight(pool, w, why);

@@ -72,7 +72,8 @@ enum pworker_kill {
   PK_TIMEOUT,  /* its head task ran past its timeout */
   PK_GRACE,    /* a cancelled task did not stop within the grace period */
   PK_PROTOCOL, /* it broke the protocol */
-  PK_ASKED     /* shutdown or recycling */
+  PK_ASKED,    /* shutdown or recycling */
+  PK_SILENT    /* silent past the liveness bound: lost with its host */
 };
 
 struct pworker {
@@ -98,14 +99,16 @@ struct pworker {
   uint64_t last_event_ns;
   uint64_t busy_since_ns;
   uint64_t completed;
-  uint64_t sent;          /* tasks ever sent, for recycling */
-  vow__timer task_timer;  /* the head task's timeout */
-  vow__timer grace_timer; /* a cancelled task's grace */
-  vow__timer eof_timer;   /* channel closed: how long it may live on */
-  vow__timer stall_timer; /* a message begun and not finished */
-  vow__timer hello_timer; /* started, and no HELLO yet */
-  char why[512];          /* what went wrong, for failures */
-  char tail[4096];        /* the end of its stderr: crash reports */
+  uint64_t sent;            /* tasks ever sent, for recycling */
+  vow__timer task_timer;    /* the head task's timeout */
+  vow__timer grace_timer;   /* a cancelled task's grace */
+  vow__timer eof_timer;     /* channel closed: how long it may live on */
+  vow__timer stall_timer;   /* a message begun and not finished */
+  vow__timer hello_timer;   /* started, and no HELLO yet */
+  vow__timer silence_timer; /* holding tasks: heard from too long ago */
+  bool heartbeats;          /* it says it is alive (under a launcher) */
+  char why[512];            /* what went wrong, for failures */
+  char tail[4096];          /* the end of its stderr: crash reports */
   size_t tail_len;
   char line[1024]; /* a stderr line being relayed */
   size_t line_len;
@@ -225,6 +228,11 @@ void vow__worker_exited(pworker* w, int64_t status, int sig);
 void vow__worker_maybe_finished(pworker* w);
 /* Starts or stops w's head-task timer after the head changed. */
 void vow__worker_arm_head(pworker* w);
+/* Restarts w's silence clock while it holds tasks and says it is alive
+ * (liveness, under launchers); stops it otherwise. */
+void vow__worker_watch_silence(pworker* w);
+/* The pool's liveness bound (its option, or the default). */
+uint64_t vow__liveness_ms(const vow_pool_t* pool);
 /* t (settled) is done with on w: freed; w retires when it has done
  * recycle_after tasks, and a retiring w with nothing left gets
  * SHUTDOWN. */

@@ -114,6 +114,7 @@ void vow__worker_send(pworker* w, size_t n) {
     /* It was idle: its busy time starts now. */
     w->busy_since_ns = w->last_event_ns = vow__now_ns();
     vow__worker_arm_head(w);
+    vow__worker_watch_silence(w);
   }
   if (!write_frames(w, &e)) {
     /* Never sent: these fail now with out-of-memory, rather than wait

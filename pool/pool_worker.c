@@ -18,9 +18,9 @@
 void vow__worker_kill(pworker* w, int why) {
   if (w->kill == PK_NONE || w->kill == PK_ASKED)
     w->kill = why;
-  static const char* const reasons[] = {"it died by itself", "task timeout",
-                                        "cancel grace over", "protocol error",
-                                        "asked to stop"};
+  static const char* const reasons[] = {
+      "it died by itself", "task timeout",  "cancel grace over",
+      "protocol error",    "asked to stop", "silent past the liveness bound"};
   VOW__TRACE(w, "kill (%s)", reasons[w->kill]);
   if (w->state != PW_DEAD)
     vow__worker_set_state(w, PW_STOPPING);
@@ -125,6 +125,7 @@ void vow__worker_maybe_finished(pworker* w) {
   vow__timer_stop(w->pool->ctx, &w->eof_timer);
   vow__timer_stop(w->pool->ctx, &w->stall_timer);
   vow__timer_stop(w->pool->ctx, &w->hello_timer);
+  vow__timer_stop(w->pool->ctx, &w->silence_timer);
   close_all(w);
 }
 
@@ -368,6 +369,37 @@ static void on_eof_wait_over(vow__timer* t) {
   w->pool->transport->kill(w);
 }
 
+uint64_t vow__liveness_ms(const vow_pool_t* pool) {
+  return pool->opt.liveness_ms ? pool->opt.liveness_ms : 20000;
+}
+
+static void on_silence(vow__timer* t) {
+  pworker* w = VOW__CONTAINER_OF(t, pworker, silence_timer);
+  uint64_t ms = vow__liveness_ms(w->pool);
+  /* Bytes waiting in the pipe mean our loop was busy, not the worker. */
+  if (vow__chan_unread(&w->chan) > 0) {
+    vow__timer_start(w->pool->ctx, &w->silence_timer, ms);
+    return;
+  }
+  VOW__TRACE(w, "silent for %llu ms with %zu tasks on it: lost",
+             (unsigned long long)ms, w->inflight.len);
+  snprintf(w->why, sizeof(w->why),
+           "worker pid %d sent nothing for %llu ms, though it says it is "
+           "alive every %llu ms: lost with its host or link",
+           w->pid, (unsigned long long)ms, (unsigned long long)(ms / 4));
+  vow__worker_kill(w, PK_SILENT);
+  vow__pool_kick(w->pool);
+}
+
+void vow__worker_watch_silence(pworker* w) {
+  vow__timer_stop(w->pool->ctx, &w->silence_timer);
+  if (!w->heartbeats || w->inflight.len == 0 || w->state != PW_READY)
+    return;
+  w->silence_timer.fire = on_silence;
+  w->silence_timer.discard = NULL;
+  vow__timer_start(w->pool->ctx, &w->silence_timer, vow__liveness_ms(w->pool));
+}
+
 static uint64_t stall_ms(const vow_pool_t* pool) {
   return pool->opt.stall_ms ? pool->opt.stall_ms : 10000;
 }
@@ -518,6 +550,8 @@ static void on_chan_read(vow__chan* ch, ssize_t n) {
         break;
       }
       case VOWP_PONG:
+        if (m.u.ping.token == 0)
+          w->heartbeats = true; /* unasked: it says it is alive */
         break;
       default:
         protocol_error(w, "the worker sent %s, which only a parent sends",
@@ -528,6 +562,7 @@ static void on_chan_read(vow__chan* ch, ssize_t n) {
   if (w->kill != PK_PROTOCOL && rc < 0)
     protocol_error(w, "the worker broke the protocol: %s", vow__chan_error(ch));
   watch_partial(w);
+  vow__worker_watch_silence(w);
   if (replies > 0) {
     uint64_t now = vow__now_ns();
     w->ewma_ns = vow__sched_ewma(w->ewma_ns, now - w->last_event_ns, replies);
@@ -583,7 +618,8 @@ void vow__worker_start(vow_pool_t* pool, unsigned slot) {
   w->state = PW_STARTING;
   w->limit = vow__sched_limit(0, pool->opt.in_flight);
   w->task_timer.index = w->grace_timer.index = w->eof_timer.index =
-      w->stall_timer.index = w->hello_timer.index = SIZE_MAX;
+      w->stall_timer.index = w->hello_timer.index = w->silence_timer.index =
+          SIZE_MAX;
   pool->workers[slot] = w;
   pool->live_workers++;
   pool->stats.worker_starts++;

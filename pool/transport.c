@@ -31,6 +31,12 @@ char** vow__remote_argv(const vow_pool_t* pool, const vow_pool_options_t* o) {
           vow__strv_push(v, "VOW_WORKER_CHANNEL=stdio");
   if (!bad && o && o->limits)
     bad = vow__strv_push_env(v, VOWP_ENV_LIMITS, o->limits);
+  if (!bad) {
+    char every[32];
+    snprintf(every, sizeof(every), "%llu",
+             (unsigned long long)(vow__liveness_ms(pool) / 4));
+    bad = vow__strv_push_env(v, VOWP_ENV_HEARTBEAT, every);
+  }
   for (i = 0; !bad && i < nenv; i++)
     bad = vow__strv_push(v, o->env[i]);
   for (i = 0; !bad && i < nworker; i++)

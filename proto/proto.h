@@ -118,6 +118,9 @@ static inline uint64_t vowp_read_be(const unsigned char* p, int n) {
 #define VOWP_ENV_CHANNEL "VOW_WORKER_CHANNEL" /* "3", or "stdio" */
 #define VOWP_ENV_PARENT "VOW_PARENT_PID"      /* for the getppid() check */
 #define VOWP_ENV_LIMITS "VOW_WORKER_LIMITS"   /* "as=BYTES,cpu=S,nofile=N" */
+/* Under a launcher: send an unasked PONG with token 0 (a heartbeat)
+ * every this many ms, from a thread that tasks cannot starve. */
+#define VOWP_ENV_HEARTBEAT "VOW_HEARTBEAT_MS"
 
 /* Writes x as 4 big-endian bytes: frame lengths and array32 counts. */
 static inline void vowp_write_be32(unsigned char* p, uint32_t x) {

@@ -11,6 +11,8 @@
  * resource limits, crash reports, and fd 1 pointed at stderr. Fills the
  * channel's fds. Returns 0, or -1 after writing why to stderr. */
 int vow__worker_setup(int* in_fd, int* out_fd);
+/* Writes to the channel, taking turns with the heartbeat thread. */
+int vow__worker_write(int fd, const void* data, size_t len);
 /* Names the task running now in a crash report (NULL: none). The strings
  * must stay valid while the task runs. */
 void vow__worker_crash_context(uint64_t task_id, const char* fn);

@@ -78,7 +78,7 @@ static void flush(server* s) {
   size_t len;
   vowp_open_batch_end(&s->enc);
   data = vowp_encoder_data(&s->enc, &len);
-  if (len > 0 && vowp_write_all(s->out_fd, data, len) != 0) {
+  if (len > 0 && vow__worker_write(s->out_fd, data, len) != 0) {
     /* The parent is gone or stopped listening: nothing left to serve. */
     _exit(0);
   }
@@ -152,7 +152,7 @@ static void flush_side(server* s) {
   const char* data;
   size_t len;
   data = vowp_encoder_data(&s->side, &len);
-  if (len > 0 && vowp_write_all(s->out_fd, data, len) != 0)
+  if (len > 0 && vow__worker_write(s->out_fd, data, len) != 0)
     _exit(0);
   vowp_encoder_reset(&s->side);
 }

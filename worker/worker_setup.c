@@ -14,9 +14,11 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "worker_internal.h"
+#include "fdio.h"
 #include "os.h"
 
 /* ---- crash reports --------------------------------------------------- */
@@ -161,15 +163,77 @@ bad:
  * thread is reaped only once that thread has been scheduled to die too. */
 #define HANGUP_POLL_MS 400
 
+/* The same thread says the worker is alive every heartbeat_ms (the
+ * pool's liveness bound over 4, VOW_HEARTBEAT_MS): an unasked PONG with
+ * token 0. A task that never yields cannot starve it, so only a worker
+ * that is gone, frozen or cut off goes silent. Its frames and the main
+ * thread's take turns on the channel (vow__worker_write). */
+static pthread_mutex_t chan_lock = PTHREAD_MUTEX_INITIALIZER;
+static int heartbeat_fd = -1;
+static uint64_t heartbeat_ms;
+static bool said_hello; /* the first frame is HELLO: none may go before */
+
+int vow__worker_write(int fd, const void* data, size_t len) {
+  int rc;
+  pthread_mutex_lock(&chan_lock);
+  rc = vowp_write_all(fd, data, len);
+  said_hello = true;
+  pthread_mutex_unlock(&chan_lock);
+  return rc;
+}
+
+static uint64_t monotonic_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* Returns 1 when it went, 0 when it may not yet (none goes before
+ * HELLO), -1 when the channel is no longer ours to write to: the worker
+ * closed it (and the number may now be another file's). */
+static int send_heartbeat(const struct stat* out_was) {
+  vowp_encoder e;
+  const char* data;
+  size_t len;
+  int sent = 0;
+  struct stat out_now;
+  vowp_encoder_init(&e);
+  if (vowp_encode_pong(&e, 0) == VOWP_OK) {
+    int rc = 0;
+    data = vowp_encoder_data(&e, &len);
+    pthread_mutex_lock(&chan_lock);
+    if (fstat(heartbeat_fd, &out_now) != 0 ||
+        out_now.st_ino != out_was->st_ino || out_now.st_dev != out_was->st_dev)
+      sent = -1;
+    else if (said_hello) {
+      rc = vowp_write_all(heartbeat_fd, data, len);
+      sent = 1;
+    }
+    pthread_mutex_unlock(&chan_lock);
+    if (rc != 0)
+      _exit(0); /* nobody is left to read what we would send */
+  }
+  vowp_encoder_destroy(&e);
+  return sent;
+}
+
 static void* watch_hangup(void* arg) {
   int fd = (int)(intptr_t)arg;
-  struct stat first, now;
-  if (fstat(fd, &first) != 0)
+  struct stat first, now, out;
+  /* The first beat goes as soon as HELLO has: the pool watches only a
+   * worker it has heard beat. */
+  uint64_t last_beat = 0;
+  int slice = HANGUP_POLL_MS;
+  if (fstat(fd, &first) != 0 || fstat(heartbeat_fd, &out) != 0)
     return NULL;
+  if (heartbeat_ms > 0 && heartbeat_ms / 2 < (uint64_t)slice)
+    slice = heartbeat_ms / 2 > 0 ? (int)(heartbeat_ms / 2) : 1;
+  if (heartbeat_ms > 0)
+    slice = slice > 50 ? 50 : slice; /* until the first beat */
   for (;;) {
     short hangup = vow__os_hangup_events();
     struct pollfd p = {fd, hangup, 0};
-    int n = poll(&p, 1, HANGUP_POLL_MS);
+    int n = poll(&p, 1, slice);
     if (n < 0 && errno != EINTR)
       return NULL;
     if (n > 0 && (p.revents & POLLNVAL))
@@ -179,13 +243,28 @@ static void* watch_hangup(void* arg) {
       return NULL; /* closed, and the number taken by something else */
     if (n > 0 && (p.revents & (POLLHUP | hangup | POLLERR)))
       _exit(0);
+    if (heartbeat_ms > 0 && monotonic_ms() - last_beat >= heartbeat_ms) {
+      int sent = send_heartbeat(&out);
+      if (sent < 0)
+        return NULL;
+      if (sent > 0) {
+        last_beat = monotonic_ms();
+        slice = heartbeat_ms / 2 < HANGUP_POLL_MS ? (int)(heartbeat_ms / 2)
+                                                  : HANGUP_POLL_MS;
+        if (slice < 1)
+          slice = 1;
+      }
+    }
   }
 }
 
-static void start_hangup_watch(int fd) {
+static void start_hangup_watch(int fd, int out_fd) {
   pthread_attr_t at;
   pthread_t t;
   sigset_t all, old;
+  const char* every = getenv(VOWP_ENV_HEARTBEAT);
+  heartbeat_fd = out_fd;
+  heartbeat_ms = every ? strtoull(every, NULL, 10) : 0;
   if (pthread_attr_init(&at) != 0)
     return;
   pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
@@ -261,6 +340,6 @@ int vow__worker_setup(int* in_fd, int* out_fd) {
     return -1;
   install_crash_handler();
   if (strcmp(channel, "stdio") == 0)
-    start_hangup_watch(*in_fd);
+    start_hangup_watch(*in_fd, *out_fd);
   return 0;
 }

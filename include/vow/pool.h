@@ -91,6 +91,15 @@ typedef struct vow_pool_options {
    * fd 1 at its stderr, so a stray printf is relayed). Under a launcher
    * fd 1 is the channel, and this is ignored. */
   bool inherit_stdout;
+  /* Liveness, under launchers: a worker there says it is alive every
+   * liveness_ms / 4 from a thread of its own (so a task that never
+   * yields cannot starve it); one silent for liveness_ms while it holds
+   * tasks is lost (a host gone without a word: link down, frozen,
+   * partitioned). Its launcher is killed, its tasks go back to the queue
+   * without counting a try, and its slot starts again as after any death
+   * (a host back from a partition rejoins). Default 20000; local and MPI
+   * workers are watched by the kernel and MPI instead. */
+  uint64_t liveness_ms;
 } vow_pool_options_t;
 
 #define VOW_POOL_OPTIONS_INIT \

@@ -117,4 +117,43 @@ wait $map 2>/dev/null
 check "parent killed: its remote workers go (not after their minute)" 0 \
   "$(remote_workers)"
 echo "# remote workers gone within $tries tenths of a second"
+
+# Liveness: a host that goes silent without a word (here its worker is
+# frozen with SIGSTOP: the connection stays up, no byte comes) is lost
+# within --liveness; its tasks run on the other worker, its slot starts
+# again, every line gets its result once.
+seq 0 39 | awk '{print "[" $1 ", 1, 200000]"}' > slow40.jsonl
+wait_remote "-gt 0"
+start=$(date +%s)
+VOW_DEBUG=$T/frozen.trace timeout 90 $VOW map --launcher "2/$SSH" \
+  --liveness 2 "$PLUGIN" add_after < slow40.jsonl > out5.jsonl 2> err5.txt &
+map=$!
+wait_remote "-lt 2"
+sleep 0.5 # into their tasks
+frozen=""
+for p in $(pgrep -f "vow-worker $PLUGIN"); do
+  under_our_sshd "$p" && frozen=$p && break
+done
+check "frozen host: a worker of this run to freeze" yes \
+  "$([ -n "$frozen" ] && echo yes || echo none)"
+[ -n "$frozen" ] && kill -STOP "$frozen"
+wait $map
+check "frozen host: status" 0 $?
+check "frozen host: every line once, in order" "$(seq 1 40)" "$(cat out5.jsonl)"
+check "frozen host: lost for its silence" 1 \
+  "$(grep -c 'silent for 2000 ms with .* tasks on it: lost' "$T/frozen.trace")"
+took=$(( $(date +%s) - start ))
+check "frozen host: done in bounded time (${took} s; 40 x 0.2 s on 2 workers, 2 s lost)" \
+  yes "$([ "$took" -lt 60 ] && echo yes)"
+[ -n "$frozen" ] && kill -9 "$frozen" 2>/dev/null
+
+# A task that runs longer than the bound without a word of its own is not
+# a silent host: the worker's heartbeat thread speaks for it.
+echo '[1, 2, 3000000]' > busy.jsonl
+VOW_DEBUG=$T/busy.trace $VOW map --launcher "1/$SSH" --liveness 1 "$PLUGIN" \
+  add_after < busy.jsonl > out6.jsonl 2> err6.txt
+check "busy 3 s under --liveness 1: its result" 3 "$(cat out6.jsonl)"
+check "... and no worker was lost" 0 "$(grep -c 'lost' "$T/busy.trace")"
+check "... it heard the heartbeats" yes \
+  "$([ "$(grep -c '<- PONG' "$T/busy.trace")" -ge 3 ] && echo yes)"
 report
