@@ -67,6 +67,7 @@ int main(void) {
   FIELD(vow_pool_options_t, nlaunchers);
   FIELD(vow_pool_options_t, hello_timeout_ms);
   FIELD(vow_pool_options_t, inherit_stdout);
+  FIELD(vow_pool_options_t, liveness_ms);
   SIZE(vow_pool_options_t);
 
   FIELD(vow_origin_t, task_id);

@@ -105,6 +105,36 @@ def test_launchers_start_workers_through_a_command():
     assert 1 <= len(pids) <= 2 and os.getpid() not in pids
 
 
+def test_a_silent_launched_worker_is_lost_and_its_tasks_run_elsewhere():
+    # A worker frozen by SIGSTOP sends nothing, as a host cut off would;
+    # under liveness=1 its tasks go to the other worker, each result once.
+    # A task longer than the bound is not silence: the heartbeat goes on.
+    import signal
+    with vow.Pool(module=TASKS, launchers=[(["env"], 2)],
+                  liveness=1) as pool:
+        assert pool.apply("sleep_then", ("slow", 2.5)) == "slow"
+        pids = set(pool.map("pid_of", range(50)))
+        frozen = sorted(pids)[0]
+        os.kill(frozen, signal.SIGSTOP)
+        try:
+            started = time.monotonic()
+            got = pool.starmap("sleep_then", [(k, 0.05) for k in range(40)],
+                               chunksize=1)
+            assert got == list(range(40))
+            assert time.monotonic() - started < 30
+            # The pool killed it as lost (and reaped it).
+            for _ in range(100):
+                if not os.path.exists(f"/proc/{frozen}"):
+                    break
+                time.sleep(0.05)
+            assert not os.path.exists(f"/proc/{frozen}")
+        finally:
+            try:
+                os.kill(frozen, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+
 def run_script(path, text):
     """text written to path and run by this interpreter, with this
     sys.path."""

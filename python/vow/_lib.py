@@ -73,6 +73,7 @@ class PoolOptions(ctypes.Structure):
         ("nlaunchers", c_size_t),
         ("hello_timeout_ms", c_uint64),
         ("inherit_stdout", c_bool),
+        ("liveness_ms", c_uint64),
     ]
 
 

@@ -94,7 +94,7 @@ class Options:
     def __init__(self, argv, *, workers, timeout, retries, queue_limit,
                  recycle_after, in_flight, env, cwd, stderr, seed,
                  initializer=None, initargs=(), launchers=None,
-                 stdout="inherit"):
+                 stdout="inherit", liveness=None):
         if stderr not in _lib.STDERR_MODES:
             raise ValueError(f"stderr is one of {sorted(_lib.STDERR_MODES)}")
         self._keep = []
@@ -119,6 +119,10 @@ class Options:
         # A task's print() reaches this program's stdout, as a
         # multiprocessing worker's does; "stderr": where its stderr goes.
         o.inherit_stdout = stdout == "inherit"
+        if liveness is not None:
+            if liveness < 0.4:
+                raise ValueError("liveness must be 0.4 seconds or more")
+            o.liveness_ms = int(liveness * 1000)
         if launchers:
             self._launchers(launchers)
             o.workers = sum(L.workers for L in self._keep[-1])

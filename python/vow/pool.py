@@ -62,6 +62,9 @@ class Pool(Submitting, Mapping, Pumping, Ending):
     launchers: start workers through ssh, srun...: a list of launchers,
               each a command (string or list; one worker) or a pair
               (command, workers); see docs/cluster.md.
+    liveness: seconds (default 20): under launchers, a worker that holds
+              tasks and sends nothing, not even its heartbeat, this long is
+              lost with its host; its tasks run on the other workers.
     """
 
     def __init__(self, processes=None, initializer=None, initargs=(),
@@ -69,7 +72,7 @@ class Pool(Submitting, Mapping, Pumping, Ending):
                  worker=None, module=None, timeout=None, retries=0,
                  queue_limit=None, recycle_after=None, in_flight=None,
                  env=None, cwd=None, stderr="relay", stdout="inherit",
-                 seed=0, launchers=None):
+                 seed=0, launchers=None, liveness=None):
         _refuse_in_worker()
         if maxtasksperchild is not None and (
                 not isinstance(maxtasksperchild, int) or
@@ -90,7 +93,8 @@ class Pool(Submitting, Mapping, Pumping, Ending):
                           recycle_after=recycle_after, in_flight=in_flight,
                           env=env, cwd=cwd, stderr=stderr, seed=seed,
                           initializer=initializer, initargs=initargs,
-                          launchers=launchers, stdout=stdout)
+                          launchers=launchers, stdout=stdout,
+                          liveness=liveness)
         self._ctx = None
         self._pool = None
         self._collector = None

@@ -710,6 +710,20 @@ def _die_with_parent():
         sys.exit(f"vow.worker: parent {parent} is gone")
 
 
+def _heartbeat(ch, every_s):
+    """Says the worker is alive (an unasked PONG, token 0) every every_s
+    seconds, from a thread: a task that never returns to the loop cannot
+    stop it, so only a worker that is gone, frozen or cut off goes silent
+    (the pool's liveness bound, VOW_HEARTBEAT_MS, under launchers)."""
+    beat = packb([PONG, 0])
+    while True:
+        try:
+            ch.write_packed(beat)
+        except OSError:
+            os._exit(0)  # nobody is left to read what we would send
+        time.sleep(every_s)
+
+
 def _watch_hangup(fd):
     """Waits for the channel to hang up (no byte is read: only the hang-up
     is asked for), in slices, so that the channel is not held open by the
@@ -806,6 +820,10 @@ def main():
         threading.Thread(target=_watch_hangup, args=(ch.rfd,), daemon=True,
                          name="vow hang-up watch").start()
     ch.write([HELLO, VERSION, os.getpid(), functions.offered()])
+    every_ms = os.environ.get("VOW_HEARTBEAT_MS", "")
+    if every_ms.isdigit() and int(every_ms) > 0:
+        threading.Thread(target=_heartbeat, args=(ch, int(every_ms) / 1000),
+                         daemon=True, name="vow heartbeat").start()
     reporter = Reporter(ch)
     while True:
         msg = reporter.next_message()
