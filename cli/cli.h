@@ -12,6 +12,11 @@
 
 int vow_cli_run(int argc, char** argv);
 int vow_cli_map(int argc, char** argv);
+/* vow merge: shards' outputs or joblogs back in input order (shard.c). */
+int vow_cli_merge(int argc, char** argv);
+/* --shard K/N or "slurm" into *k (1..N) and *n; -1 after an error
+ * message. */
+int vow_cli_parse_shard(const char* spec, size_t* k, size_t* n);
 /* True for a queue client command's name (submit, status, ...). */
 bool vow_cli_queue_command(const char* name);
 int vow_cli_queue_client(const char* command, int argc, char** argv);

@@ -17,6 +17,7 @@ static void usage(FILE* f) {
       "\n"
       "  vow run  CMD [ARG...] ::: ARGS   run command lines in parallel\n"
       "  vow map  LIB.so FUNCTION         a task function over JSON lines\n"
+      "  vow merge OUT.1 ... OUT.N        shards' outputs in input order\n"
       "\n"
       "  vow submit [opts] -- CMD ARGS    queue a job (starts vow serve)\n"
       "  vow status | wait | output | cancel | remove | clean | restart\n"
@@ -67,6 +68,8 @@ int main(int argc, char** argv) {
     return vow_cli_run(argc - 1, argv + 1);
   if (strcmp(argv[1], "map") == 0)
     return vow_cli_map(argc - 1, argv + 1);
+  if (strcmp(argv[1], "merge") == 0)
+    return vow_cli_merge(argc - 1, argv + 1);
   if (strcmp(argv[1], "--socket") == 0 && argc > 3) {
     /* vow --socket PATH COMMAND ... is vow COMMAND --socket PATH ... */
     char* sock = argv[2];

@@ -48,6 +48,10 @@ static void usage(FILE* f) {
       "                    e.g. \"4/ssh -T hostA\" or \"8/srun -N1 -n1\";\n"
       "                    repeat for more hosts; -j is then their sum. The\n"
       "                    worker command must exist at the same path there\n"
+      "  --shard K/N       run only input lines L with (L-1) % N == K-1\n"
+      "                    (numbered, seeded and logged as L), or\n"
+      "                    \"slurm\": this Slurm array task's share;\n"
+      "                    vow merge puts the shards' outputs together\n"
       "  --liveness S      a worker under a launcher silent S seconds while\n"
       "                    it holds tasks is lost: its tasks run elsewhere,\n"
       "                    its slot starts again (default 20)\n"
@@ -199,6 +203,10 @@ int vow_cli_map(int argc, char** argv) {
         goto fail;
       }
       o.timeout_ms = (uint64_t)(t * 1000.0);
+      k++;
+    } else if (strcmp(a, "--shard") == 0) {
+      if (vow_cli_parse_shard(val, &the_map.shard_k, &the_map.shard_n) != 0)
+        goto fail;
       k++;
     } else if (strcmp(a, "--liveness") == 0) {
       char* end;

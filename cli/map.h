@@ -40,7 +40,11 @@ typedef struct map_state {
   vow_progress progress;
   /* lines: line i lives in ring[i % MAP_WINDOW] until written */
   map_line* ring;
-  size_t nread;    /* lines read */
+  size_t nread; /* lines read (of this shard's) */
+  /* --shard K/N: this run takes input line L when (L - 1) % N == K - 1,
+   * and every number it writes or seeds with is L; 0 and 0 without. */
+  size_t shard_k, shard_n;
+  size_t nseen;    /* lines of the whole input seen */
   size_t next_out; /* the oldest line still held */
   size_t done, failed;
   /* stdin */
@@ -58,6 +62,11 @@ typedef struct map_state {
 } map_state;
 
 extern map_state the_map;
+
+/* Input line L (from 1) of what this run holds as line i (from 0). */
+static inline size_t map_lineno(size_t i) {
+  return the_map.shard_n ? i * the_map.shard_n + the_map.shard_k : i + 1;
+}
 
 /* Starts reading stdin on loop; lines go to the pool as they come. */
 int map_stream_start(uv_loop_t* loop);

@@ -34,7 +34,7 @@ static void emit(size_t i) {
     return;
   vow_progress_erase(&the_map.progress);
   if (the_map.numbers && !l->error)
-    fprintf(f, "{\"line\":%zu,\"result\":", i + 1);
+    fprintf(f, "{\"line\":%zu,\"result\":", map_lineno(i));
   fputs(l->text, f);
   if (the_map.numbers && !l->error)
     fputc('}', f);
@@ -42,8 +42,8 @@ static void emit(size_t i) {
   if (the_map.joblog) {
     /* Written once this result has left stdout's buffer (map_flush). */
     char cmd[300];
-    snprintf(cmd, sizeof(cmd), "%s line %zu", the_map.fn, i + 1);
-    vow_cli_joblog_line(&the_map.joblog_due, i + 1, the_map.start,
+    snprintf(cmd, sizeof(cmd), "%s line %zu", the_map.fn, map_lineno(i));
+    vow_cli_joblog_line(&the_map.joblog_due, map_lineno(i), the_map.start,
                         vow_cli_now() - the_map.start, strlen(l->text),
                         l->error ? 1 : 0, 0, cmd);
   }
@@ -114,10 +114,10 @@ static void settle_failure(size_t i, vow_failure_t* f) {
   vow_failure_describe(f, line, sizeof(line));
   if (the_map.traceback && detail != NULL && *detail != '\0') {
     vow_progress_erase(&the_map.progress);
-    fprintf(stderr, "vow: line %zu: %s\n%s%s", i + 1, line, detail,
+    fprintf(stderr, "vow: line %zu: %s\n%s%s", map_lineno(i), line, detail,
             detail[strlen(detail) - 1] == '\n' ? "" : "\n");
   }
-  settle_line(i, vow_json_error_line(i + 1, line, detail), true);
+  settle_line(i, vow_json_error_line(map_lineno(i), line, detail), true);
 }
 
 static void refill(void);
@@ -138,7 +138,7 @@ static vow_outcome_t on_result(vow_value_t* v, vow_failure_t* f, void* data) {
     if (text == NULL)
       settle_line(
           r->index,
-          vow_json_error_line(r->index + 1,
+          vow_json_error_line(map_lineno(r->index),
                               "the result cannot be written as JSON", NULL),
           true);
     else
@@ -168,7 +168,7 @@ static void run_alone(size_t i) {
   r->index = i;
   p = vow_pool_submit_indexed(
       the_map.pool, the_map.fn,
-      vow_value_new_msgpack(l->arg.data, l->arg.len, NULL), i + 1);
+      vow_value_new_msgpack(l->arg.data, l->arg.len, NULL), map_lineno(i));
   vow_promise_release(vow_add_both(p, on_result, r));
 }
 
@@ -182,10 +182,11 @@ static void settle_from(size_t i, const msgpack_object* o) {
   if (vow_msgpack_write_json(&text, sb.data, sb.size, the_map.bytes_mode) == 0)
     settle_line(i, text.data ? text.data : strdup(""), false);
   else
-    settle_line(i,
-                vow_json_error_line(
-                    i + 1, "the result cannot be written as JSON", NULL),
-                true);
+    settle_line(
+        i,
+        vow_json_error_line(map_lineno(i),
+                            "the result cannot be written as JSON", NULL),
+        true);
   msgpack_sbuffer_destroy(&sb);
 }
 
@@ -201,7 +202,7 @@ static vow_outcome_t on_group(vow_value_t* v, vow_failure_t* f, void* data) {
     for (k = 0; k < g->n; k++) {
       if (k >= have) /* never trusted to line up */
         settle_line(g->first + k,
-                    vow_json_error_line(g->first + k + 1,
+                    vow_json_error_line(map_lineno(g->first + k),
                                         "the worker returned no result for "
                                         "this line",
                                         NULL),
@@ -245,7 +246,7 @@ static void flush_group(void) {
       vow_pool_map_indexed(the_map.pool, the_map.fn,
                            vow_value_new_msgpack(the_map.group_items.data,
                                                  the_map.group_items.len, NULL),
-                           g->first + 1),
+                           map_lineno(g->first)),
       on_group, g));
   the_map.group_items.len = 0;
   the_map.group_valid = 0;
@@ -269,11 +270,19 @@ static size_t group_target(void) {
 }
 
 static void take_line(const char* text, size_t len) {
-  size_t i = the_map.nread++;
-  map_line* l = line_at(i);
+  size_t i, done_at;
+  map_line* l;
   char msg[256];
+  /* Another shard's line: counted, never held. */
+  if (the_map.shard_n &&
+      the_map.nseen++ % the_map.shard_n != the_map.shard_k - 1) {
+    return;
+  }
+  i = the_map.nread++;
+  l = line_at(i);
+  done_at = map_lineno(i) - 1;
   memset(l, 0, sizeof(*l));
-  if (i < the_map.nskip && the_map.skip[i]) {
+  if (done_at < the_map.nskip && the_map.skip[done_at]) {
     /* Done in an earlier run: no output, nothing to run. A group is a
      * run of lines that are all sent, so it ends here. */
     flush_group();
@@ -285,7 +294,14 @@ static void take_line(const char* text, size_t len) {
   if (vow_json_to_msgpack(text, len, &l->arg, msg, sizeof(msg)) != 0) {
     flush_group();
     vbuf_free(&l->arg);
-    settle_line(i, vow_json_error_line(i + 1, msg, NULL), true);
+    settle_line(i, vow_json_error_line(map_lineno(i), msg, NULL), true);
+    return;
+  }
+  if (the_map.shard_n) {
+    /* A shard's lines are not consecutive lines of the input, and a
+     * map's items take consecutive seeds: each goes alone, with its own
+     * line's seed, as it has in any shard and in the whole run. */
+    run_alone(i);
     return;
   }
   if (the_map.group_valid == 0) {

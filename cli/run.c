@@ -104,6 +104,8 @@ static int open_joblog(void) {
 }
 
 static bool skipped(size_t seq) {
+  if (the_run.shard_n && (seq - 1) % the_run.shard_n != the_run.shard_k - 1)
+    return true; /* another shard's job: counted, never run */
   if (the_run.retry_cmds != NULL)
     return seq > the_run.skip_n || the_run.retry_cmds[seq - 1] == NULL;
   return the_run.skip != NULL && seq <= the_run.skip_n && the_run.skip[seq - 1];

@@ -63,6 +63,9 @@ static void usage(FILE* f) {
       "                    word (or no COMMAND: the values are commands)\n"
       "  --timeout S|N%    kill a job (TERM, then KILL) after S seconds, or\n"
       "                    N% of the median runtime\n"
+      "  --shard K/N       run only jobs J with (J-1) % N == K-1 (numbered\n"
+      "                    and logged as J), or \"slurm\": this Slurm\n"
+      "                    array task's share; vow merge --joblog joins\n"
       "  --joblog FILE     a line per finished job, GNU parallel's columns\n"
       "  --resume          skip jobs the joblog shows as run\n"
       "  --resume-failed   rerun the ones the joblog shows as failed\n"
@@ -555,6 +558,9 @@ int run_parse_options(int argc, char** argv) {
             val);
         return -1;
       }
+    } else if (TAKES("--shard")) {
+      if (vow_cli_parse_shard(val, &the_run.shard_k, &the_run.shard_n) != 0)
+        return -1;
     } else if (TAKES("--joblog") || TAKES("--jl")) {
       the_run.joblog = val;
     } else if (TAKES("--retries")) {

@@ -55,6 +55,7 @@ typedef struct run_state {
   bool values_command;       /* no command: each job's values are its command */
   bool hung_up;              /* SIGHUP: no new jobs; the running ones finish */
   char shell_path[PATH_MAX]; /* what runs a shell command */
+  size_t shard_k, shard_n;   /* --shard K/N: only jobs J = K mod N run */
   int progress_style;        /* 0, 'b' --bar, 'e' --eta, 'p' --progress */
   vow_progress progress;
   unsigned jobs;

@@ -32,7 +32,7 @@ _vow_files() {
 
 _vow() {
   local cur=${COMP_WORDS[COMP_CWORD]} prev=${COMP_WORDS[COMP_CWORD - 1]}
-  local commands="run map submit status wait output cancel remove clean restart parallel pause resume shutdown serve"
+  local commands="run map merge submit status wait output cancel remove clean restart parallel pause resume shutdown serve"
   local i cmd="" cmd_at=0 socket=()
   for ((i = 1; i < COMP_CWORD; i++)); do
     case ${COMP_WORDS[i]} in
@@ -85,7 +85,7 @@ _vow() {
         [[ ${#COMPREPLY[@]} -eq 0 ]] && _vow_files
       fi
       ;;
-    map)
+    map | merge)
       _vow_files
       ;;
     submit)

@@ -77,17 +77,28 @@ awk '
     }
     next
   }
-  inblock { text = text $0 "\n" }
+  inblock { text = text $0 "\n"; if ($0 ~ /^vow merge /) print $0 > "merges.sh" }
 ' "$SRC/docs/cluster.md"
 scripts=$(ls script*.sh 2>/dev/null | wc -l | tr -d ' ')
 check "docs/cluster.md has its batch scripts" 1 "$([ "$scripts" -ge 3 ] && echo 1)"
+check "docs/cluster.md has its merge commands" 2 "$(wc -l < merges.sh | tr -d ' ')"
 for s in script*.sh; do
   out=$(sed -n 's/.*> *\([a-z_.]*jsonl\) *$/\1/p' "$s" | tail -1)
-  rm -f "$out"
-  timeout 300 sbatch --wait -o "$s.log" "$s" >/dev/null 2>&1
+  if grep -q -- '--array' "$s"; then
+    out=results.jsonl # made by the page's vow merge lines, run below
+  fi
+  rm -f "$out" results.*.jsonl joblog*
+  timeout 300 sbatch --wait -o "$s.%a.log" "$s" >/dev/null 2>&1
   check "$(sed -n 3p "$s"): sbatch --wait" 0 $?
+  if grep -q -- '--array' "$s"; then
+    check "... each array task ran its shard" 3 "$(ls results.*.jsonl | wc -l | tr -d ' ')"
+    sh merges.sh
+    check "... vow merge as the page gives it" 0 $?
+    check "... the merged joblog: a line per input line" 41 \
+      "$(wc -l < joblog | tr -d ' ')"
+  fi
   check "... its results are a local run's" "$(cat want.jsonl)" "$(cat "$out" 2>/dev/null)"
-  [ -s "$s.log" ] && sed 's/^/  | /' "$s.log"
+  cat "$s".*.log 2>/dev/null | sed 's/^/  | /'
 done
 
 report
