@@ -106,6 +106,7 @@ struct pworker {
   vow__timer stall_timer;   /* a message begun and not finished */
   vow__timer hello_timer;   /* started, and no HELLO yet */
   vow__timer silence_timer; /* holding tasks: heard from too long ago */
+  vow__timer nudge_timer;   /* a message begun: ask the link to go on */
   bool heartbeats;          /* it says it is alive (under a launcher) */
   char why[512];            /* what went wrong, for failures */
   char tail[4096];          /* the end of its stderr: crash reports */
@@ -231,6 +232,7 @@ void vow__worker_arm_head(pworker* w);
 /* Restarts w's silence clock while it holds tasks and says it is alive
  * (liveness, under launchers); stops it otherwise. */
 void vow__worker_watch_silence(pworker* w);
+void vow__worker_send_ping(pworker* w, uint64_t token);
 /* The pool's liveness bound (its option, or the default). */
 uint64_t vow__liveness_ms(const vow_pool_t* pool);
 /* t (settled) is done with on w: freed; w retires when it has done

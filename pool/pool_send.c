@@ -139,6 +139,15 @@ void vow__worker_send_cancel(pworker* w, uint64_t id) {
   vowp_encoder_destroy(&e);
 }
 
+void vow__worker_send_ping(pworker* w, uint64_t token) {
+  vowp_encoder e;
+  VOW__TRACE(w, "-> PING %llu", (unsigned long long)token);
+  vowp_encoder_init(&e);
+  vowp_encode_ping(&e, token);
+  write_control(w, &e);
+  vowp_encoder_destroy(&e);
+}
+
 void vow__worker_send_shutdown(pworker* w) {
   vowp_encoder e;
   VOW__TRACE(w, "-> SHUTDOWN");

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "pool_internal.h"
+#include "transport.h"
 
 void vow__worker_kill(pworker* w, int why) {
   if (w->kill == PK_NONE || w->kill == PK_ASKED)
@@ -126,6 +127,7 @@ void vow__worker_maybe_finished(pworker* w) {
   vow__timer_stop(w->pool->ctx, &w->stall_timer);
   vow__timer_stop(w->pool->ctx, &w->hello_timer);
   vow__timer_stop(w->pool->ctx, &w->silence_timer);
+  vow__timer_stop(w->pool->ctx, &w->nudge_timer);
   close_all(w);
 }
 
@@ -388,7 +390,7 @@ static void on_silence(vow__timer* t) {
            "alive every %llu ms: lost with its host or link",
            w->pid, (unsigned long long)ms, (unsigned long long)(ms / 4));
   vow__worker_kill(w, PK_SILENT);
-  vow__pool_kick(w->pool);
+  w->pool->events->kick(w->pool);
 }
 
 void vow__worker_watch_silence(pworker* w) {
@@ -419,9 +421,26 @@ static void on_stall(vow__timer* t) {
                  (unsigned long long)stall_ms(w->pool));
 }
 
+/* A message begun and not finished after NUDGE_MS, through a launcher:
+ * its link may be holding the rest back. srun's carries a step's output
+ * in messages of 1 KiB over TCP, and holds the second of them until the
+ * first is acknowledged, which the receiving side delays by up to 40 ms
+ * unless it has bytes of its own to send the other way. A PING is such
+ * bytes: its answer is harmless, and the rest of the message comes now. */
+#define NUDGE_MS 2
+
+static void on_nudge(vow__timer* t) {
+  pworker* w = VOW__CONTAINER_OF(t, pworker, nudge_timer);
+  if (vow__chan_partial(&w->chan) == 0 || w->state == PW_STOPPING ||
+      w->state == PW_DEAD)
+    return;
+  vow__worker_send_ping(w, 1);
+}
+
 /* Restarts the stall clock while a message is incomplete: each read
  * that brings bytes of it proves the worker is still sending. */
 static void watch_partial(pworker* w) {
+  vow__timer_stop(w->pool->ctx, &w->nudge_timer);
   vow__timer_stop(w->pool->ctx, &w->stall_timer);
   if (vow__chan_partial(&w->chan) == 0 || w->state == PW_STOPPING ||
       w->state == PW_DEAD)
@@ -429,6 +448,11 @@ static void watch_partial(pworker* w) {
   w->stall_timer.fire = on_stall;
   w->stall_timer.discard = NULL;
   vow__timer_start(w->pool->ctx, &w->stall_timer, stall_ms(w->pool));
+  if (w->pool->transport == &vow__transport_launcher) {
+    w->nudge_timer.fire = on_nudge;
+    w->nudge_timer.discard = NULL;
+    vow__timer_start(w->pool->ctx, &w->nudge_timer, NUDGE_MS);
+  }
 }
 
 /* The trace's line for one message from the worker; a RESULTS frame is a
@@ -619,7 +643,7 @@ void vow__worker_start(vow_pool_t* pool, unsigned slot) {
   w->limit = vow__sched_limit(0, pool->opt.in_flight);
   w->task_timer.index = w->grace_timer.index = w->eof_timer.index =
       w->stall_timer.index = w->hello_timer.index = w->silence_timer.index =
-          SIZE_MAX;
+          w->nudge_timer.index = SIZE_MAX;
   pool->workers[slot] = w;
   pool->live_workers++;
   pool->stats.worker_starts++;

@@ -13,6 +13,12 @@
 int vow__worker_setup(int* in_fd, int* out_fd);
 /* Writes to the channel, taking turns with the heartbeat thread. */
 int vow__worker_write(int fd, const void* data, size_t len);
+/* Under a launcher: sends a heartbeat now, so that a link holding back
+ * the rest of a message until it hears from us (srun's) goes on. False,
+ * sending nothing, elsewhere. */
+bool vow__worker_nudge_link(void);
+/* Whether the channel is a launcher's link (a heartbeat is asked for). */
+bool vow__worker_on_link(void);
 /* Names the task running now in a crash report (NULL: none). The strings
  * must stay valid while the task runs. */
 void vow__worker_crash_context(uint64_t task_id, const char* fn);

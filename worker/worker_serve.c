@@ -325,6 +325,14 @@ static bool read_some(server* s, bool block) {
     if (poll(&pfd, 1, 0) <= 0)
       return true;
   }
+  if (block && vowp_decoder_partial(&s->dec) > 0 && vow__worker_on_link()) {
+    /* A message begun: if its rest is slow to come, the launcher's link
+     * may be holding it back until bytes go the other way (see
+     * NUDGE_MS in pool_worker.c). */
+    struct pollfd pfd = {s->in_fd, POLLIN, 0};
+    if (poll(&pfd, 1, 2) == 0)
+      vow__worker_nudge_link();
+  }
   vowp_decoder_buffer(&s->dec, &base, &room);
   if (room == 0) {
     const vowp_error* e = vowp_decoder_error(&s->dec);

@@ -217,6 +217,26 @@ static int send_heartbeat(const struct stat* out_was) {
   return sent;
 }
 
+bool vow__worker_on_link(void) {
+  return heartbeat_ms > 0 && heartbeat_fd >= 0;
+}
+
+bool vow__worker_nudge_link(void) {
+  vowp_encoder e;
+  const char* data;
+  size_t len;
+  if (heartbeat_ms == 0 || heartbeat_fd < 0)
+    return false;
+  vowp_encoder_init(&e);
+  if (vowp_encode_pong(&e, 0) == VOWP_OK) {
+    data = vowp_encoder_data(&e, &len);
+    if (vow__worker_write(heartbeat_fd, data, len) != 0)
+      _exit(0);
+  }
+  vowp_encoder_destroy(&e);
+  return true;
+}
+
 static void* watch_hangup(void* arg) {
   int fd = (int)(intptr_t)arg;
   struct stat first, now, out;
