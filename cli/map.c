@@ -136,6 +136,8 @@ static void free_args(char* worker_bin, bool own_words, char** wargv,
   free(worker_bin);
   if (own_words && wargv != NULL)
     free(wargv[0]);
+  if (!own_words && wargv != NULL)
+    free(wargv[1]); /* the plugin's absolute path */
   free(wargv);
   for (i = 0; i < nlaunchers; i++) {
     free((void*)launchers[i].argv);
@@ -292,7 +294,11 @@ int vow_cli_map(int argc, char** argv) {
     worker_bin = vow_cli_find_worker();
     wargv = calloc(3, sizeof(char*));
     wargv[0] = worker_bin;
-    wargv[1] = (char*)lib;
+    /* Absolute: a worker under a launcher starts in another directory
+     * (ssh's is the home directory), where build/x.so is not there. */
+    wargv[1] = realpath(lib, NULL);
+    if (wargv[1] == NULL)
+      wargv[1] = strdup(lib);
   }
   if (resume && joblog == NULL) {
     vow_cli_error("--resume needs --joblog FILE");

@@ -16,8 +16,9 @@ if [ "${VOW_DEPS_FULL:-0}" = 1 ]; then
   packages="$packages clang valgrind libclang-rt-14-dev openssh-server"
   packages="$packages openssh-client libopenmpi-dev openmpi-bin"
   # GNU parallel, for the CLI tests that compare vow run with it; Slurm
-  # and munge, for the one-node Slurm the cluster test starts.
-  packages="$packages parallel slurm-wlm munge"
+  # and munge, for the one-node Slurm the cluster test starts; iproute2,
+  # for the hosts the other cluster test makes in network namespaces.
+  packages="$packages parallel slurm-wlm munge iproute2"
 fi
 
 missing=""

@@ -1,7 +1,7 @@
 #!/bin/sh
 # Hosts that fail the ways real ones do, for real: two network namespaces
 # on this machine, each joined to ours by a veth pair with IPv6 ULA
-# addresses (fd00:766f:7700::/48, nothing routed) and each running an
+# addresses (in fd00:766f:7700::/40, nothing routed) and each running an
 # sshd of its own; vow map runs its workers on both over ssh. Then: a
 # host killed (every process in it), its sshd killed, its link cut for
 # good, its link flapping. Each time every line settles exactly once with
@@ -20,7 +20,10 @@ T=$(mktemp -d)
 tag=$$
 hosts="1 2"
 ns() { echo "vow$tag-h$1"; }
-addr() { echo "fd00:766f:7700:$1::2"; }
+# Host H's /64, from our pid too, so two runs on one machine never meet.
+net() { printf 'fd00:766f:77%02x:%x:' "$1" $((tag % 65535)); }
+addr() { echo "$(net "$1"):2"; }
+ours() { echo "$(net "$1"):1"; }
 cleanup() {
   for h in $hosts; do
     for p in $(ip netns pids "$(ns "$h")" 2>/dev/null); do kill -9 "$p"; done
@@ -39,7 +42,7 @@ ssh-keygen -q -t ed25519 -N '' -f "$T/userkey"
 cp "$T/userkey.pub" "$T/authorized_keys"
 mkdir -p /run/sshd "$T/home"
 
-# host H: namespace, veth (ours v<tag>-H, its eth0), fd00:766f:7700:H::/64,
+# host H: namespace, veth (ours v<tag>-H, its eth0), its /64 (net H),
 # sshd on port 22 of its address.
 start_sshd() {
   h=$1
@@ -70,7 +73,7 @@ make_host() {
   ip netns exec "$(ns "$h")" ip link set lo up
   ip netns exec "$(ns "$h")" ip addr add "$(addr "$h")/64" dev eth0 nodad
   ip netns exec "$(ns "$h")" ip link set eth0 up
-  ip addr add "fd00:766f:7700:$h::1/64" dev "v$tag-$h" nodad
+  ip addr add "$(ours "$h")/64" dev "v$tag-$h" nodad
   ip link set "v$tag-$h" up
   start_sshd "$h"
 }
@@ -123,19 +126,24 @@ kill_sshd() { kill -9 "$(cat "$T/sshd1.pid")"; }
 run "its sshd killed" kill_sshd
 start_sshd 1
 
-cut_link() { ip link set "v$tag-1" down; }
-run "link cut for good" cut_link
+# A partition: host 1 drops everything it would send us (a blackhole
+# route there), so no RST, no FIN, no error reaches our side, only
+# silence; our side's interface stays up, as across a broken switch.
+partition() { ip netns exec "$(ns 1)" ip -6 route add blackhole "$(ours 1)/128"; }
+heal() { ip netns exec "$(ns 1)" ip -6 route del blackhole "$(ours 1)/128"; }
+run "link cut for good" partition
 check "link cut: its workers were lost for their silence" yes \
   "$(grep -q 'silent for 3000 ms' "$T/link cut for good.trace" && echo yes)"
-ip link set "v$tag-1" up
-ip addr add "fd00:766f:7700:1::1/64" dev "v$tag-1" nodad 2>/dev/null
+heal
+for p in $(pgrep -f "sshd: root" ); do
+  [ "$(ip netns identify "$p" 2>/dev/null)" = "$(ns 1)" ] && kill -9 "$p"
+done
 
 before=$(grep -c 'Accepted publickey' "$T/sshd1.log")
 flap() {
-  ip link set "v$tag-1" down
+  partition
   sleep 5
-  ip link set "v$tag-1" up
-  ip addr add "fd00:766f:7700:1::1/64" dev "v$tag-1" nodad 2>/dev/null
+  heal
 }
 seq 0 119 | awk '{print "[" $1 ", 1, 200000]"}' > "$T/in.jsonl"
 want=$(seq 1 120)
@@ -144,4 +152,48 @@ check "link flapping: lost for its silence" yes \
   "$(grep -q 'silent for 3000 ms' "$T/link flapping.trace" && echo yes)"
 check "link flapping: the host rejoined (a new login there)" yes \
   "$([ "$(grep -c 'Accepted publickey' "$T/sshd1.log")" -gt $((before + 2)) ] && echo yes)"
+
+grep -c 'Accepted publickey' "$T/sshd1.log" > "$T/before1"
+grep -c 'Accepted publickey' "$T/sshd2.log" > "$T/before2"
+# docs/cluster.md's ssh command, exactly as written, with hostA and hostB
+# being our two hosts: in a mount namespace of its own, root's home is a
+# directory of ours whose .ssh/config names them (the machine's own
+# ~/.ssh is neither read nor touched).
+home=$(getent passwd root | cut -d: -f6)
+mkdir -p "$T/roothome/.ssh" "$T/docs"
+cat > "$T/roothome/.ssh/config" <<CONF
+Host hostA
+  HostName $(addr 1)
+Host hostB
+  HostName $(addr 2)
+Host *
+  User root
+  IdentityFile $T/userkey
+  StrictHostKeyChecking no
+  UserKnownHostsFile /dev/null
+  LogLevel ERROR
+  ConnectTimeout 5
+CONF
+chmod 600 "$T/roothome/.ssh/config"
+awk '
+  /^```sh$/ { inblock = 1; text = ""; next }
+  /^```$/ && inblock { inblock = 0; if (text ~ /ssh -T hostA/ && !done) { printf "%s", text; done = 1 } ; next }
+  inblock { text = text $0 "\n" }
+' "$(dirname "$0")/../../docs/cluster.md" > "$T/docs/hosts.sh"
+check "docs/cluster.md has its ssh command" 1 "$(grep -c 'ssh -T hostA' "$T/docs/hosts.sh")"
+build=$(dirname "$VOW")
+ln -s "$build" "$T/docs/build"
+for i in $(seq 1 40); do
+  echo "{\"f\": \"sin\", \"a\": 0, \"b\": $i, \"n\": 20000}"
+done > "$T/docs/jobs.jsonl"
+(cd "$T/docs" && $VOW map build/examples/integrate.so integrate < jobs.jsonl > want.jsonl)
+unshare -m sh -c 'mount --bind "$1" "$2" && cd "$3" && PATH="$4:$PATH" timeout 120 sh hosts.sh' \
+  - "$T/roothome" "$home" "$T/docs" "$build" 2> "$T/docs/err"
+status=$?
+head -n 5 "$T/docs/err" | sed 's/^/  | /'
+check "docs/cluster.md's ssh command: status" 0 $status
+check "... its results are a local run's" "$(cat "$T/docs/want.jsonl")" \
+  "$(cat "$T/docs/results.jsonl" 2>/dev/null)"
+check "... its 12 workers logged in on the two hosts" 12 \
+  "$(( $(grep -c 'Accepted publickey' "$T/sshd1.log") - $(cat "$T/before1") + $(grep -c 'Accepted publickey' "$T/sshd2.log") - $(cat "$T/before2") ))"
 report
