@@ -26,6 +26,7 @@ KbdInteractiveAuthentication no
 PermitRootLogin prohibit-password
 UsePAM no
 StrictModes no
+MaxStartups 100:30:200
 CONFIG
   mkdir -p /run/sshd
   _opts="-i $_d/userkey -o BatchMode=yes -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR"

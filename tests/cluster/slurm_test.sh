@@ -19,6 +19,7 @@ fi
 T=$(mktemp -d)
 cleanup() {
   sh "$SRC/tests/cluster/slurm_down.sh" "$T/slurm"
+  [ -f "$T/ssh/sshd.pid" ] && kill "$(cat "$T/ssh/sshd.pid")" 2>/dev/null
   rm -rf "$T"
 }
 trap cleanup EXIT
@@ -101,4 +102,43 @@ for s in script*.sh; do
   cat "$s".*.log 2>/dev/null | sed 's/^/  | /'
 done
 
+
+# The page's per-node ssh loop, as written, inside an allocation (salloc):
+# its node is this machine, reached through an sshd of ours on loopback
+# that a mount namespace's root home names in its .ssh/config (the
+# machine's own ~/.ssh is neither read nor touched).
+if [ -x /usr/sbin/sshd ] && command -v ssh >/dev/null && command -v unshare >/dev/null; then
+  mkdir -p "$T/ssh" "$T/roothome/.ssh"
+  . "$SRC/scripts/loopback-sshd.sh"
+  if start_loopback_sshd "$T/ssh"; then
+    node=$(scontrol show hostnames "$(sinfo -h -o %N)")
+    cat > "$T/roothome/.ssh/config" <<CONF
+Host $node
+  HostName 127.0.0.1
+  Port $SSH_PORT
+  User root
+  IdentityFile $T/ssh/userkey
+  StrictHostKeyChecking no
+  UserKnownHostsFile /dev/null
+  LogLevel ERROR
+CONF
+    chmod 600 "$T/roothome/.ssh/config"
+    awk '
+      /^```sh$/ { inblock = 1; text = ""; next }
+      /^```$/ && inblock { inblock = 0; if (text ~ /scontrol show hostnames/) printf "%s", text; next }
+      inblock { text = text $0 "\n" }
+    ' "$SRC/docs/cluster.md" > pernode.sh
+    check "docs/cluster.md has its per-node ssh loop" 1 "$(grep -c 'scontrol show hostnames' pernode.sh)"
+    rm -f results.jsonl
+    home=$(getent passwd root | cut -d: -f6)
+    unshare -m sh -c 'mount --bind "$1" "$2" && timeout 300 salloc -n 2 sh pernode.sh' \
+      - "$T/roothome" "$home" > pernode.out 2>&1
+    check "the per-node ssh loop under salloc: status" 0 $?
+    check "... its results are a local run's" "$(cat want.jsonl)" "$(cat results.jsonl 2>/dev/null)"
+    logins=$(grep -c 'Accepted publickey' "$T/ssh/sshd.log")
+    check "... its 32 workers came in over ssh ($logins logins)" yes \
+      "$([ "$logins" -ge 32 ] && echo yes)"
+    sed 's/^/  | /' pernode.out | head -n 5
+  fi
+fi
 report
