@@ -49,7 +49,8 @@ $MPIRUN $VOW map "$PLUGIN" sleep --line-numbers --joblog "$T/jl" < "$T/slow" > "
 job=$!
 n=0
 results() { cat "$T/jl" 2>/dev/null | grep -c 'sleep line'; }
-while [ "$(results)" -lt 6 ] && [ $n -lt 200 ]; do
+# (Up to a minute: mpirun's start on a busy machine is slow.)
+while [ "$(results)" -lt 6 ] && [ $n -lt 1200 ]; do
   sleep 0.05
   n=$((n + 1))
 done
