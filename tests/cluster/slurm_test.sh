@@ -103,6 +103,25 @@ for s in script*.sh; do
 done
 
 
+# The page's mpirun lines of vow map, as written (three ranks on this
+# machine's cores: Open MPI is told it may oversubscribe them). The
+# resuming one runs twice: once as the first run (no joblog yet), once
+# more finding every line done, adding nothing.
+grep -E '^mpirun -n 3 vow map build/' "$SRC/docs/cluster.md" > mpiruns.sh
+check "docs/cluster.md has its two mpirun lines" 2 "$(wc -l < mpiruns.sh | tr -d ' ')"
+export OMPI_MCA_rmaps_base_oversubscribe=1
+rm -f out.jsonl joblog
+sed -n 1p mpiruns.sh > mpirun1.sh
+timeout 300 sh mpirun1.sh 2> mpirun.err
+check "$(cat mpirun1.sh): status" 0 $?
+check "... its results are a local run's" "$(cat want.jsonl)" "$(cat out.jsonl)"
+rm -f out.jsonl joblog
+sed -n 2p mpiruns.sh > mpirun2.sh
+timeout 300 sh mpirun2.sh 2>> mpirun.err && timeout 300 sh mpirun2.sh 2>> mpirun.err
+check "$(cat mpirun2.sh), twice: status" 0 $?
+check "... every line once" "$(cat want.jsonl)" "$(cat out.jsonl)"
+unset OMPI_MCA_rmaps_base_oversubscribe
+
 # The page's per-node ssh loop, as written, inside an allocation (salloc):
 # its node is this machine, reached through an sshd of ours on loopback
 # that a mount namespace's root home names in its .ssh/config (the
