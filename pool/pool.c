@@ -260,6 +260,10 @@ void vow__pool_maybe_destroy(vow_pool_t* pool) {
     return;
   if (!pool->freeing)
     vow__op_done(pool->ctx, &pool->op);
+  /* A graceful shutdown leaves them as they were: armed, they would fire
+   * on freed memory (the recall timer did, a test later, under load). */
+  vow__timer_stop(pool->ctx, &pool->respawn_timer);
+  vow__timer_stop(pool->ctx, &pool->recall_timer);
   destroy(pool);
 }
 
