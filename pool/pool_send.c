@@ -130,22 +130,25 @@ void vow__worker_send(pworker* w, size_t n) {
   vowp_encoder_destroy(&e);
 }
 
-void vow__worker_send_cancel(pworker* w, uint64_t id) {
+/* A control message of one number (CANCEL's id, PING's token). */
+static void send_control(pworker* w,
+                         vowp_err (*encode)(vowp_encoder*, uint64_t),
+                         uint64_t n) {
   vowp_encoder e;
-  VOW__TRACE(w, "-> CANCEL task %llu", (unsigned long long)id);
   vowp_encoder_init(&e);
-  vowp_encode_cancel(&e, id);
+  encode(&e, n);
   write_control(w, &e);
   vowp_encoder_destroy(&e);
 }
 
+void vow__worker_send_cancel(pworker* w, uint64_t id) {
+  VOW__TRACE(w, "-> CANCEL task %llu", (unsigned long long)id);
+  send_control(w, vowp_encode_cancel, id);
+}
+
 void vow__worker_send_ping(pworker* w, uint64_t token) {
-  vowp_encoder e;
   VOW__TRACE(w, "-> PING %llu", (unsigned long long)token);
-  vowp_encoder_init(&e);
-  vowp_encode_ping(&e, token);
-  write_control(w, &e);
-  vowp_encoder_destroy(&e);
+  send_control(w, vowp_encode_ping, token);
 }
 
 void vow__worker_send_shutdown(pworker* w) {

@@ -188,52 +188,54 @@ static uint64_t monotonic_ms(void) {
   return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
+/* The heartbeat's frame, made once when the watch starts. */
+static char beat[16];
+static size_t beat_len;
+
+static void make_beat(void) {
+  vowp_encoder e;
+  const char* data;
+  size_t len;
+  vowp_encoder_init(&e);
+  if (vowp_encode_pong(&e, 0) == VOWP_OK) {
+    data = vowp_encoder_data(&e, &len);
+    if (len <= sizeof(beat)) {
+      memcpy(beat, data, len);
+      beat_len = len;
+    }
+  }
+  vowp_encoder_destroy(&e);
+}
+
 /* Returns 1 when it went, 0 when it may not yet (none goes before
  * HELLO), -1 when the channel is no longer ours to write to: the worker
  * closed it (and the number may now be another file's). */
 static int send_heartbeat(const struct stat* out_was) {
-  vowp_encoder e;
-  const char* data;
-  size_t len;
-  int sent = 0;
+  int sent = 0, rc = 0;
   struct stat out_now;
-  vowp_encoder_init(&e);
-  if (vowp_encode_pong(&e, 0) == VOWP_OK) {
-    int rc = 0;
-    data = vowp_encoder_data(&e, &len);
-    pthread_mutex_lock(&chan_lock);
-    if (fstat(heartbeat_fd, &out_now) != 0 ||
-        out_now.st_ino != out_was->st_ino || out_now.st_dev != out_was->st_dev)
-      sent = -1;
-    else if (said_hello) {
-      rc = vowp_write_all(heartbeat_fd, data, len);
-      sent = 1;
-    }
-    pthread_mutex_unlock(&chan_lock);
-    if (rc != 0)
-      _exit(0); /* nobody is left to read what we would send */
+  pthread_mutex_lock(&chan_lock);
+  if (fstat(heartbeat_fd, &out_now) != 0 || out_now.st_ino != out_was->st_ino ||
+      out_now.st_dev != out_was->st_dev)
+    sent = -1;
+  else if (said_hello) {
+    rc = vowp_write_all(heartbeat_fd, beat, beat_len);
+    sent = 1;
   }
-  vowp_encoder_destroy(&e);
+  pthread_mutex_unlock(&chan_lock);
+  if (rc != 0)
+    _exit(0); /* nobody is left to read what we would send */
   return sent;
 }
 
 bool vow__worker_on_link(void) {
-  return heartbeat_ms > 0 && heartbeat_fd >= 0;
+  return heartbeat_ms > 0 && heartbeat_fd >= 0 && beat_len > 0;
 }
 
 bool vow__worker_nudge_link(void) {
-  vowp_encoder e;
-  const char* data;
-  size_t len;
-  if (heartbeat_ms == 0 || heartbeat_fd < 0)
+  if (!vow__worker_on_link())
     return false;
-  vowp_encoder_init(&e);
-  if (vowp_encode_pong(&e, 0) == VOWP_OK) {
-    data = vowp_encoder_data(&e, &len);
-    if (vow__worker_write(heartbeat_fd, data, len) != 0)
-      _exit(0);
-  }
-  vowp_encoder_destroy(&e);
+  if (vow__worker_write(heartbeat_fd, beat, beat_len) != 0)
+    _exit(0);
   return true;
 }
 
@@ -263,7 +265,8 @@ static void* watch_hangup(void* arg) {
       return NULL; /* closed, and the number taken by something else */
     if (n > 0 && (p.revents & (POLLHUP | hangup | POLLERR)))
       _exit(0);
-    if (heartbeat_ms > 0 && monotonic_ms() - last_beat >= heartbeat_ms) {
+    if (heartbeat_ms > 0 && beat_len > 0 &&
+        monotonic_ms() - last_beat >= heartbeat_ms) {
       int sent = send_heartbeat(&out);
       if (sent < 0)
         return NULL;
@@ -285,6 +288,7 @@ static void start_hangup_watch(int fd, int out_fd) {
   const char* every = getenv(VOWP_ENV_HEARTBEAT);
   heartbeat_fd = out_fd;
   heartbeat_ms = every ? strtoull(every, NULL, 10) : 0;
+  make_beat();
   if (pthread_attr_init(&at) != 0)
     return;
   pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
