@@ -1,7 +1,9 @@
 /* base/os.h — every call vow makes that Linux has and POSIX does not, in
  * one place, so that a port to another kernel starts and ends in
- * os_linux.c. Each says what it does where the kernel cannot: most are
- * advice or information and then do nothing or report "unknown". */
+ * os_linux.c (and shm.c, whose segments are Linux memfds: a kernel
+ * without them offers no segments, and values keep the channel). Each
+ * says what it does where the kernel cannot: most are advice or
+ * information and then do nothing or report "unknown". */
 #ifndef VOW_BASE_OS_H
 #define VOW_BASE_OS_H
 

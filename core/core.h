@@ -287,5 +287,21 @@ void vow__value_set_len(vow_value_t* v, size_t len);
 /* A value whose bytes stay where they are, inside base (malloc'd), which
  * the value frees when it goes: a big result taken without a copy. */
 vow_value_t* vow__value_adopt(void* base, const void* bytes, size_t len);
+/* The sealed shared-memory segment that holds v's bytes (base/shm.h):
+ * made and kept with v the first time it is asked for, so a value sent to
+ * many tasks is copied once; not made when the process's segments would
+ * pass max_live bytes (ENOSPC). *fd stays v's (send it, do not close
+ * it). 0, or an errno value (the value then goes by the wire). */
+int vow__value_segment(vow_value_t* v, uint64_t max_live, int* fd,
+                       uint64_t* off);
+/* A value over the len bytes at off of a segment another process sent
+ * (fd is taken, and kept for sending the value on), mapped read-only, or
+ * read where it cannot be mapped; with copy, read into memory of its own
+ * and the segment let go. The bytes must still be checked as a msgpack
+ * object. NULL with why when the segment cannot be trusted. */
+vow_value_t* vow__value_from_segment(int fd, uint64_t off, uint64_t len,
+                                     bool copy, char* why, size_t why_len);
+/* Segments this process holds (made or mapped) and their bytes. */
+size_t vow__shm_live(uint64_t* bytes);
 
 #endif /* VOW_CORE_CORE_H */

@@ -1,9 +1,13 @@
 /* Values: msgpack bytes, opaque pointers, arrays and failures. */
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "core.h"
 #include "proto.h"
+#include "shm.h"
 
 #define IMMORTAL UINT32_MAX
 
@@ -12,7 +16,8 @@
 struct vow_value {
   uint32_t refs;
   uint8_t kind;
-  size_t len; /* bytes, or array length */
+  uint8_t in_shm; /* VOW_VALUE_MSGPACK: u.ext.base is a shm_hold */
+  size_t len;     /* bytes, or array length */
   union {
     struct {
       void* ptr;
@@ -28,7 +33,7 @@ struct vow_value {
   unsigned char bytes[];
 };
 
-static vow_value_t nil_value = {IMMORTAL, VOW_VALUE_MSGPACK, 1, {{0, 0}}};
+static vow_value_t nil_value = {IMMORTAL, VOW_VALUE_MSGPACK, 0, 1, {{0, 0}}};
 static const unsigned char nil_byte = 0xc0;
 
 vow_value_t* vow_value_nil(void) {
@@ -41,6 +46,7 @@ static vow_value_t* alloc_value(int kind, size_t nbytes) {
     return NULL;
   v->refs = 1;
   v->kind = (uint8_t)kind;
+  v->in_shm = 0;
   v->len = nbytes;
   v->u.p.ptr = NULL;
   v->u.p.dtor = NULL;
@@ -134,6 +140,184 @@ vow_value_t* vow__value_from_encoded(const void* bytes, size_t len) {
   return v;
 }
 
+/* A value's segment, and the mapping its bytes are read from when it came
+ * from one. */
+typedef struct shm_hold {
+  int fd; /* the sealed segment */
+  uint64_t off, len;
+  vow__shm_view view; /* base NULL: the bytes are the value's own */
+  void* heap;         /* the value's own buffer, if any (was u.ext.base) */
+  bool writable;      /* made by vow_value_new_shared_bin, not yet sealed */
+} shm_hold;
+
+static _Atomic size_t shm_segments;
+static _Atomic uint64_t shm_bytes;
+
+size_t vow__shm_live(uint64_t* bytes) {
+  if (bytes)
+    *bytes = shm_bytes;
+  return shm_segments;
+}
+
+static shm_hold* new_hold(int fd, uint64_t off, uint64_t len) {
+  shm_hold* h = vow__calloc(1, sizeof(*h));
+  if (h == NULL)
+    return NULL;
+  h->fd = fd;
+  h->off = off;
+  h->len = len;
+  shm_segments++;
+  shm_bytes += len;
+  return h;
+}
+
+static void drop_hold(shm_hold* h) {
+  vow__shm_view_close(&h->view);
+  close(h->fd);
+  vow__free(h->heap);
+  shm_segments--;
+  shm_bytes -= h->len;
+  vow__free(h);
+}
+
+/* A value made writable in its segment, sealed on its way out: its
+ * writable mapping gives way to a read-only one of the same pages. */
+static int seal_shared(vow_value_t* v, shm_hold* h) {
+  char why[128];
+  vow__shm_view ro;
+  int rc = vow__shm_seal(h->fd, h->view.base, h->view.map_len);
+  if (rc != 0)
+    return rc;
+  h->view.base = NULL;
+  h->writable = false;
+  if (vow__shm_view_open(h->fd, h->off, h->len, true, &ro, why, sizeof(why)) !=
+      0)
+    abort(); /* a segment of ours, sealed just now: cannot fail to read */
+  h->view = ro;
+  v->u.ext.data = ro.data;
+  return 0;
+}
+
+vow_value_t* vow_value_new_shared_bin(size_t len, void** data, int* err) {
+  size_t page = (size_t)sysconf(_SC_PAGESIZE), size;
+  unsigned char* map;
+  vow_value_t* v;
+  shm_hold* h;
+  int fd, rc;
+  if (data)
+    *data = NULL;
+  if (len == 0 || len > UINT32_MAX || data == NULL) {
+    if (err)
+      *err = UV_EINVAL;
+    return NULL;
+  }
+  size = page + len;
+  if ((rc = vow__shm_create(size, &fd, &map)) != 0) {
+    if (err)
+      *err = uv_translate_sys_error(rc);
+    return NULL;
+  }
+  v = alloc_value(VOW_VALUE_MSGPACK, 0);
+  h = v ? new_hold(fd, page - 5, len + 5) : NULL;
+  if (h == NULL) {
+    vow__free(v);
+    munmap(map, size);
+    close(fd);
+    if (err)
+      *err = UV_ENOMEM;
+    return NULL;
+  }
+  /* The bin's header just before its page-aligned bytes: the value is
+   * one msgpack bin, as vow_value_new_bin would make it. */
+  map[page - 5] = 0xc6;
+  vowp_write_be32(map + page - 4, (uint32_t)len);
+  h->view.base = map;
+  h->view.map_len = size;
+  h->view.data = map + page - 5;
+  h->view.len = len + 5;
+  h->writable = true;
+  v->len = len + 5;
+  v->u.ext.base = h;
+  v->u.ext.data = map + page - 5;
+  v->in_shm = 1;
+  *data = map + page;
+  return v;
+}
+
+int vow__value_segment(vow_value_t* v, uint64_t max_live, int* fd,
+                       uint64_t* off) {
+  const void* bytes;
+  size_t len;
+  shm_hold* h;
+  int rc, f;
+  if (v->kind != VOW_VALUE_MSGPACK || v == &nil_value)
+    return EINVAL;
+  if (v->in_shm) {
+    h = v->u.ext.base;
+    if (h->writable && (rc = seal_shared(v, h)) != 0)
+      return rc;
+    *fd = h->fd;
+    *off = h->off;
+    return 0;
+  }
+  bytes = vow_value_bytes(v, &len);
+  if (shm_bytes + len > max_live)
+    return ENOSPC;
+  if ((rc = vow__shm_create(len, &f, NULL)) != 0)
+    return rc;
+  if ((rc = vow__shm_write(f, bytes, len)) != 0 ||
+      (rc = vow__shm_seal(f, NULL, len)) != 0 ||
+      (h = new_hold(f, 0, len)) == NULL) {
+    close(f);
+    return rc ? rc : ENOMEM;
+  }
+  /* The bytes stay where they are; the segment is kept beside them. */
+  h->heap = v->u.ext.base;
+  if (v->u.ext.data == NULL)
+    v->u.ext.data = v->bytes;
+  v->u.ext.base = h;
+  v->in_shm = 1;
+  *fd = f;
+  *off = 0;
+  return 0;
+}
+
+vow_value_t* vow__value_from_segment(int fd, uint64_t off, uint64_t len,
+                                     bool copy, char* why, size_t why_len) {
+  vow_value_t* v;
+  shm_hold* h;
+  vow__shm_view view;
+  if (vow__shm_view_open(fd, off, len, !copy, &view, why, why_len) != 0) {
+    close(fd);
+    return NULL;
+  }
+  if (copy) {
+    close(fd);
+    v = vow__value_adopt(view.base, view.data, view.len);
+    if (v == NULL) {
+      vow__shm_view_close(&view);
+      snprintf(why, why_len, "no memory for a value of %llu bytes",
+               (unsigned long long)len);
+    }
+    return v;
+  }
+  v = alloc_value(VOW_VALUE_MSGPACK, 0);
+  h = v ? new_hold(fd, off, len) : NULL;
+  if (h == NULL) {
+    vow__free(v);
+    vow__shm_view_close(&view);
+    close(fd);
+    snprintf(why, why_len, "no memory for a shared-memory value");
+    return NULL;
+  }
+  h->view = view;
+  v->len = (size_t)len;
+  v->u.ext.base = h;
+  v->u.ext.data = view.data;
+  v->in_shm = 1;
+  return v;
+}
+
 vow_value_t* vow_value_new_ptr(void* ptr, void (*dtor)(void*)) {
   vow_value_t* v = alloc_value(VOW_VALUE_PTR, 0);
   if (v == NULL)
@@ -210,7 +394,10 @@ void vow_value_release(vow_value_t* v) {
       vow_failure_release(v->u.failure);
       break;
     case VOW_VALUE_MSGPACK:
-      vow__free(v->u.ext.base);
+      if (v->in_shm)
+        drop_hold(v->u.ext.base);
+      else
+        vow__free(v->u.ext.base);
       break;
     default:
       break;

@@ -161,7 +161,7 @@ vow_pool_t* vow_pool_new(vow_ctx_t* ctx, const vow_pool_options_t* given,
 
   /* Its environment: ours, the caller's additions, and the channel. */
   pool->env = vow__strv_copy((const char* const*)environ,
-                             vow__strv_len(options->env) + 4);
+                             vow__strv_len(options->env) + 5);
   if (pool->env == NULL)
     goto fail;
   for (i = 0; options->env && options->env[i]; i++)
@@ -173,6 +173,13 @@ vow_pool_t* vow_pool_new(vow_ctx_t* ctx, const vow_pool_options_t* given,
       (options->limits &&
        vow__strv_push_env(pool->env, VOWP_ENV_LIMITS, options->limits) != 0))
     goto fail;
+  if (vow__pool_shm_threshold(pool) != UINT64_MAX) {
+    /* A local worker finds its side socket for segments at fd 4. */
+    snprintf(buf, sizeof(buf), "4,%llu",
+             (unsigned long long)vow__pool_shm_threshold(pool));
+    if (vow__strv_push_env(pool->env, VOWP_ENV_SHM, buf) != 0)
+      goto fail;
+  }
 
   /* The functions, known now from a table or later from a HELLO. */
   if (options->functions && options->nfunctions > 0) {

@@ -336,6 +336,7 @@ vow_promise_t* vow__pool_submit_task(vow_pool_t* pool, const char* fn,
   ptask* t;
   const char* name;
   size_t alen;
+  uint64_t ref_id, ref_off, ref_len;
   if (args == NULL)
     args = vow_value_nil();
   if (pool->closing)
@@ -358,7 +359,20 @@ vow_promise_t* vow__pool_submit_task(vow_pool_t* pool, const char* fn,
                         "pointer, array of values or failure",
                         fn));
   if (vow_value_bytes(args, &alen) != NULL &&
-      alen > VOWP_DEFAULT_MAX_FRAME - strlen(fn) - 64)
+      vowp_shm_ref_read(vow_value_bytes(args, NULL), alen, &ref_id, &ref_off,
+                        &ref_len))
+    return reject_now(
+        pool, args,
+        vow_failure_new(VOW_FAIL_BAD_INPUT, UV_EINVAL,
+                        "arguments for %s are a msgpack ext of type %d and "
+                        "24 bytes, which the protocol keeps for references "
+                        "to shared memory",
+                        fn, VOWP_EXT_SHM));
+  /* Past a frame's limit, only shared memory can carry them. */
+  if (vow_value_bytes(args, &alen) != NULL &&
+      alen > VOWP_DEFAULT_MAX_FRAME - strlen(fn) - 64 &&
+      (vow__pool_shm_threshold(pool) == UINT64_MAX ||
+       alen > vow__pool_shm_max_bytes(pool)))
     return reject_now(
         pool, args,
         vow_failure_new(VOW_FAIL_BAD_INPUT, UV_E2BIG,

@@ -8,6 +8,7 @@
 #include "core.h"
 #include "pool_submit.h"
 #include "proto.h"
+#include "shm.h"
 #include "transport.h"
 #include "vow/pool.h"
 
@@ -108,6 +109,10 @@ struct pworker {
   vow__timer silence_timer; /* holding tasks: heard from too long ago */
   vow__timer nudge_timer;   /* a message begun: ask the link to go on */
   bool heartbeats;          /* it says it is alive (under a launcher) */
+  int shm_sock;             /* the side socket for segments, or -1 */
+  bool shm_ok;              /* it said it takes segments */
+  uint64_t shm_sent;        /* ids of the segments sent to it */
+  vow__shm_inbox shm_in;    /* segments it sent, ahead of their frames */
   char why[512];            /* what went wrong, for failures */
   char tail[4096];          /* the end of its stderr: crash reports */
   size_t tail_len;
@@ -235,6 +240,11 @@ void vow__worker_watch_silence(pworker* w);
 void vow__worker_send_ping(pworker* w, uint64_t token);
 /* The pool's liveness bound (its option, or the default). */
 uint64_t vow__liveness_ms(const vow_pool_t* pool);
+/* The size from which a value goes by shared memory to and from local
+ * workers; UINT64_MAX: never. */
+uint64_t vow__pool_shm_threshold(const vow_pool_t* pool);
+/* The most bytes this process may hold in segments. */
+uint64_t vow__pool_shm_max_bytes(const vow_pool_t* pool);
 /* t (settled) is done with on w: freed; w retires when it has done
  * recycle_after tasks, and a retiring w with nothing left gets
  * SHUTDOWN. */

@@ -40,6 +40,56 @@ static bool send_big_task(pworker* w, ptask* t, uint64_t seed) {
   return sent;
 }
 
+/* A task's big arguments go by shared memory to a worker that takes
+ * segments: the segment (made once per value) is sent on the side socket
+ * and ref gets the reference that stands in the frame for the bytes.
+ * False when they go by the wire; then *why says why shared memory could
+ * not take them, when it was tried. */
+static bool args_by_segment(pworker* w, ptask* t,
+                            unsigned char ref[VOWP_SHM_REF_LEN], int* why) {
+  vow_pool_t* pool = w->pool;
+  size_t alen;
+  uint64_t off, id = w->shm_sent + 1;
+  int fd;
+  *why = 0;
+  if (!w->shm_ok || t->count > 0 || vow_value_bytes(t->args, &alen) == NULL ||
+      alen < vow__pool_shm_threshold(pool))
+    return false;
+  if ((*why = vow__value_segment(t->args, vow__pool_shm_max_bytes(pool), &fd,
+                                 &off)) != 0 ||
+      (*why = vow__shm_send(w->shm_sock, id, fd)) != 0)
+    return false;
+  w->shm_sent = id;
+  vowp_shm_ref_write(ref, id, off, alen);
+  VOW__TRACE(w, "-> segment %llu for task %llu (%zu bytes)",
+             (unsigned long long)id, (unsigned long long)t->id, alen);
+  return true;
+}
+
+/* Arguments too big for a frame that shared memory could not take: the
+ * task fails, saying both. */
+static void fail_unsendable(pworker* w, ptask* t, int why) {
+  size_t alen;
+  uint64_t live;
+  vow_value_bytes(t->args, &alen);
+  vow__shm_live(&live);
+  vow__task_recall(w, t);
+  vow__pool_fail_task(
+      w->pool, t,
+      vow_failure_new(VOW_FAIL_BAD_INPUT, UV_E2BIG,
+                      "arguments for %s of %zu bytes exceed the protocol's "
+                      "message limit of %zu bytes, and shared memory could "
+                      "not take them: %s (%llu bytes in segments now, "
+                      "limit %llu)",
+                      t->fn, alen, (size_t)VOWP_VALUE_MAX_BYTES,
+                      why == ENOSPC ? "its limit would be passed"
+                      : why         ? strerror(why)
+                                    : "the worker takes no segments",
+                      (unsigned long long)live,
+                      (unsigned long long)vow__pool_shm_max_bytes(w->pool)));
+  vow__worker_task_done(w, t);
+}
+
 /* Writes the encoder's frames (see vow__chan_write); a worker that is
  * gone counts as written, as its death deals with what it held. */
 static bool write_frames(pworker* w, vowp_encoder* e) {
@@ -63,16 +113,35 @@ void vow__worker_send(pworker* w, size_t n) {
   vow_pool_t* pool = w->pool;
   vowp_encoder e;
   ptask* batch[1024];
-  size_t i, start, encode, alen;
+  ptask* unsendable[1024];
+  int unsendable_why[1024];
+  /* by batch index: the reference that stands for big arguments */
+  unsigned char(*refs)[VOWP_SHM_REF_LEN] = NULL;
+  size_t i, start, encode, alen, taken, nbad = 0;
+  bool was_idle = w->inflight.len == 0;
   if (n > sizeof(batch) / sizeof(batch[0]))
     n = sizeof(batch) / sizeof(batch[0]);
-  for (i = 0; i < n; i++) {
+  for (taken = 0; taken < n;) {
     ptask* t = pool->queue.head;
+    unsigned char ref[VOWP_SHM_REF_LEN];
+    int why;
     vow__tlist_remove(&pool->queue, t);
     t->at.w = w;
     t->flags = (uint8_t)((t->flags | PT_INFLIGHT) & ~PT_STARTED);
     vow__tlist_push(&w->inflight, t);
-    batch[i] = t;
+    if (args_by_segment(w, t, ref, &why)) {
+      if (refs == NULL)
+        refs = vow__calloc(n, sizeof(*refs));
+      if (refs != NULL)
+        memcpy(refs[taken], ref, sizeof(ref));
+    } else if (vow_value_bytes(t->args, &alen) != NULL &&
+               alen > VOWP_VALUE_MAX_BYTES) {
+      unsendable_why[nbad] = why;
+      unsendable[nbad++] = t;
+      n--;
+      continue;
+    }
+    batch[taken++] = t;
     if (t->count > 0)
       VOW__TRACE(w, "-> CHUNK task %llu %s (%u items from %llu)",
                  (unsigned long long)t->id, t->fn, (unsigned)t->count,
@@ -82,7 +151,7 @@ void vow__worker_send(pworker* w, size_t n) {
   }
   vowp_encoder_init(&e);
   encode = n;
-  if (n == 1 && batch[0]->count == 0 &&
+  if (n == 1 && batch[0]->count == 0 && (refs == NULL || !refs[0][0]) &&
       vow_value_bytes(batch[0]->args, &alen) != NULL &&
       alen >= VOW__BIG_VALUE &&
       send_big_task(w, batch[0],
@@ -101,6 +170,10 @@ void vow__worker_send(pworker* w, size_t n) {
     for (size_t k = start; k < i; k++) {
       ptask* t = batch[k];
       const void* a = vow_value_bytes(t->args, &alen);
+      if (refs != NULL && refs[k][0]) {
+        a = refs[k];
+        alen = VOWP_SHM_REF_LEN;
+      }
       if (chunks)
         vowp_chunk_raw(&e, t->id, t->fn, a, alen, pool->opt.seed, t->index);
       else
@@ -109,8 +182,9 @@ void vow__worker_send(pworker* w, size_t n) {
     }
     vowp_batch_end(&e);
   }
+  vow__free(refs);
   w->sent += n;
-  if (w->inflight.len == n) {
+  if (was_idle && n > 0) {
     /* It was idle: its busy time starts now. */
     w->busy_since_ns = w->last_event_ns = vow__now_ns();
     vow__worker_arm_head(w);
@@ -128,6 +202,8 @@ void vow__worker_send(pworker* w, size_t n) {
     vow__worker_arm_head(w);
   }
   vowp_encoder_destroy(&e);
+  for (i = 0; i < nbad; i++)
+    fail_unsendable(w, unsendable[i], unsendable_why[i]);
 }
 
 /* A control message of one number (CANCEL's id, PING's token). */

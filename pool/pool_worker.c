@@ -84,6 +84,9 @@ static void closed_one(pworker* w) {
   if (--w->open_handles > 0)
     return;
   vow__chan_destroy(&w->chan);
+  if (w->shm_sock >= 0)
+    close(w->shm_sock);
+  vow__shm_inbox_clear(&w->shm_in);
   w->pool->live_workers--;
   w->pool->events->gone(w); /* frees w */
 }
@@ -246,6 +249,9 @@ static void on_hello(pworker* w, vowp_msg* m) {
   size_t i;
   vow__timer_stop(pool->ctx, &w->hello_timer);
   w->pid = (int)m->u.hello.pid;
+  /* A worker that takes segments said so on the side socket before its
+   * HELLO, so the word is there by now. */
+  w->shm_ok = w->shm_sock >= 0 && vow__shm_heard_hello(w->shm_sock);
   if (offers_any(m->u.hello.functions)) {
     w->pool->events->ready(w);
     return;
@@ -281,11 +287,82 @@ static void set_detail(vow_failure_t* f, vowp_slice detail) {
   vow__free(text);
 }
 
+/* A result that is a segment's reference (docs/protocol.md, "Shared
+ * memory"): 1 with *v the value over the segment; 0 when the value is
+ * not a reference; -1 after failing the worker (a reference that breaks
+ * the protocol) or with *over set (past the process's limit: the task
+ * fails, the worker lives on). */
+static int shared_result(pworker* w, uint64_t task_id, vowp_slice value,
+                         vow_value_t** v, uint64_t* over) {
+  uint64_t sid, off, len, live;
+  vowp_limits lim = {0, VOWP_VALUE_MAX_OBJECTS, VOWP_TASK_MAX_DEPTH};
+  vowp_error err;
+  char why[256];
+  int fd;
+  bool copy;
+  *v = NULL;
+  *over = 0;
+  if (!vowp_shm_ref_read(value.data, value.len, &sid, &off, &len))
+    return 0;
+  if (!w->shm_ok) {
+    protocol_error(w,
+                   "the worker replied to task %llu with a shared-memory "
+                   "reference, but takes no part in shared memory",
+                   (unsigned long long)task_id);
+    return -1;
+  }
+  if ((fd = vow__shm_take(&w->shm_in, w->shm_sock, sid)) < 0) {
+    protocol_error(w,
+                   "the worker's result for task %llu names shared-memory "
+                   "segment %llu, which never came",
+                   (unsigned long long)task_id, (unsigned long long)sid);
+    return -1;
+  }
+  /* Past the limit, what the channel could have carried is read into
+   * memory and the segment let go; the rest is refused. */
+  vow__shm_live(&live);
+  copy = live + len > vow__pool_shm_max_bytes(w->pool);
+  if (copy && len > VOWP_VALUE_MAX_BYTES) {
+    close(fd);
+    *over = len;
+    return -1;
+  }
+  if ((*v = vow__value_from_segment(fd, off, len, copy, why, sizeof(why))) ==
+      NULL) {
+    protocol_error(w, "the worker's result for task %llu: %s",
+                   (unsigned long long)task_id, why);
+    return -1;
+  }
+  lim.max_frame = (size_t)len;
+  if (vowp_prescan(vow_value_bytes(*v, NULL), (size_t)len, &lim, 0, &err) !=
+      VOWP_OK) {
+    vow_value_release(*v);
+    *v = NULL;
+    protocol_error(w,
+                   "the worker's result for task %llu in shared memory is "
+                   "not one msgpack value within the limits: %s",
+                   (unsigned long long)task_id, err.text);
+    return -1;
+  }
+  VOW__TRACE(w, "<- segment %llu for task %llu (%llu bytes%s)",
+             (unsigned long long)sid, (unsigned long long)task_id,
+             (unsigned long long)len, copy ? ", read: past shm_max_bytes" : "");
+  return 1;
+}
+
 static void on_result(pworker* w, uint64_t id, int ok, vowp_msg* m,
                       vowp_slice value, char* base) {
   vow_pool_t* pool = w->pool;
-  ptask* t = vow__pool_find_inflight(w, id);
+  ptask* t;
+  vow_value_t* shared = NULL;
+  uint64_t over = 0;
+  if (ok && shared_result(w, id, value, &shared, &over) < 0 && over == 0) {
+    vow__free(base);
+    return;
+  }
+  t = vow__pool_find_inflight(w, id);
   if (t == NULL) {
+    vow_value_release(shared);
     vow__free(base);
     protocol_error(w,
                    "the worker replied for task %llu, which it was not "
@@ -301,6 +378,7 @@ static void on_result(pworker* w, uint64_t id, int ok, vowp_msg* m,
     bool array = vowp_array_header(value.data, value.len, &have, &head);
     if (!array || have != t->count) {
       vow__free(base);
+      vow_value_release(shared);
       if (array)
         protocol_error(w,
                        "the worker replied to map chunk %llu with %u "
@@ -319,6 +397,7 @@ static void on_result(pworker* w, uint64_t id, int ok, vowp_msg* m,
     /* Given back unbegun, as asked: to the queue's front, for the idle
      * worker it was asked back for. */
     vow__free(base);
+    vow_value_release(shared);
     vow__task_recall(w, t);
     vow__tlist_push_front(&pool->queue, t);
     return;
@@ -333,9 +412,26 @@ static void on_result(pworker* w, uint64_t id, int ok, vowp_msg* m,
     /* Stale: its promise was settled already (cancelled, or failed by an
      * immediate shutdown); a task is settled exactly when t->p is NULL. */
     vow__free(base);
+    vow_value_release(shared);
+  } else if (ok && over > 0) {
+    uint64_t live;
+    vow_origin_t o = {t->id, t->fn, NULL, w->pid, -1, -1};
+    vow_failure_t* f;
+    vow__free(base);
+    vow__shm_live(&live);
+    f = vow_failure_new(
+        VOW_FAIL_TASK_ERROR, UV_E2BIG,
+        "the result of %llu bytes in shared memory was refused: this "
+        "process holds %llu bytes in segments, and may hold %llu "
+        "(shm_max_bytes)",
+        (unsigned long long)over, (unsigned long long)live,
+        (unsigned long long)vow__pool_shm_max_bytes(pool));
+    vow_failure_set_origin(f, &o);
+    vow__pool_fail_task(pool, t, f);
   } else if (ok) {
-    vow_value_t* v = base ? vow__value_adopt(base, value.data, value.len)
-                          : vow__value_from_encoded(value.data, value.len);
+    vow_value_t* v = shared ? shared
+                     : base ? vow__value_adopt(base, value.data, value.len)
+                            : vow__value_from_encoded(value.data, value.len);
     if (v == NULL) {
       vow__pool_fail_task(pool, t, NULL);
     } else {
@@ -369,6 +465,21 @@ static void on_eof_wait_over(vow__timer* t) {
              "killed",
              w->pid);
   w->pool->transport->kill(w);
+}
+
+uint64_t vow__pool_shm_threshold(const vow_pool_t* pool) {
+  if (pool->transport != &vow__transport_local)
+    return UINT64_MAX;
+  return pool->opt.shm_threshold ? pool->opt.shm_threshold
+                                 : VOW_POOL_SHM_THRESHOLD;
+}
+
+uint64_t vow__pool_shm_max_bytes(const vow_pool_t* pool) {
+  double avail;
+  if (pool->opt.shm_max_bytes)
+    return pool->opt.shm_max_bytes;
+  avail = (double)sysconf(_SC_PHYS_PAGES) * (double)sysconf(_SC_PAGESIZE);
+  return avail > 0 ? (uint64_t)(avail / 2) : (uint64_t)1 << 30;
 }
 
 uint64_t vow__liveness_ms(const vow_pool_t* pool) {
@@ -644,6 +755,7 @@ void vow__worker_start(vow_pool_t* pool, unsigned slot) {
   w->task_timer.index = w->grace_timer.index = w->eof_timer.index =
       w->stall_timer.index = w->hello_timer.index = w->silence_timer.index =
           w->nudge_timer.index = SIZE_MAX;
+  w->shm_sock = -1;
   pool->workers[slot] = w;
   pool->live_workers++;
   pool->stats.worker_starts++;

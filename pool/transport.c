@@ -3,6 +3,7 @@
 #include "transport.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -56,10 +57,32 @@ static void on_exit_cb(vow__proc* p) {
 
 static const vow__proc_calls worker_calls = {NULL, NULL, on_exit_cb, NULL};
 
+/* The side socket for shared-memory segments (base/shm.h): ours
+ * non-blocking in *mine, the worker's in *theirs, above fd 4 so that
+ * the child's dup2 to 3 cannot take it first. False when it cannot be
+ * made: the worker then goes without (values take the channel). */
+static bool side_socket(int* mine, int* theirs) {
+  int sv[2], high;
+  *mine = *theirs = -1;
+  if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0,
+                 sv) != 0)
+    return false;
+  high = sv[1] > 4 ? sv[1] : fcntl(sv[1], F_DUPFD_CLOEXEC, 5);
+  if (high != sv[1])
+    close(sv[1]);
+  if (high < 0) {
+    close(sv[0]);
+    return false;
+  }
+  *mine = sv[0];
+  *theirs = high;
+  return true;
+}
+
 int vow__spawn(pworker* w, char** argv, char** env, bool chan_on_stdio) {
   vow_pool_t* pool = w->pool;
   vow__proc_spec spec = {0};
-  int chan[2] = {-1, -1}, errp[2] = {-1, -1}, rc;
+  int chan[2] = {-1, -1}, errp[2] = {-1, -1}, rc, side = -1;
   int mode = pool->opt.stderr_mode;
   if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, chan) != 0 ||
       (w->err_piped && vow__os_pipe(errp, false) != 0)) {
@@ -89,12 +112,17 @@ int vow__spawn(pworker* w, char** argv, char** env, bool chan_on_stdio) {
     spec.fd[0] = spec.fd[1] = chan[1];
   else
     spec.fd3 = chan[1];
+  if (!chan_on_stdio && vow__pool_shm_threshold(pool) != UINT64_MAX &&
+      side_socket(&w->shm_sock, &side))
+    spec.fd4 = side;
   /* A group of its own, so that a kill takes what it started too, and
    * what it left running goes with it. */
   spec.own_group = spec.end_group_at_exit = true;
   spec.default_signals = true;
   rc = vow__proc_spawn(&w->proc, &pool->ctx->procs, &spec, &worker_calls, w);
   close(chan[1]);
+  if (side >= 0)
+    close(side);
   if (errp[1] >= 0)
     close(errp[1]);
   if (rc != 0) {

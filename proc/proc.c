@@ -379,6 +379,8 @@ int vow__proc_spawn(vow__proc* p, vow__procs* set, const vow__proc_spec* spec,
   set_stream(&fa, 2, spec->fd[2], pipes[1][1]);
   if (spec->fd3 >= 0)
     posix_spawn_file_actions_adddup2(&fa, spec->fd3, 3);
+  if (spec->fd4 > 2)
+    posix_spawn_file_actions_adddup2(&fa, spec->fd4, 4);
   if (spec->cwd != NULL) /* glibc's; there is no POSIX way */
     posix_spawn_file_actions_addchdir_np(&fa, spec->cwd);
   posix_spawnattr_init(&at);

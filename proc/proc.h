@@ -68,6 +68,7 @@ typedef struct vow__proc_spec {
    * itself), VOW__PROC_NULL or VOW__PROC_PIPE. */
   int fd[3];
   int fd3; /* given to the child as its fd 3, or -1 */
+  int fd4; /* given to the child as its fd 4 when above 2 (0: none) */
   /* A session of its own, so that signals reach all it starts. */
   bool own_group;
   /* Once the leader has exited, SIGKILL what is left of its group. */

@@ -122,6 +122,46 @@ static inline uint64_t vowp_read_be(const unsigned char* p, int n) {
  * every this many ms, from a thread that tasks cannot starve. */
 #define VOWP_ENV_HEARTBEAT "VOW_HEARTBEAT_MS"
 
+/* Local workers: the descriptor of the side socket that carries
+ * shared-memory segments (docs/protocol.md, "Shared memory"). */
+#define VOWP_ENV_SHM "VOW_SHM_FD"
+
+/* A value in a shared-memory segment: in place of a task's arguments or
+ * of a result, the msgpack ext of type VOWP_EXT_SHM whose 24 bytes are
+ * the segment's id, the value's offset in the segment and its length,
+ * each 8 bytes big-endian. */
+#define VOWP_EXT_SHM 83
+#define VOWP_SHM_REF_LEN 27 /* c7 18 53, then the 24 bytes */
+
+static inline void vowp_write_be64(unsigned char* p, uint64_t x) {
+  int i;
+  for (i = 7; i >= 0; i--, x >>= 8)
+    p[i] = (unsigned char)x;
+}
+
+static inline void vowp_shm_ref_write(unsigned char* p, uint64_t id,
+                                      uint64_t off, uint64_t len) {
+  p[0] = 0xc7;
+  p[1] = 24;
+  p[2] = VOWP_EXT_SHM;
+  vowp_write_be64(p + 3, id);
+  vowp_write_be64(p + 11, off);
+  vowp_write_be64(p + 19, len);
+}
+
+/* Whether the n bytes at p are exactly a reference; its fields if so. */
+static inline bool vowp_shm_ref_read(const void* at, size_t n, uint64_t* id,
+                                     uint64_t* off, uint64_t* len) {
+  const unsigned char* p = (const unsigned char*)at;
+  if (n != VOWP_SHM_REF_LEN || p[0] != 0xc7 || p[1] != 24 ||
+      p[2] != VOWP_EXT_SHM)
+    return false;
+  *id = vowp_read_be(p + 3, 8);
+  *off = vowp_read_be(p + 11, 8);
+  *len = vowp_read_be(p + 19, 8);
+  return true;
+}
+
 /* Writes x as 4 big-endian bytes: frame lengths and array32 counts. */
 static inline void vowp_write_be32(unsigned char* p, uint32_t x) {
   p[0] = (unsigned char)(x >> 24);

@@ -68,6 +68,8 @@ int main(void) {
   FIELD(vow_pool_options_t, hello_timeout_ms);
   FIELD(vow_pool_options_t, inherit_stdout);
   FIELD(vow_pool_options_t, liveness_ms);
+  FIELD(vow_pool_options_t, shm_threshold);
+  FIELD(vow_pool_options_t, shm_max_bytes);
   SIZE(vow_pool_options_t);
 
   FIELD(vow_origin_t, task_id);

@@ -265,6 +265,7 @@ static void oversized_results_fail_their_task(void** state) {
   size_t len;
   const void* back;
   o.in_flight = 4;
+  o.shm_threshold = UINT64_MAX; /* the channel's own limits */
   pool = make_pool(fx, &o);
   f = run_fail(fx, vow_pool_submit(pool, "big", num((int64_t)65 << 20)),
                VOW_FAIL_TASK_ERROR);
@@ -457,11 +458,14 @@ static void launchers_and_a_dead_one(void** state) {
 }
 
 /* Arguments that cannot fit in one protocol message are refused at
- * submit, not sent to a worker that would have to refuse them. */
+ * submit, not sent to a worker that would have to refuse them (without
+ * shared memory, which can carry them: test_shm). */
 static void oversized_arguments_refused(void** state) {
   fixture* fx = *state;
   vow_pool_options_t o = defaults(1);
-  vow_pool_t* pool = make_pool(fx, &o);
+  vow_pool_t* pool;
+  o.shm_threshold = UINT64_MAX;
+  pool = make_pool(fx, &o);
   size_t len = (size_t)65 << 20;
   char* big = calloc(1, len);
   vow_failure_t* f;

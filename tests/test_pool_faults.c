@@ -392,6 +392,7 @@ static void worker_out_of_memory_for_a_frame_exits(void** state) {
   char* big = calloc(1, n);
   o.limits = "as=50000000";
   o.stderr_mode = VOW_STDERR_RELAY;
+  o.shm_threshold = UINT64_MAX; /* the channel's decoder (test_shm: mapping) */
   pool = make_pool(fx, &o);
   f = run_fail(
       fx,

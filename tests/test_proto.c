@@ -101,6 +101,19 @@ static void encode_examples(vowp_encoder* e, bool check) {
   vowp_chunk_raw(e, 5, "sum", "\x92\x92\x01\x02\x92\x03\x04", 7, 42, 5);
   vowp_batch_end(e);
   DONE("maps");
+  {
+    unsigned char ref[VOWP_SHM_REF_LEN];
+    vowp_tasks_begin(e, 1);
+    vowp_shm_ref_write(ref, 1, 0, (uint64_t)1 << 20);
+    vowp_task_raw(e, 3, "sum", ref, sizeof(ref), 9);
+    vowp_batch_end(e);
+    DONE("tasks_shm");
+    vowp_results_begin(e, 1);
+    vowp_shm_ref_write(ref, 1, 4096, (uint64_t)2 << 20);
+    vowp_result_raw(e, 3, ref, sizeof(ref));
+    vowp_batch_end(e);
+    DONE("results_shm");
+  }
 #undef DONE
 }
 

@@ -11,6 +11,9 @@
  * resource limits, crash reports, and fd 1 pointed at stderr. Fills the
  * channel's fds. Returns 0, or -1 after writing why to stderr. */
 int vow__worker_setup(int* in_fd, int* out_fd);
+/* The side socket for shared-memory segments, announced to the parent,
+ * with the size from which results go there; -1 when there is none. */
+int vow__worker_shm_sock(uint64_t* threshold);
 /* Writes to the channel, taking turns with the heartbeat thread. */
 int vow__worker_write(int fd, const void* data, size_t len);
 /* Under a launcher: sends a heartbeat now, so that a link holding back

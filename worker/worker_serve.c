@@ -18,6 +18,7 @@
 
 #include "worker_internal.h"
 #include "fdio.h"
+#include "shm.h"
 
 #define FLUSH_BYTES (64 * 1024)
 #define BIG_ARGS (1024 * 1024)
@@ -38,8 +39,9 @@ struct job {
   size_t len;     /* args bytes */
   char* name;     /* the function name as sent, for unknown names */
   const char* args;
-  char* owned; /* a big task's whole frame buffer, taken from the decoder
-                  instead of copying its args; else NULL */
+  char* owned;        /* a big task's whole frame buffer, taken from the decoder
+                         instead of copying its args; else NULL */
+  vow__shm_view view; /* args in a shared-memory segment: its mapping */
 };
 
 struct vow_task_ctx {
@@ -63,6 +65,10 @@ typedef struct server {
   uint64_t first_unflushed_ns; /* 0: nothing waiting */
   uint64_t last_poll_ns;
   bool shutdown;
+  int shm_sock;           /* the side socket for segments, or -1 */
+  uint64_t shm_threshold; /* results from this many bytes go there */
+  uint64_t shm_sent;      /* ids of the segments sent */
+  vow__shm_inbox shm_in;  /* segments that came ahead of their tasks */
 } server;
 
 static server* the_server; /* the task-context calls reach it */
@@ -109,7 +115,8 @@ static int check_result(server* s, vow_task_ctx_t* task, const char* fn,
     vow_task_fail(task, "%s packed no result", fn);
     return -1;
   }
-  if (vlen > VOWP_VALUE_MAX_BYTES) {
+  if (vlen > VOWP_VALUE_MAX_BYTES &&
+      (s->shm_sock < 0 || vlen < s->shm_threshold)) {
     vow_task_fail(task, "result too big (%zu bytes, limit %zu)", vlen,
                   (size_t)VOWP_VALUE_MAX_BYTES);
     return -1;
@@ -144,6 +151,57 @@ static void send_alone_if_big(server* s, uint64_t id, size_t mark,
   ensure_batch(s);
   vowp_result_raw(&s->enc, id, value, vlen);
   vow__free(value);
+}
+
+/* A result of shm_threshold bytes or more goes in a segment of its own,
+ * a reference in its place. Returns false, the result left as it was,
+ * when it cannot: then it takes the wire, where it fits. */
+static bool send_in_segment(server* s, size_t value_at, char* why,
+                            size_t why_len) {
+  size_t vlen = s->enc.len - value_at;
+  int fd, rc;
+  uint64_t id = s->shm_sent + 1;
+  if (s->shm_sock < 0 || vlen < s->shm_threshold)
+    return false;
+  if ((rc = vow__shm_create(vlen, &fd, NULL)) != 0) {
+    snprintf(why, why_len, "cannot make a shared-memory segment: %s",
+             strerror(rc));
+    return false;
+  }
+  if ((rc = vow__shm_write(fd, s->enc.data + value_at, vlen)) == 0 &&
+      (rc = vow__shm_seal(fd, NULL, vlen)) == 0)
+    rc = vow__shm_send(s->shm_sock, id, fd);
+  close(fd); /* in flight, the kernel holds it */
+  if (rc != 0) {
+    snprintf(why, why_len, "cannot send a shared-memory segment: %s",
+             strerror(rc));
+    return false;
+  }
+  s->shm_sent = id;
+  s->enc.len = value_at;
+  vowp_shm_ref_write((unsigned char*)s->enc.data + value_at, id, 0, vlen);
+  s->enc.len += VOWP_SHM_REF_LEN;
+  return true;
+}
+
+/* After a task's result is packed and checked: by a segment when it is
+ * big, else alone in a frame when it is big for a batch. 0, or -1 with
+ * the task failed when it fits neither way. */
+static int send_result(server* s, vow_task_ctx_t* task, uint64_t id,
+                       size_t mark, size_t value_at) {
+  char why[256] = "";
+  size_t vlen = s->enc.len - value_at;
+  if (send_in_segment(s, value_at, why, sizeof(why)))
+    return 0;
+  if (vlen > VOWP_VALUE_MAX_BYTES) {
+    vow_task_fail(task,
+                  "result too big (%zu bytes) for the channel (limit %zu) "
+                  "and %s",
+                  vlen, (size_t)VOWP_VALUE_MAX_BYTES, why);
+    return -1;
+  }
+  send_alone_if_big(s, id, mark, value_at);
+  return 0;
 }
 
 /* Writes the side encoder's frames now. They never cut into a result,
@@ -200,13 +258,54 @@ static void enqueue_chunk(server* s, const vowp_chunk* k) {
   }
 }
 
+/* A task whose arguments are a segment's reference: the bytes mapped.
+ * True when they were; false after answering the task with why. A
+ * reference that names no segment sent breaks the protocol. */
+static bool map_args(server* s, const vowp_task* t, vow__shm_view* view) {
+  uint64_t id, off, len;
+  char why[256];
+  int fd;
+  memset(view, 0, sizeof(*view));
+  if (s->shm_sock < 0 ||
+      !vowp_shm_ref_read(t->args.data, t->args.len, &id, &off, &len))
+    return true;
+  fd = vow__shm_take(&s->shm_in, s->shm_sock, id);
+  if (fd < 0) {
+    fprintf(stderr,
+            "vow worker: protocol error from the parent: task %llu names "
+            "shared-memory segment %llu, which never came\n",
+            (unsigned long long)t->id, (unsigned long long)id);
+    flush(s);
+    _exit(3);
+  }
+  if (vow__shm_view_open(fd, off, len, true, view, why, sizeof(why)) != 0) {
+    close(fd);
+    send_error(s, t->id, KIND_TASK_ERROR, why);
+    return false;
+  }
+  close(fd); /* the mapping keeps the segment */
+  return true;
+}
+
 static void enqueue_owned(server* s, const vowp_task* t, char* owned) {
-  job* j = vow__malloc(sizeof(*j) + (owned ? 0 : t->args.len));
+  vow__shm_view view;
+  job* j;
+  if (!map_args(s, t, &view)) {
+    vow__free(owned);
+    return;
+  }
+  if (view.base != NULL) {
+    vow__free(owned);
+    owned = NULL;
+  }
+  j = vow__malloc(sizeof(*j) + (owned || view.base ? 0 : t->args.len));
   if (j == NULL) {
     vow__free(owned);
+    vow__shm_view_close(&view);
     send_error(s, t->id, KIND_TASK_ERROR, "worker out of memory");
     return;
   }
+  j->view = view;
   j->next = NULL;
   j->id = t->id;
   j->seed = t->seed;
@@ -224,7 +323,10 @@ static void enqueue_owned(server* s, const vowp_task* t, char* owned) {
     }
   }
   j->owned = owned;
-  if (owned != NULL) {
+  if (view.base != NULL) {
+    j->args = (const char*)view.data;
+    j->len = view.len;
+  } else if (owned != NULL) {
     j->args = t->args.data; /* inside the buffer the job now owns */
   } else {
     memcpy(j + 1, t->args.data, t->args.len);
@@ -238,6 +340,7 @@ static void enqueue_owned(server* s, const vowp_task* t, char* owned) {
 }
 
 static void free_job(job* j) {
+  vow__shm_view_close(&j->view);
   vow__free(j->name);
   vow__free(j->owned);
   vow__free(j);
@@ -447,10 +550,9 @@ static void run_job(server* s, job* j) {
   if (rc == 0 && !s->enc.failed) {
     /* Exactly one object must follow the id, or the frame is broken. */
     if (check_result(s, &task, s->fns[j->fn].name, value_at,
-                     VOWP_TASK_MAX_DEPTH) == 0) {
-      send_alone_if_big(s, j->id, mark, value_at);
+                     VOWP_TASK_MAX_DEPTH) == 0 &&
+        send_result(s, &task, j->id, mark, value_at) == 0)
       return;
-    }
     rc = -1;
   }
   /* Roll the half-packed result back and reply with an ERROR instead. */
@@ -524,6 +626,7 @@ int vow_worker_serve(const vow_function_t* functions, size_t n) {
   s.nfns = n;
   if (vow__worker_setup(&s.in_fd, &s.out_fd) != 0)
     return 1;
+  s.shm_sock = vow__worker_shm_sock(&s.shm_threshold);
   vowp_decoder_init(&s.dec, NULL);
   vowp_encoder_init(&s.enc);
   vowp_encoder_init(&s.side);
@@ -533,6 +636,7 @@ int vow_worker_serve(const vow_function_t* functions, size_t n) {
   vowp_decoder_destroy(&s.dec);
   vowp_encoder_destroy(&s.enc);
   vowp_encoder_destroy(&s.side);
+  vow__shm_inbox_clear(&s.shm_in);
   return rc;
 }
 

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -20,6 +21,7 @@
 #include "worker_internal.h"
 #include "fdio.h"
 #include "os.h"
+#include "shm.h"
 
 /* ---- crash reports --------------------------------------------------- */
 
@@ -366,4 +368,29 @@ int vow__worker_setup(int* in_fd, int* out_fd) {
   if (strcmp(channel, "stdio") == 0)
     start_hangup_watch(*in_fd, *out_fd);
   return 0;
+}
+
+/* A local worker's side socket for shared-memory segments (VOW_SHM_FD,
+ * "FD,THRESHOLD"), announced to the parent before the HELLO: -1 when
+ * there is none (under a launcher, or from a parent that offers none). */
+int vow__worker_shm_sock(uint64_t* threshold) {
+  const char* spec = getenv(VOWP_ENV_SHM);
+  const char* channel = getenv(VOWP_ENV_CHANNEL);
+  char* end;
+  long fd;
+  int type = 0;
+  socklen_t tlen = sizeof(type);
+  if (spec == NULL || channel == NULL || strcmp(channel, "stdio") == 0)
+    return -1;
+  fd = strtol(spec, &end, 10);
+  if (fd < 3 || *end != ',')
+    return -1;
+  *threshold = strtoull(end + 1, NULL, 10);
+  if (*threshold == 0 ||
+      getsockopt((int)fd, SOL_SOCKET, SO_TYPE, &type, &tlen) != 0 ||
+      type != SOCK_SEQPACKET ||
+      vow__shm_send((int)fd, VOW__SHM_ID_HELLO, -1) != 0)
+    return -1;
+  fcntl((int)fd, F_SETFD, FD_CLOEXEC);
+  return (int)fd;
 }

@@ -100,7 +100,23 @@ typedef struct vow_pool_options {
    * (a host back from a partition rejoins). Default 20000; local and MPI
    * workers are watched by the kernel and MPI instead. */
   uint64_t liveness_ms;
+  /* Local workers: a task's arguments or a result of at least this many
+   * bytes travels in a shared-memory segment (a sealed memfd passed
+   * beside the channel), with a 27-byte reference on the wire, instead
+   * of through the channel. 0: the default, VOW_POOL_SHM_THRESHOLD;
+   * UINT64_MAX: never. Workers under launchers or MPI always use the
+   * wire. docs/pool.md, "Big values". */
+  uint64_t shm_threshold;
+  /* At most this many bytes in segments at once in this process (those
+   * it made and those it mapped); past it a value goes by the wire, and
+   * one too big for the wire fails its task, saying so. 0: the default,
+   * half the machine's memory. */
+  uint64_t shm_max_bytes;
 } vow_pool_options_t;
+
+/* The default vow_pool_options_t.shm_threshold: below it the channel is
+ * as fast (bench/shm.c). */
+#define VOW_POOL_SHM_THRESHOLD ((uint64_t)1 << 20)
 
 #define VOW_POOL_OPTIONS_INIT \
   { .size = sizeof(vow_pool_options_t) }

@@ -39,6 +39,16 @@ VOW_EXTERN vow_value_t* vow_value_new_double(double d);
 VOW_EXTERN vow_value_t* vow_value_new_bool(bool b);
 VOW_EXTERN vow_value_t* vow_value_new_str(const char* s, size_t len);
 VOW_EXTERN vow_value_t* vow_value_new_bin(const void* data, size_t len);
+/* A bin of len bytes that lives in a shared-memory segment from the
+ * start, for a big value that local workers then map without a copy
+ * (docs/pool.md, "Big values"). Write its bytes at *data (page-aligned);
+ * they stay writable until the value is first submitted, when the
+ * segment is sealed: from then on they are read-only, at the address
+ * vow_value_get_bin gives (*data is not to be used again). NULL, with
+ * *err (if err) UV_EINVAL for len 0 or past 4 GiB - 1, else the
+ * system's error for a segment that cannot be made. */
+VOW_EXTERN vow_value_t* vow_value_new_shared_bin(size_t len, void** data,
+                                                 int* err);
 /* Copies exactly one well-formed msgpack object. Returns NULL (and sets
  * *err to UV_EINVAL or UV_ENOMEM when err is not NULL) for malformed input,
  * trailing bytes, or more than one object. */

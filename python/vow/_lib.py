@@ -74,6 +74,8 @@ class PoolOptions(ctypes.Structure):
         ("hello_timeout_ms", c_uint64),
         ("inherit_stdout", c_bool),
         ("liveness_ms", c_uint64),
+        ("shm_threshold", c_uint64),
+        ("shm_max_bytes", c_uint64),
     ]
 
 

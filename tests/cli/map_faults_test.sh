@@ -35,6 +35,8 @@ check "... every other line has its clean run's result, seed included" \
 
 # A result no frame can carry fails its own line, saying why, and the
 # worker lives on (the lines around it come from the same process).
+# Through a launcher, which keeps the channel: a local worker's big
+# result goes by shared memory, past the frame's bytes (below).
 cat >big.py <<'EOF'
 import os
 
@@ -46,7 +48,8 @@ def f(x):
     return os.getpid()
 EOF
 printf '"a"\n"bytes"\n"objects"\n"b"\n' |
-  $VOW map -j 1 --worker "python3 $EXAMPLES/python/vow_worker.py $T/big.py" f \
+  $VOW map -j 1 --launcher 1/env \
+    --worker "python3 $EXAMPLES/python/vow_worker.py $T/big.py" f \
     >big.out 2>big.err
 check "Python: results too big fail their lines" 2 $?
 check "... past the bytes, saying so" 1 \
@@ -55,9 +58,14 @@ check "... past the objects, saying so" 1 \
   "$(sed -n 3p big.out | grep -c 'result too big (more than 1048512 objects')"
 check "... and the worker lives on" "$(sed -n 1p big.out)" "$(sed -n 4p big.out)"
 printf '[1]\n[68157440]\n[1100000]\n[1]\n' >cbig.jsonl
-$VOW map -j 1 "$PLUGIN" big <cbig.jsonl | cut -c1-120 >cbig.out 2>/dev/null
+$VOW map -j 1 --launcher 1/env "$PLUGIN" big <cbig.jsonl | cut -c1-120 \
+  >cbig.out 2>/dev/null
 check "C: a result past the bytes fails its line, saying so" 1 \
   "$(sed -n 2p cbig.out | grep -c 'result too big')"
+# A local worker: past the frame's bytes by shared memory.
+$VOW map -j 1 "$PLUGIN" big <cbig.jsonl >cbig.local 2>/dev/null
+check "C, local: a result past a frame's bytes comes back whole" \
+  "$(((68157440 + 2) / 3 * 4 + 2))" "$(sed -n 2p cbig.local | tr -d '\n' | wc -c)"
 
 # The same for a C plugin, lines of a group that fails rerun alone: the
 # seeds do not move.

@@ -1,0 +1,265 @@
+/* Task functions for test_shm: big values, what a worker holds of
+ * shared memory, and workers that lie about segments. */
+#include "shm_functions.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+/* Adds ino to the n distinct ones in seen. */
+static int note(unsigned long* seen, int n, unsigned long ino) {
+  int i;
+  for (i = 0; i < n; i++)
+    if (seen[i] == ino)
+      return n;
+  if (n < 256)
+    seen[n++] = ino;
+  return n;
+}
+
+int shm_segments_held(int pid) {
+  char path[64], line[512], link[256];
+  unsigned long seen[256];
+  FILE* f;
+  DIR* d;
+  struct dirent* e;
+  int n = 0;
+  snprintf(path, sizeof(path), "/proc/%d/maps", pid);
+  if ((f = fopen(path, "r")) != NULL) {
+    while (fgets(line, sizeof(line), f)) {
+      unsigned long ino;
+      if (strstr(line, "/memfd:vow") != NULL &&
+          sscanf(line, "%*s %*s %*s %*s %lu", &ino) == 1)
+        n = note(seen, n, ino);
+    }
+    fclose(f);
+  }
+  snprintf(path, sizeof(path), "/proc/%d/fd", pid);
+  if ((d = opendir(path)) != NULL) {
+    while ((e = readdir(d)) != NULL) {
+      char fd_path[400];
+      struct stat st;
+      ssize_t len;
+      snprintf(fd_path, sizeof(fd_path), "%s/%s", path, e->d_name);
+      len = readlink(fd_path, link, sizeof(link) - 1);
+      if (len <= 0)
+        continue;
+      link[len] = '\0';
+      if (strncmp(link, "/memfd:vow", 10) == 0 && stat(fd_path, &st) == 0)
+        n = note(seen, n, (unsigned long)st.st_ino);
+    }
+    closedir(d);
+  }
+  return n;
+}
+
+static const msgpack_object* bin_arg(const msgpack_object* a) {
+  if (a->type == MSGPACK_OBJECT_ARRAY && a->via.array.size > 0)
+    a = &a->via.array.ptr[0];
+  return a->type == MSGPACK_OBJECT_BIN ? a : NULL;
+}
+
+/* bin, or [bin, ...] -> [its length, the sum of its bytes, the segments
+ * this worker holds while it runs]. */
+static int fn_bin_info(vow_task_ctx_t* t, const msgpack_object* a,
+                       msgpack_packer* r) {
+  const msgpack_object* b = bin_arg(a);
+  uint64_t sum = 0;
+  uint32_t i;
+  if (b == NULL)
+    return vow_task_fail(t, "bin_info takes a bin");
+  for (i = 0; i < b->via.bin.size; i++)
+    sum += (unsigned char)b->via.bin.ptr[i];
+  msgpack_pack_array(r, 3);
+  msgpack_pack_uint64(r, b->via.bin.size);
+  msgpack_pack_uint64(r, sum);
+  return msgpack_pack_int(r, shm_segments_held(getpid()));
+}
+
+/* [bin, ms]: says its pid (PROGRESS), holds the bin ms, returns its
+ * length. */
+static int fn_bin_hold(vow_task_ctx_t* t, const msgpack_object* a,
+                       msgpack_packer* r) {
+  const msgpack_object* b = bin_arg(a);
+  char pid[32];
+  int64_t ms = 0;
+  struct timespec ts;
+  if (b == NULL || a->type != MSGPACK_OBJECT_ARRAY || a->via.array.size < 2)
+    return vow_task_fail(t, "bin_hold takes [bin, ms]");
+  ms = (int64_t)a->via.array.ptr[1].via.u64;
+  snprintf(pid, sizeof(pid), "%d", (int)getpid());
+  vow_task_progress(t, 0.0, pid);
+  ts.tv_sec = ms / 1000;
+  ts.tv_nsec = (ms % 1000) * 1000000;
+  while (nanosleep(&ts, &ts) != 0) {
+  }
+  return msgpack_pack_uint64(r, b->via.bin.size);
+}
+
+/* The segments this worker holds now. */
+static int fn_segments(vow_task_ctx_t* t, const msgpack_object* a,
+                       msgpack_packer* r) {
+  (void)t;
+  (void)a;
+  return msgpack_pack_int(r, shm_segments_held(getpid()));
+}
+
+/* [n]: a bin of n bytes 0, 1, 2, ... 255, 0, ... */
+static int fn_ramp(vow_task_ctx_t* t, const msgpack_object* a,
+                   msgpack_packer* r) {
+  uint64_t n = a->type == MSGPACK_OBJECT_ARRAY && a->via.array.size > 0
+                   ? a->via.array.ptr[0].via.u64
+                   : a->via.u64;
+  char* buf = malloc(n ? n : 1);
+  uint64_t i;
+  if (buf == NULL)
+    return vow_task_fail(t, "no memory for %llu bytes", (unsigned long long)n);
+  for (i = 0; i < n; i++)
+    buf[i] = (char)(i & 0xff);
+  msgpack_pack_bin(r, n);
+  msgpack_pack_bin_body(r, buf, n);
+  free(buf);
+  return 0;
+}
+
+/* ---- workers that lie about segments --------------------------------- */
+
+/* Sends fd (or none, when -1) with id on the side socket, fd 4. */
+static void side_send(uint64_t id, int fd) {
+  struct msghdr mh;
+  struct iovec iov = {&id, sizeof(id)};
+  union {
+    struct cmsghdr h;
+    char buf[CMSG_SPACE(sizeof(int))];
+  } c;
+  memset(&mh, 0, sizeof(mh));
+  memset(&c, 0, sizeof(c));
+  mh.msg_iov = &iov;
+  mh.msg_iovlen = 1;
+  if (fd >= 0) {
+    struct cmsghdr* h;
+    mh.msg_control = c.buf;
+    mh.msg_controllen = sizeof(c.buf);
+    h = CMSG_FIRSTHDR(&mh);
+    h->cmsg_level = SOL_SOCKET;
+    h->cmsg_type = SCM_RIGHTS;
+    h->cmsg_len = CMSG_LEN(sizeof(int));
+    memcpy(CMSG_DATA(h), &fd, sizeof(int));
+  }
+  if (sendmsg(4, &mh, 0) < 0)
+    _exit(9);
+}
+
+static void put_be(unsigned char* p, uint64_t x, int n) {
+  int i;
+  for (i = n - 1; i >= 0; i--, x >>= 8)
+    p[i] = (unsigned char)x;
+}
+
+/* RESULTS [[task, reference to segment id: off, len]] on the channel, then
+ * a wait to be killed. */
+static int lie(vow_task_ctx_t* t, uint64_t id, uint64_t off, uint64_t len) {
+  unsigned char frame[4 + 13 + 27] = {0,    0,    0,    40,  0x92,
+                                      0x03, 0x91, 0x92, 0xcf};
+  put_be(frame + 9, vow_task_id(t), 8);
+  frame[17] = 0xc7;
+  frame[18] = 24;
+  frame[19] = 83;
+  put_be(frame + 20, id, 8);
+  put_be(frame + 28, off, 8);
+  put_be(frame + 36, len, 8);
+  if (write(3, frame, sizeof(frame)) != (ssize_t)sizeof(frame))
+    _exit(9);
+  for (;;)
+    pause();
+  return 0;
+}
+
+/* A segment of `size` bytes holding a msgpack nil; sealed when asked. */
+static int segment(size_t size, int seal) {
+  int fd = memfd_create("vow", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+  if (fd < 0 || ftruncate(fd, (off_t)size) != 0 ||
+      pwrite(fd, "\xc0", 1, 0) != 1)
+    _exit(9);
+  if (seal &&
+      fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE) != 0)
+    _exit(9);
+  return fd;
+}
+
+#define LIE_ID 1000000u
+
+static int fn_shm_unsent(vow_task_ctx_t* t, const msgpack_object* a,
+                         msgpack_packer* r) {
+  (void)a;
+  (void)r;
+  return lie(t, LIE_ID, 0, 1);
+}
+
+static int fn_shm_unsealed(vow_task_ctx_t* t, const msgpack_object* a,
+                           msgpack_packer* r) {
+  (void)a;
+  (void)r;
+  side_send(LIE_ID, segment(4096, 0));
+  return lie(t, LIE_ID, 0, 1);
+}
+
+static int fn_shm_short(vow_task_ctx_t* t, const msgpack_object* a,
+                        msgpack_packer* r) {
+  (void)a;
+  (void)r;
+  side_send(LIE_ID, segment(4096, 1));
+  return lie(t, LIE_ID, 0, 1 << 20);
+}
+
+static int fn_shm_pipe(vow_task_ctx_t* t, const msgpack_object* a,
+                       msgpack_packer* r) {
+  int p[2];
+  (void)a;
+  (void)r;
+  if (pipe(p) != 0)
+    _exit(9);
+  side_send(LIE_ID, p[0]);
+  return lie(t, LIE_ID, 0, 1);
+}
+
+/* A sealed segment whose bytes are not one msgpack value. */
+static int fn_shm_garbage(vow_task_ctx_t* t, const msgpack_object* a,
+                          msgpack_packer* r) {
+  int fd = memfd_create("vow", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+  (void)a;
+  (void)r;
+  if (fd < 0 || pwrite(fd, "\xc1\xc1", 2, 0) != 2 ||
+      fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE) != 0)
+    _exit(9);
+  side_send(LIE_ID, fd);
+  return lie(t, LIE_ID, 0, 2);
+}
+
+static int fn_echo(vow_task_ctx_t* t, const msgpack_object* a,
+                   msgpack_packer* r) {
+  (void)t;
+  return msgpack_pack_object(r, *a);
+}
+
+const vow_function_t shm_test_functions[] = {
+    {"echo", fn_echo},
+    {"bin_info", fn_bin_info},
+    {"bin_hold", fn_bin_hold},
+    {"segments", fn_segments},
+    {"ramp", fn_ramp},
+    {"shm_unsent", fn_shm_unsent},
+    {"shm_unsealed", fn_shm_unsealed},
+    {"shm_short", fn_shm_short},
+    {"shm_pipe", fn_shm_pipe},
+    {"shm_garbage", fn_shm_garbage},
+};
+const size_t shm_test_nfunctions =
+    sizeof(shm_test_functions) / sizeof(shm_test_functions[0]);

@@ -1,0 +1,476 @@
+/* Big values by shared memory between a pool and its local workers
+ * (docs/pool.md, "Big values"): the same bytes as the wire, past the
+ * wire's limit, one segment per value however many tasks take it, none
+ * left once its users are gone (whatever killed them), lying workers
+ * caught, limits that say what was refused, launchers on the wire. */
+#include <signal.h>
+#include <stdio.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "helpers.h"
+#include "shm_functions.h"
+
+#if defined(__SANITIZE_ADDRESS__)
+#define UNDER_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define UNDER_ASAN 1
+#endif
+#endif
+
+#define T(f) cmocka_unit_test_setup_teardown(f, fx_setup, fx_teardown)
+#define MiB ((size_t)1 << 20)
+
+static vow_pool_options_t shm_defaults(unsigned workers) {
+  vow_pool_options_t o;
+  vow_pool_options_init(&o);
+  o.workers = workers;
+  o.functions = shm_test_functions;
+  o.nfunctions = shm_test_nfunctions;
+  o.stderr_mode = VOW_STDERR_DISCARD;
+  return o;
+}
+
+static vow_pool_t* make_pool(fixture* fx, const vow_pool_options_t* o) {
+  int err = 0;
+  vow_pool_t* pool = vow_pool_new(fx->ctx, o, &err);
+  assert_non_null(pool);
+  return pool;
+}
+
+static void end_pool(fixture* fx, vow_pool_t* pool) {
+  vow_promise_t* done = vow_pool_shutdown(pool, true);
+  assert_int_equal(vow_ctx_wait(fx->ctx, done), VOW_FULFILLED);
+  vow_promise_release(done);
+  vow_pool_free(pool);
+}
+
+typedef struct outcome {
+  vow_value_t* v;
+  vow_failure_t* f;
+  int settled;
+} outcome;
+
+static vow_outcome_t keep(vow_value_t* v, vow_failure_t* f, void* data) {
+  outcome* o = data;
+  o->settled++;
+  o->v = v;
+  o->f = f;
+  return vow_ok(NULL);
+}
+
+static outcome run(fixture* fx, vow_promise_t* p) {
+  outcome o = {NULL, NULL, 0};
+  vow_add_both(p, keep, &o);
+  vow_ctx_wait(fx->ctx, p);
+  vow_promise_release(p);
+  assert_int_equal(o.settled, 1);
+  return o;
+}
+
+static vow_value_t* run_value(fixture* fx, vow_promise_t* p) {
+  outcome o = run(fx, p);
+  if (o.f)
+    fail_msg("task failed: %s", vow_failure_message(o.f));
+  return o.v;
+}
+
+static vow_failure_t* run_fail(fixture* fx, vow_promise_t* p, int kind) {
+  outcome o = run(fx, p);
+  if (o.v)
+    fail_msg("expected %s, got a value", vow_failure_kind_name(kind));
+  if (vow_failure_kind(o.f) != kind)
+    fail_msg("expected %s, got %s: %s", vow_failure_kind_name(kind),
+             vow_failure_kind_name(vow_failure_kind(o.f)),
+             vow_failure_message(o.f));
+  return o.f;
+}
+
+/* A bin of n bytes 0, 1, 2, ... 255, 0, ... */
+static vow_value_t* ramp(size_t n) {
+  unsigned char* b = malloc(n);
+  vow_value_t* v;
+  size_t i;
+  assert_non_null(b);
+  for (i = 0; i < n; i++)
+    b[i] = (unsigned char)i;
+  v = vow_value_new_bin(b, n);
+  free(b);
+  assert_non_null(v);
+  return v;
+}
+
+static void assert_ramp(const vow_value_t* v, size_t n) {
+  const unsigned char* b;
+  size_t len, i;
+  assert_int_equal(vow_value_get_bin(v, (const void**)&b, &len), 0);
+  assert_int_equal(len, n);
+  for (i = 0; i < n; i++)
+    if (b[i] != (unsigned char)i)
+      fail_msg("byte %zu is %u, not %u", i, b[i], (unsigned)(i & 0xff));
+}
+
+static int64_t item(const vow_value_t* v, uint32_t i) {
+  msgpack_unpacked u;
+  int64_t x;
+  msgpack_unpacked_init(&u);
+  assert_int_equal(vow_value_unpack(v, &u), 0);
+  assert_int_equal(u.data.type, MSGPACK_OBJECT_ARRAY);
+  assert_true(i < u.data.via.array.size);
+  x = (int64_t)u.data.via.array.ptr[i].via.u64;
+  msgpack_unpacked_destroy(&u);
+  return x;
+}
+
+static int live_segments(void) {
+  return shm_segments_held(getpid());
+}
+
+static vow_value_t* hold_args(vow_value_t* bin, uint64_t ms) {
+  msgpack_sbuffer sb;
+  msgpack_packer pk;
+  const void* b;
+  size_t len;
+  vow_value_t* v;
+  assert_int_equal(vow_value_get_bin(bin, &b, &len), 0);
+  msgpack_sbuffer_init(&sb);
+  msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+  msgpack_pack_array(&pk, 2);
+  msgpack_pack_bin(&pk, len);
+  msgpack_pack_bin_body(&pk, b, len);
+  msgpack_pack_uint64(&pk, ms);
+  v = vow_value_new_msgpack(sb.data, sb.size, NULL);
+  msgpack_sbuffer_destroy(&sb);
+  return v;
+}
+
+/* Both ways by segments: the worker maps the arguments (it holds a
+ * segment while the task runs), the result comes back as a value over a
+ * segment, the bytes are the bytes; nothing is held once the values go. */
+static void big_values_go_by_segments(void** state) {
+  fixture* fx = *state;
+  vow_pool_options_t o = shm_defaults(1);
+  vow_pool_t* pool = make_pool(fx, &o);
+  vow_value_t *arg = ramp(8 * MiB), *back, *info;
+  vow_value_ref(arg);
+  back = run_value(fx, vow_pool_submit(pool, "echo", arg));
+  assert_ramp(back, 8 * MiB);
+  /* The argument's segment (kept with it) and the result's. */
+  assert_int_equal(live_segments(), 2);
+  vow_value_release(back);
+  vow_value_ref(arg);
+  info = run_value(fx, vow_pool_submit(pool, "bin_info", arg));
+  assert_int_equal(item(info, 0), (int64_t)(8 * MiB));
+  assert_int_equal(item(info, 1), (int64_t)(8 * MiB / 256) * (255 * 256 / 2));
+  assert_true(item(info, 2) >= 1); /* mapped while it ran */
+  vow_value_release(info);
+  assert_int_equal(live_segments(), 1); /* arg's, made once */
+  vow_value_release(arg);
+  assert_int_equal(live_segments(), 0);
+  /* Small values keep the channel. */
+  info = run_value(fx, vow_pool_submit(pool, "segments", NULL));
+  assert_int_equal(live_segments(), 0);
+  vow_value_release(info);
+  end_pool(fx, pool);
+}
+
+/* A value past the wire's 64 MiB goes by a segment each way. */
+static void values_past_the_wire_limit(void** state) {
+  fixture* fx = *state;
+  vow_pool_options_t o = shm_defaults(1);
+  vow_pool_t* pool = make_pool(fx, &o);
+  vow_value_t* back =
+      run_value(fx, vow_pool_submit(pool, "echo", ramp(100 * MiB)));
+  assert_ramp(back, 100 * MiB);
+  vow_value_release(back);
+  back = run_value(
+      fx, vow_pool_submit(pool, "ramp", vow_value_new_int(70 * (int64_t)MiB)));
+  assert_ramp(back, 70 * MiB);
+  vow_value_release(back);
+  assert_int_equal(live_segments(), 0);
+  end_pool(fx, pool);
+}
+
+/* One value to many tasks on two workers: one segment in all. */
+static void one_segment_for_many_tasks(void** state) {
+  enum { N = 16 };
+  fixture* fx = *state;
+  vow_pool_options_t o = shm_defaults(2);
+  vow_pool_t* pool = make_pool(fx, &o);
+  vow_value_t* arg = ramp(4 * MiB);
+  vow_promise_t* ps[N];
+  int i;
+  for (i = 0; i < N; i++)
+    ps[i] = vow_pool_submit(pool, "bin_info", vow_value_ref(arg));
+  for (i = 0; i < N; i++) {
+    vow_value_t* info = run_value(fx, ps[i]);
+    assert_int_equal(item(info, 0), (int64_t)(4 * MiB));
+    vow_value_release(info);
+  }
+  assert_int_equal(live_segments(), 1);
+  vow_value_release(arg);
+  assert_int_equal(live_segments(), 0);
+  end_pool(fx, pool);
+}
+
+static int progress_pid;
+static void note_pid(vow_pool_t* pool, uint64_t task_id, double fraction,
+                     const char* text, void* data) {
+  (void)pool;
+  (void)task_id;
+  (void)fraction;
+  (void)data;
+  progress_pid = atoi(text);
+}
+
+static void wait_for_pid(fixture* fx) {
+  int rounds = 0;
+  while (progress_pid == 0 && rounds++ < 1000) {
+    vow_promise_t* nap = vow_sleep(fx->ctx, 5);
+    vow_ctx_wait(fx->ctx, nap);
+    vow_promise_release(nap);
+  }
+  assert_true(progress_pid > 0);
+}
+
+/* The segments held by the pool's workers now, asked of each. */
+static int64_t workers_hold(fixture* fx, vow_pool_t* pool, unsigned n) {
+  int64_t held = 0;
+  unsigned i;
+  for (i = 0; i < n; i++) {
+    vow_value_t* v = run_value(fx, vow_pool_submit(pool, "segments", NULL));
+    int64_t k;
+    assert_int_equal(vow_value_get_int(v, &k), 0);
+    held += k;
+    vow_value_release(v);
+  }
+  return held;
+}
+
+/* A worker killed while it holds a segment, a task timed out while it
+ * holds one, a task cancelled before it began: afterwards no worker and
+ * not this process holds any. */
+static void no_segment_outlives_its_users(void** state) {
+  fixture* fx = *state;
+  vow_pool_options_t o = shm_defaults(1);
+  vow_pool_t* pool;
+  vow_value_t* bin = ramp(4 * MiB);
+  vow_promise_t *held, *queued;
+  vow_failure_t* f;
+  o.retries = 0;
+  pool = make_pool(fx, &o);
+  vow_pool_on_progress(pool, note_pid, NULL);
+  /* SIGKILL */
+  progress_pid = 0;
+  held = vow_pool_submit(pool, "bin_hold", hold_args(bin, 60000));
+  wait_for_pid(fx);
+  assert_true(shm_segments_held(progress_pid) >= 1);
+  kill(progress_pid, SIGKILL);
+  f = run_fail(fx, held, VOW_FAIL_WORKER_DIED);
+  vow_failure_release(f);
+  assert_int_equal(workers_hold(fx, pool, 1), 0);
+  /* timeout */
+  progress_pid = 0;
+  held = vow_pool_submit_timeout(pool, "bin_hold", hold_args(bin, 60000), 300);
+  f = run_fail(fx, held, VOW_FAIL_TIMEOUT);
+  vow_failure_release(f);
+  assert_int_equal(workers_hold(fx, pool, 1), 0);
+  /* cancelled while queued behind a running one */
+  progress_pid = 0;
+  held = vow_pool_submit(pool, "bin_hold", hold_args(bin, 300));
+  queued = vow_pool_submit(pool, "bin_hold", hold_args(bin, 300));
+  wait_for_pid(fx);
+  vow_cancel(queued);
+  f = run_fail(fx, queued, VOW_FAIL_CANCELLED);
+  vow_failure_release(f);
+  vow_value_release(run_value(fx, held));
+  assert_int_equal(workers_hold(fx, pool, 1), 0);
+  vow_value_release(bin);
+  assert_int_equal(live_segments(), 0);
+  assert_int_equal(shm_segments_held(getpid()), 0);
+  end_pool(fx, pool);
+}
+
+/* The parent SIGKILLed while its worker holds a segment: the worker goes
+ * with it, and with them every mapping and descriptor. */
+static void a_killed_parent_leaves_no_segment(void** state) {
+  int ready[2], worker_pid = 0, status;
+  pid_t parent;
+  (void)state;
+  assert_int_equal(pipe(ready), 0);
+  parent = fork();
+  assert_true(parent >= 0);
+  if (parent == 0) {
+    vow_ctx_t* ctx = vow_ctx_new(NULL, NULL);
+    vow_pool_options_t o = shm_defaults(1);
+    vow_pool_t* pool;
+    vow_value_t* bin = ramp(4 * MiB);
+    pool = vow_pool_new(ctx, &o, NULL);
+    vow_pool_on_progress(pool, note_pid, NULL);
+    progress_pid = 0;
+    vow_promise_t* p = vow_pool_submit(pool, "bin_hold", hold_args(bin, 60000));
+    while (progress_pid == 0) {
+      vow_promise_t* nap = vow_sleep(ctx, 5);
+      vow_ctx_wait(ctx, nap);
+      vow_promise_release(nap);
+    }
+    if (write(ready[1], &progress_pid, sizeof(progress_pid)) < 0)
+      _exit(2);
+    vow_ctx_wait(ctx, p);
+    _exit(1);
+  }
+  close(ready[1]);
+  assert_int_equal(read(ready[0], &worker_pid, sizeof(worker_pid)),
+                   sizeof(worker_pid));
+  close(ready[0]);
+  assert_true(shm_segments_held(worker_pid) >= 1);
+  assert_true(shm_segments_held(parent) >= 1); /* the argument's segment */
+  kill(parent, SIGKILL);
+  assert_int_equal(waitpid(parent, &status, 0), parent);
+  /* The worker dies of its parent's death (a grandchild: not ours to
+   * reap, so wait for its /proc entry to go). */
+  for (int rounds = 0; kill(worker_pid, 0) == 0 && rounds < 1000; rounds++)
+    usleep(5000);
+  assert_int_equal(shm_segments_held(worker_pid), 0);
+  assert_int_equal(shm_segments_held(getpid()), 0);
+}
+
+/* Workers that lie about segments break the protocol: the task fails
+ * saying how, the worker is replaced, the pool serves on. */
+static void lying_workers_break_the_protocol(void** state) {
+  static const struct {
+    const char* fn;
+    const char* says;
+  } cases[] = {
+      {"shm_unsent", "segment 1000000, which never came"},
+      {"shm_unsealed", "not sealed"},
+      {"shm_short", "past the end of its segment"},
+      {"shm_pipe", "not a segment"},
+      {"shm_garbage", "not one msgpack value"},
+  };
+  fixture* fx = *state;
+  vow_pool_options_t o = shm_defaults(1);
+  vow_pool_t* pool = make_pool(fx, &o);
+  size_t i;
+  for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+    vow_failure_t* f = run_fail(fx, vow_pool_submit(pool, cases[i].fn, NULL),
+                                VOW_FAIL_PROTOCOL);
+    if (strstr(vow_failure_message(f), cases[i].says) == NULL)
+      fail_msg("%s: \"%s\" lacks \"%s\"", cases[i].fn, vow_failure_message(f),
+               cases[i].says);
+    vow_failure_release(f);
+    vow_value_release(run_value(fx, vow_pool_submit(pool, "segments", NULL)));
+  }
+  assert_int_equal(live_segments(), 0);
+  assert_int_equal(shm_segments_held(getpid()), 0);
+  end_pool(fx, pool);
+}
+
+/* Past shm_max_bytes: what fits the wire goes by the wire; arguments that
+ * do not are refused at submit, a result that does not fails its task;
+ * each says which limit. */
+static void the_limit_sends_by_wire_or_says_so(void** state) {
+  fixture* fx = *state;
+  vow_pool_options_t o = shm_defaults(1);
+  vow_pool_t* pool;
+  vow_value_t* back;
+  vow_failure_t* f;
+  o.shm_max_bytes = 4 * MiB;
+  pool = make_pool(fx, &o);
+  back = run_value(fx, vow_pool_submit(pool, "echo", ramp(8 * MiB)));
+  assert_ramp(back, 8 * MiB); /* by the wire both ways: 8 > 4 */
+  assert_int_equal(live_segments(), 0);
+  vow_value_release(back);
+  f = run_fail(fx, vow_pool_submit(pool, "echo", ramp(70 * MiB)),
+               VOW_FAIL_BAD_INPUT);
+  assert_non_null(strstr(vow_failure_message(f), "message limit"));
+  vow_failure_release(f);
+  f = run_fail(
+      fx, vow_pool_submit(pool, "ramp", vow_value_new_int(70 * (int64_t)MiB)),
+      VOW_FAIL_TASK_ERROR);
+  assert_non_null(strstr(vow_failure_message(f), "shm_max_bytes"));
+  vow_failure_release(f);
+  assert_int_equal(live_segments(), 0);
+  end_pool(fx, pool);
+}
+
+/* Under a launcher the worker may be on another machine: the wire. */
+static void launchers_keep_the_wire(void** state) {
+  static const char* const env_argv[] = {"env", NULL};
+  const vow_launcher_t launchers[] = {{1, env_argv}};
+  fixture* fx = *state;
+  vow_pool_options_t o = shm_defaults(1);
+  vow_pool_t* pool;
+  vow_value_t* back;
+  o.launchers = launchers;
+  o.nlaunchers = 1;
+  pool = make_pool(fx, &o);
+  back = run_value(fx, vow_pool_submit(pool, "echo", ramp(8 * MiB)));
+  assert_ramp(back, 8 * MiB);
+  assert_int_equal(live_segments(), 0);
+  vow_value_release(back);
+  end_pool(fx, pool);
+}
+
+/* A worker that can neither map nor read a segment (its address space
+ * limited below the value) fails that task, saying so, and serves on:
+ * through the channel it could not have taken the value either. */
+static void a_worker_that_cannot_map_fails_only_the_task(void** state) {
+#ifdef UNDER_ASAN
+  (void)state;
+  skip(); /* the sanitizer's shadow memory needs more address space */
+#else
+  fixture* fx = *state;
+  vow_pool_options_t o = shm_defaults(1);
+  vow_pool_t* pool;
+  vow_failure_t* f;
+  vow_value_t* v;
+  o.limits = "as=50000000";
+  pool = make_pool(fx, &o);
+  f = run_fail(fx, vow_pool_submit(pool, "bin_info", ramp(60 * MiB)),
+               VOW_FAIL_TASK_ERROR);
+  assert_non_null(strstr(vow_failure_message(f), "no memory to map or read"));
+  vow_failure_release(f);
+  v = run_value(fx, vow_pool_submit(pool, "bin_info", ramp(2 * MiB)));
+  assert_int_equal(item(v, 0), (int64_t)(2 * MiB));
+  vow_value_release(v);
+  end_pool(fx, pool);
+#endif
+}
+
+/* A value shaped as a reference is the protocol's: refused at submit. */
+static void a_reference_shaped_value_is_refused(void** state) {
+  fixture* fx = *state;
+  vow_pool_options_t o = shm_defaults(1);
+  vow_pool_t* pool = make_pool(fx, &o);
+  unsigned char ref[27] = {0xc7, 24, 83};
+  vow_failure_t* f =
+      run_fail(fx,
+               vow_pool_submit(pool, "echo",
+                               vow_value_new_msgpack(ref, sizeof(ref), NULL)),
+               VOW_FAIL_BAD_INPUT);
+  assert_non_null(
+      strstr(vow_failure_message(f), "references to shared memory"));
+  vow_failure_release(f);
+  end_pool(fx, pool);
+}
+
+int main(void) {
+  vow_worker_main(shm_test_functions, shm_test_nfunctions);
+  {
+    const struct CMUnitTest tests[] = {
+        T(big_values_go_by_segments),
+        T(values_past_the_wire_limit),
+        T(one_segment_for_many_tasks),
+        T(no_segment_outlives_its_users),
+        T(a_killed_parent_leaves_no_segment),
+        T(lying_workers_break_the_protocol),
+        T(the_limit_sends_by_wire_or_says_so),
+        T(launchers_keep_the_wire),
+        T(a_reference_shaped_value_is_refused),
+        T(a_worker_that_cannot_map_fails_only_the_task),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+  }
+}
