@@ -64,6 +64,17 @@ def describe(array):
             "sum": float(array.sum())}
 
 
+def array_view(array):
+    """How a worker holds an array: [writeable, its memory's kind, sum]."""
+    base = array
+    while getattr(base, "base", None) is not None:
+        base = base.base
+    if isinstance(base, memoryview):
+        base = base.obj
+    return [bool(array.flags.writeable), type(base).__name__,
+            float(array.sum())]
+
+
 def unsendable():
     return threading.Lock()  # no msgpack form, and it does not pickle
 

@@ -2,9 +2,10 @@
 python3-msgpack) when there is one, else a built-in codec for the types
 the protocol uses, so a worker runs on any python3. numpy arrays travel as
 msgpack bin with their dtype and shape, and come back as arrays."""
+import os
 import struct
 
-import os
+from . import _shm
 
 try:
     import msgpack
@@ -56,12 +57,19 @@ def _default(obj):
 
 def _array_of(d):
     """The numpy array a map in _default's form stands for (a copy the
-    receiver may write to); other maps as they are."""
+    receiver may write to, unless its data is a view of shared memory:
+    then the array is that memory, read-only); other maps as they are."""
     if ARRAY_KEY in d and "data" in d and "shape" in d:
         import numpy
         a = numpy.frombuffer(d["data"], dtype=numpy.dtype(d[ARRAY_KEY]))
-        return a.reshape(d["shape"]).copy()
+        a = a.reshape(d["shape"])
+        return a if isinstance(d["data"], memoryview) else a.copy()
     return d
+
+
+def _bytes_of(x):
+    """A bin decoded as a view, as bytes unless an array took it."""
+    return bytes(x) if isinstance(x, memoryview) else x
 
 
 # A sized type's markers: its fix form and the length below which it
@@ -151,9 +159,11 @@ _SIZED = {  # marker: (struct format, what follows)
 }
 
 
-def _unpack_builtin(data, at=0):
+def _unpack_builtin(data, at=0, views=False):
     """Decodes one msgpack object at data[at:]; returns it and where the
-    next one starts."""
+    next one starts. With views (data a memoryview of shared memory), a
+    numpy array's data stays where it is: the array is a read-only view
+    of it."""
     m = data[at]
     at += 1
     if m < 0x80:
@@ -162,7 +172,16 @@ def _unpack_builtin(data, at=0):
         return m - 0x100, at
     if 0xA0 <= m < 0xC0:
         n = m & 0x1F
-        return data[at:at + n].decode("utf-8", "surrogateescape"), at + n
+        return str(data[at:at + n], "utf-8", "surrogateescape"), at + n
+    if 0xD4 <= m <= 0xD8 or 0xC7 <= m <= 0xC9:  # ext: its type, its bytes
+        if m >= 0xD4:
+            n = 1 << (m - 0xD4)
+        else:
+            size = 1 << (m - 0xC7)
+            n = int.from_bytes(data[at:at + size], "big")
+            at += size
+        return _ext_hook(data[at] - 256 * (data[at] > 127),
+                         bytes(data[at + 1:at + 1 + n])), at + 1 + n
     if 0x90 <= m < 0xA0:
         what, n = "array", m & 0x0F
     elif 0x80 <= m < 0x90:
@@ -179,21 +198,42 @@ def _unpack_builtin(data, at=0):
     else:
         raise ValueError(f"msgpack type 0x{m:02x} is not used by vow")
     if what == "str":
-        return data[at:at + n].decode("utf-8", "surrogateescape"), at + n
+        return str(data[at:at + n], "utf-8", "surrogateescape"), at + n
     if what == "bin":
-        return bytes(data[at:at + n]), at + n
+        return (data[at:at + n] if views else bytes(data[at:at + n])), at + n
     if what == "array":
         items = []
         for _ in range(n):
-            item, at = _unpack_builtin(data, at)
-            items.append(item)
+            item, at = _unpack_builtin(data, at, views)
+            items.append(_bytes_of(item))
         return items, at
     result = {}
     for _ in range(n):
-        key, at = _unpack_builtin(data, at)
-        value, at = _unpack_builtin(data, at)
-        result[key] = value
-    return _array_of(result), at
+        key, at = _unpack_builtin(data, at, views)
+        value, at = _unpack_builtin(data, at, views)
+        result[_bytes_of(key)] = value
+    result = _array_of(result)
+    if views and isinstance(result, dict):
+        for key, value in result.items():
+            result[key] = _bytes_of(value)
+    return result, at
+
+
+# Past this many objects a value in shared memory is decoded by msgpack
+# (a copy of its bins) rather than the pure-Python walk that leaves
+# arrays where they are: a million floats would take it a second.
+_VIEW_OBJECTS = 4096
+
+
+def unpack_shared(view):
+    """The value in view (a memoryview of a mapped segment): numpy arrays
+    in it are read-only views of the segment, which stays mapped while
+    any of them lives; everything else as unpackb gives it."""
+    if msgpack is not None and count_objects(view, _VIEW_OBJECTS) > \
+            _VIEW_OBJECTS:
+        return unpackb(view)
+    value, _ = _unpack_builtin(view, 0, True)
+    return _bytes_of(value)
 
 
 def count_objects(data, limit):
@@ -282,7 +322,14 @@ def _python_packer():
                           default=_default_python)
 
 
+class ShmRef(tuple):
+    """A value in a shared-memory segment: (id, offset, length), as a
+    reference (msgpack ext 83) stands for it in a frame."""
+
+
 def _ext_hook(code, data):
+    if code == _shm.SHM_EXT and len(data) == 24:
+        return ShmRef(_shm.parse_ref(data))
     if code == TUPLE_EXT:
         return tuple(unpackb(data))
     if code == PICKLE_EXT:

@@ -42,7 +42,7 @@ import threading
 import time
 import traceback
 
-from vow import codec
+from vow import _shm, codec
 from vow.codec import CannotPack, array_header, msgpack, packb, unpackb
 
 VERSION = 1
@@ -249,6 +249,7 @@ class Channel:
             self.rfd = self.wfd = int(mode)
         self.lock = threading.RLock()  # whoever writes a frame
         self.read_lock = threading.Lock()  # whoever reads one
+        self.side = None  # the side socket for segments (_shm.Side)
         os.set_blocking(self.rfd, True)
         # print() never goes into a frame (fd 1 under a launcher), nor
         # nowhere: to stderr, unless the pool gave us its stdout.
@@ -475,10 +476,11 @@ class Reporter:
         self.parked = False
 
 
-def too_big(value):
+def too_big(value, side=None):
     """Why a packed result can go in no frame, or None: it fails its own
-    task then, and the worker goes on."""
-    if len(value) > VALUE_MAX_BYTES:
+    task then, and the worker goes on. A side socket may carry more
+    bytes than a frame, if not more objects."""
+    if len(value) > VALUE_MAX_BYTES and side is None:
         return (f"result too big ({len(value)} bytes, "
                 f"limit {VALUE_MAX_BYTES})")
     if (len(value) > VALUE_MAX_OBJECTS and
@@ -579,6 +581,8 @@ def run_tasks(ch, reporter, functions, tasks, spread):
     for task_id, name, args, task_seed_value in tasks:
         if not reporter.start(task_id):
             continue  # cancelled before it started, and answered so
+        if isinstance(args, codec.ShmRef):
+            args = _shared_args(ch, task_id, args)
         fn = functions[name]
         if fn is None:
             no_function(ch, task_id, name, functions.why.get(name))
@@ -599,12 +603,34 @@ def run_tasks(ch, reporter, functions, tasks, spread):
         except Exception as e:  # a task's failure, not the worker's
             fail(ch, reporter, task_id, *failure_of(e))
             continue
-        why = too_big(value)
+        why = too_big(value, ch.side)
         if why is not None:
             fail(ch, reporter, task_id, f"the result of {name}(): {why}")
             continue
+        if ch.side is not None and len(value) >= ch.side.threshold:
+            ref = ch.side.write(value)
+            if ref is None and len(value) > VALUE_MAX_BYTES:
+                fail(ch, reporter, task_id, f"the result of {name}(): "
+                     f"too big ({len(value)} bytes) for a frame, and no "
+                     "shared-memory segment could be made for it")
+                continue
+            value = ref or value
         reporter.finish(array_header(2) + packb(task_id) + value)
     _seed = None
+
+
+def _shared_args(ch, task_id, ref):
+    """A task's arguments from the segment its reference names. A
+    reference to no usable segment breaks the protocol: the worker says
+    so and ends, as for any other."""
+    try:
+        if ch.side is None:
+            raise _shm.ShmError("a reference, and no side socket")
+        return ch.side.read(*ref, codec.unpack_shared)
+    except (_shm.ShmError, OSError, ValueError) as e:
+        print(f"vow.worker: protocol error from the parent: task {task_id}"
+              f" names shared memory: {e}", file=sys.stderr, flush=True)
+        os._exit(3)
 
 
 def run_chunks(ch, reporter, functions, chunks):
@@ -815,6 +841,7 @@ def main():
               "built-in codec, which is slower (apt-get install "
               "python3-msgpack, or pip install msgpack)", file=sys.stderr)
     ch = Channel()
+    ch.side = _shm.Side.from_environment(ch.stdio, msgpack is not None)
     if ch.stdio:
         # Under a launcher: the parent-death signal is the launcher's.
         threading.Thread(target=_watch_hangup, args=(ch.rfd,), daemon=True,

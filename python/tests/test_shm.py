@@ -1,0 +1,81 @@
+"""Big values by shared memory through the Python worker (docs/pool.md,
+"Big values"): the same values as the channel gives, past its 64 MiB,
+segments seen going both ways in the pool's trace, none left behind."""
+import os
+import subprocess
+import sys
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+SCRIPT = r"""
+import os, sys
+sys.path.insert(0, %(here)r)
+import numpy as np
+import vow
+import tasks_for_tests as t
+
+def held(pid):
+    n = sum("/memfd:vow" in line for line in open(f"/proc/{pid}/maps"))
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            n += os.readlink(f"/proc/{pid}/fd/{fd}").startswith("/memfd:vow")
+        except OSError:
+            pass
+    return n
+
+with vow.Pool(1) as p:
+    b = bytes(range(256)) * 8192 * 4  # 8 MiB
+    assert p.submit(t.echo, b).result(timeout=60) == b
+    a = np.arange(9 << 20, dtype=np.float64)  # 72 MiB: past a frame
+    back = p.submit(t.echo, a).result(timeout=120)
+    assert back.dtype == a.dtype and np.array_equal(back, a)
+    worker = p.submit(t.pid).result(timeout=60)
+    print("held", held(os.getpid()), held(worker))
+"""
+
+
+def run_traced():
+    env = dict(os.environ, VOW_DEBUG="1")
+    return subprocess.run([sys.executable, "-c", SCRIPT % {"here": HERE}],
+                          capture_output=True, text=True, env=env,
+                          timeout=300)
+
+
+def test_big_values_go_by_segments_both_ways():
+    r = run_traced()
+    assert r.returncode == 0, r.stderr[-3000:]
+    trace = r.stderr
+    # arguments out, results back, each by a segment
+    assert trace.count("-> segment") == 2, trace[-3000:]
+    assert trace.count("<- segment") == 2, trace[-3000:]
+    assert "held 0 0" in r.stdout
+
+
+def test_small_values_keep_the_channel(pool):
+    a = np.arange(1000.0)
+    assert np.array_equal(pool.submit("echo", a).result(timeout=30), a)
+    assert pool.submit("echo", b"x" * 1000).result(timeout=30) == b"x" * 1000
+
+
+def test_an_array_by_shared_memory_is_a_read_only_view_of_it(pool):
+    a = np.arange(2 << 20, dtype=np.float64).reshape(1024, 2048)  # 16 MiB
+    writeable, memory, total = pool.submit("array_view", a).result(
+        timeout=60)
+    assert not writeable  # the segment itself, not a copy
+    assert memory == "mmap"
+    assert total == float(a.sum())
+    # a small one is the worker's own copy, writable
+    writeable, memory, _ = pool.submit("array_view", a[:2]).result(
+        timeout=30)
+    assert writeable and memory != "mmap"
+
+
+def test_arrays_of_any_order_and_dtype_by_shared_memory(pool):
+    for a in (np.asfortranarray(np.arange(1 << 18, dtype=np.int32)
+                                .reshape(512, 512)),
+              np.arange(1 << 20, dtype=np.float32)[::2],
+              np.ones((256, 1024), dtype=">f8"),
+              np.arange(1 << 18, dtype=np.complex128)):
+        assert np.array_equal(pool.submit("echo", a).result(timeout=60), a)
