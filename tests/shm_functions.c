@@ -103,6 +103,28 @@ static int fn_bin_hold(vow_task_ctx_t* t, const msgpack_object* a,
   return msgpack_pack_uint64(r, b->via.bin.size);
 }
 
+/* [bin, ms]: reads the channel for ms (so the tasks sent after it are
+ * queued, their arguments mapped), then says how many mappings of
+ * segments this worker has. */
+static int fn_maps_while_queued(vow_task_ctx_t* t, const msgpack_object* a,
+                                msgpack_packer* r) {
+  char line[512];
+  int64_t ms = (int64_t)a->via.array.ptr[1].via.u64, waited;
+  struct timespec ten = {0, 10 * 1000000};
+  FILE* f;
+  int n = 0;
+  for (waited = 0; waited < ms; waited += 10) {
+    vow_task_cancelled(t);
+    nanosleep(&ten, NULL);
+  }
+  if ((f = fopen("/proc/self/maps", "r")) != NULL) {
+    while (fgets(line, sizeof(line), f))
+      n += strstr(line, "/memfd:vow") != NULL;
+    fclose(f);
+  }
+  return msgpack_pack_int(r, n);
+}
+
 /* The segments this worker holds now. */
 static int fn_segments(vow_task_ctx_t* t, const msgpack_object* a,
                        msgpack_packer* r) {
@@ -254,6 +276,7 @@ const vow_function_t shm_test_functions[] = {
     {"bin_info", fn_bin_info},
     {"bin_hold", fn_bin_hold},
     {"segments", fn_segments},
+    {"maps_while_queued", fn_maps_while_queued},
     {"ramp", fn_ramp},
     {"shm_unsent", fn_shm_unsent},
     {"shm_unsealed", fn_shm_unsealed},

@@ -214,6 +214,35 @@ static void one_segment_for_many_tasks(void** state) {
   end_pool(fx, pool);
 }
 
+/* Eight tasks of one value queued at one worker: one mapping of it, not
+ * eight; none once they are over. */
+static void a_worker_maps_a_value_once_for_its_tasks(void** state) {
+  enum { N = 8 };
+  fixture* fx = *state;
+  vow_pool_options_t o = shm_defaults(1);
+  vow_pool_t* pool;
+  vow_value_t *bin = ramp(4 * MiB), *arg = hold_args(bin, 300);
+  vow_promise_t* ps[N];
+  int64_t most = 0;
+  int i;
+  o.in_flight = N;
+  pool = make_pool(fx, &o);
+  for (i = 0; i < N; i++)
+    ps[i] = vow_pool_submit(pool, "maps_while_queued", vow_value_ref(arg));
+  for (i = 0; i < N; i++) {
+    vow_value_t* v = run_value(fx, ps[i]);
+    int64_t k;
+    assert_int_equal(vow_value_get_int(v, &k), 0);
+    most = k > most ? k : most;
+    vow_value_release(v);
+  }
+  assert_int_equal(most, 1);
+  vow_value_release(arg);
+  vow_value_release(bin);
+  assert_int_equal(live_segments(), 0);
+  end_pool(fx, pool);
+}
+
 static int progress_pid;
 static void note_pid(vow_pool_t* pool, uint64_t task_id, double fraction,
                      const char* text, void* data) {
@@ -463,6 +492,7 @@ int main(void) {
         T(big_values_go_by_segments),
         T(values_past_the_wire_limit),
         T(one_segment_for_many_tasks),
+        T(a_worker_maps_a_value_once_for_its_tasks),
         T(no_segment_outlives_its_users),
         T(a_killed_parent_leaves_no_segment),
         T(lying_workers_break_the_protocol),

@@ -39,9 +39,9 @@ struct job {
   size_t len;     /* args bytes */
   char* name;     /* the function name as sent, for unknown names */
   const char* args;
-  char* owned;        /* a big task's whole frame buffer, taken from the decoder
-                         instead of copying its args; else NULL */
-  vow__shm_view view; /* args in a shared-memory segment: its mapping */
+  char* owned;       /* a big task's whole frame buffer, taken from the decoder
+                        instead of copying its args; else NULL */
+  vow__seg_map* seg; /* args in a shared-memory segment: its mapping */
 };
 
 struct vow_task_ctx {
@@ -69,6 +69,7 @@ typedef struct server {
   uint64_t shm_threshold; /* results from this many bytes go there */
   uint64_t shm_sent;      /* ids of the segments sent */
   vow__shm_inbox shm_in;  /* segments that came ahead of their tasks */
+  vow__seg_map* maps;     /* the segments queued and running tasks use */
 } server;
 
 static server* the_server; /* the task-context calls reach it */
@@ -258,14 +259,15 @@ static void enqueue_chunk(server* s, const vowp_chunk* k) {
   }
 }
 
-/* A task whose arguments are a segment's reference: the bytes mapped.
- * True when they were; false after answering the task with why. A
- * reference that names no segment sent breaks the protocol. */
-static bool map_args(server* s, const vowp_task* t, vow__shm_view* view) {
+/* A task whose arguments are a segment's reference: the bytes mapped
+ * (*seg; NULL when they are not a reference). True when they were; false
+ * after answering the task with why. A reference that names no segment
+ * sent breaks the protocol. */
+static bool map_args(server* s, const vowp_task* t, vow__seg_map** seg) {
   uint64_t id, off, len;
   char why[256];
   int fd;
-  memset(view, 0, sizeof(*view));
+  *seg = NULL;
   if (s->shm_sock < 0 ||
       !vowp_shm_ref_read(t->args.data, t->args.len, &id, &off, &len))
     return true;
@@ -278,34 +280,33 @@ static bool map_args(server* s, const vowp_task* t, vow__shm_view* view) {
     flush(s);
     _exit(3);
   }
-  if (vow__shm_view_open(fd, off, len, true, view, why, sizeof(why)) != 0) {
-    close(fd);
+  *seg = vow__seg_map_open(&s->maps, fd, off, len, why, sizeof(why));
+  if (*seg == NULL) {
     send_error(s, t->id, KIND_TASK_ERROR, why);
     return false;
   }
-  close(fd); /* the mapping keeps the segment */
   return true;
 }
 
 static void enqueue_owned(server* s, const vowp_task* t, char* owned) {
-  vow__shm_view view;
+  vow__seg_map* seg;
   job* j;
-  if (!map_args(s, t, &view)) {
+  if (!map_args(s, t, &seg)) {
     vow__free(owned);
     return;
   }
-  if (view.base != NULL) {
+  if (seg != NULL) {
     vow__free(owned);
     owned = NULL;
   }
-  j = vow__malloc(sizeof(*j) + (owned || view.base ? 0 : t->args.len));
+  j = vow__malloc(sizeof(*j) + (owned || seg ? 0 : t->args.len));
   if (j == NULL) {
     vow__free(owned);
-    vow__shm_view_close(&view);
+    vow__seg_map_release(&s->maps, seg);
     send_error(s, t->id, KIND_TASK_ERROR, "worker out of memory");
     return;
   }
-  j->view = view;
+  j->seg = seg;
   j->next = NULL;
   j->id = t->id;
   j->seed = t->seed;
@@ -323,9 +324,8 @@ static void enqueue_owned(server* s, const vowp_task* t, char* owned) {
     }
   }
   j->owned = owned;
-  if (view.base != NULL) {
-    j->args = (const char*)view.data;
-    j->len = view.len;
+  if (seg != NULL) {
+    j->args = (const char*)vow__seg_map_data(seg, &j->len);
   } else if (owned != NULL) {
     j->args = t->args.data; /* inside the buffer the job now owns */
   } else {
@@ -339,8 +339,8 @@ static void enqueue_owned(server* s, const vowp_task* t, char* owned) {
   s->tail = j;
 }
 
-static void free_job(job* j) {
-  vow__shm_view_close(&j->view);
+static void free_job(server* s, job* j) {
+  vow__seg_map_release(&s->maps, j->seg);
   vow__free(j->name);
   vow__free(j->owned);
   vow__free(j);
@@ -363,7 +363,7 @@ static void mark_cancelled(server* s, uint64_t id) {
     if (s->tail == j)
       s->tail = prev;
     send_error(s, id, KIND_CANCELLED, "cancelled before it started");
-    free_job(j);
+    free_job(s, j);
     return;
   }
 }
@@ -597,7 +597,7 @@ static int serve_loop(server* s) {
     if (s->head == NULL)
       s->tail = NULL;
     run_job(s, j);
-    free_job(j);
+    free_job(s, j);
     /* Results go out when nothing else is queued, at 64 KiB, or once the
      * oldest waiting result is 1 ms old: a task that ran longer than that
      * is reported before the next one starts (the parent times the task
