@@ -198,27 +198,30 @@ static int seal_shared(vow_value_t* v, shm_hold* h) {
   return 0;
 }
 
-vow_value_t* vow_value_new_shared_bin(size_t len, void** data, int* err) {
-  size_t page = (size_t)sysconf(_SC_PAGESIZE), size;
+vow_value_t* vow_value_new_shared(size_t len, size_t align_at, void** bytes,
+                                  int* err) {
+  size_t page = (size_t)sysconf(_SC_PAGESIZE), lead, size;
   unsigned char* map;
   vow_value_t* v;
   shm_hold* h;
   int fd, rc;
-  if (data)
-    *data = NULL;
-  if (len == 0 || len > UINT32_MAX || data == NULL) {
+  if (bytes)
+    *bytes = NULL;
+  if (len == 0 || align_at > len || bytes == NULL) {
     if (err)
       *err = UV_EINVAL;
     return NULL;
   }
-  size = page + len;
+  /* The value starts lead bytes in, so that byte align_at is at a page. */
+  lead = (page - align_at % page) % page;
+  size = lead + len;
   if ((rc = vow__shm_create(size, &fd, &map)) != 0) {
     if (err)
       *err = uv_translate_sys_error(rc);
     return NULL;
   }
   v = alloc_value(VOW_VALUE_MSGPACK, 0);
-  h = v ? new_hold(fd, page - 5, len + 5) : NULL;
+  h = v ? new_hold(fd, lead, len) : NULL;
   if (h == NULL) {
     vow__free(v);
     munmap(map, size);
@@ -227,20 +230,37 @@ vow_value_t* vow_value_new_shared_bin(size_t len, void** data, int* err) {
       *err = UV_ENOMEM;
     return NULL;
   }
-  /* The bin's header just before its page-aligned bytes: the value is
-   * one msgpack bin, as vow_value_new_bin would make it. */
-  map[page - 5] = 0xc6;
-  vowp_write_be32(map + page - 4, (uint32_t)len);
   h->view.base = map;
   h->view.map_len = size;
-  h->view.data = map + page - 5;
-  h->view.len = len + 5;
+  h->view.data = map + lead;
+  h->view.len = len;
   h->writable = true;
-  v->len = len + 5;
+  v->len = len;
   v->u.ext.base = h;
-  v->u.ext.data = map + page - 5;
+  v->u.ext.data = map + lead;
   v->in_shm = 1;
-  *data = map + page;
+  *bytes = map + lead;
+  return v;
+}
+
+vow_value_t* vow_value_new_shared_bin(size_t len, void** data, int* err) {
+  unsigned char* b;
+  vow_value_t* v;
+  if (data)
+    *data = NULL;
+  if (len == 0 || len > UINT32_MAX || data == NULL) {
+    if (err)
+      *err = UV_EINVAL;
+    return NULL;
+  }
+  /* The bin's header just before its page-aligned bytes: one msgpack
+   * bin, as vow_value_new_bin would make it. */
+  v = vow_value_new_shared(len + 5, 5, (void**)&b, err);
+  if (v == NULL)
+    return NULL;
+  b[0] = 0xc6;
+  vowp_write_be32(b + 1, (uint32_t)len);
+  *data = b + 5;
   return v;
 }
 

@@ -49,6 +49,14 @@ VOW_EXTERN vow_value_t* vow_value_new_bin(const void* data, size_t len);
  * system's error for a segment that cannot be made. */
 VOW_EXTERN vow_value_t* vow_value_new_shared_bin(size_t len, void** data,
                                                  int* err);
+/* The same for any msgpack value of len bytes: write exactly one msgpack
+ * object of len bytes at *bytes (before submitting; a pool checks it at
+ * submit as it checks any value). Byte align_at of it lands on a page
+ * boundary (the first byte of an array's data, say; 0: the value's
+ * first). NULL, with *err UV_EINVAL for len 0 or align_at past len, else
+ * the system's error. */
+VOW_EXTERN vow_value_t* vow_value_new_shared(size_t len, size_t align_at,
+                                             void** bytes, int* err);
 /* Copies exactly one well-formed msgpack object. Returns NULL (and sets
  * *err to UV_EINVAL or UV_ENOMEM when err is not NULL) for malformed input,
  * trailing bytes, or more than one object. */

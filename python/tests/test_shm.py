@@ -79,3 +79,48 @@ def test_arrays_of_any_order_and_dtype_by_shared_memory(pool):
               np.ones((256, 1024), dtype=">f8"),
               np.arange(1 << 18, dtype=np.complex128)):
         assert np.array_equal(pool.submit("echo", a).result(timeout=60), a)
+
+
+def test_big_arrays_anywhere_in_a_call(pool):
+    a = np.arange(1 << 18, dtype=np.float64)  # 2 MiB
+    b = np.ones((512, 512), dtype=np.int16)  # 512 KiB: stays inline
+    assert pool.submit("describe", a).result(timeout=60)["sum"] == a.sum()
+    got = pool.submit("echo", [a, b, "x", (a, 1)]).result(timeout=60)
+    assert np.array_equal(got[0], a) and np.array_equal(got[1], b)
+    assert got[2] == "x" and isinstance(got[3], tuple)
+    assert np.array_equal(got[3][0], a) and got[3][1] == 1
+    assert pool.submit("scale", a, factor=2).result(timeout=60)[-1] == \
+        2 * a[-1]
+    assert np.array_equal(
+        pool.submit_timeout(60, "echo", a).result(timeout=60), a)
+
+
+PEAK = r"""
+import sys
+sys.path.insert(0, %(here)r)
+import numpy as np
+import vow
+import tasks_for_tests as t
+
+def kib(field):
+    for line in open("/proc/self/status"):
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+
+with vow.Pool(1) as p:
+    a = np.arange(8 << 20, dtype=np.float64)  # 64 MiB
+    p.submit(t.pid).result(timeout=60)
+    open("/proc/self/clear_refs", "w").write("5")
+    before = kib("VmRSS")
+    assert p.submit(t.describe, a).result(timeout=120)["sum"] == a.sum()
+    print((kib("VmHWM") - before) // 1024)
+"""
+
+
+def test_a_big_array_is_copied_once_by_the_parent():
+    r = subprocess.run([sys.executable, "-c", PEAK % {"here": HERE}],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    # Its one copy is the segment (mapped while the value lives); msgpack's
+    # and the value's would add 128 MiB more.
+    assert int(r.stdout.split()[-1]) < 64 * 2, r.stdout

@@ -139,6 +139,12 @@ pool_free = _fn("vow_pool_free", None, c_void_p)
 
 value_new_msgpack = _fn("vow_value_new_msgpack", c_void_p, c_char_p, c_size_t,
                         ctypes.POINTER(c_int))
+value_new_shared = _fn("vow_value_new_shared", c_void_p, c_size_t, c_size_t,
+                       ctypes.POINTER(c_void_p), ctypes.POINTER(c_int))
+value_release = _fn("vow_value_release", None, c_void_p)
+pool_submit = _fn("vow_pool_submit", c_void_p, c_void_p, c_char_p, c_void_p)
+pool_submit_timeout = _fn("vow_pool_submit_timeout", c_void_p, c_void_p,
+                          c_char_p, c_void_p, c_uint64)
 promise_release = _fn("vow_promise_release", None, c_void_p)
 cancel = _fn("vow_cancel", None, c_void_p)
 promise_state = _fn("vow_promise_state", c_int, c_void_p)

@@ -9,7 +9,7 @@ import os
 import sys
 import types
 
-from . import _lib
+from . import _lib, codec
 from ._task import Task
 from .codec import CannotPack, packb
 from .errors import BadInput, PoolNotRunning
@@ -86,6 +86,15 @@ def _call_args(args, kwargs):
     return {"args": list(args), "kwargs": kwargs} if kwargs else list(args)
 
 
+def _new_shared(length, align_at):
+    """A vow value of length bytes in shared memory, and where to write
+    them; (None, None) when no segment can be made."""
+    where, err = ctypes.c_void_p(), ctypes.c_int(0)
+    value = _lib.value_new_shared(length, align_at, ctypes.byref(where),
+                                  ctypes.byref(err))
+    return (value, where.value) if value else (None, None)
+
+
 def _bad_input(e):
     """BadInput for an argument packing refused with e."""
     return BadInput(str(e) if isinstance(e, CannotPack) else
@@ -110,9 +119,10 @@ class Submitting:
             name = self._names[fn] = packb(_fn_name(fn).decode())
         return name
 
-    def _gather(self, fn, args, kwargs):
+    def _gather(self, fn, args, kwargs, timeout_ms=0):
         """A Task for fn(*args, **kwargs), its record gathered for the
-        next _flush."""
+        next _flush (or, holding big numpy arrays, submitted now from
+        shared memory; with timeout_ms, its own timeout)."""
         # Submissions are gathered and handed to libvow BATCH at a time
         # (and whenever the loop runs): a call through ctypes costs more
         # than the rest of a submit.
@@ -121,6 +131,9 @@ class Submitting:
         name = self._names.get(fn) or self._name(fn)
         try:
             data = self._packb(_call_args(args, kwargs))
+        except codec.BigArrays:
+            return self._submit_shared(fn, _call_args(args, kwargs),
+                                       timeout_ms)
         except OverflowError:  # an int past 64 bits: pickled, if it may
             data = self._pack_big(_call_args(args, kwargs))
         except (TypeError, ValueError) as e:
@@ -131,6 +144,31 @@ class Submitting:
         self._batch.append(name + data)
         self._batch_tasks.append(task)
         return task
+
+    def _submit_shared(self, fn, call, timeout_ms):
+        """A Task for a call holding big numpy arrays: its value made in
+        shared memory, each array's bytes copied there once, submitted
+        now (after what was gathered before it). Lock held."""
+        try:
+            data, arrays = codec.pack_leaving_arrays(
+                self._packb, call, codec.leave_arrays_from)
+        except OverflowError:
+            data, arrays = self._pack_big(call), []
+        except (TypeError, ValueError) as e:
+            raise _bad_input(e) from None
+        value = None
+        if arrays:
+            value = codec.write_with_arrays(data, arrays, _new_shared)
+            if value is None:  # no segment: the usual way
+                data = codec.pack_inline(self._packb, call)
+        if value is None:
+            value = self._value(None, data)
+        self._flush()  # the order of submission is the order of sending
+        name = _fn_name(fn)
+        promise = _lib.pool_submit_timeout(self._pool, name, value,
+                                           timeout_ms) if timeout_ms else \
+            _lib.pool_submit(self._pool, name, value)
+        return self._watch(promise)
 
     def _pack_big(self, value):
         try:
@@ -188,7 +226,7 @@ class Submitting:
         """submit with this task's own timeout in seconds."""
         with self._lock:
             self._flush()  # the order of submission is the order of sending
-            task = self._gather(fn, args, kwargs)
+            task = self._gather(fn, args, kwargs, max(1, int(timeout * 1000)))
             self._flush(max(1, int(timeout * 1000)))
             if task._done:  # refused
                 raise task._error

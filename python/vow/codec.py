@@ -2,8 +2,10 @@
 python3-msgpack) when there is one, else a built-in codec for the types
 the protocol uses, so a worker runs on any python3. numpy arrays travel as
 msgpack bin with their dtype and shape, and come back as arrays."""
+import ctypes
 import os
 import struct
+import threading
 
 from . import _shm
 
@@ -35,6 +37,18 @@ ARRAY_KEY = "__ndarray__"
 arrays_as_bin = True
 
 
+# While pack_leaving_arrays packs: the big arrays it leaves out.
+_leaving = threading.local()
+LEFT_OUT_EXT = 127  # a placeholder, never sent: see pack_leaving_arrays
+# A parent packs numpy arrays of this many bytes or more with
+# pack_leaving_arrays (a pool sets it); None: never.
+leave_arrays_from = None
+
+
+class BigArrays(Exception):
+    """Raised by a packer that met an array for pack_leaving_arrays."""
+
+
 def _default(obj):
     """numpy arrays as arrays_as_bin says, numpy scalars as numbers; any
     other type is named in the failure."""
@@ -43,8 +57,19 @@ def _default(obj):
             raise CannotPack("a numpy array of Python objects cannot be sent")
         if getattr(obj, "ndim", 1) == 0 or not arrays_as_bin:
             return obj.tolist()
+        left = getattr(_leaving, "arrays", None)
+        big = leave_arrays_from is not None and \
+            leave_arrays_from <= obj.nbytes < 1 << 32
+        if big and left is None and not getattr(_leaving, "nested", False):
+            raise BigArrays()
+        if big and left is not None:
+            left.append(obj)
+            data = msgpack.ExtType(LEFT_OUT_EXT, _leaving.token +
+                                   (len(left) - 1).to_bytes(4, "big"))
+        else:
+            data = obj.tobytes(order="C")
         return {ARRAY_KEY: obj.dtype.str, "shape": list(obj.shape),
-                "data": obj.tobytes(order="C")}
+                "data": data}
     if isinstance(obj, int):
         raise CannotPack(f"the integer {obj} does not fit in 64 bits")
     kind = type(obj)
@@ -296,10 +321,16 @@ _spare_packers = []  # a Packer is not re-entrant: one per nesting level
 
 
 def _pack_nested(obj):
+    # Inside an ext's bytes a placeholder could not grow into its array:
+    # arrays there are packed where they are.
     pk = _spare_packers.pop() if _spare_packers else _python_packer()
+    left, nested = getattr(_leaving, "arrays", None), \
+        getattr(_leaving, "nested", False)
+    _leaving.arrays, _leaving.nested = None, True
     try:
         return pk.pack(obj)
     finally:
+        _leaving.arrays, _leaving.nested = left, nested
         _spare_packers.append(pk)
 
 
@@ -429,6 +460,61 @@ def unpackb(data):
         return msgpack.unpackb(data, raw=False, strict_map_key=False,
                                object_hook=_array_of, ext_hook=_ext_hook)
     return _unpack_builtin(memoryview(data).tobytes())[0]
+
+
+def pack_leaving_arrays(pack, obj, least):
+    """pack(obj), each numpy array of least bytes or more left out: the
+    bytes, with a 15-byte placeholder where each such array's data goes,
+    and the arrays with the placeholders' bytes. ([], when none was.)"""
+    _leaving.arrays, _leaving.least = [], least
+    _leaving.token = os.urandom(8)
+    try:
+        data = pack(obj)
+        arrays = _leaving.arrays
+    finally:
+        _leaving.arrays = None
+    return data, [(b"\xc7\x0c\x7f" + _leaving.token + k.to_bytes(4, "big"),
+                   a) for k, a in enumerate(arrays)]
+
+
+def pack_inline(pack, obj):
+    """pack(obj) with every array's bytes where it stands."""
+    nested = getattr(_leaving, "nested", False)
+    _leaving.nested = True
+    try:
+        return pack(obj)
+    finally:
+        _leaving.nested = nested
+
+
+def write_with_arrays(data, arrays, new_value):
+    """The value data stands for with its arrays' data in their places,
+    written once into the memory new_value(length, align_at) gives: each
+    array's bytes copied straight from the array (made C-contiguous
+    first if it is not), the first array's on a page. Returns what
+    new_value returned."""
+    import numpy
+    pieces, at = [], 0
+    for placeholder, array in arrays:
+        where = data.index(placeholder, at)
+        pieces.append((data[at:where], array))
+        at = where + len(placeholder)
+    length = len(data) - 15 * len(arrays) + sum(
+        5 + a.nbytes for _, a in arrays)
+    value, dest = new_value(length, len(pieces[0][0]) + 5)
+    if value is None:
+        return None
+    for before, array in pieces:
+        ctypes.memmove(dest, before, len(before))
+        dest += len(before)
+        ctypes.memmove(dest, b"\xc6" + array.nbytes.to_bytes(4, "big"), 5)
+        dest += 5
+        array = numpy.ascontiguousarray(array)
+        ctypes.memmove(dest, array.ctypes.data, array.nbytes)
+        dest += array.nbytes
+    rest = data[at:]
+    ctypes.memmove(dest, rest, len(rest))
+    return value
 
 
 def packs_range(r):

@@ -127,6 +127,9 @@ class Pool(Submitting, Mapping, Pumping, Ending):
         self._names = {}  # task function -> its name as bytes
         # Used under the lock. A Python worker takes tuples and pickles.
         python_worker = _python_worker(argv)
+        # numpy arrays of 1 MiB or more (VOW_POOL_SHM_THRESHOLD) are
+        # written once into shared memory, not copied through msgpack.
+        codec.leave_arrays_from = 1 << 20
         self._packb = codec.python_packer() if python_worker \
             else codec.packer()
         self._pack_overflow = codec.pack_overflow if python_worker \
