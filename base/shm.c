@@ -107,7 +107,7 @@ static int read_instead(int fd, uint64_t off, uint64_t len, vow__shm_view* v,
   return 0;
 }
 
-int vow__shm_view_open(int fd, uint64_t off, uint64_t len, bool map,
+int vow__shm_view_open(int fd, uint64_t off, uint64_t len, int how,
                        vow__shm_view* v, char* why, size_t why_len) {
   struct stat st;
   int seals;
@@ -135,9 +135,11 @@ int vow__shm_view_open(int fd, uint64_t off, uint64_t len, bool map,
   span = off + len - start;
   /* Populated: the pages exist already, and one call maps them all
    * where a fault per page costs far more (a 1 GiB value: 262,144). */
-  m = map ? mmap(NULL, span, PROT_READ, MAP_SHARED | MAP_POPULATE, fd,
-                 (off_t)start)
-          : MAP_FAILED;
+  m = how == VOW__SHM_READ
+          ? MAP_FAILED
+          : mmap(NULL, span, PROT_READ,
+                 MAP_SHARED | (how == VOW__SHM_MAP_ALL ? MAP_POPULATE : 0), fd,
+                 (off_t)start);
   if (m == MAP_FAILED)
     return read_instead(fd, off, len, v, why, why_len);
   v->base = m;

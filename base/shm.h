@@ -36,11 +36,17 @@ typedef struct vow__shm_view {
   size_t map_len; /* 0: base is malloc'd (the pages were read) */
 } vow__shm_view;
 
-/* Maps the bytes read-only (with map) after checking that fd is a
- * sealed segment that holds them. Without map, or where mapping fails,
- * the bytes are read into memory instead: the same bytes. 0, or -1 with
- * why (a sentence) in why. */
-int vow__shm_view_open(int fd, uint64_t off, uint64_t len, bool map,
+/* How a view holds its bytes. */
+enum vow__shm_how {
+  VOW__SHM_READ,   /* read into memory of its own */
+  VOW__SHM_MAP,    /* mapped; pages come in as they are touched */
+  VOW__SHM_MAP_ALL /* mapped, every page at once (to be read through) */
+};
+/* Maps the bytes read-only (as how says) after checking that fd is a
+ * sealed segment that holds them. With VOW__SHM_READ, or where mapping
+ * fails, the bytes are read into memory instead: the same bytes. 0, or
+ * -1 with why (a sentence) in why. */
+int vow__shm_view_open(int fd, uint64_t off, uint64_t len, int how,
                        vow__shm_view* v, char* why, size_t why_len);
 void vow__shm_view_close(vow__shm_view* v);
 

@@ -301,6 +301,10 @@ int vow__value_segment(vow_value_t* v, uint64_t max_live, int* fd,
  * object. NULL with why when the segment cannot be trusted. */
 vow_value_t* vow__value_from_segment(int fd, uint64_t off, uint64_t len,
                                      bool copy, char* why, size_t why_len);
+/* A value made writable in a segment (vow_value_new_shared) sealed now,
+ * at its submission: its bytes read-only, its writable mapping gone (so
+ * a queued value holds no memory of this process's). */
+void vow__value_freeze(vow_value_t* v);
 /* Segments this process holds (made or mapped) and their bytes. */
 size_t vow__shm_live(uint64_t* bytes);
 

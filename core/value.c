@@ -147,7 +147,8 @@ typedef struct shm_hold {
   uint64_t off, len;
   vow__shm_view view; /* base NULL: the bytes are the value's own */
   void* heap;         /* the value's own buffer, if any (was u.ext.base) */
-  bool writable;      /* made by vow_value_new_shared_bin, not yet sealed */
+  bool writable;      /* made by vow_value_new_shared, not yet sealed */
+  bool sealed;        /* may be sent: no one can change it */
 } shm_hold;
 
 static _Atomic size_t shm_segments;
@@ -185,17 +186,30 @@ static void drop_hold(shm_hold* h) {
 static int seal_shared(vow_value_t* v, shm_hold* h) {
   char why[128];
   vow__shm_view ro;
+  /* No mapping may be writable, even in name, when the write seal goes
+   * on: the read-only one comes after, its pages only as they are read.
+   * Past the unmapping there is no way back: a segment of ours that no
+   * one else maps is always sealed, and a failure to read it back is a
+   * memory exhausted (as for malloc, the process cannot go on). */
   int rc = vow__shm_seal(h->fd, h->view.base, h->view.map_len);
-  if (rc != 0)
-    return rc;
   h->view.base = NULL;
   h->writable = false;
-  if (vow__shm_view_open(h->fd, h->off, h->len, true, &ro, why, sizeof(why)) !=
-      0)
-    abort(); /* a segment of ours, sealed just now: cannot fail to read */
+  h->sealed = true;
+  if (rc != 0 || vow__shm_view_open(h->fd, h->off, h->len, VOW__SHM_MAP, &ro,
+                                    why, sizeof(why)) != 0) {
+    fprintf(stderr, "vow: a value in shared memory is lost: %s\n",
+            rc ? strerror(rc) : why);
+    abort();
+  }
   h->view = ro;
   v->u.ext.data = ro.data;
   return 0;
+}
+
+void vow__value_freeze(vow_value_t* v) {
+  if (v != NULL && v->kind == VOW_VALUE_MSGPACK && v->in_shm &&
+      ((shm_hold*)v->u.ext.base)->writable)
+    seal_shared(v, v->u.ext.base);
 }
 
 vow_value_t* vow_value_new_shared(size_t len, size_t align_at, void** bytes,
@@ -276,6 +290,8 @@ int vow__value_segment(vow_value_t* v, uint64_t max_live, int* fd,
     h = v->u.ext.base;
     if (h->writable && (rc = seal_shared(v, h)) != 0)
       return rc;
+    if (!h->sealed)
+      return EPERM;
     *fd = h->fd;
     *off = h->off;
     return 0;
@@ -293,6 +309,7 @@ int vow__value_segment(vow_value_t* v, uint64_t max_live, int* fd,
   }
   /* The bytes stay where they are; the segment is kept beside them. */
   h->heap = v->u.ext.base;
+  h->sealed = true;
   if (v->u.ext.data == NULL)
     v->u.ext.data = v->bytes;
   v->u.ext.base = h;
@@ -307,7 +324,8 @@ vow_value_t* vow__value_from_segment(int fd, uint64_t off, uint64_t len,
   vow_value_t* v;
   shm_hold* h;
   vow__shm_view view;
-  if (vow__shm_view_open(fd, off, len, !copy, &view, why, why_len) != 0) {
+  if (vow__shm_view_open(fd, off, len, copy ? VOW__SHM_READ : VOW__SHM_MAP_ALL,
+                         &view, why, why_len) != 0) {
     close(fd);
     return NULL;
   }
@@ -331,6 +349,7 @@ vow_value_t* vow__value_from_segment(int fd, uint64_t off, uint64_t len,
     return NULL;
   }
   h->view = view;
+  h->sealed = true; /* checked by the view */
   v->len = (size_t)len;
   v->u.ext.base = h;
   v->u.ext.data = view.data;

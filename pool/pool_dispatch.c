@@ -398,6 +398,8 @@ vow_promise_t* vow__pool_submit_task(vow_pool_t* pool, const char* fn,
                           fn, e.text, VOWP_TASK_MAX_DEPTH,
                           (size_t)VOWP_VALUE_MAX_OBJECTS));
   }
+  /* Checked: a value made writable in shared memory is sealed now. */
+  vow__value_freeze(args);
   name = intern(pool, fn);
   if (name == NULL)
     return reject_now(pool, args,

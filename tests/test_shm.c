@@ -243,6 +243,41 @@ static void a_worker_maps_a_value_once_for_its_tasks(void** state) {
   end_pool(fx, pool);
 }
 
+/* A bin made in shared memory from the start: written in place, sealed
+ * at its first submission, sent to three tasks as the one segment it
+ * is; refused for a size it cannot be. */
+static void a_value_made_in_shared_memory(void** state) {
+  fixture* fx = *state;
+  vow_pool_options_t o = shm_defaults(1);
+  vow_pool_t* pool = make_pool(fx, &o);
+  unsigned char* b;
+  vow_value_t* v;
+  vow_promise_t* ps[3];
+  size_t i, n = 4 * MiB;
+  int err = 0;
+  assert_null(vow_value_new_shared_bin(0, (void**)&b, &err));
+  assert_int_equal(err, UV_EINVAL);
+  v = vow_value_new_shared_bin(n, (void**)&b, &err);
+  assert_non_null(v);
+  assert_int_equal((uintptr_t)b % (uintptr_t)sysconf(_SC_PAGESIZE), 0);
+  for (i = 0; i < n; i++)
+    b[i] = (unsigned char)i;
+  assert_int_equal(live_segments(), 1);
+  for (i = 0; i < 3; i++)
+    ps[i] = vow_pool_submit(pool, "bin_info", vow_value_ref(v));
+  for (i = 0; i < 3; i++) {
+    vow_value_t* info = run_value(fx, ps[i]);
+    assert_int_equal(item(info, 0), (int64_t)n);
+    assert_int_equal(item(info, 1), (int64_t)(n / 256) * (255 * 256 / 2));
+    vow_value_release(info);
+  }
+  assert_ramp(v, n); /* still readable here, read-only now */
+  assert_int_equal(live_segments(), 1);
+  vow_value_release(v);
+  assert_int_equal(live_segments(), 0);
+  end_pool(fx, pool);
+}
+
 static int progress_pid;
 static void note_pid(vow_pool_t* pool, uint64_t task_id, double fraction,
                      const char* text, void* data) {
@@ -493,6 +528,7 @@ int main(void) {
         T(values_past_the_wire_limit),
         T(one_segment_for_many_tasks),
         T(a_worker_maps_a_value_once_for_its_tasks),
+        T(a_value_made_in_shared_memory),
         T(no_segment_outlives_its_users),
         T(a_killed_parent_leaves_no_segment),
         T(lying_workers_break_the_protocol),

@@ -35,7 +35,8 @@ vow__seg_map* vow__seg_map_open(vow__seg_map** list, int fd, uint64_t off,
     snprintf(why, why_len, "worker out of memory");
     return NULL;
   }
-  if (vow__shm_view_open(fd, off, len, true, &m->view, why, why_len) != 0) {
+  if (vow__shm_view_open(fd, off, len, VOW__SHM_MAP_ALL, &m->view, why,
+                         why_len) != 0) {
     close(fd);
     vow__free(m);
     return NULL;
