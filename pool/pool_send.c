@@ -45,15 +45,13 @@ static bool send_big_task(pworker* w, ptask* t, uint64_t seed) {
  * and ref gets the reference that stands in the frame for the bytes.
  * False when they go by the wire; then *why says why shared memory could
  * not take them, when it was tried. */
-static bool args_by_segment(pworker* w, ptask* t,
+static bool args_by_segment(pworker* w, ptask* t, size_t alen,
                             unsigned char ref[VOWP_SHM_REF_LEN], int* why) {
   vow_pool_t* pool = w->pool;
-  size_t alen;
   uint64_t off, id = w->shm_sent + 1;
   int fd;
   *why = 0;
-  if (!w->shm_ok || t->count > 0 || vow_value_bytes(t->args, &alen) == NULL ||
-      alen < vow__pool_shm_threshold(pool))
+  if (!w->shm_ok || t->count > 0 || alen < vow__pool_shm_threshold(pool))
     return false;
   if ((*why = vow__value_segment(t->args, vow__pool_shm_max_bytes(pool), &fd,
                                  &off)) != 0 ||
@@ -129,13 +127,14 @@ void vow__worker_send(pworker* w, size_t n) {
     t->at.w = w;
     t->flags = (uint8_t)((t->flags | PT_INFLIGHT) & ~PT_STARTED);
     vow__tlist_push(&w->inflight, t);
-    if (args_by_segment(w, t, ref, &why)) {
+    alen = 0;
+    vow_value_bytes(t->args, &alen); /* 0: not msgpack (never big) */
+    if (args_by_segment(w, t, alen, ref, &why)) {
       if (refs == NULL)
         refs = vow__calloc(n, sizeof(*refs));
       if (refs != NULL)
         memcpy(refs[taken], ref, sizeof(ref));
-    } else if (vow_value_bytes(t->args, &alen) != NULL &&
-               alen > VOWP_VALUE_MAX_BYTES) {
+    } else if (alen > VOWP_VALUE_MAX_BYTES) {
       unsendable_why[nbad] = why;
       unsendable[nbad++] = t;
       n--;

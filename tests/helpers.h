@@ -14,6 +14,16 @@
 
 #include "vow/vow.h"
 
+/* Built with AddressSanitizer: its shadow memory needs more address space
+ * than a test that limits it leaves. */
+#if defined(__SANITIZE_ADDRESS__)
+#define UNDER_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define UNDER_ASAN 1
+#endif
+#endif
+
 typedef struct fixture {
   vow_ctx_t* ctx;
   int unhandled; /* reports of kind VOW_REPORT_UNHANDLED */

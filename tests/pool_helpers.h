@@ -63,6 +63,14 @@ static inline outcome run(fixture* fx, vow_promise_t* p) {
   return o;
 }
 
+/* The value p fulfils with (a reference); fails the test otherwise. */
+static inline vow_value_t* run_value(fixture* fx, vow_promise_t* p) {
+  outcome o = run(fx, p);
+  if (o.f)
+    fail_msg("task failed: %s", vow_failure_message(o.f));
+  return o.v;
+}
+
 static inline int64_t run_int(fixture* fx, vow_promise_t* p) {
   outcome o = run(fx, p);
   int64_t i = -1;

@@ -8,10 +8,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "proto.h"
+#include "shm.h"
 
 /* Adds ino to the n distinct ones in seen. */
 static int note(unsigned long* seen, int n, unsigned long ino) {
@@ -153,50 +155,19 @@ static int fn_ramp(vow_task_ctx_t* t, const msgpack_object* a,
 
 /* ---- workers that lie about segments --------------------------------- */
 
-/* Sends fd (or none, when -1) with id on the side socket, fd 4. */
+/* Sends fd with id on the side socket, fd 4, as a worker does. */
 static void side_send(uint64_t id, int fd) {
-  struct msghdr mh;
-  struct iovec iov = {&id, sizeof(id)};
-  union {
-    struct cmsghdr h;
-    char buf[CMSG_SPACE(sizeof(int))];
-  } c;
-  memset(&mh, 0, sizeof(mh));
-  memset(&c, 0, sizeof(c));
-  mh.msg_iov = &iov;
-  mh.msg_iovlen = 1;
-  if (fd >= 0) {
-    struct cmsghdr* h;
-    mh.msg_control = c.buf;
-    mh.msg_controllen = sizeof(c.buf);
-    h = CMSG_FIRSTHDR(&mh);
-    h->cmsg_level = SOL_SOCKET;
-    h->cmsg_type = SCM_RIGHTS;
-    h->cmsg_len = CMSG_LEN(sizeof(int));
-    memcpy(CMSG_DATA(h), &fd, sizeof(int));
-  }
-  if (sendmsg(4, &mh, 0) < 0)
+  if (vow__shm_send(4, id, fd) != 0)
     _exit(9);
-}
-
-static void put_be(unsigned char* p, uint64_t x, int n) {
-  int i;
-  for (i = n - 1; i >= 0; i--, x >>= 8)
-    p[i] = (unsigned char)x;
 }
 
 /* RESULTS [[task, reference to segment id: off, len]] on the channel, then
  * a wait to be killed. */
 static int lie(vow_task_ctx_t* t, uint64_t id, uint64_t off, uint64_t len) {
-  unsigned char frame[4 + 13 + 27] = {0,    0,    0,    40,  0x92,
-                                      0x03, 0x91, 0x92, 0xcf};
-  put_be(frame + 9, vow_task_id(t), 8);
-  frame[17] = 0xc7;
-  frame[18] = 24;
-  frame[19] = 83;
-  put_be(frame + 20, id, 8);
-  put_be(frame + 28, off, 8);
-  put_be(frame + 36, len, 8);
+  unsigned char frame[4 + 13 + VOWP_SHM_REF_LEN] = {0,    0,    0,    40,  0x92,
+                                                    0x03, 0x91, 0x92, 0xcf};
+  vowp_write_be64(frame + 9, vow_task_id(t));
+  vowp_shm_ref_write(frame + 17, id, off, len);
   if (write(3, frame, sizeof(frame)) != (ssize_t)sizeof(frame))
     _exit(9);
   for (;;)

@@ -480,14 +480,6 @@ static void oversized_arguments_refused(void** state) {
   end_pool(fx, pool, true);
 }
 
-/* The value p fulfils with (a reference); fails the test otherwise. */
-static vow_value_t* run_value(fixture* fx, vow_promise_t* p) {
-  outcome o = run(fx, p);
-  if (o.f)
-    fail_msg("task failed: %s", vow_failure_message(o.f));
-  return o.v;
-}
-
 /* Nested arrays n deep around nil, as one msgpack value. */
 static vow_value_t* nested_value(unsigned n) {
   unsigned char buf[64];

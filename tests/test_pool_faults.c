@@ -15,14 +15,6 @@
 
 #include "pool_helpers.h"
 
-#if defined(__SANITIZE_ADDRESS__)
-#define UNDER_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define UNDER_ASAN 1
-#endif
-#endif
-
 static void nap(fixture* fx, uint64_t ms) {
   vow_promise_t* p = vow_sleep(fx->ctx, ms);
   vow_ctx_wait(fx->ctx, p);

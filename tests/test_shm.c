@@ -8,16 +8,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "helpers.h"
+#include "pool_helpers.h"
 #include "shm_functions.h"
-
-#if defined(__SANITIZE_ADDRESS__)
-#define UNDER_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define UNDER_ASAN 1
-#endif
-#endif
 
 #define T(f) cmocka_unit_test_setup_teardown(f, fx_setup, fx_teardown)
 #define MiB ((size_t)1 << 20)
@@ -30,61 +22,6 @@ static vow_pool_options_t shm_defaults(unsigned workers) {
   o.nfunctions = shm_test_nfunctions;
   o.stderr_mode = VOW_STDERR_DISCARD;
   return o;
-}
-
-static vow_pool_t* make_pool(fixture* fx, const vow_pool_options_t* o) {
-  int err = 0;
-  vow_pool_t* pool = vow_pool_new(fx->ctx, o, &err);
-  assert_non_null(pool);
-  return pool;
-}
-
-static void end_pool(fixture* fx, vow_pool_t* pool) {
-  vow_promise_t* done = vow_pool_shutdown(pool, true);
-  assert_int_equal(vow_ctx_wait(fx->ctx, done), VOW_FULFILLED);
-  vow_promise_release(done);
-  vow_pool_free(pool);
-}
-
-typedef struct outcome {
-  vow_value_t* v;
-  vow_failure_t* f;
-  int settled;
-} outcome;
-
-static vow_outcome_t keep(vow_value_t* v, vow_failure_t* f, void* data) {
-  outcome* o = data;
-  o->settled++;
-  o->v = v;
-  o->f = f;
-  return vow_ok(NULL);
-}
-
-static outcome run(fixture* fx, vow_promise_t* p) {
-  outcome o = {NULL, NULL, 0};
-  vow_add_both(p, keep, &o);
-  vow_ctx_wait(fx->ctx, p);
-  vow_promise_release(p);
-  assert_int_equal(o.settled, 1);
-  return o;
-}
-
-static vow_value_t* run_value(fixture* fx, vow_promise_t* p) {
-  outcome o = run(fx, p);
-  if (o.f)
-    fail_msg("task failed: %s", vow_failure_message(o.f));
-  return o.v;
-}
-
-static vow_failure_t* run_fail(fixture* fx, vow_promise_t* p, int kind) {
-  outcome o = run(fx, p);
-  if (o.v)
-    fail_msg("expected %s, got a value", vow_failure_kind_name(kind));
-  if (vow_failure_kind(o.f) != kind)
-    fail_msg("expected %s, got %s: %s", vow_failure_kind_name(kind),
-             vow_failure_kind_name(vow_failure_kind(o.f)),
-             vow_failure_message(o.f));
-  return o.f;
 }
 
 /* A bin of n bytes 0, 1, 2, ... 255, 0, ... */
@@ -172,7 +109,7 @@ static void big_values_go_by_segments(void** state) {
   info = run_value(fx, vow_pool_submit(pool, "segments", NULL));
   assert_int_equal(live_segments(), 0);
   vow_value_release(info);
-  end_pool(fx, pool);
+  end_pool(fx, pool, true);
 }
 
 /* A value past the wire's 64 MiB goes by a segment each way. */
@@ -189,7 +126,7 @@ static void values_past_the_wire_limit(void** state) {
   assert_ramp(back, 70 * MiB);
   vow_value_release(back);
   assert_int_equal(live_segments(), 0);
-  end_pool(fx, pool);
+  end_pool(fx, pool, true);
 }
 
 /* One value to many tasks on two workers: one segment in all. */
@@ -211,7 +148,7 @@ static void one_segment_for_many_tasks(void** state) {
   assert_int_equal(live_segments(), 1);
   vow_value_release(arg);
   assert_int_equal(live_segments(), 0);
-  end_pool(fx, pool);
+  end_pool(fx, pool, true);
 }
 
 /* Eight tasks of one value queued at one worker: one mapping of it, not
@@ -240,7 +177,7 @@ static void a_worker_maps_a_value_once_for_its_tasks(void** state) {
   vow_value_release(arg);
   vow_value_release(bin);
   assert_int_equal(live_segments(), 0);
-  end_pool(fx, pool);
+  end_pool(fx, pool, true);
 }
 
 /* A bin made in shared memory from the start: written in place, sealed
@@ -275,12 +212,12 @@ static void a_value_made_in_shared_memory(void** state) {
   assert_int_equal(live_segments(), 1);
   vow_value_release(v);
   assert_int_equal(live_segments(), 0);
-  end_pool(fx, pool);
+  end_pool(fx, pool, true);
 }
 
 static int progress_pid;
-static void note_pid(vow_pool_t* pool, uint64_t task_id, double fraction,
-                     const char* text, void* data) {
+static void note_worker_pid(vow_pool_t* pool, uint64_t task_id, double fraction,
+                            const char* text, void* data) {
   (void)pool;
   (void)task_id;
   (void)fraction;
@@ -324,7 +261,7 @@ static void no_segment_outlives_its_users(void** state) {
   vow_failure_t* f;
   o.retries = 0;
   pool = make_pool(fx, &o);
-  vow_pool_on_progress(pool, note_pid, NULL);
+  vow_pool_on_progress(pool, note_worker_pid, NULL);
   /* SIGKILL */
   progress_pid = 0;
   held = vow_pool_submit(pool, "bin_hold", hold_args(bin, 60000));
@@ -353,7 +290,7 @@ static void no_segment_outlives_its_users(void** state) {
   vow_value_release(bin);
   assert_int_equal(live_segments(), 0);
   assert_int_equal(shm_segments_held(getpid()), 0);
-  end_pool(fx, pool);
+  end_pool(fx, pool, true);
 }
 
 /* The parent SIGKILLed while its worker holds a segment: the worker goes
@@ -371,7 +308,7 @@ static void a_killed_parent_leaves_no_segment(void** state) {
     vow_pool_t* pool;
     vow_value_t* bin = ramp(4 * MiB);
     pool = vow_pool_new(ctx, &o, NULL);
-    vow_pool_on_progress(pool, note_pid, NULL);
+    vow_pool_on_progress(pool, note_worker_pid, NULL);
     progress_pid = 0;
     vow_promise_t* p = vow_pool_submit(pool, "bin_hold", hold_args(bin, 60000));
     while (progress_pid == 0) {
@@ -428,7 +365,7 @@ static void lying_workers_break_the_protocol(void** state) {
   }
   assert_int_equal(live_segments(), 0);
   assert_int_equal(shm_segments_held(getpid()), 0);
-  end_pool(fx, pool);
+  end_pool(fx, pool, true);
 }
 
 /* Past shm_max_bytes: what fits the wire goes by the wire; arguments that
@@ -456,7 +393,7 @@ static void the_limit_sends_by_wire_or_says_so(void** state) {
   assert_non_null(strstr(vow_failure_message(f), "shm_max_bytes"));
   vow_failure_release(f);
   assert_int_equal(live_segments(), 0);
-  end_pool(fx, pool);
+  end_pool(fx, pool, true);
 }
 
 /* Under a launcher the worker may be on another machine: the wire. */
@@ -474,7 +411,7 @@ static void launchers_keep_the_wire(void** state) {
   assert_ramp(back, 8 * MiB);
   assert_int_equal(live_segments(), 0);
   vow_value_release(back);
-  end_pool(fx, pool);
+  end_pool(fx, pool, true);
 }
 
 /* A worker that can neither map nor read a segment (its address space
@@ -499,7 +436,7 @@ static void a_worker_that_cannot_map_fails_only_the_task(void** state) {
   v = run_value(fx, vow_pool_submit(pool, "bin_info", ramp(2 * MiB)));
   assert_int_equal(item(v, 0), (int64_t)(2 * MiB));
   vow_value_release(v);
-  end_pool(fx, pool);
+  end_pool(fx, pool, true);
 #endif
 }
 
@@ -517,7 +454,7 @@ static void a_reference_shaped_value_is_refused(void** state) {
   assert_non_null(
       strstr(vow_failure_message(f), "references to shared memory"));
   vow_failure_release(f);
-  end_pool(fx, pool);
+  end_pool(fx, pool, true);
 }
 
 int main(void) {
