@@ -305,6 +305,17 @@ vow_value_t* vow__value_from_segment(int fd, uint64_t off, uint64_t len,
  * at its submission: its bytes read-only, its writable mapping gone (so
  * a queued value holds no memory of this process's). */
 void vow__value_freeze(vow_value_t* v);
+/* A reference inside a value's bytes (at: its first byte) and the part
+ * it stands for (vow_value_new_with_parts). */
+typedef struct vow__part_ref {
+  size_t at;
+  vow_value_t* part;
+} vow__part_ref;
+/* How many references v's bytes hold to parts, and (refs) where, in
+ * order of position; 0 for a value made without parts. */
+size_t vow__value_parts(const vow_value_t* v, const vow__part_ref** refs);
+/* Whether v's bytes are in a segment of its own (made so, or sent). */
+bool vow__value_in_shm(const vow_value_t* v);
 /* Segments this process holds (made or mapped) and their bytes. */
 size_t vow__shm_live(uint64_t* bytes);
 

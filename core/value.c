@@ -11,12 +11,19 @@
 
 #define IMMORTAL UINT32_MAX
 
+/* What a msgpack value's u.ext.base points to. */
+enum {
+  HOLD_HEAP,  /* a malloc'd buffer holding the bytes, or NULL */
+  HOLD_SHM,   /* a shm_hold: the value has a segment */
+  HOLD_PARTS, /* a value_parts: the bytes follow the header */
+};
+
 /* A msgpack value keeps its bytes right after the header, one allocation
  * per value. */
 struct vow_value {
   uint32_t refs;
   uint8_t kind;
-  uint8_t in_shm; /* VOW_VALUE_MSGPACK: u.ext.base is a shm_hold */
+  uint8_t holder; /* VOW_VALUE_MSGPACK: what u.ext.base is (HOLD_...) */
   size_t len;     /* bytes, or array length */
   union {
     struct {
@@ -46,7 +53,7 @@ static vow_value_t* alloc_value(int kind, size_t nbytes) {
     return NULL;
   v->refs = 1;
   v->kind = (uint8_t)kind;
-  v->in_shm = 0;
+  v->holder = HOLD_HEAP;
   v->len = nbytes;
   v->u.p.ptr = NULL;
   v->u.p.dtor = NULL;
@@ -206,10 +213,45 @@ static int seal_shared(vow_value_t* v, shm_hold* h) {
   return 0;
 }
 
+/* The values a value's references stand for (vow_value_new_with_parts),
+ * and where the references are. */
+typedef struct value_parts {
+  size_t nrefs, nparts;
+  vow__part_ref* refs; /* in order of position */
+  vow_value_t** parts;
+} value_parts;
+
+static void drop_parts(value_parts* ps) {
+  for (size_t i = 0; i < ps->nparts; i++)
+    vow_value_release(ps->parts[i]);
+  vow__free(ps->refs);
+  vow__free(ps->parts);
+  vow__free(ps);
+}
+
+size_t vow__value_parts(const vow_value_t* v, const vow__part_ref** refs) {
+  const value_parts* ps;
+  if (v->kind != VOW_VALUE_MSGPACK || v->holder != HOLD_PARTS)
+    return 0;
+  ps = v->u.ext.base;
+  if (refs)
+    *refs = ps->refs;
+  return ps->nrefs;
+}
+
+bool vow__value_in_shm(const vow_value_t* v) {
+  return v->kind == VOW_VALUE_MSGPACK && v->holder == HOLD_SHM;
+}
+
 void vow__value_freeze(vow_value_t* v) {
-  if (v != NULL && v->kind == VOW_VALUE_MSGPACK && v->in_shm &&
+  if (v != NULL && v->kind == VOW_VALUE_MSGPACK && v->holder == HOLD_SHM &&
       ((shm_hold*)v->u.ext.base)->writable)
     seal_shared(v, v->u.ext.base);
+  if (v != NULL && v->kind == VOW_VALUE_MSGPACK && v->holder == HOLD_PARTS) {
+    value_parts* ps = v->u.ext.base;
+    for (size_t i = 0; i < ps->nparts; i++)
+      vow__value_freeze(ps->parts[i]);
+  }
 }
 
 vow_value_t* vow_value_new_shared(size_t len, size_t align_at, void** bytes,
@@ -252,7 +294,7 @@ vow_value_t* vow_value_new_shared(size_t len, size_t align_at, void** bytes,
   v->len = len;
   v->u.ext.base = h;
   v->u.ext.data = map + lead;
-  v->in_shm = 1;
+  v->holder = HOLD_SHM;
   *bytes = map + lead;
   return v;
 }
@@ -284,9 +326,10 @@ int vow__value_segment(vow_value_t* v, uint64_t max_live, int* fd,
   size_t len;
   shm_hold* h;
   int rc, f;
-  if (v->kind != VOW_VALUE_MSGPACK || v == &nil_value)
+  if (v->kind != VOW_VALUE_MSGPACK || v == &nil_value ||
+      v->holder == HOLD_PARTS)
     return EINVAL;
-  if (v->in_shm) {
+  if (v->holder == HOLD_SHM) {
     h = v->u.ext.base;
     if (h->writable && (rc = seal_shared(v, h)) != 0)
       return rc;
@@ -313,7 +356,7 @@ int vow__value_segment(vow_value_t* v, uint64_t max_live, int* fd,
   if (v->u.ext.data == NULL)
     v->u.ext.data = v->bytes;
   v->u.ext.base = h;
-  v->in_shm = 1;
+  v->holder = HOLD_SHM;
   *fd = f;
   *off = 0;
   return 0;
@@ -353,7 +396,123 @@ vow_value_t* vow__value_from_segment(int fd, uint64_t off, uint64_t len,
   v->len = (size_t)len;
   v->u.ext.base = h;
   v->u.ext.data = view.data;
-  v->in_shm = 1;
+  v->holder = HOLD_SHM;
+  return v;
+}
+
+void vow_value_part_ref(uint32_t i, void* out) {
+  VOW__NOT_NULL(out, "the reference's bytes");
+  vowp_shm_ref_write(out, i, 0, 0);
+}
+
+static vow_value_t* fail_with(int* err, int code) {
+  if (err)
+    *err = code;
+  return NULL;
+}
+
+vow_value_t* vow_value_new_with_parts(const void* bytes, size_t len,
+                                      vow_value_t* const* parts, size_t n,
+                                      int* err) {
+  vowp_limits lim = {0, (size_t)-1, VOWP_MAX_DEPTH};
+  vowp_error perr;
+  value_parts* ps;
+  vow_value_t* v;
+  size_t i, nrefs;
+  size_t* at = NULL;
+  if (bytes == NULL || len == 0 || (n > 0 && parts == NULL) ||
+      vowp_prescan(bytes, len, &lim, 0, &perr) != VOWP_OK)
+    return fail_with(err, UV_EINVAL);
+  for (i = 0; i < n; i++)
+    if (parts[i] == NULL || parts[i]->kind != VOW_VALUE_MSGPACK ||
+        parts[i]->holder == HOLD_PARTS)
+      return fail_with(err, UV_EINVAL);
+  nrefs = vowp_shm_refs(bytes, len, NULL, 0);
+  if (nrefs > 0 && (at = vow__malloc(nrefs * sizeof(*at))) == NULL)
+    return fail_with(err, UV_ENOMEM);
+  vowp_shm_refs(bytes, len, at, nrefs);
+  /* Each reference names a part by its index, and nothing else. */
+  for (i = 0; i < nrefs; i++) {
+    uint64_t id, off, rlen;
+    vowp_shm_ref_read((const char*)bytes + at[i], VOWP_SHM_REF_LEN, &id, &off,
+                      &rlen);
+    if (id >= n || off != 0 || rlen != 0) {
+      vow__free(at);
+      return fail_with(err, UV_EINVAL);
+    }
+  }
+  v = alloc_value(VOW_VALUE_MSGPACK, len);
+  ps = v ? vow__calloc(1, sizeof(*ps)) : NULL;
+  if (ps != NULL) {
+    ps->refs = nrefs ? vow__malloc(nrefs * sizeof(*ps->refs)) : NULL;
+    ps->parts = n ? vow__malloc(n * sizeof(*ps->parts)) : NULL;
+  }
+  if (ps == NULL || (nrefs && ps->refs == NULL) || (n && ps->parts == NULL)) {
+    if (ps != NULL) {
+      vow__free(ps->refs);
+      vow__free(ps->parts);
+      vow__free(ps);
+    }
+    vow__free(v);
+    vow__free(at);
+    return fail_with(err, UV_ENOMEM);
+  }
+  memcpy(v->bytes, bytes, len);
+  for (i = 0; i < n; i++)
+    ps->parts[i] = vow_value_ref(parts[i]);
+  for (i = 0; i < nrefs; i++) {
+    ps->refs[i].at = at[i];
+    ps->refs[i].part = ps->parts[vowp_read_be(v->bytes + at[i] + 3, 8)];
+  }
+  ps->nrefs = nrefs;
+  ps->nparts = n;
+  vow__free(at);
+  v->u.ext.base = ps;
+  v->holder = HOLD_PARTS;
+  return v;
+}
+
+/* Bytes already msgpack, appended as they are. */
+static void put_raw(vowp_encoder* e, const void* b, size_t len) {
+  e->pk.callback(e->pk.data, b, len);
+}
+
+vow_value_t* vow_value_new_args(vow_value_t* const* items, size_t n, int* err) {
+  vowp_encoder e;
+  vow_value_t** parts;
+  vow_value_t* v;
+  size_t i, nparts = 0;
+  if (n > 0 && items == NULL)
+    return fail_with(err, UV_EINVAL);
+  for (i = 0; i < n; i++)
+    if (items[i] == NULL || items[i]->kind != VOW_VALUE_MSGPACK ||
+        items[i]->holder == HOLD_PARTS)
+      return fail_with(err, UV_EINVAL);
+  parts = vow__malloc((n ? n : 1) * sizeof(*parts));
+  if (parts == NULL)
+    return fail_with(err, UV_ENOMEM);
+  vowp_encoder_init(&e);
+  msgpack_pack_array(&e.pk, n);
+  for (i = 0; i < n; i++) {
+    size_t ilen;
+    const void* b = vow_value_bytes(items[i], &ilen);
+    if (items[i]->holder == HOLD_SHM || ilen >= VOW_VALUE_PART_MIN) {
+      unsigned char ref[VOW_VALUE_PART_REF_LEN];
+      vow_value_part_ref((uint32_t)nparts, ref);
+      parts[nparts++] = items[i];
+      put_raw(&e, ref, sizeof(ref));
+    } else {
+      put_raw(&e, b, ilen);
+    }
+  }
+  if (e.failed) {
+    vowp_encoder_destroy(&e);
+    vow__free(parts);
+    return fail_with(err, UV_ENOMEM);
+  }
+  v = vow_value_new_with_parts(e.data, e.len, parts, nparts, err);
+  vowp_encoder_destroy(&e);
+  vow__free(parts);
   return v;
 }
 
@@ -433,8 +592,10 @@ void vow_value_release(vow_value_t* v) {
       vow_failure_release(v->u.failure);
       break;
     case VOW_VALUE_MSGPACK:
-      if (v->in_shm)
+      if (v->holder == HOLD_SHM)
         drop_hold(v->u.ext.base);
+      else if (v->holder == HOLD_PARTS)
+        drop_parts(v->u.ext.base);
       else
         vow__free(v->u.ext.base);
       break;

@@ -368,6 +368,19 @@ vow_promise_t* vow__pool_submit_task(vow_pool_t* pool, const char* fn,
                         "24 bytes, which the protocol keeps for references "
                         "to shared memory",
                         fn, VOWP_EXT_SHM));
+  /* Inside arguments too a reference may stand only for a part. */
+  if (vow_value_bytes(args, &alen) != NULL &&
+      vow__value_parts(args, NULL) == 0 &&
+      memchr(vow_value_bytes(args, NULL), 0xc7, alen) != NULL &&
+      vowp_shm_refs(vow_value_bytes(args, NULL), alen, NULL, 0) > 0)
+    return reject_now(
+        pool, args,
+        vow_failure_new(VOW_FAIL_BAD_INPUT, UV_EINVAL,
+                        "arguments for %s hold a msgpack ext of type %d and "
+                        "24 bytes, which the protocol keeps for references "
+                        "to shared memory (make them with "
+                        "vow_value_new_with_parts)",
+                        fn, VOWP_EXT_SHM));
   /* Past a frame's limit, only shared memory can carry them. */
   if (vow_value_bytes(args, &alen) != NULL &&
       alen > VOWP_DEFAULT_MAX_FRAME - strlen(fn) - 64 &&

@@ -64,6 +64,88 @@ static bool args_by_segment(pworker* w, ptask* t, size_t alen,
   return true;
 }
 
+/* Arguments with parts (vow_value_new_with_parts) as this worker gets
+ * them: each part that shared memory takes goes by its segment (sent
+ * now, its reference rewritten to name it), the others are written in
+ * where their references stand. A new buffer in *out, which the caller
+ * frees; false when they cannot go, with *why an errno value, or -1 for
+ * arguments that, with parts written in, pass a task's limits. */
+static bool args_with_parts(pworker* w, ptask* t, unsigned char** out,
+                            size_t* out_len, int* why) {
+  vow_pool_t* pool = w->pool;
+  const vow__part_ref* refs;
+  size_t n = vow__value_parts(t->args, &refs), hlen, total, k, from, to;
+  const unsigned char* head = vow_value_bytes(t->args, &hlen);
+  uint64_t* ids = vow__calloc(n, sizeof(*ids));
+  uint64_t* offs = vow__calloc(n, sizeof(*offs));
+  unsigned char* buf = NULL;
+  bool inline_any = false;
+  *why = 0;
+  if (ids == NULL || offs == NULL) {
+    *why = ENOMEM;
+    goto out;
+  }
+  total = hlen;
+  for (k = 0; k < n; k++) {
+    size_t plen;
+    int fd;
+    vow_value_bytes(refs[k].part, &plen);
+    /* ids[k] 0: written in */
+    if (w->shm_ok &&
+        (vow__value_in_shm(refs[k].part) ||
+         plen >= vow__pool_shm_threshold(pool)) &&
+        vow__value_segment(refs[k].part, vow__pool_shm_max_bytes(pool), &fd,
+                           &offs[k]) == 0 &&
+        vow__shm_send(w->shm_sock, w->shm_sent + 1, fd) == 0) {
+      ids[k] = ++w->shm_sent;
+      VOW__TRACE(w, "-> segment %llu for a part of task %llu (%zu bytes)",
+                 (unsigned long long)ids[k], (unsigned long long)t->id, plen);
+    } else {
+      total += plen - VOWP_SHM_REF_LEN;
+      inline_any = true;
+    }
+  }
+  if (total > VOWP_VALUE_MAX_BYTES) {
+    *why = E2BIG;
+    goto out;
+  }
+  if ((buf = vow__malloc(total)) == NULL) {
+    *why = ENOMEM;
+    goto out;
+  }
+  for (k = 0, from = 0, to = 0; k < n; k++) {
+    size_t plen;
+    const void* part = vow_value_bytes(refs[k].part, &plen);
+    memcpy(buf + to, head + from, refs[k].at - from);
+    to += refs[k].at - from;
+    from = refs[k].at + VOWP_SHM_REF_LEN;
+    if (ids[k]) {
+      vowp_shm_ref_write(buf + to, ids[k], offs[k], plen);
+      to += VOWP_SHM_REF_LEN;
+    } else {
+      memcpy(buf + to, part, plen);
+      to += plen;
+    }
+  }
+  memcpy(buf + to, head + from, hlen - from);
+  /* Written in, parts may nest the whole past what a worker takes. */
+  if (inline_any && total > VOWP_TASK_MAX_DEPTH) {
+    vowp_limits lim = {0, VOWP_VALUE_MAX_OBJECTS, VOWP_TASK_MAX_DEPTH};
+    vowp_error e;
+    if (vowp_prescan((const char*)buf, total, &lim, 0, &e) != VOWP_OK) {
+      vow__free(buf);
+      buf = NULL;
+      *why = -1;
+    }
+  }
+out:
+  vow__free(ids);
+  vow__free(offs);
+  *out = buf;
+  *out_len = buf ? total : 0;
+  return buf != NULL;
+}
+
 /* Arguments too big for a frame that shared memory could not take: the
  * task fails, saying both. */
 static void fail_unsendable(pworker* w, ptask* t, int why) {
@@ -72,6 +154,19 @@ static void fail_unsendable(pworker* w, ptask* t, int why) {
   vow_value_bytes(t->args, &alen);
   vow__shm_live(&live);
   vow__task_recall(w, t);
+  if (vow__value_parts(t->args, NULL) > 0 && why != ENOMEM) {
+    vow__pool_fail_task(
+        w->pool, t,
+        vow_failure_new(VOW_FAIL_BAD_INPUT, why == E2BIG ? UV_E2BIG : UV_EINVAL,
+                        "arguments for %s cannot be sent: with the parts "
+                        "that shared memory could not take written in, %s",
+                        t->fn,
+                        why == E2BIG ? "they pass the protocol's message limit"
+                                     : "they pass a task's limits on nesting "
+                                       "and objects"));
+    vow__worker_task_done(w, t);
+    return;
+  }
   vow__pool_fail_task(
       w->pool, t,
       vow_failure_new(VOW_FAIL_BAD_INPUT, UV_E2BIG,
@@ -115,6 +210,9 @@ void vow__worker_send(pworker* w, size_t n) {
   int unsendable_why[1024];
   /* by batch index: the reference that stands for big arguments */
   unsigned char(*refs)[VOWP_SHM_REF_LEN] = NULL;
+  /* by batch index: arguments with parts, as this worker gets them */
+  unsigned char** withparts = NULL;
+  size_t* withparts_len = NULL;
   size_t i, start, encode, alen, taken, nbad = 0;
   bool was_idle = w->inflight.len == 0;
   if (n > sizeof(batch) / sizeof(batch[0]))
@@ -129,7 +227,23 @@ void vow__worker_send(pworker* w, size_t n) {
     vow__tlist_push(&w->inflight, t);
     alen = 0;
     vow_value_bytes(t->args, &alen); /* 0: not msgpack (never big) */
-    if (args_by_segment(w, t, alen, ref, &why)) {
+    if (vow__value_parts(t->args, NULL) > 0) {
+      unsigned char* b;
+      size_t blen;
+      if (withparts == NULL) {
+        withparts = vow__calloc(n, sizeof(*withparts));
+        withparts_len = vow__calloc(n, sizeof(*withparts_len));
+      }
+      if (withparts == NULL || withparts_len == NULL ||
+          !args_with_parts(w, t, &b, &blen, &why)) {
+        unsendable_why[nbad] = withparts && withparts_len ? why : ENOMEM;
+        unsendable[nbad++] = t;
+        n--;
+        continue;
+      }
+      withparts[taken] = b;
+      withparts_len[taken] = blen;
+    } else if (args_by_segment(w, t, alen, ref, &why)) {
       if (refs == NULL)
         refs = vow__calloc(n, sizeof(*refs));
       if (refs != NULL)
@@ -151,7 +265,7 @@ void vow__worker_send(pworker* w, size_t n) {
   vowp_encoder_init(&e);
   encode = n;
   if (n == 1 && batch[0]->count == 0 && (refs == NULL || !refs[0][0]) &&
-      vow_value_bytes(batch[0]->args, &alen) != NULL &&
+      withparts == NULL && vow_value_bytes(batch[0]->args, &alen) != NULL &&
       alen >= VOW__BIG_VALUE &&
       send_big_task(w, batch[0],
                     vow__task_seed(pool->opt.seed, batch[0]->index)))
@@ -172,6 +286,9 @@ void vow__worker_send(pworker* w, size_t n) {
       if (refs != NULL && refs[k][0]) {
         a = refs[k];
         alen = VOWP_SHM_REF_LEN;
+      } else if (withparts != NULL && withparts[k] != NULL) {
+        a = withparts[k];
+        alen = withparts_len[k];
       }
       if (chunks)
         vowp_chunk_raw(&e, t->id, t->fn, a, alen, pool->opt.seed, t->index);
@@ -182,6 +299,11 @@ void vow__worker_send(pworker* w, size_t n) {
     vowp_batch_end(&e);
   }
   vow__free(refs);
+  if (withparts != NULL)
+    for (i = 0; i < n; i++)
+      vow__free(withparts[i]);
+  vow__free(withparts);
+  vow__free(withparts_len);
   w->sent += n;
   if (was_idle && n > 0) {
     /* It was idle: its busy time starts now. */

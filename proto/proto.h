@@ -162,6 +162,11 @@ static inline bool vowp_shm_ref_read(const void* at, size_t n, uint64_t* id,
   return true;
 }
 
+/* Where references stand anywhere inside buf[0..len), one msgpack value
+ * that vowp_prescan accepted: the offsets of up to max of them into at
+ * (NULL: only counted). Returns how many there are. */
+size_t vowp_shm_refs(const char* buf, size_t len, size_t* at, size_t max);
+
 /* Writes x as 4 big-endian bytes: frame lengths and array32 counts. */
 static inline void vowp_write_be32(unsigned char* p, uint32_t x) {
   p[0] = (unsigned char)(x >> 24);

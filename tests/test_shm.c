@@ -457,6 +457,116 @@ static void a_reference_shaped_value_is_refused(void** state) {
   end_pool(fx, pool, true);
 }
 
+/* [bin, ms] with the bin a part kept apart (vow_value_new_args): a new
+ * arguments value per task, the bin's one segment for all. */
+static vow_value_t* args_with_part(vow_value_t* bin, int64_t ms) {
+  vow_value_t* ms_value = vow_value_new_int(ms);
+  vow_value_t* items[2] = {bin, ms_value};
+  int err = 0;
+  vow_value_t* v = vow_value_new_args(items, 2, &err);
+  assert_non_null(v);
+  vow_value_release(ms_value);
+  return v;
+}
+
+/* Eight tasks, each its own arguments holding one big part: the part's
+ * segment is made once, a worker maps it once for all the tasks it
+ * holds, and the function reads it where the reference stood. */
+static void a_part_is_mapped_once_for_many_tasks(void** state) {
+  enum { N = 8 };
+  fixture* fx = *state;
+  vow_pool_options_t o = shm_defaults(1);
+  vow_pool_t* pool;
+  vow_value_t* bin = ramp(4 * MiB);
+  vow_value_t* info;
+  vow_promise_t* ps[N];
+  int64_t most = 0;
+  int i;
+  o.in_flight = N;
+  pool = make_pool(fx, &o);
+  for (i = 0; i < N; i++)
+    ps[i] =
+        vow_pool_submit(pool, "maps_while_queued", args_with_part(bin, 300));
+  for (i = 0; i < N; i++) {
+    vow_value_t* v = run_value(fx, ps[i]);
+    int64_t k;
+    assert_int_equal(vow_value_get_int(v, &k), 0);
+    most = k > most ? k : most;
+    vow_value_release(v);
+  }
+  assert_int_equal(most, 1);
+  info =
+      run_value(fx, vow_pool_submit(pool, "bin_info", args_with_part(bin, 0)));
+  assert_int_equal(item(info, 0), (int64_t)(4 * MiB));
+  assert_int_equal(item(info, 1), (int64_t)(4 * MiB / 256) * (255 * 256 / 2));
+  vow_value_release(info);
+  assert_int_equal(live_segments(), 1); /* the bin's, kept with it */
+  vow_value_release(bin);
+  assert_int_equal(live_segments(), 0);
+  end_pool(fx, pool, true);
+}
+
+/* To a worker under a launcher, and with small parts, the parts are
+ * written in: the function sees the same arguments. */
+static void parts_are_written_in_where_segments_cannot_go(void** state) {
+  static const char* const env_argv[] = {"env", NULL};
+  const vow_launcher_t launchers[] = {{1, env_argv}};
+  fixture* fx = *state;
+  vow_pool_options_t o = shm_defaults(1);
+  vow_pool_t* pool;
+  vow_value_t *bin = ramp(2 * MiB), *small = ramp(100 * 1024), *info;
+  o.launchers = launchers;
+  o.nlaunchers = 1;
+  pool = make_pool(fx, &o);
+  info =
+      run_value(fx, vow_pool_submit(pool, "bin_info", args_with_part(bin, 7)));
+  assert_int_equal(item(info, 0), (int64_t)(2 * MiB));
+  assert_int_equal(item(info, 1), (int64_t)(2 * MiB / 256) * (255 * 256 / 2));
+  assert_int_equal(item(info, 2), 0); /* no segment at the worker */
+  vow_value_release(info);
+  end_pool(fx, pool, true);
+  /* Locally, a part under the threshold is written in too. */
+  o = shm_defaults(1);
+  pool = make_pool(fx, &o);
+  info = run_value(fx,
+                   vow_pool_submit(pool, "bin_info", args_with_part(small, 7)));
+  assert_int_equal(item(info, 0), 100 * 1024);
+  assert_int_equal(item(info, 2), 0);
+  vow_value_release(info);
+  assert_int_equal(live_segments(), 0);
+  vow_value_release(bin);
+  vow_value_release(small);
+  end_pool(fx, pool, true);
+}
+
+/* References name parts and nothing else: a stray one inside ordinary
+ * arguments is refused at submit, one to no part at construction. */
+static void stray_references_are_refused(void** state) {
+  fixture* fx = *state;
+  vow_pool_options_t o = shm_defaults(1);
+  vow_pool_t* pool = make_pool(fx, &o);
+  unsigned char bytes[1 + VOW_VALUE_PART_REF_LEN] = {0x91};
+  vow_value_t* one = vow_value_new_int(1);
+  vow_failure_t* f;
+  int err = 0;
+  vow_value_part_ref(0, bytes + 1);
+  f = run_fail(
+      fx,
+      vow_pool_submit(pool, "echo",
+                      vow_value_new_msgpack(bytes, sizeof(bytes), NULL)),
+      VOW_FAIL_BAD_INPUT);
+  assert_non_null(strstr(vow_failure_message(f), "vow_value_new_with_parts"));
+  vow_failure_release(f);
+  assert_null(vow_value_new_with_parts(bytes, sizeof(bytes), NULL, 0, &err));
+  assert_int_equal(err, UV_EINVAL);
+  vow_value_part_ref(1, bytes + 1);
+  err = 0;
+  assert_null(vow_value_new_with_parts(bytes, sizeof(bytes), &one, 1, &err));
+  assert_int_equal(err, UV_EINVAL);
+  vow_value_release(one);
+  end_pool(fx, pool, true);
+}
+
 int main(void) {
   vow_worker_main(shm_test_functions, shm_test_nfunctions);
   {
@@ -473,6 +583,9 @@ int main(void) {
         T(launchers_keep_the_wire),
         T(a_reference_shaped_value_is_refused),
         T(a_worker_that_cannot_map_fails_only_the_task),
+        T(a_part_is_mapped_once_for_many_tasks),
+        T(parts_are_written_in_where_segments_cannot_go),
+        T(stray_references_are_refused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
   }

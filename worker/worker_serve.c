@@ -42,6 +42,8 @@ struct job {
   char* owned;       /* a big task's whole frame buffer, taken from the decoder
                         instead of copying its args; else NULL */
   vow__seg_map* seg; /* args in a shared-memory segment: its mapping */
+  vow__seg_map** parts; /* the segments of parts inside args, in order */
+  size_t nparts;
 };
 
 struct vow_task_ctx {
@@ -238,10 +240,11 @@ static int find_fn(server* s, vowp_slice name) {
   return -1;
 }
 
-static void enqueue_owned(server* s, const vowp_task* t, char* owned);
+static void enqueue_owned(server* s, const vowp_task* t, char* owned,
+                          bool chunk);
 
 static void enqueue(server* s, const vowp_task* t) {
-  enqueue_owned(s, t, NULL);
+  enqueue_owned(s, t, NULL, false);
 }
 
 /* A map chunk travels as a job whose args are the items and whose seed
@@ -252,7 +255,7 @@ static void enqueue_chunk(server* s, const vowp_chunk* k) {
   t.fn = k->fn;
   t.args = k->items;
   t.seed = k->run_seed;
-  enqueue(s, &t);
+  enqueue_owned(s, &t, NULL, true); /* a map's items hold no parts */
   if (s->tail != NULL && s->tail->id == k->id) {
     s->tail->chunk = true;
     s->tail->first = k->first;
@@ -288,13 +291,86 @@ static bool map_args(server* s, const vowp_task* t, vow__seg_map** seg) {
   return true;
 }
 
-static void enqueue_owned(server* s, const vowp_task* t, char* owned) {
+static void free_parts(server* s, vow__seg_map** parts, size_t n) {
+  for (size_t k = 0; k < n; k++)
+    vow__seg_map_release(&s->maps, parts[k]);
+  vow__free(parts);
+}
+
+/* The segments of the parts that references inside a task's arguments
+ * stand for (docs/protocol.md, "Parts"), mapped in the order the
+ * references come. True when there were none or all are mapped; false
+ * after answering the task with why. */
+static bool map_parts(server* s, const vowp_task* t, vow__seg_map*** parts,
+                      size_t* nparts) {
+  size_t n, k, *at;
+  char why[256];
+  *parts = NULL;
+  *nparts = 0;
+  if (s->shm_sock < 0 || memchr(t->args.data, 0xc7, t->args.len) == NULL ||
+      (n = vowp_shm_refs(t->args.data, t->args.len, NULL, 0)) == 0)
+    return true;
+  at = vow__malloc(n * sizeof(*at));
+  *parts = vow__calloc(n, sizeof(**parts));
+  if (at == NULL || *parts == NULL) {
+    vow__free(at);
+    vow__free(*parts);
+    *parts = NULL;
+    send_error(s, t->id, KIND_TASK_ERROR, "worker out of memory");
+    return false;
+  }
+  vowp_shm_refs(t->args.data, t->args.len, at, n);
+  for (k = 0; k < n; k++) {
+    uint64_t id, off, len;
+    int fd;
+    vowp_shm_ref_read(t->args.data + at[k], VOWP_SHM_REF_LEN, &id, &off, &len);
+    fd = vow__shm_take(&s->shm_in, s->shm_sock, id);
+    if (fd < 0) {
+      fprintf(stderr,
+              "vow worker: protocol error from the parent: task %llu names "
+              "shared-memory segment %llu, which never came\n",
+              (unsigned long long)t->id, (unsigned long long)id);
+      flush(s);
+      _exit(3);
+    }
+    (*parts)[k] = vow__seg_map_open(&s->maps, fd, off, len, why, sizeof(why));
+    if ((*parts)[k] == NULL) {
+      /* the later ones' descriptors are taken all the same */
+      for (size_t rest = k + 1; rest < n; rest++) {
+        vowp_shm_ref_read(t->args.data + at[rest], VOWP_SHM_REF_LEN, &id, &off,
+                          &len);
+        if ((fd = vow__shm_take(&s->shm_in, s->shm_sock, id)) >= 0)
+          close(fd);
+      }
+      free_parts(s, *parts, k);
+      *parts = NULL;
+      vow__free(at);
+      send_error(s, t->id, KIND_TASK_ERROR, why);
+      return false;
+    }
+  }
+  vow__free(at);
+  *nparts = n;
+  return true;
+}
+
+static void enqueue_owned(server* s, const vowp_task* t, char* owned,
+                          bool chunk) {
   vow__seg_map* seg;
+  vow__seg_map** parts;
+  size_t nparts;
   job* j;
   if (!map_args(s, t, &seg)) {
     vow__free(owned);
     return;
   }
+  parts = NULL;
+  nparts = 0;
+  if (seg == NULL && !chunk && !map_parts(s, t, &parts, &nparts)) {
+    vow__free(owned);
+    return;
+  }
+
   if (seg != NULL) {
     vow__free(owned);
     owned = NULL;
@@ -303,10 +379,13 @@ static void enqueue_owned(server* s, const vowp_task* t, char* owned) {
   if (j == NULL) {
     vow__free(owned);
     vow__seg_map_release(&s->maps, seg);
+    free_parts(s, parts, nparts);
     send_error(s, t->id, KIND_TASK_ERROR, "worker out of memory");
     return;
   }
   j->seg = seg;
+  j->parts = parts;
+  j->nparts = nparts;
   j->next = NULL;
   j->id = t->id;
   j->seed = t->seed;
@@ -341,6 +420,7 @@ static void enqueue_owned(server* s, const vowp_task* t, char* owned) {
 
 static void free_job(server* s, job* j) {
   vow__seg_map_release(&s->maps, j->seg);
+  free_parts(s, j->parts, j->nparts);
   vow__free(j->name);
   vow__free(j->owned);
   vow__free(j);
@@ -383,7 +463,7 @@ static void take_messages(server* s) {
           char* owned;
           if (vowp_next_task(&peek, &t) && t.args.len >= BIG_ARGS &&
               (owned = vowp_decoder_steal(&s->dec)) != NULL) {
-            enqueue_owned(s, &t, owned);
+            enqueue_owned(s, &t, owned, false);
             break;
           }
         }
@@ -503,9 +583,75 @@ static void run_chunk(server* s, job* j, const msgpack_object* items) {
   }
 }
 
+static void destroy_parts(msgpack_unpacked* parts, size_t n) {
+  for (size_t k = 0; parts != NULL && k < n; k++)
+    msgpack_unpacked_destroy(&parts[k]);
+  vow__free(parts);
+}
+
+/* Puts each part where its reference stands in args (a depth-first walk
+ * meets them in the order their bytes come), each decoded from its
+ * mapping into un[k]. The number of references met. */
+static size_t splice_parts(msgpack_object* o, job* j, msgpack_unpacked* un,
+                           size_t k) {
+  uint32_t i;
+  if (o->type == MSGPACK_OBJECT_EXT && o->via.ext.type == VOWP_EXT_SHM &&
+      o->via.ext.size == 24) {
+    if (k < j->nparts) {
+      size_t len, off = 0;
+      const char* data = (const char*)vow__seg_map_data(j->parts[k], &len);
+      if (msgpack_unpack_next(&un[k], data, len, &off) ==
+          MSGPACK_UNPACK_SUCCESS)
+        *o = un[k].data;
+    }
+    return k + 1;
+  }
+  if (o->type == MSGPACK_OBJECT_ARRAY)
+    for (i = 0; i < o->via.array.size; i++)
+      k = splice_parts(&o->via.array.ptr[i], j, un, k);
+  else if (o->type == MSGPACK_OBJECT_MAP)
+    for (i = 0; i < o->via.map.size; i++) {
+      k = splice_parts(&o->via.map.ptr[i].key, j, un, k);
+      k = splice_parts(&o->via.map.ptr[i].val, j, un, k);
+    }
+  return k;
+}
+
+/* The parts inside a job's arguments, decoded from their mappings and
+ * put in place in args; NULL when it has none, or after answering the
+ * task with why (*failed). */
+static msgpack_unpacked* unpack_parts(server* s, job* j, msgpack_object* args,
+                                      bool* failed) {
+  msgpack_unpacked* parts;
+  size_t k;
+  *failed = false;
+  if (j->nparts == 0)
+    return NULL;
+  parts = vow__calloc(j->nparts, sizeof(*parts));
+  if (parts == NULL) {
+    *failed = true;
+    send_error(s, j->id, KIND_TASK_ERROR, "worker out of memory");
+    return NULL;
+  }
+  for (k = 0; k < j->nparts; k++)
+    msgpack_unpacked_init(&parts[k]);
+  splice_parts(args, j, parts, 0);
+  for (k = 0; k < j->nparts; k++)
+    if (parts[k].zone == NULL) { /* not msgpack: the parent's fault */
+      destroy_parts(parts, j->nparts);
+      *failed = true;
+      send_error(s, j->id, KIND_BAD_INPUT,
+                 "a part of the arguments in shared memory is not msgpack");
+      return NULL;
+    }
+  return parts;
+}
+
 static void run_job(server* s, job* j) {
   vow_task_ctx_t task;
   msgpack_unpacked un;
+  msgpack_unpacked* parts; /* the parts' objects, decoded */
+  bool failed;
   size_t off = 0, mark, value_at;
   msgpack_packer* pk;
   int rc;
@@ -537,6 +683,11 @@ static void run_job(server* s, job* j) {
     msgpack_unpacked_destroy(&un);
     return;
   }
+  parts = unpack_parts(s, j, &un.data, &failed);
+  if (failed) {
+    msgpack_unpacked_destroy(&un);
+    return;
+  }
   ensure_batch(s);
   mark = s->enc.len;
   pk = vowp_result_open(&s->enc, j->id);
@@ -547,6 +698,7 @@ static void run_job(server* s, job* j) {
   vow__worker_crash_context(0, NULL);
   s->running = NULL;
   msgpack_unpacked_destroy(&un);
+  destroy_parts(parts, j->nparts);
   if (rc == 0 && !s->enc.failed) {
     /* Exactly one object must follow the id, or the frame is broken. */
     if (check_result(s, &task, s->fns[j->fn].name, value_at,

@@ -57,6 +57,31 @@ VOW_EXTERN vow_value_t* vow_value_new_shared_bin(size_t len, void** data,
  * the system's error. */
 VOW_EXTERN vow_value_t* vow_value_new_shared(size_t len, size_t align_at,
                                              void** bytes, int* err);
+/* Task arguments that keep their big values apart, as parts: the msgpack
+ * array of items[0..n) (msgpack values, borrowed: the caller keeps its
+ * references, and the value takes its own). Each item in shared memory
+ * (vow_value_new_shared*) or of VOW_VALUE_PART_MIN bytes or more is a
+ * part: a local worker is sent its segment, made once for the item
+ * however many tasks' arguments hold it, and maps it once while its
+ * tasks use it; any other worker gets its bytes written in. The others
+ * are copied in. NULL with *err UV_EINVAL for a NULL item or one that is
+ * not msgpack, UV_ENOMEM. docs/pool.md, "Big values". */
+VOW_EXTERN vow_value_t* vow_value_new_args(vow_value_t* const* items, size_t n,
+                                           int* err);
+#define VOW_VALUE_PART_MIN (64 * 1024)
+/* The general form: bytes is one msgpack object in which the msgpack
+ * that vow_value_part_ref(i) writes (VOW_VALUE_PART_REF_LEN bytes) stands
+ * wherever parts[i] is to go, at any depth, as often as needed. parts are
+ * borrowed as above. Reading the value itself (vow_value_bytes,
+ * vow_value_unpack) gives the bytes with the references in them. NULL
+ * with *err UV_EINVAL for bytes that are not one msgpack object, a NULL
+ * part or one that is not msgpack or has parts itself, or a reference
+ * to no part. */
+VOW_EXTERN vow_value_t* vow_value_new_with_parts(const void* bytes, size_t len,
+                                                 vow_value_t* const* parts,
+                                                 size_t n, int* err);
+#define VOW_VALUE_PART_REF_LEN 27
+VOW_EXTERN void vow_value_part_ref(uint32_t i, void* out);
 /* Copies exactly one well-formed msgpack object. Returns NULL (and sets
  * *err to UV_EINVAL or UV_ENOMEM when err is not NULL) for malformed input,
  * trailing bytes, or more than one object. */
