@@ -225,6 +225,13 @@ static int recv_one(int sock, uint64_t* id, int* fd) {
         close(got); /* one descriptor a packet: the rest are not ours */
     }
   }
+  if (n == (ssize_t)sizeof(*id) && *fd < 0 && (mh.msg_flags & MSG_CTRUNC) &&
+      !(mh.msg_flags & MSG_TRUNC)) {
+    /* The id came, and the kernel could not give us its descriptor: this
+     * process has as many open as it may (EMFILE). The packet is gone. */
+    *fd = VOW__SHM_LOST;
+    return 1;
+  }
   if (n != (ssize_t)sizeof(*id) || (mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC))) {
     if (*fd >= 0)
       close(*fd);
@@ -242,7 +249,7 @@ bool vow__shm_heard_hello(int sock) {
       return false;
     if (fd >= 0)
       close(fd); /* nothing is sent before the word */
-    else if (id == VOW__SHM_ID_HELLO)
+    else if (fd == -1 && id == VOW__SHM_ID_HELLO)
       return true;
   }
 }
@@ -282,12 +289,13 @@ int vow__shm_take(vow__shm_inbox* in, int sock, uint64_t id) {
     int fd, rc = recv_one(sock, &got, &fd);
     if (rc <= 0)
       return -1;
-    if (fd < 0)
+    if (fd == -1)
       continue; /* a packet without a descriptor names nothing */
     if (got == id)
       return fd;
     if (!keep(in, got, fd)) {
-      close(fd);
+      if (fd >= 0)
+        close(fd);
       return -1;
     }
   }
@@ -296,7 +304,8 @@ int vow__shm_take(vow__shm_inbox* in, int sock, uint64_t id) {
 void vow__shm_inbox_clear(vow__shm_inbox* in) {
   size_t i;
   for (i = 0; i < in->n; i++)
-    close(in->fds[i]);
+    if (in->fds[i] >= 0)
+      close(in->fds[i]);
   vow__free(in->ids);
   vow__free(in->fds);
   memset(in, 0, sizeof(*in));

@@ -64,7 +64,10 @@ typedef struct vow__shm_inbox {
 
 /* The descriptor sent with id: from those that arrived before, else read
  * from sock until it comes. -1 when it is not there (the sender broke the
- * protocol, or the socket failed). The caller owns it. */
+ * protocol, or the socket failed); VOW__SHM_LOST when its packet came
+ * but its descriptor could not be received (this process is at its
+ * limit of open descriptors). The caller owns it. */
+#define VOW__SHM_LOST (-2)
 int vow__shm_take(vow__shm_inbox* in, int sock, uint64_t id);
 /* Closes whatever arrived and was never named. */
 void vow__shm_inbox_clear(vow__shm_inbox* in);

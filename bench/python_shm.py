@@ -7,9 +7,12 @@ joblib (which memory-maps big arrays) when installed, in the same run.
     PYTHONPATH=<build>/python python3 bench/python_shm.py [MiB]
 
 MiB defaults to 256. Each figure is the median of 3 rounds, the rounds
-interleaved (each peer, then the next round). Also: 8 tasks on the same
-array, 2 workers: the parent's peak RSS growth over the array (VmHWM,
-reset through /proc/self/clear_refs). Prints "measure<TAB>value<TAB>
+interleaved (each peer, then the next round). vow_share shares the array
+once (pool.share) and sends the handle. memcpy_fresh and memcpy_warm are
+the floor: the array copied once into new memory, and into memory whose
+pages are already there. Also: 8 tasks on the same array, 2 workers: the
+parent's peak RSS growth over the array (VmHWM, reset through
+/proc/self/clear_refs). Prints "measure<TAB>value<TAB>
 unit" lines, then the table."""
 import multiprocessing
 import os
@@ -75,7 +78,8 @@ def main():
     a = np.arange(mib << 17, dtype=np.float64)
     want = float(a.sum())
     ctx = multiprocessing.get_context("fork")
-    times = {k: [] for k in ("vow", "mp", "by_hand", "joblib")}
+    times = {k: [] for k in ("vow", "vow_share", "mp", "by_hand", "joblib",
+                             "memcpy_fresh", "memcpy_warm")}
     rss = {k: [] for k in times}
     with vow.Pool(2) as vp, ctx.Pool(2) as mp:
         vp.submit(py_tasks.noop).result()
@@ -99,11 +103,21 @@ def main():
                 block.close()
                 block.unlink()
 
+        def vow_share(n):
+            with vp.share(a) as shared:
+                assert all(t.result() == want for t in
+                           [vp.submit(py_tasks.total, shared)
+                            for _ in range(n)])
+
+        warm = np.empty_like(a)
+        warm[...] = 1.0  # its pages are there
+
         runs = {
             "vow": (lambda: vp.submit(py_tasks.total, a).result() == want,
                     lambda: all(t.result() == want for t in
                                 [vp.submit(py_tasks.total, a)
                                  for _ in range(8)])),
+            "vow_share": (lambda: vow_share(1), lambda: vow_share(8)),
             "mp": (lambda: mp.apply(py_tasks.total, (a,)) == want,
                    lambda: all(r.get() == want for r in
                                [mp.apply_async(py_tasks.total, (a,))
@@ -115,6 +129,10 @@ def main():
             delayed = joblib.delayed(py_tasks.total)
             runs["joblib"] = (lambda: par([delayed(a)]),
                               lambda: par([delayed(a)] * 8))
+        # The floor: the array's bytes copied once, into new memory (as
+        # a.copy()) and into memory already there.
+        runs["memcpy_fresh"] = (a.copy, lambda: None)
+        runs["memcpy_warm"] = (lambda: np.copyto(warm, a), lambda: None)
         for _ in range(ROUNDS):
             for name, (one, eight) in runs.items():
                 times[name].append(timed(one))

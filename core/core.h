@@ -290,10 +290,11 @@ vow_value_t* vow__value_adopt(void* base, const void* bytes, size_t len);
 /* The sealed shared-memory segment that holds v's bytes (base/shm.h):
  * made and kept with v the first time it is asked for, so a value sent to
  * many tasks is copied once; not made when the process's segments would
- * pass max_live bytes (ENOSPC). *fd stays v's (send it, do not close
- * it). 0, or an errno value (the value then goes by the wire). */
-int vow__value_segment(vow_value_t* v, uint64_t max_live, int* fd,
-                       uint64_t* off);
+ * pass max_live bytes (ENOSPC) or number max_segments (EMFILE). *fd stays
+ * v's (send it, do not close it). 0, or an errno value (the value then
+ * goes by the wire). */
+int vow__value_segment(vow_value_t* v, uint64_t max_live, uint64_t max_segments,
+                       int* fd, uint64_t* off);
 /* A value over the len bytes at off of a segment another process sent
  * (fd is taken, and kept for sending the value on), mapped read-only, or
  * read where it cannot be mapped; with copy, read into memory of its own
@@ -314,8 +315,6 @@ typedef struct vow__part_ref {
 /* How many references v's bytes hold to parts, and (refs) where, in
  * order of position; 0 for a value made without parts. */
 size_t vow__value_parts(const vow_value_t* v, const vow__part_ref** refs);
-/* Whether v's bytes are in a segment of its own (made so, or sent). */
-bool vow__value_in_shm(const vow_value_t* v);
 /* Segments this process holds (made or mapped) and their bytes. */
 size_t vow__shm_live(uint64_t* bytes);
 

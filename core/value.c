@@ -239,7 +239,8 @@ size_t vow__value_parts(const vow_value_t* v, const vow__part_ref** refs) {
   return ps->nrefs;
 }
 
-bool vow__value_in_shm(const vow_value_t* v) {
+bool vow_value_is_shared(const vow_value_t* v) {
+  VOW__NOT_NULL(v, "the value");
   return v->kind == VOW_VALUE_MSGPACK && v->holder == HOLD_SHM;
 }
 
@@ -320,8 +321,8 @@ vow_value_t* vow_value_new_shared_bin(size_t len, void** data, int* err) {
   return v;
 }
 
-int vow__value_segment(vow_value_t* v, uint64_t max_live, int* fd,
-                       uint64_t* off) {
+int vow__value_segment(vow_value_t* v, uint64_t max_live, uint64_t max_segments,
+                       int* fd, uint64_t* off) {
   const void* bytes;
   size_t len;
   shm_hold* h;
@@ -342,6 +343,8 @@ int vow__value_segment(vow_value_t* v, uint64_t max_live, int* fd,
   bytes = vow_value_bytes(v, &len);
   if (shm_bytes + len > max_live)
     return ENOSPC;
+  if (shm_segments >= max_segments)
+    return EMFILE;
   if ((rc = vow__shm_create(len, &f, NULL)) != 0)
     return rc;
   if ((rc = vow__shm_write(f, bytes, len)) != 0 ||

@@ -334,6 +334,7 @@ vow_promise_t* vow__pool_submit_task(vow_pool_t* pool, const char* fn,
                                      uint64_t id, uint64_t index,
                                      uint16_t count, bool flat) {
   ptask* t;
+  vow_promise_t* p;
   const char* name;
   size_t alen;
   uint64_t ref_id, ref_off, ref_len;
@@ -444,6 +445,7 @@ vow_promise_t* vow__pool_submit_task(vow_pool_t* pool, const char* fn,
   t->at.pool = pool;
   vow__tlist_push(&pool->queue, t);
   pool->stats.submitted++;
+  p = t->p; /* t may be settled and gone once dispatched */
   if (pool->queue.len == 1 && idle_worker(pool) != NULL) {
     /* A lone task and an idle worker: send it now rather than on the next
      * tick, which is the whole round trip's latency for one-at-a-time
@@ -455,7 +457,7 @@ vow_promise_t* vow__pool_submit_task(vow_pool_t* pool, const char* fn,
   /* The caller's reference; the task keeps the pointer, not a
    * reference: a pending promise is never freed, and the task lets go of
    * it when it settles it. */
-  return t->p;
+  return p;
 }
 
 vow_promise_t* vow_pool_submit_timeout(vow_pool_t* pool, const char* fn,

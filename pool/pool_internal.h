@@ -245,6 +245,7 @@ uint64_t vow__liveness_ms(const vow_pool_t* pool);
 uint64_t vow__pool_shm_threshold(const vow_pool_t* pool);
 /* The most bytes this process may hold in segments. */
 uint64_t vow__pool_shm_max_bytes(const vow_pool_t* pool);
+uint64_t vow__pool_shm_max_segments(const vow_pool_t* pool);
 /* t (settled) is done with on w: freed; w retires when it has done
  * recycle_after tasks, and a retiring w with nothing left gets
  * SHUTDOWN. */

@@ -53,7 +53,8 @@ static bool args_by_segment(pworker* w, ptask* t, size_t alen,
   *why = 0;
   if (!w->shm_ok || t->count > 0 || alen < vow__pool_shm_threshold(pool))
     return false;
-  if ((*why = vow__value_segment(t->args, vow__pool_shm_max_bytes(pool), &fd,
+  if ((*why = vow__value_segment(t->args, vow__pool_shm_max_bytes(pool),
+                                 vow__pool_shm_max_segments(pool), &fd,
                                  &off)) != 0 ||
       (*why = vow__shm_send(w->shm_sock, id, fd)) != 0)
     return false;
@@ -92,9 +93,10 @@ static bool args_with_parts(pworker* w, ptask* t, unsigned char** out,
     vow_value_bytes(refs[k].part, &plen);
     /* ids[k] 0: written in */
     if (w->shm_ok &&
-        (vow__value_in_shm(refs[k].part) ||
+        (vow_value_is_shared(refs[k].part) ||
          plen >= vow__pool_shm_threshold(pool)) &&
-        vow__value_segment(refs[k].part, vow__pool_shm_max_bytes(pool), &fd,
+        vow__value_segment(refs[k].part, vow__pool_shm_max_bytes(pool),
+                           vow__pool_shm_max_segments(pool), &fd,
                            &offs[k]) == 0 &&
         vow__shm_send(w->shm_sock, w->shm_sent + 1, fd) == 0) {
       ids[k] = ++w->shm_sent;
@@ -175,9 +177,11 @@ static void fail_unsendable(pworker* w, ptask* t, int why) {
                       "not take them: %s (%llu bytes in segments now, "
                       "limit %llu)",
                       t->fn, alen, (size_t)VOWP_VALUE_MAX_BYTES,
-                      why == ENOSPC ? "its limit would be passed"
-                      : why         ? strerror(why)
-                                    : "the worker takes no segments",
+                      why == ENOSPC   ? "its limit would be passed"
+                      : why == EMFILE ? "its limit on segments "
+                                        "(shm_max_segments) is reached"
+                      : why           ? strerror(why)
+                                      : "the worker takes no segments",
                       (unsigned long long)live,
                       (unsigned long long)vow__pool_shm_max_bytes(w->pool)));
   vow__worker_task_done(w, t);

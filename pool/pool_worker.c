@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <errno.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -287,14 +288,24 @@ static void set_detail(vow_failure_t* f, vowp_slice detail) {
   vow__free(text);
 }
 
+/* Why a result in shared memory was refused, its task failed and its
+ * worker left alone. */
+typedef enum refusal {
+  REFUSED_NONE,
+  REFUSED_BYTES,    /* past shm_max_bytes, and too big for the channel */
+  REFUSED_SEGMENTS, /* past shm_max_segments, and too big for it */
+  REFUSED_LOST,     /* its descriptor could not be received (EMFILE) */
+} refusal;
+
 /* A result that is a segment's reference (docs/protocol.md, "Shared
  * memory"): 1 with *v the value over the segment; 0 when the value is
  * not a reference; -1 after failing the worker (a reference that breaks
- * the protocol) or with *over set (past the process's limit: the task
- * fails, the worker lives on). */
+ * the protocol) or with *refused set and *over the result's length (past
+ * the process's limits: the task fails, the worker lives on). */
 static int shared_result(pworker* w, uint64_t task_id, vowp_slice value,
-                         vow_value_t** v, uint64_t* over) {
+                         vow_value_t** v, uint64_t* over, refusal* refused) {
   uint64_t sid, off, len, live;
+  size_t segments;
   vowp_limits lim = {0, VOWP_VALUE_MAX_OBJECTS, VOWP_TASK_MAX_DEPTH};
   vowp_error err;
   char why[256];
@@ -302,6 +313,7 @@ static int shared_result(pworker* w, uint64_t task_id, vowp_slice value,
   bool copy;
   *v = NULL;
   *over = 0;
+  *refused = REFUSED_NONE;
   if (!vowp_shm_ref_read(value.data, value.len, &sid, &off, &len))
     return 0;
   if (!w->shm_ok) {
@@ -311,7 +323,13 @@ static int shared_result(pworker* w, uint64_t task_id, vowp_slice value,
                    (unsigned long long)task_id);
     return -1;
   }
-  if ((fd = vow__shm_take(&w->shm_in, w->shm_sock, sid)) < 0) {
+  fd = vow__shm_take(&w->shm_in, w->shm_sock, sid);
+  if (fd == VOW__SHM_LOST) {
+    *over = len;
+    *refused = REFUSED_LOST;
+    return -1;
+  }
+  if (fd < 0) {
     protocol_error(w,
                    "the worker's result for task %llu names shared-memory "
                    "segment %llu, which never came",
@@ -320,11 +338,14 @@ static int shared_result(pworker* w, uint64_t task_id, vowp_slice value,
   }
   /* Past the limit, what the channel could have carried is read into
    * memory and the segment let go; the rest is refused. */
-  vow__shm_live(&live);
-  copy = live + len > vow__pool_shm_max_bytes(w->pool);
+  segments = vow__shm_live(&live);
+  copy = live + len > vow__pool_shm_max_bytes(w->pool) ||
+         segments >= vow__pool_shm_max_segments(w->pool);
   if (copy && len > VOWP_VALUE_MAX_BYTES) {
     close(fd);
     *over = len;
+    *refused = live + len > vow__pool_shm_max_bytes(w->pool) ? REFUSED_BYTES
+                                                             : REFUSED_SEGMENTS;
     return -1;
   }
   if ((*v = vow__value_from_segment(fd, off, len, copy, why, sizeof(why))) ==
@@ -346,8 +367,40 @@ static int shared_result(pworker* w, uint64_t task_id, vowp_slice value,
   }
   VOW__TRACE(w, "<- segment %llu for task %llu (%llu bytes%s)",
              (unsigned long long)sid, (unsigned long long)task_id,
-             (unsigned long long)len, copy ? ", read: past shm_max_bytes" : "");
+             (unsigned long long)len, copy ? ", read: past a limit" : "");
   return 1;
+}
+
+static vow_failure_t* refused_failure(vow_pool_t* pool, refusal refused,
+                                      uint64_t len) {
+  uint64_t live;
+  size_t segments = vow__shm_live(&live);
+  struct rlimit nofile = {0, 0};
+  if (refused == REFUSED_BYTES)
+    return vow_failure_new(
+        VOW_FAIL_TASK_ERROR, UV_E2BIG,
+        "the result of %llu bytes in shared memory was refused: this "
+        "process holds %llu bytes in segments, and may hold %llu "
+        "(shm_max_bytes)",
+        (unsigned long long)len, (unsigned long long)live,
+        (unsigned long long)vow__pool_shm_max_bytes(pool));
+  if (refused == REFUSED_SEGMENTS)
+    return vow_failure_new(
+        VOW_FAIL_TASK_ERROR, UV_EMFILE,
+        "the result of %llu bytes in shared memory was refused: this "
+        "process holds %zu segments, and may hold %llu (shm_max_segments); "
+        "results that fit the channel are read into memory instead",
+        (unsigned long long)len, segments,
+        (unsigned long long)vow__pool_shm_max_segments(pool));
+  getrlimit(RLIMIT_NOFILE, &nofile);
+  return vow_failure_new(
+      VOW_FAIL_TASK_ERROR, UV_EMFILE,
+      "the result of %llu bytes came in a shared-memory segment whose "
+      "descriptor this process could not receive: it has as many open as "
+      "its limit allows (RLIMIT_NOFILE %llu); raise it, or lower "
+      "shm_max_segments (%llu)",
+      (unsigned long long)len, (unsigned long long)nofile.rlim_cur,
+      (unsigned long long)vow__pool_shm_max_segments(pool));
 }
 
 static void on_result(pworker* w, uint64_t id, int ok, vowp_msg* m,
@@ -356,7 +409,9 @@ static void on_result(pworker* w, uint64_t id, int ok, vowp_msg* m,
   ptask* t;
   vow_value_t* shared = NULL;
   uint64_t over = 0;
-  if (ok && shared_result(w, id, value, &shared, &over) < 0 && over == 0) {
+  refusal refused = REFUSED_NONE;
+  if (ok && shared_result(w, id, value, &shared, &over, &refused) < 0 &&
+      refused == REFUSED_NONE) {
     vow__free(base);
     return;
   }
@@ -413,19 +468,10 @@ static void on_result(pworker* w, uint64_t id, int ok, vowp_msg* m,
      * immediate shutdown); a task is settled exactly when t->p is NULL. */
     vow__free(base);
     vow_value_release(shared);
-  } else if (ok && over > 0) {
-    uint64_t live;
+  } else if (ok && refused != REFUSED_NONE) {
     vow_origin_t o = {t->id, t->fn, NULL, w->pid, -1, -1};
-    vow_failure_t* f;
+    vow_failure_t* f = refused_failure(pool, refused, over);
     vow__free(base);
-    vow__shm_live(&live);
-    f = vow_failure_new(
-        VOW_FAIL_TASK_ERROR, UV_E2BIG,
-        "the result of %llu bytes in shared memory was refused: this "
-        "process holds %llu bytes in segments, and may hold %llu "
-        "(shm_max_bytes)",
-        (unsigned long long)over, (unsigned long long)live,
-        (unsigned long long)vow__pool_shm_max_bytes(pool));
     vow_failure_set_origin(f, &o);
     vow__pool_fail_task(pool, t, f);
   } else if (ok) {
@@ -480,6 +526,17 @@ uint64_t vow__pool_shm_max_bytes(const vow_pool_t* pool) {
     return pool->opt.shm_max_bytes;
   avail = (double)sysconf(_SC_PHYS_PAGES) * (double)sysconf(_SC_PAGESIZE);
   return avail > 0 ? (uint64_t)(avail / 2) : (uint64_t)1 << 30;
+}
+
+uint64_t vow__pool_shm_max_segments(const vow_pool_t* pool) {
+  struct rlimit nofile;
+  if (pool->opt.shm_max_segments)
+    return pool->opt.shm_max_segments;
+  /* Each holds a descriptor: a quarter of them, the rest for the rest. */
+  if (getrlimit(RLIMIT_NOFILE, &nofile) != 0 ||
+      nofile.rlim_cur == RLIM_INFINITY)
+    return 1024;
+  return nofile.rlim_cur / 4 > 16 ? nofile.rlim_cur / 4 : 16;
 }
 
 uint64_t vow__liveness_ms(const vow_pool_t* pool) {

@@ -70,6 +70,7 @@ int main(void) {
   FIELD(vow_pool_options_t, liveness_ms);
   FIELD(vow_pool_options_t, shm_threshold);
   FIELD(vow_pool_options_t, shm_max_bytes);
+  FIELD(vow_pool_options_t, shm_max_segments);
   SIZE(vow_pool_options_t);
 
   FIELD(vow_origin_t, task_id);

@@ -113,6 +113,20 @@ static void encode_examples(vowp_encoder* e, bool check) {
     vowp_result_raw(e, 3, ref, sizeof(ref));
     vowp_batch_end(e);
     DONE("results_shm");
+    {
+      unsigned char args[2 + VOWP_SHM_REF_LEN] = {0x92};
+      size_t at[2];
+      vowp_shm_ref_write(args + 1, 2, 4096, 65536);
+      args[1 + VOWP_SHM_REF_LEN] = 5;
+      /* the part is found where it stands, and nowhere else */
+      assert_int_equal(vowp_shm_refs((const char*)args, sizeof(args), at, 2),
+                       1);
+      assert_int_equal(at[0], 1);
+      vowp_tasks_begin(e, 1);
+      vowp_task_raw(e, 4, "sum", args, sizeof(args), 9);
+      vowp_batch_end(e);
+      DONE("tasks_part");
+    }
   }
 #undef DONE
 }

@@ -5,6 +5,7 @@
  * caught, limits that say what was refused, launchers on the wire. */
 #include <signal.h>
 #include <stdio.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -396,6 +397,80 @@ static void the_limit_sends_by_wire_or_says_so(void** state) {
   end_pool(fx, pool, true);
 }
 
+/* At shm_max_segments, values that fit the channel take it (a result is
+ * read into memory), and bigger ones fail naming the limit; below it
+ * again, segments. */
+static void the_segment_limit_sends_by_wire_or_says_so(void** state) {
+  fixture* fx = *state;
+  vow_pool_options_t o = shm_defaults(1);
+  vow_pool_t* pool;
+  vow_value_t *held, *back;
+  vow_failure_t* f;
+  o.shm_max_segments = 1;
+  pool = make_pool(fx, &o);
+  held = run_value(
+      fx, vow_pool_submit(pool, "ramp", vow_value_new_int(2 * (int64_t)MiB)));
+  assert_true(vow_value_is_shared(held));
+  assert_int_equal(live_segments(), 1);
+  back = run_value(fx, vow_pool_submit(pool, "echo", ramp(8 * MiB)));
+  assert_ramp(back, 8 * MiB);
+  assert_false(vow_value_is_shared(back)); /* read into memory */
+  vow_value_release(back);
+  f = run_fail(
+      fx, vow_pool_submit(pool, "ramp", vow_value_new_int(70 * (int64_t)MiB)),
+      VOW_FAIL_TASK_ERROR);
+  assert_non_null(strstr(vow_failure_message(f), "shm_max_segments"));
+  vow_failure_release(f);
+  f = run_fail(fx, vow_pool_submit(pool, "echo", ramp(70 * MiB)),
+               VOW_FAIL_BAD_INPUT);
+  assert_non_null(strstr(vow_failure_message(f), "shm_max_segments"));
+  vow_failure_release(f);
+  assert_int_equal(live_segments(), 1);
+  vow_value_release(held);
+  back = run_value(
+      fx, vow_pool_submit(pool, "ramp", vow_value_new_int(8 * (int64_t)MiB)));
+  assert_true(vow_value_is_shared(back));
+  vow_value_release(back);
+  assert_int_equal(live_segments(), 0);
+  end_pool(fx, pool, true);
+}
+
+/* A parent at its limit of open descriptors cannot receive a result's
+ * segment: that task fails, saying so, and the worker serves on. */
+static void a_parent_out_of_descriptors_fails_only_the_task(void** state) {
+  fixture* fx = *state;
+  vow_pool_options_t o = shm_defaults(1);
+  vow_pool_t* pool = make_pool(fx, &o);
+  vow_pool_stats_t st;
+  struct rlimit was, now;
+  vow_failure_t* f;
+  vow_value_t* v;
+  int lowest_free;
+  v = run_value(fx, vow_pool_submit(pool, "segments", NULL)); /* it is up */
+  vow_value_release(v);
+  assert_int_equal(getrlimit(RLIMIT_NOFILE, &was), 0);
+  lowest_free = dup(0);
+  assert_true(lowest_free > 0);
+  close(lowest_free);
+  now = was;
+  now.rlim_cur = (rlim_t)lowest_free; /* no new descriptor from here */
+  assert_int_equal(setrlimit(RLIMIT_NOFILE, &now), 0);
+  f = run_fail(
+      fx, vow_pool_submit(pool, "ramp", vow_value_new_int(8 * (int64_t)MiB)),
+      VOW_FAIL_TASK_ERROR);
+  assert_int_equal(setrlimit(RLIMIT_NOFILE, &was), 0);
+  assert_non_null(strstr(vow_failure_message(f), "RLIMIT_NOFILE"));
+  vow_failure_release(f);
+  v = run_value(
+      fx, vow_pool_submit(pool, "ramp", vow_value_new_int(8 * (int64_t)MiB)));
+  assert_ramp(v, 8 * MiB);
+  vow_value_release(v);
+  vow_pool_stats(pool, &st);
+  assert_int_equal(st.worker_starts, 1);
+  assert_int_equal(live_segments(), 0);
+  end_pool(fx, pool, true);
+}
+
 /* Under a launcher the worker may be on another machine: the wire. */
 static void launchers_keep_the_wire(void** state) {
   static const char* const env_argv[] = {"env", NULL};
@@ -580,6 +655,8 @@ int main(void) {
         T(a_killed_parent_leaves_no_segment),
         T(lying_workers_break_the_protocol),
         T(the_limit_sends_by_wire_or_says_so),
+        T(the_segment_limit_sends_by_wire_or_says_so),
+        T(a_parent_out_of_descriptors_fails_only_the_task),
         T(launchers_keep_the_wire),
         T(a_reference_shaped_value_is_refused),
         T(a_worker_that_cannot_map_fails_only_the_task),

@@ -26,6 +26,10 @@
 #define KIND_TASK_ERROR 5 /* vow_failure_kind_t: VOW_FAIL_TASK_ERROR */
 #define KIND_CANCELLED 1  /* VOW_FAIL_CANCELLED */
 #define KIND_BAD_INPUT 12 /* VOW_FAIL_BAD_INPUT */
+#define LOST_MESSAGE                                                \
+  "the worker could not receive the shared-memory segment of its "  \
+  "arguments: it has as many descriptors open as its limit allows " \
+  "(RLIMIT_NOFILE)"
 
 typedef struct job job;
 struct job {
@@ -275,6 +279,10 @@ static bool map_args(server* s, const vowp_task* t, vow__seg_map** seg) {
       !vowp_shm_ref_read(t->args.data, t->args.len, &id, &off, &len))
     return true;
   fd = vow__shm_take(&s->shm_in, s->shm_sock, id);
+  if (fd == VOW__SHM_LOST) {
+    send_error(s, t->id, KIND_TASK_ERROR, LOST_MESSAGE);
+    return false;
+  }
   if (fd < 0) {
     fprintf(stderr,
             "vow worker: protocol error from the parent: task %llu names "
@@ -325,7 +333,7 @@ static bool map_parts(server* s, const vowp_task* t, vow__seg_map*** parts,
     int fd;
     vowp_shm_ref_read(t->args.data + at[k], VOWP_SHM_REF_LEN, &id, &off, &len);
     fd = vow__shm_take(&s->shm_in, s->shm_sock, id);
-    if (fd < 0) {
+    if (fd < 0 && fd != VOW__SHM_LOST) {
       fprintf(stderr,
               "vow worker: protocol error from the parent: task %llu names "
               "shared-memory segment %llu, which never came\n",
@@ -333,7 +341,12 @@ static bool map_parts(server* s, const vowp_task* t, vow__seg_map*** parts,
       flush(s);
       _exit(3);
     }
-    (*parts)[k] = vow__seg_map_open(&s->maps, fd, off, len, why, sizeof(why));
+    if (fd == VOW__SHM_LOST)
+      snprintf(why, sizeof(why), "%s", LOST_MESSAGE);
+    (*parts)[k] =
+        fd == VOW__SHM_LOST
+            ? NULL
+            : vow__seg_map_open(&s->maps, fd, off, len, why, sizeof(why));
     if ((*parts)[k] == NULL) {
       /* the later ones' descriptors are taken all the same */
       for (size_t rest = k + 1; rest < n; rest++) {

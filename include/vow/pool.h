@@ -112,6 +112,11 @@ typedef struct vow_pool_options {
    * one too big for the wire fails its task, saying so. 0: the default,
    * half the machine's memory. */
   uint64_t shm_max_bytes;
+  /* At most this many segments at once in this process, made or mapped
+   * (each holds a descriptor); past it as past shm_max_bytes. 0: the
+   * default, a quarter of the process's descriptor limit
+   * (RLIMIT_NOFILE), at least 16. */
+  uint64_t shm_max_segments;
 } vow_pool_options_t;
 
 /* The default vow_pool_options_t.shm_threshold: below it the channel is

@@ -82,6 +82,10 @@ VOW_EXTERN vow_value_t* vow_value_new_with_parts(const void* bytes, size_t len,
                                                  size_t n, int* err);
 #define VOW_VALUE_PART_REF_LEN 27
 VOW_EXTERN void vow_value_part_ref(uint32_t i, void* out);
+/* Whether v's bytes are in a shared-memory segment: made there, sent
+ * by one, or a result that came by one (its bytes then are the
+ * segment's read-only mapping, which lives as long as v). */
+VOW_EXTERN bool vow_value_is_shared(const vow_value_t* v);
 /* Copies exactly one well-formed msgpack object. Returns NULL (and sets
  * *err to UV_EINVAL or UV_ENOMEM when err is not NULL) for malformed input,
  * trailing bytes, or more than one object. */

@@ -54,3 +54,18 @@ def test_the_two_faces_snippet_runs_as_written(tmp_path):
     assert run.stdout.splitlines() == [
         str([x ** 3 for x in range(10)]), "1024",
         str([pow(x, x) for x in range(5)])]
+
+
+def test_the_share_snippet_runs_as_written(tmp_path):
+    pytest.importorskip("numpy")
+    text = open(GUIDE).read()
+    part = text[text.index("### Big arrays"):text.index("## Where vow")]
+    (block,) = re.findall(r"```python\n(.*?)```", part, re.S)
+    script = tmp_path / "share.py"
+    script.write_text(block)
+    run = subprocess.run([sys.executable, str(script)], cwd=tmp_path,
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    starmap, submitted = [eval(line) for line in run.stdout.splitlines()]
+    assert starmap == submitted and len(starmap) == 8
+    assert [b - a for a, b in zip(starmap, starmap[1:])] == [1.0] * 7

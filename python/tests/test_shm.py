@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -13,6 +14,7 @@ SCRIPT = r"""
 import os, sys
 sys.path.insert(0, %(here)r)
 import numpy as np
+import pytest
 import vow
 import tasks_for_tests as t
 
@@ -31,6 +33,11 @@ with vow.Pool(1) as p:
     a = np.arange(9 << 20, dtype=np.float64)  # 72 MiB: past a frame
     back = p.submit(t.echo, a).result(timeout=120)
     assert back.dtype == a.dtype and np.array_equal(back, a)
+    # a view of the segment it came in, no copy: read-only, and holding
+    # the segment until it goes
+    assert not back.flags.writeable and not back.flags.owndata
+    assert held(os.getpid()) > 0
+    del back
     worker = p.submit(t.pid).result(timeout=60)
     print("held", held(os.getpid()), held(worker))
 """
@@ -99,6 +106,7 @@ PEAK = r"""
 import sys
 sys.path.insert(0, %(here)r)
 import numpy as np
+import pytest
 import vow
 import tasks_for_tests as t
 
@@ -124,3 +132,61 @@ def test_a_big_array_is_copied_once_by_the_parent():
     # Its one copy is the segment (mapped while the value lives); msgpack's
     # and the value's would add 128 MiB more.
     assert int(r.stdout.split()[-1]) < 64 * 2, r.stdout
+
+
+def held_here():
+    """Segments this process has mapped or open."""
+    n = sum("/memfd:vow" in line for line in open("/proc/self/maps"))
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            n += os.readlink(f"/proc/self/fd/{fd}").startswith("/memfd:vow")
+        except OSError:
+            pass
+    return n
+
+
+def test_a_shared_array_is_mapped_once_per_worker():
+    import vow
+    a = np.arange(1 << 20, dtype=np.float64)  # 8 MiB
+    with vow.Pool(1, module=os.path.join(HERE, "tasks_for_tests.py")) as p:
+        shared = p.share(a)
+        assert shared.nbytes == a.nbytes
+        got = [t.result(timeout=60) for t in
+               [p.submit("keep", shared, k) for k in range(8)]]
+        # eight tasks, each keeping its array: still one mapping
+        assert [mapped for mapped, _ in got] == [1] * 8
+        assert [total for _, total in got] == [a.sum() + k for k in range(8)]
+        assert p.submit("forget").result(timeout=60) == 0
+        # the same array sent each time without share: a segment per task
+        got = [t.result(timeout=60) for t in
+               [p.submit("keep", a) for _ in range(3)]]
+        assert [mapped for mapped, _ in got] == [1, 2, 3]
+        assert p.submit("forget").result(timeout=60) == 0
+        shared.close()
+        assert "closed" in repr(shared)
+        assert held_here() == 0
+
+
+def test_shared_values_in_maps_and_nested(pool):
+    import pickle
+    import vow
+    a = np.arange(1 << 18, dtype=np.float64)  # 2 MiB
+    with pool.share(a) as shared:
+        assert pool.starmap("scale", [(shared, k) for k in range(3)])[2][-1] \
+            == 2 * a[-1]
+        assert [x[1] for x in pool.imap("keep", [shared] * 3)] == \
+            [a.sum()] * 3
+        pool.submit("forget").result(timeout=60)
+        assert np.array_equal(pool.submit("echo", {"k": [shared]}).result(
+            timeout=60)["k"][0], a)
+        got = pool.submit("echo", (shared, 1)).result(timeout=60)  # a tuple
+        assert np.array_equal(got[0], a) and got[1] == 1
+        del got  # a view of the segment it came back in
+        with pytest.raises(TypeError):
+            pickle.dumps(shared)
+    with pytest.raises(vow.BadInput, match="closed"):
+        pool.submit("echo", shared)
+    other = pool.share({"name": "x", "data": b"y" * (2 << 20)})
+    assert pool.submit("echo", other).result(timeout=60)["name"] == "x"
+    other.close()
+    assert held_here() == 0

@@ -17,7 +17,7 @@ docs/python.md."""
 __all__ = ["Pool", "ProcessPoolExecutor", "Task", "VowError", "TaskError",
            "WorkerDied", "PoisonTask", "TaskTimeout", "Cancelled",
            "ProtocolError", "QueueFull", "BadInput", "WaitTimeout",
-           "PoolNotRunning", "as_completed", "wait"]
+           "PoolNotRunning", "Shared", "as_completed", "wait"]
 
 _ERRORS = {"VowError", "TaskError", "WorkerDied", "PoisonTask",
            "TaskTimeout", "Cancelled", "ProtocolError", "QueueFull",
@@ -34,6 +34,10 @@ def __getattr__(name):
         from . import pool
         value = globals()[name] = getattr(pool, name)  # once: hot paths
         return value
+    if name == "Shared":
+        from ._shared import Shared
+        globals()[name] = Shared
+        return Shared
     if name == "ProcessPoolExecutor":
         from .executor import ProcessPoolExecutor
         globals()[name] = ProcessPoolExecutor

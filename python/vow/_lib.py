@@ -76,6 +76,7 @@ class PoolOptions(ctypes.Structure):
         ("liveness_ms", c_uint64),
         ("shm_threshold", c_uint64),
         ("shm_max_bytes", c_uint64),
+        ("shm_max_segments", c_uint64),
     ]
 
 
@@ -142,6 +143,13 @@ value_new_msgpack = _fn("vow_value_new_msgpack", c_void_p, c_char_p, c_size_t,
 value_new_shared = _fn("vow_value_new_shared", c_void_p, c_size_t, c_size_t,
                        ctypes.POINTER(c_void_p), ctypes.POINTER(c_int))
 value_release = _fn("vow_value_release", None, c_void_p)
+value_new_with_parts = _fn("vow_value_new_with_parts", c_void_p, c_char_p,
+                           c_size_t, ctypes.POINTER(c_void_p), c_size_t,
+                           ctypes.POINTER(c_int))
+value_ref = _fn("vow_value_ref", c_void_p, c_void_p)
+value_is_shared = _fn("vow_value_is_shared", c_bool, c_void_p)
+value_bytes = _fn("vow_value_bytes", c_void_p, c_void_p,
+                  ctypes.POINTER(c_size_t))
 pool_submit = _fn("vow_pool_submit", c_void_p, c_void_p, c_char_p, c_void_p)
 pool_submit_timeout = _fn("vow_pool_submit_timeout", c_void_p, c_void_p,
                           c_char_p, c_void_p, c_uint64)

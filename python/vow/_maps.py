@@ -12,7 +12,7 @@ import itertools
 from . import _lib, codec
 from ._options import check_chunksize
 from ._submit import _fn_name
-from ._task import _MapTask, _with_callbacks, as_completed
+from ._task import _Listed, _MapTask, _with_callbacks, as_completed
 from .errors import WaitTimeout
 
 _SLICE_MIN, _SLICE_MAX = 1024, 16384  # items per vow_pool_map of a map
@@ -167,8 +167,7 @@ class Mapping:
             for first in range(0, n, size):
                 # a list: a tuple would travel as one tuple, not its items
                 items = list(iterable[first:first + size])
-                yield first, len(items), self._map_task(name, items,
-                                                        chunk=chunk)
+                yield from self._slice(fn, name, items, first, chunk, star)
             return
         it = iter(iterable)
         first = 0
@@ -176,8 +175,20 @@ class Mapping:
             items = list(itertools.islice(it, size))
             if not items:
                 return
-            yield first, len(items), self._map_task(name, items, chunk=chunk)
+            yield from self._slice(fn, name, items, first, chunk, star)
             first += len(items)
+
+    def _slice(self, fn, name, items, first, chunk, star):
+        """A map's slice of items from item first on: one vow_pool_map,
+        or, when they hold parts (a Shared, a big numpy array) that a
+        map's chunks cannot carry, each item a task of its own."""
+        try:
+            yield first, len(items), self._map_task(name, items, chunk=chunk)
+        except codec.BigArrays:
+            for k, item in enumerate(items):
+                task = self.submit(fn, *item) if star else \
+                    self.submit(fn, item)
+                yield first + k, 1, _Listed(self, task)
 
     def _start_map(self, fn, iterable, chunksize, star=False):
         with self._lock:
@@ -240,7 +251,12 @@ class Mapping:
             items = list(itertools.islice(it, chunksize))
             if not items:
                 return
-            yield self._map_task(name, items), True
+            try:
+                yield self._map_task(name, items), True
+            except codec.BigArrays:  # parts: each item a task of its own
+                for item in items:
+                    yield (self.submit(func, *item) if star else
+                           self.submit(func, item)), False
 
     def _imap(self, func, iterable, chunksize, timeout, ordered, star=False):
         check_chunksize(chunksize)

@@ -18,7 +18,7 @@ import struct
 import threading
 import time
 
-from . import _lib
+from . import _lib, codec
 from ._task import _error_of
 from .codec import unpackb
 from .errors import PoolNotRunning, WaitTimeout
@@ -28,6 +28,27 @@ VALUES_BUF = 1 << 18  # bytes of values copied out per take
 _SETTLED = struct.Struct("@QiPPNPP")  # vow_settled_t, as _lib.Settled
 assert _SETTLED.size == ctypes.sizeof(_lib.Settled)
 _string_at = ctypes.string_at
+
+
+class _ValueRef:
+    """One reference to a vow_value_t, given up when this goes."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value):
+        self.value = _lib.value_ref(value)
+
+    def __del__(self):
+        _lib.value_release(self.value)
+
+
+def _over_segment(value, data, length):
+    """A result that came by shared memory, decoded in place: its numpy
+    arrays are read-only views of the segment's mapping, which lives
+    while any of them does (they hold the value that holds it)."""
+    buf = (ctypes.c_char * length).from_address(data)
+    buf.owner = _ValueRef(value)
+    return codec.unpack_shared(memoryview(buf).cast("B").toreadonly())
 
 
 class _TakeBuffers:
@@ -77,6 +98,7 @@ class Pumping:
         bufs = self._take_buffers[depth]
         used = bufs.used
         self._dispatching += 1
+        big_taken = False
         try:
             while _lib.collector_ready(self._collector):
                 took = _lib.collector_take_into(
@@ -90,7 +112,8 @@ class Pumping:
                 values = self._read_values(
                     bufs.values_view[:used.value]) if used.value else None
                 entries = bufs.settled_bytes[:took * _SETTLED.size]
-                for tag, state, _, data, length, failure, _ in \
+                big_taken = big_taken or values is None
+                for tag, state, value_ptr, data, length, failure, _ in \
                         _SETTLED.iter_unpack(entries):
                     task = tasks.pop(tag)
                     if state != _lib.FULFILLED:
@@ -98,6 +121,9 @@ class Pumping:
                         continue
                     if not data:
                         value = None
+                    elif values is None and task._into is None and \
+                            _lib.value_is_shared(value_ptr):
+                        value = _over_segment(value_ptr, data, length)
                     elif values is None:  # one value too big for the buffer
                         big = _string_at(data, length)
                         value = unpackb(big) if task._into is None else \
@@ -112,6 +138,11 @@ class Pumping:
                         task._promise = None
                     else:
                         task._settle(value, None)
+            if big_taken:
+                # A big value is let go now, not at the next take: a
+                # result the caller dropped frees its memory at once.
+                _lib.collector_take_into(self._collector, bufs.settled, 0,
+                                         bufs.values, 0, bufs.used_ref)
         finally:
             self._dispatching -= 1
 

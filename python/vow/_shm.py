@@ -12,6 +12,7 @@ import os
 import socket
 import stat
 import struct
+import weakref
 
 SHM_EXT = 83
 _REF = struct.Struct(">QQQ")
@@ -47,6 +48,9 @@ class Side:
         self.threshold = threshold
         self.sent = 0
         self.inbox = {}  # id -> descriptor, come ahead of its frame
+        # a part's (device, inode, offset, length) -> its decoded value,
+        # while that lives
+        self.parts = {}
 
     @classmethod
     def from_environment(cls, channel_is_stdio, have_msgpack):
@@ -117,6 +121,39 @@ class Side:
                 mm.close()
             except BufferError:
                 pass  # views of it live on: unmapped when they go
+
+    def read_part(self, seg_id, off, length):
+        """A part of a task's arguments from its segment, decoded as
+        codec.unpack_shared decodes: the same object (a numpy array over
+        the one mapping) for every task that holds it while any of them
+        still does, so a worker maps a shared array once, not per
+        task."""
+        from . import codec
+        fd = self._take(seg_id)
+        try:
+            st = os.fstat(fd)
+            key = (st.st_dev, st.st_ino, off, length)
+            ref = self.parts.get(key)
+            value = ref() if ref is not None else None
+            if value is not None:
+                return value
+            self.inbox[-1] = os.dup(fd)  # read takes it by this id
+            value = self.read(-1, off, length, codec.unpack_shared)
+        finally:
+            os.close(fd)
+        try:
+            self.parts[key] = weakref.ref(value, self._forget(key))
+        except TypeError:
+            pass  # not an array: decoded again for each task
+        return value
+
+    def _forget(self, key):
+        parts = self.parts
+
+        def gone(ref):
+            if parts.get(key) is ref:
+                del parts[key]
+        return gone
 
     def write(self, data):
         """The reference to a new segment holding data, sent; None when

@@ -10,6 +10,7 @@ import sys
 import types
 
 from . import _lib, codec
+from ._shared import Shared
 from ._task import Task
 from .codec import CannotPack, packb
 from .errors import BadInput, PoolNotRunning
@@ -146,29 +147,88 @@ class Submitting:
         return task
 
     def _submit_shared(self, fn, call, timeout_ms):
-        """A Task for a call holding big numpy arrays: its value made in
-        shared memory, each array's bytes copied there once, submitted
+        """A Task for a call holding parts (Shared values, big numpy
+        arrays, each array written once into a segment of its own): its
+        head packed with a reference where each part stands, submitted
         now (after what was gathered before it). Lock held."""
-        try:
-            data, arrays = codec.pack_leaving_arrays(
-                self._packb, call, codec.leave_arrays_from)
-        except OverflowError:
-            data, arrays = self._pack_big(call), []
-        except (TypeError, ValueError) as e:
-            raise _bad_input(e) from None
-        value = None
-        if arrays:
-            value = codec.write_with_arrays(data, arrays, _new_shared)
-            if value is None:  # no segment: the usual way
-                data = codec.pack_inline(self._packb, call)
-        if value is None:
-            value = self._value(None, data)
+        value = self._value_with_parts(call)
         self._flush()  # the order of submission is the order of sending
         name = _fn_name(fn)
         promise = _lib.pool_submit_timeout(self._pool, name, value,
                                            timeout_ms) if timeout_ms else \
             _lib.pool_submit(self._pool, name, value)
         return self._watch(promise)
+
+    def _value_with_parts(self, obj):
+        """A vow_value_t of obj with its parts set apart."""
+        made = []  # the Shared made for this call's arrays
+
+        def share(array):
+            shared = self._share_array(array)
+            if shared is not None:
+                made.append(shared)
+            return shared
+        try:
+            data, parts = codec.pack_with_parts(self._packb, obj, share)
+        except OverflowError:
+            data, parts = self._pack_big(obj), []
+        except (TypeError, ValueError) as e:
+            raise _bad_input(e) from None
+        if not parts:
+            return self._value(None, data)
+        err = ctypes.c_int(0)
+        refs = (ctypes.c_void_p * len(parts))(*(p._value for p in parts))
+        value = _lib.value_new_with_parts(data, len(data), refs, len(parts),
+                                          ctypes.byref(err))
+        for shared in made:  # the value holds them now, or none needs them
+            shared.close()
+        if not value:
+            raise MemoryError("vow: no memory for a task's arguments")
+        return value
+
+    def _share_array(self, array):
+        """A Shared of numpy array array: its map's head and its bytes
+        (made C-contiguous first if they are not) written once into a new
+        segment, the data on a page. None when no segment can be made."""
+        import numpy
+        head = codec.array_head(array)
+        value, dest = _new_shared(len(head) + array.nbytes, len(head))
+        if value is None:
+            return None
+        ctypes.memmove(dest, head, len(head))
+        array = numpy.ascontiguousarray(array)
+        ctypes.memmove(dest + len(head), array.ctypes.data, array.nbytes)
+        return Shared(value, array.nbytes)
+
+    def share(self, obj):
+        """obj written once into shared memory, for many tasks: a Shared
+        to pass in their arguments where obj would go. A numpy array is
+        copied there once, straight from its memory; any other value is
+        packed once. docs/python.md, "Big arrays"."""
+        with self._lock:
+            self._check_open()
+        if hasattr(obj, "__array_interface__") and hasattr(obj, "dtype") \
+                and not obj.dtype.hasobject and getattr(obj, "ndim", 0):
+            if obj.nbytes >= 1 << 32:
+                raise ValueError(f"vow: an array of {obj.nbytes} bytes "
+                                 "cannot be shared (at most 4 GiB - 1)")
+            shared = self._share_array(obj)
+            if shared is None:
+                raise MemoryError("vow: no shared-memory segment could be "
+                                  f"made for {obj.nbytes} bytes")
+            return shared
+        try:
+            data = codec.pack_inline(self._packb, obj)
+        except OverflowError:
+            data = self._pack_big(obj)
+        except (TypeError, ValueError) as e:
+            raise _bad_input(e) from None
+        value, dest = _new_shared(len(data), 0)
+        if value is None:
+            raise MemoryError("vow: no shared-memory segment could be made "
+                              f"for {len(data)} bytes")
+        ctypes.memmove(dest, data, len(data))
+        return Shared(value, len(data))
 
     def _pack_big(self, value):
         try:

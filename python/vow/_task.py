@@ -423,6 +423,8 @@ class _MapTask(Task):
         # Not Task.cancel: this runs while the pool settles tasks, and
         # must not run the loop again from inside that.
         for _, _, task in self._slices:
+            if isinstance(task, _Listed):
+                task = task._item
             if not task._done and task._promise is not None:
                 _lib.cancel(task._promise)
 
@@ -433,6 +435,25 @@ class _MapTask(Task):
             self._cancel_slices()
             self._pool._pump(0)
         return True
+
+
+class _Listed(Task):
+    """A Task whose value is [the value of task]: a map's item that went
+    as a task of its own (it held parts), as the map's one-item slice."""
+
+    __slots__ = ("_item",)
+
+    def __init__(self, pool, task):
+        super().__init__(pool, None)
+        self._item = task
+        task.add_done_callback(self._item_done)
+
+    def _item_done(self, task):
+        self._into = None  # the value is the list itself
+        self._settle(None if task._error else [task._value], task._error)
+
+    def cancel(self):
+        return self._item.cancel()
 
 
 class _Future(concurrent.futures.Future):

@@ -2,12 +2,12 @@
 python3-msgpack) when there is one, else a built-in codec for the types
 the protocol uses, so a worker runs on any python3. numpy arrays travel as
 msgpack bin with their dtype and shape, and come back as arrays."""
-import ctypes
 import os
 import struct
 import threading
 
 from . import _shm
+from ._shared import Shared
 
 try:
     import msgpack
@@ -37,39 +37,54 @@ ARRAY_KEY = "__ndarray__"
 arrays_as_bin = True
 
 
-# While pack_leaving_arrays packs: the big arrays it leaves out.
-_leaving = threading.local()
-LEFT_OUT_EXT = 127  # a placeholder, never sent: see pack_leaving_arrays
-# A parent packs numpy arrays of this many bytes or more with
-# pack_leaving_arrays (a pool sets it); None: never.
+# While pack_with_parts packs: the parts it sets apart, and how it
+# writes a big array into shared memory.
+_parting = threading.local()
+# A parent sets apart numpy arrays of this many bytes or more (a pool
+# sets it); None: never.
 leave_arrays_from = None
 
 
 class BigArrays(Exception):
-    """Raised by a packer that met an array for pack_leaving_arrays."""
+    """Raised by a packer that met a value to set apart as a part (a big
+    numpy array, a Shared): the caller packs again with pack_with_parts."""
+
+
+def _part(obj):
+    """The reference that stands for obj, a part now (Shared)."""
+    parts = _parting.parts
+    parts.append(obj)
+    return msgpack.ExtType(_shm.SHM_EXT,
+                           _shm.ref_bytes(len(parts) - 1, 0, 0)[3:])
 
 
 def _default(obj):
     """numpy arrays as arrays_as_bin says, numpy scalars as numbers; any
     other type is named in the failure."""
+    if isinstance(obj, Shared):
+        if obj._value is None:
+            raise CannotPack("a vow.Shared that was closed cannot be sent")
+        if getattr(_parting, "inline", False) or msgpack is None:
+            value = obj.value()  # a packer takes no array from default
+            return _default(value) if hasattr(value, "dtype") else value
+        if getattr(_parting, "parts", None) is None:
+            raise BigArrays()
+        return _part(obj)
     if hasattr(obj, "__array_interface__") and hasattr(obj, "dtype"):
         if obj.dtype.hasobject:
             raise CannotPack("a numpy array of Python objects cannot be sent")
         if getattr(obj, "ndim", 1) == 0 or not arrays_as_bin:
             return obj.tolist()
-        left = getattr(_leaving, "arrays", None)
-        big = leave_arrays_from is not None and \
-            leave_arrays_from <= obj.nbytes < 1 << 32
-        if big and left is None and not getattr(_leaving, "nested", False):
-            raise BigArrays()
-        if big and left is not None:
-            left.append(obj)
-            data = msgpack.ExtType(LEFT_OUT_EXT, _leaving.token +
-                                   (len(left) - 1).to_bytes(4, "big"))
-        else:
-            data = obj.tobytes(order="C")
+        if leave_arrays_from is not None and \
+                leave_arrays_from <= obj.nbytes < 1 << 32 and \
+                not getattr(_parting, "inline", False):
+            if getattr(_parting, "parts", None) is None:
+                raise BigArrays()
+            shared = _parting.share(obj)
+            if shared is not None:  # else no segment: the bytes inline
+                return _part(shared)
         return {ARRAY_KEY: obj.dtype.str, "shape": list(obj.shape),
-                "data": data}
+                "data": obj.tobytes(order="C")}
     if isinstance(obj, int):
         raise CannotPack(f"the integer {obj} does not fit in 64 bits")
     kind = type(obj)
@@ -311,8 +326,8 @@ def _default_python(obj):
     """_default for a Python peer: tuples and pickles as ext types."""
     if type(obj) is tuple:
         return msgpack.ExtType(TUPLE_EXT, _pack_nested(list(obj)))
-    if hasattr(obj, "__array_interface__") and hasattr(obj, "dtype") and \
-            not obj.dtype.hasobject:
+    if (hasattr(obj, "__array_interface__") and hasattr(obj, "dtype") and
+            not obj.dtype.hasobject) or isinstance(obj, Shared):
         return _default(obj)
     return msgpack.ExtType(PICKLE_EXT, _pickled(obj))
 
@@ -321,16 +336,18 @@ _spare_packers = []  # a Packer is not re-entrant: one per nesting level
 
 
 def _pack_nested(obj):
-    # Inside an ext's bytes a placeholder could not grow into its array:
-    # arrays there are packed where they are.
+    # Inside an ext's bytes no reference is looked for: parts there are
+    # packed where they are.
     pk = _spare_packers.pop() if _spare_packers else _python_packer()
-    left, nested = getattr(_leaving, "arrays", None), \
-        getattr(_leaving, "nested", False)
-    _leaving.arrays, _leaving.nested = None, True
+    parts, inline = getattr(_parting, "parts", None), \
+        getattr(_parting, "inline", False)
+    # (Outside pack_with_parts, a part met here still sends its caller
+    # there: a map's item then goes as a task of its own.)
+    _parting.parts, _parting.inline = None, inline or parts is not None
     try:
         return pk.pack(obj)
     finally:
-        _leaving.arrays, _leaving.nested = left, nested
+        _parting.parts, _parting.inline = parts, inline
         _spare_packers.append(pk)
 
 
@@ -358,8 +375,15 @@ class ShmRef(tuple):
     reference (msgpack ext 83) stands for it in a frame."""
 
 
+# References decoded and not yet resolved: a worker looks for them in a
+# task's arguments only while there are some.
+shm_refs_pending = 0
+
+
 def _ext_hook(code, data):
+    global shm_refs_pending
     if code == _shm.SHM_EXT and len(data) == 24:
+        shm_refs_pending += 1
         return ShmRef(_shm.parse_ref(data))
     if code == TUPLE_EXT:
         return tuple(unpackb(data))
@@ -462,59 +486,42 @@ def unpackb(data):
     return _unpack_builtin(memoryview(data).tobytes())[0]
 
 
-def pack_leaving_arrays(pack, obj, least):
-    """pack(obj), each numpy array of least bytes or more left out: the
-    bytes, with a 15-byte placeholder where each such array's data goes,
-    and the arrays with the placeholders' bytes. ([], when none was.)"""
-    _leaving.arrays, _leaving.least = [], least
-    _leaving.token = os.urandom(8)
+def pack_with_parts(pack, obj, share):
+    """pack(obj) with its parts set apart: each Shared in it, and each
+    numpy array of leave_arrays_from bytes or more, made a Shared by
+    share(array) (None: the array inline). The bytes, with a reference
+    where each part stands (vow_value_part_ref), and the parts."""
+    _parting.parts, _parting.share = [], share
     try:
         data = pack(obj)
-        arrays = _leaving.arrays
+        return data, _parting.parts
     finally:
-        _leaving.arrays = None
-    return data, [(b"\xc7\x0c\x7f" + _leaving.token + k.to_bytes(4, "big"),
-                   a) for k, a in enumerate(arrays)]
+        _parting.parts = _parting.share = None
 
 
 def pack_inline(pack, obj):
-    """pack(obj) with every array's bytes where it stands."""
-    nested = getattr(_leaving, "nested", False)
-    _leaving.nested = True
+    """pack(obj) with every part's value where it stands."""
+    inline = getattr(_parting, "inline", False)
+    _parting.inline = True
     try:
         return pack(obj)
     finally:
-        _leaving.nested = nested
+        _parting.inline = inline
 
 
-def write_with_arrays(data, arrays, new_value):
-    """The value data stands for with its arrays' data in their places,
-    written once into the memory new_value(length, align_at) gives: each
-    array's bytes copied straight from the array (made C-contiguous
-    first if it is not), the first array's on a page. Returns what
-    new_value returned."""
-    import numpy
-    pieces, at = [], 0
-    for placeholder, array in arrays:
-        where = data.index(placeholder, at)
-        pieces.append((data[at:where], array))
-        at = where + len(placeholder)
-    length = len(data) - 15 * len(arrays) + sum(
-        5 + a.nbytes for _, a in arrays)
-    value, dest = new_value(length, len(pieces[0][0]) + 5)
-    if value is None:
-        return None
-    for before, array in pieces:
-        ctypes.memmove(dest, before, len(before))
-        dest += len(before)
-        ctypes.memmove(dest, b"\xc6" + array.nbytes.to_bytes(4, "big"), 5)
-        dest += 5
-        array = numpy.ascontiguousarray(array)
-        ctypes.memmove(dest, array.ctypes.data, array.nbytes)
-        dest += array.nbytes
-    rest = data[at:]
-    ctypes.memmove(dest, rest, len(rest))
-    return value
+def array_head(a):
+    """The msgpack of numpy array a as _default sends it, up to its data:
+    the map, and the bin header its a.nbytes bytes (C order) follow."""
+    return b"".join((
+        b"\x83", _pack_small(ARRAY_KEY), _pack_small(a.dtype.str),
+        _pack_small("shape"), _pack_small(list(a.shape)), _pack_small("data"),
+        b"\xc6", a.nbytes.to_bytes(4, "big")))
+
+
+def _pack_small(obj):
+    out = []
+    _pack_builtin(obj, out)
+    return b"".join(out)
 
 
 def packs_range(r):

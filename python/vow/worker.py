@@ -578,10 +578,17 @@ def run_tasks(ch, reporter, functions, tasks, spread):
     global _seed, _run_seed
     _run_seed = None
     reporter.begin(tasks)
+    if codec.shm_refs_pending:
+        # Parts are mapped for the whole batch at once: the tasks that
+        # share one take one mapping of it.
+        tasks = [(task_id, name, args if isinstance(args, codec.ShmRef)
+                  else _shared_parts(ch, task_id, args), task_seed_value)
+                 for task_id, name, args, task_seed_value in tasks]
     for task_id, name, args, task_seed_value in tasks:
         if not reporter.start(task_id):
             continue  # cancelled before it started, and answered so
         if isinstance(args, codec.ShmRef):
+            codec.shm_refs_pending -= 1
             args = _shared_args(ch, task_id, args)
         fn = functions[name]
         if fn is None:
@@ -627,6 +634,31 @@ def _shared_args(ch, task_id, ref):
         if ch.side is None:
             raise _shm.ShmError("a reference, and no side socket")
         return ch.side.read(*ref, codec.unpack_shared)
+    except (_shm.ShmError, OSError, ValueError) as e:
+        print(f"vow.worker: protocol error from the parent: task {task_id}"
+              f" names shared memory: {e}", file=sys.stderr, flush=True)
+        os._exit(3)
+
+
+def _shared_parts(ch, task_id, args):
+    """args with each reference inside them (a part: docs/protocol.md,
+    "Parts") replaced by the value it stands for, decoded from its
+    segment as _shared_args does."""
+    def walk(x):
+        if isinstance(x, codec.ShmRef):
+            codec.shm_refs_pending -= 1
+            return ch.side.read_part(*x)
+        if type(x) is list:
+            return [walk(v) for v in x]
+        if type(x) is dict:
+            return {walk(k): walk(v) for k, v in x.items()}
+        if type(x) is tuple:
+            return tuple(walk(v) for v in x)
+        return x
+    try:
+        if ch.side is None:
+            raise _shm.ShmError("a reference, and no side socket")
+        return walk(args)
     except (_shm.ShmError, OSError, ValueError) as e:
         print(f"vow.worker: protocol error from the parent: task {task_id}"
               f" names shared memory: {e}", file=sys.stderr, flush=True)
