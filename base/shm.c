@@ -47,9 +47,14 @@ int vow__shm_create(size_t size, int* fd, unsigned char** map) {
 }
 
 int vow__shm_write(int fd, const void* bytes, size_t len) {
+  return vow__shm_write_at(fd, 0, bytes, len);
+}
+
+int vow__shm_write_at(int fd, size_t off, const void* bytes, size_t len) {
   size_t done = 0;
   while (done < len) {
-    ssize_t n = pwrite(fd, (const char*)bytes + done, len - done, (off_t)done);
+    ssize_t n =
+        pwrite(fd, (const char*)bytes + done, len - done, (off_t)(off + done));
     if (n < 0 && errno == EINTR)
       continue;
     if (n <= 0)

@@ -25,6 +25,8 @@ int vow__shm_create(size_t size, int* fd, unsigned char** map);
 /* Writes len bytes at the segment's start without mapping it (so they
  * never count in this process's resident memory). 0 or an errno. */
 int vow__shm_write(int fd, const void* bytes, size_t len);
+/* The same, at byte off of the segment. */
+int vow__shm_write_at(int fd, size_t off, const void* bytes, size_t len);
 /* Unmaps the writer's mapping and seals the segment. 0 or an errno. */
 int vow__shm_seal(int fd, unsigned char* map, size_t size);
 

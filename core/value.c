@@ -147,6 +147,12 @@ vow_value_t* vow__value_from_encoded(const void* bytes, size_t len) {
   return v;
 }
 
+static vow_value_t* fail_with(int* err, int code) {
+  if (err)
+    *err = code;
+  return NULL;
+}
+
 /* A value's segment, and the mapping its bytes are read from when it came
  * from one. */
 typedef struct shm_hold {
@@ -300,6 +306,61 @@ vow_value_t* vow_value_new_shared(size_t len, size_t align_at, void** bytes,
   return v;
 }
 
+vow_value_t* vow_value_new_shared_from(const void* const* pieces,
+                                       const size_t* lens, size_t n,
+                                       size_t align_at, int* err) {
+  size_t page = (size_t)sysconf(_SC_PAGESIZE), lead, len = 0, at, i;
+  vowp_limits lim = {0, (size_t)-1, VOWP_MAX_DEPTH};
+  vowp_error perr;
+  vow__shm_view view;
+  char why[128];
+  vow_value_t* v;
+  shm_hold* h;
+  int fd, rc;
+  for (i = 0; i < n; i++)
+    len += lens[i];
+  if (len == 0 || align_at > len || (n > 0 && pieces == NULL))
+    return fail_with(err, UV_EINVAL);
+  lead = (page - align_at % page) % page;
+  if ((rc = vow__shm_create(lead + len, &fd, NULL)) != 0)
+    return fail_with(err, uv_translate_sys_error(rc));
+  for (i = 0, at = lead; i < n && rc == 0; at += lens[i], i++)
+    rc = vow__shm_write_at(fd, at, pieces[i], lens[i]);
+  if (rc == 0)
+    rc = vow__shm_seal(fd, NULL, lead + len);
+  if (rc != 0) {
+    close(fd);
+    return fail_with(err, uv_translate_sys_error(rc));
+  }
+  /* Read back through a mapping whose pages come in only as read: the
+   * check reads an array's header, not its data. */
+  if (vow__shm_view_open(fd, lead, len, VOW__SHM_MAP, &view, why,
+                         sizeof(why)) != 0) {
+    close(fd);
+    return fail_with(err, UV_ENOMEM);
+  }
+  if (vowp_prescan((const char*)view.data, len, &lim, 0, &perr) != VOWP_OK) {
+    vow__shm_view_close(&view);
+    close(fd);
+    return fail_with(err, UV_EINVAL);
+  }
+  v = alloc_value(VOW_VALUE_MSGPACK, 0);
+  h = v ? new_hold(fd, lead, len) : NULL;
+  if (h == NULL) {
+    vow__free(v);
+    vow__shm_view_close(&view);
+    close(fd);
+    return fail_with(err, UV_ENOMEM);
+  }
+  h->view = view;
+  h->sealed = true;
+  v->len = len;
+  v->u.ext.base = h;
+  v->u.ext.data = view.data;
+  v->holder = HOLD_SHM;
+  return v;
+}
+
 vow_value_t* vow_value_new_shared_bin(size_t len, void** data, int* err) {
   unsigned char* b;
   vow_value_t* v;
@@ -408,12 +469,6 @@ void vow_value_part_ref(uint32_t i, void* out) {
   vowp_shm_ref_write(out, i, 0, 0);
 }
 
-static vow_value_t* fail_with(int* err, int code) {
-  if (err)
-    *err = code;
-  return NULL;
-}
-
 vow_value_t* vow_value_new_with_parts(const void* bytes, size_t len,
                                       vow_value_t* const* parts, size_t n,
                                       int* err) {
@@ -436,10 +491,10 @@ vow_value_t* vow_value_new_with_parts(const void* bytes, size_t len,
   vowp_shm_refs(bytes, len, at, nrefs);
   /* Each reference names a part by its index, and nothing else. */
   for (i = 0; i < nrefs; i++) {
-    uint64_t id, off, rlen;
-    vowp_shm_ref_read((const char*)bytes + at[i], VOWP_SHM_REF_LEN, &id, &off,
-                      &rlen);
-    if (id >= n || off != 0 || rlen != 0) {
+    uint64_t id = 0, off = 0, rlen = 0;
+    if (!vowp_shm_ref_read((const char*)bytes + at[i], VOWP_SHM_REF_LEN, &id,
+                           &off, &rlen) ||
+        id >= n || off != 0 || rlen != 0) {
       vow__free(at);
       return fail_with(err, UV_EINVAL);
     }

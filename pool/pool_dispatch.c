@@ -329,6 +329,23 @@ static vow_promise_t* reject_now(vow_pool_t* pool, vow_value_t* args,
   return vow_fail(pool->ctx, f);
 }
 
+/* Whether each part of args (written in place by the caller, perhaps)
+ * is one msgpack value within a task's limits, as arguments are held to
+ * at submit. */
+static bool parts_are_msgpack(const vow_value_t* args) {
+  const vow__part_ref* refs;
+  size_t k, n = vow__value_parts(args, &refs);
+  for (k = 0; k < n; k++) {
+    size_t len;
+    const char* bytes = vow_value_bytes(refs[k].part, &len);
+    vowp_limits lim = {0, VOWP_VALUE_MAX_OBJECTS, VOWP_TASK_MAX_DEPTH};
+    vowp_error e;
+    if (vowp_prescan(bytes, len, &lim, 0, &e) != VOWP_OK)
+      return false;
+  }
+  return true;
+}
+
 vow_promise_t* vow__pool_submit_task(vow_pool_t* pool, const char* fn,
                                      vow_value_t* args, uint64_t timeout_ms,
                                      uint64_t id, uint64_t index,
@@ -372,7 +389,6 @@ vow_promise_t* vow__pool_submit_task(vow_pool_t* pool, const char* fn,
   /* Inside arguments too a reference may stand only for a part. */
   if (vow_value_bytes(args, &alen) != NULL &&
       vow__value_parts(args, NULL) == 0 &&
-      memchr(vow_value_bytes(args, NULL), 0xc7, alen) != NULL &&
       vowp_shm_refs(vow_value_bytes(args, NULL), alen, NULL, 0) > 0)
     return reject_now(
         pool, args,
@@ -414,6 +430,13 @@ vow_promise_t* vow__pool_submit_task(vow_pool_t* pool, const char* fn,
   }
   /* Checked: a value made writable in shared memory is sealed now. */
   vow__value_freeze(args);
+  if (!parts_are_msgpack(args))
+    return reject_now(pool, args,
+                      vow_failure_new(VOW_FAIL_BAD_INPUT, UV_EINVAL,
+                                      "arguments for %s hold a part that is "
+                                      "not one msgpack value within a "
+                                      "task's limits",
+                                      fn));
   name = intern(pool, fn);
   if (name == NULL)
     return reject_now(pool, args,

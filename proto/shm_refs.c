@@ -10,7 +10,12 @@ size_t vowp_shm_refs(const char* buf, size_t len, size_t* at, size_t max) {
    * elements to those still due. */
   while (pending > 0 && pos < len) {
     vowp__head h;
+    size_t scalar = vowp_scalar_size[p[pos]];
     pending--;
+    if (scalar != 0) { /* the common objects, at a glance */
+      pos += scalar;
+      continue;
+    }
     if (!vowp__read_head(p + pos, len - pos, &h))
       break; /* not prescanned: nothing more is read */
     if (h.size == 3 && p[pos] == 0xc7 && h.body == 24 &&

@@ -153,6 +153,22 @@ static int fn_ramp(vow_task_ctx_t* t, const msgpack_object* a,
   return 0;
 }
 
+/* [n]: the same bin as ramp, written in place (vow_task_result_bin);
+ * packed the usual way where there is no such place (a map's item). */
+static int fn_ramp_in_place(vow_task_ctx_t* t, const msgpack_object* a,
+                            msgpack_packer* r) {
+  uint64_t n = a->type == MSGPACK_OBJECT_ARRAY && a->via.array.size > 0
+                   ? a->via.array.ptr[0].via.u64
+                   : a->via.u64;
+  unsigned char* b = vow_task_result_bin(t, n);
+  uint64_t i;
+  if (b == NULL)
+    return fn_ramp(t, a, r);
+  for (i = 0; i < n; i++)
+    b[i] = (unsigned char)(i & 0xff);
+  return 0;
+}
+
 /* ---- workers that lie about segments --------------------------------- */
 
 /* Sends fd with id on the side socket, fd 4, as a worker does. */
@@ -249,6 +265,7 @@ const vow_function_t shm_test_functions[] = {
     {"segments", fn_segments},
     {"maps_while_queued", fn_maps_while_queued},
     {"ramp", fn_ramp},
+    {"ramp_in_place", fn_ramp_in_place},
     {"shm_unsent", fn_shm_unsent},
     {"shm_unsealed", fn_shm_unsealed},
     {"shm_short", fn_shm_short},

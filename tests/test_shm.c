@@ -614,6 +614,98 @@ static void parts_are_written_in_where_segments_cannot_go(void** state) {
   end_pool(fx, pool, true);
 }
 
+/* A result written in place by the task function goes as the segment it
+ * was written in: its bytes page-aligned in the parent's mapping too (a
+ * copy on the way would have put them after the bin's header). Small, in
+ * a map, or to a launcher's worker, it is packed the usual way. */
+static void a_result_written_in_place(void** state) {
+  static const char* const env_argv[] = {"env", NULL};
+  const vow_launcher_t launchers[] = {{1, env_argv}};
+  fixture* fx = *state;
+  vow_pool_options_t o = shm_defaults(1);
+  vow_pool_t* pool = make_pool(fx, &o);
+  const void* bytes;
+  size_t len;
+  vow_value_t *v, *items;
+  v = run_value(fx, vow_pool_submit(pool, "ramp_in_place",
+                                    vow_value_new_int(8 * (int64_t)MiB)));
+  assert_ramp(v, 8 * MiB);
+  assert_true(vow_value_is_shared(v));
+  assert_int_equal(vow_value_get_bin(v, &bytes, &len), 0);
+  assert_int_equal((uintptr_t)bytes % (uintptr_t)sysconf(_SC_PAGESIZE), 0);
+  vow_value_release(v);
+  v = run_value(
+      fx, vow_pool_submit(pool, "ramp_in_place", vow_value_new_int(1000)));
+  assert_ramp(v, 1000);
+  assert_false(vow_value_is_shared(v));
+  vow_value_release(v);
+  {
+    vow_value_t* one[1] = {vow_value_new_int(3000)};
+    items = vow_value_new_array(one, 1);
+  }
+  v = run_value(fx, vow_pool_map(pool, "ramp_in_place", items));
+  assert_int_equal(vow_value_array_len(v), 1);
+  vow_value_release(v);
+  assert_int_equal(live_segments(), 0);
+  end_pool(fx, pool, true);
+  o.launchers = launchers;
+  o.nlaunchers = 1;
+  pool = make_pool(fx, &o);
+  v = run_value(fx, vow_pool_submit(pool, "ramp_in_place",
+                                    vow_value_new_int(8 * (int64_t)MiB)));
+  assert_ramp(v, 8 * MiB);
+  assert_false(vow_value_is_shared(v));
+  vow_value_release(v);
+  end_pool(fx, pool, true);
+}
+
+/* A value written into a segment from pieces, through the kernel: the
+ * same bytes, sealed, its data on a page; pieces that are not one value
+ * are refused. A part left not msgpack is refused at submit. */
+static void values_written_into_shared_memory(void** state) {
+  fixture* fx = *state;
+  vow_pool_options_t o = shm_defaults(1);
+  vow_pool_t* pool = make_pool(fx, &o);
+  unsigned char head[5] = {0xc6, 0, 0x40, 0, 0}; /* bin of 4 MiB */
+  unsigned char* data = malloc(4 * MiB);
+  const void* pieces[2] = {head, data};
+  size_t lens[2] = {sizeof(head), 4 * MiB}, i, len;
+  const void* bytes;
+  vow_value_t *v, *bad, *args, *info;
+  vow_failure_t* f;
+  void* raw;
+  int err = 0;
+  for (i = 0; i < 4 * MiB; i++)
+    data[i] = (unsigned char)i;
+  v = vow_value_new_shared_from(pieces, lens, 2, sizeof(head), &err);
+  free(data);
+  assert_non_null(v);
+  assert_true(vow_value_is_shared(v));
+  assert_ramp(v, 4 * MiB);
+  assert_int_equal(vow_value_get_bin(v, &bytes, &len), 0);
+  assert_int_equal((uintptr_t)bytes % (uintptr_t)sysconf(_SC_PAGESIZE), 0);
+  info = run_value(fx, vow_pool_submit(pool, "bin_info", vow_value_ref(v)));
+  assert_int_equal(item(info, 0), (int64_t)(4 * MiB));
+  vow_value_release(info);
+  lens[1] = 100; /* a bin of 4 MiB that holds 100 bytes */
+  assert_null(vow_value_new_shared_from(pieces, lens, 1, 0, &err));
+  assert_int_equal(err, UV_EINVAL);
+  bad = vow_value_new_shared(2 * MiB, 0, &raw, &err);
+  assert_non_null(bad);
+  memset(raw, 0xc1, 2 * MiB); /* never msgpack */
+  {
+    vow_value_t* items[1] = {bad};
+    args = vow_value_new_args(items, 1, &err);
+  }
+  f = run_fail(fx, vow_pool_submit(pool, "echo", args), VOW_FAIL_BAD_INPUT);
+  assert_non_null(strstr(vow_failure_message(f), "not one msgpack value"));
+  vow_failure_release(f);
+  vow_value_release(bad);
+  vow_value_release(v);
+  assert_int_equal(live_segments(), 0);
+  end_pool(fx, pool, true);
+}
+
 /* References name parts and nothing else: a stray one inside ordinary
  * arguments is refused at submit, one to no part at construction. */
 static void stray_references_are_refused(void** state) {
@@ -663,6 +755,8 @@ int main(void) {
         T(a_part_is_mapped_once_for_many_tasks),
         T(parts_are_written_in_where_segments_cannot_go),
         T(stray_references_are_refused),
+        T(a_result_written_in_place),
+        T(values_written_into_shared_memory),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
   }

@@ -36,6 +36,26 @@ vow__seg_map* vow__seg_map_open(vow__seg_map** list, int fd, uint64_t off,
 const unsigned char* vow__seg_map_data(const vow__seg_map* m, size_t* len);
 /* One task is done with it; the last one unmaps it. */
 void vow__seg_map_release(vow__seg_map** list, vow__seg_map* m);
+/* Where a task writes its big result in place (worker_result_space.c):
+ * a segment's writable mapping, or memory of its own. */
+typedef struct vow__result_space {
+  void* heap;         /* the bytes, where no segment holds them */
+  unsigned char* map; /* the segment's writable mapping */
+  int fd;             /* the segment, or -1 */
+  size_t size, lead, len;
+} vow__result_space;
+/* Space for a bin result of len bytes: in a new segment when shm_sock is
+ * a side socket and the result reaches threshold, else malloc'd. Where to
+ * write the bytes, or NULL (no memory, or past 4 GiB - 1). */
+void* vow__result_space_open(vow__result_space* r, size_t len, int shm_sock,
+                             uint64_t threshold);
+bool vow__result_space_used(const vow__result_space* r);
+/* Packs the result into pk: a segment sealed and sent under id with its
+ * reference, or the bin. 0, or an errno value (the segment could not be
+ * sealed or sent: nothing was packed). The space is let go either way. */
+int vow__result_space_finish(vow__result_space* r, msgpack_packer* pk,
+                             int shm_sock, uint64_t id);
+void vow__result_space_drop(vow__result_space* r);
 /* Names the task running now in a crash report (NULL: none). The strings
  * must stay valid while the task runs. */
 void vow__worker_crash_context(uint64_t task_id, const char* fn);

@@ -56,6 +56,8 @@ struct vow_task_ctx {
   bool cancelled;
   char error[512];
   bool failed;
+  bool in_chunk;            /* a map's item: its result is an array's */
+  vow__result_space result; /* vow_task_result_bin's, if asked for */
 };
 
 typedef struct server {
@@ -315,7 +317,7 @@ static bool map_parts(server* s, const vowp_task* t, vow__seg_map*** parts,
   char why[256];
   *parts = NULL;
   *nparts = 0;
-  if (s->shm_sock < 0 || memchr(t->args.data, 0xc7, t->args.len) == NULL ||
+  if (s->shm_sock < 0 ||
       (n = vowp_shm_refs(t->args.data, t->args.len, NULL, 0)) == 0)
     return true;
   at = vow__malloc(n * sizeof(*at));
@@ -329,7 +331,7 @@ static bool map_parts(server* s, const vowp_task* t, vow__seg_map*** parts,
   }
   vowp_shm_refs(t->args.data, t->args.len, at, n);
   for (k = 0; k < n; k++) {
-    uint64_t id, off, len;
+    uint64_t id = 0, off = 0, len = 0;
     int fd;
     vowp_shm_ref_read(t->args.data + at[k], VOWP_SHM_REF_LEN, &id, &off, &len);
     fd = vow__shm_take(&s->shm_in, s->shm_sock, id);
@@ -569,6 +571,8 @@ static void run_chunk(server* s, job* j, const msgpack_object* items) {
     memset(&task, 0, sizeof(task));
     task.id = j->id;
     task.seed = vowp_task_seed(j->seed, j->first + k);
+    task.in_chunk = true;
+    task.result.fd = -1;
     s->running = &task;
     if (f->fn(&task, &items->via.array.ptr[k], pk) != 0 || s->enc.failed)
       break;
@@ -660,6 +664,30 @@ static msgpack_unpacked* unpack_parts(server* s, job* j, msgpack_object* args,
   return parts;
 }
 
+/* After a task function that wrote its result in place: the result
+ * packed (or its segment sent), the space let go. rc is the function's;
+ * returns it, or -1 with the task failed. */
+static int finish_result_space(server* s, vow_task_ctx_t* task,
+                               msgpack_packer* pk, int rc, size_t value_at,
+                               const char* fn) {
+  bool by_segment = task->result.map != NULL;
+  if (rc == 0 && s->enc.len != value_at)
+    rc = vow_task_fail(task,
+                       "%s packed a result besides the one "
+                       "vow_task_result_bin gave it",
+                       fn);
+  else if (rc == 0 &&
+           (rc = vow__result_space_finish(&task->result, pk, s->shm_sock,
+                                          s->shm_sent + 1)) != 0)
+    rc =
+        vow_task_fail(task, "its result in shared memory could not be sent: %s",
+                      strerror(rc));
+  else if (rc == 0 && by_segment)
+    s->shm_sent++; /* its segment went with that id */
+  vow__result_space_drop(&task->result);
+  return rc;
+}
+
 static void run_job(server* s, job* j) {
   vow_task_ctx_t task;
   msgpack_unpacked un;
@@ -707,11 +735,14 @@ static void run_job(server* s, job* j) {
   value_at = s->enc.len; /* after [id, */
   s->running = &task;
   vow__worker_crash_context(j->id, s->fns[j->fn].name);
+  task.result.fd = -1;
   rc = s->fns[j->fn].fn(&task, &un.data, pk);
   vow__worker_crash_context(0, NULL);
   s->running = NULL;
   msgpack_unpacked_destroy(&un);
   destroy_parts(parts, j->nparts);
+  if (vow__result_space_used(&task.result))
+    rc = finish_result_space(s, &task, pk, rc, value_at, s->fns[j->fn].name);
   if (rc == 0 && !s->enc.failed) {
     /* Exactly one object must follow the id, or the frame is broken. */
     if (check_result(s, &task, s->fns[j->fn].name, value_at,
@@ -806,6 +837,15 @@ int vow_worker_serve(const vow_function_t* functions, size_t n) {
 }
 
 /* ---- the task context ------------------------------------------------ */
+
+void* vow_task_result_bin(vow_task_ctx_t* task, size_t len) {
+  VOW__NOT_NULL(task, "the task");
+  if (task->in_chunk || vow__result_space_used(&task->result) ||
+      the_server == NULL)
+    return NULL;
+  return vow__result_space_open(&task->result, len, the_server->shm_sock,
+                                the_server->shm_threshold);
+}
 
 uint64_t vow_task_id(const vow_task_ctx_t* task) {
   VOW__NOT_NULL(task, "the task");

@@ -57,6 +57,17 @@ VOW_EXTERN vow_value_t* vow_value_new_shared_bin(size_t len, void** data,
  * the system's error. */
 VOW_EXTERN vow_value_t* vow_value_new_shared(size_t len, size_t align_at,
                                              void** bytes, int* err);
+/* A msgpack value in a new shared-memory segment, written from the n
+ * pieces (pieces[i] of lens[i] bytes, in order; together one msgpack
+ * object, checked as vow_value_new_msgpack checks) without mapping them
+ * writable: the copy goes through the kernel, so this process's memory
+ * does not grow by the value (as writing a file does not). Byte align_at
+ * of the value lands on a page. Sealed at once. NULL with *err UV_EINVAL
+ * for no bytes, align_at past them or bytes that are not one object,
+ * else the system's error. */
+VOW_EXTERN vow_value_t* vow_value_new_shared_from(const void* const* pieces,
+                                                  const size_t* lens, size_t n,
+                                                  size_t align_at, int* err);
 /* Task arguments that keep their big values apart, as parts: the msgpack
  * array of items[0..n) (msgpack values, borrowed: the caller keeps its
  * references, and the value takes its own). Each item in shared memory

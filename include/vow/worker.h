@@ -43,6 +43,16 @@ VOW_EXTERN void vow_task_progress(vow_task_ctx_t* task, double fraction,
  * check it now and then and return early. Costs a poll(2) at most once a
  * millisecond. */
 VOW_EXTERN bool vow_task_cancelled(vow_task_ctx_t* task);
+/* Space for the task's result, a msgpack bin of len bytes, to be written
+ * in place: write the bytes there and return 0 without packing anything
+ * into result. In a pool's local worker a result of the pool's
+ * shm_threshold or more is then a shared-memory segment made here (the
+ * bytes page-aligned), sent to the parent as it is: never copied. Else
+ * the bytes are packed after the function returns. The space lives until
+ * the function returns. NULL for a map's item (its result is one of an
+ * array), a second call in one task, len past 4 GiB - 1, or no memory:
+ * then pack the result the usual way. docs/pool.md, "Big values". */
+VOW_EXTERN void* vow_task_result_bin(vow_task_ctx_t* task, size_t len);
 /* Records why the task failed; returns -1 for `return vow_task_fail(...)`. */
 VOW_EXTERN int vow_task_fail(vow_task_ctx_t* task, const char* fmt, ...)
     VOW_PRINTF(2, 3);

@@ -140,8 +140,10 @@ pool_free = _fn("vow_pool_free", None, c_void_p)
 
 value_new_msgpack = _fn("vow_value_new_msgpack", c_void_p, c_char_p, c_size_t,
                         ctypes.POINTER(c_int))
-value_new_shared = _fn("vow_value_new_shared", c_void_p, c_size_t, c_size_t,
-                       ctypes.POINTER(c_void_p), ctypes.POINTER(c_int))
+value_new_shared_from = _fn("vow_value_new_shared_from", c_void_p,
+                            ctypes.POINTER(c_void_p),
+                            ctypes.POINTER(c_size_t), c_size_t, c_size_t,
+                            ctypes.POINTER(c_int))
 value_release = _fn("vow_value_release", None, c_void_p)
 value_new_with_parts = _fn("vow_value_new_with_parts", c_void_p, c_char_p,
                            c_size_t, ctypes.POINTER(c_void_p), c_size_t,

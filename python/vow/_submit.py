@@ -87,13 +87,17 @@ def _call_args(args, kwargs):
     return {"args": list(args), "kwargs": kwargs} if kwargs else list(args)
 
 
-def _new_shared(length, align_at):
-    """A vow value of length bytes in shared memory, and where to write
-    them; (None, None) when no segment can be made."""
-    where, err = ctypes.c_void_p(), ctypes.c_int(0)
-    value = _lib.value_new_shared(length, align_at, ctypes.byref(where),
-                                  ctypes.byref(err))
-    return (value, where.value) if value else (None, None)
+def _shared_from(pieces, lens, align_at):
+    """A vow value in a new shared-memory segment, written from pieces
+    (bytes or addresses) through the kernel, byte align_at on a page;
+    None when no segment can be made."""
+    err = ctypes.c_int(0)
+    ptrs = (ctypes.c_void_p * len(pieces))(*(
+        ctypes.cast(ctypes.c_char_p(p), ctypes.c_void_p).value
+        if isinstance(p, bytes) else p for p in pieces))
+    sizes = (ctypes.c_size_t * len(lens))(*lens)
+    return _lib.value_new_shared_from(ptrs, sizes, len(pieces), align_at,
+                                      ctypes.byref(err)) or None
 
 
 def _bad_input(e):
@@ -192,13 +196,11 @@ class Submitting:
         segment, the data on a page. None when no segment can be made."""
         import numpy
         head = codec.array_head(array)
-        value, dest = _new_shared(len(head) + array.nbytes, len(head))
-        if value is None:
-            return None
-        ctypes.memmove(dest, head, len(head))
         array = numpy.ascontiguousarray(array)
-        ctypes.memmove(dest + len(head), array.ctypes.data, array.nbytes)
-        return Shared(value, array.nbytes)
+        value = _shared_from((head, array.ctypes.data), (len(head),
+                                                         array.nbytes),
+                             len(head))
+        return Shared(value, array.nbytes) if value else None
 
     def share(self, obj):
         """obj written once into shared memory, for many tasks: a Shared
@@ -223,11 +225,10 @@ class Submitting:
             data = self._pack_big(obj)
         except (TypeError, ValueError) as e:
             raise _bad_input(e) from None
-        value, dest = _new_shared(len(data), 0)
-        if value is None:
+        value = _shared_from((data,), (len(data),), 0)
+        if not value:
             raise MemoryError("vow: no shared-memory segment could be made "
                               f"for {len(data)} bytes")
-        ctypes.memmove(dest, data, len(data))
         return Shared(value, len(data))
 
     def _pack_big(self, value):
