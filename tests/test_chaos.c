@@ -4,6 +4,7 @@
  * progress. Every promise must settle exactly once, with the right result
  * or (retries off) as worker-died; with retries, every task must succeed.
  * This binary is its own worker. VOW_QUICK=1 scales it down. */
+#include <dirent.h>
 #include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
@@ -195,6 +196,19 @@ static void run_chaos(unsigned workers, unsigned retries, size_t n,
   run_chaos_with(workers, retries, n, NULL, kills, died);
 }
 
+/* Entries of a directory (-1: cannot be read). */
+static int entries_in(const char* path) {
+  DIR* d = opendir(path);
+  struct dirent* e;
+  int n = 0;
+  if (d == NULL)
+    return -1;
+  while ((e = readdir(d)) != NULL)
+    n += e->d_name[0] != '.';
+  closedir(d);
+  return n;
+}
+
 /* Shared-memory segments that process pid has mapped or open. */
 static int segments_held(int pid) {
   char path[64], line[512];
@@ -228,6 +242,7 @@ static void chaos_with_big_values(void** state) {
   size_t died, n = scaled(4000);
   void* data;
   vow_value_t* big = vow_value_new_shared_bin(2 << 20, &data, NULL);
+  int in_dev_shm = entries_in("/dev/shm");
   (void)state;
   assert_non_null(big);
   memset(data, 7, 2 << 20);
@@ -241,6 +256,8 @@ static void chaos_with_big_values(void** state) {
   assert_true(segments_held(getpid()) > 0); /* big's, still held */
   vow_value_release(big);
   assert_int_equal(segments_held(getpid()), 0);
+  /* Segments have no name: nothing was ever made in /dev/shm. */
+  assert_int_equal(entries_in("/dev/shm"), in_dev_shm);
 }
 
 static void chaos_without_retries(void** state) {
