@@ -36,6 +36,26 @@ vow__seg_map* vow__seg_map_open(vow__seg_map** list, int fd, uint64_t off,
 const unsigned char* vow__seg_map_data(const vow__seg_map* m, size_t* len);
 /* One task is done with it; the last one unmaps it. */
 void vow__seg_map_release(vow__seg_map** list, vow__seg_map* m);
+/* Why a task fails whose segment's descriptor could not be received. */
+#define VOW__WORKER_LOST_SEGMENT                                    \
+  "the worker could not receive the shared-memory segment of its "  \
+  "arguments: it has as many descriptors open as its limit allows " \
+  "(RLIMIT_NOFILE)"
+/* Parts (worker_parts.c): the segments of the parts that references in
+ * a task's arguments stand for, mapped in the order the references come
+ * (*parts, *nparts; none: NULL, 0). 0; 1 when the task is to fail with
+ * why (a segment that cannot be mapped or received); -1 when the parent
+ * broke the protocol (why says how). */
+int vow__parts_map(int sock, vow__shm_inbox* in, vow__seg_map** maps,
+                   const char* args, size_t args_len, vow__seg_map*** parts,
+                   size_t* nparts, char* why, size_t why_len);
+void vow__parts_free(vow__seg_map** maps, vow__seg_map** parts, size_t n);
+/* Each part's object, decoded from its mapping, put where its reference
+ * stands in args; what holds them (vow__parts_destroy after the task),
+ * or NULL when one is not msgpack or memory ran out. */
+msgpack_unpacked* vow__parts_unpack(msgpack_object* args, vow__seg_map** parts,
+                                    size_t n);
+void vow__parts_destroy(msgpack_unpacked* un, size_t n);
 /* Where a task writes its big result in place (worker_result_space.c):
  * a segment's writable mapping, or memory of its own. */
 typedef struct vow__result_space {

@@ -26,10 +26,6 @@
 #define KIND_TASK_ERROR 5 /* vow_failure_kind_t: VOW_FAIL_TASK_ERROR */
 #define KIND_CANCELLED 1  /* VOW_FAIL_CANCELLED */
 #define KIND_BAD_INPUT 12 /* VOW_FAIL_BAD_INPUT */
-#define LOST_MESSAGE                                                \
-  "the worker could not receive the shared-memory segment of its "  \
-  "arguments: it has as many descriptors open as its limit allows " \
-  "(RLIMIT_NOFILE)"
 
 typedef struct job job;
 struct job {
@@ -282,7 +278,7 @@ static bool map_args(server* s, const vowp_task* t, vow__seg_map** seg) {
     return true;
   fd = vow__shm_take(&s->shm_in, s->shm_sock, id);
   if (fd == VOW__SHM_LOST) {
-    send_error(s, t->id, KIND_TASK_ERROR, LOST_MESSAGE);
+    send_error(s, t->id, KIND_TASK_ERROR, VOW__WORKER_LOST_SEGMENT);
     return false;
   }
   if (fd < 0) {
@@ -301,74 +297,6 @@ static bool map_args(server* s, const vowp_task* t, vow__seg_map** seg) {
   return true;
 }
 
-static void free_parts(server* s, vow__seg_map** parts, size_t n) {
-  for (size_t k = 0; k < n; k++)
-    vow__seg_map_release(&s->maps, parts[k]);
-  vow__free(parts);
-}
-
-/* The segments of the parts that references inside a task's arguments
- * stand for (docs/protocol.md, "Parts"), mapped in the order the
- * references come. True when there were none or all are mapped; false
- * after answering the task with why. */
-static bool map_parts(server* s, const vowp_task* t, vow__seg_map*** parts,
-                      size_t* nparts) {
-  size_t n, k, *at;
-  char why[256];
-  *parts = NULL;
-  *nparts = 0;
-  if (s->shm_sock < 0 ||
-      (n = vowp_shm_refs(t->args.data, t->args.len, NULL, 0)) == 0)
-    return true;
-  at = vow__malloc(n * sizeof(*at));
-  *parts = vow__calloc(n, sizeof(**parts));
-  if (at == NULL || *parts == NULL) {
-    vow__free(at);
-    vow__free(*parts);
-    *parts = NULL;
-    send_error(s, t->id, KIND_TASK_ERROR, "worker out of memory");
-    return false;
-  }
-  vowp_shm_refs(t->args.data, t->args.len, at, n);
-  for (k = 0; k < n; k++) {
-    uint64_t id = 0, off = 0, len = 0;
-    int fd;
-    vowp_shm_ref_read(t->args.data + at[k], VOWP_SHM_REF_LEN, &id, &off, &len);
-    fd = vow__shm_take(&s->shm_in, s->shm_sock, id);
-    if (fd < 0 && fd != VOW__SHM_LOST) {
-      fprintf(stderr,
-              "vow worker: protocol error from the parent: task %llu names "
-              "shared-memory segment %llu, which never came\n",
-              (unsigned long long)t->id, (unsigned long long)id);
-      flush(s);
-      _exit(3);
-    }
-    if (fd == VOW__SHM_LOST)
-      snprintf(why, sizeof(why), "%s", LOST_MESSAGE);
-    (*parts)[k] =
-        fd == VOW__SHM_LOST
-            ? NULL
-            : vow__seg_map_open(&s->maps, fd, off, len, why, sizeof(why));
-    if ((*parts)[k] == NULL) {
-      /* the later ones' descriptors are taken all the same */
-      for (size_t rest = k + 1; rest < n; rest++) {
-        vowp_shm_ref_read(t->args.data + at[rest], VOWP_SHM_REF_LEN, &id, &off,
-                          &len);
-        if ((fd = vow__shm_take(&s->shm_in, s->shm_sock, id)) >= 0)
-          close(fd);
-      }
-      free_parts(s, *parts, k);
-      *parts = NULL;
-      vow__free(at);
-      send_error(s, t->id, KIND_TASK_ERROR, why);
-      return false;
-    }
-  }
-  vow__free(at);
-  *nparts = n;
-  return true;
-}
-
 static void enqueue_owned(server* s, const vowp_task* t, char* owned,
                           bool chunk) {
   vow__seg_map* seg;
@@ -381,9 +309,22 @@ static void enqueue_owned(server* s, const vowp_task* t, char* owned,
   }
   parts = NULL;
   nparts = 0;
-  if (seg == NULL && !chunk && !map_parts(s, t, &parts, &nparts)) {
-    vow__free(owned);
-    return;
+  if (seg == NULL && !chunk && s->shm_sock >= 0) {
+    char why[256];
+    int rc = vow__parts_map(s->shm_sock, &s->shm_in, &s->maps, t->args.data,
+                            t->args.len, &parts, &nparts, why, sizeof(why));
+    if (rc < 0) {
+      fprintf(stderr,
+              "vow worker: protocol error from the parent: task %llu: %s\n",
+              (unsigned long long)t->id, why);
+      flush(s);
+      _exit(3);
+    }
+    if (rc > 0) {
+      vow__free(owned);
+      send_error(s, t->id, KIND_TASK_ERROR, why);
+      return;
+    }
   }
 
   if (seg != NULL) {
@@ -394,7 +335,7 @@ static void enqueue_owned(server* s, const vowp_task* t, char* owned,
   if (j == NULL) {
     vow__free(owned);
     vow__seg_map_release(&s->maps, seg);
-    free_parts(s, parts, nparts);
+    vow__parts_free(&s->maps, parts, nparts);
     send_error(s, t->id, KIND_TASK_ERROR, "worker out of memory");
     return;
   }
@@ -435,7 +376,7 @@ static void enqueue_owned(server* s, const vowp_task* t, char* owned,
 
 static void free_job(server* s, job* j) {
   vow__seg_map_release(&s->maps, j->seg);
-  free_parts(s, j->parts, j->nparts);
+  vow__parts_free(&s->maps, j->parts, j->nparts);
   vow__free(j->name);
   vow__free(j->owned);
   vow__free(j);
@@ -600,70 +541,6 @@ static void run_chunk(server* s, job* j, const msgpack_object* items) {
   }
 }
 
-static void destroy_parts(msgpack_unpacked* parts, size_t n) {
-  for (size_t k = 0; parts != NULL && k < n; k++)
-    msgpack_unpacked_destroy(&parts[k]);
-  vow__free(parts);
-}
-
-/* Puts each part where its reference stands in args (a depth-first walk
- * meets them in the order their bytes come), each decoded from its
- * mapping into un[k]. The number of references met. */
-static size_t splice_parts(msgpack_object* o, job* j, msgpack_unpacked* un,
-                           size_t k) {
-  uint32_t i;
-  if (o->type == MSGPACK_OBJECT_EXT && o->via.ext.type == VOWP_EXT_SHM &&
-      o->via.ext.size == 24) {
-    if (k < j->nparts) {
-      size_t len, off = 0;
-      const char* data = (const char*)vow__seg_map_data(j->parts[k], &len);
-      if (msgpack_unpack_next(&un[k], data, len, &off) ==
-          MSGPACK_UNPACK_SUCCESS)
-        *o = un[k].data;
-    }
-    return k + 1;
-  }
-  if (o->type == MSGPACK_OBJECT_ARRAY)
-    for (i = 0; i < o->via.array.size; i++)
-      k = splice_parts(&o->via.array.ptr[i], j, un, k);
-  else if (o->type == MSGPACK_OBJECT_MAP)
-    for (i = 0; i < o->via.map.size; i++) {
-      k = splice_parts(&o->via.map.ptr[i].key, j, un, k);
-      k = splice_parts(&o->via.map.ptr[i].val, j, un, k);
-    }
-  return k;
-}
-
-/* The parts inside a job's arguments, decoded from their mappings and
- * put in place in args; NULL when it has none, or after answering the
- * task with why (*failed). */
-static msgpack_unpacked* unpack_parts(server* s, job* j, msgpack_object* args,
-                                      bool* failed) {
-  msgpack_unpacked* parts;
-  size_t k;
-  *failed = false;
-  if (j->nparts == 0)
-    return NULL;
-  parts = vow__calloc(j->nparts, sizeof(*parts));
-  if (parts == NULL) {
-    *failed = true;
-    send_error(s, j->id, KIND_TASK_ERROR, "worker out of memory");
-    return NULL;
-  }
-  for (k = 0; k < j->nparts; k++)
-    msgpack_unpacked_init(&parts[k]);
-  splice_parts(args, j, parts, 0);
-  for (k = 0; k < j->nparts; k++)
-    if (parts[k].zone == NULL) { /* not msgpack: the parent's fault */
-      destroy_parts(parts, j->nparts);
-      *failed = true;
-      send_error(s, j->id, KIND_BAD_INPUT,
-                 "a part of the arguments in shared memory is not msgpack");
-      return NULL;
-    }
-  return parts;
-}
-
 /* After a task function that wrote its result in place: the result
  * packed (or its segment sent), the space let go. rc is the function's;
  * returns it, or -1 with the task failed. */
@@ -692,7 +569,6 @@ static void run_job(server* s, job* j) {
   vow_task_ctx_t task;
   msgpack_unpacked un;
   msgpack_unpacked* parts; /* the parts' objects, decoded */
-  bool failed;
   size_t off = 0, mark, value_at;
   msgpack_packer* pk;
   int rc;
@@ -724,9 +600,13 @@ static void run_job(server* s, job* j) {
     msgpack_unpacked_destroy(&un);
     return;
   }
-  parts = unpack_parts(s, j, &un.data, &failed);
-  if (failed) {
+  parts = NULL;
+  if (j->nparts > 0 &&
+      (parts = vow__parts_unpack(&un.data, j->parts, j->nparts)) == NULL) {
     msgpack_unpacked_destroy(&un);
+    send_error(s, j->id, KIND_BAD_INPUT,
+               "a part of the arguments in shared memory is not msgpack "
+               "(or the worker is out of memory)");
     return;
   }
   ensure_batch(s);
@@ -740,7 +620,7 @@ static void run_job(server* s, job* j) {
   vow__worker_crash_context(0, NULL);
   s->running = NULL;
   msgpack_unpacked_destroy(&un);
-  destroy_parts(parts, j->nparts);
+  vow__parts_destroy(parts, j->nparts);
   if (vow__result_space_used(&task.result))
     rc = finish_result_space(s, &task, pk, rc, value_at, s->fns[j->fn].name);
   if (rc == 0 && !s->enc.failed) {
