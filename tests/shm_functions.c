@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -169,6 +170,28 @@ static int fn_ramp_in_place(vow_task_ctx_t* t, const msgpack_object* a,
   return 0;
 }
 
+/* [] -> this worker may open no more descriptors (its soft limit set to
+ * the lowest free one); returns the limit it had. [n] -> sets it back to
+ * n; returns the pid. */
+static int fn_nofile(vow_task_ctx_t* t, const msgpack_object* a,
+                     msgpack_packer* r) {
+  struct rlimit l;
+  int lowest;
+  if (getrlimit(RLIMIT_NOFILE, &l) != 0)
+    return vow_task_fail(t, "getrlimit failed");
+  if (a->type == MSGPACK_OBJECT_POSITIVE_INTEGER) {
+    l.rlim_cur = (rlim_t)a->via.u64;
+    setrlimit(RLIMIT_NOFILE, &l);
+    return msgpack_pack_int(r, getpid());
+  }
+  lowest = dup(0);
+  close(lowest);
+  msgpack_pack_uint64(r, (uint64_t)l.rlim_cur);
+  l.rlim_cur = (rlim_t)lowest;
+  setrlimit(RLIMIT_NOFILE, &l);
+  return 0;
+}
+
 /* ---- workers that lie about segments --------------------------------- */
 
 /* Sends fd with id on the side socket, fd 4, as a worker does. */
@@ -266,6 +289,7 @@ const vow_function_t shm_test_functions[] = {
     {"maps_while_queued", fn_maps_while_queued},
     {"ramp", fn_ramp},
     {"ramp_in_place", fn_ramp_in_place},
+    {"nofile", fn_nofile},
     {"shm_unsent", fn_shm_unsent},
     {"shm_unsealed", fn_shm_unsealed},
     {"shm_short", fn_shm_short},

@@ -471,6 +471,40 @@ static void a_parent_out_of_descriptors_fails_only_the_task(void** state) {
   end_pool(fx, pool, true);
 }
 
+static vow_value_t* args_with_part(vow_value_t* bin, int64_t ms);
+
+/* The same at the worker: a worker that cannot receive its arguments'
+ * segment fails that task, saying so, and serves on. */
+static void a_worker_out_of_descriptors_fails_only_the_task(void** state) {
+  fixture* fx = *state;
+  vow_pool_options_t o = shm_defaults(1);
+  vow_pool_t* pool = make_pool(fx, &o);
+  vow_pool_stats_t st;
+  vow_failure_t* f;
+  vow_value_t *v, *bin = ramp(2 * MiB);
+  int64_t soft;
+  v = run_value(fx, vow_pool_submit(pool, "nofile", NULL));
+  assert_int_equal(vow_value_get_int(v, &soft), 0);
+  vow_value_release(v);
+  f = run_fail(fx, vow_pool_submit(pool, "bin_info", vow_value_ref(bin)),
+               VOW_FAIL_TASK_ERROR);
+  assert_non_null(strstr(vow_failure_message(f), "RLIMIT_NOFILE"));
+  vow_failure_release(f);
+  f = run_fail(fx, vow_pool_submit(pool, "bin_info", args_with_part(bin, 0)),
+               VOW_FAIL_TASK_ERROR); /* as a part */
+  assert_non_null(strstr(vow_failure_message(f), "RLIMIT_NOFILE"));
+  vow_failure_release(f);
+  v = run_value(fx, vow_pool_submit(pool, "nofile", vow_value_new_int(soft)));
+  vow_value_release(v);
+  v = run_value(fx, vow_pool_submit(pool, "bin_info", vow_value_ref(bin)));
+  assert_int_equal(item(v, 0), (int64_t)(2 * MiB));
+  vow_value_release(v);
+  vow_value_release(bin);
+  vow_pool_stats(pool, &st);
+  assert_int_equal(st.worker_starts, 1);
+  end_pool(fx, pool, true);
+}
+
 /* Under a launcher the worker may be on another machine: the wire. */
 static void launchers_keep_the_wire(void** state) {
   static const char* const env_argv[] = {"env", NULL};
@@ -749,6 +783,7 @@ int main(void) {
         T(the_limit_sends_by_wire_or_says_so),
         T(the_segment_limit_sends_by_wire_or_says_so),
         T(a_parent_out_of_descriptors_fails_only_the_task),
+        T(a_worker_out_of_descriptors_fails_only_the_task),
         T(launchers_keep_the_wire),
         T(a_reference_shaped_value_is_refused),
         T(a_worker_that_cannot_map_fails_only_the_task),

@@ -151,3 +151,37 @@ def forget():
     _kept.clear()
     gc.collect()
     return segments_mapped()
+
+
+def nofile_to_lowest_free():
+    """This worker may open no more descriptors (its soft limit set to
+    the lowest free one); its pid."""
+    import resource
+    lowest = os.dup(0)
+    os.close(lowest)
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (lowest, hard))
+    return os.getpid(), soft
+
+
+def nofile_back(soft):
+    import resource
+    resource.setrlimit(resource.RLIMIT_NOFILE,
+                       (soft, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
+    return os.getpid()
+
+
+def address_space_to(extra_mib):
+    """This worker's address space capped at what it uses now plus
+    extra_mib (None: uncapped again); its pid."""
+    import resource
+    hard = resource.getrlimit(resource.RLIMIT_AS)[1]
+    if extra_mib is None:
+        resource.setrlimit(resource.RLIMIT_AS, (hard, hard))
+        return os.getpid()
+    with open("/proc/self/status") as status:
+        vm = next(int(line.split()[1]) for line in status
+                  if line.startswith("VmSize:"))
+    resource.setrlimit(resource.RLIMIT_AS,
+                       ((vm + extra_mib * 1024) * 1024, hard))
+    return os.getpid()

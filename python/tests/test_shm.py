@@ -190,3 +190,29 @@ def test_shared_values_in_maps_and_nested(pool):
     assert pool.submit("echo", other).result(timeout=60)["name"] == "x"
     other.close()
     assert held_here() == 0
+
+
+def test_a_worker_out_of_descriptors_fails_only_the_task():
+    import vow
+    with vow.Pool(1, module=os.path.join(HERE, "tasks_for_tests.py")) as p:
+        pid, soft = p.submit("nofile_to_lowest_free").result(timeout=60)
+        with pytest.raises(vow.TaskError, match="RLIMIT_NOFILE"):
+            p.submit("echo", b"x" * (2 << 20)).result(timeout=60)
+        with p.share(np.arange(1 << 18, dtype=np.float64)) as shared:
+            with pytest.raises(vow.TaskError, match="RLIMIT_NOFILE"):
+                p.submit("keep", shared).result(timeout=60)  # a part
+        assert p.submit("nofile_back", soft).result(timeout=60) == pid
+        assert p.submit("echo", b"y" * (2 << 20)).result(timeout=60) == \
+            b"y" * (2 << 20)
+        assert p.submit("pid").result(timeout=60) == pid
+
+
+def test_a_worker_that_cannot_map_fails_only_the_task():
+    import vow
+    with vow.Pool(1, module=os.path.join(HERE, "tasks_for_tests.py")) as p:
+        pid = p.submit("address_space_to", 64).result(timeout=60)
+        with pytest.raises(vow.TaskError, match="no memory to map or read"):
+            p.submit("echo", b"x" * (200 << 20)).result(timeout=120)
+        assert p.submit("address_space_to", None).result(timeout=60) == pid
+        assert p.submit("echo", b"y" * (2 << 20)).result(timeout=60) == \
+            b"y" * (2 << 20)

@@ -25,6 +25,16 @@ class ShmError(Exception):
     """A reference the parent sent that names no usable segment."""
 
 
+class SegmentLost(Exception):
+    """A segment this worker cannot take: its descriptor could not be
+    received (the worker is at its limit of open descriptors), or there
+    is no memory to map or read it. Its task fails; the worker goes
+    on."""
+
+
+_LOST = -1  # in the inbox: a segment whose descriptor never arrived
+
+
 def ref_bytes(seg_id, off, length):
     """The reference's msgpack bytes, as they stand in a frame."""
     return b"\xc7\x18" + bytes([SHM_EXT]) + _REF.pack(seg_id, off, length)
@@ -38,6 +48,19 @@ def parse_ref(data):
 def _supported():
     return (hasattr(os, "memfd_create") and hasattr(socket, "send_fds")
             and hasattr(fcntl, "F_ADD_SEALS") and _SEALS)
+
+
+def _pread_all(fd, off, length):
+    """length bytes at off of fd, read."""
+    data = bytearray(length)
+    with memoryview(data) as view:
+        done = 0
+        while done < length:
+            n = os.preadv(fd, [view[done:]], off + done)
+            if n <= 0:
+                raise ShmError(f"a segment shorter than its {length} bytes")
+            done += n
+    return data
 
 
 class Side:
@@ -76,13 +99,15 @@ class Side:
         fd = self.inbox.pop(seg_id, None)
         while fd is None:
             try:
-                data, fds, _, _ = socket.recv_fds(self.sock, 8, 4,
-                                                  socket.MSG_DONTWAIT)
+                data, fds, flags, _ = socket.recv_fds(self.sock, 8, 4,
+                                                      socket.MSG_DONTWAIT)
             except BlockingIOError:
                 raise ShmError(f"segment {seg_id}, which never came") \
                     from None
             for extra in fds[1:]:
                 os.close(extra)
+            if len(data) == 8 and not fds and flags & socket.MSG_CTRUNC:
+                fds = [_LOST]  # the id came; the kernel kept its descriptor
             if len(data) != 8 or not fds:
                 if fds:
                     os.close(fds[0])
@@ -92,6 +117,11 @@ class Side:
                 fd = fds[0]
             else:
                 self.inbox[got] = fds[0]
+        if fd == _LOST:
+            raise SegmentLost(
+                "the worker could not receive a shared-memory segment of "
+                "its arguments: it has as many descriptors open as its "
+                "limit allows (RLIMIT_NOFILE)")
         return fd
 
     def read(self, seg_id, off, length, decode):
@@ -110,8 +140,18 @@ class Side:
                 raise ShmError(f"{off + length} bytes past the end of its "
                                f"segment of {st.st_size}")
             start = off - off % mmap.ALLOCATIONGRANULARITY
-            mm = mmap.mmap(fd, off + length - start, mmap.MAP_SHARED,
-                           mmap.PROT_READ, offset=start)
+            try:
+                mm = mmap.mmap(fd, off + length - start, mmap.MAP_SHARED,
+                               mmap.PROT_READ, offset=start)
+            except OSError:  # no address space for it: read, as C does
+                try:
+                    data = _pread_all(fd, off, length)
+                except MemoryError:
+                    raise SegmentLost(
+                        f"the worker has no memory to map or read the "
+                        f"{length} bytes of its arguments' shared-memory "
+                        "segment") from None
+                return decode(memoryview(data).toreadonly())
         finally:
             os.close(fd)
         try:

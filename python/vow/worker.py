@@ -590,6 +590,9 @@ def run_tasks(ch, reporter, functions, tasks, spread):
         if isinstance(args, codec.ShmRef):
             codec.shm_refs_pending -= 1
             args = _shared_args(ch, task_id, args)
+        if isinstance(args, _shm.SegmentLost):
+            fail(ch, reporter, task_id, str(args))
+            continue
         fn = functions[name]
         if fn is None:
             no_function(ch, task_id, name, functions.why.get(name))
@@ -634,6 +637,8 @@ def _shared_args(ch, task_id, ref):
         if ch.side is None:
             raise _shm.ShmError("a reference, and no side socket")
         return ch.side.read(*ref, codec.unpack_shared)
+    except _shm.SegmentLost as e:
+        return e  # the task fails, saying so
     except (_shm.ShmError, OSError, ValueError) as e:
         print(f"vow.worker: protocol error from the parent: task {task_id}"
               f" names shared memory: {e}", file=sys.stderr, flush=True)
@@ -644,10 +649,16 @@ def _shared_parts(ch, task_id, args):
     """args with each reference inside them (a part: docs/protocol.md,
     "Parts") replaced by the value it stands for, decoded from its
     segment as _shared_args does."""
+    lost = []
+
     def walk(x):
         if isinstance(x, codec.ShmRef):
             codec.shm_refs_pending -= 1
-            return ch.side.read_part(*x)
+            try:
+                return ch.side.read_part(*x)
+            except _shm.SegmentLost as e:  # the rest are taken all the same
+                lost.append(e)
+                return None
         if type(x) is list:
             return [walk(v) for v in x]
         if type(x) is dict:
@@ -658,7 +669,8 @@ def _shared_parts(ch, task_id, args):
     try:
         if ch.side is None:
             raise _shm.ShmError("a reference, and no side socket")
-        return walk(args)
+        args = walk(args)
+        return lost[0] if lost else args
     except (_shm.ShmError, OSError, ValueError) as e:
         print(f"vow.worker: protocol error from the parent: task {task_id}"
               f" names shared memory: {e}", file=sys.stderr, flush=True)
