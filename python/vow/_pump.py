@@ -30,6 +30,25 @@ assert _SETTLED.size == ctypes.sizeof(_lib.Settled)
 _string_at = ctypes.string_at
 
 
+# A reply that comes within this many seconds is waited for awake: on a
+# virtual machine, waking from select costs tens of microseconds, as much
+# as a whole round trip to a worker.
+_SPIN_S = 100e-6
+
+
+def _spin_then_select(fds, wait_s, spin):
+    """select(fds, wait_s) for reading; with spin, polling for the first
+    _SPIN_S."""
+    if not spin:
+        select.select(fds, [], [], wait_s)
+    elif wait_s is None or wait_s > 0:
+        end = time.perf_counter() + _SPIN_S
+        while not select.select(fds, [], [], 0)[0]:
+            if time.perf_counter() >= end:
+                select.select(fds, [], [], wait_s)
+                return
+
+
 class _ValueRef:
     """One reference to a vow_value_t, given up when this goes."""
 
@@ -169,7 +188,10 @@ class Pumping:
         self._driving = True
         saved = self._lock._release_save()
         try:
-            select.select([self._fd, self._wake_r], [], [], wait_s)
+            # Awake only for a reply due soon: with more tasks out than
+            # workers, the workers want the CPU, and replies come in bulk.
+            _spin_then_select([self._fd, self._wake_r], wait_s,
+                              0 < len(self._tasks) <= self._nworkers)
         finally:
             self._lock._acquire_restore(saved)
             self._driving = False
