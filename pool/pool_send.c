@@ -66,43 +66,41 @@ static bool args_by_segment(pworker* w, ptask* t, size_t alen,
 }
 
 /* Arguments with parts (vow_value_new_with_parts) as this worker gets
- * them: each part that shared memory takes goes by its segment (sent
- * now, its reference rewritten to name it), the others are written in
- * where their references stand. A new buffer in *out, which the caller
- * frees; false when they cannot go, with *why an errno value, or -1 for
- * arguments that, with parts written in, pass a task's limits. */
+ * them: each part that shared memory takes goes by its segment, its
+ * reference rewritten to name it, the others are written in where their
+ * references stand. The segments are sent only once the whole is known
+ * to be sendable, so none is sent for a task that then fails. A new
+ * buffer in *out, which the caller frees; false when they cannot go,
+ * with *why an errno value, or -1 for arguments that, with parts written
+ * in, pass a task's limits. */
 static bool args_with_parts(pworker* w, ptask* t, unsigned char** out,
                             size_t* out_len, int* why) {
   vow_pool_t* pool = w->pool;
   const vow__part_ref* refs;
   size_t n = vow__value_parts(t->args, &refs), hlen, total, k, from, to;
   const unsigned char* head = vow_value_bytes(t->args, &hlen);
-  uint64_t* ids = vow__calloc(n, sizeof(*ids));
-  uint64_t* offs = vow__calloc(n, sizeof(*offs));
+  int* fds = vow__malloc((n ? n : 1) * sizeof(*fds)); /* -1: written in */
+  size_t* ref_at = vow__malloc((n ? n : 1) * sizeof(*ref_at));
+  uint64_t off;
   unsigned char* buf = NULL;
   bool inline_any = false;
   *why = 0;
-  if (ids == NULL || offs == NULL) {
+  if (fds == NULL || ref_at == NULL) {
     *why = ENOMEM;
     goto out;
   }
   total = hlen;
   for (k = 0; k < n; k++) {
     size_t plen;
-    int fd;
     vow_value_bytes(refs[k].part, &plen);
-    /* ids[k] 0: written in */
-    if (w->shm_ok &&
-        (vow_value_is_shared(refs[k].part) ||
-         plen >= vow__pool_shm_threshold(pool)) &&
+    fds[k] = -1;
+    if (!w->shm_ok ||
+        (!vow_value_is_shared(refs[k].part) &&
+         plen < vow__pool_shm_threshold(pool)) ||
         vow__value_segment(refs[k].part, vow__pool_shm_max_bytes(pool),
-                           vow__pool_shm_max_segments(pool), &fd,
-                           &offs[k]) == 0 &&
-        vow__shm_send(w->shm_sock, w->shm_sent + 1, fd) == 0) {
-      ids[k] = ++w->shm_sent;
-      VOW__TRACE(w, "-> segment %llu for a part of task %llu (%zu bytes)",
-                 (unsigned long long)ids[k], (unsigned long long)t->id, plen);
-    } else {
+                           vow__pool_shm_max_segments(pool), &fds[k],
+                           &off) != 0) {
+      fds[k] = -1;
       total += plen - VOWP_SHM_REF_LEN;
       inline_any = true;
     }
@@ -121,8 +119,9 @@ static bool args_with_parts(pworker* w, ptask* t, unsigned char** out,
     memcpy(buf + to, head + from, refs[k].at - from);
     to += refs[k].at - from;
     from = refs[k].at + VOWP_SHM_REF_LEN;
-    if (ids[k]) {
-      vowp_shm_ref_write(buf + to, ids[k], offs[k], plen);
+    ref_at[k] = to;
+    if (fds[k] >= 0) {
+      memcpy(buf + to, head + refs[k].at, VOWP_SHM_REF_LEN); /* for now */
       to += VOWP_SHM_REF_LEN;
     } else {
       memcpy(buf + to, part, plen);
@@ -135,14 +134,30 @@ static bool args_with_parts(pworker* w, ptask* t, unsigned char** out,
     vowp_limits lim = {0, VOWP_VALUE_MAX_OBJECTS, VOWP_TASK_MAX_DEPTH};
     vowp_error e;
     if (vowp_prescan((const char*)buf, total, &lim, 0, &e) != VOWP_OK) {
-      vow__free(buf);
-      buf = NULL;
       *why = -1;
+      goto out;
     }
   }
+  for (k = 0; k < n; k++) {
+    size_t plen;
+    if (fds[k] < 0)
+      continue;
+    vow_value_bytes(refs[k].part, &plen);
+    vow__value_segment(refs[k].part, UINT64_MAX, UINT64_MAX, &fds[k], &off);
+    if ((*why = vow__shm_send(w->shm_sock, w->shm_sent + 1, fds[k])) != 0)
+      goto out; /* a broken side socket: the worker is going */
+    vowp_shm_ref_write(buf + ref_at[k], ++w->shm_sent, off, plen);
+    VOW__TRACE(w, "-> segment %llu for a part of task %llu (%zu bytes)",
+               (unsigned long long)w->shm_sent, (unsigned long long)t->id,
+               plen);
+  }
 out:
-  vow__free(ids);
-  vow__free(offs);
+  if (*why != 0) {
+    vow__free(buf);
+    buf = NULL;
+  }
+  vow__free(fds);
+  vow__free(ref_at);
   *out = buf;
   *out_len = buf ? total : 0;
   return buf != NULL;
