@@ -5,7 +5,9 @@
 # multiprocessing and concurrent.futures (with Debian's /usr/bin/python3),
 # raw socketpairs and pipes, and plain forked processes; then vow's Python
 # package as the parent beside multiprocessing, concurrent.futures and
-# joblib (bench/python_parent.py).
+# joblib (bench/python_parent.py); then big values by shared memory, from C
+# beside memcpy (bench/shm.c) and from Python beside joblib, shared_memory
+# by hand and pickle (bench/python_shm.py).
 #   bench/run.sh [N]   N promises, tasks and items (default 1,000,000)
 set -eu
 cd "$(dirname "$0")/.."
@@ -22,7 +24,7 @@ if ! /usr/bin/python3 -c "import joblib" 2>/dev/null; then
   apt-get update -qq && apt-get install -y -qq python3-joblib >/dev/null
 fi
 cmake --build build-bench -j "$(nproc)" --target vow bench-promise \
-  bench-proto bench-pool bench_plugin vow-worker >/dev/null
+  bench-proto bench-pool bench-shm bench_plugin vow-worker >/dev/null
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 # Every promise figure in a fresh process, vow and Node interleaved,
@@ -130,4 +132,13 @@ cat "$tmp/pool" "$tmp/peers" | awk -F'\t' '
 echo
 echo "Python as the parent: vow.Pool beside multiprocessing, concurrent.futures and joblib"
 PYTHONPATH="$PWD/build-bench/python" /usr/bin/python3 bench/python_parent.py "$n" |
+  grep -v '	'
+
+echo
+echo "Big values: 1 GiB of float64s to a worker and its sum back, beside memcpy (C)"
+./build-bench/bench/bench-shm 1024 | grep -v '	'
+
+echo
+echo "Big values from Python: vow.Pool beside joblib, shared_memory by hand and pickle"
+PYTHONPATH="$PWD/build-bench/python" /usr/bin/python3 bench/python_shm.py 1024 2>/dev/null |
   grep -v '	'
