@@ -95,47 +95,57 @@ void vow__value_freeze(vow_value_t* v) {
   }
 }
 
+/* Bytes before a value in its segment that put byte align_at of it on a
+ * page. */
+static size_t lead_for(size_t align_at) {
+  size_t page = (size_t)sysconf(_SC_PAGESIZE);
+  return (page - align_at % page) % page;
+}
+
+/* A msgpack value over view, the bytes at off of segment fd, which it
+ * then holds (sealed: no one can change them; else writable by us until
+ * sealed). NULL when memory runs out, the view closed and fd too. */
+static vow_value_t* over_view(int fd, uint64_t off, vow__shm_view* view,
+                              bool sealed) {
+  vow_value_t* v = vow__value_alloc(VOW_VALUE_MSGPACK, 0);
+  shm_hold* h = v ? new_hold(fd, off, view->len) : NULL;
+  if (h == NULL) {
+    vow__free(v);
+    vow__shm_view_close(view);
+    close(fd);
+    return NULL;
+  }
+  h->view = *view;
+  h->sealed = sealed;
+  h->writable = !sealed;
+  v->len = view->len;
+  v->u.ext.base = h;
+  v->u.ext.data = view->data;
+  v->holder = HOLD_SHM;
+  return v;
+}
+
 vow_value_t* vow_value_new_shared(size_t len, size_t align_at, void** bytes,
                                   int* err) {
-  size_t page = (size_t)sysconf(_SC_PAGESIZE), lead, size;
+  size_t lead;
+  vow__shm_view view;
   unsigned char* map;
   vow_value_t* v;
-  shm_hold* h;
   int fd, rc;
   if (bytes)
     *bytes = NULL;
-  if (len == 0 || align_at > len || bytes == NULL) {
-    if (err)
-      *err = UV_EINVAL;
-    return NULL;
-  }
+  if (len == 0 || align_at > len || bytes == NULL)
+    return vow__value_fail(err, UV_EINVAL);
   /* The value starts lead bytes in, so that byte align_at is at a page. */
-  lead = (page - align_at % page) % page;
-  size = lead + len;
-  if ((rc = vow__shm_create(size, &fd, &map)) != 0) {
-    if (err)
-      *err = uv_translate_sys_error(rc);
-    return NULL;
-  }
-  v = vow__value_alloc(VOW_VALUE_MSGPACK, 0);
-  h = v ? new_hold(fd, lead, len) : NULL;
-  if (h == NULL) {
-    vow__free(v);
-    munmap(map, size);
-    close(fd);
-    if (err)
-      *err = UV_ENOMEM;
-    return NULL;
-  }
-  h->view.base = map;
-  h->view.map_len = size;
-  h->view.data = map + lead;
-  h->view.len = len;
-  h->writable = true;
-  v->len = len;
-  v->u.ext.base = h;
-  v->u.ext.data = map + lead;
-  v->holder = HOLD_SHM;
+  lead = lead_for(align_at);
+  if ((rc = vow__shm_create(lead + len, &fd, &map)) != 0)
+    return vow__value_fail(err, uv_translate_sys_error(rc));
+  view.base = map;
+  view.map_len = lead + len;
+  view.data = map + lead;
+  view.len = len;
+  if ((v = over_view(fd, lead, &view, false)) == NULL)
+    return vow__value_fail(err, UV_ENOMEM);
   *bytes = map + lead;
   return v;
 }
@@ -143,19 +153,18 @@ vow_value_t* vow_value_new_shared(size_t len, size_t align_at, void** bytes,
 vow_value_t* vow_value_new_shared_from(const void* const* pieces,
                                        const size_t* lens, size_t n,
                                        size_t align_at, int* err) {
-  size_t page = (size_t)sysconf(_SC_PAGESIZE), lead, len = 0, at, i;
+  size_t lead, len = 0, at, i;
   vowp_limits lim = {0, (size_t)-1, VOWP_MAX_DEPTH};
   vowp_error perr;
   vow__shm_view view;
   char why[128];
   vow_value_t* v;
-  shm_hold* h;
   int fd, rc;
   for (i = 0; i < n; i++)
     len += lens[i];
   if (len == 0 || align_at > len || (n > 0 && pieces == NULL))
     return vow__value_fail(err, UV_EINVAL);
-  lead = (page - align_at % page) % page;
+  lead = lead_for(align_at);
   if ((rc = vow__shm_create(lead + len, &fd, NULL)) != 0)
     return vow__value_fail(err, uv_translate_sys_error(rc));
   for (i = 0, at = lead; i < n && rc == 0; at += lens[i], i++)
@@ -178,20 +187,8 @@ vow_value_t* vow_value_new_shared_from(const void* const* pieces,
     close(fd);
     return vow__value_fail(err, UV_EINVAL);
   }
-  v = vow__value_alloc(VOW_VALUE_MSGPACK, 0);
-  h = v ? new_hold(fd, lead, len) : NULL;
-  if (h == NULL) {
-    vow__free(v);
-    vow__shm_view_close(&view);
-    close(fd);
+  if ((v = over_view(fd, lead, &view, true)) == NULL)
     return vow__value_fail(err, UV_ENOMEM);
-  }
-  h->view = view;
-  h->sealed = true;
-  v->len = len;
-  v->u.ext.base = h;
-  v->u.ext.data = view.data;
-  v->holder = HOLD_SHM;
   return v;
 }
 
@@ -200,11 +197,8 @@ vow_value_t* vow_value_new_shared_bin(size_t len, void** data, int* err) {
   vow_value_t* v;
   if (data)
     *data = NULL;
-  if (len == 0 || len > UINT32_MAX || data == NULL) {
-    if (err)
-      *err = UV_EINVAL;
-    return NULL;
-  }
+  if (len == 0 || len > UINT32_MAX || data == NULL)
+    return vow__value_fail(err, UV_EINVAL);
   /* The bin's header just before its page-aligned bytes: one msgpack
    * bin, as vow_value_new_bin would make it. */
   v = vow_value_new_shared(len + 5, 5, (void**)&b, err);
@@ -263,7 +257,6 @@ int vow__value_segment(vow_value_t* v, uint64_t max_live, uint64_t max_segments,
 vow_value_t* vow__value_from_segment(int fd, uint64_t off, uint64_t len,
                                      bool copy, char* why, size_t why_len) {
   vow_value_t* v;
-  shm_hold* h;
   vow__shm_view view;
   if (vow__shm_view_open(fd, off, len, copy ? VOW__SHM_READ : VOW__SHM_MAP_ALL,
                          &view, why, why_len) != 0) {
@@ -280,20 +273,8 @@ vow_value_t* vow__value_from_segment(int fd, uint64_t off, uint64_t len,
     }
     return v;
   }
-  v = vow__value_alloc(VOW_VALUE_MSGPACK, 0);
-  h = v ? new_hold(fd, off, len) : NULL;
-  if (h == NULL) {
-    vow__free(v);
-    vow__shm_view_close(&view);
-    close(fd);
+  v = over_view(fd, off, &view, true); /* sealed: the view checked */
+  if (v == NULL)
     snprintf(why, why_len, "no memory for a shared-memory value");
-    return NULL;
-  }
-  h->view = view;
-  h->sealed = true; /* checked by the view */
-  v->len = (size_t)len;
-  v->u.ext.base = h;
-  v->u.ext.data = view.data;
-  v->holder = HOLD_SHM;
   return v;
 }

@@ -80,12 +80,12 @@ static bool args_with_parts(pworker* w, ptask* t, unsigned char** out,
   size_t n = vow__value_parts(t->args, &refs), hlen, total, k, from, to;
   const unsigned char* head = vow_value_bytes(t->args, &hlen);
   int* fds = vow__malloc((n ? n : 1) * sizeof(*fds)); /* -1: written in */
+  uint64_t* offs = vow__malloc((n ? n : 1) * sizeof(*offs));
   size_t* ref_at = vow__malloc((n ? n : 1) * sizeof(*ref_at));
-  uint64_t off;
   unsigned char* buf = NULL;
   bool inline_any = false;
   *why = 0;
-  if (fds == NULL || ref_at == NULL) {
+  if (fds == NULL || offs == NULL || ref_at == NULL) {
     *why = ENOMEM;
     goto out;
   }
@@ -99,7 +99,7 @@ static bool args_with_parts(pworker* w, ptask* t, unsigned char** out,
          plen < vow__pool_shm_threshold(pool)) ||
         vow__value_segment(refs[k].part, vow__pool_shm_max_bytes(pool),
                            vow__pool_shm_max_segments(pool), &fds[k],
-                           &off) != 0) {
+                           &offs[k]) != 0) {
       fds[k] = -1;
       total += plen - VOWP_SHM_REF_LEN;
       inline_any = true;
@@ -143,10 +143,9 @@ static bool args_with_parts(pworker* w, ptask* t, unsigned char** out,
     if (fds[k] < 0)
       continue;
     vow_value_bytes(refs[k].part, &plen);
-    vow__value_segment(refs[k].part, UINT64_MAX, UINT64_MAX, &fds[k], &off);
     if ((*why = vow__shm_send(w->shm_sock, w->shm_sent + 1, fds[k])) != 0)
       goto out; /* a broken side socket: the worker is going */
-    vowp_shm_ref_write(buf + ref_at[k], ++w->shm_sent, off, plen);
+    vowp_shm_ref_write(buf + ref_at[k], ++w->shm_sent, offs[k], plen);
     VOW__TRACE(w, "-> segment %llu for a part of task %llu (%zu bytes)",
                (unsigned long long)w->shm_sent, (unsigned long long)t->id,
                plen);
@@ -157,6 +156,7 @@ out:
     buf = NULL;
   }
   vow__free(fds);
+  vow__free(offs);
   vow__free(ref_at);
   *out = buf;
   *out_len = buf ? total : 0;

@@ -61,6 +61,34 @@ static int64_t item(const vow_value_t* v, uint32_t i) {
   return x;
 }
 
+/* The sum of the bytes of ramp(n), n a multiple of 256. */
+static int64_t ramp_sum(size_t n) {
+  return (int64_t)(n / 256) * (255 * 256 / 2);
+}
+
+/* The greatest of the ints the n promises are fulfilled with. */
+static int64_t most_of(fixture* fx, vow_promise_t** ps, int n) {
+  int64_t most = INT64_MIN;
+  int i;
+  for (i = 0; i < n; i++) {
+    vow_value_t* v = run_value(fx, ps[i]);
+    int64_t k;
+    assert_int_equal(vow_value_get_int(v, &k), 0);
+    most = k > most ? k : most;
+    vow_value_release(v);
+  }
+  return most;
+}
+
+/* Workers started through a launcher ("env": on this machine, but as a
+ * launcher's worker, so never sent a segment). */
+static void under_a_launcher(vow_pool_options_t* o) {
+  static const char* const env_argv[] = {"env", NULL};
+  static const vow_launcher_t launchers[] = {{1, env_argv}};
+  o->launchers = launchers;
+  o->nlaunchers = 1;
+}
+
 static int live_segments(void) {
   return shm_segments_held(getpid());
 }
@@ -100,7 +128,7 @@ static void big_values_go_by_segments(void** state) {
   vow_value_ref(arg);
   info = run_value(fx, vow_pool_submit(pool, "bin_info", arg));
   assert_int_equal(item(info, 0), (int64_t)(8 * MiB));
-  assert_int_equal(item(info, 1), (int64_t)(8 * MiB / 256) * (255 * 256 / 2));
+  assert_int_equal(item(info, 1), ramp_sum(8 * MiB));
   assert_true(item(info, 2) >= 1); /* mapped while it ran */
   vow_value_release(info);
   assert_int_equal(live_segments(), 1); /* arg's, made once */
@@ -161,20 +189,12 @@ static void a_worker_maps_a_value_once_for_its_tasks(void** state) {
   vow_pool_t* pool;
   vow_value_t *bin = ramp(4 * MiB), *arg = hold_args(bin, 300);
   vow_promise_t* ps[N];
-  int64_t most = 0;
   int i;
   o.in_flight = N;
   pool = make_pool(fx, &o);
   for (i = 0; i < N; i++)
     ps[i] = vow_pool_submit(pool, "maps_while_queued", vow_value_ref(arg));
-  for (i = 0; i < N; i++) {
-    vow_value_t* v = run_value(fx, ps[i]);
-    int64_t k;
-    assert_int_equal(vow_value_get_int(v, &k), 0);
-    most = k > most ? k : most;
-    vow_value_release(v);
-  }
-  assert_int_equal(most, 1);
+  assert_int_equal(most_of(fx, ps, N), 1);
   vow_value_release(arg);
   vow_value_release(bin);
   assert_int_equal(live_segments(), 0);
@@ -206,7 +226,7 @@ static void a_value_made_in_shared_memory(void** state) {
   for (i = 0; i < 3; i++) {
     vow_value_t* info = run_value(fx, ps[i]);
     assert_int_equal(item(info, 0), (int64_t)n);
-    assert_int_equal(item(info, 1), (int64_t)(n / 256) * (255 * 256 / 2));
+    assert_int_equal(item(info, 1), ramp_sum(n));
     vow_value_release(info);
   }
   assert_ramp(v, n); /* still readable here, read-only now */
@@ -507,14 +527,11 @@ static void a_worker_out_of_descriptors_fails_only_the_task(void** state) {
 
 /* Under a launcher the worker may be on another machine: the wire. */
 static void launchers_keep_the_wire(void** state) {
-  static const char* const env_argv[] = {"env", NULL};
-  const vow_launcher_t launchers[] = {{1, env_argv}};
   fixture* fx = *state;
   vow_pool_options_t o = shm_defaults(1);
   vow_pool_t* pool;
   vow_value_t* back;
-  o.launchers = launchers;
-  o.nlaunchers = 1;
+  under_a_launcher(&o);
   pool = make_pool(fx, &o);
   back = run_value(fx, vow_pool_submit(pool, "echo", ramp(8 * MiB)));
   assert_ramp(back, 8 * MiB);
@@ -589,25 +606,17 @@ static void a_part_is_mapped_once_for_many_tasks(void** state) {
   vow_value_t* bin = ramp(4 * MiB);
   vow_value_t* info;
   vow_promise_t* ps[N];
-  int64_t most = 0;
   int i;
   o.in_flight = N;
   pool = make_pool(fx, &o);
   for (i = 0; i < N; i++)
     ps[i] =
         vow_pool_submit(pool, "maps_while_queued", args_with_part(bin, 300));
-  for (i = 0; i < N; i++) {
-    vow_value_t* v = run_value(fx, ps[i]);
-    int64_t k;
-    assert_int_equal(vow_value_get_int(v, &k), 0);
-    most = k > most ? k : most;
-    vow_value_release(v);
-  }
-  assert_int_equal(most, 1);
+  assert_int_equal(most_of(fx, ps, N), 1);
   info =
       run_value(fx, vow_pool_submit(pool, "bin_info", args_with_part(bin, 0)));
   assert_int_equal(item(info, 0), (int64_t)(4 * MiB));
-  assert_int_equal(item(info, 1), (int64_t)(4 * MiB / 256) * (255 * 256 / 2));
+  assert_int_equal(item(info, 1), ramp_sum(4 * MiB));
   vow_value_release(info);
   assert_int_equal(live_segments(), 1); /* the bin's, kept with it */
   vow_value_release(bin);
@@ -618,19 +627,16 @@ static void a_part_is_mapped_once_for_many_tasks(void** state) {
 /* To a worker under a launcher, and with small parts, the parts are
  * written in: the function sees the same arguments. */
 static void parts_are_written_in_where_segments_cannot_go(void** state) {
-  static const char* const env_argv[] = {"env", NULL};
-  const vow_launcher_t launchers[] = {{1, env_argv}};
   fixture* fx = *state;
   vow_pool_options_t o = shm_defaults(1);
   vow_pool_t* pool;
   vow_value_t *bin = ramp(2 * MiB), *small = ramp(100 * 1024), *info;
-  o.launchers = launchers;
-  o.nlaunchers = 1;
+  under_a_launcher(&o);
   pool = make_pool(fx, &o);
   info =
       run_value(fx, vow_pool_submit(pool, "bin_info", args_with_part(bin, 7)));
   assert_int_equal(item(info, 0), (int64_t)(2 * MiB));
-  assert_int_equal(item(info, 1), (int64_t)(2 * MiB / 256) * (255 * 256 / 2));
+  assert_int_equal(item(info, 1), ramp_sum(2 * MiB));
   assert_int_equal(item(info, 2), 0); /* no segment at the worker */
   vow_value_release(info);
   end_pool(fx, pool, true);
@@ -653,8 +659,6 @@ static void parts_are_written_in_where_segments_cannot_go(void** state) {
  * copy on the way would have put them after the bin's header). Small, in
  * a map, or to a launcher's worker, it is packed the usual way. */
 static void a_result_written_in_place(void** state) {
-  static const char* const env_argv[] = {"env", NULL};
-  const vow_launcher_t launchers[] = {{1, env_argv}};
   fixture* fx = *state;
   vow_pool_options_t o = shm_defaults(1);
   vow_pool_t* pool = make_pool(fx, &o);
@@ -682,8 +686,7 @@ static void a_result_written_in_place(void** state) {
   vow_value_release(v);
   assert_int_equal(live_segments(), 0);
   end_pool(fx, pool, true);
-  o.launchers = launchers;
-  o.nlaunchers = 1;
+  under_a_launcher(&o);
   pool = make_pool(fx, &o);
   v = run_value(fx, vow_pool_submit(pool, "ramp_in_place",
                                     vow_value_new_int(8 * (int64_t)MiB)));

@@ -63,6 +63,37 @@ def _pread_all(fd, off, length):
     return data
 
 
+def _decode_segment(fd, st, off, length, decode):
+    """decode(the length bytes at off of segment fd, whose fstat is st),
+    checked and mapped read-only (read, where they cannot be mapped)."""
+    if not stat.S_ISREG(st.st_mode):
+        raise ShmError("a descriptor that is not a segment")
+    if fcntl.fcntl(fd, fcntl.F_GET_SEALS) & _SEALS != _SEALS:
+        raise ShmError("a segment not sealed against changes")
+    if length == 0 or off + length > st.st_size:
+        raise ShmError(f"{off + length} bytes past the end of its "
+                       f"segment of {st.st_size}")
+    start = off - off % mmap.ALLOCATIONGRANULARITY
+    try:
+        mm = mmap.mmap(fd, off + length - start, mmap.MAP_SHARED,
+                       mmap.PROT_READ, offset=start)
+    except OSError:  # no address space for it: read, as C does
+        try:
+            data = _pread_all(fd, off, length)
+        except MemoryError:
+            raise SegmentLost(
+                f"the worker has no memory to map or read the {length} "
+                "bytes of its arguments' shared-memory segment") from None
+        return decode(memoryview(data).toreadonly())
+    try:
+        return decode(memoryview(mm)[off - start:off - start + length])
+    finally:
+        try:
+            mm.close()
+        except BufferError:
+            pass  # views of it live on: unmapped when they go
+
+
 class Side:
     """The worker's side socket: segments in and out."""
 
@@ -131,36 +162,9 @@ class Side:
         last."""
         fd = self._take(seg_id)
         try:
-            st = os.fstat(fd)
-            if not stat.S_ISREG(st.st_mode):
-                raise ShmError("a descriptor that is not a segment")
-            if fcntl.fcntl(fd, fcntl.F_GET_SEALS) & _SEALS != _SEALS:
-                raise ShmError("a segment not sealed against changes")
-            if length == 0 or off + length > st.st_size:
-                raise ShmError(f"{off + length} bytes past the end of its "
-                               f"segment of {st.st_size}")
-            start = off - off % mmap.ALLOCATIONGRANULARITY
-            try:
-                mm = mmap.mmap(fd, off + length - start, mmap.MAP_SHARED,
-                               mmap.PROT_READ, offset=start)
-            except OSError:  # no address space for it: read, as C does
-                try:
-                    data = _pread_all(fd, off, length)
-                except MemoryError:
-                    raise SegmentLost(
-                        f"the worker has no memory to map or read the "
-                        f"{length} bytes of its arguments' shared-memory "
-                        "segment") from None
-                return decode(memoryview(data).toreadonly())
+            return _decode_segment(fd, os.fstat(fd), off, length, decode)
         finally:
             os.close(fd)
-        try:
-            return decode(memoryview(mm)[off - start:off - start + length])
-        finally:
-            try:
-                mm.close()
-            except BufferError:
-                pass  # views of it live on: unmapped when they go
 
     def read_part(self, seg_id, off, length):
         """A part of a task's arguments from its segment, decoded as
@@ -177,8 +181,7 @@ class Side:
             value = ref() if ref is not None else None
             if value is not None:
                 return value
-            self.inbox[-1] = os.dup(fd)  # read takes it by this id
-            value = self.read(-1, off, length, codec.unpack_shared)
+            value = _decode_segment(fd, st, off, length, codec.unpack_shared)
         finally:
             os.close(fd)
         try:

@@ -646,9 +646,8 @@ def run_tasks(ch, reporter, functions, tasks, spread):
 
 
 def _shared_args(ch, task_id, ref):
-    """A task's arguments from the segment its reference names. A
-    reference to no usable segment breaks the protocol: the worker says
-    so and ends, as for any other."""
+    """A task's arguments from the segment its reference names (or the
+    SegmentLost that fails the task)."""
     try:
         if ch.side is None:
             raise _shm.ShmError("a reference, and no side socket")
@@ -656,9 +655,15 @@ def _shared_args(ch, task_id, ref):
     except _shm.SegmentLost as e:
         return e  # the task fails, saying so
     except (_shm.ShmError, OSError, ValueError) as e:
-        print(f"vow.worker: protocol error from the parent: task {task_id}"
-              f" names shared memory: {e}", file=sys.stderr, flush=True)
-        os._exit(3)
+        _broken_by_parent(task_id, e)
+
+
+def _broken_by_parent(task_id, e):
+    """A reference to no usable segment breaks the protocol: the worker
+    says so and ends, as for any other."""
+    print(f"vow.worker: protocol error from the parent: task {task_id}"
+          f" names shared memory: {e}", file=sys.stderr, flush=True)
+    os._exit(3)
 
 
 def _shared_parts(ch, task_id, args):
@@ -688,9 +693,7 @@ def _shared_parts(ch, task_id, args):
         args = walk(args)
         return lost[0] if lost else args
     except (_shm.ShmError, OSError, ValueError) as e:
-        print(f"vow.worker: protocol error from the parent: task {task_id}"
-              f" names shared memory: {e}", file=sys.stderr, flush=True)
-        os._exit(3)
+        _broken_by_parent(task_id, e)
 
 
 def run_chunks(ch, reporter, functions, chunks):
