@@ -8,16 +8,15 @@
  * strict_map_key=False, the same hooks), and can decode an array straight
  * into its place in a list made beforehand, so a map's results are made
  * once, where they end. pack_int_range packs range(start, start + count *
- * step, step) as msgpack.packb would, without making its ints.
+ * step, step) as msgpack.packb would, without making its ints. A Python
+ * worker's loop over plain tasks is in _fastrun.c.
  *
  * What it leaves to Python: ext types other than vow's tuple (ext_hook,
  * and the fallback for msgpack's timestamp, ext -1) and maps holding the
  * numpy key (array_hook). The module is optional: codec.py works the
  * same without it. */
-#define PY_SSIZE_T_CLEAN
-#include <Python.h>
+#include "_fastcodec.h"
 
-#include <stdint.h>
 #include <string.h>
 
 /* msgpack-python's unpacker refuses deeper nesting too. */
@@ -452,7 +451,7 @@ static unsigned char* put_be64(unsigned char* p, uint64_t x) {
 
 /* An int as msgpack-python packs it: the smallest form, unsigned for
  * positive values. */
-static unsigned char* pack_int(unsigned char* p, int64_t v) {
+unsigned char* vowpy_pack_int(unsigned char* p, int64_t v) {
   if (v >= 0) {
     uint64_t u = (uint64_t)v;
     if (u < 0x80) {
@@ -532,7 +531,7 @@ static PyObject* pack_int_range(PyObject* self, PyObject* const* args,
   }
   long long v = start;
   for (Py_ssize_t i = 0; i < count; i++) {
-    p = pack_int(p, v);
+    p = vowpy_pack_int(p, v);
     if (i + 1 < count)
       v += step; /* cannot overflow: the last item fits */
   }
@@ -549,6 +548,10 @@ static PyMethodDef module_methods[] = {
      METH_FASTCALL,
      "pack_int_range(start, step, count): a range's ints as one msgpack "
      "array."},
+    {"run_tasks", (PyCFunction)(void (*)(void))vowpy_run_tasks, METH_FASTCALL,
+     "run_tasks(tasks, start, functions, reporter, lock, globals, pack, "
+     "limit, batch_bytes, slow_ns): a worker's plain tasks run and "
+     "reported; (index, kind, obj) where it stopped (_fastrun.c)."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -564,7 +567,7 @@ PyMODINIT_FUNC PyInit__fastcodec(void) {
   if (PyType_Ready(&StreamType) < 0)
     return NULL;
   array_key = PyUnicode_InternFromString("__ndarray__");
-  if (array_key == NULL)
+  if (array_key == NULL || vowpy_fastrun_init() < 0)
     return NULL;
   return PyModule_Create(&fastcodec_module);
 }

@@ -14,7 +14,7 @@ try:
 except ImportError:  # any python3 will do: the built-in codec below
     msgpack = None
 
-# The parent's hot paths in C (python/vow/_fastcodec.c), where CMake built
+# The hot paths in C (python/vow/_fastcodec.c, _fastrun.c), where CMake built
 # it for this interpreter; VOW_FASTCODEC=0 turns it off (the results are
 # the same, it is only slower).
 fastcodec = None

@@ -600,49 +600,104 @@ def run_tasks(ch, reporter, functions, tasks, spread):
         tasks = [(task_id, name, args if isinstance(args, codec.ShmRef)
                   else _shared_parts(ch, task_id, args), task_seed_value)
                  for task_id, name, args, task_seed_value in tasks]
-    for task_id, name, args, task_seed_value in tasks:
-        if not reporter.start(task_id):
-            continue  # cancelled before it started, and answered so
-        if isinstance(args, codec.ShmRef):
-            codec.shm_refs_pending -= 1
-            args = _shared_args(ch, task_id, args)
-        if isinstance(args, _shm.SegmentLost):
-            fail(ch, reporter, task_id, str(args))
-            continue
-        fn = functions[name]
-        if fn is None:
-            no_function(ch, task_id, name, functions.why.get(name))
-            reporter.finish()
-            continue
-        _seed = task_seed_value
-        try:
-            if not spread:
-                value = packb(fn(args))
-            elif isinstance(args, dict):  # keyword arguments too
-                value = packb(fn(*args["args"], **args["kwargs"]))
-            else:
-                value = packb(fn(*args))
-        except CannotPack as e:  # the traceback would be ours
-            fail(ch, reporter, task_id, f"the result of {name}(): {e}",
-                 _encoding_error(e, name))
-            continue
-        except Exception as e:  # a task's failure, not the worker's
-            fail(ch, reporter, task_id, *failure_of(e))
-            continue
-        why = too_big(value, ch.side)
-        if why is not None:
-            fail(ch, reporter, task_id, f"the result of {name}(): {why}")
-            continue
-        if ch.side is not None and len(value) >= ch.side.threshold:
-            ref = ch.side.write(value)
-            if ref is None and len(value) > VALUE_MAX_BYTES:
-                fail(ch, reporter, task_id, f"the result of {name}(): "
-                     f"too big ({len(value)} bytes) for a frame, and no "
-                     "shared-memory segment could be made for it")
-                continue
-            value = ref or value
-        reporter.finish(array_header(2) + packb(task_id) + value)
+    i, n = 0, len(tasks)
+    while i < n:
+        kind = obj = None
+        if _quick is not None and spread and not codec.shm_refs_pending:
+            # Plain tasks (a call, a small result) run and are reported in
+            # C; the first that is not comes back here, as it stands.
+            i, kind, obj = _quick(tasks, i, functions, reporter, ch.lock,
+                                  _globals, _quick_pack, _quick_limit(ch),
+                                  BATCH_BYTES, reporter.SLOW_NS)
+            if i == n:
+                break
+        task_id, name = tasks[i][0], tasks[i][1]
+        if kind == _RAISED:
+            _failed(ch, reporter, task_id, name, obj)
+        elif kind == _RETURNED:
+            _returned(ch, reporter, task_id, name, obj)
+        else:
+            _run_one(ch, reporter, functions, tasks[i], spread)
+        i += 1
     _seed = None
+
+
+# run_tasks's fast loop (vow._fastcodec.run_tasks, _fastrun.c), with a
+# packer of its own; where it stopped: a task it did not start, one whose
+# call raised, one whose result it left to _returned.
+_quick = getattr(codec.fastcodec, "run_tasks", None)
+_quick_pack = codec.python_packer() if _quick is not None else None
+_RAISED, _RETURNED = 1, 2
+_globals = globals()
+
+
+def _quick_limit(ch):
+    """The results the fast loop reports itself are shorter than this:
+    within a frame, and a frame's objects, and under the side's
+    threshold."""
+    limit = VALUE_MAX_OBJECTS + 1
+    return limit if ch.side is None else min(limit, ch.side.threshold)
+
+
+def _run_one(ch, reporter, functions, task, spread):
+    global _seed
+    task_id, name, args, task_seed_value = task
+    if not reporter.start(task_id):
+        return  # cancelled before it started, and answered so
+    if isinstance(args, codec.ShmRef):
+        codec.shm_refs_pending -= 1
+        args = _shared_args(ch, task_id, args)
+    if isinstance(args, _shm.SegmentLost):
+        fail(ch, reporter, task_id, str(args))
+        return
+    fn = functions[name]
+    if fn is None:
+        no_function(ch, task_id, name, functions.why.get(name))
+        reporter.finish()
+        return
+    _seed = task_seed_value
+    try:
+        if not spread:
+            result = fn(args)
+        elif isinstance(args, dict):  # keyword arguments too
+            result = fn(*args["args"], **args["kwargs"])
+        else:
+            result = fn(*args)
+    except Exception as e:  # a task's failure, not the worker's
+        _failed(ch, reporter, task_id, name, e)
+        return
+    _returned(ch, reporter, task_id, name, result)
+
+
+def _failed(ch, reporter, task_id, name, e):
+    """The running task raised e."""
+    if isinstance(e, CannotPack):  # the traceback would be ours
+        fail(ch, reporter, task_id, f"the result of {name}(): {e}",
+             _encoding_error(e, name))
+    else:
+        fail(ch, reporter, task_id, *failure_of(e))
+
+
+def _returned(ch, reporter, task_id, name, result):
+    """The running task returned result: packed and reported."""
+    try:
+        value = packb(result)
+    except Exception as e:
+        _failed(ch, reporter, task_id, name, e)
+        return
+    why = too_big(value, ch.side)
+    if why is not None:
+        fail(ch, reporter, task_id, f"the result of {name}(): {why}")
+        return
+    if ch.side is not None and len(value) >= ch.side.threshold:
+        ref = ch.side.write(value)
+        if ref is None and len(value) > VALUE_MAX_BYTES:
+            fail(ch, reporter, task_id, f"the result of {name}(): "
+                 f"too big ({len(value)} bytes) for a frame, and no "
+                 "shared-memory segment could be made for it")
+            return
+        value = ref or value
+    reporter.finish(array_header(2) + packb(task_id) + value)
 
 
 def _shared_args(ch, task_id, ref):

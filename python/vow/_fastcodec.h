@@ -1,0 +1,19 @@
+/* What vow._fastcodec's sources share: the module is _fastcodec.c (the
+ * msgpack paths) and _fastrun.c (a Python worker's task loop). */
+#ifndef VOW_PY_FASTCODEC_H
+#define VOW_PY_FASTCODEC_H
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#include <stdint.h>
+
+/* v packed as msgpack-python packs an int (the smallest form, unsigned
+ * for v >= 0) at p; returns the end. At most 9 bytes. */
+unsigned char* vowpy_pack_int(unsigned char* p, int64_t v);
+
+int vowpy_fastrun_init(void);
+PyObject* vowpy_run_tasks(PyObject* self, PyObject* const* args,
+                          Py_ssize_t nargs);
+
+#endif
