@@ -169,3 +169,50 @@ def test_a_results_frame_stays_within_its_batch_bytes(tmp_path):
     assert [t for m in results for t, _ in m[1]] == list(range(200))
     assert all(len(codec.msgpack.packb(m[1])) <= (1 << 19) + 8192
                for m in results)
+
+
+def test_submit_in_c_makes_the_tasks_and_records_python_makes(pool):
+    """Pool.submit's plain path (vow._fastcodec.Submitter) beside its
+    Python one, by turns in one pool: every kind of call it hands back
+    (keyword arguments, a function not yet named, an argument that does
+    not pack) lands in the same order with the right results, and a Task
+    it makes is the one Task(pool, None) makes."""
+    import tasks_for_tests as t
+    from vow import BadInput
+    from vow._task import Task
+    quick = pool._quick_submit
+    taken = []
+
+    def counting(*args):
+        task = quick(*args)
+        taken.append(task is not None)
+        return task
+    pool._quick_submit = counting
+    warm = [pool.submit(t.square, i) for i in range(10)]  # names square
+    made = pool.submit(t.square, 3)
+    assert taken[-1]  # past the tasks sent at once: the C path's
+    fresh = Task(pool, None)
+    for slot in Task.__slots__[:-1]:
+        if slot not in ("_promise",):
+            assert getattr(made, slot) == getattr(fresh, slot), slot
+    tasks, want = [], []
+    for i in range(600):  # batches of 256 handed over on the way
+        if i % 7 == 0:
+            tasks.append(pool.submit(t.scale, i, factor=2))
+            want.append(2 * i)
+        elif i % 11 == 0:
+            with pytest.raises(BadInput):
+                pool.submit(t.echo, lambda: i)
+            continue
+        elif i % 13 == 0:
+            tasks.append(pool.submit(t.add, i, 1))  # named on first use
+            want.append(i + 1)
+        else:
+            tasks.append(pool.submit(t.square, i))
+            want.append(i * i)
+    assert [task.result(timeout=60) for task in tasks] == want
+    assert made.result(timeout=60) == 9
+    assert [w.result(timeout=60) for w in warm] == [i * i for i in
+                                                    range(10)]
+    assert sum(taken) > 400 and not all(taken)
+    assert not pool._tasks  # every tag settled and let go

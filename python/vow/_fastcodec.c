@@ -9,7 +9,8 @@
  * into its place in a list made beforehand, so a map's results are made
  * once, where they end. pack_int_range packs range(start, start + count *
  * step, step) as msgpack.packb would, without making its ints. A Python
- * worker's loop over plain tasks is in _fastrun.c.
+ * worker's loop over plain tasks is in _fastrun.c, Pool.submit's
+ * plain path in _fastsubmit.c.
  *
  * What it leaves to Python: ext types other than vow's tuple (ext_hook,
  * and the fallback for msgpack's timestamp, ext -1) and maps holding the
@@ -567,7 +568,13 @@ PyMODINIT_FUNC PyInit__fastcodec(void) {
   if (PyType_Ready(&StreamType) < 0)
     return NULL;
   array_key = PyUnicode_InternFromString("__ndarray__");
-  if (array_key == NULL || vowpy_fastrun_init() < 0)
+  if (array_key == NULL || vowpy_fastrun_init() < 0 ||
+      vowpy_fastsubmit_init() < 0)
     return NULL;
-  return PyModule_Create(&fastcodec_module);
+  PyObject* module = PyModule_Create(&fastcodec_module);
+  if (module != NULL &&
+      PyModule_AddObjectRef(module, "Submitter",
+                            (PyObject*)&vowpy_submitter_type) < 0)
+    Py_CLEAR(module);
+  return module;
 }

@@ -1,5 +1,6 @@
 /* What vow._fastcodec's sources share: the module is _fastcodec.c (the
- * msgpack paths) and _fastrun.c (a Python worker's task loop). */
+ * msgpack paths), _fastrun.c (a Python worker's task loop) and
+ * _fastsubmit.c (Pool.submit's plain path). */
 #ifndef VOW_PY_FASTCODEC_H
 #define VOW_PY_FASTCODEC_H
 
@@ -13,6 +14,8 @@
 unsigned char* vowpy_pack_int(unsigned char* p, int64_t v);
 
 int vowpy_fastrun_init(void);
+int vowpy_fastsubmit_init(void);
+extern PyTypeObject vowpy_submitter_type;
 PyObject* vowpy_run_tasks(PyObject* self, PyObject* const* args,
                           Py_ssize_t nargs);
 

@@ -241,6 +241,11 @@ class Submitting:
         """Runs fn(*args, **kwargs) on a worker; returns its Task. fn is
         the function's name in the worker's module (or the function: see
         _fn_name)."""
+        quick = self._quick_submit
+        if quick is not None:  # the plain call, when it needs only gathering
+            task = quick(self, fn, args, kwargs)
+            if task is not None:
+                return task
         with self._lock:
             task = self._gather(fn, args, kwargs)
             driver = self._driver
@@ -268,10 +273,14 @@ class Submitting:
         if n == 0:
             return
         lens = array.array(_SIZE_T, map(len, batch))
-        self._batch, self._batch_tasks = [], []
+        records = b"".join(batch)
+        # Emptied in place: the Submitter holds these lists.
+        batch.clear()
+        tasks = tasks[:]
+        self._batch_tasks.clear()
         first_tag = self._next_tag - n
         done = _lib.collector_submit_many(
-            self._collector, self._pool, b"".join(batch),
+            self._collector, self._pool, records,
             lens.buffer_info()[0], n, timeout_ms, first_tag, self._out,
             self._errs)
         promises = self._out_ptrs[:n]

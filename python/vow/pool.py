@@ -136,6 +136,11 @@ class Pool(Submitting, Mapping, Pumping, Ending):
             else self._packb
         self._batch = []  # records gathered by submit, and their tasks
         self._batch_tasks = []
+        # submit's plain calls in C (_fastsubmit.c), or None
+        self._quick_submit = codec.fastcodec.Submitter(
+            self._lock, self._names, self._packb, self._tasks, self._batch,
+            self._batch_tasks, Task, BATCH, self._eager) \
+            if codec.fastcodec else None
         self._out = (ctypes.c_void_p * BATCH)()
         self._out_ptrs = memoryview(self._out).cast("B").cast("P")
         self._errs = (ctypes.c_int * BATCH)()
