@@ -172,22 +172,26 @@ def test_a_results_frame_stays_within_its_batch_bytes(tmp_path):
 
 
 def test_submit_in_c_makes_the_tasks_and_records_python_makes(pool):
-    """Pool.submit's plain path (vow._fastcodec.Submitter) beside its
+    """Pool.submit's plain path (vow._fastcodec.Quick) beside its
     Python one, by turns in one pool: every kind of call it hands back
     (keyword arguments, a function not yet named, an argument that does
     not pack) lands in the same order with the right results, and a Task
-    it makes is the one Task(pool, None) makes."""
+    it makes is the one Task(pool, None) makes. Their results are settled
+    by Quick.settle, the failures and callbacks among them by Python."""
     import tasks_for_tests as t
     from vow import BadInput
     from vow._task import Task
-    quick = pool._quick_submit
+    quick = pool._quick
     taken = []
 
-    def counting(*args):
-        task = quick(*args)
-        taken.append(task is not None)
-        return task
-    pool._quick_submit = counting
+    class Counting:
+        settle = quick.settle
+
+        def __call__(self, *args):
+            task = quick(*args)
+            taken.append(task is not None)
+            return task
+    pool._quick = Counting()
     warm = [pool.submit(t.square, i) for i in range(10)]  # names square
     made = pool.submit(t.square, 3)
     assert taken[-1]  # past the tasks sent at once: the C path's
@@ -195,7 +199,7 @@ def test_submit_in_c_makes_the_tasks_and_records_python_makes(pool):
     for slot in Task.__slots__[:-1]:
         if slot not in ("_promise",):
             assert getattr(made, slot) == getattr(fresh, slot), slot
-    tasks, want = [], []
+    tasks, want, failed, called = [], [], [], []
     for i in range(600):  # batches of 256 handed over on the way
         if i % 7 == 0:
             tasks.append(pool.submit(t.scale, i, factor=2))
@@ -207,10 +211,25 @@ def test_submit_in_c_makes_the_tasks_and_records_python_makes(pool):
         elif i % 13 == 0:
             tasks.append(pool.submit(t.add, i, 1))  # named on first use
             want.append(i + 1)
+        elif i % 17 == 0:
+            failed.append(pool.submit(t.fail, f"no {i}"))
+            continue
+        elif i % 19 == 0:
+            task = pool.submit(t.square, i)
+            task.add_done_callback(lambda task: called.append(
+                task.result()))
+            tasks.append(task)
+            want.append(i * i)
         else:
             tasks.append(pool.submit(t.square, i))
             want.append(i * i)
     assert [task.result(timeout=60) for task in tasks] == want
+    for task in failed:
+        with pytest.raises(Exception, match="no "):
+            task.result(timeout=60)
+    assert sorted(called) == sorted(i * i for i in range(600)
+                                    if i % 19 == 0 and i % 7 and i % 11
+                                    and i % 13 and i % 17)
     assert made.result(timeout=60) == 9
     assert [w.result(timeout=60) for w in warm] == [i * i for i in
                                                     range(10)]

@@ -10,7 +10,7 @@
  * once, where they end. pack_int_range packs range(start, start + count *
  * step, step) as msgpack.packb would, without making its ints. A Python
  * worker's loop over plain tasks is in _fastrun.c, Pool.submit's
- * plain path in _fastsubmit.c.
+ * plain path and the settling of plain results in _fastpool.c.
  *
  * What it leaves to Python: ext types other than vow's tuple (ext_hook,
  * and the fallback for msgpack's timestamp, ext -1) and maps holding the
@@ -313,6 +313,19 @@ static PyObject* stream_next(Stream* s) {
   return decode(s, 0);
 }
 
+static PyTypeObject StreamType;
+
+PyObject* vowpy_stream_next(PyObject* stream) {
+  if (!Py_IS_TYPE(stream, &StreamType)) {
+    PyErr_SetString(PyExc_TypeError, "not a vow._fastcodec.Stream");
+    return NULL;
+  }
+  PyObject* v = stream_next((Stream*)stream);
+  if (v == NULL && !PyErr_Occurred())
+    PyErr_SetNone(PyExc_StopIteration);
+  return v;
+}
+
 /* Stream.into(list, offset): the next value, an array, decoded into
  * list[offset:offset + n]; returns n. */
 static PyObject* stream_into(Stream* s, PyObject* const* args,
@@ -550,8 +563,9 @@ static PyMethodDef module_methods[] = {
      "pack_int_range(start, step, count): a range's ints as one msgpack "
      "array."},
     {"run_tasks", (PyCFunction)(void (*)(void))vowpy_run_tasks, METH_FASTCALL,
-     "run_tasks(tasks, start, functions, reporter, lock, globals, pack, "
-     "limit, batch_bytes, slow_ns): a worker's plain tasks run and "
+     "run_tasks(tasks, start, functions, reporter, acquire, release, "
+     "globals, pack, limit, batch_bytes, slow_ns): a worker's plain tasks "
+     "run and "
      "reported; (index, kind, obj) where it stopped (_fastrun.c)."},
     {NULL, NULL, 0, NULL},
 };
@@ -569,12 +583,11 @@ PyMODINIT_FUNC PyInit__fastcodec(void) {
     return NULL;
   array_key = PyUnicode_InternFromString("__ndarray__");
   if (array_key == NULL || vowpy_fastrun_init() < 0 ||
-      vowpy_fastsubmit_init() < 0)
+      vowpy_fastpool_init() < 0)
     return NULL;
   PyObject* module = PyModule_Create(&fastcodec_module);
   if (module != NULL &&
-      PyModule_AddObjectRef(module, "Submitter",
-                            (PyObject*)&vowpy_submitter_type) < 0)
+      PyModule_AddObjectRef(module, "Quick", (PyObject*)&vowpy_quick_type) < 0)
     Py_CLEAR(module);
   return module;
 }

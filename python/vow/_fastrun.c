@@ -26,8 +26,7 @@
 enum { NOT_STARTED = 0, RAISED = 1, RETURNED = 2 };
 
 static PyObject *s_last_started, *s_cancel_seen, *s_slow, *s_parked, *s_t0,
-    *s_running, *s_results, *s_bytes, *s_write_results, *s_seed, *s_acquire,
-    *s_release;
+    *s_running, *s_results, *s_bytes, *s_write_results, *s_seed;
 
 int vowpy_fastrun_init(void) {
   struct {
@@ -44,8 +43,6 @@ int vowpy_fastrun_init(void) {
       {&s_bytes, "bytes"},
       {&s_write_results, "_write_results"},
       {&s_seed, "_seed"},
-      {&s_acquire, "acquire"},
-      {&s_release, "release"},
   };
   for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
     *names[i].at = PyUnicode_InternFromString(names[i].text);
@@ -80,8 +77,8 @@ static int set_int(PyObject* obj, PyObject* name, long long v) {
   return rc;
 }
 
-static int call_lock(PyObject* lock, PyObject* method) {
-  PyObject* r = PyObject_CallMethodNoArgs(lock, method);
+static int call_lock(PyObject* method) {
+  PyObject* r = PyObject_CallNoArgs(method);
   if (r == NULL)
     return -1;
   Py_DECREF(r);
@@ -107,10 +104,11 @@ static int start(PyObject* reporter, PyObject* task_id, long long* t0) {
   return PyObject_SetAttr(reporter, s_running, task_id) < 0 ? -1 : 1;
 }
 
-/* Reporter.finish(record), under the channel's lock. */
-static int finish(PyObject* reporter, PyObject* lock, PyObject* record,
+/* Reporter.finish(record), under the channel's lock (lock: its bound
+ * acquire and release). */
+static int finish(PyObject* reporter, PyObject* const* lock, PyObject* record,
                   long long t0, long long batch_bytes, long long slow_ns) {
-  if (call_lock(lock, s_acquire) < 0)
+  if (call_lock(lock[0]) < 0)
     return -1;
   int rc = -1;
   PyObject *results = NULL, *bytes = NULL;
@@ -146,7 +144,7 @@ out:
                     "a list");
   Py_XDECREF(results);
   Py_XDECREF(bytes);
-  if (call_lock(lock, s_release) < 0)
+  if (call_lock(lock[1]) < 0)
     rc = -1;
   if (rc == 0 && monotonic_ns() - t0 >= slow_ns &&
       PyObject_SetAttr(reporter, s_slow, Py_True) < 0)
@@ -193,28 +191,30 @@ static PyObject* raised(void) {
   return value;
 }
 
-/* run_tasks(tasks, start, functions, reporter, lock, globals, pack, limit,
- *           batch_bytes, slow_ns) -> (index, kind, obj)
+/* run_tasks(tasks, start, functions, reporter, acquire, release, globals,
+ *           pack, limit, batch_bytes, slow_ns) -> (index, kind, obj)
  *
  * Runs tasks[start:] (each [id, name, args, seed], args a list or tuple
  * to spread) until one needs worker.py: index is that task's, or
  * len(tasks) when all are done. A result packs with pack and is reported
- * here when shorter than limit bytes. */
+ * here when shorter than limit bytes, under the channel's lock (its
+ * acquire and release, bound). */
 PyObject* vowpy_run_tasks(PyObject* self, PyObject* const* args,
                           Py_ssize_t nargs) {
   (void)self;
-  if (nargs != 10 || !PyList_Check(args[0]) || !PyDict_Check(args[5])) {
+  if (nargs != 11 || !PyList_Check(args[0]) || !PyDict_Check(args[6])) {
     PyErr_SetString(PyExc_TypeError,
-                    "run_tasks(tasks, start, functions, reporter, lock, "
-                    "globals, pack, limit, batch_bytes, slow_ns)");
+                    "run_tasks(tasks, start, functions, reporter, acquire, "
+                    "release, globals, pack, limit, batch_bytes, slow_ns)");
     return NULL;
   }
   PyObject *tasks = args[0], *functions = args[2], *reporter = args[3],
-           *lock = args[4], *globals = args[5], *pack = args[6];
+           *globals = args[6], *pack = args[7];
+  PyObject* const* lock = args + 4;
   Py_ssize_t i = PyLong_AsSsize_t(args[1]);
-  Py_ssize_t limit = PyLong_AsSsize_t(args[7]);
-  long long batch_bytes = PyLong_AsLongLong(args[8]);
-  long long slow_ns = PyLong_AsLongLong(args[9]);
+  Py_ssize_t limit = PyLong_AsSsize_t(args[8]);
+  long long batch_bytes = PyLong_AsLongLong(args[9]);
+  long long slow_ns = PyLong_AsLongLong(args[10]);
   if (PyErr_Occurred())
     return NULL;
   for (; i >= 0 && i < PyList_GET_SIZE(tasks); i++) {

@@ -110,12 +110,12 @@ class Pumping:
 
     def _dispatch(self):
         """Settles the tasks whose promises have settled (lock held)."""
-        tasks = self._tasks
         depth = self._dispatching
         if depth == len(self._take_buffers):
             self._take_buffers.append(_TakeBuffers())
         bufs = self._take_buffers[depth]
         used = bufs.used
+        quick = self._quick
         self._dispatching += 1
         big_taken = False
         try:
@@ -125,38 +125,25 @@ class Pumping:
                     VALUES_BUF, bufs.used_ref)
                 # A task's share of the parent's work is a few hundred
                 # nanoseconds, so each part is read in bulk and in place:
-                # the entries in one pass of struct (not field by field
-                # through ctypes), the values as one msgpack stream
+                # the entries as the array libvow wrote (not field by
+                # field through ctypes), the values as one msgpack stream
                 # copied out by libvow.
                 values = self._read_values(
                     bufs.values_view[:used.value]) if used.value else None
                 entries = bufs.settled_bytes[:took * _SETTLED.size]
                 big_taken = big_taken or values is None
-                for tag, state, value_ptr, data, length, failure, _ in \
-                        _SETTLED.iter_unpack(entries):
-                    task = tasks.pop(tag)
-                    if state != _lib.FULFILLED:
-                        task._settle(None, _error_of(failure, self._remote_tb))
-                        continue
-                    if not data:
-                        value = None
-                    elif values is None and task._into is None and \
-                            _lib.value_is_shared(value_ptr):
-                        value = _over_segment(value_ptr, data, length)
-                    elif values is None:  # one value too big for the buffer
-                        big = _string_at(data, length)
-                        value = unpackb(big) if task._into is None else \
-                            self._read_values(big).into(*task._into)
-                    elif task._into is None:
-                        value = next(values)
-                    else:  # a map's slice, decoded into the map's list
-                        value = values.into(*task._into)
-                    if task._callbacks is None:  # _settle, inline
-                        task._value = value
-                        task._done = True
-                        task._promise = None
-                    else:
-                        task._settle(value, None)
+                i = 0
+                while i < took:
+                    if quick is not None and values is not None:
+                        # The plain results, settled in C (_fastpool.c);
+                        # the first that is not comes here.
+                        i = quick.settle(entries, took, i, values)
+                        if i == took:
+                            break
+                    self._settle_entry(
+                        _SETTLED.unpack_from(entries, i * _SETTLED.size),
+                        values)
+                    i += 1
             if big_taken:
                 # A big value is let go now, not at the next take: a
                 # result the caller dropped frees its memory at once.
@@ -164,6 +151,34 @@ class Pumping:
                                          bufs.values, 0, bufs.used_ref)
         finally:
             self._dispatching -= 1
+
+    def _settle_entry(self, entry, values):
+        """Settles the task of one vow_settled_t entry; values: the stream
+        of the take's values (None: this one is too big for it)."""
+        tag, state, value_ptr, data, length, failure, _ = entry
+        task = self._tasks.pop(tag)
+        if state != _lib.FULFILLED:
+            task._settle(None, _error_of(failure, self._remote_tb))
+            return
+        if not data:
+            value = None
+        elif values is None and task._into is None and \
+                _lib.value_is_shared(value_ptr):
+            value = _over_segment(value_ptr, data, length)
+        elif values is None:  # one value too big for the buffer
+            big = _string_at(data, length)
+            value = unpackb(big) if task._into is None else \
+                self._read_values(big).into(*task._into)
+        elif task._into is None:
+            value = next(values)
+        else:  # a map's slice, decoded into the map's list
+            value = values.into(*task._into)
+        if task._callbacks is None:  # _settle, inline
+            task._value = value
+            task._done = True
+            task._promise = None
+        else:
+            task._settle(value, None)
 
     def _wake(self):
         """Wakes the thread sleeping in select(), if one is (lock held)."""

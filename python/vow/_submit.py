@@ -241,7 +241,7 @@ class Submitting:
         """Runs fn(*args, **kwargs) on a worker; returns its Task. fn is
         the function's name in the worker's module (or the function: see
         _fn_name)."""
-        quick = self._quick_submit
+        quick = self._quick
         if quick is not None:  # the plain call, when it needs only gathering
             task = quick(self, fn, args, kwargs)
             if task is not None:
@@ -274,7 +274,7 @@ class Submitting:
             return
         lens = array.array(_SIZE_T, map(len, batch))
         records = b"".join(batch)
-        # Emptied in place: the Submitter holds these lists.
+        # Emptied in place: the Quick holds these lists.
         batch.clear()
         tasks = tasks[:]
         self._batch_tasks.clear()

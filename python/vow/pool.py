@@ -136,8 +136,9 @@ class Pool(Submitting, Mapping, Pumping, Ending):
             else self._packb
         self._batch = []  # records gathered by submit, and their tasks
         self._batch_tasks = []
-        # submit's plain calls in C (_fastsubmit.c), or None
-        self._quick_submit = codec.fastcodec.Submitter(
+        # submit's plain calls and plain results in C (_fastpool.c), or
+        # None
+        self._quick = codec.fastcodec.Quick(
             self._lock, self._names, self._packb, self._tasks, self._batch,
             self._batch_tasks, Task, BATCH, self._eager) \
             if codec.fastcodec else None

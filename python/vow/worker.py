@@ -606,7 +606,8 @@ def run_tasks(ch, reporter, functions, tasks, spread):
         if _quick is not None and spread and not codec.shm_refs_pending:
             # Plain tasks (a call, a small result) run and are reported in
             # C; the first that is not comes back here, as it stands.
-            i, kind, obj = _quick(tasks, i, functions, reporter, ch.lock,
+            i, kind, obj = _quick(tasks, i, functions, reporter,
+                                  ch.lock.acquire, ch.lock.release,
                                   _globals, _quick_pack, _quick_limit(ch),
                                   BATCH_BYTES, reporter.SLOW_NS)
             if i == n:

@@ -1,11 +1,13 @@
-/* vow._fastcodec.Submitter: Pool.submit in C, for the plain call (a
- * function already named, positional arguments that pack) when the call
- * has nothing more to do than gather it (no batch to hand over, no loop
- * to run or wake, no driver to kick).
+/* vow._fastcodec.Quick: a pool's two hottest paths in C. Called, it is
+ * Pool.submit for the plain call (a function already named, positional
+ * arguments that pack) when the call has nothing more to do than gather
+ * it (no batch to hand over, no loop to run or wake, no driver to kick);
+ * its settle() is Pumping._dispatch for the plain result (a value to
+ * decode for a task nobody is called back for).
  *
  * Submitting a task of microseconds costs the parent more in Python (two
  * frames, a dozen attribute lookups, the packer called through a wrapper,
- * Task.__init__) than the task costs its worker. A Submitter holds what
+ * Task.__init__) than the task costs its worker. A Quick holds what
  * Submitting.submit looks up each time (the pool's lock, names, packer,
  * tasks and batch) and takes the same steps under the same lock; where
  * they would take another turn it returns None, having done nothing, and
@@ -16,6 +18,8 @@
 #include <stddef.h>
 #include <structmember.h>
 
+#include <vow/collect.h>
+
 #include "_fastcodec.h"
 
 /* A Task's slots, written as Task.__init__(pool, None) writes them. */
@@ -25,7 +29,8 @@ static const char* const task_slots[T_N] = {
 
 typedef struct {
   PyObject_HEAD vectorcallfunc vectorcall;
-  PyObject* lock;        /* the pool's RLock */
+  PyObject* acquire; /* the pool's RLock's, bound */
+  PyObject* release;
   PyObject* names;       /* dict: function -> its name, packed */
   PyObject* pack;        /* the pool's packer */
   PyObject* tasks;       /* dict: tag -> Task */
@@ -36,13 +41,13 @@ typedef struct {
   Py_ssize_t batch_max;    /* a batch this long is handed over */
   Py_ssize_t eager;        /* while at most this many tasks are out, each
                             * is sent at once */
-} Submitter;
+} Quick;
 
-static PyObject *s_closed, *s_next_tag, *s_driver, *s_driving, *s_acquire,
-    *s_release;
+static PyObject *s_closed, *s_next_tag, *s_driver, *s_driving;
 
-static int submitter_traverse(Submitter* g, visitproc visit, void* arg) {
-  Py_VISIT(g->lock);
+static int quick_traverse(Quick* g, visitproc visit, void* arg) {
+  Py_VISIT(g->acquire);
+  Py_VISIT(g->release);
   Py_VISIT(g->names);
   Py_VISIT(g->pack);
   Py_VISIT(g->tasks);
@@ -52,8 +57,9 @@ static int submitter_traverse(Submitter* g, visitproc visit, void* arg) {
   return 0;
 }
 
-static int submitter_clear(Submitter* g) {
-  Py_CLEAR(g->lock);
+static int quick_clear(Quick* g) {
+  Py_CLEAR(g->acquire);
+  Py_CLEAR(g->release);
   Py_CLEAR(g->names);
   Py_CLEAR(g->pack);
   Py_CLEAR(g->tasks);
@@ -63,18 +69,18 @@ static int submitter_clear(Submitter* g) {
   return 0;
 }
 
-static void submitter_dealloc(Submitter* g) {
+static void quick_dealloc(Quick* g) {
   PyObject_GC_UnTrack(g);
-  submitter_clear(g);
+  quick_clear(g);
   Py_TYPE(g)->tp_free((PyObject*)g);
 }
 
-static PyObject* submitter_call(Submitter* g, PyObject* const* args,
-                                size_t nargsf, PyObject* kwnames);
+static PyObject* quick_call(Quick* g, PyObject* const* args, size_t nargsf,
+                            PyObject* kwnames);
 
 /* Each of the Task type's slots, found where its member descriptor says:
  * a type whose slots are not all such members is refused. */
-static int find_slots(Submitter* g) {
+static int find_slots(Quick* g) {
   for (int i = 0; i < T_N; i++) {
     PyObject* d =
         PyObject_GetAttrString((PyObject*)g->task_type, task_slots[i]);
@@ -86,7 +92,7 @@ static int find_slots(Submitter* g) {
       g->slot_at[i] = ((PyMemberDescrObject*)d)->d_member->offset;
     Py_DECREF(d);
     if (!ok) {
-      PyErr_Format(PyExc_TypeError, "Submitter: Task.%s is not a slot",
+      PyErr_Format(PyExc_TypeError, "Quick: Task.%s is not a slot",
                    task_slots[i]);
       return -1;
     }
@@ -94,27 +100,28 @@ static int find_slots(Submitter* g) {
   return 0;
 }
 
-/* Submitter(lock, names, pack, tasks, batch, batch_tasks, task_type,
+/* Quick(lock, names, pack, tasks, batch, batch_tasks, task_type,
  *           batch_max, eager) */
-static PyObject* submitter_new(PyTypeObject* type, PyObject* args,
-                               PyObject* kwargs) {
+static PyObject* quick_new(PyTypeObject* type, PyObject* args,
+                           PyObject* kwargs) {
   PyObject *lock, *names, *pack, *tasks, *batch, *batch_tasks;
   PyTypeObject* task_type;
   Py_ssize_t batch_max, eager;
   if (kwargs != NULL && PyDict_GET_SIZE(kwargs) != 0) {
-    PyErr_SetString(PyExc_TypeError, "Submitter takes no keyword arguments");
+    PyErr_SetString(PyExc_TypeError, "Quick takes no keyword arguments");
     return NULL;
   }
-  if (!PyArg_ParseTuple(args, "OO!OO!O!O!O!nn:Submitter", &lock, &PyDict_Type,
+  if (!PyArg_ParseTuple(args, "OO!OO!O!O!O!nn:Quick", &lock, &PyDict_Type,
                         &names, &pack, &PyDict_Type, &tasks, &PyList_Type,
                         &batch, &PyList_Type, &batch_tasks, &PyType_Type,
                         &task_type, &batch_max, &eager))
     return NULL;
-  Submitter* g = (Submitter*)type->tp_alloc(type, 0);
+  Quick* g = (Quick*)type->tp_alloc(type, 0);
   if (g == NULL)
     return NULL;
-  g->vectorcall = (vectorcallfunc)submitter_call;
-  g->lock = Py_NewRef(lock);
+  g->vectorcall = (vectorcallfunc)quick_call;
+  g->acquire = PyObject_GetAttrString(lock, "acquire");
+  g->release = PyObject_GetAttrString(lock, "release");
   g->names = Py_NewRef(names);
   g->pack = Py_NewRef(pack);
   g->tasks = Py_NewRef(tasks);
@@ -123,7 +130,7 @@ static PyObject* submitter_new(PyTypeObject* type, PyObject* args,
   g->task_type = (PyTypeObject*)Py_NewRef(task_type);
   g->batch_max = batch_max;
   g->eager = eager;
-  if (find_slots(g) < 0) {
+  if (g->acquire == NULL || g->release == NULL || find_slots(g) < 0) {
     Py_DECREF(g);
     return NULL;
   }
@@ -132,7 +139,7 @@ static PyObject* submitter_new(PyTypeObject* type, PyObject* args,
 
 /* The record sent for the call: the function's name, then its arguments,
  * both packed. NULL with no error set: not one this path packs. */
-static PyObject* record_of(Submitter* g, PyObject* name, PyObject* args) {
+static PyObject* record_of(Quick* g, PyObject* name, PyObject* args) {
   PyObject* call = PySequence_List(args); /* a worker reads a list */
   if (call == NULL)
     return NULL;
@@ -154,7 +161,7 @@ static PyObject* record_of(Submitter* g, PyObject* name, PyObject* args) {
 }
 
 /* Task(pool, None), its slots written directly. */
-static PyObject* new_task(Submitter* g, PyObject* pool) {
+static PyObject* new_task(Quick* g, PyObject* pool) {
   PyObject* task = g->task_type->tp_alloc(g->task_type, 0);
   if (task == NULL)
     return NULL;
@@ -178,7 +185,7 @@ static int attr_true(PyObject* obj, PyObject* name) {
 /* Whether the call is this path's: the pool open, no driver, no thread in
  * select() to wake, and after it the batch not full nor the tasks out so
  * few that it goes at once. 1 yes, 0 no, -1 an error. */
-static int quiet(Submitter* g, PyObject* pool, PyObject* fn) {
+static int quiet(Quick* g, PyObject* pool, PyObject* fn) {
   PyObject* driver = PyObject_GetAttr(pool, s_driver);
   if (driver == NULL)
     return -1;
@@ -201,7 +208,7 @@ static int quiet(Submitter* g, PyObject* pool, PyObject* fn) {
 
 /* Gathers the call under the lock: the Task, or NULL with an error, or
  * NULL without one (not this path's, nothing done). */
-static PyObject* gather(Submitter* g, PyObject* pool, PyObject* fn,
+static PyObject* gather(Quick* g, PyObject* pool, PyObject* fn,
                         PyObject* call_args) {
   int go = quiet(g, pool, fn);
   if (go <= 0) {
@@ -242,7 +249,7 @@ static PyObject* gather(Submitter* g, PyObject* pool, PyObject* fn,
 fail:
   if (!PyErr_Occurred())
     PyErr_SetString(PyExc_TypeError,
-                    "Submitter: the pool's _next_tag is "
+                    "Quick: the pool's _next_tag is "
                     "not a tag");
   Py_XDECREF(tag);
   Py_XDECREF(next);
@@ -254,26 +261,25 @@ fail:
 /* g(pool, fn, args, kwargs): the Task gathered for fn(*args, **kwargs),
  * or None (Submitting.submit is to take the call). The tag is the pool's
  * _next_tag, which it then advances. (The pool is an argument: a
- * Submitter the pool holds must not hold it.) */
-static PyObject* submitter_call(Submitter* g, PyObject* const* args,
-                                size_t nargsf, PyObject* kwnames) {
+ * Quick the pool holds must not hold it.) */
+static PyObject* quick_call(Quick* g, PyObject* const* args, size_t nargsf,
+                            PyObject* kwnames) {
   if (PyVectorcall_NARGS(nargsf) != 4 || kwnames != NULL ||
       !PyTuple_Check(args[2])) {
-    PyErr_SetString(PyExc_TypeError,
-                    "Submitter(pool, fn, args: tuple, kwargs)");
+    PyErr_SetString(PyExc_TypeError, "Quick(pool, fn, args: tuple, kwargs)");
     return NULL;
   }
   int has_kwargs = PyObject_IsTrue(args[3]);
   if (has_kwargs != 0)
     return has_kwargs < 0 ? NULL : Py_NewRef(Py_None);
-  PyObject* r = PyObject_CallMethodNoArgs(g->lock, s_acquire);
+  PyObject* r = PyObject_CallNoArgs(g->acquire);
   if (r == NULL)
     return NULL;
   Py_DECREF(r);
   PyObject* task = gather(g, args[0], args[1], args[2]);
   PyObject *type, *value, *tb;
   PyErr_Fetch(&type, &value, &tb);
-  r = PyObject_CallMethodNoArgs(g->lock, s_release);
+  r = PyObject_CallNoArgs(g->release);
   if (r == NULL) {
     Py_XDECREF(task);
     Py_XDECREF(type);
@@ -288,36 +294,123 @@ static PyObject* submitter_call(Submitter* g, PyObject* const* args,
   return task;
 }
 
-PyTypeObject vowpy_submitter_type = {
-    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "vow._fastcodec.Submitter",
-    .tp_basicsize = sizeof(Submitter),
-    .tp_dealloc = (destructor)submitter_dealloc,
-    .tp_vectorcall_offset = offsetof(Submitter, vectorcall),
+static PyObject** slot(Quick* g, PyObject* task, int i) {
+  return (PyObject**)((char*)task + g->slot_at[i]);
+}
+
+static void set_slot(Quick* g, PyObject* task, int i, PyObject* v) {
+  PyObject* old = *slot(g, task, i);
+  *slot(g, task, i) = Py_NewRef(v);
+  Py_XDECREF(old);
+}
+
+/* The task of entry e if its result is plain (fulfilled, its Task waited
+ * for by nobody's callback and not a map's slice), taken out of the
+ * pool's tasks (a new reference); NULL when not (an error set or not). */
+static PyObject* plain_task(Quick* g, const vow_settled_t* e) {
+  if (e->state != VOW_FULFILLED)
+    return NULL;
+  PyObject* tag = PyLong_FromUnsignedLongLong(e->tag);
+  if (tag == NULL)
+    return NULL;
+  PyObject* task = PyDict_GetItemWithError(g->tasks, tag);
+  if (task == NULL || !Py_IS_TYPE(task, g->task_type) ||
+      *slot(g, task, T_INTO) != Py_None ||
+      *slot(g, task, T_CALLBACKS) != Py_None) {
+    Py_DECREF(tag);
+    return NULL;
+  }
+  Py_INCREF(task);
+  if (PyDict_DelItem(g->tasks, tag) < 0)
+    Py_CLEAR(task);
+  Py_DECREF(tag);
+  return task;
+}
+
+/* q.settle(entries, count, start, values): settles entries
+ * start.. of the count vow_settled_t in entries while each is plain, each
+ * value the next in values (a Stream); returns the index of the first it
+ * left to Pumping._dispatch (count: none). */
+static PyObject* quick_settle(Quick* g, PyObject* const* args,
+                              Py_ssize_t nargs) {
+  if (nargs != 4) {
+    PyErr_SetString(PyExc_TypeError, "settle(entries, count, start, values)");
+    return NULL;
+  }
+  Py_ssize_t count = PyLong_AsSsize_t(args[1]);
+  Py_ssize_t i = PyLong_AsSsize_t(args[2]);
+  if (PyErr_Occurred())
+    return NULL;
+  Py_buffer view;
+  if (PyObject_GetBuffer(args[0], &view, PyBUF_SIMPLE) < 0)
+    return NULL;
+  if (count < 0 || i < 0 ||
+      (size_t)view.len < (size_t)count * sizeof(vow_settled_t)) {
+    PyBuffer_Release(&view);
+    PyErr_SetString(PyExc_ValueError, "settle: fewer entries than count");
+    return NULL;
+  }
+  for (; i < count; i++) {
+    vow_settled_t e;
+    memcpy(&e, (const char*)view.buf + (size_t)i * sizeof(e), sizeof(e));
+    PyObject* task = plain_task(g, &e);
+    if (task == NULL)
+      break;
+    PyObject* value =
+        e.bytes != NULL ? vowpy_stream_next(args[3]) : Py_NewRef(Py_None);
+    if (value == NULL) {
+      Py_DECREF(task);
+      break;
+    }
+    set_slot(g, task, T_VALUE, value);
+    set_slot(g, task, T_DONE, Py_True);
+    set_slot(g, task, T_PROMISE, Py_None);
+    Py_DECREF(value);
+    Py_DECREF(task);
+  }
+  PyBuffer_Release(&view);
+  return PyErr_Occurred() ? NULL : PyLong_FromSsize_t(i);
+}
+
+static PyMethodDef quick_methods[] = {
+    {"settle", (PyCFunction)(void (*)(void))quick_settle, METH_FASTCALL,
+     "settle(entries, count, start, values): the plain results "
+     "among the entries settled; the index of the first left."},
+    {NULL, NULL, 0, NULL},
+};
+
+PyTypeObject vowpy_quick_type = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "vow._fastcodec.Quick",
+    .tp_basicsize = sizeof(Quick),
+    .tp_dealloc = (destructor)quick_dealloc,
+    .tp_vectorcall_offset = offsetof(Quick, vectorcall),
     .tp_call = PyVectorcall_Call,
     .tp_flags =
         Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_HAVE_VECTORCALL,
     .tp_doc =
-        "Submitter(lock, names, pack, tasks, batch, batch_tasks, "
+        "Quick(lock, names, pack, tasks, batch, batch_tasks, "
         "Task, batch_max, eager): Pool.submit's plain path, called "
-        "as s(pool, fn, args, kwargs) (_fastsubmit.c).",
-    .tp_traverse = (traverseproc)submitter_traverse,
-    .tp_clear = (inquiry)submitter_clear,
-    .tp_new = submitter_new,
+        "as s(pool, fn, args, kwargs) (_fastpool.c).",
+    .tp_traverse = (traverseproc)quick_traverse,
+    .tp_clear = (inquiry)quick_clear,
+    .tp_new = quick_new,
+    .tp_methods = quick_methods,
 };
 
-int vowpy_fastsubmit_init(void) {
+int vowpy_fastpool_init(void) {
   struct {
     PyObject** at;
     const char* text;
   } names[] = {
-      {&s_closed, "_closed"},  {&s_next_tag, "_next_tag"},
-      {&s_driver, "_driver"},  {&s_driving, "_driving"},
-      {&s_acquire, "acquire"}, {&s_release, "release"},
+      {&s_closed, "_closed"},
+      {&s_next_tag, "_next_tag"},
+      {&s_driver, "_driver"},
+      {&s_driving, "_driving"},
   };
   for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
     *names[i].at = PyUnicode_InternFromString(names[i].text);
     if (*names[i].at == NULL)
       return -1;
   }
-  return PyType_Ready(&vowpy_submitter_type);
+  return PyType_Ready(&vowpy_quick_type);
 }
