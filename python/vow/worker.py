@@ -565,13 +565,21 @@ def _starred(fn):
 
 # The next task that comes within this many seconds is waited for awake:
 # on a virtual machine, waking from a blocking read costs tens of
-# microseconds, as much as a whole round trip.
+# microseconds, as much as a whole round trip. Only after a batch of a
+# task or two, though: one whose parent waits for each result in turn.
+# After a longer batch the parent is sending many, the worker's next
+# batch is on its way anyway, and the polling would take the CPU that the
+# parent needs to send it.
 _SPIN_S = 100e-6
+_SPIN_AFTER = 2  # tasks in a batch, at most
+_last_batch = 1
 
 
 def _spin_until_readable(fd):
-    """Polls fd for _SPIN_S; the blocking read that follows waits for the
-    rest."""
+    """Polls fd for _SPIN_S after a short batch; the blocking read that
+    follows waits for the rest."""
+    if _last_batch > _SPIN_AFTER:
+        return
     end = time.perf_counter() + _SPIN_S
     while not select.select([fd], [], [], 0)[0] and \
             time.perf_counter() < end:
@@ -591,8 +599,9 @@ def fail(ch, reporter, task_id, message, detail=None):
 
 
 def run_tasks(ch, reporter, functions, tasks, spread):
-    global _seed, _run_seed
+    global _seed, _run_seed, _last_batch
     _run_seed = None
+    _last_batch = len(tasks)
     reporter.begin(tasks)
     if codec.shm_refs_pending:
         # Parts are mapped for the whole batch at once: the tasks that
@@ -754,7 +763,8 @@ def _shared_parts(ch, task_id, args):
 
 def run_chunks(ch, reporter, functions, chunks):
     """Map chunks: each item's result, packed as one array."""
-    global _run_seed, _items, _items_end
+    global _run_seed, _items, _items_end, _last_batch
+    _last_batch = sum(len(chunk[2]) for chunk in chunks)
     reporter.begin(chunks)
     for chunk_id, name, items, run_seed, first in chunks:
         if not reporter.start(chunk_id):
