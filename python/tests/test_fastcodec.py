@@ -273,6 +273,60 @@ print(json.dumps({k: v if k != "one task" else len(v)
 '''
 
 
+def packable(value, pack):
+    try:
+        pack(value)
+        return True
+    except (TypeError, ValueError, OverflowError):
+        return False
+
+
+@pytest.mark.parametrize("peer", ["python", "other"])
+def test_a_chunk_packs_as_its_packer_packs_the_list(peer):
+    # A worker's map chunk (map_packed) against the packer on the whole
+    # list of results, for a Python parent's packer and another's.
+    pack = codec.python_packer() if peer == "python" else codec.packer()
+    ok = [v for v in values() if packable(v, pack)]
+    rng = random.Random(5)
+    for n in (0, 1, 15, 16, 17, 300, 65535, 65536, 70000):
+        items = [rng.choice(ok) for _ in range(n)]
+        out = []
+        got = fastcodec.map_packed(lambda x: x, iter(items), out, pack)
+        assert out == items
+        assert got == pack(items)
+
+
+def test_a_chunk_it_cannot_pack_is_left_to_the_caller_whole():
+    pack = codec.python_packer()
+    calls = []
+
+    def f(x):
+        calls.append(x)
+        return 2**70 if x == 3 else (lambda: 0) if x == 5 else x
+    for items in ([5, 6], [1, 5, 3], [1, 3, 5]):
+        out, calls[:] = [], []
+        assert fastcodec.map_packed(f, iter(items), out, pack) is None
+        assert calls == items  # every item is still called, once
+        assert [v for v in out if not callable(v)] == \
+            [f(x) for x in items if x != 5]
+    # An int past 64 bits goes through the packer (which pickles it), as
+    # in the packer's own packing of the list.
+    out = []
+    assert fastcodec.map_packed(f, iter([1, 2, 3, 4]), out, pack) == \
+        pack([1, 2, 2**70, 4])
+
+
+def test_a_call_that_raises_leaves_the_iterator_after_its_item():
+    def f(x):
+        if x == 7:
+            raise ValueError("seven")
+        return x
+    it, out = iter(range(10)), []
+    with pytest.raises(ValueError, match="seven"):
+        fastcodec.map_packed(f, it, out, codec.python_packer())
+    assert out == list(range(7)) and next(it) == 8
+
+
 def run_maps(fast):
     env = dict(os.environ, VOW_FASTCODEC="1" if fast else "0")
     proc = subprocess.run([sys.executable, "-c", MAPS, TASKS], env=env,

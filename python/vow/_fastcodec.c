@@ -567,6 +567,10 @@ static PyMethodDef module_methods[] = {
      "globals, pack, limit, batch_bytes, slow_ns): a worker's plain tasks "
      "run and "
      "reported; (index, kind, obj) where it stopped (_fastrun.c)."},
+    {"map_packed", (PyCFunction)(void (*)(void))vowpy_map_packed, METH_FASTCALL,
+     "map_packed(fn, items, out, pack): a map chunk's results, called, "
+     "kept in out and packed as one array (None: pack them yourself); "
+     "_fastrun.c."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -21,5 +21,7 @@ int vowpy_fastpool_init(void);
 extern PyTypeObject vowpy_quick_type;
 PyObject* vowpy_run_tasks(PyObject* self, PyObject* const* args,
                           Py_ssize_t nargs);
+PyObject* vowpy_map_packed(PyObject* self, PyObject* const* args,
+                           Py_ssize_t nargs);
 
 #endif

@@ -778,14 +778,20 @@ def run_chunks(ch, reporter, functions, chunks):
         _items = iter(items)
         _items_end = first + len(items)
         try:
-            out = list(map(fn, _items))
+            if _map_packed is not None:
+                # Called and packed in C, as packb(out) would pack them.
+                out = []
+                packed = _map_packed(fn, _items, out, _chunk_pack())
+            else:
+                out, packed = list(map(fn, _items)), None
         except Exception as e:
             text, tb = failure_of(e)
             fail(ch, reporter, chunk_id,
                  f"item {_item_index() - first} of the chunk: {text}", tb)
             continue
         try:
-            packed = packb(out)
+            if packed is None:
+                packed = packb(out)
         except CannotPack:
             # Which item: the first whose result does not pack.
             k, e = next((k, e) for k, e in enumerate(map(_pack_error, out))
@@ -806,6 +812,20 @@ def run_chunks(ch, reporter, functions, chunks):
             continue
         reporter.finish(array_header(2) + packb(chunk_id) + packed)
     _run_seed = None
+
+
+_map_packed = getattr(codec.fastcodec, "map_packed", None)
+_chunk_packer = None
+
+
+def _chunk_pack():
+    """What packs a chunk's result that map_packed does not pack itself,
+    for this worker's parent."""
+    global _chunk_packer
+    if _chunk_packer is None:
+        _chunk_packer = codec.python_packer() if codec.python_peer else \
+            codec.packer()
+    return _chunk_packer
 
 
 def _pack_error(value):
