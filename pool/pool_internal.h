@@ -203,8 +203,10 @@ typedef struct vow__pool_events {
  * enough to keep about 2 ms of work queued on it, from 2 to 1024. A
  * configured limit wins. */
 unsigned vow__sched_limit(uint64_t ewma_ns, unsigned configured);
-/* Folds one observation (elapsed ns over n replies) into an EWMA. */
-uint64_t vow__sched_ewma(uint64_t ewma_ns, uint64_t elapsed_ns, size_t n);
+/* Folds one observation (elapsed ns over n replies) into an EWMA; from a
+ * worker that has drained what it was sent, only a lower figure. */
+uint64_t vow__sched_ewma(uint64_t ewma_ns, uint64_t elapsed_ns, size_t n,
+                         bool drained);
 /* How many tasks from the queue's head to send to a worker that has
  * `inflight` tasks and may have `limit`: 0 if none. A suspect task at the
  * head goes alone to an empty worker; suspects are never batched. */

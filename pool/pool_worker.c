@@ -757,7 +757,8 @@ static void on_chan_read(vow__chan* ch, ssize_t n) {
   vow__worker_watch_silence(w);
   if (replies > 0) {
     uint64_t now = vow__now_ns();
-    w->ewma_ns = vow__sched_ewma(w->ewma_ns, now - w->last_event_ns, replies);
+    w->ewma_ns = vow__sched_ewma(w->ewma_ns, now - w->last_event_ns, replies,
+                                 w->inflight.len == 0);
     w->last_event_ns = now;
     w->limit = vow__sched_limit(w->ewma_ns, w->pool->opt.in_flight);
     if (w->inflight.len == 0)

@@ -23,7 +23,8 @@ unsigned vow__sched_limit(uint64_t ewma_ns, unsigned configured) {
   return (unsigned)n;
 }
 
-uint64_t vow__sched_ewma(uint64_t ewma_ns, uint64_t elapsed_ns, size_t n) {
+uint64_t vow__sched_ewma(uint64_t ewma_ns, uint64_t elapsed_ns, size_t n,
+                         bool drained) {
   uint64_t per;
   if (n == 0)
     return ewma_ns;
@@ -32,6 +33,12 @@ uint64_t vow__sched_ewma(uint64_t ewma_ns, uint64_t elapsed_ns, size_t n) {
     per = 1;
   if (ewma_ns == 0)
     return per;
+  /* A worker that has answered all it was sent may then have waited for
+   * us (the parent reads replies only as often as its loop runs): its
+   * figure is an upper bound, and taken as the tasks' own it would shrink
+   * the limit, starving the worker further, and so on down. */
+  if (drained && per > ewma_ns)
+    return ewma_ns;
   /* Weight 1/4 for the new figure: a change of task size shows within a
    * few batches, one odd batch does not swing the limit. */
   return (ewma_ns * 3 + per) / 4;

@@ -14,10 +14,21 @@ static void limit_follows_task_size(void** state) {
 
 static void ewma_moves_a_quarter(void** state) {
   (void)state;
-  assert_int_equal(vow__sched_ewma(0, 4000, 4), 1000); /* first figure */
-  assert_int_equal(vow__sched_ewma(1000, 5000, 1), 2000);
-  assert_int_equal(vow__sched_ewma(1000, 0, 0), 1000); /* no replies */
-  assert_int_equal(vow__sched_ewma(0, 0, 3), 1);       /* never zero */
+  assert_int_equal(vow__sched_ewma(0, 4000, 4, false), 1000); /* first */
+  assert_int_equal(vow__sched_ewma(1000, 5000, 1, false), 2000);
+  assert_int_equal(vow__sched_ewma(1000, 0, 0, false), 1000); /* no replies */
+  assert_int_equal(vow__sched_ewma(0, 0, 3, false), 1);       /* never zero */
+}
+
+static void a_drained_worker_only_lowers_it(void** state) {
+  (void)state;
+  /* It answered all it had, then waited for the parent's next read: the
+   * figure is no measure of its tasks, and must not shrink the limit. */
+  assert_int_equal(vow__sched_ewma(1000, 400000, 10, true), 1000);
+  assert_int_equal(vow__sched_ewma(1000, 2000, 4, true), 875);   /* lower */
+  assert_int_equal(vow__sched_ewma(0, 400000, 10, true), 40000); /* first */
+  /* With tasks still out it was busy the whole time: taken as it is. */
+  assert_int_equal(vow__sched_ewma(1000, 400000, 10, false), 10750);
 }
 
 static ptask tasks[8];
@@ -74,6 +85,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(limit_follows_task_size),
       cmocka_unit_test(ewma_moves_a_quarter),
+      cmocka_unit_test(a_drained_worker_only_lowers_it),
       cmocka_unit_test(take_respects_limit_and_suspects),
       cmocka_unit_test(seeds_depend_on_run_and_index_only),
       cmocka_unit_test(backoff_doubles_to_a_cap),
