@@ -258,8 +258,11 @@ class Submitting:
                 # each of the first tasks while the workers may be idle,
                 # and then once a batch: the workers start at once, and go
                 # on with the first tasks while the caller still submits
-                # the rest.
+                # the rest. Twice: replies are read after the turn's
+                # sending, and what they free a worker for is sent only at
+                # the next turn, which would be a batch away.
                 self._flush()
+                _lib.uv_run(self._loop, _lib.UV_RUN_NOWAIT)
                 _lib.uv_run(self._loop, _lib.UV_RUN_NOWAIT)
             if self._driving:
                 self._wake()  # the thread sleeping in the loop sends it
