@@ -591,7 +591,10 @@ PyMODINIT_FUNC PyInit__fastcodec(void) {
     return NULL;
   PyObject* module = PyModule_Create(&fastcodec_module);
   if (module != NULL &&
-      PyModule_AddObjectRef(module, "Quick", (PyObject*)&vowpy_quick_type) < 0)
+      (PyModule_AddObjectRef(module, "Quick", (PyObject*)&vowpy_quick_type) <
+           0 ||
+       PyModule_AddObjectRef(module, "SubmitMethod",
+                             (PyObject*)&vowpy_submit_method_type) < 0))
     Py_CLEAR(module);
   return module;
 }

@@ -19,6 +19,7 @@ PyObject* vowpy_stream_next(PyObject* stream);
 int vowpy_fastrun_init(void);
 int vowpy_fastpool_init(void);
 extern PyTypeObject vowpy_quick_type;
+extern PyTypeObject vowpy_submit_method_type;
 PyObject* vowpy_run_tasks(PyObject* self, PyObject* const* args,
                           Py_ssize_t nargs);
 PyObject* vowpy_map_packed(PyObject* self, PyObject* const* args,

@@ -139,10 +139,13 @@ static PyObject* quick_new(PyTypeObject* type, PyObject* args,
 
 /* The record sent for the call: the function's name, then its arguments,
  * both packed. NULL with no error set: not one this path packs. */
-static PyObject* record_of(Quick* g, PyObject* name, PyObject* args) {
-  PyObject* call = PySequence_List(args); /* a worker reads a list */
+static PyObject* record_of(Quick* g, PyObject* name, PyObject* const* args,
+                           Py_ssize_t nargs) {
+  PyObject* call = PyList_New(nargs); /* a worker reads a list */
   if (call == NULL)
     return NULL;
+  for (Py_ssize_t i = 0; i < nargs; i++)
+    PyList_SET_ITEM(call, i, Py_NewRef(args[i]));
   PyObject* data = PyObject_CallOneArg(g->pack, call);
   Py_DECREF(call);
   if (data == NULL || !PyBytes_Check(data) || !PyBytes_Check(name)) {
@@ -209,7 +212,7 @@ static int quiet(Quick* g, PyObject* pool, PyObject* fn) {
 /* Gathers the call under the lock: the Task, or NULL with an error, or
  * NULL without one (not this path's, nothing done). */
 static PyObject* gather(Quick* g, PyObject* pool, PyObject* fn,
-                        PyObject* call_args) {
+                        PyObject* const* call_args, Py_ssize_t nargs) {
   int go = quiet(g, pool, fn);
   if (go <= 0) {
     if (go < 0 && !PyErr_ExceptionMatches(PyExc_Exception))
@@ -218,7 +221,7 @@ static PyObject* gather(Quick* g, PyObject* pool, PyObject* fn,
     return NULL;
   }
   PyObject* name = Py_NewRef(PyDict_GetItemWithError(g->names, fn));
-  PyObject* record = record_of(g, name, call_args);
+  PyObject* record = record_of(g, name, call_args, nargs);
   Py_DECREF(name);
   if (record == NULL)
     return NULL;
@@ -258,25 +261,15 @@ fail:
   return NULL;
 }
 
-/* g(pool, fn, args, kwargs): the Task gathered for fn(*args, **kwargs),
- * or None (Submitting.submit is to take the call). The tag is the pool's
- * _next_tag, which it then advances. (The pool is an argument: a
- * Quick the pool holds must not hold it.) */
-static PyObject* quick_call(Quick* g, PyObject* const* args, size_t nargsf,
-                            PyObject* kwnames) {
-  if (PyVectorcall_NARGS(nargsf) != 4 || kwnames != NULL ||
-      !PyTuple_Check(args[2])) {
-    PyErr_SetString(PyExc_TypeError, "Quick(pool, fn, args: tuple, kwargs)");
-    return NULL;
-  }
-  int has_kwargs = PyObject_IsTrue(args[3]);
-  if (has_kwargs != 0)
-    return has_kwargs < 0 ? NULL : Py_NewRef(Py_None);
+/* The Task gathered for fn(*args) under the pool's lock, or None (not
+ * this path's: nothing done), or NULL (an error). */
+static PyObject* submit_plain(Quick* g, PyObject* pool, PyObject* fn,
+                              PyObject* const* args, Py_ssize_t nargs) {
   PyObject* r = PyObject_CallNoArgs(g->acquire);
   if (r == NULL)
     return NULL;
   Py_DECREF(r);
-  PyObject* task = gather(g, args[0], args[1], args[2]);
+  PyObject* task = gather(g, pool, fn, args, nargs);
   PyObject *type, *value, *tb;
   PyErr_Fetch(&type, &value, &tb);
   r = PyObject_CallNoArgs(g->release);
@@ -292,6 +285,24 @@ static PyObject* quick_call(Quick* g, PyObject* const* args, size_t nargsf,
   if (task == NULL && !PyErr_Occurred())
     return Py_NewRef(Py_None);
   return task;
+}
+
+/* g(pool, fn, args, kwargs): the Task gathered for fn(*args, **kwargs),
+ * or None (Submitting.submit is to take the call). The tag is the pool's
+ * _next_tag, which it then advances. (The pool is an argument: a
+ * Quick the pool holds must not hold it.) */
+static PyObject* quick_call(Quick* g, PyObject* const* args, size_t nargsf,
+                            PyObject* kwnames) {
+  if (PyVectorcall_NARGS(nargsf) != 4 || kwnames != NULL ||
+      !PyTuple_Check(args[2])) {
+    PyErr_SetString(PyExc_TypeError, "Quick(pool, fn, args: tuple, kwargs)");
+    return NULL;
+  }
+  int has_kwargs = PyObject_IsTrue(args[3]);
+  if (has_kwargs != 0)
+    return has_kwargs < 0 ? NULL : Py_NewRef(Py_None);
+  return submit_plain(g, args[0], args[1], &PyTuple_GET_ITEM(args[2], 0),
+                      PyTuple_GET_SIZE(args[2]));
 }
 
 static PyObject** slot(Quick* g, PyObject* task, int i) {
@@ -397,6 +408,120 @@ PyTypeObject vowpy_quick_type = {
     .tp_methods = quick_methods,
 };
 
+/* ---- Pool.submit ---------------------------------------------------- */
+
+/* SubmitMethod(submit): Pool.submit as a method implemented in C, called
+ * without a Python frame (a method descriptor: pool.submit(...) passes
+ * the pool first, with no bound method made). A plain call goes to the
+ * pool's _quick (a Quick, or anything called as one); any other, or one
+ * _quick gives back, to submit, the Python function, which it stands
+ * for: its name, doc and signature (__wrapped__) are submit's. */
+typedef struct {
+  PyObject_HEAD vectorcallfunc vectorcall;
+  PyObject* submit;
+} SubmitMethod;
+
+static PyObject* s_quick;
+
+static PyObject* submit_method_call(SubmitMethod* m, PyObject* const* args,
+                                    size_t nargsf, PyObject* kwnames) {
+  Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
+  if (kwnames == NULL && nargs >= 2) {
+    PyObject* quick = PyObject_GetAttr(args[0], s_quick);
+    PyObject* task;
+    if (quick == NULL)
+      return NULL;
+    if (quick == Py_None) {
+      task = Py_NewRef(Py_None);
+    } else if (Py_IS_TYPE(quick, &vowpy_quick_type)) {
+      task = submit_plain((Quick*)quick, args[0], args[1], args + 2, nargs - 2);
+    } else {
+      PyObject* call_args = PyTuple_New(nargs - 2);
+      PyObject* kwargs = PyDict_New();
+      task = NULL;
+      if (call_args != NULL && kwargs != NULL) {
+        for (Py_ssize_t i = 2; i < nargs; i++)
+          PyTuple_SET_ITEM(call_args, i - 2, Py_NewRef(args[i]));
+        task = PyObject_CallFunctionObjArgs(quick, args[0], args[1], call_args,
+                                            kwargs, NULL);
+      }
+      Py_XDECREF(call_args);
+      Py_XDECREF(kwargs);
+    }
+    Py_DECREF(quick);
+    if (task != Py_None)
+      return task;
+    Py_DECREF(task);
+  }
+  return PyObject_Vectorcall(m->submit, args, nargs, kwnames);
+}
+
+static PyObject* submit_method_new(PyTypeObject* type, PyObject* args,
+                                   PyObject* kwargs) {
+  PyObject* submit;
+  if ((kwargs != NULL && PyDict_GET_SIZE(kwargs) != 0) ||
+      !PyArg_ParseTuple(args, "O:SubmitMethod", &submit))
+    return NULL;
+  SubmitMethod* m = (SubmitMethod*)type->tp_alloc(type, 0);
+  if (m == NULL)
+    return NULL;
+  m->vectorcall = (vectorcallfunc)submit_method_call;
+  m->submit = Py_NewRef(submit);
+  return (PyObject*)m;
+}
+
+static void submit_method_dealloc(SubmitMethod* m) {
+  PyObject_GC_UnTrack(m);
+  Py_CLEAR(m->submit);
+  Py_TYPE(m)->tp_free((PyObject*)m);
+}
+
+static int submit_method_traverse(SubmitMethod* m, visitproc visit, void* arg) {
+  Py_VISIT(m->submit);
+  return 0;
+}
+
+static PyObject* submit_method_get(PyObject* self, PyObject* obj,
+                                   PyObject* type) {
+  (void)type;
+  if (obj == NULL || obj == Py_None)
+    return Py_NewRef(self);
+  return PyMethod_New(self, obj);
+}
+
+/* What describes it is the Python function's. */
+static PyObject* submit_method_getattr(SubmitMethod* m, PyObject* name) {
+  if (PyUnicode_Check(name) &&
+      (PyUnicode_CompareWithASCIIString(name, "__wrapped__") == 0))
+    return Py_NewRef(m->submit);
+  if (PyUnicode_Check(name) &&
+      (PyUnicode_CompareWithASCIIString(name, "__doc__") == 0 ||
+       PyUnicode_CompareWithASCIIString(name, "__name__") == 0 ||
+       PyUnicode_CompareWithASCIIString(name, "__qualname__") == 0 ||
+       PyUnicode_CompareWithASCIIString(name, "__module__") == 0))
+    return PyObject_GetAttr(m->submit, name);
+  return PyObject_GenericGetAttr((PyObject*)m, name);
+}
+
+static PyObject* submit_method_repr(SubmitMethod* m) {
+  return PyObject_Repr(m->submit);
+}
+
+PyTypeObject vowpy_submit_method_type = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "vow._fastcodec.SubmitMethod",
+    .tp_basicsize = sizeof(SubmitMethod),
+    .tp_dealloc = (destructor)submit_method_dealloc,
+    .tp_vectorcall_offset = offsetof(SubmitMethod, vectorcall),
+    .tp_call = PyVectorcall_Call,
+    .tp_getattro = (getattrofunc)submit_method_getattr,
+    .tp_repr = (reprfunc)submit_method_repr,
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC |
+                Py_TPFLAGS_HAVE_VECTORCALL | Py_TPFLAGS_METHOD_DESCRIPTOR,
+    .tp_traverse = (traverseproc)submit_method_traverse,
+    .tp_descr_get = submit_method_get,
+    .tp_new = submit_method_new,
+};
+
 int vowpy_fastpool_init(void) {
   struct {
     PyObject** at;
@@ -412,5 +537,8 @@ int vowpy_fastpool_init(void) {
     if (*names[i].at == NULL)
       return -1;
   }
+  s_quick = PyUnicode_InternFromString("_quick");
+  if (s_quick == NULL || PyType_Ready(&vowpy_submit_method_type) < 0)
+    return -1;
   return PyType_Ready(&vowpy_quick_type);
 }

@@ -241,11 +241,6 @@ class Submitting:
         """Runs fn(*args, **kwargs) on a worker; returns its Task. fn is
         the function's name in the worker's module (or the function: see
         _fn_name)."""
-        quick = self._quick
-        if quick is not None:  # the plain call, when it needs only gathering
-            task = quick(self, fn, args, kwargs)
-            if task is not None:
-                return task
         with self._lock:
             task = self._gather(fn, args, kwargs)
             driver = self._driver
@@ -340,3 +335,10 @@ class Submitting:
             self._driver.kick()
         self._wake()
         return task
+
+
+if codec.fastcodec is not None:
+    # The plain call (a named function, positional arguments, nothing to
+    # hand over) goes straight to the pool's Quick, with no Python frame;
+    # the rest to submit as written above (_fastpool.c, SubmitMethod).
+    Submitting.submit = codec.fastcodec.SubmitMethod(Submitting.submit)
