@@ -155,6 +155,8 @@ static void dispatch(vow_pool_t* pool) {
        * batch. */
       if (vow__chan_backlog(&w->chan) >= SEND_BACKLOG)
         continue;
+      if (w->inflight.len >= w->limit)
+        continue; /* full (and then no need to look for its suspects) */
       n = vow__sched_take(&pool->queue, w->inflight.len, w->limit,
                           vow__worker_holds(w, PT_SUSPECT));
       n = batch_within_bytes(&pool->queue, n);

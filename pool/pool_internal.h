@@ -98,6 +98,9 @@ struct pworker {
   unsigned limit;   /* in-flight limit now */
   uint64_t ewma_ns; /* recent time per task */
   uint64_t last_event_ns;
+  /* last_event_ns is when it was sent work while idle: the next replies'
+   * time holds its waking up too */
+  bool woken;
   uint64_t busy_since_ns;
   uint64_t completed;
   uint64_t sent;            /* tasks ever sent, for recycling */
@@ -203,10 +206,11 @@ typedef struct vow__pool_events {
  * enough to keep about 2 ms of work queued on it, from 2 to 1024. A
  * configured limit wins. */
 unsigned vow__sched_limit(uint64_t ewma_ns, unsigned configured);
-/* Folds one observation (elapsed ns over n replies) into an EWMA; from a
- * worker that has drained what it was sent, only a lower figure. */
+/* Folds one observation (elapsed ns over n replies) into an EWMA. An
+ * upper bound (the worker drained what it was sent, or was idle and woken
+ * at the start) may only lower it. */
 uint64_t vow__sched_ewma(uint64_t ewma_ns, uint64_t elapsed_ns, size_t n,
-                         bool drained);
+                         bool upper_bound);
 /* How many tasks from the queue's head to send to a worker that has
  * `inflight` tasks and may have `limit`: 0 if none. A suspect task at the
  * head goes alone to an empty worker; suspects are never batched. */

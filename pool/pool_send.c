@@ -327,6 +327,7 @@ void vow__worker_send(pworker* w, size_t n) {
   if (was_idle && n > 0) {
     /* It was idle: its busy time starts now. */
     w->busy_since_ns = w->last_event_ns = vow__now_ns();
+    w->woken = true;
     vow__worker_arm_head(w);
     vow__worker_watch_silence(w);
   }

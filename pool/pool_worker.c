@@ -758,7 +758,8 @@ static void on_chan_read(vow__chan* ch, ssize_t n) {
   if (replies > 0) {
     uint64_t now = vow__now_ns();
     w->ewma_ns = vow__sched_ewma(w->ewma_ns, now - w->last_event_ns, replies,
-                                 w->inflight.len == 0);
+                                 w->woken || w->inflight.len == 0);
+    w->woken = false;
     w->last_event_ns = now;
     w->limit = vow__sched_limit(w->ewma_ns, w->pool->opt.in_flight);
     if (w->inflight.len == 0)

@@ -24,7 +24,7 @@ unsigned vow__sched_limit(uint64_t ewma_ns, unsigned configured) {
 }
 
 uint64_t vow__sched_ewma(uint64_t ewma_ns, uint64_t elapsed_ns, size_t n,
-                         bool drained) {
+                         bool upper_bound) {
   uint64_t per;
   if (n == 0)
     return ewma_ns;
@@ -33,11 +33,13 @@ uint64_t vow__sched_ewma(uint64_t ewma_ns, uint64_t elapsed_ns, size_t n,
     per = 1;
   if (ewma_ns == 0)
     return per;
-  /* A worker that has answered all it was sent may then have waited for
-   * us (the parent reads replies only as often as its loop runs): its
-   * figure is an upper bound, and taken as the tasks' own it would shrink
-   * the limit, starving the worker further, and so on down. */
-  if (drained && per > ewma_ns)
+  /* The time to a reply may hold more than the tasks': the worker's
+   * waking up when it was idle (tens of microseconds on a virtual
+   * machine), or, once it has answered all it was sent, its waiting for
+   * us (a parent reads replies only as often as its loop runs). Taken as
+   * the tasks' own, such a figure shrinks the limit, which starves the
+   * worker, which makes the next figure worse. */
+  if (upper_bound && per > ewma_ns)
     return ewma_ns;
   /* Weight 1/4 for the new figure: a change of task size shows within a
    * few batches, one odd batch does not swing the limit. */

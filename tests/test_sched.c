@@ -20,10 +20,11 @@ static void ewma_moves_a_quarter(void** state) {
   assert_int_equal(vow__sched_ewma(0, 0, 3, false), 1);       /* never zero */
 }
 
-static void a_drained_worker_only_lowers_it(void** state) {
+static void an_upper_bound_only_lowers_it(void** state) {
   (void)state;
-  /* It answered all it had, then waited for the parent's next read: the
-   * figure is no measure of its tasks, and must not shrink the limit. */
+  /* It answered all it had, then waited for the parent's next read, or it
+   * was woken for these tasks: the figure is no measure of its tasks, and
+   * must not shrink the limit. */
   assert_int_equal(vow__sched_ewma(1000, 400000, 10, true), 1000);
   assert_int_equal(vow__sched_ewma(1000, 2000, 4, true), 875);   /* lower */
   assert_int_equal(vow__sched_ewma(0, 400000, 10, true), 40000); /* first */
@@ -85,7 +86,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(limit_follows_task_size),
       cmocka_unit_test(ewma_moves_a_quarter),
-      cmocka_unit_test(a_drained_worker_only_lowers_it),
+      cmocka_unit_test(an_upper_bound_only_lowers_it),
       cmocka_unit_test(take_respects_limit_and_suspects),
       cmocka_unit_test(seeds_depend_on_run_and_index_only),
       cmocka_unit_test(backoff_doubles_to_a_cap),
