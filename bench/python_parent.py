@@ -10,6 +10,7 @@ once on the executor and joblib (their rates are what is compared). Each
 map is given range(N) and timed three times, the median kept; vow's five
 times, by turns with its floor, list(range(N)), the medians kept. Prints
 "measure<TAB>value<TAB>unit" lines, then the table."""
+import collections
 import concurrent.futures
 import multiprocessing
 import os
@@ -83,6 +84,14 @@ def bench_vow(n):
             floors.append(rate(n, lambda: list(range(n))))
         out("map_vow", p50(maps), "items/s")
         out("floor_map", p50(floors), "items/s")
+        # What any pool of processes must spend on that map, wherever it
+        # runs: the calls themselves (in a worker, on ints it makes from
+        # what it reads) and the parent's list of results (the floor).
+        # On 2 cores, no map can finish sooner than half their sum.
+        calls = rate(n, lambda: collections.deque(
+            map(py_tasks.echo, range(n)), maxlen=0), 3)
+        out("calls_map", calls, "items/s")
+        out("ceiling_map", 2 / (1 / p50(floors) + 1 / calls), "items/s")
         out("maplist_vow", rate(n, lambda: pool.map(
             py_tasks.echo, list(range(n))), 3), "items/s")
     with vow.Pool(1, module=TASKS) as pool:
@@ -178,6 +187,13 @@ def table():
         print(f"map floor: list(range(N)) alone, timed by turns with vow's "
               f"map, runs at {floor:,.0f} items/s here "
               f"({values.get('floor_list', 0):,.0f} at the start)")
+    ceiling = values.get("ceiling_map", 0)
+    if ceiling and floor:
+        print(f"map ceiling on 2 cores: the calls ({values['calls_map']:,.0f}"
+              f" items/s alone) and the floor, shared by both cores: "
+              f"{ceiling:,.0f} items/s = {ceiling / floor:.2f}x the floor "
+              f"for any pool; vow's map is {values.get('map_vow', 0) / ceiling:.2f}"
+              f"x of it")
 
 
 def main():
