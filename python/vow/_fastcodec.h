@@ -1,5 +1,6 @@
 /* What vow._fastcodec's sources share: the module is _fastcodec.c (the
- * msgpack paths), _fastrun.c (a Python worker's task loop) and
+ * msgpack paths), _fastpack.c (writing msgpack), _fastrun.c (a Python
+ * worker's task loop) and
  * _fastpool.c (a pool's plain submit and settle). */
 #ifndef VOW_PY_FASTCODEC_H
 #define VOW_PY_FASTCODEC_H
@@ -15,6 +16,26 @@ unsigned char* vowpy_pack_int(unsigned char* p, int64_t v);
 
 /* next(stream) for a Stream (StopIteration at its end). */
 PyObject* vowpy_stream_next(PyObject* stream);
+
+/* A msgpack value being written at the end of bytes (_fastpack.c). */
+typedef struct {
+  PyObject* bytes; /* its room: its size is the capacity */
+  Py_ssize_t len;  /* what is written */
+} vowpy_packed;
+
+/* Room for cap bytes, writing from at. -1: no memory. */
+int vowpy_packed_start(vowpy_packed* b, Py_ssize_t cap, Py_ssize_t at);
+/* n bytes more at the end, to write; NULL: no memory. */
+unsigned char* vowpy_room(vowpy_packed* b, Py_ssize_t n);
+int vowpy_put_raw(vowpy_packed* b, const void* data, size_t n);
+void vowpy_put_be(unsigned char* p, uint64_t v, int bytes);
+/* An array's header for n items, the smallest form. */
+int vowpy_put_array_head(vowpy_packed* b, size_t n);
+/* v packed: 1; 0 when pack (the caller's packer, for the types not packed
+ * here) refused it, nothing written; -1 an error. */
+int vowpy_pack_value(vowpy_packed* b, PyObject* v, PyObject* pack);
+/* The bytes written, the room let go. */
+PyObject* vowpy_packed_end(vowpy_packed* b);
 
 int vowpy_fastrun_init(void);
 int vowpy_fastpool_init(void);

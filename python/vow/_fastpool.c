@@ -137,30 +137,32 @@ static PyObject* quick_new(PyTypeObject* type, PyObject* args,
   return (PyObject*)g;
 }
 
-/* The record sent for the call: the function's name, then its arguments,
- * both packed. NULL with no error set: not one this path packs. */
+/* The record sent for the call: the function's name, then its arguments
+ * as a list, both packed (each argument as the pool's packer packs it).
+ * NULL with no error set: not one this path packs. */
 static PyObject* record_of(Quick* g, PyObject* name, PyObject* const* args,
                            Py_ssize_t nargs) {
-  PyObject* call = PyList_New(nargs); /* a worker reads a list */
-  if (call == NULL)
+  vowpy_packed b;
+  if (!PyBytes_Check(name))
     return NULL;
-  for (Py_ssize_t i = 0; i < nargs; i++)
-    PyList_SET_ITEM(call, i, Py_NewRef(args[i]));
-  PyObject* data = PyObject_CallOneArg(g->pack, call);
-  Py_DECREF(call);
-  if (data == NULL || !PyBytes_Check(data) || !PyBytes_Check(name)) {
-    Py_XDECREF(data);
-    PyErr_Clear();
+  Py_ssize_t n = PyBytes_GET_SIZE(name);
+  if (vowpy_packed_start(&b, n + 8 + 9 * nargs, 0) < 0)
     return NULL;
+  if (vowpy_put_raw(&b, PyBytes_AS_STRING(name), (size_t)n) < 0 ||
+      vowpy_put_array_head(&b, (size_t)nargs) < 0)
+    goto fail;
+  for (Py_ssize_t i = 0; i < nargs; i++) {
+    int rc = vowpy_pack_value(&b, args[i], g->pack);
+    if (rc <= 0) {
+      if (rc == 0)
+        PyErr_Clear(); /* Submitting._gather packs it, and says why not */
+      goto fail;
+    }
   }
-  Py_ssize_t n = PyBytes_GET_SIZE(name), m = PyBytes_GET_SIZE(data);
-  PyObject* record = PyBytes_FromStringAndSize(NULL, n + m);
-  if (record != NULL) {
-    memcpy(PyBytes_AS_STRING(record), PyBytes_AS_STRING(name), (size_t)n);
-    memcpy(PyBytes_AS_STRING(record) + n, PyBytes_AS_STRING(data), (size_t)m);
-  }
-  Py_DECREF(data);
-  return record;
+  return vowpy_packed_end(&b);
+fail:
+  Py_CLEAR(b.bytes);
+  return NULL;
 }
 
 /* Task(pool, None), its slots written directly. */

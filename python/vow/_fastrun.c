@@ -286,143 +286,14 @@ PyObject* vowpy_run_tasks(PyObject* self, PyObject* const* args,
 
 /* ---- a map's chunk ------------------------------------------------- */
 
-/* The packed results of a chunk as they are made: an array's items, after
- * room for its longest header. */
-typedef struct {
-  PyObject* bytes;
-  Py_ssize_t len;
-} Packed;
-
+/* A chunk's results are written after room for the longest header, which
+ * is written in front once their count is known. */
 #define ARRAY_HEAD_MAX 5
-
-static unsigned char* room(Packed* b, Py_ssize_t n) {
-  Py_ssize_t cap = PyBytes_GET_SIZE(b->bytes);
-  if (b->len + n > cap) {
-    Py_ssize_t want = cap * 2 > b->len + n ? cap * 2 : b->len + n;
-    if (_PyBytes_Resize(&b->bytes, want) < 0)
-      return NULL;
-  }
-  unsigned char* at = (unsigned char*)PyBytes_AS_STRING(b->bytes) + b->len;
-  b->len += n;
-  return at;
-}
-
-static void put_be(unsigned char* p, uint64_t v, int bytes) {
-  for (int i = bytes - 1; i >= 0; i--, v >>= 8)
-    p[i] = (unsigned char)v;
-}
-
-/* A str's, bin's or array's header (markers for 8-, 16- and 32-bit
- * lengths; fix: the fix form's marker, below fix_below) at the end. */
-static int put_head(Packed* b, size_t n, int fix, size_t fix_below, int m8,
-                    int m16, int m32) {
-  unsigned char* p;
-  if (fix >= 0 && n < fix_below) {
-    if ((p = room(b, 1)) == NULL)
-      return -1;
-    p[0] = (unsigned char)(fix | (int)n);
-  } else if (m8 >= 0 && n <= 0xFF) {
-    if ((p = room(b, 2)) == NULL)
-      return -1;
-    p[0] = (unsigned char)m8;
-    p[1] = (unsigned char)n;
-  } else if (n <= 0xFFFF) {
-    if ((p = room(b, 3)) == NULL)
-      return -1;
-    p[0] = (unsigned char)m16;
-    put_be(p + 1, n, 2);
-  } else {
-    if ((p = room(b, 5)) == NULL)
-      return -1;
-    p[0] = (unsigned char)m32;
-    put_be(p + 1, n, 4);
-  }
-  return 0;
-}
-
-static int put_raw(Packed* b, const void* data, size_t n) {
-  unsigned char* p = room(b, (Py_ssize_t)n);
-  if (p == NULL)
-    return -1;
-  memcpy(p, data, n);
-  return 0;
-}
-
-/* v packed at the end as msgpack-python's Packer(use_bin_type=True) packs
- * it, for the types both of vow's packers pack alike; any other through
- * pack. 1 packed, 0 not (pack refused it: nothing written), -1 an error. */
-static int pack_value(Packed* b, PyObject* v, PyObject* pack) {
-  unsigned char* p;
-  if (v == Py_None || v == Py_True || v == Py_False) {
-    if ((p = room(b, 1)) == NULL)
-      return -1;
-    *p = v == Py_None ? 0xC0 : v == Py_True ? 0xC3 : 0xC2;
-    return 1;
-  }
-  if (PyLong_CheckExact(v)) {
-    int overflow;
-    long long x = PyLong_AsLongLongAndOverflow(v, &overflow);
-    if (x == -1 && PyErr_Occurred())
-      return -1;
-    if (overflow == 0) {
-      unsigned char tmp[9];
-      return put_raw(b, tmp, (size_t)(vowpy_pack_int(tmp, x) - tmp)) < 0 ? -1
-                                                                         : 1;
-    }
-    unsigned long long u = overflow > 0 ? PyLong_AsUnsignedLongLong(v) : 0;
-    if (overflow > 0 && !(u == (unsigned long long)-1 && PyErr_Occurred())) {
-      if ((p = room(b, 9)) == NULL)
-        return -1;
-      p[0] = 0xCF;
-      put_be(p + 1, u, 8);
-      return 1;
-    }
-    PyErr_Clear(); /* past 64 bits: pack's to refuse or pickle */
-  } else if (PyFloat_CheckExact(v)) {
-    double d = PyFloat_AS_DOUBLE(v);
-    uint64_t bits;
-    memcpy(&bits, &d, sizeof(bits));
-    if ((p = room(b, 9)) == NULL)
-      return -1;
-    p[0] = 0xCB;
-    put_be(p + 1, bits, 8);
-    return 1;
-  } else if (PyUnicode_CheckExact(v)) {
-    Py_ssize_t n;
-    const char* s = PyUnicode_AsUTF8AndSize(v, &n);
-    if (s != NULL)
-      return put_head(b, (size_t)n, 0xA0, 32, 0xD9, 0xDA, 0xDB) < 0 ||
-                     put_raw(b, s, (size_t)n) < 0
-                 ? -1
-                 : 1;
-    PyErr_Clear(); /* a lone surrogate: pack says what is wrong */
-  } else if (PyBytes_CheckExact(v)) {
-    size_t n = (size_t)PyBytes_GET_SIZE(v);
-    return put_head(b, n, -1, 0, 0xC4, 0xC5, 0xC6) < 0 ||
-                   put_raw(b, PyBytes_AS_STRING(v), n) < 0
-               ? -1
-               : 1;
-  }
-  PyObject* packed = PyObject_CallOneArg(pack, v);
-  if (packed == NULL) {
-    if (!PyErr_ExceptionMatches(PyExc_Exception))
-      return -1;
-    PyErr_Clear();
-    return 0;
-  }
-  int rc = PyBytes_Check(packed) ? put_raw(b, PyBytes_AS_STRING(packed),
-                                           (size_t)PyBytes_GET_SIZE(packed)) < 0
-                                       ? -1
-                                       : 1
-                                 : 0;
-  Py_DECREF(packed);
-  return rc;
-}
 
 /* The array's header before its n items, which start ARRAY_HEAD_MAX in:
  * the smallest form, as msgpack-python writes it, the items moved up to
  * it. */
-static PyObject* finish_array(Packed* b, size_t n) {
+static PyObject* finish_array(vowpy_packed* b, size_t n) {
   unsigned char head[ARRAY_HEAD_MAX];
   int h;
   if (n < 16) {
@@ -430,11 +301,11 @@ static PyObject* finish_array(Packed* b, size_t n) {
     h = 1;
   } else if (n <= 0xFFFF) {
     head[0] = 0xDC;
-    put_be(head + 1, n, 2);
+    vowpy_put_be(head + 1, n, 2);
     h = 3;
   } else {
     head[0] = 0xDD;
-    put_be(head + 1, n, 4);
+    vowpy_put_be(head + 1, n, 4);
     h = 5;
   }
   char* base = PyBytes_AS_STRING(b->bytes);
@@ -461,8 +332,8 @@ PyObject* vowpy_map_packed(PyObject* self, PyObject* const* args,
     return NULL;
   }
   PyObject *fn = args[0], *items = args[1], *out = args[2], *pack = args[3];
-  Packed b = {PyBytes_FromStringAndSize(NULL, 4096), ARRAY_HEAD_MAX};
-  if (b.bytes == NULL)
+  vowpy_packed b;
+  if (vowpy_packed_start(&b, 4096, ARRAY_HEAD_MAX) < 0)
     return NULL;
   int packing = 1;
   size_t n = 0;
@@ -474,7 +345,7 @@ PyObject* vowpy_map_packed(PyObject* self, PyObject* const* args,
     if (result == NULL)
       goto fail;
     int rc = PyList_Append(out, result);
-    if (rc == 0 && packing && (rc = pack_value(&b, result, pack)) == 0)
+    if (rc == 0 && packing && (rc = vowpy_pack_value(&b, result, pack)) == 0)
       packing = 0; /* the calls go on; the caller packs */
     Py_DECREF(result);
     if (rc < 0)

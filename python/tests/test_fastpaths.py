@@ -1,12 +1,15 @@
-"""A Python worker's task loop in C (vow._fastcodec.run_tasks) against the
-same loop in Python (VOW_FASTCODEC=0): one batch holding every kind of
-task it hands back (a call that raises, keyword arguments, no such
-function, a result it will not pack, a big result, a slow task and the
-one after it) gives the same frames from a real worker either way."""
+"""vow._fastcodec's paths in C against the Python they stand for. A
+Python worker's task loop (run_tasks) against the same loop in Python
+(VOW_FASTCODEC=0): one batch holding every kind of task it hands back (a
+call that raises, keyword arguments, no such function, a result it will
+not pack, a big result, a slow task and the one after it) gives the same
+frames from a real worker either way. A pool's submit and settle (Quick)
+beside Submitting's: the same records, tasks and results."""
 import os
 import struct
 import subprocess
 import sys
+import threading
 
 import pytest
 
@@ -235,3 +238,36 @@ def test_submit_in_c_makes_the_tasks_and_records_python_makes(pool):
                                                     range(10)]
     assert sum(taken) > 400 and not all(taken)
     assert not pool._tasks  # every tag settled and let go
+
+
+@pytest.mark.parametrize("peer", ["python", "other"])
+def test_a_record_is_the_name_and_the_packed_list(peer):
+    """Quick's record of a call: the function's packed name, then the
+    arguments as the pool's packer packs their list."""
+    from vow import _task
+    from test_fastcodec import values
+    pack = codec.python_packer() if peer == "python" else codec.packer()
+    name = codec.packb("f")
+    for args in ([], [1], [None, True, 2**64 - 1, -2**63, 1.5, "naïve",
+                            b"\0"], values(), [(1, 2), {3: [4]}]):
+        names, tasks, batch, batch_tasks = {"f": name}, {}, [], []
+        quick = codec.fastcodec.Quick(
+            threading.RLock(), names, pack, tasks, batch, batch_tasks,
+            _task.Task, 256, 0)
+
+        class Pool:
+            _closed = _driving = False
+            _driver = None
+            _next_tag = 5
+        pool = Pool()
+        try:
+            want = name + pack(list(args))
+        except (TypeError, ValueError, OverflowError):
+            want = None  # the Python path's to refuse
+        task = quick(pool, "f", tuple(args), {})
+        if want is None:
+            assert task is None and not batch
+            continue
+        assert batch == [want]
+        assert batch_tasks == [task] and tasks == {5: task}
+        assert pool._next_tag == 6 and task._pool is pool
