@@ -156,9 +156,11 @@ static void dispatch(vow_pool_t* pool) {
       if (vow__chan_backlog(&w->chan) >= SEND_BACKLOG)
         continue;
       if (w->inflight.len >= w->limit)
-        continue; /* full (and then no need to look for its suspects) */
-      n = vow__sched_take(&pool->queue, w->inflight.len, w->limit,
-                          vow__worker_holds(w, PT_SUSPECT));
+        continue; /* full */
+      /* (its tasks searched only once there are suspects at all) */
+      n = vow__sched_take(
+          &pool->queue, w->inflight.len, w->limit,
+          pool->had_suspects && vow__worker_holds(w, PT_SUSPECT));
       n = batch_within_bytes(&pool->queue, n);
       /* A worker to be recycled after N tasks is sent no more than N. */
       if (pool->opt.recycle_after && n > pool->opt.recycle_after - w->sent)

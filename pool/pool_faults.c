@@ -46,8 +46,10 @@ static void requeue_front(pworker* w, bool suspect) {
   vow_pool_t* pool = w->pool;
   ptask* t;
   while ((t = recall_live(w, true)) != NULL) {
-    if (suspect)
+    if (suspect) {
       t->flags |= PT_SUSPECT;
+      pool->had_suspects = true;
+    }
     vow__tlist_push_front(&pool->queue, t);
   }
 }
@@ -257,6 +259,7 @@ static void settle_inflight(vow_pool_t* pool, pworker* w, const char* why) {
          (pool->opt.retries > 0 && ++t->attempts <= pool->opt.retries))) {
       pool->stats.retried++;
       t->flags |= PT_SUSPECT;
+      pool->had_suspects = true;
       VOW__TRACE(w, "task %llu back to the queue to run alone (try %u)",
                  (unsigned long long)t->id, (unsigned)t->attempts);
       vow__tlist_push(&retry, t);

@@ -151,6 +151,7 @@ struct vow_pool {
   unsigned start_failures; /* in a row */
   bool broken;             /* gave up starting workers */
   bool served;             /* a worker has said HELLO */
+  bool had_suspects;       /* a task was ever made a suspect */
   char broken_why[5120];   /* why, and the end of the last stderr */
   vow__timer respawn_timer;
   vow__timer recall_timer; /* looks again for tasks to take back */
