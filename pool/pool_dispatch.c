@@ -390,8 +390,9 @@ vow_promise_t* vow__pool_submit_task(vow_pool_t* pool, const char* fn,
                         "24 bytes, which the protocol keeps for references "
                         "to shared memory",
                         fn, VOWP_EXT_SHM));
-  /* Inside arguments too a reference may stand only for a part. */
-  if (vow_value_bytes(args, &alen) != NULL &&
+  /* Inside arguments too a reference may stand only for a part. (A flat
+   * chunk's items are scalars, which a reference is not.) */
+  if (!flat && vow_value_bytes(args, &alen) != NULL &&
       vow__value_parts(args, NULL) == 0 &&
       vowp_shm_refs(vow_value_bytes(args, NULL), alen, NULL, 0) > 0)
     return reject_now(
