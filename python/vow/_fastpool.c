@@ -11,7 +11,9 @@
  * Submitting.submit looks up each time (the pool's lock, names, packer,
  * tasks and batch) and takes the same steps under the same lock; where
  * they would take another turn it returns None, having done nothing, and
- * Submitting.submit takes the call from the start. */
+ * Submitting.submit takes the call from the start. Pool.submit itself is
+ * SubmitMethod (at the end), which hands the pool's Quick the plain call
+ * with no Python frame around it. */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
