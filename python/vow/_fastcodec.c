@@ -534,15 +534,7 @@ static PyObject* pack_int_range(PyObject* self, PyObject* const* args,
     return NULL;
   unsigned char* base = (unsigned char*)PyBytes_AS_STRING(out);
   unsigned char* p = base;
-  if (count < 16) {
-    *p++ = (unsigned char)(0x90 | count);
-  } else if (count <= 0xFFFF) {
-    *p++ = 0xDC;
-    p = put_be16(p, (uint16_t)count);
-  } else {
-    *p++ = 0xDD;
-    p = put_be32(p, (uint32_t)count);
-  }
+  p += vowpy_array_head(p, (size_t)count);
   long long v = start;
   for (Py_ssize_t i = 0; i < count; i++) {
     p = vowpy_pack_int(p, v);

@@ -28,14 +28,26 @@ int vowpy_packed_start(vowpy_packed* b, Py_ssize_t cap, Py_ssize_t at);
 /* n bytes more at the end, to write; NULL: no memory. */
 unsigned char* vowpy_room(vowpy_packed* b, Py_ssize_t n);
 int vowpy_put_raw(vowpy_packed* b, const void* data, size_t n);
-void vowpy_put_be(unsigned char* p, uint64_t v, int bytes);
-/* An array's header for n items, the smallest form. */
+/* An array's header for n items, the smallest form: written at out (room
+ * for VOWPY_ARRAY_HEAD_MAX bytes), its length returned; or at the end. */
+#define VOWPY_ARRAY_HEAD_MAX 5
+size_t vowpy_array_head(unsigned char* out, size_t n);
 int vowpy_put_array_head(vowpy_packed* b, size_t n);
 /* v packed: 1; 0 when pack (the caller's packer, for the types not packed
  * here) refused it, nothing written; -1 an error. */
 int vowpy_pack_value(vowpy_packed* b, PyObject* v, PyObject* pack);
 /* The bytes written, the room let go. */
 PyObject* vowpy_packed_end(vowpy_packed* b);
+
+/* Whether obj.name is true: 1 or 0; -1 an error. */
+int vowpy_attr_true(PyObject* obj, PyObject* name);
+
+/* Each text interned where its entry says; -1 an error. */
+typedef struct {
+  PyObject** at;
+  const char* text;
+} vowpy_name;
+int vowpy_intern(const vowpy_name* names, size_t n);
 
 int vowpy_fastrun_init(void);
 int vowpy_fastpool_init(void);

@@ -37,7 +37,7 @@ unsigned char* vowpy_room(vowpy_packed* b, Py_ssize_t n) {
   return at;
 }
 
-void vowpy_put_be(unsigned char* p, uint64_t v, int bytes) {
+static void put_be(unsigned char* p, uint64_t v, int bytes) {
   for (int i = bytes - 1; i >= 0; i--, v >>= 8)
     p[i] = (unsigned char)v;
 }
@@ -60,12 +60,12 @@ static int put_head(vowpy_packed* b, size_t n, int fix, size_t fix_below,
     if ((p = vowpy_room(b, 3)) == NULL)
       return -1;
     p[0] = (unsigned char)m16;
-    vowpy_put_be(p + 1, n, 2);
+    put_be(p + 1, n, 2);
   } else {
     if ((p = vowpy_room(b, 5)) == NULL)
       return -1;
     p[0] = (unsigned char)m32;
-    vowpy_put_be(p + 1, n, 4);
+    put_be(p + 1, n, 4);
   }
   return 0;
 }
@@ -105,7 +105,7 @@ int vowpy_pack_value(vowpy_packed* b, PyObject* v, PyObject* pack) {
       if ((p = vowpy_room(b, 9)) == NULL)
         return -1;
       p[0] = 0xCF;
-      vowpy_put_be(p + 1, u, 8);
+      put_be(p + 1, u, 8);
       return 1;
     }
     PyErr_Clear(); /* past 64 bits: pack's to refuse or pickle */
@@ -116,7 +116,7 @@ int vowpy_pack_value(vowpy_packed* b, PyObject* v, PyObject* pack) {
     if ((p = vowpy_room(b, 9)) == NULL)
       return -1;
     p[0] = 0xCB;
-    vowpy_put_be(p + 1, bits, 8);
+    put_be(p + 1, bits, 8);
     return 1;
   } else if (PyUnicode_CheckExact(v)) {
     Py_ssize_t n;
@@ -151,6 +151,35 @@ int vowpy_pack_value(vowpy_packed* b, PyObject* v, PyObject* pack) {
   return rc;
 }
 
+size_t vowpy_array_head(unsigned char* out, size_t n) {
+  if (n < 16) {
+    out[0] = (unsigned char)(0x90 | n);
+    return 1;
+  }
+  out[0] = n <= 0xFFFF ? 0xDC : 0xDD;
+  put_be(out + 1, n, n <= 0xFFFF ? 2 : 4);
+  return n <= 0xFFFF ? 3 : 5;
+}
+
 int vowpy_put_array_head(vowpy_packed* b, size_t n) {
-  return put_head(b, n, 0x90, 16, -1, 0xDC, 0xDD);
+  unsigned char head[VOWPY_ARRAY_HEAD_MAX];
+  return vowpy_put_raw(b, head, vowpy_array_head(head, n));
+}
+
+/* (not packing: what the C paths share besides) */
+
+int vowpy_attr_true(PyObject* obj, PyObject* name) {
+  PyObject* v = PyObject_GetAttr(obj, name);
+  if (v == NULL)
+    return -1;
+  int on = PyObject_IsTrue(v);
+  Py_DECREF(v);
+  return on;
+}
+
+int vowpy_intern(const vowpy_name* names, size_t n) {
+  for (size_t i = 0; i < n; i++)
+    if ((*names[i].at = PyUnicode_InternFromString(names[i].text)) == NULL)
+      return -1;
+  return 0;
 }

@@ -179,16 +179,6 @@ static PyObject* new_task(Quick* g, PyObject* pool) {
   return task;
 }
 
-/* 1: the attribute is true; 0: false; -1: an error. */
-static int attr_true(PyObject* obj, PyObject* name) {
-  PyObject* v = PyObject_GetAttr(obj, name);
-  if (v == NULL)
-    return -1;
-  int on = PyObject_IsTrue(v);
-  Py_DECREF(v);
-  return on;
-}
-
 /* Whether the call is this path's: the pool open, no driver, no thread in
  * select() to wake, and after it the batch not full nor the tasks out so
  * few that it goes at once. 1 yes, 0 no, -1 an error. */
@@ -201,8 +191,8 @@ static int quiet(Quick* g, PyObject* pool, PyObject* fn) {
   if (has_driver || PyList_GET_SIZE(g->batch) + 1 >= g->batch_max ||
       PyDict_GET_SIZE(g->tasks) + 1 <= g->eager)
     return 0;
-  int closed = attr_true(pool, s_closed);
-  int driving = closed ? closed : attr_true(pool, s_driving);
+  int closed = vowpy_attr_true(pool, s_closed);
+  int driving = closed ? closed : vowpy_attr_true(pool, s_driving);
   if (closed < 0 || driving < 0)
     return -1;
   if (closed || driving)
@@ -527,22 +517,13 @@ PyTypeObject vowpy_submit_method_type = {
 };
 
 int vowpy_fastpool_init(void) {
-  struct {
-    PyObject** at;
-    const char* text;
-  } names[] = {
-      {&s_closed, "_closed"},
-      {&s_next_tag, "_next_tag"},
-      {&s_driver, "_driver"},
-      {&s_driving, "_driving"},
+  static const vowpy_name names[] = {
+      {&s_closed, "_closed"}, {&s_next_tag, "_next_tag"},
+      {&s_driver, "_driver"}, {&s_driving, "_driving"},
+      {&s_quick, "_quick"},
   };
-  for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
-    *names[i].at = PyUnicode_InternFromString(names[i].text);
-    if (*names[i].at == NULL)
-      return -1;
-  }
-  s_quick = PyUnicode_InternFromString("_quick");
-  if (s_quick == NULL || PyType_Ready(&vowpy_submit_method_type) < 0)
+  if (vowpy_intern(names, sizeof(names) / sizeof(names[0])) < 0 ||
+      PyType_Ready(&vowpy_submit_method_type) < 0)
     return -1;
   return PyType_Ready(&vowpy_quick_type);
 }

@@ -29,10 +29,7 @@ static PyObject *s_last_started, *s_cancel_seen, *s_slow, *s_parked, *s_t0,
     *s_running, *s_results, *s_bytes, *s_write_results, *s_seed;
 
 int vowpy_fastrun_init(void) {
-  struct {
-    PyObject** at;
-    const char* text;
-  } names[] = {
+  static const vowpy_name names[] = {
       {&s_last_started, "last_started"},
       {&s_cancel_seen, "cancel_seen"},
       {&s_slow, "slow"},
@@ -44,28 +41,13 @@ int vowpy_fastrun_init(void) {
       {&s_write_results, "_write_results"},
       {&s_seed, "_seed"},
   };
-  for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
-    *names[i].at = PyUnicode_InternFromString(names[i].text);
-    if (*names[i].at == NULL)
-      return -1;
-  }
-  return 0;
+  return vowpy_intern(names, sizeof(names) / sizeof(names[0]));
 }
 
 static long long monotonic_ns(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts); /* time.monotonic_ns's clock */
   return (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
-
-/* Whether the reporter's attribute `name` is true (-1: an error). */
-static int flag(PyObject* reporter, PyObject* name) {
-  PyObject* v = PyObject_GetAttr(reporter, name);
-  if (v == NULL)
-    return -1;
-  int on = PyObject_IsTrue(v);
-  Py_DECREF(v);
-  return on;
 }
 
 static int set_int(PyObject* obj, PyObject* name, long long v) {
@@ -91,9 +73,9 @@ static int call_lock(PyObject* method) {
 static int start(PyObject* reporter, PyObject* task_id, long long* t0) {
   if (PyObject_SetAttr(reporter, s_last_started, task_id) < 0)
     return -1;
-  int cancel_seen = flag(reporter, s_cancel_seen);
-  int slow = cancel_seen ? 0 : flag(reporter, s_slow);
-  int parked = cancel_seen || slow ? 0 : flag(reporter, s_parked);
+  int cancel_seen = vowpy_attr_true(reporter, s_cancel_seen);
+  int slow = cancel_seen ? 0 : vowpy_attr_true(reporter, s_slow);
+  int parked = cancel_seen || slow ? 0 : vowpy_attr_true(reporter, s_parked);
   if (cancel_seen < 0 || slow < 0 || parked < 0)
     return -1;
   if (cancel_seen || slow || parked)
@@ -288,34 +270,19 @@ PyObject* vowpy_run_tasks(PyObject* self, PyObject* const* args,
 
 /* A chunk's results are written after room for the longest header, which
  * is written in front once their count is known. */
-#define ARRAY_HEAD_MAX 5
 
 /* The array's header before its n items, which start ARRAY_HEAD_MAX in:
  * the smallest form, as msgpack-python writes it, the items moved up to
  * it. */
 static PyObject* finish_array(vowpy_packed* b, size_t n) {
-  unsigned char head[ARRAY_HEAD_MAX];
-  int h;
-  if (n < 16) {
-    head[0] = (unsigned char)(0x90 | n);
-    h = 1;
-  } else if (n <= 0xFFFF) {
-    head[0] = 0xDC;
-    vowpy_put_be(head + 1, n, 2);
-    h = 3;
-  } else {
-    head[0] = 0xDD;
-    vowpy_put_be(head + 1, n, 4);
-    h = 5;
-  }
+  unsigned char head[VOWPY_ARRAY_HEAD_MAX];
+  size_t h = vowpy_array_head(head, n);
   char* base = PyBytes_AS_STRING(b->bytes);
-  memmove(base + h, base + ARRAY_HEAD_MAX, (size_t)(b->len - ARRAY_HEAD_MAX));
-  memcpy(base, head, (size_t)h);
-  if (_PyBytes_Resize(&b->bytes, b->len - ARRAY_HEAD_MAX + h) < 0)
-    return NULL;
-  PyObject* out = b->bytes;
-  b->bytes = NULL;
-  return out;
+  memmove(base + h, base + VOWPY_ARRAY_HEAD_MAX,
+          (size_t)(b->len - VOWPY_ARRAY_HEAD_MAX));
+  memcpy(base, head, h);
+  b->len -= VOWPY_ARRAY_HEAD_MAX - (Py_ssize_t)h;
+  return vowpy_packed_end(b);
 }
 
 /* map_packed(fn, items, out, pack): fn called on each item the iterator
@@ -333,7 +300,7 @@ PyObject* vowpy_map_packed(PyObject* self, PyObject* const* args,
   }
   PyObject *fn = args[0], *items = args[1], *out = args[2], *pack = args[3];
   vowpy_packed b;
-  if (vowpy_packed_start(&b, 4096, ARRAY_HEAD_MAX) < 0)
+  if (vowpy_packed_start(&b, 4096, VOWPY_ARRAY_HEAD_MAX) < 0)
     return NULL;
   int packing = 1;
   size_t n = 0;

@@ -586,10 +586,17 @@ def _spin_until_readable(fd):
         pass
 
 
-def no_function(ch, task_id, name, why=""):
-    ch.write([ERROR, task_id, 12, 0,
-              f'this worker has no function named "{name}"' +
-              (f": {why}" if why else ""), None])
+def function_for(ch, reporter, functions, task_id, name):
+    """functions[name]; None when there is none, the running task ended
+    saying so."""
+    fn = functions[name]
+    if fn is None:
+        why = functions.why.get(name)
+        ch.write([ERROR, task_id, 12, 0,
+                  f'this worker has no function named "{name}"' +
+                  (f": {why}" if why else ""), None])
+        reporter.finish()
+    return fn
 
 
 def fail(ch, reporter, task_id, message, detail=None):
@@ -660,10 +667,8 @@ def _run_one(ch, reporter, functions, task, spread):
     if isinstance(args, _shm.SegmentLost):
         fail(ch, reporter, task_id, str(args))
         return
-    fn = functions[name]
+    fn = function_for(ch, reporter, functions, task_id, name)
     if fn is None:
-        no_function(ch, task_id, name, functions.why.get(name))
-        reporter.finish()
         return
     _seed = task_seed_value
     try:
@@ -769,10 +774,8 @@ def run_chunks(ch, reporter, functions, chunks):
     for chunk_id, name, items, run_seed, first in chunks:
         if not reporter.start(chunk_id):
             continue
-        fn = functions[name]
+        fn = function_for(ch, reporter, functions, chunk_id, name)
         if fn is None:
-            no_function(ch, chunk_id, name, functions.why.get(name))
-            reporter.finish()
             continue
         _run_seed = run_seed
         _items = iter(items)
